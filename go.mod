@@ -1,0 +1,3 @@
+module github.com/lwota/lwota
+
+go 1.26.8
