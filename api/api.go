@@ -1,0 +1,154 @@
+// Package api is lwota's REST interface: devices, device management, pending requests, observations
+// and a server-sent event stream under /api/v1, translating HTTP and JSON to calls on the server core.
+package api
+
+import (
+	"context"
+	_ "embed"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/lwota/lwota/server/dm"
+	"github.com/lwota/lwota/server/events"
+	"github.com/lwota/lwota/server/lwm2m"
+	"github.com/lwota/lwota/server/observe"
+	"github.com/lwota/lwota/server/registration"
+)
+
+// Devices looks registrations up.
+type Devices interface {
+	// Device returns the registration of endpoint, or registration.ErrNotFound.
+	Device(ctx context.Context, endpoint string) (*registration.Registration, error)
+	// ListDevices returns the registrations matching f, ordered by endpoint.
+	ListDevices(ctx context.Context, f registration.Filter) ([]*registration.Registration, error)
+}
+
+// Operator runs device-management requests.
+type Operator interface {
+	// Do runs req on the device now; for a device in queue mode that is asleep it queues the request and
+	// returns (nil, pending, nil) with pending.State == dm.PendingQueued.
+	Do(ctx context.Context, endpoint string, req dm.Request) (*dm.Result, *dm.Pending, error)
+	// Pending returns a queued request by id, or dm.ErrRequestNotFound.
+	Pending(ctx context.Context, id string) (*dm.Pending, error)
+}
+
+// Observations reports what the server observes on a device and the newest values it was told.
+type Observations interface {
+	Observations(ctx context.Context, endpoint string) ([]*observe.Observation, error)
+	Latest(ctx context.Context, endpoint string) ([]*observe.Latest, error)
+}
+
+// Resolver is the object model: it types the JSON values of writes.
+type Resolver interface {
+	ResourceType(objectID, resourceID uint16) (lwm2m.Type, bool)
+}
+
+// Subscriber delivers live server events; the channel closes when ctx ends.
+type Subscriber interface {
+	Subscribe(ctx context.Context) <-chan events.Event
+}
+
+// Config tunes the API. Zero fields take the values of DefaultConfig.
+type Config struct {
+	// MaxBodyBytes caps request bodies; larger ones get 413 body_too_large.
+	MaxBodyBytes int64
+	// KeepAlive is the interval of comment lines on the event stream, so proxies keep it open.
+	KeepAlive time.Duration
+	// DefaultPageSize is the device list page size when the client gives no limit.
+	DefaultPageSize int
+	// MaxPageSize caps the limit a client may ask for.
+	MaxPageSize int
+	// Now is the clock for online flags; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig is 1 MiB bodies, a 15 s keepalive and pages of 100 devices (at most 1000).
+func DefaultConfig() Config {
+	return Config{
+		MaxBodyBytes:    1 << 20,
+		KeepAlive:       15 * time.Second,
+		DefaultPageSize: 100,
+		MaxPageSize:     1000,
+		Now:             time.Now,
+	}
+}
+
+// Prefix is where the API lives; mount Handler there (or at "/").
+const Prefix = "/api/v1"
+
+//go:embed openapi.json
+var openAPIDoc []byte
+
+// API serves the REST routes. Build it with New and mount Handler.
+type API struct {
+	cfg     Config
+	devices Devices
+	op      Operator
+	obs     Observations
+	types   Resolver
+	sub     Subscriber
+	logger  *slog.Logger
+	echo    *echo.Echo
+}
+
+// New wires the API to the server core. A nil logger discards logs.
+func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, sub Subscriber, logger *slog.Logger) *API {
+	def := DefaultConfig()
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = def.MaxBodyBytes
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = def.KeepAlive
+	}
+	if cfg.MaxPageSize <= 0 {
+		cfg.MaxPageSize = def.MaxPageSize
+	}
+	if cfg.DefaultPageSize <= 0 {
+		cfg.DefaultPageSize = def.DefaultPageSize
+	}
+	cfg.DefaultPageSize = min(cfg.DefaultPageSize, cfg.MaxPageSize)
+	if cfg.Now == nil {
+		cfg.Now = def.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	a := &API{cfg: cfg, devices: d, op: op, obs: obs, types: types, sub: sub, logger: logger}
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Logger.SetOutput(io.Discard) // errors are returned and logged once, by logRequests
+	e.HTTPErrorHandler = a.writeError
+	e.Use(requestID, a.logRequests, recoverPanics, a.limitBody)
+
+	e.GET(Prefix+"/openapi.json", a.openAPI)
+	e.GET(Prefix+"/devices", a.listDevices)
+	e.GET(Prefix+"/devices/:endpoint", a.getDevice)
+	e.GET(Prefix+"/devices/:endpoint/observations", a.getObservations)
+	for _, m := range objectMethods() {
+		e.Add(m, Prefix+"/devices/:endpoint/objects/*", a.objects)
+	}
+	e.GET(Prefix+"/requests/:id", a.getRequest)
+	e.GET(Prefix+"/events", a.streamEvents)
+	a.echo = e
+	return a
+}
+
+// Handler returns the HTTP handler of every route under Prefix.
+func (a *API) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Route on the escaped path so that an endpoint name holding "%2F" stays one segment;
+		// handlers unescape the parameters themselves (see pathParam).
+		r.URL.RawPath = r.URL.EscapedPath()
+		a.echo.ServeHTTP(w, r)
+	})
+}
+
+func (a *API) openAPI(c echo.Context) error {
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openAPIDoc)
+}

@@ -1,0 +1,167 @@
+package api
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/lwota/lwota/server/lwm2m"
+	"github.com/lwota/lwota/server/registration"
+)
+
+// deviceJSON is a registration as the API shows it; its own type so that storage fields never leak
+// into the contract by accident.
+type deviceJSON struct {
+	Endpoint        string           `json:"endpoint"`
+	RegistrationID  string           `json:"registration_id"`
+	Online          bool             `json:"online"`
+	ExpiresAt       time.Time        `json:"expires_at"`
+	LwM2MVersion    string           `json:"lwm2m_version"`
+	Lifetime        uint32           `json:"lifetime"`
+	Binding         string           `json:"binding"`
+	QueueMode       bool             `json:"queue_mode"`
+	SMSNumber       string           `json:"sms_number,omitempty"`
+	RootPath        string           `json:"root_path"`
+	ContentFormats  []string         `json:"content_formats"`
+	Objects         []objectLinkJSON `json:"objects"`
+	Identity        string           `json:"identity,omitempty"`
+	FirmwareVersion string           `json:"firmware_version,omitempty"`
+	RegisteredAt    time.Time        `json:"registered_at"`
+	UpdatedAt       time.Time        `json:"updated_at"`
+	LastSeen        time.Time        `json:"last_seen"`
+	DeregisteredAt  time.Time        `json:"deregistered_at,omitzero"`
+}
+
+type objectLinkJSON struct {
+	Path    string `json:"path"`
+	Version string `json:"version,omitempty"`
+}
+
+func newDeviceJSON(r *registration.Registration, now time.Time) deviceJSON {
+	d := deviceJSON{
+		Endpoint:        r.Endpoint,
+		RegistrationID:  r.ID,
+		Online:          r.Online(now),
+		ExpiresAt:       r.ExpiresAt(),
+		LwM2MVersion:    r.Version,
+		Lifetime:        r.Lifetime,
+		Binding:         r.Binding,
+		QueueMode:       r.QueueMode,
+		SMSNumber:       r.SMSNumber,
+		RootPath:        r.RootPath,
+		ContentFormats:  make([]string, 0, len(r.ContentFormats)),
+		Objects:         make([]objectLinkJSON, 0, len(r.Objects)),
+		Identity:        r.Identity,
+		FirmwareVersion: r.FirmwareVersion,
+		RegisteredAt:    r.RegisteredAt,
+		UpdatedAt:       r.UpdatedAt,
+		LastSeen:        r.LastSeen,
+		DeregisteredAt:  r.DeregisteredAt,
+	}
+	for _, ct := range r.ContentFormats {
+		d.ContentFormats = append(d.ContentFormats, formatName(lwm2m.ContentFormat(ct)))
+	}
+	for _, o := range r.Objects {
+		d.Objects = append(d.Objects, objectLinkJSON{Path: o.Path.String(), Version: o.Version})
+	}
+	return d
+}
+
+// formatName is the API name of a content format; numbers lwota does not know stay numbers, as text.
+func formatName(f lwm2m.ContentFormat) string {
+	if n := f.Name(); n != "" {
+		return n
+	}
+	return strconv.Itoa(int(f))
+}
+
+type deviceList struct {
+	Devices    []deviceJSON `json:"devices"`
+	NextCursor string       `json:"next_cursor,omitempty"`
+}
+
+// listDevices: GET /devices?prefix=&online=&object=&firmware=&cursor=&limit=
+func (a *API) listDevices(c echo.Context) error {
+	q := c.QueryParams()
+	f := registration.Filter{
+		EndpointPrefix:  q.Get("prefix"),
+		FirmwareVersion: q.Get("firmware"),
+		Now:             a.cfg.Now(),
+	}
+	if s := q.Get("online"); s != "" {
+		var b bool
+		switch s {
+		case "true":
+			b = true
+		case "false":
+		default:
+			return badRequest(codeInvalidQuery, "online must be true or false, not %q", s)
+		}
+		f.Online = &b
+	}
+	if s := q.Get("object"); s != "" {
+		id, err := strconv.ParseUint(s, 10, 16)
+		if err != nil || id > lwm2m.MaxID {
+			return badRequest(codeInvalidQuery, "object must be an object id from 0 to %d, not %q", lwm2m.MaxID, s)
+		}
+		o := uint16(id)
+		f.ObjectID = &o
+	}
+	if s := q.Get("cursor"); s != "" {
+		after, err := base64.RawURLEncoding.DecodeString(s)
+		if err != nil || len(after) == 0 {
+			return badRequest(codeInvalidQuery, "cursor %q is not one this server gave out", s)
+		}
+		f.After = string(after)
+	}
+	limit := a.cfg.DefaultPageSize
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return badRequest(codeInvalidQuery, "limit must be a positive integer, not %q", s)
+		}
+		limit = min(n, a.cfg.MaxPageSize)
+	}
+	f.Limit = limit + 1 // one more tells whether there is a next page
+
+	regs, err := a.devices.ListDevices(c.Request().Context(), f)
+	if err != nil {
+		return mapError("device list", err)
+	}
+	out := deviceList{Devices: make([]deviceJSON, 0, min(len(regs), limit))}
+	if len(regs) > limit {
+		regs = regs[:limit]
+		out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(regs[limit-1].Endpoint))
+	}
+	for _, r := range regs {
+		out.Devices = append(out.Devices, newDeviceJSON(r, f.Now))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// getDevice: GET /devices/{endpoint}
+func (a *API) getDevice(c echo.Context) error {
+	ep, err := endpointParam(c)
+	if err != nil {
+		return err
+	}
+	r, err := a.devices.Device(c.Request().Context(), ep)
+	if err != nil {
+		return mapError("device "+ep, err)
+	}
+	return c.JSON(http.StatusOK, newDeviceJSON(r, a.cfg.Now()))
+}
+
+// endpointParam is the endpoint name of the route, unescaped (Handler routes on the escaped path).
+func endpointParam(c echo.Context) (string, error) {
+	raw := c.Param("endpoint")
+	ep, err := url.PathUnescape(raw)
+	if err != nil || ep == "" {
+		return "", badRequest(codeInvalidPath, "endpoint name %q is not a valid URL path segment", raw)
+	}
+	return ep, nil
+}

@@ -1,0 +1,175 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/lwota/lwota/server/dm"
+	"github.com/lwota/lwota/server/lwm2m"
+	"github.com/lwota/lwota/server/registration"
+)
+
+// Error codes of the body {"error":{"code":...,"message":...}}. They are part of the API contract:
+// clients branch on them, so never rename one. README.md and openapi.json list them.
+const (
+	codeNotFound             = "not_found"              // 404: unknown device, request, route or action
+	codeMethodNotAllowed     = "method_not_allowed"     // 405: the route exists, the method does not
+	codeInvalidRequest       = "invalid_request"        // 400: the server core rejected the request (dm.ErrInvalid)
+	codeInvalidQuery         = "invalid_query"          // 400: bad query parameter or cursor
+	codeInvalidPath          = "invalid_path"           // 400: not an LwM2M path, or the wrong depth for the operation
+	codeInvalidFormat        = "invalid_format"         // 400: unknown ?format= name
+	codeInvalidJSON          = "invalid_json"           // 400: body is not JSON, has unknown fields or the wrong shape
+	codeInvalidValue         = "invalid_value"          // 400: a value does not fit its resource type
+	codeDeviceOffline        = "device_offline"         // 409: the device is not registered any more or expired
+	codeBodyTooLarge         = "body_too_large"         // 413: body over Config.MaxBodyBytes
+	codeUnsupportedMediaType = "unsupported_media_type" // 415: body is not application/json
+	codeQueueFull            = "queue_full"             // 429: the sleeping device has too many queued requests
+	codeDeviceError          = "device_error"           // 400/404/405/502: the device answered an error; see device_code
+	codeDeviceTimeout        = "device_timeout"         // 504: the device did not answer in time
+	codeInternal             = "internal"               // 500: a bug or a failing store; details are in the server log
+	codeCanceled             = "canceled"               // 499: the client went away (never seen by that client)
+)
+
+// statusClientClosed is nginx's code for a request whose client left; logs only.
+const statusClientClosed = 499
+
+// apiError is an error with its HTTP rendering. Handlers return it; writeError writes it.
+type apiError struct {
+	Status     int
+	Code       string
+	Message    string
+	DeviceCode string // the device's CoAP code for device_error
+	Allow      string // the Allow header of a 405
+	Err        error  // the cause, for the log line
+}
+
+func (e *apiError) Error() string {
+	if e.Err != nil {
+		return e.Message + ": " + e.Err.Error()
+	}
+	return e.Message
+}
+
+func (e *apiError) Unwrap() error { return e.Err }
+
+// errorBody is the one shape of every error response.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code       string `json:"code"`
+	Message    string `json:"message"`
+	DeviceCode string `json:"device_code,omitempty"`
+}
+
+func badRequest(code, format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func notFound(format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: fmt.Sprintf(format, args...)}
+}
+
+// mapError turns an error from the server core into its HTTP form. subject names what the request
+// was about ("device urn:imei:1", "request 42") and starts the message.
+func mapError(subject string, err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var de *dm.DeviceError
+	var mbe *http.MaxBytesError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &de):
+		status := http.StatusBadGateway
+		switch de.Code {
+		case "4.00":
+			status = http.StatusBadRequest
+		case "4.04":
+			status = http.StatusNotFound
+		case "4.05":
+			status = http.StatusMethodNotAllowed
+		}
+		msg := subject + " answered " + de.Code
+		if de.Msg != "" {
+			msg += ": " + de.Msg
+		}
+		return &apiError{Status: status, Code: codeDeviceError, Message: msg, DeviceCode: de.Code, Err: err}
+	case errors.As(err, &mbe):
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeBodyTooLarge,
+			Message: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit), Err: err}
+	case errors.As(err, &he):
+		return fromHTTPError(he)
+	case errors.Is(err, registration.ErrNotFound):
+		return &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: subject + " is not registered", Err: err}
+	case errors.Is(err, dm.ErrRequestNotFound):
+		return &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: subject + " does not exist", Err: err}
+	case errors.Is(err, dm.ErrOffline):
+		return &apiError{Status: http.StatusConflict, Code: codeDeviceOffline, Message: subject + " is offline", Err: err}
+	case errors.Is(err, dm.ErrTimeout):
+		return &apiError{Status: http.StatusGatewayTimeout, Code: codeDeviceTimeout, Message: subject + " did not answer in time", Err: err}
+	case errors.Is(err, dm.ErrQueueFull):
+		return &apiError{Status: http.StatusTooManyRequests, Code: codeQueueFull, Message: subject + " has too many queued requests", Err: err}
+	case errors.Is(err, dm.ErrInvalid):
+		return &apiError{Status: http.StatusBadRequest, Code: codeInvalidRequest, Message: trimPkg(err.Error()), Err: err}
+	case errors.Is(err, lwm2m.ErrInvalidPath):
+		return &apiError{Status: http.StatusBadRequest, Code: codeInvalidPath, Message: trimPkg(err.Error()), Err: err}
+	case errors.Is(err, context.Canceled):
+		return &apiError{Status: statusClientClosed, Code: codeCanceled, Message: "client went away", Err: err}
+	}
+	return &apiError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error", Err: err}
+}
+
+// fromHTTPError covers echo's own errors: unknown routes, wrong methods.
+func fromHTTPError(he *echo.HTTPError) *apiError {
+	code := codeInternal
+	switch he.Code {
+	case http.StatusNotFound:
+		code = codeNotFound
+	case http.StatusMethodNotAllowed:
+		code = codeMethodNotAllowed
+	case http.StatusRequestEntityTooLarge:
+		code = codeBodyTooLarge
+	case http.StatusUnsupportedMediaType:
+		code = codeUnsupportedMediaType
+	case http.StatusBadRequest:
+		code = codeInvalidRequest
+	}
+	msg := strings.ToLower(http.StatusText(he.Code))
+	if m, ok := he.Message.(string); ok && m != "" {
+		msg = strings.ToLower(m)
+	}
+	return &apiError{Status: he.Code, Code: code, Message: msg, Err: he.Internal}
+}
+
+// trimPkg drops the "dm: " style prefix that Go errors carry; API clients do not know our packages.
+func trimPkg(s string) string {
+	for _, p := range []string{"dm: ", "lwm2m: ", "json: "} {
+		s = strings.TrimPrefix(s, p)
+	}
+	return s
+}
+
+// writeError is echo's HTTPErrorHandler: every error leaves in the same shape.
+func (a *API) writeError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	ae := mapError("request", err)
+	if ae.Allow != "" {
+		c.Response().Header().Set(echo.HeaderAllow, ae.Allow)
+	}
+	body := errorBody{Error: errorDetail{Code: ae.Code, Message: ae.Message, DeviceCode: ae.DeviceCode}}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(ae.Status)
+		return
+	}
+	_ = c.JSON(ae.Status, body) // the client is gone if this fails; logRequests has the status
+}
