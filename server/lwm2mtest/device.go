@@ -1,0 +1,682 @@
+package lwm2mtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/mux"
+	"github.com/plgd-dev/go-coap/v3/net/blockwise"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/pkg/runner/periodic"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	"github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/lwota/lwota/server/lwm2m"
+)
+
+// Errors callers branch on.
+var (
+	// ErrNotRegistered: Update or Deregister before a successful registration.
+	ErrNotRegistered = errors.New("lwm2mtest: device not registered")
+	// ErrClosed: the device was closed.
+	ErrClosed = errors.New("lwm2mtest: device closed")
+)
+
+// RejectedError is a non-success answer of the server to Register, Update or De-register.
+type RejectedError struct {
+	Op   string // "register", "update", "deregister"
+	Code string // "4.03"
+}
+
+func (e *RejectedError) Error() string { return e.Op + ": server answered " + e.Code }
+
+// DeviceConfig describes one emulated device. Zero fields take the defaults noted.
+type DeviceConfig struct {
+	Endpoint     string        // required
+	Lifetime     time.Duration // registration lifetime; default 300 s
+	Binding      string        // "U" (default) or "UQ" (queue mode)
+	LwM2MVersion string        // "1.0", "1.1" (default), "1.2"
+
+	Manufacturer    string // /3/0/0, default "lwota"
+	Model           string // /3/0/1, default "lwm2mtest"
+	SerialNumber    string // /3/0/2, default the endpoint
+	FirmwareVersion string // /3/0/3, default "1.0.0"
+
+	// ContentFormats the device declares (ct= on the root link) and encodes. Default: TLV and
+	// text for 1.0; SenML CBOR, SenML JSON, TLV and text for 1.1 and 1.2.
+	ContentFormats []lwm2m.ContentFormat
+	// DefaultFormat answers a Read or Observe without Accept. Default: TLV for 1.0, SenML CBOR
+	// for 1.1+; when that is not in ContentFormats, the first of ContentFormats.
+	DefaultFormat lwm2m.ContentFormat
+	// Object5Version is rendered as ver= on the Object 5 link: "1.0", "1.1", "1.2"; "" omits it.
+	Object5Version string
+
+	// QueueWindow is how long a queue-mode device listens after each uplink; default 93 s.
+	QueueWindow time.Duration
+	// RequestTimeout bounds each uplink exchange; default 93 s (CoAP MAX_TRANSMIT_WAIT).
+	RequestTimeout time.Duration
+	// NonConfirmableNotifications sends notifications as NON instead of CON.
+	NonConfirmableNotifications bool
+}
+
+func (c DeviceConfig) withDefaults() DeviceConfig {
+	if c.Lifetime <= 0 {
+		c.Lifetime = 300 * time.Second
+	}
+	if c.Binding == "" {
+		c.Binding = "U"
+	}
+	if c.LwM2MVersion == "" {
+		c.LwM2MVersion = "1.1"
+	}
+	if c.Manufacturer == "" {
+		c.Manufacturer = "lwota"
+	}
+	if c.Model == "" {
+		c.Model = "lwm2mtest"
+	}
+	if c.SerialNumber == "" {
+		c.SerialNumber = c.Endpoint
+	}
+	if c.FirmwareVersion == "" {
+		c.FirmwareVersion = "1.0.0"
+	}
+	if len(c.ContentFormats) == 0 {
+		if c.LwM2MVersion == "1.0" {
+			c.ContentFormats = []lwm2m.ContentFormat{lwm2m.FormatTLV, lwm2m.FormatText}
+		} else {
+			c.ContentFormats = []lwm2m.ContentFormat{lwm2m.FormatSenMLCBOR, lwm2m.FormatSenMLJSON, lwm2m.FormatTLV, lwm2m.FormatText}
+		}
+	}
+	c.ContentFormats = append([]lwm2m.ContentFormat(nil), c.ContentFormats...)
+	if c.DefaultFormat == 0 {
+		c.DefaultFormat = lwm2m.FormatSenMLCBOR
+		if c.LwM2MVersion == "1.0" {
+			c.DefaultFormat = lwm2m.FormatTLV
+		}
+		if !c.declares(c.DefaultFormat) {
+			c.DefaultFormat = c.ContentFormats[0]
+		}
+	}
+	if c.QueueWindow <= 0 {
+		c.QueueWindow = 93 * time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 93 * time.Second
+	}
+	return c
+}
+
+func (c DeviceConfig) declares(f lwm2m.ContentFormat) bool {
+	for _, g := range c.ContentFormats {
+		if g == f {
+			return true
+		}
+	}
+	return false
+}
+
+func (c DeviceConfig) queueMode() bool { return strings.Contains(c.Binding, "Q") }
+
+// Device is one emulated LwM2M client with its own UDP socket. Its methods are safe for
+// concurrent use.
+type Device struct {
+	cfg    DeviceConfig
+	log    *slog.Logger
+	ctx    context.Context // ends with Close
+	cancel context.CancelFunc
+	router *mux.Router
+	kick   chan struct{} // reschedules the update loop
+
+	loopOnce sync.Once
+	loopDone chan struct{}
+
+	mu              sync.Mutex
+	tree            *tree
+	attrs           map[lwm2m.Path]attributes
+	observations    map[string]*observation // by token
+	notifyMIDs      map[int32]string        // message id of a sent notification -> token
+	conn            *client.Conn
+	stopConn        context.CancelFunc
+	server          string
+	location        string
+	lifetime        time.Duration
+	lifetimeChanged bool // send lt= with the next Update
+	objectsChanged  bool // send the object links with the next Update
+	clockOffset     time.Duration
+	asleep          bool
+	sleepTimer      *time.Timer
+	closed          bool
+
+	stats stats
+}
+
+// NewDevice returns a device that is not yet connected; Start connects it. A nil logger
+// discards logs.
+func NewDevice(cfg DeviceConfig, logger *slog.Logger) *Device {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Device{
+		cfg:          cfg,
+		log:          logger.With("ep", cfg.Endpoint),
+		ctx:          ctx,
+		cancel:       cancel,
+		kick:         make(chan struct{}, 1),
+		loopDone:     make(chan struct{}),
+		tree:         newTree(cfg),
+		attrs:        map[lwm2m.Path]attributes{},
+		observations: map[string]*observation{},
+		notifyMIDs:   map[int32]string{},
+		lifetime:     cfg.Lifetime,
+	}
+	d.router = mux.NewRouter()
+	d.router.SetErrorHandler(func(err error) { d.log.Debug("coap router", "err", err) })
+	d.router.DefaultHandle(mux.HandlerFunc(d.serveCOAP))
+	return d
+}
+
+// Endpoint is the device's endpoint name.
+func (d *Device) Endpoint() string { return d.cfg.Endpoint }
+
+// Start dials the server from a new UDP socket (port 0), registers and starts sending
+// Updates before the lifetime runs out. ctx bounds the registration only; the device keeps
+// running until Close.
+func (d *Device) Start(ctx context.Context, server string) error {
+	if d.cfg.Endpoint == "" {
+		return errors.New("lwm2mtest: start: endpoint required")
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	if d.conn != nil {
+		d.mu.Unlock()
+		return fmt.Errorf("start %s: already started", d.cfg.Endpoint)
+	}
+	d.server = server
+	d.mu.Unlock()
+	if err := d.connect(0); err != nil {
+		return fmt.Errorf("start %s: %w", d.cfg.Endpoint, err)
+	}
+	if err := d.register(ctx); err != nil {
+		return fmt.Errorf("start %s: %w", d.cfg.Endpoint, err)
+	}
+	d.loopOnce.Do(func() { go d.updateLoop() })
+	return nil
+}
+
+// connect dials a new socket and makes it current. It retries a few times when the kernel
+// hands back avoidPort, so a reboot is seen from a new source port.
+func (d *Device) connect(avoidPort int) error {
+	d.mu.Lock()
+	server := d.server
+	d.mu.Unlock()
+	for range 5 {
+		connCtx, stop := context.WithCancel(d.ctx)
+		cc, err := udp.Dial(server,
+			options.WithContext(connCtx),
+			options.WithMux(d.router),
+			options.WithBlockwise(false, blockwise.SZX1024, 3*time.Second),
+			options.WithPeriodicRunner(periodic.New(connCtx.Done(), 200*time.Millisecond)),
+			options.WithRequestMonitor(d.monitor),
+			options.WithErrors(func(err error) { d.log.Debug("coap", "err", err) }),
+		)
+		if err != nil {
+			stop()
+			return fmt.Errorf("dial %s: %w", server, err)
+		}
+		if port(cc.LocalAddr()) == avoidPort {
+			_ = cc.Close()
+			stop()
+			continue
+		}
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			_ = cc.Close()
+			stop()
+			return ErrClosed
+		}
+		d.conn, d.stopConn = cc, stop
+		d.mu.Unlock()
+		return nil
+	}
+	return fmt.Errorf("dial %s: kernel kept giving port %d", server, avoidPort)
+}
+
+func port(a net.Addr) int {
+	if u, ok := a.(*net.UDPAddr); ok {
+		return u.Port
+	}
+	return 0
+}
+
+// LocalAddr is the address of the device's current socket; nil before Start.
+func (d *Device) LocalAddr() net.Addr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn == nil {
+		return nil
+	}
+	return d.conn.LocalAddr()
+}
+
+// Location is the registration's location ("/rd/xyz") as the server assigned it; "" when
+// not registered.
+func (d *Device) Location() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.location
+}
+
+func (d *Device) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
+	stop := context.AfterFunc(d.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+func (d *Device) currentConn() (*client.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, ErrClosed
+	}
+	if d.conn == nil {
+		return nil, ErrNotRegistered
+	}
+	return d.conn, nil
+}
+
+func uriQuery(q string) message.Option { return message.Option{ID: message.URIQuery, Value: []byte(q)} }
+
+// register sends Register (LwM2M Core §6.2.1) and remembers the location.
+func (d *Device) register(ctx context.Context) error {
+	cc, err := d.currentConn()
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	lt := d.lifetime
+	links := d.objectLinks()
+	d.mu.Unlock()
+	q := []message.Option{
+		uriQuery("ep=" + d.cfg.Endpoint),
+		uriQuery("lt=" + strconv.Itoa(int(lt/time.Second))),
+		uriQuery("lwm2m=" + d.cfg.LwM2MVersion),
+	}
+	switch {
+	case d.cfg.LwM2MVersion == "1.0":
+		q = append(q, uriQuery("b="+d.cfg.Binding))
+	case d.cfg.queueMode():
+		q = append(q, uriQuery("b="+strings.ReplaceAll(d.cfg.Binding, "Q", "")), uriQuery("Q"))
+	default:
+		q = append(q, uriQuery("b="+d.cfg.Binding))
+	}
+	rctx, cancel := d.requestContext(ctx)
+	defer cancel()
+	d.wake()
+	resp, err := cc.Post(rctx, "/rd", message.AppLinkFormat, bytes.NewReader([]byte(links)), q...)
+	if err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
+	if resp.Code() != codes.Created {
+		return &RejectedError{Op: "register", Code: codeString(resp.Code())}
+	}
+	loc, err := resp.Options().LocationPath()
+	if err != nil || loc == "" {
+		return errors.New("register: answer has no Location-Path")
+	}
+	d.mu.Lock()
+	d.location = loc
+	d.lifetimeChanged, d.objectsChanged = false, false
+	d.mu.Unlock()
+	d.stats.add(func(s *Stats) { s.Registrations++ })
+	d.log.Debug("registered", "location", loc)
+	d.reschedule()
+	d.flushPending()
+	return nil
+}
+
+// Update sends a registration Update (POST to the location) with lt= or the object links
+// when they changed since the last one. A server that forgot the registration (4.04) gets a
+// new Register.
+func (d *Device) Update(ctx context.Context) error {
+	cc, err := d.currentConn()
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	loc, lt, sendLt, sendLinks := d.location, d.lifetime, d.lifetimeChanged, d.objectsChanged
+	links := d.objectLinks()
+	d.mu.Unlock()
+	if loc == "" {
+		return ErrNotRegistered
+	}
+	var q []message.Option
+	if sendLt {
+		q = append(q, uriQuery("lt="+strconv.Itoa(int(lt/time.Second))))
+	}
+	rctx, cancel := d.requestContext(ctx)
+	defer cancel()
+	d.wake()
+	var resp *pool.Message
+	if sendLinks {
+		resp, err = cc.Post(rctx, loc, message.AppLinkFormat, bytes.NewReader([]byte(links)), q...)
+	} else {
+		resp, err = cc.Post(rctx, loc, message.AppLinkFormat, nil, q...)
+	}
+	if err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	switch resp.Code() {
+	case codes.Changed:
+	case codes.NotFound:
+		d.log.Info("server forgot the registration, registering again")
+		return d.register(ctx)
+	default:
+		return &RejectedError{Op: "update", Code: codeString(resp.Code())}
+	}
+	d.mu.Lock()
+	if sendLt {
+		d.lifetimeChanged = false
+	}
+	if sendLinks {
+		d.objectsChanged = false
+	}
+	d.mu.Unlock()
+	d.stats.add(func(s *Stats) { s.Updates++ })
+	d.reschedule()
+	d.flushPending()
+	return nil
+}
+
+// triggerUpdate sends an Update in the background (Registration Update Trigger, a new
+// lifetime, a created or deleted instance).
+func (d *Device) triggerUpdate() {
+	go func() {
+		if err := d.Update(d.ctx); err != nil && !errors.Is(err, ErrClosed) {
+			d.log.Warn("update", "err", err)
+		}
+	}()
+}
+
+// Deregister sends De-register (DELETE to the location) and stops the Updates. The socket
+// stays open until Close.
+func (d *Device) Deregister(ctx context.Context) error {
+	cc, err := d.currentConn()
+	if err != nil {
+		return err
+	}
+	loc := d.Location()
+	if loc == "" {
+		return ErrNotRegistered
+	}
+	rctx, cancel := d.requestContext(ctx)
+	defer cancel()
+	d.wake()
+	resp, err := cc.Delete(rctx, loc)
+	if err != nil {
+		return fmt.Errorf("deregister: %w", err)
+	}
+	if resp.Code() != codes.Deleted {
+		return &RejectedError{Op: "deregister", Code: codeString(resp.Code())}
+	}
+	d.mu.Lock()
+	d.location = ""
+	d.dropObservations()
+	d.mu.Unlock()
+	d.stats.add(func(s *Stats) { s.Deregistrations++ })
+	return nil
+}
+
+// Reboot drops the socket and every observation, as a device that restarts does, then
+// comes back from a new source port and registers again without de-registering.
+func (d *Device) Reboot(ctx context.Context) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	old, stop := d.conn, d.stopConn
+	d.conn, d.stopConn, d.location = nil, nil, ""
+	d.dropObservations()
+	d.asleep = false
+	d.mu.Unlock()
+	oldPort := 0
+	if old != nil {
+		oldPort = port(old.LocalAddr())
+		_ = old.Close()
+		stop()
+	}
+	d.stats.add(func(s *Stats) { s.Reboots++ })
+	if err := d.connect(oldPort); err != nil {
+		return fmt.Errorf("reboot %s: %w", d.cfg.Endpoint, err)
+	}
+	if err := d.register(ctx); err != nil {
+		return fmt.Errorf("reboot %s: %w", d.cfg.Endpoint, err)
+	}
+	d.loopOnce.Do(func() { go d.updateLoop() })
+	return nil
+}
+
+// Close stops the device without de-registering (power off). It is idempotent.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	cc, stop := d.conn, d.stopConn
+	d.conn = nil
+	d.dropObservations()
+	if d.sleepTimer != nil {
+		d.sleepTimer.Stop()
+	}
+	d.mu.Unlock()
+	d.cancel()
+	var err error
+	if cc != nil {
+		err = cc.Close()
+		stop()
+	}
+	d.loopOnce.Do(func() { close(d.loopDone) }) // the update loop never started
+	<-d.loopDone
+	return err
+}
+
+// updateDelay is when the next Update is due: at 90 % of the lifetime, and at least 10 s
+// before it ends when the lifetime allows.
+func updateDelay(lt time.Duration) time.Duration {
+	delay := lt * 9 / 10
+	if lt > 20*time.Second && lt-10*time.Second < delay {
+		delay = lt - 10*time.Second
+	}
+	return max(delay, 100*time.Millisecond)
+}
+
+func (d *Device) reschedule() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Device) updateLoop() {
+	defer close(d.loopDone)
+	d.mu.Lock()
+	lt := d.lifetime
+	d.mu.Unlock()
+	t := time.NewTimer(updateDelay(lt))
+	defer t.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-d.kick:
+		case <-t.C:
+			if d.Location() != "" {
+				if err := d.Update(d.ctx); err != nil && d.ctx.Err() == nil {
+					d.log.Warn("update", "err", err)
+					if err := d.register(d.ctx); err != nil && d.ctx.Err() == nil {
+						d.log.Warn("register", "err", err)
+					}
+				}
+			}
+		}
+		d.mu.Lock()
+		lt = d.lifetime
+		d.mu.Unlock()
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(updateDelay(lt))
+	}
+}
+
+// Queue mode (LwM2M Core §6.5): a device in queue mode listens for QueueWindow after each
+// uplink, then sleeps; requests reaching it while it sleeps are dropped unanswered and
+// notifications wait until it wakes.
+
+// wake marks the device awake at an uplink and restarts the queue window.
+func (d *Device) wake() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.asleep = false
+	if !d.cfg.queueMode() || d.closed {
+		return
+	}
+	if d.sleepTimer != nil {
+		d.sleepTimer.Stop()
+	}
+	d.sleepTimer = time.AfterFunc(d.cfg.QueueWindow, func() {
+		d.mu.Lock()
+		d.asleep = true
+		d.mu.Unlock()
+		d.log.Debug("queue window over, sleeping")
+	})
+}
+
+// Sleep makes the device stop listening now, as at the end of its queue window. It works
+// for any binding, to emulate an unreachable device.
+func (d *Device) Sleep() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.asleep = true
+	if d.sleepTimer != nil {
+		d.sleepTimer.Stop()
+	}
+}
+
+// Wake wakes the device with an Update, as a queue-mode device does at the end of its
+// sleep, and then sends the notifications held while it slept.
+func (d *Device) Wake(ctx context.Context) error { return d.Update(ctx) }
+
+// Asleep reports whether the device is currently ignoring requests.
+func (d *Device) Asleep() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.asleep
+}
+
+// monitor sees every datagram before go-coap handles it: it drops requests while asleep and
+// turns a Reset answering a notification into a cancelled observation.
+func (d *Device) monitor(_ *client.Conn, m *pool.Message) (bool, error) {
+	if m.Type() == message.Reset {
+		d.mu.Lock()
+		if tok, ok := d.notifyMIDs[m.MessageID()]; ok {
+			d.cancelObservation(tok)
+			d.stats.add(func(s *Stats) { s.Requests[OpCancelObserve]++ })
+		}
+		d.mu.Unlock()
+		return false, nil
+	}
+	if c := m.Code(); c >= codes.GET && c < 32 {
+		d.mu.Lock()
+		asleep := d.asleep
+		d.mu.Unlock()
+		if asleep {
+			d.stats.add(func(s *Stats) { s.Dropped++ })
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Value returns the current value of a resource or resource instance (tests assert writes
+// with it).
+func (d *Device) Value(p lwm2m.Path) (lwm2m.Value, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p.Len() < 3 {
+		return lwm2m.Value{}, false
+	}
+	_, in, rd, err := d.tree.lookup(p)
+	if err != nil || rd.ops&opE != 0 {
+		return lwm2m.Value{}, false
+	}
+	if rd.read != nil {
+		return rd.read(d, p)
+	}
+	if !rd.multiple {
+		v, ok := in.single[rd.id]
+		return v, ok
+	}
+	if p.Len() != 4 {
+		return lwm2m.Value{}, false
+	}
+	v, ok := in.multiple[rd.id][p.ResourceInstanceID()]
+	return v, ok
+}
+
+// SetValue changes a resource (or resource instance) value as the device's own firmware
+// would, creating the instance and resource when missing, and notifies the observers whose
+// attributes allow it.
+func (d *Device) SetValue(p lwm2m.Path, v lwm2m.Value) {
+	if p.Len() < 3 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	o, ok := d.tree.objects[p.ObjectID()]
+	if !ok {
+		d.tree.addObject(newObjectDef(p.ObjectID(), "", false))
+		o = d.tree.objects[p.ObjectID()]
+		d.objectsChanged = true
+	}
+	in, ok := o.instances[p.InstanceID()]
+	if !ok {
+		in = newInstance()
+		o.instances[p.InstanceID()] = in
+		d.objectsChanged = true
+	}
+	rd, ok := o.def.resources[p.ResourceID()]
+	if !ok {
+		rd = &resourceDef{id: p.ResourceID(), typ: v.Type, ops: opR, multiple: p.Len() == 4}
+		o.def.resources[rd.id] = rd
+	}
+	in.set(rd, p, v)
+	d.changed(p)
+}
+
+func codeString(c codes.Code) string {
+	return fmt.Sprintf("%d.%02d", uint8(c)>>5, uint8(c)&0x1f)
+}
