@@ -1,0 +1,366 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Client tests: Do, Notify and Listen between two Endpoints, or against a raw test peer.
+
+func TestDo_Piggybacked(t *testing.T) {
+	h := &countingHandler{fn: func(_ context.Context, _ Peer, r *Message) *Message {
+		resp := NewMessage(Content)
+		resp.Payload = append([]byte("echo:"), r.Path...)
+		return resp
+	}}
+	srv := startEndpoint(t, h, testConfig())
+	cli := startEndpoint(t, nil, testConfig())
+	resp, err := cli.Do(context.Background(), srv.addr, req(GET, "/3/0/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Code != Content || string(resp.Payload) != "echo:/3/0/0" || len(resp.Token) != 8 {
+		t.Fatalf("got %+v", resp)
+	}
+}
+
+func TestDo_RFC7252_5_2_2_SeparateResponse(t *testing.T) {
+	cli := startEndpoint(t, nil, testConfig())
+	dev := newRawPeer(t)
+	type result struct {
+		m   *Message
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		m, err := cli.Do(context.Background(), dev.addr(), req(GET, "/5/0/3"))
+		done <- result{m, err}
+	}()
+	f := dev.recvFrame()
+	if f.typ != typeCON || f.msg.Code != GET {
+		t.Fatalf("got %+v", f)
+	}
+	dev.send(cli.addr, emptyMessage(typeACK, f.mid))
+	resp := NewMessage(Content)
+	resp.Token = f.msg.Token
+	resp.Payload = []byte("later")
+	sep := datagram(t, typeCON, 0x5555, resp)
+	dev.send(cli.addr, sep)
+	ack, _ := dev.recv()
+	if !bytes.Equal(ack, emptyMessage(typeACK, 0x5555)) {
+		t.Fatalf("separate response not ACKed: % x", ack)
+	}
+	r := <-done
+	if r.err != nil || string(r.m.Payload) != "later" {
+		t.Fatalf("Do: %v %+v", r.err, r.m)
+	}
+	// The device's retransmission of its response is ACKed again, not reset.
+	dev.send(cli.addr, sep)
+	if ack, _ = dev.recv(); !bytes.Equal(ack, emptyMessage(typeACK, 0x5555)) {
+		t.Fatalf("duplicate separate response: % x", ack)
+	}
+}
+
+func TestDo_RFC7252_4_2_RetransmitsUnderLoss(t *testing.T) {
+	cli := startEndpoint(t, nil, testConfig())
+	dev := newRawPeer(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := cli.Do(context.Background(), dev.addr(), req(POST, "/1/0/8"))
+		done <- err
+	}()
+	var first frame
+	for i := range 3 { // drop the first two copies
+		f := dev.recvFrame()
+		if i == 0 {
+			first = f
+		} else if f.mid != first.mid || !bytes.Equal(f.msg.Token, first.msg.Token) {
+			t.Fatalf("retransmission %d differs", i)
+		}
+	}
+	resp := NewMessage(Changed)
+	resp.Token = first.msg.Token
+	dev.send(cli.addr, datagram(t, typeACK, first.mid, resp))
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := cli.counter(t, "lwota_transport_retransmissions_total"); got != 2 {
+		t.Fatalf("retransmissions = %v", got)
+	}
+}
+
+func TestDo_ErrTimeout(t *testing.T) {
+	cfg := testConfig()
+	cfg.ACKTimeout = 10 * time.Millisecond
+	cfg.MaxRetransmit = 2
+	cli := startEndpoint(t, nil, cfg)
+	dev := newRawPeer(t)
+	start := time.Now()
+	_, err := cli.Do(context.Background(), dev.addr(), req(GET, "/x"))
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d < 70*time.Millisecond { // 10+20+40 ms
+		t.Fatalf("gave up after %v", d)
+	}
+	for i := range 3 {
+		if _, _, err := dev.tryRecv(time.Second); err != nil {
+			t.Fatalf("copy %d: %v", i, err)
+		}
+	}
+}
+
+func TestDo_SeparateResponseNeverComes(t *testing.T) {
+	cfg := testConfig()
+	cfg.ACKTimeout = 10 * time.Millisecond
+	cfg.MaxRetransmit = 1
+	cli := startEndpoint(t, nil, cfg)
+	dev := newRawPeer(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := cli.Do(context.Background(), dev.addr(), req(GET, "/x"))
+		done <- err
+	}()
+	f := dev.recvFrame()
+	dev.send(cli.addr, emptyMessage(typeACK, f.mid))
+	if err := <-done; !errors.Is(err, ErrTimeout) { // within MAX_TRANSMIT_WAIT = 30 ms
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestDo_ErrReset(t *testing.T) {
+	cli := startEndpoint(t, nil, testConfig())
+	dev := newRawPeer(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := cli.Do(context.Background(), dev.addr(), req(GET, "/x"))
+		done <- err
+	}()
+	f := dev.recvFrame()
+	dev.send(cli.addr, emptyMessage(typeRST, f.mid))
+	if err := <-done; !errors.Is(err, ErrReset) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestDo_ContextCancel(t *testing.T) {
+	cli := startEndpoint(t, nil, testConfig())
+	dev := newRawPeer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := cli.Do(ctx, dev.addr(), req(GET, "/x"))
+		done <- err
+	}()
+	dev.recvFrame()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestDo_ClosedEndpoint(t *testing.T) {
+	cli := startEndpoint(t, nil, testConfig())
+	dev := newRawPeer(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := cli.Do(context.Background(), dev.addr(), req(GET, "/x"))
+		done <- err
+	}()
+	dev.recvFrame()
+	cli.Close()
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := cli.Do(context.Background(), dev.addr(), req(GET, "/x")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}
+
+func TestDo_RFC7959_Block2Reassembly(t *testing.T) {
+	body := payloadOf(5000)
+	h := &countingHandler{fn: func(context.Context, Peer, *Message) *Message {
+		r := NewMessage(Content)
+		r.ETag = []byte{1, 2, 3}
+		r.Payload = body
+		return r
+	}}
+	srv := startEndpoint(t, h, testConfig())
+	cli := startEndpoint(t, nil, testConfig())
+	resp, err := cli.Do(context.Background(), srv.addr, req(GET, "/fw/image"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(resp.Payload, body) || resp.Block2.Set {
+		t.Fatalf("got %d bytes, block2 %+v", len(resp.Payload), resp.Block2)
+	}
+	if want := 5 + int64(cli.counter(t, "lwota_transport_retransmissions_total")); h.calls.Load() != want {
+		t.Fatalf("handler ran %d times, want %d (one per block request)", h.calls.Load(), want)
+	}
+	// A body beyond MaxBodySize is refused.
+	cfg := testConfig()
+	cfg.MaxBodySize = 3000
+	small := startEndpoint(t, nil, cfg)
+	if _, err := small.Do(context.Background(), srv.addr, req(GET, "/fw/image")); !errors.Is(err, ErrBodyTooLarge) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestDo_RFC7959_Block1Upload(t *testing.T) {
+	body := payloadOf(5000)
+	var got atomic.Pointer[Message]
+	h := &countingHandler{fn: func(_ context.Context, _ Peer, r *Message) *Message {
+		got.Store(r)
+		return NewMessage(Changed)
+	}}
+	for _, serverBlock := range []int{1024, 64} { // 64: the server asks for smaller blocks
+		t.Run("", func(t *testing.T) {
+			h.calls.Store(0)
+			cfg := testConfig()
+			cfg.BlockSize = serverBlock
+			srv := startEndpoint(t, h, cfg)
+			cli := startEndpoint(t, nil, testConfig())
+			r := req(PUT, "/5/0/0")
+			r.ContentFormat = 42
+			r.Payload = body
+			resp, err := cli.Do(context.Background(), srv.addr, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Code != Changed || h.calls.Load() != 1 || !bytes.Equal(got.Load().Payload, body) || got.Load().ContentFormat != 42 {
+				t.Fatalf("resp %v, calls %d", resp.Code, h.calls.Load())
+			}
+		})
+	}
+}
+
+func TestDo_Block1RestartsOn413WithSmallerSize(t *testing.T) {
+	cli := startEndpoint(t, nil, testConfig())
+	dev := newRawPeer(t)
+	body := payloadOf(3000)
+	done := make(chan error, 1)
+	go func() {
+		r := req(POST, "/fw")
+		r.Payload = body
+		_, err := cli.Do(context.Background(), dev.addr(), r)
+		done <- err
+	}()
+	f := dev.recvFrame()
+	if f.msg.Block1 != (Block{Set: true, Num: 0, More: true, SZX: 6}) || f.msg.Size1 != 3000 {
+		t.Fatalf("first block %+v size1 %d", f.msg.Block1, f.msg.Size1)
+	}
+	tooLarge := NewMessage(RequestEntityTooLarge)
+	tooLarge.Token = f.msg.Token
+	tooLarge.Block1 = Block{Set: true, SZX: 5}
+	dev.send(cli.addr, datagram(t, typeACK, f.mid, tooLarge))
+	var got []byte
+	for {
+		f = dev.recvFrame()
+		if int(f.msg.Block1.Num)*512 != len(got) || f.msg.Block1.SZX != 5 {
+			t.Fatalf("block %+v at %d", f.msg.Block1, len(got))
+		}
+		got = append(got, f.msg.Payload...)
+		resp := NewMessage(Continue)
+		if !f.msg.Block1.More {
+			resp.Code = Changed
+		}
+		resp.Token = f.msg.Token
+		resp.Block1 = f.msg.Block1
+		dev.send(cli.addr, datagram(t, typeACK, f.mid, resp))
+		if !f.msg.Block1.More {
+			break
+		}
+	}
+	if err := <-done; err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("err %v, %d bytes", err, len(got))
+	}
+}
+
+func TestListen_ObserveNotifications(t *testing.T) {
+	cli := startEndpoint(t, nil, testConfig())
+	dev := newRawPeer(t)
+	token := cli.NewToken()
+	got := make(chan *Message, 4)
+	stop := cli.Listen(token, func(from Peer, m *Message) {
+		if from.Addr != dev.addr() {
+			t.Errorf("from %v", from.Addr)
+		}
+		got <- m
+	})
+	n := NewMessage(Content)
+	n.Token = token
+	n.Observe = 12
+	n.Payload = []byte("21.5")
+	dev.send(cli.addr, datagram(t, typeCON, 1, n))
+	if ack, _ := dev.recv(); !bytes.Equal(ack, emptyMessage(typeACK, 1)) {
+		t.Fatalf("CON notification: % x", ack)
+	}
+	if m := <-got; m.Observe != 12 || string(m.Payload) != "21.5" {
+		t.Fatalf("got %+v", m)
+	}
+	n.Observe = 13
+	dev.send(cli.addr, datagram(t, typeNON, 2, n))
+	if m := <-got; m.Observe != 13 {
+		t.Fatalf("got %+v", m)
+	}
+	stop()
+	dev.send(cli.addr, datagram(t, typeCON, 3, n))
+	if rst, _ := dev.recv(); !bytes.Equal(rst, emptyMessage(typeRST, 3)) {
+		t.Fatalf("after stop: % x", rst)
+	}
+}
+
+func TestNotify(t *testing.T) {
+	cli := startEndpoint(t, nil, testConfig())
+	dev := newRawPeer(t)
+	n := NewMessage(Content)
+	n.Token = []byte{0xab}
+	n.Observe = 3
+	if err := cli.Notify(context.Background(), dev.addr(), n, false); err != nil {
+		t.Fatal(err)
+	}
+	if f := dev.recvFrame(); f.typ != typeNON || f.msg.Observe != 3 || !bytes.Equal(f.msg.Token, []byte{0xab}) {
+		t.Fatalf("NON: %+v", f)
+	}
+	for _, tc := range []struct {
+		reply uint8
+		want  error
+	}{{typeACK, nil}, {typeRST, ErrReset}} {
+		done := make(chan error, 1)
+		go func() { done <- cli.Notify(context.Background(), dev.addr(), n, true) }()
+		f := dev.recvFrame()
+		if f.typ != typeCON || f.msg.Code != Content {
+			t.Fatalf("CON: %+v", f)
+		}
+		dev.send(cli.addr, emptyMessage(tc.reply, f.mid))
+		if err := <-done; !errors.Is(err, tc.want) {
+			t.Fatalf("reply %d: err %v", tc.reply, err)
+		}
+	}
+}
+
+func TestNotifyBetweenEndpoints(t *testing.T) {
+	// The simulator's view: a device Endpoint notifies the server Endpoint, which listens.
+	srv := startEndpoint(t, nil, testConfig())
+	dev := startEndpoint(t, nil, testConfig())
+	token := srv.NewToken()
+	got := make(chan *Message, 1)
+	defer srv.Listen(token, func(_ Peer, m *Message) { got <- m })()
+	n := NewMessage(Content)
+	n.Token = token
+	n.Observe = 1
+	if err := dev.Notify(context.Background(), srv.addr, n, true); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got; m.Observe != 1 {
+		t.Fatalf("got %+v", m)
+	}
+	n.Token = []byte{1, 2}
+	if err := dev.Notify(context.Background(), srv.addr, n, true); !errors.Is(err, ErrReset) {
+		t.Fatalf("unknown token: %v", err)
+	}
+}

@@ -1,0 +1,22 @@
+package transport
+
+import "errors"
+
+var (
+	// ErrTimeout is returned by Do and Notify when a confirmable message was retransmitted
+	// MaxRetransmit times without an acknowledgement, or when a separate response did not
+	// arrive within MAX_TRANSMIT_WAIT of the first transmission.
+	ErrTimeout = errors.New("transport: no response from peer")
+
+	// ErrReset is returned by Do and Notify when the peer answered with a Reset message
+	// (it does not know the exchange, or it cancels an observation).
+	ErrReset = errors.New("transport: peer reset the exchange")
+
+	// ErrClosed is returned by the Endpoint's methods after Close, and by exchanges
+	// in flight when the Endpoint closes.
+	ErrClosed = errors.New("transport: endpoint closed")
+
+	// ErrBodyTooLarge is returned by Do when a Block2 response grows beyond MaxBodySize, or
+	// when the peer refuses a Block1 upload as too large (4.13) with no smaller block size to try.
+	ErrBodyTooLarge = errors.New("transport: body too large")
+)

@@ -1,0 +1,434 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Client side: lwota's own confirmable requests (Do), notifications (Notify) and the
+// routing of observe notifications (Listen).
+//
+// An exchange in flight is indexed by (peer, message id), to match its ACK or RST, and, when
+// it expects a response, by token, to match a separate response. One time.Timer per exchange
+// drives retransmissions with exponential backoff, then the MAX_TRANSMIT_WAIT deadline.
+
+type midKey struct {
+	peer netip.AddrPort
+	mid  uint16
+}
+
+type exchange struct {
+	e      *Endpoint
+	to     netip.AddrPort
+	mid    uint16
+	token  string // "" for a Notify: completes on ACK
+	data   []byte // the datagram, for retransmission
+	timer  *time.Timer
+	start  time.Time
+	t0     time.Duration // the initial (randomised) timeout
+	wait   time.Duration // the current timeout
+	tries  int           // retransmissions so far
+	acked  bool          // an empty ACK came: waiting for a separate response
+	finish bool
+	done   chan exResult // buffered 1
+}
+
+type exResult struct {
+	msg *Message
+	err error
+}
+
+type listener struct {
+	fn func(Peer, *Message)
+}
+
+// exchanges is the client side's shared state, guarded by one mutex.
+type exchanges struct {
+	mu        sync.Mutex
+	closed    bool
+	byMID     map[midKey]*exchange
+	byToken   map[string]*exchange
+	listeners map[string]*listener
+}
+
+func (x *exchanges) init() {
+	x.byMID = make(map[midKey]*exchange)
+	x.byToken = make(map[string]*exchange)
+	x.listeners = make(map[string]*listener)
+}
+
+func noop(Peer, *Message) {}
+
+// complete ends ex with r. Called with x.mu held.
+func (x *exchanges) complete(ex *exchange, r exResult) {
+	if ex.finish {
+		return
+	}
+	ex.finish = true
+	if ex.timer != nil {
+		ex.timer.Stop()
+	}
+	k := midKey{ex.to, ex.mid}
+	if x.byMID[k] == ex {
+		delete(x.byMID, k)
+	}
+	if ex.token != "" && x.byToken[ex.token] == ex {
+		delete(x.byToken, ex.token)
+	}
+	ex.done <- r
+}
+
+func (x *exchanges) closeAll() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.closed = true
+	for _, ex := range x.byMID {
+		x.complete(ex, exResult{err: ErrClosed})
+	}
+}
+
+// onAckOrReset matches an ACK or RST to the exchange that sent message id f.mid to from.
+// Unmatched ones are ignored: answering a response with a response would loop forever.
+func (x *exchanges) onAckOrReset(e *Endpoint, from netip.AddrPort, f frame) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	ex := x.byMID[midKey{from, f.mid}]
+	if ex == nil || ex.finish {
+		return
+	}
+	switch {
+	case f.typ == typeRST:
+		x.complete(ex, exResult{err: ErrReset})
+	case ex.token == "": // Notify: any ACK completes it
+		x.complete(ex, exResult{})
+	case f.msg == nil: // empty ACK: the response will come separately
+		if !ex.acked {
+			ex.acked = true
+			deadline := ex.start.Add(time.Duration(int64(1)<<(e.cfg.MaxRetransmit+1)-1) * ex.t0)
+			ex.timer.Reset(max(time.Until(deadline), time.Millisecond))
+		}
+	case string(f.msg.Token) == ex.token:
+		x.complete(ex, exResult{msg: f.msg})
+	}
+}
+
+// deliver hands a separate response or notification to the Do waiting for its token or to
+// its listener. It returns the listener's function (noop for a Do), or nil when nobody wants it.
+func (x *exchanges) deliver(from netip.AddrPort, msg *Message) func(Peer, *Message) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if ex := x.byToken[string(msg.Token)]; ex != nil && ex.to == from && !ex.finish {
+		x.complete(ex, exResult{msg: msg})
+		return noop
+	}
+	if l := x.listeners[string(msg.Token)]; l != nil {
+		return l.fn
+	}
+	return nil
+}
+
+// onTimer retransmits ex or ends it with ErrTimeout.
+func (ex *exchange) onTimer() {
+	e := ex.e
+	x := &e.ex
+	x.mu.Lock()
+	if ex.finish {
+		x.mu.Unlock()
+		return
+	}
+	if ex.acked || ex.tries >= e.cfg.MaxRetransmit {
+		x.complete(ex, exResult{err: ErrTimeout})
+		x.mu.Unlock()
+		return
+	}
+	ex.tries++
+	ex.wait *= 2
+	ex.timer.Reset(ex.wait)
+	x.mu.Unlock()
+	e.m.retransmissions.Inc()
+	e.write(ex.data, ex.to)
+}
+
+// Do sends req as a confirmable request to `to` and returns the response. It retransmits with
+// exponential backoff (RFC 7252 §4.2), takes piggybacked and separate responses (acknowledging
+// a confirmable one), reassembles a Block2 response and splits a payload larger than BlockSize
+// into Block1 blocks (RFC 7959). It fails with ErrTimeout when retransmissions run out or no
+// separate response came within MAX_TRANSMIT_WAIT, ErrReset on a Reset, ctx.Err() when ctx
+// ends and ErrClosed when the Endpoint closes. An empty req.Token gets a fresh one; req is not
+// modified.
+func (e *Endpoint) Do(ctx context.Context, to Addr, req *Message) (*Message, error) {
+	if len(req.Payload) > e.cfg.BlockSize && !req.Block1.Set {
+		return e.doBlock1(ctx, to.AddrPort, req)
+	}
+	resp, err := e.roundTrip(ctx, to.AddrPort, req, true)
+	if err != nil {
+		return nil, err
+	}
+	return e.collectBlock2(ctx, to.AddrPort, req, resp)
+}
+
+// doBlock1 uploads req's payload in blocks.
+func (e *Endpoint) doBlock1(ctx context.Context, to netip.AddrPort, req *Message) (*Message, error) {
+	payload := req.Payload
+	szx := e.prefSZX
+	for off := 0; ; {
+		size := 16 << szx
+		end := min(off+size, len(payload))
+		more := end < len(payload)
+		br := *req
+		br.Token = nil
+		br.Payload = payload[off:end]
+		br.Block1 = Block{Set: true, Num: uint32(off / size), More: more, SZX: szx}
+		if off == 0 {
+			br.Size1 = int64(len(payload))
+		}
+		if more {
+			br.Block2 = Block{}
+		}
+		resp, err := e.roundTrip(ctx, to, &br, true)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case resp.Code == RequestEntityTooLarge:
+			if resp.Block1.Set && resp.Block1.SZX < szx {
+				szx, off = resp.Block1.SZX, 0 // the peer wants smaller blocks: start over
+				continue
+			}
+			return nil, fmt.Errorf("%w: peer answered %v", ErrBodyTooLarge, resp.Code)
+		case more && resp.Code == Continue:
+			if resp.Block1.Set && resp.Block1.SZX < szx {
+				szx = resp.Block1.SZX // end is a multiple of the smaller size too
+			}
+			off = end
+		case more:
+			return resp, nil // an early final answer (an error, usually)
+		default:
+			rest := *req
+			rest.Payload = nil
+			return e.collectBlock2(ctx, to, &rest, resp)
+		}
+	}
+}
+
+// collectBlock2 fetches the remaining blocks of a Block2 response and returns the whole body.
+// A request that asked for a specific later block itself gets that block only.
+func (e *Endpoint) collectBlock2(ctx context.Context, to netip.AddrPort, req, first *Message) (*Message, error) {
+	if !first.Block2.Set || !first.Block2.More || (req.Block2.Set && req.Block2.Num > 0) {
+		return first, nil
+	}
+	body := append([]byte(nil), first.Payload...)
+	cur := first
+	for cur.Block2.More {
+		size := cur.Block2.Size()
+		if len(body)%size != 0 {
+			return nil, fmt.Errorf("transport: block %d of %d bytes is not full", cur.Block2.Num, len(cur.Payload))
+		}
+		next := *req
+		next.Token = nil
+		next.Observe = -1 // RFC 7959 §2.6: later blocks are plain GETs
+		next.Block1 = Block{}
+		next.Size1 = -1
+		if req.Code != FETCH {
+			next.Payload = nil
+		}
+		next.Block2 = Block{Set: true, Num: uint32(len(body) / size), SZX: cur.Block2.SZX}
+		resp, err := e.roundTrip(ctx, to, &next, true)
+		if err != nil {
+			return nil, err
+		}
+		if !resp.Code.IsSuccess() {
+			return resp, nil
+		}
+		if !resp.Block2.Set || int64(resp.Block2.Num)*int64(resp.Block2.Size()) != int64(len(body)) {
+			return nil, fmt.Errorf("transport: peer answered block %v for offset %d", resp.Block2, len(body))
+		}
+		if !bytes.Equal(resp.ETag, first.ETag) {
+			return nil, errors.New("transport: resource changed during a Block2 transfer (ETag)")
+		}
+		if len(body)+len(resp.Payload) > e.cfg.MaxBodySize {
+			return nil, ErrBodyTooLarge
+		}
+		body = append(body, resp.Payload...)
+		cur = resp
+	}
+	out := *first
+	out.Payload = body
+	out.Block2 = Block{}
+	return &out, nil
+}
+
+// roundTrip runs one confirmable exchange. With wantResponse it waits for a response
+// (piggybacked or separate, matched by token); without, for the ACK alone.
+func (e *Endpoint) roundTrip(ctx context.Context, to netip.AddrPort, m *Message, wantResponse bool) (*Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := *m
+	if wantResponse && len(out.Token) == 0 {
+		out.Token = e.NewToken()
+	}
+	data, err := encode(nil, typeCON, 0, &out) // the message id is patched in below
+	if err != nil {
+		return nil, fmt.Errorf("transport: encode request: %w", err)
+	}
+	t0 := e.cfg.ACKTimeout
+	if e.cfg.ACKRandomFactor > 1 {
+		t0 += time.Duration(mrand.Int64N(int64(float64(e.cfg.ACKTimeout)*(e.cfg.ACKRandomFactor-1)) + 1))
+	}
+	ex := &exchange{e: e, to: to, data: data, start: time.Now(), t0: t0, wait: t0, done: make(chan exResult, 1)}
+	if wantResponse {
+		ex.token = string(out.Token)
+	}
+	x := &e.ex
+	x.mu.Lock()
+	if x.closed {
+		x.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if ex.token != "" {
+		if old := x.byToken[ex.token]; old != nil && !old.finish {
+			x.mu.Unlock()
+			return nil, fmt.Errorf("transport: token %x already in use", out.Token)
+		}
+	}
+	// A message id still in flight towards this peer is skipped.
+	for range 1 << 16 {
+		ex.mid = e.mids.next(to, e.now())
+		if x.byMID[midKey{to, ex.mid}] == nil {
+			break
+		}
+	}
+	if x.byMID[midKey{to, ex.mid}] != nil {
+		x.mu.Unlock()
+		return nil, errors.New("transport: 65536 exchanges in flight to one peer")
+	}
+	data[2], data[3] = byte(ex.mid>>8), byte(ex.mid)
+	if ex.token != "" {
+		x.byToken[ex.token] = ex
+	}
+	x.byMID[midKey{to, ex.mid}] = ex
+	ex.timer = time.AfterFunc(t0, ex.onTimer)
+	x.mu.Unlock()
+
+	e.write(data, to)
+	select {
+	case r := <-ex.done:
+		return r.msg, r.err
+	case <-ctx.Done():
+		x.mu.Lock()
+		x.complete(ex, exResult{err: ctx.Err()})
+		x.mu.Unlock()
+		r := <-ex.done
+		return r.msg, r.err
+	}
+}
+
+// Notify sends msg, a response such as an observe notification, as a separate message:
+// confirmable (waiting for the ACK; ErrReset if the peer resets it, ErrTimeout when
+// retransmissions run out) or non-confirmable (sent once, no wait). msg.Token must be the
+// token of the request it answers.
+func (e *Endpoint) Notify(ctx context.Context, to Addr, msg *Message, confirmable bool) error {
+	if confirmable {
+		_, err := e.roundTrip(ctx, to.AddrPort, msg, false)
+		return err
+	}
+	if e.isClosed() {
+		return ErrClosed
+	}
+	b, err := encode(nil, typeNON, e.mids.next(to.AddrPort, e.now()), msg)
+	if err != nil {
+		return fmt.Errorf("transport: encode notification: %w", err)
+	}
+	e.write(b, to.AddrPort)
+	return nil
+}
+
+// Listen routes responses carrying token that match no Do in flight — observe notifications —
+// to fn, which runs on a worker goroutine and must not block for long. A confirmable
+// notification is acknowledged before fn runs. Responses with a token nobody listens to are
+// answered with RST, so the device cancels the observation. stop removes the listener.
+func (e *Endpoint) Listen(token []byte, fn func(from Peer, msg *Message)) (stop func()) {
+	l := &listener{fn: fn}
+	k := string(token)
+	x := &e.ex
+	x.mu.Lock()
+	x.listeners[k] = l
+	x.mu.Unlock()
+	return func() {
+		x.mu.Lock()
+		if x.listeners[k] == l {
+			delete(x.listeners, k)
+		}
+		x.mu.Unlock()
+	}
+}
+
+// NewToken returns 8 random bytes for a request token.
+func (e *Endpoint) NewToken() []byte { return e.tokens.next() }
+
+// tokenSource hands out tokens from a buffer refilled with crypto/rand.
+type tokenSource struct {
+	mu  sync.Mutex
+	buf [512]byte
+	off int
+}
+
+func (t *tokenSource) next() []byte {
+	tok := make([]byte, 8)
+	t.mu.Lock()
+	if t.off == 0 || t.off+8 > len(t.buf) {
+		_, _ = rand.Read(t.buf[:]) // never fails (Go 1.24+)
+		t.off = 0
+	}
+	copy(tok, t.buf[t.off:])
+	t.off += 8
+	t.mu.Unlock()
+	return tok
+}
+
+// midTable allocates message ids per peer (RFC 7252 §4.4: an id must not be reused towards a
+// peer within EXCHANGE_LIFETIME). A peer's counter starts at random and is forgotten once the
+// peer has been sent nothing for EXCHANGE_LIFETIME, so idle devices cost nothing.
+type midTable struct {
+	mu sync.Mutex
+	m  map[netip.AddrPort]midState
+}
+
+type midState struct {
+	next uint16
+	last int64
+}
+
+func newMidTable() *midTable { return &midTable{m: make(map[netip.AddrPort]midState)} }
+
+func (t *midTable) next(to netip.AddrPort, now int64) uint16 {
+	t.mu.Lock()
+	s, ok := t.m[to]
+	if !ok {
+		s.next = uint16(mrand.Uint32())
+	}
+	mid := s.next
+	s.next++
+	s.last = now
+	t.m[to] = s
+	t.mu.Unlock()
+	return mid
+}
+
+func (t *midTable) sweep(cutoff int64) {
+	t.mu.Lock()
+	for k, s := range t.m {
+		if s.last < cutoff {
+			delete(t.m, k)
+		}
+	}
+	t.mu.Unlock()
+}
