@@ -1,0 +1,288 @@
+// Package pgtest gives tests a fresh, empty PostgreSQL database, on the server named by
+// LWOTA_TEST_POSTGRES or in a throwaway cluster it starts once per test binary (see README.md).
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// EnvServer names the environment variable holding a postgres:// URL of a server to use instead
+// of a throwaway cluster. Its user must be allowed to create databases.
+const EnvServer = "LWOTA_TEST_POSTGRES"
+
+// Start returns the DSN (a postgres:// URL) of a new, empty database, dropped when t ends.
+//
+// Without LWOTA_TEST_POSTGRES, the first call starts a cluster in a temporary directory (as the
+// postgres user when the tests run as root, since PostgreSQL refuses to run as root), listening
+// on 127.0.0.1 on a free port with fsync off. A watchdog process stops it and removes the
+// directory as soon as the test binary exits, however it exits; Main stops it earlier. Start
+// fails the test, never skips it, when PostgreSQL cannot be found or started.
+func Start(t testing.TB) string {
+	t.Helper()
+	admin, err := server()
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	name := databaseName()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := adminExec(ctx, admin, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("pgtest: create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := adminExec(ctx, admin, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// Main runs the tests of a package and then stops the throwaway cluster, if one was started,
+// before exiting: func TestMain(m *testing.M) { pgtest.Main(m) }. Without it the watchdog stops
+// the cluster right after the test binary exits.
+func Main(m *testing.M) {
+	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// Stop stops the throwaway cluster and removes its directory, waiting for both. Later calls to
+// Start fail. It does nothing when no cluster was started.
+func Stop() {
+	mu.Lock()
+	defer mu.Unlock()
+	stopped = true
+	if cluster != nil {
+		cluster.stop()
+		cluster = nil
+	}
+}
+
+var (
+	mu       sync.Mutex
+	adminURL string // of the server's "postgres" database
+	startErr error
+	started  bool
+	stopped  bool
+	cluster  *throwaway
+	seq      atomic.Int64
+)
+
+// server returns the admin URL of the server to use, starting the throwaway cluster on first use.
+func server() (string, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if stopped {
+		return "", errors.New("the throwaway cluster was stopped")
+	}
+	if !started {
+		started = true
+		if env := os.Getenv(EnvServer); env != "" {
+			adminURL = env
+		} else {
+			cluster, startErr = startThrowaway()
+			if startErr == nil {
+				adminURL = cluster.url
+			}
+		}
+	}
+	return adminURL, startErr
+}
+
+func databaseName() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("lwota_test_%d_%d_%s", os.Getpid(), seq.Add(1), hex.EncodeToString(b[:]))
+}
+
+func adminExec(ctx context.Context, admin, sql string) error {
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+// throwaway is a PostgreSQL cluster in a temporary directory, watched by a process that stops
+// it when this process's end of a pipe closes.
+type throwaway struct {
+	url      string
+	dir      string
+	watchdog *exec.Cmd
+	pipe     *os.File // our end; closing it (or exiting) tells the watchdog to clean up
+}
+
+func (c *throwaway) stop() {
+	c.pipe.Close()
+	_ = c.watchdog.Wait()
+}
+
+func startThrowaway() (*throwaway, error) {
+	bin, err := findBinaries()
+	if err != nil {
+		return nil, err
+	}
+	run := func(name string, args ...string) *exec.Cmd {
+		return exec.Command(filepath.Join(bin, name), args...)
+	}
+	dir, err := os.MkdirTemp("", "lwota-pgtest-")
+	if err != nil {
+		return nil, err
+	}
+	if os.Geteuid() == 0 {
+		// PostgreSQL refuses to run as root: run it as the postgres user, in a directory it owns.
+		runuser, err := exec.LookPath("runuser")
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("running as root needs runuser to start PostgreSQL as the postgres user: %w", err)
+		}
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("running as root needs a postgres user to start PostgreSQL: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		run = func(name string, args ...string) *exec.Cmd {
+			return exec.Command(runuser, append([]string{"-u", "postgres", "--", filepath.Join(bin, name)}, args...)...)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	c := &throwaway{dir: dir}
+	// The watchdog comes first so that whatever happens next is cleaned up.
+	stop := run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
+	if err := c.startWatchdog(stop.Args); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if out, err := run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+		"--no-locale", "--no-sync").CombinedOutput(); err != nil {
+		c.stop()
+		return nil, fmt.Errorf("initdb in %s: %v\n%s", dir, err, out)
+	}
+	var lastErr error
+	for range 3 { // a free port can be taken between picking and binding it
+		port, err := freePort()
+		if err != nil {
+			c.stop()
+			return nil, err
+		}
+		opts := fmt.Sprintf("-k %s -p %d -c listen_addresses=127.0.0.1 -c fsync=off "+
+			"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200", dir, port)
+		log := filepath.Join(dir, "postgres.log")
+		cmd := run("pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-o", opts, "start")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			c.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+			return c, nil
+		}
+		logText, _ := os.ReadFile(log)
+		lastErr = fmt.Errorf("pg_ctl start on port %d: %v\n%s\n%s", port, err, out, tail(string(logText), 2000))
+	}
+	c.stop()
+	return nil, lastErr
+}
+
+// startWatchdog starts "sh" waiting for EOF on a pipe this process holds, then running stop and
+// removing the directory. It has its own process group so that an interrupt of the test run
+// does not kill it before it has cleaned up.
+func (c *throwaway) startWatchdog(stop []string) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	script := `cat >/dev/null; "$@" >/dev/null 2>&1; rm -rf "$PGTEST_DIR"`
+	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "pgtest-watchdog"}, stop...)...)
+	cmd.Env = append(os.Environ(), "PGTEST_DIR="+c.dir)
+	cmd.Stdin = r
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return fmt.Errorf("start watchdog: %w", err)
+	}
+	r.Close()
+	c.watchdog, c.pipe = cmd, w
+	return nil
+}
+
+// findBinaries returns the directory holding initdb and pg_ctl: from PATH, else the newest
+// /usr/lib/postgresql/*/bin.
+func findBinaries() (string, error) {
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
+		dir := filepath.Dir(p)
+		if _, err := os.Stat(filepath.Join(dir, "pg_ctl")); err == nil {
+			return dir, nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	slices.SortFunc(dirs, func(a, b string) int { return version(b) - version(a) })
+	for _, dir := range dirs {
+		_, err1 := os.Stat(filepath.Join(dir, "initdb"))
+		_, err2 := os.Stat(filepath.Join(dir, "pg_ctl"))
+		if err1 == nil && err2 == nil {
+			return dir, nil
+		}
+	}
+	return "", fmt.Errorf("PostgreSQL not found: no initdb and pg_ctl in PATH or /usr/lib/postgresql/*/bin; "+
+		"install it (apt-get install -y postgresql) or set %s to a postgres:// URL", EnvServer)
+}
+
+// version reads the major version out of /usr/lib/postgresql/15/bin.
+func version(dir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
+	return v
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func tail(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}

@@ -1,0 +1,86 @@
+package sqlstore
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/pressly/goose/v3"
+)
+
+// dialect is everything that differs between SQLite and PostgreSQL once a connection is open.
+// Queries are written once, with "?" placeholders and the upsert syntax both share
+// (INSERT ... ON CONFLICT (key) DO UPDATE SET col = excluded.col); rebind numbers the
+// placeholders for PostgreSQL.
+type dialect struct {
+	name       string        // "sqlite" or "postgres", also the migrations folder
+	goose      goose.Dialect // for the migration provider
+	numbered   bool          // placeholders are $1, $2, ... instead of ?
+	writers    int           // writer goroutines, each committing its own batches
+	queue      int           // bounded write queue shared by the writers
+	maxBatch   int           // most writes committed in one transaction
+	maxReaders int           // open read connections
+}
+
+// rebind turns "?" placeholders into "$n" where the dialect wants numbered ones. Queries in this
+// package never contain a literal question mark.
+func (d *dialect) rebind(q string) string {
+	if !d.numbered {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+// upsert builds "INSERT INTO table (cols) VALUES (?, ...) ON CONFLICT (key) DO UPDATE SET
+// col = excluded.col, ..." in the syntax SQLite (3.24+) and PostgreSQL share.
+func upsert(table string, key, cols []string) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(table)
+	b.WriteString(" (")
+	b.WriteString(strings.Join(cols, ", "))
+	b.WriteString(") VALUES (")
+	for i := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('?')
+	}
+	b.WriteString(") ON CONFLICT (")
+	b.WriteString(strings.Join(key, ", "))
+	b.WriteString(") DO UPDATE SET ")
+	first := true
+	for _, c := range cols {
+		if isKey(c, key) {
+			continue
+		}
+		if !first {
+			b.WriteString(", ")
+		}
+		first = false
+		b.WriteString(c)
+		b.WriteString(" = excluded.")
+		b.WriteString(c)
+	}
+	return b.String()
+}
+
+func isKey(c string, key []string) bool {
+	for _, k := range key {
+		if c == k {
+			return true
+		}
+	}
+	return false
+}

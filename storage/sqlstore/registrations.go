@@ -1,0 +1,275 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lwota/lwota/server/registration"
+	"github.com/lwota/lwota/server/transport"
+)
+
+// SaveRegistration inserts or replaces the registration of r.Endpoint and returns once it is
+// committed. Every field is stored, Addr and Attrs included.
+func (s *Store) SaveRegistration(ctx context.Context, r *registration.Registration) error {
+	if r == nil || r.Endpoint == "" {
+		return errors.New("sqlstore: save registration: no endpoint")
+	}
+	args, err := registrationArgs(r)
+	if err != nil {
+		return fmt.Errorf("sqlstore: save registration %s: %w", r.Endpoint, err)
+	}
+	if err := s.w.do(ctx, stmt{s.q.saveRegistration, args}); err != nil {
+		return fmt.Errorf("sqlstore: save registration %s: %w", r.Endpoint, err)
+	}
+	return nil
+}
+
+// LoadRegistrations returns every registration that is not de-registered, ordered by endpoint.
+func (s *Store) LoadRegistrations(ctx context.Context) ([]*registration.Registration, error) {
+	regs, err := s.queryRegistrations(ctx, s.q.loadRegistrations)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: load registrations: %w", err)
+	}
+	return regs, nil
+}
+
+// GetRegistration returns the registration of endpoint, de-registered or not, or an error
+// matching registration.ErrNotFound.
+func (s *Store) GetRegistration(ctx context.Context, endpoint string) (*registration.Registration, error) {
+	r, err := scanRegistration(s.db.QueryRowContext(ctx, s.q.getRegistration, endpoint))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = registration.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: get registration %s: %w", endpoint, err)
+	}
+	return r, nil
+}
+
+// ListRegistrations returns the registrations matching f, ordered by endpoint. A zero f.Now means
+// the current time.
+func (s *Store) ListRegistrations(ctx context.Context, f registration.Filter) ([]*registration.Registration, error) {
+	q, args, err := s.listQuery(f)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list registrations: %w", err)
+	}
+	regs, err := s.queryRegistrations(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list registrations: %w", err)
+	}
+	return regs, nil
+}
+
+// listQuery turns f into SQL that the indexes serve: the endpoint prefix is a range on the
+// primary key, Online a comparison on expires_at, the object a LIKE on ",id," in object_ids.
+func (s *Store) listQuery(f registration.Filter) (string, []any, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.EndpointPrefix != "" {
+		where = append(where, "endpoint >= ?")
+		args = append(args, f.EndpointPrefix)
+		if end, ok := prefixEnd(f.EndpointPrefix); ok {
+			where = append(where, "endpoint < ?")
+			args = append(args, end)
+		}
+	}
+	if f.After != "" {
+		where = append(where, "endpoint > ?")
+		args = append(args, f.After)
+	}
+	if f.Online != nil {
+		now := f.Now
+		if now.IsZero() {
+			now = time.Now()
+		}
+		n, err := nanos(now)
+		if err != nil {
+			return "", nil, err
+		}
+		if *f.Online {
+			where = append(where, "deregistered_at IS NULL AND expires_at > ?")
+		} else {
+			where = append(where, "(deregistered_at IS NOT NULL OR expires_at IS NULL OR expires_at <= ?)")
+		}
+		args = append(args, n.Int64)
+	}
+	if f.ObjectID != nil {
+		where = append(where, "object_ids LIKE ?")
+		args = append(args, "%,"+strconv.Itoa(int(*f.ObjectID))+",%")
+	}
+	if f.FirmwareVersion != "" {
+		where = append(where, "firmware_version = ?")
+		args = append(args, f.FirmwareVersion)
+	}
+	var b strings.Builder
+	b.WriteString(s.q.selectRegistrations)
+	if len(where) > 0 {
+		b.WriteString(" WHERE ")
+		b.WriteString(strings.Join(where, " AND "))
+	}
+	b.WriteString(" ORDER BY endpoint")
+	if f.Limit > 0 {
+		b.WriteString(" LIMIT ?")
+		args = append(args, f.Limit)
+	}
+	return s.dialect.rebind(b.String()), args, nil
+}
+
+// prefixEnd returns the smallest string greater than every string that starts with prefix, so
+// that [prefix, end) is the prefix's range. It increments the last code point (UTF-8 byte order is
+// code point order); ok is false when no such bound exists.
+func prefixEnd(prefix string) (string, bool) {
+	if !utf8.ValidString(prefix) {
+		b := []byte(prefix)
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] < 0xff {
+				b[i]++
+				return string(b[:i+1]), true
+			}
+		}
+		return "", false
+	}
+	for p := prefix; p != ""; {
+		r, size := utf8.DecodeLastRuneInString(p)
+		p = p[:len(p)-size]
+		if r == utf8.MaxRune {
+			continue
+		}
+		r++
+		if r >= 0xD800 && r <= 0xDFFF { // surrogates are not valid in UTF-8
+			r = 0xE000
+		}
+		return p + string(r), true
+	}
+	return "", false
+}
+
+func (s *Store) queryRegistrations(ctx context.Context, q string, args ...any) ([]*registration.Registration, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*registration.Registration
+	for rows.Next() {
+		r, err := scanRegistration(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// registrationArgs encodes r in the order of registrationColumns.
+func registrationArgs(r *registration.Registration) ([]any, error) {
+	formats, err := jsonText(r.ContentFormats)
+	if err != nil {
+		return nil, fmt.Errorf("content formats: %w", err)
+	}
+	objects, err := jsonText(r.Objects)
+	if err != nil {
+		return nil, fmt.Errorf("objects: %w", err)
+	}
+	attrs, err := nullJSON(r.Attrs, r.Attrs == nil)
+	if err != nil {
+		return nil, fmt.Errorf("attrs: %w", err)
+	}
+	times, err := timeArgs(r.RegisteredAt, r.UpdatedAt, r.LastSeen, r.DeregisteredAt)
+	if err != nil {
+		return nil, err
+	}
+	var expires sql.NullInt64
+	if !r.UpdatedAt.IsZero() {
+		if expires, err = nanos(r.ExpiresAt()); err != nil {
+			return nil, err
+		}
+	}
+	addr := ""
+	if r.Addr.AddrPort.IsValid() {
+		addr = r.Addr.AddrPort.String()
+	}
+	return []any{
+		r.Endpoint, r.ID, r.Version, int64(r.Lifetime), r.Binding, r.QueueMode, r.SMSNumber,
+		r.RootPath, formats, objects, objectIDs(r), string(r.Addr.Network), addr, r.Identity,
+		times[0], times[1], times[2], times[3], expires,
+		r.FirmwareVersion, attrs,
+	}, nil
+}
+
+// objectIDs renders the distinct object ids of r's object list as ",1,3,5,".
+func objectIDs(r *registration.Registration) string {
+	ids := make([]int, 0, len(r.Objects))
+	for _, o := range r.Objects {
+		if o.Path.Len() >= 1 {
+			ids = append(ids, int(o.Path.ObjectID()))
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var b strings.Builder
+	b.WriteByte(',')
+	for _, id := range ids {
+		b.WriteString(strconv.Itoa(id))
+		b.WriteByte(',')
+	}
+	return b.String()
+}
+
+// scanRegistration reads one row of registrationColumns.
+func scanRegistration(row interface{ Scan(...any) error }) (*registration.Registration, error) {
+	var (
+		r                                         registration.Registration
+		lifetime                                  int64
+		formats, objects, ids, network, addr      string
+		registered, updated, seen, dereg, expires sql.NullInt64
+		attrs                                     sql.NullString
+	)
+	err := row.Scan(&r.Endpoint, &r.ID, &r.Version, &lifetime, &r.Binding, &r.QueueMode, &r.SMSNumber,
+		&r.RootPath, &formats, &objects, &ids, &network, &addr, &r.Identity,
+		&registered, &updated, &seen, &dereg, &expires,
+		&r.FirmwareVersion, &attrs)
+	if err != nil {
+		return nil, err
+	}
+	if lifetime < 0 || lifetime > math.MaxUint32 {
+		return nil, fmt.Errorf("registration %s: lifetime %d out of range", r.Endpoint, lifetime)
+	}
+	r.Lifetime = uint32(lifetime)
+	if err := json.Unmarshal([]byte(formats), &r.ContentFormats); err != nil {
+		return nil, fmt.Errorf("registration %s: content formats: %w", r.Endpoint, err)
+	}
+	if err := json.Unmarshal([]byte(objects), &r.Objects); err != nil {
+		return nil, fmt.Errorf("registration %s: objects: %w", r.Endpoint, err)
+	}
+	if attrs.Valid {
+		if err := json.Unmarshal([]byte(attrs.String), &r.Attrs); err != nil {
+			return nil, fmt.Errorf("registration %s: attrs: %w", r.Endpoint, err)
+		}
+	}
+	r.Addr.Network = transport.Network(network)
+	if addr != "" {
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("registration %s: addr: %w", r.Endpoint, err)
+		}
+		r.Addr.AddrPort = ap
+	}
+	r.RegisteredAt = fromNanos(registered)
+	r.UpdatedAt = fromNanos(updated)
+	r.LastSeen = fromNanos(seen)
+	r.DeregisteredAt = fromNanos(dereg)
+	return &r, nil
+}

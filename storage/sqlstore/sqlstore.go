@@ -1,0 +1,92 @@
+// Package sqlstore persists lwota's state (registrations, queued requests, observations) in SQLite
+// or PostgreSQL, applying the embedded migrations at open and group-committing concurrent writes.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/lwota/lwota/server/dm"
+	"github.com/lwota/lwota/server/observe"
+	"github.com/lwota/lwota/server/registration"
+)
+
+// The interfaces *Store implements.
+var (
+	_ registration.Store = (*Store)(nil)
+	_ dm.QueueStore      = (*Store)(nil)
+	_ observe.Store      = (*Store)(nil)
+)
+
+// Store is a SQLite or PostgreSQL database holding lwota's state. Reads go straight to the
+// database; writes go through the group-committing writer. It is safe for concurrent use.
+type Store struct {
+	log     *slog.Logger
+	dialect *dialect
+	db      *sql.DB // reads (and, on PostgreSQL, the writer's connections too)
+	writeDB *sql.DB // the writer's pool; == db on PostgreSQL
+	w       *writer
+	q       queries
+}
+
+// Open opens the database named by dsn, applies pending migrations and starts the writer.
+// dsn is a SQLite file path, optionally prefixed "sqlite:" (or "sqlite://") and followed by
+// "?synchronous=full", or a "postgres://" / "postgresql://" URL. A nil logger discards.
+func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var (
+		s   *Store
+		err error
+	)
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		s, err = openPostgres(ctx, dsn, logger)
+	case dsn == "":
+		return nil, errors.New("sqlstore: open: empty DSN")
+	case strings.Contains(dsn, "://") && !strings.HasPrefix(dsn, "sqlite:"):
+		scheme, _, _ := strings.Cut(dsn, "://")
+		return nil, fmt.Errorf("sqlstore: open: unsupported DSN scheme %q (want a SQLite path or postgres://)", scheme)
+	default:
+		s, err = openSQLite(ctx, dsn, logger)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newStore finishes Open once the backend's pools exist and the schema is current.
+func newStore(logger *slog.Logger, d *dialect, db, writeDB *sql.DB) *Store {
+	s := &Store{
+		log:     logger,
+		dialect: d,
+		db:      db,
+		writeDB: writeDB,
+		q:       buildQueries(d),
+	}
+	s.w = newWriter(writeDB, s.q.writes(), d.writers, d.queue, d.maxBatch)
+	return s
+}
+
+// Close waits for queued writes to finish, then closes the database. Calls after Close fail with
+// ErrClosed.
+func (s *Store) Close() error {
+	s.w.close()
+	err := s.db.Close()
+	if s.writeDB != s.db {
+		err = errors.Join(err, s.writeDB.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: close: %w", err)
+	}
+	return nil
+}
+
+// Backend names the database in use: "sqlite" or "postgres".
+func (s *Store) Backend() string { return s.dialect.name }

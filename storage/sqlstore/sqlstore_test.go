@@ -1,0 +1,228 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lwota/lwota/server/registration"
+	"github.com/lwota/lwota/storage/pgtest"
+	"github.com/lwota/lwota/storage/sqlstore"
+	"github.com/lwota/lwota/storage/storetest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// open opens dsn and closes the store when t ends.
+func open(t testing.TB, dsn string) *sqlstore.Store {
+	t.Helper()
+	s, err := sqlstore.Open(context.Background(), dsn, nil)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dsn, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func stores(s *sqlstore.Store) storetest.Stores {
+	return storetest.Stores{Registrations: s, Queue: s, Observations: s}
+}
+
+// backends are the DSNs of a fresh database per backend.
+var backends = []struct {
+	name string
+	dsn  func(t testing.TB) string
+}{
+	{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "lwota.db") }},
+	{"postgres", pgtest.Start},
+}
+
+func TestContract(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			storetest.Run(t, func(t *testing.T) storetest.Stores { return stores(open(t, b.dsn(t))) })
+		})
+	}
+}
+
+// TestTimesExact checks that times come back to the nanosecond, in UTC, beyond the microsecond the
+// contract asks for.
+func TestTimesExact(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			s := open(t, b.dsn(t))
+			ctx := context.Background()
+			when := time.Date(2031, 2, 3, 4, 5, 6, 789123457, time.FixedZone("X", -7*3600))
+			r := &registration.Registration{Endpoint: "ns", RegisteredAt: when, UpdatedAt: when.Add(1),
+				LastSeen: when.Add(2), DeregisteredAt: when.Add(3)}
+			if err := s.SaveRegistration(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.GetRegistration(ctx, "ns")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, pair := range [][2]time.Time{{got.RegisteredAt, r.RegisteredAt}, {got.UpdatedAt, r.UpdatedAt},
+				{got.LastSeen, r.LastSeen}, {got.DeregisteredAt, r.DeregisteredAt}} {
+				if !pair[0].Equal(pair[1]) || pair[0].Location() != time.UTC {
+					t.Errorf("time %d: got %s, want %s in UTC", i, pair[0].Format(time.RFC3339Nano), pair[1].UTC().Format(time.RFC3339Nano))
+				}
+			}
+			// Times int64 nanoseconds cannot hold are refused, not mangled.
+			r.LastSeen = time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+			if err := s.SaveRegistration(ctx, r); err == nil || !strings.Contains(err.Error(), "range") {
+				t.Errorf("SaveRegistration with a time in 2300: err = %v, want a range error", err)
+			}
+		})
+	}
+}
+
+// TestReopenSQLite checks that a reopened file keeps its data and that migrating again changes
+// nothing.
+func TestReopenSQLite(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state", "lwota.db")
+	s, err := sqlstore.Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveRegistration(ctx, &registration.Registration{Endpoint: "kept", ID: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	schema := sqlstore.SchemaOf(t, path)
+
+	s = open(t, "sqlite:"+path)
+	got, err := s.GetRegistration(ctx, "kept")
+	if err != nil || got.ID != "1" {
+		t.Fatalf("GetRegistration after reopen = %+v, %v", got, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if again := sqlstore.SchemaOf(t, path); again != schema {
+		t.Errorf("schema or migration history changed on reopen:\n%s\n---\n%s", schema, again)
+	}
+}
+
+func TestReopenPostgres(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Start(t)
+	s, err := sqlstore.Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveRegistration(ctx, &registration.Registration{Endpoint: "kept", ID: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dsn)
+	if got, err := s.GetRegistration(ctx, "kept"); err != nil || got.ID != "1" {
+		t.Fatalf("GetRegistration after reopen = %+v, %v", got, err)
+	}
+}
+
+func TestOpenDSN(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		dsn     string
+		wantErr string // "" for success
+	}{
+		{"plain path, parents created", filepath.Join(dir, "a", "b", "lwota.db"), ""},
+		{"sqlite prefix", "sqlite:" + filepath.Join(dir, "p.db"), ""},
+		{"sqlite URL form", "sqlite://" + filepath.Join(dir, "u.db"), ""},
+		{"synchronous full", "sqlite:" + filepath.Join(dir, "f.db") + "?synchronous=full", ""},
+		{"empty", "", "empty DSN"},
+		{"memory", ":memory:", "plain file path"},
+		{"unknown parameter", filepath.Join(dir, "x.db") + "?cache=shared", "unsupported parameter"},
+		{"bad synchronous", filepath.Join(dir, "x.db") + "?synchronous=off", "unsupported parameter"},
+		{"unknown scheme", "mysql://root@localhost/lwota", "unsupported DSN scheme"},
+		{"postgres unreachable", "postgres://nobody@127.0.0.1:1/none?connect_timeout=2", "open postgres 127.0.0.1:1/none"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := sqlstore.Open(context.Background(), tc.dsn, nil)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Open(%q): %v", tc.dsn, err)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%q) succeeded, want an error containing %q", tc.dsn, tc.wantErr)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) || !strings.HasPrefix(err.Error(), "sqlstore: ") {
+				t.Errorf("Open(%q): err = %v, want %q", tc.dsn, err, tc.wantErr)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a", "b", "lwota.db")); err != nil {
+		t.Errorf("the database file was not created: %v", err)
+	}
+}
+
+// TestClose checks that Close lets queued writes finish: every save that returned nil is in the
+// file afterwards, and every other one says ErrClosed.
+func TestClose(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "lwota.db")
+	s, err := sqlstore.Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	results := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results <- s.SaveRegistration(ctx, &registration.Registration{Endpoint: fmt.Sprintf("ep-%03d", i)})
+		}()
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(results)
+	saved := 0
+	for err := range results {
+		switch {
+		case err == nil:
+			saved++
+		case !errors.Is(err, sqlstore.ErrClosed):
+			t.Errorf("SaveRegistration during Close: %v", err)
+		}
+	}
+	if err := s.SaveRegistration(ctx, &registration.Registration{Endpoint: "after"}); !errors.Is(err, sqlstore.ErrClosed) {
+		t.Errorf("SaveRegistration after Close: err = %v, want ErrClosed", err)
+	}
+	s = open(t, path)
+	all, err := s.LoadRegistrations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != saved {
+		t.Errorf("%d registrations in the file, %d saves returned nil", len(all), saved)
+	}
+}

@@ -1,0 +1,197 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// stmt is one statement of a write.
+type stmt struct {
+	query string
+	args  []any
+}
+
+// write is one caller's unit of work: its statements commit together or not at all.
+type write struct {
+	ctx   context.Context
+	stmts []stmt
+	done  chan error // buffered: the writer never waits for the caller
+}
+
+// writer is the group commit. Callers queue writes on a bounded channel; each writer goroutine
+// takes whatever is waiting (up to maxBatch), commits it in one transaction and then wakes every
+// caller of the batch. On SQLite there is one such goroutine and it owns the only write
+// connection, so writes are serialized without SQLITE_BUSY; on PostgreSQL a few run side by side.
+type writer struct {
+	db       *sql.DB
+	prepare  []string // statements each writer goroutine prepares
+	ops      chan *write
+	maxBatch int
+
+	mu     sync.RWMutex // held for reading while queueing, for writing by close
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func newWriter(db *sql.DB, prepare []string, workers, queue, maxBatch int) *writer {
+	w := &writer{db: db, prepare: prepare, ops: make(chan *write, queue), maxBatch: maxBatch}
+	w.wg.Add(workers)
+	for range workers {
+		go w.run()
+	}
+	return w
+}
+
+// do queues stmts as one write and waits until they are committed, failed, or ctx ends. A write
+// whose ctx ended before its batch started is not applied; one whose ctx ends while its batch
+// commits may still be.
+func (w *writer) do(ctx context.Context, stmts ...stmt) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	op := &write{ctx: ctx, stmts: stmts, done: make(chan error, 1)}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case w.ops <- op:
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return ctx.Err()
+	}
+	w.mu.RUnlock()
+	select {
+	case err := <-op.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close stops accepting writes, lets the writers drain the queue and waits for them.
+func (w *writer) close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.ops)
+	}
+	w.mu.Unlock()
+	w.wg.Wait()
+}
+
+func (w *writer) run() {
+	defer w.wg.Done()
+	c := newCommitter(w.db, w.prepare)
+	defer c.close()
+	batch := make([]*write, 0, w.maxBatch)
+	for op := range w.ops {
+		batch = append(batch[:0], op)
+	fill:
+		for len(batch) < w.maxBatch {
+			select {
+			case op, ok := <-w.ops:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		c.commit(batch)
+		clear(batch)
+	}
+}
+
+// committer is one writer goroutine's state: the package's write statements, prepared when it
+// starts (before any transaction holds SQLite's only write connection), so that SQLite does not
+// parse the same upsert for every write.
+type committer struct {
+	db    *sql.DB
+	stmts map[string]*sql.Stmt
+}
+
+func newCommitter(db *sql.DB, queries []string) *committer {
+	c := &committer{db: db, stmts: make(map[string]*sql.Stmt, len(queries))}
+	for _, q := range queries {
+		if st, err := db.Prepare(q); err == nil {
+			c.stmts[q] = st
+		} // else: exec will run it unprepared and report the error there
+	}
+	return c
+}
+
+func (c *committer) close() {
+	for _, st := range c.stmts {
+		st.Close()
+	}
+}
+
+// commit applies a batch in one transaction. If that fails, it retries each write in its own
+// transaction so that one bad write fails alone and every caller gets its own error.
+func (c *committer) commit(batch []*write) {
+	live := make([]*write, 0, len(batch))
+	for _, op := range batch {
+		if err := op.ctx.Err(); err != nil {
+			op.done <- err
+			continue
+		}
+		live = append(live, op)
+	}
+	if len(live) == 0 {
+		return
+	}
+	err := c.tx(live)
+	if err == nil || len(live) == 1 {
+		for _, op := range live {
+			op.done <- err
+		}
+		return
+	}
+	for _, op := range live {
+		op.done <- c.tx([]*write{op})
+	}
+}
+
+// batchTimeout bounds one transaction, so that a database that stopped answering fails the
+// writes instead of holding the writer (and Close) forever.
+const batchTimeout = time.Minute
+
+// tx runs the writes in one transaction. It does not use the callers' contexts: one caller giving
+// up must not roll back the others' writes.
+func (c *committer) tx(ops []*write) error {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	for _, op := range ops {
+		for _, s := range op.stmts {
+			if err := c.exec(ctx, tx, s); err != nil {
+				_ = tx.Rollback()
+				return err
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// exec runs one statement in tx, through its prepared form when there is one.
+func (c *committer) exec(ctx context.Context, tx *sql.Tx, s stmt) error {
+	var err error
+	if st, ok := c.stmts[s.query]; ok {
+		_, err = tx.StmtContext(ctx, st).ExecContext(ctx, s.args...)
+	} else {
+		_, err = tx.ExecContext(ctx, s.query, s.args...)
+	}
+	return err
+}

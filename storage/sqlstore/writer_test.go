@@ -1,0 +1,78 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestBatchFailureIsolated checks that one failing write in a batch fails alone: the batch is
+// retried write by write and the others commit.
+func TestBatchFailureIsolated(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "lwota.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mk := func(ctx context.Context, query string, args ...any) *write {
+		return &write{ctx: ctx, stmts: []stmt{{query, args}}, done: make(chan error, 1)}
+	}
+	ins := "INSERT INTO observations (endpoint, path, token, format, created_at) VALUES (?, ?, ?, 0, NULL)"
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	batch := []*write{
+		mk(ctx, ins, "a", "/1", []byte{1}),
+		mk(ctx, "INSERT INTO no_such_table VALUES (1)"),
+		mk(gone, ins, "c", "/1", []byte{1}),
+		mk(ctx, ins, "b", "/1", []byte{1}),
+	}
+	c := newCommitter(s.writeDB, []string{ins})
+	defer c.close()
+	c.commit(batch)
+	want := []error{nil, errors.New("any"), context.Canceled, nil}
+	for i, op := range batch {
+		select {
+		case err := <-op.done:
+			switch {
+			case want[i] == nil && err != nil:
+				t.Errorf("write %d: %v, want success", i, err)
+			case want[i] == context.Canceled && !errors.Is(err, context.Canceled):
+				t.Errorf("write %d: %v, want context.Canceled", i, err)
+			case want[i] != nil && err == nil:
+				t.Errorf("write %d succeeded, want an error", i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("write %d: no answer", i)
+		}
+	}
+	obs, err := s.Observations(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(obs) != 2 || obs[0].Endpoint != "a" || obs[1].Endpoint != "b" {
+		t.Errorf("observations after the batch = %d rows, want a and b", len(obs))
+	}
+}
+
+func TestPrefixEnd(t *testing.T) {
+	tests := []struct {
+		prefix, end string
+		ok          bool
+	}{
+		{"dev-a", "dev-b", true},
+		{"a\u00e4", "a\u00e5", true},
+		{"x\U0010FFFF", "y", true},
+		{"\U0010FFFF", "", false},
+		{"\ud7ff", "\ue000", true},
+		{"a\xff", "b", true}, // not UTF-8: bytewise
+	}
+	for _, tc := range tests {
+		end, ok := prefixEnd(tc.prefix)
+		if end != tc.end || ok != tc.ok {
+			t.Errorf("prefixEnd(%q) = %q, %v; want %q, %v", tc.prefix, end, ok, tc.end, tc.ok)
+		}
+	}
+}
