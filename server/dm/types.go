@@ -40,12 +40,12 @@ type Attributes struct {
 
 // Request is one operation on one path of one device.
 type Request struct {
-	Op         Op                  `json:"op"`
-	Path       lwm2m.Path          `json:"path"`
-	Format     lwm2m.ContentFormat `json:"format,omitempty"` // 0 lets lwota choose from what the device supports
-	Records    []lwm2m.Record      `json:"records,omitempty"`
-	Args       string              `json:"args,omitempty"` // Execute arguments
-	Attributes *Attributes         `json:"attributes,omitempty"`
+	Op         Op                   `json:"op"`
+	Path       lwm2m.Path           `json:"path"`
+	Format     *lwm2m.ContentFormat `json:"format,omitempty"` // nil lets lwota choose from what the device supports
+	Records    []lwm2m.Record       `json:"records,omitempty"`
+	Args       string               `json:"args,omitempty"` // Execute arguments
+	Attributes *Attributes          `json:"attributes,omitempty"`
 }
 
 // Result is the device's answer.
@@ -77,6 +77,7 @@ type Pending struct {
 	State     PendingState `json:"state"`
 	Result    *Result      `json:"result,omitempty"`
 	Error     string       `json:"error,omitempty"`
+	Attempts  int          `json:"attempts"` // wake-ups at which sending timed out
 	CreatedAt time.Time    `json:"created_at"`
 	UpdatedAt time.Time    `json:"updated_at"`
 }

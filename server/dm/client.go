@@ -1,0 +1,288 @@
+package dm
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/lwota/lwota/server/codec"
+	"github.com/lwota/lwota/server/events"
+	"github.com/lwota/lwota/server/lwm2m"
+	"github.com/lwota/lwota/server/registration"
+	"github.com/lwota/lwota/server/transport"
+)
+
+// Sender is the transport's client side.
+type Sender interface {
+	Do(ctx context.Context, to transport.Addr, req *transport.Message) (*transport.Message, error)
+	NewToken() []byte
+}
+
+// Devices finds live registrations.
+type Devices interface {
+	Get(endpoint string) (*registration.Registration, bool)
+}
+
+// Observations keeps the server's observations; the observe package implements it.
+type Observations interface {
+	// Begin starts routing notifications with token to the observation before the request goes out
+	// (a device may notify before its first answer arrives); the returned func undoes it.
+	Begin(endpoint string, path lwm2m.Path, token []byte, format lwm2m.ContentFormat) (abort func())
+	// Established stores the observation once the device accepted it.
+	Established(ctx context.Context, endpoint string, path lwm2m.Path, token []byte, format lwm2m.ContentFormat, recs []lwm2m.Record) error
+	// Token returns the token of the observation on path, if the server holds one.
+	Token(endpoint string, path lwm2m.Path) ([]byte, bool)
+	// Cancelled forgets the observation on path.
+	Cancelled(ctx context.Context, endpoint string, path lwm2m.Path) error
+}
+
+// ValueSink hears the values devices report in answers (the registry keeps /3/0/3 from it).
+type ValueSink interface {
+	Values(ctx context.Context, endpoint string, recs []lwm2m.Record)
+}
+
+// Publisher publishes server events.
+type Publisher interface {
+	Publish(e events.Event)
+}
+
+// Client sends device-management requests. It is safe for concurrent use.
+type Client struct {
+	sender  Sender
+	devices Devices
+	obs     Observations
+	queue   QueueStore
+	model   codec.Resolver
+	values  ValueSink
+	pub     Publisher
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+
+	mu       sync.Mutex
+	queued   map[string]int  // endpoint -> requests waiting; absent means not yet counted since start
+	flushing map[string]bool // endpoints whose queue is being sent
+	wg       sync.WaitGroup
+}
+
+// New returns a client. values, pub and now may be nil.
+func New(sender Sender, devices Devices, obs Observations, queue QueueStore, model codec.Resolver, values ValueSink, pub Publisher, cfg Config, logger *slog.Logger, now func() time.Time) *Client {
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Client{
+		sender: sender, devices: devices, obs: obs, queue: queue, model: model, values: values, pub: pub,
+		cfg: cfg, log: logger, now: now,
+		queued:   make(map[string]int),
+		flushing: make(map[string]bool),
+	}
+}
+
+// Do runs req on the device now, or, when the device is in queue mode and asleep, stores it and
+// returns it as pending; it is sent when the device next talks to the server.
+func (c *Client) Do(ctx context.Context, endpoint string, req Request) (*Result, *Pending, error) {
+	if err := validate(req); err != nil {
+		return nil, nil, err
+	}
+	reg, ok := c.devices.Get(endpoint)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: %w", endpoint, registration.ErrNotFound)
+	}
+	now := c.now()
+	if !reg.Online(now) {
+		return nil, nil, fmt.Errorf("%s: %w", endpoint, ErrOffline)
+	}
+	if reg.QueueMode && now.Sub(reg.LastSeen) > c.cfg.AwakeWindow {
+		p, err := c.enqueue(ctx, endpoint, req)
+		return nil, p, err
+	}
+	res, err := c.send(ctx, reg, req)
+	return res, nil, err
+}
+
+// Pending returns a queued request by id.
+func (c *Client) Pending(ctx context.Context, id string) (*Pending, error) {
+	return c.queue.GetPending(ctx, id)
+}
+
+func (c *Client) enqueue(ctx context.Context, endpoint string, req Request) (*Pending, error) {
+	waiting, err := c.queue.PendingFor(ctx, endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("queue for %s: %w", endpoint, err)
+	}
+	if len(waiting) >= c.cfg.MaxQueued {
+		return nil, fmt.Errorf("%s has %d requests waiting: %w", endpoint, len(waiting), ErrQueueFull)
+	}
+	now := c.now()
+	p := &Pending{ID: newRequestID(), Endpoint: endpoint, Request: req, State: PendingQueued, CreatedAt: now, UpdatedAt: now}
+	if err := c.queue.SavePending(ctx, p); err != nil {
+		return nil, fmt.Errorf("queue for %s: %w", endpoint, err)
+	}
+	c.mu.Lock()
+	c.queued[endpoint] = len(waiting) + 1
+	c.mu.Unlock()
+	c.log.Debug("request queued", "endpoint", endpoint, "id", p.ID, "op", req.Op, "path", req.Path.String())
+	return p, nil
+}
+
+// Woke tells the client that endpoint just talked to the server: its queue, if any, is sent now.
+// It returns at once; the sending happens on its own goroutine, bounded to one per endpoint.
+func (c *Client) Woke(ctx context.Context, endpoint string) {
+	c.mu.Lock()
+	n, counted := c.queued[endpoint]
+	if (counted && n == 0) || c.flushing[endpoint] {
+		c.mu.Unlock()
+		return
+	}
+	c.flushing[endpoint] = true
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		c.flush(ctx, endpoint)
+	}()
+}
+
+// Wait blocks until every queue flush in progress has ended (for shutdown).
+func (c *Client) Wait() { c.wg.Wait() }
+
+func (c *Client) flush(ctx context.Context, endpoint string) {
+	defer func() {
+		c.mu.Lock()
+		delete(c.flushing, endpoint)
+		c.mu.Unlock()
+	}()
+	waiting, err := c.queue.PendingFor(ctx, endpoint)
+	if err != nil {
+		c.log.Warn("read request queue", "endpoint", endpoint, "err", err)
+		return
+	}
+	c.setQueued(endpoint, len(waiting))
+	for i, p := range waiting {
+		reg, ok := c.devices.Get(endpoint)
+		if !ok || !reg.Online(c.now()) {
+			return
+		}
+		res, err := c.send(ctx, reg, p.Request)
+		if errors.Is(err, ErrTimeout) && ctx.Err() == nil {
+			// Asleep again before the queue emptied: the rest waits for the next wake-up.
+			p.Error = err.Error()
+			p.UpdatedAt = c.now()
+			p.Attempts++
+			if p.Attempts >= c.cfg.MaxQueueAttempts {
+				p.State = PendingFailed
+			}
+			if serr := c.queue.SavePending(ctx, p); serr != nil {
+				c.log.Warn("save queued request", "id", p.ID, "err", serr)
+			}
+			c.setQueued(endpoint, len(waiting)-i)
+			return
+		}
+		if ctx.Err() != nil {
+			return // shutting down: the request stays queued and is sent after the restart
+		}
+		p.UpdatedAt = c.now()
+		p.Result = res
+		if err != nil {
+			p.State, p.Error = PendingFailed, err.Error()
+		} else {
+			p.State, p.Error = PendingDone, ""
+		}
+		if serr := c.queue.SavePending(ctx, p); serr != nil {
+			c.log.Warn("save queued request", "id", p.ID, "err", serr)
+			return
+		}
+		c.setQueued(endpoint, len(waiting)-i-1)
+		if c.pub != nil {
+			c.pub.Publish(events.Event{Type: events.TypeRequestDone, Endpoint: endpoint, Time: p.UpdatedAt, Data: p})
+		}
+	}
+}
+
+func (c *Client) setQueued(endpoint string, n int) {
+	c.mu.Lock()
+	c.queued[endpoint] = n
+	c.mu.Unlock()
+}
+
+// send performs req on reg now.
+func (c *Client) send(ctx context.Context, reg *registration.Registration, req Request) (*Result, error) {
+	msg, format, err := buildMessage(reg, req, c.model)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ExchangeTimeout)
+	defer cancel()
+
+	var abort func()
+	switch req.Op {
+	case OpObserve:
+		msg.Token = c.sender.NewToken()
+		abort = c.obs.Begin(reg.Endpoint, req.Path, msg.Token, format)
+	case OpCancelObserve:
+		tok, ok := c.obs.Token(reg.Endpoint, req.Path)
+		if !ok {
+			return nil, fmt.Errorf("%w: no observation of %s on %s", ErrInvalid, req.Path, reg.Endpoint)
+		}
+		msg.Token = tok
+	default:
+		msg.Token = c.sender.NewToken()
+	}
+
+	resp, err := c.sender.Do(ctx, reg.Addr, msg)
+	if err != nil {
+		if abort != nil {
+			abort()
+		}
+		return nil, c.transportError(reg.Endpoint, req, err)
+	}
+	res, err := decodeResult(req, format, resp, c.model)
+	if err != nil {
+		if abort != nil {
+			abort()
+		}
+		return res, fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, reg.Endpoint, err)
+	}
+	switch req.Op {
+	case OpObserve:
+		if resp.Observe < 0 {
+			// The device answered as a plain read: it will not notify (Core §6.4.1 lets it refuse).
+			abort()
+		} else if err := c.obs.Established(ctx, reg.Endpoint, req.Path, msg.Token, res.Format, res.Records); err != nil {
+			abort()
+			return res, fmt.Errorf("observe %s on %s: %w", req.Path, reg.Endpoint, err)
+		}
+	case OpCancelObserve:
+		if err := c.obs.Cancelled(ctx, reg.Endpoint, req.Path); err != nil {
+			return res, fmt.Errorf("cancel observe %s on %s: %w", req.Path, reg.Endpoint, err)
+		}
+	}
+	if c.values != nil && len(res.Records) > 0 {
+		c.values.Values(ctx, reg.Endpoint, res.Records)
+	}
+	return res, nil
+}
+
+func (c *Client) transportError(endpoint string, req Request, err error) error {
+	switch {
+	case errors.Is(err, transport.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, endpoint, ErrTimeout)
+	case errors.Is(err, transport.ErrReset):
+		return fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, endpoint, &DeviceError{Code: "RST", Msg: "device reset the request"})
+	}
+	return fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, endpoint, err)
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

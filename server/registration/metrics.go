@@ -1,0 +1,33 @@
+package registration
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the registry's Prometheus series; build them with NewMetrics.
+type Metrics struct {
+	registers, updates, deregisters, expired prometheus.Counter
+	rejected                                 *prometheus.CounterVec
+	online                                   prometheus.Gauge
+}
+
+// NewMetrics registers the registry's series with reg; a nil reg gives unregistered series.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		registers:   prometheus.NewCounter(prometheus.CounterOpts{Name: "lwota_registrations_total", Help: "Register operations accepted."}),
+		updates:     prometheus.NewCounter(prometheus.CounterOpts{Name: "lwota_registration_updates_total", Help: "Update operations accepted."}),
+		deregisters: prometheus.NewCounter(prometheus.CounterOpts{Name: "lwota_deregistrations_total", Help: "De-register operations accepted."}),
+		expired:     prometheus.NewCounter(prometheus.CounterOpts{Name: "lwota_registrations_expired_total", Help: "Registrations whose lifetime ran out."}),
+		rejected:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwota_registration_rejected_total", Help: "Registration interface requests refused, by operation and CoAP code."}, []string{"op", "code"}),
+		online:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "lwota_registrations_online", Help: "Devices registered and within their lifetime."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.registers, m.updates, m.deregisters, m.expired, m.rejected, m.online)
+	}
+	return m
+}
+
+func (m *Metrics) orNop() *Metrics {
+	if m == nil {
+		return NewMetrics(nil)
+	}
+	return m
+}

@@ -1,0 +1,466 @@
+package registration
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lwota/lwota/server/transport"
+)
+
+// Listener hears about registration changes after they are stored. Calls happen on the
+// goroutine that handled the message, so implementations hand long work to their own goroutines.
+type Listener interface {
+	// Registered follows a Register; previous is the registration it replaced, or nil.
+	Registered(r *Registration, previous *Registration)
+	// Updated follows an Update.
+	Updated(r *Registration)
+	// Deregistered follows a De-register, or a lifetime running out (expired true).
+	Deregistered(r *Registration, expired bool)
+}
+
+// Registry answers /rd requests and holds every live registration in memory. Registrations are
+// shared as read-only snapshots: every change stores a new *Registration, so readers never lock.
+type Registry struct {
+	store    Store
+	listener Listener
+	cfg      Config
+	log      *slog.Logger
+	metrics  *Metrics
+	now      func() time.Time
+
+	mu         sync.RWMutex
+	byEndpoint map[string]*Registration
+	byID       map[string]string         // location id -> endpoint
+	byAddr     map[transport.Addr]string // source address -> endpoint, for queue-mode wake-ups
+	// seen holds the last uplink time per endpoint, apart from the snapshot so that every
+	// datagram does not copy a registration.
+	seen map[string]time.Time
+}
+
+// New returns a registry over store. listener may be nil. now may be nil (time.Now).
+func New(store Store, listener Listener, cfg Config, logger *slog.Logger, m *Metrics, now func() time.Time) *Registry {
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Registry{
+		store:      store,
+		listener:   listener,
+		cfg:        cfg,
+		log:        logger,
+		metrics:    m.orNop(),
+		now:        now,
+		byEndpoint: make(map[string]*Registration),
+		byID:       make(map[string]string),
+		byAddr:     make(map[transport.Addr]string),
+		seen:       make(map[string]time.Time),
+	}
+}
+
+// Load fills the registry from the store after a restart, so devices need not register again.
+// Registrations whose lifetime ran out while lwota was down are left out.
+func (r *Registry) Load(ctx context.Context) (int, error) {
+	regs, err := r.store.LoadRegistrations(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("load registrations: %w", err)
+	}
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, reg := range regs {
+		if !reg.Online(now) {
+			continue
+		}
+		r.index(reg)
+		n++
+	}
+	r.metrics.online.Set(float64(len(r.byEndpoint)))
+	return n, nil
+}
+
+// index adds reg to the maps; the caller holds mu.
+func (r *Registry) index(reg *Registration) {
+	r.byEndpoint[reg.Endpoint] = reg
+	r.byID[reg.ID] = reg.Endpoint
+	if reg.Addr.AddrPort.IsValid() {
+		r.byAddr[reg.Addr] = reg.Endpoint
+	}
+	r.seen[reg.Endpoint] = reg.LastSeen
+}
+
+// unindex removes reg from the maps; the caller holds mu.
+func (r *Registry) unindex(reg *Registration) {
+	if cur, ok := r.byEndpoint[reg.Endpoint]; ok && cur.ID == reg.ID {
+		delete(r.byEndpoint, reg.Endpoint)
+		delete(r.seen, reg.Endpoint)
+	}
+	delete(r.byID, reg.ID)
+	if ep, ok := r.byAddr[reg.Addr]; ok && ep == reg.Endpoint {
+		delete(r.byAddr, reg.Addr)
+	}
+}
+
+// Get returns the live registration of endpoint, with LastSeen current.
+func (r *Registry) Get(endpoint string) (*Registration, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	reg, ok := r.byEndpoint[endpoint]
+	if !ok {
+		return nil, false
+	}
+	if seen := r.seen[endpoint]; seen.After(reg.LastSeen) {
+		cp := *reg
+		cp.LastSeen = seen
+		return &cp, true
+	}
+	return reg, true
+}
+
+// Count is the number of live registrations.
+func (r *Registry) Count() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.byEndpoint)
+}
+
+// Endpoints lists live endpoints, sorted.
+func (r *Registry) Endpoints() []string {
+	r.mu.RLock()
+	out := make([]string, 0, len(r.byEndpoint))
+	for ep := range r.byEndpoint {
+		out = append(out, ep)
+	}
+	r.mu.RUnlock()
+	sort.Strings(out)
+	return out
+}
+
+// Seen records an uplink from addr and returns the endpoint registered there, if any, and
+// whether the device had been silent for longer than quiet (a queue-mode device waking up).
+func (r *Registry) Seen(addr transport.Addr, quiet time.Duration) (endpoint string, woke bool) {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ep, ok := r.byAddr[addr]
+	if !ok {
+		return "", false
+	}
+	last := r.seen[ep]
+	r.seen[ep] = now
+	return ep, now.Sub(last) > quiet
+}
+
+// SetFirmwareVersion records the firmware version a device reported (/3/0/3) and stores it
+// when it changed.
+func (r *Registry) SetFirmwareVersion(ctx context.Context, endpoint, version string) error {
+	r.mu.Lock()
+	reg, ok := r.byEndpoint[endpoint]
+	if !ok || reg.FirmwareVersion == version {
+		r.mu.Unlock()
+		return nil
+	}
+	cp := *reg
+	cp.FirmwareVersion = version
+	r.mu.Unlock()
+	if err := r.store.SaveRegistration(ctx, &cp); err != nil {
+		return fmt.Errorf("firmware version of %s: %w", endpoint, err)
+	}
+	r.mu.Lock()
+	if cur, ok := r.byEndpoint[endpoint]; ok && cur.ID == cp.ID {
+		next := *cur
+		next.FirmwareVersion = version
+		r.byEndpoint[endpoint] = &next
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// Register stores a new registration for the endpoint named in p, replacing any earlier one.
+func (r *Registry) register(ctx context.Context, from transport.Peer, query []string, contentFormat int, payload []byte) (*Registration, error) {
+	p, err := parseQuery(query)
+	if err != nil {
+		return nil, err
+	}
+	if err := validEndpoint(p.endpoint, r.cfg.MaxEndpointLen); err != nil {
+		return nil, err
+	}
+	if p.version == "" {
+		p.version = "1.0" // 1.0 clients may omit lwm2m=
+	}
+	if !supportedVersion(p.version) {
+		return nil, fmt.Errorf("%w: lwm2m=%s (lwota speaks 1.0, 1.1 and 1.2)", ErrVersion, p.version)
+	}
+	if contentFormat >= 0 && contentFormat != 40 {
+		return nil, fmt.Errorf("%w: object list must be link format (40), got content format %d", ErrBadRequest, contentFormat)
+	}
+	if len(payload) > r.cfg.MaxPayload {
+		return nil, fmt.Errorf("%w: object list is %d bytes, the limit is %d", ErrTooLarge, len(payload), r.cfg.MaxPayload)
+	}
+	ol, err := parseObjectList(payload, r.cfg.MaxObjects)
+	if err != nil {
+		return nil, err
+	}
+	binding := "U"
+	if p.hasBinding {
+		if err := validBinding(p.binding); err != nil {
+			return nil, err
+		}
+		binding = p.binding
+	}
+	lifetime := r.cfg.DefaultLifetime
+	if p.hasLifetime {
+		lifetime = r.clampLifetime(p.lifetime)
+	}
+	now := r.now()
+	reg := &Registration{
+		ID:             newID(),
+		Endpoint:       p.endpoint,
+		Version:        p.version,
+		Lifetime:       lifetime,
+		Binding:        binding,
+		QueueMode:      p.queue || strings.Contains(binding, "Q"),
+		SMSNumber:      p.sms,
+		RootPath:       ol.rootPath,
+		ContentFormats: ol.formats,
+		Objects:        ol.objects,
+		Addr:           from.Addr,
+		Identity:       from.Identity,
+		RegisteredAt:   now,
+		UpdatedAt:      now,
+		LastSeen:       now,
+	}
+	r.mu.RLock()
+	previous := r.byEndpoint[p.endpoint]
+	r.mu.RUnlock()
+	if previous != nil {
+		reg.FirmwareVersion = previous.FirmwareVersion // kept until the device reports another
+	} else if stored, err := r.store.GetRegistration(ctx, p.endpoint); err == nil {
+		reg.FirmwareVersion = stored.FirmwareVersion
+	}
+	if err := r.store.SaveRegistration(ctx, reg); err != nil {
+		return nil, fmt.Errorf("register %s: store: %w", p.endpoint, err)
+	}
+	r.mu.Lock()
+	if old := r.byEndpoint[p.endpoint]; old != nil {
+		r.unindex(old)
+		previous = old
+	}
+	r.index(reg)
+	r.metrics.online.Set(float64(len(r.byEndpoint)))
+	r.mu.Unlock()
+	r.metrics.registers.Inc()
+	r.log.Debug("registered", "endpoint", reg.Endpoint, "id", reg.ID, "addr", from.Addr.String(), "lwm2m", reg.Version, "lifetime", reg.Lifetime, "binding", reg.Binding)
+	if r.listener != nil {
+		r.listener.Registered(reg, previous)
+	}
+	return reg, nil
+}
+
+func (r *Registry) clampLifetime(lt uint32) uint32 {
+	if r.cfg.MinLifetime > 0 && lt < r.cfg.MinLifetime {
+		return r.cfg.MinLifetime
+	}
+	if r.cfg.MaxLifetime > 0 && lt > r.cfg.MaxLifetime {
+		return r.cfg.MaxLifetime
+	}
+	return lt
+}
+
+// lookupForPeer finds registration id and checks that from may act on it: a device
+// registered with a security identity may only be updated or removed under that identity.
+func (r *Registry) lookupForPeer(id string, from transport.Peer) (*Registration, error) {
+	r.mu.RLock()
+	ep, ok := r.byID[id]
+	var reg *Registration
+	if ok {
+		reg = r.byEndpoint[ep]
+	}
+	r.mu.RUnlock()
+	if reg == nil {
+		return nil, fmt.Errorf("registration %s: %w", id, ErrNotFound)
+	}
+	if reg.Identity != from.Identity {
+		return nil, fmt.Errorf("registration %s of %s: %w: peer identity %q", id, reg.Endpoint, ErrForbidden, from.Identity)
+	}
+	return reg, nil
+}
+
+func (r *Registry) update(ctx context.Context, id string, from transport.Peer, query []string, contentFormat int, payload []byte) (*Registration, error) {
+	cur, err := r.lookupForPeer(id, from)
+	if err != nil {
+		return nil, err
+	}
+	p, err := parseQuery(query)
+	if err != nil {
+		return nil, err
+	}
+	if p.endpoint != "" || p.version != "" {
+		return nil, fmt.Errorf("%w: ep and lwm2m are not Update parameters", ErrBadRequest)
+	}
+	next := *cur
+	if p.hasLifetime {
+		next.Lifetime = r.clampLifetime(p.lifetime)
+	}
+	if p.hasBinding {
+		if err := validBinding(p.binding); err != nil {
+			return nil, err
+		}
+		next.Binding = p.binding
+		next.QueueMode = p.queue || strings.Contains(p.binding, "Q")
+	} else if p.queue {
+		next.QueueMode = true
+	}
+	if p.sms != "" {
+		next.SMSNumber = p.sms
+	}
+	if len(payload) > 0 {
+		if contentFormat >= 0 && contentFormat != 40 {
+			return nil, fmt.Errorf("%w: object list must be link format (40), got content format %d", ErrBadRequest, contentFormat)
+		}
+		if len(payload) > r.cfg.MaxPayload {
+			return nil, fmt.Errorf("%w: object list is %d bytes, the limit is %d", ErrTooLarge, len(payload), r.cfg.MaxPayload)
+		}
+		ol, err := parseObjectList(payload, r.cfg.MaxObjects)
+		if err != nil {
+			return nil, err
+		}
+		next.Objects = ol.objects
+		if ol.formats != nil {
+			next.ContentFormats = ol.formats
+		}
+		next.RootPath = ol.rootPath
+	}
+	now := r.now()
+	next.UpdatedAt = now
+	next.LastSeen = now
+	next.Addr = from.Addr // a NAT may have moved the device; the Update tells us where it is now
+	if err := r.store.SaveRegistration(ctx, &next); err != nil {
+		return nil, fmt.Errorf("update %s: store: %w", cur.Endpoint, err)
+	}
+	r.mu.Lock()
+	if live := r.byEndpoint[cur.Endpoint]; live == nil || live.ID != cur.ID {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("registration %s: %w", id, ErrNotFound) // replaced while we stored
+	}
+	r.unindex(cur)
+	r.index(&next)
+	r.mu.Unlock()
+	r.metrics.updates.Inc()
+	if r.listener != nil {
+		r.listener.Updated(&next)
+	}
+	return &next, nil
+}
+
+func (r *Registry) deregister(ctx context.Context, id string, from transport.Peer) (*Registration, error) {
+	cur, err := r.lookupForPeer(id, from)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.remove(ctx, cur, false); err != nil {
+		return nil, err
+	}
+	return cur, nil
+}
+
+// remove stores the end of reg (de-registered, or lapsed) and drops it from memory.
+func (r *Registry) remove(ctx context.Context, reg *Registration, expired bool) error {
+	gone := *reg
+	if !expired {
+		gone.DeregisteredAt = r.now()
+		if err := r.store.SaveRegistration(ctx, &gone); err != nil {
+			return fmt.Errorf("deregister %s: store: %w", reg.Endpoint, err)
+		}
+	}
+	// A lapsed registration needs no write: Online() derives offline from the stored lifetime.
+	r.mu.Lock()
+	live := r.byEndpoint[reg.Endpoint]
+	if live == nil || live.ID != reg.ID {
+		r.mu.Unlock()
+		return nil
+	}
+	r.unindex(live)
+	r.metrics.online.Set(float64(len(r.byEndpoint)))
+	r.mu.Unlock()
+	if expired {
+		r.metrics.expired.Inc()
+	} else {
+		r.metrics.deregisters.Inc()
+	}
+	if r.listener != nil {
+		r.listener.Deregistered(&gone, expired)
+	}
+	return nil
+}
+
+// RunExpiry takes registrations whose lifetime ran out offline, until ctx ends.
+func (r *Registry) RunExpiry(ctx context.Context) {
+	t := time.NewTicker(r.cfg.ExpiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.ExpireNow(ctx)
+		}
+	}
+}
+
+// ExpireNow takes every lapsed registration offline and returns how many it found.
+func (r *Registry) ExpireNow(ctx context.Context) int {
+	now := r.now()
+	var lapsed []*Registration
+	r.mu.RLock()
+	for _, reg := range r.byEndpoint {
+		if !now.Before(reg.ExpiresAt()) {
+			lapsed = append(lapsed, reg)
+		}
+	}
+	r.mu.RUnlock()
+	for _, reg := range lapsed {
+		if err := r.remove(ctx, reg, true); err != nil {
+			r.log.Warn("expire registration", "endpoint", reg.Endpoint, "err", err)
+		} else {
+			r.log.Info("registration expired", "endpoint", reg.Endpoint, "lifetime", reg.Lifetime)
+		}
+	}
+	return len(lapsed)
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newID returns a short random location id: 10 bytes give 80 bits, so ids are not guessable.
+func newID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return idEncoding.EncodeToString(b[:])
+}
+
+// errorCode maps the registry's errors to the CoAP codes of Core §6.2 / Transport §6.
+func errorCode(err error) transport.Code {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return transport.NotFound
+	case errors.Is(err, ErrForbidden):
+		return transport.Forbidden
+	case errors.Is(err, ErrVersion):
+		return transport.PreconditionFailed
+	case errors.Is(err, ErrTooLarge):
+		return transport.RequestEntityTooLarge
+	case errors.Is(err, ErrBadRequest):
+		return transport.BadRequest
+	}
+	return transport.InternalServerError
+}
