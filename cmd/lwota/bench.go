@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type benchConfig struct {
+	Devices     int
+	Concurrency int
+	Database    string
+	EchoFor     time.Duration
+}
+
+func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string) (benchConfig, error) {
+	var c benchConfig
+	fs := newFlagSet("bench", stderr)
+	fs.IntVar(&c.Devices, "devices", 10000, "emulated devices that register")
+	fs.IntVar(&c.Concurrency, "concurrency", 64, "registrations in flight at once (and echo clients for the baseline)")
+	fs.StringVar(&c.Database, "database", "", "database for the server under test (default: a fresh SQLite file)")
+	fs.DurationVar(&c.EchoFor, "echo-for", 3*time.Second, "how long the raw UDP echo baseline runs")
+	if err := parseWithEnv(fs, args, getenv); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// bench measures registrations per second and server heap per registered device, with the
+// emulated fleet in a child process so that its memory is not counted as the server's.
+func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseBenchFlags(args, stderr, os.Getenv)
+	if err != nil {
+		return err
+	}
+	echo, err := udpEchoRate(ctx, cfg.Concurrency, cfg.EchoFor)
+	if err != nil {
+		return fmt.Errorf("bench: echo baseline: %w", err)
+	}
+	fmt.Fprintf(stdout, "baseline: raw UDP echo (20 B request, 1 KiB response), %d clients: %.0f round trips/s\n", cfg.Concurrency, echo)
+
+	dir, err := os.MkdirTemp("", "lwota-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	sc, err := parseServeFlags([]string{"--coap-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", dir, "--log-level", "warn"}, stderr, func(string) string { return "" })
+	if err != nil {
+		return err
+	}
+	if cfg.Database != "" {
+		sc.Database = cfg.Database
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	svc, err := newService(ctx, sc, logger)
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(runCtx) }()
+	select {
+	case <-svc.core.Ready():
+	case err := <-done:
+		return fmt.Errorf("bench: server: %w", err)
+	}
+	heapBefore := liveHeap()
+
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	child := exec.CommandContext(runCtx, exe, "sim", "--server", svc.core.Addr().String(), "--count", fmt.Sprint(cfg.Devices),
+		"--concurrency", fmt.Sprint(cfg.Concurrency), "--lifetime", "1h", "--prefix", "bench-")
+	child.Stderr = stderr
+	out, err := child.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := child.Start(); err != nil {
+		return fmt.Errorf("bench: start sim: %w", err)
+	}
+	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("bench: sim ended before registering: %w", err)
+	}
+	var n int
+	var took string
+	var rate float64
+	if _, err := fmt.Sscanf(strings.TrimSpace(line), "registered %d devices in %s (%f registrations/s)", &n, &took, &rate); err != nil {
+		return fmt.Errorf("bench: unexpected sim output %q: %w", line, err)
+	}
+	if got := svc.core.Registry().Count(); got != cfg.Devices {
+		return fmt.Errorf("bench: server holds %d registrations, want %d", got, cfg.Devices)
+	}
+	heapAfter := liveHeap()
+	perDevice := float64(int64(heapAfter)-int64(heapBefore)) / float64(cfg.Devices)
+	fmt.Fprintf(stdout, "registrations: %d devices in %s: %.0f registrations/s (%.3f of the echo baseline)\n", n, took, rate, rate/echo)
+	fmt.Fprintf(stdout, "server heap: %.0f bytes per idle registered device (%d -> %d bytes live heap)\n", perDevice, heapBefore, heapAfter)
+	stop()
+	<-done
+	return nil
+}
+
+// liveHeap is the heap still in use after a full collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// udpEchoRate runs clients request/response pairs against a plain UDP echo server for d and
+// returns round trips per second: the floor any CoAP exchange on this machine is compared with.
+func udpEchoRate(ctx context.Context, clients int, d time.Duration) (float64, error) {
+	srv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return 0, err
+	}
+	defer srv.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		resp := make([]byte, 1024)
+		for {
+			_, addr, err := srv.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			_, _ = srv.WriteToUDPAddrPort(resp, addr)
+		}
+	}()
+	var count atomic.Int64
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialUDP("udp", nil, srv.LocalAddr().(*net.UDPAddr))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			req := make([]byte, 20)
+			buf := make([]byte, 2048)
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				if _, err := c.Write(req); err != nil {
+					continue
+				}
+				if _, err := c.Read(buf); err != nil {
+					continue // a lost datagram: send again
+				}
+				count.Add(1)
+			}
+		}()
+	}
+	start := time.Now()
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return float64(count.Load()) / time.Since(start).Seconds(), nil
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// testService is an in-process `lwota serve` on loopback ports chosen by the kernel.
+type testService struct {
+	svc    *service
+	base   string // http://127.0.0.1:PORT
+	coap   string // 127.0.0.1:PORT
+	stop   context.CancelFunc
+	done   chan error
+	logBuf *bytes.Buffer
+}
+
+// startService runs lwota on dataDir (and dsn when not empty) until the test ends or stop is called.
+func startService(t *testing.T, dataDir, dsn string, extra ...string) *testService {
+	t.Helper()
+	args := append([]string{"--coap-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
+	if dsn != "" {
+		args = append(args, "--database", dsn)
+	}
+	cfg, err := parseServeFlags(args, io.Discard, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logBuf := &bytes.Buffer{}
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: logBuf}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := newService(ctx, cfg, logger)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	ts := &testService{svc: svc, stop: cancel, done: make(chan error, 1), logBuf: logBuf}
+	go func() { ts.done <- svc.Run(ctx) }()
+	select {
+	case <-svc.ready:
+	case err := <-ts.done:
+		cancel()
+		t.Fatalf("service ended before ready: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("service not ready after 30s")
+	}
+	ts.base = "http://" + svc.httpLn.Addr().String()
+	ts.coap = svc.core.Addr().String()
+	t.Cleanup(func() { ts.shutdown(t) })
+	return ts
+}
+
+// shutdown stops the service and waits for it; safe to call twice.
+func (ts *testService) shutdown(t *testing.T) {
+	t.Helper()
+	if ts.stop == nil {
+		return
+	}
+	ts.stop()
+	ts.stop = nil
+	select {
+	case err := <-ts.done:
+		if err != nil {
+			t.Errorf("service stopped with error: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("service did not stop within 30s")
+	}
+}
+
+// apiCall does one REST call and decodes the JSON answer into out (when out is not nil).
+func (ts *testService) apiCall(t *testing.T, method, path string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, ts.base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// waitFor polls cond until it holds or the deadline passes; it is for state that another
+// process or goroutine changes, never a substitute for a ready signal we own.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// sseEvents reads server-sent events from the API until ctx ends.
+func (ts *testService) sseEvents(t *testing.T, ctx context.Context, query string) <-chan map[string]any {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ts.base+"/api/v1/events"+query, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("events: status %d", resp.StatusCode)
+	}
+	out := make(chan map[string]any, 64)
+	go func() {
+		defer resp.Body.Close()
+		defer close(out)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			line := sc.Text()
+			if data, ok := strings.CutPrefix(line, "data:"); ok {
+				var ev map[string]any
+				if json.Unmarshal([]byte(strings.TrimSpace(data)), &ev) == nil {
+					select {
+					case out <- ev:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// lockedWriter lets the service's goroutines log into one buffer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
