@@ -12,6 +12,7 @@ import (
 
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/lwm2mtest"
+	"github.com/lwota/lwota/storage/pgtest"
 )
 
 type deviceJSON struct {
@@ -88,8 +89,21 @@ func listAll(t *testing.T, ts *testService, query string) []deviceJSON {
 // emulated devices register; the API lists all of them; /3/0/3 reads back in every format the
 // device offers; write, execute and observe work end to end; a restart keeps every registration.
 func TestServiceEndToEnd(t *testing.T) {
+	backends := []struct {
+		name string
+		dsn  func(t *testing.T) string
+	}{
+		{"sqlite", func(*testing.T) string { return "" }},
+		{"postgres", func(t *testing.T) string { return pgtest.Start(t) }},
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { endToEnd(t, b.dsn(t)) })
+	}
+}
+
+func endToEnd(t *testing.T, dsn string) {
 	dataDir := t.TempDir()
-	ts := startService(t, dataDir, "")
+	ts := startService(t, dataDir, dsn)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -187,7 +201,7 @@ func TestServiceEndToEnd(t *testing.T) {
 	// A restart keeps all registrations: nobody registers again, yet all are listed and reachable.
 	// A restarted server comes back on its own port, as devices expect.
 	ts.shutdown(t)
-	ts2 := startService(t, dataDir, "", "--coap-addr", ts.coap)
+	ts2 := startService(t, dataDir, dsn, "--coap-addr", ts.coap)
 	if got := ts2.svc.core.Registry().Count(); got != n+1 {
 		t.Fatalf("after restart the registry holds %d, want %d", got, n+1)
 	}

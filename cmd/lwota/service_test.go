@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lwota/lwota/storage/pgtest"
 )
 
 // testService is an in-process `lwota serve` on loopback ports chosen by the kernel.
@@ -157,6 +159,11 @@ func (ts *testService) sseEvents(t *testing.T, ctx context.Context, query string
 		}
 	}()
 	return out
+}
+
+func TestMain(m *testing.M) {
+	// Stops the throwaway PostgreSQL cluster, if a test started one, when the tests end.
+	pgtest.Main(m)
 }
 
 // lockedWriter lets the service's goroutines log into one buffer.

@@ -25,7 +25,7 @@ func (s *Store) SaveObservation(ctx context.Context, o *observe.Observation) err
 		token = []byte{} // the column is NOT NULL; an empty token reads back as empty
 	}
 	args := []any{o.Endpoint, o.Path.String(), token, int64(o.Format), created}
-	if err := s.w.do(ctx, stmt{s.q.saveObservation, args}); err != nil {
+	if err := s.w.do(ctx, o.Endpoint, stmt{s.q.saveObservation, args}); err != nil {
 		return fmt.Errorf("sqlstore: save observation %s %s: %w", o.Endpoint, o.Path, err)
 	}
 	return nil
@@ -34,7 +34,7 @@ func (s *Store) SaveObservation(ctx context.Context, o *observe.Observation) err
 // DeleteObservation removes the observation of (endpoint, path); deleting one that does not exist
 // is not an error.
 func (s *Store) DeleteObservation(ctx context.Context, endpoint string, path lwm2m.Path) error {
-	if err := s.w.do(ctx, stmt{s.q.deleteObservation, []any{endpoint, path.String()}}); err != nil {
+	if err := s.w.do(ctx, endpoint, stmt{s.q.deleteObservation, []any{endpoint, path.String()}}); err != nil {
 		return fmt.Errorf("sqlstore: delete observation %s %s: %w", endpoint, path, err)
 	}
 	return nil
@@ -95,7 +95,7 @@ func (s *Store) SaveLatest(ctx context.Context, l *observe.Latest) error {
 		return fmt.Errorf("sqlstore: save latest %s %s: %w", l.Endpoint, l.Path, err)
 	}
 	args := []any{l.Endpoint, l.Path.String(), records, t}
-	if err := s.w.do(ctx, stmt{s.q.saveLatest, args}); err != nil {
+	if err := s.w.do(ctx, l.Endpoint, stmt{s.q.saveLatest, args}); err != nil {
 		return fmt.Errorf("sqlstore: save latest %s %s: %w", l.Endpoint, l.Path, err)
 	}
 	return nil

@@ -20,7 +20,7 @@ func (s *Store) SavePending(ctx context.Context, p *dm.Pending) error {
 	if err != nil {
 		return fmt.Errorf("sqlstore: save pending %s: %w", p.ID, err)
 	}
-	if err := s.w.do(ctx, stmt{s.q.savePending, args}); err != nil {
+	if err := s.w.do(ctx, p.Endpoint, stmt{s.q.savePending, args}); err != nil {
 		return fmt.Errorf("sqlstore: save pending %s: %w", p.ID, err)
 	}
 	return nil

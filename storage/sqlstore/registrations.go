@@ -28,7 +28,7 @@ func (s *Store) SaveRegistration(ctx context.Context, r *registration.Registrati
 	if err != nil {
 		return fmt.Errorf("sqlstore: save registration %s: %w", r.Endpoint, err)
 	}
-	if err := s.w.do(ctx, stmt{s.q.saveRegistration, args}); err != nil {
+	if err := s.w.do(ctx, r.Endpoint, stmt{s.q.saveRegistration, args}); err != nil {
 		return fmt.Errorf("sqlstore: save registration %s: %w", r.Endpoint, err)
 	}
 	return nil

@@ -25,10 +25,12 @@ type write struct {
 // takes whatever is waiting (up to maxBatch), commits it in one transaction and then wakes every
 // caller of the batch. On SQLite there is one such goroutine and it owns the only write
 // connection, so writes are serialized without SQLITE_BUSY; on PostgreSQL a few run side by side.
+// Writes are sharded by key (the endpoint), so two saves of one device's row commit in the order
+// they were made even with several writer goroutines.
 type writer struct {
 	db       *sql.DB
-	prepare  []string // statements each writer goroutine prepares
-	ops      chan *write
+	prepare  []string     // statements each writer goroutine prepares
+	shards   []chan *write // one queue per writer goroutine
 	maxBatch int
 
 	mu     sync.RWMutex // held for reading while queueing, for writing by close
@@ -37,18 +39,33 @@ type writer struct {
 }
 
 func newWriter(db *sql.DB, prepare []string, workers, queue, maxBatch int) *writer {
-	w := &writer{db: db, prepare: prepare, ops: make(chan *write, queue), maxBatch: maxBatch}
+	w := &writer{db: db, prepare: prepare, maxBatch: maxBatch}
 	w.wg.Add(workers)
 	for range workers {
-		go w.run()
+		ops := make(chan *write, max(queue/workers, 1))
+		w.shards = append(w.shards, ops)
+		go w.run(ops)
 	}
 	return w
+}
+
+// shard picks the queue for key (FNV-1a), so one key always lands on one writer goroutine.
+func (w *writer) shard(key string) chan *write {
+	if len(w.shards) == 1 {
+		return w.shards[0]
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return w.shards[h%uint32(len(w.shards))]
 }
 
 // do queues stmts as one write and waits until they are committed, failed, or ctx ends. A write
 // whose ctx ended before its batch started is not applied; one whose ctx ends while its batch
 // commits may still be.
-func (w *writer) do(ctx context.Context, stmts ...stmt) error {
+func (w *writer) do(ctx context.Context, key string, stmts ...stmt) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -59,7 +76,7 @@ func (w *writer) do(ctx context.Context, stmts ...stmt) error {
 		return ErrClosed
 	}
 	select {
-	case w.ops <- op:
+	case w.shard(key) <- op:
 	case <-ctx.Done():
 		w.mu.RUnlock()
 		return ctx.Err()
@@ -78,23 +95,25 @@ func (w *writer) close() {
 	w.mu.Lock()
 	if !w.closed {
 		w.closed = true
-		close(w.ops)
+		for _, ops := range w.shards {
+			close(ops)
+		}
 	}
 	w.mu.Unlock()
 	w.wg.Wait()
 }
 
-func (w *writer) run() {
+func (w *writer) run(ops chan *write) {
 	defer w.wg.Done()
 	c := newCommitter(w.db, w.prepare)
 	defer c.close()
 	batch := make([]*write, 0, w.maxBatch)
-	for op := range w.ops {
+	for op := range ops {
 		batch = append(batch[:0], op)
 	fill:
 		for len(batch) < w.maxBatch {
 			select {
-			case op, ok := <-w.ops:
+			case op, ok := <-ops:
 				if !ok {
 					break fill
 				}
