@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ type benchConfig struct {
 	Concurrency int
 	Database    string
 	EchoFor     time.Duration
+	CPUProfile  string
 }
 
 func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string) (benchConfig, error) {
@@ -30,6 +32,7 @@ func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.IntVar(&c.Concurrency, "concurrency", 64, "registrations in flight at once (and echo clients for the baseline)")
 	fs.StringVar(&c.Database, "database", "", "database for the server under test (default: a fresh SQLite file)")
 	fs.DurationVar(&c.EchoFor, "echo-for", 3*time.Second, "how long the raw UDP echo baseline runs")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the server's CPU profile during registration to this file")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
 	}
@@ -76,6 +79,16 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("bench: server: %w", err)
 	}
 	heapBefore := liveHeap()
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 
 	exe, err := os.Executable()
 	if err != nil {
@@ -104,6 +117,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if got := svc.core.Registry().Count(); got != cfg.Devices {
 		return fmt.Errorf("bench: server holds %d registrations, want %d", got, cfg.Devices)
+	}
+	if cfg.CPUProfile != "" {
+		pprof.StopCPUProfile()
 	}
 	heapAfter := liveHeap()
 	perDevice := float64(int64(heapAfter)-int64(heapBefore)) / float64(cfg.Devices)

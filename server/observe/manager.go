@@ -59,6 +59,9 @@ type Manager struct {
 
 	mu   sync.Mutex
 	byEP map[key]*live
+	// perEndpoint counts live observations per endpoint, so a Register of a device the server
+	// observes nothing on (the common case) costs no store query.
+	perEndpoint map[string]int
 
 	wg sync.WaitGroup
 }
@@ -71,7 +74,7 @@ func New(store Store, listener Listener, model codec.Resolver, pub Publisher, va
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{store: store, listener: listener, model: model, pub: pub, values: values, log: logger, now: now, byEP: make(map[key]*live)}
+	return &Manager{store: store, listener: listener, model: model, pub: pub, values: values, log: logger, now: now, byEP: make(map[key]*live), perEndpoint: make(map[string]int)}
 }
 
 // SetRequester wires the dm client used to re-establish observations.
@@ -98,6 +101,9 @@ func (m *Manager) route(endpoint string, path lwm2m.Path, token []byte, format l
 	m.mu.Lock()
 	old := m.byEP[k]
 	m.byEP[k] = l
+	if old == nil {
+		m.perEndpoint[endpoint]++
+	}
 	m.mu.Unlock()
 	if old != nil {
 		old.stop()
@@ -105,10 +111,21 @@ func (m *Manager) route(endpoint string, path lwm2m.Path, token []byte, format l
 	return func() {
 		m.mu.Lock()
 		if m.byEP[k] == l {
-			delete(m.byEP, k)
+			m.forget(k)
 		}
 		m.mu.Unlock()
 		l.stop()
+	}
+}
+
+// forget drops the observation at k; the caller holds mu.
+func (m *Manager) forget(k key) {
+	if _, ok := m.byEP[k]; !ok {
+		return
+	}
+	delete(m.byEP, k)
+	if m.perEndpoint[k.endpoint]--; m.perEndpoint[k.endpoint] <= 0 {
+		delete(m.perEndpoint, k.endpoint)
 	}
 }
 
@@ -146,7 +163,7 @@ func (m *Manager) Token(endpoint string, path lwm2m.Path) ([]byte, bool) {
 func (m *Manager) Cancelled(ctx context.Context, endpoint string, path lwm2m.Path) error {
 	m.mu.Lock()
 	l := m.byEP[key{endpoint, path}]
-	delete(m.byEP, key{endpoint, path})
+	m.forget(key{endpoint, path})
 	m.mu.Unlock()
 	if l != nil {
 		l.stop()
@@ -214,7 +231,10 @@ func (m *Manager) saveLatest(ctx context.Context, endpoint string, path lwm2m.Pa
 // Reestablish asks a device that registered anew to observe again what the server observed:
 // a rebooted device has forgotten its observers. It returns at once and works in the background.
 func (m *Manager) Reestablish(ctx context.Context, endpoint string) {
-	if m.requester == nil {
+	m.mu.Lock()
+	n := m.perEndpoint[endpoint]
+	m.mu.Unlock()
+	if m.requester == nil || n == 0 {
 		return
 	}
 	m.wg.Add(1)

@@ -46,7 +46,11 @@ func (r *recorder) Deregistered(reg *registration.Registration, expired bool) {
 	}
 	r.add("deregistered " + reg.Endpoint)
 }
-func (r *recorder) list() []string { r.mu.Lock(); defer r.mu.Unlock(); return append([]string(nil), r.events...) }
+func (r *recorder) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.events...)
+}
 
 type fixture struct {
 	store *sqlstore.Store

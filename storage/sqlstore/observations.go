@@ -48,9 +48,9 @@ func (s *Store) Observations(ctx context.Context, endpoint string) ([]*observe.O
 		err  error
 	)
 	if endpoint == "" {
-		rows, err = s.db.QueryContext(ctx, s.q.observationsAll)
+		rows, err = s.query(ctx, s.q.observationsAll)
 	} else {
-		rows, err = s.db.QueryContext(ctx, s.q.observationsFor, endpoint)
+		rows, err = s.query(ctx, s.q.observationsFor, endpoint)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: observations of %q: %w", endpoint, err)
@@ -103,7 +103,7 @@ func (s *Store) SaveLatest(ctx context.Context, l *observe.Latest) error {
 
 // LatestFor returns the endpoint's latest values ordered by path.
 func (s *Store) LatestFor(ctx context.Context, endpoint string) ([]*observe.Latest, error) {
-	rows, err := s.db.QueryContext(ctx, s.q.latestFor, endpoint)
+	rows, err := s.query(ctx, s.q.latestFor, endpoint)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: latest for %s: %w", endpoint, err)
 	}

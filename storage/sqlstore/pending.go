@@ -28,7 +28,7 @@ func (s *Store) SavePending(ctx context.Context, p *dm.Pending) error {
 
 // PendingFor returns the endpoint's requests in state queued, oldest first.
 func (s *Store) PendingFor(ctx context.Context, endpoint string) ([]*dm.Pending, error) {
-	rows, err := s.db.QueryContext(ctx, s.q.pendingFor, endpoint, string(dm.PendingQueued))
+	rows, err := s.query(ctx, s.q.pendingFor, endpoint, string(dm.PendingQueued))
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: pending for %s: %w", endpoint, err)
 	}
@@ -49,7 +49,7 @@ func (s *Store) PendingFor(ctx context.Context, endpoint string) ([]*dm.Pending,
 
 // GetPending returns one request by id, or an error matching dm.ErrRequestNotFound.
 func (s *Store) GetPending(ctx context.Context, id string) (*dm.Pending, error) {
-	p, err := scanPending(s.db.QueryRowContext(ctx, s.q.getPending, id))
+	p, err := scanPending(s.queryRow(ctx, s.q.getPending, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = dm.ErrRequestNotFound
 	}

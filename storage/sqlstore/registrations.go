@@ -46,7 +46,7 @@ func (s *Store) LoadRegistrations(ctx context.Context) ([]*registration.Registra
 // GetRegistration returns the registration of endpoint, de-registered or not, or an error
 // matching registration.ErrNotFound.
 func (s *Store) GetRegistration(ctx context.Context, endpoint string) (*registration.Registration, error) {
-	r, err := scanRegistration(s.db.QueryRowContext(ctx, s.q.getRegistration, endpoint))
+	r, err := scanRegistration(s.queryRow(ctx, s.q.getRegistration, endpoint))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = registration.ErrNotFound
 	}

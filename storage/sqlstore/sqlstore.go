@@ -31,6 +31,7 @@ type Store struct {
 	writeDB *sql.DB // the writer's pool; == db on PostgreSQL
 	w       *writer
 	q       queries
+	reads   readStmts
 }
 
 // Open opens the database named by dsn, applies pending migrations and starts the writer.
@@ -69,6 +70,7 @@ func newStore(logger *slog.Logger, d *dialect, db, writeDB *sql.DB) *Store {
 		db:      db,
 		writeDB: writeDB,
 		q:       buildQueries(d),
+		reads:   readStmts{db: db},
 	}
 	s.w = newWriter(writeDB, s.q.writes(), d.writers, d.queue, d.maxBatch)
 	return s
@@ -78,6 +80,7 @@ func newStore(logger *slog.Logger, d *dialect, db, writeDB *sql.DB) *Store {
 // ErrClosed.
 func (s *Store) Close() error {
 	s.w.close()
+	s.reads.close()
 	err := s.db.Close()
 	if s.writeDB != s.db {
 		err = errors.Join(err, s.writeDB.Close())

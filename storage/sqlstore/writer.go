@@ -29,7 +29,7 @@ type write struct {
 // they were made even with several writer goroutines.
 type writer struct {
 	db       *sql.DB
-	prepare  []string     // statements each writer goroutine prepares
+	prepare  []string      // statements each writer goroutine prepares
 	shards   []chan *write // one queue per writer goroutine
 	maxBatch int
 

@@ -1,0 +1,60 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+)
+
+// readStmts prepares each fixed read query once. Without it database/sql re-parses the SQL on
+// every call, and on SQLite that parse costs more than the lookup (the hot reads run per
+// registration and per notification).
+type readStmts struct {
+	db *sql.DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+func (r *readStmts) get(ctx context.Context, q string) (*sql.Stmt, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st, ok := r.m[q]; ok {
+		return st, nil
+	}
+	st, err := r.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if r.m == nil {
+		r.m = make(map[string]*sql.Stmt)
+	}
+	r.m[q] = st
+	return st, nil
+}
+
+func (r *readStmts) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, st := range r.m {
+		st.Close()
+	}
+	r.m = nil
+}
+
+// query runs a fixed read query through its prepared statement.
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := s.reads.get(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// queryRow is query for one row; a prepare error surfaces from Scan.
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := s.reads.get(ctx, q)
+	if err != nil {
+		return s.db.QueryRowContext(ctx, q, args...) // reports the same error through Scan
+	}
+	return st.QueryRowContext(ctx, args...)
+}
