@@ -171,14 +171,19 @@ func endToEnd(t *testing.T, dsn string) {
 		t.Fatalf("device lifetime after write = %+v", v)
 	}
 
-	// Execute reboot with arguments.
-	before := d.Stats().Executes
+	// Execute Reboot with arguments: the device restarts and registers again from a new port, and
+	// lwota must reach it at its new address afterwards.
+	before := d.Stats()
 	if code := ts.apiCall(t, "POST", "/api/v1/devices/"+esc+"/objects/3/0/4/execute", map[string]any{"args": "0='now'"}, &wres); code != 200 || wres.Code != "2.04" {
 		t.Fatalf("execute: %d %+v", code, wres)
 	}
-	if d.Stats().Executes != before+1 {
-		t.Fatalf("device executes = %d, want %d", d.Stats().Executes, before+1)
+	if d.Stats().Executes != before.Executes+1 {
+		t.Fatalf("device executes = %d, want %d", d.Stats().Executes, before.Executes+1)
 	}
+	waitFor(t, "the rebooted device to register again", 30*time.Second, func() bool {
+		live, ok := ts.svc.core.Registry().Get(ep)
+		return d.Stats().Registrations > before.Registrations && ok && d.LocalAddr() != nil && live.Addr.AddrPort.String() == d.LocalAddr().String()
+	})
 
 	// Observe the battery level; a change on the device arrives as an event and as the latest value.
 	evCtx, evCancel := context.WithCancel(ctx)

@@ -160,9 +160,7 @@ func attributeQuery(a *Attributes) []string {
 	f("st", a.St)
 	u("epmin", a.Epmin)
 	u("epmax", a.Epmax)
-	for _, k := range a.Clear {
-		q = append(q, k)
-	}
+	q = append(q, a.Clear...)
 	return q
 }
 

@@ -29,10 +29,7 @@ func NewPath(ids ...uint16) Path {
 	if len(ids) > 4 {
 		ids = ids[:4]
 	}
-	for i, id := range ids {
-		p.ids[i] = id
-	}
-	p.n = uint8(len(ids))
+	p.n = uint8(copy(p.ids[:], ids))
 	return p
 }
 

@@ -116,9 +116,3 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	return c, nil
 }
-
-// maxTransmitWait is RFC 7252 MAX_TRANSMIT_WAIT: the longest a confirmable request waits
-// for its response, acknowledgement or separate, before the exchange gives up.
-func (c Config) maxTransmitWait() time.Duration {
-	return time.Duration(float64(c.ACKTimeout) * float64(int64(1)<<(c.MaxRetransmit+1)-1) * c.ACKRandomFactor)
-}

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"runtime"
@@ -218,9 +217,4 @@ type countingHandler struct {
 func (h *countingHandler) ServeCoAP(ctx context.Context, from Peer, r *Message) *Message {
 	h.calls.Add(1)
 	return h.fn(ctx, from, r)
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }

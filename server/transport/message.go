@@ -23,7 +23,7 @@ const (
 	Changed                  Code = 2<<5 | 4
 	Content                  Code = 2<<5 | 5
 	Continue                 Code = 2<<5 | 31
-	BadRequest               Code = 4<<5 | 0
+	BadRequest               Code = 4 << 5 // 4.00
 	Unauthorized             Code = 4<<5 | 1
 	BadOption                Code = 4<<5 | 2
 	Forbidden                Code = 4<<5 | 3
@@ -35,7 +35,7 @@ const (
 	RequestEntityTooLarge    Code = 4<<5 | 13
 	UnsupportedContentFormat Code = 4<<5 | 15
 	TooManyRequests          Code = 4<<5 | 29
-	InternalServerError      Code = 5<<5 | 0
+	InternalServerError      Code = 5 << 5 // 5.00
 	NotImplemented           Code = 5<<5 | 1
 	ServiceUnavailable       Code = 5<<5 | 3
 )

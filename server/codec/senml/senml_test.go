@@ -201,7 +201,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 	// CBOR keeps float widths and NaN payloads exactly, without a model.
-	for _, f := range []float64{math.Float64frombits(0x7ff8000000000001), math.Inf(-1), 1.5, 0.1, -0.0} {
+	for _, f := range []float64{math.Float64frombits(0x7ff8000000000001), math.Inf(-1), 1.5, 0.1, math.Copysign(0, -1)} {
 		recs := []lwm2m.Record{{Path: path("/3/0/0"), Value: lwm2m.Float(f)}}
 		enc, err := EncodeCBOR(lwm2m.RootPath, recs)
 		if err != nil {
