@@ -101,3 +101,22 @@ type Presigner interface {
 type UsageChecker interface {
 	ImageInUse(ctx context.Context, id string) (bool, error)
 }
+
+// UploadRequest is an image upload's metadata; the bytes come as a stream beside it.
+type UploadRequest struct {
+	Name         string            `json:"name"`
+	Version      string            `json:"version"`
+	Target       Selector          `json:"target"`
+	ReleaseNotes string            `json:"release_notes,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	// Signature is the detached signature over the image bytes; nil means unsigned.
+	Signature []byte `json:"-"`
+	// KeyID, when set, names the one trusted key the signature must verify against.
+	KeyID string `json:"key_id,omitempty"`
+	// Size is the declared length of the body (Content-Length or the client's claim); -1 if unknown.
+	// A body that ends short of it is ErrTruncated.
+	Size int64 `json:"size,omitempty"`
+	// SHA256 is the digest the client expects (hex); empty skips the check.
+	SHA256   string `json:"sha256,omitempty"`
+	Uploader string `json:"-"`
+}
