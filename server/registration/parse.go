@@ -146,7 +146,7 @@ func parseObjectList(payload []byte, maxObjects int) (objectList, error) {
 			continue
 		}
 		p, err := lwm2m.ParsePath(target)
-		if err != nil || p.Len() > 2 {
+		if err != nil || p.Len() < 1 || p.Len() > 2 {
 			return ol, fmt.Errorf("%w: object list link <%s> is not an object or object instance", ErrBadRequest, l.Target)
 		}
 		ver, _ := l.Param("ver")
