@@ -3,8 +3,10 @@ GO       ?= go
 BIN      ?= bin
 FUZZTIME ?= 5s
 DEVICES  ?= 10000
+# The S3-compatible server the blob-store and upload tests run against (Apache-2.0), built from source.
+VERSITYGW_VERSION ?= v1.8.0
 
-.PHONY: build run test fuzz bench lint clean
+.PHONY: build run test tools fuzz bench lint clean
 
 build:
 	$(GO) build -o $(BIN)/lwota ./cmd/lwota
@@ -12,8 +14,14 @@ build:
 run: build
 	./$(BIN)/lwota serve
 
-# The whole suite, with the race detector: unit, wire, libcoap interop, SQLite and PostgreSQL.
-test:
+# Test servers the suite starts itself; bin/ is kept between runs, so this is a no-op once built.
+tools: $(BIN)/versitygw
+
+$(BIN)/versitygw:
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+# The whole suite, with the race detector: unit, wire, libcoap interop, SQLite, PostgreSQL and S3.
+test: tools
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Every fuzz target for FUZZTIME each (the seed corpora also run as plain tests in `make test`).
