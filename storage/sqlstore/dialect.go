@@ -76,6 +76,12 @@ func upsert(table string, key, cols []string) string {
 	return b.String()
 }
 
+// insert builds "INSERT INTO table (cols) VALUES (?, ...)": for rows that are never replaced.
+func insert(table string, cols []string) string {
+	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (?" +
+		strings.Repeat(", ?", len(cols)-1) + ")"
+}
+
 func isKey(c string, key []string) bool {
 	for _, k := range key {
 		if c == k {

@@ -20,6 +20,18 @@ type queries struct {
 	observationsAll   string
 	saveLatest        string
 	latestFor         string
+
+	insertImage       string
+	insertImageLabel  string
+	getImage          string
+	selectImages      string // prefix of ListImages, completed by its filter
+	deleteImageLabels string
+	deleteImage       string
+	countBlobRefs     string
+
+	saveKey  string
+	getKey   string
+	listKeys string
 }
 
 var registrationColumns = []string{
@@ -37,11 +49,20 @@ var observationColumns = []string{"endpoint", "path", "token", "format", "create
 
 var latestColumns = []string{"endpoint", "path", "records", "time"}
 
+var imageColumns = []string{
+	"id", "name", "version", "target", "model", "size", "sha256", "signature_alg", "key_id",
+	"signature", "unsigned", "uploader", "created_at", "release_notes", "labels", "mcuboot", "blob_key",
+}
+
+var keyColumns = []string{"id", "name", "algorithm", "public_key_pem", "fingerprint", "created_at", "revoked_at"}
+
 func buildQueries(d *dialect) queries {
 	regs := "SELECT " + strings.Join(registrationColumns, ", ") + " FROM registrations"
 	pend := "SELECT " + strings.Join(pendingColumns, ", ") + " FROM pending_requests"
 	obs := "SELECT " + strings.Join(observationColumns, ", ") + " FROM observations"
 	latest := "SELECT " + strings.Join(latestColumns, ", ") + " FROM latest_values"
+	images := "SELECT " + strings.Join(imageColumns, ", ") + " FROM images"
+	keys := "SELECT " + strings.Join(keyColumns, ", ") + " FROM signing_keys"
 	return queries{
 		saveRegistration:    d.rebind(upsert("registrations", []string{"endpoint"}, registrationColumns)),
 		getRegistration:     d.rebind(regs + " WHERE endpoint = ?"),
@@ -58,10 +79,23 @@ func buildQueries(d *dialect) queries {
 		observationsAll:   d.rebind(obs + " ORDER BY endpoint, path"),
 		saveLatest:        d.rebind(upsert("latest_values", []string{"endpoint", "path"}, latestColumns)),
 		latestFor:         d.rebind(latest + " WHERE endpoint = ? ORDER BY path"),
+
+		insertImage:       d.rebind(insert("images", imageColumns)),
+		insertImageLabel:  d.rebind(insert("image_labels", []string{"image_id", "name", "value"})),
+		getImage:          d.rebind(images + " WHERE id = ?"),
+		selectImages:      images,
+		deleteImageLabels: d.rebind("DELETE FROM image_labels WHERE image_id = ?"),
+		deleteImage:       d.rebind("DELETE FROM images WHERE id = ?"),
+		countBlobRefs:     d.rebind("SELECT COUNT(*) FROM images WHERE blob_key = ?"),
+
+		saveKey:  d.rebind(upsert("signing_keys", []string{"id"}, keyColumns)),
+		getKey:   d.rebind(keys + " WHERE id = ?"),
+		listKeys: d.rebind(keys + " ORDER BY created_at, id"),
 	}
 }
 
 // writes are the statements the writer prepares.
 func (q *queries) writes() []string {
-	return []string{q.saveRegistration, q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest}
+	return []string{q.saveRegistration, q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
+		q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey}
 }

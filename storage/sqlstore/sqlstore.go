@@ -1,5 +1,6 @@
-// Package sqlstore persists lwota's state (registrations, queued requests, observations) in SQLite
-// or PostgreSQL, applying the embedded migrations at open and group-committing concurrent writes.
+// Package sqlstore persists lwota's state (registrations, queued requests, observations, firmware
+// images and signing keys) in SQLite or PostgreSQL, applying the embedded migrations at open and
+// group-committing concurrent writes.
 package sqlstore
 
 import (

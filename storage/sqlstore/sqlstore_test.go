@@ -35,7 +35,7 @@ func open(t testing.TB, dsn string) *sqlstore.Store {
 }
 
 func stores(s *sqlstore.Store) storetest.Stores {
-	return storetest.Stores{Registrations: s, Queue: s, Observations: s}
+	return storetest.Stores{Registrations: s, Queue: s, Observations: s, Images: s}
 }
 
 // backends are the DSNs of a fresh database per backend.

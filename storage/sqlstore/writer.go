@@ -19,6 +19,8 @@ type write struct {
 	ctx   context.Context
 	stmts []stmt
 	done  chan error // buffered: the writer never waits for the caller
+	// noMatch, when set, is the write's error if its last statement changes no row (doMatch).
+	noMatch error
 }
 
 // writer is the group commit. Callers queue writes on a bounded channel; each writer goroutine
@@ -66,10 +68,19 @@ func (w *writer) shard(key string) chan *write {
 // whose ctx ended before its batch started is not applied; one whose ctx ends while its batch
 // commits may still be.
 func (w *writer) do(ctx context.Context, key string, stmts ...stmt) error {
+	return w.queue(ctx, key, &write{ctx: ctx, stmts: stmts, done: make(chan error, 1)})
+}
+
+// doMatch is do for a write that must change an existing row: when its last statement affects
+// no row, the write rolls back (alone, as any failing write) and returns noMatch.
+func (w *writer) doMatch(ctx context.Context, key string, noMatch error, stmts ...stmt) error {
+	return w.queue(ctx, key, &write{ctx: ctx, stmts: stmts, done: make(chan error, 1), noMatch: noMatch})
+}
+
+func (w *writer) queue(ctx context.Context, key string, op *write) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	op := &write{ctx: ctx, stmts: stmts, done: make(chan error, 1)}
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
@@ -191,8 +202,15 @@ func (c *committer) tx(ops []*write) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	for _, op := range ops {
-		for _, s := range op.stmts {
-			if err := c.exec(ctx, tx, s); err != nil {
+		for i, s := range op.stmts {
+			res, err := c.exec(ctx, tx, s)
+			if err == nil && op.noMatch != nil && i == len(op.stmts)-1 {
+				var n int64
+				if n, err = res.RowsAffected(); err == nil && n == 0 {
+					err = op.noMatch
+				}
+			}
+			if err != nil {
 				_ = tx.Rollback()
 				return err
 			}
@@ -205,12 +223,9 @@ func (c *committer) tx(ops []*write) error {
 }
 
 // exec runs one statement in tx, through its prepared form when there is one.
-func (c *committer) exec(ctx context.Context, tx *sql.Tx, s stmt) error {
-	var err error
+func (c *committer) exec(ctx context.Context, tx *sql.Tx, s stmt) (sql.Result, error) {
 	if st, ok := c.stmts[s.query]; ok {
-		_, err = tx.StmtContext(ctx, st).ExecContext(ctx, s.args...)
-	} else {
-		_, err = tx.ExecContext(ctx, s.query, s.args...)
+		return tx.StmtContext(ctx, st).ExecContext(ctx, s.args...)
 	}
-	return err
+	return tx.ExecContext(ctx, s.query, s.args...)
 }

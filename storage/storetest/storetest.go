@@ -1,5 +1,5 @@
-// Package storetest is the contract suite of the store interfaces the server declares
-// (registration.Store, dm.QueueStore, observe.Store); every implementation runs it from its tests.
+// Package storetest is the contract suite of the store interfaces the domain packages declare
+// (registration.Store, dm.QueueStore, observe.Store, firmware.Store); every implementation runs it.
 package storetest
 
 import (
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwota/lwota/firmware"
 	"github.com/lwota/lwota/server/dm"
 	"github.com/lwota/lwota/server/observe"
 	"github.com/lwota/lwota/server/registration"
@@ -18,6 +19,7 @@ type Stores struct {
 	Registrations registration.Store
 	Queue         dm.QueueStore
 	Observations  observe.Store
+	Images        firmware.Store
 }
 
 // Run runs the suite of every interface in Stores; open must return a fresh, empty store and
@@ -33,6 +35,9 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 	})
 	t.Run("observe", func(t *testing.T) {
 		RunObserve(t, func(t *testing.T) observe.Store { return need(t, open(t).Observations) })
+	})
+	t.Run("images", func(t *testing.T) {
+		RunImages(t, func(t *testing.T) firmware.Store { return need(t, open(t).Images) })
 	})
 }
 

@@ -1,0 +1,213 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/lwota/lwota/firmware"
+	"github.com/lwota/lwota/firmware/signing"
+)
+
+// SaveImage inserts img and its labels in one transaction and returns once they are committed.
+// Images are never updated: saving an ID that exists fails.
+func (s *Store) SaveImage(ctx context.Context, img *firmware.Image) error {
+	if img == nil || img.ID == "" {
+		return errors.New("sqlstore: save image: no id")
+	}
+	if img.BlobKey == "" {
+		return fmt.Errorf("sqlstore: save image %s: no blob key", img.ID)
+	}
+	args, err := imageArgs(img)
+	if err != nil {
+		return fmt.Errorf("sqlstore: save image %s: %w", img.ID, err)
+	}
+	stmts := make([]stmt, 0, 1+len(img.Labels))
+	stmts = append(stmts, stmt{s.q.insertImage, args})
+	for _, name := range sortedKeys(img.Labels) {
+		stmts = append(stmts, stmt{s.q.insertImageLabel, []any{img.ID, name, img.Labels[name]}})
+	}
+	if err := s.w.do(ctx, img.ID, stmts...); err != nil {
+		return fmt.Errorf("sqlstore: save image %s: %w", img.ID, err)
+	}
+	return nil
+}
+
+// GetImage returns the image id, or an error matching firmware.ErrNotFound.
+func (s *Store) GetImage(ctx context.Context, id string) (*firmware.Image, error) {
+	img, err := scanImage(s.queryRow(ctx, s.q.getImage, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = firmware.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: get image %s: %w", id, err)
+	}
+	return img, nil
+}
+
+// ListImages returns the images matching f, ordered by ID. The model and version filters are
+// exact; every label pair must be on the image; After is a cursor (IDs strictly greater).
+func (s *Store) ListImages(ctx context.Context, f firmware.ImageFilter) ([]*firmware.Image, error) {
+	q, args := s.imagesQuery(f)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list images: %w", err)
+	}
+	defer rows.Close()
+	var out []*firmware.Image
+	for rows.Next() {
+		img, err := scanImage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: list images: %w", err)
+		}
+		out = append(out, img)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: list images: %w", err)
+	}
+	return out, nil
+}
+
+// imagesQuery turns f into SQL the indexes serve: model and version are columns indexed with id,
+// each label pair a lookup in image_labels by (name, value).
+func (s *Store) imagesQuery(f firmware.ImageFilter) (string, []any) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.Model != "" {
+		where = append(where, "model = ?")
+		args = append(args, f.Model)
+	}
+	if f.Version != "" {
+		where = append(where, "version = ?")
+		args = append(args, f.Version)
+	}
+	if f.After != "" {
+		where = append(where, "id > ?")
+		args = append(args, f.After)
+	}
+	for _, name := range sortedKeys(f.Labels) {
+		where = append(where, "id IN (SELECT image_id FROM image_labels WHERE name = ? AND value = ?)")
+		args = append(args, name, f.Labels[name])
+	}
+	var b strings.Builder
+	b.WriteString(s.q.selectImages)
+	if len(where) > 0 {
+		b.WriteString(" WHERE ")
+		b.WriteString(strings.Join(where, " AND "))
+	}
+	b.WriteString(" ORDER BY id")
+	if f.Limit > 0 {
+		b.WriteString(" LIMIT ?")
+		args = append(args, f.Limit)
+	}
+	return s.dialect.rebind(b.String()), args
+}
+
+// DeleteImage removes the image id and its labels, or fails with an error matching
+// firmware.ErrNotFound when there is no such image. The blob is the caller's business.
+func (s *Store) DeleteImage(ctx context.Context, id string) error {
+	err := s.w.doMatch(ctx, id, firmware.ErrNotFound,
+		stmt{s.q.deleteImageLabels, []any{id}},
+		stmt{s.q.deleteImage, []any{id}})
+	if err != nil {
+		return fmt.Errorf("sqlstore: delete image %s: %w", id, err)
+	}
+	return nil
+}
+
+// CountBlobRefs counts the images whose bytes are at blobKey.
+func (s *Store) CountBlobRefs(ctx context.Context, blobKey string) (int, error) {
+	var n int
+	if err := s.queryRow(ctx, s.q.countBlobRefs, blobKey).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlstore: count references to %s: %w", blobKey, err)
+	}
+	return n, nil
+}
+
+// imageArgs encodes img in the order of imageColumns.
+func imageArgs(img *firmware.Image) ([]any, error) {
+	target, err := jsonText(img.Target)
+	if err != nil {
+		return nil, fmt.Errorf("target: %w", err)
+	}
+	labels, err := nullJSON(img.Labels, img.Labels == nil)
+	if err != nil {
+		return nil, fmt.Errorf("labels: %w", err)
+	}
+	boot, err := nullJSON(img.MCUboot, img.MCUboot == nil)
+	if err != nil {
+		return nil, fmt.Errorf("mcuboot: %w", err)
+	}
+	created, err := nanos(img.CreatedAt)
+	if err != nil {
+		return nil, err
+	}
+	var sig any // NULL for a nil signature, so that nil and empty read back as they were saved
+	if img.Signature != nil {
+		sig = img.Signature
+	}
+	return []any{
+		img.ID, img.Name, img.Version, target, img.Target.Model, img.Size, img.SHA256,
+		string(img.SignatureAlg), img.KeyID, sig, img.Unsigned, img.Uploader, created,
+		img.ReleaseNotes, labels, boot, img.BlobKey,
+	}, nil
+}
+
+// scanImage reads one row of imageColumns.
+func scanImage(row interface{ Scan(...any) error }) (*firmware.Image, error) {
+	var (
+		img           firmware.Image
+		target, model string
+		alg           string
+		sig           sql.Null[[]byte]
+		created       sql.NullInt64
+		labels, boot  sql.NullString
+	)
+	err := row.Scan(&img.ID, &img.Name, &img.Version, &target, &model, &img.Size, &img.SHA256,
+		&alg, &img.KeyID, &sig, &img.Unsigned, &img.Uploader, &created,
+		&img.ReleaseNotes, &labels, &boot, &img.BlobKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(target), &img.Target); err != nil {
+		return nil, fmt.Errorf("image %s: target: %w", img.ID, err)
+	}
+	if labels.Valid {
+		if err := json.Unmarshal([]byte(labels.String), &img.Labels); err != nil {
+			return nil, fmt.Errorf("image %s: labels: %w", img.ID, err)
+		}
+		if img.Labels == nil { // "{}" was saved for an empty map
+			img.Labels = map[string]string{}
+		}
+	}
+	if boot.Valid {
+		if err := json.Unmarshal([]byte(boot.String), &img.MCUboot); err != nil {
+			return nil, fmt.Errorf("image %s: mcuboot: %w", img.ID, err)
+		}
+	}
+	if sig.Valid {
+		img.Signature = sig.V
+		if img.Signature == nil { // SQLite reads an empty BLOB back as nil
+			img.Signature = []byte{}
+		}
+	}
+	img.SignatureAlg = signing.Algorithm(alg)
+	img.CreatedAt = fromNanos(created)
+	return &img, nil
+}
+
+// sortedKeys returns m's keys in order, so that statements and queries come out the same every time.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
