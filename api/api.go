@@ -92,7 +92,10 @@ type API struct {
 	types   Resolver
 	sub     Subscriber
 	logger  *slog.Logger
-	echo    *echo.Echo
+
+	images    Images // nil: no catalog, the image and key routes answer 404
+	maxUpload int64
+	echo      *echo.Echo
 }
 
 // New wires the API to the server core. A nil logger discards logs.
@@ -117,14 +120,14 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &API{cfg: cfg, devices: d, op: op, obs: obs, types: types, sub: sub, logger: logger}
+	a := &API{cfg: cfg, devices: d, op: op, obs: obs, types: types, sub: sub, logger: logger, maxUpload: DefaultMaxImageBytes}
 
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.Logger.SetOutput(io.Discard) // errors are returned and logged once, by logRequests
 	e.HTTPErrorHandler = a.writeError
-	e.Use(requestID, a.logRequests, recoverPanics, a.limitBody)
+	e.Use(requestID, a.logRequests, recoverPanics, a.limitBodies)
 
 	e.GET(Prefix+"/openapi.json", a.openAPI)
 	e.GET(Prefix+"/devices", a.listDevices)
@@ -135,6 +138,8 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	}
 	e.GET(Prefix+"/requests/:id", a.getRequest)
 	e.GET(Prefix+"/events", a.streamEvents)
+	a.imageRoutes(e) // images.go: served once WithImages is called
+	a.keyRoutes(e)
 	a.echo = e
 	return a
 }

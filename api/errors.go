@@ -17,7 +17,7 @@ import (
 // Error codes of the body {"error":{"code":...,"message":...}}. They are part of the API contract:
 // clients branch on them, so never rename one. README.md and openapi.json list them.
 const (
-	codeNotFound             = "not_found"              // 404: unknown device, request, route or action
+	codeNotFound             = "not_found"              // 404: unknown device, request, image, key, route or action
 	codeMethodNotAllowed     = "method_not_allowed"     // 405: the route exists, the method does not
 	codeInvalidRequest       = "invalid_request"        // 400: the server core rejected the request (dm.ErrInvalid)
 	codeInvalidQuery         = "invalid_query"          // 400: bad query parameter or cursor
@@ -32,6 +32,17 @@ const (
 	codeDeviceError          = "device_error"           // 400/404/405/502: the device answered an error; see device_code
 	codeDeviceTimeout        = "device_timeout"         // 504: the device did not answer in time
 	codeInternal             = "internal"               // 500: a bug or a failing store; details are in the server log
+	codeInvalidUpload        = "invalid_upload"         // 400: multipart parts missing, repeated or out of order; a bad X-Lwota-* header
+	codeInvalidImage         = "invalid_image"          // 400: the catalog refused the image or its metadata (firmware.ErrInvalid)
+	codeSignatureRequired    = "signature_required"     // 400: no signature, and this server takes signed images only
+	codeTruncated            = "truncated"              // 400: the image ended before its declared size
+	codeInvalidKey           = "invalid_key"            // 400: no name, or a public key lwota cannot use
+	codeImageInUse           = "image_in_use"           // 409: a device update or a campaign uses the image
+	codeImageTooLarge        = "image_too_large"        // 413: an image over the configured maximum
+	codeRangeNotSatisfiable  = "range_not_satisfiable"  // 416: the Range starts beyond the image's end
+	codeBadSignature         = "bad_signature"          // 422: no trusted, unrevoked key verifies the signature
+	codeHashMismatch         = "hash_mismatch"          // 422: the image's SHA-256 is not the one the client sent
+	codeStorageUnavailable   = "storage_unavailable"    // 503: the blob store failed; try again
 	codeCanceled             = "canceled"               // 499: the client went away (never seen by that client)
 )
 

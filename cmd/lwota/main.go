@@ -27,10 +27,13 @@ commands:
   serve   run the LwM2M server and REST API (embedded defaults: SQLite and images under ./data)
   sim     emulate LwM2M devices against a server
   bench   measure registration throughput and memory with emulated devices
+  image   push, list and show firmware images on a server (CI uploads)
+  key     add, list and revoke the signing keys a server trusts
   version print the version
 
-Run 'lwota <command> -h' for the flags of a command. Every flag has an environment twin:
---coap-addr is LWOTA_COAP_ADDR, and so on.
+Run 'lwota <command> -h' for the flags of a command. Every flag of serve, sim and bench has an
+environment twin: --coap-addr is LWOTA_COAP_ADDR, and so on. image and key read only LWOTA_SERVER
+and LWOTA_TOKEN.
 `
 
 // version is set by the linker in release builds.
@@ -48,6 +51,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return sim(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return bench(ctx, args[1:], stdout, stderr)
+	case "image":
+		return imageCmd(ctx, args[1:], stdout, stderr, os.Getenv)
+	case "key":
+		return keyCmd(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "version":
 		fmt.Fprintln(stdout, "lwota", version)
 		return nil
