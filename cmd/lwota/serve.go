@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,9 +22,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lwota/lwota/api"
+	"github.com/lwota/lwota/firmware"
 	"github.com/lwota/lwota/server"
 	"github.com/lwota/lwota/server/events"
 	"github.com/lwota/lwota/server/lwm2m"
+	"github.com/lwota/lwota/storage/blobstore"
 	"github.com/lwota/lwota/storage/sqlstore"
 )
 
@@ -37,6 +42,11 @@ type serveConfig struct {
 	AwakeWindow time.Duration
 	MaxQueued   int
 	Core        server.Config
+
+	S3            blobstore.S3Config
+	MaxImageSize  int64
+	AllowUnsigned bool
+	PublicURL     string
 }
 
 func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string) (serveConfig, error) {
@@ -51,6 +61,15 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.AwakeWindow, "awake-window", c.Core.DM.AwakeWindow, "how long a queue-mode device listens after it last talked (MAX_TRANSMIT_WAIT)")
 	fs.IntVar(&c.MaxQueued, "max-queued", c.Core.DM.MaxQueued, "requests that may wait for one sleeping device")
+	fs.StringVar(&c.S3.Bucket, "s3-bucket", "", "keep images in this S3 bucket (credentials from the AWS SDK's default chain); empty: DATA_DIR/images")
+	fs.StringVar(&c.S3.Endpoint, "s3-endpoint", "", "S3 API URL for MinIO, Ceph RGW, versitygw, ... (empty: AWS)")
+	fs.StringVar(&c.S3.Region, "s3-region", "", "S3 region (default: the SDK's, else us-east-1)")
+	fs.StringVar(&c.S3.Prefix, "s3-prefix", "", "key prefix inside the bucket")
+	fs.BoolVar(&c.S3.PathStyle, "s3-path-style", false, "path-style bucket addressing (most self-hosted S3 servers need it)")
+	fs.BoolVar(&c.S3.CreateBucket, "s3-create-bucket", true, "create the bucket when it is missing")
+	fs.Int64Var(&c.MaxImageSize, "max-image-size", firmware.DefaultMaxImageSize, "largest firmware image accepted, in bytes")
+	fs.BoolVar(&c.AllowUnsigned, "allow-unsigned", false, "accept images without a signature, marked unsigned: development only")
+	fs.StringVar(&c.PublicURL, "public-url", "", "base URL devices and tools reach the HTTP listener at, for signed image URLs (default: http://HTTP_ADDR)")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
 	}
@@ -63,6 +82,15 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	c.Core.CoAPAddr = c.CoAPAddr
 	c.Core.DM.AwakeWindow = c.AwakeWindow
 	c.Core.DM.MaxQueued = c.MaxQueued
+	// A Put holds at most Concurrency x PartSize of buffers: 10 MiB keeps the server's memory far
+	// below the 64 MiB images it streams, at S3's smallest part size.
+	c.S3.PartSize, c.S3.Concurrency = blobstore.MinPartSize, 2
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.HTTPAddr
+		if strings.HasPrefix(c.HTTPAddr, ":") {
+			c.PublicURL = "http://127.0.0.1" + c.HTTPAddr
+		}
+	}
 	return c, nil
 }
 
@@ -116,9 +144,24 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	bus := events.NewBus(256)
 	core := server.New(cfg.Core, store, model, bus, logger, reg)
 
-	a := api.New(api.DefaultConfig(), core, core, core, model, core, logger.With("component", "api"))
+	blobs, blobHandler, err := openBlobs(ctx, cfg, logger.With("component", "blobs"))
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	catalog := firmware.NewCatalog(store, blobs, nil, firmware.Config{MaxImageSize: cfg.MaxImageSize, AllowUnsigned: cfg.AllowUnsigned},
+		logger.With("component", "firmware"), reg, nil)
+	if cfg.AllowUnsigned {
+		logger.Warn("unsigned images are accepted (--allow-unsigned): for development only")
+	}
+
+	a := api.New(api.DefaultConfig(), core, core, core, model, core, logger.With("component", "api")).
+		WithImages(catalog, cfg.MaxImageSize)
 	s := &service{cfg: cfg, log: logger, store: store, core: core, metrics: reg, ready: make(chan struct{})}
 	mux := http.NewServeMux()
+	if blobHandler != nil {
+		mux.Handle("/blobs/", blobHandler)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -192,6 +235,56 @@ func (s *service) Run(ctx context.Context) error {
 	}
 	s.log.Info("lwota stopped")
 	return first
+}
+
+// openBlobs opens S3 when a bucket is configured, else the local image directory with lwota's
+// own signed download URLs (served at /blobs/ by the HTTP listener).
+func openBlobs(ctx context.Context, cfg serveConfig, logger *slog.Logger) (firmware.Blobs, http.Handler, error) {
+	if cfg.S3.Bucket != "" {
+		s3, err := blobstore.OpenS3(ctx, cfg.S3, logger)
+		if err != nil {
+			return nil, nil, fmt.Errorf("image store: %w", err)
+		}
+		logger.Info("images in S3", "bucket", cfg.S3.Bucket, "endpoint", cfg.S3.Endpoint, "prefix", cfg.S3.Prefix)
+		return s3, nil, nil
+	}
+	secret, err := urlSecret(filepath.Join(cfg.DataDir, "url-signing.key"))
+	if err != nil {
+		return nil, nil, err
+	}
+	signer, err := blobstore.NewURLSigner(cfg.PublicURL, secret, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("image store: %w", err)
+	}
+	dir, err := blobstore.OpenDir(filepath.Join(cfg.DataDir, "images"), signer)
+	if err != nil {
+		return nil, nil, fmt.Errorf("image store: %w", err)
+	}
+	return dir, dir.Handler(), nil
+}
+
+// urlSecret loads the key that signs local download URLs, creating it on first start so URLs
+// handed out stay valid across restarts.
+func urlSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		key, derr := hex.DecodeString(strings.TrimSpace(string(b)))
+		if derr != nil || len(key) < 16 {
+			return nil, fmt.Errorf("url signing key %s: not 16+ bytes of hex", path)
+		}
+		return key, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("url signing key: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("url signing key: %w", err)
+	}
+	return key, nil
 }
 
 // redactDSN keeps passwords out of logs.

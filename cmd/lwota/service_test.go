@@ -8,12 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/lwota/lwota/storage/pgtest"
+	"github.com/lwota/lwota/storage/s3test"
 )
 
 // testService is an in-process `lwota serve` on loopback ports chosen by the kernel.
@@ -162,8 +164,11 @@ func (ts *testService) sseEvents(t *testing.T, ctx context.Context, query string
 }
 
 func TestMain(m *testing.M) {
-	// Stops the throwaway PostgreSQL cluster, if a test started one, when the tests end.
-	pgtest.Main(m)
+	code := m.Run()
+	// Stop the throwaway PostgreSQL cluster and S3 server, if a test started them.
+	pgtest.Stop()
+	s3test.Shutdown()
+	os.Exit(code)
 }
 
 // lockedWriter lets the service's goroutines log into one buffer.
