@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -111,22 +110,12 @@ func (a *API) listDevices(c echo.Context) error {
 		o := uint16(id)
 		f.ObjectID = &o
 	}
-	if s := q.Get("cursor"); s != "" {
-		after, err := base64.RawURLEncoding.DecodeString(s)
-		if err != nil || len(after) == 0 {
-			return badRequest(codeInvalidQuery, "cursor %q is not one this server gave out", s)
-		}
-		f.After = string(after)
+	pg, err := a.parsePage(q)
+	if err != nil {
+		return err
 	}
-	limit := a.cfg.DefaultPageSize
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return badRequest(codeInvalidQuery, "limit must be a positive integer, not %q", s)
-		}
-		limit = min(n, a.cfg.MaxPageSize)
-	}
-	f.Limit = limit + 1 // one more tells whether there is a next page
+	f.After, f.Limit = pg.after, pg.fetch()
+	limit := pg.limit
 
 	regs, err := a.devices.ListDevices(c.Request().Context(), f)
 	if err != nil {
@@ -135,7 +124,7 @@ func (a *API) listDevices(c echo.Context) error {
 	out := deviceList{Devices: make([]deviceJSON, 0, min(len(regs), limit))}
 	if len(regs) > limit {
 		regs = regs[:limit]
-		out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(regs[limit-1].Endpoint))
+		out.NextCursor = cursor(regs[limit-1].Endpoint)
 	}
 	for _, r := range regs {
 		out.Devices = append(out.Devices, newDeviceJSON(r, f.Now))

@@ -534,22 +534,12 @@ func (a *API) listImages(c echo.Context) error {
 		}
 		f.Labels[k] = v
 	}
-	if s := q.Get("cursor"); s != "" {
-		after, err := base64.RawURLEncoding.DecodeString(s)
-		if err != nil || len(after) == 0 {
-			return badRequest(codeInvalidQuery, "cursor %q is not one this server gave out", s)
-		}
-		f.After = string(after)
+	pg, err := a.parsePage(q)
+	if err != nil {
+		return err
 	}
-	limit := a.cfg.DefaultPageSize
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return badRequest(codeInvalidQuery, "limit must be a positive integer, not %q", s)
-		}
-		limit = min(n, a.cfg.MaxPageSize)
-	}
-	f.Limit = limit + 1 // one more tells whether there is a next page
+	f.After, f.Limit = pg.after, pg.fetch()
+	limit := pg.limit
 
 	imgs, err := images.Images(c.Request().Context(), f)
 	if err != nil {
@@ -558,7 +548,7 @@ func (a *API) listImages(c echo.Context) error {
 	out := imageList{Images: make([]imageJSON, 0, min(len(imgs), limit))}
 	if len(imgs) > limit {
 		imgs = imgs[:limit]
-		out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(imgs[limit-1].ID))
+		out.NextCursor = cursor(imgs[limit-1].ID)
 	}
 	for _, img := range imgs {
 		out.Images = append(out.Images, newImageJSON(img))
