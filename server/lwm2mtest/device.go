@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +69,38 @@ type DeviceConfig struct {
 	RequestTimeout time.Duration
 	// NonConfirmableNotifications sends notifications as NON instead of CON.
 	NonConfirmableNotifications bool
+
+	// Object 5 (Firmware Update); see fwupdate.go.
+
+	// Delivery is /5/0/9: DeliveryPull, DeliveryPush or DeliveryBoth (default).
+	Delivery string
+	// Protocols is /5/0/8; default CoAP and HTTP 1.1 (0, 2). The device implements CoAP
+	// (0), HTTP (2) and HTTPS (3); a URI of another listed scheme fails with Update Result 9.
+	Protocols []int
+	// BlockSize is the block size a CoAP pull asks for (16..1024, a power of two) and the
+	// chunk an HTTP pull is read in; default 1024. A CoAP server may answer smaller blocks.
+	BlockSize int
+	// BlockTimeout is the first retransmission timeout of a block request, doubled for each
+	// of BlockRetries retransmissions; defaults 2 s and 4 (RFC 7252 ACK_TIMEOUT,
+	// MAX_RETRANSMIT).
+	BlockTimeout time.Duration
+	BlockRetries int
+	// HTTPClient fetches http(s) URIs; default a client with a 5 minute timeout.
+	HTTPClient *http.Client
+	// MaxPackageSize is the largest package the device takes (Update Result 3 over it, and
+	// 4.13 with Size1 on a push); default 16 MiB.
+	MaxPackageSize int
+	// PushShowsDownloading makes a Block1 push pass through State 1; by default the device
+	// goes from 0 straight to 2, as many real clients do.
+	PushShowsDownloading bool
+	// UpdateDelay is how long the device stays Updating after Execute /5/0/2 before it
+	// reboots with the new firmware; default 1 s.
+	UpdateDelay time.Duration
+	// UpdatedVersion gives /3/0/3 and /5/0/7 after a successful update of pkg; default
+	// DefaultUpdatedVersion.
+	UpdatedVersion func(pkg []byte) string
+	// Faults to inject from the start; Device.SetFaults changes them at run time.
+	Faults Faults
 }
 
 func (c DeviceConfig) withDefaults() DeviceConfig {
@@ -115,6 +148,35 @@ func (c DeviceConfig) withDefaults() DeviceConfig {
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 93 * time.Second
 	}
+	if c.Delivery == "" {
+		c.Delivery = DeliveryBoth
+	}
+	if c.Protocols == nil {
+		c.Protocols = []int{ProtoCoAP, ProtoHTTP}
+	}
+	c.Protocols = append([]int(nil), c.Protocols...)
+	if c.BlockSize <= 0 {
+		c.BlockSize = 1024
+	}
+	c.BlockSize = blockSize(szxOf(c.BlockSize))
+	if c.BlockTimeout <= 0 {
+		c.BlockTimeout = 2 * time.Second
+	}
+	if c.BlockRetries <= 0 {
+		c.BlockRetries = 4
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 5 * time.Minute}
+	}
+	if c.MaxPackageSize <= 0 {
+		c.MaxPackageSize = 16 << 20
+	}
+	if c.UpdateDelay <= 0 {
+		c.UpdateDelay = time.Second
+	}
+	if c.UpdatedVersion == nil {
+		c.UpdatedVersion = DefaultUpdatedVersion
+	}
 	return c
 }
 
@@ -158,8 +220,10 @@ type Device struct {
 	asleep          bool
 	sleepTimer      *time.Timer
 	closed          bool
+	fw              fwState // Object 5
 
-	stats stats
+	faults faultBox
+	stats  stats
 }
 
 // NewDevice returns a device that is not yet connected; Start connects it. A nil logger
@@ -183,6 +247,7 @@ func NewDevice(cfg DeviceConfig, logger *slog.Logger) *Device {
 		notifyMIDs:   map[int32]string{},
 		lifetime:     cfg.Lifetime,
 	}
+	d.faults.set(cfg.Faults)
 	d.router = mux.NewRouter()
 	d.router.SetErrorHandler(func(err error) { d.log.Debug("coap router", "err", err) })
 	d.router.DefaultHandle(mux.HandlerFunc(d.serveCOAP))
@@ -454,6 +519,7 @@ func (d *Device) Reboot(ctx context.Context) error {
 	}
 	old, stop := d.conn, d.stopConn
 	d.conn, d.stopConn, d.location = nil, nil, ""
+	d.fwOnReboot()
 	d.dropObservations()
 	d.asleep = false
 	d.mu.Unlock()
@@ -600,6 +666,9 @@ func (d *Device) Asleep() bool {
 // monitor sees every datagram before go-coap handles it: it drops requests while asleep and
 // turns a Reset answering a notification into a cancelled observation.
 func (d *Device) monitor(_ *client.Conn, m *pool.Message) (bool, error) {
+	if d.dropIncoming(m) {
+		return true, nil
+	}
 	if m.Type() == message.Reset {
 		d.mu.Lock()
 		if tok, ok := d.notifyMIDs[m.MessageID()]; ok {

@@ -23,9 +23,10 @@ type response struct {
 	format   lwm2m.ContentFormat
 	hasBody  bool
 	body     []byte
-	observe  int64    // Observe option, -1 for none
-	location []string // Location-Path segments (Create)
-	after    func()   // runs once the response was sent
+	observe  int64            // Observe option, -1 for none
+	location []string         // Location-Path segments (Create)
+	opts     []message.Option // more options (Block1, Size1)
+	after    func()           // runs once the response was sent
 }
 
 func errorResponse(err error) response {
@@ -58,6 +59,8 @@ type request struct {
 	queries []string
 	body    []byte
 	conn    mux.Conn
+	block1  int64 // Block1 option, -1 when absent
+	size1   int64 // Size1 option, -1 when absent
 }
 
 // serveCOAP answers requests the server sends to the device (Core §6.3 Device Management
@@ -66,7 +69,7 @@ func (d *Device) serveCOAP(w mux.ResponseWriter, m *mux.Message) {
 	if c := m.Code(); c < codes.GET || c >= 32 {
 		return // not a request: an unmatched response or an empty message needs no answer
 	}
-	req := request{code: m.Code(), token: m.Token(), accept: -1, cf: -1, observe: -1, conn: w.Conn()}
+	req := request{code: m.Code(), token: m.Token(), accept: -1, cf: -1, observe: -1, conn: w.Conn(), block1: -1, size1: -1}
 	raw, err := m.Options().Path()
 	if err != nil {
 		raw = "/"
@@ -82,6 +85,12 @@ func (d *Device) serveCOAP(w mux.ResponseWriter, m *mux.Message) {
 		req.observe = int64(v)
 	}
 	req.queries, _ = m.Options().Queries()
+	if v, err := m.Options().GetUint32(message.Block1); err == nil {
+		req.block1 = int64(v)
+	}
+	if v, err := m.Options().GetUint32(message.Size1); err == nil {
+		req.size1 = int64(v)
+	}
 	if m.Body() != nil {
 		req.body, _ = m.ReadBody()
 	}
@@ -98,7 +107,7 @@ func (d *Device) serveCOAP(w mux.ResponseWriter, m *mux.Message) {
 	})
 	d.log.Debug("dm", "op", op, "path", raw, "code", codeString(resp.code))
 
-	var opts []message.Option
+	opts := resp.opts
 	for _, seg := range resp.location {
 		opts = append(opts, message.Option{ID: message.LocationPath, Value: []byte(seg)})
 	}
@@ -123,7 +132,12 @@ func (d *Device) serveCOAP(w mux.ResponseWriter, m *mux.Message) {
 	}
 }
 
+var packagePath = lwm2m.NewPath(5, 0, 0)
+
 func (d *Device) dispatch(r *request) (Op, response) {
+	if (r.code == codes.PUT || r.code == codes.POST) && r.path == packagePath && (len(r.body) > 0 || r.cf >= 0 || len(r.queries) == 0) {
+		return OpWrite, d.push(r) // Package: a push, block by block
+	}
 	switch r.code {
 	case codes.GET:
 		switch {

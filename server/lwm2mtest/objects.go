@@ -284,12 +284,12 @@ func deviceObject() *objectDef {
 	)
 }
 
-// firmwareObject is Object 5. Its state machine arrives with the Object 5 issue; until then
-// Package and Package URI are stored and Update is refused unless State is Downloaded.
+// firmwareObject is Object 5; its state machine is in fwupdate.go. Writes to Package go to
+// Device.push before the generic Write.
 func firmwareObject(version string) *objectDef {
-	return newObjectDef(5, version, false,
+	o := newObjectDef(5, version, false,
 		&resourceDef{id: 0, name: "Package", typ: lwm2m.TypeOpaque, ops: opW},
-		&resourceDef{id: 1, name: "Package URI", typ: lwm2m.TypeString, ops: opR | opW},
+		&resourceDef{id: 1, name: "Package URI", typ: lwm2m.TypeString, ops: opR | opW, write: writePackageURI},
 		&resourceDef{id: 2, name: "Update", ops: opE, execute: executeFirmwareUpdate},
 		&resourceDef{id: 3, name: "State", typ: lwm2m.TypeInteger, ops: opR},
 		&resourceDef{id: 5, name: "Update Result", typ: lwm2m.TypeInteger, ops: opR},
@@ -298,14 +298,11 @@ func firmwareObject(version string) *objectDef {
 		&resourceDef{id: 8, name: "Firmware Update Protocol Support", typ: lwm2m.TypeInteger, ops: opR, multiple: true},
 		&resourceDef{id: 9, name: "Firmware Update Delivery Method", typ: lwm2m.TypeInteger, ops: opR},
 	)
+	if version != "" && version != "1.0" {
+		o.resources[10] = &resourceDef{id: 10, name: "Cancel", ops: opE, execute: executeFirmwareCancel}
+	}
+	return o
 }
-
-// Object 5 states (LwM2M Core appendix E.6); Downloading (1) and Updating (3) arrive with
-// the Object 5 state machine.
-const (
-	fwStateIdle       = 0
-	fwStateDownloaded = 2
-)
 
 // newTree builds the objects every device serves, with their initial values.
 func newTree(cfg DeviceConfig) *tree {
@@ -332,15 +329,14 @@ func newTree(cfg DeviceConfig) *tree {
 	set("/3/0/15", lwm2m.String("Etc/UTC"))
 	set("/3/0/16", lwm2m.String(cfg.Binding))
 	set("/5/0/1", lwm2m.String(""))
-	set("/5/0/3", lwm2m.Integer(fwStateIdle))
+	set("/5/0/3", lwm2m.Integer(FWIdle))
 	set("/5/0/5", lwm2m.Integer(0))
 	set("/5/0/6", lwm2m.String(""))
 	set("/5/0/7", lwm2m.String(""))
-	set("/5/0/8/0", lwm2m.Integer(0)) // CoAP
-	set("/5/0/8/1", lwm2m.Integer(1)) // CoAPS
-	set("/5/0/8/2", lwm2m.Integer(2)) // HTTP 1.1
-	set("/5/0/8/3", lwm2m.Integer(3)) // HTTPS 1.1
-	set("/5/0/9", lwm2m.Integer(2))   // pull and push
+	for i, proto := range cfg.Protocols {
+		set("/5/0/8/"+strconv.Itoa(i), lwm2m.Integer(int64(proto)))
+	}
+	set("/5/0/9", lwm2m.Integer(deliveryValue(cfg.Delivery)))
 	return t
 }
 
@@ -386,15 +382,6 @@ func readCurrentTime(d *Device, _ lwm2m.Path) (lwm2m.Value, bool) {
 func writeCurrentTime(d *Device, _ lwm2m.Path, v lwm2m.Value) error {
 	d.clockOffset = time.Until(time.Unix(v.Int, 0))
 	return nil
-}
-
-func executeFirmwareUpdate(d *Device, _ lwm2m.Path, _ string) (func(), error) {
-	// Until the Object 5 state machine exists nothing is ever Downloaded, so Update is
-	// refused as the spec asks for any other state.
-	if st := d.tree.objects[5].instances[0].single[3]; st.Int != fwStateDownloaded {
-		return nil, errMethodNotAllowed
-	}
-	return nil, nil
 }
 
 // objectLinks renders the registration payload: the root link with the declared content

@@ -36,6 +36,15 @@ type Stats struct {
 	Executes        uint64 // executes that succeeded
 	Reboots         uint64
 	Dropped         uint64 // requests ignored while asleep
+
+	// Object 5. A push counts as a download; its blocks count as blocks fetched.
+	DownloadsStarted uint64
+	BytesDownloaded  uint64
+	BlocksFetched    uint64
+	ImagesReceived   uint64 // complete packages that passed the checks (State 2)
+	UpdatesApplied   uint64
+	UpdatesFailed    uint64
+	Lost             uint64 // datagrams dropped by Faults.Loss
 }
 
 func (s *Stats) merge(o Stats) {
@@ -53,6 +62,13 @@ func (s *Stats) merge(o Stats) {
 	s.Executes += o.Executes
 	s.Reboots += o.Reboots
 	s.Dropped += o.Dropped
+	s.DownloadsStarted += o.DownloadsStarted
+	s.BytesDownloaded += o.BytesDownloaded
+	s.BlocksFetched += o.BlocksFetched
+	s.ImagesReceived += o.ImagesReceived
+	s.UpdatesApplied += o.UpdatesApplied
+	s.UpdatesFailed += o.UpdatesFailed
+	s.Lost += o.Lost
 }
 
 type stats struct {
