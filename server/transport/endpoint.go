@@ -267,17 +267,8 @@ func (e *Endpoint) serveRequest(ctx context.Context, from Peer, f frame) {
 	cache := cachesResponse(req.Code)
 	var key dedupKey
 	if cache {
-		key = makeDedupKey(ap, f.mid)
-		state, answer := e.dedup.begin(key, e.now())
-		switch state {
-		case dedupPending:
-			e.m.duplicates.Inc()
-			return
-		case dedupDone:
-			e.m.duplicates.Inc()
-			if f.typ == typeCON && len(answer) > 0 {
-				e.write(answer, ap)
-			}
+		var dup bool
+		if key, dup = e.duplicate(ap, f); dup {
 			return
 		}
 	}
@@ -293,6 +284,26 @@ func (e *Endpoint) serveRequest(ctx context.Context, from Peer, f frame) {
 	if answer != nil {
 		e.write(answer, ap)
 	}
+}
+
+// duplicate records message f.mid from ap and reports whether it was seen within the exchange
+// lifetime. A confirmable copy of a message already answered gets the recorded answer again; a
+// copy of one still being handled is dropped.
+func (e *Endpoint) duplicate(ap netip.AddrPort, f frame) (dedupKey, bool) {
+	key := makeDedupKey(ap, f.mid)
+	state, answer := e.dedup.begin(key, e.now())
+	switch state {
+	case dedupPending:
+		e.m.duplicates.Inc()
+		return key, true
+	case dedupDone:
+		e.m.duplicates.Inc()
+		if f.typ == typeCON && len(answer) > 0 {
+			e.write(answer, ap)
+		}
+		return key, true
+	}
+	return key, false
 }
 
 // process runs block-wise reassembly and the handler for one request.
@@ -360,16 +371,9 @@ func (e *Endpoint) onResponse(from Peer, f frame) {
 	ap := from.Addr.AddrPort
 	var key dedupKey
 	if f.typ == typeCON {
-		key = makeDedupKey(ap, f.mid)
-		state, answer := e.dedup.begin(key, e.now())
-		switch state {
-		case dedupPending:
-			e.m.duplicates.Inc()
-			return
-		case dedupDone:
-			e.m.duplicates.Inc()
-			e.write(answer, ap) // the same ACK (or RST) again
-			return
+		var dup bool
+		if key, dup = e.duplicate(ap, f); dup {
+			return // a copy: answered again with the same ACK or RST
 		}
 	}
 	fn := e.ex.deliver(ap, f.msg)
