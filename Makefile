@@ -3,6 +3,7 @@ GO       ?= go
 BIN      ?= bin
 FUZZTIME ?= 5s
 DEVICES  ?= 10000
+PULL_SECONDS ?= 60
 # The S3-compatible server the blob-store and upload tests run against (Apache-2.0), built from source.
 VERSITYGW_VERSION ?= v1.8.0
 
@@ -33,10 +34,12 @@ fuzz:
 	  done; \
 	done
 
-# Micro-benchmarks, then the end-to-end registration benchmark with DEVICES emulated devices.
+# Micro-benchmarks, the registration benchmark with DEVICES emulated devices, and firmware pull
+# throughput at 16, 64 and 1000 devices for PULL_SECONDS each.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	./$(BIN)/lwota bench --devices $(DEVICES)
+	./$(BIN)/lwota bench pull --devices 16,64,1000 --duration $(PULL_SECONDS)s
 
 lint:
 	$(GO) vet ./...

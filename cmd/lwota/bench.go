@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,9 @@ func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string
 // bench measures registrations per second and server heap per registered device, with the
 // emulated fleet in a child process so that its memory is not counted as the server's.
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "pull" {
+		return benchPullCommand(ctx, args[1:], stdout, stderr)
+	}
 	cfg, err := parseBenchFlags(args, stderr, os.Getenv)
 	if err != nil {
 		return err
@@ -193,4 +197,24 @@ func udpEchoRate(ctx context.Context, clients int, d time.Duration) (float64, er
 		return 0, err
 	}
 	return float64(count.Load()) / time.Since(start).Seconds(), nil
+}
+
+// benchPullCommand is `lwota bench pull`: firmware pull throughput over CoAP Block2 at several
+// device counts, as a ratio to a raw UDP echo measured in the same run.
+func benchPullCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench pull", stderr)
+	devices := fs.String("devices", "16,64,1000", "comma-separated device counts, one run each")
+	duration := fs.Duration("duration", 60*time.Second, "how long each run pulls")
+	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
+		return err
+	}
+	var counts []int
+	for _, f := range strings.Split(*devices, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return fmt.Errorf("bench pull: --devices: %q is not a device count", f)
+		}
+		counts = append(counts, n)
+	}
+	return BenchPull(ctx, stdout, counts, *duration)
 }

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lwota/lwota/firmware/transfer"
+	"github.com/lwota/lwota/server/lwm2mtest"
+	"github.com/lwota/lwota/server/transport"
+	"github.com/lwota/lwota/storage/blobstore"
+)
+
+// pullBenchImageSize is the image the pull benchmark serves: 1 MiB, 1024 blocks of 1 KiB.
+const pullBenchImageSize = 1 << 20
+
+// BenchPull measures firmware pull throughput (lwota bench pull): a transport.Endpoint with the
+// firmware/transfer Server on loopback serves a 1 MiB image from a temporary directory blob
+// store, and for each concurrency in devices a raw UDP echo baseline runs, then PullLoad, each
+// for d. Client and server share this process, so the CPU per block counts both sides.
+func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration) error {
+	tmp, err := os.MkdirTemp("", "lwota-bench-pull-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	blobs, err := blobstore.OpenDir(tmp, nil)
+	if err != nil {
+		return err
+	}
+	img := make([]byte, pullBenchImageSize)
+	_, _ = rand.Read(img)
+	sum := sha256.Sum256(img)
+	grant := transfer.Grant{BlobKey: "images/sha256/" + hex.EncodeToString(sum[:]), Size: int64(len(img)), SHA256: hex.EncodeToString(sum[:])}
+	if _, err := blobs.Put(ctx, grant.BlobKey, bytes.NewReader(img)); err != nil {
+		return err
+	}
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	srv := transfer.New(transfer.DefaultConfig(), transfer.NewTokens(secret, nil), benchGrants{grant}, blobs, nil, nil)
+
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	ep, err := transport.New(pc, transport.UDP, srv, transport.DefaultConfig(), nil, nil)
+	if err != nil {
+		pc.Close()
+		return err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- ep.Serve(sctx) }()
+	defer func() { cancel(); <-served }()
+
+	uri, err := srv.URI("coap://"+pc.LocalAddr().String(), "bench", 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "firmware pull: %d KiB image, 1024-byte blocks, %v per run; client and server share this process (CPU/block counts both)\n",
+		pullBenchImageSize>>10, d)
+	fmt.Fprintf(w, "%8s %12s %12s %7s %9s %10s %8s %8s %10s %10s  %s\n",
+		"devices", "echo rt/s", "blocks/s", "ratio", "decline", "cpu us/blk", "retrans", "errors", "rss start", "rss end", "windows (blocks/s)")
+	for _, n := range devices {
+		echo, err := lwm2mtest.UDPEcho(ctx, n, d)
+		if err != nil {
+			return err
+		}
+		rssStart := vmRSS()
+		cpuStart := processCPU()
+		rep, err := lwm2mtest.PullLoad(ctx, lwm2mtest.PullConfig{URI: uri, Devices: n, Duration: d, Window: pullWindow(d)})
+		if err != nil {
+			return err
+		}
+		cpu := processCPU() - cpuStart
+		rssEnd := vmRSS()
+		perBlock := 0.0
+		if rep.Blocks > 0 {
+			perBlock = float64(cpu.Microseconds()) / float64(rep.Blocks)
+		}
+		wins := make([]string, len(rep.Windows))
+		for i, r := range rep.Windows {
+			wins[i] = strconv.FormatFloat(r, 'f', 0, 64)
+		}
+		fmt.Fprintf(w, "%8d %12.0f %12.0f %6.2fx %9.2f %10.1f %8d %8d %7d MiB %7d MiB  %s\n",
+			n, echo, rep.BlocksPerSec, rep.BlocksPerSec/echo, rep.Decline(), perBlock, rep.Retransmits, rep.Errors,
+			rssStart>>20, rssEnd>>20, strings.Join(wins, " "))
+		if rep.FirstError != "" {
+			fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
+		}
+	}
+	return nil
+}
+
+// pullWindow is the rate window: 10 s, shorter for short runs so that there are five.
+func pullWindow(d time.Duration) time.Duration {
+	return min(10*time.Second, max(d/5, 100*time.Millisecond))
+}
+
+// benchGrants grants every job the benchmark image.
+type benchGrants struct{ g transfer.Grant }
+
+func (b benchGrants) Grant(context.Context, string, transport.Peer) (transfer.Grant, error) {
+	return b.g, nil
+}
+
+// processCPU is the user and system CPU time this process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// vmRSS is the resident set size from /proc/self/status (0 where there is none).
+func vmRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

@@ -1,0 +1,97 @@
+package transfer
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"time"
+)
+
+// Token layout (before base64url without padding):
+//
+//	version (1) | expiry, unix seconds, big endian (4) | jobID (1..16) | HMAC-SHA256(secret, all before)[:16]
+const (
+	tokenVersion  = 1
+	tokenHeader   = 1 + 4
+	tokenMACSize  = 16
+	MaxJobIDLen   = 16 // longest job ID a token can carry
+	minSecretSize = 16
+	maxTokenBytes = tokenHeader + MaxJobIDLen + tokenMACSize
+	// MaxTokenLen is the longest encoded token: 50 characters.
+	MaxTokenLen = (maxTokenBytes*8 + 5) / 6
+)
+
+// Tokens mints and checks the stateless download tokens of firmware URIs: each names one
+// update job, expires, and is authenticated by an HMAC, so nothing is stored per token.
+// It is safe for concurrent use.
+type Tokens struct {
+	secret []byte
+	now    func() time.Time
+}
+
+// NewTokens returns a token minter keyed by secret (at least 16 bytes; 32 random bytes are
+// recommended). A nil now is time.Now. Every lwota instance serving the same devices must use
+// the same secret; changing it invalidates every outstanding token.
+func NewTokens(secret []byte, now func() time.Time) *Tokens {
+	if now == nil {
+		now = time.Now
+	}
+	return &Tokens{secret: append([]byte(nil), secret...), now: now}
+}
+
+// Mint returns a token for jobID (1 to 16 bytes) valid for ttl (rounded up to whole seconds).
+func (t *Tokens) Mint(jobID string, ttl time.Duration) (string, error) {
+	if len(t.secret) < minSecretSize {
+		return "", fmt.Errorf("transfer: mint: secret shorter than %d bytes", minSecretSize)
+	}
+	if len(jobID) == 0 || len(jobID) > MaxJobIDLen {
+		return "", fmt.Errorf("transfer: mint: job id %q: length must be 1 to %d bytes", jobID, MaxJobIDLen)
+	}
+	if ttl <= 0 {
+		return "", fmt.Errorf("transfer: mint: ttl %v is not positive", ttl)
+	}
+	exp := t.now().Add(ttl + time.Second - 1).Unix()
+	if exp > 1<<32-1 {
+		return "", fmt.Errorf("transfer: mint: expiry %d beyond 2106", exp)
+	}
+	var b [maxTokenBytes]byte
+	buf := b[:0]
+	buf = append(buf, tokenVersion)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(exp))
+	buf = append(buf, jobID...)
+	buf = append(buf, t.mac(buf)...)
+	return tokenEncoding.EncodeToString(buf), nil
+}
+
+// Parse checks token and returns its job ID. A token that does not decode or whose MAC does
+// not verify is ErrInvalid; an authentic one past its expiry is ErrExpired.
+func (t *Tokens) Parse(token string) (string, error) {
+	if len(token) > MaxTokenLen || len(t.secret) < minSecretSize {
+		return "", ErrInvalid
+	}
+	var b [maxTokenBytes + 3]byte
+	n, err := tokenEncoding.Decode(b[:], []byte(token))
+	if err != nil || n < tokenHeader+1+tokenMACSize || n > maxTokenBytes || b[0] != tokenVersion {
+		return "", ErrInvalid
+	}
+	body, mac := b[:n-tokenMACSize], b[n-tokenMACSize:n]
+	if !hmac.Equal(mac, t.mac(body)) {
+		return "", ErrInvalid
+	}
+	exp := int64(binary.BigEndian.Uint32(body[1:5]))
+	if t.now().Unix() >= exp {
+		return "", ErrExpired
+	}
+	return string(body[tokenHeader:]), nil
+}
+
+func (t *Tokens) mac(body []byte) []byte {
+	h := hmac.New(sha256.New, t.secret)
+	h.Write(body)
+	return h.Sum(nil)[:tokenMACSize]
+}
+
+// tokenEncoding is base64url without padding, strict so that one token has one spelling.
+var tokenEncoding = base64.RawURLEncoding.Strict()

@@ -1,0 +1,355 @@
+package lwm2mtest
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp/coder"
+)
+
+// Firmware pull load: many emulated devices downloading an image block by block (RFC 7959
+// Block2) as fast as the server answers. Each device has its own UDP socket, since CoAP
+// message ids are per peer, and speaks CoAP with go-coap's wire codec only: its client
+// machinery would be the bottleneck being measured.
+
+// PullConfig is one pull load run; zero fields take defaults.
+type PullConfig struct {
+	URI       string        // coap://host:port/path of the image
+	Devices   int           // concurrent devices (default 16)
+	Duration  time.Duration // how long the run lasts (default 10 s)
+	BlockSize int           // block size asked for: 16..1024 (default 1024)
+	// Timeout is the first retransmission timeout of a request; it doubles for each of
+	// MaxRetransmit retransmissions (RFC 7252 §4.2). Default 1 s and 4.
+	Timeout       time.Duration
+	MaxRetransmit int
+	Window        time.Duration // the length of a rate window (default 10 s)
+}
+
+// PullReport is what a pull load run measured.
+type PullReport struct {
+	Devices      int
+	Elapsed      time.Duration
+	Blocks       int64     // 2.05 blocks received
+	Bytes        int64     // payload bytes received
+	Images       int64     // whole images received (each device restarts at block 0)
+	Retransmits  int64     // requests sent again after a timeout
+	Errors       int64     // requests that got an error code or no answer at all
+	BlocksPerSec float64   // Blocks / Elapsed
+	Windows      []float64 // blocks/s in each complete Window, in order (the last one may end with the run)
+	FirstError   string    // the first error seen, for diagnosis
+}
+
+// Decline is the lowest window rate divided by the highest: 1 is flat, 0.5 lost half.
+// It is 1 with fewer than two windows.
+func (r PullReport) Decline() float64 {
+	if len(r.Windows) < 2 {
+		return 1
+	}
+	lo, hi := r.Windows[0], r.Windows[0]
+	for _, w := range r.Windows[1:] {
+		lo, hi = min(lo, w), max(hi, w)
+	}
+	if hi == 0 {
+		return 1
+	}
+	return lo / hi
+}
+
+func (c PullConfig) withDefaults() PullConfig {
+	if c.Devices <= 0 {
+		c.Devices = 16
+	}
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.BlockSize <= 0 {
+		c.BlockSize = 1024
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = time.Second
+	}
+	if c.MaxRetransmit <= 0 {
+		c.MaxRetransmit = 4
+	}
+	if c.Window <= 0 {
+		c.Window = 10 * time.Second
+	}
+	return c
+}
+
+// PullLoad runs cfg.Devices devices, each fetching the image at cfg.URI block by block in a
+// loop for cfg.Duration, and reports the rates. It fails only when it cannot start (bad URI,
+// no sockets); errors from the server are counted in the report.
+func PullLoad(ctx context.Context, cfg PullConfig) (PullReport, error) {
+	cfg = cfg.withDefaults()
+	u, err := url.Parse(cfg.URI)
+	if err != nil || u.Scheme != "coap" || u.Host == "" {
+		return PullReport{}, fmt.Errorf("lwm2mtest: pull: uri %q: want coap://host:port/path", cfg.URI)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "5683")
+	}
+	raddr, err := net.ResolveUDPAddr("udp", host)
+	if err != nil {
+		return PullReport{}, fmt.Errorf("lwm2mtest: pull: %w", err)
+	}
+	var pathOpts message.Options
+	pathOpts, _, err = pathOpts.SetPath(make([]byte, 256), u.EscapedPath())
+	if err != nil {
+		return PullReport{}, fmt.Errorf("lwm2mtest: pull: path %q: %w", u.Path, err)
+	}
+	conns := make([]*net.UDPConn, cfg.Devices)
+	for i := range conns {
+		if conns[i], err = net.DialUDP("udp", nil, raddr); err != nil {
+			for _, c := range conns[:i] {
+				c.Close()
+			}
+			return PullReport{}, fmt.Errorf("lwm2mtest: pull: socket %d: %w", i, err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	var (
+		blocks  atomic.Int64 // read by the window sampler
+		windows []float64
+		wg      sync.WaitGroup
+		sampled = make(chan struct{})
+	)
+	start := time.Now()
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(cfg.Window)
+		defer t.Stop()
+		last, lastT := int64(0), time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				// The last window usually ends with the run: keep it when (nearly) complete.
+				if el := time.Since(lastT); el >= cfg.Window*19/20 {
+					windows = append(windows, float64(blocks.Load()-last)/el.Seconds())
+				}
+				return
+			case now := <-t.C:
+				n := blocks.Load()
+				windows = append(windows, float64(n-last)/now.Sub(lastT).Seconds())
+				last, lastT = n, now
+			}
+		}
+	}()
+	devs := make([]*pullDevice, cfg.Devices)
+	for i, c := range conns {
+		devs[i] = &pullDevice{cfg: cfg, conn: c, pathOpts: pathOpts, blocks: &blocks, mid: uint16(rand.Uint32())}
+		wg.Go(func() { devs[i].run(ctx) })
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	<-sampled
+	for _, c := range conns {
+		c.Close()
+	}
+	rep := PullReport{Devices: cfg.Devices, Elapsed: elapsed, Windows: windows}
+	for _, d := range devs {
+		rep.Blocks += d.nBlocks
+		rep.Bytes += d.nBytes
+		rep.Images += d.nImages
+		rep.Retransmits += d.nRetransmits
+		rep.Errors += d.nErrors
+		if rep.FirstError == "" && d.firstErr != nil {
+			rep.FirstError = d.firstErr.Error()
+		}
+	}
+	rep.BlocksPerSec = float64(rep.Blocks) / elapsed.Seconds()
+	return rep, nil
+}
+
+// pullDevice is one emulated device: one socket, one request in flight.
+type pullDevice struct {
+	cfg      PullConfig
+	conn     *net.UDPConn
+	pathOpts message.Options
+	blocks   *atomic.Int64
+	mid      uint16
+	tok      uint64
+
+	nBlocks, nBytes, nImages, nRetransmits, nErrors int64
+	firstErr                                        error
+}
+
+func (d *pullDevice) fail(err error) {
+	d.nErrors++
+	if d.firstErr == nil {
+		d.firstErr = err
+	}
+}
+
+func (d *pullDevice) run(ctx context.Context) {
+	szx := uint32(0)
+	for szx < 6 && 16<<(szx+1) <= d.cfg.BlockSize {
+		szx++
+	}
+	var (
+		out     = make([]byte, 512)
+		in      = make([]byte, 2048)
+		optBuf  = make([]byte, 8)
+		opts    = make(message.Options, 0, len(d.pathOpts)+2)
+		resp    = message.Message{Options: make(message.Options, 0, 16)}
+		tok     [8]byte
+		num     uint32
+		end, _  = ctx.Deadline()
+		timeout = d.cfg.Timeout
+	)
+	// The run ends at its deadline: ctx.Err() may lag it, and reads past it fail at once.
+	done := func() bool { return ctx.Err() != nil || !time.Now().Before(end) }
+	d.tok = rand.Uint64()
+	for !done() {
+		d.mid++
+		d.tok++
+		binary.BigEndian.PutUint64(tok[:], d.tok)
+		opts = append(opts[:0], d.pathOpts...)
+		opts, _, _ = opts.SetUint32(optBuf, message.Block2, num<<4|szx)
+		req := message.Message{Token: tok[:], Options: opts, Code: codes.GET, MessageID: int32(d.mid), Type: message.Confirmable}
+		n, err := coder.DefaultCoder.Encode(req, out)
+		if err != nil {
+			d.fail(fmt.Errorf("encode: %w", err))
+			return
+		}
+		got := false
+		wait := timeout
+	send:
+		for attempt := 0; attempt <= d.cfg.MaxRetransmit && !done(); attempt++ {
+			if attempt > 0 {
+				d.nRetransmits++
+			}
+			if _, err := d.conn.Write(out[:n]); err != nil {
+				d.fail(err)
+				return
+			}
+			_ = d.conn.SetReadDeadline(earliest(time.Now().Add(wait), end))
+			wait *= 2
+			for {
+				k, err := d.conn.Read(in)
+				if err != nil {
+					var ne net.Error
+					if errors.As(err, &ne) && ne.Timeout() {
+						continue send
+					}
+					if !done() {
+						d.fail(err)
+					}
+					return
+				}
+				if _, err := coder.DefaultCoder.Decode(in[:k], &resp); err != nil ||
+					resp.MessageID != int32(d.mid) || resp.Type != message.Acknowledgement {
+					continue // a late answer to an earlier request, or noise
+				}
+				got = true
+				break send
+			}
+		}
+		if !got {
+			if !done() {
+				d.fail(fmt.Errorf("block %d: no answer after %d retransmissions", num, d.cfg.MaxRetransmit))
+			}
+			continue
+		}
+		if resp.Code != codes.Content {
+			d.fail(fmt.Errorf("block %d: server answered %d.%02d %s", num, resp.Code>>5, resp.Code&31, strings.TrimSpace(string(resp.Payload))))
+			num = 0
+			continue
+		}
+		v, err := resp.Options.GetUint32(message.Block2)
+		if err != nil {
+			d.fail(fmt.Errorf("block %d: answer without Block2", num))
+			num = 0
+			continue
+		}
+		d.nBlocks++
+		d.nBytes += int64(len(resp.Payload))
+		d.blocks.Add(1)
+		szx = v & 7 // follow a smaller size the server chose
+		if v&8 == 0 {
+			d.nImages++
+			num = 0
+		} else {
+			num = v>>4 + 1
+		}
+	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// UDPEcho measures the floor any CoAP exchange is compared with: clients sockets, each
+// sending a 20-byte datagram to a plain UDP echo server on loopback and waiting for its
+// 1 KiB answer, for d. It returns round trips per second.
+func UDPEcho(ctx context.Context, clients int, d time.Duration) (float64, error) {
+	srv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return 0, fmt.Errorf("lwm2mtest: echo: %w", err)
+	}
+	defer srv.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		resp := make([]byte, 1024)
+		for {
+			_, addr, err := srv.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			_, _ = srv.WriteToUDPAddrPort(resp, addr)
+		}
+	}()
+	conns := make([]*net.UDPConn, clients)
+	for i := range conns {
+		if conns[i], err = net.DialUDP("udp", nil, srv.LocalAddr().(*net.UDPAddr)); err != nil {
+			for _, c := range conns[:i] {
+				c.Close()
+			}
+			return 0, fmt.Errorf("lwm2mtest: echo: socket %d: %w", i, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	end, _ := ctx.Deadline()
+	var count atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, c := range conns {
+		wg.Go(func() {
+			defer c.Close()
+			req := make([]byte, 20)
+			buf := make([]byte, 2048)
+			n := int64(0)
+			for ctx.Err() == nil {
+				_ = c.SetReadDeadline(earliest(time.Now().Add(200*time.Millisecond), end))
+				if _, err := c.Write(req); err != nil {
+					break
+				}
+				if _, err := c.Read(buf); err != nil {
+					continue // lost, or the end: send again or stop
+				}
+				n++
+			}
+			count.Add(n)
+		})
+	}
+	wg.Wait()
+	return float64(count.Load()) / time.Since(start).Seconds(), nil
+}

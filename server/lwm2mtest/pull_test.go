@@ -1,0 +1,115 @@
+package lwm2mtest
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp/coder"
+)
+
+// blockServer answers GET with blocks of an 8-block, 1 KiB-per-block image, as a stateless
+// Block2 server does. It drops the first copy of every fifth request when lossy, and answers
+// 4.04 to every request when notFound.
+func blockServer(t *testing.T, lossy, notFound bool) string {
+	t.Helper()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		in, out := make([]byte, 2048), make([]byte, 2048)
+		payload := bytes.Repeat([]byte{0xa5}, 1024)
+		seen := map[string]bool{}
+		for {
+			n, from, err := pc.ReadFromUDPAddrPort(in)
+			if err != nil {
+				return
+			}
+			req := message.Message{Options: make(message.Options, 0, 16)}
+			if _, err := coder.DefaultCoder.Decode(in[:n], &req); err != nil {
+				continue
+			}
+			key := from.String() + "/" + string(rune(req.MessageID))
+			if lossy && req.MessageID%5 == 0 && !seen[key] {
+				seen[key] = true
+				continue
+			}
+			resp := message.Message{Token: req.Token, MessageID: req.MessageID, Type: message.Acknowledgement, Code: codes.Content}
+			if notFound {
+				resp.Code = codes.NotFound
+			} else {
+				v, _ := req.Options.GetUint32(message.Block2)
+				num := v >> 4
+				more := uint32(0)
+				if num < 7 {
+					more = 8
+				}
+				resp.Options, _, _ = resp.Options.SetUint32(make([]byte, 4), message.Block2, num<<4|more|6)
+				resp.Payload = payload
+			}
+			k, err := coder.DefaultCoder.Encode(resp, out)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, _ = pc.WriteToUDPAddrPort(out[:k], from)
+		}
+	}()
+	return "coap://" + pc.LocalAddr().String() + "/fw/tok"
+}
+
+func TestPullLoad(t *testing.T) {
+	uri := blockServer(t, false, false)
+	rep, err := PullLoad(context.Background(), PullConfig{URI: uri, Devices: 4, Duration: 1200 * time.Millisecond, Window: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Blocks == 0 || rep.Images == 0 || rep.Errors != 0 || rep.Bytes != rep.Blocks*1024 {
+		t.Fatalf("report %+v", rep)
+	}
+	if len(rep.Windows) != 2 || rep.Decline() <= 0 || rep.Decline() > 1 {
+		t.Fatalf("windows %v, decline %v", rep.Windows, rep.Decline())
+	}
+}
+
+func TestPullLoadRetransmits(t *testing.T) {
+	uri := blockServer(t, true, false)
+	rep, err := PullLoad(context.Background(), PullConfig{URI: uri, Devices: 2, Duration: 500 * time.Millisecond, Timeout: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Retransmits == 0 || rep.Errors != 0 || rep.Blocks == 0 {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+func TestPullLoadErrors(t *testing.T) {
+	uri := blockServer(t, false, true)
+	rep, err := PullLoad(context.Background(), PullConfig{URI: uri, Devices: 1, Duration: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Errors == 0 || rep.Blocks != 0 || !strings.Contains(rep.FirstError, "4.04") {
+		t.Fatalf("report %+v", rep)
+	}
+	if _, err := PullLoad(context.Background(), PullConfig{URI: "http://x/y"}); err == nil {
+		t.Fatal("PullLoad accepted an http URI")
+	}
+}
+
+func TestUDPEcho(t *testing.T) {
+	rate, err := UDPEcho(context.Background(), 2, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rate <= 0 {
+		t.Fatalf("rate %v", rate)
+	}
+}
