@@ -31,6 +31,7 @@ const (
 	codeQueueFull            = "queue_full"             // 429: the sleeping device has too many queued requests
 	codeDeviceError          = "device_error"           // 400/404/405/502: the device answered an error; see device_code
 	codeDeviceTimeout        = "device_timeout"         // 504: the device did not answer in time
+	codeUnavailable          = "unavailable"            // 503: lwota is starting or shutting down; try again
 	codeInternal             = "internal"               // 500: a bug or a failing store; details are in the server log
 	codeInvalidUpload        = "invalid_upload"         // 400: multipart parts missing, repeated or out of order; a bad X-Lwota-* header
 	codeInvalidImage         = "invalid_image"          // 400: the catalog refused the image or its metadata (firmware.ErrInvalid)
@@ -124,6 +125,8 @@ func mapError(subject string, err error) *apiError {
 		return &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: subject + " does not exist", Err: err}
 	case errors.Is(err, dm.ErrOffline):
 		return &apiError{Status: http.StatusConflict, Code: codeDeviceOffline, Message: subject + " is offline", Err: err}
+	case errors.Is(err, dm.ErrUnavailable):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "lwota is starting or shutting down; try again", Err: err}
 	case errors.Is(err, dm.ErrTimeout):
 		return &apiError{Status: http.StatusGatewayTimeout, Code: codeDeviceTimeout, Message: subject + " did not answer in time", Err: err}
 	case errors.Is(err, dm.ErrQueueFull):

@@ -244,6 +244,7 @@ func TestDeviceErrors(t *testing.T) {
 		{"not registered, wrapped", fmt.Errorf("dm: read: %w", registration.ErrNotFound), 404, codeNotFound, "", "device urn:imei:1 is not registered"},
 		{"offline", dm.ErrOffline, 409, codeDeviceOffline, "", "device urn:imei:1 is offline"},
 		{"timeout", fmt.Errorf("read /3/0: %w", dm.ErrTimeout), 504, codeDeviceTimeout, "", "device urn:imei:1 did not answer in time"},
+		{"shutting down", fmt.Errorf("read /3/0: %w", dm.ErrUnavailable), 503, codeUnavailable, "", "lwota is starting or shutting down; try again"},
 		{"queue full", dm.ErrQueueFull, 429, codeQueueFull, "", "device urn:imei:1 has too many queued requests"},
 		{"invalid", fmt.Errorf("%w: device does not support senml-json", dm.ErrInvalid), 400, codeInvalidRequest, "", "invalid request: device does not support senml-json"},
 		{"device 4.04", &dm.DeviceError{Code: "4.04"}, 404, codeDeviceError, "4.04", "device urn:imei:1 answered 4.04"},

@@ -156,7 +156,7 @@ func (s *Server) background() context.Context {
 }
 
 // ErrNotRunning is returned by device operations before Run has made the server ready.
-var ErrNotRunning = errors.New("server: not running")
+var ErrNotRunning = fmt.Errorf("server: %w", dm.ErrUnavailable)
 
 // running returns the parts that exist only while Run runs.
 func (s *Server) running() (*dm.Client, *observe.Manager, error) {

@@ -275,6 +275,8 @@ func (c *Client) transportError(endpoint string, req Request, err error) error {
 	switch {
 	case errors.Is(err, transport.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, endpoint, ErrTimeout)
+	case errors.Is(err, transport.ErrClosed):
+		return fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, endpoint, ErrUnavailable)
 	case errors.Is(err, transport.ErrReset):
 		return fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, endpoint, &DeviceError{Code: "RST", Msg: "device reset the request"})
 	}

@@ -15,6 +15,8 @@ var (
 	ErrQueueFull = errors.New("dm: request queue full")
 	// ErrInvalid: the request itself is wrong (path depth, missing values, unsupported format).
 	ErrInvalid = errors.New("dm: invalid request")
+	// ErrUnavailable: lwota is starting or shutting down; the request may be tried again.
+	ErrUnavailable = errors.New("dm: server not running")
 )
 
 // DeviceError is a non-success CoAP response from the device, such as 4.04 or 4.05.
