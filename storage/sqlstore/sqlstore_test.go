@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/registration"
 	"github.com/lwota/lwota/storage/pgtest"
 	"github.com/lwota/lwota/storage/sqlstore"
@@ -52,6 +53,9 @@ func TestContract(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			storetest.Run(t, func(t *testing.T) storetest.Stores { return stores(open(t, b.dsn(t))) })
+			t.Run("jobs", func(t *testing.T) {
+				storetest.RunJobs(t, func(t *testing.T) fwupdate.Store { return open(t, b.dsn(t)) })
+			})
 		})
 	}
 }
