@@ -56,6 +56,15 @@ type packet struct {
 // only sends requests (then every request is answered 4.04). A nil logger discards logs and a
 // nil Registerer disables metrics. The Endpoint owns conn from now on.
 func New(conn net.PacketConn, network Network, h Handler, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Endpoint, error) {
+	return newEndpoint(conn, network, h, cfg, logger, reg, func(Config, *slog.Logger) (link, error) {
+		return newUDPLink(conn), nil
+	})
+}
+
+// newEndpoint builds the engine over the link mk returns (called once the configuration is
+// complete); conn is the socket under that link.
+func newEndpoint(conn net.PacketConn, network Network, h Handler, cfg Config, logger *slog.Logger, reg prometheus.Registerer,
+	mk func(Config, *slog.Logger) (link, error)) (*Endpoint, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -74,12 +83,16 @@ func New(conn net.PacketConn, network Network, h Handler, cfg Config, logger *sl
 	if h == nil {
 		h = HandlerFunc(func(context.Context, Peer, *Message) *Message { return NewMessage(NotFound) })
 	}
+	l, err := mk(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	e := &Endpoint{
 		cfg:     cfg,
 		network: network,
 		h:       h,
 		log:     logger,
-		link:    newUDPLink(conn),
+		link:    l,
 		base:    time.Now(),
 		prefSZX: SZXFor(cfg.BlockSize),
 		dedup:   newDedup(int64(cfg.ExchangeLifetime)),

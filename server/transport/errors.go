@@ -19,4 +19,9 @@ var (
 	// ErrBodyTooLarge is returned by Do when a Block2 response grows beyond MaxBodySize, or
 	// when the peer refuses a Block1 upload as too large (4.13) with no smaller block size to try.
 	ErrBodyTooLarge = errors.New("transport: body too large")
+
+	// ErrNoSession is returned by Do and Notify on a DTLS Endpoint when the device has no live
+	// DTLS session (it never connected, its session idled out or it closed it): lwota cannot
+	// start a handshake towards a device, so the device must talk first.
+	ErrNoSession = errors.New("transport: no DTLS session with peer")
 )

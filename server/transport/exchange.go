@@ -164,6 +164,9 @@ func (ex *exchange) onTimer() {
 // ends and ErrClosed when the Endpoint closes. An empty req.Token gets a fresh one; req is not
 // modified.
 func (e *Endpoint) Do(ctx context.Context, to Addr, req *Message) (*Message, error) {
+	if err := e.reachable(to.AddrPort); err != nil {
+		return nil, err
+	}
 	if len(req.Payload) > e.cfg.BlockSize && !req.Block1.Set {
 		return e.doBlock1(ctx, to.AddrPort, req)
 	}
@@ -336,6 +339,9 @@ func (e *Endpoint) roundTrip(ctx context.Context, to netip.AddrPort, m *Message,
 // retransmissions run out) or non-confirmable (sent once, no wait). msg.Token must be the
 // token of the request it answers.
 func (e *Endpoint) Notify(ctx context.Context, to Addr, msg *Message, confirmable bool) error {
+	if err := e.reachable(to.AddrPort); err != nil {
+		return err
+	}
 	if confirmable {
 		_, err := e.roundTrip(ctx, to.AddrPort, msg, false)
 		return err

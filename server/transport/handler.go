@@ -1,4 +1,4 @@
-// Package transport moves CoAP messages between lwota and devices over UDP (and, later, DTLS).
+// Package transport moves CoAP messages between lwota and devices over UDP and DTLS.
 // It is the only package that speaks go-coap; everything above it sees Message, Peer and Handler.
 package transport
 

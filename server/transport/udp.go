@@ -6,7 +6,7 @@ import (
 )
 
 // link is the seam between the engine and a network: read one datagram from a peer, write one
-// datagram to a peer. udpLink serves plain UDP over one socket; a DTLS link will fan in its
+// datagram to a peer. udpLink serves plain UDP over one socket; the DTLS link (dtls.go) fans in its
 // per-peer connections behind the same four methods, so the engine never knows which it drives.
 type link interface {
 	// readFrom reads one datagram into b. n may exceed len(b) only as len(b) (truncated); the

@@ -1,0 +1,621 @@
+package transport
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/logging"
+	"github.com/pion/transport/v5/deadline"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// PSKStore finds the pre-shared key of a device by the PSK identity it presents in the DTLS
+// handshake. An error (unknown identity, store failure) fails the handshake.
+type PSKStore interface {
+	PSK(ctx context.Context, identity string) ([]byte, error)
+}
+
+// CipherSuite is an IANA TLS cipher suite number.
+type CipherSuite uint16
+
+// The PSK cipher suites lwota offers (LwM2M 1.1 §7.1.7 mandates AES_128_CCM_8).
+const (
+	TLS_PSK_WITH_AES_128_CCM_8      CipherSuite = 0xC0A8 //nolint:revive // IANA name
+	TLS_PSK_WITH_AES_128_GCM_SHA256 CipherSuite = 0x00A8 //nolint:revive // IANA name
+	TLS_PSK_WITH_AES_128_CCM        CipherSuite = 0xC0A4 //nolint:revive // IANA name
+)
+
+// cidSize is the length of the connection ids lwota issues (RFC 9146); fixed so the demultiplexer
+// can find them in a record header.
+const cidSize = 8
+
+// DTLSConfig secures an Endpoint with DTLS 1.2 and pre-shared keys. A zero field takes its
+// default (DefaultDTLSConfig), except PSK, which is required.
+type DTLSConfig struct {
+	// PSK is the credential store.
+	PSK PSKStore
+	// CipherSuites offered, in order of preference. Default TLS_PSK_WITH_AES_128_CCM_8,
+	// TLS_PSK_WITH_AES_128_GCM_SHA256.
+	CipherSuites []CipherSuite
+	// MaxSessions bounds the sessions held (established and handshaking); a ClientHello from a
+	// new address beyond it is dropped and counted. Default 100000.
+	MaxSessions int
+	// MaxHandshakes bounds the handshakes in progress, a subset of MaxSessions, so a flood of
+	// ClientHellos cannot take every session slot. Default 1024.
+	MaxHandshakes int
+	// HandshakeTimeout bounds one handshake, PSK lookup included. Default 20 s.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a session no datagram arrived on for that long; the device
+	// handshakes again when it next talks, and until then Do and Notify to it fail with
+	// ErrNoSession. Default 5 min.
+	IdleTimeout time.Duration
+	// ConnectionID issues RFC 9146 connection ids, so a device behind a NAT whose mapping
+	// changed keeps its session. Default off.
+	ConnectionID bool
+}
+
+// DefaultDTLSConfig returns lwota's DTLS defaults (PSK left nil).
+func DefaultDTLSConfig() DTLSConfig {
+	return DTLSConfig{
+		CipherSuites:     []CipherSuite{TLS_PSK_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_GCM_SHA256},
+		MaxSessions:      100000,
+		MaxHandshakes:    1024,
+		HandshakeTimeout: 20 * time.Second,
+		IdleTimeout:      5 * time.Minute,
+	}
+}
+
+func (c DTLSConfig) withDefaults() (DTLSConfig, error) {
+	d := DefaultDTLSConfig()
+	if c.PSK == nil {
+		return c, errors.New("transport: dtls: nil PSK store")
+	}
+	if len(c.CipherSuites) == 0 {
+		c.CipherSuites = d.CipherSuites
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = d.MaxSessions
+	}
+	if c.MaxHandshakes <= 0 {
+		c.MaxHandshakes = d.MaxHandshakes
+	}
+	c.MaxHandshakes = min(c.MaxHandshakes, c.MaxSessions)
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	return c, nil
+}
+
+// NewDTLS returns an Endpoint serving CoAP over DTLS 1.2 (PSK) on pc, a UDP socket. It is the
+// same engine as New (workers, deduplication, Do, Listen, Notify, block-wise); every message
+// carries Peer{Addr{Network: DTLS, AddrPort}, Identity: the PSK identity of the session}. Do
+// and Notify reach a device only over its live session (ErrNoSession otherwise). The Endpoint
+// owns pc from now on.
+func NewDTLS(pc net.PacketConn, h Handler, cfg Config, dcfg DTLSConfig, logger *slog.Logger, reg prometheus.Registerer) (*Endpoint, error) {
+	if pc == nil {
+		return nil, errors.New("transport: nil conn")
+	}
+	dcfg, err := dcfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return newEndpoint(pc, DTLS, h, cfg, logger, reg, func(cfg Config, logger *slog.Logger) (link, error) {
+		return newDTLSLink(pc, cfg, dcfg, logger, reg)
+	})
+}
+
+// reachable reports ErrNoSession for a peer a session link cannot reach.
+func (e *Endpoint) reachable(to netip.AddrPort) error {
+	if l, ok := e.link.(*dtlsLink); ok && !l.hasSession(to) {
+		return ErrNoSession
+	}
+	return nil
+}
+
+// dtlsLink is a link over DTLS sessions sharing one UDP socket. One goroutine reads the socket
+// and routes each datagram to its session by source address (or connection id); each session
+// runs one goroutine that handshakes and then reads plaintext into in, plus the goroutines
+// pion runs per connection. One more goroutine closes idle sessions.
+type dtlsLink struct {
+	pc   net.PacketConn
+	dc   DTLSConfig
+	pcfg *dtls.Config
+	log  *slog.Logger
+	m    *dtlsMetrics
+	size int // plaintext buffer per session: MaxMessageSize+1
+
+	in     chan dtlsRecord
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu          sync.Mutex
+	started     bool
+	closed      bool
+	byAddr      map[netip.AddrPort]*dtlsSession
+	byCID       map[string]*dtlsSession
+	handshaking int
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// dtlsRecord is one decrypted datagram on its way to the engine.
+type dtlsRecord struct {
+	b        []byte
+	from     netip.AddrPort
+	identity string
+}
+
+// dtlsSession is one peer's DTLS connection. Fields other than vc, ctx and cancel are guarded
+// by the link's mutex.
+type dtlsSession struct {
+	addr        netip.AddrPort
+	cid         string
+	established bool
+	identity    string
+	conn        *dtls.Conn
+	lastRx      time.Time
+	vc          *sessionConn
+	ctx         context.Context
+	cancel      context.CancelFunc
+}
+
+func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logger, reg prometheus.Registerer) (*dtlsLink, error) {
+	l := &dtlsLink{
+		pc:     pc,
+		dc:     dc,
+		log:    logger,
+		size:   cfg.MaxMessageSize + 1,
+		in:     make(chan dtlsRecord, cfg.Workers),
+		byAddr: make(map[netip.AddrPort]*dtlsSession),
+		byCID:  make(map[string]*dtlsSession),
+	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	suites := make([]dtls.CipherSuiteID, len(dc.CipherSuites))
+	for i, s := range dc.CipherSuites {
+		suites[i] = dtls.CipherSuiteID(s)
+	}
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelDisabled
+	l.pcfg = &dtls.Config{
+		CipherSuites:         suites,
+		PSK:                  l.lookupPSK,
+		ExtendedMasterSecret: dtls.RequestExtendedMasterSecret,
+		// HelloVerifyRequest cookie exchange (RFC 6347 §4.2.1): pion's default for servers,
+		// stated so it is not turned off by accident.
+		InsecureSkipVerifyHello: false,
+		LoggerFactory:           lf,
+		MTU:                     max(cfg.MaxMessageSize+64, 1200),
+	}
+	var err error
+	l.m, err = newDTLSMetrics(reg, func() float64 {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return float64(len(l.byAddr))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("transport: metrics: %w", err)
+	}
+	return l, nil
+}
+
+func (l *dtlsLink) lookupPSK(identity []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(l.ctx, l.dc.HandshakeTimeout)
+	defer cancel()
+	key, err := l.dc.PSK.PSK(ctx, string(identity))
+	if err != nil {
+		return nil, fmt.Errorf("transport: psk %q: %w", identity, err)
+	}
+	if len(key) == 0 {
+		return nil, fmt.Errorf("transport: psk %q: empty key", identity)
+	}
+	return key, nil
+}
+
+// start runs the socket reader and the idle sweeper, once.
+func (l *dtlsLink) start() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.started || l.closed {
+		return
+	}
+	l.started = true
+	l.wg.Add(2)
+	go l.demux()
+	go l.sweep()
+}
+
+func (l *dtlsLink) readFrom(b []byte) (int, netip.AddrPort, string, error) {
+	l.start()
+	select {
+	case r := <-l.in:
+		return copy(b, r.b), r.from, r.identity, nil
+	case <-l.ctx.Done():
+		return 0, netip.AddrPort{}, "", net.ErrClosed
+	}
+}
+
+func (l *dtlsLink) writeTo(b []byte, to netip.AddrPort) error {
+	l.mu.Lock()
+	s := l.byAddr[to]
+	var c *dtls.Conn
+	if s != nil && s.established {
+		c = s.conn
+	}
+	l.mu.Unlock()
+	if c == nil {
+		return ErrNoSession
+	}
+	_, err := c.Write(b)
+	return err
+}
+
+func (l *dtlsLink) hasSession(to netip.AddrPort) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.byAddr[to]
+	return s != nil && s.established
+}
+
+func (l *dtlsLink) localAddr() net.Addr { return l.pc.LocalAddr() }
+
+// close closes the socket and every session and waits for all goroutines of the link.
+func (l *dtlsLink) close() error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		l.cancel() // ends handshakes, session readers, readFrom and the sweeper
+		l.closeErr = l.pc.Close()
+		l.wg.Wait()
+	})
+	return l.closeErr
+}
+
+// demux reads the socket and hands each datagram to its session, starting a session for a
+// ClientHello from a new address.
+func (l *dtlsLink) demux() {
+	defer l.wg.Done()
+	buf := make([]byte, 1<<16)
+	for {
+		n, addr, err := l.pc.ReadFrom(buf)
+		if err != nil {
+			if l.ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			l.log.Error("transport: dtls read failed", "err", err)
+			l.cancel() // readFrom reports the link closed; Serve closes the Endpoint
+			return
+		}
+		ua, ok := addr.(*net.UDPAddr)
+		if !ok {
+			continue
+		}
+		l.dispatch(buf[:n], unmap(ua.AddrPort()))
+	}
+}
+
+func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
+	hello := isClientHello(p)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	s := l.byAddr[from]
+	if l.dc.ConnectionID && len(p) >= 13+cidSize && p[0] == 25 { // tls12_cid record (RFC 9146 §4)
+		if cs := l.byCID[string(p[11:11+cidSize])]; cs != nil {
+			s = cs // pion moves the session's address once the record authenticates
+		}
+	}
+	if s != nil && s.established && hello && s.addr == from {
+		// A new handshake from the address of a live session: the device restarted. The old
+		// session goes; the new handshake still has to pass the cookie exchange.
+		l.detach(s)
+		s = nil
+	}
+	if s == nil {
+		if !hello {
+			l.m.droppedNoSession.Inc()
+			return
+		}
+		if len(l.byAddr) >= l.dc.MaxSessions || l.handshaking >= l.dc.MaxHandshakes {
+			l.m.refused.Inc()
+			return
+		}
+		s = l.newSession(from)
+	}
+	s.lastRx = time.Now()
+	select {
+	case s.vc.rx <- inbound{b: append([]byte(nil), p...), from: from}:
+	default: // the session is behind: drop, the peer retransmits
+	}
+}
+
+// newSession registers a handshaking session for from and starts its goroutine. Called with
+// l.mu held.
+func (l *dtlsLink) newSession(from netip.AddrPort) *dtlsSession {
+	s := &dtlsSession{addr: from}
+	s.ctx, s.cancel = context.WithCancel(l.ctx)
+	s.vc = &sessionConn{l: l, s: s, rx: make(chan inbound, 16), closed: make(chan struct{}), rd: deadline.New()}
+	l.byAddr[from] = s
+	l.handshaking++
+	l.wg.Add(1)
+	go l.run(s)
+	return s
+}
+
+// detach forgets s and stops it. Called with l.mu held.
+func (l *dtlsLink) detach(s *dtlsSession) {
+	if l.byAddr[s.addr] == s {
+		delete(l.byAddr, s.addr)
+	}
+	if s.cid != "" && l.byCID[s.cid] == s {
+		delete(l.byCID, s.cid)
+	}
+	if !s.established {
+		l.handshaking--
+	}
+	s.established = false
+	s.cancel()
+}
+
+// run handshakes, then reads plaintext for the engine until the session ends.
+func (l *dtlsLink) run(s *dtlsSession) {
+	defer l.wg.Done()
+	defer func() {
+		l.mu.Lock()
+		if l.byAddr[s.addr] == s || (s.cid != "" && l.byCID[s.cid] == s) {
+			l.detach(s)
+		}
+		l.mu.Unlock()
+		s.cancel()
+	}()
+	cfg := l.pcfg
+	if l.dc.ConnectionID {
+		c := *l.pcfg
+		c.ConnectionIDGenerator = func() []byte {
+			cid := make([]byte, cidSize)
+			_, _ = rand.Read(cid)
+			l.mu.Lock()
+			if s.cid != "" && l.byCID[s.cid] == s {
+				delete(l.byCID, s.cid)
+			}
+			s.cid = string(cid)
+			l.byCID[s.cid] = s
+			l.mu.Unlock()
+			return cid
+		}
+		cfg = &c
+	}
+	conn, err := dtls.Server(s.vc, net.UDPAddrFromAddrPort(s.addr), cfg)
+	if err != nil {
+		_ = s.vc.Close()
+		l.m.handshakeFailed.Inc()
+		return
+	}
+	// Closing the conn is what unblocks pion and our Read, whoever ends the session.
+	stop := context.AfterFunc(s.ctx, func() { _ = s.vc.Close(); _ = conn.Close() })
+	defer stop()
+	defer func() { _ = s.vc.Close(); _ = conn.Close() }()
+	hctx, cancel := context.WithTimeout(s.ctx, l.dc.HandshakeTimeout)
+	err = conn.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		l.m.handshakeFailed.Inc()
+		l.log.Debug("transport: dtls handshake failed", "peer", s.addr, "err", err)
+		return
+	}
+	st, _ := conn.ConnectionState()
+	l.mu.Lock()
+	if l.byAddr[s.addr] != s { // detached while handshaking
+		l.mu.Unlock()
+		return
+	}
+	s.established, s.conn, s.identity = true, conn, string(st.IdentityHint)
+	l.handshaking--
+	l.mu.Unlock()
+	l.m.handshakeOK.Inc()
+	buf := make([]byte, l.size)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			var te *dtls.TemporaryError
+			if errors.As(err, &te) && s.ctx.Err() == nil {
+				continue // a record larger than MaxMessageSize: dropped
+			}
+			return
+		}
+		l.mu.Lock()
+		r := dtlsRecord{b: append([]byte(nil), buf[:n]...), from: s.addr, identity: s.identity}
+		l.mu.Unlock()
+		select {
+		case l.in <- r:
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// sweep closes sessions idle for IdleTimeout.
+func (l *dtlsLink) sweep() {
+	defer l.wg.Done()
+	period := min(max(l.dc.IdleTimeout/4, 10*time.Millisecond), 10*time.Second)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case now := <-t.C:
+			cutoff := now.Add(-l.dc.IdleTimeout)
+			l.mu.Lock()
+			for _, s := range l.byAddr {
+				if s.established && s.lastRx.Before(cutoff) {
+					l.detach(s)
+					l.m.idleClosed.Inc()
+				}
+			}
+			l.mu.Unlock()
+		}
+	}
+}
+
+// moved records that pion now writes to s at to (an authenticated connection-id record came
+// from there, RFC 9146 §6).
+func (l *dtlsLink) moved(s *dtlsSession, to netip.AddrPort) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s.addr == to || l.byAddr[s.addr] != s {
+		return
+	}
+	if other := l.byAddr[to]; other != nil {
+		l.detach(other)
+	}
+	delete(l.byAddr, s.addr)
+	s.addr = to
+	l.byAddr[to] = s
+}
+
+// isClientHello reports a DTLS handshake record of epoch 0 holding a ClientHello.
+func isClientHello(p []byte) bool {
+	return len(p) >= 25 && p[0] == 22 && p[1] == 0xfe && p[3] == 0 && p[4] == 0 && p[13] == 1
+}
+
+type inbound struct {
+	b    []byte
+	from netip.AddrPort
+}
+
+// sessionConn is the net.PacketConn pion sees for one session: reads come from the
+// demultiplexer, writes go to the shared socket.
+type sessionConn struct {
+	l         *dtlsLink
+	s         *dtlsSession
+	rx        chan inbound
+	closed    chan struct{}
+	closeOnce sync.Once
+	rd        *deadline.Deadline
+}
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "transport: i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+func (c *sessionConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	select {
+	case <-c.closed:
+		return 0, nil, net.ErrClosed
+	case <-c.rd.Done():
+		return 0, nil, timeoutError{}
+	default:
+	}
+	select {
+	case p := <-c.rx:
+		return copy(b, p.b), net.UDPAddrFromAddrPort(p.from), nil
+	case <-c.rd.Done():
+		return 0, nil, timeoutError{}
+	case <-c.closed:
+		return 0, nil, net.ErrClosed
+	}
+}
+
+func (c *sessionConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	select {
+	case <-c.closed:
+		return 0, net.ErrClosed
+	default:
+	}
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, fmt.Errorf("transport: dtls: bad address %v", addr)
+	}
+	if ap := unmap(ua.AddrPort()); ap != c.s.currentAddr(c.l) {
+		c.l.moved(c.s, ap)
+	}
+	return c.l.pc.WriteTo(b, addr)
+}
+
+func (s *dtlsSession) currentAddr(l *dtlsLink) netip.AddrPort {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return s.addr
+}
+
+func (c *sessionConn) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return nil
+}
+
+func (c *sessionConn) LocalAddr() net.Addr { return c.l.pc.LocalAddr() }
+
+func (c *sessionConn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }
+
+func (c *sessionConn) SetReadDeadline(t time.Time) error {
+	c.rd.Set(t)
+	return nil
+}
+
+// SetWriteDeadline is a no-op: writes to a UDP socket do not block for long.
+func (c *sessionConn) SetWriteDeadline(time.Time) error { return nil }
+
+// dtlsMetrics count handshakes and sessions.
+type dtlsMetrics struct {
+	handshakeOK      prometheus.Counter
+	handshakeFailed  prometheus.Counter
+	refused          prometheus.Counter
+	idleClosed       prometheus.Counter
+	droppedNoSession prometheus.Counter
+}
+
+func newDTLSMetrics(reg prometheus.Registerer, sessions func() float64) (*dtlsMetrics, error) {
+	labels := prometheus.Labels{"network": string(DTLS)}
+	opts := func(name, help string) prometheus.CounterOpts {
+		return prometheus.CounterOpts{Namespace: "lwota", Subsystem: "transport", Name: name, Help: help, ConstLabels: labels}
+	}
+	handshakes := prometheus.NewCounterVec(opts("dtls_handshakes_total", "DTLS handshakes by result: ok, failed."), []string{"result"})
+	m := &dtlsMetrics{
+		handshakeOK:     handshakes.WithLabelValues("ok"),
+		handshakeFailed: handshakes.WithLabelValues("failed"),
+		refused: prometheus.NewCounter(opts("dtls_sessions_refused_total",
+			"ClientHellos dropped because MaxSessions or MaxHandshakes was reached.")),
+		idleClosed: prometheus.NewCounter(opts("dtls_sessions_idle_closed_total", "DTLS sessions closed after IdleTimeout.")),
+		droppedNoSession: prometheus.NewCounter(opts("dtls_datagrams_no_session_total",
+			"Datagrams dropped: not a ClientHello and no session for their address.")),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "lwota", Subsystem: "transport", Name: "dtls_sessions",
+		Help: "DTLS sessions held, established and handshaking.", ConstLabels: labels}, sessions)
+	for _, c := range []prometheus.Collector{handshakes, m.refused, m.idleClosed, m.droppedNoSession, open} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// sessions reports the sessions held, for tests.
+func (l *dtlsLink) sessions() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.byAddr)
+}
