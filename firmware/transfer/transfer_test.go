@@ -236,7 +236,8 @@ func TestBlockSizeChange(t *testing.T) {
 
 // 200 devices pulling the same image at once read each chunk from the blob store once.
 func TestCacheSharedReads(t *testing.T) {
-	f := startServer(t, Config{}, imageSize)
+	// A long grant TTL: this test is about caching, and a transfer under -race can outlast the default.
+	f := startServer(t, Config{GrantTTL: time.Minute}, imageSize)
 	path := PathPrefix + f.token(t, "job1")
 	const fetchers = 200
 	var wg sync.WaitGroup
@@ -267,8 +268,8 @@ func TestCacheSharedReads(t *testing.T) {
 			t.Errorf("%s read %d times", k, n)
 		}
 	}
-	if calls := f.grants.callCount(); calls > fetchers*2 {
-		t.Errorf("Grants asked %d times for %d fetchers", calls, fetchers)
+	if calls := f.grants.callCount(); calls > fetchers {
+		t.Errorf("Grants asked %d times for %d fetchers: each (job, device) should be asked once", calls, fetchers)
 	}
 }
 
