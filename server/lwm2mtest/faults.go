@@ -109,11 +109,10 @@ func (d *Device) dropIncoming(m *pool.Message) bool {
 
 // Errors of the block fetcher that decide the Update Result.
 var (
-	errLinkLost     = errors.New("firmware download: connection lost")    // 4
-	errRebootFault  = errors.New("firmware download: reboot (fault)")     // 4, then reboot
-	errTooLarge     = errors.New("firmware download: package too large")  // 3
-	errInvalidURI   = errors.New("firmware download: invalid URI")        // 7
-	errUnsupportedP = errors.New("firmware download: unsupported scheme") // 9
+	errLinkLost    = errors.New("firmware download: connection lost")   // 4
+	errRebootFault = errors.New("firmware download: reboot (fault)")    // 4, then reboot
+	errTooLarge    = errors.New("firmware download: package too large") // 3
+	errInvalidURI  = errors.New("firmware download: invalid URI")       // 7
 )
 
 // afterBlock applies the per-block faults once the n-th block (1-based, counted within one

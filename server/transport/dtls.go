@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -130,7 +131,7 @@ func (e *Endpoint) reachable(to netip.AddrPort) error {
 type dtlsLink struct {
 	pc   net.PacketConn
 	dc   DTLSConfig
-	pcfg *dtls.Config
+	opts []dtls.ServerOption // every session's handshake options (a connection id generator is added per session)
 	log  *slog.Logger
 	m    *dtlsMetrics
 	size int // plaintext buffer per session: MaxMessageSize+1
@@ -188,15 +189,15 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 	}
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelDisabled
-	l.pcfg = &dtls.Config{
-		CipherSuites:         suites,
-		PSK:                  l.lookupPSK,
-		ExtendedMasterSecret: dtls.RequestExtendedMasterSecret,
+	l.opts = []dtls.ServerOption{
+		dtls.WithCipherSuites(suites...),
+		dtls.WithPSK(l.lookupPSK),
+		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
 		// HelloVerifyRequest cookie exchange (RFC 6347 §4.2.1): pion's default for servers,
 		// stated so it is not turned off by accident.
-		InsecureSkipVerifyHello: false,
-		LoggerFactory:           lf,
-		MTU:                     max(cfg.MaxMessageSize+64, 1200),
+		dtls.WithInsecureSkipVerifyHello(false),
+		dtls.WithLoggerFactory(lf),
+		dtls.WithMTU(max(cfg.MaxMessageSize+64, 1200)),
 	}
 	var err error
 	l.m, err = newDTLSMetrics(reg, func() float64 {
@@ -386,10 +387,9 @@ func (l *dtlsLink) run(s *dtlsSession) {
 		l.mu.Unlock()
 		s.cancel()
 	}()
-	cfg := l.pcfg
+	opts := l.opts
 	if l.dc.ConnectionID {
-		c := *l.pcfg
-		c.ConnectionIDGenerator = func() []byte {
+		opts = append(slices.Clone(l.opts), dtls.WithConnectionIDGenerator(func() []byte {
 			cid := make([]byte, cidSize)
 			_, _ = rand.Read(cid)
 			l.mu.Lock()
@@ -400,10 +400,9 @@ func (l *dtlsLink) run(s *dtlsSession) {
 			l.byCID[s.cid] = s
 			l.mu.Unlock()
 			return cid
-		}
-		cfg = &c
+		}))
 	}
-	conn, err := dtls.Server(s.vc, net.UDPAddrFromAddrPort(s.addr), cfg)
+	conn, err := dtls.ServerWithOptions(s.vc, net.UDPAddrFromAddrPort(s.addr), opts...)
 	if err != nil {
 		_ = s.vc.Close()
 		l.m.handshakeFailed.Inc()

@@ -74,11 +74,11 @@ func dialDTLS(t testing.TB, to Addr, identity, key string, conn net.PacketConn) 
 			t.Fatalf("listen: %v", err)
 		}
 	}
-	c, err := dtls.Client(conn, net.UDPAddrFromAddrPort(to.AddrPort), &dtls.Config{
-		PSK:             func([]byte) ([]byte, error) { return []byte(key), nil },
-		PSKIdentityHint: []byte(identity),
-		CipherSuites:    []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
-	})
+	c, err := dtls.ClientWithOptions(conn, net.UDPAddrFromAddrPort(to.AddrPort),
+		dtls.WithPSK(func([]byte) ([]byte, error) { return []byte(key), nil }),
+		dtls.WithPSKIdentityHint([]byte(identity)),
+		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8),
+	)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -330,12 +330,12 @@ func TestDTLSConnectionIDHandshake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := dtls.Client(conn, net.UDPAddrFromAddrPort(te.addr.AddrPort), &dtls.Config{
-		PSK:                   func([]byte) ([]byte, error) { return []byte("secretkey123"), nil },
-		PSKIdentityHint:       []byte("dev1"),
-		CipherSuites:          []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
-		ConnectionIDGenerator: dtls.OnlySendCIDGenerator(),
-	})
+	c, err := dtls.ClientWithOptions(conn, net.UDPAddrFromAddrPort(te.addr.AddrPort),
+		dtls.WithPSK(func([]byte) ([]byte, error) { return []byte("secretkey123"), nil }),
+		dtls.WithPSKIdentityHint([]byte("dev1")),
+		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8),
+		dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()),
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
