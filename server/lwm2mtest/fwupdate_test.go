@@ -2,7 +2,6 @@ package lwm2mtest
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
@@ -13,12 +12,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/mux"
-	coapnet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
-	"github.com/plgd-dev/go-coap/v3/options"
-	"github.com/plgd-dev/go-coap/v3/pkg/runner/periodic"
-	"github.com/plgd-dev/go-coap/v3/udp"
-	"github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/lwota/lwota/server/lwm2m"
 )
@@ -70,30 +64,7 @@ func newFWServer(t *testing.T, data []byte, maxSZX blockwise.SZX) *fwServer {
 	if err != nil {
 		t.Fatalf("route: %v", err)
 	}
-	l, err := coapnet.NewListenUDP("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv := udp.NewServer(
-		options.WithMux(r),
-		options.WithContext(ctx),
-		options.WithBlockwise(false, blockwise.SZX1024, 3*time.Second),
-		options.WithPeriodicRunner(periodic.New(ctx.Done(), 100*time.Millisecond)),
-		options.WithInactivityMonitor(time.Hour, func(*client.Conn) {}),
-	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(l)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		cancel()
-		_ = l.Close()
-		<-done
-	})
-	s.addr = l.LocalAddr().String()
+	s.addr = serveRouter(t, r)
 	return s
 }
 

@@ -60,30 +60,7 @@ func newTestServer(t *testing.T) *testServer {
 		t.Fatalf("route: %v", err)
 	}
 	r.DefaultHandle(mux.HandlerFunc(s.serveRegistration))
-	l, err := coapnet.NewListenUDP("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv := udp.NewServer(
-		options.WithMux(r),
-		options.WithContext(ctx),
-		options.WithBlockwise(false, blockwise.SZX1024, 3*time.Second),
-		options.WithPeriodicRunner(periodic.New(ctx.Done(), 100*time.Millisecond)),
-		options.WithInactivityMonitor(time.Hour, func(*client.Conn) {}),
-	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(l)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		cancel()
-		_ = l.Close()
-		<-done
-	})
-	s.addr = l.LocalAddr().String()
+	s.addr = serveRouter(t, r)
 	return s
 }
 
@@ -320,4 +297,34 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// serveRouter serves r on a loopback UDP port with go-coap until the test ends and returns the
+// address. Block-wise stays off: the tests do blocks by hand, as real servers' firmware paths do.
+func serveRouter(t *testing.T, r *mux.Router) string {
+	t.Helper()
+	l, err := coapnet.NewListenUDP("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := udp.NewServer(
+		options.WithMux(r),
+		options.WithContext(ctx),
+		options.WithBlockwise(false, blockwise.SZX1024, 3*time.Second),
+		options.WithPeriodicRunner(periodic.New(ctx.Done(), 100*time.Millisecond)),
+		options.WithInactivityMonitor(time.Hour, func(*client.Conn) {}),
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(l)
+	}()
+	t.Cleanup(func() {
+		srv.Stop()
+		cancel()
+		_ = l.Close()
+		<-done
+	})
+	return l.LocalAddr().String()
 }
