@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lwota/lwota/server/transport"
@@ -42,7 +43,8 @@ type Registry struct {
 	byAddr     map[transport.Addr]string // source address -> endpoint, for queue-mode wake-ups
 	// seen holds the last uplink time per endpoint, apart from the snapshot so that every
 	// datagram does not copy a registration.
-	seen map[string]time.Time
+	// The times are atomics so that the per-datagram update needs only the read lock.
+	seen map[string]*atomic.Int64 // unix nanoseconds
 }
 
 // New returns a registry over store. listener may be nil. now may be nil (time.Now).
@@ -63,7 +65,7 @@ func New(store Store, listener Listener, cfg Config, logger *slog.Logger, m *Met
 		byEndpoint: make(map[string]*Registration),
 		byID:       make(map[string]string),
 		byAddr:     make(map[transport.Addr]string),
-		seen:       make(map[string]time.Time),
+		seen:       make(map[string]*atomic.Int64),
 	}
 }
 
@@ -96,7 +98,9 @@ func (r *Registry) index(reg *Registration) {
 	if reg.Addr.AddrPort.IsValid() {
 		r.byAddr[reg.Addr] = reg.Endpoint
 	}
-	r.seen[reg.Endpoint] = reg.LastSeen
+	t := new(atomic.Int64)
+	t.Store(reg.LastSeen.UnixNano())
+	r.seen[reg.Endpoint] = t
 }
 
 // unindex removes reg from the maps; the caller holds mu.
@@ -119,9 +123,9 @@ func (r *Registry) Get(endpoint string) (*Registration, bool) {
 	if !ok {
 		return nil, false
 	}
-	if seen := r.seen[endpoint]; seen.After(reg.LastSeen) {
+	if t := r.seen[endpoint]; t != nil && t.Load() > reg.LastSeen.UnixNano() {
 		cp := *reg
-		cp.LastSeen = seen
+		cp.LastSeen = time.Unix(0, t.Load()).UTC()
 		return &cp, true
 	}
 	return reg, true
@@ -149,16 +153,19 @@ func (r *Registry) Endpoints() []string {
 // Seen records an uplink from addr and returns the endpoint registered there, if any, and
 // whether the device had been silent for longer than quiet (a queue-mode device waking up).
 func (r *Registry) Seen(addr transport.Addr, quiet time.Duration) (endpoint string, woke bool) {
-	now := r.now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	now := r.now().UnixNano()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	ep, ok := r.byAddr[addr]
 	if !ok {
 		return "", false
 	}
-	last := r.seen[ep]
-	r.seen[ep] = now
-	return ep, now.Sub(last) > quiet
+	t := r.seen[ep]
+	if t == nil {
+		return ep, false
+	}
+	last := t.Swap(now)
+	return ep, time.Duration(now-last) > quiet
 }
 
 // SetFirmwareVersion records the firmware version a device reported (/3/0/3) and stores it
