@@ -195,6 +195,17 @@ func endToEnd(t *testing.T, dsn string) {
 	d.SetValue(lwm2m.MustParsePath("/3/0/9"), lwm2m.Integer(42))
 	waitForNotification(t, evs, "/3/0/9", 42)
 
+	// The device reboots and forgets its observers; its new Register makes lwota observe again.
+	regsBefore := d.Stats().Registrations
+	if err := d.Reboot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the device to register again and be observed again", 30*time.Second, func() bool {
+		return d.Stats().Registrations > regsBefore && d.Observations() > 0
+	})
+	d.SetValue(lwm2m.MustParsePath("/3/0/9"), lwm2m.Integer(43))
+	waitForNotification(t, evs, "/3/0/9", 43)
+
 	// Unknown devices and paths get clear errors.
 	if code := ts.apiCall(t, "GET", "/api/v1/devices/nobody/objects/3/0/3", nil, nil); code != 404 {
 		t.Errorf("read on unknown device: %d, want 404", code)
