@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwota/lwota/server/credentials"
 	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/registration"
 	"github.com/lwota/lwota/storage/pgtest"
@@ -55,6 +56,9 @@ func TestContract(t *testing.T) {
 			storetest.Run(t, func(t *testing.T) storetest.Stores { return stores(open(t, b.dsn(t))) })
 			t.Run("jobs", func(t *testing.T) {
 				storetest.RunJobs(t, func(t *testing.T) fwupdate.Store { return open(t, b.dsn(t)) })
+			})
+			t.Run("credentials", func(t *testing.T) {
+				storetest.RunCredentials(t, func(t *testing.T) credentials.Store { return open(t, b.dsn(t)) })
 			})
 		})
 	}

@@ -1,0 +1,210 @@
+package credentials
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+	"unicode/utf8"
+)
+
+// Errors of the store and the Manager.
+var (
+	// ErrNotFound: no credential for this identity or endpoint.
+	ErrNotFound = errors.New("credentials: not found")
+	// ErrIdentityTaken: another endpoint already uses this PSK identity.
+	ErrIdentityTaken = errors.New("credentials: identity already used by another endpoint")
+	// ErrInvalid: an empty or oversized endpoint, identity or key.
+	ErrInvalid = errors.New("credentials: invalid credential")
+)
+
+// Limits on what Put accepts (RFC 4279 §5.3: identities up to 2^16-1 bytes; lwota keeps them short).
+const (
+	MaxIdentityLen = 128
+	MaxKeyLen      = 64
+	MaxEndpointLen = 255
+	// ServerKeyLen is the length of the AES-256 key that seals PSKs at rest.
+	ServerKeyLen = 32
+)
+
+// Credential is a device's DTLS PSK credential in the clear.
+type Credential struct {
+	Endpoint  string
+	Identity  string
+	Key       []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Sealed is a credential as stored: Key is AES-256-GCM encrypted under the server key with Nonce,
+// and Endpoint and Identity are its additional data, so a sealed key opens on its own row only.
+type Sealed struct {
+	Endpoint  string
+	Identity  string
+	Nonce     []byte
+	SealedKey []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Store persists sealed credentials. Identity is unique across endpoints: saving an identity
+// another endpoint holds fails with an error matching ErrIdentityTaken. Lookups and deleting a
+// missing credential fail with an error matching ErrNotFound.
+type Store interface {
+	SaveCredential(ctx context.Context, c *Sealed) error
+	CredentialByIdentity(ctx context.Context, identity string) (*Sealed, error)
+	CredentialByEndpoint(ctx context.Context, endpoint string) (*Sealed, error)
+	DeleteCredential(ctx context.Context, endpoint string) error
+}
+
+// Manager seals, stores and looks up credentials. It implements transport.PSKStore.
+type Manager struct {
+	store Store
+	aead  cipher.AEAD
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New returns a Manager over store sealing keys with serverKey (32 bytes). A nil logger discards.
+func New(store Store, serverKey []byte, logger *slog.Logger) (*Manager, error) {
+	if len(serverKey) != ServerKeyLen {
+		return nil, fmt.Errorf("credentials: server key is %d bytes, want %d", len(serverKey), ServerKeyLen)
+	}
+	block, err := aes.NewCipher(serverKey)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{store: store, aead: aead, log: logger, now: time.Now}, nil
+}
+
+// additionalData binds a sealed key to its endpoint and identity (length-prefixed, so no two
+// pairs give the same bytes).
+func additionalData(endpoint, identity string) []byte {
+	var b bytes.Buffer
+	b.WriteString("lwota-psk-v1")
+	for _, s := range []string{endpoint, identity} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
+		b.Write(n[:])
+		b.WriteString(s)
+	}
+	return b.Bytes()
+}
+
+// Put stores the PSK credential of endpoint, replacing the one it had. An identity another
+// endpoint holds fails with ErrIdentityTaken.
+func (m *Manager) Put(ctx context.Context, endpoint, identity string, key []byte) error {
+	switch {
+	case endpoint == "" || len(endpoint) > MaxEndpointLen || !utf8.ValidString(endpoint):
+		return fmt.Errorf("%w: endpoint must be 1 to %d bytes of UTF-8", ErrInvalid, MaxEndpointLen)
+	case identity == "" || len(identity) > MaxIdentityLen || !utf8.ValidString(identity):
+		return fmt.Errorf("%w: identity must be 1 to %d bytes of UTF-8", ErrInvalid, MaxIdentityLen)
+	case len(key) == 0 || len(key) > MaxKeyLen:
+		return fmt.Errorf("%w: key must be 1 to %d bytes", ErrInvalid, MaxKeyLen)
+	}
+	if other, err := m.store.CredentialByIdentity(ctx, identity); err == nil && other.Endpoint != endpoint {
+		return fmt.Errorf("%w: %q", ErrIdentityTaken, identity)
+	} else if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("credentials: put %s: %w", endpoint, err)
+	}
+	now := m.now().UTC()
+	created := now
+	if old, err := m.store.CredentialByEndpoint(ctx, endpoint); err == nil {
+		created = old.CreatedAt
+	} else if !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("credentials: put %s: %w", endpoint, err)
+	}
+	nonce := make([]byte, m.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return fmt.Errorf("credentials: nonce: %w", err)
+	}
+	s := &Sealed{
+		Endpoint:  endpoint,
+		Identity:  identity,
+		Nonce:     nonce,
+		SealedKey: m.aead.Seal(nil, nonce, key, additionalData(endpoint, identity)),
+		CreatedAt: created,
+		UpdatedAt: now,
+	}
+	if err := m.store.SaveCredential(ctx, s); err != nil {
+		return fmt.Errorf("credentials: put %s: %w", endpoint, err)
+	}
+	m.log.Info("psk credential saved", "endpoint", endpoint, "identity", identity)
+	return nil
+}
+
+// Delete removes endpoint's credential; a missing one is ErrNotFound.
+func (m *Manager) Delete(ctx context.Context, endpoint string) error {
+	if err := m.store.DeleteCredential(ctx, endpoint); err != nil {
+		return fmt.Errorf("credentials: delete %s: %w", endpoint, err)
+	}
+	m.log.Info("psk credential deleted", "endpoint", endpoint)
+	return nil
+}
+
+// Get returns endpoint's credential with its key opened.
+func (m *Manager) Get(ctx context.Context, endpoint string) (*Credential, error) {
+	s, err := m.store.CredentialByEndpoint(ctx, endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %s: %w", endpoint, err)
+	}
+	return m.open(s)
+}
+
+func (m *Manager) open(s *Sealed) (*Credential, error) {
+	if len(s.Nonce) != m.aead.NonceSize() {
+		return nil, fmt.Errorf("credentials: %s: bad nonce", s.Endpoint)
+	}
+	key, err := m.aead.Open(nil, s.Nonce, s.SealedKey, additionalData(s.Endpoint, s.Identity))
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %s: cannot open the sealed key (wrong server key or moved row): %w", s.Endpoint, err)
+	}
+	return &Credential{Endpoint: s.Endpoint, Identity: s.Identity, Key: key, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}, nil
+}
+
+func (m *Manager) byIdentity(ctx context.Context, identity string) (*Credential, error) {
+	s, err := m.store.CredentialByIdentity(ctx, identity)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: identity %q: %w", identity, err)
+	}
+	if s.Identity != identity {
+		return nil, fmt.Errorf("credentials: identity %q: %w", identity, ErrNotFound)
+	}
+	c, err := m.open(s)
+	if err != nil {
+		m.log.Error("psk credential unusable", "endpoint", s.Endpoint, "identity", identity, "err", err)
+		return nil, err
+	}
+	return c, nil
+}
+
+// PSK returns the pre-shared key of identity (transport.PSKStore).
+func (m *Manager) PSK(ctx context.Context, identity string) ([]byte, error) {
+	c, err := m.byIdentity(ctx, identity)
+	if err != nil {
+		return nil, err
+	}
+	return c.Key, nil
+}
+
+// EndpointFor returns the endpoint name that identity may register as.
+func (m *Manager) EndpointFor(ctx context.Context, identity string) (string, error) {
+	s, err := m.store.CredentialByIdentity(ctx, identity)
+	if err != nil {
+		return "", fmt.Errorf("credentials: identity %q: %w", identity, err)
+	}
+	return s.Endpoint, nil
+}
