@@ -36,6 +36,7 @@ type Registry struct {
 	log      *slog.Logger
 	metrics  *Metrics
 	now      func() time.Time
+	authz    atomic.Pointer[authorizerBox] // SetAuthorizer
 
 	mu         sync.RWMutex
 	byEndpoint map[string]*Registration
@@ -201,6 +202,11 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 	}
 	if err := validEndpoint(p.endpoint, r.cfg.MaxEndpointLen); err != nil {
 		return nil, err
+	}
+	if box := r.authz.Load(); box != nil {
+		if err := box.a.AuthorizeRegister(ctx, from, p.endpoint); err != nil {
+			return nil, err
+		}
 	}
 	if p.version == "" {
 		p.version = "1.0" // 1.0 clients may omit lwm2m=
