@@ -13,7 +13,7 @@ build:
 	$(GO) build -o $(BIN)/lwota ./cmd/lwota
 
 run: build
-	./$(BIN)/lwota serve
+	./$(BIN)/lwota serve --allow-nosec
 
 # Test servers the suite starts itself; bin/ is kept between runs, so this is a no-op once built.
 tools: $(BIN)/versitygw

@@ -95,6 +95,7 @@ type API struct {
 
 	images    Images // nil: no catalog, the image and key routes answer 404
 	maxUpload int64
+	creds     Credentials // nil: the credential routes answer 404
 	echo      *echo.Echo
 }
 
@@ -140,6 +141,7 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	e.GET(Prefix+"/events", a.streamEvents)
 	a.imageRoutes(e) // images.go: served once WithImages is called
 	a.keyRoutes(e)
+	a.credentialRoutes(e) // credentials.go: served once WithCredentials is called
 	a.echo = e
 	return a
 }

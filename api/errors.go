@@ -39,6 +39,7 @@ const (
 	codeTruncated            = "truncated"              // 400: the image ended before its declared size
 	codeInvalidKey           = "invalid_key"            // 400: no name, or a public key lwota cannot use
 	codeImageInUse           = "image_in_use"           // 409: a device update or a campaign uses the image
+	codeIdentityTaken        = "identity_taken"         // 409: the PSK identity belongs to another device
 	codeImageTooLarge        = "image_too_large"        // 413: an image over the configured maximum
 	codeRangeNotSatisfiable  = "range_not_satisfiable"  // 416: the Range starts beyond the image's end
 	codeBadSignature         = "bad_signature"          // 422: no trusted, unrevoked key verifies the signature

@@ -9,7 +9,14 @@ import (
 // Config is the LwM2M core's configuration; each component keeps its own part.
 type Config struct {
 	// CoAPAddr is the UDP address devices reach (":5683"); port 0 picks a free port.
-	CoAPAddr     string
+	CoAPAddr string
+	// CoAPSAddr is the UDP address of CoAP over DTLS (":5684"); empty serves no DTLS. It needs
+	// the credentials given to SetCredentials.
+	CoAPSAddr string
+	// AllowNoSec lets devices register over plain CoAP (security mode NoSec). Off, only DTLS
+	// peers register, each as the endpoint its PSK identity is bound to.
+	AllowNoSec   bool
+	DTLS         transport.DTLSConfig // PSK is filled from SetCredentials
 	Transport    transport.Config
 	Registration registration.Config
 	DM           dm.Config
@@ -19,6 +26,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		CoAPAddr:     ":5683",
+		CoAPSAddr:    ":5684",
+		DTLS:         transport.DefaultDTLSConfig(),
 		Transport:    transport.DefaultConfig(),
 		Registration: registration.DefaultConfig(),
 		DM:           dm.DefaultConfig(),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lwota/lwota/server/credentials"
 	"github.com/lwota/lwota/server/dm"
 	"github.com/lwota/lwota/server/events"
 	"github.com/lwota/lwota/server/lwm2m"
@@ -40,8 +41,11 @@ type Server struct {
 	dm       *dm.Client
 	observe  *observe.Manager
 
+	creds Credentials
+
 	mu       sync.Mutex
 	endpoint *transport.Endpoint
+	secure   *transport.Endpoint // DTLS; nil without CoAPSAddr
 	ready    chan struct{}
 	// runCtx lives as long as Run; background work started by device events hangs off it.
 	runCtx context.Context
@@ -57,7 +61,44 @@ func New(cfg Config, store Store, model *lwm2m.Model, bus *events.Bus, logger *s
 	}
 	s := &Server{cfg: cfg, store: store, model: model, bus: bus, log: logger, reg: reg, ready: make(chan struct{}), runCtx: context.Background()}
 	s.registry = registration.New(store, s, cfg.Registration, logger.With("component", "registration"), registration.NewMetrics(reg), nil)
+	s.registry.SetAuthorizer(s)
 	return s
+}
+
+// Credentials are the devices' DTLS PSK credentials (credentials.Manager implements it).
+type Credentials interface {
+	transport.PSKStore
+	// EndpointFor returns the endpoint name the PSK identity may register as.
+	EndpointFor(ctx context.Context, identity string) (string, error)
+}
+
+// SetCredentials gives the server the PSK credentials DTLS handshakes and registrations are
+// checked against. Call it before Run.
+func (s *Server) SetCredentials(c Credentials) { s.creds = c }
+
+// AuthorizeRegister implements registration.Authorizer: a NoSec peer registers only when
+// AllowNoSec is set; a DTLS peer only as the endpoint its PSK identity is bound to.
+func (s *Server) AuthorizeRegister(ctx context.Context, from transport.Peer, endpoint string) error {
+	if from.Addr.Network != transport.DTLS {
+		if s.cfg.AllowNoSec {
+			return nil
+		}
+		return fmt.Errorf("%w: NoSec (plain CoAP) registration is disabled on this server; register over DTLS (coaps) with a PSK credential", registration.ErrForbidden)
+	}
+	if from.Identity == "" || s.creds == nil {
+		return fmt.Errorf("%w: no PSK identity for this DTLS session", registration.ErrForbidden)
+	}
+	bound, err := s.creds.EndpointFor(ctx, from.Identity)
+	if errors.Is(err, credentials.ErrNotFound) {
+		return fmt.Errorf("%w: PSK identity %q has no credential any more", registration.ErrForbidden, from.Identity)
+	}
+	if err != nil {
+		return fmt.Errorf("authorize %s: %w", endpoint, err)
+	}
+	if bound != endpoint {
+		return fmt.Errorf("%w: PSK identity %q may not register as endpoint %q", registration.ErrForbidden, from.Identity, endpoint)
+	}
+	return nil
 }
 
 // Run listens, restores state and serves until ctx ends; then it shuts down and returns.
@@ -71,26 +112,60 @@ func (s *Server) Run(ctx context.Context) error {
 		conn.Close()
 		return fmt.Errorf("coap transport: %w", err)
 	}
-	obs := observe.New(s.store, ep, s.model, s.bus, s, s.log.With("component", "observe"), nil)
-	client := dm.New(ep, s.registry, obs, s.store, s.model, s, s.bus, s.cfg.DM, s.log.With("component", "dm"), nil)
+	var secure *transport.Endpoint
+	if s.cfg.CoAPSAddr != "" {
+		if s.creds == nil {
+			ep.Close()
+			return errors.New("coaps: no credentials (SetCredentials)")
+		}
+		sconn, err := net.ListenPacket("udp", s.cfg.CoAPSAddr)
+		if err != nil {
+			ep.Close()
+			return fmt.Errorf("listen coaps %s: %w", s.cfg.CoAPSAddr, err)
+		}
+		dcfg := s.cfg.DTLS
+		dcfg.PSK = s.creds
+		secure, err = transport.NewDTLS(sconn, transport.HandlerFunc(s.serveCoAP), s.cfg.Transport, dcfg, s.log.With("component", "transport", "network", "dtls"), s.reg)
+		if err != nil {
+			sconn.Close()
+			ep.Close()
+			return fmt.Errorf("coaps transport: %w", err)
+		}
+	}
+	closeAll := func() {
+		ep.Close()
+		if secure != nil {
+			secure.Close()
+		}
+	}
+	send := &sender{udp: ep, dtls: secure}
+	obs := observe.New(s.store, send, s.model, s.bus, s, s.log.With("component", "observe"), nil)
+	client := dm.New(send, s.registry, obs, s.store, s.model, s, s.bus, s.cfg.DM, s.log.With("component", "dm"), nil)
 	obs.SetRequester(client)
 
 	regs, err := s.registry.Load(ctx)
 	if err != nil {
-		conn.Close()
+		closeAll()
 		return err
 	}
 	nobs, err := obs.Load(ctx)
 	if err != nil {
-		conn.Close()
+		closeAll()
 		return err
 	}
 	s.mu.Lock()
 	s.endpoint = ep
+	s.secure = secure
 	s.runCtx = ctx
 	s.dm, s.observe = client, obs
 	s.mu.Unlock()
 	s.log.Info("coap listening", "addr", conn.LocalAddr().String(), "registrations", regs, "observations", nobs)
+	if secure != nil {
+		s.log.Info("coaps listening", "addr", secure.LocalAddr().String(), "nosec", s.cfg.AllowNoSec)
+	}
+	if !s.cfg.AllowNoSec {
+		s.log.Info("plain CoAP registrations are refused (NoSec disabled)")
+	}
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -100,24 +175,70 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- ep.Serve(ctx) }()
+	var secureErr chan error // nil without DTLS: never ready
+	if secure != nil {
+		secureErr = make(chan error, 1)
+		go func() { secureErr <- secure.Serve(ctx) }()
+	}
 	close(s.ready)
 
-	var runErr error
+	var runErr, secErr error
+	udpDone, secDone := false, secure == nil
 	select {
 	case <-ctx.Done():
 	case runErr = <-serveErr:
+		udpDone = true
+	case secErr = <-secureErr:
+		secDone = true
 	}
-	ep.Close()
-	if runErr == nil {
+	closeAll()
+	if !udpDone {
 		runErr = <-serveErr
+	}
+	if !secDone {
+		secErr = <-secureErr
+	}
+	if ignorable(runErr) {
+		runErr = nil
+	}
+	if runErr == nil && !ignorable(secErr) {
+		runErr = fmt.Errorf("coaps: %w", secErr)
 	}
 	wg.Wait()
 	client.Wait()
 	obs.Wait()
-	if errors.Is(runErr, context.Canceled) || errors.Is(runErr, transport.ErrClosed) {
-		runErr = nil
-	}
 	return runErr
+}
+
+func ignorable(err error) bool {
+	return err == nil || errors.Is(err, context.Canceled) || errors.Is(err, transport.ErrClosed)
+}
+
+// sender sends lwota's requests to a device through the endpoint it registered on: DTLS devices
+// through the DTLS endpoint, the others through plain CoAP.
+type sender struct{ udp, dtls *transport.Endpoint }
+
+func (s *sender) pick(n transport.Network) *transport.Endpoint {
+	if n == transport.DTLS && s.dtls != nil {
+		return s.dtls
+	}
+	return s.udp
+}
+
+func (s *sender) Do(ctx context.Context, to transport.Addr, req *transport.Message) (*transport.Message, error) {
+	return s.pick(to.Network).Do(ctx, to, req)
+}
+
+func (s *sender) NewToken() []byte { return s.udp.NewToken() }
+
+// Listen routes token's messages from either endpoint to fn.
+func (s *sender) Listen(token []byte, fn func(from transport.Peer, msg *transport.Message)) (stop func()) {
+	stopUDP := s.udp.Listen(token, fn)
+	if s.dtls == nil {
+		return stopUDP
+	}
+	stopDTLS := s.dtls.Listen(token, fn)
+	return func() { stopUDP(); stopDTLS() }
 }
 
 // Ready is closed once the server listens and has restored its state.
@@ -131,6 +252,16 @@ func (s *Server) Addr() net.Addr {
 		return nil
 	}
 	return s.endpoint.LocalAddr()
+}
+
+// CoAPSAddr is the CoAP over DTLS address; nil without DTLS or before Ready is closed.
+func (s *Server) CoAPSAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.secure == nil {
+		return nil
+	}
+	return s.secure.LocalAddr()
 }
 
 // serveCoAP routes device requests. Every uplink counts as a sign of life for queue mode.

@@ -61,7 +61,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	sc, err := parseServeFlags([]string{"--coap-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", dir, "--log-level", "warn"}, stderr, func(string) string { return "" })
+	sc, err := parseServeFlags([]string{"--coap-addr", "127.0.0.1:0", "--coaps-addr", "", "--allow-nosec", "--http-addr", "127.0.0.1:0", "--data-dir", dir, "--log-level", "warn"}, stderr, func(string) string { return "" })
 	if err != nil {
 		return err
 	}

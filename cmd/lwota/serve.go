@@ -24,6 +24,7 @@ import (
 	"github.com/lwota/lwota/api"
 	"github.com/lwota/lwota/firmware"
 	"github.com/lwota/lwota/server"
+	"github.com/lwota/lwota/server/credentials"
 	"github.com/lwota/lwota/server/events"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/storage/blobstore"
@@ -32,16 +33,20 @@ import (
 
 // serveConfig is everything `lwota serve` reads from flags and LWOTA_* variables.
 type serveConfig struct {
-	CoAPAddr    string
-	HTTPAddr    string
-	DataDir     string
-	Database    string
-	ObjectsDir  string
-	LogFormat   string
-	LogLevel    string
-	AwakeWindow time.Duration
-	MaxQueued   int
-	Core        server.Config
+	CoAPAddr   string
+	CoAPSAddr  string
+	AllowNoSec bool
+	// CredentialKey is the hex AES-256 key sealing device PSKs; empty: DATA_DIR/credential.key.
+	CredentialKey string
+	HTTPAddr      string
+	DataDir       string
+	Database      string
+	ObjectsDir    string
+	LogFormat     string
+	LogLevel      string
+	AwakeWindow   time.Duration
+	MaxQueued     int
+	Core          server.Config
 
 	S3            blobstore.S3Config
 	MaxImageSize  int64
@@ -53,6 +58,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	c := serveConfig{Core: server.DefaultConfig()}
 	fs := newFlagSet("serve", stderr)
 	fs.StringVar(&c.CoAPAddr, "coap-addr", ":5683", "UDP address for CoAP (devices)")
+	fs.StringVar(&c.CoAPSAddr, "coaps-addr", ":5684", "UDP address for CoAP over DTLS with PSK (devices); empty disables DTLS")
+	fs.BoolVar(&c.AllowNoSec, "allow-nosec", false, "let devices register over plain CoAP, without DTLS (NoSec): development only")
+	fs.StringVar(&c.CredentialKey, "credential-key", "", "hex 32-byte key sealing device PSKs at rest (default: generated once in DATA_DIR/credential.key)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "TCP address for the REST API, /metrics and health checks")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the embedded SQLite database and local images")
 	fs.StringVar(&c.Database, "database", "", "SQLite file path or postgres:// URL (default: DATA_DIR/lwota.db)")
@@ -80,6 +88,8 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 		c.Database = filepath.Join(c.DataDir, "lwota.db")
 	}
 	c.Core.CoAPAddr = c.CoAPAddr
+	c.Core.CoAPSAddr = c.CoAPSAddr
+	c.Core.AllowNoSec = c.AllowNoSec
 	c.Core.DM.AwakeWindow = c.AwakeWindow
 	c.Core.DM.MaxQueued = c.MaxQueued
 	// A Put holds at most Concurrency x PartSize of buffers: 10 MiB keeps the server's memory far
@@ -143,6 +153,20 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	bus := events.NewBus(256)
 	core := server.New(cfg.Core, store, model, bus, logger, reg)
+	credKey, err := credentialKey(cfg)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	creds, err := credentials.New(store, credKey, logger.With("component", "credentials"))
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	core.SetCredentials(creds)
+	if cfg.AllowNoSec {
+		logger.Warn("devices may register over plain CoAP without DTLS (--allow-nosec): for development only")
+	}
 
 	blobs, blobHandler, err := openBlobs(ctx, cfg, logger.With("component", "blobs"))
 	if err != nil {
@@ -156,7 +180,8 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	}
 
 	a := api.New(api.DefaultConfig(), core, core, core, model, core, logger.With("component", "api")).
-		WithImages(catalog, cfg.MaxImageSize)
+		WithImages(catalog, cfg.MaxImageSize).
+		WithCredentials(creds)
 	s := &service{cfg: cfg, log: logger, store: store, core: core, metrics: reg, ready: make(chan struct{})}
 	mux := http.NewServeMux()
 	if blobHandler != nil {
@@ -217,7 +242,11 @@ func (s *service) Run(ctx context.Context) error {
 	}()
 	select {
 	case <-s.core.Ready():
-		s.log.Info("lwota ready", "coap", s.core.Addr().String(), "http", ln.Addr().String(), "database", redactDSN(s.cfg.Database))
+		coaps := "off"
+		if a := s.core.CoAPSAddr(); a != nil {
+			coaps = a.String()
+		}
+		s.log.Info("lwota ready", "coap", s.core.Addr().String(), "coaps", coaps, "http", ln.Addr().String(), "database", redactDSN(s.cfg.Database))
 		close(s.ready)
 	case <-ctx.Done():
 	}
@@ -283,6 +312,38 @@ func urlSecret(path string) ([]byte, error) {
 	}
 	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("url signing key: %w", err)
+	}
+	return key, nil
+}
+
+// credentialKey is --credential-key, else the key kept in DATA_DIR/credential.key, created on
+// first start: PSKs sealed under it must stay readable across restarts.
+func credentialKey(cfg serveConfig) ([]byte, error) {
+	if cfg.CredentialKey != "" {
+		key, err := hex.DecodeString(strings.TrimSpace(cfg.CredentialKey))
+		if err != nil || len(key) != credentials.ServerKeyLen {
+			return nil, fmt.Errorf("credential key: want %d bytes of hex", credentials.ServerKeyLen)
+		}
+		return key, nil
+	}
+	path := filepath.Join(cfg.DataDir, "credential.key")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		key, derr := hex.DecodeString(strings.TrimSpace(string(b)))
+		if derr != nil || len(key) != credentials.ServerKeyLen {
+			return nil, fmt.Errorf("credential key %s: not %d bytes of hex", path, credentials.ServerKeyLen)
+		}
+		return key, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("credential key: %w", err)
+	}
+	key := make([]byte, credentials.ServerKeyLen)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("credential key: %w", err)
 	}
 	return key, nil
 }

@@ -31,7 +31,7 @@ type testService struct {
 // startService runs lwota on dataDir (and dsn when not empty) until the test ends or stop is called.
 func startService(t *testing.T, dataDir, dsn string, extra ...string) *testService {
 	t.Helper()
-	args := append([]string{"--coap-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
+	args := append([]string{"--coap-addr", "127.0.0.1:0", "--coaps-addr", "127.0.0.1:0", "--allow-nosec", "--http-addr", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
 	if dsn != "" {
 		args = append(args, "--database", dsn)
 	}

@@ -1,0 +1,111 @@
+package api
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/lwota/lwota/server/credentials"
+)
+
+// Credentials are the devices' DTLS credentials (credentials.Manager implements it).
+type Credentials interface {
+	Put(ctx context.Context, endpoint, identity string, key []byte) error
+	Delete(ctx context.Context, endpoint string) error
+}
+
+const credentialsPath = Prefix + "/devices/:endpoint/credentials"
+
+// WithCredentials serves PUT and DELETE /devices/{endpoint}/credentials over c. Without it these
+// routes answer 404.
+func (a *API) WithCredentials(c Credentials) *API {
+	a.creds = c
+	return a
+}
+
+func (a *API) credentialRoutes(e *echo.Echo) {
+	e.PUT(credentialsPath, a.putCredentials)
+	e.DELETE(credentialsPath, a.deleteCredentials)
+}
+
+// credentialsBody is the body of PUT /devices/{endpoint}/credentials.
+type credentialsBody struct {
+	PSK *pskJSON `json:"psk"`
+}
+
+type pskJSON struct {
+	Identity string `json:"identity"`
+	Key      string `json:"key"` // hex
+}
+
+func (a *API) credentialStore() (Credentials, error) {
+	if a.creds == nil {
+		return nil, notFound("this server keeps no device credentials")
+	}
+	return a.creds, nil
+}
+
+// putCredentials: PUT /devices/{endpoint}/credentials {"psk":{"identity":..., "key":"<hex>"}}.
+func (a *API) putCredentials(c echo.Context) error {
+	store, err := a.credentialStore()
+	if err != nil {
+		return err
+	}
+	ep, err := endpointParam(c)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	var in credentialsBody
+	if err := decodeStrict(body, &in); err != nil {
+		return err
+	}
+	if in.PSK == nil {
+		return badRequest(codeInvalidJSON, "request body: psk is missing")
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(in.PSK.Key))
+	if err != nil {
+		return badRequest(codeInvalidJSON, "psk.key must be hex")
+	}
+	if err := store.Put(c.Request().Context(), ep, in.PSK.Identity, key); err != nil {
+		return mapCredentialError("credentials of "+ep, err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// deleteCredentials: DELETE /devices/{endpoint}/credentials.
+func (a *API) deleteCredentials(c echo.Context) error {
+	store, err := a.credentialStore()
+	if err != nil {
+		return err
+	}
+	ep, err := endpointParam(c)
+	if err != nil {
+		return err
+	}
+	if err := store.Delete(c.Request().Context(), ep); err != nil {
+		return mapCredentialError("credentials of "+ep, err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func mapCredentialError(subject string, err error) *apiError {
+	switch {
+	case errors.Is(err, credentials.ErrInvalid):
+		msg := strings.TrimPrefix(err.Error(), "credentials: invalid credential: ")
+		return &apiError{Status: http.StatusBadRequest, Code: codeInvalidRequest, Message: msg, Err: err}
+	case errors.Is(err, credentials.ErrIdentityTaken):
+		return &apiError{Status: http.StatusConflict, Code: codeIdentityTaken,
+			Message: "this PSK identity belongs to another device", Err: err}
+	case errors.Is(err, credentials.ErrNotFound):
+		return notFound("%s: none stored", subject)
+	}
+	return mapError(subject, err)
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// coapsRegister registers with libcoap's OpenSSL client over DTLS PSK, as a device would.
+func coapsRegister(t *testing.T, ts *testService, identity, key, endpoint string) string {
+	t.Helper()
+	client, err := exec.LookPath("coap-client-openssl")
+	if err != nil {
+		t.Fatal("coap-client-openssl not found: install Debian's libcoap3-bin (.ci/run does)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, client, "-m", "post", "-t", "40", "-B", "5", "-u", identity, "-k", key,
+		"-e", "</1/0>,</3/0>",
+		fmt.Sprintf("coaps://%s/rd?ep=%s&lt=60&lwm2m=1.1", ts.svc.core.CoAPSAddr(), endpoint)).CombinedOutput()
+	t.Logf("coap-client-openssl -u %s, ep=%s: %q", identity, endpoint, out)
+	return string(out)
+}
+
+func deviceCount(t *testing.T, ts *testService) int {
+	t.Helper()
+	var list deviceList
+	if code := ts.apiCall(t, "GET", "/api/v1/devices", nil, &list); code != 200 {
+		t.Fatalf("device list: status %d", code)
+	}
+	return len(list.Devices)
+}
+
+// TestDTLSRegistration: a device registers over DTLS with its PSK; a wrong key fails the
+// handshake; the right key with another device's endpoint name gets 4.03.
+func TestDTLSRegistration(t *testing.T) {
+	ts := startService(t, t.TempDir(), "", "--allow-nosec=false")
+	body := map[string]any{"psk": map[string]string{"identity": "id-1", "key": hex.EncodeToString([]byte("secretkey123"))}}
+	if code := ts.apiCall(t, "PUT", "/api/v1/devices/dtls-1/credentials", body, nil); code != 204 {
+		t.Fatalf("PUT credentials: status %d", code)
+	}
+	// Another device may not take id-1.
+	if code := ts.apiCall(t, "PUT", "/api/v1/devices/dtls-2/credentials", body, nil); code != 409 {
+		t.Fatalf("PUT id-1 for dtls-2: status %d, want 409", code)
+	}
+
+	out := coapsRegister(t, ts, "id-1", "wrongkey456", "dtls-1")
+	if strings.Contains(out, "2.01") || deviceCount(t, ts) != 0 {
+		t.Fatalf("wrong key registered (output %q)", out)
+	}
+
+	out = coapsRegister(t, ts, "id-1", "secretkey123", "dtls-2")
+	if !strings.Contains(out, "4.03") {
+		t.Fatalf("right key, another endpoint: output %q does not show 4.03", out)
+	}
+	if n := deviceCount(t, ts); n != 0 {
+		t.Fatalf("4.03 registration stored %d devices", n)
+	}
+
+	out = coapsRegister(t, ts, "id-1", "secretkey123", "dtls-1")
+	var dev deviceJSON
+	if code := ts.apiCall(t, "GET", "/api/v1/devices/dtls-1", nil, &dev); code != 200 || !dev.Online {
+		t.Fatalf("dtls-1 after registering over DTLS: status %d, %+v (client output %q)", code, dev, out)
+	}
+	if n := deviceCount(t, ts); n != 1 {
+		t.Fatalf("%d devices registered, want 1", n)
+	}
+
+	// Without the credential, the handshake fails.
+	if code := ts.apiCall(t, "DELETE", "/api/v1/devices/dtls-1/credentials", nil, nil); code != 204 {
+		t.Fatalf("DELETE credentials: status %d", code)
+	}
+	out = coapsRegister(t, ts, "id-1", "secretkey123", "dtls-1-again")
+	if strings.Contains(out, "2.01") {
+		t.Fatalf("registered after the credential was deleted (output %q)", out)
+	}
+}
+
+// TestNoSecRefused: without --allow-nosec a plain CoAP registration is answered 4.03.
+func TestNoSecRefused(t *testing.T) {
+	ts := startService(t, t.TempDir(), "", "--allow-nosec=false")
+	client, err := exec.LookPath("coap-client-notls")
+	if err != nil {
+		t.Fatal("coap-client-notls not found: install Debian's libcoap3-bin (.ci/run does)")
+	}
+	out, _ := exec.Command(client, "-m", "post", "-t", "40", "-B", "5", "-e", "</1/0>,</3/0>",
+		fmt.Sprintf("coap://%s/rd?ep=nosec-1&lt=60&lwm2m=1.1", ts.coap)).CombinedOutput()
+	if !strings.Contains(string(out), "4.03") {
+		t.Fatalf("plain CoAP registration: output %q does not show 4.03", out)
+	}
+	if n := deviceCount(t, ts); n != 0 {
+		t.Fatalf("NoSec registration stored %d devices", n)
+	}
+}
