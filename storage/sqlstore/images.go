@@ -57,16 +57,8 @@ func (s *Store) ListImages(ctx context.Context, f firmware.ImageFilter) ([]*firm
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: list images: %w", err)
 	}
-	defer rows.Close()
-	var out []*firmware.Image
-	for rows.Next() {
-		img, err := scanImage(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlstore: list images: %w", err)
-		}
-		out = append(out, img)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanImage)
+	if err != nil {
 		return nil, fmt.Errorf("sqlstore: list images: %w", err)
 	}
 	return out, nil

@@ -174,16 +174,7 @@ func (s *Store) jobs(ctx context.Context, q string, args ...any) ([]*fwupdate.Jo
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []*fwupdate.Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return collect(rows, scanJob)
 }
 
 // checkJob refuses a save that could not be read back consistently.

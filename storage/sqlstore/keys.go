@@ -48,16 +48,8 @@ func (s *Store) ListKeys(ctx context.Context) ([]*signing.Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: list keys: %w", err)
 	}
-	defer rows.Close()
-	var out []*signing.Key
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlstore: list keys: %w", err)
-		}
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanKey)
+	if err != nil {
 		return nil, fmt.Errorf("sqlstore: list keys: %w", err)
 	}
 	return out, nil

@@ -32,16 +32,8 @@ func (s *Store) PendingFor(ctx context.Context, endpoint string) ([]*dm.Pending,
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: pending for %s: %w", endpoint, err)
 	}
-	defer rows.Close()
-	var out []*dm.Pending
-	for rows.Next() {
-		p, err := scanPending(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlstore: pending for %s: %w", endpoint, err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanPending)
+	if err != nil {
 		return nil, fmt.Errorf("sqlstore: pending for %s: %w", endpoint, err)
 	}
 	return out, nil

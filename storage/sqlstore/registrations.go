@@ -161,16 +161,7 @@ func (s *Store) queryRegistrations(ctx context.Context, q string, args ...any) (
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []*registration.Registration
-	for rows.Next() {
-		r, err := scanRegistration(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return collect(rows, scanRegistration)
 }
 
 // registrationArgs encodes r in the order of registrationColumns.
