@@ -214,13 +214,7 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 	if !supportedVersion(p.version) {
 		return nil, fmt.Errorf("%w: lwm2m=%s (lwota speaks 1.0, 1.1 and 1.2)", ErrVersion, p.version)
 	}
-	if contentFormat >= 0 && contentFormat != 40 {
-		return nil, fmt.Errorf("%w: object list must be link format (40), got content format %d", ErrBadRequest, contentFormat)
-	}
-	if len(payload) > r.cfg.MaxPayload {
-		return nil, fmt.Errorf("%w: object list is %d bytes, the limit is %d", ErrTooLarge, len(payload), r.cfg.MaxPayload)
-	}
-	ol, err := parseObjectList(payload, r.cfg.MaxObjects)
+	ol, err := r.readObjectList(contentFormat, payload)
 	if err != nil {
 		return nil, err
 	}
@@ -278,6 +272,17 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 		r.listener.Registered(reg, previous)
 	}
 	return reg, nil
+}
+
+// readObjectList checks a Register or Update payload's content format and size, then parses it.
+func (r *Registry) readObjectList(contentFormat int, payload []byte) (objectList, error) {
+	if contentFormat >= 0 && contentFormat != 40 {
+		return objectList{}, fmt.Errorf("%w: object list must be link format (40), got content format %d", ErrBadRequest, contentFormat)
+	}
+	if len(payload) > r.cfg.MaxPayload {
+		return objectList{}, fmt.Errorf("%w: object list is %d bytes, the limit is %d", ErrTooLarge, len(payload), r.cfg.MaxPayload)
+	}
+	return parseObjectList(payload, r.cfg.MaxObjects)
 }
 
 func (r *Registry) clampLifetime(lt uint32) uint32 {
@@ -338,13 +343,7 @@ func (r *Registry) update(ctx context.Context, id string, from transport.Peer, q
 		next.SMSNumber = p.sms
 	}
 	if len(payload) > 0 {
-		if contentFormat >= 0 && contentFormat != 40 {
-			return nil, fmt.Errorf("%w: object list must be link format (40), got content format %d", ErrBadRequest, contentFormat)
-		}
-		if len(payload) > r.cfg.MaxPayload {
-			return nil, fmt.Errorf("%w: object list is %d bytes, the limit is %d", ErrTooLarge, len(payload), r.cfg.MaxPayload)
-		}
-		ol, err := parseObjectList(payload, r.cfg.MaxObjects)
+		ol, err := r.readObjectList(contentFormat, payload)
 		if err != nil {
 			return nil, err
 		}
