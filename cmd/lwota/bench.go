@@ -6,16 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/lwota/lwota/server/lwm2mtest"
 )
 
 type benchConfig struct {
@@ -50,7 +49,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	echo, err := udpEchoRate(ctx, cfg.Concurrency, cfg.EchoFor)
+	echo, err := lwm2mtest.UDPEcho(ctx, cfg.Concurrency, cfg.EchoFor)
 	if err != nil {
 		return fmt.Errorf("bench: echo baseline: %w", err)
 	}
@@ -141,62 +140,6 @@ func liveHeap() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
-}
-
-// udpEchoRate runs clients request/response pairs against a plain UDP echo server for d and
-// returns round trips per second: the floor any CoAP exchange on this machine is compared with.
-func udpEchoRate(ctx context.Context, clients int, d time.Duration) (float64, error) {
-	srv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		return 0, err
-	}
-	defer srv.Close()
-	go func() {
-		buf := make([]byte, 2048)
-		resp := make([]byte, 1024)
-		for {
-			_, addr, err := srv.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			_, _ = srv.WriteToUDPAddrPort(resp, addr)
-		}
-	}()
-	var count atomic.Int64
-	deadline := time.Now().Add(d)
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := net.DialUDP("udp", nil, srv.LocalAddr().(*net.UDPAddr))
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer c.Close()
-			req := make([]byte, 20)
-			buf := make([]byte, 2048)
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-				if _, err := c.Write(req); err != nil {
-					continue
-				}
-				if _, err := c.Read(buf); err != nil {
-					continue // a lost datagram: send again
-				}
-				count.Add(1)
-			}
-		}()
-	}
-	start := time.Now()
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return 0, err
-	}
-	return float64(count.Load()) / time.Since(start).Seconds(), nil
 }
 
 // benchPullCommand is `lwota bench pull`: firmware pull throughput over CoAP Block2 at several
