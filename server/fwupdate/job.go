@@ -50,6 +50,15 @@ const (
 	MethodAuto = "auto" // pull when the device supports a protocol lwota offers, else push
 )
 
+// Deliveries: how one attempt gets the package to the device (Job.Delivery).
+const (
+	DeliveryPush  = "push"  // Block1 Write to /5/0/0
+	DeliveryCoAP  = "coap"  // pull from lwota over CoAP
+	DeliveryCoAPS = "coaps" // pull from lwota over CoAP over DTLS
+	DeliveryHTTP  = "http"  // pull from the blob store's signed URL
+	DeliveryHTTPS = "https" // pull from the blob store's signed URL over TLS
+)
+
 // Unknown is DeviceState and DeviceResult before the device reported them.
 const Unknown = -1
 
@@ -77,6 +86,21 @@ type Job struct {
 	ProtocolsTried []int // /5/0/8 protocol numbers already tried for pull
 	NextAttemptAt  time.Time
 	CampaignID     string // "" for a job started on its own
+	// FromVersion is the firmware version (/3/0/3) the device reported before this attempt's
+	// delivery; verification compares against it to tell "not confirmed" from "changed".
+	FromVersion string
+	// Delivery is how this attempt delivers the package: a DeliveryPush or a pull protocol
+	// (DeliveryCoAP, ...). It is stored before the transfer starts, so that a restart resumes the
+	// transfer in flight instead of starting a second one; "" until chosen.
+	Delivery string
+}
+
+// StartRequest is what a caller asks of a new job (Driver.Start).
+type StartRequest struct {
+	ImageID    string
+	Method     string  // MethodPull, MethodPush or MethodAuto; "" is MethodAuto
+	Policy     *Policy // nil: the driver's default policy
+	CampaignID string  // "" for a job on its own
 }
 
 // Transition is one line of a job's history. It is stored with the job, before the driver acts on it.
@@ -136,6 +160,7 @@ func (j *Job) Apply(to State, at time.Time, reason string) (Transition, error) {
 		}
 		j.Attempt++
 		j.BytesDelivered = 0
+		j.Delivery = ""
 	}
 	if to != StateFailed {
 		j.NextAttemptAt = time.Time{}

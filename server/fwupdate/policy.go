@@ -14,6 +14,7 @@ type Policy struct {
 	Strict      bool          // an unconfirmed version (device never changes /3/0/3) fails instead of succeeding
 	MinLinkRate int           // bytes/s the slowest link is assumed to move (NB-IoT: ~512)
 	StepSlack   time.Duration // added to every step timeout (handshakes, queue-mode wake-ups)
+	BlockSize   int           // push block size in bytes (16..1024, a power of two); 0: 1024
 }
 
 // Defaults of DefaultPolicy.

@@ -12,6 +12,10 @@ type Store interface {
 	// It fails with ErrStaleJob when the stored job is not at tr.Seq-1, ErrJobNotFound when there is
 	// no such job, and ErrActiveJob when tr revives a job while the endpoint has another active one.
 	SaveTransition(ctx context.Context, j *Job, tr Transition) error
+	// SaveProgress stores j's progress within its current state (BytesDelivered, DeviceState,
+	// DeviceResult, ProtocolsTried, FromVersion, Delivery, UpdatedAt) without a history line. It
+	// fails with ErrStaleJob when the stored job is no longer at j.Seq.
+	SaveProgress(ctx context.Context, j *Job) error
 	// GetJob returns one job, or ErrJobNotFound.
 	GetJob(ctx context.Context, id string) (*Job, error)
 	// JobsFor returns the endpoint's jobs, newest first, at most limit (0: all).

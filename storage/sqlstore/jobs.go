@@ -19,6 +19,7 @@ var jobColumns = []string{
 	"id", "endpoint", "active_endpoint", "image_id", "image_version", "image_size", "method", "policy",
 	"state", "reason", "attempt", "seq", "created_at", "updated_at", "step_at", "bytes_delivered",
 	"device_state", "device_result", "protocols_tried", "next_attempt_at", "campaign_id",
+	"from_version", "delivery",
 }
 
 var historyColumns = []string{
@@ -29,6 +30,7 @@ var historyColumns = []string{
 type jobQueries struct {
 	insertJob, updateJob, insertHistory  string
 	getJob, jobsFor, activeJobs, history string
+	imageInUse                           string
 }
 
 // jobQueriesBy holds the statements with "?" placeholders [0] and numbered ones [1].
@@ -46,6 +48,7 @@ func buildJobQueries(d *dialect) jobQueries {
 		updateJob:     d.rebind("UPDATE update_jobs SET " + strings.Join(set, ", ") + " WHERE id = ? AND seq = ?"),
 		insertHistory: d.rebind(insert("update_job_history", historyColumns)),
 		getJob:        d.rebind(sel + " WHERE id = ?"),
+		imageInUse:    d.rebind("SELECT 1 FROM update_jobs WHERE image_id = ? AND active_endpoint IS NOT NULL LIMIT 1"),
 		jobsFor:       d.rebind(sel + " WHERE endpoint = ? ORDER BY created_at DESC, id DESC LIMIT ?"),
 		activeJobs:    d.rebind(sel + " WHERE active_endpoint IS NOT NULL ORDER BY created_at, id"),
 		history: d.rebind("SELECT " + strings.Join(historyColumns, ", ") +
@@ -107,6 +110,38 @@ func (s *Store) SaveTransition(ctx context.Context, j *fwupdate.Job, tr fwupdate
 		return fmt.Errorf("sqlstore: save transition %s #%d %s -> %s: %w", j.ID, tr.Seq, tr.From, tr.To, jobError(err))
 	}
 	return nil
+}
+
+// SaveProgress updates the job row in place, if it is still at j.Seq: progress within a state
+// needs no history line.
+func (s *Store) SaveProgress(ctx context.Context, j *fwupdate.Job) error {
+	if j == nil || j.ID == "" || j.Endpoint == "" {
+		return errors.New("sqlstore: save progress: no job id or endpoint")
+	}
+	args, err := jobArgs(j)
+	if err != nil {
+		return fmt.Errorf("sqlstore: save progress %s: %w", j.ID, err)
+	}
+	upd := append(args[1:], j.ID, int64(j.Seq))
+	err = s.w.doMatch(ctx, j.Endpoint, fwupdate.ErrStaleJob, stmt{s.jq().updateJob, upd})
+	if err != nil {
+		return fmt.Errorf("sqlstore: save progress %s #%d: %w", j.ID, j.Seq, err)
+	}
+	return nil
+}
+
+// ImageInUse reports whether an active update job delivers image id (firmware.UsageChecker):
+// such an image must not be deleted.
+func (s *Store) ImageInUse(ctx context.Context, id string) (bool, error) {
+	var one int
+	err := s.queryRow(ctx, s.jq().imageInUse, id).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("sqlstore: image %s in use: %w", id, err)
+	}
+	return true, nil
 }
 
 // GetJob returns one job, or an error matching fwupdate.ErrJobNotFound.
@@ -243,6 +278,7 @@ func jobArgs(j *fwupdate.Job) ([]any, error) {
 		j.ID, j.Endpoint, active, j.ImageID, j.ImageVersion, j.ImageSize, j.Method, policy,
 		string(j.State), j.Reason, int64(j.Attempt), int64(j.Seq), times[0], times[1], stepAt, j.BytesDelivered,
 		int64(j.DeviceState), int64(j.DeviceResult), tried, times[2], j.CampaignID,
+		j.FromVersion, j.Delivery,
 	}, nil
 }
 
@@ -257,7 +293,7 @@ func scanJob(row interface{ Scan(...any) error }) (*fwupdate.Job, error) {
 	)
 	err := row.Scan(&j.ID, &j.Endpoint, &active, &j.ImageID, &j.ImageVersion, &j.ImageSize, &j.Method, &policy,
 		&state, &j.Reason, &j.Attempt, &j.Seq, &created, &updated, &stepAt, &j.BytesDelivered,
-		&j.DeviceState, &j.DeviceResult, &tried, &next, &j.CampaignID)
+		&j.DeviceState, &j.DeviceResult, &tried, &next, &j.CampaignID, &j.FromVersion, &j.Delivery)
 	if err != nil {
 		return nil, err
 	}

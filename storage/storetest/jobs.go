@@ -21,6 +21,8 @@ func RunJobs(t *testing.T, open func(t *testing.T) fwupdate.Store) {
 	parallel(t, "ActiveAfterTerminal", open, testJobActive)
 	parallel(t, "Atomic", open, testJobAtomic)
 	parallel(t, "Cancelled", open, testJobCancelled)
+	parallel(t, "Progress", open, testJobProgress)
+	parallel(t, "ImageInUse", open, testImageInUse)
 }
 
 func newJob(id, endpoint string) (*fwupdate.Job, fwupdate.Transition) {
@@ -319,4 +321,65 @@ func testJobCancelled(t *testing.T, s fwupdate.Store) {
 	wantCanceled(t, "ActiveJobs", err)
 	_, err = s.History(cancelled(), "cx")
 	wantCanceled(t, "History", err)
+}
+
+// testJobProgress: progress within a state is stored in place, without a history line, and
+// only while the job is still at the Seq the writer saw.
+func testJobProgress(t *testing.T, s fwupdate.Store) {
+	ctx := context.Background()
+	j, tr := newJob("p1", "urn:imei:p")
+	mustCreateJob(t, s, j, tr)
+	step(t, s, j, fwupdate.StateDelivering, at(time.Second), "")
+	j.BytesDelivered, j.DeviceState, j.DeviceResult = 4096, 1, 0
+	j.FromVersion, j.Delivery = "1.0.0", fwupdate.DeliveryCoAP
+	j.UpdatedAt = at(2 * time.Second)
+	if err := s.SaveProgress(ctx, j); err != nil {
+		t.Fatalf("SaveProgress: %v", err)
+	}
+	got, err := s.GetJob(ctx, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkJob(t, "GetJob after SaveProgress", got, j)
+	if h, err := s.History(ctx, "p1"); err != nil || len(h) != 2 {
+		t.Errorf("History = %d lines, %v; want 2 (progress adds none)", len(h), err)
+	}
+
+	stale := j.Clone()
+	step(t, s, j, fwupdate.StateDownloaded, at(3*time.Second), "")
+	stale.BytesDelivered = 1
+	if err := s.SaveProgress(ctx, stale); !errors.Is(err, fwupdate.ErrStaleJob) {
+		t.Errorf("SaveProgress of a job that moved on: err = %v, want ErrStaleJob", err)
+	}
+	if got, _ := s.GetJob(ctx, "p1"); got == nil || got.BytesDelivered != 4096 || got.State != fwupdate.StateDownloaded {
+		t.Errorf("a stale SaveProgress changed the job: %+v", got)
+	}
+	if err := s.SaveProgress(ctx, &fwupdate.Job{ID: "nope", Endpoint: "x", Seq: 1}); !errors.Is(err, fwupdate.ErrStaleJob) {
+		t.Errorf("SaveProgress of an unknown job: err = %v, want ErrStaleJob", err)
+	}
+}
+
+// testImageInUse: an image is in use while an active job delivers it, and free once the job ends.
+func testImageInUse(t *testing.T, s fwupdate.Store) {
+	u, ok := s.(interface {
+		ImageInUse(ctx context.Context, id string) (bool, error)
+	})
+	if !ok {
+		t.Fatalf("%T does not tell whether an image is in use (firmware.UsageChecker)", s)
+	}
+	ctx := context.Background()
+	j, tr := newJob("u1", "urn:imei:u") // image "img-u1"
+	mustCreateJob(t, s, j, tr)
+	for _, c := range []struct {
+		id   string
+		want bool
+	}{{"img-u1", true}, {"img-other", false}} {
+		if got, err := u.ImageInUse(ctx, c.id); err != nil || got != c.want {
+			t.Errorf("ImageInUse(%s) = %v, %v; want %v", c.id, got, err, c.want)
+		}
+	}
+	step(t, s, j, fwupdate.StateCancelled, at(time.Second), "operator")
+	if got, err := u.ImageInUse(ctx, "img-u1"); err != nil || got {
+		t.Errorf("ImageInUse after the job ended = %v, %v; want false", got, err)
+	}
 }
