@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -235,6 +237,44 @@ func TestDo_RFC7959_Block1Upload(t *testing.T) {
 				t.Fatalf("resp %v, calls %d", resp.Code, h.calls.Load())
 			}
 		})
+	}
+}
+
+// Upload streams a body from an io.ReaderAt in blocks of the asked size and reports progress
+// per accepted block; a body shorter than declared fails before anything more is sent.
+func TestUpload_StreamsBlocksWithProgress(t *testing.T) {
+	body := payloadOf(5000)
+	var got atomic.Pointer[Message]
+	h := &countingHandler{fn: func(_ context.Context, _ Peer, r *Message) *Message {
+		got.Store(r)
+		return NewMessage(Changed)
+	}}
+	srv := startEndpoint(t, h, testConfig())
+	cli := startEndpoint(t, nil, testConfig())
+	for _, c := range []struct {
+		blockSize, wantBlocks int
+	}{{256, 20}, {0, 5}, {100, 79}} { // 0: the endpoint's 1024; 100 rounds down to 64
+		t.Run(fmt.Sprint(c.blockSize), func(t *testing.T) {
+			h.calls.Store(0)
+			var sent []int64
+			r := req(PUT, "/5/0/0")
+			r.ContentFormat = 42
+			resp, err := cli.Upload(context.Background(), srv.addr, r, bytes.NewReader(body), int64(len(body)),
+				UploadOptions{BlockSize: c.blockSize, Progress: func(n int64) { sent = append(sent, n) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Code != Changed || h.calls.Load() != 1 || !bytes.Equal(got.Load().Payload, body) {
+				t.Fatalf("resp %v, handler calls %d, body %d bytes", resp.Code, h.calls.Load(), len(got.Load().Payload))
+			}
+			if len(sent) != c.wantBlocks || sent[len(sent)-1] != int64(len(body)) {
+				t.Fatalf("progress reported %d times ending at %v, want %d ending at %d", len(sent), sent[len(sent)-1:], c.wantBlocks, len(body))
+			}
+		})
+	}
+	short := bytes.NewReader(body[:3000])
+	if _, err := cli.Upload(context.Background(), srv.addr, req(PUT, "/5/0/0"), short, int64(len(body)), UploadOptions{}); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("short body: err = %v, want io.ErrUnexpectedEOF", err)
 	}
 }
 

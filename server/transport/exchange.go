@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"net/netip"
 	"sync"
@@ -179,18 +180,54 @@ func (e *Endpoint) Do(ctx context.Context, to Addr, req *Message) (*Message, err
 
 // doBlock1 uploads req's payload in blocks.
 func (e *Endpoint) doBlock1(ctx context.Context, to netip.AddrPort, req *Message) (*Message, error) {
-	payload := req.Payload
+	body := req.Payload
+	return e.upload(ctx, to, req, bytes.NewReader(body), int64(len(body)), e.prefSZX, nil)
+}
+
+// UploadOptions tune Upload.
+type UploadOptions struct {
+	// BlockSize is the largest block sent (16..1024, rounded down to a power of two); 0 is the
+	// endpoint's BlockSize. A peer asking for smaller blocks (RFC 7959 §2.3) gets them.
+	BlockSize int
+	// Progress, if set, is called after each block the peer accepted with the bytes accepted so far.
+	Progress func(sent int64)
+}
+
+// Upload sends req with the size bytes of body as its payload, in Block1 blocks read from body
+// one at a time, so a large body is never held in memory. A 4.13 answer naming a smaller block
+// size restarts the upload at that size (RFC 7959 §2.9.3). Each block is one confirmable
+// exchange with its own retransmissions, so the whole upload is bounded by ctx, not by one
+// request timeout. The final response is returned (its Block2 body collected).
+func (e *Endpoint) Upload(ctx context.Context, to Addr, req *Message, body io.ReaderAt, size int64, opts UploadOptions) (*Message, error) {
+	if err := e.reachable(to.AddrPort); err != nil {
+		return nil, err
+	}
 	szx := e.prefSZX
-	for off := 0; ; {
-		size := 16 << szx
-		end := min(off+size, len(payload))
-		more := end < len(payload)
+	if opts.BlockSize > 0 {
+		szx = min(szx, SZXFor(opts.BlockSize))
+	}
+	return e.upload(ctx, to.AddrPort, req, body, size, szx, opts.Progress)
+}
+
+func (e *Endpoint) upload(ctx context.Context, to netip.AddrPort, req *Message, body io.ReaderAt, total int64, szx uint8, progress func(int64)) (*Message, error) {
+	buf := make([]byte, 16<<szx)
+	for off := int64(0); ; {
+		size := int64(16) << szx
+		end := min(off+size, total)
+		more := end < total
+		n, err := body.ReadAt(buf[:end-off], off)
+		if int64(n) < end-off {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("transport: upload: read body at %d: %w", off, err)
+		}
 		br := *req
 		br.Token = nil
-		br.Payload = payload[off:end]
+		br.Payload = buf[:end-off]
 		br.Block1 = Block{Set: true, Num: uint32(off / size), More: more, SZX: szx}
 		if off == 0 {
-			br.Size1 = int64(len(payload))
+			br.Size1 = total
 		}
 		if more {
 			br.Block2 = Block{}
@@ -211,9 +248,15 @@ func (e *Endpoint) doBlock1(ctx context.Context, to netip.AddrPort, req *Message
 				szx = resp.Block1.SZX // end is a multiple of the smaller size too
 			}
 			off = end
+			if progress != nil {
+				progress(off)
+			}
 		case more:
 			return resp, nil // an early final answer (an error, usually)
 		default:
+			if progress != nil && resp.Code.IsSuccess() {
+				progress(end)
+			}
 			rest := *req
 			rest.Payload = nil
 			return e.collectBlock2(ctx, to, &rest, resp)
