@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -41,7 +42,8 @@ type Server struct {
 	dm       *dm.Client
 	observe  *observe.Manager
 
-	creds Credentials
+	creds  Credentials
+	routes []route // Handle: extra CoAP resources, fixed before Run
 
 	mu       sync.Mutex
 	endpoint *transport.Endpoint
@@ -70,6 +72,18 @@ type Credentials interface {
 	transport.PSKStore
 	// EndpointFor returns the endpoint name the PSK identity may register as.
 	EndpointFor(ctx context.Context, identity string) (string, error)
+}
+
+// route is a CoAP resource tree served next to /rd.
+type route struct {
+	prefix string
+	h      transport.Handler
+}
+
+// Handle serves every device request whose path starts with prefix (such as "/fw/") with h, on
+// plain CoAP and DTLS alike. Call it before Run; /rd belongs to the registry.
+func (s *Server) Handle(prefix string, h transport.Handler) {
+	s.routes = append(s.routes, route{prefix, h})
 }
 
 // SetCredentials gives the server the PSK credentials DTLS handshakes and registrations are
@@ -229,6 +243,10 @@ func (s *sender) Do(ctx context.Context, to transport.Addr, req *transport.Messa
 	return s.pick(to.Network).Do(ctx, to, req)
 }
 
+func (s *sender) Upload(ctx context.Context, to transport.Addr, req *transport.Message, body io.ReaderAt, size int64, opts transport.UploadOptions) (*transport.Message, error) {
+	return s.pick(to.Network).Upload(ctx, to, req, body, size, opts)
+}
+
 func (s *sender) NewToken() []byte { return s.udp.NewToken() }
 
 // Listen routes token's messages from either endpoint to fn.
@@ -273,6 +291,11 @@ func (s *Server) serveCoAP(ctx context.Context, from transport.Peer, req *transp
 	}
 	if req.Path == "/rd" || strings.HasPrefix(req.Path, "/rd/") {
 		return s.registry.ServeCoAP(ctx, from, req)
+	}
+	for _, r := range s.routes {
+		if strings.HasPrefix(req.Path, r.prefix) {
+			return r.h.ServeCoAP(ctx, from, req)
+		}
 	}
 	resp := transport.NewMessage(transport.NotFound)
 	resp.ContentFormat = 0
@@ -376,6 +399,30 @@ func (s *Server) Do(ctx context.Context, endpoint string, req dm.Request) (*dm.R
 	}
 	return client.Do(ctx, endpoint, req)
 }
+
+// DoNow runs a request on a device that is awake now, never queuing it (see dm.Client.DoNow).
+func (s *Server) DoNow(ctx context.Context, endpoint string, req dm.Request) (*dm.Result, error) {
+	client, _, err := s.running()
+	if err != nil {
+		return nil, err
+	}
+	return client.DoNow(ctx, endpoint, req)
+}
+
+// Push writes body to a resource of an awake device in Block1 blocks (see dm.Client.Push).
+func (s *Server) Push(ctx context.Context, endpoint string, path lwm2m.Path, format lwm2m.ContentFormat, body io.ReaderAt, size int64, opts transport.UploadOptions) error {
+	client, _, err := s.running()
+	if err != nil {
+		return err
+	}
+	return client.Push(ctx, endpoint, path, format, body, size, opts)
+}
+
+// Hold keeps endpoint's registration from lapsing until release (see registration.Registry.Hold).
+func (s *Server) Hold(endpoint string) (release func()) { return s.registry.Hold(endpoint) }
+
+// SubscribeN streams server events through a buffer of n until ctx ends.
+func (s *Server) SubscribeN(ctx context.Context, n int) <-chan events.Event { return s.bus.SubscribeN(ctx, n) }
 
 // Pending returns a queued request.
 func (s *Server) Pending(ctx context.Context, id string) (*dm.Pending, error) {

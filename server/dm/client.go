@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 // Sender is the transport's client side.
 type Sender interface {
 	Do(ctx context.Context, to transport.Addr, req *transport.Message) (*transport.Message, error)
+	Upload(ctx context.Context, to transport.Addr, req *transport.Message, body io.ReaderAt, size int64, opts transport.UploadOptions) (*transport.Message, error)
 	NewToken() []byte
 }
 
@@ -92,20 +94,72 @@ func (c *Client) Do(ctx context.Context, endpoint string, req Request) (*Result,
 	if err := validate(req); err != nil {
 		return nil, nil, err
 	}
-	reg, ok := c.devices.Get(endpoint)
-	if !ok {
-		return nil, nil, fmt.Errorf("%s: %w", endpoint, registration.ErrNotFound)
-	}
-	now := c.now()
-	if !reg.Online(now) {
-		return nil, nil, fmt.Errorf("%s: %w", endpoint, ErrOffline)
-	}
-	if reg.QueueMode && now.Sub(reg.LastSeen) > c.cfg.AwakeWindow {
+	reg, err := c.awake(endpoint)
+	if errors.Is(err, ErrAsleep) {
 		p, err := c.enqueue(ctx, endpoint, req)
 		return nil, p, err
 	}
+	if err != nil {
+		return nil, nil, err
+	}
 	res, err := c.send(ctx, reg, req)
 	return res, nil, err
+}
+
+// DoNow runs req on the device now and never queues it: a queue-mode device that is asleep
+// fails with ErrAsleep. Callers that wait for the device's wake-up themselves (the firmware
+// update driver) use it, so a request is never sent twice.
+func (c *Client) DoNow(ctx context.Context, endpoint string, req Request) (*Result, error) {
+	if err := validate(req); err != nil {
+		return nil, err
+	}
+	reg, err := c.awake(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	return c.send(ctx, reg, req)
+}
+
+// Push writes the size bytes of body to path (a resource, such as /5/0/0) with content format
+// format, in Block1 blocks read from body one at a time (RFC 7959). Like DoNow it never queues.
+// The upload is bounded by ctx only: a firmware image over a slow link takes as long as it takes.
+func (c *Client) Push(ctx context.Context, endpoint string, path lwm2m.Path, format lwm2m.ContentFormat, body io.ReaderAt, size int64, opts transport.UploadOptions) error {
+	if path.Len() != 3 {
+		return fmt.Errorf("%w: push to %s: a resource path is needed", ErrInvalid, path)
+	}
+	reg, err := c.awake(endpoint)
+	if err != nil {
+		return err
+	}
+	msg := transport.NewMessage(transport.PUT)
+	msg.Path = uriPath(reg, path)
+	msg.ContentFormat = int(format)
+	msg.Token = c.sender.NewToken()
+	req := Request{Op: OpWrite, Path: path}
+	resp, err := c.sender.Upload(ctx, reg.Addr, msg, body, size, opts)
+	if err != nil {
+		return c.transportError(endpoint, req, err)
+	}
+	if resp.Code != transport.Changed && resp.Code != transport.Created {
+		return fmt.Errorf("push %s to %s: %w", path, endpoint, &DeviceError{Code: resp.Code.String(), Msg: diagnosticText(resp.Payload)})
+	}
+	return nil
+}
+
+// awake returns the live registration of a device that can be talked to now.
+func (c *Client) awake(endpoint string) (*registration.Registration, error) {
+	reg, ok := c.devices.Get(endpoint)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", endpoint, registration.ErrNotFound)
+	}
+	now := c.now()
+	if !reg.Online(now) {
+		return nil, fmt.Errorf("%s: %w", endpoint, ErrOffline)
+	}
+	if reg.QueueMode && now.Sub(reg.LastSeen) > c.cfg.AwakeWindow {
+		return nil, fmt.Errorf("%s: %w", endpoint, ErrAsleep)
+	}
+	return reg, nil
 }
 
 // Pending returns a queued request by id.

@@ -11,6 +11,8 @@ var (
 	ErrOffline = errors.New("dm: device offline")
 	// ErrTimeout: the device did not answer within the exchange's time.
 	ErrTimeout = errors.New("dm: device did not answer")
+	// ErrAsleep: the device is in queue mode and asleep; DoNow and Push do not queue.
+	ErrAsleep = errors.New("dm: device asleep")
 	// ErrQueueFull: the sleeping device already has the maximum of queued requests.
 	ErrQueueFull = errors.New("dm: request queue full")
 	// ErrInvalid: the request itself is wrong (path depth, missing values, unsupported format).

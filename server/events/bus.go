@@ -57,8 +57,12 @@ func (b *Bus) Publish(e Event) {
 }
 
 // Subscribe returns a channel of events that is closed when ctx ends.
-func (b *Bus) Subscribe(ctx context.Context) <-chan Event {
-	ch := make(chan Event, b.buffer)
+func (b *Bus) Subscribe(ctx context.Context) <-chan Event { return b.SubscribeN(ctx, b.buffer) }
+
+// SubscribeN is Subscribe with a buffer of n events, for a subscriber that must keep up with
+// bursts (the firmware update driver hears every device of a campaign).
+func (b *Bus) SubscribeN(ctx context.Context, n int) <-chan Event {
+	ch := make(chan Event, max(n, 1))
 	b.mu.Lock()
 	b.subs[ch] = struct{}{}
 	b.mu.Unlock()

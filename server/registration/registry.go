@@ -46,6 +46,8 @@ type Registry struct {
 	// datagram does not copy a registration.
 	// The times are atomics so that the per-datagram update needs only the read lock.
 	seen map[string]*atomic.Int64 // unix nanoseconds
+	// holds counts, per endpoint, the reasons (firmware transfers) not to let its lifetime lapse.
+	holds map[string]int
 }
 
 // New returns a registry over store. listener may be nil. now may be nil (time.Now).
@@ -67,6 +69,26 @@ func New(store Store, listener Listener, cfg Config, logger *slog.Logger, m *Met
 		byID:       make(map[string]string),
 		byAddr:     make(map[transport.Addr]string),
 		seen:       make(map[string]*atomic.Int64),
+		holds:      make(map[string]int),
+	}
+}
+
+// Hold keeps endpoint's registration from lapsing until release is called: a device busy
+// downloading firmware over a slow link may miss its Update, and dropping it then would
+// strand the transfer. A De-register or a new Register still takes effect. release is idempotent.
+func (r *Registry) Hold(endpoint string) (release func()) {
+	r.mu.Lock()
+	r.holds[endpoint]++
+	r.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.mu.Lock()
+			if r.holds[endpoint]--; r.holds[endpoint] <= 0 {
+				delete(r.holds, endpoint)
+			}
+			r.mu.Unlock()
+		})
 	}
 }
 
@@ -435,8 +457,8 @@ func (r *Registry) ExpireNow(ctx context.Context) int {
 	now := r.now()
 	var lapsed []*Registration
 	r.mu.RLock()
-	for _, reg := range r.byEndpoint {
-		if !now.Before(reg.ExpiresAt()) {
+	for ep, reg := range r.byEndpoint {
+		if !now.Before(reg.ExpiresAt()) && r.holds[ep] == 0 {
 			lapsed = append(lapsed, reg)
 		}
 	}

@@ -236,6 +236,30 @@ func TestBadRegistrationsChangeNothing(t *testing.T) {
 	}
 }
 
+// A held registration (a firmware transfer in flight) outlives its lifetime until released.
+func TestHoldKeepsRegistrationPastLifetime(t *testing.T) {
+	f := newFixture(t)
+	f.do(peer(40000, ""), request(transport.POST, "/rd", "</3/0>", "ep=busy", "lt=30"))
+	release := f.reg.Hold("busy")
+	again := f.reg.Hold("busy")
+	f.clock.Add(31 * time.Second)
+	if n := f.reg.ExpireNow(context.Background()); n != 0 {
+		t.Fatalf("expired %d held registrations", n)
+	}
+	release()
+	release() // idempotent: the second hold still counts
+	if n := f.reg.ExpireNow(context.Background()); n != 0 {
+		t.Fatalf("expired %d with one hold left", n)
+	}
+	again()
+	if n := f.reg.ExpireNow(context.Background()); n != 1 {
+		t.Fatalf("expired %d after every hold was released, want 1", n)
+	}
+	if _, ok := f.reg.Get("busy"); ok {
+		t.Fatal("lapsed registration still live after release")
+	}
+}
+
 func TestLifetimeExpiryAndRestart(t *testing.T) {
 	f := newFixture(t)
 	f.do(peer(40000, ""), request(transport.POST, "/rd", "</3/0>", "ep=short", "lt=30"))
