@@ -43,16 +43,26 @@ func NewTokens(secret []byte, now func() time.Time) *Tokens {
 
 // Mint returns a token for jobID (1 to 16 bytes) valid for ttl (rounded up to whole seconds).
 func (t *Tokens) Mint(jobID string, ttl time.Duration) (string, error) {
+	if ttl <= 0 {
+		return "", fmt.Errorf("transfer: mint: ttl %v is not positive", ttl)
+	}
+	return t.MintUntil(jobID, t.now().Add(ttl+time.Second-1))
+}
+
+// MintUntil returns a token for jobID that expires at until (truncated to the second). The
+// same job and expiry always give the same token, so a URI minted again after a restart is
+// the URI the device is already fetching, and the device can resume it.
+func (t *Tokens) MintUntil(jobID string, until time.Time) (string, error) {
 	if len(t.secret) < minSecretSize {
 		return "", fmt.Errorf("transfer: mint: secret shorter than %d bytes", minSecretSize)
 	}
 	if len(jobID) == 0 || len(jobID) > MaxJobIDLen {
 		return "", fmt.Errorf("transfer: mint: job id %q: length must be 1 to %d bytes", jobID, MaxJobIDLen)
 	}
-	if ttl <= 0 {
-		return "", fmt.Errorf("transfer: mint: ttl %v is not positive", ttl)
+	exp := until.Unix()
+	if !until.After(t.now()) {
+		return "", fmt.Errorf("transfer: mint: expiry %s is not in the future", until.Format(time.RFC3339))
 	}
-	exp := t.now().Add(ttl + time.Second - 1).Unix()
 	if exp > 1<<32-1 {
 		return "", fmt.Errorf("transfer: mint: expiry %d beyond 2106", exp)
 	}

@@ -118,3 +118,26 @@ func TestFuzzCorpusPresent(t *testing.T) {
 		t.Fatalf("testdata/fuzz/FuzzParseToken: %d seeds, %v", len(ents), err)
 	}
 }
+
+// A token minted again for the same job and expiry is the same token: a device told the URI
+// again after a restart resumes the download it had started.
+func TestMintUntilIsStable(t *testing.T) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	tk := NewTokens(testSecret, clk.now)
+	until := clk.t.Add(time.Hour)
+	a, err := tk.MintUntil("job1", until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.add(10 * time.Minute)
+	b, err := tk.MintUntil("job1", until)
+	if err != nil || a != b {
+		t.Fatalf("minted again: %q, %v; want %q", b, err, a)
+	}
+	if c, _ := tk.MintUntil("job2", until); c == a {
+		t.Fatal("another job got the same token")
+	}
+	if _, err := tk.MintUntil("job1", clk.t.Add(-time.Second)); err == nil {
+		t.Fatal("an expiry in the past was minted")
+	}
+}

@@ -143,6 +143,20 @@ func (s *Server) URI(base string, jobID string, ttl time.Duration) (string, erro
 	if err != nil {
 		return "", err
 	}
+	return s.uri(base, jobID, tok)
+}
+
+// URIUntil is URI with a fixed expiry: minted again for the same job and expiry it is the same
+// URI, so a device told it again after a restart resumes its download.
+func (s *Server) URIUntil(base string, jobID string, until time.Time) (string, error) {
+	tok, err := s.tokens.MintUntil(jobID, until)
+	if err != nil {
+		return "", err
+	}
+	return s.uri(base, jobID, tok)
+}
+
+func (s *Server) uri(base, jobID, tok string) (string, error) {
 	uri := strings.TrimSuffix(base, "/") + PathPrefix + tok
 	if len(uri) > maxURILen {
 		return "", fmt.Errorf("%w: %d characters for job %q", ErrURITooLong, len(uri), jobID)
