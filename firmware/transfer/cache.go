@@ -106,3 +106,41 @@ func (c *chunkCache) load(ctx context.Context, key string, idx, size int64) ([]b
 	}
 	return b, nil
 }
+
+// Reader returns an io.ReaderAt over the blob key of size bytes that reads through the shared
+// chunk cache: a push to many devices reads the image from the blob store as a pull does, once
+// per chunk. Reads end when ctx does.
+func (s *Server) Reader(ctx context.Context, key string, size int64) io.ReaderAt {
+	return &cacheReader{ctx: ctx, c: s.cache, key: key, size: size}
+}
+
+type cacheReader struct {
+	ctx  context.Context
+	c    *chunkCache
+	key  string
+	size int64
+}
+
+func (r *cacheReader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("transfer: read %q at %d: negative offset", r.key, off)
+	}
+	n := 0
+	for n < len(p) {
+		at := off + int64(n)
+		if at >= r.size {
+			return n, io.EOF
+		}
+		idx := at / r.c.size
+		chunk, err := r.c.chunk(r.ctx, r.key, idx, r.size)
+		if err != nil {
+			return n, err
+		}
+		within := at - idx*r.c.size
+		if within >= int64(len(chunk)) {
+			return n, fmt.Errorf("transfer: %q shorter than %d bytes", r.key, r.size)
+		}
+		n += copy(p[n:], chunk[within:])
+	}
+	return n, nil
+}

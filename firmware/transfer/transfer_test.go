@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"fmt"
 	"os"
 	"os/exec"
@@ -343,4 +344,35 @@ func value(m prometheus.Metric) float64 {
 		return d.Counter.GetValue()
 	}
 	return d.Gauge.GetValue()
+}
+
+// Reader serves a push from the same chunk cache as pulls: any byte range reads right, and
+// the blob store is read once per chunk however many readers ask.
+func TestReaderReadsThroughTheCache(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ChunkSize = 4096
+	f := startServer(t, cfg, 10000)
+	g := f.grants.jobs["job1"]
+	for i := 0; i < 3; i++ { // three devices being pushed the same image
+		r := f.srv.Reader(context.Background(), g.BlobKey, g.Size)
+		for _, c := range []struct{ off, n int }{{0, 1024}, {4000, 200}, {9000, 1000}, {4096, 4096}} {
+			p := make([]byte, c.n)
+			n, err := r.ReadAt(p, int64(c.off))
+			if err != nil || n != c.n || !bytes.Equal(p, f.image[c.off:c.off+c.n]) {
+				t.Fatalf("ReadAt(%d, %d) = %d, %v; bytes equal %v", c.off, c.n, n, err, bytes.Equal(p[:n], f.image[c.off:c.off+n]))
+			}
+		}
+		p := make([]byte, 100)
+		if n, err := r.ReadAt(p, 9950); n != 50 || err != io.EOF {
+			t.Fatalf("ReadAt past the end = %d, %v; want 50, EOF", n, err)
+		}
+	}
+	for k, n := range f.blobs.snapshot() {
+		if n != 1 {
+			t.Errorf("blob store read %s %d times, want once", k, n)
+		}
+	}
+	if len(f.blobs.snapshot()) != 3 {
+		t.Errorf("chunks read: %v, want 3", f.blobs.snapshot())
+	}
 }

@@ -1,0 +1,646 @@
+package fwupdate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lwota/lwota/server/dm"
+	"github.com/lwota/lwota/server/lwm2m"
+	"github.com/lwota/lwota/server/registration"
+	"github.com/lwota/lwota/server/transport"
+)
+
+// run drives one job. Its goroutine (loop) looks at the job and the device, acts, stores the
+// outcome, and waits to be woken (a registration or notification of the device, Cancel) or for
+// the poll interval. Every step starts from what is stored and what the device reports, so the
+// same code resumes a job after a restart.
+type run struct {
+	d         *Driver
+	parent    context.Context // Run's: outlives a cancelled job, for the clean-up
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wakeC     chan struct{}
+	cancelled atomic.Bool // by Cancel, with a transfer to undo on the device
+
+	mu  sync.Mutex
+	job *Job // the stored job; replaced, never changed in place, under mu
+
+	// Known only to this process, so that a restart repeats at most one harmless step.
+	sent     bool      // the Package URI was written, or the push ran, in this attempt
+	executed bool      // Update (/5/0/2) was executed
+	observed bool      // /5/0/3 and /5/0/5 are observed
+	deferTil time.Time // result 11: the device asked to wait until then
+	release  func()    // the registration hold of a delivery
+}
+
+func newRun(d *Driver, j *Job) *run {
+	ctx, cancel := context.WithCancel(d.ctx)
+	return &run{d: d, parent: d.ctx, ctx: ctx, cancel: cancel, wakeC: make(chan struct{}, 1), job: j}
+}
+
+// wake makes the loop look again now.
+func (r *run) wake() {
+	select {
+	case r.wakeC <- struct{}{}:
+	default:
+	}
+}
+
+func (r *run) current() *Job {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.job
+}
+
+func (r *run) loop() {
+	defer r.finish()
+	for r.ctx.Err() == nil {
+		j := r.current()
+		if !j.Active() {
+			return
+		}
+		wait := r.step(j)
+		if wait <= 0 {
+			continue
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-r.ctx.Done():
+		case <-r.wakeC:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// step does what the job's state asks for and returns how long to wait before looking again
+// (0: at once, the job moved).
+func (r *run) step(j *Job) time.Duration {
+	now := r.d.now()
+	if j.Retryable() {
+		if now.Before(j.NextAttemptAt) {
+			return j.NextAttemptAt.Sub(now)
+		}
+		r.sent, r.executed, r.deferTil = false, false, time.Time{}
+		r.move(j, StateQueued, fmt.Sprintf("attempt %d of %d", j.Attempt+1, j.Policy.MaxAttempts), nil)
+		return 0
+	}
+	if limit := j.Policy.StepTimeout(j.State, j.ImageSize); limit > 0 && now.Sub(j.StepAt[j.State]) >= limit {
+		r.timedOut(j, limit)
+		return 0
+	}
+	var wait time.Duration
+	switch j.State {
+	case StateQueued, StateWaiting:
+		wait = r.toDevice(j)
+	case StateDelivering:
+		wait = r.deliver(j)
+	case StateDownloaded:
+		r.move(j, StateUpdating, "", nil) // stored before Update is executed
+	case StateUpdating:
+		wait = r.update(j)
+	case StateVerifying:
+		wait = r.verify(j)
+	}
+	if wait <= 0 {
+		return 0
+	}
+	// Never sleep past the step's deadline.
+	if limit := j.Policy.StepTimeout(j.State, j.ImageSize); limit > 0 {
+		wait = min(wait, max(time.Until(j.StepAt[j.State].Add(limit)), time.Millisecond))
+	}
+	return wait
+}
+
+// toDevice moves a queued or waiting job to delivering once its device can be talked to.
+func (r *run) toDevice(j *Job) time.Duration {
+	reg, err := r.d.dev.Device(r.ctx, j.Endpoint)
+	switch {
+	case err != nil:
+		if j.State == StateQueued {
+			r.move(j, StateWaiting, "device not registered", nil)
+			return 0
+		}
+		return r.d.cfg.PollInterval
+	case !r.awake(reg):
+		if j.State == StateQueued {
+			r.move(j, StateWaiting, r.absence(reg), nil)
+			return 0
+		}
+		return r.d.cfg.PollInterval
+	}
+	r.move(j, StateDelivering, "", nil)
+	return 0
+}
+
+func (r *run) awake(reg *registration.Registration) bool {
+	now := r.d.now()
+	return reg.Online(now) && !(reg.QueueMode && now.Sub(reg.LastSeen) > r.d.cfg.AwakeWindow)
+}
+
+func (r *run) absence(reg *registration.Registration) string {
+	if reg.Online(r.d.now()) {
+		return "device asleep (queue mode)"
+	}
+	return "device offline"
+}
+
+// away reports whether err means the device cannot be reached now but may come back.
+func away(err error) bool {
+	return errors.Is(err, dm.ErrAsleep) || errors.Is(err, dm.ErrOffline) || errors.Is(err, registration.ErrNotFound)
+}
+
+// transient reports whether a request may work when tried again later.
+func transient(err error) bool {
+	var de *dm.DeviceError
+	return errors.Is(err, dm.ErrTimeout) || errors.Is(err, dm.ErrUnavailable) ||
+		errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &de) && de.Code == "RST") ||
+		(errors.As(err, &de) && len(de.Code) > 0 && de.Code[0] == '5')
+}
+
+// deliver starts the transfer of this attempt, or follows the one in flight.
+func (r *run) deliver(j *Job) time.Duration {
+	o, err := r.readObject5(j)
+	if err != nil {
+		return r.deviceTrouble(j, err)
+	}
+	if j.Delivery == "" {
+		return r.startDelivery(j, o)
+	}
+	switch {
+	case o.State == deviceDownloaded:
+		r.move(j, StateDownloaded, "", func(n *Job) {
+			n.DeviceState, n.DeviceResult, n.BytesDelivered = o.State, o.Result, n.ImageSize
+		})
+		return 0
+	case o.State == deviceUpdating:
+		// Updating already (another server, or Execute from a previous life): follow it.
+		r.move(j, StateDownloaded, "device already updating", func(n *Job) { n.DeviceState, n.DeviceResult = o.State, o.Result })
+		return 0
+	case o.State == deviceIdle && o.Result >= 2:
+		return r.decide(j, o)
+	case o.State == deviceDownloading:
+		r.note(j, o)
+		if j.Delivery == DeliveryPush && !r.sent {
+			return r.push(j) // the push broke off in a previous life: send it again
+		}
+		return r.d.cfg.PollInterval
+	}
+	// Idle and nothing to report: the device has not started, or lost the transfer.
+	if r.sent {
+		return r.d.cfg.PollInterval
+	}
+	if !r.deferTil.IsZero() && r.d.now().Before(r.deferTil) {
+		return r.deferTil.Sub(r.d.now())
+	}
+	return r.send(j)
+}
+
+// startDelivery resets a busy device, chooses how to deliver, stores the choice, then sends.
+func (r *run) startDelivery(j *Job, o object5) time.Duration {
+	switch o.State {
+	case deviceDownloading, deviceDownloaded:
+		if err := r.reset(r.ctx, j); err != nil {
+			return r.deviceTrouble(j, err)
+		}
+		return time.Millisecond // look at the device again
+	case deviceUpdating:
+		r.note(j, o)
+		return r.d.cfg.PollInterval // nothing can stop an update in progress
+	}
+	reg, err := r.d.dev.Device(r.ctx, j.Endpoint)
+	if err != nil {
+		return r.deviceTrouble(j, err)
+	}
+	delivery, err := chooseDelivery(j.Method, o, r.d.offeredFor(reg), j.ProtocolsTried)
+	if err != nil {
+		r.fail(j, err.Error())
+		return 0
+	}
+	from := ""
+	if res, err := r.d.dev.DoNow(r.ctx, j.Endpoint, dm.Request{Op: dm.OpRead, Path: pathFirmwareVer}); err == nil {
+		from = stringAt(res.Records, pathFirmwareVer)
+	}
+	r.observe(j)
+	if !r.progress(j, func(n *Job) {
+		n.Delivery, n.FromVersion, n.DeviceState, n.DeviceResult = delivery, from, o.State, o.Result
+	}) {
+		return 0
+	}
+	return 0 // the next look sends it
+}
+
+// send writes the Package URI or pushes the package: the transfer of this attempt.
+func (r *run) send(j *Job) time.Duration {
+	if r.release == nil {
+		r.release = r.d.dev.Hold(j.Endpoint)
+	}
+	if j.Delivery == DeliveryPush {
+		return r.push(j)
+	}
+	uri, err := r.d.pkgs.URI(r.ctx, j, j.Delivery, j.CreatedAt.Add(r.d.cfg.TokenTTL))
+	if err != nil {
+		r.fail(j, fmt.Sprintf("no %s URI for the package: %v", j.Delivery, err))
+		return 0
+	}
+	_, err = r.d.dev.DoNow(r.ctx, j.Endpoint, dm.Request{Op: dm.OpWrite, Path: pathPackageURI,
+		Records: []lwm2m.Record{{Path: pathPackageURI, Value: lwm2m.String(uri)}}})
+	if err != nil {
+		return r.deviceTrouble(j, fmt.Errorf("write package URI: %w", err))
+	}
+	r.sent = true
+	r.d.log.Info("package URI written", "job", j.ID, "endpoint", j.Endpoint, "delivery", j.Delivery)
+	return r.d.cfg.PollInterval
+}
+
+// push writes the package to /5/0/0 in Block1 blocks, storing progress as it goes.
+func (r *run) push(j *Job) time.Duration {
+	select {
+	case r.d.pushes <- struct{}{}:
+	case <-r.ctx.Done():
+		return 0
+	}
+	defer func() { <-r.d.pushes }()
+	body, err := r.d.pkgs.Body(r.ctx, j.ImageID)
+	if err != nil {
+		return r.deviceTrouble(j, fmt.Errorf("read package: %w", err))
+	}
+	r.sent = true
+	var last time.Time
+	progress := func(sent int64) {
+		if now := r.d.now(); now.Sub(last) >= r.d.cfg.ProgressInterval {
+			last = now
+			r.progress(r.current(), func(n *Job) { n.BytesDelivered = sent })
+		}
+	}
+	err = r.d.dev.Push(r.ctx, j.Endpoint, pathPackage, contentOctets, body, j.ImageSize,
+		transport.UploadOptions{BlockSize: j.Policy.BlockSize, Progress: progress})
+	var de *dm.DeviceError
+	switch {
+	case errors.Is(err, transport.ErrBodyTooLarge):
+		r.fail(r.current(), "the device refused the package as too large (4.13)")
+		return 0
+	case err != nil && errors.As(err, &de) && !transient(err):
+		r.fail(r.current(), fmt.Sprintf("the device refused the push: %v", de))
+		return 0
+	case err != nil:
+		r.sent = false
+		return r.deviceTrouble(r.current(), fmt.Errorf("push: %w", err))
+	}
+	r.progress(r.current(), func(n *Job) { n.BytesDelivered = n.ImageSize })
+	r.d.log.Info("package pushed", "job", j.ID, "endpoint", j.Endpoint, "bytes", j.ImageSize)
+	return time.Millisecond
+}
+
+// update executes Update on a downloaded device and waits for it to come back.
+func (r *run) update(j *Job) time.Duration {
+	if reg, err := r.d.dev.Device(r.ctx, j.Endpoint); err == nil && reg.RegisteredAt.After(j.StepAt[StateUpdating]) {
+		r.move(j, StateVerifying, "device registered again", nil)
+		return 0
+	}
+	o, err := r.readObject5(j)
+	if err != nil {
+		if away(err) || transient(err) {
+			return r.d.cfg.PollInterval // rebooting
+		}
+		return r.deviceTrouble(j, err)
+	}
+	r.note(j, o)
+	switch {
+	case o.State == deviceDownloaded && o.Result <= 1 && !r.executed:
+		if _, err := r.d.dev.DoNow(r.ctx, j.Endpoint, dm.Request{Op: dm.OpExecute, Path: pathUpdate}); err != nil {
+			return r.deviceTrouble(j, fmt.Errorf("execute update: %w", err))
+		}
+		r.executed = true
+		r.d.log.Info("firmware update executed", "job", j.ID, "endpoint", j.Endpoint)
+		return r.d.cfg.PollInterval
+	case o.Result >= 2:
+		return r.decide(j, o)
+	case o.State == deviceIdle && o.Result == 1:
+		// Updated without registering again (or the Register went unnoticed): verify now.
+		r.move(j, StateVerifying, "device reports success", nil)
+		return 0
+	case o.State == deviceIdle && o.Result == 0 && !r.executed:
+		r.settle(j, j.Policy.Decide(j, 4, false, r.d.now()), "the device lost the downloaded package")
+		return 0
+	}
+	return r.d.cfg.PollInterval
+}
+
+// verify reads the result and version after the device came back.
+func (r *run) verify(j *Job) time.Duration {
+	o, err := r.readObject5(j)
+	if err != nil {
+		if away(err) || transient(err) {
+			return r.d.cfg.PollInterval
+		}
+		return r.deviceTrouble(j, err)
+	}
+	version := ""
+	res, err := r.d.dev.DoNow(r.ctx, j.Endpoint, dm.Request{Op: dm.OpRead, Path: pathFirmwareVer})
+	switch {
+	case err == nil:
+		version = stringAt(res.Records, pathFirmwareVer)
+	case away(err) || transient(err):
+		return r.d.cfg.PollInterval
+	}
+	if version == "" {
+		version = o.PkgVersion
+	}
+	state, reason := j.Policy.Verify(j, version, version != j.FromVersion, o.Result)
+	set := func(n *Job) { n.DeviceState, n.DeviceResult = o.State, o.Result }
+	switch {
+	case state == StateSucceeded:
+		r.move(j, StateSucceeded, reason, set)
+		r.d.log.Info("firmware updated", "job", j.ID, "endpoint", j.Endpoint, "version", version, "note", reason)
+	case resultClass(o.Result) == ResultRetryable:
+		return r.decide(j, o)
+	default:
+		r.move(j, StateFailed, reason, set)
+	}
+	return 0
+}
+
+func resultClass(result int) ResultClass {
+	_, c := Reason(result)
+	return c
+}
+
+// decide applies the policy to an Update Result the device reported.
+func (r *run) decide(j *Job, o object5) time.Duration {
+	now := r.d.now()
+	proto, isPull := deliveryProtocol(j.Delivery)
+	tried := j.ProtocolsTried
+	if o.Result == 9 && isPull {
+		tried = append(append([]int(nil), tried...), proto)
+	}
+	untried := false
+	if reg, err := r.d.dev.Device(r.ctx, j.Endpoint); err == nil {
+		_, cerr := chooseDelivery(MethodPull, o, r.d.offeredFor(reg), tried)
+		untried = cerr == nil
+	}
+	d := j.Policy.Decide(j, o.Result, untried, now)
+	if d.Action == ActionWait {
+		r.note(j, o)
+		if d.RetryAt.IsZero() {
+			return r.d.cfg.PollInterval
+		}
+		// Deferred (11): send again once the device's backoff has passed.
+		r.deferTil, r.sent = d.RetryAt, false
+		return d.RetryAt.Sub(now)
+	}
+	return r.settleWith(j, d, "", func(n *Job) {
+		n.DeviceState, n.DeviceResult, n.ProtocolsTried = o.State, o.Result, tried
+	})
+}
+
+// deviceTrouble handles a failed request: an absent device makes the job wait for it, a
+// transient failure is tried again later, anything else fails the job.
+func (r *run) deviceTrouble(j *Job, err error) time.Duration {
+	switch {
+	case r.ctx.Err() != nil:
+		return 0
+	case away(err):
+		if j.State == StateDelivering && !r.sent {
+			r.move(j, StateWaiting, fmt.Sprintf("device went away: %v", err), nil)
+			return 0
+		}
+		// Mid-transfer a quiet device is tolerated: the step timeout bounds it.
+		return r.d.cfg.PollInterval
+	case transient(err):
+		r.d.log.Debug("device busy, trying again", "job", j.ID, "endpoint", j.Endpoint, "err", err)
+		return r.d.cfg.PollInterval
+	}
+	var de *dm.DeviceError
+	if errors.As(err, &de) && de.Code == "4.04" {
+		r.fail(j, fmt.Sprintf("the device has no Firmware Update object (%v)", err))
+		return 0
+	}
+	r.fail(j, err.Error())
+	return 0
+}
+
+// timedOut ends a step that took longer than the policy allows. A delivery that stalls is
+// handled as "connection lost" (retried); the other steps fail.
+func (r *run) timedOut(j *Job, limit time.Duration) {
+	what := fmt.Sprintf("%s for longer than %s", j.State, limit.Round(time.Second))
+	switch j.State {
+	case StateDelivering:
+		r.settle(j, j.Policy.Decide(j, 4, false, r.d.now()), "no download within the time the link allows: "+what)
+	case StateWaiting:
+		r.fail(j, "the device did not come online: "+what)
+	default:
+		r.fail(j, "the device did not finish: "+what)
+	}
+}
+
+// readObject5 reads /5/0 and keeps the State and Update Result it saw.
+func (r *run) readObject5(j *Job) (object5, error) {
+	res, err := r.d.dev.DoNow(r.ctx, j.Endpoint, dm.Request{Op: dm.OpRead, Path: pathObject5})
+	if err != nil {
+		return object5{}, fmt.Errorf("read %s: %w", pathObject5, err)
+	}
+	return parseObject5(res.Records), nil
+}
+
+// observe asks the device to notify State and Update Result changes; a refusal is fine, since
+// polling covers it.
+func (r *run) observe(j *Job) {
+	if r.observed {
+		return
+	}
+	r.observed = true
+	for _, p := range []lwm2m.Path{pathState, pathResult} {
+		if _, err := r.d.dev.DoNow(r.ctx, j.Endpoint, dm.Request{Op: dm.OpObserve, Path: p}); err != nil {
+			r.d.log.Debug("observe refused; polling", "job", j.ID, "endpoint", j.Endpoint, "path", p.String(), "err", err)
+		}
+	}
+}
+
+// reset asks the device to drop a download or package left from before (Cancel on 1.1+, else
+// an empty Package URI, else an empty Package).
+func (r *run) reset(ctx context.Context, j *Job) error {
+	reg, err := r.d.dev.Device(ctx, j.Endpoint)
+	if err != nil {
+		return err
+	}
+	if atLeast11(reg.ObjectVersion(5)) {
+		if _, err := r.d.dev.DoNow(ctx, j.Endpoint, dm.Request{Op: dm.OpExecute, Path: pathCancel}); err == nil {
+			return nil
+		}
+	}
+	_, err = r.d.dev.DoNow(ctx, j.Endpoint, dm.Request{Op: dm.OpWrite, Path: pathPackageURI,
+		Records: []lwm2m.Record{{Path: pathPackageURI, Value: lwm2m.String("")}}})
+	var de *dm.DeviceError
+	if errors.As(err, &de) {
+		f := contentOctets
+		_, err = r.d.dev.DoNow(ctx, j.Endpoint, dm.Request{Op: dm.OpWrite, Path: pathPackage, Format: &f,
+			Records: []lwm2m.Record{{Path: pathPackage, Value: lwm2m.Opaque(nil)}}})
+	}
+	if err != nil {
+		return fmt.Errorf("reset firmware update state: %w", err)
+	}
+	r.d.log.Info("device firmware state reset", "job", j.ID, "endpoint", j.Endpoint)
+	return nil
+}
+
+// note stores a changed State or Update Result as progress.
+func (r *run) note(j *Job, o object5) {
+	if o.State == j.DeviceState && o.Result == j.DeviceResult {
+		return
+	}
+	r.progress(j, func(n *Job) { n.DeviceState, n.DeviceResult = o.State, o.Result })
+}
+
+// progress stores a change within j's state, if j is still the current job.
+func (r *run) progress(j *Job, change func(*Job)) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.job.Seq != j.Seq {
+		return false
+	}
+	n := r.job.Clone()
+	change(n)
+	n.UpdatedAt = r.d.now()
+	if err := r.d.store.SaveProgress(r.ctx, n); err != nil {
+		r.d.log.Warn("store job progress", "job", n.ID, "err", err)
+		return false
+	}
+	r.job = n
+	return true
+}
+
+// move stores j's transition to `to` (with change applied first), if j is still the current job.
+func (r *run) move(j *Job, to State, reason string, change func(*Job)) bool {
+	return r.commit(j, func(n *Job) (Transition, error) {
+		if change != nil {
+			change(n)
+		}
+		return n.Apply(to, r.d.now(), reason)
+	})
+}
+
+// settle applies a policy decision with reason as its cause.
+func (r *run) settle(j *Job, d Decision, cause string) {
+	r.settleWith(j, d, cause, nil)
+}
+
+func (r *run) settleWith(j *Job, d Decision, cause string, change func(*Job)) time.Duration {
+	if cause != "" {
+		d.Reason = cause + ": " + d.Reason
+	}
+	if d.Action == ActionCancel {
+		r.move(j, StateCancelled, d.Reason, change)
+		return 0
+	}
+	r.commit(j, func(n *Job) (Transition, error) {
+		if change != nil {
+			change(n)
+		}
+		return n.Settle(d, r.d.now())
+	})
+	return 0
+}
+
+func (r *run) fail(j *Job, reason string) {
+	r.move(j, StateFailed, reason, nil)
+}
+
+// commit stores the transition build makes on a copy of the current job, then makes the copy
+// current. A job that moved meanwhile (Cancel) is left alone.
+func (r *run) commit(j *Job, build func(n *Job) (Transition, error)) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.job.Seq != j.Seq {
+		return false
+	}
+	n := r.job.Clone()
+	tr, err := build(n)
+	if err != nil {
+		r.d.log.Error("job transition refused", "job", n.ID, "err", err)
+		return false
+	}
+	if err := r.d.store.SaveTransition(r.ctx, n, tr); err != nil {
+		if r.ctx.Err() == nil {
+			r.d.log.Warn("store job transition", "job", n.ID, "to", tr.To, "err", err)
+		}
+		return false
+	}
+	r.job = n
+	r.d.m.transitions.WithLabelValues(string(tr.To)).Inc()
+	r.d.log.Debug("job", "job", n.ID, "endpoint", n.Endpoint, "from", tr.From, "to", tr.To, "reason", tr.Reason)
+	if tr.To == StateSucceeded || tr.To == StateFailed && !n.Retryable() {
+		r.d.m.duration.WithLabelValues(string(tr.To)).Observe(tr.At.Sub(n.CreatedAt).Seconds())
+	}
+	if !n.Active() || tr.To == StateFailed {
+		r.releaseHold()
+	}
+	return true
+}
+
+func (r *run) releaseHold() {
+	if r.release != nil {
+		r.release()
+		r.release = nil
+	}
+}
+
+// cancelJob is Driver.Cancel for a job this process drives.
+func (r *run) cancelJob(ctx context.Context, reason string) (*Job, error) {
+	r.mu.Lock()
+	if !r.job.Active() {
+		st := r.job.State
+		r.mu.Unlock()
+		return nil, fmt.Errorf("%w: job %s already %s", ErrInvalidTransition, r.job.ID, st)
+	}
+	n := r.job.Clone()
+	tr, err := n.Apply(StateCancelled, r.d.now(), reason)
+	if err == nil {
+		err = r.d.store.SaveTransition(ctx, n, tr)
+	}
+	if err != nil {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("cancel job %s: %w", n.ID, err)
+	}
+	was := r.job
+	r.job = n
+	r.mu.Unlock()
+	r.d.m.transitions.WithLabelValues(string(StateCancelled)).Inc()
+	r.d.log.Info("firmware update cancelled", "job", n.ID, "endpoint", n.Endpoint, "reason", reason)
+	// Stop whatever the loop is doing (a push), then tell the device, from the loop's finish.
+	r.cancelled.Store(was.Delivery != "" && (was.State == StateDelivering || was.State == StateDownloaded))
+	r.cancel()
+	return n, nil
+}
+
+// cleanupTimeout bounds the requests that tidy up after a job ended.
+const cleanupTimeout = 30 * time.Second
+
+// finish tidies up once the loop ends: the registration hold goes, and after a job ended the
+// device stops notifying State and Result; after a Cancel it drops the transfer. At shutdown
+// (parent done) nothing is sent: the job resumes at the next start.
+func (r *run) finish() {
+	r.mu.Lock()
+	r.releaseHold()
+	j := r.job
+	r.mu.Unlock()
+	if r.parent.Err() != nil || j.Active() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.parent, cleanupTimeout)
+	defer cancel()
+	if r.cancelled.Load() {
+		if err := r.reset(ctx, j); err != nil {
+			r.d.log.Info("cancelled job: device not reset", "job", j.ID, "endpoint", j.Endpoint, "err", err)
+		}
+	}
+	if r.observed || j.Delivery != "" {
+		for _, p := range []lwm2m.Path{pathState, pathResult} {
+			_, _ = r.d.dev.DoNow(ctx, j.Endpoint, dm.Request{Op: dm.OpCancelObserve, Path: p})
+		}
+	}
+}
