@@ -422,7 +422,9 @@ func (s *Server) Push(ctx context.Context, endpoint string, path lwm2m.Path, for
 func (s *Server) Hold(endpoint string) (release func()) { return s.registry.Hold(endpoint) }
 
 // SubscribeN streams server events through a buffer of n until ctx ends.
-func (s *Server) SubscribeN(ctx context.Context, n int) <-chan events.Event { return s.bus.SubscribeN(ctx, n) }
+func (s *Server) SubscribeN(ctx context.Context, n int) <-chan events.Event {
+	return s.bus.SubscribeN(ctx, n)
+}
 
 // Pending returns a queued request.
 func (s *Server) Pending(ctx context.Context, id string) (*dm.Pending, error) {

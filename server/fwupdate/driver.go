@@ -163,6 +163,9 @@ func (d *Driver) Run(ctx context.Context) error {
 	evs := d.dev.SubscribeN(ctx, 4096)
 	jobs, err := d.store.ActiveJobs(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: the jobs resume at the next start
+		}
 		return fmt.Errorf("fwupdate: resume: %w", err)
 	}
 	d.mu.Lock()

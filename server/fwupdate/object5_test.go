@@ -20,7 +20,7 @@ func TestParseObject5(t *testing.T) {
 		{Path: lwm2m.NewPath(5, 0, 8, 1), Value: lwm2m.Integer(3)},
 		{Path: lwm2m.NewPath(5, 0, 8, 2), Value: lwm2m.Integer(3)},
 		{Path: lwm2m.NewPath(5, 0, 9), Value: lwm2m.String("2")}, // a text-format answer
-		{Path: lwm2m.NewPath(3, 0, 3), Value: lwm2m.Integer(9)},   // not Object 5: ignored
+		{Path: lwm2m.NewPath(3, 0, 3), Value: lwm2m.Integer(9)},  // not Object 5: ignored
 	}
 	o := parseObject5(recs)
 	want := object5{State: 1, Result: 4, PackageURI: "coap://x/fw/t", PkgVersion: "1.2.3", Protocols: []int{0, 3}, DeliveryMethod: 2}

@@ -181,7 +181,7 @@ func (r *run) deliver(j *Job) time.Duration {
 		// Updating already (another server, or Execute from a previous life): follow it.
 		r.move(j, StateDownloaded, "device already updating", func(n *Job) { n.DeviceState, n.DeviceResult = o.State, o.Result })
 		return 0
-	case o.State == deviceIdle && o.Result >= 2:
+	case o.State == deviceIdle && o.Result >= 2 && r.sent:
 		return r.decide(j, o)
 	case o.State == deviceDownloading:
 		r.note(j, o)
@@ -190,7 +190,10 @@ func (r *run) deliver(j *Job) time.Duration {
 		}
 		return r.d.cfg.PollInterval
 	}
-	// Idle and nothing to report: the device has not started, or lost the transfer.
+	// Idle, and either nothing to report (the device has not started, or lost the transfer)
+	// or a failure this process did not cause: one left from the previous attempt, or one from
+	// before a restart. Sending again tells them apart — a pull of the same URI resumes, and a
+	// real failure is reported again, this time as ours.
 	if r.sent {
 		return r.d.cfg.PollInterval
 	}
@@ -202,6 +205,12 @@ func (r *run) deliver(j *Job) time.Duration {
 
 // startDelivery resets a busy device, chooses how to deliver, stores the choice, then sends.
 func (r *run) startDelivery(j *Job, o object5) time.Duration {
+	if d := r.ours(j, o); d != "" {
+		// Still fetching, or holding, this job's package from an earlier attempt: keep it.
+		r.sent = true
+		r.progress(j, func(n *Job) { n.Delivery, n.DeviceState, n.DeviceResult = d, o.State, o.Result })
+		return 0
+	}
 	switch o.State {
 	case deviceDownloading, deviceDownloaded:
 		if err := r.reset(r.ctx, j); err != nil {
@@ -232,6 +241,20 @@ func (r *run) startDelivery(j *Job, o object5) time.Duration {
 		return 0
 	}
 	return 0 // the next look sends it
+}
+
+// ours returns the pull delivery whose URI the device holds, when it is this job's (URIs are
+// stable per job) and the device is downloading or holds the package; "" otherwise.
+func (r *run) ours(j *Job, o object5) string {
+	if o.PackageURI == "" || (o.State != deviceDownloading && o.State != deviceDownloaded) {
+		return ""
+	}
+	for _, d := range r.d.cfg.Offered {
+		if uri, err := r.d.pkgs.URI(r.ctx, j, d, j.CreatedAt.Add(r.d.cfg.TokenTTL)); err == nil && uri == o.PackageURI {
+			return d
+		}
+	}
+	return ""
 }
 
 // send writes the Package URI or pushes the package: the transfer of this attempt.
@@ -277,7 +300,11 @@ func (r *run) push(j *Job) time.Duration {
 			r.progress(r.current(), func(n *Job) { n.BytesDelivered = sent })
 		}
 	}
-	err = r.d.dev.Push(r.ctx, j.Endpoint, pathPackage, contentOctets, body, j.ImageSize,
+	// The push may take as long as the step allows, and no longer: a device that stops
+	// answering mid-push must not hold the job past its timeout.
+	ctx, cancel := context.WithDeadline(r.ctx, j.StepAt[StateDelivering].Add(j.Policy.StepTimeout(StateDelivering, j.ImageSize)))
+	defer cancel()
+	err = r.d.dev.Push(ctx, j.Endpoint, pathPackage, contentOctets, body, j.ImageSize,
 		transport.UploadOptions{BlockSize: j.Policy.BlockSize, Progress: progress})
 	var de *dm.DeviceError
 	switch {
@@ -296,12 +323,10 @@ func (r *run) push(j *Job) time.Duration {
 	return time.Millisecond
 }
 
-// update executes Update on a downloaded device and waits for it to come back.
+// update executes Update on a downloaded device and waits for it to come back. What the device
+// reports decides, not a new registration alone: a device may register again for other
+// reasons (its socket died while lwota was down) before it ever executed the update.
 func (r *run) update(j *Job) time.Duration {
-	if reg, err := r.d.dev.Device(r.ctx, j.Endpoint); err == nil && reg.RegisteredAt.After(j.StepAt[StateUpdating]) {
-		r.move(j, StateVerifying, "device registered again", nil)
-		return 0
-	}
 	o, err := r.readObject5(j)
 	if err != nil {
 		if away(err) || transient(err) {
@@ -310,6 +335,10 @@ func (r *run) update(j *Job) time.Duration {
 		return r.deviceTrouble(j, err)
 	}
 	r.note(j, o)
+	again := false
+	if reg, err := r.d.dev.Device(r.ctx, j.Endpoint); err == nil {
+		again = reg.RegisteredAt.After(j.StepAt[StateUpdating])
+	}
 	switch {
 	case o.State == deviceDownloaded && o.Result <= 1 && !r.executed:
 		if _, err := r.d.dev.DoNow(r.ctx, j.Endpoint, dm.Request{Op: dm.OpExecute, Path: pathUpdate}); err != nil {
@@ -321,10 +350,13 @@ func (r *run) update(j *Job) time.Duration {
 	case o.Result >= 2:
 		return r.decide(j, o)
 	case o.State == deviceIdle && o.Result == 1:
-		// Updated without registering again (or the Register went unnoticed): verify now.
 		r.move(j, StateVerifying, "device reports success", nil)
 		return 0
-	case o.State == deviceIdle && o.Result == 0 && !r.executed:
+	case o.State == deviceIdle && again:
+		// Some devices reset the result on boot: verification compares the version.
+		r.move(j, StateVerifying, "device registered again", nil)
+		return 0
+	case o.State == deviceIdle && !r.executed:
 		r.settle(j, j.Policy.Decide(j, 4, false, r.d.now()), "the device lost the downloaded package")
 		return 0
 	}

@@ -67,6 +67,9 @@ type DeviceConfig struct {
 	QueueWindow time.Duration
 	// RequestTimeout bounds each uplink exchange; default 93 s (CoAP MAX_TRANSMIT_WAIT).
 	RequestTimeout time.Duration
+	// RegisterRetry is how long an unregistered device (its Register after a reboot failed)
+	// waits before it registers again, as real clients retry (Core §6.2.1.1); default 5 s.
+	RegisterRetry time.Duration
 	// NonConfirmableNotifications sends notifications as NON instead of CON.
 	NonConfirmableNotifications bool
 
@@ -144,6 +147,9 @@ func (c DeviceConfig) withDefaults() DeviceConfig {
 	}
 	if c.QueueWindow <= 0 {
 		c.QueueWindow = 93 * time.Second
+	}
+	if c.RegisterRetry <= 0 {
+		c.RegisterRetry = 5 * time.Second
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 93 * time.Second
@@ -517,11 +523,29 @@ func (d *Device) Reboot(ctx context.Context) error {
 		d.mu.Unlock()
 		return ErrClosed
 	}
-	old, stop := d.conn, d.stopConn
-	d.conn, d.stopConn, d.location = nil, nil, ""
+	d.location = ""
 	d.fwOnReboot()
 	d.dropObservations()
 	d.asleep = false
+	d.mu.Unlock()
+	d.stats.add(func(s *Stats) { s.Reboots++ })
+	if err := d.redial(); err != nil {
+		return fmt.Errorf("reboot %s: %w", d.cfg.Endpoint, err)
+	}
+	err := d.register(ctx)
+	d.loopOnce.Do(func() { go d.updateLoop() }) // it registers again if this Register failed
+	if err != nil {
+		d.reschedule() // the loop's next turn is a Register, RegisterRetry from now
+		return fmt.Errorf("reboot %s: %w", d.cfg.Endpoint, err)
+	}
+	return nil
+}
+
+// redial replaces the device's socket with a new one from another source port.
+func (d *Device) redial() error {
+	d.mu.Lock()
+	old, stop := d.conn, d.stopConn
+	d.conn, d.stopConn = nil, nil
 	d.mu.Unlock()
 	oldPort := 0
 	if old != nil {
@@ -529,15 +553,7 @@ func (d *Device) Reboot(ctx context.Context) error {
 		_ = old.Close()
 		stop()
 	}
-	d.stats.add(func(s *Stats) { s.Reboots++ })
-	if err := d.connect(oldPort); err != nil {
-		return fmt.Errorf("reboot %s: %w", d.cfg.Endpoint, err)
-	}
-	if err := d.register(ctx); err != nil {
-		return fmt.Errorf("reboot %s: %w", d.cfg.Endpoint, err)
-	}
-	d.loopOnce.Do(func() { go d.updateLoop() })
-	return nil
+	return d.connect(oldPort)
 }
 
 // Close stops the device without de-registering (power off). It is idempotent.
@@ -596,12 +612,22 @@ func (d *Device) updateLoop() {
 			return
 		case <-d.kick:
 		case <-t.C:
-			if d.Location() != "" {
-				if err := d.Update(d.ctx); err != nil && d.ctx.Err() == nil {
-					d.log.Warn("update", "err", err)
-					if err := d.register(d.ctx); err != nil && d.ctx.Err() == nil {
-						d.log.Warn("register", "err", err)
-					}
+			if d.Location() == "" {
+				// A socket that met a closed port is done for: register from a new one.
+				err := d.redial()
+				if err == nil {
+					err = d.register(d.ctx)
+				}
+				if err != nil && d.ctx.Err() == nil {
+					d.log.Info("register again", "err", err)
+				}
+			} else if err := d.Update(d.ctx); err != nil && d.ctx.Err() == nil {
+				d.log.Warn("update", "err", err)
+				if err := d.register(d.ctx); err != nil && d.ctx.Err() == nil {
+					d.log.Warn("register", "err", err)
+					d.mu.Lock()
+					d.location = "" // unregistered: the next turn registers from a new socket
+					d.mu.Unlock()
 				}
 			}
 		}
@@ -614,7 +640,11 @@ func (d *Device) updateLoop() {
 			default:
 			}
 		}
-		t.Reset(updateDelay(lt))
+		next := updateDelay(lt)
+		if d.Location() == "" {
+			next = d.cfg.RegisterRetry
+		}
+		t.Reset(next)
 	}
 }
 
