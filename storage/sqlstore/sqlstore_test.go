@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwota/lwota/server/apitoken"
+	"github.com/lwota/lwota/server/audit"
 	"github.com/lwota/lwota/server/credentials"
 	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/registration"
@@ -59,6 +61,12 @@ func TestContract(t *testing.T) {
 			})
 			t.Run("credentials", func(t *testing.T) {
 				storetest.RunCredentials(t, func(t *testing.T) credentials.Store { return open(t, b.dsn(t)) })
+			})
+			t.Run("tokens", func(t *testing.T) {
+				storetest.RunTokens(t, func(t *testing.T) apitoken.Store { return open(t, b.dsn(t)) })
+			})
+			t.Run("audit", func(t *testing.T) {
+				storetest.RunAudit(t, func(t *testing.T) audit.Store { return open(t, b.dsn(t)) })
 			})
 		})
 	}
