@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -96,7 +97,13 @@ type API struct {
 	images    Images // nil: no catalog, the image and key routes answer 404
 	maxUpload int64
 	creds     Credentials // nil: the credential routes answer 404
+	updates   Updates     // nil: the update routes answer 404
+	tokens    Tokens      // nil: every route answers 401 (WithAuth)
+	audit     AuditLog    // nil: nothing is recorded, GET /audit answers 404
 	echo      *echo.Echo
+
+	routesOnce sync.Once       // routes is built on first use, after every route is added
+	routes     map[string]bool // "METHOD /path" of every route echo serves
 }
 
 // New wires the API to the server core. A nil logger discards logs.
@@ -128,7 +135,9 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	e.HidePort = true
 	e.Logger.SetOutput(io.Discard) // errors are returned and logged once, by logRequests
 	e.HTTPErrorHandler = a.writeError
-	e.Use(requestID, a.logRequests, recoverPanics, a.limitBodies)
+	// recordAudit is outside logRequests so that it sees the status of error answers too;
+	// authenticate runs after routing (echo's Use), so it knows the route pattern.
+	e.Use(requestID, a.recordAudit, a.logRequests, recoverPanics, a.authenticate, a.limitBodies)
 
 	e.GET(Prefix+"/openapi.json", a.openAPI)
 	e.GET(Prefix+"/devices", a.listDevices)
@@ -142,6 +151,8 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	a.imageRoutes(e) // images.go: served once WithImages is called
 	a.keyRoutes(e)
 	a.credentialRoutes(e) // credentials.go: served once WithCredentials is called
+	a.updateRoutes(e)     // updates.go: served once WithUpdates is called
+	a.tokenRoutes(e)      // tokens.go: tokens and the audit log (WithAuth)
 	a.echo = e
 	return a
 }

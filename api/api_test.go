@@ -217,6 +217,7 @@ type testEnv struct {
 	obs  *fakeObservations
 	sub  *fakeSubscriber
 	logs *bytes.Buffer
+	auth *testAuth // tokens of every role; env.h sends the admin's unless the request has an Authorization header
 }
 
 func newTestEnv(t *testing.T, cfg Config) *testEnv {
@@ -233,7 +234,9 @@ func newTestEnv(t *testing.T, cfg Config) *testEnv {
 	}
 	logger := slog.New(slog.NewJSONHandler(&lockedWriter{w: env.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	env.api = New(cfg, env.devs, env.op, env.obs, testTypes, env.sub, logger)
-	env.h = env.api.Handler()
+	env.auth = newTestAuth(t)
+	env.api.WithAuth(env.auth.tokens, env.auth.log)
+	env.h = env.auth.asAdmin(env.api.Handler())
 	return env
 }
 

@@ -17,7 +17,7 @@ import (
 // Error codes of the body {"error":{"code":...,"message":...}}. They are part of the API contract:
 // clients branch on them, so never rename one. README.md and openapi.json list them.
 const (
-	codeNotFound             = "not_found"              // 404: unknown device, request, image, key, route or action
+	codeNotFound             = "not_found"              // 404: unknown device, request, image, key, update, route or action
 	codeMethodNotAllowed     = "method_not_allowed"     // 405: the route exists, the method does not
 	codeInvalidRequest       = "invalid_request"        // 400: the server core rejected the request (dm.ErrInvalid)
 	codeInvalidQuery         = "invalid_query"          // 400: bad query parameter or cursor
@@ -40,12 +40,18 @@ const (
 	codeInvalidKey           = "invalid_key"            // 400: no name, or a public key lwota cannot use
 	codeImageInUse           = "image_in_use"           // 409: a device update or a campaign uses the image
 	codeIdentityTaken        = "identity_taken"         // 409: the PSK identity belongs to another device
+	codeActiveJob            = "active_job"             // 409: the device already has a firmware update in progress
+	codeJobEnded             = "job_ended"              // 409: cancelling a firmware update that already ended
 	codeImageTooLarge        = "image_too_large"        // 413: an image over the configured maximum
 	codeRangeNotSatisfiable  = "range_not_satisfiable"  // 416: the Range starts beyond the image's end
 	codeBadSignature         = "bad_signature"          // 422: no trusted, unrevoked key verifies the signature
 	codeHashMismatch         = "hash_mismatch"          // 422: the image's SHA-256 is not the one the client sent
+	codeImageNotFound        = "image_not_found"        // 422: a firmware update names an image that does not exist
 	codeStorageUnavailable   = "storage_unavailable"    // 503: the blob store failed; try again
 	codeCanceled             = "canceled"               // 499: the client went away (never seen by that client)
+	codeUnauthorized         = "unauthorized"           // 401: no bearer token, or an unknown or revoked one
+	codeForbidden            = "forbidden"              // 403: the token's role may not call this route
+	codeInvalidToken         = "invalid_token"          // 400: a token needs a name and one of the roles
 )
 
 // statusClientClosed is nginx's code for a request whose client left; logs only.
@@ -178,6 +184,7 @@ func (a *API) writeError(err error, c echo.Context) {
 		return
 	}
 	ae := mapError("request", err)
+	c.Set(errorCodeKey, ae.Code) // for the audit entry
 	if ae.Allow != "" {
 		c.Response().Header().Set(echo.HeaderAllow, ae.Allow)
 	}

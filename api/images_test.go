@@ -24,6 +24,7 @@ import (
 
 	"github.com/lwota/lwota/firmware"
 	"github.com/lwota/lwota/firmware/signing"
+	"github.com/lwota/lwota/server/apitoken"
 )
 
 // fakeImages stands in for firmware.Catalog: it records what the API hands it and reads upload bodies
@@ -268,7 +269,7 @@ func TestImageUploadMultipart(t *testing.T) {
 		Name: "app", Version: "1.4.2",
 		Target:       firmware.Selector{Manufacturer: "ACME", Model: "X1", DeviceType: "meter", Labels: map[string]string{"region": "eu"}},
 		ReleaseNotes: "fixes", Labels: map[string]string{"channel": "beta"}, Signature: sig, KeyID: "key-1",
-		Size: int64(len(file)), SHA256: hexSHA(file), Uploader: "ci@example.com",
+		Size: int64(len(file)), SHA256: hexSHA(file), Uploader: "token:admin", // the token's name: the header is not a proof
 	}
 	if !reflect.DeepEqual(up.req, want) {
 		t.Fatalf("upload request\n got %+v\nwant %+v", up.req, want)
@@ -377,7 +378,7 @@ func TestImageUploadRaw(t *testing.T) {
 		Name: "app main", Version: "1.4.2+build.7",
 		Target:       firmware.Selector{Manufacturer: "ACME", Model: "X1", DeviceType: "meter", Labels: map[string]string{"region": "eu"}},
 		ReleaseNotes: "Fixes\n- crash — 100%", Labels: map[string]string{"channel": "beta", "team": "fw,core"},
-		Signature: sig, KeyID: "key-1", Size: int64(len(file)), SHA256: hexSHA(file), Uploader: "ci",
+		Signature: sig, KeyID: "key-1", Size: int64(len(file)), SHA256: hexSHA(file), Uploader: "token:admin",
 	}
 	if !reflect.DeepEqual(up.req, want) {
 		t.Fatalf("upload request\n got %+v\nwant %+v", up.req, want)
@@ -596,19 +597,21 @@ func TestImageUploadUnsignedHint(t *testing.T) {
 	}
 }
 
-// TestImageUploaderFromContext: an identity set by a middleware wins over the header.
+// TestImageUploaderFromContext: the authenticated token is the uploader, whatever the header or an
+// outer context say.
 func TestImageUploaderFromContext(t *testing.T) {
 	env, f := newImageEnv(t, 0)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		env.h.ServeHTTP(w, r.WithContext(WithUploader(r.Context(), "token:release-bot")))
+		env.h.ServeHTTP(w, r.WithContext(WithUploader(r.Context(), "token:someone-else")))
 	})
 	req := httptest.NewRequest(http.MethodPost, "/api/v1/images", strings.NewReader("x"))
 	req.Header.Set("Content-Type", "application/octet-stream")
 	req.Header.Set(HeaderUploader, "someone else")
+	req.Header.Set("Authorization", bearer(env.auth.secrets[apitoken.RoleCI]))
 	if r := serve(h, req); r.status != 201 {
 		t.Fatalf("status %d: %s", r.status, r.body)
 	}
-	if got := f.onlyUpload(t).req.Uploader; got != "token:release-bot" {
+	if got := f.onlyUpload(t).req.Uploader; got != "token:ci" {
 		t.Fatalf("uploader %q", got)
 	}
 }

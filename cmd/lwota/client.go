@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/lwota/lwota/api"
@@ -221,6 +222,63 @@ func (c *client) revokeKey(ctx context.Context, id string) ([]byte, error) {
 	req, err := c.newRequest(ctx, http.MethodDelete, "/signing-keys/"+url.PathEscape(id), nil)
 	if err != nil {
 		return nil, err
+	}
+	return c.do(req, http.StatusOK)
+}
+
+// updatesPath is the update routes of one device.
+func updatesPath(endpoint string) string { return "/devices/" + url.PathEscape(endpoint) + "/updates" }
+
+// startUpdate asks for a firmware update of endpoint; body is the request's JSON. The answer is the job.
+func (c *client) startUpdate(ctx context.Context, endpoint string, body any) ([]byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	req, err := c.newRequest(ctx, http.MethodPost, updatesPath(endpoint), bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return c.do(req, http.StatusAccepted)
+}
+
+// updates returns the newest limit jobs of endpoint, newest first, each as the server wrote it.
+func (c *client) updates(ctx context.Context, endpoint string, limit int) ([]json.RawMessage, error) {
+	body, err := c.get(ctx, updatesPath(endpoint)+"?limit="+strconv.Itoa(limit))
+	if err != nil {
+		return nil, err
+	}
+	var l struct {
+		Updates []json.RawMessage `json:"updates"`
+	}
+	if err := json.Unmarshal(body, &l); err != nil {
+		return nil, fmt.Errorf("update list answer: %w", err)
+	}
+	return l.Updates, nil
+}
+
+// update returns one job of endpoint with its history.
+func (c *client) update(ctx context.Context, endpoint, id string) ([]byte, error) {
+	return c.get(ctx, updatesPath(endpoint)+"/"+url.PathEscape(id))
+}
+
+// cancelUpdate cancels a job of endpoint; reason may be empty.
+func (c *client) cancelUpdate(ctx context.Context, endpoint, id, reason string) ([]byte, error) {
+	var body io.Reader
+	if reason != "" {
+		b, err := json.Marshal(map[string]string{"reason": reason})
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := c.newRequest(ctx, http.MethodPost, updatesPath(endpoint)+"/"+url.PathEscape(id)+"/cancel", body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	return c.do(req, http.StatusOK)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/lwota/lwota/api"
 	"github.com/lwota/lwota/firmware"
 	"github.com/lwota/lwota/firmware/signing"
+	"github.com/lwota/lwota/server/apitoken"
 )
 
 // cliCatalog is a fake firmware catalog behind the real API handler: the CLI tests check what the
@@ -136,12 +137,14 @@ type apiServer struct {
 func newAPIServer(t *testing.T, cfg api.Config, maxUpload int64) *apiServer {
 	t.Helper()
 	s := &apiServer{cat: &cliCatalog{}}
-	h := api.New(cfg, nil, nil, nil, nil, nil, nil).WithImages(s.cat, maxUpload).Handler()
+	h := api.New(cfg, nil, nil, nil, nil, nil, nil).WithImages(s.cat, maxUpload).WithAuth(anyToken{}, nil).Handler()
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.headers = append(s.headers, r.Header.Clone())
 		s.lengths = append(s.lengths, r.ContentLength)
 		s.mu.Unlock()
+		// The client's own token was recorded above; authentication is not what these tests check.
+		r.Header.Set("Authorization", "Bearer any")
 		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(s.Close)
@@ -209,6 +212,7 @@ func TestImagePush(t *testing.T) {
 		Target:       firmware.Selector{Manufacturer: "ACME", Model: "X1", Labels: map[string]string{"region": "eu west"}},
 		ReleaseNotes: "Fixes:\n- crash at 100% — finally", Labels: map[string]string{"channel": "beta", "team": "fw,core"},
 		Signature: sig, KeyID: "key-1", Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:]),
+		Uploader: "token:test", // anyToken's name
 	}
 	if !reflect.DeepEqual(up.req, want) {
 		t.Fatalf("upload request\n got %+v\nwant %+v", up.req, want)
@@ -410,4 +414,22 @@ func TestPushProgress(t *testing.T) {
 	if _, _, err := runCLI(t, nil, "image", "push", "--file", fw, "--version", "1", "--model", "X", "--progress", "sometimes"); err == nil {
 		t.Fatalf("--progress sometimes accepted")
 	}
+}
+
+// anyToken authenticates every secret as an admin token: for the CLI tests, whose subject is the
+// client, not authentication (TestTokensEndToEnd covers that against a real server).
+type anyToken struct{}
+
+func (anyToken) Authenticate(context.Context, string) (*apitoken.Token, error) {
+	return &apitoken.Token{ID: "t1", Name: "test", Role: apitoken.RoleAdmin}, nil
+}
+
+func (anyToken) Create(context.Context, string, apitoken.Role, string) (*apitoken.Token, string, error) {
+	return nil, "", errors.New("not in this test")
+}
+
+func (anyToken) List(context.Context) ([]*apitoken.Token, error) { return nil, nil }
+
+func (anyToken) Revoke(context.Context, string) (*apitoken.Token, error) {
+	return nil, apitoken.ErrNotFound
 }

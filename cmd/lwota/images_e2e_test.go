@@ -70,6 +70,12 @@ func fileSHA(t *testing.T, path string) string {
 // cli runs an lwota subcommand in-process and returns stdout, stderr and its error.
 func cli(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
+	if len(args) >= 2 && !slices.Contains(args, "--token") {
+		switch args[0] {
+		case "image", "key", "token", "update": // API clients: as the test services' admin
+			args = append(append(slices.Clone(args[:2]), "--token", testAdminToken), args[2:]...)
+		}
+	}
 	var out, errb bytes.Buffer
 	err := run(context.Background(), args, &out, &errb)
 	return out.String(), errb.String(), err
@@ -150,6 +156,7 @@ func rawUpload(t *testing.T, ts *testService, headers map[string]string, body io
 	}
 	req.ContentLength = contentLength
 	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
@@ -299,7 +306,7 @@ func TestImageUploadsToS3(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(conn, "POST /api/v1/images HTTP/1.1\r\nHost: lwota\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n"+
+		fmt.Fprintf(conn, "POST /api/v1/images HTTP/1.1\r\nHost: lwota\r\nAuthorization: Bearer "+testAdminToken+"\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n"+
 			"X-Lwota-Name: fw\r\nX-Lwota-Version: 3.0.0\r\nX-Lwota-Model: X\r\nX-Lwota-Signature: %s\r\n\r\n", 6<<20, b64(sig))
 		chunk := make([]byte, 3<<20)
 		_, _ = conn.Write(chunk)

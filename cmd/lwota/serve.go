@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,9 +24,12 @@ import (
 
 	"github.com/lwota/lwota/api"
 	"github.com/lwota/lwota/firmware"
+	"github.com/lwota/lwota/firmware/delivery"
+	"github.com/lwota/lwota/firmware/transfer"
 	"github.com/lwota/lwota/server"
 	"github.com/lwota/lwota/server/credentials"
 	"github.com/lwota/lwota/server/events"
+	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/storage/blobstore"
 	"github.com/lwota/lwota/storage/sqlstore"
@@ -52,6 +56,18 @@ type serveConfig struct {
 	MaxImageSize  int64
 	AllowUnsigned bool
 	PublicURL     string
+
+	// AdminToken is the secret of an admin API token to create (or keep) at start-up; empty: an
+	// admin token is made and printed once when the database has no token at all.
+	AdminToken           string
+	MetricsTokenRequired bool
+
+	// Firmware updates.
+	CoAPURL      string // base of coap:// Package URIs; empty: PublicURL's host and the CoAP port
+	CoAPSURL     string // base of coaps:// Package URIs; empty: PublicURL's host and the CoAPS port
+	HTTPPull     bool   // offer HTTP(S) pulls (PublicURL's scheme) to devices that support them
+	UpdatePoll   time.Duration
+	UpdateConfig fwupdate.Config
 }
 
 func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string) (serveConfig, error) {
@@ -77,7 +93,14 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.BoolVar(&c.S3.CreateBucket, "s3-create-bucket", true, "create the bucket when it is missing")
 	fs.Int64Var(&c.MaxImageSize, "max-image-size", firmware.DefaultMaxImageSize, "largest firmware image accepted, in bytes")
 	fs.BoolVar(&c.AllowUnsigned, "allow-unsigned", false, "accept images without a signature, marked unsigned: development only")
+	fs.StringVar(&c.CoAPURL, "coap-url", "", "base of coap:// firmware download URIs devices are given (default: coap://PUBLIC_URL_HOST:COAP_PORT)")
+	fs.StringVar(&c.CoAPSURL, "coaps-url", "", "base of coaps:// firmware download URIs for DTLS devices (default: coaps://PUBLIC_URL_HOST:COAPS_PORT)")
+	fs.BoolVar(&c.HTTPPull, "http-pull", false, "let devices that support HTTP(S) download firmware from PUBLIC_URL/fw/..., redirected to the image store")
+	fs.DurationVar(&c.Core.Transport.ACKTimeout, "coap-ack-timeout", c.Core.Transport.ACKTimeout, "first retransmission timeout of lwota's confirmable CoAP messages (RFC 7252 ACK_TIMEOUT); lower it only for links known to be fast")
+	fs.DurationVar(&c.UpdatePoll, "update-poll", 30*time.Second, "how often an update step reads the device's firmware state when no notification came")
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL devices and tools reach the HTTP listener at, for signed image URLs (default: http://HTTP_ADDR)")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "secret of an admin API token (32+ characters), created at start-up unless it exists (default: print a new one on first start)")
+	fs.BoolVar(&c.MetricsTokenRequired, "metrics-token-required", false, "/metrics asks for an API token too (any role)")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
 	}
@@ -100,6 +123,13 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 		if strings.HasPrefix(c.HTTPAddr, ":") {
 			c.PublicURL = "http://127.0.0.1" + c.HTTPAddr
 		}
+	}
+	c.UpdateConfig = fwupdate.DefaultConfig()
+	c.UpdateConfig.PollInterval = c.UpdatePoll
+	c.UpdateConfig.AwakeWindow = c.AwakeWindow
+	if c.HTTPPull {
+		scheme, _, _ := strings.Cut(c.PublicURL, "://")
+		c.UpdateConfig.Offered = append([]string{scheme}, c.UpdateConfig.Offered...)
 	}
 	return c, nil
 }
@@ -129,7 +159,25 @@ type service struct {
 	http    *http.Server
 	httpLn  net.Listener
 	metrics *prometheus.Registry
+	updates *fwupdate.Driver
 	ready   chan struct{}
+}
+
+// deliveryBases are the URIs devices download firmware from: the configured ones, else the
+// public URL's host with the ports lwota listens on.
+func (s *service) deliveryBases() delivery.Config {
+	host := "127.0.0.1"
+	if u, err := url.Parse(s.cfg.PublicURL); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	c := delivery.Config{CoAPURL: s.cfg.CoAPURL, CoAPSURL: s.cfg.CoAPSURL, HTTPURL: strings.TrimSuffix(s.cfg.PublicURL, "/")}
+	if a, ok := s.core.Addr().(*net.UDPAddr); ok && c.CoAPURL == "" {
+		c.CoAPURL = "coap://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
+	}
+	if a, ok := s.core.CoAPSAddr().(*net.UDPAddr); ok && c.CoAPSURL == "" {
+		c.CoAPSURL = "coaps://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
+	}
+	return c
 }
 
 func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*service, error) {
@@ -173,21 +221,45 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		store.Close()
 		return nil, err
 	}
-	catalog := firmware.NewCatalog(store, blobs, nil, firmware.Config{MaxImageSize: cfg.MaxImageSize, AllowUnsigned: cfg.AllowUnsigned},
+	catalog := firmware.NewCatalog(store, blobs, store, firmware.Config{MaxImageSize: cfg.MaxImageSize, AllowUnsigned: cfg.AllowUnsigned},
 		logger.With("component", "firmware"), reg, nil)
 	if cfg.AllowUnsigned {
 		logger.Warn("unsigned images are accepted (--allow-unsigned): for development only")
 	}
 
+	tokenKey, err := urlSecret(filepath.Join(cfg.DataDir, "download-token.key"))
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	tokens := transfer.NewTokens(tokenKey, nil)
+	grants := delivery.NewGrants(store, core, catalog)
+	xfer := transfer.New(transfer.DefaultConfig(), tokens, grants, blobs, logger.With("component", "transfer"), reg)
+	core.Handle(transfer.PathPrefix, xfer)
+	s := &service{cfg: cfg, log: logger, store: store, core: core, metrics: reg, ready: make(chan struct{})}
+	pkgs := delivery.NewPackages(s.deliveryBases, catalog, xfer)
+	s.updates = fwupdate.New(cfg.UpdateConfig, core, store, pkgs, logger.With("component", "fwupdate"), reg, nil)
+
+	apiTokens, auditLog, err := setupAuth(ctx, cfg, store, logger.With("component", "auth"))
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	a := api.New(api.DefaultConfig(), core, core, core, model, core, logger.With("component", "api")).
 		WithImages(catalog, cfg.MaxImageSize).
-		WithCredentials(creds)
-	s := &service{cfg: cfg, log: logger, store: store, core: core, metrics: reg, ready: make(chan struct{})}
+		WithCredentials(creds).
+		WithUpdates(s.updates).
+		WithAuth(apiTokens, auditLog)
 	mux := http.NewServeMux()
+	mux.Handle(transfer.PathPrefix, delivery.NewHTTPHandler(tokens, grants, 0, logger.With("component", "http-pull")))
 	if blobHandler != nil {
 		mux.Handle("/blobs/", blobHandler)
 	}
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	var metrics http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	if cfg.MetricsTokenRequired {
+		metrics = requireToken(apiTokens, metrics)
+	}
+	mux.Handle("/metrics", metrics)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
@@ -226,7 +298,7 @@ func (s *service) Run(ctx context.Context) error {
 	defer cancel()
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -242,6 +314,14 @@ func (s *service) Run(ctx context.Context) error {
 	}()
 	select {
 	case <-s.core.Ready():
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.updates.Run(ctx); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
 		coaps := "off"
 		if a := s.core.CoAPSAddr(); a != nil {
 			coaps = a.String()

@@ -28,10 +28,13 @@ type testService struct {
 	logBuf *bytes.Buffer
 }
 
+// testAdminToken is the --admin-token of every test service; apiCall, sseEvents and cli send it.
+const testAdminToken = "lwota_test-admin-token-0123456789abcdefghij"
+
 // startService runs lwota on dataDir (and dsn when not empty) until the test ends or stop is called.
 func startService(t *testing.T, dataDir, dsn string, extra ...string) *testService {
 	t.Helper()
-	args := append([]string{"--coap-addr", "127.0.0.1:0", "--coaps-addr", "127.0.0.1:0", "--allow-nosec", "--http-addr", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
+	args := append([]string{"--admin-token", testAdminToken, "--coap-addr", "127.0.0.1:0", "--coaps-addr", "127.0.0.1:0", "--allow-nosec", "--http-addr", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
 	if dsn != "" {
 		args = append(args, "--database", dsn)
 	}
@@ -100,6 +103,7 @@ func (ts *testService) apiCall(t *testing.T, method, path string, body any, out 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
@@ -134,6 +138,7 @@ func (ts *testService) sseEvents(t *testing.T, ctx context.Context, query string
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
