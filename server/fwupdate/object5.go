@@ -16,9 +16,6 @@ var (
 	pathUpdate      = lwm2m.NewPath(5, 0, 2)
 	pathState       = lwm2m.NewPath(5, 0, 3)
 	pathResult      = lwm2m.NewPath(5, 0, 5)
-	pathPkgVersion  = lwm2m.NewPath(5, 0, 7)
-	pathProtocols   = lwm2m.NewPath(5, 0, 8)
-	pathDelivery    = lwm2m.NewPath(5, 0, 9)
 	pathCancel      = lwm2m.NewPath(5, 0, 10)
 	pathFirmwareVer = lwm2m.NewPath(3, 0, 3)
 	contentOctets   = lwm2m.ContentFormat(42) // application/octet-stream, for a push
