@@ -198,7 +198,11 @@ func (d *Driver) dispatch(e events.Event) {
 	d.mu.Lock()
 	r := d.byEndpoint[e.Endpoint]
 	d.mu.Unlock()
-	if r != nil {
+	switch {
+	case r == nil:
+	case e.Type == events.TypeRegistered:
+		r.interrupt()
+	default:
 		r.wake()
 	}
 }

@@ -19,15 +19,19 @@ import (
 // the poll interval. Every step starts from what is stored and what the device reports, so the
 // same code resumes a job after a restart.
 type run struct {
-	d         *Driver
-	parent    context.Context // Run's: outlives a cancelled job, for the clean-up
+	d      *Driver
+	parent context.Context // Run's: outlives a cancelled job, for the clean-up
+	life   context.Context // the job's: ends with Cancel or shutdown; stores use it
+	cancel context.CancelFunc
+	// ctx is the current step's, a child of life: a new registration of the device ends it, so
+	// a request still waiting on the device's old address gives way at once. Loop goroutine only.
 	ctx       context.Context
-	cancel    context.CancelFunc
 	wakeC     chan struct{}
 	cancelled atomic.Bool // by Cancel, with a transfer to undo on the device
 
-	mu  sync.Mutex
-	job *Job // the stored job; replaced, never changed in place, under mu
+	mu         sync.Mutex
+	job        *Job               // the stored job; replaced, never changed in place, under mu
+	stepCancel context.CancelFunc // ends the current step's ctx, under mu
 
 	// Known only to this process, so that a restart repeats at most one harmless step.
 	sent     bool      // the Package URI was written, or the push ran, in this attempt
@@ -38,8 +42,19 @@ type run struct {
 }
 
 func newRun(d *Driver, j *Job) *run {
-	ctx, cancel := context.WithCancel(d.ctx)
-	return &run{d: d, parent: d.ctx, ctx: ctx, cancel: cancel, wakeC: make(chan struct{}, 1), job: j}
+	life, cancel := context.WithCancel(d.ctx)
+	return &run{d: d, parent: d.ctx, life: life, ctx: life, cancel: cancel, wakeC: make(chan struct{}, 1), job: j}
+}
+
+// interrupt ends the current step's requests and makes the loop look again: the device
+// registered anew, so whatever was sent to its old address will not be answered.
+func (r *run) interrupt() {
+	r.mu.Lock()
+	if r.stepCancel != nil {
+		r.stepCancel()
+	}
+	r.mu.Unlock()
+	r.wake()
 }
 
 // wake makes the loop look again now.
@@ -58,18 +73,27 @@ func (r *run) current() *Job {
 
 func (r *run) loop() {
 	defer r.finish()
-	for r.ctx.Err() == nil {
+	for r.life.Err() == nil {
 		j := r.current()
 		if !j.Active() {
 			return
 		}
+		ctx, cancel := context.WithCancel(r.life)
+		r.mu.Lock()
+		r.stepCancel = cancel
+		r.mu.Unlock()
+		r.ctx = ctx
 		wait := r.step(j)
+		r.mu.Lock()
+		r.stepCancel = nil
+		r.mu.Unlock()
+		cancel()
 		if wait <= 0 {
 			continue
 		}
 		t := time.NewTimer(wait)
 		select {
-		case <-r.ctx.Done():
+		case <-r.life.Done():
 		case <-r.wakeC:
 		case <-t.C:
 		}
@@ -538,7 +562,7 @@ func (r *run) progress(j *Job, change func(*Job)) bool {
 	n := r.job.Clone()
 	change(n)
 	n.UpdatedAt = r.d.now()
-	if err := r.d.store.SaveProgress(r.ctx, n); err != nil {
+	if err := r.d.store.SaveProgress(r.life, n); err != nil {
 		r.d.log.Warn("store job progress", "job", n.ID, "err", err)
 		return false
 	}
@@ -596,8 +620,8 @@ func (r *run) commit(j *Job, build func(n *Job) (Transition, error)) bool {
 		r.d.log.Error("job transition refused", "job", n.ID, "err", err)
 		return false
 	}
-	if err := r.d.store.SaveTransition(r.ctx, n, tr); err != nil {
-		if r.ctx.Err() == nil {
+	if err := r.d.store.SaveTransition(r.life, n, tr); err != nil {
+		if r.life.Err() == nil {
 			r.d.log.Warn("store job transition", "job", n.ID, "to", tr.To, "err", err)
 		}
 		return false
