@@ -14,14 +14,20 @@ import (
 
 // Credentials are the devices' DTLS credentials (credentials.Manager implements it).
 type Credentials interface {
+	// Put sets (or rotates: replaces) endpoint's PSK credential.
 	Put(ctx context.Context, endpoint, identity string, key []byte) error
+	// Delete revokes endpoint's credential: its next handshake fails.
 	Delete(ctx context.Context, endpoint string) error
+	// Import stores entries all together, or refuses them all with a *credentials.ImportError.
+	Import(ctx context.Context, entries []credentials.ImportEntry) (*credentials.ImportResult, error)
+	// Check reports what Import would refuse, storing nothing.
+	Check(ctx context.Context, entries []credentials.ImportEntry) ([]credentials.LineError, error)
 }
 
 const credentialsPath = Prefix + "/devices/:endpoint/credentials"
 
-// WithCredentials serves PUT and DELETE /devices/{endpoint}/credentials over c. Without it these
-// routes answer 404.
+// WithCredentials serves PUT and DELETE /devices/{endpoint}/credentials and POST
+// /credentials/import over c. Without it these routes answer 404.
 func (a *API) WithCredentials(c Credentials) *API {
 	a.creds = c
 	return a
@@ -30,6 +36,7 @@ func (a *API) WithCredentials(c Credentials) *API {
 func (a *API) credentialRoutes(e *echo.Echo) {
 	e.PUT(credentialsPath, a.putCredentials)
 	e.DELETE(credentialsPath, a.deleteCredentials)
+	e.POST(credentialsImportPath, a.importCredentials) // credentials_import.go
 }
 
 // credentialsBody is the body of PUT /devices/{endpoint}/credentials.

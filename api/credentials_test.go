@@ -41,6 +41,52 @@ func (f *fakeCredentials) Delete(_ context.Context, endpoint string) error {
 	return nil
 }
 
+// Check applies the Manager's import rules that the API tests need: duplicates in the import and
+// identities of devices outside it.
+func (f *fakeCredentials) Check(_ context.Context, entries []credentials.ImportEntry) ([]credentials.LineError, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var problems []credentials.LineError
+	eps, ids := map[string]int{}, map[string]int{}
+	for i, e := range entries {
+		bad := func(msg string) {
+			problems = append(problems, credentials.LineError{Line: e.Line, Index: i, Endpoint: e.Endpoint, Message: msg})
+		}
+		if l, dup := eps[e.Endpoint]; dup {
+			bad(fmt.Sprintf("endpoint %q is also on line %d", e.Endpoint, l))
+		}
+		if l, dup := ids[e.Identity]; dup {
+			bad(fmt.Sprintf("identity %q is also on line %d", e.Identity, l))
+		}
+		eps[e.Endpoint], ids[e.Identity] = e.Line, e.Line
+		for ep, c := range f.byEP {
+			if c.Identity == e.Identity && ep != e.Endpoint {
+				bad(fmt.Sprintf("identity %q belongs to endpoint %q", e.Identity, ep))
+			}
+		}
+	}
+	return problems, nil
+}
+
+func (f *fakeCredentials) Import(ctx context.Context, entries []credentials.ImportEntry) (*credentials.ImportResult, error) {
+	problems, _ := f.Check(ctx, entries)
+	if len(problems) > 0 {
+		return nil, &credentials.ImportError{Lines: problems}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	res := &credentials.ImportResult{}
+	for _, e := range entries {
+		if _, ok := f.byEP[e.Endpoint]; ok {
+			res.Replaced++
+		} else {
+			res.Created++
+		}
+		f.byEP[e.Endpoint] = credentials.Credential{Endpoint: e.Endpoint, Identity: e.Identity, Key: e.Key}
+	}
+	return res, nil
+}
+
 func TestCredentials(t *testing.T) {
 	env := newTestEnv(t, Config{})
 	creds := &fakeCredentials{byEP: map[string]credentials.Credential{}}

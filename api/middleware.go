@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // HeaderRequestID carries the request id: taken from the client when it sent a sane one, made up otherwise,
@@ -116,5 +117,42 @@ func (a *API) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 			r.Body = http.MaxBytesReader(c.Response().Writer, r.Body, a.cfg.MaxBodyBytes)
 		}
 		return next(c)
+	}
+}
+
+// The limits on what API clients send, by their name in the limit label of
+// lwota_api_limit_exceeded_total, and the error code of the answer that refuses them.
+var limitCodes = map[string]string{
+	codeBodyTooLarge:  "json_body",   // Config.MaxBodyBytes: 413 body_too_large
+	codeImageTooLarge: "upload_size", // the image size limit (WithImages): 413 image_too_large
+}
+
+// WithMetrics counts requests refused by a limit in lwota_api_limit_exceeded_total{limit},
+// registered with reg.
+func (a *API) WithMetrics(reg prometheus.Registerer) *API {
+	a.limits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lwota_api_limit_exceeded_total",
+		Help: "API requests refused because they went past a limit, by limit.",
+	}, []string{"limit"})
+	for _, l := range limitCodes {
+		a.limits.WithLabelValues(l) // every series exists from the start, at 0
+	}
+	if reg != nil {
+		reg.MustRegister(a.limits)
+	}
+	return a
+}
+
+// countLimits counts the requests whose error answer is a limit's. It sits inside logRequests,
+// which writes the answer, so it sees the handler's error as the writer will map it.
+func (a *API) countLimits(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		if err != nil && a.limits != nil {
+			if l, ok := limitCodes[mapError("request", err).Code]; ok {
+				a.limits.WithLabelValues(l).Inc()
+			}
+		}
+		return err
 	}
 }

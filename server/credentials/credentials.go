@@ -10,8 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/lwota/lwota/server/transport"
 )
 
 // Errors of the store and the Manager.
@@ -61,6 +64,20 @@ type Store interface {
 	CredentialByIdentity(ctx context.Context, identity string) (*Sealed, error)
 	CredentialByEndpoint(ctx context.Context, endpoint string) (*Sealed, error)
 	DeleteCredential(ctx context.Context, endpoint string) error
+	// CredentialRefs returns the stored credentials (without their keys) whose endpoint is one of
+	// endpoints or whose identity is one of identities.
+	CredentialRefs(ctx context.Context, endpoints, identities []string) ([]Ref, error)
+	// SaveCredentials stores cs in one transaction, replacing the credentials of their endpoints
+	// (identities may move between them): all are saved or none. An identity held by an endpoint
+	// outside cs fails with an error matching ErrIdentityTaken.
+	SaveCredentials(ctx context.Context, cs []*Sealed) error
+}
+
+// Ref is a stored credential without its key.
+type Ref struct {
+	Endpoint  string
+	Identity  string
+	CreatedAt time.Time
 }
 
 // Manager seals, stores and looks up credentials. It implements transport.PSKStore.
@@ -104,16 +121,27 @@ func additionalData(endpoint, identity string) []byte {
 	return b.Bytes()
 }
 
-// Put stores the PSK credential of endpoint, replacing the one it had. An identity another
-// endpoint holds fails with ErrIdentityTaken.
-func (m *Manager) Put(ctx context.Context, endpoint, identity string, key []byte) error {
+// validate checks one credential's fields against the limits (ErrInvalid).
+func validate(endpoint, identity string, key []byte) error {
 	switch {
 	case endpoint == "" || len(endpoint) > MaxEndpointLen || !utf8.ValidString(endpoint):
 		return fmt.Errorf("%w: endpoint must be 1 to %d bytes of UTF-8", ErrInvalid, MaxEndpointLen)
 	case identity == "" || len(identity) > MaxIdentityLen || !utf8.ValidString(identity):
 		return fmt.Errorf("%w: identity must be 1 to %d bytes of UTF-8", ErrInvalid, MaxIdentityLen)
+	case strings.HasPrefix(identity, transport.X509IdentityPrefix):
+		// The transport names certificate sessions so; a PSK identity must never read as one.
+		return fmt.Errorf("%w: identity may not start with %q", ErrInvalid, transport.X509IdentityPrefix)
 	case len(key) == 0 || len(key) > MaxKeyLen:
 		return fmt.Errorf("%w: key must be 1 to %d bytes", ErrInvalid, MaxKeyLen)
+	}
+	return nil
+}
+
+// Put stores the PSK credential of endpoint, replacing the one it had. An identity another
+// endpoint holds fails with ErrIdentityTaken.
+func (m *Manager) Put(ctx context.Context, endpoint, identity string, key []byte) error {
+	if err := validate(endpoint, identity, key); err != nil {
+		return err
 	}
 	if other, err := m.store.CredentialByIdentity(ctx, identity); err == nil && other.Endpoint != endpoint {
 		return fmt.Errorf("%w: %q", ErrIdentityTaken, identity)
@@ -127,23 +155,31 @@ func (m *Manager) Put(ctx context.Context, endpoint, identity string, key []byte
 	} else if !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("credentials: put %s: %w", endpoint, err)
 	}
-	nonce := make([]byte, m.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return fmt.Errorf("credentials: nonce: %w", err)
-	}
-	s := &Sealed{
-		Endpoint:  endpoint,
-		Identity:  identity,
-		Nonce:     nonce,
-		SealedKey: m.aead.Seal(nil, nonce, key, additionalData(endpoint, identity)),
-		CreatedAt: created,
-		UpdatedAt: now,
+	s, err := m.seal(endpoint, identity, key, created, now)
+	if err != nil {
+		return err
 	}
 	if err := m.store.SaveCredential(ctx, s); err != nil {
 		return fmt.Errorf("credentials: put %s: %w", endpoint, err)
 	}
 	m.log.Info("psk credential saved", "endpoint", endpoint, "identity", identity)
 	return nil
+}
+
+// seal encrypts key for endpoint and identity under a fresh random nonce.
+func (m *Manager) seal(endpoint, identity string, key []byte, created, updated time.Time) (*Sealed, error) {
+	nonce := make([]byte, m.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("credentials: nonce: %w", err)
+	}
+	return &Sealed{
+		Endpoint:  endpoint,
+		Identity:  identity,
+		Nonce:     nonce,
+		SealedKey: m.aead.Seal(nil, nonce, key, additionalData(endpoint, identity)),
+		CreatedAt: created,
+		UpdatedAt: updated,
+	}, nil
 }
 
 // Delete removes endpoint's credential; a missing one is ErrNotFound.
@@ -200,8 +236,14 @@ func (m *Manager) PSK(ctx context.Context, identity string) ([]byte, error) {
 	return c.Key, nil
 }
 
-// EndpointFor returns the endpoint name that identity may register as.
+// EndpointFor returns the endpoint name that identity may register as. A PSK identity registers
+// as the endpoint its credential was stored for. A certificate identity (transport's "x509:NAME",
+// a certificate of the CA lwota trusts) registers as NAME, the certificate's own name: certificate
+// mode needs no stored credential.
 func (m *Manager) EndpointFor(ctx context.Context, identity string) (string, error) {
+	if name, ok := transport.CertificateName(identity); ok {
+		return name, nil
+	}
 	s, err := m.store.CredentialByIdentity(ctx, identity)
 	if err != nil {
 		return "", fmt.Errorf("credentials: identity %q: %w", identity, err)

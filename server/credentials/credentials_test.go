@@ -152,3 +152,16 @@ func TestSealBinding(t *testing.T) {
 		t.Fatalf("PSK(id-1) = %q, %v", key, err)
 	}
 }
+
+// TestCertificateIdentity: a certificate identity registers as its own name, with no stored
+// credential; a PSK identity may not take the certificate prefix.
+func TestCertificateIdentity(t *testing.T) {
+	ctx := context.Background()
+	m := newManager(t, openStore(t))
+	if ep, err := m.EndpointFor(ctx, transport.X509IdentityPrefix+"urn:imei:1"); err != nil || ep != "urn:imei:1" {
+		t.Fatalf("EndpointFor(x509:urn:imei:1) = %q, %v", ep, err)
+	}
+	if err := m.Put(ctx, "dev-1", transport.X509IdentityPrefix+"dev-1", []byte("k")); !errors.Is(err, credentials.ErrInvalid) {
+		t.Fatalf("Put with an x509: identity = %v, want ErrInvalid", err)
+	}
+}

@@ -64,6 +64,7 @@ type Client struct {
 	pub     Publisher
 	cfg     Config
 	log     *slog.Logger
+	metrics *Metrics
 	now     func() time.Time
 
 	mu       sync.Mutex
@@ -72,17 +73,20 @@ type Client struct {
 	wg       sync.WaitGroup
 }
 
-// New returns a client. values, pub and now may be nil.
-func New(sender Sender, devices Devices, obs Observations, queue QueueStore, model codec.Resolver, values ValueSink, pub Publisher, cfg Config, logger *slog.Logger, now func() time.Time) *Client {
+// New returns a client. values, pub, m and now may be nil.
+func New(sender Sender, devices Devices, obs Observations, queue QueueStore, model codec.Resolver, values ValueSink, pub Publisher, cfg Config, logger *slog.Logger, m *Metrics, now func() time.Time) *Client {
 	if now == nil {
 		now = time.Now
+	}
+	if m == nil {
+		m = NewMetrics(nil)
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Client{
 		sender: sender, devices: devices, obs: obs, queue: queue, model: model, values: values, pub: pub,
-		cfg: cfg, log: logger, now: now,
+		cfg: cfg, log: logger, metrics: m, now: now,
 		queued:   make(map[string]int),
 		flushing: make(map[string]bool),
 	}
@@ -173,6 +177,7 @@ func (c *Client) enqueue(ctx context.Context, endpoint string, req Request) (*Pe
 		return nil, fmt.Errorf("queue for %s: %w", endpoint, err)
 	}
 	if len(waiting) >= c.cfg.MaxQueued {
+		c.metrics.queueFull.Inc()
 		return nil, fmt.Errorf("%s has %d requests waiting: %w", endpoint, len(waiting), ErrQueueFull)
 	}
 	now := c.now()

@@ -28,14 +28,45 @@ type block1State struct {
 }
 
 type block1Table struct {
-	mu      sync.Mutex
-	m       map[block1Key]*block1State
-	max     int
-	maxBody int
+	mu         sync.Mutex
+	m          map[block1Key]*block1State
+	perPeer    map[netip.AddrPort]int // reassemblies in progress by peer
+	bytes      int                    // capacity of every body held
+	max        int
+	maxPerPeer int
+	maxBytes   int
+	maxBody    int
+	lim        *limitCounters
 }
 
-func newBlock1Table(maxPending, maxBody int) *block1Table {
-	return &block1Table{m: make(map[block1Key]*block1State), max: maxPending, maxBody: maxBody}
+// block1FirstCap bounds the buffer allocated for the first block: Size1 is what the client
+// claims, not what it sent, so a body grows with the blocks that actually arrive.
+const block1FirstCap = 16 << 10
+
+func newBlock1Table(cfg Config, lim *limitCounters) *block1Table {
+	return &block1Table{
+		m: make(map[block1Key]*block1State), perPeer: make(map[netip.AddrPort]int),
+		max: cfg.MaxPendingBlock1, maxPerPeer: cfg.MaxBlock1PerPeer, maxBytes: cfg.MaxBlock1Bytes, maxBody: cfg.MaxBodySize,
+		lim: lim,
+	}
+}
+
+// drop forgets the reassembly k. Called with t.mu held.
+func (t *block1Table) drop(k block1Key, st *block1State) {
+	delete(t.m, k)
+	t.bytes -= cap(st.body)
+	if n := t.perPeer[k.peer] - 1; n > 0 {
+		t.perPeer[k.peer] = n
+	} else {
+		delete(t.perPeer, k.peer)
+	}
+}
+
+// busy is the 5.03 answer to a Block1 transfer refused by a limit.
+func busy(why string) *Message {
+	r := NewMessage(ServiceUnavailable)
+	r.Payload = []byte(why)
+	return r
 }
 
 func requestURI(m *Message) string {
@@ -58,8 +89,12 @@ func (t *block1Table) add(from netip.AddrPort, req *Message, prefSZX uint8, now 
 		return r
 	}
 	if req.Size1 > int64(t.maxBody) || off+int64(len(req.Payload)) > int64(t.maxBody) {
+		t.lim.bodySize.Inc()
+		k := block1Key{from, req.Code, requestURI(req)}
 		t.mu.Lock()
-		delete(t.m, block1Key{from, req.Code, requestURI(req)})
+		if st := t.m[k]; st != nil {
+			t.drop(k, st)
+		}
 		t.mu.Unlock()
 		return tooLarge(), nil
 	}
@@ -72,15 +107,29 @@ func (t *block1Table) add(from netip.AddrPort, req *Message, prefSZX uint8, now 
 	st := t.m[k]
 	switch {
 	case b.Num == 0:
-		if st == nil && len(t.m) >= t.max {
-			return NewMessage(ServiceUnavailable), nil
+		if st != nil { // the client started over
+			t.drop(k, st)
+		}
+		switch {
+		case len(t.m) >= t.max:
+			t.lim.blockTransfers.Inc()
+			return busy("too many block-wise transfers in progress"), nil
+		case t.perPeer[from] >= t.maxPerPeer:
+			t.lim.blockPerDevice.Inc()
+			return busy("too many block-wise transfers from this address"), nil
 		}
 		capHint := len(req.Payload)
-		if req.Size1 > 0 {
-			capHint = int(req.Size1)
+		if req.Size1 > 0 { // room for what the client announces, within reason and the budget
+			capHint = max(min(int(req.Size1), block1FirstCap, t.maxBytes-t.bytes), capHint)
+		}
+		if t.bytes+capHint > t.maxBytes {
+			t.lim.blockBytes.Inc()
+			return busy("block-wise transfers hold too much memory; try again later"), nil
 		}
 		st = &block1State{body: make([]byte, 0, capHint)}
 		t.m[k] = st
+		t.perPeer[from]++
+		t.bytes += cap(st.body)
 	case st == nil:
 		return NewMessage(RequestEntityIncomplete), nil
 	case off == int64(len(st.body)):
@@ -90,13 +139,21 @@ func (t *block1Table) add(from netip.AddrPort, req *Message, prefSZX uint8, now 
 		st.last = now
 		return continueFor(b, b.SZX), nil
 	default:
-		delete(t.m, k)
+		t.drop(k, st)
 		return NewMessage(RequestEntityIncomplete), nil
 	}
+	before := cap(st.body)
+	if grow := len(st.body) + len(req.Payload) - before; grow > 0 && t.bytes+max(grow, before) > t.maxBytes {
+		// append would about double the buffer: refuse when that passes the budget
+		t.lim.blockBytes.Inc()
+		t.drop(k, st)
+		return busy("block-wise transfers hold too much memory; try again later"), nil
+	}
 	st.body = append(st.body, req.Payload...)
+	t.bytes += cap(st.body) - before
 	st.last = now
 	if !b.More {
-		delete(t.m, k)
+		t.drop(k, st)
 		return nil, st.body
 	}
 	szx := b.SZX
@@ -117,7 +174,7 @@ func (t *block1Table) sweep(cutoff int64) {
 	t.mu.Lock()
 	for k, st := range t.m {
 		if st.last < cutoff {
-			delete(t.m, k)
+			t.drop(k, st)
 		}
 	}
 	t.mu.Unlock()

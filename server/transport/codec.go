@@ -238,6 +238,9 @@ func encode(dst []byte, typ uint8, mid uint16, m *Message) ([]byte, error) {
 	if m.ContentFormat >= 0 {
 		addUint(message.ContentFormat, uint32(m.ContentFormat))
 	}
+	if m.MaxAge > 0 {
+		addUint(message.MaxAge, m.MaxAge)
+	}
 	for _, q := range m.Query {
 		opts = append(opts, message.Option{ID: message.URIQuery, Value: stringBytes(q)})
 	}

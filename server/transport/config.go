@@ -2,6 +2,7 @@ package transport
 
 import (
 	"fmt"
+	"net/netip"
 	"runtime"
 	"time"
 )
@@ -45,6 +46,36 @@ type Config struct {
 	// beyond it is answered 5.03. Reassemblies idle for ExchangeLifetime are discarded.
 	// Default 1024.
 	MaxPendingBlock1 int
+	// MaxBlock1PerPeer bounds the concurrent incoming Block1 reassemblies of one peer address
+	// (IP and port: one device), so that one device cannot take every MaxPendingBlock1 slot; a
+	// new one beyond it is answered 5.03. Default 4.
+	MaxBlock1PerPeer int
+	// MaxBlock1Bytes bounds the memory of all incoming Block1 reassemblies together; a block
+	// that would pass it ends its transfer with 5.03. Default 32 MiB.
+	MaxBlock1Bytes int
+	// SourceRate is how many datagrams per second one source IP address may send on average
+	// (a token bucket per address, checked before a datagram is queued). Beyond it datagrams are
+	// dropped, except that one refused request per second and source is answered 5.03 with
+	// Max-Age. The bound is per IP address, not per port, so that a host cannot escape it by
+	// opening sockets; devices behind one NAT share it (see SourceExempt). Default 2000;
+	// negative: no limit.
+	SourceRate float64
+	// SourceBurst is the size of a source's bucket: datagrams it may send at once after a quiet
+	// spell. Default 2*SourceRate.
+	SourceBurst int
+	// SourceExempt lists the source prefixes SourceRate does not apply to: the server's own
+	// host, NAT gateways of large fleets. nil means loopback (127.0.0.0/8, ::1); an empty
+	// non-nil slice exempts nothing.
+	SourceExempt []netip.Prefix
+	// MaxSources bounds the per-address buckets kept (SourceRate here, DTLS handshake rates
+	// in the DTLS link); beyond it the least recently refreshed half is forgotten. Default 65536
+	// (about 4 MiB).
+	MaxSources int
+}
+
+// LoopbackPrefixes are the default SourceExempt: 127.0.0.0/8 and ::1.
+func LoopbackPrefixes() []netip.Prefix {
+	return []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 }
 
 // DefaultConfig returns the RFC 7252 transmission parameters and lwota's limits.
@@ -62,6 +93,11 @@ func DefaultConfig() Config {
 		QueueSize:        64 * w,
 		ReadBuffer:       4 << 20,
 		MaxPendingBlock1: 1024,
+		MaxBlock1PerPeer: 4,
+		MaxBlock1Bytes:   32 << 20,
+		SourceRate:       2000,
+		SourceExempt:     LoopbackPrefixes(),
+		MaxSources:       65536,
 	}
 }
 
@@ -113,6 +149,24 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxPendingBlock1 <= 0 {
 		c.MaxPendingBlock1 = d.MaxPendingBlock1
+	}
+	if c.MaxBlock1PerPeer <= 0 {
+		c.MaxBlock1PerPeer = d.MaxBlock1PerPeer
+	}
+	if c.MaxBlock1Bytes <= 0 {
+		c.MaxBlock1Bytes = d.MaxBlock1Bytes
+	}
+	if c.SourceRate == 0 {
+		c.SourceRate = d.SourceRate
+	}
+	if c.SourceBurst <= 0 {
+		c.SourceBurst = int(max(2*c.SourceRate, 1))
+	}
+	if c.SourceExempt == nil {
+		c.SourceExempt = d.SourceExempt
+	}
+	if c.MaxSources <= 0 {
+		c.MaxSources = d.MaxSources
 	}
 	return c, nil
 }

@@ -52,6 +52,12 @@ type DTLSConfig struct {
 	// MaxHandshakes bounds the handshakes in progress, a subset of MaxSessions, so a flood of
 	// ClientHellos cannot take every session slot. Default 1024.
 	MaxHandshakes int
+	// HandshakeRate is how many handshakes per second one source IP address may start, on
+	// average (a token bucket per address; Config.SourceExempt and MaxSources apply); a
+	// ClientHello beyond it is dropped and counted. Default 10; negative: no limit.
+	HandshakeRate float64
+	// HandshakeBurst is the size of a source's bucket. Default 2*HandshakeRate.
+	HandshakeBurst int
 	// HandshakeTimeout bounds one handshake, PSK lookup included. Default 20 s.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a session no datagram arrived on for that long; the device
@@ -61,6 +67,10 @@ type DTLSConfig struct {
 	// ConnectionID issues RFC 9146 connection ids, so a device behind a NAT whose mapping
 	// changed keeps its session. Default off.
 	ConnectionID bool
+	// X509, when set, also authenticates devices by certificate (dtls_x509.go); their
+	// Peer.Identity is X509IdentityPrefix and the certificate's name. The ECDHE_ECDSA suites
+	// join the default CipherSuites.
+	X509 *X509Config
 }
 
 // DefaultDTLSConfig returns lwota's DTLS defaults (PSK left nil).
@@ -69,6 +79,7 @@ func DefaultDTLSConfig() DTLSConfig {
 		CipherSuites:     []CipherSuite{TLS_PSK_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_GCM_SHA256},
 		MaxSessions:      100000,
 		MaxHandshakes:    1024,
+		HandshakeRate:    10,
 		HandshakeTimeout: 20 * time.Second,
 		IdleTimeout:      5 * time.Minute,
 	}
@@ -79,7 +90,8 @@ func (c DTLSConfig) withDefaults() (DTLSConfig, error) {
 	if c.PSK == nil {
 		return c, errors.New("transport: dtls: nil PSK store")
 	}
-	if len(c.CipherSuites) == 0 {
+	explicitSuites := len(c.CipherSuites) > 0
+	if !explicitSuites {
 		c.CipherSuites = d.CipherSuites
 	}
 	if c.MaxSessions <= 0 {
@@ -89,20 +101,21 @@ func (c DTLSConfig) withDefaults() (DTLSConfig, error) {
 		c.MaxHandshakes = d.MaxHandshakes
 	}
 	c.MaxHandshakes = min(c.MaxHandshakes, c.MaxSessions)
+	c = c.limitDefaults()
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = d.HandshakeTimeout
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = d.IdleTimeout
 	}
-	return c, nil
+	return c.x509Defaults(explicitSuites)
 }
 
-// NewDTLS returns an Endpoint serving CoAP over DTLS 1.2 (PSK) on pc, a UDP socket. It is the
-// same engine as New (workers, deduplication, Do, Listen, Notify, block-wise); every message
-// carries Peer{Addr{Network: DTLS, AddrPort}, Identity: the PSK identity of the session}. Do
-// and Notify reach a device only over its live session (ErrNoSession otherwise). The Endpoint
-// owns pc from now on.
+// NewDTLS returns an Endpoint serving CoAP over DTLS 1.2 (PSK, and certificates when X509 is set)
+// on pc, a UDP socket. It is the same engine as New (workers, deduplication, Do, Listen, Notify,
+// block-wise); every message carries Peer{Addr{Network: DTLS, AddrPort}, Identity: the session's
+// PSK identity, or X509IdentityPrefix and the certificate's name}. Do and Notify reach a device
+// only over its live session (ErrNoSession otherwise). The Endpoint owns pc from now on.
 func NewDTLS(pc net.PacketConn, h Handler, cfg Config, dcfg DTLSConfig, logger *slog.Logger, reg prometheus.Registerer) (*Endpoint, error) {
 	if pc == nil {
 		return nil, errors.New("transport: nil conn")
@@ -146,6 +159,7 @@ type dtlsLink struct {
 	closed      bool
 	byAddr      map[netip.AddrPort]*dtlsSession
 	byCID       map[string]*dtlsSession
+	guard       *helloGuard // which ClientHellos may start a session (dtls_limits.go)
 	handshaking int
 	closeOnce   sync.Once
 	closeErr    error
@@ -181,6 +195,7 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 		in:     make(chan dtlsRecord, cfg.Workers),
 		byAddr: make(map[netip.AddrPort]*dtlsSession),
 		byCID:  make(map[string]*dtlsSession),
+		guard:  newHelloGuard(cfg, dc),
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	suites := make([]dtls.CipherSuiteID, len(dc.CipherSuites))
@@ -199,6 +214,7 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 		dtls.WithLoggerFactory(lf),
 		dtls.WithMTU(max(cfg.MaxMessageSize+64, 1200)),
 	}
+	l.opts = append(l.opts, dc.x509Options()...)
 	var err error
 	l.m, err = newDTLSMetrics(reg, func() float64 {
 		l.mu.Lock()
@@ -212,6 +228,10 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 }
 
 func (l *dtlsLink) lookupPSK(identity []byte) ([]byte, error) {
+	if _, isCert := CertificateName(string(identity)); isCert {
+		// Such an identity would read as a certificate's name above the transport.
+		return nil, fmt.Errorf("transport: psk %q: reserved identity prefix", identity)
+	}
 	ctx, cancel := context.WithTimeout(l.ctx, l.dc.HandshakeTimeout)
 	defer cancel()
 	key, err := l.dc.PSK.PSK(ctx, string(identity))
@@ -335,8 +355,7 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 			l.m.droppedNoSession.Inc()
 			return
 		}
-		if len(l.byAddr) >= l.dc.MaxSessions || l.handshaking >= l.dc.MaxHandshakes {
-			l.m.refused.Inc()
+		if !l.admitHello(from) {
 			return
 		}
 		s = l.newSession(from)
@@ -353,7 +372,7 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 func (l *dtlsLink) newSession(from netip.AddrPort) *dtlsSession {
 	s := &dtlsSession{addr: from}
 	s.ctx, s.cancel = context.WithCancel(l.ctx)
-	s.vc = &sessionConn{l: l, s: s, rx: make(chan inbound, 16), closed: make(chan struct{}), rd: deadline.New()}
+	s.vc = &sessionConn{l: l, s: s, rx: make(chan inbound, 16), closed: make(chan struct{}), rd: deadline.New(), entered: make(chan struct{})}
 	l.byAddr[from] = s
 	l.handshaking++
 	l.wg.Add(1)
@@ -421,12 +440,18 @@ func (l *dtlsLink) run(s *dtlsSession) {
 		return
 	}
 	st, _ := conn.ConnectionState()
+	identity, err := l.sessionIdentity(st)
+	if err != nil {
+		l.m.handshakeFailed.Inc()
+		l.log.Debug("transport: dtls peer identity", "peer", s.addr, "err", err)
+		return
+	}
 	l.mu.Lock()
 	if l.byAddr[s.addr] != s { // detached while handshaking
 		l.mu.Unlock()
 		return
 	}
-	s.established, s.conn, s.identity = true, conn, string(st.IdentityHint)
+	s.established, s.conn, s.identity = true, conn, identity
 	l.handshaking--
 	l.mu.Unlock()
 	l.m.handshakeOK.Inc()
@@ -439,6 +464,9 @@ func (l *dtlsLink) run(s *dtlsSession) {
 				continue // a record larger than MaxMessageSize: dropped
 			}
 			return
+		}
+		if l.dc.ConnectionID {
+			l.follow(s, conn)
 		}
 		l.mu.Lock()
 		r := dtlsRecord{b: append([]byte(nil), buf[:n]...), from: s.addr, identity: s.identity}
@@ -491,6 +519,21 @@ func (l *dtlsLink) moved(s *dtlsSession, to netip.AddrPort) {
 	l.byAddr[to] = s
 }
 
+// follow moves s to the address pion now holds for its peer, so a record that arrived with a
+// connection id from a new address (NAT rebinding) reaches the Handler with that address, and
+// Do finds the session there. pion updates the address just after it hands the record to Read,
+// so follow first waits until pion has finished with the datagrams it took.
+func (l *dtlsLink) follow(s *dtlsSession, conn *dtls.Conn) {
+	s.vc.settle(s.ctx)
+	ua, ok := conn.RemoteAddr().(*net.UDPAddr)
+	if !ok {
+		return
+	}
+	if to := unmap(ua.AddrPort()); to != s.currentAddr(l) {
+		l.moved(s, to)
+	}
+}
+
 // isClientHello reports a DTLS handshake record of epoch 0 holding a ClientHello.
 func isClientHello(p []byte) bool {
 	return len(p) >= 25 && p[0] == 22 && p[1] == 0xfe && p[3] == 0 && p[4] == 0 && p[13] == 1
@@ -510,6 +553,42 @@ type sessionConn struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	rd        *deadline.Deadline
+
+	// idle is true while pion waits in ReadFrom; entered is closed (and replaced) each time it
+	// gets there, which tells settle that pion is done with the datagrams it took before.
+	idleMu  sync.Mutex
+	idle    bool
+	entered chan struct{}
+}
+
+// settleWait bounds settle, should pion be busy for long.
+const settleWait = 100 * time.Millisecond
+
+// settle returns once pion has processed every datagram it has read so far, or ctx ends.
+func (c *sessionConn) settle(ctx context.Context) {
+	c.idleMu.Lock()
+	idle, entered := c.idle, c.entered
+	c.idleMu.Unlock()
+	if idle {
+		return
+	}
+	t := time.NewTimer(settleWait)
+	defer t.Stop()
+	select {
+	case <-entered:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (c *sessionConn) setIdle(idle bool) {
+	c.idleMu.Lock()
+	defer c.idleMu.Unlock()
+	c.idle = idle
+	if idle {
+		close(c.entered)
+		c.entered = make(chan struct{})
+	}
 }
 
 type timeoutError struct{}
@@ -519,6 +598,8 @@ func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
 
 func (c *sessionConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	c.setIdle(true)
+	defer c.setIdle(false)
 	select {
 	case <-c.closed:
 		return 0, nil, net.ErrClosed

@@ -32,6 +32,12 @@ var testKeys = pskMap{"dev1": "secretkey123", "dev2": "otherkey456"}
 // startDTLS runs a DTLS Endpoint on 127.0.0.1:0 until the test ends and checks for leaks.
 func startDTLS(t testing.TB, h Handler, dc DTLSConfig) (*testEndpoint, *dtlsLink) {
 	t.Helper()
+	return startDTLSWith(t, h, testConfig(), dc)
+}
+
+// startDTLSWith is startDTLS with the engine's configuration.
+func startDTLSWith(t testing.TB, h Handler, cfg Config, dc DTLSConfig) (*testEndpoint, *dtlsLink) {
+	t.Helper()
 	if tt, ok := t.(*testing.T); ok {
 		checkLeaks(tt)
 	}
@@ -43,7 +49,7 @@ func startDTLS(t testing.TB, h Handler, dc DTLSConfig) (*testEndpoint, *dtlsLink
 		dc.PSK = testKeys
 	}
 	reg := prometheus.NewRegistry()
-	e, err := NewDTLS(pc, h, testConfig(), dc, nil, reg)
+	e, err := NewDTLS(pc, h, cfg, dc, nil, reg)
 	if err != nil {
 		t.Fatalf("NewDTLS: %v", err)
 	}

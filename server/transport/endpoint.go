@@ -28,11 +28,12 @@ type Endpoint struct {
 	base    time.Time // origin of the monotonic clock used by dedup and Block1
 	prefSZX uint8
 
-	dedup  *dedup
-	block1 *block1Table
-	mids   *midTable
-	tokens tokenSource
-	ex     exchanges
+	dedup   *dedup
+	block1  *block1Table
+	sources *sourceLimiter // nil: SourceRate off; used by the reader goroutine only
+	mids    *midTable
+	tokens  tokenSource
+	ex      exchanges
 
 	bufs  sync.Pool // *[]byte of MaxMessageSize+1
 	queue chan packet
@@ -49,6 +50,8 @@ type packet struct {
 	n        int
 	from     netip.AddrPort
 	identity string
+	refuse   uint8  // refuseNone, or the limit the datagram is answered for (limits.go)
+	maxAge   uint32 // Max-Age of a refuseRate answer
 }
 
 // New returns an Endpoint reading and writing conn (a UDP socket). network names the link in
@@ -96,7 +99,7 @@ func newEndpoint(conn net.PacketConn, network Network, h Handler, cfg Config, lo
 		base:    time.Now(),
 		prefSZX: SZXFor(cfg.BlockSize),
 		dedup:   newDedup(int64(cfg.ExchangeLifetime)),
-		block1:  newBlock1Table(cfg.MaxPendingBlock1, cfg.MaxBodySize),
+		sources: newSourceLimiter(cfg.SourceRate, cfg.SourceBurst, cfg.MaxSources, cfg.SourceExempt),
 		mids:    newMidTable(),
 		queue:   make(chan packet, cfg.QueueSize),
 		closed:  make(chan struct{}),
@@ -109,6 +112,10 @@ func newEndpoint(conn net.PacketConn, network Network, h Handler, cfg Config, lo
 		func() float64 { return float64(e.block1.len()) })
 	if err != nil {
 		return nil, fmt.Errorf("transport: metrics: %w", err)
+	}
+	e.block1 = newBlock1Table(cfg, e.m.limits)
+	if lc, ok := l.(limitCounting); ok {
+		lc.countLimits(e.m.limits)
 	}
 	return e, nil
 }
@@ -189,13 +196,13 @@ func (e *Endpoint) readLoop() error {
 			continue
 		}
 		e.m.received.Inc()
-		if n > e.cfg.MaxMessageSize {
-			e.m.dropOversize.Inc()
+		queue, refuse, maxAge, n := e.admit(n, from)
+		if !queue {
 			e.bufs.Put(bp)
 			continue
 		}
 		select {
-		case e.queue <- packet{buf: bp, n: n, from: from, identity: id}:
+		case e.queue <- packet{buf: bp, n: n, from: from, identity: id, refuse: refuse, maxAge: maxAge}:
 		default:
 			e.m.dropQueueFull.Inc()
 			e.bufs.Put(bp)
@@ -209,7 +216,11 @@ func (e *Endpoint) worker(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case p := <-e.queue:
-			e.handleDatagram(ctx, (*p.buf)[:p.n], Peer{Addr: Addr{Network: e.network, AddrPort: p.from}, Identity: p.identity})
+			if p.refuse != refuseNone {
+				e.refuse((*p.buf)[:p.n], p.from, p.refuse, p.maxAge)
+			} else {
+				e.handleDatagram(ctx, (*p.buf)[:p.n], Peer{Addr: Addr{Network: e.network, AddrPort: p.from}, Identity: p.identity})
+			}
 			e.bufs.Put(p.buf)
 		}
 	}

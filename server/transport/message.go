@@ -102,7 +102,10 @@ type Message struct {
 	Size1         int64 // -1 when absent
 	Size2         int64 // -1 when absent
 	ETag          []byte
-	Payload       []byte
+	// MaxAge is the Max-Age option of a response in seconds; 0 leaves it out (a response
+	// that must not be cached is never sent by lwota).
+	MaxAge  uint32
+	Payload []byte
 }
 
 // NewMessage returns a message with code c and every integer option marked absent.

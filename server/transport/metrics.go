@@ -16,6 +16,7 @@ type metrics struct {
 	requests        *prometheus.CounterVec
 	requestsByCode  [8]prometheus.Counter // methods 0..7
 	handlerSeconds  prometheus.Histogram
+	limits          *limitCounters
 }
 
 func newMetrics(network Network, reg prometheus.Registerer, dedupEntries, block1Pending func() float64) (*metrics, error) {
@@ -37,6 +38,7 @@ func newMetrics(network Network, reg prometheus.Registerer, dedupEntries, block1
 			Help: "Time the Handler took per request.", ConstLabels: labels,
 			Buckets: []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5},
 		}),
+		limits: newLimitCounters(network),
 	}
 	m.dropMalformed = m.dropped.WithLabelValues("malformed")
 	m.dropOversize = m.dropped.WithLabelValues("oversize")
@@ -58,7 +60,7 @@ func newMetrics(network Network, reg prometheus.Registerer, dedupEntries, block1
 			Help: "Incoming Block1 transfers being reassembled.", ConstLabels: labels}, block1Pending),
 	}
 	for _, c := range append([]prometheus.Collector{m.received, m.sent, m.dropped, m.duplicates, m.retransmissions,
-		m.requests, m.handlerSeconds}, gauges...) {
+		m.requests, m.handlerSeconds, m.limits.vec}, gauges...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

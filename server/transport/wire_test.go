@@ -171,7 +171,7 @@ func TestWire_MalformedAndOversizeDropped(t *testing.T) {
 	} {
 		dev.send(ep.addr, unhex(t, bad))
 	}
-	dev.send(ep.addr, append(unhex(t, "40 01 0002 ff"), make([]byte, 300)...)) // oversize
+	dev.send(ep.addr, append(unhex(t, "60 45 0002 ff"), make([]byte, 300)...)) // oversize ACK: nothing to answer
 	dev.send(ep.addr, unhex(t, "40 00 0003"))                                  // ping
 	got, _ := dev.recv()
 	if want := unhex(t, "70 00 0003"); !bytes.Equal(got, want) {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/lwota/lwota/server/credentials"
@@ -32,7 +33,7 @@ func (s *Store) SaveCredential(ctx context.Context, c *credentials.Sealed) error
 	q := s.dialect.rebind(upsert("device_credentials", []string{"endpoint"}, credentialColumns))
 	args := []any{c.Endpoint, c.Identity, c.Nonce, c.SealedKey, times[0], times[1]}
 	if err := s.w.do(ctx, "credential:"+c.Endpoint, stmt{q, args}); err != nil {
-		if msg := err.Error(); strings.Contains(msg, "identity") && (strings.Contains(msg, "UNIQUE") || strings.Contains(msg, "unique")) {
+		if isUniqueViolation(err, "identity") {
 			return fmt.Errorf("sqlstore: save credential %s: %w (%v)", c.Endpoint, credentials.ErrIdentityTaken, err)
 		}
 		return fmt.Errorf("sqlstore: save credential %s: %w", c.Endpoint, err)
@@ -73,4 +74,103 @@ func (s *Store) DeleteCredential(ctx context.Context, endpoint string) error {
 		return fmt.Errorf("sqlstore: delete credential %s: %w", endpoint, err)
 	}
 	return nil
+}
+
+// CredentialRefs returns the credentials (without keys) whose endpoint is in endpoints or whose
+// identity is in identities. Callers keep each list to a few hundred names (one statement).
+func (s *Store) CredentialRefs(ctx context.Context, endpoints, identities []string) ([]credentials.Ref, error) {
+	if len(endpoints) == 0 && len(identities) == 0 {
+		return nil, nil
+	}
+	var (
+		where []string
+		args  []any
+	)
+	for col, vs := range map[string][]string{"endpoint": endpoints, "identity": identities} {
+		if len(vs) == 0 {
+			continue
+		}
+		where = append(where, col+" IN ("+placeholders(len(vs))+")")
+		for _, v := range vs {
+			args = append(args, v)
+		}
+	}
+	q := s.dialect.rebind("SELECT endpoint, identity, created_at FROM device_credentials WHERE " + strings.Join(where, " OR "))
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: credential refs: %w", err)
+	}
+	refs, err := collect(rows, func(r scanner) (credentials.Ref, error) {
+		var (
+			ref     credentials.Ref
+			created sql.NullInt64
+		)
+		err := r.Scan(&ref.Endpoint, &ref.Identity, &created)
+		ref.CreatedAt = fromNanos(created)
+		return ref, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: credential refs: %w", err)
+	}
+	return refs, nil
+}
+
+// Statement sizes of SaveCredentials: endpoints per DELETE, rows per multi-row INSERT (6
+// parameters each; SQLite and PostgreSQL take far more than the 600 this makes).
+const (
+	credentialDeleteChunk = 500
+	credentialInsertChunk = 100
+)
+
+// SaveCredentials replaces the credentials of cs's endpoints in one transaction: their old rows
+// are deleted first, so identities may move between these endpoints; then the rows are inserted.
+// An identity held by an endpoint outside cs violates the unique index, the transaction rolls
+// back, and the error matches credentials.ErrIdentityTaken.
+func (s *Store) SaveCredentials(ctx context.Context, cs []*credentials.Sealed) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	var stmts []stmt
+	for chunk := range slices.Chunk(cs, credentialDeleteChunk) {
+		args := make([]any, len(chunk))
+		for i, c := range chunk {
+			if c == nil || c.Endpoint == "" || c.Identity == "" {
+				return errors.New("sqlstore: save credentials: no endpoint or identity")
+			}
+			args[i] = c.Endpoint
+		}
+		stmts = append(stmts, stmt{s.dialect.rebind("DELETE FROM device_credentials WHERE endpoint IN (" + placeholders(len(chunk)) + ")"), args})
+	}
+	row := "(" + placeholders(len(credentialColumns)) + ")"
+	for chunk := range slices.Chunk(cs, credentialInsertChunk) {
+		args := make([]any, 0, len(chunk)*len(credentialColumns))
+		for _, c := range chunk {
+			times, err := timeArgs(c.CreatedAt, c.UpdatedAt)
+			if err != nil {
+				return fmt.Errorf("sqlstore: save credentials %s: %w", c.Endpoint, err)
+			}
+			args = append(args, c.Endpoint, c.Identity, c.Nonce, c.SealedKey, times[0], times[1])
+		}
+		q := "INSERT INTO device_credentials (" + strings.Join(credentialColumns, ", ") + ") VALUES " +
+			strings.Repeat(row+", ", len(chunk)-1) + row
+		stmts = append(stmts, stmt{s.dialect.rebind(q), args})
+	}
+	if err := s.w.do(ctx, "credentials:import", stmts...); err != nil {
+		if isUniqueViolation(err, "identity") {
+			return fmt.Errorf("sqlstore: save %d credentials: %w (%v)", len(cs), credentials.ErrIdentityTaken, err)
+		}
+		return fmt.Errorf("sqlstore: save %d credentials: %w", len(cs), err)
+	}
+	return nil
+}
+
+// placeholders is "?, ?, ..." n times.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// isUniqueViolation reports a unique index violation on col, in SQLite's or PostgreSQL's words.
+func isUniqueViolation(err error, col string) bool {
+	msg := err.Error()
+	return strings.Contains(msg, col) && (strings.Contains(msg, "UNIQUE") || strings.Contains(msg, "unique"))
 }

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/lwota/lwota/api"
+)
+
+const credentialsUsage = `usage: lwota credentials <command> [flags]
+
+commands:
+  import FILE  store many devices' DTLS PSK credentials at once (factory provisioning), all or
+               none: a CSV file (header endpoint,identity,key; key in hex) or a JSON file
+               {"credentials": [{"endpoint": ..., "psk": {"identity": ..., "key": ...}}]}.
+               A bad line refuses the whole file; every bad line is printed on stderr.
+
+Every command takes --server (env LWOTA_SERVER, default http://127.0.0.1:8080) and --token
+(env LWOTA_TOKEN, sent as Authorization: Bearer), which must be an admin token. Output is JSON on stdout.
+`
+
+// maxImportFile caps the file read; the server holds bodies to its own limit (1 MiB by default).
+const maxImportFile = 64 << 20
+
+func credentialsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, credentialsUsage)
+		return errors.New("credentials: no command given")
+	}
+	switch args[0] {
+	case "import":
+		return credentialsImport(ctx, args[1:], stdout, stderr, getenv)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, credentialsUsage)
+		return nil
+	}
+	fmt.Fprint(stderr, credentialsUsage)
+	return fmt.Errorf("credentials: unknown command %q", args[0])
+}
+
+func credentialsImport(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var cf clientFlags
+	var format string
+	fs := newFlagSet("credentials import", stderr)
+	cf.register(fs)
+	fs.StringVar(&format, "format", "", "csv or json (default: from the file name, else from its first character)")
+	rest, err := parseClient(fs, args, getenv)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return errors.New("credentials import: give exactly one file")
+	}
+	file := rest[0]
+	body, err := readLimited(file, maxImportFile)
+	if err != nil {
+		return fmt.Errorf("credentials import: %w", err)
+	}
+	contentType, err := importContentType(file, format, body)
+	if err != nil {
+		return fmt.Errorf("credentials import %s: %w", file, err)
+	}
+	cl, err := newClient(cf.server, cf.token)
+	if err != nil {
+		return fmt.Errorf("credentials import: %w", err)
+	}
+	answer, err := cl.importCredentials(ctx, contentType, body, stderr)
+	if err != nil {
+		return fmt.Errorf("credentials import %s: %w", file, err)
+	}
+	return writeJSON(stdout, answer)
+}
+
+// readLimited reads a whole file of at most limit bytes.
+func readLimited(name string, limit int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
+	}
+	return b, nil
+}
+
+// importContentType picks text/csv or application/json: --format, else the file's extension,
+// else JSON when the file starts with "{".
+func importContentType(file, format string, body []byte) (string, error) {
+	if format == "" {
+		switch strings.ToLower(filepath.Ext(file)) {
+		case ".csv":
+			format = "csv"
+		case ".json":
+			format = "json"
+		default:
+			format = "csv"
+			if bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
+				format = "json"
+			}
+		}
+	}
+	switch format {
+	case "csv":
+		return "text/csv", nil
+	case "json":
+		return "application/json", nil
+	}
+	return "", fmt.Errorf("--format %q: want csv or json", format)
+}
+
+// importCredentials posts an import and returns the server's answer. A refusal (422) prints
+// each bad line on report. It reads the answer itself, not through do, which keeps only an
+// error's code and message.
+func (c *client) importCredentials(ctx context.Context, contentType string, body []byte, report io.Writer) ([]byte, error) {
+	req, err := c.newRequest(ctx, http.MethodPost, "/credentials/import", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "lwota/"+version)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return answer, nil
+	}
+	se := &serverError{Status: resp.StatusCode, RequestID: resp.Header.Get(api.HeaderRequestID), Message: http.StatusText(resp.StatusCode)}
+	var refusal struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Lines   []struct {
+				Line     int    `json:"line"`
+				Endpoint string `json:"endpoint"`
+				Message  string `json:"message"`
+			} `json:"lines"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(answer, &refusal) == nil && refusal.Error.Code != "" {
+		se.Code, se.Message = refusal.Error.Code, refusal.Error.Message
+	}
+	for _, l := range refusal.Error.Lines {
+		if l.Endpoint != "" {
+			fmt.Fprintf(report, "line %d (%s): %s\n", l.Line, l.Endpoint, l.Message)
+		} else {
+			fmt.Fprintf(report, "line %d: %s\n", l.Line, l.Message)
+		}
+	}
+	return nil, se
+}

@@ -1,0 +1,130 @@
+package transport
+
+import (
+	"math"
+	"net/netip"
+	"time"
+)
+
+// sourceLimiter is a token bucket per source IP address: a source may send rate datagrams per
+// second on average and burst at once. It is not safe for concurrent use: each limiter belongs
+// to one goroutine (the Endpoint's reader, the DTLS demultiplexer), which keeps the hot path
+// free of locks.
+//
+// The buckets live in two generations, each a slice of buckets indexed by a map keyed by the
+// 16-byte address: no pointers for the garbage collector to scan, and one map lookup per
+// datagram. When the current generation holds maxSources/2 addresses it becomes the old one
+// and the previous old one is dropped: memory stays bounded by maxSources buckets whatever the
+// number of sources, and a source whose bucket was dropped only gets a full bucket again,
+// which is what it would have after a quiet spell anyway.
+type sourceLimiter struct {
+	perNs  float64 // tokens added per nanosecond
+	burst  float64
+	half   int
+	exempt []netip.Prefix
+	cur    bucketGen
+	old    bucketGen
+}
+
+type bucketGen struct {
+	index   map[[16]byte]int32
+	buckets []bucket
+}
+
+func newBucketGen(size int) bucketGen {
+	return bucketGen{index: make(map[[16]byte]int32, size), buckets: make([]bucket, 0, size)}
+}
+
+// bucket is one source's state. answered is when a refused datagram of this source was last
+// let through to be answered (see allow).
+type bucket struct {
+	tokens   float64
+	last     int64
+	answered int64
+	exempt   bool
+}
+
+// answerEvery is how often a refused source is told so: at most one answer per second.
+const answerEvery = int64(time.Second)
+
+// newSourceLimiter returns nil when rate is not positive (no limit).
+func newSourceLimiter(rate float64, burst, maxSources int, exempt []netip.Prefix) *sourceLimiter {
+	if rate <= 0 {
+		return nil
+	}
+	half := max(maxSources/2, 1)
+	return &sourceLimiter{
+		perNs:  rate / float64(time.Second),
+		burst:  float64(max(burst, 1)),
+		half:   half,
+		exempt: exempt,
+		cur:    newBucketGen(min(half, 1024)),
+	}
+}
+
+// bucket returns addr's bucket, making it (full) when addr is new.
+func (l *sourceLimiter) bucket(addr netip.Addr, now int64) *bucket {
+	k := addr.As16()
+	if i, ok := l.cur.index[k]; ok {
+		return &l.cur.buckets[i]
+	}
+	var b bucket
+	if i, ok := l.old.index[k]; ok {
+		b = l.old.buckets[i]
+	} else {
+		b = bucket{tokens: l.burst, last: now, answered: now - answerEvery, exempt: l.isExempt(addr)}
+	}
+	if len(l.cur.buckets) >= l.half {
+		l.old, l.cur = l.cur, newBucketGen(l.half)
+	}
+	l.cur.index[k] = int32(len(l.cur.buckets))
+	l.cur.buckets = append(l.cur.buckets, b)
+	return &l.cur.buckets[len(l.cur.buckets)-1]
+}
+
+// allow takes one token from addr's bucket at now (monotonic nanoseconds). When the bucket is
+// empty it reports false, and answer is true at most once per second per source: that
+// datagram may be answered with an error (5.03 with Max-Age), the others are dropped silently
+// so that a spoofed source cannot turn lwota into a reflector.
+func (l *sourceLimiter) allow(addr netip.Addr, now int64) (ok, answer bool) {
+	b := l.bucket(addr, now)
+	if b.exempt {
+		return true, false
+	}
+	if elapsed := now - b.last; elapsed > 0 {
+		b.tokens = min(l.burst, b.tokens+float64(elapsed)*l.perNs)
+		b.last = now
+	}
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, false
+	}
+	if now-b.answered >= answerEvery {
+		b.answered = now
+		return false, true
+	}
+	return false, false
+}
+
+// retryAfter is how long addr must wait for its next token, in whole seconds (at least 1): the
+// Max-Age of the 5.03 answer.
+func (l *sourceLimiter) retryAfter(addr netip.Addr) uint32 {
+	i, ok := l.cur.index[addr.As16()]
+	if !ok || l.cur.buckets[i].tokens >= 1 {
+		return 1
+	}
+	secs := math.Ceil((1 - l.cur.buckets[i].tokens) / l.perNs / float64(time.Second))
+	return uint32(min(max(secs, 1), 3600))
+}
+
+func (l *sourceLimiter) isExempt(addr netip.Addr) bool {
+	for _, p := range l.exempt {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// sources counts the buckets held (an address moved from the old generation counts twice).
+func (l *sourceLimiter) sources() int { return len(l.cur.buckets) + len(l.old.buckets) }
