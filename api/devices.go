@@ -15,24 +15,28 @@ import (
 // deviceJSON is a registration as the API shows it; its own type so that storage fields never leak
 // into the contract by accident.
 type deviceJSON struct {
-	Endpoint        string           `json:"endpoint"`
-	RegistrationID  string           `json:"registration_id"`
-	Online          bool             `json:"online"`
-	ExpiresAt       time.Time        `json:"expires_at"`
-	LwM2MVersion    string           `json:"lwm2m_version"`
-	Lifetime        uint32           `json:"lifetime"`
-	Binding         string           `json:"binding"`
-	QueueMode       bool             `json:"queue_mode"`
-	SMSNumber       string           `json:"sms_number,omitempty"`
-	RootPath        string           `json:"root_path"`
-	ContentFormats  []string         `json:"content_formats"`
-	Objects         []objectLinkJSON `json:"objects"`
-	Identity        string           `json:"identity,omitempty"`
-	FirmwareVersion string           `json:"firmware_version,omitempty"`
-	RegisteredAt    time.Time        `json:"registered_at"`
-	UpdatedAt       time.Time        `json:"updated_at"`
-	LastSeen        time.Time        `json:"last_seen"`
-	DeregisteredAt  time.Time        `json:"deregistered_at,omitzero"`
+	Endpoint        string            `json:"endpoint"`
+	RegistrationID  string            `json:"registration_id"`
+	Online          bool              `json:"online"`
+	ExpiresAt       time.Time         `json:"expires_at"`
+	LwM2MVersion    string            `json:"lwm2m_version"`
+	Lifetime        uint32            `json:"lifetime"`
+	Binding         string            `json:"binding"`
+	QueueMode       bool              `json:"queue_mode"`
+	SMSNumber       string            `json:"sms_number,omitempty"`
+	RootPath        string            `json:"root_path"`
+	ContentFormats  []string          `json:"content_formats"`
+	Objects         []objectLinkJSON  `json:"objects"`
+	Identity        string            `json:"identity,omitempty"`
+	Manufacturer    string            `json:"manufacturer,omitempty"` // /3/0/0
+	Model           string            `json:"model,omitempty"`        // /3/0/1
+	FirmwareVersion string            `json:"firmware_version,omitempty"`
+	DeviceType      string            `json:"device_type,omitempty"` // /3/0/17
+	Labels          map[string]string `json:"labels,omitempty"`
+	RegisteredAt    time.Time         `json:"registered_at"`
+	UpdatedAt       time.Time         `json:"updated_at"`
+	LastSeen        time.Time         `json:"last_seen"`
+	DeregisteredAt  time.Time         `json:"deregistered_at,omitzero"`
 }
 
 type objectLinkJSON struct {
@@ -55,7 +59,11 @@ func newDeviceJSON(r *registration.Registration, now time.Time) deviceJSON {
 		ContentFormats:  make([]string, 0, len(r.ContentFormats)),
 		Objects:         make([]objectLinkJSON, 0, len(r.Objects)),
 		Identity:        r.Identity,
+		Manufacturer:    r.Manufacturer,
+		Model:           r.Model,
 		FirmwareVersion: r.FirmwareVersion,
+		DeviceType:      r.DeviceType,
+		Labels:          r.Labels,
 		RegisteredAt:    r.RegisteredAt,
 		UpdatedAt:       r.UpdatedAt,
 		LastSeen:        r.LastSeen,
@@ -83,14 +91,22 @@ type deviceList struct {
 	NextCursor string       `json:"next_cursor,omitempty"`
 }
 
-// listDevices: GET /devices?prefix=&online=&object=&firmware=&cursor=&limit=
+// listDevices: GET /devices?prefix=&online=&object=&firmware=&manufacturer=&model=&device_type=&label=k:v&cursor=&limit=
 func (a *API) listDevices(c echo.Context) error {
 	q := c.QueryParams()
 	f := registration.Filter{
 		EndpointPrefix:  q.Get("prefix"),
 		FirmwareVersion: q.Get("firmware"),
+		Manufacturer:    q.Get("manufacturer"),
+		Model:           q.Get("model"),
+		DeviceType:      q.Get("device_type"),
 		Now:             a.cfg.Now(),
 	}
+	labels, err := parseLabelFilter(q)
+	if err != nil {
+		return err
+	}
+	f.Labels = labels
 	if s := q.Get("online"); s != "" {
 		var b bool
 		switch s {

@@ -15,21 +15,26 @@ type Config struct {
 	CoAPSAddr string
 	// AllowNoSec lets devices register over plain CoAP (security mode NoSec). Off, only DTLS
 	// peers register, each as the endpoint its PSK identity is bound to.
-	AllowNoSec   bool
-	DTLS         transport.DTLSConfig // PSK is filled from SetCredentials
-	Transport    transport.Config
-	Registration registration.Config
-	DM           dm.Config
+	AllowNoSec bool
+	// ReadDeviceInfo reads a device's identity (Object 3: manufacturer, model, firmware version,
+	// device type) in the background after each Register; see registration.Registry.SetInfoReader.
+	// Off, the values come only from what the API or firmware updates happen to read.
+	ReadDeviceInfo bool
+	DTLS           transport.DTLSConfig // PSK is filled from SetCredentials
+	Transport      transport.Config
+	Registration   registration.Config
+	DM             dm.Config
 }
 
 // DefaultConfig listens on the standard CoAP port with every component's defaults.
 func DefaultConfig() Config {
 	return Config{
-		CoAPAddr:     ":5683",
-		CoAPSAddr:    ":5684",
-		DTLS:         transport.DefaultDTLSConfig(),
-		Transport:    transport.DefaultConfig(),
-		Registration: registration.DefaultConfig(),
-		DM:           dm.DefaultConfig(),
+		CoAPAddr:       ":5683",
+		CoAPSAddr:      ":5684",
+		ReadDeviceInfo: true,
+		DTLS:           transport.DefaultDTLSConfig(),
+		Transport:      transport.DefaultConfig(),
+		Registration:   registration.DefaultConfig(),
+		DM:             dm.DefaultConfig(),
 	}
 }

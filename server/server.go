@@ -25,6 +25,7 @@ import (
 // Store is everything the core persists.
 type Store interface {
 	registration.Store
+	registration.LabelStore
 	dm.QueueStore
 	observe.Store
 }
@@ -38,9 +39,10 @@ type Server struct {
 	log   *slog.Logger
 	reg   prometheus.Registerer
 
-	registry *registration.Registry
-	dm       *dm.Client
-	observe  *observe.Manager
+	registry  *registration.Registry
+	dmMetrics *dm.Metrics // made with the server, so that every series exists before Run
+	dm        *dm.Client
+	observe   *observe.Manager
 
 	creds  Credentials
 	routes []route // Handle: extra CoAP resources, fixed before Run
@@ -64,6 +66,10 @@ func New(cfg Config, store Store, model *lwm2m.Model, bus *events.Bus, logger *s
 	s := &Server{cfg: cfg, store: store, model: model, bus: bus, log: logger, reg: reg, ready: make(chan struct{}), runCtx: context.Background()}
 	s.registry = registration.New(store, s, cfg.Registration, logger.With("component", "registration"), registration.NewMetrics(reg), nil)
 	s.registry.SetAuthorizer(s)
+	s.dmMetrics = dm.NewMetrics(reg)
+	if cfg.ReadDeviceInfo {
+		s.registry.SetInfoReader(s)
+	}
 	return s
 }
 
@@ -154,7 +160,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	send := &sender{udp: ep, dtls: secure}
 	obs := observe.New(s.store, send, s.model, s.bus, s, s.log.With("component", "observe"), nil)
-	client := dm.New(send, s.registry, obs, s.store, s.model, s, s.bus, s.cfg.DM, s.log.With("component", "dm"), nil)
+	client := dm.New(send, s.registry, obs, s.store, s.model, s, s.bus, s.cfg.DM, s.log.With("component", "dm"), s.dmMetrics, nil)
 	obs.SetRequester(client)
 
 	regs, err := s.registry.Load(ctx)
@@ -187,6 +193,9 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.registry.RunExpiry(ctx)
 	}()
+	if s.cfg.ReadDeviceInfo {
+		wg.Go(func() { s.registry.RunInfoReads(ctx) })
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- ep.Serve(ctx) }()
 	var secureErr chan error // nil without DTLS: never ready
@@ -349,22 +358,34 @@ func (s *Server) Deregistered(r *registration.Registration, expired bool) {
 	s.bus.Publish(events.Event{Type: typ, Endpoint: r.Endpoint, Time: time.Now(), Data: r})
 }
 
-var firmwareVersionPath = lwm2m.MustParsePath("/3/0/3")
-
-// Values keeps the firmware version a device reports in any answer or notification.
+// Values keeps the identity a device reports in any answer or notification (manufacturer,
+// model, firmware version, device type: see registration.Registry.RecordDeviceInfo).
 func (s *Server) Values(ctx context.Context, endpoint string, recs []lwm2m.Record) {
-	for _, r := range recs {
-		if r.Path == firmwareVersionPath && r.Value.Type == lwm2m.TypeString {
-			if err := s.registry.SetFirmwareVersion(ctx, endpoint, r.Value.Str); err != nil {
-				s.log.Warn("keep firmware version", "endpoint", endpoint, "err", err)
-			}
-		}
+	if err := s.registry.RecordDeviceInfo(ctx, endpoint, recs); err != nil {
+		s.log.Warn("keep device info", "endpoint", endpoint, "err", err)
 	}
 }
 
-// Device returns the registration of endpoint: the live one, else the last one stored.
+// ReadDeviceInfo implements registration.InfoReader: a Read of path on a device that is awake
+// now; the answer comes back through Values.
+func (s *Server) ReadDeviceInfo(ctx context.Context, endpoint string, path lwm2m.Path) error {
+	_, err := s.DoNow(ctx, endpoint, dm.Request{Op: dm.OpRead, Path: path})
+	return err
+}
+
+// Device returns the registration of endpoint with its labels: the live one, else the last one
+// stored.
 func (s *Server) Device(ctx context.Context, endpoint string) (*registration.Registration, error) {
 	if r, ok := s.registry.Get(endpoint); ok {
+		labels, err := s.store.Labels(ctx, endpoint)
+		if err != nil {
+			return nil, fmt.Errorf("device %s: %w", endpoint, err)
+		}
+		if len(labels) > 0 {
+			cp := *r // live registrations are shared snapshots
+			cp.Labels = labels
+			r = &cp
+		}
 		return r, nil
 	}
 	r, err := s.store.GetRegistration(ctx, endpoint)
@@ -374,7 +395,8 @@ func (s *Server) Device(ctx context.Context, endpoint string) (*registration.Reg
 	return r, nil
 }
 
-// ListDevices lists registrations matching f, with live data for devices registered now.
+// ListDevices lists registrations matching f with their labels, with live data for devices
+// registered now.
 func (s *Server) ListDevices(ctx context.Context, f registration.Filter) ([]*registration.Registration, error) {
 	if f.Now.IsZero() {
 		f.Now = time.Now()
@@ -385,10 +407,36 @@ func (s *Server) ListDevices(ctx context.Context, f registration.Filter) ([]*reg
 	}
 	for i, r := range regs {
 		if live, ok := s.registry.Get(r.Endpoint); ok && live.ID == r.ID {
+			if r.Labels != nil {
+				cp := *live
+				cp.Labels = r.Labels
+				live = &cp
+			}
 			regs[i] = live
 		}
 	}
 	return regs, nil
+}
+
+// Labels returns the operator's labels of endpoint, registered or not (an empty map for none).
+func (s *Server) Labels(ctx context.Context, endpoint string) (map[string]string, error) {
+	l, err := s.store.Labels(ctx, endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("labels of %s: %w", endpoint, err)
+	}
+	return l, nil
+}
+
+// SetLabels replaces the labels of endpoint, registered or not; labels over the limits fail
+// with registration.ErrInvalidLabels.
+func (s *Server) SetLabels(ctx context.Context, endpoint string, labels map[string]string) error {
+	if err := registration.ValidateLabels(labels); err != nil {
+		return fmt.Errorf("labels of %s: %w", endpoint, err)
+	}
+	if err := s.store.SetLabels(ctx, endpoint, labels); err != nil {
+		return fmt.Errorf("labels of %s: %w", endpoint, err)
+	}
+	return nil
 }
 
 // Do runs a device-management request (see dm.Client.Do).
@@ -420,6 +468,9 @@ func (s *Server) Push(ctx context.Context, endpoint string, path lwm2m.Path, for
 
 // Hold keeps endpoint's registration from lapsing until release (see registration.Registry.Hold).
 func (s *Server) Hold(endpoint string) (release func()) { return s.registry.Hold(endpoint) }
+
+// Local reports whether the device talks to this process (registration.Registry.Local).
+func (s *Server) Local(endpoint string) bool { return s.registry.Local(endpoint) }
 
 // SubscribeN streams server events through a buffer of n until ctx ends.
 func (s *Server) SubscribeN(ctx context.Context, n int) <-chan events.Event {

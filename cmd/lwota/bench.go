@@ -23,6 +23,9 @@ type benchConfig struct {
 	Database    string
 	EchoFor     time.Duration
 	CPUProfile  string
+	// ReadDeviceInfo keeps the server's read of /3/0 after each Register; off measures bare
+	// registration.
+	ReadDeviceInfo bool
 }
 
 func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string) (benchConfig, error) {
@@ -33,6 +36,7 @@ func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&c.Database, "database", "", "database for the server under test (default: a fresh SQLite file)")
 	fs.DurationVar(&c.EchoFor, "echo-for", 3*time.Second, "how long the raw UDP echo baseline runs")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the server's CPU profile during registration to this file")
+	fs.BoolVar(&c.ReadDeviceInfo, "read-device-info", true, "the server reads /3/0 from each device after it registers, as lwota serve does; false measures bare registration")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
 	}
@@ -44,6 +48,12 @@ func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "pull" {
 		return benchPullCommand(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "dtls" {
+		return benchDTLSCommand(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "campaign" {
+		return benchCampaignCommand(ctx, args[1:], stdout, stderr)
 	}
 	cfg, err := parseBenchFlags(args, stderr, os.Getenv)
 	if err != nil {
@@ -60,7 +70,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	sc, err := parseServeFlags([]string{"--coap-addr", "127.0.0.1:0", "--coaps-addr", "", "--allow-nosec", "--http-addr", "127.0.0.1:0", "--data-dir", dir, "--log-level", "warn"}, stderr, func(string) string { return "" })
+	sc, err := parseServeFlags([]string{"--coap-addr", "127.0.0.1:0", "--coaps-addr", "", "--allow-nosec", "--http-addr", "127.0.0.1:0", "--data-dir", dir, "--log-level", "warn",
+		fmt.Sprintf("--read-device-info=%t", cfg.ReadDeviceInfo)}, stderr, func(string) string { return "" })
 	if err != nil {
 		return err
 	}
@@ -148,6 +159,7 @@ func benchPullCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs := newFlagSet("bench pull", stderr)
 	devices := fs.String("devices", "16,64,1000", "comma-separated device counts, one run each")
 	duration := fs.Duration("duration", 60*time.Second, "how long each run pulls")
+	withDTLS := fs.Bool("dtls", false, "also pull over CoAP over DTLS (PSK) at each device count, as a ratio to plain CoAP")
 	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
 		return err
 	}
@@ -159,5 +171,5 @@ func benchPullCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 		counts = append(counts, n)
 	}
-	return BenchPull(ctx, stdout, counts, *duration)
+	return BenchPull(ctx, stdout, counts, *duration, *withDTLS)
 }

@@ -18,7 +18,9 @@ type simConfig struct {
 	Binding      string
 	Version      string
 	Firmware     string
+	Manufacturer string
 	Model        string
+	DeviceType   string
 	Concurrency  int
 	LogFormat    string
 	LogLevel     string
@@ -35,7 +37,9 @@ func parseSimFlags(args []string, stderr io.Writer, getenv func(string) string) 
 	fs.StringVar(&c.Binding, "binding", "U", "binding: U, or UQ for queue mode")
 	fs.StringVar(&c.Version, "lwm2m", "1.1", "LwM2M version the devices speak: 1.0, 1.1 or 1.2")
 	fs.StringVar(&c.Firmware, "firmware", "1.0.0", "firmware version the devices report at /3/0/3")
+	fs.StringVar(&c.Manufacturer, "manufacturer", "lwota", "manufacturer the devices report at /3/0/0")
 	fs.StringVar(&c.Model, "model", "lwota-sim", "model number the devices report at /3/0/1")
+	fs.StringVar(&c.DeviceType, "device-type", "simulator", "device type the devices report at /3/0/17")
 	fs.IntVar(&c.Concurrency, "concurrency", 64, "registrations in flight at once")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "warn", "log level")
@@ -62,9 +66,10 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Lifetime:        cfg.Lifetime,
 		Binding:         cfg.Binding,
 		LwM2MVersion:    cfg.Version,
-		Manufacturer:    "lwota",
+		Manufacturer:    cfg.Manufacturer,
 		Model:           cfg.Model,
 		FirmwareVersion: cfg.Firmware,
+		DeviceType:      cfg.DeviceType,
 	}
 	fleet := lwm2mtest.NewFleet(cfg.Count, tmpl, func(i int) string { return fmt.Sprintf("%s%06d", cfg.Prefix, i) }, logger)
 	defer fleet.Close()

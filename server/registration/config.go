@@ -16,6 +16,14 @@ type Config struct {
 	MaxEndpointLen int
 	// ExpiryInterval is how often lapsed registrations are looked for.
 	ExpiryInterval time.Duration
+	// InfoReadWorkers is how many background reads of Object 3 after a Register (see
+	// SetInfoReader) run at once.
+	InfoReadWorkers int
+	// InfoReadQueue is how many of those reads may wait; a Register that finds the queue full
+	// skips its read (counted), and the device is read at its next Register.
+	InfoReadQueue int
+	// InfoReadTimeout bounds one such read, so that a device that never answers frees its worker.
+	InfoReadTimeout time.Duration
 }
 
 // DefaultConfig returns the limits lwota ships with.
@@ -28,5 +36,8 @@ func DefaultConfig() Config {
 		MaxObjects:      1024,
 		MaxEndpointLen:  255,
 		ExpiryInterval:  time.Second,
+		InfoReadWorkers: 32,
+		InfoReadQueue:   4096,
+		InfoReadTimeout: time.Minute,
 	}
 }

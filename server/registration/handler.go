@@ -43,6 +43,7 @@ func (r *Registry) ServeCoAP(ctx context.Context, from transport.Peer, req *tran
 func (r *Registry) fail(op string, from transport.Peer, err error) *transport.Message {
 	code := errorCode(err)
 	r.metrics.rejected.WithLabelValues(op, code.String()).Inc()
+	r.metrics.countLimit(err)
 	if code == transport.InternalServerError {
 		r.log.Error(op+" failed", "addr", from.Addr.String(), "err", err)
 		return diagnostic(code, "internal error")

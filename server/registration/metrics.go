@@ -7,6 +7,8 @@ type Metrics struct {
 	registers, updates, deregisters, expired prometheus.Counter
 	rejected                                 *prometheus.CounterVec
 	online                                   prometheus.Gauge
+	limits                                   *prometheus.CounterVec // by limit (limits.go)
+	infoReads                                *prometheus.CounterVec // by result: ok, failed, stale, queue_full
 }
 
 // NewMetrics registers the registry's series with reg; a nil reg gives unregistered series.
@@ -17,10 +19,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		deregisters: prometheus.NewCounter(prometheus.CounterOpts{Name: "lwota_deregistrations_total", Help: "De-register operations accepted."}),
 		expired:     prometheus.NewCounter(prometheus.CounterOpts{Name: "lwota_registrations_expired_total", Help: "Registrations whose lifetime ran out."}),
 		rejected:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwota_registration_rejected_total", Help: "Registration interface requests refused, by operation and CoAP code."}, []string{"op", "code"}),
+		limits:      newLimitCounter(),
 		online:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "lwota_registrations_online", Help: "Devices registered and within their lifetime."}),
+		infoReads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwota_device_info_reads_total",
+			Help: "Background reads of Object 3 after a Register, by result: ok, failed, stale (the device registered again or left first), queue_full (skipped)."}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.registers, m.updates, m.deregisters, m.expired, m.rejected, m.online)
+		reg.MustRegister(m.registers, m.updates, m.deregisters, m.expired, m.rejected, m.online, m.infoReads, m.limits)
 	}
 	return m
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/lwota/lwota/server/codec/linkformat"
@@ -54,20 +55,24 @@ func parseQuery(query []string) (params, error) {
 	return p, nil
 }
 
-// validEndpoint refuses names that could not be shown, stored or routed safely.
+// validEndpoint refuses names that could not be shown, stored or routed safely: at most maxLen
+// bytes of printable UTF-8 (unicode.IsPrint: letters, marks, numbers, punctuation, symbols and
+// the ASCII space), so no control characters (C0, DEL, C1), no formatting characters such as
+// bidirectional overrides or zero-width spaces that make a name display as another, and none
+// of '/', '?' and '#', which would split the name in a URL path.
 func validEndpoint(ep string, maxLen int) error {
 	if ep == "" {
 		return fmt.Errorf("%w: endpoint name (ep) is missing", ErrBadRequest)
 	}
 	if len(ep) > maxLen {
-		return fmt.Errorf("%w: endpoint name is %d bytes, the limit is %d", ErrBadRequest, len(ep), maxLen)
+		return overLimit(limitEndpointName, fmt.Errorf("%w: endpoint name is %d bytes, the limit is %d", ErrBadRequest, len(ep), maxLen))
 	}
 	if !utf8.ValidString(ep) {
-		return fmt.Errorf("%w: endpoint name is not UTF-8", ErrBadRequest)
+		return overLimit(limitEndpointName, fmt.Errorf("%w: endpoint name is not UTF-8", ErrBadRequest))
 	}
-	for _, r := range ep {
-		if r < 0x20 || r == 0x7f || r == '/' || r == '?' || r == '#' {
-			return fmt.Errorf("%w: endpoint name has the character %q", ErrBadRequest, r)
+	for i, r := range ep {
+		if !unicode.IsPrint(r) || r == '/' || r == '?' || r == '#' {
+			return overLimit(limitEndpointName, fmt.Errorf("%w: endpoint name has the character %U at byte %d; printable UTF-8 without '/', '?' or '#' is allowed", ErrBadRequest, r, i))
 		}
 	}
 	return nil
@@ -111,7 +116,7 @@ func parseObjectList(payload []byte, maxObjects int) (objectList, error) {
 		return ol, fmt.Errorf("%w: object list: %v", ErrBadRequest, err)
 	}
 	if len(links) > maxObjects {
-		return ol, fmt.Errorf("%w: %d links in the object list, the limit is %d", ErrTooLarge, len(links), maxObjects)
+		return ol, overLimit(limitObjects, fmt.Errorf("%w: %d links in the object list, the limit is %d", ErrTooLarge, len(links), maxObjects))
 	}
 	// The alternate path must be known before object links are read relative to it.
 	for _, l := range links {

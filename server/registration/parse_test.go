@@ -54,6 +54,15 @@ func TestValidEndpoint(t *testing.T) {
 		{"a\x00b", false},
 		{"a?b", false},
 		{string([]byte{0xff, 0xfe}), false},
+		{strings.Repeat("é", 127), true}, // 254 bytes
+		{"a#b", false},
+		{"a\tb", false},
+		{"a\x7fb", false},
+		{"a\u0085b", false},    // C1 control (NEL)
+		{"a\u202eb", false},    // right-to-left override
+		{"a\u200bb", false},    // zero-width space
+		{"a\u00a0b", false},    // no-break space: only the ASCII space is allowed
+		{"dev 1 (hall)", true}, // the ASCII space and punctuation
 	}
 	for _, tc := range tests {
 		err := validEndpoint(tc.ep, 255)

@@ -38,6 +38,14 @@ type Registry struct {
 	now      func() time.Time
 	authz    atomic.Pointer[authorizerBox] // SetAuthorizer
 
+	infoReader atomic.Pointer[infoReaderBox] // SetInfoReader
+	infoQueue  chan *Registration            // registrations whose Object 3 RunInfoReads reads
+
+	// writeLocks serialize the read-modify-store of one endpoint's registration (Register,
+	// Update, De-register, expiry, RecordDeviceInfo), so that a write built on an older
+	// snapshot never lands after a newer one. Endpoints share locks by hash.
+	writeLocks [1024]sync.Mutex
+
 	mu         sync.RWMutex
 	byEndpoint map[string]*Registration
 	byID       map[string]string         // location id -> endpoint
@@ -48,6 +56,8 @@ type Registry struct {
 	seen map[string]*atomic.Int64 // unix nanoseconds
 	// holds counts, per endpoint, the reasons (firmware transfers) not to let its lifetime lapse.
 	holds map[string]int
+	// started is when this registry was made: registrations loaded from the store are older.
+	started time.Time
 }
 
 // New returns a registry over store. listener may be nil. now may be nil (time.Now).
@@ -70,7 +80,19 @@ func New(store Store, listener Listener, cfg Config, logger *slog.Logger, m *Met
 		byAddr:     make(map[transport.Addr]string),
 		seen:       make(map[string]*atomic.Int64),
 		holds:      make(map[string]int),
+		infoQueue:  make(chan *Registration, max(cfg.InfoReadQueue, 0)),
+		started:    now(),
 	}
+}
+
+// writeLock returns the lock of endpoint's writes (FNV-1a of the name).
+func (r *Registry) writeLock(endpoint string) *sync.Mutex {
+	h := uint32(2166136261)
+	for i := 0; i < len(endpoint); i++ {
+		h ^= uint32(endpoint[i])
+		h *= 16777619
+	}
+	return &r.writeLocks[h%uint32(len(r.writeLocks))]
 }
 
 // Hold keeps endpoint's registration from lapsing until release is called: a device busy
@@ -107,6 +129,7 @@ func (r *Registry) Load(ctx context.Context) (int, error) {
 		if !reg.Online(now) {
 			continue
 		}
+		internInfo(reg)
 		r.index(reg)
 		n++
 	}
@@ -154,6 +177,19 @@ func (r *Registry) Get(endpoint string) (*Registration, bool) {
 	return reg, true
 }
 
+// Local reports whether the endpoint's device has talked to this process (registered, updated
+// or sent any datagram from its address) since the registry was made: with several lwota nodes
+// behind one address, that is the node the device's datagrams reach.
+func (r *Registry) Local(endpoint string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if _, ok := r.byEndpoint[endpoint]; !ok {
+		return false
+	}
+	t := r.seen[endpoint]
+	return t != nil && t.Load() >= r.started.UnixNano()
+}
+
 // Count is the number of live registrations.
 func (r *Registry) Count() int {
 	r.mu.RLock()
@@ -189,31 +225,6 @@ func (r *Registry) Seen(addr transport.Addr, quiet time.Duration) (endpoint stri
 	}
 	last := t.Swap(now)
 	return ep, time.Duration(now-last) > quiet
-}
-
-// SetFirmwareVersion records the firmware version a device reported (/3/0/3) and stores it
-// when it changed.
-func (r *Registry) SetFirmwareVersion(ctx context.Context, endpoint, version string) error {
-	r.mu.Lock()
-	reg, ok := r.byEndpoint[endpoint]
-	if !ok || reg.FirmwareVersion == version {
-		r.mu.Unlock()
-		return nil
-	}
-	cp := *reg
-	cp.FirmwareVersion = version
-	r.mu.Unlock()
-	if err := r.store.SaveRegistration(ctx, &cp); err != nil {
-		return fmt.Errorf("firmware version of %s: %w", endpoint, err)
-	}
-	r.mu.Lock()
-	if cur, ok := r.byEndpoint[endpoint]; ok && cur.ID == cp.ID {
-		next := *cur
-		next.FirmwareVersion = version
-		r.byEndpoint[endpoint] = &next
-	}
-	r.mu.Unlock()
-	return nil
 }
 
 // Register stores a new registration for the endpoint named in p, replacing any earlier one.
@@ -269,15 +280,17 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 		UpdatedAt:      now,
 		LastSeen:       now,
 	}
-	r.mu.RLock()
-	previous := r.byEndpoint[p.endpoint]
-	r.mu.RUnlock()
+	mu := r.writeLock(p.endpoint)
+	mu.Lock()
+	previous, _ := r.live(p.endpoint)
 	if previous != nil {
-		reg.FirmwareVersion = previous.FirmwareVersion // kept until the device reports another
+		carryInfo(reg, previous) // kept until the device reports another value
 	} else if stored, err := r.store.GetRegistration(ctx, p.endpoint); err == nil {
-		reg.FirmwareVersion = stored.FirmwareVersion
+		carryInfo(reg, stored)
+		internInfo(reg)
 	}
 	if err := r.store.SaveRegistration(ctx, reg); err != nil {
+		mu.Unlock()
 		return nil, fmt.Errorf("register %s: store: %w", p.endpoint, err)
 	}
 	r.mu.Lock()
@@ -288,7 +301,9 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 	r.index(reg)
 	r.metrics.online.Set(float64(len(r.byEndpoint)))
 	r.mu.Unlock()
+	mu.Unlock()
 	r.metrics.registers.Inc()
+	r.queueInfoRead(reg)
 	r.log.Debug("registered", "endpoint", reg.Endpoint, "id", reg.ID, "addr", from.Addr.String(), "lwm2m", reg.Version, "lifetime", reg.Lifetime, "binding", reg.Binding)
 	if r.listener != nil {
 		r.listener.Registered(reg, previous)
@@ -302,7 +317,7 @@ func (r *Registry) readObjectList(contentFormat int, payload []byte) (objectList
 		return objectList{}, fmt.Errorf("%w: object list must be link format (40), got content format %d", ErrBadRequest, contentFormat)
 	}
 	if len(payload) > r.cfg.MaxPayload {
-		return objectList{}, fmt.Errorf("%w: object list is %d bytes, the limit is %d", ErrTooLarge, len(payload), r.cfg.MaxPayload)
+		return objectList{}, overLimit(limitPayload, fmt.Errorf("%w: object list is %d bytes, the limit is %d", ErrTooLarge, len(payload), r.cfg.MaxPayload))
 	}
 	return parseObjectList(payload, r.cfg.MaxObjects)
 }
@@ -337,6 +352,27 @@ func (r *Registry) lookupForPeer(id string, from transport.Peer) (*Registration,
 }
 
 func (r *Registry) update(ctx context.Context, id string, from transport.Peer, query []string, contentFormat int, payload []byte) (*Registration, error) {
+	cur, err := r.lookupForPeer(id, from)
+	if err != nil {
+		return nil, err
+	}
+	mu := r.writeLock(cur.Endpoint)
+	mu.Lock()
+	next, err := r.updateLocked(ctx, id, from, query, contentFormat, payload)
+	mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	r.metrics.updates.Inc()
+	if r.listener != nil {
+		r.listener.Updated(next)
+	}
+	return next, nil
+}
+
+// updateLocked applies an Update; the caller holds the endpoint's write lock.
+func (r *Registry) updateLocked(ctx context.Context, id string, from transport.Peer, query []string, contentFormat int, payload []byte) (*Registration, error) {
+	// Look again under the lock: the snapshot the Update builds on must be the newest.
 	cur, err := r.lookupForPeer(id, from)
 	if err != nil {
 		return nil, err
@@ -390,10 +426,6 @@ func (r *Registry) update(ctx context.Context, id string, from transport.Peer, q
 	r.unindex(cur)
 	r.index(&next)
 	r.mu.Unlock()
-	r.metrics.updates.Inc()
-	if r.listener != nil {
-		r.listener.Updated(&next)
-	}
 	return &next, nil
 }
 
@@ -408,25 +440,30 @@ func (r *Registry) deregister(ctx context.Context, id string, from transport.Pee
 	return cur, nil
 }
 
-// remove stores the end of reg (de-registered, or lapsed) and drops it from memory.
+// remove stores the end of reg (de-registered, or lapsed) and drops it from memory. A
+// registration that is no longer the endpoint's live one is left alone.
 func (r *Registry) remove(ctx context.Context, reg *Registration, expired bool) error {
-	gone := *reg
+	mu := r.writeLock(reg.Endpoint)
+	mu.Lock()
+	live, ok := r.live(reg.Endpoint)
+	if !ok || live.ID != reg.ID {
+		mu.Unlock()
+		return nil
+	}
+	gone := *live // the newest snapshot: it may hold device info reported since reg was taken
 	if !expired {
 		gone.DeregisteredAt = r.now()
 		if err := r.store.SaveRegistration(ctx, &gone); err != nil {
+			mu.Unlock()
 			return fmt.Errorf("deregister %s: store: %w", reg.Endpoint, err)
 		}
 	}
 	// A lapsed registration needs no write: Online() derives offline from the stored lifetime.
 	r.mu.Lock()
-	live := r.byEndpoint[reg.Endpoint]
-	if live == nil || live.ID != reg.ID {
-		r.mu.Unlock()
-		return nil
-	}
 	r.unindex(live)
 	r.metrics.online.Set(float64(len(r.byEndpoint)))
 	r.mu.Unlock()
+	mu.Unlock()
 	if expired {
 		r.metrics.expired.Inc()
 	} else {

@@ -18,24 +18,37 @@ type ObjectLink struct {
 // Registration is what lwota knows of one endpoint: kept compact because a server holds one per
 // device, and persisted on every Register, Update and De-register.
 type Registration struct {
-	ID              string            `json:"id"` // Location-Path id, /rd/{id}
-	Endpoint        string            `json:"endpoint"`
-	Version         string            `json:"lwm2m_version"` // "1.0", "1.1", "1.2"
-	Lifetime        uint32            `json:"lifetime"`      // seconds
-	Binding         string            `json:"binding"`       // "U", "UQ", ...
-	QueueMode       bool              `json:"queue_mode"`
-	SMSNumber       string            `json:"sms_number,omitempty"`
-	RootPath        string            `json:"root_path"`       // alternate path, "/" when the device has none
-	ContentFormats  []uint16          `json:"content_formats"` // ct= of the root link: formats the device supports
-	Objects         []ObjectLink      `json:"objects"`
-	Addr            transport.Addr    `json:"-"`
-	Identity        string            `json:"identity,omitempty"` // DTLS identity the device registered with
-	RegisteredAt    time.Time         `json:"registered_at"`
-	UpdatedAt       time.Time         `json:"updated_at"` // last Register or Update: the lifetime counts from here
-	LastSeen        time.Time         `json:"last_seen"`
-	DeregisteredAt  time.Time         `json:"deregistered_at,omitzero"`
-	FirmwareVersion string            `json:"firmware_version,omitempty"` // last /3/0/3 seen
-	Attrs           map[string]string `json:"-"`                          // reserved for later issues; nil today
+	ID             string         `json:"id"` // Location-Path id, /rd/{id}
+	Endpoint       string         `json:"endpoint"`
+	Version        string         `json:"lwm2m_version"` // "1.0", "1.1", "1.2"
+	Lifetime       uint32         `json:"lifetime"`      // seconds
+	Binding        string         `json:"binding"`       // "U", "UQ", ...
+	QueueMode      bool           `json:"queue_mode"`
+	SMSNumber      string         `json:"sms_number,omitempty"`
+	RootPath       string         `json:"root_path"`       // alternate path, "/" when the device has none
+	ContentFormats []uint16       `json:"content_formats"` // ct= of the root link: formats the device supports
+	Objects        []ObjectLink   `json:"objects"`
+	Addr           transport.Addr `json:"-"`
+	Identity       string         `json:"identity,omitempty"` // DTLS identity the device registered with
+	RegisteredAt   time.Time      `json:"registered_at"`
+	UpdatedAt      time.Time      `json:"updated_at"` // last Register or Update: the lifetime counts from here
+	LastSeen       time.Time      `json:"last_seen"`
+	DeregisteredAt time.Time      `json:"deregistered_at,omitzero"`
+	// The device's identity as it last reported it in Object 3 (answers and notifications); kept
+	// across re-registrations until the device reports another value.
+	Manufacturer    string `json:"manufacturer,omitempty"`     // /3/0/0
+	Model           string `json:"model,omitempty"`            // /3/0/1
+	FirmwareVersion string `json:"firmware_version,omitempty"` // /3/0/3
+	DeviceType      string `json:"device_type,omitempty"`      // /3/0/17
+	// Labels are the operator's key/value pairs of the endpoint. They live apart from the
+	// registration (LabelStore) and are only filled in by GetRegistration and ListRegistrations:
+	// SaveRegistration ignores them and the registry's live registrations carry none.
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// HasDeviceInfo reports whether the device has reported all four Object 3 identity values.
+func (r *Registration) HasDeviceInfo() bool {
+	return r.Manufacturer != "" && r.Model != "" && r.FirmwareVersion != "" && r.DeviceType != ""
 }
 
 // ExpiresAt is when the registration lapses without an Update.
@@ -84,12 +97,17 @@ var ErrNotFound = errors.New("registration: not found")
 // Filter selects registrations for listing. Zero fields match everything.
 type Filter struct {
 	EndpointPrefix  string
-	Online          *bool     // with Now: registered and not expired
-	ObjectID        *uint16   // object present in the object list
-	FirmwareVersion string    // exact match
-	After           string    // cursor: endpoints strictly greater than this
-	Limit           int       // 0 means no limit
-	Now             time.Time // the clock for Online
+	Online          *bool   // with Now: registered and not expired
+	ObjectID        *uint16 // object present in the object list
+	FirmwareVersion string  // exact match
+	Manufacturer    string  // exact match
+	Model           string  // exact match
+	DeviceType      string  // exact match
+	// Labels the endpoint must carry, every one with exactly this value.
+	Labels map[string]string
+	After  string    // cursor: endpoints strictly greater than this
+	Limit  int       // 0 means no limit
+	Now    time.Time // the clock for Online
 }
 
 // Store persists registrations. Implementations live in storage/.
@@ -102,4 +120,15 @@ type Store interface {
 	GetRegistration(ctx context.Context, endpoint string) (*Registration, error)
 	// ListRegistrations returns registrations matching f, ordered by endpoint.
 	ListRegistrations(ctx context.Context, f Filter) ([]*Registration, error)
+}
+
+// LabelStore keeps the operator's labels of each endpoint, apart from its registration, so that
+// a device can be labelled before it first registers (factory provisioning). A store that
+// implements it fills Registration.Labels in GetRegistration and ListRegistrations.
+type LabelStore interface {
+	// SetLabels replaces every label of endpoint with labels (nil or empty removes them all); it
+	// fails with ErrInvalidLabels when ValidateLabels does.
+	SetLabels(ctx context.Context, endpoint string, labels map[string]string) error
+	// Labels returns the labels of endpoint: an empty map when it has none, registered or not.
+	Labels(ctx context.Context, endpoint string) (map[string]string, error)
 }

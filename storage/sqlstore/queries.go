@@ -38,7 +38,7 @@ var registrationColumns = []string{
 	"endpoint", "id", "lwm2m_version", "lifetime", "binding", "queue_mode", "sms_number",
 	"root_path", "content_formats", "objects", "object_ids", "addr_network", "addr", "identity",
 	"registered_at", "updated_at", "last_seen", "deregistered_at", "expires_at",
-	"firmware_version", "attrs",
+	"firmware_version", "manufacturer", "model", "device_type",
 }
 
 var pendingColumns = []string{
@@ -65,7 +65,7 @@ func buildQueries(d *dialect) queries {
 	keys := "SELECT " + strings.Join(keyColumns, ", ") + " FROM signing_keys"
 	return queries{
 		saveRegistration:    d.rebind(upsert("registrations", []string{"endpoint"}, registrationColumns)),
-		getRegistration:     d.rebind(regs + " WHERE endpoint = ?"),
+		getRegistration:     d.rebind(withLabels(regs + " WHERE endpoint = ?")),
 		loadRegistrations:   d.rebind(regs + " WHERE deregistered_at IS NULL ORDER BY endpoint"),
 		selectRegistrations: regs,
 

@@ -19,7 +19,8 @@ import (
 )
 
 // SaveRegistration inserts or replaces the registration of r.Endpoint and returns once it is
-// committed. Every field is stored, Addr and Attrs included.
+// committed. Every field is stored, Addr included, except Labels: they are the operator's and
+// change only through SetLabels.
 func (s *Store) SaveRegistration(ctx context.Context, r *registration.Registration) error {
 	if r == nil || r.Endpoint == "" {
 		return errors.New("sqlstore: save registration: no endpoint")
@@ -34,7 +35,8 @@ func (s *Store) SaveRegistration(ctx context.Context, r *registration.Registrati
 	return nil
 }
 
-// LoadRegistrations returns every registration that is not de-registered, ordered by endpoint.
+// LoadRegistrations returns every registration that is not de-registered, ordered by endpoint,
+// without labels: the registry keeps them out of memory.
 func (s *Store) LoadRegistrations(ctx context.Context) ([]*registration.Registration, error) {
 	regs, err := s.queryRegistrations(ctx, s.q.loadRegistrations)
 	if err != nil {
@@ -43,27 +45,35 @@ func (s *Store) LoadRegistrations(ctx context.Context) ([]*registration.Registra
 	return regs, nil
 }
 
-// GetRegistration returns the registration of endpoint, de-registered or not, or an error
-// matching registration.ErrNotFound.
+// GetRegistration returns the registration of endpoint with its labels, de-registered or not, or
+// an error matching registration.ErrNotFound.
 func (s *Store) GetRegistration(ctx context.Context, endpoint string) (*registration.Registration, error) {
-	r, err := scanRegistration(s.queryRow(ctx, s.q.getRegistration, endpoint))
-	if errors.Is(err, sql.ErrNoRows) {
+	rows, err := s.query(ctx, s.q.getRegistration, endpoint)
+	var regs []*registration.Registration
+	if err == nil {
+		regs, err = collectLabelled(rows)
+	}
+	if err == nil && len(regs) == 0 {
 		err = registration.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: get registration %s: %w", endpoint, err)
 	}
-	return r, nil
+	return regs[0], nil
 }
 
-// ListRegistrations returns the registrations matching f, ordered by endpoint. A zero f.Now means
-// the current time.
+// ListRegistrations returns the registrations matching f with their labels, ordered by endpoint,
+// in one query. A zero f.Now means the current time.
 func (s *Store) ListRegistrations(ctx context.Context, f registration.Filter) ([]*registration.Registration, error) {
 	q, args, err := s.listQuery(f)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: list registrations: %w", err)
 	}
-	regs, err := s.queryRegistrations(ctx, q, args...)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list registrations: %w", err)
+	}
+	regs, err := collectLabelled(rows)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: list registrations: %w", err)
 	}
@@ -71,7 +81,9 @@ func (s *Store) ListRegistrations(ctx context.Context, f registration.Filter) ([
 }
 
 // listQuery turns f into SQL that the indexes serve: the endpoint prefix is a range on the
-// primary key, Online a comparison on expires_at, the object a LIKE on ",id," in object_ids.
+// primary key, Online a comparison on expires_at, the object a LIKE on ",id," in object_ids,
+// each label a lookup in device_labels by (key, value). The page of registrations is selected
+// first and then joined with its labels (withLabels), so LIMIT counts registrations.
 func (s *Store) listQuery(f registration.Filter) (string, []any, error) {
 	var (
 		where []string
@@ -109,9 +121,25 @@ func (s *Store) listQuery(f registration.Filter) (string, []any, error) {
 		where = append(where, "object_ids LIKE ?")
 		args = append(args, "%,"+strconv.Itoa(int(*f.ObjectID))+",%")
 	}
-	if f.FirmwareVersion != "" {
-		where = append(where, "firmware_version = ?")
-		args = append(args, f.FirmwareVersion)
+	for _, eq := range []struct{ col, v string }{
+		{"firmware_version", f.FirmwareVersion},
+		{"manufacturer", f.Manufacturer},
+		{"model", f.Model},
+		{"device_type", f.DeviceType},
+	} {
+		if eq.v != "" {
+			where = append(where, eq.col+" = ?")
+			args = append(args, eq.v)
+		}
+	}
+	keys := make([]string, 0, len(f.Labels))
+	for k := range f.Labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // the same filter gives the same SQL
+	for _, k := range keys {
+		where = append(where, "endpoint IN (SELECT endpoint FROM device_labels WHERE key = ? AND value = ?)")
+		args = append(args, k, f.Labels[k])
 	}
 	var b strings.Builder
 	b.WriteString(s.q.selectRegistrations)
@@ -124,7 +152,7 @@ func (s *Store) listQuery(f registration.Filter) (string, []any, error) {
 		b.WriteString(" LIMIT ?")
 		args = append(args, f.Limit)
 	}
-	return s.dialect.rebind(b.String()), args, nil
+	return s.dialect.rebind(withLabels(b.String())), args, nil
 }
 
 // prefixEnd returns the smallest string greater than every string that starts with prefix, so
@@ -174,10 +202,6 @@ func registrationArgs(r *registration.Registration) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("objects: %w", err)
 	}
-	attrs, err := nullJSON(r.Attrs, r.Attrs == nil)
-	if err != nil {
-		return nil, fmt.Errorf("attrs: %w", err)
-	}
 	times, err := timeArgs(r.RegisteredAt, r.UpdatedAt, r.LastSeen, r.DeregisteredAt)
 	if err != nil {
 		return nil, err
@@ -196,7 +220,7 @@ func registrationArgs(r *registration.Registration) ([]any, error) {
 		r.Endpoint, r.ID, r.Version, int64(r.Lifetime), r.Binding, r.QueueMode, r.SMSNumber,
 		r.RootPath, formats, objects, objectIDs(r), string(r.Addr.Network), addr, r.Identity,
 		times[0], times[1], times[2], times[3], expires,
-		r.FirmwareVersion, attrs,
+		r.FirmwareVersion, r.Manufacturer, r.Model, r.DeviceType,
 	}, nil
 }
 
@@ -219,48 +243,89 @@ func objectIDs(r *registration.Registration) string {
 	return b.String()
 }
 
-// scanRegistration reads one row of registrationColumns.
-func scanRegistration(row interface{ Scan(...any) error }) (*registration.Registration, error) {
-	var (
-		r                                         registration.Registration
-		lifetime                                  int64
-		formats, objects, ids, network, addr      string
-		registered, updated, seen, dereg, expires sql.NullInt64
-		attrs                                     sql.NullString
-	)
-	err := row.Scan(&r.Endpoint, &r.ID, &r.Version, &lifetime, &r.Binding, &r.QueueMode, &r.SMSNumber,
-		&r.RootPath, &formats, &objects, &ids, &network, &addr, &r.Identity,
-		&registered, &updated, &seen, &dereg, &expires,
-		&r.FirmwareVersion, &attrs)
-	if err != nil {
-		return nil, err
+// registrationRow is one row of registrationColumns as scanned; decode finishes it.
+type registrationRow struct {
+	r                                         registration.Registration
+	lifetime                                  int64
+	formats, objects, ids, network, addr      string
+	registered, updated, seen, dereg, expires sql.NullInt64
+}
+
+// dest lists the scan destinations in the order of registrationColumns.
+func (row *registrationRow) dest() []any {
+	r := &row.r
+	return []any{&r.Endpoint, &r.ID, &r.Version, &row.lifetime, &r.Binding, &r.QueueMode, &r.SMSNumber,
+		&r.RootPath, &row.formats, &row.objects, &row.ids, &row.network, &row.addr, &r.Identity,
+		&row.registered, &row.updated, &row.seen, &row.dereg, &row.expires,
+		&r.FirmwareVersion, &r.Manufacturer, &r.Model, &r.DeviceType}
+}
+
+func (row *registrationRow) decode() (*registration.Registration, error) {
+	r := &row.r
+	if row.lifetime < 0 || row.lifetime > math.MaxUint32 {
+		return nil, fmt.Errorf("registration %s: lifetime %d out of range", r.Endpoint, row.lifetime)
 	}
-	if lifetime < 0 || lifetime > math.MaxUint32 {
-		return nil, fmt.Errorf("registration %s: lifetime %d out of range", r.Endpoint, lifetime)
-	}
-	r.Lifetime = uint32(lifetime)
-	if err := json.Unmarshal([]byte(formats), &r.ContentFormats); err != nil {
+	r.Lifetime = uint32(row.lifetime)
+	if err := json.Unmarshal([]byte(row.formats), &r.ContentFormats); err != nil {
 		return nil, fmt.Errorf("registration %s: content formats: %w", r.Endpoint, err)
 	}
-	if err := json.Unmarshal([]byte(objects), &r.Objects); err != nil {
+	if err := json.Unmarshal([]byte(row.objects), &r.Objects); err != nil {
 		return nil, fmt.Errorf("registration %s: objects: %w", r.Endpoint, err)
 	}
-	if attrs.Valid {
-		if err := json.Unmarshal([]byte(attrs.String), &r.Attrs); err != nil {
-			return nil, fmt.Errorf("registration %s: attrs: %w", r.Endpoint, err)
-		}
-	}
-	r.Addr.Network = transport.Network(network)
-	if addr != "" {
-		ap, err := netip.ParseAddrPort(addr)
+	r.Addr.Network = transport.Network(row.network)
+	if row.addr != "" {
+		ap, err := netip.ParseAddrPort(row.addr)
 		if err != nil {
 			return nil, fmt.Errorf("registration %s: addr: %w", r.Endpoint, err)
 		}
 		r.Addr.AddrPort = ap
 	}
-	r.RegisteredAt = fromNanos(registered)
-	r.UpdatedAt = fromNanos(updated)
-	r.LastSeen = fromNanos(seen)
-	r.DeregisteredAt = fromNanos(dereg)
-	return &r, nil
+	r.RegisteredAt = fromNanos(row.registered)
+	r.UpdatedAt = fromNanos(row.updated)
+	r.LastSeen = fromNanos(row.seen)
+	r.DeregisteredAt = fromNanos(row.dereg)
+	return r, nil
+}
+
+// scanRegistration reads one row of registrationColumns.
+func scanRegistration(sc scanner) (*registration.Registration, error) {
+	var row registrationRow
+	if err := sc.Scan(row.dest()...); err != nil {
+		return nil, err
+	}
+	return row.decode()
+}
+
+// collectLabelled reads the rows of a withLabels query: each registration once per label (once,
+// with a NULL label, when it has none), in endpoint order. A registration is decoded once.
+func collectLabelled(rows *sql.Rows) ([]*registration.Registration, error) {
+	defer rows.Close()
+	var (
+		out  []*registration.Registration
+		last *registration.Registration
+	)
+	for rows.Next() {
+		var (
+			row        registrationRow
+			key, value sql.NullString
+		)
+		if err := rows.Scan(append(row.dest(), &key, &value)...); err != nil {
+			return nil, err
+		}
+		if last == nil || last.Endpoint != row.r.Endpoint {
+			r, err := row.decode()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+			last = r
+		}
+		if key.Valid {
+			if last.Labels == nil {
+				last.Labels = make(map[string]string)
+			}
+			last.Labels[key.String] = value.String
+		}
+	}
+	return out, rows.Err()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -26,9 +27,12 @@ func RunRegistrations(t *testing.T, open func(t *testing.T) registration.Store) 
 	parallel(t, "Filter", open, testRegistrationFilter)
 	parallel(t, "Concurrent", open, testRegistrationConcurrent)
 	parallel(t, "Cancelled", open, testRegistrationCancelled)
+	parallel(t, "Labels", open, testLabels)
+	parallel(t, "LabelLimits", open, testLabelLimits)
 }
 
-// fullRegistration sets every field, Addr and Attrs included.
+// fullRegistration sets every stored field, Addr and the device info included (Labels are not
+// stored with the registration).
 func fullRegistration(ep string) *registration.Registration {
 	return &registration.Registration{
 		ID:             "r" + ep,
@@ -56,7 +60,9 @@ func fullRegistration(ep string) *registration.Registration {
 		UpdatedAt:       at(-time.Minute),
 		LastSeen:        at(-time.Second),
 		FirmwareVersion: "2.4.1+build.7",
-		Attrs:           map[string]string{"site": "north", "empty": ""},
+		Manufacturer:    "Acme Öl & Gas",
+		Model:           "TRK-9 'rev b'",
+		DeviceType:      "tracker",
 	}
 }
 
@@ -142,7 +148,7 @@ func testRegistrationRoundTrip(t *testing.T, s registration.Store) {
 func testRegistrationMinimal(t *testing.T, s registration.Store) {
 	for _, want := range []*registration.Registration{
 		{Endpoint: "bare"},
-		{Endpoint: "empty-lists", ContentFormats: []uint16{}, Objects: []registration.ObjectLink{}, Attrs: map[string]string{}},
+		{Endpoint: "empty-lists", ContentFormats: []uint16{}, Objects: []registration.ObjectLink{}},
 		{Endpoint: "udp4", Addr: transport.Addr{Network: transport.UDP, AddrPort: netip.MustParseAddrPort("192.0.2.1:56830")}},
 		{Endpoint: "deregistered-only", DeregisteredAt: at(0)},
 	} {
@@ -172,6 +178,7 @@ func testRegistrationUpsert(t *testing.T, s registration.Store) {
 		UpdatedAt:       at(time.Second),
 		LastSeen:        at(2 * time.Second),
 		FirmwareVersion: "2.5.0",
+		Model:           "TRK-10",
 	}
 	mustSave(t, s, second)
 	checkRegistration(t, "after the second save", mustGet(t, s, "dev"), second)
@@ -190,6 +197,15 @@ func testRegistrationUpsert(t *testing.T, s registration.Store) {
 	}
 	if list, err := s.ListRegistrations(context.Background(), registration.Filter{FirmwareVersion: "2.5.0"}); err != nil || len(list) != 1 {
 		t.Errorf("ListRegistrations(firmware 2.5.0) = %q, %v; want dev", endpoints(list), err)
+	}
+	// The device info of the first save is gone with it.
+	for _, f := range []registration.Filter{{Model: "TRK-9 'rev b'"}, {Manufacturer: "Acme Öl & Gas"}, {DeviceType: "tracker"}} {
+		if list, err := s.ListRegistrations(context.Background(), f); err != nil || len(list) != 0 {
+			t.Errorf("ListRegistrations(%+v) = %q, %v; want none", f, endpoints(list), err)
+		}
+	}
+	if list, err := s.ListRegistrations(context.Background(), registration.Filter{Model: "TRK-10"}); err != nil || len(list) != 1 {
+		t.Errorf("ListRegistrations(model TRK-10) = %q, %v; want dev", endpoints(list), err)
 	}
 }
 
@@ -244,7 +260,7 @@ func filterFixture(now time.Time) []*registration.Registration {
 	deregistered.DeregisteredAt = now.Add(-5 * time.Second)
 	withVersion := reg("dev-b1", -10*time.Second, 60, "1.0", 3)
 	withVersion.Objects = append(withVersion.Objects, registration.ObjectLink{Path: lwm2m.NewPath(5), Version: "1.1"})
-	return []*registration.Registration{
+	fleet := []*registration.Registration{
 		reg("dev-a1", -10*time.Second, 60, "1.0", 1, 3, 5),
 		reg("dev-a2", -120*time.Second, 60, "1.1", 1, 3), // expired
 		withVersion,
@@ -255,6 +271,32 @@ func filterFixture(now time.Time) []*registration.Registration {
 		reg("edge", -60*time.Second, 60, "1.0", 5),       // expires exactly at now: offline
 		reg("never-updated", 0, 60, "1.0"),
 	}
+	info := map[string][3]string{ // manufacturer, model, device type
+		"dev-a1": {"acme", "M1", "meter"},
+		"dev-a2": {"acme", "M2", "meter"},
+		"dev-b1": {"Acme", "M1", "tracker"}, // exact matches only: "Acme" is not "acme"
+		"other":  {"globex", "M1", "meter"},
+		"edge":   {"acme", "m1", ""},
+	}
+	for _, r := range fleet {
+		if i, ok := info[r.Endpoint]; ok {
+			r.Manufacturer, r.Model, r.DeviceType = i[0], i[1], i[2]
+		}
+	}
+	return fleet
+}
+
+// filterLabels are the labels of the Filter cases; "ghost" has labels but never registered.
+var filterLabels = map[string]map[string]string{
+	"dev-a1":         {"cell": "c17", "region": "eu"},
+	"dev-a2":         {"region": "eu"},
+	"dev-b1":         {"cell": "c17", "region": "us"},
+	"dev-b2":         {"cell": "c17"},
+	"other":          {"region": "e_", "note": "100% 'quoted'"}, // LIKE and quote characters are literal
+	"edge":           {"region": "EU"},
+	"never-updated":  {"cell": ""},
+	"ghost":          {"region": "eu", "cell": "c17"},
+	"dev-unlabelled": {},
 }
 
 func testRegistrationFilter(t *testing.T, s registration.Store) {
@@ -263,6 +305,12 @@ func testRegistrationFilter(t *testing.T, s registration.Store) {
 	never := fleet[len(fleet)-1]
 	never.UpdatedAt = time.Time{} // no Update yet: expired from the start
 	mustSave(t, s, fleet...)
+	ls := labelStore(t, s)
+	for ep, l := range filterLabels {
+		if err := ls.SetLabels(context.Background(), ep, l); err != nil {
+			t.Fatalf("SetLabels(%s): %v", ep, err)
+		}
+	}
 
 	yes, no := true, false
 	obj := func(id uint16) *uint16 { return &id }
@@ -301,6 +349,20 @@ func testRegistrationFilter(t *testing.T, s registration.Store) {
 			[]string{"dev-b2", "dev-\u00e4"}},
 		{"combined", registration.Filter{EndpointPrefix: "dev-", Online: &yes, Now: now, ObjectID: obj(5), FirmwareVersion: "1.0"},
 			[]string{"dev-a1", "dev-b1", "dev-\u00e4"}},
+		{"model", registration.Filter{Model: "M1"}, []string{"dev-a1", "dev-b1", "other"}},
+		{"model none", registration.Filter{Model: "M"}, nil},
+		{"manufacturer", registration.Filter{Manufacturer: "acme"}, []string{"dev-a1", "dev-a2", "edge"}},
+		{"device type", registration.Filter{DeviceType: "meter"}, []string{"dev-a1", "dev-a2", "other"}},
+		{"model and manufacturer", registration.Filter{Model: "M1", Manufacturer: "acme"}, []string{"dev-a1"}},
+		{"label", registration.Filter{Labels: map[string]string{"region": "eu"}}, []string{"dev-a1", "dev-a2"}},
+		{"labels all match", registration.Filter{Labels: map[string]string{"region": "eu", "cell": "c17"}}, []string{"dev-a1"}},
+		{"label literal", registration.Filter{Labels: map[string]string{"region": "e_"}}, []string{"other"}},
+		{"label quotes", registration.Filter{Labels: map[string]string{"note": "100% 'quoted'"}}, []string{"other"}},
+		{"label empty value", registration.Filter{Labels: map[string]string{"cell": ""}}, []string{"never-updated"}},
+		{"label none", registration.Filter{Labels: map[string]string{"rack": "7"}}, nil},
+		{"label and model online", registration.Filter{Labels: map[string]string{"cell": "c17"}, Model: "M1", Online: &yes, Now: now},
+			[]string{"dev-a1", "dev-b1"}},
+		{"label after limit", registration.Filter{Labels: map[string]string{"cell": "c17"}, After: "dev-a1", Limit: 1}, []string{"dev-b1"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -318,6 +380,10 @@ func testRegistrationFilter(t *testing.T, s registration.Store) {
 				}
 				if tc.f.ObjectID != nil && !r.HasObject(*tc.f.ObjectID) {
 					t.Errorf("%s has no object %d", r.Endpoint, *tc.f.ObjectID)
+				}
+				// Every row carries all of its labels, whatever the filter matched on.
+				if want := filterLabels[r.Endpoint]; !maps.Equal(r.Labels, want) || (len(want) == 0 && r.Labels != nil) {
+					t.Errorf("%s: labels %v, want %v", r.Endpoint, r.Labels, want)
 				}
 			}
 		})
