@@ -34,6 +34,13 @@ const testAdminToken = "lwota_test-admin-token-0123456789abcdefghij"
 // startService runs lwota on dataDir (and dsn when not empty) until the test ends or stop is called.
 func startService(t *testing.T, dataDir, dsn string, extra ...string) *testService {
 	t.Helper()
+	return startServiceWith(t, dataDir, dsn, nil, extra...)
+}
+
+// startServiceWith is startService with tweak applied to the parsed configuration, for knobs
+// no flag has (a tiny download token TTL, an HTTP listener opened beforehand); nil changes nothing.
+func startServiceWith(t *testing.T, dataDir, dsn string, tweak func(*serveConfig), extra ...string) *testService {
+	t.Helper()
 	args := append([]string{"--admin-token", testAdminToken, "--coap-addr", "127.0.0.1:0", "--coaps-addr", "127.0.0.1:0", "--allow-nosec", "--http-addr", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
 	if dsn != "" {
 		args = append(args, "--database", dsn)
@@ -41,6 +48,9 @@ func startService(t *testing.T, dataDir, dsn string, extra ...string) *testServi
 	cfg, err := parseServeFlags(args, io.Discard, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tweak != nil {
+		tweak(&cfg)
 	}
 	logBuf := &bytes.Buffer{}
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: logBuf}, &slog.HandlerOptions{Level: slog.LevelInfo}))

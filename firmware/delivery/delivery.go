@@ -109,12 +109,21 @@ func image(ctx context.Context, c Catalog, id string) (*firmware.Image, error) {
 	return img, nil
 }
 
+// Progress follows how far each job's CoAP pull has got (fwupdate.Driver implements it).
+type Progress interface {
+	// Progress is told that jobID's image was served up to byte n. It is called for every
+	// block, so it must return at once.
+	Progress(jobID string, n int64)
+}
+
 // Grants implements transfer.Grants: a CoAP download is served to the job's own device while
-// the job is delivering.
+// the job is delivering. It is a transfer.Tracker too, passing every block served on to the
+// Progress it follows.
 type Grants struct {
-	jobs    Jobs
-	devices Devices
-	catalog Catalog
+	jobs     Jobs
+	devices  Devices
+	catalog  Catalog
+	progress Progress // nil until Follow
 }
 
 // NewGrants returns the transfer server's access check.
@@ -122,7 +131,22 @@ func NewGrants(jobs Jobs, devices Devices, catalog Catalog) *Grants {
 	return &Grants{jobs: jobs, devices: devices, catalog: catalog}
 }
 
-var _ transfer.Grants = (*Grants)(nil)
+var (
+	_ transfer.Grants  = (*Grants)(nil)
+	_ transfer.Tracker = (*Grants)(nil)
+)
+
+// Follow makes g tell p about every block the transfer server serves. Call it before the
+// transfer server serves: the driver that implements p is built after g (its Package URIs
+// need the transfer server, which needs g).
+func (g *Grants) Follow(p Progress) { g.progress = p }
+
+// Served implements transfer.Tracker.
+func (g *Grants) Served(jobID string, end int64) {
+	if g.progress != nil {
+		g.progress.Progress(jobID, end)
+	}
+}
 
 // Grant answers transfer.ErrForbidden for a job that is not from's or not delivering.
 func (g *Grants) Grant(ctx context.Context, jobID string, from transport.Peer) (transfer.Grant, error) {

@@ -24,12 +24,29 @@ import (
 	"github.com/lwota/lwota/storage/blobstore"
 )
 
-// fakeGrants is pure logic: jobs map to grants; "foreign" is another device's job.
+// fakeGrants is pure logic: jobs map to grants; "foreign" is another device's job. It is a
+// Tracker too, and records the block ends served per job.
 type fakeGrants struct {
-	mu    sync.Mutex
-	jobs  map[string]Grant
-	calls int
-	fail  error
+	mu     sync.Mutex
+	jobs   map[string]Grant
+	calls  int
+	fail   error
+	served map[string][]int64
+}
+
+func (f *fakeGrants) Served(job string, end int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.served == nil {
+		f.served = map[string][]int64{}
+	}
+	f.served[job] = append(f.served[job], end)
+}
+
+func (f *fakeGrants) servedTo(job string) []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int64(nil), f.served[job]...)
 }
 
 func (f *fakeGrants) Grant(_ context.Context, job string, _ transport.Peer) (Grant, error) {

@@ -32,6 +32,13 @@ type Grants interface {
 	Grant(ctx context.Context, jobID string, from transport.Peer) (Grant, error)
 }
 
+// Tracker is a capability a Grants may add: it is told the job and the end of every block
+// served (the bytes the device holds, when it reads in order), so the driver can follow a
+// pull's progress. It is called on the serving path, so it must return at once.
+type Tracker interface {
+	Served(jobID string, end int64)
+}
+
 // Config is the transfer server's configuration; zero fields take the DefaultConfig values.
 type Config struct {
 	// BlockSize is the largest block served, and the size of a first request without Block2:
@@ -73,6 +80,7 @@ type Server struct {
 	szx    uint8
 	tokens *Tokens
 	grants Grants
+	track  Tracker // grants, when it tracks progress; else nil
 	cache  *chunkCache
 	log    *slog.Logger
 	m      *metrics
@@ -123,11 +131,13 @@ func New(cfg Config, tokens *Tokens, grants Grants, blobs Blobs, logger *slog.Lo
 		logger = slog.New(slog.DiscardHandler)
 	}
 	m := newMetrics(reg)
+	track, _ := grants.(Tracker)
 	return &Server{
 		cfg:    cfg,
 		szx:    transport.SZXFor(cfg.BlockSize),
 		tokens: tokens,
 		grants: grants,
+		track:  track,
 		cache:  newChunkCache(blobs, cfg.CacheBytes, cfg.ChunkSize, cfg.BlobTimeout, m),
 		log:    logger,
 		m:      m,
@@ -229,6 +239,9 @@ func (s *Server) ServeCoAP(ctx context.Context, from transport.Peer, req *transp
 	resp.Payload = payload
 	s.m.blocks.Inc()
 	s.m.bytes.Add(float64(len(payload)))
+	if s.track != nil {
+		s.track.Served(job, end)
+	}
 	return resp
 }
 

@@ -311,6 +311,40 @@ func TestGrantCached(t *testing.T) {
 	}
 }
 
+// A Grants that is a Tracker hears the end of every block served, in the client's block size,
+// and nothing of refused requests.
+func TestTrackerHearsEveryBlock(t *testing.T) {
+	f := startServer(t, Config{}, imageSize+100)
+	c := newRawClient(t, f.addr)
+	path := PathPrefix + f.token(t, "job1")
+	if _, err := c.fetch(path, 5); err != nil {
+		t.Fatal(err)
+	}
+	for _, refused := range []struct {
+		path  string
+		block transport.Block
+	}{
+		{path, transport.Block{Num: 1000, SZX: 6}},                    // past the end: 4.02
+		{PathPrefix + f.token(t, "foreign"), transport.Block{SZX: 6}}, // 4.03
+	} {
+		if r, err := c.get(refused.path, &refused.block); err != nil || r.code == codes.Content {
+			t.Fatalf("%s %+v: %v %v, want a refusal", refused.path, refused.block, r.code, err)
+		}
+	}
+	got := f.grants.servedTo("job1")
+	if len(got) != imageSize/512+1 {
+		t.Fatalf("%d blocks reported, want %d", len(got), imageSize/512+1)
+	}
+	for i, end := range got {
+		if want := min(int64(i+1)*512, imageSize+100); end != want {
+			t.Fatalf("block %d reported ending at %d, want %d", i, end, want)
+		}
+	}
+	if n := len(f.grants.servedTo("foreign")); n != 0 {
+		t.Errorf("%d refused blocks reported", n)
+	}
+}
+
 func TestURILength(t *testing.T) {
 	f := startServer(t, Config{}, 1024)
 	base := "coap://" + strings.Repeat("h", 64) + ":65535"

@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lwota/lwota/server/audit"
 	"github.com/lwota/lwota/server/dm"
 	"github.com/lwota/lwota/server/events"
 	"github.com/lwota/lwota/server/lwm2m"
@@ -34,6 +36,10 @@ type Devices interface {
 	Hold(endpoint string) (release func())
 	// SubscribeN streams registrations and notifications until ctx ends.
 	SubscribeN(ctx context.Context, n int) <-chan events.Event
+	// Local reports whether the device talks to this lwota process (it registered or sent a
+	// datagram here since the process started): with several nodes, the node a device talks to
+	// drives its job.
+	Local(endpoint string) bool
 }
 
 // Package is what the driver needs to know of an image.
@@ -72,10 +78,18 @@ type Config struct {
 	// TokenTTL is how long a job's download URI stays valid from the job's creation. Access is
 	// checked per block against the job's state; the expiry bounds a leaked URI.
 	TokenTTL time.Duration
-	// ProgressInterval is the least time between two stores of a push's progress.
+	// ProgressInterval is the least time between two stores of a transfer's progress (push,
+	// or pull as the transfer server reports it through Progress).
 	ProgressInterval time.Duration
 	// MaxPushes bounds the pushes in flight; more wait their turn.
 	MaxPushes int
+	// Cluster is set when several lwota nodes share the database. A job is then driven by the
+	// node its device talks to (Devices.Local): Start leaves a job for a device of another node
+	// in the store, and every node adopts, every AdoptEvery, the active jobs of its own devices
+	// that nobody here drives. A node whose save finds the job moved on (another node drives
+	// it now) lets it go.
+	Cluster    bool
+	AdoptEvery time.Duration
 }
 
 // DefaultConfig offers CoAP and CoAPS pulls, polls every 30 s, and allows 64 pushes at once.
@@ -114,6 +128,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxPushes <= 0 {
 		c.MaxPushes = d.MaxPushes
 	}
+	if c.AdoptEvery <= 0 {
+		c.AdoptEvery = 2 * time.Second
+	}
 	return c
 }
 
@@ -125,6 +142,7 @@ type Driver struct {
 	dev   Devices
 	store Store
 	pkgs  Packages
+	audit audit.Recorder // nil: transitions are not audited
 	log   *slog.Logger
 	m     *metrics
 	now   func() time.Time
@@ -138,9 +156,9 @@ type Driver struct {
 	wg         sync.WaitGroup
 }
 
-// New returns a driver. A nil logger discards; a nil reg leaves the metrics unregistered; a
-// nil now is time.Now.
-func New(cfg Config, dev Devices, store Store, pkgs Packages, logger *slog.Logger, reg prometheus.Registerer, now func() time.Time) *Driver {
+// New returns a driver. rec, when not nil, gets an audit entry for every transition of every
+// job. A nil logger discards; a nil reg leaves the metrics unregistered; a nil now is time.Now.
+func New(cfg Config, dev Devices, store Store, pkgs Packages, rec audit.Recorder, logger *slog.Logger, reg prometheus.Registerer, now func() time.Time) *Driver {
 	cfg = cfg.withDefaults()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -149,7 +167,7 @@ func New(cfg Config, dev Devices, store Store, pkgs Packages, logger *slog.Logge
 		now = time.Now
 	}
 	return &Driver{
-		cfg: cfg, dev: dev, store: store, pkgs: pkgs, log: logger, m: newMetrics(reg), now: now,
+		cfg: cfg, dev: dev, store: store, pkgs: pkgs, audit: rec, log: logger, m: newMetrics(reg), now: now,
 		pushes:     make(chan struct{}, cfg.MaxPushes),
 		runs:       make(map[string]*run),
 		byEndpoint: make(map[string]*run),
@@ -177,14 +195,53 @@ func (d *Driver) Run(ctx context.Context) error {
 	if len(jobs) > 0 {
 		d.log.Info("firmware update jobs resumed", "jobs", len(jobs))
 	}
-	for e := range evs {
-		d.dispatch(e)
+	var adopt <-chan time.Time
+	if d.cfg.Cluster {
+		t := time.NewTicker(d.cfg.AdoptEvery)
+		defer t.Stop()
+		adopt = t.C
+	}
+loop:
+	for {
+		select {
+		case e, ok := <-evs:
+			if !ok {
+				break loop
+			}
+			d.dispatch(e)
+		case <-adopt:
+			d.adopt(ctx)
+		}
 	}
 	d.mu.Lock()
 	d.ctx = nil
 	d.mu.Unlock()
 	d.wg.Wait()
 	return nil
+}
+
+// adopt starts driving the active jobs of this node's devices that no goroutine here drives
+// (cluster mode): jobs another node created, or that the device brought along when it moved.
+func (d *Driver) adopt(ctx context.Context) {
+	jobs, err := d.store.ActiveJobs(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn("adopt jobs", "err", err)
+		}
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, j := range jobs {
+		if _, ok := d.runs[j.ID]; ok || d.ctx == nil || !d.dev.Local(j.Endpoint) {
+			continue
+		}
+		if r := d.byEndpoint[j.Endpoint]; r != nil {
+			continue // an older job of the device is still winding down here
+		}
+		d.log.Info("firmware update job adopted", "job", j.ID, "endpoint", j.Endpoint, "state", j.State)
+		d.startLocked(j)
+	}
 }
 
 // dispatch wakes the job of the event's endpoint: a Register, an Update or an Object 5
@@ -270,23 +327,40 @@ func (d *Driver) Start(ctx context.Context, endpoint string, req StartRequest) (
 		return nil, fmt.Errorf("update %s: %w", endpoint, err)
 	}
 	d.m.transitions.WithLabelValues(string(StateQueued)).Inc()
+	d.record(ctx, j, created)
 	d.log.Info("firmware update queued", "job", j.ID, "endpoint", endpoint, "image", pkg.ID, "version", pkg.Version, "method", method)
 	d.mu.Lock()
 	if d.ctx != nil {
-		d.startLocked(j.Clone())
+		if !d.cfg.Cluster || d.dev.Local(endpoint) {
+			d.startLocked(j.Clone())
+		}
 	}
 	d.mu.Unlock()
 	return j, nil
 }
 
-// Job returns a job, or ErrJobNotFound.
+// Job returns a job, or ErrJobNotFound. A pull in progress shows the bytes served so far.
 func (d *Driver) Job(ctx context.Context, id string) (*Job, error) {
-	return d.store.GetJob(ctx, id)
+	j, err := d.store.GetJob(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	d.withServed(j)
+	return j, nil
 }
 
 // Jobs returns the endpoint's jobs, newest first, at most limit (0: all).
 func (d *Driver) Jobs(ctx context.Context, endpoint string, limit int) ([]*Job, error) {
-	return d.store.JobsFor(ctx, endpoint, limit)
+	jobs, err := d.store.JobsFor(ctx, endpoint, limit)
+	for _, j := range jobs {
+		d.withServed(j)
+	}
+	return jobs, err
+}
+
+// CampaignJobs returns the jobs of a campaign changed at or after since, oldest change first.
+func (d *Driver) CampaignJobs(ctx context.Context, campaignID string, since time.Time) ([]*Job, error) {
+	return d.store.CampaignJobs(ctx, campaignID, since)
 }
 
 // History returns a job's transitions in order.
@@ -395,4 +469,25 @@ func newJobID() string {
 	var b [10]byte
 	_, _ = rand.Read(b[:])
 	return jobIDEncoding.EncodeToString(b[:])
+}
+
+// record writes a job's transition to the audit log: the driver's own decisions are the
+// system's; the operator's call that caused one (start, cancel) is audited by the API.
+func (d *Driver) record(ctx context.Context, j *Job, tr Transition) {
+	if d.audit == nil {
+		return
+	}
+	detail := map[string]string{"endpoint": j.Endpoint, "from": string(tr.From), "to": string(tr.To),
+		"attempt": strconv.Itoa(tr.Attempt), "image": j.ImageID}
+	if tr.Reason != "" {
+		detail["reason"] = tr.Reason
+	}
+	if j.CampaignID != "" {
+		detail["campaign"] = j.CampaignID
+	}
+	err := d.audit.Record(ctx, audit.Entry{At: tr.At, Actor: audit.ActorSystem, Action: "update." + string(tr.To),
+		Target: "update:" + j.ID, Outcome: audit.OutcomeSuccess, Detail: detail})
+	if err != nil && ctx.Err() == nil {
+		d.log.Warn("audit job transition", "job", j.ID, "err", err)
+	}
 }

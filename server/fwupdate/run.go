@@ -27,7 +27,10 @@ type run struct {
 	// a request still waiting on the device's old address gives way at once. Loop goroutine only.
 	ctx       context.Context
 	wakeC     chan struct{}
-	cancelled atomic.Bool // by Cancel, with a transfer to undo on the device
+	saveC     chan struct{} // Progress: the bytes served are due to be stored
+	cancelled atomic.Bool   // by Cancel, with a transfer to undo on the device
+	lost      atomic.Bool   // another node drives the job now (cluster mode)
+	served    served        // how far the transfer server served this attempt's pull
 
 	mu         sync.Mutex
 	job        *Job               // the stored job; replaced, never changed in place, under mu
@@ -43,7 +46,8 @@ type run struct {
 
 func newRun(d *Driver, j *Job) *run {
 	life, cancel := context.WithCancel(d.ctx)
-	return &run{d: d, parent: d.ctx, life: life, ctx: life, cancel: cancel, wakeC: make(chan struct{}, 1), job: j}
+	return &run{d: d, parent: d.ctx, life: life, ctx: life, cancel: cancel, wakeC: make(chan struct{}, 1),
+		saveC: make(chan struct{}, 1), job: j}
 }
 
 // interrupt ends the current step's requests and makes the loop look again: the device
@@ -73,7 +77,7 @@ func (r *run) current() *Job {
 
 func (r *run) loop() {
 	defer r.finish()
-	for r.life.Err() == nil {
+	for r.life.Err() == nil && !r.lost.Load() {
 		j := r.current()
 		if !j.Active() {
 			return
@@ -91,13 +95,25 @@ func (r *run) loop() {
 		if wait <= 0 {
 			continue
 		}
-		t := time.NewTimer(wait)
+		r.sleep(wait)
+	}
+}
+
+// sleep waits until woken, the job ends or wait passes, storing pull progress meanwhile.
+func (r *run) sleep(wait time.Duration) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
 		select {
 		case <-r.life.Done():
+			return
 		case <-r.wakeC:
+			return
 		case <-t.C:
+			return
+		case <-r.saveC:
+			r.saveServed()
 		}
-		t.Stop()
 	}
 }
 
@@ -110,6 +126,7 @@ func (r *run) step(j *Job) time.Duration {
 			return j.NextAttemptAt.Sub(now)
 		}
 		r.sent, r.executed, r.deferTil = false, false, time.Time{}
+		r.served.reset()
 		r.move(j, StateQueued, fmt.Sprintf("attempt %d of %d", j.Attempt+1, j.Policy.MaxAttempts), nil)
 		return 0
 	}
@@ -563,6 +580,7 @@ func (r *run) progress(j *Job, change func(*Job)) bool {
 	change(n)
 	n.UpdatedAt = r.d.now()
 	if err := r.d.store.SaveProgress(r.life, n); err != nil {
+		r.lose(err)
 		r.d.log.Warn("store job progress", "job", n.ID, "err", err)
 		return false
 	}
@@ -621,6 +639,7 @@ func (r *run) commit(j *Job, build func(n *Job) (Transition, error)) bool {
 		return false
 	}
 	if err := r.d.store.SaveTransition(r.life, n, tr); err != nil {
+		r.lose(err)
 		if r.life.Err() == nil {
 			r.d.log.Warn("store job transition", "job", n.ID, "to", tr.To, "err", err)
 		}
@@ -628,6 +647,7 @@ func (r *run) commit(j *Job, build func(n *Job) (Transition, error)) bool {
 	}
 	r.job = n
 	r.d.m.transitions.WithLabelValues(string(tr.To)).Inc()
+	r.d.record(r.life, n, tr)
 	r.d.log.Debug("job", "job", n.ID, "endpoint", n.Endpoint, "from", tr.From, "to", tr.To, "reason", tr.Reason)
 	if tr.To == StateSucceeded || tr.To == StateFailed && !n.Retryable() {
 		r.d.m.duration.WithLabelValues(string(tr.To)).Observe(tr.At.Sub(n.CreatedAt).Seconds())
@@ -636,6 +656,19 @@ func (r *run) commit(j *Job, build func(n *Job) (Transition, error)) bool {
 		r.releaseHold()
 	}
 	return true
+}
+
+// lose lets the job go when, with several nodes, a save finds it moved on: another node drives
+// it now. The step's requests are cancelled and the loop ends.
+func (r *run) lose(err error) {
+	if !r.d.cfg.Cluster || !errors.Is(err, ErrStaleJob) {
+		return
+	}
+	r.lost.Store(true)
+	if r.stepCancel != nil {
+		r.stepCancel()
+	}
+	r.d.log.Info("firmware update job driven by another node now", "job", r.job.ID, "endpoint", r.job.Endpoint)
 }
 
 func (r *run) releaseHold() {

@@ -1,6 +1,9 @@
 package fwupdate
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Store persists jobs and their history. Implementations live in storage/. Every transition is
 // stored before the driver acts on it, so that a restart resumes each job where it stood.
@@ -22,6 +25,9 @@ type Store interface {
 	JobsFor(ctx context.Context, endpoint string, limit int) ([]*Job, error)
 	// ActiveJobs returns every active job (Job.Active), oldest first, to resume after a restart.
 	ActiveJobs(ctx context.Context) ([]*Job, error)
+	// CampaignJobs returns the jobs of a campaign changed at or after since, oldest change
+	// first: how a campaign follows its devices' updates.
+	CampaignJobs(ctx context.Context, campaignID string, since time.Time) ([]*Job, error)
 	// History returns a job's transitions in order (Seq ascending).
 	History(ctx context.Context, jobID string) ([]Transition, error)
 }

@@ -53,6 +53,7 @@ type DeviceConfig struct {
 	Model           string // /3/0/1, default "lwm2mtest"
 	SerialNumber    string // /3/0/2, default the endpoint
 	FirmwareVersion string // /3/0/3, default "1.0.0"
+	DeviceType      string // /3/0/17, default "simulator"
 
 	// ContentFormats the device declares (ct= on the root link) and encodes. Default: TLV and
 	// text for 1.0; SenML CBOR, SenML JSON, TLV and text for 1.1 and 1.2.
@@ -104,6 +105,12 @@ type DeviceConfig struct {
 	UpdatedVersion func(pkg []byte) string
 	// Faults to inject from the start; Device.SetFaults changes them at run time.
 	Faults Faults
+
+	// PSKIdentity and PSK make the device speak CoAP over DTLS 1.2 with this pre-shared key
+	// (TLS_PSK_WITH_AES_128_CCM_8): to the server (Start takes its CoAPS address), and for
+	// coaps:// packages. Empty: plain CoAP, and a coaps:// Package URI fails with Update Result 9.
+	PSKIdentity string
+	PSK         []byte
 }
 
 func (c DeviceConfig) withDefaults() DeviceConfig {
@@ -127,6 +134,9 @@ func (c DeviceConfig) withDefaults() DeviceConfig {
 	}
 	if c.FirmwareVersion == "" {
 		c.FirmwareVersion = "1.0.0"
+	}
+	if c.DeviceType == "" {
+		c.DeviceType = "simulator"
 	}
 	if len(c.ContentFormats) == 0 {
 		if c.LwM2MVersion == "1.0" {
@@ -183,6 +193,7 @@ func (c DeviceConfig) withDefaults() DeviceConfig {
 	if c.UpdatedVersion == nil {
 		c.UpdatedVersion = DefaultUpdatedVersion
 	}
+	c.PSK = append([]byte(nil), c.PSK...)
 	return c
 }
 
@@ -263,9 +274,9 @@ func NewDevice(cfg DeviceConfig, logger *slog.Logger) *Device {
 // Endpoint is the device's endpoint name.
 func (d *Device) Endpoint() string { return d.cfg.Endpoint }
 
-// Start dials the server from a new UDP socket (port 0), registers and starts sending
-// Updates before the lifetime runs out. ctx bounds the registration only; the device keeps
-// running until Close.
+// Start dials the server (its CoAPS address, for a device with a PSK) from a new UDP socket
+// (port 0), registers and starts sending Updates before the lifetime runs out. ctx bounds the
+// registration only; the device keeps running until Close.
 func (d *Device) Start(ctx context.Context, server string) error {
 	if d.cfg.Endpoint == "" {
 		return errors.New("lwm2mtest: start: endpoint required")
@@ -299,14 +310,21 @@ func (d *Device) connect(avoidPort int) error {
 	d.mu.Unlock()
 	for range 5 {
 		connCtx, stop := context.WithCancel(d.ctx)
-		cc, err := udp.Dial(server,
+		opts := []udp.Option{
 			options.WithContext(connCtx),
 			options.WithMux(d.router),
 			options.WithBlockwise(false, blockwise.SZX1024, 3*time.Second),
 			options.WithPeriodicRunner(periodic.New(connCtx.Done(), 200*time.Millisecond)),
 			options.WithRequestMonitor(d.monitor),
 			options.WithErrors(func(err error) { d.log.Debug("coap", "err", err) }),
-		)
+		}
+		var cc *client.Conn
+		var err error
+		if d.secure() {
+			cc, err = d.dialCoAPS(connCtx, server, opts)
+		} else {
+			cc, err = udp.Dial(server, opts...)
+		}
 		if err != nil {
 			stop()
 			return fmt.Errorf("dial %s: %w", server, err)
@@ -621,6 +639,8 @@ func (d *Device) updateLoop() {
 				if err != nil && d.ctx.Err() == nil {
 					d.log.Info("register again", "err", err)
 				}
+			} else if d.faults.get().NoUpdates {
+				d.log.Debug("update not sent (fault)")
 			} else if err := d.Update(d.ctx); err != nil && d.ctx.Err() == nil {
 				d.log.Warn("update", "err", err)
 				if err := d.register(d.ctx); err != nil && d.ctx.Err() == nil {

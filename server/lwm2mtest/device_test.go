@@ -83,14 +83,15 @@ func TestRegister(t *testing.T) {
 
 func TestRead(t *testing.T) {
 	s := newTestServer(t)
-	d := startDevice(t, s, DeviceConfig{Manufacturer: "Acme", Model: "M1", SerialNumber: "SN7", FirmwareVersion: "2.0.1"})
+	d := startDevice(t, s, DeviceConfig{Manufacturer: "Acme", Model: "M1", SerialNumber: "SN7", FirmwareVersion: "2.0.1", DeviceType: "meter"})
 	c := s.dm(t, d)
 	want := map[string]lwm2m.Value{
-		"/3/0/0": lwm2m.String("Acme"),
-		"/3/0/1": lwm2m.String("M1"),
-		"/3/0/2": lwm2m.String("SN7"),
-		"/3/0/3": lwm2m.String("2.0.1"),
-		"/3/0/9": lwm2m.Integer(100),
+		"/3/0/0":  lwm2m.String("Acme"),
+		"/3/0/1":  lwm2m.String("M1"),
+		"/3/0/2":  lwm2m.String("SN7"),
+		"/3/0/3":  lwm2m.String("2.0.1"),
+		"/3/0/9":  lwm2m.Integer(100),
+		"/3/0/17": lwm2m.String("meter"),
 	}
 	for _, tt := range []struct {
 		name   string
@@ -106,6 +107,7 @@ func TestRead(t *testing.T) {
 		{"resource text", "/3/0/0", int(lwm2m.FormatText), lwm2m.FormatText},
 		{"resource TLV", "/3/0/9", int(lwm2m.FormatTLV), lwm2m.FormatTLV},
 		{"resource SenML JSON", "/3/0/1", int(lwm2m.FormatSenMLJSON), lwm2m.FormatSenMLJSON},
+		{"device type text", "/3/0/17", int(lwm2m.FormatText), lwm2m.FormatText},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var a answer
@@ -160,8 +162,8 @@ func TestRead(t *testing.T) {
 			t.Errorf("SenML JSON /3/0/9 = %s", a.body)
 		}
 	})
-	if n := d.Stats().Requests[OpRead]; n != 11 {
-		t.Errorf("reads counted = %d, want 11", n)
+	if n := d.Stats().Requests[OpRead]; n != 12 {
+		t.Errorf("reads counted = %d, want 12", n)
 	}
 }
 
@@ -225,7 +227,7 @@ func TestDiscover(t *testing.T) {
 	}
 	tests := []struct{ path, want string }{
 		{"/3", "</3>;pmax=300,</3/0>,</3/0/0>,</3/0/1>,</3/0/2>,</3/0/3>,</3/0/4>,</3/0/5>,</3/0/9>;pmin=10;pmax=60;gt=50.5," +
-			"</3/0/11>;dim=1,</3/0/12>,</3/0/13>,</3/0/14>,</3/0/15>,</3/0/16>"},
+			"</3/0/11>;dim=1,</3/0/12>,</3/0/13>,</3/0/14>,</3/0/15>,</3/0/16>,</3/0/17>"},
 		{"/3/0/9", "</3/0/9>;pmin=10;pmax=60;gt=50.5"},
 		{"/5/0/8", "</5/0/8>;dim=2"}, // default protocols: CoAP and HTTP
 		{"/5", "</5>;ver=1.1,</5/0>,</5/0/0>,</5/0/1>,</5/0/2>,</5/0/3>,</5/0/5>,</5/0/6>,</5/0/7>,</5/0/8>;dim=2,</5/0/9>,</5/0/10>"},

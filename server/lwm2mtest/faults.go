@@ -41,6 +41,10 @@ type Faults struct {
 	// UpdateFailure fails the Execute of /5/0/2: State back to 2, Update Result 8.
 	UpdateFailure bool
 
+	// NoUpdates stops the registration Updates the device sends by itself before its lifetime
+	// runs out, as a device busy downloading may; Update and Wake still send one.
+	NoUpdates bool
+
 	// BlockDelay is added after every block (pull: CoAP block or HTTP chunk of BlockSize).
 	BlockDelay time.Duration
 	// BytesPerSecond caps a pull's rate; 0 is no cap.

@@ -47,6 +47,23 @@ func TestFaultsLossOnTheLwM2MSocket(t *testing.T) {
 	}
 }
 
+// NoUpdates silences the Updates due by the lifetime; an explicit Update still goes out, and
+// the Updates resume once the fault is cleared.
+func TestFaultsNoUpdates(t *testing.T) {
+	s := newTestServer(t)
+	d := startDevice(t, s, DeviceConfig{Lifetime: time.Second, Faults: Faults{NoUpdates: true}})
+	time.Sleep(2 * time.Second) // two Updates would have been due
+	if n := d.Stats().Updates; n != 0 {
+		t.Fatalf("%d Updates sent while they were off", n)
+	}
+	if err := d.Update(ctxT(t)); err != nil {
+		t.Fatalf("explicit Update: %v", err)
+	}
+	d.SetFaults(Faults{})
+	s.next(t, "update", time.Second)
+	s.next(t, "update", 2*time.Second) // the lifetime's, again
+}
+
 func TestDefaultUpdatedVersion(t *testing.T) {
 	if v := DefaultUpdatedVersion([]byte("LWOTA-FW 1.2.3 \nrest")); v != "1.2.3" {
 		t.Errorf("header version %q", v)

@@ -184,7 +184,7 @@ func schemeProtocol(scheme string) (int, bool) {
 	case "coap":
 		return ProtoCoAP, true
 	case "coaps":
-		return ProtoCoAPS, false
+		return ProtoCoAPS, true // with a PSK only (fwStartPull)
 	case "http":
 		return ProtoHTTP, true
 	case "https":
@@ -211,6 +211,9 @@ func (d *Device) fwStartPull(uri string) {
 		d.fwSet(FWIdle, FWResultInvalidURI)
 		return
 	}
+	if proto == ProtoCoAPS && !d.secure() {
+		implemented = false
+	}
 	if !implemented || !slices.Contains(d.cfg.Protocols, proto) {
 		d.fwSet(FWIdle, FWResultUnsupportedProto)
 		return
@@ -229,7 +232,7 @@ func (d *Device) fwStartPull(uri string) {
 	gen, offset := d.fw.gen, len(d.fw.partial)
 	go func() {
 		var err error
-		if proto == ProtoCoAP {
+		if proto == ProtoCoAP || proto == ProtoCoAPS {
 			err = d.fetchCoAP(ctx, gen, u, offset)
 		} else {
 			err = d.fetchHTTP(ctx, gen, u, offset)
@@ -461,9 +464,10 @@ func uintOption(id message.OptionID, v uint32) message.Option {
 	return message.Option{ID: id, Value: append([]byte(nil), b[i:]...)}
 }
 
-// Pull over CoAP: Block2 GETs by hand on a socket of the fetcher's own, one block per
-// exchange, each CON retransmitted with exponential backoff (RFC 7252 §4.2), a new token per
-// block. The download resumes at the byte it stopped at.
+// Pull over CoAP: Block2 GETs by hand on a socket of the fetcher's own (coaps://: a DTLS
+// session of its own, with the device's PSK), one block per exchange, each CON retransmitted
+// with exponential backoff (RFC 7252 §4.2), a new token per block. The download resumes at
+// the byte it stopped at.
 
 func szxOf(size int) blockwise.SZX {
 	if size < 16 {
@@ -476,9 +480,21 @@ func (d *Device) fetchCoAP(ctx context.Context, gen uint64, u *url.URL, offset i
 	host := u.Host
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "5683")
+		if u.Scheme == "coaps" {
+			host = net.JoinHostPort(u.Hostname(), "5684")
+		}
 	}
-	conn, err := net.Dial("udp", host)
+	var conn net.Conn
+	var err error
+	if u.Scheme == "coaps" {
+		conn, err = d.dialDTLS(ctx, host)
+	} else {
+		conn, err = net.Dial("udp", host)
+	}
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return fmt.Errorf("%w: %v", errLinkLost, err)
 	}
 	defer conn.Close()
@@ -587,8 +603,11 @@ func (d *Device) exchange(ctx context.Context, conn net.Conn, raw []byte, mid ui
 				if errors.As(err, &ne) && ne.Timeout() {
 					break
 				}
-				if errors.Is(err, net.ErrClosed) {
+				if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) { // io.EOF: a DTLS session closed
 					return message.Message{}, fmt.Errorf("%w: %v", errLinkLost, err)
+				}
+				if time.Now().After(deadline) {
+					break
 				}
 				continue // ICMP port unreachable and the like: as if lost
 			}

@@ -29,6 +29,12 @@ type fwServer struct {
 
 func newFWServer(t *testing.T, data []byte, maxSZX blockwise.SZX) *fwServer {
 	t.Helper()
+	return newFWServerOn(t, data, maxSZX, serveRouter)
+}
+
+// newFWServerOn is newFWServer served by serve (serveRouter, or serveRouterDTLS's).
+func newFWServerOn(t *testing.T, data []byte, maxSZX blockwise.SZX, serve func(*testing.T, *mux.Router) string) *fwServer {
+	t.Helper()
 	s := &fwServer{data: data}
 	r := mux.NewRouter()
 	err := r.Handle("/fw/x", mux.HandlerFunc(func(w mux.ResponseWriter, m *mux.Message) {
@@ -64,7 +70,7 @@ func newFWServer(t *testing.T, data []byte, maxSZX blockwise.SZX) *fwServer {
 	if err != nil {
 		t.Fatalf("route: %v", err)
 	}
-	s.addr = serveRouter(t, r)
+	s.addr = serve(t, r)
 	return s
 }
 

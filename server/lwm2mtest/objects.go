@@ -281,6 +281,7 @@ func deviceObject() *objectDef {
 		&resourceDef{id: 14, name: "UTC Offset", typ: lwm2m.TypeString, ops: opR | opW},
 		&resourceDef{id: 15, name: "Timezone", typ: lwm2m.TypeString, ops: opR | opW},
 		&resourceDef{id: 16, name: "Supported Binding and Modes", typ: lwm2m.TypeString, ops: opR},
+		&resourceDef{id: 17, name: "Device Type", typ: lwm2m.TypeString, ops: opR},
 	)
 }
 
@@ -328,6 +329,7 @@ func newTree(cfg DeviceConfig) *tree {
 	set("/3/0/14", lwm2m.String("+00:00"))
 	set("/3/0/15", lwm2m.String("Etc/UTC"))
 	set("/3/0/16", lwm2m.String(cfg.Binding))
+	set("/3/0/17", lwm2m.String(cfg.DeviceType))
 	set("/5/0/1", lwm2m.String(""))
 	set("/5/0/3", lwm2m.Integer(FWIdle))
 	set("/5/0/5", lwm2m.Integer(0))

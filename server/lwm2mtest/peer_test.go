@@ -53,6 +53,12 @@ type event struct {
 
 func newTestServer(t *testing.T) *testServer {
 	t.Helper()
+	return newTestServerOn(t, serveRouter)
+}
+
+// newTestServerOn is newTestServer served by serve (serveRouter, or serveRouterDTLS's).
+func newTestServerOn(t *testing.T, serve func(*testing.T, *mux.Router) string) *testServer {
+	t.Helper()
 	s := &testServer{byLoc: map[string]string{}, conns: map[string]mux.Conn{}, events: make(chan event, 1024)}
 	r := mux.NewRouter()
 	r.SetErrorHandler(func(err error) { t.Logf("test server router: %v", err) })
@@ -60,7 +66,7 @@ func newTestServer(t *testing.T) *testServer {
 		t.Fatalf("route: %v", err)
 	}
 	r.DefaultHandle(mux.HandlerFunc(s.serveRegistration))
-	s.addr = serveRouter(t, r)
+	s.addr = serve(t, r)
 	return s
 }
 

@@ -93,24 +93,11 @@ func (c PullConfig) withDefaults() PullConfig {
 // no sockets); errors from the server are counted in the report.
 func PullLoad(ctx context.Context, cfg PullConfig) (PullReport, error) {
 	cfg = cfg.withDefaults()
-	u, err := url.Parse(cfg.URI)
-	if err != nil || u.Scheme != "coap" || u.Host == "" {
-		return PullReport{}, fmt.Errorf("lwm2mtest: pull: uri %q: want coap://host:port/path", cfg.URI)
-	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "5683")
-	}
-	raddr, err := net.ResolveUDPAddr("udp", host)
+	raddr, pathOpts, err := pullTarget(cfg.URI, "coap", "5683")
 	if err != nil {
-		return PullReport{}, fmt.Errorf("lwm2mtest: pull: %w", err)
+		return PullReport{}, err
 	}
-	var pathOpts message.Options
-	pathOpts, _, err = pathOpts.SetPath(make([]byte, 256), u.EscapedPath())
-	if err != nil {
-		return PullReport{}, fmt.Errorf("lwm2mtest: pull: path %q: %w", u.Path, err)
-	}
-	conns := make([]*net.UDPConn, cfg.Devices)
+	conns := make([]pullConn, cfg.Devices)
 	for i := range conns {
 		if conns[i], err = net.DialUDP("udp", nil, raddr); err != nil {
 			for _, c := range conns[:i] {
@@ -119,7 +106,43 @@ func PullLoad(ctx context.Context, cfg PullConfig) (PullReport, error) {
 			return PullReport{}, fmt.Errorf("lwm2mtest: pull: socket %d: %w", i, err)
 		}
 	}
+	return pullOver(ctx, cfg, pathOpts, conns), nil
+}
 
+// pullTarget is the server address and the Uri-Path options of uri, a scheme:// URI whose
+// port defaults to defaultPort.
+func pullTarget(uri, scheme, defaultPort string) (*net.UDPAddr, message.Options, error) {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != scheme || u.Host == "" {
+		return nil, nil, fmt.Errorf("lwm2mtest: pull: uri %q: want %s://host:port/path", uri, scheme)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), defaultPort)
+	}
+	raddr, err := net.ResolveUDPAddr("udp", host)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lwm2mtest: pull: %w", err)
+	}
+	var pathOpts message.Options
+	pathOpts, _, err = pathOpts.SetPath(make([]byte, 256), u.EscapedPath())
+	if err != nil {
+		return nil, nil, fmt.Errorf("lwm2mtest: pull: path %q: %w", u.Path, err)
+	}
+	return raddr, pathOpts, nil
+}
+
+// pullConn is one device's connection to the server: a connected UDP socket, or a DTLS
+// connection over one.
+type pullConn interface {
+	Read(b []byte) (int, error)
+	Write(b []byte) (int, error)
+	SetReadDeadline(t time.Time) error
+	Close() error
+}
+
+// pullOver runs one device per conn for cfg.Duration, then closes the conns.
+func pullOver(ctx context.Context, cfg PullConfig, pathOpts message.Options, conns []pullConn) PullReport {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	var (
@@ -172,13 +195,13 @@ func PullLoad(ctx context.Context, cfg PullConfig) (PullReport, error) {
 		}
 	}
 	rep.BlocksPerSec = float64(rep.Blocks) / elapsed.Seconds()
-	return rep, nil
+	return rep
 }
 
 // pullDevice is one emulated device: one socket, one request in flight.
 type pullDevice struct {
 	cfg      PullConfig
-	conn     *net.UDPConn
+	conn     pullConn
 	pathOpts message.Options
 	blocks   *atomic.Int64
 	mid      uint16

@@ -1,0 +1,60 @@
+package lwm2mtest
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	piondtls "github.com/pion/dtls/v3"
+	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	"github.com/plgd-dev/go-coap/v3/udp/client"
+)
+
+// CoAP over DTLS 1.2 with the device's pre-shared key (TLS_PSK_WITH_AES_128_CCM_8, pion's
+// client): the device's link to the server (go-coap's DTLS client on top) and the fetcher's
+// link to a coaps:// package. Each dial is a new socket, so every reboot is a new session from
+// a new port.
+
+// secure reports whether the device has a PSK credential, and so speaks DTLS.
+func (d *Device) secure() bool { return d.cfg.PSKIdentity != "" && len(d.cfg.PSK) > 0 }
+
+// dialDTLS handshakes with host from a new UDP socket under the device's PSK, within
+// RequestTimeout. Closing the connection closes the socket.
+func (d *Device) dialDTLS(ctx context.Context, host string) (*piondtls.Conn, error) {
+	raddr, err := net.ResolveUDPAddr("udp", host)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := piondtls.ClientWithOptions(pc, raddr,
+		piondtls.WithPSK(func([]byte) ([]byte, error) { return d.cfg.PSK, nil }),
+		piondtls.WithPSKIdentityHint([]byte(d.cfg.PSKIdentity)),
+		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
+	)
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("dtls %s: %w", host, err)
+	}
+	hctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
+	defer cancel()
+	if err := conn.HandshakeContext(hctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("dtls handshake with %s: %w", host, err)
+	}
+	return conn, nil
+}
+
+// dialCoAPS is udp.Dial over a DTLS session with server; closing the client closes the
+// session and its socket.
+func (d *Device) dialCoAPS(ctx context.Context, server string, opts []udp.Option) (*client.Conn, error) {
+	conn, err := d.dialDTLS(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	return coapdtls.Client(conn, append(opts, options.WithCloseSocket())...), nil
+}
