@@ -72,7 +72,7 @@ func cli(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	if len(args) >= 2 && !slices.Contains(args, "--token") {
 		switch args[0] {
-		case "image", "key", "token", "update": // API clients: as the test services' admin
+		case "image", "key", "token", "update", "campaign": // API clients: as the test services' admin
 			args = append(append(slices.Clone(args[:2]), "--token", testAdminToken), args[2:]...)
 		}
 	}

@@ -80,7 +80,7 @@ func TestHouseRules(t *testing.T) {
 		"firmware":   {"api", "campaigns", "storage", "cmd"},
 		"campaigns":  {"api", "storage", "cmd"},
 		"api":        {"storage", "cmd"},
-		"storage":    {"api", "cmd", "campaigns"},
+		"storage":    {"api", "cmd"}, // storage implements campaigns.Store as it does fwupdate.Store
 		"migrations": {"api", "cmd", "server", "storage"},
 	}
 	for _, p := range repoPackages(t) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lwota/lwota/campaigns"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,6 +68,9 @@ func TestContract(t *testing.T) {
 			})
 			t.Run("audit", func(t *testing.T) {
 				storetest.RunAudit(t, func(t *testing.T) audit.Store { return open(t, b.dsn(t)) })
+			})
+			t.Run("campaigns", func(t *testing.T) {
+				storetest.RunCampaigns(t, func(t *testing.T) campaigns.Store { return open(t, b.dsn(t)) })
 			})
 		})
 	}

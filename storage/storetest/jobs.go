@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ func RunJobs(t *testing.T, open func(t *testing.T) fwupdate.Store) {
 	parallel(t, "Cancelled", open, testJobCancelled)
 	parallel(t, "Progress", open, testJobProgress)
 	parallel(t, "ImageInUse", open, testImageInUse)
+	parallel(t, "CampaignJobs", open, testCampaignJobs)
 }
 
 func newJob(id, endpoint string) (*fwupdate.Job, fwupdate.Transition) {
@@ -381,5 +383,41 @@ func testImageInUse(t *testing.T, s fwupdate.Store) {
 	step(t, s, j, fwupdate.StateCancelled, at(time.Second), "operator")
 	if got, err := u.ImageInUse(ctx, "img-u1"); err != nil || got {
 		t.Errorf("ImageInUse after the job ended = %v, %v; want false", got, err)
+	}
+}
+
+// testCampaignJobs: a campaign finds its jobs by their last change, and only its own.
+func testCampaignJobs(t *testing.T, s fwupdate.Store) {
+	ctx := context.Background()
+	mk := func(id, ep, campaign string) *fwupdate.Job {
+		j, tr := fwupdate.NewJob(id, ep, fwupdate.ImageRef{ID: "img", Version: "2", Size: 10},
+			fwupdate.MethodPull, fwupdate.DefaultPolicy(), campaign, at(0))
+		mustCreateJob(t, s, j, tr)
+		return j
+	}
+	a, b := mk("c1", "ep-a", "cmp_1"), mk("c2", "ep-b", "cmp_1")
+	mk("c3", "ep-c", "cmp_2")
+	mk("c4", "ep-d", "")
+	step(t, s, b, fwupdate.StateWaiting, at(time.Minute), "")
+	ids := func(since time.Time) []string {
+		t.Helper()
+		jobs, err := s.CampaignJobs(ctx, "cmp_1", since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, j := range jobs {
+			out = append(out, j.ID)
+		}
+		return out
+	}
+	if got := ids(time.Time{}); !slices.Equal(got, []string{a.ID, b.ID}) {
+		t.Errorf("CampaignJobs(since zero) = %v, want [c1 c2] (oldest change first)", got)
+	}
+	if got := ids(at(30 * time.Second)); !slices.Equal(got, []string{b.ID}) {
+		t.Errorf("CampaignJobs(since 30s) = %v, want [c2]", got)
+	}
+	if got := ids(at(time.Minute)); !slices.Equal(got, []string{b.ID}) {
+		t.Errorf("CampaignJobs(since the change itself) = %v, want [c2]: since is inclusive", got)
 	}
 }

@@ -1,0 +1,47 @@
+package campaigns
+
+import (
+	"context"
+	"time"
+)
+
+// Store persists campaigns, their members and their history. Implementations live in storage/.
+type Store interface {
+	// CreateCampaign stores c, its creation event and its members in one transaction, and claims
+	// every member's device for c. It fails with a *ConflictError when a device is already
+	// claimed by another campaign that has not ended.
+	CreateCampaign(ctx context.Context, c *Campaign, created Event, members []Member) error
+	// SaveCampaign stores c, if the stored copy is at c.Version-1, and appends events to its
+	// history (the store numbers them). When c has ended, its devices are released. It fails
+	// with ErrStale when the stored copy moved on, ErrNotFound when there is none.
+	SaveCampaign(ctx context.Context, c *Campaign, events ...Event) error
+	// GetCampaign returns one campaign, or ErrNotFound.
+	GetCampaign(ctx context.Context, id string) (*Campaign, error)
+	// ListCampaigns returns the campaigns in one of states (all when empty), newest first.
+	ListCampaigns(ctx context.Context, states ...State) ([]*Campaign, error)
+	// Members returns a campaign's members matching f, ordered by wave, rank and endpoint.
+	Members(ctx context.Context, campaignID string, f MemberFilter) ([]Member, error)
+	// SaveMembers updates members already stored (state, job, reason, attempts, times).
+	SaveMembers(ctx context.Context, members []Member) error
+	// AddMembers stores new members of c and claims their devices, skipping any device claimed
+	// by another campaign; it returns the members added.
+	AddMembers(ctx context.Context, c *Campaign, members []Member) ([]Member, error)
+	// Claim claims endpoints for c, skipping any claimed by another campaign, and returns the
+	// endpoints c now holds.
+	Claim(ctx context.Context, campaignID string, endpoints []string) ([]string, error)
+	// Claimed returns, of endpoints, those claimed by a campaign that has not ended, with the
+	// campaign's id.
+	Claimed(ctx context.Context, endpoints []string) (map[string]string, error)
+	// CampaignHistory returns a campaign's events in order.
+	CampaignHistory(ctx context.Context, campaignID string) ([]Event, error)
+	// Lease takes or renews the named lease for holder until now+ttl, if it is free, expired or
+	// already holder's; it reports whether holder has it.
+	Lease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
+}
+
+// MemberFilter selects members. Zero fields match everything.
+type MemberFilter struct {
+	State MemberState
+	After string // cursor: endpoints strictly greater, in endpoint order (with Limit)
+	Limit int
+}

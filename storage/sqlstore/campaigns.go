@@ -1,0 +1,410 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/lwota/lwota/campaigns"
+	"github.com/lwota/lwota/server/fwupdate"
+)
+
+// The campaign manager's store.
+var _ campaigns.Store = (*Store)(nil)
+
+var memberColumns = []string{
+	"campaign_id", "endpoint", "wave", "ord", "cap_label", "state", "job_id", "job_state", "reason",
+	"attempts", "started_at", "pending_since", "ended_at", "updated_at",
+}
+
+// rowsPerInsert keeps a multi-row INSERT well under both backends' parameter limits.
+const rowsPerInsert = 200
+
+// campaignKey shards a campaign's writes onto one writer, so they commit in order.
+func campaignKey(id string) string { return "campaign:" + id }
+
+// CreateCampaign stores c, its members and their claims, and the creation event, in one
+// transaction. A device claimed by another campaign fails it with a *campaigns.ConflictError.
+func (s *Store) CreateCampaign(ctx context.Context, c *campaigns.Campaign, created campaigns.Event, members []campaigns.Member) error {
+	eps := make([]string, len(members))
+	for i, m := range members {
+		eps[i] = m.Endpoint
+	}
+	if taken, err := s.Claimed(ctx, eps); err != nil {
+		return err
+	} else if len(taken) > 0 {
+		return &campaigns.ConflictError{Claimed: taken}
+	}
+	doc, err := jsonText(c)
+	if err != nil {
+		return fmt.Errorf("sqlstore: create campaign %s: %w", c.ID, err)
+	}
+	stmts := []stmt{{s.dialect.rebind(insert("campaigns", []string{"id", "state", "version", "created_at", "doc"})),
+		[]any{c.ID, string(c.State), int64(c.Version), c.CreatedAt.UnixNano(), doc}}}
+	ms, err := s.memberInserts(members)
+	if err != nil {
+		return fmt.Errorf("sqlstore: create campaign %s: %w", c.ID, err)
+	}
+	stmts = append(stmts, ms...)
+	stmts = append(stmts, s.claimInserts(c.ID, eps, false)...)
+	stmts = append(stmts, s.eventInsert(created))
+	if err := s.w.do(ctx, campaignKey(c.ID), stmts...); err != nil {
+		if isUniqueViolation(err, "campaign_claims") || isUniqueViolation(err, "endpoint") {
+			if taken, cerr := s.Claimed(ctx, eps); cerr == nil && len(taken) > 0 {
+				return &campaigns.ConflictError{Claimed: taken}
+			}
+		}
+		return fmt.Errorf("sqlstore: create campaign %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// memberInserts are multi-row INSERTs of members.
+func (s *Store) memberInserts(members []campaigns.Member) ([]stmt, error) {
+	var out []stmt
+	row := "(" + placeholders(len(memberColumns)) + ")"
+	for start := 0; start < len(members); start += rowsPerInsert {
+		chunk := members[start:min(start+rowsPerInsert, len(members))]
+		args := make([]any, 0, len(chunk)*len(memberColumns))
+		for _, m := range chunk {
+			a, err := memberArgs(m)
+			if err != nil {
+				return nil, fmt.Errorf("member %s: %w", m.Endpoint, err)
+			}
+			args = append(args, a...)
+		}
+		q := "INSERT INTO campaign_members (" + strings.Join(memberColumns, ", ") + ") VALUES " +
+			strings.TrimSuffix(strings.Repeat(row+", ", len(chunk)), ", ")
+		out = append(out, stmt{s.dialect.rebind(q), args})
+	}
+	return out, nil
+}
+
+// claimInserts claim endpoints for a campaign; with skipTaken, endpoints claimed already are
+// left alone instead of failing the transaction.
+func (s *Store) claimInserts(id string, eps []string, skipTaken bool) []stmt {
+	var out []stmt
+	for start := 0; start < len(eps); start += rowsPerInsert {
+		chunk := eps[start:min(start+rowsPerInsert, len(eps))]
+		args := make([]any, 0, 2*len(chunk))
+		for _, ep := range chunk {
+			args = append(args, ep, id)
+		}
+		q := "INSERT INTO campaign_claims (endpoint, campaign_id) VALUES " + strings.TrimSuffix(strings.Repeat("(?, ?), ", len(chunk)), ", ")
+		if skipTaken {
+			q += " ON CONFLICT (endpoint) DO NOTHING"
+		}
+		out = append(out, stmt{s.dialect.rebind(q), args})
+	}
+	return out
+}
+
+// eventInsert appends e to its campaign's history, numbered after the last event.
+func (s *Store) eventInsert(e campaigns.Event) stmt {
+	q := "INSERT INTO campaign_events (campaign_id, seq, at, from_state, to_state, actor, action, reason) " +
+		"SELECT CAST(? AS TEXT), COALESCE(MAX(seq), 0) + 1, CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT) " +
+		"FROM campaign_events WHERE campaign_id = ?"
+	return stmt{s.dialect.rebind(q), []any{e.CampaignID, e.At.UnixNano(), string(e.From), string(e.To), e.Actor, e.Action, e.Reason, e.CampaignID}}
+}
+
+// SaveCampaign stores c if the stored copy is at c.Version-1, appends events, and releases
+// the campaign's claims once it has ended.
+func (s *Store) SaveCampaign(ctx context.Context, c *campaigns.Campaign, events ...campaigns.Event) error {
+	doc, err := jsonText(c)
+	if err != nil {
+		return fmt.Errorf("sqlstore: save campaign %s: %w", c.ID, err)
+	}
+	var stmts []stmt
+	for _, e := range events {
+		e.CampaignID = c.ID
+		stmts = append(stmts, s.eventInsert(e))
+	}
+	if c.State.Ended() {
+		stmts = append(stmts, stmt{s.dialect.rebind("DELETE FROM campaign_claims WHERE campaign_id = ?"), []any{c.ID}})
+	}
+	stmts = append(stmts, stmt{s.dialect.rebind("UPDATE campaigns SET state = ?, version = ?, doc = ? WHERE id = ? AND version = ?"),
+		[]any{string(c.State), int64(c.Version), doc, c.ID, int64(c.Version - 1)}})
+	err = s.w.doMatch(ctx, campaignKey(c.ID), campaigns.ErrStale, stmts...)
+	if errors.Is(err, campaigns.ErrStale) {
+		if _, gerr := s.GetCampaign(ctx, c.ID); errors.Is(gerr, campaigns.ErrNotFound) {
+			err = campaigns.ErrNotFound
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: save campaign %s v%d: %w", c.ID, c.Version, err)
+	}
+	return nil
+}
+
+// GetCampaign returns one campaign, or campaigns.ErrNotFound.
+func (s *Store) GetCampaign(ctx context.Context, id string) (*campaigns.Campaign, error) {
+	var doc string
+	err := s.queryRow(ctx, s.dialect.rebind("SELECT doc FROM campaigns WHERE id = ?"), id).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlstore: campaign %s: %w", id, campaigns.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: campaign %s: %w", id, err)
+	}
+	return decodeCampaign(doc)
+}
+
+func decodeCampaign(doc string) (*campaigns.Campaign, error) {
+	var c campaigns.Campaign
+	if err := json.Unmarshal([]byte(doc), &c); err != nil {
+		return nil, fmt.Errorf("sqlstore: campaign document: %w", err)
+	}
+	return &c, nil
+}
+
+// ListCampaigns returns the campaigns in one of states (all when none), newest first.
+func (s *Store) ListCampaigns(ctx context.Context, states ...campaigns.State) ([]*campaigns.Campaign, error) {
+	q := "SELECT doc FROM campaigns"
+	args := make([]any, len(states))
+	if len(states) > 0 {
+		q += " WHERE state IN (" + placeholders(len(states)) + ")"
+		for i, st := range states {
+			args[i] = string(st)
+		}
+	}
+	rows, err := s.query(ctx, s.dialect.rebind(q+" ORDER BY created_at DESC, id DESC"), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list campaigns: %w", err)
+	}
+	out, err := collect(rows, func(r scanner) (*campaigns.Campaign, error) {
+		var doc string
+		if err := r.Scan(&doc); err != nil {
+			return nil, err
+		}
+		return decodeCampaign(doc)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: list campaigns: %w", err)
+	}
+	return out, nil
+}
+
+// Members returns a campaign's members matching f: by wave and start order, or by endpoint
+// when f pages (After, Limit).
+func (s *Store) Members(ctx context.Context, campaignID string, f campaigns.MemberFilter) ([]campaigns.Member, error) {
+	q := "SELECT " + strings.Join(memberColumns, ", ") + " FROM campaign_members WHERE campaign_id = ?"
+	args := []any{campaignID}
+	if f.State != "" {
+		q += " AND state = ?"
+		args = append(args, string(f.State))
+	}
+	if f.After != "" {
+		q += " AND endpoint > ?"
+		args = append(args, f.After)
+	}
+	if f.Limit > 0 || f.After != "" {
+		q += " ORDER BY endpoint"
+	} else {
+		q += " ORDER BY wave, ord, endpoint"
+	}
+	if f.Limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, f.Limit)
+	}
+	rows, err := s.query(ctx, s.dialect.rebind(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: campaign %s members: %w", campaignID, err)
+	}
+	out, err := collect(rows, scanMember)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: campaign %s members: %w", campaignID, err)
+	}
+	return out, nil
+}
+
+func scanMember(r scanner) (campaigns.Member, error) {
+	var m campaigns.Member
+	var state, jobState string
+	var wave, ord, attempts int64
+	var started, pending, ended, updated sql.NullInt64
+	err := r.Scan(&m.CampaignID, &m.Endpoint, &wave, &ord, &m.CapLabel, &state, &m.JobID, &jobState, &m.Reason,
+		&attempts, &started, &pending, &ended, &updated)
+	if err != nil {
+		return m, err
+	}
+	m.Wave, m.Rank, m.Attempts = int(wave), int(ord), int(attempts)
+	m.State, m.JobState = campaigns.MemberState(state), fwupdate.State(jobState)
+	m.StartedAt, m.PendingSince, m.EndedAt, m.UpdatedAt = fromNanos(started), fromNanos(pending), fromNanos(ended), fromNanos(updated)
+	return m, nil
+}
+
+func memberArgs(m campaigns.Member) ([]any, error) {
+	ts, err := timeArgs(m.StartedAt, m.PendingSince, m.EndedAt, m.UpdatedAt)
+	if err != nil {
+		return nil, err
+	}
+	return []any{m.CampaignID, m.Endpoint, int64(m.Wave), int64(m.Rank), m.CapLabel, string(m.State), m.JobID,
+		string(m.JobState), m.Reason, int64(m.Attempts), ts[0], ts[1], ts[2], ts[3]}, nil
+}
+
+// SaveMembers updates stored members, in one transaction.
+func (s *Store) SaveMembers(ctx context.Context, members []campaigns.Member) error {
+	if len(members) == 0 {
+		return nil
+	}
+	q := s.dialect.rebind("UPDATE campaign_members SET state = ?, job_id = ?, job_state = ?, reason = ?, attempts = ?, " +
+		"started_at = ?, pending_since = ?, ended_at = ?, updated_at = ? WHERE campaign_id = ? AND endpoint = ?")
+	stmts := make([]stmt, 0, len(members))
+	for _, m := range members {
+		a, err := memberArgs(m)
+		if err != nil {
+			return fmt.Errorf("sqlstore: save member %s: %w", m.Endpoint, err)
+		}
+		stmts = append(stmts, stmt{q, append(a[5:], m.CampaignID, m.Endpoint)})
+	}
+	if err := s.w.do(ctx, campaignKey(members[0].CampaignID), stmts...); err != nil {
+		return fmt.Errorf("sqlstore: save %d members of %s: %w", len(members), members[0].CampaignID, err)
+	}
+	return nil
+}
+
+// AddMembers stores the members whose devices c can claim (claimed by no other campaign) and
+// returns them.
+func (s *Store) AddMembers(ctx context.Context, c *campaigns.Campaign, members []campaigns.Member) ([]campaigns.Member, error) {
+	eps := make([]string, len(members))
+	for i, m := range members {
+		eps[i] = m.Endpoint
+	}
+	held, err := s.Claim(ctx, c.ID, eps)
+	if err != nil {
+		return nil, err
+	}
+	mine := make(map[string]bool, len(held))
+	for _, ep := range held {
+		mine[ep] = true
+	}
+	var add []campaigns.Member
+	for _, m := range members {
+		if mine[m.Endpoint] {
+			add = append(add, m)
+		}
+	}
+	if len(add) == 0 {
+		return nil, nil
+	}
+	ins, err := s.memberInserts(add)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: add members to %s: %w", c.ID, err)
+	}
+	if err := s.w.do(ctx, campaignKey(c.ID), ins...); err != nil {
+		return nil, fmt.Errorf("sqlstore: add %d members to %s: %w", len(add), c.ID, err)
+	}
+	return add, nil
+}
+
+// Claim claims the free endpoints for campaignID and returns those it holds now.
+func (s *Store) Claim(ctx context.Context, campaignID string, endpoints []string) ([]string, error) {
+	if len(endpoints) == 0 {
+		return nil, nil
+	}
+	if err := s.w.do(ctx, campaignKey(campaignID), s.claimInserts(campaignID, endpoints, true)...); err != nil {
+		return nil, fmt.Errorf("sqlstore: claim for %s: %w", campaignID, err)
+	}
+	claimed, err := s.Claimed(ctx, endpoints)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, ep := range endpoints {
+		if claimed[ep] == campaignID {
+			out = append(out, ep)
+		}
+	}
+	return out, nil
+}
+
+// Claimed returns the endpoints among endpoints that a campaign holds, with its id.
+func (s *Store) Claimed(ctx context.Context, endpoints []string) (map[string]string, error) {
+	out := make(map[string]string)
+	for start := 0; start < len(endpoints); start += rowsPerInsert {
+		chunk := endpoints[start:min(start+rowsPerInsert, len(endpoints))]
+		args := make([]any, len(chunk))
+		for i, ep := range chunk {
+			args[i] = ep
+		}
+		rows, err := s.query(ctx, s.dialect.rebind("SELECT endpoint, campaign_id FROM campaign_claims WHERE endpoint IN ("+placeholders(len(chunk))+")"), args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: campaign claims: %w", err)
+		}
+		pairs, err := collect(rows, func(r scanner) ([2]string, error) {
+			var p [2]string
+			return p, r.Scan(&p[0], &p[1])
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: campaign claims: %w", err)
+		}
+		for _, p := range pairs {
+			out[p[0]] = p[1]
+		}
+	}
+	return out, nil
+}
+
+// CampaignHistory returns a campaign's events in order.
+func (s *Store) CampaignHistory(ctx context.Context, campaignID string) ([]campaigns.Event, error) {
+	rows, err := s.query(ctx, s.dialect.rebind("SELECT campaign_id, seq, at, from_state, to_state, actor, action, reason "+
+		"FROM campaign_events WHERE campaign_id = ? ORDER BY seq"), campaignID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: campaign %s history: %w", campaignID, err)
+	}
+	out, err := collect(rows, func(r scanner) (campaigns.Event, error) {
+		var e campaigns.Event
+		var seq, at int64
+		var from, to string
+		if err := r.Scan(&e.CampaignID, &seq, &at, &from, &to, &e.Actor, &e.Action, &e.Reason); err != nil {
+			return e, err
+		}
+		e.Seq, e.At, e.From, e.To = int(seq), time.Unix(0, at).UTC(), campaigns.State(from), campaigns.State(to)
+		return e, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: campaign %s history: %w", campaignID, err)
+	}
+	return out, nil
+}
+
+// errNoLease is the writer's "no row changed" for a lease held by another node.
+var errNoLease = errors.New("sqlstore: lease held by another holder")
+
+// Lease takes or renews the named lease for holder until now+ttl when it is free, expired or
+// holder's own, and reports whether holder has it.
+func (s *Store) Lease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error) {
+	q := s.dialect.rebind("INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE " +
+		"SET holder = excluded.holder, expires_at = excluded.expires_at WHERE leases.holder = excluded.holder OR leases.expires_at < ?")
+	err := s.w.doMatch(ctx, "lease:"+name, errNoLease, stmt{q, []any{name, holder, now.Add(ttl).UnixNano(), now.UnixNano()}})
+	switch {
+	case errors.Is(err, errNoLease):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("sqlstore: lease %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// CampaignJobs returns the jobs of a campaign changed at or after since, oldest change first.
+func (s *Store) CampaignJobs(ctx context.Context, campaignID string, since time.Time) ([]*fwupdate.Job, error) {
+	from := int64(math.MinInt64)
+	if !since.IsZero() {
+		from = since.UnixNano()
+	}
+	rows, err := s.query(ctx, s.dialect.rebind("SELECT "+strings.Join(jobColumns, ", ")+
+		" FROM update_jobs WHERE campaign_id = ? AND updated_at >= ? ORDER BY updated_at, id"), campaignID, from)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: jobs of campaign %s: %w", campaignID, err)
+	}
+	out, err := collect(rows, scanJob)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: jobs of campaign %s: %w", campaignID, err)
+	}
+	return out, nil
+}
