@@ -4,6 +4,7 @@ BIN      ?= bin
 FUZZTIME ?= 5s
 DEVICES  ?= 10000
 PULL_SECONDS ?= 60
+DTLS_SECONDS ?= 10
 # The S3-compatible server the blob-store and upload tests run against (Apache-2.0), built from source.
 VERSITYGW_VERSION ?= v1.8.0
 
@@ -34,12 +35,15 @@ fuzz:
 	  done; \
 	done
 
-# Micro-benchmarks, the registration benchmark with DEVICES emulated devices, and firmware pull
-# throughput at 16, 64 and 1000 devices for PULL_SECONDS each.
+# Micro-benchmarks, the registration benchmark with DEVICES emulated devices, firmware pull
+# throughput at 16, 64 and 1000 devices for PULL_SECONDS each over CoAP and over DTLS (as a ratio),
+# DTLS PSK handshakes per second for DTLS_SECONDS, and a campaign to DEVICES devices.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	./$(BIN)/lwota bench --devices $(DEVICES)
-	./$(BIN)/lwota bench pull --devices 16,64,1000 --duration $(PULL_SECONDS)s
+	./$(BIN)/lwota bench pull --devices 16,64,1000 --duration $(PULL_SECONDS)s --dtls
+	./$(BIN)/lwota bench dtls --clients 1,16,64 --duration $(DTLS_SECONDS)s
+	./$(BIN)/lwota bench campaign --devices $(DEVICES) --image-size 65536
 
 lint:
 	$(GO) vet ./...

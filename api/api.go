@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lwota/lwota/server/dm"
 	"github.com/lwota/lwota/server/events"
@@ -57,6 +58,8 @@ type Subscriber interface {
 type Config struct {
 	// MaxBodyBytes caps request bodies; larger ones get 413 body_too_large.
 	MaxBodyBytes int64
+	// MaxImportBytes caps the body of a bulk credential import (CSV or JSON).
+	MaxImportBytes int64
 	// KeepAlive is the interval of comment lines on the event stream, so proxies keep it open.
 	KeepAlive time.Duration
 	// DefaultPageSize is the device list page size when the client gives no limit.
@@ -67,10 +70,11 @@ type Config struct {
 	Now func() time.Time
 }
 
-// DefaultConfig is 1 MiB bodies, a 15 s keepalive and pages of 100 devices (at most 1000).
+// DefaultConfig is 1 MiB bodies (32 MiB for a credential import), a 15 s keepalive and pages of 100 devices (at most 1000).
 func DefaultConfig() Config {
 	return Config{
 		MaxBodyBytes:    1 << 20,
+		MaxImportBytes:  32 << 20,
 		KeepAlive:       15 * time.Second,
 		DefaultPageSize: 100,
 		MaxPageSize:     1000,
@@ -94,10 +98,12 @@ type API struct {
 	sub     Subscriber
 	logger  *slog.Logger
 
-	images    Images // nil: no catalog, the image and key routes answer 404
+	images    Images                 // nil: no catalog, the image and key routes answer 404
+	limits    *prometheus.CounterVec // refusals by limit (WithMetrics); nil: not counted
 	maxUpload int64
 	creds     Credentials // nil: the credential routes answer 404
 	updates   Updates     // nil: the update routes answer 404
+	campaigns Campaigns   // nil: the campaign routes answer 404
 	tokens    Tokens      // nil: every route answers 401 (WithAuth)
 	audit     AuditLog    // nil: nothing is recorded, GET /audit answers 404
 	echo      *echo.Echo
@@ -111,6 +117,9 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	def := DefaultConfig()
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = def.MaxBodyBytes
+	}
+	if cfg.MaxImportBytes <= 0 {
+		cfg.MaxImportBytes = def.MaxImportBytes
 	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = def.KeepAlive
@@ -137,7 +146,7 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	e.HTTPErrorHandler = a.writeError
 	// recordAudit is outside logRequests so that it sees the status of error answers too;
 	// authenticate runs after routing (echo's Use), so it knows the route pattern.
-	e.Use(requestID, a.recordAudit, a.logRequests, recoverPanics, a.authenticate, a.limitBodies)
+	e.Use(requestID, a.recordAudit, a.logRequests, a.countLimits, recoverPanics, a.authenticate, a.limitBodies)
 
 	e.GET(Prefix+"/openapi.json", a.openAPI)
 	e.GET(Prefix+"/devices", a.listDevices)
@@ -151,7 +160,9 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	a.imageRoutes(e) // images.go: served once WithImages is called
 	a.keyRoutes(e)
 	a.credentialRoutes(e) // credentials.go: served once WithCredentials is called
+	a.labelRoutes(e)      // labels.go: served when the Devices also implement Labels
 	a.updateRoutes(e)     // updates.go: served once WithUpdates is called
+	a.campaignRoutes(e)   // campaigns.go: served once WithCampaigns is called
 	a.tokenRoutes(e)      // tokens.go: tokens and the audit log (WithAuth)
 	a.echo = e
 	return a

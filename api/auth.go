@@ -63,6 +63,7 @@ type RouteRole struct {
 // (yet) change nothing.
 var RouteRoles = []RouteRole{
 	{http.MethodGet, Prefix + "/openapi.json", allRoles},
+	{http.MethodGet, whoamiPath, allRoles},
 
 	{http.MethodGet, Prefix + "/devices", readers},
 	{http.MethodGet, Prefix + "/devices/:endpoint", readers},
@@ -74,6 +75,9 @@ var RouteRoles = []RouteRole{
 	{http.MethodDelete, Prefix + "/devices/:endpoint/objects/*", admins},
 	{http.MethodPut, credentialsPath, admins},
 	{http.MethodDelete, credentialsPath, admins},
+	{http.MethodPost, credentialsImportPath, admins},
+	{http.MethodGet, labelsPath, readers},
+	{http.MethodPut, labelsPath, releasers}, // labels select campaign targets
 	{http.MethodGet, Prefix + "/requests/:id", readers},
 	{http.MethodGet, Prefix + "/events", readers},
 
@@ -91,6 +95,18 @@ var RouteRoles = []RouteRole{
 	{http.MethodGet, Prefix + "/devices/:endpoint/updates/:id", readers},
 	{http.MethodPost, Prefix + "/devices/:endpoint/updates/:id/cancel", releasers},
 
+	{http.MethodPost, campaignsPath, releasers},
+	{http.MethodGet, campaignsPath, readers},
+	{http.MethodGet, campaignsPath + "/:id", readers},
+	{http.MethodGet, campaignsPath + "/:id/devices", readers},
+	{http.MethodGet, campaignsPath + "/:id/events", readers},
+	{http.MethodPost, campaignsPath + "/:id/start", releasers},
+	{http.MethodPost, campaignsPath + "/:id/pause", releasers},
+	{http.MethodPost, campaignsPath + "/:id/resume", releasers},
+	{http.MethodPost, campaignsPath + "/:id/abort", releasers},
+	{http.MethodPost, campaignsPath + "/:id/approve", releasers},
+	{http.MethodPost, campaignsPath + "/:id/retry", releasers},
+	// Campaign routes yet to come: the same split.
 	{http.MethodGet, Prefix + "/campaigns/...", readers},
 	{http.MethodPost, Prefix + "/campaigns/...", releasers},
 	{http.MethodPut, Prefix + "/campaigns/...", releasers},

@@ -165,3 +165,29 @@ func TestCredentialsImportTooManyProblems(t *testing.T) {
 		t.Fatalf("message %q", msg)
 	}
 }
+
+// TestCredentialsImportBodyLimit: a factory file is held to MaxImportBytes, not to the small
+// MaxBodyBytes of every other JSON call.
+func TestCredentialsImportBodyLimit(t *testing.T) {
+	env := newTestEnv(t, Config{MaxBodyBytes: 1 << 10, MaxImportBytes: 64 << 10})
+	creds := &fakeCredentials{byEP: map[string]credentials.Credential{}}
+	env.api.WithCredentials(creds)
+	file := func(n int) string {
+		var b strings.Builder
+		b.WriteString("endpoint,identity,key\n")
+		for i := range n {
+			fmt.Fprintf(&b, "dev-%04d,id-%04d,6b31\n", i, i)
+		}
+		return b.String()
+	}
+	if r := env.do(t, http.MethodPost, "/api/v1/credentials/import", file(100), "Content-Type", "text/csv"); r.status != http.StatusOK {
+		t.Fatalf("a 2.4 KiB file over the 1 KiB JSON limit: %d %s", r.status, r.body)
+	}
+	if len(creds.byEP) != 100 {
+		t.Fatalf("%d credentials stored, want 100", len(creds.byEP))
+	}
+	wantError(t, env.do(t, http.MethodPost, "/api/v1/credentials/import", file(4000), "Content-Type", "text/csv"),
+		http.StatusRequestEntityTooLarge, codeBodyTooLarge)
+	wantError(t, env.do(t, http.MethodPut, "/api/v1/devices/dev-1/credentials", `{"psk": {"identity": "`+strings.Repeat("a", 2000)+`", "key": "00"}}`,
+		"Content-Type", "application/json"), http.StatusRequestEntityTooLarge, codeBodyTooLarge)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -52,6 +53,10 @@ const (
 	codeUnauthorized         = "unauthorized"           // 401: no bearer token, or an unknown or revoked one
 	codeForbidden            = "forbidden"              // 403: the token's role may not call this route
 	codeInvalidToken         = "invalid_token"          // 400: a token needs a name and one of the roles
+	codeRequestTimeout       = "request_timeout"        // 408: the request body stopped arriving (--http-body-timeout)
+	codeInvalidCampaign      = "invalid_campaign"       // 422: the campaign is refused; details name each field
+	codeDeviceConflict       = "device_conflict"        // 409: devices are already in another active campaign
+	codeInvalidTransition    = "invalid_transition"     // 409: the campaign's state does not allow the action
 )
 
 // statusClientClosed is nginx's code for a request whose client left; logs only.
@@ -142,6 +147,9 @@ func mapError(subject string, err error) *apiError {
 		return &apiError{Status: http.StatusBadRequest, Code: codeInvalidRequest, Message: trimPkg(err.Error()), Err: err}
 	case errors.Is(err, lwm2m.ErrInvalidPath):
 		return &apiError{Status: http.StatusBadRequest, Code: codeInvalidPath, Message: trimPkg(err.Error()), Err: err}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The HTTP server's body timeout: the client stopped sending its request body.
+		return &apiError{Status: http.StatusRequestTimeout, Code: codeRequestTimeout, Message: "the request body stalled; send it again", Err: err}
 	case errors.Is(err, context.Canceled):
 		return &apiError{Status: statusClientClosed, Code: codeCanceled, Message: "client went away", Err: err}
 	}

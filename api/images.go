@@ -84,10 +84,16 @@ func (a *API) imageRoutes(e *echo.Echo) {
 
 // limitBodies is limitBody for every route but the image upload, which uploadImage caps itself.
 func (a *API) limitBodies(next echo.HandlerFunc) echo.HandlerFunc {
-	limited := a.limitBody(next)
+	limited := a.limitBody(next, a.cfg.MaxBodyBytes)
+	bulk := a.limitBody(next, a.cfg.MaxImportBytes) // a factory's credential file is larger than a JSON call
 	return func(c echo.Context) error {
-		if c.Request().Method == http.MethodPost && c.Path() == imagesPath {
-			return next(c)
+		if c.Request().Method == http.MethodPost {
+			switch c.Path() {
+			case imagesPath:
+				return next(c) // streamed and limited by the catalog's maximum image size
+			case credentialsImportPath:
+				return bulk(c)
+			}
 		}
 		return limited(c)
 	}

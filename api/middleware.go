@@ -105,16 +105,16 @@ func recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 
 // limitBody refuses bodies over Config.MaxBodyBytes: at once when Content-Length says so, and while
 // reading otherwise (readBody turns the *http.MaxBytesError into 413 body_too_large).
-func (a *API) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+func (a *API) limitBody(next echo.HandlerFunc, limit int64) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if r.ContentLength > a.cfg.MaxBodyBytes {
+		if r.ContentLength > limit {
 			return &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeBodyTooLarge,
-				Message: fmt.Sprintf("request body is larger than %d bytes", a.cfg.MaxBodyBytes)}
+				Message: fmt.Sprintf("request body is larger than %d bytes", limit)}
 		}
 		if r.Body != nil && r.Body != http.NoBody {
 			// The underlying writer, so net/http learns of the overflow and closes the connection after answering.
-			r.Body = http.MaxBytesReader(c.Response().Writer, r.Body, a.cfg.MaxBodyBytes)
+			r.Body = http.MaxBytesReader(c.Response().Writer, r.Body, limit)
 		}
 		return next(c)
 	}

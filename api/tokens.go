@@ -23,6 +23,7 @@ func (a *API) tokenRoutes(e *echo.Echo) {
 	e.GET(tokensPath, a.listTokens)
 	e.DELETE(tokensPath+"/:id", a.revokeToken)
 	e.GET(auditPath, a.listAudit)
+	e.GET(whoamiPath, a.whoami) // whoami.go
 }
 
 // tokenJSON is a token as the API shows it; Token (the secret) only in the answer that made it.

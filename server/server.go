@@ -97,7 +97,8 @@ func (s *Server) Handle(prefix string, h transport.Handler) {
 func (s *Server) SetCredentials(c Credentials) { s.creds = c }
 
 // AuthorizeRegister implements registration.Authorizer: a NoSec peer registers only when
-// AllowNoSec is set; a DTLS peer only as the endpoint its PSK identity is bound to.
+// AllowNoSec is set; a DTLS peer only as the endpoint its PSK identity (or certificate name) is
+// bound to.
 func (s *Server) AuthorizeRegister(ctx context.Context, from transport.Peer, endpoint string) error {
 	if from.Addr.Network != transport.DTLS {
 		if s.cfg.AllowNoSec {
@@ -116,7 +117,11 @@ func (s *Server) AuthorizeRegister(ctx context.Context, from transport.Peer, end
 		return fmt.Errorf("authorize %s: %w", endpoint, err)
 	}
 	if bound != endpoint {
-		return fmt.Errorf("%w: PSK identity %q may not register as endpoint %q", registration.ErrForbidden, from.Identity, endpoint)
+		what := "PSK identity"
+		if strings.HasPrefix(from.Identity, "x509:") {
+			what = "certificate"
+		}
+		return fmt.Errorf("%w: %s %q may not register as endpoint %q", registration.ErrForbidden, what, from.Identity, endpoint)
 	}
 	return nil
 }

@@ -28,8 +28,10 @@ const pullBenchImageSize = 1 << 20
 // BenchPull measures firmware pull throughput (lwota bench pull): a transport.Endpoint with the
 // firmware/transfer Server on loopback serves a 1 MiB image from a temporary directory blob
 // store, and for each concurrency in devices a raw UDP echo baseline runs, then PullLoad, each
-// for d. Client and server share this process, so the CPU per block counts both sides.
-func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration) error {
+// for d. With withDTLS a DTLS Endpoint serves the same Server and PullLoadDTLS runs too, for
+// d, reported as a ratio to the plain CoAP run of the same device count. Client and server
+// share this process, so the CPU per block counts both sides.
+func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration, withDTLS bool) error {
 	tmp, err := os.MkdirTemp("", "lwota-bench-pull-")
 	if err != nil {
 		return err
@@ -68,6 +70,17 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration)
 	if err != nil {
 		return err
 	}
+	var secureURI string
+	if withDTLS {
+		addr, stop, err := serveBenchDTLS(ctx, srv)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		if secureURI, err = srv.URI("coaps://"+addr, "bench", 24*time.Hour); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(w, "firmware pull: %d KiB image, 1024-byte blocks, %v per run; client and server share this process (CPU/block counts both)\n",
 		pullBenchImageSize>>10, d)
 	fmt.Fprintf(w, "%8s %12s %12s %7s %9s %10s %8s %8s %10s %10s  %s\n",
@@ -98,6 +111,11 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration)
 			rssStart>>20, rssEnd>>20, strings.Join(wins, " "))
 		if rep.FirstError != "" {
 			fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
+		}
+		if withDTLS {
+			if err := benchPullDTLS(ctx, w, secureURI, n, d, echo, rep.BlocksPerSec); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

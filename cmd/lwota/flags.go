@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 )
 
@@ -56,4 +57,53 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log format %q: want text or json", format)
+}
+
+// prefixFlag is a flag of comma-separated IP prefixes or addresses.
+type prefixFlag struct{ p *[]netip.Prefix }
+
+func (f prefixFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	s := make([]string, len(*f.p))
+	for i, p := range *f.p {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (f prefixFlag) Set(list string) error {
+	v, err := parsePrefixes(list)
+	if err != nil {
+		return err
+	}
+	*f.p = v
+	return nil
+}
+
+// parsePrefixes reads a comma-separated list of IP prefixes or single addresses ("10.0.0.0/8,
+// 192.0.2.7"); an empty list, or "none" (which an environment variable can hold), is an empty,
+// non-nil slice.
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	out := []netip.Prefix{}
+	if strings.TrimSpace(list) == "none" {
+		return out, nil
+	}
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an IP prefix nor an address", f)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }

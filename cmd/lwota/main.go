@@ -30,12 +30,14 @@ commands:
   image   push, list and show firmware images on a server (CI uploads)
   key     add, list and revoke the signing keys a server trusts
   token   create, list and revoke API tokens (admin)
+  credentials  import many devices' DTLS credentials at once (admin)
   update  start, follow and cancel the firmware update of one device
+  campaign  create, drive and watch firmware campaigns (rollouts to many devices)
   version print the version
 
 Run 'lwota <command> -h' for the flags of a command. Every flag of serve, sim and bench has an
-environment twin: --coap-addr is LWOTA_COAP_ADDR, and so on. image, key, update and token read
-only LWOTA_SERVER and LWOTA_TOKEN.
+environment twin: --coap-addr is LWOTA_COAP_ADDR, and so on. image, key, update, campaign,
+token and credentials read only LWOTA_SERVER and LWOTA_TOKEN.
 `
 
 // version is set by the linker in release builds.
@@ -59,8 +61,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return keyCmd(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "token":
 		return tokenCmd(ctx, args[1:], stdout, stderr, os.Getenv)
+	case "credentials":
+		return credentialsCmd(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "update":
 		return updateCmd(ctx, args[1:], stdout, stderr, os.Getenv)
+	case "campaign":
+		return campaignCmd(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "version":
 		fmt.Fprintln(stdout, "lwota", version)
 		return nil

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/lwota/lwota/campaigns"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lwota/lwota/api"
+	"github.com/lwota/lwota/api/console"
 	"github.com/lwota/lwota/firmware"
 	"github.com/lwota/lwota/firmware/delivery"
 	"github.com/lwota/lwota/firmware/transfer"
@@ -31,6 +35,7 @@ import (
 	"github.com/lwota/lwota/server/events"
 	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/lwm2m"
+	"github.com/lwota/lwota/server/transport"
 	"github.com/lwota/lwota/storage/blobstore"
 	"github.com/lwota/lwota/storage/sqlstore"
 )
@@ -68,16 +73,44 @@ type serveConfig struct {
 	HTTPPull     bool   // offer HTTP(S) pulls (PublicURL's scheme) to devices that support them
 	UpdatePoll   time.Duration
 	UpdateConfig fwupdate.Config
+
+	// Campaigns.
+	CampaignTick time.Duration // how often the campaign scheduler looks at active campaigns
+	NodeName     string        // this node's name in the lease electing the one node driving campaigns
+	Cluster      bool          // several nodes share the database: each drives the jobs of its own devices
+
+	// Device certificates (DTLS with X.509): the CA bundle devices' certificates chain to, the
+	// server's certificate and key (PEM files), and the field naming the device (cn or san).
+	DTLSCA, DTLSCert, DTLSKey, DTLSCertName string
+	// REST API hardening: TLS certificate and key (PEM files; both or neither), the origins
+	// allowed cross-origin calls (comma-separated; empty: CORS off), and how long a request body
+	// may stall.
+	HTTPTLSCert, HTTPTLSKey string
+	CORSOrigins             string
+	HTTPBodyTimeout         time.Duration
+
+	// httpListener, when set, is served instead of listening on HTTPAddr: tests open it first,
+	// so that PublicURL can name its port.
+	httpListener net.Listener
 }
 
 func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string) (serveConfig, error) {
 	c := serveConfig{Core: server.DefaultConfig()}
 	fs := newFlagSet("serve", stderr)
 	fs.StringVar(&c.CoAPAddr, "coap-addr", ":5683", "UDP address for CoAP (devices)")
-	fs.StringVar(&c.CoAPSAddr, "coaps-addr", ":5684", "UDP address for CoAP over DTLS with PSK (devices); empty disables DTLS")
+	fs.StringVar(&c.CoAPSAddr, "coaps-addr", ":5684", "UDP address for CoAP over DTLS with PSK or certificates (devices); empty disables DTLS")
+	fs.StringVar(&c.DTLSCA, "dtls-ca", "", "PEM file of the CA certificates device certificates must chain to; with --dtls-cert and --dtls-key it enables DTLS with X.509 certificates")
+	fs.StringVar(&c.DTLSCert, "dtls-cert", "", "PEM file of lwota's DTLS certificate chain (ECDSA)")
+	fs.StringVar(&c.DTLSKey, "dtls-key", "", "PEM file of the private key of --dtls-cert")
+	fs.StringVar(&c.DTLSCertName, "dtls-cert-name", "cn", "the device certificate field a device's endpoint name must equal: cn (subject common name) or san (first URI, else DNS, subject alternative name)")
+	fs.BoolVar(&c.Core.DTLS.ConnectionID, "dtls-connection-id", true, "issue DTLS connection ids (RFC 9146), so a device whose NAT mapping changes keeps its session")
 	fs.BoolVar(&c.AllowNoSec, "allow-nosec", false, "let devices register over plain CoAP, without DTLS (NoSec): development only")
 	fs.StringVar(&c.CredentialKey, "credential-key", "", "hex 32-byte key sealing device PSKs at rest (default: generated once in DATA_DIR/credential.key)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "TCP address for the REST API, /metrics and health checks")
+	fs.StringVar(&c.HTTPTLSCert, "http-tls-cert", "", "PEM file of the HTTPS certificate chain; with --http-tls-key the HTTP listener speaks only HTTPS")
+	fs.StringVar(&c.HTTPTLSKey, "http-tls-key", "", "PEM file of the private key of --http-tls-cert")
+	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "comma-separated origins (https://console.example.com) allowed to call the API from a browser; empty: no CORS headers at all")
+	fs.DurationVar(&c.HTTPBodyTimeout, "http-body-timeout", time.Minute, "a request body that sends nothing for this long is cut off (uploads may be slow, not stalled)")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the embedded SQLite database and local images")
 	fs.StringVar(&c.Database, "database", "", "SQLite file path or postgres:// URL (default: DATA_DIR/lwota.db)")
 	fs.StringVar(&c.ObjectsDir, "objects-dir", "", "directory of OMA DDF XML files with extra object definitions")
@@ -97,10 +130,19 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&c.CoAPSURL, "coaps-url", "", "base of coaps:// firmware download URIs for DTLS devices (default: coaps://PUBLIC_URL_HOST:COAPS_PORT)")
 	fs.BoolVar(&c.HTTPPull, "http-pull", false, "let devices that support HTTP(S) download firmware from PUBLIC_URL/fw/..., redirected to the image store")
 	fs.DurationVar(&c.Core.Transport.ACKTimeout, "coap-ack-timeout", c.Core.Transport.ACKTimeout, "first retransmission timeout of lwota's confirmable CoAP messages (RFC 7252 ACK_TIMEOUT); lower it only for links known to be fast")
+	fs.Float64Var(&c.Core.Transport.SourceRate, "coap-source-rate", c.Core.Transport.SourceRate, "datagrams per second one source IP address may send (CoAP and CoAPS), bursts of twice that; 0: no limit")
+	fs.Var(prefixFlag{&c.Core.Transport.SourceExempt}, "coap-source-rate-exempt", "comma-separated addresses or prefixes --coap-source-rate does not apply to (NAT gateways of large fleets); empty or none: none")
+	fs.Float64Var(&c.Core.DTLS.HandshakeRate, "dtls-handshake-rate", c.Core.DTLS.HandshakeRate, "DTLS handshakes per second one source IP address may start, bursts of twice that; 0: no limit")
+	fs.IntVar(&c.Core.DTLS.MaxSessions, "dtls-max-sessions", c.Core.DTLS.MaxSessions, "DTLS sessions held at once, established and handshaking")
+	fs.IntVar(&c.Core.DTLS.MaxHandshakes, "dtls-max-handshakes", c.Core.DTLS.MaxHandshakes, "DTLS handshakes in progress at once")
 	fs.DurationVar(&c.UpdatePoll, "update-poll", 30*time.Second, "how often an update step reads the device's firmware state when no notification came")
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL devices and tools reach the HTTP listener at, for signed image URLs (default: http://HTTP_ADDR)")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "secret of an admin API token (32+ characters), created at start-up unless it exists (default: print a new one on first start)")
 	fs.BoolVar(&c.MetricsTokenRequired, "metrics-token-required", false, "/metrics asks for an API token too (any role)")
+	fs.DurationVar(&c.CampaignTick, "campaign-tick", time.Second, "how often the node driving campaigns looks at every active campaign")
+	fs.BoolVar(&c.Cluster, "cluster", false, "several lwota nodes share this PostgreSQL database: each node drives the update jobs of the devices that talk to it, one node drives campaigns")
+	fs.StringVar(&c.NodeName, "node-name", "", "this node's name in the lease that elects the one node driving campaigns (default: the host name and process id)")
+	fs.BoolVar(&c.Core.ReadDeviceInfo, "read-device-info", c.Core.ReadDeviceInfo, "read each device's manufacturer, model, firmware version and device type (/3/0) in the background after it registers")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
 	}
@@ -110,23 +152,40 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	if c.Database == "" {
 		c.Database = filepath.Join(c.DataDir, "lwota.db")
 	}
+	if err := c.checkTLS(); err != nil {
+		return c, err
+	}
+	if c.Cluster && !strings.HasPrefix(c.Database, "postgres") {
+		return c, fmt.Errorf("serve: --cluster needs a postgres:// database that every node shares")
+	}
+	if c.NodeName == "" {
+		host, _ := os.Hostname()
+		c.NodeName = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
 	c.Core.CoAPAddr = c.CoAPAddr
 	c.Core.CoAPSAddr = c.CoAPSAddr
 	c.Core.AllowNoSec = c.AllowNoSec
+	if c.Core.Transport.SourceRate == 0 {
+		c.Core.Transport.SourceRate = -1 // the transport's "no limit"; its 0 means the default
+	}
+	if c.Core.DTLS.HandshakeRate == 0 {
+		c.Core.DTLS.HandshakeRate = -1
+	}
 	c.Core.DM.AwakeWindow = c.AwakeWindow
 	c.Core.DM.MaxQueued = c.MaxQueued
 	// A Put holds at most Concurrency x PartSize of buffers: 10 MiB keeps the server's memory far
 	// below the 64 MiB images it streams, at S3's smallest part size.
 	c.S3.PartSize, c.S3.Concurrency = blobstore.MinPartSize, 2
 	if c.PublicURL == "" {
-		c.PublicURL = "http://" + c.HTTPAddr
+		c.PublicURL = c.httpScheme() + "://" + c.HTTPAddr
 		if strings.HasPrefix(c.HTTPAddr, ":") {
-			c.PublicURL = "http://127.0.0.1" + c.HTTPAddr
+			c.PublicURL = c.httpScheme() + "://127.0.0.1" + c.HTTPAddr
 		}
 	}
 	c.UpdateConfig = fwupdate.DefaultConfig()
 	c.UpdateConfig.PollInterval = c.UpdatePoll
 	c.UpdateConfig.AwakeWindow = c.AwakeWindow
+	c.UpdateConfig.Cluster = c.Cluster
 	if c.HTTPPull {
 		scheme, _, _ := strings.Cut(c.PublicURL, "://")
 		c.UpdateConfig.Offered = append([]string{scheme}, c.UpdateConfig.Offered...)
@@ -160,6 +219,7 @@ type service struct {
 	httpLn  net.Listener
 	metrics *prometheus.Registry
 	updates *fwupdate.Driver
+	rollout *campaigns.Manager
 	ready   chan struct{}
 }
 
@@ -200,6 +260,15 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	bus := events.NewBus(256)
+	if cfg.DTLSCA != "" {
+		x, err := transport.LoadX509Config(cfg.DTLSCA, cfg.DTLSCert, cfg.DTLSKey, transport.CertName(cfg.DTLSCertName))
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		cfg.Core.DTLS.X509 = x
+		logger.Info("DTLS device certificates on", "ca", cfg.DTLSCA, "name", x.Name)
+	}
 	core := server.New(cfg.Core, store, model, bus, logger, reg)
 	credKey, err := credentialKey(cfg)
 	if err != nil {
@@ -238,18 +307,23 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	core.Handle(transfer.PathPrefix, xfer)
 	s := &service{cfg: cfg, log: logger, store: store, core: core, metrics: reg, ready: make(chan struct{})}
 	pkgs := delivery.NewPackages(s.deliveryBases, catalog, xfer)
-	s.updates = fwupdate.New(cfg.UpdateConfig, core, store, pkgs, logger.With("component", "fwupdate"), reg, nil)
-
 	apiTokens, auditLog, err := setupAuth(ctx, cfg, store, logger.With("component", "auth"))
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
+	s.updates = fwupdate.New(cfg.UpdateConfig, core, store, pkgs, auditLog, logger.With("component", "fwupdate"), reg, nil)
+	grants.Follow(s.updates) // pull progress: every block served reaches the job's driver
+
+	s.rollout = campaigns.New(campaigns.Config{Tick: cfg.CampaignTick, Node: cfg.NodeName}, store, s.updates, core, catalog,
+		auditLog, logger.With("component", "campaigns"), reg, nil)
 	a := api.New(api.DefaultConfig(), core, core, core, model, core, logger.With("component", "api")).
 		WithImages(catalog, cfg.MaxImageSize).
 		WithCredentials(creds).
 		WithUpdates(s.updates).
-		WithAuth(apiTokens, auditLog)
+		WithCampaigns(s.rollout).
+		WithAuth(apiTokens, auditLog).
+		WithMetrics(reg)
 	mux := http.NewServeMux()
 	mux.Handle(transfer.PathPrefix, delivery.NewHTTPHandler(tokens, grants, 0, logger.With("component", "http-pull")))
 	if blobHandler != nil {
@@ -265,11 +339,27 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
 	})
 	mux.HandleFunc("/readyz", s.readyz)
+	ui, err := console.Handler()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	mux.Handle(console.Prefix, ui) // the web console: static files with a Content-Security-Policy of 'self' only
+	mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusFound))
 	mux.Handle("/", a.Handler())
+	tlsConfig, err := cfg.httpTLSConfig()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	// No ReadTimeout or WriteTimeout: they would cut 64 MiB uploads and downloads and the
+	// server-sent event stream. Headers have ReadHeaderTimeout; bodies withBodyTimeout.
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           withCORS(withBodyTimeout(mux, cfg.HTTPBodyTimeout), splitOrigins(cfg.CORSOrigins)),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
+		TLSConfig:         tlsConfig,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
@@ -289,7 +379,10 @@ func (s *service) readyz(w http.ResponseWriter, r *http.Request) {
 // Run serves CoAP and HTTP until ctx ends, then shuts both down gracefully.
 func (s *service) Run(ctx context.Context) error {
 	defer s.store.Close()
-	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	ln, err := s.cfg.httpListener, error(nil)
+	if ln == nil {
+		ln, err = net.Listen("tcp", s.cfg.HTTPAddr)
+	}
 	if err != nil {
 		return fmt.Errorf("listen http %s: %w", s.cfg.HTTPAddr, err)
 	}
@@ -298,7 +391,7 @@ func (s *service) Run(ctx context.Context) error {
 	defer cancel()
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -307,7 +400,7 @@ func (s *service) Run(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.serveHTTP(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs <- fmt.Errorf("http: %w", err)
 			cancel()
 		}
@@ -318,6 +411,14 @@ func (s *service) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			if err := s.updates.Run(ctx); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.rollout.Run(ctx); err != nil {
 				errs <- err
 				cancel()
 			}
@@ -436,4 +537,151 @@ func redactDSN(dsn string) string {
 		}
 	}
 	return dsn
+}
+
+// maxHeaderBytes bounds a request's header block (net/http's default is 1 MiB); API tokens and
+// labels fit in far less.
+const maxHeaderBytes = 64 << 10
+
+// httpScheme is https when the REST API has a certificate.
+func (c serveConfig) httpScheme() string {
+	if c.HTTPTLSCert != "" {
+		return "https"
+	}
+	return "http"
+}
+
+// checkTLS refuses half-given certificate pairs before anything starts.
+func (c serveConfig) checkTLS() error {
+	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
+		return errors.New("serve: give both --http-tls-cert and --http-tls-key, or neither")
+	}
+	dtls := []string{c.DTLSCA, c.DTLSCert, c.DTLSKey}
+	if n := len(slices.DeleteFunc(dtls, func(s string) bool { return s == "" })); n != 0 && n != 3 {
+		return errors.New("serve: --dtls-ca, --dtls-cert and --dtls-key go together")
+	}
+	if c.DTLSCA != "" && c.CoAPSAddr == "" {
+		return errors.New("serve: --dtls-ca needs DTLS: --coaps-addr is empty")
+	}
+	return nil
+}
+
+// httpTLSConfig loads the REST API's certificate; nil without one.
+func (c serveConfig) httpTLSConfig() (*tls.Config, error) {
+	if c.HTTPTLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.HTTPTLSCert, c.HTTPTLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("http tls certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// serveHTTP serves the REST API on ln: HTTPS only when a certificate is configured (a plain
+// HTTP request to it gets net/http's 400), else plain HTTP.
+func (s *service) serveHTTP(ln net.Listener) error {
+	if s.http.TLSConfig != nil {
+		return s.http.ServeTLS(ln, "", "")
+	}
+	return s.http.Serve(ln)
+}
+
+// withBodyTimeout cuts off a request whose body stalls: each read of the body must bring data
+// within d. The deadline moves with every read, so a slow 64 MiB upload goes through, and it is
+// lifted once the body is read, so a handler that then waits (a device request, a queued write)
+// or streams (server-sent events, which have no body) is never cut by it. Requests without a
+// body are left alone: net/http already bounds the headers (ReadHeaderTimeout).
+func withBodyTimeout(next http.Handler, d time.Duration) http.Handler {
+	if d <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		if rc.SetReadDeadline(time.Now().Add(d)) != nil {
+			next.ServeHTTP(w, r) // a writer without deadlines (tests): nothing to bound
+			return
+		}
+		// A shallow copy: net/http keeps the original request, and looks at its own body type
+		// after the handler to drain or drop what is left of it.
+		r2 := r.WithContext(r.Context())
+		r2.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, d: d}
+		next.ServeHTTP(w, r2)
+	})
+}
+
+// deadlineBody pushes the read deadline forward on each read and lifts it at the body's end. After
+// a timeout the deadline stays, so that net/http's own draining of the rest fails at once too and
+// the connection is closed after the answer.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	d    time.Duration
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case b.done:
+	case errors.Is(err, io.EOF):
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	case err != nil:
+		b.done = true
+	case n > 0:
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.d))
+	}
+	return n, err
+}
+
+// splitOrigins parses --cors-origins.
+func splitOrigins(list string) []string {
+	var out []string
+	for _, o := range strings.Split(list, ",") {
+		if o = strings.TrimSuffix(strings.TrimSpace(o), "/"); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// corsRequestHeaders are the headers a browser may send cross-origin: the API's own.
+var corsRequestHeaders = []string{"Authorization", "Content-Type", api.HeaderRequestID, api.HeaderName, api.HeaderVersion,
+	api.HeaderManufacturer, api.HeaderModel, api.HeaderDeviceType, api.HeaderLabels, api.HeaderTargetLabels,
+	api.HeaderReleaseNotes, api.HeaderKeyID, api.HeaderSHA256, api.HeaderSignature}
+
+// withCORS lets the listed origins call the API from a browser: their requests get
+// Access-Control-Allow-Origin, their preflights (OPTIONS with Access-Control-Request-Method) are
+// answered 204 here. Every other origin, and every request when the list is empty (the
+// default), gets no Access-Control-* header at all, so browsers keep the same-origin policy.
+// Credentials travel in the Authorization header, never in cookies, so Allow-Credentials is
+// never sent.
+func withCORS(next http.Handler, origins []string) http.Handler {
+	if len(origins) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		w.Header().Add("Vary", "Origin")
+		if origin == "" || !slices.Contains(origins, origin) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
+			h.Set("Access-Control-Allow-Headers", strings.Join(corsRequestHeaders, ", "))
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.Set("Access-Control-Expose-Headers", api.HeaderRequestID+", Location")
+		next.ServeHTTP(w, r)
+	})
 }
