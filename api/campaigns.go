@@ -76,6 +76,33 @@ func (a *API) campaignManager() (Campaigns, error) {
 	return a.campaigns, nil
 }
 
+// campaignParam is the manager and the campaign id of a /campaigns/{id} route.
+func (a *API) campaignParam(c echo.Context) (Campaigns, string, error) {
+	m, err := a.campaignManager()
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := idParam(c, "campaign")
+	if err != nil {
+		return nil, "", err
+	}
+	return m, id, nil
+}
+
+// loadCampaign reads the campaign of a /campaigns/{id} route with its progress now; its errors
+// are in their HTTP form.
+func (a *API) loadCampaign(c echo.Context) (Campaigns, *campaigns.Campaign, campaignJSON, campaigns.Progress, error) {
+	m, id, err := a.campaignParam(c)
+	if err != nil {
+		return nil, nil, campaignJSON{}, campaigns.Progress{}, err
+	}
+	cmp, view, prog, err := a.look(c.Request().Context(), m, id)
+	if err != nil {
+		return nil, nil, campaignJSON{}, campaigns.Progress{}, mapCampaignError("campaign "+id, err)
+	}
+	return m, cmp, view, prog, nil
+}
+
 // actor names the caller in a campaign's history: the API token's name.
 func actor(c echo.Context) string {
 	if t := principal(c); t != nil {
@@ -615,33 +642,16 @@ func (a *API) listCampaigns(c echo.Context) error {
 
 // getCampaign: GET /campaigns/{id} with its progress.
 func (a *API) getCampaign(c echo.Context) error {
-	m, err := a.campaignManager()
+	_, _, out, _, err := a.loadCampaign(c)
 	if err != nil {
 		return err
-	}
-	id, err := idParam(c, "campaign")
-	if err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	cmp, err := m.Get(ctx, id)
-	if err != nil {
-		return mapCampaignError("campaign "+id, err)
-	}
-	out, _, err := a.view(ctx, m, cmp)
-	if err != nil {
-		return mapCampaignError("campaign "+id, err)
 	}
 	return c.JSON(http.StatusOK, out)
 }
 
 // campaignDevices: GET /campaigns/{id}/devices?state=&limit=&after=, by endpoint.
 func (a *API) campaignDevices(c echo.Context) error {
-	m, err := a.campaignManager()
-	if err != nil {
-		return err
-	}
-	id, err := idParam(c, "campaign")
+	m, id, err := a.campaignParam(c)
 	if err != nil {
 		return err
 	}
@@ -787,11 +797,7 @@ var campaignActions = []campaignActionDef{
 // campaignAction serves POST /campaigns/{id}/{action}: 200 with the campaign as it now is.
 func (a *API) campaignAction(act campaignActionDef) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		m, err := a.campaignManager()
-		if err != nil {
-			return err
-		}
-		id, err := idParam(c, "campaign")
+		m, id, err := a.campaignParam(c)
 		if err != nil {
 			return err
 		}
@@ -818,23 +824,11 @@ func (a *API) campaignAction(act campaignActionDef) echo.HandlerFunc {
 // changed, and first at once; `event: state` precedes it on a lifecycle transition. Comment
 // lines keep idle proxies open. The stream ends when the client leaves or the campaign is gone.
 func (a *API) streamCampaign(c echo.Context) error {
-	m, err := a.campaignManager()
+	m, cmp, view, prog, err := a.loadCampaign(c)
 	if err != nil {
 		return err
 	}
-	id, err := idParam(c, "campaign")
-	if err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	cmp, err := m.Get(ctx, id)
-	if err != nil {
-		return mapCampaignError("campaign "+id, err)
-	}
-	view, prog, err := a.view(ctx, m, cmp)
-	if err != nil {
-		return mapCampaignError("campaign "+id, err)
-	}
+	ctx, id := c.Request().Context(), cmp.ID
 
 	w := c.Response()
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{}) // a stream outlives WriteTimeout

@@ -75,16 +75,9 @@ func (a *API) putLabels(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ep, err := endpointParam(c)
-	if err != nil {
-		return err
-	}
-	body, err := readBody(c)
-	if err != nil {
-		return err
-	}
 	var in putLabelsBody
-	if err := decodeStrict(body, &in); err != nil {
+	ep, err := endpointBody(c, &in)
+	if err != nil {
 		return err
 	}
 	if in.Labels == nil {

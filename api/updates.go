@@ -270,22 +270,29 @@ func newTransitionJSON(t fwupdate.Transition) transitionJSON {
 		DeviceState: known(t.DeviceState), DeviceResult: known(t.DeviceResult), Attempt: t.Attempt}
 }
 
+// endpointBody reads a request to a /devices/{endpoint}/... route that takes a body: it returns
+// the endpoint name and decodes the JSON body strictly into v.
+func endpointBody(c echo.Context, v any) (string, error) {
+	ep, err := endpointParam(c)
+	if err != nil {
+		return "", err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return "", err
+	}
+	return ep, decodeStrict(body, v)
+}
+
 // startUpdate: POST /devices/{endpoint}/updates {"image_id":..., "method":..., "policy":{...}}
 func (a *API) startUpdate(c echo.Context) error {
 	u, err := a.updater()
 	if err != nil {
 		return err
 	}
-	ep, err := endpointParam(c)
-	if err != nil {
-		return err
-	}
-	body, err := readBody(c)
-	if err != nil {
-		return err
-	}
 	var in startUpdateBody
-	if err := decodeStrict(body, &in); err != nil {
+	ep, err := endpointBody(c, &in)
+	if err != nil {
 		return err
 	}
 	req := fwupdate.StartRequest{ImageID: strings.TrimSpace(in.ImageID), Method: in.Method}

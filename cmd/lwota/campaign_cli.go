@@ -49,29 +49,19 @@ Every command takes --server (env LWOTA_SERVER, default http://127.0.0.1:8080), 
 `
 
 func campaignCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, campaignUsage)
-		return errors.New("campaign: no command given")
+	cmds := map[string]subcommand{
+		"create":  campaignCreate,
+		"list":    campaignList,
+		"show":    campaignShow,
+		"devices": campaignDevices,
+		"watch":   campaignWatch,
 	}
-	switch args[0] {
-	case "create":
-		return campaignCreate(ctx, args[1:], stdout, stderr, getenv)
-	case "list":
-		return campaignList(ctx, args[1:], stdout, stderr, getenv)
-	case "show":
-		return campaignShow(ctx, args[1:], stdout, stderr, getenv)
-	case "start", "pause", "resume", "abort", "approve", "retry":
-		return campaignAct(ctx, args[0], args[1:], stdout, stderr, getenv)
-	case "devices":
-		return campaignDevices(ctx, args[1:], stdout, stderr, getenv)
-	case "watch":
-		return campaignWatch(ctx, args[1:], stdout, stderr, getenv)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, campaignUsage)
-		return nil
+	for _, action := range []string{"start", "pause", "resume", "abort", "approve", "retry"} {
+		cmds[action] = func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+			return campaignAct(ctx, action, args, stdout, stderr, getenv)
+		}
 	}
-	fmt.Fprint(stderr, campaignUsage)
-	return fmt.Errorf("campaign: unknown command %q", args[0])
+	return runSubcommand(ctx, "campaign", campaignUsage, cmds, args, stdout, stderr, getenv)
 }
 
 // ---- what the commands read of the API's JSON ------------------------------------------------
@@ -177,12 +167,7 @@ func (c *client) openStream(ctx context.Context, path string) (io.ReadCloser, er
 	if err != nil {
 		return nil, err
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("User-Agent", "lwota/"+version)
-	resp, err := c.http.Do(req)
+	resp, err := c.send(req, "text/event-stream")
 	if err != nil {
 		return nil, err
 	}
@@ -192,14 +177,8 @@ func (c *client) openStream(ctx context.Context, path string) (io.ReadCloser, er
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	se := &serverError{Status: resp.StatusCode, RequestID: resp.Header.Get(api.HeaderRequestID), Message: http.StatusText(resp.StatusCode)}
-	var eb struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
-		se.Code, se.Message = eb.Error.Code, eb.Error.Message
+	if code, msg, ok := errorShape(body); ok {
+		se.Code, se.Message = code, msg
 	}
 	return nil, se
 }
@@ -359,9 +338,9 @@ func campaignCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return fmt.Errorf("campaign create: %w", err)
 	}
-	cl, err := newClient(cfg.server, cfg.token)
+	cl, err := cfg.client("campaign create")
 	if err != nil {
-		return fmt.Errorf("campaign create: %w", err)
+		return err
 	}
 	dry, _ := body["dry_run"].(bool)
 	want := http.StatusCreated
@@ -418,16 +397,9 @@ func campaignList(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	cf.register(fs)
 	fs.StringVar(&state, "state", "", "only campaigns in these states, comma-separated (running,paused)")
 	fs.BoolVar(&asJSON, "json", false, "print the server's JSON")
-	rest, err := parseClient(fs, args, getenv)
+	cl, err := noArgClient("campaign list", fs, &cf, args, getenv)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return fmt.Errorf("campaign list: unexpected argument %q", rest[0])
-	}
-	cl, err := newClient(cf.server, cf.token)
-	if err != nil {
-		return fmt.Errorf("campaign list: %w", err)
 	}
 	path := "/campaigns"
 	if state != "" {
@@ -444,10 +416,7 @@ func campaignList(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		return fmt.Errorf("campaign list: answer: %w", err)
 	}
 	if asJSON {
-		if l.Campaigns == nil {
-			return writeJSON(stdout, []byte("[]"))
-		}
-		return writeJSON(stdout, l.Campaigns)
+		return writeJSONList(stdout, l.Campaigns)
 	}
 	if len(l.Campaigns) == 0 {
 		fmt.Fprintln(stdout, "no campaigns")
@@ -474,29 +443,13 @@ func waveText(c campaignView) string {
 	return fmt.Sprintf("%d/%d", c.Wave, len(c.Progress.Waves))
 }
 
-// oneCampaignArg parses flags and the campaign id of a command on one campaign.
-func oneCampaignArg(name string, fs *flag.FlagSet, cf *clientFlags, args []string, getenv func(string) string) (*client, string, error) {
-	rest, err := parseClient(fs, args, getenv)
-	if err != nil {
-		return nil, "", err
-	}
-	if len(rest) != 1 {
-		return nil, "", fmt.Errorf("campaign %s: give exactly one campaign id", name)
-	}
-	cl, err := newClient(cf.server, cf.token)
-	if err != nil {
-		return nil, "", fmt.Errorf("campaign %s: %w", name, err)
-	}
-	return cl, rest[0], nil
-}
-
 func campaignShow(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	var cf clientFlags
 	var asJSON bool
 	fs := newFlagSet("campaign show", stderr)
 	cf.register(fs)
 	fs.BoolVar(&asJSON, "json", false, "print the server's JSON")
-	cl, id, err := oneCampaignArg("show", fs, &cf, args, getenv)
+	cl, id, err := oneArgClient("campaign show", "campaign id", fs, &cf, args, getenv)
 	if err != nil {
 		return err
 	}
@@ -544,7 +497,7 @@ func campaignDevices(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.StringVar(&state, "state", "", "only devices in this state: pending, in_progress, succeeded, already_up_to_date, failed, cancelled")
 	fs.IntVar(&limit, "limit", 100, "list at most this many devices")
 	fs.BoolVar(&asJSON, "json", false, "print the devices' JSON")
-	cl, id, err := oneCampaignArg("devices", fs, &cf, args, getenv)
+	cl, id, err := oneArgClient("campaign devices", "campaign id", fs, &cf, args, getenv)
 	if err != nil {
 		return err
 	}
@@ -579,10 +532,7 @@ func campaignDevices(ctx context.Context, args []string, stdout, stderr io.Write
 		after = page.Next
 	}
 	if asJSON {
-		if all == nil {
-			return writeJSON(stdout, []byte("[]"))
-		}
-		return writeJSON(stdout, all)
+		return writeJSONList(stdout, all)
 	}
 	if len(all) == 0 {
 		fmt.Fprintln(stdout, "no devices")
@@ -637,7 +587,7 @@ func campaignAct(ctx context.Context, action string, args []string, stdout, stde
 	if action == "abort" {
 		fs.BoolVar(&hard, "hard", false, "cancel the updates in flight too (default: they finish)")
 	}
-	cl, id, err := oneCampaignArg(action, fs, &cf, args, getenv)
+	cl, id, err := oneArgClient("campaign "+action, "campaign id", fs, &cf, args, getenv)
 	if err != nil {
 		return err
 	}
@@ -730,7 +680,7 @@ func campaignWatch(ctx context.Context, args []string, stdout, stderr io.Writer,
 	fs := newFlagSet("campaign watch", stderr)
 	cf.register(fs)
 	fs.BoolVar(&plain, "plain", false, "a line per change, even on a terminal")
-	cl, id, err := oneCampaignArg("watch", fs, &cf, args, getenv)
+	cl, id, err := oneArgClient("campaign watch", "campaign id", fs, &cf, args, getenv)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -24,6 +25,64 @@ type client struct {
 	base  string // server root without a trailing slash: http://127.0.0.1:8080, or https://host/lwota
 	token string
 	http  *http.Client
+}
+
+// subcommand is one command of a group: lwota image push, lwota campaign watch ...
+type subcommand func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error
+
+// runSubcommand runs the command args[0] of group with the rest of args. Help prints usage on
+// stdout; no command or an unknown one prints it on stderr and fails.
+func runSubcommand(ctx context.Context, group, usage string, cmds map[string]subcommand, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%s: no command given", group)
+	}
+	if run, ok := cmds[args[0]]; ok {
+		return run(ctx, args[1:], stdout, stderr, getenv)
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("%s: unknown command %q", group, args[0])
+}
+
+// noArgClient parses the flags of the command name, which takes no argument, and returns the
+// client its --server and --token (cf, registered on fs) ask for.
+func noArgClient(name string, fs *flag.FlagSet, cf *clientFlags, args []string, getenv func(string) string) (*client, error) {
+	rest, err := parseClient(fs, args, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) > 0 {
+		return nil, fmt.Errorf("%s: unexpected argument %q", name, rest[0])
+	}
+	return cf.client(name)
+}
+
+// oneArgClient is noArgClient for a command that takes exactly one argument (what names it:
+// "image id"); it returns the argument too.
+func oneArgClient(name, what string, fs *flag.FlagSet, cf *clientFlags, args []string, getenv func(string) string) (*client, string, error) {
+	rest, err := parseClient(fs, args, getenv)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(rest) != 1 {
+		return nil, "", fmt.Errorf("%s: give exactly one %s", name, what)
+	}
+	cl, err := cf.client(name)
+	return cl, rest[0], err
+}
+
+// client is the client the flags ask for; name, the command's, prefixes its error.
+func (cf *clientFlags) client(name string) (*client, error) {
+	cl, err := newClient(cf.server, cf.token)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return cl, nil
 }
 
 // maxAnswerBytes caps the JSON answers the client reads.
@@ -53,14 +112,34 @@ func (e *serverError) Error() string {
 	return fmt.Sprintf("server answered %d %s: %s", e.Status, e.Code, e.Message)
 }
 
-// do sends req and returns the answer's body when its status is want, a *serverError otherwise.
-func (c *client) do(req *http.Request, want int) ([]byte, error) {
+// send sends req with the token and lwota's User-Agent, accepting the media type accept.
+func (c *client) send(req *http.Request, accept string) (*http.Response, error) {
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", "lwota/"+version)
-	resp, err := c.http.Do(req)
+	return c.http.Do(req)
+}
+
+// errorShape reads the API's error answer {"error":{"code":...,"message":...}}; ok is false for
+// anything else.
+func errorShape(body []byte) (code, message string, ok bool) {
+	var eb struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &eb) != nil || eb.Error.Code == "" {
+		return "", "", false
+	}
+	return eb.Error.Code, eb.Error.Message, true
+}
+
+// do sends req and returns the answer's body when its status is want, a *serverError otherwise.
+func (c *client) do(req *http.Request, want int) ([]byte, error) {
+	resp, err := c.send(req, "application/json")
 	if err != nil {
 		return nil, err // *url.Error: names method, URL and cause
 	}
@@ -73,14 +152,8 @@ func (c *client) do(req *http.Request, want int) ([]byte, error) {
 		return body, nil
 	}
 	se := &serverError{Status: resp.StatusCode, RequestID: resp.Header.Get(api.HeaderRequestID)}
-	var eb struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
-		se.Code, se.Message = eb.Error.Code, eb.Error.Message
+	if code, msg, ok := errorShape(body); ok {
+		se.Code, se.Message = code, msg
 	} else {
 		se.Message = http.StatusText(resp.StatusCode)
 		if line, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n"); line != "" && len(line) <= 200 {
@@ -281,6 +354,14 @@ func (c *client) cancelUpdate(ctx context.Context, endpoint, id, reason string) 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	return c.do(req, http.StatusOK)
+}
+
+// writeJSONList prints a list of raw JSON values as writeJSON does; no values print as [], not null.
+func writeJSONList(w io.Writer, list []json.RawMessage) error {
+	if list == nil {
+		return writeJSON(w, []byte("[]"))
+	}
+	return writeJSON(w, list)
 }
 
 // writeJSON prints v (raw JSON, or a list of raw JSON values) indented, with a final newline.

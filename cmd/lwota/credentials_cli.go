@@ -31,19 +31,7 @@ Every command takes --server (env LWOTA_SERVER, default http://127.0.0.1:8080) a
 const maxImportFile = 64 << 20
 
 func credentialsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, credentialsUsage)
-		return errors.New("credentials: no command given")
-	}
-	switch args[0] {
-	case "import":
-		return credentialsImport(ctx, args[1:], stdout, stderr, getenv)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, credentialsUsage)
-		return nil
-	}
-	fmt.Fprint(stderr, credentialsUsage)
-	return fmt.Errorf("credentials: unknown command %q", args[0])
+	return runSubcommand(ctx, "credentials", credentialsUsage, map[string]subcommand{"import": credentialsImport}, args, stdout, stderr, getenv)
 }
 
 func credentialsImport(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -68,9 +56,9 @@ func credentialsImport(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return fmt.Errorf("credentials import %s: %w", file, err)
 	}
-	cl, err := newClient(cf.server, cf.token)
+	cl, err := cf.client("credentials import")
 	if err != nil {
-		return fmt.Errorf("credentials import: %w", err)
+		return err
 	}
 	answer, err := cl.importCredentials(ctx, contentType, body, stderr)
 	if err != nil {
@@ -130,12 +118,7 @@ func (c *client) importCredentials(ctx context.Context, contentType string, body
 		return nil, err
 	}
 	req.Header.Set("Content-Type", contentType)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "lwota/"+version)
-	resp, err := c.http.Do(req)
+	resp, err := c.send(req, "application/json")
 	if err != nil {
 		return nil, err
 	}

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"runtime"
@@ -39,37 +36,10 @@ const (
 // per source is off so that the flood reaches MaxHandshakes, the bound under test.
 func startFloodService(t *testing.T) *testService {
 	t.Helper()
-	args := []string{"--admin-token", testAdminToken, "--coap-addr", "127.0.0.1:0", "--coaps-addr", "127.0.0.1:0", "--allow-nosec",
-		"--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--coap-source-rate-exempt=", "--dtls-handshake-rate=0"}
-	cfg, err := parseServeFlags(args, io.Discard, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Core.DTLS.HandshakeTimeout = 2 * time.Second
-	cfg.Core.Transport.ExchangeLifetime = 10 * time.Second
-	logBuf := &bytes.Buffer{}
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: logBuf}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := newService(ctx, cfg, logger)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ts := &testService{svc: svc, stop: cancel, done: make(chan error, 1), logBuf: logBuf}
-	go func() { ts.done <- svc.Run(ctx) }()
-	select {
-	case <-svc.ready:
-	case err := <-ts.done:
-		cancel()
-		t.Fatalf("service ended before ready: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("service not ready after 30s")
-	}
-	ts.base = "http://" + svc.httpLn.Addr().String()
-	ts.coap = svc.core.Addr().String()
-	t.Cleanup(func() { ts.shutdown(t) })
-	return ts
+	return startServiceWith(t, t.TempDir(), "", func(cfg *serveConfig) {
+		cfg.Core.DTLS.HandshakeTimeout = 2 * time.Second
+		cfg.Core.Transport.ExchangeLifetime = 10 * time.Second
+	}, "--coap-source-rate-exempt=", "--dtls-handshake-rate=0")
 }
 
 func TestFloodLeavesServiceUp(t *testing.T) {

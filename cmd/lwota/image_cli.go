@@ -35,23 +35,11 @@ Every command takes --server (env LWOTA_SERVER, default http://127.0.0.1:8080) a
 const maxSignatureFile = 64 << 10
 
 func imageCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, imageUsage)
-		return errors.New("image: no command given")
-	}
-	switch args[0] {
-	case "push":
-		return imagePush(ctx, args[1:], stdout, stderr, getenv)
-	case "list":
-		return imageList(ctx, args[1:], stdout, stderr, getenv)
-	case "show":
-		return imageShow(ctx, args[1:], stdout, stderr, getenv)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, imageUsage)
-		return nil
-	}
-	fmt.Fprint(stderr, imageUsage)
-	return fmt.Errorf("image: unknown command %q", args[0])
+	return runSubcommand(ctx, "image", imageUsage, map[string]subcommand{
+		"push": imagePush,
+		"list": imageList,
+		"show": imageShow,
+	}, args, stdout, stderr, getenv)
 }
 
 // clientFlags are the flags every API client command has.
@@ -172,9 +160,9 @@ func imagePush(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if err != nil {
 		return err
 	}
-	cl, err := newClient(cfg.server, cfg.token)
+	cl, err := cfg.client("image push")
 	if err != nil {
-		return fmt.Errorf("image push: %w", err)
+		return err
 	}
 	if cfg.sig != "" {
 		if cfg.meta.Signature, err = readSmallFile(cfg.sig, maxSignatureFile); err != nil {
@@ -255,16 +243,9 @@ func imageList(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	fs.StringVar(&model, "model", "", "images for this device model")
 	fs.StringVar(&ver, "version", "", "images of exactly this version")
 	fs.Var(labels, "label", "images with label `k=v`; repeat for more, all must match")
-	rest, err := parseClient(fs, args, getenv)
+	cl, err := noArgClient("image list", fs, &cf, args, getenv)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return fmt.Errorf("image list: unexpected argument %q", rest[0])
-	}
-	cl, err := newClient(cf.server, cf.token)
-	if err != nil {
-		return fmt.Errorf("image list: %w", err)
 	}
 	q := url.Values{}
 	if model != "" {
@@ -280,30 +261,20 @@ func imageList(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if err != nil {
 		return fmt.Errorf("image list: %w", err)
 	}
-	if images == nil {
-		return writeJSON(stdout, []byte("[]"))
-	}
-	return writeJSON(stdout, images)
+	return writeJSONList(stdout, images)
 }
 
 func imageShow(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	var cf clientFlags
 	fs := newFlagSet("image show", stderr)
 	cf.register(fs)
-	rest, err := parseClient(fs, args, getenv)
+	cl, id, err := oneArgClient("image show", "image id", fs, &cf, args, getenv)
 	if err != nil {
 		return err
 	}
-	if len(rest) != 1 {
-		return errors.New("image show: give exactly one image id")
-	}
-	cl, err := newClient(cf.server, cf.token)
+	answer, err := cl.image(ctx, id)
 	if err != nil {
-		return fmt.Errorf("image show: %w", err)
-	}
-	answer, err := cl.image(ctx, rest[0])
-	if err != nil {
-		return fmt.Errorf("image show %s: %w", rest[0], err)
+		return fmt.Errorf("image show %s: %w", id, err)
 	}
 	return writeJSON(stdout, answer)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 )
 
 const keyUsage = `usage: lwota key <command> [flags]
@@ -23,23 +22,11 @@ Every command takes --server (env LWOTA_SERVER, default http://127.0.0.1:8080) a
 const maxPublicKeyFile = 64 << 10
 
 func keyCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, keyUsage)
-		return errors.New("key: no command given")
-	}
-	switch args[0] {
-	case "add":
-		return keyAdd(ctx, args[1:], stdout, stderr, getenv)
-	case "list":
-		return keyList(ctx, args[1:], stdout, stderr, getenv)
-	case "revoke":
-		return keyRevoke(ctx, args[1:], stdout, stderr, getenv)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, keyUsage)
-		return nil
-	}
-	fmt.Fprint(stderr, keyUsage)
-	return fmt.Errorf("key: unknown command %q", args[0])
+	return runSubcommand(ctx, "key", keyUsage, map[string]subcommand{
+		"add":    keyAdd,
+		"list":   keyList,
+		"revoke": keyRevoke,
+	}, args, stdout, stderr, getenv)
 }
 
 func keyAdd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -58,9 +45,9 @@ func keyAdd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	case name == "" || pubFile == "":
 		return errors.New("key add: --name and --public-key are required")
 	}
-	cl, err := newClient(cf.server, cf.token)
+	cl, err := cf.client("key add")
 	if err != nil {
-		return fmt.Errorf("key add: %w", err)
+		return err
 	}
 	pem, err := readSmallFile(pubFile, maxPublicKeyFile)
 	if err != nil {
@@ -77,64 +64,37 @@ func keyList(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	var cf clientFlags
 	fs := newFlagSet("key list", stderr)
 	cf.register(fs)
-	rest, err := parseClient(fs, args, getenv)
+	cl, err := noArgClient("key list", fs, &cf, args, getenv)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return fmt.Errorf("key list: unexpected argument %q", rest[0])
-	}
-	cl, err := newClient(cf.server, cf.token)
-	if err != nil {
-		return fmt.Errorf("key list: %w", err)
 	}
 	keys, err := cl.keys(ctx)
 	if err != nil {
 		return fmt.Errorf("key list: %w", err)
 	}
-	if keys == nil {
-		return writeJSON(stdout, []byte("[]"))
-	}
-	return writeJSON(stdout, keys)
+	return writeJSONList(stdout, keys)
 }
 
 func keyRevoke(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	var cf clientFlags
 	fs := newFlagSet("key revoke", stderr)
 	cf.register(fs)
-	rest, err := parseClient(fs, args, getenv)
+	cl, id, err := oneArgClient("key revoke", "key id", fs, &cf, args, getenv)
 	if err != nil {
 		return err
 	}
-	if len(rest) != 1 {
-		return errors.New("key revoke: give exactly one key id")
-	}
-	cl, err := newClient(cf.server, cf.token)
+	answer, err := cl.revokeKey(ctx, id)
 	if err != nil {
-		return fmt.Errorf("key revoke: %w", err)
-	}
-	answer, err := cl.revokeKey(ctx, rest[0])
-	if err != nil {
-		return fmt.Errorf("key revoke %s: %w", rest[0], err)
+		return fmt.Errorf("key revoke %s: %w", id, err)
 	}
 	return writeJSON(stdout, answer)
 }
 
 // readSmallFile reads a file that must be small and not empty.
 func readSmallFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	switch {
-	case err != nil:
-		return nil, err
-	case len(b) == 0:
+	b, err := readLimited(path, limit)
+	if err == nil && len(b) == 0 {
 		return nil, fmt.Errorf("%s is empty", path)
-	case int64(len(b)) > limit:
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
 	}
-	return b, nil
+	return b, err
 }

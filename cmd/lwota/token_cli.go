@@ -22,23 +22,11 @@ Every command takes --server (env LWOTA_SERVER, default http://127.0.0.1:8080) a
 `
 
 func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, tokenUsage)
-		return errors.New("token: no command given")
-	}
-	switch args[0] {
-	case "create":
-		return tokenCreate(ctx, args[1:], stdout, stderr, getenv)
-	case "list":
-		return tokenList(ctx, args[1:], stdout, stderr, getenv)
-	case "revoke":
-		return tokenRevoke(ctx, args[1:], stdout, stderr, getenv)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, tokenUsage)
-		return nil
-	}
-	fmt.Fprint(stderr, tokenUsage)
-	return fmt.Errorf("token: unknown command %q", args[0])
+	return runSubcommand(ctx, "token", tokenUsage, map[string]subcommand{
+		"create": tokenCreate,
+		"list":   tokenList,
+		"revoke": tokenRevoke,
+	}, args, stdout, stderr, getenv)
 }
 
 func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -57,9 +45,9 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	case name == "" || role == "":
 		return errors.New("token create: --name and --role are required")
 	}
-	cl, err := newClient(cf.server, cf.token)
+	cl, err := cf.client("token create")
 	if err != nil {
-		return fmt.Errorf("token create: %w", err)
+		return err
 	}
 	answer, err := cl.postJSON(ctx, "/tokens", map[string]string{"name": name, "role": role})
 	if err != nil {
@@ -72,16 +60,9 @@ func tokenList(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	var cf clientFlags
 	fs := newFlagSet("token list", stderr)
 	cf.register(fs)
-	rest, err := parseClient(fs, args, getenv)
+	cl, err := noArgClient("token list", fs, &cf, args, getenv)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return fmt.Errorf("token list: unexpected argument %q", rest[0])
-	}
-	cl, err := newClient(cf.server, cf.token)
-	if err != nil {
-		return fmt.Errorf("token list: %w", err)
 	}
 	body, err := cl.get(ctx, "/tokens")
 	if err != nil {
@@ -93,34 +74,24 @@ func tokenList(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if err := json.Unmarshal(body, &l); err != nil {
 		return fmt.Errorf("token list answer: %w", err)
 	}
-	if l.Tokens == nil {
-		return writeJSON(stdout, []byte("[]"))
-	}
-	return writeJSON(stdout, l.Tokens)
+	return writeJSONList(stdout, l.Tokens)
 }
 
 func tokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	var cf clientFlags
 	fs := newFlagSet("token revoke", stderr)
 	cf.register(fs)
-	rest, err := parseClient(fs, args, getenv)
+	cl, id, err := oneArgClient("token revoke", "token id", fs, &cf, args, getenv)
 	if err != nil {
 		return err
 	}
-	if len(rest) != 1 {
-		return errors.New("token revoke: give exactly one token id")
-	}
-	cl, err := newClient(cf.server, cf.token)
-	if err != nil {
-		return fmt.Errorf("token revoke: %w", err)
-	}
-	req, err := cl.newRequest(ctx, http.MethodDelete, "/tokens/"+url.PathEscape(rest[0]), nil)
+	req, err := cl.newRequest(ctx, http.MethodDelete, "/tokens/"+url.PathEscape(id), nil)
 	if err != nil {
 		return err
 	}
 	answer, err := cl.do(req, http.StatusOK)
 	if err != nil {
-		return fmt.Errorf("token revoke %s: %w", rest[0], err)
+		return fmt.Errorf("token revoke %s: %w", id, err)
 	}
 	return writeJSON(stdout, answer)
 }

@@ -29,23 +29,11 @@ Every command takes --server (env LWOTA_SERVER, default http://127.0.0.1:8080), 
 `
 
 func updateCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, updateUsage)
-		return errors.New("update: no command given")
-	}
-	switch args[0] {
-	case "start":
-		return updateStart(ctx, args[1:], stdout, stderr, getenv)
-	case "status":
-		return updateStatus(ctx, args[1:], stdout, stderr, getenv)
-	case "cancel":
-		return updateCancel(ctx, args[1:], stdout, stderr, getenv)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, updateUsage)
-		return nil
-	}
-	fmt.Fprint(stderr, updateUsage)
-	return fmt.Errorf("update: unknown command %q", args[0])
+	return runSubcommand(ctx, "update", updateUsage, map[string]subcommand{
+		"start":  updateStart,
+		"status": updateStatus,
+		"cancel": updateCancel,
+	}, args, stdout, stderr, getenv)
 }
 
 // updateJob is what the commands read of a job's JSON (api's jobJSON and its history).
@@ -188,9 +176,9 @@ func updateStart(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if err != nil {
 		return err
 	}
-	cl, err := newClient(cfg.server, cfg.token)
+	cl, err := cfg.client("update start")
 	if err != nil {
-		return fmt.Errorf("update start: %w", err)
+		return err
 	}
 	answer, err := cl.startUpdate(ctx, ep, cfg.body())
 	if err != nil {
@@ -292,9 +280,9 @@ func updateStatus(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		return errors.New("update status: --limit must be positive")
 	}
 	ep := rest[0]
-	cl, err := newClient(cf.server, cf.token)
+	cl, err := cf.client("update status")
 	if err != nil {
-		return fmt.Errorf("update status: %w", err)
+		return err
 	}
 	if len(rest) == 2 {
 		answer, err := cl.update(ctx, ep, rest[1])
@@ -315,10 +303,7 @@ func updateStatus(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		return fmt.Errorf("update status %s: %w", ep, err)
 	}
 	if asJSON {
-		if list == nil {
-			return writeJSON(stdout, []byte("[]"))
-		}
-		return writeJSON(stdout, list)
+		return writeJSONList(stdout, list)
 	}
 	if len(list) == 0 {
 		fmt.Fprintf(stdout, "no updates of %s\n", ep)
@@ -409,9 +394,9 @@ func updateCancel(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		return errors.New("update cancel: give the device's endpoint name and the job id")
 	}
 	ep, id := rest[0], rest[1]
-	cl, err := newClient(cf.server, cf.token)
+	cl, err := cf.client("update cancel")
 	if err != nil {
-		return fmt.Errorf("update cancel: %w", err)
+		return err
 	}
 	answer, err := cl.cancelUpdate(ctx, ep, id, reason)
 	if err != nil {

@@ -2,19 +2,14 @@ package lwm2mtest
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"testing"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
-	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/mux"
 	coapnet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
-	"github.com/plgd-dev/go-coap/v3/options"
-	"github.com/plgd-dev/go-coap/v3/pkg/runner/periodic"
-	"github.com/plgd-dev/go-coap/v3/udp/client"
 )
 
 // serveRouterDTLS returns a serveRouter over DTLS 1.2 that knows one PSK credential.
@@ -33,25 +28,7 @@ func serveRouterDTLS(identity string, key []byte) func(*testing.T, *mux.Router) 
 		if err != nil {
 			t.Fatalf("listen dtls: %v", err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		srv := coapdtls.NewServer(
-			options.WithMux(r),
-			options.WithContext(ctx),
-			options.WithBlockwise(false, blockwise.SZX1024, 3*time.Second),
-			options.WithPeriodicRunner(periodic.New(ctx.Done(), 100*time.Millisecond)),
-			options.WithInactivityMonitor(time.Hour, func(*client.Conn) {}),
-		)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_ = srv.Serve(l)
-		}()
-		t.Cleanup(func() {
-			srv.Stop()
-			cancel()
-			_ = l.Close()
-			<-done
-		})
+		serveCoAP(t, r, l)
 		return l.Addr().String()
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
@@ -306,31 +308,49 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 }
 
 // serveRouter serves r on a loopback UDP port with go-coap until the test ends and returns the
-// address. Block-wise stays off: the tests do blocks by hand, as real servers' firmware paths do.
+// address.
 func serveRouter(t *testing.T, r *mux.Router) string {
 	t.Helper()
 	l, err := coapnet.NewListenUDP("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
+	serveCoAP(t, r, l)
+	return l.LocalAddr().String()
+}
+
+// serveCoAP serves r with go-coap on l, a *coapnet.UDPConn or a *coapnet.DTLSListener, until the
+// test ends. Block-wise stays off: the tests do blocks by hand, as real servers' firmware paths do.
+func serveCoAP(t *testing.T, r *mux.Router, l io.Closer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := udp.NewServer(
-		options.WithMux(r),
-		options.WithContext(ctx),
-		options.WithBlockwise(false, blockwise.SZX1024, 3*time.Second),
-		options.WithPeriodicRunner(periodic.New(ctx.Done(), 100*time.Millisecond)),
-		options.WithInactivityMonitor(time.Hour, func(*client.Conn) {}),
-	)
+	// Each option is one value that both servers take.
+	withMux, withCtx := options.WithMux(r), options.WithContext(ctx)
+	noBlockwise := options.WithBlockwise(false, blockwise.SZX1024, 3*time.Second)
+	runner := options.WithPeriodicRunner(periodic.New(ctx.Done(), 100*time.Millisecond))
+	noIdle := options.WithInactivityMonitor(time.Hour, func(*client.Conn) {})
+	var serve func() error
+	var stop func()
+	switch l := l.(type) {
+	case *coapnet.UDPConn:
+		srv := udp.NewServer(withMux, withCtx, noBlockwise, runner, noIdle)
+		serve, stop = func() error { return srv.Serve(l) }, srv.Stop
+	case *coapnet.DTLSListener:
+		srv := coapdtls.NewServer(withMux, withCtx, noBlockwise, runner, noIdle)
+		serve, stop = func() error { return srv.Serve(l) }, srv.Stop
+	default:
+		cancel()
+		t.Fatalf("serveCoAP: no server for a %T", l)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = srv.Serve(l)
+		_ = serve()
 	}()
 	t.Cleanup(func() {
-		srv.Stop()
+		stop()
 		cancel()
 		_ = l.Close()
 		<-done
 	})
-	return l.LocalAddr().String()
 }

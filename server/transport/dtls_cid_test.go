@@ -109,14 +109,9 @@ func TestDTLSConnectionIDRebinding(t *testing.T) {
 			te, link := startDTLS(t, registerHandler(new(atomic.Int64), got), DTLSConfig{ConnectionID: tc.cid})
 			nat := newNATConn(t)
 			first := nat.LocalAddr().(*net.UDPAddr).AddrPort()
-			c, err := dtls.ClientWithOptions(nat, net.UDPAddrFromAddrPort(te.addr.AddrPort),
-				dtls.WithPSK(func([]byte) ([]byte, error) { return []byte("secretkey123"), nil }),
-				dtls.WithPSKIdentityHint([]byte("dev1")),
-				dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8),
-				// A device that sends the server's connection id but asks for none itself, as
-				// constrained clients do.
-				dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()),
-			)
+			// A device that sends the server's connection id but asks for none itself, as
+			// constrained clients do.
+			c, err := dialDTLS(t, te.addr, "dev1", "secretkey123", nat, dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -71,8 +71,9 @@ func startDTLSWith(t testing.TB, h Handler, cfg Config, dc DTLSConfig) (*testEnd
 	return &testEndpoint{Endpoint: e, reg: reg, addr: Addr{Network: DTLS, AddrPort: ap}}, e.link.(*dtlsLink)
 }
 
-// dialDTLS handshakes a pion client with identity and key from conn (a fresh socket when nil).
-func dialDTLS(t testing.TB, to Addr, identity, key string, conn net.PacketConn) (*dtls.Conn, error) {
+// dialDTLS handshakes a pion client with identity and key from conn (a fresh socket when nil);
+// extra adds to its options.
+func dialDTLS(t testing.TB, to Addr, identity, key string, conn net.PacketConn, extra ...dtls.ClientOption) (*dtls.Conn, error) {
 	t.Helper()
 	if conn == nil {
 		var err error
@@ -80,11 +81,12 @@ func dialDTLS(t testing.TB, to Addr, identity, key string, conn net.PacketConn) 
 			t.Fatalf("listen: %v", err)
 		}
 	}
-	c, err := dtls.ClientWithOptions(conn, net.UDPAddrFromAddrPort(to.AddrPort),
+	opts := append([]dtls.ClientOption{
 		dtls.WithPSK(func([]byte) ([]byte, error) { return []byte(key), nil }),
 		dtls.WithPSKIdentityHint([]byte(identity)),
 		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8),
-	)
+	}, extra...)
+	c, err := dtls.ClientWithOptions(conn, net.UDPAddrFromAddrPort(to.AddrPort), opts...)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -332,16 +334,7 @@ func TestDTLSFlood(t *testing.T) {
 
 func TestDTLSConnectionIDHandshake(t *testing.T) {
 	te, link := startDTLS(t, registerHandler(new(atomic.Int64), nil), DTLSConfig{ConnectionID: true})
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := dtls.ClientWithOptions(conn, net.UDPAddrFromAddrPort(te.addr.AddrPort),
-		dtls.WithPSK(func([]byte) ([]byte, error) { return []byte("secretkey123"), nil }),
-		dtls.WithPSKIdentityHint([]byte("dev1")),
-		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8),
-		dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()),
-	)
+	c, err := dialDTLS(t, te.addr, "dev1", "secretkey123", nil, dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()))
 	if err != nil {
 		t.Fatal(err)
 	}
