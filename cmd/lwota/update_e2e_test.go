@@ -260,6 +260,8 @@ func TestUpdateFaults(t *testing.T) {
 		{"link lost mid-download", lwm2mtest.Faults{FailAfterBlocks: 64}, fwupdate.StateSucceeded, "", 2, uint64(len(body))},
 		{"integrity failure", lwm2mtest.Faults{IntegrityFailure: true}, fwupdate.StateFailed, "integrity check failure for new downloaded package (gave up after 3 attempts)", 3, 3 * uint64(len(body))},
 		{"update failure", lwm2mtest.Faults{UpdateFailure: true}, fwupdate.StateFailed, "firmware update failed", 1, uint64(len(body))},
+		{"execute refused twice", lwm2mtest.Faults{RefuseExecute: 2}, fwupdate.StateSucceeded, "", 1, uint64(len(body))},
+		{"execute always refused", lwm2mtest.Faults{RefuseExecute: 100}, fwupdate.StateFailed, "execute update", 1, uint64(len(body))},
 		{"out of ram", lwm2mtest.Faults{OutOfRAM: true}, fwupdate.StateFailed, "out of RAM", 3, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -37,11 +37,13 @@ type run struct {
 	stepCancel context.CancelFunc // ends the current step's ctx, under mu
 
 	// Known only to this process, so that a restart repeats at most one harmless step.
-	sent     bool      // the Package URI was written, or the push ran, in this attempt
-	executed bool      // Update (/5/0/2) was executed
-	observed bool      // /5/0/3 and /5/0/5 are observed
-	deferTil time.Time // result 11: the device asked to wait until then
-	release  func()    // the registration hold of a delivery
+	sent     bool // the Package URI was written, or the push ran, in this attempt
+	executed bool // Update (/5/0/2) was executed
+	// execRefused counts 4.05 answers to Execute while the device said Downloaded.
+	execRefused int
+	observed    bool      // /5/0/3 and /5/0/5 are observed
+	deferTil    time.Time // result 11: the device asked to wait until then
+	release     func()    // the registration hold of a delivery
 }
 
 func newRun(d *Driver, j *Job) *run {
@@ -364,6 +366,10 @@ func (r *run) push(j *Job) time.Duration {
 	return time.Millisecond
 }
 
+// maxExecRefusals is how many 4.05 answers to Execute a job takes, re-reading the state after
+// each, before it fails.
+const maxExecRefusals = 3
+
 // update executes Update on a downloaded device and waits for it to come back. What the device
 // reports decides, not a new registration alone: a device may register again for other
 // reasons (its socket died while lwota was down) before it ever executed the update.
@@ -383,6 +389,14 @@ func (r *run) update(j *Job) time.Duration {
 	switch {
 	case o.State == deviceDownloaded && o.Result <= 1 && !r.executed:
 		if _, err := r.d.dev.DoNow(r.ctx, j.Endpoint, dm.Request{Op: dm.OpExecute, Path: pathUpdate}); err != nil {
+			var de *dm.DeviceError
+			if errors.As(err, &de) && de.Code == "4.05" && r.execRefused < maxExecRefusals {
+				// A device refuses Update outside Downloaded: it may have run an earlier
+				// Execute whose answer was lost, or be between states. Look again first.
+				r.execRefused++
+				r.d.log.Info("execute update refused, reading the state again", "job", j.ID, "endpoint", j.Endpoint, "refusals", r.execRefused)
+				return time.Second
+			}
 			return r.deviceTrouble(j, fmt.Errorf("execute update: %w", err))
 		}
 		r.executed = true

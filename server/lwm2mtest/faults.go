@@ -40,6 +40,9 @@ type Faults struct {
 	UnsupportedPackage bool
 	// UpdateFailure fails the Execute of /5/0/2: State back to 2, Update Result 8.
 	UpdateFailure bool
+	// RefuseExecute answers that many Executes of /5/0/2 with 4.05 while the package is
+	// downloaded, as a device between states may; it counts down as it fires.
+	RefuseExecute int
 
 	// NoUpdates stops the registration Updates the device sends by itself before its lifetime
 	// runs out, as a device busy downloading may; Update and Wake still send one.
@@ -80,6 +83,17 @@ func (b *faultBox) take(n int, field func(*Faults) *int) bool {
 		return true
 	}
 	return false
+}
+
+// refuseExecute reports whether this Execute of /5/0/2 is refused, counting it.
+func (b *faultBox) refuseExecute() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.f.RefuseExecute <= 0 {
+		return false
+	}
+	b.f.RefuseExecute--
+	return true
 }
 
 // SetFaults replaces the device's faults; downloads in progress see them from their next

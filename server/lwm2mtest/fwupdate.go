@@ -318,7 +318,7 @@ func (d *Device) fwComplete(pkg []byte) {
 }
 
 func executeFirmwareUpdate(d *Device, _ lwm2m.Path, _ string) (func(), error) {
-	if d.fwStateNow() != FWDownloaded {
+	if d.fwStateNow() != FWDownloaded || d.faults.refuseExecute() {
 		return nil, errMethodNotAllowed
 	}
 	d.fwSet(FWUpdating, FWResultInitial)
