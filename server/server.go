@@ -366,6 +366,10 @@ func (s *Server) Deregistered(r *registration.Registration, expired bool) {
 // Values keeps the identity a device reports in any answer or notification (manufacturer,
 // model, firmware version, device type: see registration.Registry.RecordDeviceInfo).
 func (s *Server) Values(ctx context.Context, endpoint string, recs []lwm2m.Record) {
+	// What the device said is kept even when the request that heard it was cancelled just after
+	// (a job step interrupted by the device's new registration).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	if err := s.registry.RecordDeviceInfo(ctx, endpoint, recs); err != nil {
 		s.log.Warn("keep device info", "endpoint", endpoint, "err", err)
 	}
