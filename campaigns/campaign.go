@@ -89,6 +89,12 @@ type Campaign struct {
 	EndedAt   time.Time
 }
 
+// Followed reports whether the leader must still tick c: it is active, or it ended with updates
+// in flight (a soft abort) or with a retry not yet handled.
+func (c *Campaign) Followed() bool {
+	return c.State.Active() || c.InFlight > 0 || c.RetryRound > c.RetriesDone
+}
+
 // Clone returns a deep copy.
 func (c *Campaign) Clone() *Campaign {
 	cp := *c

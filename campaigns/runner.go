@@ -81,16 +81,13 @@ func (m *Manager) Tick(ctx context.Context) {
 	defer m.mu.Unlock()
 	start := time.Now()
 	defer func() { m.m.tick.Observe(time.Since(start).Seconds()) }()
-	all, err := m.store.ListCampaigns(ctx)
+	all, err := m.store.FollowedCampaigns(ctx)
 	if err != nil {
 		m.log.Warn("campaign tick", "err", err)
 		return
 	}
 	seen := make(map[string]bool, len(all))
 	for _, c := range all {
-		if !c.State.Active() && !(c.State.Ended() && (c.InFlight > 0 || c.RetryRound > c.RetriesDone)) {
-			continue
-		}
 		seen[c.ID] = true
 		if err := m.step(ctx, c); err != nil && ctx.Err() == nil {
 			m.log.Warn("campaign step", "campaign", c.ID, "err", err)

@@ -19,6 +19,8 @@ type Store interface {
 	GetCampaign(ctx context.Context, id string) (*Campaign, error)
 	// ListCampaigns returns the campaigns in one of states (all when empty), newest first.
 	ListCampaigns(ctx context.Context, states ...State) ([]*Campaign, error)
+	// FollowedCampaigns returns the campaigns that were Followed when last saved, oldest first.
+	FollowedCampaigns(ctx context.Context) ([]*Campaign, error)
 	// Members returns a campaign's members matching f, ordered by wave, rank and endpoint.
 	Members(ctx context.Context, campaignID string, f MemberFilter) ([]Member, error)
 	// SaveMembers updates members already stored (state, job, reason, attempts, times).

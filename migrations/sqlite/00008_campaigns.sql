@@ -8,10 +8,12 @@ CREATE TABLE campaigns (
     id         TEXT NOT NULL PRIMARY KEY,
     state      TEXT NOT NULL,
     version    INTEGER NOT NULL,   -- compare-and-set: every save is at version+1
+    followed   INTEGER NOT NULL, -- 1 while the leader must tick it (Campaign.Followed)
     created_at INTEGER NOT NULL,
     doc        TEXT NOT NULL     -- JSON campaigns.Campaign
 );
 CREATE INDEX campaigns_created ON campaigns (created_at);
+CREATE INDEX campaigns_followed ON campaigns (followed);
 
 CREATE TABLE campaign_members (
     campaign_id   TEXT NOT NULL,

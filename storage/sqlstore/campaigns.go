@@ -44,8 +44,8 @@ func (s *Store) CreateCampaign(ctx context.Context, c *campaigns.Campaign, creat
 	if err != nil {
 		return fmt.Errorf("sqlstore: create campaign %s: %w", c.ID, err)
 	}
-	stmts := []stmt{{s.dialect.rebind(insert("campaigns", []string{"id", "state", "version", "created_at", "doc"})),
-		[]any{c.ID, string(c.State), int64(c.Version), c.CreatedAt.UnixNano(), doc}}}
+	stmts := []stmt{{s.dialect.rebind(insert("campaigns", []string{"id", "state", "version", "followed", "created_at", "doc"})),
+		[]any{c.ID, string(c.State), int64(c.Version), followed(c), c.CreatedAt.UnixNano(), doc}}}
 	ms, err := s.memberInserts(members)
 	if err != nil {
 		return fmt.Errorf("sqlstore: create campaign %s: %w", c.ID, err)
@@ -127,8 +127,8 @@ func (s *Store) SaveCampaign(ctx context.Context, c *campaigns.Campaign, events 
 	if c.State.Ended() {
 		stmts = append(stmts, stmt{s.dialect.rebind("DELETE FROM campaign_claims WHERE campaign_id = ?"), []any{c.ID}})
 	}
-	stmts = append(stmts, stmt{s.dialect.rebind("UPDATE campaigns SET state = ?, version = ?, doc = ? WHERE id = ? AND version = ?"),
-		[]any{string(c.State), int64(c.Version), doc, c.ID, int64(c.Version - 1)}})
+	stmts = append(stmts, stmt{s.dialect.rebind("UPDATE campaigns SET state = ?, version = ?, followed = ?, doc = ? WHERE id = ? AND version = ?"),
+		[]any{string(c.State), int64(c.Version), followed(c), doc, c.ID, int64(c.Version - 1)}})
 	err = s.w.doMatch(ctx, campaignKey(c.ID), campaigns.ErrStale, stmts...)
 	if errors.Is(err, campaigns.ErrStale) {
 		if _, gerr := s.GetCampaign(ctx, c.ID); errors.Is(gerr, campaigns.ErrNotFound) {
@@ -162,17 +162,20 @@ func decodeCampaign(doc string) (*campaigns.Campaign, error) {
 	return &c, nil
 }
 
-// ListCampaigns returns the campaigns in one of states (all when none), newest first.
-func (s *Store) ListCampaigns(ctx context.Context, states ...campaigns.State) ([]*campaigns.Campaign, error) {
-	q := "SELECT doc FROM campaigns"
-	args := make([]any, len(states))
-	if len(states) > 0 {
-		q += " WHERE state IN (" + placeholders(len(states)) + ")"
-		for i, st := range states {
-			args[i] = string(st)
-		}
+func followed(c *campaigns.Campaign) int64 {
+	if c.Followed() {
+		return 1
 	}
-	rows, err := s.query(ctx, s.dialect.rebind(q+" ORDER BY created_at DESC, id DESC"), args...)
+	return 0
+}
+
+// FollowedCampaigns returns the campaigns the leader must tick, oldest first.
+func (s *Store) FollowedCampaigns(ctx context.Context) ([]*campaigns.Campaign, error) {
+	return s.campaignDocs(ctx, "SELECT doc FROM campaigns WHERE followed = 1 ORDER BY created_at, id")
+}
+
+func (s *Store) campaignDocs(ctx context.Context, q string, args ...any) ([]*campaigns.Campaign, error) {
+	rows, err := s.query(ctx, s.dialect.rebind(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: list campaigns: %w", err)
 	}
@@ -187,6 +190,19 @@ func (s *Store) ListCampaigns(ctx context.Context, states ...campaigns.State) ([
 		return nil, fmt.Errorf("sqlstore: list campaigns: %w", err)
 	}
 	return out, nil
+}
+
+// ListCampaigns returns the campaigns in one of states (all when none), newest first.
+func (s *Store) ListCampaigns(ctx context.Context, states ...campaigns.State) ([]*campaigns.Campaign, error) {
+	q := "SELECT doc FROM campaigns"
+	args := make([]any, len(states))
+	if len(states) > 0 {
+		q += " WHERE state IN (" + placeholders(len(states)) + ")"
+		for i, st := range states {
+			args[i] = string(st)
+		}
+	}
+	return s.campaignDocs(ctx, q+" ORDER BY created_at DESC, id DESC", args...)
 }
 
 // Members returns a campaign's members matching f: by wave and start order, or by endpoint

@@ -21,6 +21,7 @@ func RunCampaigns(t *testing.T, open func(t *testing.T) campaigns.Store) {
 	parallel(t, "AddMembersAndClaim", open, testCampaignAddMembers)
 	parallel(t, "MembersFilterAndSave", open, testCampaignMembers)
 	parallel(t, "Lease", open, testLease)
+	parallel(t, "Followed", open, testCampaignFollowed)
 }
 
 func newCampaign(id string, eps ...string) (*campaigns.Campaign, campaigns.Event, []campaigns.Member) {
@@ -258,5 +259,50 @@ func testLease(t *testing.T, s campaigns.Store) {
 	}
 	if got, _ := s.Lease(ctx, "other", "node-a", at(20*time.Second), ttl); !got {
 		t.Fatal("leases of different names are independent")
+	}
+}
+
+// testCampaignFollowed: the leader ticks active campaigns and ended ones with updates still in
+// flight or a retry to handle, as they were at their last save.
+func testCampaignFollowed(t *testing.T, s campaigns.Store) {
+	ctx := context.Background()
+	ids := func() []string {
+		t.Helper()
+		cs, err := s.FollowedCampaigns(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	a := mustCreateCampaign(t, s, "cmp_a", "a")
+	b := mustCreateCampaign(t, s, "cmp_b", "b")
+	if got := ids(); len(got) != 0 {
+		t.Fatalf("drafts followed: %v", got)
+	}
+	save := func(c *campaigns.Campaign, st campaigns.State, inFlight int) {
+		t.Helper()
+		c.State, c.InFlight = st, inFlight
+		c.Version++
+		if err := s.SaveCampaign(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save(a, campaigns.StateRunning, 0)
+	save(b, campaigns.StatePaused, 3)
+	if got := ids(); !slices.Equal(got, []string{"cmp_a", "cmp_b"}) {
+		t.Fatalf("followed %v, want [cmp_a cmp_b]", got)
+	}
+	save(a, campaigns.StateCompleted, 0)
+	save(b, campaigns.StateAborted, 2) // soft abort: its updates finish and are counted
+	if got := ids(); !slices.Equal(got, []string{"cmp_b"}) {
+		t.Fatalf("followed %v, want [cmp_b]", got)
+	}
+	save(b, campaigns.StateAborted, 0)
+	if got := ids(); len(got) != 0 {
+		t.Fatalf("followed %v, want none", got)
 	}
 }
