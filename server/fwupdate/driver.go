@@ -149,7 +149,7 @@ type Driver struct {
 
 	pushes chan struct{} // semaphore of MaxPushes
 
-	mu         sync.Mutex
+	mu         sync.RWMutex    // read-locked per CoAP block served (Progress)
 	ctx        context.Context // Run's; nil before Run and after it ended
 	runs       map[string]*run // job ID -> run
 	byEndpoint map[string]*run

@@ -6,7 +6,7 @@ import (
 )
 
 // Pull progress. The transfer server tells Progress about every block it serves, so the
-// bookkeeping per block is a map lookup under the driver's mutex and a few atomics: no lock of
+// bookkeeping per block is a map lookup under the driver's read lock and a few atomics: no lock of
 // the run, no store write, no allocation. The run's loop stores the furthest byte at most
 // every ProgressInterval.
 
@@ -43,9 +43,9 @@ func (s *served) reset() {
 // at most every ProgressInterval. It is called for every block, so it never blocks; a job this
 // process does not drive is ignored.
 func (d *Driver) Progress(jobID string, n int64) {
-	d.mu.Lock()
+	d.mu.RLock()
 	r := d.runs[jobID]
-	d.mu.Unlock()
+	d.mu.RUnlock()
 	if r == nil || !r.served.report(n, d.now(), d.cfg.ProgressInterval) {
 		return
 	}
