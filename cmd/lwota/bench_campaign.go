@@ -16,6 +16,7 @@ import (
 	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/lwm2mtest"
+	"github.com/lwota/lwota/server/registration"
 )
 
 // benchCampaignCommand is `lwota bench campaign`: an end-to-end rollout to many simulated
@@ -97,11 +98,19 @@ func benchCampaignCommand(ctx context.Context, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	// The campaign selects by the version lwota read from each device after its reboot.
+	v2 := "2.0.0"
 	waitVersions := time.Now().Add(time.Minute)
-	for time.Now().Before(waitVersions) { // the version read after the re-registration
-		r, err := svc.core.Device(runCtx, fleet.Devices()[*devices-1].Endpoint())
-		if err == nil && r.FirmwareVersion == "2.0.0" {
+	for {
+		regs, err := svc.core.ListDevices(runCtx, registration.Filter{FirmwareVersion: v2})
+		if err != nil {
+			return err
+		}
+		if len(regs) == *devices {
 			break
+		}
+		if time.Now().After(waitVersions) {
+			return fmt.Errorf("bench campaign: lwota knows version %s of %d devices, want %d", v2, len(regs), *devices)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -134,7 +143,7 @@ func benchCampaignCommand(ctx context.Context, args []string, stdout, stderr io.
 		}
 	}
 	took := time.Since(begin)
-	rate := float64(*devices) / took.Seconds()
+	rate := float64(c.Progress.Total) / took.Seconds()
 	updated := 0
 	for _, d := range fleet.Devices() {
 		if v, _ := d.Value(lwm2m.NewPath(3, 0, 3)); v.Str == "3.0.0" {
