@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 	"unique"
 
 	"github.com/lwota/lwota/server/lwm2m"
@@ -123,7 +124,8 @@ func (r *Registry) SetInfoReader(ir InfoReader) {
 }
 
 // queueInfoRead queues the read of reg's identity without waiting: a Register is never slowed
-// down by it. A full queue skips the read; the next Register asks again.
+// down by it. When the queue is full (a burst of registrations), the endpoint is kept aside and
+// read once the queue has room, so that no device is left without its model.
 func (r *Registry) queueInfoRead(reg *Registration) {
 	if r.infoReader.Load() == nil || !reg.HasObject(3) {
 		return
@@ -131,9 +133,34 @@ func (r *Registry) queueInfoRead(reg *Registration) {
 	select {
 	case r.infoQueue <- reg:
 	default:
-		r.metrics.infoReads.WithLabelValues("queue_full").Inc()
+		r.infoMu.Lock()
+		r.infoLater[reg.Endpoint] = struct{}{}
+		r.infoMu.Unlock()
+		r.metrics.infoReads.WithLabelValues("deferred").Inc()
 	}
 }
+
+// refillInfoQueue moves deferred reads into the queue while it has room.
+func (r *Registry) refillInfoQueue() {
+	r.infoMu.Lock()
+	defer r.infoMu.Unlock()
+	for ep := range r.infoLater {
+		reg, ok := r.live(ep)
+		if !ok {
+			delete(r.infoLater, ep)
+			continue
+		}
+		select {
+		case r.infoQueue <- reg:
+			delete(r.infoLater, ep)
+		default:
+			return
+		}
+	}
+}
+
+// infoRefillEvery is how often deferred reads are moved into the queue.
+const infoRefillEvery = 250 * time.Millisecond
 
 // RunInfoReads runs Config.InfoReadWorkers readers of the queue SetInfoReader fills, until ctx
 // ends; it returns once they have stopped. Reads that are still queued then are dropped.
@@ -151,6 +178,18 @@ func (r *Registry) RunInfoReads(ctx context.Context) {
 			}
 		})
 	}
+	wg.Go(func() {
+		t := time.NewTicker(infoRefillEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				r.refillInfoQueue()
+			}
+		}
+	})
 	wg.Wait()
 }
 

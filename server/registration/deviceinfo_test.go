@@ -3,6 +3,7 @@ package registration_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -279,10 +280,30 @@ func TestInfoReadsAfterRegister(t *testing.T) {
 	if ok := readsByResult(t, m, "ok"); ok != 4 {
 		t.Errorf("ok reads = %v, want 4", ok)
 	}
+	// The silent device's identity is still unknown: its next Update asks again; a device whose
+	// identity is known is not read on Update.
+	for _, u := range []struct {
+		ep   string
+		port uint16
+	}{{"dev", 40000}, {"silent", 40005}} {
+		live, ok := reg.Get(u.ep)
+		if !ok {
+			t.Fatalf("%s not registered", u.ep)
+		}
+		if resp := reg.ServeCoAP(ctx, peer(u.port, ""), request(transport.POST, "/rd/"+live.ID, "")); resp.Code != transport.Changed {
+			t.Fatalf("update %s answered %s", u.ep, resp.Code)
+		}
+	}
+	waitReads(6)
+	time.Sleep(100 * time.Millisecond)
+	if got := ir.list(); len(got) != 6 || got[5] != "silent /3/0" {
+		t.Fatalf("reads %q: only the silent device is read again on its Update", got)
+	}
 }
 
-// A full queue skips the read and counts it; the Register itself does not wait. A read queued
-// for a registration that was replaced before it ran is dropped.
+// A full queue defers the read and counts it; the Register itself does not wait, and the
+// deferred reads run once the queue has room. A read queued for a registration that was replaced
+// before it ran is dropped (the replacement's own read, deferred, runs instead).
 func TestInfoReadQueueFull(t *testing.T) {
 	f := newFixture(t)
 	m := prometheus.NewRegistry()
@@ -292,7 +313,7 @@ func TestInfoReadQueueFull(t *testing.T) {
 	ir := &infoReader{reg: reg, devices: map[string][]lwm2m.Record{}}
 	reg.SetInfoReader(ir)
 	ctx := context.Background()
-	for i := range 5 { // no reader runs yet: two wait, three are skipped
+	for i := range 5 { // no reader runs yet: two wait in the queue, three are deferred
 		ep := fmt.Sprintf("dev-%d", i)
 		if i == 4 {
 			ep = "dev-0" // replaces dev-0's registration, whose queued read goes stale
@@ -301,20 +322,21 @@ func TestInfoReadQueueFull(t *testing.T) {
 			t.Fatalf("register answered %s", resp.Code)
 		}
 	}
-	if n := readsByResult(t, m, "queue_full"); n != 3 {
-		t.Fatalf("queue_full = %v, want 3", n)
+	if n := readsByResult(t, m, "deferred"); n != 3 {
+		t.Fatalf("deferred = %v, want 3", n)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { reg.RunInfoReads(runCtx); close(done) }()
-	waitFor(t, func() bool { return readsByResult(t, m, "stale")+readsByResult(t, m, "failed") == 2 })
+	// The fake device answers nothing, so every read that runs fails: dev-1, then the deferred
+	// dev-2, dev-3 and the new dev-0.
+	waitFor(t, func() bool { return readsByResult(t, m, "stale") == 1 && readsByResult(t, m, "failed") == 4 })
 	cancel()
 	<-done
-	if got := ir.list(); len(got) != 1 || got[0] != "dev-1 /3/0" {
-		t.Fatalf("reads %q, want only dev-1's", got)
-	}
-	if got := infoReads(t, m); len(got) != 3 {
-		t.Errorf("reads by result %v, want stale, failed and queue_full only", got)
+	got := ir.list()
+	slices.Sort(got)
+	if want := []string{"dev-0 /3/0", "dev-1 /3/0", "dev-2 /3/0", "dev-3 /3/0"}; !slices.Equal(got, want) {
+		t.Fatalf("reads %q, want %q", got, want)
 	}
 }
 

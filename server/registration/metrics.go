@@ -8,7 +8,7 @@ type Metrics struct {
 	rejected                                 *prometheus.CounterVec
 	online                                   prometheus.Gauge
 	limits                                   *prometheus.CounterVec // by limit (limits.go)
-	infoReads                                *prometheus.CounterVec // by result: ok, failed, stale, queue_full
+	infoReads                                *prometheus.CounterVec // by result: ok, failed, stale, deferred
 }
 
 // NewMetrics registers the registry's series with reg; a nil reg gives unregistered series.
@@ -22,7 +22,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		limits:      newLimitCounter(),
 		online:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "lwota_registrations_online", Help: "Devices registered and within their lifetime."}),
 		infoReads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwota_device_info_reads_total",
-			Help: "Background reads of Object 3 after a Register, by result: ok, failed, stale (the device registered again or left first), queue_full (skipped)."}, []string{"result"}),
+			Help: "Background reads of Object 3 after a Register, by result: ok, failed, stale (the device registered again or left first), deferred (the queue was full: read once it has room)."}, []string{"result"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.registers, m.updates, m.deregisters, m.expired, m.rejected, m.online, m.infoReads, m.limits)

@@ -40,6 +40,10 @@ type Registry struct {
 
 	infoReader atomic.Pointer[infoReaderBox] // SetInfoReader
 	infoQueue  chan *Registration            // registrations whose Object 3 RunInfoReads reads
+	// infoLater holds the endpoints whose read found the queue full (a burst of registrations):
+	// the readers take them once the queue has room. Bounded by the number of devices.
+	infoMu    sync.Mutex
+	infoLater map[string]struct{}
 
 	// writeLocks serialize the read-modify-store of one endpoint's registration (Register,
 	// Update, De-register, expiry, RecordDeviceInfo), so that a write built on an older
@@ -81,6 +85,7 @@ func New(store Store, listener Listener, cfg Config, logger *slog.Logger, m *Met
 		seen:       make(map[string]*atomic.Int64),
 		holds:      make(map[string]int),
 		infoQueue:  make(chan *Registration, max(cfg.InfoReadQueue, 0)),
+		infoLater:  make(map[string]struct{}),
 		started:    now(),
 	}
 }
@@ -364,6 +369,9 @@ func (r *Registry) update(ctx context.Context, id string, from transport.Peer, q
 		return nil, err
 	}
 	r.metrics.updates.Inc()
+	if !next.HasDeviceInfo() {
+		r.queueInfoRead(next) // an earlier read failed or was deferred: the device is awake now
+	}
 	if r.listener != nil {
 		r.listener.Updated(next)
 	}
