@@ -629,3 +629,34 @@ func TestCreateRefuses(t *testing.T) {
 		t.Fatalf("%d campaigns stored, want only the valid one", len(list))
 	}
 }
+
+// At the schedule's end no update starts any more; with cancel-in-flight the updates in flight
+// are cancelled, and the campaign completes saying how many devices were never started.
+func TestScheduleEnd(t *testing.T) {
+	for _, action := range []plan.EndAction{plan.EndStopStarting, plan.EndCancelInFlight} {
+		t.Run(string(action), func(t *testing.T) {
+			r := newRig(t, 10)
+			c := r.create(campaigns.Spec{Start: true, Plan: plan.Plan{Waves: waves(100), Pacing: plan.Pacing{MaxConcurrent: 2},
+				Schedule: plan.Schedule{EndAt: r.clock.now().Add(time.Minute), EndAction: action}}})
+			r.m.Tick(context.Background())
+			r.clock.add(2 * time.Minute)
+			r.m.Tick(context.Background())
+			if action == plan.EndStopStarting {
+				if got := r.get(c.ID); got.State != campaigns.StateRunning || got.InFlight != 2 {
+					t.Fatalf("state %s with %d in flight: the updates in flight finish first", got.State, got.InFlight)
+				}
+				r.drv.finish(t, nil)
+			}
+			r.m.Tick(context.Background())
+			r.m.Tick(context.Background())
+			got := r.get(c.ID)
+			if got.State != campaigns.StateCompleted || !contains(got.Reason, "8 devices were not started") || len(r.drv.starts) != 2 {
+				t.Fatalf("state %s (%s), %d started", got.State, got.Reason, len(r.drv.starts))
+			}
+			want := map[plan.EndAction]campaigns.MemberState{plan.EndStopStarting: campaigns.MemberSucceeded, plan.EndCancelInFlight: campaigns.MemberCancelled}[action]
+			if n := len(r.members(c.ID, want)); n != 2 {
+				t.Fatalf("%d members %s, want the 2 in flight", n, want)
+			}
+		})
+	}
+}
