@@ -392,3 +392,20 @@ func TestUpdateThroughAPIAndLibcoap(t *testing.T) {
 		t.Fatalf("update list: %d %v", code, list)
 	}
 }
+
+// Pushes beyond MaxPushes wait for a slot; the wait does not count against the delivery's
+// time, which is the link's: three pushes of ~2 s each through one slot, with a 4 s delivery
+// limit, all succeed.
+func TestUpdatePushesWaitForSlot(t *testing.T) {
+	ts := startServiceWith(t, t.TempDir(), "", func(c *serveConfig) { c.UpdateConfig.MaxPushes = 1 },
+		"--allow-unsigned", "--update-poll", "300ms")
+	body := fwImage("4.5.0", 32<<10)
+	img := uploadImage(t, ts, "4.5.0", body)
+	cfg := fleetConfig(lwm2mtest.DeliveryPush)
+	cfg.Faults.BlockDelay = 60 * time.Millisecond // 32 blocks: about 2 s per push
+	fleet := startFleet(t, ts, "slot", 3, cfg)
+	policy := quickPolicy()
+	policy.MaxAttempts, policy.MinLinkRate, policy.StepSlack = 1, 16<<10, 2*time.Second // delivering: 2 s + 2 s
+	jobs := startUpdates(t, ts, fleet.Devices(), img, fwupdate.MethodPush, policy)
+	checkFleetUpdated(t, ts, []*lwm2mtest.Fleet{fleet}, jobs, "4.5.0", time.Minute)
+}

@@ -37,8 +37,9 @@ type run struct {
 	stepCancel context.CancelFunc // ends the current step's ctx, under mu
 
 	// Known only to this process, so that a restart repeats at most one harmless step.
-	sent     bool // the Package URI was written, or the push ran, in this attempt
-	executed bool // Update (/5/0/2) was executed
+	sent     bool      // the Package URI was written, or the push ran, in this attempt
+	executed bool      // Update (/5/0/2) was executed
+	pushFrom time.Time // when this attempt's push got its slot (MaxPushes)
 	// execRefused counts 4.05 answers to Execute while the device said Downloaded.
 	execRefused int
 	observed    bool      // /5/0/3 and /5/0/5 are observed
@@ -127,12 +128,12 @@ func (r *run) step(j *Job) time.Duration {
 		if now.Before(j.NextAttemptAt) {
 			return j.NextAttemptAt.Sub(now)
 		}
-		r.sent, r.executed, r.deferTil = false, false, time.Time{}
+		r.sent, r.executed, r.deferTil, r.pushFrom = false, false, time.Time{}, time.Time{}
 		r.served.reset()
 		r.move(j, StateQueued, fmt.Sprintf("attempt %d of %d", j.Attempt+1, j.Policy.MaxAttempts), nil)
 		return 0
 	}
-	if limit := j.Policy.StepTimeout(j.State, j.ImageSize); limit > 0 && now.Sub(j.StepAt[j.State]) >= limit {
+	if limit := j.Policy.StepTimeout(j.State, j.ImageSize); limit > 0 && now.Sub(r.stepStart(j)) >= limit {
 		r.timedOut(j, limit)
 		return 0
 	}
@@ -154,7 +155,7 @@ func (r *run) step(j *Job) time.Duration {
 	}
 	// Never sleep past the step's deadline.
 	if limit := j.Policy.StepTimeout(j.State, j.ImageSize); limit > 0 {
-		wait = min(wait, max(time.Until(j.StepAt[j.State].Add(limit)), time.Millisecond))
+		wait = min(wait, max(time.Until(r.stepStart(j).Add(limit)), time.Millisecond))
 	}
 	return wait
 }
@@ -323,6 +324,17 @@ func (r *run) send(j *Job) time.Duration {
 	return r.d.cfg.PollInterval
 }
 
+// stepStart is when j's current step started counting against its timeout: when it entered
+// the state, or for a push that waited for one of the MaxPushes slots, when it got the slot —
+// a job queued behind other pushes has not spent any of its link's time yet.
+func (r *run) stepStart(j *Job) time.Time {
+	from := j.StepAt[j.State]
+	if j.State == StateDelivering && r.pushFrom.After(from) {
+		return r.pushFrom
+	}
+	return from
+}
+
 // push writes the package to /5/0/0 in Block1 blocks, storing progress as it goes.
 func (r *run) push(j *Job) time.Duration {
 	select {
@@ -331,6 +343,7 @@ func (r *run) push(j *Job) time.Duration {
 		return 0
 	}
 	defer func() { <-r.d.pushes }()
+	r.pushFrom = r.d.now()
 	body, err := r.d.pkgs.Body(r.ctx, j.ImageID)
 	if err != nil {
 		return r.deviceTrouble(j, fmt.Errorf("read package: %w", err))
@@ -345,7 +358,7 @@ func (r *run) push(j *Job) time.Duration {
 	}
 	// The push may take as long as the step allows, and no longer: a device that stops
 	// answering mid-push must not hold the job past its timeout.
-	ctx, cancel := context.WithDeadline(r.ctx, j.StepAt[StateDelivering].Add(j.Policy.StepTimeout(StateDelivering, j.ImageSize)))
+	ctx, cancel := context.WithDeadline(r.ctx, r.stepStart(j).Add(j.Policy.StepTimeout(StateDelivering, j.ImageSize)))
 	defer cancel()
 	err = r.d.dev.Push(ctx, j.Endpoint, pathPackage, contentOctets, body, j.ImageSize,
 		transport.UploadOptions{BlockSize: j.Policy.BlockSize, Progress: progress})

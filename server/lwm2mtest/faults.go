@@ -48,7 +48,8 @@ type Faults struct {
 	// runs out, as a device busy downloading may; Update and Wake still send one.
 	NoUpdates bool
 
-	// BlockDelay is added after every block (pull: CoAP block or HTTP chunk of BlockSize).
+	// BlockDelay is added after every block (pull: CoAP block or HTTP chunk of BlockSize;
+	// push: before the device answers a Block1 block).
 	BlockDelay time.Duration
 	// BytesPerSecond caps a pull's rate; 0 is no cap.
 	BytesPerSecond int

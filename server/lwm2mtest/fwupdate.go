@@ -445,6 +445,9 @@ func (d *Device) push(r *request) response {
 	}
 	echo, _ := blockwise.EncodeBlockOption(szx, num, more)
 	opts := []message.Option{uintOption(message.Block1, echo)}
+	if delay := d.faults.get().BlockDelay; delay > 0 {
+		time.Sleep(delay) // a device slow to write flash answers each block late
+	}
 	if more {
 		return response{code: codes.Continue, observe: -1, opts: opts}
 	}
