@@ -181,7 +181,9 @@ func (m *Manager) step(ctx context.Context, c *Campaign) error {
 		events = m.decide(c, counts, now)
 	}
 	var starts int
-	if c.State == StateRunning && m.mayStart(c, rt, now) {
+	// A decision (a start, a new wave) is stored before anything acts on it: its updates start
+	// on the next tick.
+	if c.State == StateRunning && len(events) == 0 && m.mayStart(c, rt, now) {
 		if c.Plan.DynamicMembership && now.Sub(rt.scanned) >= m.cfg.MembershipEvery {
 			if err := m.join(ctx, c, rt, now); err != nil {
 				m.log.Warn("campaign membership", "campaign", c.ID, "err", err)
