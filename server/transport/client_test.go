@@ -404,3 +404,51 @@ func TestNotifyBetweenEndpoints(t *testing.T) {
 		t.Fatalf("unknown token: %v", err)
 	}
 }
+
+// A peer that answers every copy of a request from its duplicate cache (a message id it still
+// remembers from before lwota restarted: the answer carries another exchange's token) makes
+// the request time out; the next request to that peer must start from a fresh message id, out
+// of the remembered window, and then succeeds.
+func TestDo_StaleDuplicateCacheReseedsMessageIDs(t *testing.T) {
+	cfg := testConfig()
+	cfg.ACKTimeout = 10 * time.Millisecond
+	cfg.MaxRetransmit = 1
+	cli := startEndpoint(t, nil, cfg)
+	dev := newRawPeer(t)
+	remembered := map[uint16]bool{}
+	stale := NewMessage(Content)
+	stale.Token = []byte("old-run!")
+	done := make(chan error, 1)
+	go func() {
+		_, err := cli.Do(context.Background(), dev.addr(), req(GET, "/x"))
+		done <- err
+	}()
+	var first frame
+	for i := range 2 { // the request and its one retransmission: both get the cached answer
+		f := dev.recvFrame()
+		if i == 0 {
+			first = f
+		}
+		for m := f.mid; m < f.mid+256; m++ { // the window the peer remembers
+			remembered[m] = true
+		}
+		dev.send(cli.addr, datagram(t, typeACK, f.mid, stale))
+	}
+	if err := <-done; !errors.Is(err, ErrTimeout) {
+		t.Fatalf("err = %v, want ErrTimeout", err)
+	}
+	go func() {
+		_, err := cli.Do(context.Background(), dev.addr(), req(GET, "/y"))
+		done <- err
+	}()
+	f := dev.recvFrame()
+	if remembered[f.mid] {
+		t.Fatalf("next request uses message id %d, inside the window after %d the peer remembers", f.mid, first.mid)
+	}
+	ok := NewMessage(Content)
+	ok.Token = f.msg.Token
+	dev.send(cli.addr, datagram(t, typeACK, f.mid, ok))
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -147,6 +147,11 @@ func (ex *exchange) onTimer() {
 	if ex.acked || ex.tries >= e.cfg.MaxRetransmit {
 		x.complete(ex, exResult{err: ErrTimeout})
 		x.mu.Unlock()
+		// The peer may be answering from its duplicate cache: after lwota restarts, its new
+		// message ids can run into ids the peer still remembers from the last run (RFC 7252
+		// EXCHANGE_LIFETIME), and every retransmission gets the old, unmatched answer. Later
+		// requests to this peer start from a fresh random id, out of that window.
+		e.mids.reseed(ex.to)
 		return
 	}
 	ex.tries++
@@ -470,6 +475,16 @@ func (t *midTable) next(to netip.AddrPort, now int64) uint16 {
 	t.m[to] = s
 	t.mu.Unlock()
 	return mid
+}
+
+// reseed makes the next message id to `to` a fresh random one.
+func (t *midTable) reseed(to netip.AddrPort) {
+	t.mu.Lock()
+	if s, ok := t.m[to]; ok {
+		s.next = uint16(mrand.Uint32())
+		t.m[to] = s
+	}
+	t.mu.Unlock()
 }
 
 func (t *midTable) sweep(cutoff int64) {
