@@ -8,13 +8,19 @@ DTLS_SECONDS ?= 10
 # The S3-compatible server the blob-store and upload tests run against (Apache-2.0), built from source.
 VERSITYGW_VERSION ?= v1.8.0
 
-.PHONY: build run test tools fuzz bench lint clean
+.PHONY: build run deps test tools fuzz bench lint clean
 
 build:
 	$(GO) build -o $(BIN)/lwota ./cmd/lwota
 
 run: build
 	./$(BIN)/lwota serve --allow-nosec
+
+# System programs the suite runs (libcoap's clients, PostgreSQL, Chromium, nginx, ...). The list is
+# cmd/testdeps/sysdeps; missing packages are installed with apt-get when run as root, else this
+# prints the one apt-get line to run and stops.
+deps:
+	$(GO) run ./cmd/testdeps install
 
 # Test servers the suite starts itself; bin/ is kept between runs, so this is a no-op once built.
 tools: $(BIN)/versitygw
@@ -23,7 +29,7 @@ $(BIN)/versitygw:
 	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 # The whole suite, with the race detector: unit, wire, libcoap interop, SQLite, PostgreSQL and S3.
-test: tools
+test: deps tools
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Every fuzz target for FUZZTIME each (the seed corpora also run as plain tests in `make test`).

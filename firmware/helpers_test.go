@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 	"github.com/lwota/lwota/firmware"
 	"github.com/lwota/lwota/firmware/signing"
 	"github.com/lwota/lwota/storage/blobstore"
@@ -161,10 +162,7 @@ type keyPair struct {
 
 func openssl(t testing.TB, args ...string) []byte {
 	t.Helper()
-	path, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Fatalf("the openssl CLI is needed to sign test images: %v", err)
-	}
+	path := sysdeps.Require(t, "openssl")
 	var stderr bytes.Buffer
 	cmd := exec.Command(path, args...)
 	cmd.Stderr = &stderr

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/lwota/lwota/api/console"
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/lwm2mtest"
 )
@@ -49,19 +49,10 @@ type browser struct {
 	allowed []string // substrings of console errors a test expects
 }
 
-// chromiumPath is Debian's Chromium; .ci/run installs it.
+// chromiumPath is Debian's Chromium; `make deps` installs it.
 func chromiumPath(t *testing.T) string {
 	t.Helper()
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	t.Fatal("chromium not found: install Debian's chromium package (.ci/run does)")
-	return ""
+	return sysdeps.Require(t, "chromium")
 }
 
 // newBrowser starts Chromium for ts; it is closed when the test ends, and the test fails then if

@@ -8,15 +8,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 )
 
 // coapsRegister registers with libcoap's OpenSSL client over DTLS PSK, as a device would.
 func coapsRegister(t *testing.T, ts *testService, identity, key, endpoint string) string {
 	t.Helper()
-	client, err := exec.LookPath("coap-client-openssl")
-	if err != nil {
-		t.Fatal("coap-client-openssl not found: install Debian's libcoap3-bin (.ci/run does)")
-	}
+	client := sysdeps.Require(t, "coap-client-openssl")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	out, _ := exec.CommandContext(ctx, client, "-m", "post", "-t", "40", "-B", "5", "-u", identity, "-k", key,
@@ -83,10 +82,7 @@ func TestDTLSRegistration(t *testing.T) {
 // TestNoSecRefused: without --allow-nosec a plain CoAP registration is answered 4.03.
 func TestNoSecRefused(t *testing.T) {
 	ts := startService(t, t.TempDir(), "", "--allow-nosec=false")
-	client, err := exec.LookPath("coap-client-notls")
-	if err != nil {
-		t.Fatal("coap-client-notls not found: install Debian's libcoap3-bin (.ci/run does)")
-	}
+	client := sysdeps.Require(t, "coap-client-notls")
 	out, _ := exec.Command(client, "-m", "post", "-t", "40", "-B", "5", "-e", "</1/0>,</3/0>",
 		fmt.Sprintf("coap://%s/rd?ep=nosec-1&lt=60&lwm2m=1.1", ts.coap)).CombinedOutput()
 	if !strings.Contains(string(out), "4.03") {

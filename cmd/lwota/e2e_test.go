@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/lwm2mtest"
 	"github.com/lwota/lwota/storage/pgtest"
@@ -108,10 +109,7 @@ func endToEnd(t *testing.T, dsn string) {
 	defer cancel()
 
 	// libcoap's client registers with a link-format object list.
-	client, err := exec.LookPath("coap-client-notls")
-	if err != nil {
-		t.Fatal("coap-client-notls not found: install Debian's libcoap3-bin (.ci/run does)")
-	}
+	client := sysdeps.Require(t, "coap-client-notls")
 	out, err := exec.CommandContext(ctx, client, "-m", "post", "-t", "40", "-B", "5",
 		"-e", `</>;rt="oma.lwm2m";ct=11542,</1/0>,</3/0>,</5>;ver=1.1,</5/0>`,
 		fmt.Sprintf("coap://%s/rd?ep=libcoap-dev&lt=600&lwm2m=1.1&b=U", ts.coap)).CombinedOutput()
@@ -279,10 +277,7 @@ func TestServiceRefusesBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	client, err := exec.LookPath("coap-client-notls")
-	if err != nil {
-		t.Fatal("coap-client-notls not found: install Debian's libcoap3-bin (.ci/run does)")
-	}
+	client := sysdeps.Require(t, "coap-client-notls")
 	cases := []struct {
 		name, query, payload, want string
 	}{

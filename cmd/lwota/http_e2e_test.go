@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 )
 
 // TestHTTPTLS: with --http-tls-cert and --http-tls-key the REST API speaks HTTPS, checked against
@@ -166,10 +168,7 @@ func TestHTTPBodyTimeout(t *testing.T) {
 		defer cancel()
 		events := ts.sseEvents(t, ctx, "")
 		time.Sleep(3 * d)
-		client, err := exec.LookPath("coap-client-notls")
-		if err != nil {
-			t.Fatal("coap-client-notls not found: install Debian's libcoap3-bin (.ci/run does)")
-		}
+		client := sysdeps.Require(t, "coap-client-notls")
 		out, _ := exec.Command(client, "-m", "post", "-t", "40", "-B", "5", "-e", "</1/0>,</3/0>",
 			fmt.Sprintf("coap://%s/rd?ep=sse-dev&lt=60&lwm2m=1.1", ts.coap)).CombinedOutput()
 		for {

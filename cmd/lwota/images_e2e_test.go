@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 	"github.com/lwota/lwota/firmware"
 	"github.com/lwota/lwota/storage/s3test"
 )
@@ -33,7 +34,7 @@ import (
 // openssl runs the real openssl CLI, as a CI pipeline signing images would.
 func openssl(t *testing.T, args ...string) {
 	t.Helper()
-	out, err := exec.Command("openssl", args...).CombinedOutput()
+	out, err := exec.Command(sysdeps.Require(t, "openssl"), args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("openssl %v: %v: %s", args, err, out)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/lwm2mtest"
@@ -330,10 +331,7 @@ func TestUpdateSurvivesRestart(t *testing.T) {
 // history, and libcoap's client fetches the device's /fw/{token} URI — the image's exact bytes —
 // until the job is cancelled (4.03); a forged token is 4.04.
 func TestUpdateThroughAPIAndLibcoap(t *testing.T) {
-	client, err := exec.LookPath("coap-client-notls")
-	if err != nil {
-		t.Fatal("coap-client-notls not found: install Debian's libcoap3-bin (.ci/run does)")
-	}
+	client := sysdeps.Require(t, "coap-client-notls")
 	ts := startService(t, t.TempDir(), "", "--allow-unsigned", "--update-poll", "300ms")
 	body := fwImage("6.0.0", 48<<10)
 	img := uploadImage(t, ts, "6.0.0", body)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/lwm2mtest"
@@ -302,10 +303,7 @@ func TestUpdateQueueMode(t *testing.T) {
 // though it lists CoAP too), downloads over DTLS and is updated. The same token over plain
 // CoAP is refused: the DTLS identity, not the address, names the device.
 func TestUpdateDTLSPull(t *testing.T) {
-	client, err := exec.LookPath("coap-client-notls")
-	if err != nil {
-		t.Fatal("coap-client-notls not found: install Debian's libcoap3-bin (.ci/run does)")
-	}
+	client := sysdeps.Require(t, "coap-client-notls")
 	ts := startService(t, t.TempDir(), "", "--allow-unsigned", "--update-poll", "300ms", "--allow-nosec=false")
 	body := fwImage("10.0.0", 48<<10)
 	img := uploadImage(t, ts, "10.0.0", body)
@@ -353,10 +351,7 @@ func TestUpdateDTLSPull(t *testing.T) {
 // A Package URI outlives its token only until the token's expiry (TokenTTL from the job's
 // creation): then libcoap's client gets 4.04 "expired", like any token lwota did not mint.
 func TestUpdatePullExpiredToken(t *testing.T) {
-	client, err := exec.LookPath("coap-client-notls")
-	if err != nil {
-		t.Fatal("coap-client-notls not found: install Debian's libcoap3-bin (.ci/run does)")
-	}
+	client := sysdeps.Require(t, "coap-client-notls")
 	const ttl = 2 * time.Second
 	ts := startServiceWith(t, t.TempDir(), "", func(c *serveConfig) { c.UpdateConfig.TokenTTL = ttl },
 		"--allow-unsigned", "--update-poll", "300ms")

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/pion/dtls/v3"
+
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 )
 
 // testPKI is a CA made for one test, writing PEM files into dir.
@@ -206,10 +208,7 @@ func TestX509Registration(t *testing.T) {
 // TestX509LibcoapRegistration: libcoap's OpenSSL client with a device certificate (-c, -j) that
 // checks lwota's certificate against the CA (-C) registers as its certificate's name.
 func TestX509LibcoapRegistration(t *testing.T) {
-	client, err := exec.LookPath("coap-client-openssl")
-	if err != nil {
-		t.Fatal("coap-client-openssl not found: install Debian's libcoap3-bin (.ci/run does)")
-	}
+	client := sysdeps.Require(t, "coap-client-openssl")
 	pki := newTestPKI(t, "lwota devices CA")
 	ts := startX509Service(t, pki)
 	pki.issue(t, "libcoap-dev-1", false)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 )
 
 // The tests make keys and signatures with the real openssl CLI, as a release engineer would.
@@ -16,10 +18,7 @@ import (
 // openssl runs the openssl CLI in dir and fails the test on any error.
 func openssl(t testing.TB, dir string, args ...string) []byte {
 	t.Helper()
-	bin, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Fatalf("openssl CLI is required for these tests: %v", err)
-	}
+	bin := sysdeps.Require(t, "openssl")
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	var stderr bytes.Buffer

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 	"github.com/lwota/lwota/server/transport"
 )
 
@@ -28,10 +29,7 @@ const imageSize = 256 << 10
 // libcoap's command-line client (apt-get install libcoap3-bin). The test fails when the binary
 // is missing: CI installs it.
 func TestLibcoapPull(t *testing.T) {
-	bin, err := exec.LookPath("coap-client-notls")
-	if err != nil {
-		t.Fatalf("coap-client-notls not found (apt-get install -y libcoap3-bin): %v", err)
-	}
+	bin := sysdeps.Require(t, "coap-client-notls")
 	f := startServer(t, Config{}, imageSize)
 	for _, size := range []int{1024, 64} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {

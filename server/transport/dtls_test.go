@@ -14,6 +14,8 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 )
 
 // pskMap is a PSKStore over a map.
@@ -133,10 +135,7 @@ func registerHandler(calls *atomic.Int64, got chan<- Peer) Handler {
 }
 
 func TestDTLSLibcoapPSK(t *testing.T) {
-	bin, err := exec.LookPath("coap-client-openssl")
-	if err != nil {
-		t.Fatalf("coap-client-openssl not found (apt-get install -y libcoap3-bin): %v", err)
-	}
+	bin := sysdeps.Require(t, "coap-client-openssl")
 	var calls atomic.Int64
 	got := make(chan Peer, 1)
 	te, link := startDTLS(t, registerHandler(&calls, got), DTLSConfig{HandshakeTimeout: 3 * time.Second})

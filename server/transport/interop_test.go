@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 )
 
 // Interop with libcoap's command-line client (apt-get install libcoap3-bin). The test fails
@@ -18,10 +20,7 @@ import (
 
 func coapClient(t *testing.T, args ...string) []byte {
 	t.Helper()
-	bin, err := exec.LookPath("coap-client-notls")
-	if err != nil {
-		t.Fatalf("coap-client-notls not found (apt-get install -y libcoap3-bin): %v", err)
-	}
+	bin := sysdeps.Require(t, "coap-client-notls")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()

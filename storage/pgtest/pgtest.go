@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +23,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 )
 
 // EnvServer names the environment variable holding a postgres:// URL of a server to use instead
@@ -160,7 +161,7 @@ func startThrowaway() (*throwaway, error) {
 	}
 	if os.Geteuid() == 0 {
 		// PostgreSQL refuses to run as root: run it as the postgres user, in a directory it owns.
-		runuser, err := exec.LookPath("runuser")
+		runuser, err := sysdeps.Lookup("runuser")
 		if err != nil {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("running as root needs runuser to start PostgreSQL as the postgres user: %w", err)
@@ -239,29 +240,21 @@ func (c *throwaway) startWatchdog(stop []string) error {
 	return nil
 }
 
-// findBinaries returns the directory holding initdb and pg_ctl: from PATH, else the newest
-// /usr/lib/postgresql/*/bin.
+// findBinaries returns the directory holding initdb and pg_ctl (through a symlink in PATH, or the
+// newest /usr/lib/postgresql/*/bin).
 func findBinaries() (string, error) {
-	if p, err := exec.LookPath("initdb"); err == nil {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			p = real
-		}
-		dir := filepath.Dir(p)
-		if _, err := os.Stat(filepath.Join(dir, "pg_ctl")); err == nil {
-			return dir, nil
-		}
+	p, err := sysdeps.Lookup("initdb")
+	if err != nil {
+		return "", fmt.Errorf("%w; or set %s to a postgres:// URL", err, EnvServer)
 	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	slices.SortFunc(dirs, func(a, b string) int { return version(b) - version(a) })
-	for _, dir := range dirs {
-		_, err1 := os.Stat(filepath.Join(dir, "initdb"))
-		_, err2 := os.Stat(filepath.Join(dir, "pg_ctl"))
-		if err1 == nil && err2 == nil {
-			return dir, nil
-		}
+	if real, err := filepath.EvalSymlinks(p); err == nil {
+		p = real
 	}
-	return "", fmt.Errorf("PostgreSQL not found: no initdb and pg_ctl in PATH or /usr/lib/postgresql/*/bin; "+
-		"install it (apt-get install -y postgresql) or set %s to a postgres:// URL", EnvServer)
+	dir := filepath.Dir(p)
+	if _, err := os.Stat(filepath.Join(dir, "pg_ctl")); err != nil {
+		return "", fmt.Errorf("PostgreSQL: initdb at %s has no pg_ctl beside it: %w", p, err)
+	}
+	return dir, nil
 }
 
 // version reads the major version out of /usr/lib/postgresql/15/bin.

@@ -23,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 )
 
 // EnvBinary names the environment variable holding the path of the versitygw binary to use.
@@ -378,7 +380,7 @@ func findBinary() (string, error) {
 		}
 		tried = append(tried, p)
 	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
+	if p, err := sysdeps.Lookup("versitygw"); err == nil {
 		return p, nil
 	}
 	tried = append(tried, "PATH")
