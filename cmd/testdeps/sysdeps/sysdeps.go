@@ -41,6 +41,7 @@ func programs() []Program {
 			Paths: []string{"/usr/lib/nginx/modules/ngx_stream_module.so"}, Why: "nginx's stream (UDP) module"},
 		{Name: "stress-ng", Package: "stress-ng", Why: "a CPU-bound neighbour for tests under load"},
 		{Name: "npx", Package: "npm", Why: "the pinned OpenAPI linter (@redocly/cli)"},
+		{Name: "gcc", Package: "gcc", Why: "cgo, which the race detector of `go test -race` needs"},
 		{Name: "runuser", Package: "util-linux", Why: "starts PostgreSQL as the postgres user when tests run as root"},
 		// Built from source into bin/ by `make tools` (storage/s3test looks there first).
 		{Name: "versitygw", Why: "the S3-compatible server of the blob-store and upload tests"},
