@@ -283,6 +283,12 @@ func (e *Endpoint) serveRequest(ctx context.Context, from Peer, f frame) {
 	e.m.request(req.Code)
 	ap := from.Addr.AddrPort
 	if f.reject != 0 {
+		if f.typ == typeNON && f.reject == BadOption {
+			// RFC 7252 §5.4.1: a NON with an unrecognised critical option is rejected (§4.3),
+			// with a Reset, never answered 4.02.
+			e.write(emptyMessage(typeRST, f.mid), ap)
+			return
+		}
 		if b := e.render(ap, f, NewMessage(f.reject)); b != nil {
 			e.write(b, ap)
 		}
@@ -390,7 +396,9 @@ func (e *Endpoint) render(to netip.AddrPort, f frame, resp *Message) []byte {
 }
 
 // onResponse takes a CON or NON response: the separate response to a Do in flight, an
-// observe notification for a listener, or an unknown one, answered with RST.
+// observe notification for a listener, or an unknown one, answered with RST. A response with an
+// unrecognised critical option is rejected (RFC 7252 §5.4.1, §4.2, §4.3): a CON one with RST,
+// a NON one silently; a Do waiting for it ends with ErrBadOption.
 func (e *Endpoint) onResponse(from Peer, f frame) {
 	ap := from.Addr.AddrPort
 	var key dedupKey
@@ -400,9 +408,11 @@ func (e *Endpoint) onResponse(from Peer, f frame) {
 			return // a copy: answered again with the same ACK or RST
 		}
 	}
-	fn := e.ex.deliver(ap, f.msg)
+	fn := e.ex.deliver(ap, f.msg, f.reject != 0)
 	var reply []byte
 	switch {
+	case fn == nil && f.typ == typeNON && f.reject != 0:
+		// rejected silently
 	case fn == nil:
 		reply = emptyMessage(typeRST, f.mid)
 	case f.typ == typeCON:
