@@ -187,10 +187,13 @@ func (t *block1Table) len() int {
 }
 
 // sliceBlock2 answers the block of resp's payload that req asks for, if resp needs slicing.
-// A response that already carries Block2 (a handler serving blocks itself) is sent as is.
-// The result is a copy when it differs from resp; resp is never modified.
+// A response that already carries Block2 (a handler serving blocks itself) is sent as is, and so
+// is any answer that is not 2.xx: an error is not a representation to cut into blocks (RFC 7959
+// §2.2 numbers only the blocks of a representation), and a 5.03 with Max-Age or a 4.04 to a
+// request for block 7 must reach the device as such, not as 4.02 for a block past the end. The
+// result is a copy when it differs from resp; resp is never modified.
 func sliceBlock2(req, resp *Message, prefSZX uint8) *Message {
-	if resp.Block2.Set {
+	if resp.Block2.Set || !resp.Code.IsSuccess() {
 		return resp
 	}
 	szx := prefSZX
