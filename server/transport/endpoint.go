@@ -113,7 +113,7 @@ func newEndpoint(conn net.PacketConn, network Network, h Handler, cfg Config, lo
 	if err != nil {
 		return nil, fmt.Errorf("transport: metrics: %w", err)
 	}
-	e.block1 = newBlock1Table(cfg, e.m.limits)
+	e.block1 = newBlock1Table(cfg, e.m.limits, e.m.block1Dropped)
 	if lc, ok := l.(limitCounting); ok {
 		lc.countLimits(e.m.limits)
 	}
@@ -229,7 +229,7 @@ func (e *Endpoint) worker(ctx context.Context) {
 // janitor expires deduplication generations, idle Block1 reassemblies and message-id
 // counters in bulk.
 func (e *Endpoint) janitor(ctx context.Context) {
-	period := min(max(e.cfg.ExchangeLifetime/8, 10*time.Millisecond), 10*time.Second)
+	period := min(max(min(e.cfg.ExchangeLifetime/8, e.cfg.Block1Timeout/4), 10*time.Millisecond), 10*time.Second)
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
@@ -240,7 +240,7 @@ func (e *Endpoint) janitor(ctx context.Context) {
 			now := e.now()
 			e.dedup.sweep(now)
 			cutoff := now - int64(e.cfg.ExchangeLifetime)
-			e.block1.sweep(cutoff)
+			e.block1.sweep(now - int64(e.cfg.Block1Timeout))
 			e.mids.sweep(cutoff)
 		}
 	}
