@@ -173,11 +173,12 @@ func (l *logBuffer) String() string {
 // with the peer and the reason.
 func TestDTLSHandshakeFailureReasons(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		reason string
-		client func(t *testing.T, to Addr) string // returns the client's address
+		name    string
+		reason  string
+		timeout time.Duration                       // HandshakeTimeout
+		client  func(t *testing.T, to Addr) string // returns the client's address
 	}{
-		{"unknown identity", failPSK, func(t *testing.T, to Addr) string {
+		{"unknown identity", failPSK, 10 * time.Second, func(t *testing.T, to Addr) string {
 			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatalf("listen: %v", err)
@@ -189,7 +190,7 @@ func TestDTLSHandshakeFailureReasons(t *testing.T) {
 			}
 			return addr
 		}},
-		{"client goes silent", failTimeout, func(t *testing.T, to Addr) string {
+		{"client goes silent", failTimeout, 500 * time.Millisecond, func(t *testing.T, to Addr) string {
 			dev := newRawPeer(t)
 			dev.send(to, clientHello(nil, nil)) // answered with a HelloVerifyRequest, never followed up
 			return dev.addr().AddrPort.String()
@@ -198,7 +199,7 @@ func TestDTLSHandshakeFailureReasons(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			logs := &logBuffer{}
 			logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-			te, _ := startDTLSLogged(t, nil, testConfig(), DTLSConfig{HandshakeTimeout: 500 * time.Millisecond}, logger)
+			te, _ := startDTLSLogged(t, nil, testConfig(), DTLSConfig{HandshakeTimeout: tc.timeout}, logger)
 			from := tc.client(t, te.addr)
 			eventually(t, "failure counted as "+tc.reason, func() bool {
 				return te.counter(t, "lwota_transport_dtls_handshake_failures_total", "reason", tc.reason) == 1
