@@ -175,7 +175,7 @@ func TestDTLSHandshakeFailureReasons(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		reason  string
-		timeout time.Duration                       // HandshakeTimeout
+		timeout time.Duration                      // HandshakeTimeout
 		client  func(t *testing.T, to Addr) string // returns the client's address
 	}{
 		{"unknown identity", failPSK, 10 * time.Second, func(t *testing.T, to Addr) string {
