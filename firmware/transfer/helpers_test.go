@@ -216,6 +216,7 @@ type rawResp struct {
 	block2  *transport.Block
 	size2   int64
 	etag    []byte
+	maxAge  int64 // -1 when absent
 	payload []byte
 }
 
@@ -270,7 +271,10 @@ func (c *rawClient) get(path string, block *transport.Block) (rawResp, error) {
 			if r.Type != message.Acknowledgement || !bytes.Equal(r.Token, tok[:]) {
 				return rawResp{}, fmt.Errorf("bad answer: type %v token %x", r.Type, r.Token)
 			}
-			res := rawResp{code: r.Code, size2: -1, payload: append([]byte(nil), r.Payload...)}
+			res := rawResp{code: r.Code, size2: -1, maxAge: -1, payload: append([]byte(nil), r.Payload...)}
+			if v, err := r.Options.GetUint32(message.MaxAge); err == nil {
+				res.maxAge = int64(v)
+			}
 			if v, err := r.Options.GetUint32(message.Block2); err == nil {
 				res.block2 = &transport.Block{Set: true, Num: v >> 4, More: v&8 != 0, SZX: uint8(v & 7)}
 			}

@@ -55,13 +55,17 @@ type Config struct {
 	GrantCacheSize int
 	// BlobTimeout bounds one chunk read from the blob store.
 	BlobTimeout time.Duration
+	// RetryAfter is the Max-Age (whole seconds, at least 1) of a 5.03 answer: when the device
+	// should ask again after a failure on lwota's side (grants, blob store).
+	RetryAfter time.Duration
 }
 
 // DefaultConfig returns 1024-byte blocks, a 64 MiB cache of 64 KiB chunks, grants reused for
-// 2 s (at most 65536 of them) and 10 s chunk reads.
+// 2 s (at most 65536 of them), 10 s chunk reads and 5.03 answers asking for a retry in 10 s.
 func DefaultConfig() Config {
 	return Config{BlockSize: 1024, CacheBytes: 64 << 20, ChunkSize: 64 << 10,
-		GrantTTL: 2 * time.Second, GrantCacheSize: 65536, BlobTimeout: 10 * time.Second}
+		GrantTTL: 2 * time.Second, GrantCacheSize: 65536, BlobTimeout: 10 * time.Second,
+		RetryAfter: 10 * time.Second}
 }
 
 // PathPrefix is the path under which images are served: PathPrefix + token.
@@ -126,6 +130,9 @@ func New(cfg Config, tokens *Tokens, grants Grants, blobs Blobs, logger *slog.Lo
 	}
 	if cfg.BlobTimeout <= 0 {
 		cfg.BlobTimeout = def.BlobTimeout
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = def.RetryAfter
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -278,6 +285,9 @@ func (s *Server) grant(ctx context.Context, job string, from transport.Peer) (gr
 func (s *Server) refuse(code transport.Code, reason, diagnostic string) *transport.Message {
 	s.m.refused.WithLabelValues(reason).Inc()
 	r := transport.NewMessage(code)
+	if code == transport.ServiceUnavailable {
+		r.MaxAge = uint32(max(s.cfg.RetryAfter/time.Second, 1))
+	}
 	if diagnostic != "" {
 		r.Payload = []byte(diagnostic)
 	}

@@ -111,6 +111,10 @@ type DeviceConfig struct {
 	// coaps:// packages. Empty: plain CoAP, and a coaps:// Package URI fails with Update Result 9.
 	PSKIdentity string
 	PSK         []byte
+	// ClientHelloRecordVersion, when not zero, is the record-layer version the device's DTLS
+	// ClientHello records carry (the ClientHello body still says DTLS 1.2), e.g. 0xfe00 as mbed
+	// TLS 2.x sends with its default minimum version; see ProfileMbedTLS2RecordVersion.
+	ClientHelloRecordVersion uint16
 }
 
 func (c DeviceConfig) withDefaults() DeviceConfig {

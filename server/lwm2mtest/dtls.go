@@ -31,7 +31,11 @@ func (d *Device) dialDTLS(ctx context.Context, host string) (*piondtls.Conn, err
 	if err != nil {
 		return nil, err
 	}
-	conn, err := piondtls.ClientWithOptions(pc, raddr,
+	var sock net.PacketConn = pc
+	if v := d.cfg.ClientHelloRecordVersion; v != 0 {
+		sock = &helloVersionConn{PacketConn: pc, version: v}
+	}
+	conn, err := piondtls.ClientWithOptions(sock, raddr,
 		piondtls.WithPSK(func([]byte) ([]byte, error) { return d.cfg.PSK, nil }),
 		piondtls.WithPSKIdentityHint([]byte(d.cfg.PSKIdentity)),
 		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),

@@ -1,9 +1,12 @@
 package transport
 
 import (
+	"container/list"
 	"net/netip"
 	"strings"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Server-side block-wise transfers (RFC 7959).
@@ -14,6 +17,16 @@ import (
 // Block1: request bodies are reassembled in a bounded table keyed by (peer address, method,
 // path and query) — not by token, since real clients use a new token per block. The handler
 // runs once, with the whole body.
+//
+// The table is bounded four ways: MaxPendingBlock1 in all, MaxBlock1PerPeer per address and
+// port (one device), MaxBlock1PerIP per IP address (every port of a host, or a NAT), and
+// MaxBlock1Bytes of memory. An incomplete transfer idle for Block1Timeout (by default RFC 7252
+// MAX_TRANSMIT_SPAN, 45 s: a live client has sent its next block, or retransmitted the last
+// one, by then) is dropped. When the table or an IP's share of it is full, a new transfer takes
+// the place of the least recently active one (of that IP, or of all) if that one has stalled,
+// idle for at least ACKTimeout; only when the oldest is still moving is the newcomer answered
+// 5.03. So abandoned one-block transfers, from however many ports, cannot lock others out: they
+// are evicted oldest first, and expire within Block1Timeout anyway.
 
 // block1Key identifies one incoming Block1 transfer.
 type block1Key struct {
@@ -23,43 +36,112 @@ type block1Key struct {
 }
 
 type block1State struct {
+	key  block1Key
 	body []byte
-	last int64 // when the last block arrived
+	last int64         // when the last block arrived
+	elem *list.Element // in block1Table.lru
 }
 
 type block1Table struct {
 	mu         sync.Mutex
 	m          map[block1Key]*block1State
+	lru        *list.List             // of *block1State, least recently active first
 	perPeer    map[netip.AddrPort]int // reassemblies in progress by peer
+	perIP      map[netip.Addr]int     // reassemblies in progress by IP address
 	bytes      int                    // capacity of every body held
 	max        int
 	maxPerPeer int
+	maxPerIP   int
+	exempt     []netip.Prefix // Config.SourceExempt: no MaxBlock1PerIP for these
 	maxBytes   int
 	maxBody    int
+	timeout    int64 // Block1Timeout: an incomplete transfer idle this long is dropped
+	stalled    int64 // ACKTimeout: a transfer idle this long may give its place to a new one
 	lim        *limitCounters
+	expired    prometheus.Counter
+	evicted    prometheus.Counter
 }
 
 // block1FirstCap bounds the buffer allocated for the first block: Size1 is what the client
 // claims, not what it sent, so a body grows with the blocks that actually arrive.
 const block1FirstCap = 16 << 10
 
-func newBlock1Table(cfg Config, lim *limitCounters) *block1Table {
+// newBlock1Table returns an empty table; dropped counts transfers dropped by reason (expired,
+// evicted).
+func newBlock1Table(cfg Config, lim *limitCounters, dropped *prometheus.CounterVec) *block1Table {
 	return &block1Table{
-		m: make(map[block1Key]*block1State), perPeer: make(map[netip.AddrPort]int),
-		max: cfg.MaxPendingBlock1, maxPerPeer: cfg.MaxBlock1PerPeer, maxBytes: cfg.MaxBlock1Bytes, maxBody: cfg.MaxBodySize,
-		lim: lim,
+		m: make(map[block1Key]*block1State), lru: list.New(),
+		perPeer: make(map[netip.AddrPort]int), perIP: make(map[netip.Addr]int),
+		max: cfg.MaxPendingBlock1, maxPerPeer: cfg.MaxBlock1PerPeer, maxPerIP: cfg.MaxBlock1PerIP, exempt: cfg.SourceExempt,
+		maxBytes: cfg.MaxBlock1Bytes, maxBody: cfg.MaxBodySize,
+		timeout: int64(cfg.Block1Timeout), stalled: int64(cfg.ACKTimeout),
+		lim: lim, expired: dropped.WithLabelValues("expired"), evicted: dropped.WithLabelValues("evicted"),
 	}
 }
 
 // drop forgets the reassembly k. Called with t.mu held.
 func (t *block1Table) drop(k block1Key, st *block1State) {
 	delete(t.m, k)
+	t.lru.Remove(st.elem)
 	t.bytes -= cap(st.body)
 	if n := t.perPeer[k.peer] - 1; n > 0 {
 		t.perPeer[k.peer] = n
 	} else {
 		delete(t.perPeer, k.peer)
 	}
+	ip := k.peer.Addr()
+	if n := t.perIP[ip] - 1; n > 0 {
+		t.perIP[ip] = n
+	} else {
+		delete(t.perIP, ip)
+	}
+}
+
+// isExempt reports whether ip is in SourceExempt (a NAT gateway of a fleet, the server's own
+// host), where MaxBlock1PerIP does not apply.
+func (t *block1Table) isExempt(ip netip.Addr) bool {
+	for _, p := range t.exempt {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// touch records activity on st at now. Called with t.mu held.
+func (t *block1Table) touch(st *block1State, now int64) {
+	st.last = now
+	t.lru.MoveToBack(st.elem)
+}
+
+// expire drops the transfers idle since before cutoff, oldest first. Called with t.mu held.
+func (t *block1Table) expire(cutoff int64) {
+	for e := t.lru.Front(); e != nil; e = t.lru.Front() {
+		st := e.Value.(*block1State)
+		if st.last >= cutoff {
+			return
+		}
+		t.drop(st.key, st)
+		t.expired.Inc()
+	}
+}
+
+// evictOldest drops the least recently active transfer (of ip, when ip is valid) if it has
+// stalled, and reports whether it made room. Called with t.mu held.
+func (t *block1Table) evictOldest(ip netip.Addr, now int64) bool {
+	for e := t.lru.Front(); e != nil; e = e.Next() {
+		st := e.Value.(*block1State)
+		if ip.IsValid() && st.key.peer.Addr() != ip {
+			continue
+		}
+		if now-st.last < t.stalled {
+			return false // the oldest is still moving, and so are the younger ones
+		}
+		t.drop(st.key, st)
+		t.evicted.Inc()
+		return true
+	}
+	return false
 }
 
 // busy is the 5.03 answer to a Block1 transfer refused by a limit.
@@ -110,13 +192,18 @@ func (t *block1Table) add(from netip.AddrPort, req *Message, prefSZX uint8, now 
 		if st != nil { // the client started over
 			t.drop(k, st)
 		}
-		switch {
-		case len(t.m) >= t.max:
-			t.lim.blockTransfers.Inc()
-			return busy("too many block-wise transfers in progress"), nil
-		case t.perPeer[from] >= t.maxPerPeer:
+		t.expire(now - t.timeout)
+		if t.perPeer[from] >= t.maxPerPeer {
 			t.lim.blockPerDevice.Inc()
 			return busy("too many block-wise transfers from this address"), nil
+		}
+		if t.perIP[from.Addr()] >= t.maxPerIP && !t.isExempt(from.Addr()) && !t.evictOldest(from.Addr(), now) {
+			t.lim.blockPerIP.Inc()
+			return busy("too many block-wise transfers from this IP address"), nil
+		}
+		if len(t.m) >= t.max && !t.evictOldest(netip.Addr{}, now) {
+			t.lim.blockTransfers.Inc()
+			return busy("too many block-wise transfers in progress"), nil
 		}
 		capHint := len(req.Payload)
 		if req.Size1 > 0 { // room for what the client announces, within reason and the budget
@@ -126,9 +213,11 @@ func (t *block1Table) add(from netip.AddrPort, req *Message, prefSZX uint8, now 
 			t.lim.blockBytes.Inc()
 			return busy("block-wise transfers hold too much memory; try again later"), nil
 		}
-		st = &block1State{body: make([]byte, 0, capHint)}
+		st = &block1State{key: k, body: make([]byte, 0, capHint), last: now}
+		st.elem = t.lru.PushBack(st)
 		t.m[k] = st
 		t.perPeer[from]++
+		t.perIP[from.Addr()]++
 		t.bytes += cap(st.body)
 	case st == nil:
 		return NewMessage(RequestEntityIncomplete), nil
@@ -136,7 +225,7 @@ func (t *block1Table) add(from netip.AddrPort, req *Message, prefSZX uint8, now 
 		// the next block
 	case off+int64(len(req.Payload)) == int64(len(st.body)) && b.More:
 		// a re-sent copy of the previous block (an idempotent request re-processed): answer again
-		st.last = now
+		t.touch(st, now)
 		return continueFor(b, b.SZX), nil
 	default:
 		t.drop(k, st)
@@ -151,7 +240,7 @@ func (t *block1Table) add(from netip.AddrPort, req *Message, prefSZX uint8, now 
 	}
 	st.body = append(st.body, req.Payload...)
 	t.bytes += cap(st.body) - before
-	st.last = now
+	t.touch(st, now)
 	if !b.More {
 		t.drop(k, st)
 		return nil, st.body
@@ -172,11 +261,7 @@ func continueFor(b Block, szx uint8) *Message {
 // sweep drops reassemblies idle since before cutoff.
 func (t *block1Table) sweep(cutoff int64) {
 	t.mu.Lock()
-	for k, st := range t.m {
-		if st.last < cutoff {
-			t.drop(k, st)
-		}
-	}
+	t.expire(cutoff)
 	t.mu.Unlock()
 }
 
@@ -187,10 +272,13 @@ func (t *block1Table) len() int {
 }
 
 // sliceBlock2 answers the block of resp's payload that req asks for, if resp needs slicing.
-// A response that already carries Block2 (a handler serving blocks itself) is sent as is.
-// The result is a copy when it differs from resp; resp is never modified.
+// A response that already carries Block2 (a handler serving blocks itself) is sent as is, and so
+// is any answer that is not 2.xx: an error is not a representation to cut into blocks (RFC 7959
+// §2.2 numbers only the blocks of a representation), and a 5.03 with Max-Age or a 4.04 to a
+// request for block 7 must reach the device as such, not as 4.02 for a block past the end. The
+// result is a copy when it differs from resp; resp is never modified.
 func sliceBlock2(req, resp *Message, prefSZX uint8) *Message {
-	if resp.Block2.Set {
+	if resp.Block2.Set || !resp.Code.IsSuccess() {
 		return resp
 	}
 	szx := prefSZX

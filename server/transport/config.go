@@ -43,13 +43,24 @@ type Config struct {
 	// Default 4 MiB; negative leaves the system default.
 	ReadBuffer int
 	// MaxPendingBlock1 bounds the number of concurrent incoming Block1 reassemblies; a new one
-	// beyond it is answered 5.03. Reassemblies idle for ExchangeLifetime are discarded.
-	// Default 1024.
+	// beyond it takes the place of the least recently active one if that one has stalled (idle
+	// for ACKTimeout), else it is answered 5.03. Default 1024.
 	MaxPendingBlock1 int
 	// MaxBlock1PerPeer bounds the concurrent incoming Block1 reassemblies of one peer address
 	// (IP and port: one device), so that one device cannot take every MaxPendingBlock1 slot; a
 	// new one beyond it is answered 5.03. Default 4.
 	MaxBlock1PerPeer int
+	// MaxBlock1PerIP bounds the concurrent incoming Block1 reassemblies from one IP address,
+	// all ports together, so that one host opening sockets cannot fill MaxPendingBlock1; a new
+	// one beyond it takes the place of that address's least recently active one if that one has
+	// stalled, else it is answered 5.03. Devices behind one NAT share it; SourceExempt
+	// prefixes are not limited by it. Default 64.
+	MaxBlock1PerIP int
+	// Block1Timeout is how long an incomplete incoming Block1 reassembly may go without a
+	// block before it is dropped. Default 45 s, RFC 7252 MAX_TRANSMIT_SPAN (with a zero field:
+	// computed from ACKTimeout, ACKRandomFactor and MaxRetransmit), by when a live client has
+	// sent its next block or retransmitted its last one; at most ExchangeLifetime.
+	Block1Timeout time.Duration
 	// MaxBlock1Bytes bounds the memory of all incoming Block1 reassemblies together; a block
 	// that would pass it ends its transfer with 5.03. Default 32 MiB.
 	MaxBlock1Bytes int
@@ -63,8 +74,8 @@ type Config struct {
 	// SourceBurst is the size of a source's bucket: datagrams it may send at once after a quiet
 	// spell. Default 2*SourceRate.
 	SourceBurst int
-	// SourceExempt lists the source prefixes SourceRate does not apply to: the server's own
-	// host, NAT gateways of large fleets. nil means loopback (127.0.0.0/8, ::1); an empty
+	// SourceExempt lists the source prefixes SourceRate and MaxBlock1PerIP do not apply to: the
+	// server's own host, NAT gateways of large fleets. nil means loopback (127.0.0.0/8, ::1); an empty
 	// non-nil slice exempts nothing.
 	SourceExempt []netip.Prefix
 	// MaxSources bounds the per-address buckets kept (SourceRate here, DTLS handshake rates
@@ -94,6 +105,8 @@ func DefaultConfig() Config {
 		ReadBuffer:       4 << 20,
 		MaxPendingBlock1: 1024,
 		MaxBlock1PerPeer: 4,
+		MaxBlock1PerIP:   64,
+		Block1Timeout:    45 * time.Second,
 		MaxBlock1Bytes:   32 << 20,
 		SourceRate:       2000,
 		SourceExempt:     LoopbackPrefixes(),
@@ -153,6 +166,13 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxBlock1PerPeer <= 0 {
 		c.MaxBlock1PerPeer = d.MaxBlock1PerPeer
 	}
+	if c.MaxBlock1PerIP <= 0 {
+		c.MaxBlock1PerIP = d.MaxBlock1PerIP
+	}
+	if c.Block1Timeout <= 0 { // RFC 7252 §4.8.2 MAX_TRANSMIT_SPAN
+		c.Block1Timeout = time.Duration(float64(c.ACKTimeout) * float64(int64(1)<<c.MaxRetransmit-1) * c.ACKRandomFactor)
+	}
+	c.Block1Timeout = min(c.Block1Timeout, c.ExchangeLifetime)
 	if c.MaxBlock1Bytes <= 0 {
 		c.MaxBlock1Bytes = d.MaxBlock1Bytes
 	}

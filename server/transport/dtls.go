@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/dtls/v3"
@@ -184,6 +185,7 @@ type dtlsSession struct {
 	vc          *sessionConn
 	ctx         context.Context
 	cancel      context.CancelFunc
+	pskFailed   atomic.Bool // our PSK lookup refused the client (the handshake's failure reason)
 }
 
 func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logger, reg prometheus.Registerer) (*dtlsLink, error) {
@@ -206,7 +208,6 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 	lf.DefaultLogLevel = logging.LogLevelDisabled
 	l.opts = []dtls.ServerOption{
 		dtls.WithCipherSuites(suites...),
-		dtls.WithPSK(l.lookupPSK),
 		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
 		// HelloVerifyRequest cookie exchange (RFC 6347 §4.2.1): pion's default for servers,
 		// stated so it is not turned off by accident.
@@ -333,6 +334,10 @@ func (l *dtlsLink) demux() {
 
 func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 	hello := isClientHello(p)
+	if hello {
+		p = append([]byte(nil), p...) // the rewrite below must not touch the caller's buffer
+		normalizeHelloVersion(p)      // mbed TLS 2.x's fe 00, which pion drops (dtls_hello.go)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -406,9 +411,16 @@ func (l *dtlsLink) run(s *dtlsSession) {
 		l.mu.Unlock()
 		s.cancel()
 	}()
-	opts := l.opts
+	// The PSK callback is per session, so a failed handshake can name our refusal as its reason.
+	opts := append(slices.Clone(l.opts), dtls.WithPSK(func(identity []byte) ([]byte, error) {
+		key, err := l.lookupPSK(identity)
+		if err != nil {
+			s.pskFailed.Store(true)
+		}
+		return key, err
+	}))
 	if l.dc.ConnectionID {
-		opts = append(slices.Clone(l.opts), dtls.WithConnectionIDGenerator(func() []byte {
+		opts = append(opts, dtls.WithConnectionIDGenerator(func() []byte {
 			cid := make([]byte, cidSize)
 			_, _ = rand.Read(cid)
 			l.mu.Lock()
@@ -424,7 +436,7 @@ func (l *dtlsLink) run(s *dtlsSession) {
 	conn, err := dtls.ServerWithOptions(s.vc, net.UDPAddrFromAddrPort(s.addr), opts...)
 	if err != nil {
 		_ = s.vc.Close()
-		l.m.handshakeFailed.Inc()
+		l.handshakeFailed(s, failProtocol, err)
 		return
 	}
 	// Closing the conn is what unblocks pion and our Read, whoever ends the session.
@@ -435,15 +447,13 @@ func (l *dtlsLink) run(s *dtlsSession) {
 	err = conn.HandshakeContext(hctx)
 	cancel()
 	if err != nil {
-		l.m.handshakeFailed.Inc()
-		l.log.Debug("transport: dtls handshake failed", "peer", s.addr, "err", err)
+		l.handshakeFailed(s, handshakeFailure(s.ctx, err, s.pskFailed.Load(), false), err)
 		return
 	}
 	st, _ := conn.ConnectionState()
 	identity, err := l.sessionIdentity(st)
 	if err != nil {
-		l.m.handshakeFailed.Inc()
-		l.log.Debug("transport: dtls peer identity", "peer", s.addr, "err", err)
+		l.handshakeFailed(s, handshakeFailure(s.ctx, err, false, true), err)
 		return
 	}
 	l.mu.Lock()
@@ -477,6 +487,19 @@ func (l *dtlsLink) run(s *dtlsSession) {
 			return
 		}
 	}
+}
+
+// handshakeFailed counts a failed handshake by reason and logs it: at info, since a device that
+// cannot connect is an operator's problem, except when the session was merely replaced or the
+// server is closing.
+func (l *dtlsLink) handshakeFailed(s *dtlsSession, reason string, err error) {
+	l.m.handshakeFailed.Inc()
+	l.m.failures.WithLabelValues(reason).Inc()
+	level := slog.LevelInfo
+	if reason == failClosed {
+		level = slog.LevelDebug
+	}
+	l.log.Log(context.Background(), level, "transport: dtls handshake failed", "peer", s.currentAddr(l), "reason", reason, "err", err)
 }
 
 // sweep closes sessions idle for IdleTimeout.
@@ -663,6 +686,7 @@ type dtlsMetrics struct {
 	refused          prometheus.Counter
 	idleClosed       prometheus.Counter
 	droppedNoSession prometheus.Counter
+	failures         *prometheus.CounterVec // by reason (dtls_hello.go)
 }
 
 func newDTLSMetrics(reg prometheus.Registerer, sessions func() float64) (*dtlsMetrics, error) {
@@ -679,13 +703,18 @@ func newDTLSMetrics(reg prometheus.Registerer, sessions func() float64) (*dtlsMe
 		idleClosed: prometheus.NewCounter(opts("dtls_sessions_idle_closed_total", "DTLS sessions closed after IdleTimeout.")),
 		droppedNoSession: prometheus.NewCounter(opts("dtls_datagrams_no_session_total",
 			"Datagrams dropped: not a ClientHello and no session for their address.")),
+		failures: prometheus.NewCounterVec(opts("dtls_handshake_failures_total",
+			"Failed DTLS handshakes by reason: timeout, psk, certificate, peer_alert, protocol, closed."), []string{"reason"}),
+	}
+	for _, r := range []string{failTimeout, failPSK, failCertificate, failPeerAlert, failProtocol, failClosed} {
+		m.failures.WithLabelValues(r) // every reason exported from the start, at zero
 	}
 	if reg == nil {
 		return m, nil
 	}
 	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "lwota", Subsystem: "transport", Name: "dtls_sessions",
 		Help: "DTLS sessions held, established and handshaking.", ConstLabels: labels}, sessions)
-	for _, c := range []prometheus.Collector{handshakes, m.refused, m.idleClosed, m.droppedNoSession, open} {
+	for _, c := range []prometheus.Collector{handshakes, m.failures, m.refused, m.idleClosed, m.droppedNoSession, open} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os/exec"
 	"strings"
@@ -40,6 +41,12 @@ func startDTLS(t testing.TB, h Handler, dc DTLSConfig) (*testEndpoint, *dtlsLink
 // startDTLSWith is startDTLS with the engine's configuration.
 func startDTLSWith(t testing.TB, h Handler, cfg Config, dc DTLSConfig) (*testEndpoint, *dtlsLink) {
 	t.Helper()
+	return startDTLSLogged(t, h, cfg, dc, nil)
+}
+
+// startDTLSLogged is startDTLSWith logging to logger.
+func startDTLSLogged(t testing.TB, h Handler, cfg Config, dc DTLSConfig, logger *slog.Logger) (*testEndpoint, *dtlsLink) {
+	t.Helper()
 	if tt, ok := t.(*testing.T); ok {
 		checkLeaks(tt)
 	}
@@ -51,7 +58,7 @@ func startDTLSWith(t testing.TB, h Handler, cfg Config, dc DTLSConfig) (*testEnd
 		dc.PSK = testKeys
 	}
 	reg := prometheus.NewRegistry()
-	e, err := NewDTLS(pc, h, cfg, dc, nil, reg)
+	e, err := NewDTLS(pc, h, cfg, dc, logger, reg)
 	if err != nil {
 		t.Fatalf("NewDTLS: %v", err)
 	}

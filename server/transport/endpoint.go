@@ -113,7 +113,7 @@ func newEndpoint(conn net.PacketConn, network Network, h Handler, cfg Config, lo
 	if err != nil {
 		return nil, fmt.Errorf("transport: metrics: %w", err)
 	}
-	e.block1 = newBlock1Table(cfg, e.m.limits)
+	e.block1 = newBlock1Table(cfg, e.m.limits, e.m.block1Dropped)
 	if lc, ok := l.(limitCounting); ok {
 		lc.countLimits(e.m.limits)
 	}
@@ -229,7 +229,7 @@ func (e *Endpoint) worker(ctx context.Context) {
 // janitor expires deduplication generations, idle Block1 reassemblies and message-id
 // counters in bulk.
 func (e *Endpoint) janitor(ctx context.Context) {
-	period := min(max(e.cfg.ExchangeLifetime/8, 10*time.Millisecond), 10*time.Second)
+	period := min(max(min(e.cfg.ExchangeLifetime/8, e.cfg.Block1Timeout/4), 10*time.Millisecond), 10*time.Second)
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
@@ -240,7 +240,7 @@ func (e *Endpoint) janitor(ctx context.Context) {
 			now := e.now()
 			e.dedup.sweep(now)
 			cutoff := now - int64(e.cfg.ExchangeLifetime)
-			e.block1.sweep(cutoff)
+			e.block1.sweep(now - int64(e.cfg.Block1Timeout))
 			e.mids.sweep(cutoff)
 		}
 	}
@@ -283,6 +283,12 @@ func (e *Endpoint) serveRequest(ctx context.Context, from Peer, f frame) {
 	e.m.request(req.Code)
 	ap := from.Addr.AddrPort
 	if f.reject != 0 {
+		if f.typ == typeNON && f.reject == BadOption {
+			// RFC 7252 §5.4.1: a NON with an unrecognised critical option is rejected (§4.3),
+			// with a Reset, never answered 4.02.
+			e.write(emptyMessage(typeRST, f.mid), ap)
+			return
+		}
 		if b := e.render(ap, f, NewMessage(f.reject)); b != nil {
 			e.write(b, ap)
 		}
@@ -390,7 +396,9 @@ func (e *Endpoint) render(to netip.AddrPort, f frame, resp *Message) []byte {
 }
 
 // onResponse takes a CON or NON response: the separate response to a Do in flight, an
-// observe notification for a listener, or an unknown one, answered with RST.
+// observe notification for a listener, or an unknown one, answered with RST. A response with an
+// unrecognised critical option is rejected (RFC 7252 §5.4.1, §4.2, §4.3): a CON one with RST,
+// a NON one silently; a Do waiting for it ends with ErrBadOption.
 func (e *Endpoint) onResponse(from Peer, f frame) {
 	ap := from.Addr.AddrPort
 	var key dedupKey
@@ -400,9 +408,11 @@ func (e *Endpoint) onResponse(from Peer, f frame) {
 			return // a copy: answered again with the same ACK or RST
 		}
 	}
-	fn := e.ex.deliver(ap, f.msg)
+	fn := e.ex.deliver(ap, f.msg, f.reject != 0)
 	var reply []byte
 	switch {
+	case fn == nil && f.typ == typeNON && f.reject != 0:
+		// rejected silently
 	case fn == nil:
 		reply = emptyMessage(typeRST, f.mid)
 	case f.typ == typeCON:

@@ -20,6 +20,12 @@ var (
 	// when the peer refuses a Block1 upload as too large (4.13) with no smaller block size to try.
 	ErrBodyTooLarge = errors.New("transport: body too large")
 
+	// ErrBadOption is returned by Do when the peer's response carries a critical option lwota
+	// does not recognise, or one that is invalid (RFC 7252 §5.4.1: such a response must be
+	// rejected, never taken as an answer). Retrying will not help: the peer answers a
+	// retransmission with the same response.
+	ErrBadOption = errors.New("transport: response carries an unrecognised critical option")
+
 	// ErrNoSession is returned by Do and Notify on a DTLS Endpoint when the device has no live
 	// DTLS session (it never connected, its session idled out or it closed it): lwota cannot
 	// start a handshake towards a device, so the device must talk first.

@@ -115,6 +115,11 @@ func (x *exchanges) onAckOrReset(e *Endpoint, from netip.AddrPort, f frame) {
 			deadline := ex.start.Add(time.Duration(int64(1)<<(e.cfg.MaxRetransmit+1)-1) * ex.t0)
 			ex.timer.Reset(max(time.Until(deadline), time.Millisecond))
 		}
+	case string(f.msg.Token) == ex.token && f.reject != 0:
+		// RFC 7252 §5.4.1: a piggybacked response with an unrecognised critical option is
+		// rejected. Ignoring it would only retransmit the request into the same answer from
+		// the peer's duplicate cache until MAX_TRANSMIT_WAIT; the exchange ends now instead.
+		x.complete(ex, exResult{err: ErrBadOption})
 	case string(f.msg.Token) == ex.token:
 		x.complete(ex, exResult{msg: f.msg})
 	}
@@ -122,12 +127,21 @@ func (x *exchanges) onAckOrReset(e *Endpoint, from netip.AddrPort, f frame) {
 
 // deliver hands a separate response or notification to the Do waiting for its token or to
 // its listener. It returns the listener's function (noop for a Do), or nil when nobody wants it.
-func (x *exchanges) deliver(from netip.AddrPort, msg *Message) func(Peer, *Message) {
+// A rejected message (bad, an unrecognised critical option) ends a Do with ErrBadOption and
+// reaches no listener.
+func (x *exchanges) deliver(from netip.AddrPort, msg *Message, bad bool) func(Peer, *Message) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if ex := x.byToken[string(msg.Token)]; ex != nil && ex.to == from && !ex.finish {
+		if bad {
+			x.complete(ex, exResult{err: ErrBadOption})
+			return nil
+		}
 		x.complete(ex, exResult{msg: msg})
 		return noop
+	}
+	if bad {
+		return nil
 	}
 	if l := x.listeners[string(msg.Token)]; l != nil {
 		return l.fn

@@ -15,6 +15,7 @@ const (
 	limitBodySize                = "body_size"                  // Config.MaxBodySize (Block1)
 	limitBlockTransfers          = "block_transfers"            // Config.MaxPendingBlock1
 	limitBlockTransfersPerDevice = "block_transfers_per_device" // Config.MaxBlock1PerPeer
+	limitBlockTransfersPerIP     = "block_transfers_per_ip"     // Config.MaxBlock1PerIP
 	limitBlockBytes              = "block_bytes"                // Config.MaxBlock1Bytes
 	limitDTLSSessions            = "dtls_sessions"              // DTLSConfig.MaxSessions
 	limitDTLSHandshakes          = "dtls_handshakes"            // DTLSConfig.MaxHandshakes
@@ -25,6 +26,7 @@ const (
 type limitCounters struct {
 	datagramSize, sourceRate, bodySize              prometheus.Counter
 	blockTransfers, blockPerDevice, blockBytes      prometheus.Counter
+	blockPerIP                                      prometheus.Counter
 	dtlsSessions, dtlsHandshakes, dtlsHandshakeRate prometheus.Counter
 	vec                                             *prometheus.CounterVec
 }
@@ -41,6 +43,7 @@ func newLimitCounters(network Network) *limitCounters {
 		bodySize:       vec.WithLabelValues(limitBodySize),
 		blockTransfers: vec.WithLabelValues(limitBlockTransfers),
 		blockPerDevice: vec.WithLabelValues(limitBlockTransfersPerDevice),
+		blockPerIP:     vec.WithLabelValues(limitBlockTransfersPerIP),
 		blockBytes:     vec.WithLabelValues(limitBlockBytes),
 		vec:            vec,
 	}

@@ -17,6 +17,7 @@ type metrics struct {
 	requestsByCode  [8]prometheus.Counter // methods 0..7
 	handlerSeconds  prometheus.Histogram
 	limits          *limitCounters
+	block1Dropped   *prometheus.CounterVec // incomplete Block1 transfers dropped: expired, evicted
 }
 
 func newMetrics(network Network, reg prometheus.Registerer, dedupEntries, block1Pending func() float64) (*metrics, error) {
@@ -39,6 +40,9 @@ func newMetrics(network Network, reg prometheus.Registerer, dedupEntries, block1
 			Buckets: []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5},
 		}),
 		limits: newLimitCounters(network),
+		block1Dropped: prometheus.NewCounterVec(opts("block1_dropped_total",
+			"Incomplete Block1 transfers dropped, by reason: expired (idle for Block1Timeout), evicted (stalled, and its place taken by a new transfer)."),
+			[]string{"reason"}),
 	}
 	m.dropMalformed = m.dropped.WithLabelValues("malformed")
 	m.dropOversize = m.dropped.WithLabelValues("oversize")
@@ -60,7 +64,7 @@ func newMetrics(network Network, reg prometheus.Registerer, dedupEntries, block1
 			Help: "Incoming Block1 transfers being reassembled.", ConstLabels: labels}, block1Pending),
 	}
 	for _, c := range append([]prometheus.Collector{m.received, m.sent, m.dropped, m.duplicates, m.retransmissions,
-		m.requests, m.handlerSeconds, m.limits.vec}, gauges...) {
+		m.requests, m.handlerSeconds, m.limits.vec, m.block1Dropped}, gauges...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
