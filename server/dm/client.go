@@ -338,6 +338,10 @@ func (c *Client) transportError(endpoint string, req Request, err error) error {
 		return fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, endpoint, ErrUnavailable)
 	case errors.Is(err, transport.ErrReset):
 		return fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, endpoint, &DeviceError{Code: "RST", Msg: "device reset the request"})
+	case errors.Is(err, transport.ErrBadOption):
+		// The answer is not trusted as a success (RFC 7252 §5.4.1): report it as the device's error.
+		return fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, endpoint, &DeviceError{Code: "bad-option",
+			Msg: "the answer carried a critical option lwota does not recognise"})
 	}
 	return fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, endpoint, err)
 }
