@@ -8,7 +8,7 @@ DTLS_SECONDS ?= 10
 # The S3-compatible server the blob-store and upload tests run against (Apache-2.0), built from source.
 VERSITYGW_VERSION ?= v1.8.0
 
-.PHONY: build run test tools fuzz bench lint clean
+.PHONY: build run test tools fuzz bench lint openapi-lint clean
 
 build:
 	$(GO) build -o $(BIN)/lwota ./cmd/lwota
@@ -48,6 +48,12 @@ bench: build
 lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+# The OpenAPI document, linted by a pinned Redocly CLI from npm (the first run downloads it, about 30 s).
+# recommended-strict is Redocly's recommended rule set with every warning made an error: zero of both.
+# Telemetry is off: the linter talks to nothing but npm.
+openapi-lint:
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npx --yes @redocly/cli@2.77.0 lint --extends recommended-strict api/openapi.json
 
 clean:
 	rm -rf $(BIN)
