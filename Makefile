@@ -8,7 +8,7 @@ DTLS_SECONDS ?= 10
 # The S3-compatible server the blob-store and upload tests run against (Apache-2.0), built from source.
 VERSITYGW_VERSION ?= v1.8.0
 
-.PHONY: build run deps test tools fuzz bench lint clean
+.PHONY: build run deps test tools fuzz bench lint openapi-lint clean
 
 build:
 	$(GO) build -o $(BIN)/lwota ./cmd/lwota
@@ -51,9 +51,16 @@ bench: build
 	./$(BIN)/lwota bench dtls --clients 1,16,64 --duration $(DTLS_SECONDS)s
 	./$(BIN)/lwota bench campaign --devices $(DEVICES) --image-size 65536
 
-lint:
+lint: deps openapi-lint
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+# The OpenAPI document, linted by a pinned Redocly CLI from npm (the first run downloads it, about 30 s).
+# recommended-strict is Redocly's recommended rule set with every warning made an error: zero of both.
+# Telemetry is off: the linter talks to nothing but npm. 1.34.20 is the newest release that runs on
+# Debian 12's own Node.js 18 (2.x needs Node 20.19), so `make deps`'s npm package is enough.
+openapi-lint:
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npx --yes @redocly/cli@1.34.20 lint --extends recommended-strict api/openapi.json
 
 clean:
 	rm -rf $(BIN)

@@ -40,8 +40,15 @@ func (a *API) WithAuth(tokens Tokens, log AuditLog) *API {
 	return a
 }
 
+// RolePublic in a row's roles opens the route to anyone, with or without a token. No token can
+// have it (apitoken.Role.Valid refuses it), so it cannot be granted by mistake.
+const RolePublic apitoken.Role = "public"
+
 // Role sets of the route table.
 var (
+	// public: only the OpenAPI document. It describes the API and holds no data, and clients,
+	// code generators and linters fetch it before anyone has handed them a token.
+	public       = []apitoken.Role{RolePublic}
 	allRoles     = []apitoken.Role{apitoken.RoleAdmin, apitoken.RoleRelease, apitoken.RoleCI, apitoken.RoleSupport}
 	readers      = []apitoken.Role{apitoken.RoleAdmin, apitoken.RoleRelease, apitoken.RoleSupport} // devices, updates, campaigns
 	imageReaders = allRoles
@@ -62,7 +69,7 @@ type RouteRole struct {
 // here answers 403 to everyone (and TestRouteRolesCoverRoutes fails); rows for routes not served
 // (yet) change nothing.
 var RouteRoles = []RouteRole{
-	{http.MethodGet, Prefix + "/openapi.json", allRoles},
+	{http.MethodGet, Prefix + "/openapi.json", public},
 	{http.MethodGet, whoamiPath, allRoles},
 
 	{http.MethodGet, Prefix + "/devices", readers},
@@ -174,9 +181,13 @@ func unauthorized(c echo.Context, challenge, msg string) *apiError {
 
 // authenticate answers 401 without a live bearer token and 403 when the token's role is not one the
 // route table allows. Unknown routes and wrong methods still need a token, then get their 404 or 405.
+// A public route is served whatever the Authorization header holds, none or a bad one.
 func (a *API) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		const challenge = `Bearer realm="lwota"`
+		if roles, ok := rolesFor(c.Request().Method, c.Path()); ok && slices.Contains(roles, RolePublic) {
+			return next(c)
+		}
 		if a.tokens == nil {
 			return unauthorized(c, challenge, "this server has no API tokens configured")
 		}

@@ -198,7 +198,16 @@ func TestRouteRolesCoverRoutes(t *testing.T) {
 	if n < 20 {
 		t.Fatalf("only %d routes", n)
 	}
+	if RolePublic.Valid() {
+		t.Errorf("a token could have the role %q", RolePublic)
+	}
 	for _, row := range RouteRoles {
+		if slices.Contains(row.Roles, RolePublic) {
+			if len(row.Roles) != 1 {
+				t.Errorf("%s %s: public and roles %v: a public route needs no role", row.Method, row.Path, row.Roles)
+			}
+			continue
+		}
 		if len(row.Roles) == 0 || !slices.Contains(row.Roles, apitoken.RoleAdmin) {
 			t.Errorf("%s %s: admin may do everything", row.Method, row.Path)
 		}
@@ -223,19 +232,26 @@ func TestRouteRoles(t *testing.T) {
 		}
 		url := routeSample(r.Path)
 		t.Run(r.Method+" "+r.Path, func(t *testing.T) {
+			allowed, _ := rolesFor(r.Method, r.Path)
+			open := slices.Contains(allowed, RolePublic)
 			for _, bad := range []struct{ name, header string }{
 				{"none", ""}, {"bad", bearer("lwota_nope")}, {"revoked", bearer(secret)}, {"basic", "Basic YWRtaW46YWRtaW4="},
 			} {
 				res := env.do(t, r.Method, url, "", "Authorization", bad.header)
+				if open {
+					if res.status == http.StatusUnauthorized || res.status == http.StatusForbidden {
+						t.Errorf("public route, %s token: %d %s, want access", bad.name, res.status, res.body)
+					}
+					continue
+				}
 				wantError(t, res, http.StatusUnauthorized, codeUnauthorized)
 				if !strings.HasPrefix(res.header.Get("WWW-Authenticate"), "Bearer") {
 					t.Fatalf("%s token: WWW-Authenticate %q", bad.name, res.header.Get("WWW-Authenticate"))
 				}
 			}
-			allowed, _ := rolesFor(r.Method, r.Path)
 			for _, role := range apitoken.Roles {
 				res := env.do(t, r.Method, url, "", "Authorization", bearer(env.auth.secrets[role]))
-				if slices.Contains(allowed, role) {
+				if open || slices.Contains(allowed, role) {
 					if res.status == http.StatusUnauthorized || res.status == http.StatusForbidden {
 						t.Errorf("role %s: %d %s, want access", role, res.status, res.body)
 					}

@@ -102,7 +102,7 @@ func (a *API) listDevices(c echo.Context) error {
 		DeviceType:      q.Get("device_type"),
 		Now:             a.cfg.Now(),
 	}
-	labels, err := parseLabelFilter(q)
+	labels, err := parseLabelFilter(q, deviceLabelKey)
 	if err != nil {
 		return err
 	}

@@ -522,7 +522,7 @@ func idParam(c echo.Context, what string) (string, error) {
 	return id, nil
 }
 
-// listImages: GET /images?model=&version=&label=k=v&cursor=&limit=
+// listImages: GET /images?model=&version=&label=k=v&cursor=&limit= (labels: parseLabelFilter)
 func (a *API) listImages(c echo.Context) error {
 	images, err := a.catalog()
 	if err != nil {
@@ -530,15 +530,8 @@ func (a *API) listImages(c echo.Context) error {
 	}
 	q := c.QueryParams()
 	f := firmware.ImageFilter{Model: q.Get("model"), Version: q.Get("version")}
-	for _, l := range q["label"] {
-		k, v, ok := strings.Cut(l, "=")
-		if !ok || k == "" {
-			return badRequest(codeInvalidQuery, "label must be key=value, not %q", l)
-		}
-		if f.Labels == nil {
-			f.Labels = map[string]string{}
-		}
-		f.Labels[k] = v
+	if f.Labels, err = parseLabelFilter(q, nil); err != nil {
+		return err
 	}
 	pg, err := a.parsePage(q)
 	if err != nil {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -96,21 +97,31 @@ func (a *API) putLabels(c echo.Context) error {
 	return c.JSON(http.StatusOK, labelsJSON{Labels: labels})
 }
 
-// parseLabelFilter reads the repeatable label=key:value parameters of a device list: every pair
-// must match. A key given twice with different values could match nothing and is refused.
-func parseLabelFilter(q url.Values) (map[string]string, error) {
+// parseLabelFilter reads the repeatable label parameters of a list, devices and images alike:
+// every pair must match. The syntax is key=value, as in kubectl's -l and the campaign selector's
+// labels.key = "v". key:value, the devices' older syntax, is accepted too, but only from a
+// parameter with no '=' in it: a parameter holding '=' is always split at its first '=', so
+// each parameter has exactly one reading (a value holding '=' needs the key=value form). checkKey,
+// when set, refuses keys its route cannot hold (device label keys are [a-z0-9_.-]). A key given
+// twice with different values could match nothing and is refused.
+func parseLabelFilter(q url.Values, checkKey func(key string) error) (map[string]string, error) {
 	params := q["label"]
 	if len(params) == 0 {
 		return nil, nil
 	}
 	out := make(map[string]string, len(params))
 	for _, p := range params {
-		k, v, ok := strings.Cut(p, ":")
+		k, v, ok := strings.Cut(p, "=")
 		if !ok {
-			return nil, badRequest(codeInvalidQuery, "label must be key:value, not %q", p)
+			k, v, ok = strings.Cut(p, ":")
 		}
-		if registration.ValidateLabelKey(k) != nil {
-			return nil, badRequest(codeInvalidQuery, "label %q: the key must be 1 to %d characters from a-z, 0-9, '_', '.' and '-'", p, registration.MaxLabelKeyLen)
+		if !ok || k == "" {
+			return nil, badRequest(codeInvalidQuery, "label must be key=value, not %q", p)
+		}
+		if checkKey != nil {
+			if err := checkKey(k); err != nil {
+				return nil, badRequest(codeInvalidQuery, "label %q: %s", p, err)
+			}
 		}
 		if old, dup := out[k]; dup && old != v {
 			return nil, badRequest(codeInvalidQuery, "label %q is given twice, with %q and %q", k, old, v)
@@ -118,4 +129,13 @@ func parseLabelFilter(q url.Values) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// deviceLabelKey checks a device label key in a filter: a key no device can have is a mistake
+// worth a 400, not an empty list.
+func deviceLabelKey(k string) error {
+	if registration.ValidateLabelKey(k) != nil {
+		return fmt.Errorf("the key must be 1 to %d characters from a-z, 0-9, '_', '.' and '-'", registration.MaxLabelKeyLen)
+	}
+	return nil
 }

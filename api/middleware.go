@@ -127,9 +127,11 @@ var limitCodes = map[string]string{
 	codeImageTooLarge: "upload_size", // the image size limit (WithImages): 413 image_too_large
 }
 
-// WithMetrics counts requests refused by a limit in lwota_api_limit_exceeded_total{limit},
-// registered with reg.
+// WithMetrics counts requests refused by a limit in lwota_api_limit_exceeded_total{limit}, and
+// every request in lwota_api_requests_total and lwota_api_request_duration_seconds (metrics.go),
+// registered with reg. Call it once, before serving.
 func (a *API) WithMetrics(reg prometheus.Registerer) *API {
+	a.echo.Pre(a.measureRequests(newRequestMetrics(reg)))
 	a.limits = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lwota_api_limit_exceeded_total",
 		Help: "API requests refused because they went past a limit, by limit.",

@@ -6,7 +6,9 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"slices"
@@ -278,4 +280,62 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 	if len(declared) < 10 || !slices.Equal(declared, documented) {
 		t.Fatalf("errors.go declares %v\nopenapi.json lists %v", declared, documented)
 	}
+}
+
+// TestOpenAPIWithoutToken: the document is public, over a real HTTP connection, with no
+// Authorization header, a bad token, and on an API that has no tokens configured at all; only
+// GET is open, and the route next to it still needs a token.
+func TestOpenAPIWithoutToken(t *testing.T) {
+	withAuth := newTestEnv(t, Config{})
+	noAuth := New(Config{}, &fakeDevices{}, &fakeOperator{}, &fakeObservations{}, testTypes, newFakeSubscriber(), nil)
+	for _, tc := range []struct {
+		name   string
+		h      http.Handler
+		header string
+	}{
+		{"no token", withAuth.api.Handler(), ""},
+		{"bad token", withAuth.api.Handler(), bearer("lwota_nope")},
+		{"no tokens configured", noAuth.Handler(), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.h)
+			t.Cleanup(srv.Close)
+			get := func(method, path string) (int, []byte) {
+				t.Helper()
+				req, err := http.NewRequest(method, srv.URL+path, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.header != "" {
+					req.Header.Set("Authorization", tc.header)
+				}
+				res, err := srv.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer res.Body.Close()
+				body, err := io.ReadAll(res.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res.StatusCode, body
+			}
+			if status, body := get(http.MethodGet, "/api/v1/openapi.json"); status != http.StatusOK || !bytes.Equal(body, openAPIDoc) {
+				t.Fatalf("GET openapi.json: %d, %d bytes; want 200 and the document", status, len(body))
+			}
+			if status, _ := get(http.MethodPut, "/api/v1/openapi.json"); status != http.StatusUnauthorized {
+				t.Errorf("PUT openapi.json: %d, want 401 (only GET is public)", status)
+			}
+			if status, _ := get(http.MethodGet, "/api/v1/devices"); status != http.StatusUnauthorized {
+				t.Errorf("GET devices: %d, want 401", status)
+			}
+		})
+	}
+}
+
+// TestOpenAPIDocumentedErrors: the 4xx the document lists for its own route happens.
+func TestOpenAPIDocumentedErrors(t *testing.T) {
+	env := newTestEnv(t, Config{MaxBodyBytes: 10})
+	wantError(t, env.do(t, http.MethodGet, "/api/v1/openapi.json", strings.Repeat("x", 11), "Authorization", ""),
+		http.StatusRequestEntityTooLarge, codeBodyTooLarge)
 }

@@ -6,10 +6,15 @@ import (
 	"github.com/lwota/lwota/campaigns/plan"
 )
 
+// metrics are the leader's view of the campaigns it drives. Series labelled with a campaign id
+// live only while the campaign is followed: ids grow without bound over a server's life.
 type metrics struct {
-	devices *prometheus.GaugeVec
-	starts  *prometheus.CounterVec
-	tick    prometheus.Histogram
+	devices *prometheus.GaugeVec // campaign, state: deleted when the campaign is no longer followed
+	// starts has no campaign label. A per-campaign counter would either keep a series for every
+	// campaign ever run, or lose the starts since the last scrape when its series is deleted at
+	// the end (increase() then undercounts). Per-campaign progress is in devices and the API.
+	starts prometheus.Counter
+	tick   prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -17,9 +22,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		devices: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lwota_campaign_devices", Help: "Devices of each active campaign per state.",
 		}, []string{"campaign", "state"}),
-		starts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lwota_campaign_update_starts_total", Help: "Device updates started by campaigns.",
-		}, []string{"campaign"}),
+		starts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lwota_campaign_update_starts_total", Help: "Device updates started by campaigns, all campaigns together.",
+		}),
 		tick: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "lwota_campaign_tick_seconds", Help: "Time of one scheduler tick over every active campaign.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8),
@@ -45,9 +50,7 @@ func (m *metrics) observe(c *Campaign, waves []plan.Counts, starts int) {
 		MemberSucceeded: all.Succeeded, MemberUpToDate: all.UpToDate, MemberFailed: all.Failed, MemberCancelled: all.Cancelled} {
 		m.devices.WithLabelValues(c.ID, string(state)).Set(float64(n))
 	}
-	if starts > 0 {
-		m.starts.WithLabelValues(c.ID).Add(float64(starts))
-	}
+	m.starts.Add(float64(starts))
 }
 
 // forget drops the series of a campaign no longer followed.

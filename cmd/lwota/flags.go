@@ -9,11 +9,23 @@ import (
 	"strings"
 )
 
-// newFlagSet returns a flag set whose usage names the command.
+// newFlagSet returns a flag set whose usage names the command. An out that is a flagSetKeeper is
+// handed the set too.
 func newFlagSet(name string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("lwota "+name, flag.ContinueOnError)
 	fs.SetOutput(out)
+	if k, ok := out.(flagSetKeeper); ok {
+		k.keepFlagSet(fs)
+	}
 	return fs
+}
+
+// flagSetKeeper is an output that keeps the flag set written to it: the README test reads a
+// command's flags (names, defaults, usage) through it, from the very definitions the command
+// parses with, instead of parsing help text.
+type flagSetKeeper interface {
+	io.Writer
+	keepFlagSet(*flag.FlagSet)
 }
 
 // parseWithEnv parses args, then fills every flag not given on the command line from its

@@ -19,7 +19,7 @@ export async function render(ctx) {
     field('Endpoint starts with', input('prefix', 'urn:imei:35…')),
     field('Firmware version', input('firmware', '1.4.2')),
     field('Model', input('model', '')),
-    field('Labels', input('label', 'region:eu'), 'key:value, several separated by commas'),
+    field('Labels', input('label', 'region=eu'), 'key=value, several separated by commas'),
     field('Presence', online),
     h('div', {class: 'buttons'},
       h('button', {type: 'submit', class: 'primary'}, 'Search'),
@@ -36,7 +36,7 @@ export async function render(ctx) {
   /** @type {Record<string, string>} */
   const params = {limit: String(PAGE), cursor: q.get('cursor') || ''};
   for (const k of FILTERS) if (k !== 'label') params[k] = q.get(k) || '';
-  // Several labels, "region:eu, cell:7", must all match: one label= each.
+  // Several labels, "region=eu, cell=7", must all match: one label= each.
   const labelParams = (q.get('label') || '').split(/[\s,]+/).filter(Boolean).map((l) => '&label=' + encodeURIComponent(l)).join('');
   const list = await call('/devices' + query(params) + labelParams, {signal: ctx.signal});
   const devs = /** @type {any[]} */ (list.devices || []);
