@@ -44,6 +44,10 @@ type Registry struct {
 	// the readers take them once the queue has room. Bounded by the number of devices.
 	infoMu    sync.Mutex
 	infoLater map[string]struct{}
+	// infoFailed holds the endpoints whose last read failed: their next Update (the device is
+	// awake then) reads again. Only these: a device that answered, even with an empty or
+	// missing Device Type, is read at its next Register, never on every Update.
+	infoFailed map[string]struct{}
 
 	// writeLocks serialize the read-modify-store of one endpoint's registration (Register,
 	// Update, De-register, expiry, RecordDeviceInfo), so that a write built on an older
@@ -86,6 +90,7 @@ func New(store Store, listener Listener, cfg Config, logger *slog.Logger, m *Met
 		holds:      make(map[string]int),
 		infoQueue:  make(chan *Registration, max(cfg.InfoReadQueue, 0)),
 		infoLater:  make(map[string]struct{}),
+		infoFailed: make(map[string]struct{}),
 		started:    now(),
 	}
 }
@@ -369,8 +374,8 @@ func (r *Registry) update(ctx context.Context, id string, from transport.Peer, q
 		return nil, err
 	}
 	r.metrics.updates.Inc()
-	if !next.HasDeviceInfo() {
-		r.queueInfoRead(next) // an earlier read failed or was deferred: the device is awake now
+	if r.takeInfoFailed(next.Endpoint) {
+		r.queueInfoRead(next) // the last read failed: the device is awake now
 	}
 	if r.listener != nil {
 		r.listener.Updated(next)
@@ -472,6 +477,9 @@ func (r *Registry) remove(ctx context.Context, reg *Registration, expired bool) 
 	r.metrics.online.Set(float64(len(r.byEndpoint)))
 	r.mu.Unlock()
 	mu.Unlock()
+	r.infoMu.Lock()
+	delete(r.infoFailed, reg.Endpoint)
+	r.infoMu.Unlock()
 	if expired {
 		r.metrics.expired.Inc()
 	} else {
