@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/transport"
 )
 
@@ -31,7 +32,9 @@ var (
 const (
 	MaxIdentityLen = 128
 	MaxKeyLen      = 64
-	MaxEndpointLen = 255
+	// MaxEndpointLen is the longest endpoint name that can register (lwm2m.MaxEndpointLen): a
+	// credential for a longer name could never be used.
+	MaxEndpointLen = lwm2m.MaxEndpointLen
 	// ServerKeyLen is the length of the AES-256 key that seals PSKs at rest.
 	ServerKeyLen = 32
 )

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/transport"
 )
 
@@ -243,7 +244,7 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 	if err != nil {
 		return nil, err
 	}
-	if err := validEndpoint(p.endpoint, r.cfg.MaxEndpointLen); err != nil {
+	if err := validEndpoint(p.endpoint, min(r.cfg.MaxEndpointLen, lwm2m.MaxEndpointLen)); err != nil {
 		return nil, err
 	}
 	if box := r.authz.Load(); box != nil {
@@ -270,7 +271,9 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 	}
 	lifetime := r.cfg.DefaultLifetime
 	if p.hasLifetime {
-		lifetime = r.clampLifetime(p.lifetime)
+		if lifetime, err = r.checkLifetime(p.lifetime); err != nil {
+			return nil, err
+		}
 	}
 	now := r.now()
 	reg := &Registration{
@@ -332,14 +335,15 @@ func (r *Registry) readObjectList(contentFormat int, payload []byte) (objectList
 	return parseObjectList(payload, r.cfg.MaxObjects)
 }
 
-func (r *Registry) clampLifetime(lt uint32) uint32 {
-	if r.cfg.MinLifetime > 0 && lt < r.cfg.MinLifetime {
-		return r.cfg.MinLifetime
-	}
+// checkLifetime refuses a requested lifetime over MaxLifetime and raises one under MinLifetime.
+func (r *Registry) checkLifetime(lt uint32) (uint32, error) {
 	if r.cfg.MaxLifetime > 0 && lt > r.cfg.MaxLifetime {
-		return r.cfg.MaxLifetime
+		return 0, fmt.Errorf("%w: lt=%d is over the longest lifetime this server accepts, %d s", ErrBadRequest, lt, r.cfg.MaxLifetime)
 	}
-	return lt
+	if r.cfg.MinLifetime > 0 && lt < r.cfg.MinLifetime {
+		return r.cfg.MinLifetime, nil
+	}
+	return lt, nil
 }
 
 // lookupForPeer finds registration id and checks that from may act on it: a device
@@ -399,7 +403,9 @@ func (r *Registry) updateLocked(ctx context.Context, id string, from transport.P
 	}
 	next := *cur
 	if p.hasLifetime {
-		next.Lifetime = r.clampLifetime(p.lifetime)
+		if next.Lifetime, err = r.checkLifetime(p.lifetime); err != nil {
+			return nil, err
+		}
 	}
 	if p.hasBinding {
 		if err := validBinding(p.binding); err != nil {
