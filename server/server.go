@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lwota/lwota/server/audit"
 	"github.com/lwota/lwota/server/credentials"
 	"github.com/lwota/lwota/server/dm"
 	"github.com/lwota/lwota/server/events"
@@ -78,6 +79,8 @@ type Credentials interface {
 	transport.PSKStore
 	// EndpointFor returns the endpoint name the PSK identity may register as.
 	EndpointFor(ctx context.Context, identity string) (string, error)
+	// HasCredential reports whether endpoint has a PSK credential (a DTLS device).
+	HasCredential(ctx context.Context, endpoint string) (bool, error)
 }
 
 // route is a CoAP resource tree served next to /rd.
@@ -92,19 +95,34 @@ func (s *Server) Handle(prefix string, h transport.Handler) {
 	s.routes = append(s.routes, route{prefix, h})
 }
 
+// SetAudit makes the server audit refusals that matter to security (a NoSec peer acting for a
+// secured endpoint). Call it before Run.
+func (s *Server) SetAudit(rec audit.Recorder) { s.registry.SetAudit(rec) }
+
 // SetCredentials gives the server the PSK credentials DTLS handshakes and registrations are
 // checked against. Call it before Run.
 func (s *Server) SetCredentials(c Credentials) { s.creds = c }
 
-// AuthorizeRegister implements registration.Authorizer: a NoSec peer registers only when
-// AllowNoSec is set; a DTLS peer only as the endpoint its PSK identity (or certificate name) is
-// bound to.
+// AuthorizeRegister implements registration.Authorizer: a NoSec peer registers (updates,
+// de-registers) only when AllowNoSec is set, and never as an endpoint that has a PSK credential
+// (the registry also refuses it for an endpoint registered over DTLS now); a DTLS peer only as
+// the endpoint its PSK identity (or certificate name) is bound to.
 func (s *Server) AuthorizeRegister(ctx context.Context, from transport.Peer, endpoint string) error {
 	if from.Addr.Network != transport.DTLS {
-		if s.cfg.AllowNoSec {
+		if !s.cfg.AllowNoSec {
+			return fmt.Errorf("%w: NoSec (plain CoAP) registration is disabled on this server; register over DTLS (coaps) with a PSK credential", registration.ErrForbidden)
+		}
+		if s.creds == nil {
 			return nil
 		}
-		return fmt.Errorf("%w: NoSec (plain CoAP) registration is disabled on this server; register over DTLS (coaps) with a PSK credential", registration.ErrForbidden)
+		has, err := s.creds.HasCredential(ctx, endpoint)
+		if err != nil {
+			return fmt.Errorf("authorize %s: %w", endpoint, err)
+		}
+		if has {
+			return fmt.Errorf("%w: %s has a PSK credential", registration.ErrSecuredEndpoint, endpoint)
+		}
+		return nil
 	}
 	if from.Identity == "" || s.creds == nil {
 		return fmt.Errorf("%w: no PSK identity for this DTLS session", registration.ErrForbidden)

@@ -320,6 +320,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		store.Close()
 		return nil, err
 	}
+	core.SetAudit(auditLog)
 	s.updates = fwupdate.New(cfg.UpdateConfig, core, store, pkgs, auditLog, logger.With("component", "fwupdate"), reg, nil)
 	grants.Follow(s.updates) // pull progress: every block served reaches the job's driver
 

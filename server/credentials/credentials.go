@@ -203,6 +203,19 @@ func (m *Manager) Get(ctx context.Context, endpoint string) (*Credential, error)
 	return m.open(s)
 }
 
+// HasCredential reports whether endpoint has a PSK credential: such an endpoint is a DTLS
+// device, and the server refuses NoSec (plain CoAP) registrations in its name.
+func (m *Manager) HasCredential(ctx context.Context, endpoint string) (bool, error) {
+	_, err := m.store.CredentialByEndpoint(ctx, endpoint)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	}
+	return false, fmt.Errorf("credentials: %s: %w", endpoint, err)
+}
+
 func (m *Manager) open(s *Sealed) (*Credential, error) {
 	if len(s.Nonce) != m.aead.NonceSize() {
 		return nil, fmt.Errorf("credentials: %s: bad nonce", s.Endpoint)

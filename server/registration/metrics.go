@@ -9,6 +9,7 @@ type Metrics struct {
 	online                                   prometheus.Gauge
 	limits                                   *prometheus.CounterVec // by limit (limits.go)
 	infoReads                                *prometheus.CounterVec // by result: ok, failed, stale, deferred
+	nosecRefused                             *prometheus.CounterVec // by op (nosec.go)
 }
 
 // NewMetrics registers the registry's series with reg; a nil reg gives unregistered series.
@@ -23,9 +24,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		online:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "lwota_registrations_online", Help: "Devices registered and within their lifetime."}),
 		infoReads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwota_device_info_reads_total",
 			Help: "Background reads of Object 3 after a Register, by result: ok, failed, stale (the device registered again or left first), deferred (the queue was full: read once it has room)."}, []string{"result"}),
+		nosecRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwota_registration_nosec_refused_total",
+			Help: "Register, Update and De-register requests over plain CoAP (NoSec) refused because the endpoint has a DTLS credential or a live secured registration, by operation."}, []string{"op"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.registers, m.updates, m.deregisters, m.expired, m.rejected, m.online, m.infoReads, m.limits)
+		reg.MustRegister(m.registers, m.updates, m.deregisters, m.expired, m.rejected, m.online, m.infoReads, m.limits, m.nosecRefused)
 	}
 	return m
 }

@@ -38,6 +38,9 @@ type Registry struct {
 	metrics  *Metrics
 	now      func() time.Time
 	authz    atomic.Pointer[authorizerBox] // SetAuthorizer
+	audit    atomic.Pointer[auditBox]      // SetAudit
+	// auditThrottle keeps NoSec refusals from flooding the audit log (nosec.go).
+	auditThrottle noSecAudit
 
 	infoReader atomic.Pointer[infoReaderBox] // SetInfoReader
 	infoQueue  chan *Registration            // registrations whose Object 3 RunInfoReads reads
@@ -249,6 +252,7 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 	}
 	if box := r.authz.Load(); box != nil {
 		if err := box.a.AuthorizeRegister(ctx, from, p.endpoint); err != nil {
+			r.noteRefusal(ctx, "register", from, p.endpoint, err)
 			return nil, err
 		}
 	}
@@ -296,6 +300,14 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 	mu := r.writeLock(p.endpoint)
 	mu.Lock()
 	previous, _ := r.live(p.endpoint)
+	if from.Identity == "" && previous != nil && previous.Identity != "" {
+		// A plain-CoAP peer must not replace a DTLS device's registration: it would receive
+		// that device's requests (a Package URI) from then on.
+		mu.Unlock()
+		err := fmt.Errorf("%w: %s is registered over DTLS", ErrSecuredEndpoint, p.endpoint)
+		r.noteRefusal(ctx, "register", from, p.endpoint, err)
+		return nil, err
+	}
 	if previous != nil {
 		carryInfo(reg, previous) // kept until the device reports another value
 	} else if stored, err := r.store.GetRegistration(ctx, p.endpoint); err == nil {
@@ -347,7 +359,8 @@ func (r *Registry) checkLifetime(lt uint32) (uint32, error) {
 }
 
 // lookupForPeer finds registration id and checks that from may act on it: a device
-// registered with a security identity may only be updated or removed under that identity.
+// registered with a security identity may only be updated or removed under that identity. A
+// refusal returns the registration too, for the record.
 func (r *Registry) lookupForPeer(id string, from transport.Peer) (*Registration, error) {
 	r.mu.RLock()
 	ep, ok := r.byID[id]
@@ -359,15 +372,24 @@ func (r *Registry) lookupForPeer(id string, from transport.Peer) (*Registration,
 	if reg == nil {
 		return nil, fmt.Errorf("registration %s: %w", id, ErrNotFound)
 	}
+	if reg.Identity != "" && from.Identity == "" {
+		return reg, fmt.Errorf("registration %s of %s: %w", id, reg.Endpoint, ErrSecuredEndpoint)
+	}
 	if reg.Identity != from.Identity {
-		return nil, fmt.Errorf("registration %s of %s: %w: peer identity %q", id, reg.Endpoint, ErrForbidden, from.Identity)
+		return reg, fmt.Errorf("registration %s of %s: %w: peer identity %q", id, reg.Endpoint, ErrForbidden, from.Identity)
 	}
 	return reg, nil
 }
 
 func (r *Registry) update(ctx context.Context, id string, from transport.Peer, query []string, contentFormat int, payload []byte) (*Registration, error) {
 	cur, err := r.lookupForPeer(id, from)
+	if err == nil {
+		err = r.authorizeNoSec(ctx, from, cur.Endpoint)
+	}
 	if err != nil {
+		if cur != nil {
+			r.noteRefusal(ctx, "update", from, cur.Endpoint, err)
+		}
 		return nil, err
 	}
 	mu := r.writeLock(cur.Endpoint)
@@ -450,7 +472,13 @@ func (r *Registry) updateLocked(ctx context.Context, id string, from transport.P
 
 func (r *Registry) deregister(ctx context.Context, id string, from transport.Peer) (*Registration, error) {
 	cur, err := r.lookupForPeer(id, from)
+	if err == nil {
+		err = r.authorizeNoSec(ctx, from, cur.Endpoint)
+	}
 	if err != nil {
+		if cur != nil {
+			r.noteRefusal(ctx, "deregister", from, cur.Endpoint, err)
+		}
 		return nil, err
 	}
 	if err := r.remove(ctx, cur, false); err != nil {
