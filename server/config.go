@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/lwota/lwota/server/dm"
 	"github.com/lwota/lwota/server/registration"
+	"github.com/lwota/lwota/server/send"
 	"github.com/lwota/lwota/server/transport"
 )
 
@@ -24,6 +25,7 @@ type Config struct {
 	Transport      transport.Config
 	Registration   registration.Config
 	DM             dm.Config
+	Send           send.Config // POST /dp (LwM2M 1.1 Send)
 }
 
 // DefaultConfig listens on the standard CoAP port with every component's defaults.
@@ -36,5 +38,6 @@ func DefaultConfig() Config {
 		Transport:      transport.DefaultConfig(),
 		Registration:   registration.DefaultConfig(),
 		DM:             dm.DefaultConfig(),
+		Send:           send.DefaultConfig(),
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/observe"
 	"github.com/lwota/lwota/server/registration"
+	"github.com/lwota/lwota/server/send"
 	"github.com/lwota/lwota/server/transport"
 )
 
@@ -44,6 +45,7 @@ type Server struct {
 	dmMetrics *dm.Metrics // made with the server, so that every series exists before Run
 	dm        *dm.Client
 	observe   *observe.Manager
+	send      *send.Handler // POST /dp
 
 	creds  Credentials
 	routes []route // Handle: extra CoAP resources, fixed before Run
@@ -68,6 +70,7 @@ func New(cfg Config, store Store, model *lwm2m.Model, bus *events.Bus, logger *s
 	s.registry = registration.New(store, s, cfg.Registration, logger.With("component", "registration"), registration.NewMetrics(reg), nil)
 	s.registry.SetAuthorizer(s)
 	s.dmMetrics = dm.NewMetrics(reg)
+	s.send = send.New(s.registry, store, model, s, bus, cfg.Send, logger.With("component", "send"), reg, nil)
 	if cfg.ReadDeviceInfo {
 		s.registry.SetInfoReader(s)
 	}
@@ -323,6 +326,9 @@ func (s *Server) serveCoAP(ctx context.Context, from transport.Peer, req *transp
 	}
 	if req.Path == "/rd" || strings.HasPrefix(req.Path, "/rd/") {
 		return s.registry.ServeCoAP(ctx, from, req)
+	}
+	if req.Path == send.Path {
+		return s.send.ServeCoAP(ctx, from, req)
 	}
 	for _, r := range s.routes {
 		if strings.HasPrefix(req.Path, r.prefix) {

@@ -111,6 +111,17 @@ type DeviceConfig struct {
 	// coaps:// packages. Empty: plain CoAP, and a coaps:// Package URI fails with Update Result 9.
 	PSKIdentity string
 	PSK         []byte
+
+	// Habits of real clients; see profiles_send.go (ApplyProfile).
+
+	// FirmwareBySend reports every change of /5/0/3 State and /5/0/5 Update Result with the
+	// Send operation (POST /dp), besides any notifications.
+	FirmwareBySend bool
+	// RefuseFirmwareObserve answers Observe on Object 5 with 4.05, so that State and Update
+	// Result reach the server only by Send or Read.
+	RefuseFirmwareObserve bool
+	// EmptyDeviceType makes /3/0/17 Device Type the empty string instead of DeviceType.
+	EmptyDeviceType bool
 }
 
 func (c DeviceConfig) withDefaults() DeviceConfig {
@@ -237,7 +248,9 @@ type Device struct {
 	asleep          bool
 	sleepTimer      *time.Timer
 	closed          bool
-	fw              fwState // Object 5
+	fw              fwState       // Object 5
+	sendQ           chan struct{} // FirmwareBySend: a report to Send (profiles_send.go)
+	sendDone        chan struct{} // closed when the Send goroutine has ended
 
 	faults faultBox
 	stats  stats
@@ -265,6 +278,7 @@ func NewDevice(cfg DeviceConfig, logger *slog.Logger) *Device {
 		lifetime:     cfg.Lifetime,
 	}
 	d.faults.set(cfg.Faults)
+	d.startSender()
 	d.router = mux.NewRouter()
 	d.router.SetErrorHandler(func(err error) { d.log.Debug("coap router", "err", err) })
 	d.router.DefaultHandle(mux.HandlerFunc(d.serveCOAP))
@@ -597,6 +611,7 @@ func (d *Device) Close() error {
 	}
 	d.loopOnce.Do(func() { close(d.loopDone) }) // the update loop never started
 	<-d.loopDone
+	<-d.sendDone
 	return err
 }
 

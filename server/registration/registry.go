@@ -585,3 +585,20 @@ func errorCode(err error) transport.Code {
 	}
 	return transport.InternalServerError
 }
+
+// ByPeer returns the live registration the peer's datagrams belong to: the one registered from
+// its address under its security identity. Device-initiated requests outside /rd (Send) are
+// bound to a registration this way, as the transport session is the device's only credential.
+func (r *Registry) ByPeer(from transport.Peer) (*Registration, bool) {
+	r.mu.RLock()
+	ep, ok := r.byAddr[from.Addr]
+	var reg *Registration
+	if ok {
+		reg = r.byEndpoint[ep]
+	}
+	r.mu.RUnlock()
+	if reg == nil || reg.Identity != from.Identity {
+		return nil, false
+	}
+	return reg, true
+}
