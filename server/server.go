@@ -472,22 +472,48 @@ func (s *Server) SetLabels(ctx context.Context, endpoint string, labels map[stri
 	return nil
 }
 
-// Do runs a device-management request (see dm.Client.Do).
+// Do runs a device-management request (see dm.Client.Do), within Config.DeviceRequestTimeout
+// when it is sent now. A device that does not answer is marked unreachable (Registration's
+// UnreachableSince) until it is heard from again.
 func (s *Server) Do(ctx context.Context, endpoint string, req dm.Request) (*dm.Result, *dm.Pending, error) {
 	client, _, err := s.running()
 	if err != nil {
 		return nil, nil, err
 	}
-	return client.Do(ctx, endpoint, req)
+	if s.cfg.DeviceRequestTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.DeviceRequestTimeout)
+		defer cancel()
+	}
+	res, pending, err := client.Do(ctx, endpoint, req)
+	if pending == nil {
+		s.heard(endpoint, err)
+	}
+	return res, pending, err
 }
 
 // DoNow runs a request on a device that is awake now, never queuing it (see dm.Client.DoNow).
+// A device that does not answer is marked unreachable, as with Do.
 func (s *Server) DoNow(ctx context.Context, endpoint string, req dm.Request) (*dm.Result, error) {
 	client, _, err := s.running()
 	if err != nil {
 		return nil, err
 	}
-	return client.DoNow(ctx, endpoint, req)
+	res, err := client.DoNow(ctx, endpoint, req)
+	s.heard(endpoint, err)
+	return res, err
+}
+
+// heard keeps the outcome of a request sent to endpoint's device: an answer (any answer, an
+// error code too) clears its unreachable mark, a timeout sets it.
+func (s *Server) heard(endpoint string, err error) {
+	var de *dm.DeviceError
+	switch {
+	case err == nil, errors.As(err, &de):
+		s.registry.MarkReachable(endpoint)
+	case errors.Is(err, dm.ErrTimeout):
+		s.registry.MarkUnreachable(endpoint)
+	}
 }
 
 // Push writes body to a resource of an awake device in Block1 blocks (see dm.Client.Push).

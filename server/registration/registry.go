@@ -66,6 +66,9 @@ type Registry struct {
 	// datagram does not copy a registration.
 	// The times are atomics so that the per-datagram update needs only the read lock.
 	seen map[string]*atomic.Int64 // unix nanoseconds
+	// unreachable holds, per endpoint, when its device stopped answering (unix nanoseconds;
+	// 0 while it answers): reach.go.
+	unreachable map[string]*atomic.Int64
 	// holds counts, per endpoint, the reasons (firmware transfers) not to let its lifetime lapse.
 	holds map[string]int
 	// started is when this registry was made: registrations loaded from the store are older.
@@ -81,21 +84,22 @@ func New(store Store, listener Listener, cfg Config, logger *slog.Logger, m *Met
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Registry{
-		store:      store,
-		listener:   listener,
-		cfg:        cfg,
-		log:        logger,
-		metrics:    m.orNop(),
-		now:        now,
-		byEndpoint: make(map[string]*Registration),
-		byID:       make(map[string]string),
-		byAddr:     make(map[transport.Addr]string),
-		seen:       make(map[string]*atomic.Int64),
-		holds:      make(map[string]int),
-		infoQueue:  make(chan *Registration, max(cfg.InfoReadQueue, 0)),
-		infoLater:  make(map[string]struct{}),
-		infoFailed: make(map[string]struct{}),
-		started:    now(),
+		store:       store,
+		listener:    listener,
+		cfg:         cfg,
+		log:         logger,
+		metrics:     m.orNop(),
+		now:         now,
+		byEndpoint:  make(map[string]*Registration),
+		byID:        make(map[string]string),
+		byAddr:      make(map[transport.Addr]string),
+		seen:        make(map[string]*atomic.Int64),
+		unreachable: make(map[string]*atomic.Int64),
+		holds:       make(map[string]int),
+		infoQueue:   make(chan *Registration, max(cfg.InfoReadQueue, 0)),
+		infoLater:   make(map[string]struct{}),
+		infoFailed:  make(map[string]struct{}),
+		started:     now(),
 	}
 }
 
@@ -161,13 +165,16 @@ func (r *Registry) index(reg *Registration) {
 	t := new(atomic.Int64)
 	t.Store(reg.LastSeen.UnixNano())
 	r.seen[reg.Endpoint] = t
+	r.unreachable[reg.Endpoint] = newReach()
 }
 
 // unindex removes reg from the maps; the caller holds mu.
 func (r *Registry) unindex(reg *Registration) {
 	if cur, ok := r.byEndpoint[reg.Endpoint]; ok && cur.ID == reg.ID {
+		r.clearUnreachable(reg.Endpoint)
 		delete(r.byEndpoint, reg.Endpoint)
 		delete(r.seen, reg.Endpoint)
+		delete(r.unreachable, reg.Endpoint)
 	}
 	delete(r.byID, reg.ID)
 	if ep, ok := r.byAddr[reg.Addr]; ok && ep == reg.Endpoint {
@@ -183,9 +190,15 @@ func (r *Registry) Get(endpoint string) (*Registration, bool) {
 	if !ok {
 		return nil, false
 	}
-	if t := r.seen[endpoint]; t != nil && t.Load() > reg.LastSeen.UnixNano() {
+	t := r.seen[endpoint]
+	later := t != nil && t.Load() > reg.LastSeen.UnixNano()
+	since := r.unreachableSince(endpoint)
+	if later || !since.IsZero() {
 		cp := *reg
-		cp.LastSeen = time.Unix(0, t.Load()).UTC()
+		if later {
+			cp.LastSeen = time.Unix(0, t.Load()).UTC()
+		}
+		cp.UnreachableSince = since
 		return &cp, true
 	}
 	return reg, true
@@ -233,6 +246,7 @@ func (r *Registry) Seen(addr transport.Addr, quiet time.Duration) (endpoint stri
 	if !ok {
 		return "", false
 	}
+	r.clearUnreachable(ep) // the device talks again
 	t := r.seen[ep]
 	if t == nil {
 		return ep, false
