@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -94,5 +95,33 @@ func TestNoSecCannotActForSecuredEndpoint(t *testing.T) {
 	}
 	if c, diag := post(t, impostor, "/rd", message.AppLinkFormat, links, "ep=plain-dev", "lt=60", "lwm2m=1.1"); c != codes.Created {
 		t.Fatalf("NoSec registration of an endpoint without a credential: %s %q", c, diag)
+	}
+}
+
+// A device registered over NoSec before its endpoint got a PSK credential cannot update or
+// de-register over NoSec any more: from then on it must come over DTLS.
+func TestNoSecRegistrationLosesItsEndpointToACredential(t *testing.T) {
+	h := startHarness(t, nil)
+	ctx := context.Background()
+	dev := lwm2mtest.NewDevice(lwm2mtest.DeviceConfig{Endpoint: "migrating", RequestTimeout: 30 * time.Second}, nil)
+	t.Cleanup(func() { _ = dev.Close() })
+	if err := dev.Start(ctx, h.srv.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Update(ctx); err != nil {
+		t.Fatalf("NoSec update before the credential: %v", err)
+	}
+	if err := h.creds.Put(ctx, "migrating", "id-migrating", []byte("secretkey789")); err != nil {
+		t.Fatal(err)
+	}
+	var rej *lwm2mtest.RejectedError
+	if err := dev.Update(ctx); !errors.As(err, &rej) || rej.Code != "4.03" {
+		t.Fatalf("NoSec update after the credential: %v, want 4.03", err)
+	}
+	if err := dev.Deregister(ctx); !errors.As(err, &rej) || rej.Code != "4.03" {
+		t.Fatalf("NoSec de-register after the credential: %v, want 4.03", err)
+	}
+	if got := h.counter(t, "lwota_registration_nosec_refused_total", map[string]string{"op": "update"}); got != 1 {
+		t.Errorf("refused updates counted: %v, want 1", got)
 	}
 }
