@@ -39,10 +39,6 @@ func ApplyProfile(c *DeviceConfig, name string) error {
 	return nil
 }
 
-// sendQueue is how many firmware reports may wait for the Send goroutine; a device that
-// cannot keep up drops the oldest (the newest state is what matters).
-const sendQueue = 16
-
 // startSender starts the goroutine that Sends firmware reports in order, when the device
 // reports by Send; Close waits for it.
 func (d *Device) startSender() {

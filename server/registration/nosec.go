@@ -40,12 +40,6 @@ func (r *Registry) SetAudit(rec audit.Recorder) {
 	r.audit.Store(&auditBox{rec})
 }
 
-// secured reports whether endpoint is registered now under a security identity (DTLS).
-func (r *Registry) secured(endpoint string) bool {
-	reg, ok := r.live(endpoint)
-	return ok && reg.Identity != ""
-}
-
 // authorizeNoSec asks the authorizer whether from, a peer without a security identity, may
 // update or de-register endpoint's registration. DTLS peers are checked by lookupForPeer.
 func (r *Registry) authorizeNoSec(ctx context.Context, from transport.Peer, endpoint string) error {
