@@ -9,6 +9,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
+	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/lwm2mtest"
 	"github.com/lwota/lwota/server/registration"
 )
@@ -89,9 +90,16 @@ func TestNoSecCannotActForSecuredEndpoint(t *testing.T) {
 	if byActor["device:dtls-dev"] != 1 || byActor["device:provisioned"] != 1 {
 		t.Fatalf("audit entries by actor: %v, want one each for dtls-dev and provisioned", byActor)
 	}
-	// The DTLS device itself still works, and a NoSec device without a credential registers.
+	// The DTLS device itself still works (Send is bound to its DTLS session, not to the
+	// endpoint name), and a NoSec device without a credential registers.
 	if err := dev.Update(ctx); err != nil {
 		t.Fatalf("DTLS device update: %v", err)
+	}
+	if err := dev.Send(ctx, lwm2m.NewPath(3, 0, 3)); err != nil {
+		t.Fatalf("DTLS device Send: %v", err)
+	}
+	if c, diag := post(t, impostor, "/dp", message.MediaType(lwm2m.FormatSenMLJSON), []byte(`[{"n":"/5/0/3","v":2}]`)); c != codes.NotFound {
+		t.Fatalf("NoSec Send for nobody: %s %q, want 4.04", c, diag)
 	}
 	if c, diag := post(t, impostor, "/rd", message.AppLinkFormat, links, "ep=plain-dev", "lt=60", "lwm2m=1.1"); c != codes.Created {
 		t.Fatalf("NoSec registration of an endpoint without a credential: %s %q", c, diag)
