@@ -37,6 +37,9 @@ type deviceJSON struct {
 	UpdatedAt       time.Time         `json:"updated_at"`
 	LastSeen        time.Time         `json:"last_seen"`
 	DeregisteredAt  time.Time         `json:"deregistered_at,omitzero"`
+	// UnreachableSince: the device stopped answering lwota's requests then (cleared when it
+	// talks again); absent while it answers.
+	UnreachableSince time.Time `json:"unreachable_since,omitzero"`
 }
 
 type objectLinkJSON struct {
@@ -46,28 +49,29 @@ type objectLinkJSON struct {
 
 func newDeviceJSON(r *registration.Registration, now time.Time) deviceJSON {
 	d := deviceJSON{
-		Endpoint:        r.Endpoint,
-		RegistrationID:  r.ID,
-		Online:          r.Online(now),
-		ExpiresAt:       r.ExpiresAt(),
-		LwM2MVersion:    r.Version,
-		Lifetime:        r.Lifetime,
-		Binding:         r.Binding,
-		QueueMode:       r.QueueMode,
-		SMSNumber:       r.SMSNumber,
-		RootPath:        r.RootPath,
-		ContentFormats:  make([]string, 0, len(r.ContentFormats)),
-		Objects:         make([]objectLinkJSON, 0, len(r.Objects)),
-		Identity:        r.Identity,
-		Manufacturer:    r.Manufacturer,
-		Model:           r.Model,
-		FirmwareVersion: r.FirmwareVersion,
-		DeviceType:      r.DeviceType,
-		Labels:          r.Labels,
-		RegisteredAt:    r.RegisteredAt,
-		UpdatedAt:       r.UpdatedAt,
-		LastSeen:        r.LastSeen,
-		DeregisteredAt:  r.DeregisteredAt,
+		Endpoint:         r.Endpoint,
+		RegistrationID:   r.ID,
+		Online:           r.Online(now),
+		ExpiresAt:        r.ExpiresAt(),
+		LwM2MVersion:     r.Version,
+		Lifetime:         r.Lifetime,
+		Binding:          r.Binding,
+		QueueMode:        r.QueueMode,
+		SMSNumber:        r.SMSNumber,
+		RootPath:         r.RootPath,
+		ContentFormats:   make([]string, 0, len(r.ContentFormats)),
+		Objects:          make([]objectLinkJSON, 0, len(r.Objects)),
+		Identity:         r.Identity,
+		Manufacturer:     r.Manufacturer,
+		Model:            r.Model,
+		FirmwareVersion:  r.FirmwareVersion,
+		DeviceType:       r.DeviceType,
+		Labels:           r.Labels,
+		RegisteredAt:     r.RegisteredAt,
+		UpdatedAt:        r.UpdatedAt,
+		LastSeen:         r.LastSeen,
+		DeregisteredAt:   r.DeregisteredAt,
+		UnreachableSince: r.UnreachableSince,
 	}
 	for _, ct := range r.ContentFormats {
 		d.ContentFormats = append(d.ContentFormats, formatName(lwm2m.ContentFormat(ct)))

@@ -1,8 +1,11 @@
 package server
 
 import (
+	"time"
+
 	"github.com/lwota/lwota/server/dm"
 	"github.com/lwota/lwota/server/registration"
+	"github.com/lwota/lwota/server/send"
 	"github.com/lwota/lwota/server/transport"
 )
 
@@ -20,21 +23,34 @@ type Config struct {
 	// device type) in the background after each Register; see registration.Registry.SetInfoReader.
 	// Off, the values come only from what the API or firmware updates happen to read.
 	ReadDeviceInfo bool
-	DTLS           transport.DTLSConfig // PSK is filled from SetCredentials
-	Transport      transport.Config
-	Registration   registration.Config
-	DM             dm.Config
+	// DeviceRequestTimeout bounds each request Do sends to an awake device (the API's reads,
+	// writes and executes), retransmissions included, so that a device that went away is
+	// answered as a timeout within seconds rather than after the whole CoAP exchange lifetime.
+	// 0 leaves only dm.Config.ExchangeTimeout. Requests queued for a sleeping device are not
+	// bounded by it, nor are the update driver's and the info reader's own requests.
+	DeviceRequestTimeout time.Duration
+	DTLS                 transport.DTLSConfig // PSK is filled from SetCredentials
+	Transport            transport.Config
+	Registration         registration.Config
+	DM                   dm.Config
+	Send                 send.Config // POST /dp (LwM2M 1.1 Send)
 }
+
+// DefaultDeviceRequestTimeout is Config.DeviceRequestTimeout's default: a CoAP request and two
+// retransmissions (ACK_TIMEOUT 2-3 s, doubling) fit, a person waiting on the API is not kept long.
+const DefaultDeviceRequestTimeout = 10 * time.Second
 
 // DefaultConfig listens on the standard CoAP port with every component's defaults.
 func DefaultConfig() Config {
 	return Config{
-		CoAPAddr:       ":5683",
-		CoAPSAddr:      ":5684",
-		ReadDeviceInfo: true,
-		DTLS:           transport.DefaultDTLSConfig(),
-		Transport:      transport.DefaultConfig(),
-		Registration:   registration.DefaultConfig(),
-		DM:             dm.DefaultConfig(),
+		CoAPAddr:             ":5683",
+		CoAPSAddr:            ":5684",
+		ReadDeviceInfo:       true,
+		DeviceRequestTimeout: DefaultDeviceRequestTimeout,
+		DTLS:                 transport.DefaultDTLSConfig(),
+		Transport:            transport.DefaultConfig(),
+		Registration:         registration.DefaultConfig(),
+		DM:                   dm.DefaultConfig(),
+		Send:                 send.DefaultConfig(),
 	}
 }

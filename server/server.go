@@ -13,12 +13,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lwota/lwota/server/audit"
 	"github.com/lwota/lwota/server/credentials"
 	"github.com/lwota/lwota/server/dm"
 	"github.com/lwota/lwota/server/events"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/observe"
 	"github.com/lwota/lwota/server/registration"
+	"github.com/lwota/lwota/server/send"
 	"github.com/lwota/lwota/server/transport"
 )
 
@@ -43,6 +45,7 @@ type Server struct {
 	dmMetrics *dm.Metrics // made with the server, so that every series exists before Run
 	dm        *dm.Client
 	observe   *observe.Manager
+	send      *send.Handler // POST /dp
 
 	creds  Credentials
 	routes []route // Handle: extra CoAP resources, fixed before Run
@@ -67,6 +70,7 @@ func New(cfg Config, store Store, model *lwm2m.Model, bus *events.Bus, logger *s
 	s.registry = registration.New(store, s, cfg.Registration, logger.With("component", "registration"), registration.NewMetrics(reg), nil)
 	s.registry.SetAuthorizer(s)
 	s.dmMetrics = dm.NewMetrics(reg)
+	s.send = send.New(s.registry, store, model, s, bus, cfg.Send, logger.With("component", "send"), reg, nil)
 	if cfg.ReadDeviceInfo {
 		s.registry.SetInfoReader(s)
 	}
@@ -78,6 +82,8 @@ type Credentials interface {
 	transport.PSKStore
 	// EndpointFor returns the endpoint name the PSK identity may register as.
 	EndpointFor(ctx context.Context, identity string) (string, error)
+	// HasCredential reports whether endpoint has a PSK credential (a DTLS device).
+	HasCredential(ctx context.Context, endpoint string) (bool, error)
 }
 
 // route is a CoAP resource tree served next to /rd.
@@ -92,19 +98,34 @@ func (s *Server) Handle(prefix string, h transport.Handler) {
 	s.routes = append(s.routes, route{prefix, h})
 }
 
+// SetAudit makes the server audit refusals that matter to security (a NoSec peer acting for a
+// secured endpoint). Call it before Run.
+func (s *Server) SetAudit(rec audit.Recorder) { s.registry.SetAudit(rec) }
+
 // SetCredentials gives the server the PSK credentials DTLS handshakes and registrations are
 // checked against. Call it before Run.
 func (s *Server) SetCredentials(c Credentials) { s.creds = c }
 
-// AuthorizeRegister implements registration.Authorizer: a NoSec peer registers only when
-// AllowNoSec is set; a DTLS peer only as the endpoint its PSK identity (or certificate name) is
-// bound to.
+// AuthorizeRegister implements registration.Authorizer: a NoSec peer registers (updates,
+// de-registers) only when AllowNoSec is set, and never as an endpoint that has a PSK credential
+// (the registry also refuses it for an endpoint registered over DTLS now); a DTLS peer only as
+// the endpoint its PSK identity (or certificate name) is bound to.
 func (s *Server) AuthorizeRegister(ctx context.Context, from transport.Peer, endpoint string) error {
 	if from.Addr.Network != transport.DTLS {
-		if s.cfg.AllowNoSec {
+		if !s.cfg.AllowNoSec {
+			return fmt.Errorf("%w: NoSec (plain CoAP) registration is disabled on this server; register over DTLS (coaps) with a PSK credential", registration.ErrForbidden)
+		}
+		if s.creds == nil {
 			return nil
 		}
-		return fmt.Errorf("%w: NoSec (plain CoAP) registration is disabled on this server; register over DTLS (coaps) with a PSK credential", registration.ErrForbidden)
+		has, err := s.creds.HasCredential(ctx, endpoint)
+		if err != nil {
+			return fmt.Errorf("authorize %s: %w", endpoint, err)
+		}
+		if has {
+			return fmt.Errorf("%w: %s has a PSK credential", registration.ErrSecuredEndpoint, endpoint)
+		}
+		return nil
 	}
 	if from.Identity == "" || s.creds == nil {
 		return fmt.Errorf("%w: no PSK identity for this DTLS session", registration.ErrForbidden)
@@ -306,6 +327,9 @@ func (s *Server) serveCoAP(ctx context.Context, from transport.Peer, req *transp
 	if req.Path == "/rd" || strings.HasPrefix(req.Path, "/rd/") {
 		return s.registry.ServeCoAP(ctx, from, req)
 	}
+	if req.Path == send.Path {
+		return s.send.ServeCoAP(ctx, from, req)
+	}
 	for _, r := range s.routes {
 		if strings.HasPrefix(req.Path, r.prefix) {
 			return r.h.ServeCoAP(ctx, from, req)
@@ -448,22 +472,48 @@ func (s *Server) SetLabels(ctx context.Context, endpoint string, labels map[stri
 	return nil
 }
 
-// Do runs a device-management request (see dm.Client.Do).
+// Do runs a device-management request (see dm.Client.Do), within Config.DeviceRequestTimeout
+// when it is sent now. A device that does not answer is marked unreachable (Registration's
+// UnreachableSince) until it is heard from again.
 func (s *Server) Do(ctx context.Context, endpoint string, req dm.Request) (*dm.Result, *dm.Pending, error) {
 	client, _, err := s.running()
 	if err != nil {
 		return nil, nil, err
 	}
-	return client.Do(ctx, endpoint, req)
+	if s.cfg.DeviceRequestTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.DeviceRequestTimeout)
+		defer cancel()
+	}
+	res, pending, err := client.Do(ctx, endpoint, req)
+	if pending == nil {
+		s.heard(endpoint, err)
+	}
+	return res, pending, err
 }
 
 // DoNow runs a request on a device that is awake now, never queuing it (see dm.Client.DoNow).
+// A device that does not answer is marked unreachable, as with Do.
 func (s *Server) DoNow(ctx context.Context, endpoint string, req dm.Request) (*dm.Result, error) {
 	client, _, err := s.running()
 	if err != nil {
 		return nil, err
 	}
-	return client.DoNow(ctx, endpoint, req)
+	res, err := client.DoNow(ctx, endpoint, req)
+	s.heard(endpoint, err)
+	return res, err
+}
+
+// heard keeps the outcome of a request sent to endpoint's device: an answer (any answer, an
+// error code too) clears its unreachable mark, a timeout sets it.
+func (s *Server) heard(endpoint string, err error) {
+	var de *dm.DeviceError
+	switch {
+	case err == nil, errors.As(err, &de):
+		s.registry.MarkReachable(endpoint)
+	case errors.Is(err, dm.ErrTimeout):
+		s.registry.MarkUnreachable(endpoint)
+	}
 }
 
 // Push writes body to a resource of an awake device in Block1 blocks (see dm.Client.Push).

@@ -142,6 +142,14 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.DurationVar(&c.CampaignTick, "campaign-tick", time.Second, "how often the node driving campaigns looks at every active campaign")
 	fs.BoolVar(&c.Cluster, "cluster", false, "several lwota nodes share this PostgreSQL database: each node drives the update jobs of the devices that talk to it, one node drives campaigns")
 	fs.StringVar(&c.NodeName, "node-name", "", "this node's name in the lease that elects the one node driving campaigns (default: the host name and process id)")
+	fs.Func("max-lifetime", "longest registration lifetime (lt) a device may ask for; longer is refused with 4.00; 0: no limit (default 720h)", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d.Seconds() > float64(^uint32(0)) {
+			return fmt.Errorf("want a duration from 0 to 4294967295s, such as 720h")
+		}
+		c.Core.Registration.MaxLifetime = uint32(d / time.Second)
+		return nil
+	})
 	fs.BoolVar(&c.Core.ReadDeviceInfo, "read-device-info", c.Core.ReadDeviceInfo, "read each device's manufacturer, model, firmware version and device type (/3/0) in the background after it registers")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
@@ -312,6 +320,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		store.Close()
 		return nil, err
 	}
+	core.SetAudit(auditLog)
 	s.updates = fwupdate.New(cfg.UpdateConfig, core, store, pkgs, auditLog, logger.With("component", "fwupdate"), reg, nil)
 	grants.Follow(s.updates) // pull progress: every block served reaches the job's driver
 

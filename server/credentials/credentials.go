@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/transport"
 )
 
@@ -31,7 +32,9 @@ var (
 const (
 	MaxIdentityLen = 128
 	MaxKeyLen      = 64
-	MaxEndpointLen = 255
+	// MaxEndpointLen is the longest endpoint name that can register (lwm2m.MaxEndpointLen): a
+	// credential for a longer name could never be used.
+	MaxEndpointLen = lwm2m.MaxEndpointLen
 	// ServerKeyLen is the length of the AES-256 key that seals PSKs at rest.
 	ServerKeyLen = 32
 )
@@ -198,6 +201,19 @@ func (m *Manager) Get(ctx context.Context, endpoint string) (*Credential, error)
 		return nil, fmt.Errorf("credentials: %s: %w", endpoint, err)
 	}
 	return m.open(s)
+}
+
+// HasCredential reports whether endpoint has a PSK credential: such an endpoint is a DTLS
+// device, and the server refuses NoSec (plain CoAP) registrations in its name.
+func (m *Manager) HasCredential(ctx context.Context, endpoint string) (bool, error) {
+	_, err := m.store.CredentialByEndpoint(ctx, endpoint)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	}
+	return false, fmt.Errorf("credentials: %s: %w", endpoint, err)
 }
 
 func (m *Manager) open(s *Sealed) (*Credential, error) {

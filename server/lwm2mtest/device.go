@@ -115,6 +115,17 @@ type DeviceConfig struct {
 	// ClientHello records carry (the ClientHello body still says DTLS 1.2), e.g. 0xfe00 as mbed
 	// TLS 2.x sends with its default minimum version; see ProfileMbedTLS2RecordVersion.
 	ClientHelloRecordVersion uint16
+
+	// Habits of real clients; see profiles_send.go (ApplyProfile).
+
+	// FirmwareBySend reports every change of /5/0/3 State and /5/0/5 Update Result with the
+	// Send operation (POST /dp), besides any notifications.
+	FirmwareBySend bool
+	// RefuseFirmwareObserve answers Observe on Object 5 with 4.05, so that State and Update
+	// Result reach the server only by Send or Read.
+	RefuseFirmwareObserve bool
+	// EmptyDeviceType makes /3/0/17 Device Type the empty string instead of DeviceType.
+	EmptyDeviceType bool
 }
 
 func (c DeviceConfig) withDefaults() DeviceConfig {
@@ -241,7 +252,9 @@ type Device struct {
 	asleep          bool
 	sleepTimer      *time.Timer
 	closed          bool
-	fw              fwState // Object 5
+	fw              fwState       // Object 5
+	sendQ           chan struct{} // FirmwareBySend: a report to Send (profiles_send.go)
+	sendDone        chan struct{} // closed when the Send goroutine has ended
 
 	faults faultBox
 	stats  stats
@@ -269,6 +282,7 @@ func NewDevice(cfg DeviceConfig, logger *slog.Logger) *Device {
 		lifetime:     cfg.Lifetime,
 	}
 	d.faults.set(cfg.Faults)
+	d.startSender()
 	d.router = mux.NewRouter()
 	d.router.SetErrorHandler(func(err error) { d.log.Debug("coap router", "err", err) })
 	d.router.DefaultHandle(mux.HandlerFunc(d.serveCOAP))
@@ -601,6 +615,7 @@ func (d *Device) Close() error {
 	}
 	d.loopOnce.Do(func() { close(d.loopDone) }) // the update loop never started
 	<-d.loopDone
+	<-d.sendDone
 	return err
 }
 

@@ -121,13 +121,19 @@ func (d *Device) FirmwareState() (state, result int64) {
 func (d *Device) fwSet(state, result int64) {
 	in := d.tree.objects[5].instances[0]
 	def := d.tree.objects[5].def
+	changed := false
 	if in.single[3].Int != state {
 		in.set(def.resources[3], fwStatePath, lwm2m.Integer(state))
 		d.changed(fwStatePath)
+		changed = true
 	}
 	if in.single[5].Int != result {
 		in.set(def.resources[5], fwResultPath, lwm2m.Integer(result))
 		d.changed(fwResultPath)
+		changed = true
+	}
+	if changed {
+		d.queueFirmwareReport()
 	}
 	d.log.Debug("firmware", "state", state, "result", result)
 }

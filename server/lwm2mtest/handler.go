@@ -144,6 +144,9 @@ func (d *Device) dispatch(r *request) (Op, response) {
 		case r.accept == int(lwm2m.FormatLinkFormat):
 			return OpDiscover, d.discover(r.path)
 		case r.observe == 0:
+			if d.cfg.RefuseFirmwareObserve && r.path.Len() >= 1 && r.path.ObjectID() == 5 {
+				return OpObserve, errorResponse(errMethodNotAllowed)
+			}
 			return OpObserve, d.observe(r)
 		case r.observe == 1:
 			d.mu.Lock()

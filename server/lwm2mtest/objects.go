@@ -329,7 +329,11 @@ func newTree(cfg DeviceConfig) *tree {
 	set("/3/0/14", lwm2m.String("+00:00"))
 	set("/3/0/15", lwm2m.String("Etc/UTC"))
 	set("/3/0/16", lwm2m.String(cfg.Binding))
-	set("/3/0/17", lwm2m.String(cfg.DeviceType))
+	if cfg.EmptyDeviceType {
+		set("/3/0/17", lwm2m.String("")) // ProfileEmptyDeviceType
+	} else {
+		set("/3/0/17", lwm2m.String(cfg.DeviceType))
+	}
 	set("/5/0/1", lwm2m.String(""))
 	set("/5/0/3", lwm2m.Integer(FWIdle))
 	set("/5/0/5", lwm2m.Integer(0))

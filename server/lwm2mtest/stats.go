@@ -30,6 +30,7 @@ type Stats struct {
 	Requests        map[Op]uint64
 	Errors          uint64
 	Notifications   uint64 // notifications sent, not counting the first answer to Observe
+	Sends           uint64 // Send operations (POST /dp) the server accepted
 	Registrations   uint64
 	Updates         uint64
 	Deregistrations uint64

@@ -159,6 +159,16 @@ func (r *Registry) refillInfoQueue() {
 	}
 }
 
+// takeInfoFailed reports whether endpoint's last read failed, and forgets it: the read it
+// queues records its own outcome.
+func (r *Registry) takeInfoFailed(endpoint string) bool {
+	r.infoMu.Lock()
+	defer r.infoMu.Unlock()
+	_, failed := r.infoFailed[endpoint]
+	delete(r.infoFailed, endpoint)
+	return failed
+}
+
 // infoRefillEvery is how often deferred reads are moved into the queue.
 const infoRefillEvery = 250 * time.Millisecond
 
@@ -211,7 +221,15 @@ func (r *Registry) readInfo(ctx context.Context, reg *Registration) {
 		ctx, cancel = context.WithTimeout(ctx, r.cfg.InfoReadTimeout)
 		defer cancel()
 	}
-	if err := box.ir.ReadDeviceInfo(ctx, reg.Endpoint, path); err != nil {
+	err := box.ir.ReadDeviceInfo(ctx, reg.Endpoint, path)
+	r.infoMu.Lock()
+	if err != nil {
+		r.infoFailed[reg.Endpoint] = struct{}{}
+	} else {
+		delete(r.infoFailed, reg.Endpoint)
+	}
+	r.infoMu.Unlock()
+	if err != nil {
 		r.metrics.infoReads.WithLabelValues("failed").Inc()
 		r.log.Debug("device info read failed", "endpoint", reg.Endpoint, "path", path.String(), "err", err)
 		return

@@ -377,3 +377,45 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A device that answers /3/0 with an empty Device Type (/3/0/17 = "") is read after its
+// Register only: its Updates do not read it again (issue 12, item 4). One reader works the
+// queue in order, so the read of a device registered after the Updates proves that none of
+// them queued one.
+func TestNoInfoReadOnUpdateWithEmptyDeviceType(t *testing.T) {
+	f := newFixture(t)
+	m := prometheus.NewRegistry()
+	cfg := registration.DefaultConfig()
+	cfg.InfoReadWorkers = 1
+	reg := registration.New(f.store, nil, cfg, nil, registration.NewMetrics(m), f.clock.Now)
+	ir := &infoReader{reg: reg, devices: map[string][]lwm2m.Record{
+		"empty-type": deviceRecords("Acme", "M1", "1.0.0", ""),
+		"marker":     deviceRecords("Acme", "M1", "1.0.0", "meter"),
+	}}
+	reg.SetInfoReader(ir)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { reg.RunInfoReads(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	if resp := reg.ServeCoAP(ctx, peer(40000, ""), request(transport.POST, "/rd", "</3/0>", "ep=empty-type")); resp.Code != transport.Created {
+		t.Fatalf("register answered %s", resp.Code)
+	}
+	waitFor(t, func() bool { return readsByResult(t, m, "ok") == 1 })
+	live := mustLive(t, reg, "empty-type")
+	if live.Manufacturer != "Acme" || live.DeviceType != "" {
+		t.Fatalf("after the read: %+v", live)
+	}
+	for i := range 3 {
+		if resp := reg.ServeCoAP(ctx, peer(40000, ""), request(transport.POST, "/rd/"+live.ID, "")); resp.Code != transport.Changed {
+			t.Fatalf("update %d answered %s", i, resp.Code)
+		}
+	}
+	if resp := reg.ServeCoAP(ctx, peer(40001, ""), request(transport.POST, "/rd", "</3/0>", "ep=marker")); resp.Code != transport.Created {
+		t.Fatalf("register marker answered %s", resp.Code)
+	}
+	waitFor(t, func() bool { return readsByResult(t, m, "ok") >= 2 })
+	if got := ir.list(); !slices.Equal(got, []string{"empty-type /3/0", "marker /3/0"}) {
+		t.Fatalf("reads %q: the Updates of a device with an empty Device Type read it again", got)
+	}
+}

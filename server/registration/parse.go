@@ -78,6 +78,24 @@ func validEndpoint(ep string, maxLen int) error {
 	return nil
 }
 
+// validRootPath refuses an alternate path (Core §6.2.1.1) that is not a plain absolute path:
+// lwota puts it in front of every request path, so "." and ".." segments (or empty ones) would
+// address resources outside the device's LwM2M tree, or a proxy's other routes.
+func validRootPath(root string) error {
+	if root == "/" {
+		return nil
+	}
+	if !strings.HasPrefix(root, "/") {
+		return fmt.Errorf("%w: alternate path %q is not absolute", ErrBadRequest, root)
+	}
+	for _, seg := range strings.Split(root[1:], "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("%w: alternate path %q has an empty, \".\" or \"..\" segment", ErrBadRequest, root)
+		}
+	}
+	return nil
+}
+
 // validBinding accepts the binding letters of LwM2M 1.0 (U, UQ, S, SQ, US, UQS) and 1.1+ (U, S, N, T).
 func validBinding(b string) error {
 	if b == "" {
@@ -124,6 +142,9 @@ func parseObjectList(payload []byte, maxObjects int) (objectList, error) {
 			ol.rootPath = strings.TrimSuffix(l.Target, "/")
 			if ol.rootPath == "" {
 				ol.rootPath = "/"
+			}
+			if err := validRootPath(ol.rootPath); err != nil {
+				return ol, err
 			}
 			if ct, ok := l.Param("ct"); ok {
 				for _, f := range strings.Fields(strings.Trim(ct, `"`)) {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/transport"
 )
 
@@ -37,6 +38,9 @@ type Registry struct {
 	metrics  *Metrics
 	now      func() time.Time
 	authz    atomic.Pointer[authorizerBox] // SetAuthorizer
+	audit    atomic.Pointer[auditBox]      // SetAudit
+	// auditThrottle keeps NoSec refusals from flooding the audit log (nosec.go).
+	auditThrottle noSecAudit
 
 	infoReader atomic.Pointer[infoReaderBox] // SetInfoReader
 	infoQueue  chan *Registration            // registrations whose Object 3 RunInfoReads reads
@@ -44,6 +48,10 @@ type Registry struct {
 	// the readers take them once the queue has room. Bounded by the number of devices.
 	infoMu    sync.Mutex
 	infoLater map[string]struct{}
+	// infoFailed holds the endpoints whose last read failed: their next Update (the device is
+	// awake then) reads again. Only these: a device that answered, even with an empty or
+	// missing Device Type, is read at its next Register, never on every Update.
+	infoFailed map[string]struct{}
 
 	// writeLocks serialize the read-modify-store of one endpoint's registration (Register,
 	// Update, De-register, expiry, RecordDeviceInfo), so that a write built on an older
@@ -58,6 +66,9 @@ type Registry struct {
 	// datagram does not copy a registration.
 	// The times are atomics so that the per-datagram update needs only the read lock.
 	seen map[string]*atomic.Int64 // unix nanoseconds
+	// unreachable holds, per endpoint, when its device stopped answering (unix nanoseconds;
+	// 0 while it answers): reach.go.
+	unreachable map[string]*atomic.Int64
 	// holds counts, per endpoint, the reasons (firmware transfers) not to let its lifetime lapse.
 	holds map[string]int
 	// started is when this registry was made: registrations loaded from the store are older.
@@ -73,20 +84,22 @@ func New(store Store, listener Listener, cfg Config, logger *slog.Logger, m *Met
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Registry{
-		store:      store,
-		listener:   listener,
-		cfg:        cfg,
-		log:        logger,
-		metrics:    m.orNop(),
-		now:        now,
-		byEndpoint: make(map[string]*Registration),
-		byID:       make(map[string]string),
-		byAddr:     make(map[transport.Addr]string),
-		seen:       make(map[string]*atomic.Int64),
-		holds:      make(map[string]int),
-		infoQueue:  make(chan *Registration, max(cfg.InfoReadQueue, 0)),
-		infoLater:  make(map[string]struct{}),
-		started:    now(),
+		store:       store,
+		listener:    listener,
+		cfg:         cfg,
+		log:         logger,
+		metrics:     m.orNop(),
+		now:         now,
+		byEndpoint:  make(map[string]*Registration),
+		byID:        make(map[string]string),
+		byAddr:      make(map[transport.Addr]string),
+		seen:        make(map[string]*atomic.Int64),
+		unreachable: make(map[string]*atomic.Int64),
+		holds:       make(map[string]int),
+		infoQueue:   make(chan *Registration, max(cfg.InfoReadQueue, 0)),
+		infoLater:   make(map[string]struct{}),
+		infoFailed:  make(map[string]struct{}),
+		started:     now(),
 	}
 }
 
@@ -152,13 +165,16 @@ func (r *Registry) index(reg *Registration) {
 	t := new(atomic.Int64)
 	t.Store(reg.LastSeen.UnixNano())
 	r.seen[reg.Endpoint] = t
+	r.unreachable[reg.Endpoint] = newReach()
 }
 
 // unindex removes reg from the maps; the caller holds mu.
 func (r *Registry) unindex(reg *Registration) {
 	if cur, ok := r.byEndpoint[reg.Endpoint]; ok && cur.ID == reg.ID {
+		r.clearUnreachable(reg.Endpoint)
 		delete(r.byEndpoint, reg.Endpoint)
 		delete(r.seen, reg.Endpoint)
+		delete(r.unreachable, reg.Endpoint)
 	}
 	delete(r.byID, reg.ID)
 	if ep, ok := r.byAddr[reg.Addr]; ok && ep == reg.Endpoint {
@@ -174,9 +190,15 @@ func (r *Registry) Get(endpoint string) (*Registration, bool) {
 	if !ok {
 		return nil, false
 	}
-	if t := r.seen[endpoint]; t != nil && t.Load() > reg.LastSeen.UnixNano() {
+	t := r.seen[endpoint]
+	later := t != nil && t.Load() > reg.LastSeen.UnixNano()
+	since := r.unreachableSince(endpoint)
+	if later || !since.IsZero() {
 		cp := *reg
-		cp.LastSeen = time.Unix(0, t.Load()).UTC()
+		if later {
+			cp.LastSeen = time.Unix(0, t.Load()).UTC()
+		}
+		cp.UnreachableSince = since
 		return &cp, true
 	}
 	return reg, true
@@ -224,6 +246,7 @@ func (r *Registry) Seen(addr transport.Addr, quiet time.Duration) (endpoint stri
 	if !ok {
 		return "", false
 	}
+	r.clearUnreachable(ep) // the device talks again
 	t := r.seen[ep]
 	if t == nil {
 		return ep, false
@@ -238,11 +261,12 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 	if err != nil {
 		return nil, err
 	}
-	if err := validEndpoint(p.endpoint, r.cfg.MaxEndpointLen); err != nil {
+	if err := validEndpoint(p.endpoint, min(r.cfg.MaxEndpointLen, lwm2m.MaxEndpointLen)); err != nil {
 		return nil, err
 	}
 	if box := r.authz.Load(); box != nil {
 		if err := box.a.AuthorizeRegister(ctx, from, p.endpoint); err != nil {
+			r.noteRefusal(ctx, "register", from, p.endpoint, err)
 			return nil, err
 		}
 	}
@@ -265,7 +289,9 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 	}
 	lifetime := r.cfg.DefaultLifetime
 	if p.hasLifetime {
-		lifetime = r.clampLifetime(p.lifetime)
+		if lifetime, err = r.checkLifetime(p.lifetime); err != nil {
+			return nil, err
+		}
 	}
 	now := r.now()
 	reg := &Registration{
@@ -288,6 +314,14 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 	mu := r.writeLock(p.endpoint)
 	mu.Lock()
 	previous, _ := r.live(p.endpoint)
+	if from.Identity == "" && previous != nil && previous.Identity != "" {
+		// A plain-CoAP peer must not replace a DTLS device's registration: it would receive
+		// that device's requests (a Package URI) from then on.
+		mu.Unlock()
+		err := fmt.Errorf("%w: %s is registered over DTLS", ErrSecuredEndpoint, p.endpoint)
+		r.noteRefusal(ctx, "register", from, p.endpoint, err)
+		return nil, err
+	}
 	if previous != nil {
 		carryInfo(reg, previous) // kept until the device reports another value
 	} else if stored, err := r.store.GetRegistration(ctx, p.endpoint); err == nil {
@@ -327,18 +361,20 @@ func (r *Registry) readObjectList(contentFormat int, payload []byte) (objectList
 	return parseObjectList(payload, r.cfg.MaxObjects)
 }
 
-func (r *Registry) clampLifetime(lt uint32) uint32 {
-	if r.cfg.MinLifetime > 0 && lt < r.cfg.MinLifetime {
-		return r.cfg.MinLifetime
-	}
+// checkLifetime refuses a requested lifetime over MaxLifetime and raises one under MinLifetime.
+func (r *Registry) checkLifetime(lt uint32) (uint32, error) {
 	if r.cfg.MaxLifetime > 0 && lt > r.cfg.MaxLifetime {
-		return r.cfg.MaxLifetime
+		return 0, fmt.Errorf("%w: lt=%d is over the longest lifetime this server accepts, %d s", ErrBadRequest, lt, r.cfg.MaxLifetime)
 	}
-	return lt
+	if r.cfg.MinLifetime > 0 && lt < r.cfg.MinLifetime {
+		return r.cfg.MinLifetime, nil
+	}
+	return lt, nil
 }
 
 // lookupForPeer finds registration id and checks that from may act on it: a device
-// registered with a security identity may only be updated or removed under that identity.
+// registered with a security identity may only be updated or removed under that identity. A
+// refusal returns the registration too, for the record.
 func (r *Registry) lookupForPeer(id string, from transport.Peer) (*Registration, error) {
 	r.mu.RLock()
 	ep, ok := r.byID[id]
@@ -350,15 +386,24 @@ func (r *Registry) lookupForPeer(id string, from transport.Peer) (*Registration,
 	if reg == nil {
 		return nil, fmt.Errorf("registration %s: %w", id, ErrNotFound)
 	}
+	if reg.Identity != "" && from.Identity == "" {
+		return reg, fmt.Errorf("registration %s of %s: %w", id, reg.Endpoint, ErrSecuredEndpoint)
+	}
 	if reg.Identity != from.Identity {
-		return nil, fmt.Errorf("registration %s of %s: %w: peer identity %q", id, reg.Endpoint, ErrForbidden, from.Identity)
+		return reg, fmt.Errorf("registration %s of %s: %w: peer identity %q", id, reg.Endpoint, ErrForbidden, from.Identity)
 	}
 	return reg, nil
 }
 
 func (r *Registry) update(ctx context.Context, id string, from transport.Peer, query []string, contentFormat int, payload []byte) (*Registration, error) {
 	cur, err := r.lookupForPeer(id, from)
+	if err == nil {
+		err = r.authorizeNoSec(ctx, from, cur.Endpoint)
+	}
 	if err != nil {
+		if cur != nil {
+			r.noteRefusal(ctx, "update", from, cur.Endpoint, err)
+		}
 		return nil, err
 	}
 	mu := r.writeLock(cur.Endpoint)
@@ -369,8 +414,8 @@ func (r *Registry) update(ctx context.Context, id string, from transport.Peer, q
 		return nil, err
 	}
 	r.metrics.updates.Inc()
-	if !next.HasDeviceInfo() {
-		r.queueInfoRead(next) // an earlier read failed or was deferred: the device is awake now
+	if r.takeInfoFailed(next.Endpoint) {
+		r.queueInfoRead(next) // the last read failed: the device is awake now
 	}
 	if r.listener != nil {
 		r.listener.Updated(next)
@@ -394,7 +439,9 @@ func (r *Registry) updateLocked(ctx context.Context, id string, from transport.P
 	}
 	next := *cur
 	if p.hasLifetime {
-		next.Lifetime = r.clampLifetime(p.lifetime)
+		if next.Lifetime, err = r.checkLifetime(p.lifetime); err != nil {
+			return nil, err
+		}
 	}
 	if p.hasBinding {
 		if err := validBinding(p.binding); err != nil {
@@ -439,7 +486,13 @@ func (r *Registry) updateLocked(ctx context.Context, id string, from transport.P
 
 func (r *Registry) deregister(ctx context.Context, id string, from transport.Peer) (*Registration, error) {
 	cur, err := r.lookupForPeer(id, from)
+	if err == nil {
+		err = r.authorizeNoSec(ctx, from, cur.Endpoint)
+	}
 	if err != nil {
+		if cur != nil {
+			r.noteRefusal(ctx, "deregister", from, cur.Endpoint, err)
+		}
 		return nil, err
 	}
 	if err := r.remove(ctx, cur, false); err != nil {
@@ -472,6 +525,9 @@ func (r *Registry) remove(ctx context.Context, reg *Registration, expired bool) 
 	r.metrics.online.Set(float64(len(r.byEndpoint)))
 	r.mu.Unlock()
 	mu.Unlock()
+	r.infoMu.Lock()
+	delete(r.infoFailed, reg.Endpoint)
+	r.infoMu.Unlock()
 	if expired {
 		r.metrics.expired.Inc()
 	} else {
@@ -542,4 +598,21 @@ func errorCode(err error) transport.Code {
 		return transport.BadRequest
 	}
 	return transport.InternalServerError
+}
+
+// ByPeer returns the live registration the peer's datagrams belong to: the one registered from
+// its address under its security identity. Device-initiated requests outside /rd (Send) are
+// bound to a registration this way, as the transport session is the device's only credential.
+func (r *Registry) ByPeer(from transport.Peer) (*Registration, bool) {
+	r.mu.RLock()
+	ep, ok := r.byAddr[from.Addr]
+	var reg *Registration
+	if ok {
+		reg = r.byEndpoint[ep]
+	}
+	r.mu.RUnlock()
+	if reg == nil || reg.Identity != from.Identity {
+		return nil, false
+	}
+	return reg, true
 }

@@ -34,6 +34,10 @@ type Registration struct {
 	UpdatedAt      time.Time      `json:"updated_at"` // last Register or Update: the lifetime counts from here
 	LastSeen       time.Time      `json:"last_seen"`
 	DeregisteredAt time.Time      `json:"deregistered_at,omitzero"`
+	// UnreachableSince is when the device stopped answering lwota's requests (a request timed
+	// out), zero while it answers. It lives in memory only and clears at the device's next
+	// uplink or answer: the registration stays live until its lifetime runs out.
+	UnreachableSince time.Time `json:"unreachable_since,omitzero"`
 	// The device's identity as it last reported it in Object 3 (answers and notifications); kept
 	// across re-registrations until the device reports another value.
 	Manufacturer    string `json:"manufacturer,omitempty"`     // /3/0/0
