@@ -30,6 +30,7 @@ const (
 	codeBodyTooLarge         = "body_too_large"         // 413: body over Config.MaxBodyBytes
 	codeUnsupportedMediaType = "unsupported_media_type" // 415: body is not application/json
 	codeQueueFull            = "queue_full"             // 429: the sleeping device has too many queued requests
+	codeTooManyStreams       = "too_many_streams"       // 429: the token, or the server, has its maximum of open event streams
 	codeDeviceError          = "device_error"           // 400/404/405/502: the device answered an error; see device_code
 	codeDeviceTimeout        = "device_timeout"         // 504: the device did not answer in time
 	codeUnavailable          = "unavailable"            // 503: lwota is starting or shutting down; try again

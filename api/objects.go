@@ -1,6 +1,9 @@
 package api
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -102,11 +105,28 @@ func (a *API) objects(c echo.Context) error {
 			req.Args = eb.Args
 		}
 	}
-	res, pending, err := a.op.Do(c.Request().Context(), ep, req)
+	res, pending, err := a.doDevice(c.Request().Context(), ep, req)
 	if err != nil {
-		return mapError("device "+ep, err)
+		return err
 	}
 	return a.writeOutcome(c, res, pending)
+}
+
+// doDevice runs req on endpoint within Config.DeviceRequestTimeout: a device that went away
+// answers 504 device_timeout once it passes, not after the transport's own retransmissions
+// (over a minute with the CoAP defaults).
+func (a *API) doDevice(ctx context.Context, ep string, req dm.Request) (*dm.Result, *dm.Pending, error) {
+	dctx, cancel := context.WithTimeout(ctx, a.cfg.DeviceRequestTimeout)
+	defer cancel()
+	res, pending, err := a.op.Do(dctx, ep, req)
+	if err == nil {
+		return res, pending, nil
+	}
+	if ctx.Err() == nil && errors.Is(dctx.Err(), context.DeadlineExceeded) {
+		return nil, nil, &apiError{Status: http.StatusGatewayTimeout, Code: codeDeviceTimeout,
+			Message: fmt.Sprintf("device %s did not answer %s %s within %s", ep, req.Op, req.Path, a.cfg.DeviceRequestTimeout), Err: err}
+	}
+	return nil, nil, mapError("device "+ep, err)
 }
 
 // matchObjectAction splits the tail "3/0/1/execute" into the action and the path.

@@ -88,6 +88,11 @@ type serveConfig struct {
 	HTTPTLSCert, HTTPTLSKey string
 	CORSOrigins             string
 	HTTPBodyTimeout         time.Duration
+	// API limits: open event streams in all and per token, and how long an API call waits for
+	// an awake device's answer.
+	MaxEventStreams         int
+	MaxEventStreamsPerToken int
+	DeviceRequestTimeout    time.Duration
 
 	// httpListener, when set, is served instead of listening on HTTPAddr: tests open it first,
 	// so that PublicURL can name its port.
@@ -111,6 +116,10 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&c.HTTPTLSKey, "http-tls-key", "", "PEM file of the private key of --http-tls-cert")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "comma-separated origins (https://console.example.com) allowed to call the API from a browser; empty: no CORS headers at all")
 	fs.DurationVar(&c.HTTPBodyTimeout, "http-body-timeout", time.Minute, "a request body that sends nothing for this long is cut off (uploads may be slow, not stalled)")
+	apiDef := api.DefaultConfig()
+	fs.IntVar(&c.MaxEventStreams, "max-event-streams", apiDef.MaxStreams, "event streams (GET /api/v1/events) open at once; more are 429 too_many_streams")
+	fs.IntVar(&c.MaxEventStreamsPerToken, "max-event-streams-per-token", apiDef.MaxStreamsPerToken, "event streams one API token may hold open at once")
+	fs.DurationVar(&c.DeviceRequestTimeout, "device-request-timeout", apiDef.DeviceRequestTimeout, "how long an API call waits for an awake device's answer before 504 device_timeout")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the embedded SQLite database and local images")
 	fs.StringVar(&c.Database, "database", "", "SQLite file path or postgres:// URL (default: DATA_DIR/lwota.db)")
 	fs.StringVar(&c.ObjectsDir, "objects-dir", "", "directory of OMA DDF XML files with extra object definitions")
@@ -151,6 +160,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	}
 	if c.Database == "" {
 		c.Database = filepath.Join(c.DataDir, "lwota.db")
+	}
+	if c.MaxEventStreams < 1 || c.MaxEventStreamsPerToken < 1 || c.DeviceRequestTimeout <= 0 {
+		return c, fmt.Errorf("serve: --max-event-streams and --max-event-streams-per-token must be at least 1, --device-request-timeout above 0")
 	}
 	if err := c.checkTLS(); err != nil {
 		return c, err
@@ -317,7 +329,10 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 
 	s.rollout = campaigns.New(campaigns.Config{Tick: cfg.CampaignTick, Node: cfg.NodeName}, store, s.updates, core, catalog,
 		auditLog, logger.With("component", "campaigns"), reg, nil)
-	a := api.New(api.DefaultConfig(), core, core, core, model, core, logger.With("component", "api")).
+	apiCfg := api.DefaultConfig()
+	apiCfg.MaxStreams, apiCfg.MaxStreamsPerToken = cfg.MaxEventStreams, cfg.MaxEventStreamsPerToken
+	apiCfg.DeviceRequestTimeout = cfg.DeviceRequestTimeout
+	a := api.New(apiCfg, core, core, core, model, core, logger.With("component", "api")).
 		WithImages(catalog, cfg.MaxImageSize).
 		WithCredentials(creds).
 		WithUpdates(s.updates).
