@@ -76,6 +76,10 @@ type Config struct {
 	// DeviceRequestTimeout bounds a device-management request the API sends to an awake device
 	// (Read, Write, Execute, Observe, ...); past it the answer is 504 device_timeout.
 	DeviceRequestTimeout time.Duration
+	// MaxQueuedReads is how many Reads and Discovers of writer roles may wait in one sleeping
+	// device's queue (WithQueue); the rest of the queue is kept for writes. Read-only tokens
+	// never queue.
+	MaxQueuedReads int
 }
 
 // DefaultConfig is 1 MiB bodies (32 MiB for a credential import), a 15 s keepalive, pages of 100
@@ -91,6 +95,7 @@ func DefaultConfig() Config {
 		MaxStreams:           1000,
 		MaxStreamsPerToken:   16,
 		DeviceRequestTimeout: 10 * time.Second,
+		MaxQueuedReads:       8,
 	}
 }
 
@@ -119,6 +124,7 @@ type API struct {
 	tokens    Tokens      // nil: every route answers 401 (WithAuth)
 	audit     AuditLog    // nil: nothing is recorded, GET /audit answers 404
 	echo      *echo.Echo
+	queue     QueueReader // nil: reads of writer roles queue up to the device's whole queue
 	streams   streamCounter
 	openGauge prometheus.Gauge // open event streams (WithMetrics); nil: not measured
 
@@ -153,6 +159,9 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	}
 	if cfg.MaxStreamsPerToken <= 0 {
 		cfg.MaxStreamsPerToken = def.MaxStreamsPerToken
+	}
+	if cfg.MaxQueuedReads <= 0 {
+		cfg.MaxQueuedReads = def.MaxQueuedReads
 	}
 	if cfg.DeviceRequestTimeout <= 0 {
 		cfg.DeviceRequestTimeout = def.DeviceRequestTimeout

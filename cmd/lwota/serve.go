@@ -94,6 +94,7 @@ type serveConfig struct {
 	MaxEventStreams         int
 	MaxEventStreamsPerToken int
 	DeviceRequestTimeout    time.Duration
+	MaxQueuedReads          int
 	// UploadSweep: how often the leftovers of crashed uploads (S3 multipart uploads, partial
 	// files in DATA_DIR/images) are removed, and how old they must be.
 	UploadSweep blobstore.SweepConfig
@@ -123,6 +124,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	apiDef := api.DefaultConfig()
 	fs.IntVar(&c.MaxEventStreams, "max-event-streams", apiDef.MaxStreams, "event streams (GET /api/v1/events) open at once; more are 429 too_many_streams")
 	fs.IntVar(&c.MaxEventStreamsPerToken, "max-event-streams-per-token", apiDef.MaxStreamsPerToken, "event streams one API token may hold open at once")
+	fs.IntVar(&c.MaxQueuedReads, "max-queued-reads", apiDef.MaxQueuedReads, "of --max-queued, how many may be Reads or Discovers (of writer roles; read-only tokens never queue): the rest is kept for writes")
 	fs.DurationVar(&c.DeviceRequestTimeout, "device-request-timeout", apiDef.DeviceRequestTimeout, "how long an API call waits for an awake device's answer before 504 device_timeout")
 	sweepDef := blobstore.DefaultSweepConfig()
 	fs.DurationVar(&c.UploadSweep.Interval, "upload-sweep-interval", sweepDef.Interval, "how often leftovers of crashed image uploads (S3 multipart uploads, partial files) are removed")
@@ -171,8 +173,8 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	if c.UploadSweep.Interval <= 0 || c.UploadSweep.Age <= 0 {
 		return c, fmt.Errorf("serve: --upload-sweep-interval and --upload-sweep-age must be above 0")
 	}
-	if c.MaxEventStreams < 1 || c.MaxEventStreamsPerToken < 1 || c.DeviceRequestTimeout <= 0 {
-		return c, fmt.Errorf("serve: --max-event-streams and --max-event-streams-per-token must be at least 1, --device-request-timeout above 0")
+	if c.MaxEventStreams < 1 || c.MaxEventStreamsPerToken < 1 || c.MaxQueuedReads < 1 || c.DeviceRequestTimeout <= 0 {
+		return c, fmt.Errorf("serve: --max-event-streams, --max-event-streams-per-token and --max-queued-reads must be at least 1, --device-request-timeout above 0")
 	}
 	if err := c.checkTLS(); err != nil {
 		return c, err
@@ -343,12 +345,14 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	apiCfg := api.DefaultConfig()
 	apiCfg.MaxStreams, apiCfg.MaxStreamsPerToken = cfg.MaxEventStreams, cfg.MaxEventStreamsPerToken
 	apiCfg.DeviceRequestTimeout = cfg.DeviceRequestTimeout
+	apiCfg.MaxQueuedReads = cfg.MaxQueuedReads
 	a := api.New(apiCfg, core, core, core, model, core, logger.With("component", "api")).
 		WithImages(catalog, cfg.MaxImageSize).
 		WithCredentials(creds).
 		WithUpdates(s.updates).
 		WithCampaigns(s.rollout).
 		WithAuth(apiTokens, auditLog).
+		WithQueue(store).
 		WithMetrics(reg)
 	mux := http.NewServeMux()
 	mux.Handle(transfer.PathPrefix, delivery.NewHTTPHandler(tokens, grants, 0, logger.With("component", "http-pull")))
