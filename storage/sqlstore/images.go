@@ -103,7 +103,7 @@ func (s *Store) imagesQuery(f firmware.ImageFilter) (string, []any) {
 
 // DeleteImage removes the image id and its labels, or fails with an error matching
 // firmware.ErrNotFound when there is no such image and firmware.ErrInUse while an active update
-// job delivers it. The check and the delete are one transaction: a job created at the same time
+// job delivers it or a campaign that has not ended names it. The check and the delete are one transaction: a job created at the same time
 // either commits first (and the delete is refused) or finds the image gone (CreateJob fails).
 // The blob is the caller's business.
 func (s *Store) DeleteImage(ctx context.Context, id string) error {
@@ -113,7 +113,7 @@ func (s *Store) DeleteImage(ctx context.Context, id string) error {
 		// statement, in a new snapshot, sees them.
 		stmts = append(stmts, stmt{lock, []any{id}})
 	}
-	stmts = append(stmts, stmt{s.q.deleteImageLabels, []any{id}}, stmt{s.q.deleteUnusedImage, []any{id, id}})
+	stmts = append(stmts, stmt{s.q.deleteImageLabels, []any{id}}, stmt{s.q.deleteUnusedImage, []any{id, id, id}})
 	err := s.w.doMatch(ctx, id, errDeleteRefused, stmts...)
 	if errors.Is(err, errDeleteRefused) {
 		err = firmware.ErrNotFound

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/lwota/lwota/campaigns"
 	"github.com/lwota/lwota/firmware"
 	"github.com/lwota/lwota/server/fwupdate"
 )
@@ -58,6 +59,26 @@ func testJobNeedsImage(t *testing.T, s fwupdate.Store) {
 	}
 	if err := st.DeleteImage(ctx, img.ID); !errors.Is(err, firmware.ErrInUse) {
 		t.Fatalf("DeleteImage of an image an active job delivers: %v, want ErrInUse", err)
+	}
+	// A campaign that has not ended names its image: the image stays until the campaign ends.
+	if cs, ok := s.(campaigns.Store); ok {
+		img := fullImage("img-1") // newCampaign's
+		img.SHA256 = digest(4242)
+		img.BlobKey = blobKey(img.SHA256)
+		if err := st.SaveImage(ctx, img); err != nil {
+			t.Fatal(err)
+		}
+		c := mustCreateCampaign(t, cs, "camp-img", "urn:dev:camp-1")
+		if err := st.DeleteImage(ctx, img.ID); !errors.Is(err, firmware.ErrInUse) {
+			t.Fatalf("DeleteImage of a draft campaign's image: %v, want ErrInUse", err)
+		}
+		c.State, c.Version = campaigns.StateAborted, c.Version+1
+		if err := cs.SaveCampaign(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.DeleteImage(ctx, img.ID); err != nil {
+			t.Fatalf("DeleteImage once the campaign ended: %v", err)
+		}
 	}
 	if err := st.DeleteImage(ctx, "img-missing"); !errors.Is(err, firmware.ErrNotFound) {
 		t.Fatalf("DeleteImage of a missing image: %v, want ErrNotFound", err)
