@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/lwota/lwota/server/lwm2mtest"
 )
 
 // rawRegister registers endpoint over plain CoAP from conn, a real UDP socket, and waits for the
@@ -82,4 +85,32 @@ func TestDeviceRequestTimeout(t *testing.T) {
 		t.Fatalf("answered after %s, want about %s", took, bound)
 	}
 	t.Logf("504 after %s: %s", took, body.Error.Message)
+}
+
+// TestDeviceRequestTimeoutGoneAwayProfile: the simulator's gone-away profile (registers, then
+// answers nothing) gets the same bounded 504.
+func TestDeviceRequestTimeoutGoneAwayProfile(t *testing.T) {
+	const bound = 2 * time.Second
+	ts := startService(t, t.TempDir(), "", "--device-request-timeout", bound.String(), "--read-device-info=false")
+	cfg := lwm2mtest.WithProfileGoneAway(simTemplate())
+	cfg.Endpoint = "gone-1"
+	dev := lwm2mtest.NewDevice(cfg, nil)
+	defer dev.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := dev.Start(ctx, ts.coap); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var body struct {
+		Error struct{ Code string }
+	}
+	code := ts.apiCall(t, "GET", "/api/v1/devices/gone-1/objects/3/0/0", nil, &body)
+	took := time.Since(start)
+	if code != http.StatusGatewayTimeout || body.Error.Code != "device_timeout" {
+		t.Fatalf("status %d %+v, want 504 device_timeout", code, body)
+	}
+	if took < bound || took > bound+15*time.Second {
+		t.Fatalf("answered after %s, want about %s", took, bound)
+	}
 }
