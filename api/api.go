@@ -68,17 +68,34 @@ type Config struct {
 	MaxPageSize int
 	// Now is the clock for online flags; nil means time.Now.
 	Now func() time.Time
+	// MaxStreams caps the open event streams of the whole API, MaxStreamsPerToken those of one
+	// API token; a stream past either is 429 too_many_streams. Each stream holds a goroutine and
+	// a subscription, so without a cap one token could open thousands.
+	MaxStreams         int
+	MaxStreamsPerToken int
+	// DeviceRequestTimeout bounds a device-management request the API sends to an awake device
+	// (Read, Write, Execute, Observe, ...); past it the answer is 504 device_timeout.
+	DeviceRequestTimeout time.Duration
+	// MaxQueuedReads is how many Reads and Discovers of writer roles may wait in one sleeping
+	// device's queue (WithQueue); the rest of the queue is kept for writes. Read-only tokens
+	// never queue.
+	MaxQueuedReads int
 }
 
-// DefaultConfig is 1 MiB bodies (32 MiB for a credential import), a 15 s keepalive and pages of 100 devices (at most 1000).
+// DefaultConfig is 1 MiB bodies (32 MiB for a credential import), a 15 s keepalive, pages of 100
+// devices (at most 1000), 1000 event streams (16 per token) and 10 s device requests.
 func DefaultConfig() Config {
 	return Config{
-		MaxBodyBytes:    1 << 20,
-		MaxImportBytes:  32 << 20,
-		KeepAlive:       15 * time.Second,
-		DefaultPageSize: 100,
-		MaxPageSize:     1000,
-		Now:             time.Now,
+		MaxBodyBytes:         1 << 20,
+		MaxImportBytes:       32 << 20,
+		KeepAlive:            15 * time.Second,
+		DefaultPageSize:      100,
+		MaxPageSize:          1000,
+		Now:                  time.Now,
+		MaxStreams:           1000,
+		MaxStreamsPerToken:   16,
+		DeviceRequestTimeout: 10 * time.Second,
+		MaxQueuedReads:       8,
 	}
 }
 
@@ -107,6 +124,9 @@ type API struct {
 	tokens    Tokens      // nil: every route answers 401 (WithAuth)
 	audit     AuditLog    // nil: nothing is recorded, GET /audit answers 404
 	echo      *echo.Echo
+	queue     QueueReader // nil: reads of writer roles queue up to the device's whole queue
+	streams   streamCounter
+	openGauge prometheus.Gauge // open event streams (WithMetrics); nil: not measured
 
 	routesOnce sync.Once       // routes is built on first use, after every route is added
 	routes     map[string]bool // "METHOD /path" of every route echo serves
@@ -133,6 +153,18 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	cfg.DefaultPageSize = min(cfg.DefaultPageSize, cfg.MaxPageSize)
 	if cfg.Now == nil {
 		cfg.Now = def.Now
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = def.MaxStreams
+	}
+	if cfg.MaxStreamsPerToken <= 0 {
+		cfg.MaxStreamsPerToken = def.MaxStreamsPerToken
+	}
+	if cfg.MaxQueuedReads <= 0 {
+		cfg.MaxQueuedReads = def.MaxQueuedReads
+	}
+	if cfg.DeviceRequestTimeout <= 0 {
+		cfg.DeviceRequestTimeout = def.DeviceRequestTimeout
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

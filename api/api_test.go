@@ -93,6 +93,19 @@ type fakeOperator struct {
 	err      error
 	panicMsg string
 	stored   map[string]*dm.Pending
+	asleep   bool // DoNow answers dm.ErrAsleep, as for a sleeping queue-mode device
+}
+
+// DoNow is Do for an awake device; a sleeping one (asleep) fails with dm.ErrAsleep and is not called.
+func (f *fakeOperator) DoNow(ctx context.Context, endpoint string, req dm.Request) (*dm.Result, error) {
+	f.mu.Lock()
+	asleep := f.asleep
+	f.mu.Unlock()
+	if asleep {
+		return nil, dm.ErrAsleep
+	}
+	res, _, err := f.Do(ctx, endpoint, req)
+	return res, err
 }
 
 func (f *fakeOperator) Do(_ context.Context, endpoint string, req dm.Request) (*dm.Result, *dm.Pending, error) {
@@ -322,7 +335,7 @@ func wantError(t *testing.T, r response, status int, code string) string {
 	}
 	e := raw["error"]
 	for k := range e {
-		if k != "code" && k != "message" && k != "device_code" {
+		if k != "code" && k != "message" && k != "device_code" && k != "expected_at" {
 			t.Fatalf("error body %s: unexpected key %q", r.body, k)
 		}
 	}

@@ -226,6 +226,9 @@ func (a *API) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 // errorCodeKey holds the error code writeError answered with.
 const errorCodeKey = "lwota.error_code"
 
+// auditQueuedKey marks a request queued for a sleeping device: it is audited whatever its method.
+const auditQueuedKey = "lwota.audit_queued"
+
 // auditNotesKey holds details a handler adds to its audit entry.
 const auditNotesKey = "lwota.audit"
 
@@ -255,7 +258,8 @@ func (a *API) recordAudit(next echo.HandlerFunc) echo.HandlerFunc {
 		err := next(c)
 		r := c.Request()
 		tok := principal(c)
-		if !mutating(r.Method) || tok == nil || a.audit == nil {
+		queued, _ := c.Get(auditQueuedKey).(bool)
+		if !(mutating(r.Method) || queued) || tok == nil || a.audit == nil {
 			return err
 		}
 		action := r.Method + " " + c.Path()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -27,9 +28,11 @@ const (
 	codeInvalidJSON          = "invalid_json"           // 400: body is not JSON, has unknown fields or the wrong shape
 	codeInvalidValue         = "invalid_value"          // 400: a value does not fit its resource type
 	codeDeviceOffline        = "device_offline"         // 409: the device is not registered any more or expired
+	codeDeviceAsleep         = "device_asleep"          // 409: a read-only token read a sleeping device whose values lwota does not know; see expected_at
 	codeBodyTooLarge         = "body_too_large"         // 413: body over Config.MaxBodyBytes
 	codeUnsupportedMediaType = "unsupported_media_type" // 415: body is not application/json
 	codeQueueFull            = "queue_full"             // 429: the sleeping device has too many queued requests
+	codeTooManyStreams       = "too_many_streams"       // 429: the token, or the server, has its maximum of open event streams
 	codeDeviceError          = "device_error"           // 400/404/405/502: the device answered an error; see device_code
 	codeDeviceTimeout        = "device_timeout"         // 504: the device did not answer in time
 	codeUnavailable          = "unavailable"            // 503: lwota is starting or shutting down; try again
@@ -67,9 +70,11 @@ type apiError struct {
 	Status     int
 	Code       string
 	Message    string
-	DeviceCode string // the device's CoAP code for device_error
-	Allow      string // the Allow header of a 405
-	Err        error  // the cause, for the log line
+	DeviceCode string    // the device's CoAP code for device_error
+	Allow      string    // the Allow header of a 405
+	RetryAfter string    // the Retry-After header, seconds
+	ExpectedAt time.Time // device_asleep: when the device is due to talk to lwota again
+	Err        error     // the cause, for the log line
 }
 
 func (e *apiError) Error() string {
@@ -87,9 +92,10 @@ type errorBody struct {
 }
 
 type errorDetail struct {
-	Code       string `json:"code"`
-	Message    string `json:"message"`
-	DeviceCode string `json:"device_code,omitempty"`
+	Code       string    `json:"code"`
+	Message    string    `json:"message"`
+	DeviceCode string    `json:"device_code,omitempty"`
+	ExpectedAt time.Time `json:"expected_at,omitzero"`
 }
 
 func badRequest(code, format string, args ...any) *apiError {
@@ -196,7 +202,10 @@ func (a *API) writeError(err error, c echo.Context) {
 	if ae.Allow != "" {
 		c.Response().Header().Set(echo.HeaderAllow, ae.Allow)
 	}
-	body := errorBody{Error: errorDetail{Code: ae.Code, Message: ae.Message, DeviceCode: ae.DeviceCode}}
+	if ae.RetryAfter != "" {
+		c.Response().Header().Set("Retry-After", ae.RetryAfter)
+	}
+	body := errorBody{Error: errorDetail{Code: ae.Code, Message: ae.Message, DeviceCode: ae.DeviceCode, ExpectedAt: ae.ExpectedAt}}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(ae.Status)
 		return

@@ -30,6 +30,18 @@ type eventJSON struct {
 // closing an idle stream. There are no ids and no replay: a client that reconnects sees new events only.
 func (a *API) streamEvents(c echo.Context) error {
 	endpoint := c.QueryParam("endpoint")
+	holder := ""
+	if tok := principal(c); tok != nil {
+		holder = tok.ID
+	}
+	if err := a.streams.acquire(holder, a.cfg.MaxStreamsPerToken, a.cfg.MaxStreams); err != nil {
+		return err
+	}
+	defer a.streams.release(holder)
+	if a.openGauge != nil {
+		a.openGauge.Inc()
+		defer a.openGauge.Dec()
+	}
 	ctx, cancel := context.WithCancel(c.Request().Context())
 	defer cancel() // ends the subscription
 	ch := a.sub.Subscribe(ctx)

@@ -35,7 +35,7 @@ func TestLimitsCounted(t *testing.T) {
 			}
 		}
 	}
-	if want := map[string]float64{"json_body": 1, "upload_size": 1}; len(got) != len(want) || got["json_body"] != 1 || got["upload_size"] != 1 {
+	if want := map[string]float64{"json_body": 1, "upload_size": 1, "event_streams": 0}; len(got) != len(want) || got["json_body"] != 1 || got["upload_size"] != 1 || got["event_streams"] != 0 {
 		t.Fatalf("lwota_api_limit_exceeded_total %v, want %v", got, want)
 	}
 }

@@ -123,8 +123,9 @@ func (a *API) limitBody(next echo.HandlerFunc, limit int64) echo.HandlerFunc {
 // The limits on what API clients send, by their name in the limit label of
 // lwota_api_limit_exceeded_total, and the error code of the answer that refuses them.
 var limitCodes = map[string]string{
-	codeBodyTooLarge:  "json_body",   // Config.MaxBodyBytes: 413 body_too_large
-	codeImageTooLarge: "upload_size", // the image size limit (WithImages): 413 image_too_large
+	codeBodyTooLarge:   "json_body",     // Config.MaxBodyBytes: 413 body_too_large
+	codeImageTooLarge:  "upload_size",   // the image size limit (WithImages): 413 image_too_large
+	codeTooManyStreams: "event_streams", // Config.MaxStreams and MaxStreamsPerToken: 429 too_many_streams
 }
 
 // WithMetrics counts requests refused by a limit in lwota_api_limit_exceeded_total{limit}, and
@@ -139,8 +140,12 @@ func (a *API) WithMetrics(reg prometheus.Registerer) *API {
 	for _, l := range limitCodes {
 		a.limits.WithLabelValues(l) // every series exists from the start, at 0
 	}
+	a.openGauge = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "lwota_api_event_streams",
+		Help: "Event streams (GET /api/v1/events) open now.",
+	})
 	if reg != nil {
-		reg.MustRegister(a.limits)
+		reg.MustRegister(a.limits, a.openGauge)
 	}
 	return a
 }

@@ -1,9 +1,13 @@
 package api
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -102,11 +106,45 @@ func (a *API) objects(c echo.Context) error {
 			req.Args = eb.Args
 		}
 	}
-	res, pending, err := a.op.Do(c.Request().Context(), ep, req)
+	var res *dm.Result
+	var pending *dm.Pending
+	if isRead(oa.op) {
+		res, pending, err = a.readDevice(c, ep, req)
+	} else {
+		res, pending, err = a.doDevice(c.Request().Context(), ep, req)
+	}
 	if err != nil {
-		return mapError("device "+ep, err)
+		return err
 	}
 	return a.writeOutcome(c, res, pending)
+}
+
+// doDevice runs req on endpoint, queueing it when the device sleeps in queue mode.
+func (a *API) doDevice(ctx context.Context, ep string, req dm.Request) (*dm.Result, *dm.Pending, error) {
+	res, pending, err := a.bounded(ctx, ep, req, func(ctx context.Context) (*dm.Result, *dm.Pending, error) {
+		return a.op.Do(ctx, ep, req)
+	})
+	if err != nil {
+		return nil, nil, mapError("device "+ep, err)
+	}
+	return res, pending, nil
+}
+
+// bounded runs call within Config.DeviceRequestTimeout: a device that went away answers 504
+// device_timeout once it passes, not after the transport's own retransmissions (over a minute
+// with the CoAP defaults). Other errors are returned as they are.
+func (a *API) bounded(ctx context.Context, ep string, req dm.Request, call func(context.Context) (*dm.Result, *dm.Pending, error)) (*dm.Result, *dm.Pending, error) {
+	dctx, cancel := context.WithTimeout(ctx, a.cfg.DeviceRequestTimeout)
+	defer cancel()
+	res, pending, err := call(dctx)
+	if err == nil {
+		return res, pending, nil
+	}
+	if ctx.Err() == nil && errors.Is(dctx.Err(), context.DeadlineExceeded) {
+		return nil, nil, &apiError{Status: http.StatusGatewayTimeout, Code: codeDeviceTimeout,
+			Message: fmt.Sprintf("device %s did not answer %s %s within %s", ep, req.Op, req.Path, a.cfg.DeviceRequestTimeout), Err: err}
+	}
+	return nil, nil, err
 }
 
 // matchObjectAction splits the tail "3/0/1/execute" into the action and the path.
@@ -187,8 +225,16 @@ func decodeAttributes(body []byte) (*dm.Attributes, error) {
 func (a *API) writeOutcome(c echo.Context, res *dm.Result, pending *dm.Pending) error {
 	switch {
 	case res != nil:
-		return c.JSON(http.StatusOK, newResultJSON(res))
+		rj := newResultJSON(res)
+		if asOf, ok := c.Get(latestKey).(time.Time); ok {
+			rj.Source, rj.AsOf, rj.Format = "latest", asOf, "" // no wire format: these were notified, maybe in several
+		}
+		return c.JSON(http.StatusOK, rj)
 	case pending != nil:
+		// A queued request is work done for the caller later, on a device: it is audited like a
+		// write, whatever the method (recordAudit).
+		c.Set(auditQueuedKey, true)
+		auditNote(c, "queued_request", pending.ID)
 		pj := newPendingJSON(pending)
 		c.Response().Header().Set(echo.HeaderLocation, pj.Links.Self)
 		return c.JSON(http.StatusAccepted, pj)

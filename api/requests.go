@@ -22,6 +22,10 @@ type resultJSON struct {
 	Links    string       `json:"links,omitempty"`    // discover: the CoRE link-format payload
 	Payload  []byte       `json:"payload,omitempty"`  // a body lwota could not decode, base64
 	Location string       `json:"location,omitempty"` // create: the new instance, "/3303/1"
+	// Source "latest": the device sleeps and these are the latest values it notified, as of AsOf
+	// (the oldest record's time), not a fresh Read.
+	Source string    `json:"source,omitempty"`
+	AsOf   time.Time `json:"as_of,omitzero"`
 }
 
 func newResultJSON(r *dm.Result) *resultJSON {

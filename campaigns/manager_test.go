@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -181,6 +182,11 @@ func newRig(t *testing.T, devices int) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	// The store refuses a job for an image it does not hold: the campaigns' image is saved.
+	if err := store.SaveImage(context.Background(), &firmware.Image{ID: "img", Name: "fw", Version: imageVersion, Size: 1,
+		SHA256: strings.Repeat("ab", 32), BlobKey: "images/sha256/" + strings.Repeat("ab", 32), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	clk := &clock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}
 	r := &rig{t: t, store: store, clock: clk, drv: &driver{store: store, now: clk.now, count: map[string]int{}},
 		fleet: &fleet{regs: map[string]*registration.Registration{}}}

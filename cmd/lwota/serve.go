@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/lwota/lwota/campaigns"
@@ -88,6 +89,15 @@ type serveConfig struct {
 	HTTPTLSCert, HTTPTLSKey string
 	CORSOrigins             string
 	HTTPBodyTimeout         time.Duration
+	// API limits: open event streams in all and per token, and how long an API call waits for
+	// an awake device's answer.
+	MaxEventStreams         int
+	MaxEventStreamsPerToken int
+	DeviceRequestTimeout    time.Duration
+	MaxQueuedReads          int
+	// UploadSweep: how often the leftovers of crashed uploads (S3 multipart uploads, partial
+	// files in DATA_DIR/images) are removed, and how old they must be.
+	UploadSweep blobstore.SweepConfig
 
 	// httpListener, when set, is served instead of listening on HTTPAddr: tests open it first,
 	// so that PublicURL can name its port.
@@ -111,6 +121,14 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&c.HTTPTLSKey, "http-tls-key", "", "PEM file of the private key of --http-tls-cert")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "comma-separated origins (https://console.example.com) allowed to call the API from a browser; empty: no CORS headers at all")
 	fs.DurationVar(&c.HTTPBodyTimeout, "http-body-timeout", time.Minute, "a request body that sends nothing for this long is cut off (uploads may be slow, not stalled)")
+	apiDef := api.DefaultConfig()
+	fs.IntVar(&c.MaxEventStreams, "max-event-streams", apiDef.MaxStreams, "event streams (GET /api/v1/events) open at once; more are 429 too_many_streams")
+	fs.IntVar(&c.MaxEventStreamsPerToken, "max-event-streams-per-token", apiDef.MaxStreamsPerToken, "event streams one API token may hold open at once")
+	fs.IntVar(&c.MaxQueuedReads, "max-queued-reads", apiDef.MaxQueuedReads, "of --max-queued, how many may be Reads or Discovers (of writer roles; read-only tokens never queue): the rest is kept for writes")
+	fs.DurationVar(&c.DeviceRequestTimeout, "device-request-timeout", apiDef.DeviceRequestTimeout, "how long an API call waits for an awake device's answer before 504 device_timeout")
+	sweepDef := blobstore.DefaultSweepConfig()
+	fs.DurationVar(&c.UploadSweep.Interval, "upload-sweep-interval", sweepDef.Interval, "how often leftovers of crashed image uploads (S3 multipart uploads, partial files) are removed")
+	fs.DurationVar(&c.UploadSweep.Age, "upload-sweep-age", sweepDef.Age, "how old a leftover upload must be to be removed: longer than any upload still running, on any node")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the embedded SQLite database and local images")
 	fs.StringVar(&c.Database, "database", "", "SQLite file path or postgres:// URL (default: DATA_DIR/lwota.db)")
 	fs.StringVar(&c.ObjectsDir, "objects-dir", "", "directory of OMA DDF XML files with extra object definitions")
@@ -159,6 +177,12 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	}
 	if c.Database == "" {
 		c.Database = filepath.Join(c.DataDir, "lwota.db")
+	}
+	if c.UploadSweep.Interval <= 0 || c.UploadSweep.Age <= 0 {
+		return c, fmt.Errorf("serve: --upload-sweep-interval and --upload-sweep-age must be above 0")
+	}
+	if c.MaxEventStreams < 1 || c.MaxEventStreamsPerToken < 1 || c.MaxQueuedReads < 1 || c.DeviceRequestTimeout <= 0 {
+		return c, fmt.Errorf("serve: --max-event-streams, --max-event-streams-per-token and --max-queued-reads must be at least 1, --device-request-timeout above 0")
 	}
 	if err := c.checkTLS(); err != nil {
 		return c, err
@@ -228,6 +252,7 @@ type service struct {
 	metrics *prometheus.Registry
 	updates *fwupdate.Driver
 	rollout *campaigns.Manager
+	blobs   firmware.Blobs
 	ready   chan struct{}
 }
 
@@ -313,7 +338,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	grants := delivery.NewGrants(store, core, catalog)
 	xfer := transfer.New(transfer.DefaultConfig(), tokens, grants, blobs, logger.With("component", "transfer"), reg)
 	core.Handle(transfer.PathPrefix, xfer)
-	s := &service{cfg: cfg, log: logger, store: store, core: core, metrics: reg, ready: make(chan struct{})}
+	s := &service{cfg: cfg, log: logger, store: store, core: core, metrics: reg, blobs: blobs, ready: make(chan struct{})}
 	pkgs := delivery.NewPackages(s.deliveryBases, catalog, xfer)
 	apiTokens, auditLog, err := setupAuth(ctx, cfg, store, logger.With("component", "auth"))
 	if err != nil {
@@ -326,12 +351,17 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 
 	s.rollout = campaigns.New(campaigns.Config{Tick: cfg.CampaignTick, Node: cfg.NodeName}, store, s.updates, core, catalog,
 		auditLog, logger.With("component", "campaigns"), reg, nil)
-	a := api.New(api.DefaultConfig(), core, core, core, model, core, logger.With("component", "api")).
+	apiCfg := api.DefaultConfig()
+	apiCfg.MaxStreams, apiCfg.MaxStreamsPerToken = cfg.MaxEventStreams, cfg.MaxEventStreamsPerToken
+	apiCfg.DeviceRequestTimeout = cfg.DeviceRequestTimeout
+	apiCfg.MaxQueuedReads = cfg.MaxQueuedReads
+	a := api.New(apiCfg, core, core, core, model, core, logger.With("component", "api")).
 		WithImages(catalog, cfg.MaxImageSize).
 		WithCredentials(creds).
 		WithUpdates(s.updates).
 		WithCampaigns(s.rollout).
 		WithAuth(apiTokens, auditLog).
+		WithQueue(store).
 		WithMetrics(reg)
 	mux := http.NewServeMux()
 	mux.Handle(transfer.PathPrefix, delivery.NewHTTPHandler(tokens, grants, 0, logger.With("component", "http-pull")))
@@ -374,15 +404,45 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	return s, nil
 }
 
+// readyTimeout bounds each readiness check, so a hung database cannot hang the probe.
+const readyTimeout = 3 * time.Second
+
+// readyz answers 200 once lwota has started and while its database answers and its image store
+// takes a write and a read; 503 naming each failing check otherwise, so a load balancer stops
+// sending work that could only fail.
 func (s *service) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	select {
 	case <-s.ready:
-		_, _ = io.WriteString(w, `{"status":"ready"}`)
 	default:
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, `{"status":"starting"}`)
+		return
 	}
+	type check struct {
+		name string
+		run  func(context.Context) error
+	}
+	checks := []check{{"database", s.store.Ping}}
+	if c, ok := s.blobs.(interface{ Check(context.Context) error }); ok {
+		checks = append(checks, check{"blob_store", c.Check})
+	}
+	failed := map[string]string{}
+	for _, c := range checks {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		err := c.run(ctx)
+		cancel()
+		if err != nil {
+			failed[c.name] = err.Error()
+			s.log.Warn("readiness check failed", "check", c.name, "err", err)
+		}
+	}
+	if len(failed) == 0 {
+		_, _ = io.WriteString(w, `{"status":"ready"}`)
+		return
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "unavailable", "failed": failed})
 }
 
 // Run serves CoAP and HTTP until ctx ends, then shuts both down gracefully.
@@ -424,6 +484,13 @@ func (s *service) Run(ctx context.Context) error {
 				cancel()
 			}
 		}()
+		if sw, ok := s.blobs.(blobstore.Sweeper); ok {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				blobstore.Sweep(ctx, sw, s.cfg.UploadSweep, s.log.With("component", "blobs"))
+			}()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

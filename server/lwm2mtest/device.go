@@ -105,6 +105,8 @@ type DeviceConfig struct {
 	UpdatedVersion func(pkg []byte) string
 	// Faults to inject from the start; Device.SetFaults changes them at run time.
 	Faults Faults
+	// GoneAfterRegister makes the device go silent once registered (ProfileGoneAway).
+	GoneAfterRegister bool
 
 	// PSKIdentity and PSK make the device speak CoAP over DTLS 1.2 with this pre-shared key
 	// (TLS_PSK_WITH_AES_128_CCM_8): to the server (Start takes its CoAPS address), and for
@@ -454,6 +456,9 @@ func (d *Device) register(ctx context.Context) error {
 	d.mu.Unlock()
 	d.stats.add(func(s *Stats) { s.Registrations++ })
 	d.log.Debug("registered", "location", loc)
+	if d.cfg.GoneAfterRegister {
+		d.GoSilent()
+	}
 	d.reschedule()
 	d.flushPending()
 	return nil

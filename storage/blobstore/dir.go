@@ -53,7 +53,7 @@ func OpenDir(dir string, signer *URLSigner) (*Dir, error) {
 		return nil, fmt.Errorf("blobstore: open dir %s: not a directory", dir)
 	}
 	d := &Dir{root: root, signer: signer}
-	d.removeStaleTemps(time.Now().Add(-staleTemp))
+	_, _ = d.removeStaleTemps(context.Background(), time.Now().Add(-staleTemp)) // best effort; Sweep retries
 	return d, nil
 }
 
@@ -286,16 +286,27 @@ func (d *Dir) PresignGet(ctx context.Context, key string, ttl time.Duration) (st
 }
 
 // removeStaleTemps removes temporary files last written before cutoff: leftovers of a crash.
-func (d *Dir) removeStaleTemps(cutoff time.Time) {
-	_ = filepath.WalkDir(d.root, func(p string, e fs.DirEntry, err error) error {
+// It returns how many it removed.
+func (d *Dir) removeStaleTemps(ctx context.Context, cutoff time.Time) (int, error) {
+	n := 0
+	err := filepath.WalkDir(d.root, func(p string, e fs.DirEntry, err error) error {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
 		if err != nil || !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), tempPrefix) {
 			return nil
 		}
 		if fi, err := e.Info(); err == nil && fi.ModTime().Before(cutoff) {
-			os.Remove(p)
+			if os.Remove(p) == nil {
+				n++
+			}
 		}
 		return nil
 	})
+	if err != nil {
+		return n, fmt.Errorf("blobstore: sweep %s: %w", d.root, err)
+	}
+	return n, nil
 }
 
 func isNotExist(err error) bool {

@@ -491,7 +491,9 @@ func (s *S3) List(ctx context.Context, prefix string) ([]string, error) {
 			return nil, fmt.Errorf("blobstore: list %q: %w", prefix, err)
 		}
 		for _, o := range page.Contents {
-			keys = append(keys, strings.TrimPrefix(aws.ToString(o.Key), s.prefix))
+			if k := strings.TrimPrefix(aws.ToString(o.Key), s.prefix); k != probeKey { // Check's object is no blob
+				keys = append(keys, k)
+			}
 		}
 	}
 	slices.Sort(keys)

@@ -138,6 +138,8 @@ func adminExec(ctx context.Context, admin, sql string) error {
 type throwaway struct {
 	url      string
 	dir      string
+	run      func(name string, args ...string) *exec.Cmd
+	start    []string // pg_ctl's arguments that started the server, to start it again
 	watchdog *exec.Cmd
 	pipe     *os.File // our end; closing it (or exiting) tells the watchdog to clean up
 }
@@ -204,9 +206,11 @@ func startThrowaway() (*throwaway, error) {
 		opts := fmt.Sprintf("-k %s -p %d -c listen_addresses=127.0.0.1 -c fsync=off "+
 			"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200", dir, port)
 		log := filepath.Join(dir, "postgres.log")
-		cmd := run("pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-o", opts, "start")
+		start := []string{"-D", data, "-l", log, "-w", "-t", "60", "-o", opts, "start"}
+		cmd := run("pg_ctl", start...)
 		out, err := cmd.CombinedOutput()
 		if err == nil {
+			c.run, c.start = run, start
 			c.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 			return c, nil
 		}
@@ -278,4 +282,50 @@ func tail(s string, n int) string {
 		return "..." + s[len(s)-n:]
 	}
 	return s
+}
+
+// Cluster is a PostgreSQL server of one test's own, which the test may stop and start again
+// (an outage of the database). Tests that do not need that use Start.
+type Cluster struct {
+	c *throwaway
+	// DSN is a postgres:// URL of an empty database on the cluster.
+	DSN string
+}
+
+// Own starts a new throwaway cluster for t, removed when t ends, with one empty database.
+func Own(t testing.TB) *Cluster {
+	t.Helper()
+	c, err := startThrowaway()
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(c.stop)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := adminExec(ctx, c.url, "CREATE DATABASE lwota"); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	u, err := url.Parse(c.url)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	u.Path = "/lwota"
+	return &Cluster{c: c, DSN: u.String()}
+}
+
+// Stop stops the server (fast shutdown: open connections are cut) and waits until it is down.
+func (c *Cluster) Stop(t testing.TB) {
+	t.Helper()
+	data := filepath.Join(c.c.dir, "data")
+	if out, err := c.c.run("pg_ctl", "-D", data, "-m", "fast", "-w", "-t", "60", "stop").CombinedOutput(); err != nil {
+		t.Fatalf("pgtest: stop: %v\n%s", err, out)
+	}
+}
+
+// Restart starts the stopped server again on the same port and waits until it accepts connections.
+func (c *Cluster) Restart(t testing.TB) {
+	t.Helper()
+	if out, err := c.c.run("pg_ctl", c.c.start...).CombinedOutput(); err != nil {
+		t.Fatalf("pgtest: restart: %v\n%s", err, out)
+	}
 }

@@ -102,16 +102,33 @@ func (s *Store) imagesQuery(f firmware.ImageFilter) (string, []any) {
 }
 
 // DeleteImage removes the image id and its labels, or fails with an error matching
-// firmware.ErrNotFound when there is no such image. The blob is the caller's business.
+// firmware.ErrNotFound when there is no such image and firmware.ErrInUse while an active update
+// job delivers it or a campaign that has not ended names it. The check and the delete are one transaction: a job created at the same time
+// either commits first (and the delete is refused) or finds the image gone (CreateJob fails).
+// The blob is the caller's business.
 func (s *Store) DeleteImage(ctx context.Context, id string) error {
-	err := s.w.doMatch(ctx, id, firmware.ErrNotFound,
-		stmt{s.q.deleteImageLabels, []any{id}},
-		stmt{s.q.deleteImage, []any{id}})
+	var stmts []stmt
+	if lock := s.q.lockImageForDelete; lock != "" {
+		// Waits for jobs that hold the row (CreateJob's lockImage) to commit, so that the next
+		// statement, in a new snapshot, sees them.
+		stmts = append(stmts, stmt{lock, []any{id}})
+	}
+	stmts = append(stmts, stmt{s.q.deleteImageLabels, []any{id}}, stmt{s.q.deleteUnusedImage, []any{id, id, id}})
+	err := s.w.doMatch(ctx, id, errDeleteRefused, stmts...)
+	if errors.Is(err, errDeleteRefused) {
+		err = firmware.ErrNotFound
+		if _, gerr := s.GetImage(ctx, id); gerr == nil {
+			err = firmware.ErrInUse
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("sqlstore: delete image %s: %w", id, err)
 	}
 	return nil
 }
+
+// errDeleteRefused: DeleteImage deleted no row; the image is missing or in use.
+var errDeleteRefused = errors.New("delete refused")
 
 // CountBlobRefs counts the images whose bytes are at blobKey.
 func (s *Store) CountBlobRefs(ctx context.Context, blobKey string) (int, error) {

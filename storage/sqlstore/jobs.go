@@ -31,6 +31,11 @@ type jobQueries struct {
 	insertJob, updateJob, insertHistory  string
 	getJob, jobsFor, activeJobs, history string
 	imageInUse                           string
+	// lockImage (PostgreSQL; "" on SQLite, whose one writer serializes every write) holds the
+	// image row a new job names until the job commits, so a concurrent DeleteImage waits and then
+	// sees the job; jobImageExists, the job write's last statement, finds no row when the image
+	// is gone, which rolls the job back.
+	lockImage, jobImageExists string
 }
 
 // jobQueriesBy holds the statements with "?" placeholders [0] and numbered ones [1].
@@ -45,16 +50,29 @@ func buildJobQueries(d *dialect) jobQueries {
 	return jobQueries{
 		insertJob: d.rebind(insert("update_jobs", jobColumns)),
 		// The job moves only from the state its transition starts at: seq is the version.
-		updateJob:     d.rebind("UPDATE update_jobs SET " + strings.Join(set, ", ") + " WHERE id = ? AND seq = ?"),
-		insertHistory: d.rebind(insert("update_job_history", historyColumns)),
-		getJob:        d.rebind(sel + " WHERE id = ?"),
-		imageInUse:    d.rebind("SELECT 1 FROM update_jobs WHERE image_id = ? AND active_endpoint IS NOT NULL LIMIT 1"),
-		jobsFor:       d.rebind(sel + " WHERE endpoint = ? ORDER BY created_at DESC, id DESC LIMIT ?"),
-		activeJobs:    d.rebind(sel + " WHERE active_endpoint IS NOT NULL ORDER BY created_at, id"),
+		updateJob:      d.rebind("UPDATE update_jobs SET " + strings.Join(set, ", ") + " WHERE id = ? AND seq = ?"),
+		insertHistory:  d.rebind(insert("update_job_history", historyColumns)),
+		getJob:         d.rebind(sel + " WHERE id = ?"),
+		imageInUse:     d.rebind("SELECT 1 FROM update_jobs WHERE image_id = ? AND active_endpoint IS NOT NULL LIMIT 1"),
+		jobImageExists: d.rebind("UPDATE update_jobs SET image_id = image_id WHERE id = ? AND EXISTS (SELECT 1 FROM images WHERE id = ?)"),
+		jobsFor:        d.rebind(sel + " WHERE endpoint = ? ORDER BY created_at DESC, id DESC LIMIT ?"),
+		activeJobs:     d.rebind(sel + " WHERE active_endpoint IS NOT NULL ORDER BY created_at, id"),
 		history: d.rebind("SELECT " + strings.Join(historyColumns, ", ") +
 			" FROM update_job_history WHERE job_id = ? ORDER BY seq"),
+		lockImage: lockClause(d, "SELECT id FROM images WHERE id = ? FOR SHARE"),
 	}
 }
+
+// lockClause is query on PostgreSQL and "" on SQLite, which has no row locks (and needs none).
+func lockClause(d *dialect, query string) string {
+	if !d.numbered {
+		return ""
+	}
+	return d.rebind(query)
+}
+
+// errImageGone: the write of a job found its image deleted.
+var errImageGone = errors.New("image gone")
 
 func (s *Store) jq() *jobQueries {
 	if s.dialect.numbered {
@@ -78,7 +96,18 @@ func (s *Store) CreateJob(ctx context.Context, j *fwupdate.Job, created fwupdate
 		return fmt.Errorf("sqlstore: create job %s: %w", j.ID, err)
 	}
 	q := s.jq()
-	if err := s.w.do(ctx, j.Endpoint, stmt{q.insertJob, args}, stmt{q.insertHistory, hist}); err != nil {
+	var stmts []stmt
+	if q.lockImage != "" {
+		stmts = append(stmts, stmt{q.lockImage, []any{j.ImageID}})
+	}
+	stmts = append(stmts, stmt{q.insertJob, args}, stmt{q.insertHistory, hist},
+		stmt{q.jobImageExists, []any{j.ID, j.ImageID}})
+	err = s.w.doMatch(ctx, j.Endpoint, errImageGone, stmts...)
+	if errors.Is(err, errImageGone) {
+		// Deleted before the job could hold it: no job for an image that no longer exists.
+		return fmt.Errorf("sqlstore: create job %s for %s: image %s: %w", j.ID, j.Endpoint, j.ImageID, fwupdate.ErrImageNotFound)
+	}
+	if err != nil {
 		return fmt.Errorf("sqlstore: create job %s for %s: %w", j.ID, j.Endpoint, jobError(err))
 	}
 	return nil

@@ -27,7 +27,10 @@ type queries struct {
 	selectImages      string // prefix of ListImages, completed by its filter
 	deleteImageLabels string
 	deleteImage       string
-	countBlobRefs     string
+	// deleteUnusedImage deletes an image no active update job delivers; lockImageForDelete
+	// (PostgreSQL only, "" on SQLite) takes its row first.
+	deleteUnusedImage, lockImageForDelete string
+	countBlobRefs                         string
 
 	saveKey  string
 	getKey   string
@@ -86,7 +89,11 @@ func buildQueries(d *dialect) queries {
 		selectImages:      images,
 		deleteImageLabels: d.rebind("DELETE FROM image_labels WHERE image_id = ?"),
 		deleteImage:       d.rebind("DELETE FROM images WHERE id = ?"),
-		countBlobRefs:     d.rebind("SELECT COUNT(*) FROM images WHERE blob_key = ?"),
+		deleteUnusedImage: d.rebind("DELETE FROM images WHERE id = ? AND NOT EXISTS " +
+			"(SELECT 1 FROM update_jobs WHERE image_id = ? AND active_endpoint IS NOT NULL) AND NOT EXISTS " +
+			"(SELECT 1 FROM campaigns WHERE state NOT IN ('completed', 'aborted', 'failed') AND " + campaignImage(d) + " = ?)"),
+		lockImageForDelete: lockClause(d, "SELECT id FROM images WHERE id = ? FOR UPDATE"),
+		countBlobRefs:      d.rebind("SELECT COUNT(*) FROM images WHERE blob_key = ?"),
 
 		saveKey:  d.rebind(upsert("signing_keys", []string{"id"}, keyColumns)),
 		getKey:   d.rebind(keys + " WHERE id = ?"),
@@ -98,4 +105,12 @@ func buildQueries(d *dialect) queries {
 func (q *queries) writes() []string {
 	return []string{q.saveRegistration, q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
 		q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey}
+}
+
+// campaignImage is the SQL expression of a campaign row's image id, kept in its JSON doc.
+func campaignImage(d *dialect) string {
+	if d.numbered {
+		return "(doc::jsonb ->> 'ImageID')"
+	}
+	return "json_extract(doc, '$.ImageID')"
 }

@@ -94,3 +94,13 @@ func (s *Store) Close() error {
 
 // Backend names the database in use: "sqlite" or "postgres".
 func (s *Store) Backend() string { return s.dialect.name }
+
+// Ping checks that the database answers a query now (for readiness checks): a PostgreSQL
+// server that is down or refuses connections fails it.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("sqlstore: ping %s: %w", s.dialect.name, err)
+	}
+	return nil
+}

@@ -14,7 +14,17 @@ import (
 )
 
 // RunJobs is the contract of fwupdate.Store.
-func RunJobs(t *testing.T, open func(t *testing.T) fwupdate.Store) {
+func RunJobs(t *testing.T, openStore func(t *testing.T) fwupdate.Store) {
+	// The jobs' made-up images are saved first where the store keeps images (see withImages).
+	open := func(t *testing.T) fwupdate.Store {
+		s := openStore(t)
+		if ji, ok := s.(jobsAndImages); ok {
+			return withImages{ji}
+		}
+		return s
+	}
+	parallel(t, "JobNeedsImage", openStore, testJobNeedsImage)
+	parallel(t, "DeleteImageRacesCreateJob", openStore, testDeleteRacesJob)
 	parallel(t, "RoundTrip", open, testJobRoundTrip)
 	parallel(t, "OneActivePerEndpoint", open, testJobOneActive)
 	parallel(t, "ConcurrentCreate", open, testJobConcurrentCreate)
