@@ -302,6 +302,9 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		cfg.Core.DTLS.X509 = x
 		logger.Info("DTLS device certificates on", "ca", cfg.DTLSCA, "name", x.Name)
 	}
+	// One bound for a device call made for the API: the API answers 504 and the core marks the device
+	// unreachable at the same moment.
+	cfg.Core.DeviceRequestTimeout = cfg.DeviceRequestTimeout
 	core := server.New(cfg.Core, store, model, bus, logger, reg)
 	credKey, err := credentialKey(cfg)
 	if err != nil {
