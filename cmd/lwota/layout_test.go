@@ -71,6 +71,11 @@ func repoPackages(t *testing.T) []goPackage {
 	return out
 }
 
+// sysdepsDir is the one list of programs outside Go the tests run (`make deps` installs them). It is
+// a leaf that imports only the standard library, so test support in every layer (storage/pgtest,
+// storage/s3test, tests in server/ and firmware/) may use it without bending the layering.
+const sysdepsDir = "cmd/testdeps/sysdeps"
+
 // The layering of DEVELOPERS.md and shared/style.md, as a test: a change that breaks it fails here.
 func TestHouseRules(t *testing.T) {
 	topLevel := map[string]bool{"cmd": true, "server": true, "firmware": true, "campaigns": true, "storage": true, "api": true, "migrations": true}
@@ -99,6 +104,12 @@ func TestHouseRules(t *testing.T) {
 		}
 		for imp := range p.imports {
 			rel, ours := strings.CutPrefix(imp, module+"/")
+			if p.dir == sysdepsDir && (ours || strings.Contains(strings.Split(imp, "/")[0], ".")) {
+				t.Errorf("%s imports %s: the list of external programs stays a leaf (standard library only)", p.dir, imp)
+			}
+			if ours && rel == sysdepsDir {
+				continue // the test support of every layer finds external programs through it
+			}
 			if ours {
 				impTop, _, _ := strings.Cut(rel, "/")
 				for _, bad := range forbidden[top] {
