@@ -31,15 +31,20 @@ const (
 )
 
 // startFloodService is startService with short timers, so that what a flood leaves behind
-// expires within the test: pending DTLS handshakes after 2 s, duplicate-detection entries after
+// expires within the test: pending DTLS handshakes after 5 s, duplicate-detection entries after
 // 10 s. The limits apply to loopback too (no exempt prefixes), and the DTLS handshake rate
 // per source is off so that the flood reaches MaxHandshakes, the bound under test.
+//
+// The limits are low enough that a flood sent slowly still crosses them: on a busy machine the
+// flood took 16 s, under the default 2,000 datagrams/s per source and never 1,024 pending
+// handshakes at once. Now 25,000 datagrams per source cross 200/s unless they take over 125 s,
+// and 2,000 ClientHellos held 5 s each cross 64 pending unless they take over 150 s.
 func startFloodService(t *testing.T) *testService {
 	t.Helper()
 	return startServiceWith(t, t.TempDir(), "", func(cfg *serveConfig) {
-		cfg.Core.DTLS.HandshakeTimeout = 2 * time.Second
+		cfg.Core.DTLS.HandshakeTimeout = 5 * time.Second
 		cfg.Core.Transport.ExchangeLifetime = 10 * time.Second
-	}, "--coap-source-rate-exempt=", "--dtls-handshake-rate=0")
+	}, "--coap-source-rate-exempt=", "--coap-source-rate=200", "--dtls-handshake-rate=0", "--dtls-max-handshakes=64")
 }
 
 func TestFloodLeavesServiceUp(t *testing.T) {
@@ -70,7 +75,7 @@ func TestFloodLeavesServiceUp(t *testing.T) {
 
 	coapTo, dtlsTo := udpAddr(t, ts.coap), udpAddr(t, coaps)
 	coapSocks := floodSockets(t, 2, 2, 8)   // two addresses, so that each goes past its rate
-	dtlsSocks := floodSockets(t, 4, 8, 160) // 1,280 sources: more than MaxHandshakes (1024)
+	dtlsSocks := floodSockets(t, 4, 8, 160) // 1,280 sources: far more than MaxHandshakes (64)
 	start := time.Now()
 	sampler := sampleHeap()
 	var flood sync.WaitGroup
