@@ -62,6 +62,7 @@ type Registry struct {
 	byEndpoint map[string]*Registration
 	byID       map[string]string         // location id -> endpoint
 	byAddr     map[transport.Addr]string // source address -> endpoint, for queue-mode wake-ups
+	byIdentity map[string]string         // DTLS identity -> endpoint, for a secured peer whose address moved
 	// seen holds the last uplink time per endpoint, apart from the snapshot so that every
 	// datagram does not copy a registration.
 	// The times are atomics so that the per-datagram update needs only the read lock.
@@ -93,6 +94,7 @@ func New(store Store, listener Listener, cfg Config, logger *slog.Logger, m *Met
 		byEndpoint:  make(map[string]*Registration),
 		byID:        make(map[string]string),
 		byAddr:      make(map[transport.Addr]string),
+		byIdentity:  make(map[string]string),
 		seen:        make(map[string]*atomic.Int64),
 		unreachable: make(map[string]*atomic.Int64),
 		holds:       make(map[string]int),
@@ -162,6 +164,9 @@ func (r *Registry) index(reg *Registration) {
 	if reg.Addr.AddrPort.IsValid() {
 		r.byAddr[reg.Addr] = reg.Endpoint
 	}
+	if reg.Identity != "" {
+		r.byIdentity[reg.Identity] = reg.Endpoint
+	}
 	t := new(atomic.Int64)
 	t.Store(reg.LastSeen.UnixNano())
 	r.seen[reg.Endpoint] = t
@@ -179,6 +184,9 @@ func (r *Registry) unindex(reg *Registration) {
 	delete(r.byID, reg.ID)
 	if ep, ok := r.byAddr[reg.Addr]; ok && ep == reg.Endpoint {
 		delete(r.byAddr, reg.Addr)
+	}
+	if ep, ok := r.byIdentity[reg.Identity]; ok && ep == reg.Endpoint {
+		delete(r.byIdentity, reg.Identity)
 	}
 }
 
@@ -603,9 +611,14 @@ func errorCode(err error) transport.Code {
 // ByPeer returns the live registration the peer's datagrams belong to: the one registered from
 // its address under its security identity. Device-initiated requests outside /rd (Send) are
 // bound to a registration this way, as the transport session is the device's only credential.
+// A secured peer is also found by its identity alone: with DTLS connection ids its address may
+// have moved (NAT rebinding) since it last registered or updated, while its session has not.
 func (r *Registry) ByPeer(from transport.Peer) (*Registration, bool) {
 	r.mu.RLock()
 	ep, ok := r.byAddr[from.Addr]
+	if !ok && from.Identity != "" {
+		ep, ok = r.byIdentity[from.Identity]
+	}
 	var reg *Registration
 	if ok {
 		reg = r.byEndpoint[ep]

@@ -290,3 +290,42 @@ func TestLifetimeExpiryAndRestart(t *testing.T) {
 		t.Fatalf("after second restart %d registrations, want 1", f.reg.Count())
 	}
 }
+
+// TestByPeer: a device-initiated request outside /rd (Send) finds its registration by address
+// and identity; a secured peer whose address moved under its DTLS session (connection ids) is
+// still found by its identity, a plain peer from another address or another identity is not.
+func TestByPeer(t *testing.T) {
+	f := newFixture(t)
+	f.do(peer(40000, "psk-dev-5"), request(transport.POST, "/rd", "</3/0>", "ep=dev-5"))
+	f.do(peer(40010, ""), request(transport.POST, "/rd", "</3/0>", "ep=dev-6"))
+	for _, tc := range []struct {
+		name string
+		from transport.Peer
+		want string
+	}{
+		{"registered address and identity", peer(40000, "psk-dev-5"), "dev-5"},
+		{"secured peer moved (CID)", peer(40001, "psk-dev-5"), "dev-5"},
+		{"registered address, another identity", peer(40000, "psk-other"), ""},
+		{"another address, another identity", peer(40002, "psk-other"), ""},
+		{"plain peer at its address", peer(40010, ""), "dev-6"},
+		{"plain peer moved", peer(40011, ""), ""},
+		{"plain peer at a secured device's address", peer(40000, ""), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg, ok := f.reg.ByPeer(tc.from)
+			got := ""
+			if ok {
+				got = reg.Endpoint
+			}
+			if got != tc.want {
+				t.Fatalf("ByPeer = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	// De-registered: the identity no longer finds it.
+	reg, _ := f.reg.Get("dev-5")
+	f.do(peer(40000, "psk-dev-5"), request(transport.DELETE, "/rd/"+reg.ID, ""))
+	if _, ok := f.reg.ByPeer(peer(40001, "psk-dev-5")); ok {
+		t.Fatal("a de-registered identity still finds a registration")
+	}
+}
