@@ -271,8 +271,16 @@ func (r *run) startDelivery(j *Job, o object5) time.Duration {
 		r.progress(j, func(n *Job) { n.Delivery, n.DeviceState, n.DeviceResult = d, o.State, o.Result })
 		return 0
 	}
-	if _, err := r.d.pkgs.Package(r.ctx, j.ImageID); err != nil {
+	switch _, err := r.d.pkgs.Package(r.ctx, j.ImageID); {
+	case errors.Is(err, ErrImageNotFound):
 		return r.packageTrouble(j, err)
+	case err != nil:
+		// The catalog not answering costs no attempt here: nothing was sent yet, so look
+		// again later (the step's timeout bounds it).
+		if r.ctx.Err() == nil {
+			r.d.log.Warn("image not readable, trying again", "job", j.ID, "endpoint", j.Endpoint, "err", err)
+		}
+		return r.d.cfg.PollInterval
 	}
 	if o.State == deviceUpdating {
 		r.note(j, o)
