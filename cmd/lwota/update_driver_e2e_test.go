@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"strings"
@@ -203,10 +204,8 @@ func TestUpdateImageDeletedUnderJob(t *testing.T) {
 				j, err := ts.svc.updates.Job(ctx, id)
 				return err == nil && j.State == fwupdate.StateWaiting
 			})
-			// Straight in the store: the API refuses to delete an image a job uses.
-			if err := ts.svc.store.DeleteImage(ctx, img); err != nil {
-				t.Fatal(err)
-			}
+			// Behind lwota's back: the API and the store refuse to delete an image a job uses.
+			deleteImageRow(t, ts, img)
 			if err := dev.Reboot(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -219,5 +218,23 @@ func TestUpdateImageDeletedUnderJob(t *testing.T) {
 				t.Errorf("the device started %d downloads of a deleted image", st.DownloadsStarted)
 			}
 		})
+	}
+}
+
+// deleteImageRow removes an image's row from the SQLite database directly, as an operator
+// editing the database by hand would: lwota itself refuses to delete an image in use.
+func deleteImageRow(t *testing.T, ts *testService, id string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", ts.svc.cfg.Database+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Exec("DELETE FROM images WHERE id = ?", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("deleted %d image rows, want 1", n)
 	}
 }
