@@ -45,13 +45,17 @@ type driver struct {
 	starts []time.Time    // the clock at every Start
 	count  map[string]int // endpoint -> jobs started
 	ids    int
+	gone   bool // the image was deleted: Start fails as the real driver does
 }
 
 func (d *driver) Start(ctx context.Context, ep string, req fwupdate.StartRequest) (*fwupdate.Job, error) {
 	d.mu.Lock()
 	d.ids++
-	id := fmt.Sprintf("job%06d", d.ids)
+	id, gone := fmt.Sprintf("job%06d", d.ids), d.gone
 	d.mu.Unlock()
+	if gone {
+		return nil, fmt.Errorf("update %s: image %s: %w", ep, req.ImageID, fwupdate.ErrImageNotFound)
+	}
 	j, tr := fwupdate.NewJob(id, ep, fwupdate.ImageRef{ID: req.ImageID, Version: imageVersion, Size: 1}, req.Method,
 		fwupdate.DefaultPolicy(), req.CampaignID, d.now())
 	if err := d.store.CreateJob(ctx, j, tr); err != nil {
@@ -664,5 +668,23 @@ func TestScheduleEnd(t *testing.T) {
 				t.Fatalf("%d members %s, want the 2 in flight", n, want)
 			}
 		})
+	}
+}
+
+// An image deleted under a running campaign (the API refuses that, but a database edited by
+// hand or a race may do it) fails the campaign at its next start of an update, with the
+// reason, instead of leaving it running and retrying every tick.
+func TestImageDeletedFailsCampaign(t *testing.T) {
+	r := newRig(t, 20)
+	c := r.create(campaigns.Spec{Start: true, Plan: plan.Plan{Waves: waves(10, 100)}})
+	r.drv.mu.Lock()
+	r.drv.gone = true
+	r.drv.mu.Unlock()
+	c = r.run(c.ID, nil, time.Second, 5, ended)
+	if c.State != campaigns.StateFailed || c.Reason != "image img was deleted" {
+		t.Fatalf("campaign %s (%q), want failed (%q)", c.State, c.Reason, "image img was deleted")
+	}
+	if n := len(r.members(c.ID, campaigns.MemberInProgress)); n != 0 {
+		t.Errorf("%d members in progress after the image was deleted", n)
 	}
 }

@@ -189,7 +189,14 @@ func (m *Manager) step(ctx context.Context, c *Campaign) error {
 				m.log.Warn("campaign membership", "campaign", c.ID, "err", err)
 			}
 		}
-		starts = m.startUpdates(ctx, c, rt, counts, now, changed)
+		var gone bool
+		starts, gone = m.startUpdates(ctx, c, rt, counts, now, changed)
+		if gone {
+			from := c.State
+			c.State, c.Reason, c.EndedAt = StateFailed, imageGoneReason(c.ImageID), now
+			events = append(events, Event{CampaignID: c.ID, At: now, From: from, To: c.State, Actor: actorSelf, Action: "fail", Reason: c.Reason})
+			m.log.Warn("campaign failed: its image was deleted", "campaign", c.ID, "image", c.ImageID)
+		}
 	}
 	inFlight := 0
 	for _, mem := range rt.members {

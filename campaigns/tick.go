@@ -254,8 +254,9 @@ func (m *Manager) mayStart(c *Campaign, rt *runtime, now time.Time) bool {
 }
 
 // startUpdates starts the updates the pacer allows, wave by wave in rank order. A device
-// already on the image's version is counted as up to date without an update.
-func (m *Manager) startUpdates(ctx context.Context, c *Campaign, rt *runtime, counts []plan.Counts, now time.Time, changed map[int]bool) int {
+// already on the image's version is counted as up to date without an update. It reports
+// whether the campaign's image is gone (deleted under it), which no later tick can mend.
+func (m *Manager) startUpdates(ctx context.Context, c *Campaign, rt *runtime, counts []plan.Counts, now time.Time, changed map[int]bool) (int, bool) {
 	load := plan.Load{InFlightByLabel: map[string]int{}}
 	for _, w := range counts {
 		load.InFlight += w.InProgress
@@ -285,12 +286,13 @@ func (m *Manager) startUpdates(ctx context.Context, c *Campaign, rt *runtime, co
 		}
 	}
 	if len(picks) == 0 {
-		return 0
+		return 0, false
 	}
 	req := fwupdate.StartRequest{ImageID: c.ImageID, Method: c.Method, Policy: c.Policy, CampaignID: c.ID}
 	var (
 		mu      sync.Mutex
 		started int
+		gone    bool
 		wg      sync.WaitGroup
 		work    = make(chan int)
 	)
@@ -300,12 +302,13 @@ func (m *Manager) startUpdates(ctx context.Context, c *Campaign, rt *runtime, co
 			defer wg.Done()
 			for i := range work {
 				mem := &rt.members[i] // each index is handled by one goroutine
-				ok := m.startOne(ctx, c, mem, req, now)
+				ok, imageGone := m.startOne(ctx, c, mem, req, now)
 				mu.Lock()
 				changed[i] = true
 				if ok {
 					started++
 				}
+				gone = gone || imageGone
 				mu.Unlock()
 			}
 		}()
@@ -316,43 +319,51 @@ func (m *Manager) startUpdates(ctx context.Context, c *Campaign, rt *runtime, co
 	close(work)
 	wg.Wait()
 	rt.pacer.Started(started)
-	return started
+	return started, gone
 }
 
-// startOne starts one member's update; it reports whether a job was created.
-func (m *Manager) startOne(ctx context.Context, c *Campaign, mem *Member, req fwupdate.StartRequest, now time.Time) bool {
+// startOne starts one member's update; it reports whether a job was created, and whether
+// the campaign's image is gone.
+func (m *Manager) startOne(ctx context.Context, c *Campaign, mem *Member, req fwupdate.StartRequest, now time.Time) (bool, bool) {
 	mem.UpdatedAt = now
 	reg, err := m.fleet.Device(ctx, mem.Endpoint)
 	switch {
 	case errors.Is(err, registration.ErrNotFound):
 		mem.State, mem.Reason, mem.EndedAt = MemberFailed, "the device is not known to lwota", now
-		return false
+		return false, false
 	case err != nil:
 		mem.Reason = "waiting: " + err.Error()
-		return false
+		return false, false
 	case reg.FirmwareVersion != "" && reg.FirmwareVersion == c.ImageVersion:
 		mem.State, mem.Reason, mem.EndedAt = MemberUpToDate, "already on "+c.ImageVersion, now
-		return false
+		return false, false
 	}
 	j, err := m.updates.Start(ctx, mem.Endpoint, req)
 	switch {
 	case errors.Is(err, fwupdate.ErrActiveJob):
 		// A single-device update is running: the campaign waits its turn rather than collide.
 		mem.Reason = "waiting: the device has another update in progress"
-		return false
+		return false, false
+	case errors.Is(err, fwupdate.ErrImageNotFound):
+		// Deleted under the campaign: no retry can bring it back, the campaign fails (step).
+		mem.Reason = imageGoneReason(c.ImageID)
+		return false, true
 	case errors.Is(err, fwupdate.ErrDeviceNotFound):
 		mem.State, mem.Reason, mem.EndedAt = MemberFailed, "the device is not known to lwota", now
-		return false
+		return false, false
 	case err != nil:
 		mem.Reason = "waiting: " + err.Error()
 		m.log.Warn("campaign start update", "campaign", c.ID, "endpoint", mem.Endpoint, "err", err)
-		return false
+		return false, false
 	}
 	mem.State, mem.JobID, mem.JobState, mem.Reason = MemberInProgress, j.ID, j.State, ""
 	mem.StartedAt = j.CreatedAt
 	mem.Attempts++
-	return true
+	return true, false
 }
+
+// imageGoneReason is the reason of a campaign, or a member, whose image was deleted.
+func imageGoneReason(id string) string { return fmt.Sprintf("image %s was deleted", id) }
 
 // join adds the devices that match the selector now and are not members yet (dynamic
 // membership) to the current wave.

@@ -58,7 +58,9 @@ type serveConfig struct {
 	MaxQueued     int
 	Core          server.Config
 
-	S3            blobstore.S3Config
+	S3 blobstore.S3Config
+	// wrapBlobs, when set, wraps the blob store: tests inject its failures (no flag sets it).
+	wrapBlobs     func(firmware.Blobs) firmware.Blobs
 	MaxImageSize  int64
 	AllowUnsigned bool
 	PublicURL     string
@@ -325,6 +327,9 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	if err != nil {
 		store.Close()
 		return nil, err
+	}
+	if cfg.wrapBlobs != nil {
+		blobs = cfg.wrapBlobs(blobs)
 	}
 	catalog := firmware.NewCatalog(store, blobs, store, firmware.Config{MaxImageSize: cfg.MaxImageSize, AllowUnsigned: cfg.AllowUnsigned},
 		logger.With("component", "firmware"), reg, nil)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/lwota/lwota/server/lwm2mtest"
@@ -25,6 +27,22 @@ type simConfig struct {
 	LogFormat    string
 	LogLevel     string
 	ExitAfterReg bool
+
+	// Faults and habits of real clients (server/lwm2mtest Faults and Profiles).
+	Fail              string  // download, integrity, update (comma-separated)
+	FailRatio         float64 // share of the devices that get --fail and --reboot-after-blocks
+	Loss              float64 // datagram loss probability, every device
+	RebootAfterBlocks int
+	Profile           string // comma-separated profile names
+	faults            lwm2mtest.Faults
+}
+
+// simFailures maps --fail values onto the simulator's faults.
+var simFailures = map[string]func(*lwm2mtest.Faults){
+	// The link drops after 4 blocks, once: the retry resumes the download.
+	"download":  func(f *lwm2mtest.Faults) { f.FailAfterBlocks = 4 },
+	"integrity": func(f *lwm2mtest.Faults) { f.IntegrityFailure = true },
+	"update":    func(f *lwm2mtest.Faults) { f.UpdateFailure = true },
 }
 
 func parseSimFlags(args []string, stderr io.Writer, getenv func(string) string) (simConfig, error) {
@@ -44,13 +62,60 @@ func parseSimFlags(args []string, stderr io.Writer, getenv func(string) string) 
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "warn", "log level")
 	fs.BoolVar(&c.ExitAfterReg, "exit-after-register", false, "exit once every device has registered")
+	fs.StringVar(&c.Fail, "fail", "", "firmware updates fail: download (link lost after 4 blocks, once; the retry resumes), "+
+		"integrity (Update Result 5 for every complete package), update (Update Result 8 on Execute); comma-separated")
+	fs.Float64Var(&c.FailRatio, "fail-ratio", 1, "share of the devices (0..1, spread evenly) that get --fail and --reboot-after-blocks")
+	fs.Float64Var(&c.Loss, "loss", 0, "probability (0..1) that a datagram is lost, each way, on every device")
+	fs.IntVar(&c.RebootAfterBlocks, "reboot-after-blocks", 0, "reboot (new port, no De-register) once this many blocks of a download arrived, once; 0: never")
+	fs.StringVar(&c.Profile, "profile", "", "device profiles, comma-separated: "+profileHelp())
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
 	}
 	if c.Count < 1 {
 		return c, fmt.Errorf("sim: --count must be at least 1")
 	}
+	if math.IsNaN(c.FailRatio) || c.FailRatio < 0 || c.FailRatio > 1 {
+		return c, fmt.Errorf("sim: --fail-ratio %v: want 0 to 1", c.FailRatio)
+	}
+	if math.IsNaN(c.Loss) || c.Loss < 0 || c.Loss >= 1 {
+		return c, fmt.Errorf("sim: --loss %v: want 0 to less than 1", c.Loss)
+	}
+	if c.RebootAfterBlocks < 0 {
+		return c, fmt.Errorf("sim: --reboot-after-blocks %d is negative", c.RebootAfterBlocks)
+	}
+	c.faults.RebootAfterBlocks = c.RebootAfterBlocks
+	for name := range strings.SplitSeq(c.Fail, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		set, ok := simFailures[name]
+		if !ok {
+			return c, fmt.Errorf("sim: --fail %q: want download, integrity or update", name)
+		}
+		set(&c.faults)
+	}
+	if err := lwm2mtest.ApplyProfiles(&lwm2mtest.DeviceConfig{}, c.Profile); err != nil {
+		return c, fmt.Errorf("sim: --profile: %w", err)
+	}
 	return c, nil
+}
+
+// profileHelp lists the device profiles for --help.
+func profileHelp() string {
+	var b strings.Builder
+	for i, n := range lwm2mtest.ProfileNames() {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s (%s)", n, lwm2mtest.Profiles[n].Doc)
+	}
+	return b.String()
+}
+
+// faulty reports whether device i of n gets the --fail faults: ratio of the devices, spread
+// evenly over the fleet (0.25: devices 3, 7, 11, ...).
+func faulty(i int, ratio float64) bool {
+	return math.Floor(float64(i+1)*ratio) > math.Floor(float64(i)*ratio)
 }
 
 func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -70,9 +135,22 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Model:           cfg.Model,
 		FirmwareVersion: cfg.Firmware,
 		DeviceType:      cfg.DeviceType,
+		Faults:          lwm2mtest.Faults{Loss: cfg.Loss},
+	}
+	if err := lwm2mtest.ApplyProfiles(&tmpl, cfg.Profile); err != nil {
+		return fmt.Errorf("sim: --profile: %w", err)
 	}
 	fleet := lwm2mtest.NewFleet(cfg.Count, tmpl, func(i int) string { return fmt.Sprintf("%s%06d", cfg.Prefix, i) }, logger)
 	defer fleet.Close()
+	if cfg.faults != (lwm2mtest.Faults{}) {
+		f := cfg.faults
+		f.Loss = cfg.Loss
+		for i, d := range fleet.Devices() {
+			if faulty(i, cfg.FailRatio) {
+				d.SetFaults(f)
+			}
+		}
+	}
 	start := time.Now()
 	if _, err := fleet.Start(ctx, cfg.Server, cfg.Concurrency); err != nil {
 		return fmt.Errorf("sim: %w", err)

@@ -275,6 +275,11 @@ func TestUpdateFaults(t *testing.T) {
 			if j.State != c.state || !strings.Contains(j.Reason, c.reason) || j.Attempt != c.attempts {
 				t.Fatalf("job ended %s (%q) after %d attempts; want %s (%q) after %d", j.State, j.Reason, j.Attempt, c.state, c.reason, c.attempts)
 			}
+			// A failed pull counts what the transfer server served its last attempt: the whole
+			// image when the device fetched it all and found it corrupt.
+			if c.faults.IntegrityFailure && j.BytesDelivered != int64(len(body)) {
+				t.Errorf("bytes delivered %d after complete downloads, want %d", j.BytesDelivered, len(body))
+			}
 			// A resumed download fetches the rest, not the whole image again.
 			if st := dev.Stats(); st.BytesDownloaded > c.downloaded {
 				t.Errorf("device downloaded %d bytes, want at most %d", st.BytesDownloaded, c.downloaded)

@@ -327,7 +327,7 @@ func (d *Driver) Start(ctx context.Context, endpoint string, req StartRequest) (
 		return nil, fmt.Errorf("update %s: %w", endpoint, err)
 	}
 	d.m.transitions.WithLabelValues(string(StateQueued)).Inc()
-	d.record(ctx, j, created)
+	d.record(ctx, audit.ActorSystem, j, created)
 	d.log.Info("firmware update queued", "job", j.ID, "endpoint", endpoint, "image", pkg.ID, "version", pkg.Version, "method", method)
 	d.mu.Lock()
 	if d.ctx != nil {
@@ -395,6 +395,8 @@ func (d *Driver) Cancel(ctx context.Context, id, reason string) (*Job, error) {
 	if err := d.store.SaveTransition(ctx, j, tr); err != nil {
 		return nil, err
 	}
+	d.m.transitions.WithLabelValues(string(StateCancelled)).Inc()
+	d.record(ctx, audit.ActorSystem, j, tr)
 	return j, nil
 }
 
@@ -471,9 +473,10 @@ func newJobID() string {
 	return jobIDEncoding.EncodeToString(b[:])
 }
 
-// record writes a job's transition to the audit log: the driver's own decisions are the
-// system's; the operator's call that caused one (start, cancel) is audited by the API.
-func (d *Driver) record(ctx context.Context, j *Job, tr Transition) {
+// record writes a job's transition to the audit log as actor's: the device's ("device:<ep>")
+// when its own report caused it, else the system's. The operator's call that caused one
+// (start, cancel) is audited by the API as well, with the operator's token.
+func (d *Driver) record(ctx context.Context, actor string, j *Job, tr Transition) {
 	if d.audit == nil {
 		return
 	}
@@ -485,7 +488,7 @@ func (d *Driver) record(ctx context.Context, j *Job, tr Transition) {
 	if j.CampaignID != "" {
 		detail["campaign"] = j.CampaignID
 	}
-	err := d.audit.Record(ctx, audit.Entry{At: tr.At, Actor: audit.ActorSystem, Action: "update." + string(tr.To),
+	err := d.audit.Record(ctx, audit.Entry{At: tr.At, Actor: actor, Action: "update." + string(tr.To),
 		Target: "update:" + j.ID, Outcome: audit.OutcomeSuccess, Detail: detail})
 	if err != nil && ctx.Err() == nil {
 		d.log.Warn("audit job transition", "job", j.ID, "err", err)

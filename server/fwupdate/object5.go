@@ -140,6 +140,10 @@ func chooseDelivery(method string, o object5, offered []string, tried []int) (st
 		}
 	}
 	switch {
+	case method == MethodPull && !canPull:
+		return "", fmt.Errorf("method pull, but the device accepts push only (/5/0/9 = %d)", methodPushOnly)
+	case method == MethodPush && !canPush:
+		return "", fmt.Errorf("method push, but the device accepts pull only (/5/0/9 = %d)", methodPullOnly)
 	case method == MethodPush && canPush:
 		return DeliveryPush, nil
 	case method != MethodPush && canPull && pull != "":

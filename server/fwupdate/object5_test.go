@@ -2,9 +2,12 @@ package fwupdate
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
+	"github.com/lwota/lwota/server/dm"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/registration"
 	"github.com/lwota/lwota/server/transport"
@@ -118,5 +121,46 @@ func TestPolicyValidate(t *testing.T) {
 		if err := p.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// A 4.04 answer is explained by what the device registered: no </5> means no Firmware Update
+// object; </5/0> registered means a broken one, and the reason must not claim it is absent.
+func TestNotFoundReason(t *testing.T) {
+	err := fmt.Errorf("read /5/0: %w", &dm.DeviceError{Code: "4.04"})
+	tests := []struct {
+		name    string
+		objects []registration.ObjectLink
+		want    string
+		not     string
+	}{
+		{"registered /5/0", []registration.ObjectLink{{Path: lwm2m.NewPath(3, 0)}, {Path: lwm2m.NewPath(5, 0)}},
+			"the device registered </5/0> but answered 4.04 Not Found", "no Firmware Update object"},
+		{"no object 5", []registration.ObjectLink{{Path: lwm2m.NewPath(3, 0)}},
+			"the device has no Firmware Update object: it did not register </5>", "registered </5/0>"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := notFoundReason(&registration.Registration{Objects: tc.objects}, err)
+			if !strings.Contains(got, tc.want) || strings.Contains(got, tc.not) || !strings.Contains(got, "4.04") {
+				t.Errorf("reason %q, want %q and not %q", got, tc.want, tc.not)
+			}
+		})
+	}
+}
+
+// A delivery that timed out says what the device reported, not "connection lost": the storm
+// job of issue 12 answered every request and was reported as a lost connection.
+func TestStalledReason(t *testing.T) {
+	j := jobIn(StateDelivering, false)
+	j.DeviceState, j.DeviceResult = deviceDownloading, 0
+	got := j.Policy.Retry(j, stalledReason(j, "delivering for longer than 5m0s"), t0)
+	want := "no download within the time the link allows: delivering for longer than 5m0s; the device last reported State 1 (downloading), Update Result 0"
+	if got.Action != ActionRetry || got.Reason != want {
+		t.Errorf("decision %+v, want retry with %q", got, want)
+	}
+	j.Attempt = j.Policy.MaxAttempts
+	if got := j.Policy.Retry(j, "x", t0); got.Action != ActionFail || got.Reason != "x (gave up after 3 attempts)" {
+		t.Errorf("last attempt: %+v, want fail", got)
 	}
 }

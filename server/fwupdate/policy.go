@@ -138,6 +138,16 @@ func (p Policy) Decide(j *Job, result int, untriedProtocol bool, now time.Time) 
 	return Decision{Action: ActionFail, Reason: reason}
 }
 
+// Retry is the decision for a failure that is not the device's Update Result but may pass
+// (the package could not be read from the blob store or the database, a delivery stalled):
+// retry after Backoff until MaxAttempts attempts have failed, like a retryable result.
+func (p Policy) Retry(j *Job, reason string, now time.Time) Decision {
+	if j.Attempt >= max(p.MaxAttempts, 1) {
+		return Decision{Action: ActionFail, Reason: fmt.Sprintf("%s (gave up after %d attempts)", reason, j.Attempt)}
+	}
+	return Decision{Action: ActionRetry, RetryAt: now.Add(p.Backoff(j.Attempt)), Reason: reason}
+}
+
 // NotConfirmed is the Reason of a job that succeeded although the device never changed /3/0/3.
 const NotConfirmed = "version not confirmed"
 

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/lwota/lwota/server/audit"
 	"github.com/lwota/lwota/server/dm"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/registration"
@@ -42,9 +44,13 @@ type run struct {
 	pushFrom time.Time // when this attempt's push got its slot (MaxPushes)
 	// execRefused counts 4.05 answers to Execute while the device said Downloaded.
 	execRefused int
-	observed    bool      // /5/0/3 and /5/0/5 are observed
-	deferTil    time.Time // result 11: the device asked to wait until then
-	release     func()    // the registration hold of a delivery
+	// resets counts the resets of a device found busy (Downloading, Downloaded) when this
+	// attempt's delivery started; resetNext is when the next one may be sent.
+	resets    int
+	resetNext time.Time
+	observed  bool      // /5/0/3 and /5/0/5 are observed
+	deferTil  time.Time // result 11: the device asked to wait until then
+	release   func()    // the registration hold of a delivery
 }
 
 func newRun(d *Driver, j *Job) *run {
@@ -129,6 +135,7 @@ func (r *run) step(j *Job) time.Duration {
 			return j.NextAttemptAt.Sub(now)
 		}
 		r.sent, r.executed, r.deferTil, r.pushFrom = false, false, time.Time{}, time.Time{}
+		r.resets, r.resetNext = 0, time.Time{}
 		r.served.reset()
 		r.move(j, StateQueued, fmt.Sprintf("attempt %d of %d", j.Attempt+1, j.Policy.MaxAttempts), nil)
 		return 0
@@ -217,13 +224,13 @@ func (r *run) deliver(j *Job) time.Duration {
 	}
 	switch {
 	case o.State == deviceDownloaded:
-		r.move(j, StateDownloaded, "", func(n *Job) {
+		r.moveBy(r.deviceActor(j), j, StateDownloaded, "", func(n *Job) {
 			n.DeviceState, n.DeviceResult, n.BytesDelivered = o.State, o.Result, n.ImageSize
 		})
 		return 0
 	case o.State == deviceUpdating:
 		// Updating already (another server, or Execute from a previous life): follow it.
-		r.move(j, StateDownloaded, "device already updating", func(n *Job) { n.DeviceState, n.DeviceResult = o.State, o.Result })
+		r.moveBy(r.deviceActor(j), j, StateDownloaded, "device already updating", func(n *Job) { n.DeviceState, n.DeviceResult = o.State, o.Result })
 		return 0
 	case o.State == deviceIdle && o.Result >= 2 && r.sent:
 		return r.decide(j, o)
@@ -247,7 +254,16 @@ func (r *run) deliver(j *Job) time.Duration {
 	return r.send(j)
 }
 
-// startDelivery resets a busy device, chooses how to deliver, stores the choice, then sends.
+// Resets of a device found busy when a delivery starts: at most maxResets, the first
+// resetWait after the previous one and each wait doubled, so a device that ignores them
+// (stays in Downloading) costs a handful of requests, not a storm, before the job fails.
+const (
+	maxResets = 3
+	resetWait = time.Second
+)
+
+// startDelivery checks the package and the device's delivery method, resets a busy device,
+// chooses how to deliver, stores the choice, then sends.
 func (r *run) startDelivery(j *Job, o object5) time.Duration {
 	if d := r.ours(j, o); d != "" {
 		// Still fetching, or holding, this job's package from an earlier attempt: keep it.
@@ -255,13 +271,18 @@ func (r *run) startDelivery(j *Job, o object5) time.Duration {
 		r.progress(j, func(n *Job) { n.Delivery, n.DeviceState, n.DeviceResult = d, o.State, o.Result })
 		return 0
 	}
-	switch o.State {
-	case deviceDownloading, deviceDownloaded:
-		if err := r.reset(r.ctx, j); err != nil {
-			return r.deviceTrouble(j, err)
+	switch _, err := r.d.pkgs.Package(r.ctx, j.ImageID); {
+	case errors.Is(err, ErrImageNotFound):
+		return r.packageTrouble(j, err)
+	case err != nil:
+		// The catalog not answering costs no attempt here: nothing was sent yet, so look
+		// again later (the step's timeout bounds it).
+		if r.ctx.Err() == nil {
+			r.d.log.Warn("image not readable, trying again", "job", j.ID, "endpoint", j.Endpoint, "err", err)
 		}
-		return time.Millisecond // look at the device again
-	case deviceUpdating:
+		return r.d.cfg.PollInterval
+	}
+	if o.State == deviceUpdating {
 		r.note(j, o)
 		return r.d.cfg.PollInterval // nothing can stop an update in progress
 	}
@@ -269,10 +290,15 @@ func (r *run) startDelivery(j *Job, o object5) time.Duration {
 	if err != nil {
 		return r.deviceTrouble(j, err)
 	}
+	// The delivery depends on what the device declares (/5/0/8, /5/0/9), not on its State:
+	// a method the device refuses fails before anything is sent to it.
 	delivery, err := chooseDelivery(j.Method, o, r.d.offeredFor(reg), j.ProtocolsTried)
 	if err != nil {
 		r.fail(j, err.Error())
 		return 0
+	}
+	if o.State == deviceDownloading || o.State == deviceDownloaded {
+		return r.resetBusy(j, o)
 	}
 	from := ""
 	if res, err := r.d.dev.DoNow(r.ctx, j.Endpoint, dm.Request{Op: dm.OpRead, Path: pathFirmwareVer}); err == nil {
@@ -285,6 +311,43 @@ func (r *run) startDelivery(j *Job, o object5) time.Duration {
 		return 0
 	}
 	return 0 // the next look sends it
+}
+
+// resetBusy resets a device left in Downloading or Downloaded by something else than this
+// job, then waits before looking again (a notification may wake the loop sooner, but the
+// next reset still waits its turn). A device still busy after maxResets fails the job.
+func (r *run) resetBusy(j *Job, o object5) time.Duration {
+	now := r.d.now()
+	if now.Before(r.resetNext) {
+		return r.resetNext.Sub(now)
+	}
+	if r.resets >= maxResets {
+		r.failBy(r.deviceActor(j), j, fmt.Sprintf("the device stays in %s (State %d) after %d resets", StateText(o.State), o.State, r.resets))
+		return 0
+	}
+	if err := r.reset(r.ctx, j); err != nil {
+		return r.deviceTrouble(j, err)
+	}
+	r.resets++
+	r.resetNext = now.Add(resetWait << (r.resets - 1))
+	r.note(j, o)
+	return r.resetNext.Sub(now)
+}
+
+// packageTrouble handles a package that could not be read: an image deleted under the job
+// fails it at once; anything else (the blob store or the database not answering) is
+// transient, so the attempt fails and the policy retries it.
+func (r *run) packageTrouble(j *Job, err error) time.Duration {
+	if r.ctx.Err() != nil {
+		return 0
+	}
+	if errors.Is(err, ErrImageNotFound) {
+		r.fail(j, fmt.Sprintf("image %s was deleted", j.ImageID))
+		return 0
+	}
+	r.d.log.Warn("package not readable, the attempt will be retried", "job", j.ID, "endpoint", j.Endpoint, "err", err)
+	r.settle(audit.ActorSystem, j, j.Policy.Retry(j, fmt.Sprintf("read package %s: %v", j.ImageID, err), r.d.now()), "")
+	return 0
 }
 
 // ours returns the pull delivery whose URI the device holds, when it is this job's (URIs are
@@ -344,10 +407,11 @@ func (r *run) push(j *Job) time.Duration {
 	}
 	defer func() { <-r.d.pushes }()
 	r.pushFrom = r.d.now()
-	body, err := r.d.pkgs.Body(r.ctx, j.ImageID)
+	rd, err := r.d.pkgs.Body(r.ctx, j.ImageID)
 	if err != nil {
-		return r.deviceTrouble(j, fmt.Errorf("read package: %w", err))
+		return r.packageTrouble(j, err)
 	}
+	body := &packageReader{r: rd}
 	r.sent = true
 	var last time.Time
 	progress := func(sent int64) {
@@ -364,6 +428,10 @@ func (r *run) push(j *Job) time.Duration {
 		transport.UploadOptions{BlockSize: j.Policy.BlockSize, Progress: progress})
 	var de *dm.DeviceError
 	switch {
+	case err != nil && body.failed() != nil && r.ctx.Err() == nil:
+		// The device did nothing wrong: lwota could not read the package (blob store down).
+		r.sent = false
+		return r.packageTrouble(r.current(), body.failed())
 	case errors.Is(err, transport.ErrBodyTooLarge):
 		r.fail(r.current(), "the device refused the package as too large (4.13)")
 		return 0
@@ -377,6 +445,32 @@ func (r *run) push(j *Job) time.Duration {
 	r.progress(r.current(), func(n *Job) { n.BytesDelivered = n.ImageSize })
 	r.d.log.Info("package pushed", "job", j.ID, "endpoint", j.Endpoint, "bytes", j.ImageSize)
 	return time.Millisecond
+}
+
+// packageReader remembers the first error reading the package, so that a push broken off by
+// lwota's own storage is told apart from one the device broke off.
+type packageReader struct {
+	r   io.ReaderAt
+	mu  sync.Mutex
+	err error
+}
+
+func (p *packageReader) ReadAt(b []byte, off int64) (int, error) {
+	n, err := p.r.ReadAt(b, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		p.mu.Lock()
+		if p.err == nil {
+			p.err = err
+		}
+		p.mu.Unlock()
+	}
+	return n, err
+}
+
+func (p *packageReader) failed() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
 }
 
 // maxExecRefusals is how many 4.05 answers to Execute a job takes, re-reading the state after
@@ -418,14 +512,14 @@ func (r *run) update(j *Job) time.Duration {
 	case o.Result >= 2:
 		return r.decide(j, o)
 	case o.State == deviceIdle && o.Result == 1:
-		r.move(j, StateVerifying, "device reports success", nil)
+		r.moveBy(r.deviceActor(j), j, StateVerifying, "device reports success", nil)
 		return 0
 	case o.State == deviceIdle && again:
 		// Some devices reset the result on boot: verification compares the version.
-		r.move(j, StateVerifying, "device registered again", nil)
+		r.moveBy(r.deviceActor(j), j, StateVerifying, "device registered again", nil)
 		return 0
 	case o.State == deviceIdle && !r.executed:
-		r.settle(j, j.Policy.Decide(j, 4, false, r.d.now()), "the device lost the downloaded package")
+		r.settle(r.deviceActor(j), j, j.Policy.Decide(j, 4, false, r.d.now()), "the device lost the downloaded package")
 		return 0
 	}
 	return r.d.cfg.PollInterval
@@ -455,12 +549,12 @@ func (r *run) verify(j *Job) time.Duration {
 	set := func(n *Job) { n.DeviceState, n.DeviceResult = o.State, o.Result }
 	switch {
 	case state == StateSucceeded:
-		r.move(j, StateSucceeded, reason, set)
+		r.moveBy(r.deviceActor(j), j, StateSucceeded, reason, set)
 		r.d.log.Info("firmware updated", "job", j.ID, "endpoint", j.Endpoint, "version", version, "note", reason)
 	case resultClass(o.Result) == ResultRetryable:
 		return r.decide(j, o)
 	default:
-		r.move(j, StateFailed, reason, set)
+		r.moveBy(r.deviceActor(j), j, StateFailed, reason, set)
 	}
 	return 0
 }
@@ -493,7 +587,7 @@ func (r *run) decide(j *Job, o object5) time.Duration {
 		r.deferTil, r.sent = d.RetryAt, false
 		return d.RetryAt.Sub(now)
 	}
-	return r.settleWith(j, d, "", func(n *Job) {
+	return r.settleWith(r.deviceActor(j), j, d, "", func(n *Job) {
 		n.DeviceState, n.DeviceResult, n.ProtocolsTried = o.State, o.Result, tried
 	})
 }
@@ -517,11 +611,31 @@ func (r *run) deviceTrouble(j *Job, err error) time.Duration {
 	}
 	var de *dm.DeviceError
 	if errors.As(err, &de) && de.Code == "4.04" {
-		r.fail(j, fmt.Sprintf("the device has no Firmware Update object (%v)", err))
+		reg, _ := r.d.dev.Device(r.ctx, j.Endpoint)
+		r.fail(j, notFoundReason(reg, err))
 		return 0
 	}
 	r.fail(j, err.Error())
 	return 0
+}
+
+// notFoundReason explains a 4.04 answer: a device that never registered Object 5 has none;
+// one that did but answers Not Found has a broken Object 5, and the reason says so.
+func notFoundReason(reg *registration.Registration, err error) string {
+	if reg != nil && reg.HasObject(5) {
+		return fmt.Sprintf("the device registered </5/0> but answered 4.04 Not Found (%v)", err)
+	}
+	return fmt.Sprintf("the device has no Firmware Update object: it did not register </5> (%v)", err)
+}
+
+// stalledReason says why a delivery timed out by what was seen, not as "connection lost":
+// the device may have answered every request while it never got anywhere.
+func stalledReason(j *Job, what string) string {
+	reason := "no download within the time the link allows: " + what
+	if seen := StateText(j.DeviceState); seen != "" {
+		reason += fmt.Sprintf("; the device last reported State %d (%s), Update Result %d", j.DeviceState, seen, j.DeviceResult)
+	}
+	return reason
 }
 
 // timedOut ends a step that took longer than the policy allows. A delivery that stalls is
@@ -530,7 +644,7 @@ func (r *run) timedOut(j *Job, limit time.Duration) {
 	what := fmt.Sprintf("%s for longer than %s", j.State, limit.Round(time.Second))
 	switch j.State {
 	case StateDelivering:
-		r.settle(j, j.Policy.Decide(j, 4, false, r.d.now()), "no download within the time the link allows: "+what)
+		r.settle(audit.ActorSystem, j, j.Policy.Retry(j, stalledReason(j, what), r.d.now()), "")
 	case StateWaiting:
 		r.fail(j, "the device did not come online: "+what)
 	default:
@@ -615,9 +729,16 @@ func (r *run) progress(j *Job, change func(*Job)) bool {
 	return true
 }
 
-// move stores j's transition to `to` (with change applied first), if j is still the current job.
+// move stores j's transition to `to` (with change applied first), if j is still the current
+// job. The transition is lwota's own decision; moveBy names who caused it.
 func (r *run) move(j *Job, to State, reason string, change func(*Job)) bool {
-	return r.commit(j, func(n *Job) (Transition, error) {
+	return r.moveBy(audit.ActorSystem, j, to, reason, change)
+}
+
+// moveBy is move for a transition that actor caused: the device's own report
+// (deviceActor) or lwota (audit.ActorSystem).
+func (r *run) moveBy(actor string, j *Job, to State, reason string, change func(*Job)) bool {
+	return r.commit(actor, j, func(n *Job) (Transition, error) {
 		if change != nil {
 			change(n)
 		}
@@ -625,20 +746,23 @@ func (r *run) move(j *Job, to State, reason string, change func(*Job)) bool {
 	})
 }
 
+// deviceActor is the audit actor of a transition the device's own report caused.
+func (r *run) deviceActor(j *Job) string { return audit.ActorDevicePrefix + j.Endpoint }
+
 // settle applies a policy decision with reason as its cause.
-func (r *run) settle(j *Job, d Decision, cause string) {
-	r.settleWith(j, d, cause, nil)
+func (r *run) settle(actor string, j *Job, d Decision, cause string) {
+	r.settleWith(actor, j, d, cause, nil)
 }
 
-func (r *run) settleWith(j *Job, d Decision, cause string, change func(*Job)) time.Duration {
+func (r *run) settleWith(actor string, j *Job, d Decision, cause string, change func(*Job)) time.Duration {
 	if cause != "" {
 		d.Reason = cause + ": " + d.Reason
 	}
 	if d.Action == ActionCancel {
-		r.move(j, StateCancelled, d.Reason, change)
+		r.moveBy(actor, j, StateCancelled, d.Reason, change)
 		return 0
 	}
-	r.commit(j, func(n *Job) (Transition, error) {
+	r.commit(actor, j, func(n *Job) (Transition, error) {
 		if change != nil {
 			change(n)
 		}
@@ -651,15 +775,30 @@ func (r *run) fail(j *Job, reason string) {
 	r.move(j, StateFailed, reason, nil)
 }
 
+func (r *run) failBy(actor string, j *Job, reason string) {
+	r.moveBy(actor, j, StateFailed, reason, nil)
+}
+
+// foldServed brings the bytes the transfer server served this attempt's pull into n before
+// it leaves delivering, whatever the outcome: a pull that failed after complete downloads
+// (integrity) shows what the device fetched, not the last progress stored.
+func (r *run) foldServed(n *Job) {
+	if n.State != StateDelivering || n.Delivery == "" || n.Delivery == DeliveryPush {
+		return
+	}
+	n.BytesDelivered = max(n.BytesDelivered, min(r.served.bytes.Load(), n.ImageSize))
+}
+
 // commit stores the transition build makes on a copy of the current job, then makes the copy
-// current. A job that moved meanwhile (Cancel) is left alone.
-func (r *run) commit(j *Job, build func(n *Job) (Transition, error)) bool {
+// current. A job that moved meanwhile (Cancel) is left alone. actor is audited as its cause.
+func (r *run) commit(actor string, j *Job, build func(n *Job) (Transition, error)) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.job.Seq != j.Seq {
 		return false
 	}
 	n := r.job.Clone()
+	r.foldServed(n)
 	tr, err := build(n)
 	if err != nil {
 		r.d.log.Error("job transition refused", "job", n.ID, "err", err)
@@ -674,7 +813,7 @@ func (r *run) commit(j *Job, build func(n *Job) (Transition, error)) bool {
 	}
 	r.job = n
 	r.d.m.transitions.WithLabelValues(string(tr.To)).Inc()
-	r.d.record(r.life, n, tr)
+	r.d.record(r.life, actor, n, tr)
 	r.d.log.Debug("job", "job", n.ID, "endpoint", n.Endpoint, "from", tr.From, "to", tr.To, "reason", tr.Reason)
 	if tr.To == StateSucceeded || tr.To == StateFailed && !n.Retryable() {
 		r.d.m.duration.WithLabelValues(string(tr.To)).Observe(tr.At.Sub(n.CreatedAt).Seconds())
@@ -714,6 +853,7 @@ func (r *run) cancelJob(ctx context.Context, reason string) (*Job, error) {
 		return nil, fmt.Errorf("%w: job %s already %s", ErrInvalidTransition, r.job.ID, st)
 	}
 	n := r.job.Clone()
+	r.foldServed(n)
 	tr, err := n.Apply(StateCancelled, r.d.now(), reason)
 	if err == nil {
 		err = r.d.store.SaveTransition(ctx, n, tr)
@@ -726,6 +866,7 @@ func (r *run) cancelJob(ctx context.Context, reason string) (*Job, error) {
 	r.job = n
 	r.mu.Unlock()
 	r.d.m.transitions.WithLabelValues(string(StateCancelled)).Inc()
+	r.d.record(ctx, audit.ActorSystem, n, tr)
 	r.d.log.Info("firmware update cancelled", "job", n.ID, "endpoint", n.Endpoint, "reason", reason)
 	// Stop whatever the loop is doing (a push), then tell the device, from the loop's finish.
 	r.cancelled.Store(was.Delivery != "" && (was.State == StateDelivering || was.State == StateDownloaded))

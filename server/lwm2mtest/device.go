@@ -97,6 +97,10 @@ type DeviceConfig struct {
 	// PushShowsDownloading makes a Block1 push pass through State 1; by default the device
 	// goes from 0 straight to 2, as many real clients do.
 	PushShowsDownloading bool
+	// StuckDownloading keeps Object 5 in State 1 (Downloading), Update Result 0, forever, as a
+	// client whose download task died may: every reset (Cancel, empty Package URI or Package)
+	// and every transfer is answered as usual and changes nothing (profile "stuck-downloading").
+	StuckDownloading bool
 	// UpdateDelay is how long the device stays Updating after Execute /5/0/2 before it
 	// reboots with the new firmware; default 1 s.
 	UpdateDelay time.Duration

@@ -119,6 +119,9 @@ func (d *Device) FirmwareState() (state, result int64) {
 
 // fwSet changes State and Update Result and notifies their observers; with d.mu held.
 func (d *Device) fwSet(state, result int64) {
+	if d.cfg.StuckDownloading {
+		state, result = FWDownloading, FWResultInitial // answers everything, changes nothing
+	}
 	in := d.tree.objects[5].instances[0]
 	def := d.tree.objects[5].def
 	changed := false

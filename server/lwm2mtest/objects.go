@@ -335,7 +335,11 @@ func newTree(cfg DeviceConfig) *tree {
 		set("/3/0/17", lwm2m.String(cfg.DeviceType))
 	}
 	set("/5/0/1", lwm2m.String(""))
-	set("/5/0/3", lwm2m.Integer(FWIdle))
+	if cfg.StuckDownloading {
+		set("/5/0/3", lwm2m.Integer(FWDownloading))
+	} else {
+		set("/5/0/3", lwm2m.Integer(FWIdle))
+	}
 	set("/5/0/5", lwm2m.Integer(0))
 	set("/5/0/6", lwm2m.String(""))
 	set("/5/0/7", lwm2m.String(""))
