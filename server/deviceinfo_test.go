@@ -32,7 +32,7 @@ func TestEmptyDeviceTypeReadOnlyAfterRegister(t *testing.T) {
 	reads := func(dev *lwm2mtest.Device) uint64 { return dev.Stats().Requests[lwm2mtest.OpRead] }
 
 	cfg := lwm2mtest.DeviceConfig{Endpoint: "no-type", Manufacturer: "Acme"}
-	if err := lwm2mtest.ApplyProfile(&cfg, lwm2mtest.ProfileEmptyDeviceType); err != nil {
+	if err := lwm2mtest.ApplyProfiles(&cfg, lwm2mtest.ProfileEmptyDeviceType); err != nil {
 		t.Fatal(err)
 	}
 	dev := start(cfg)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lwota/lwota/server/codec"
 	"github.com/lwota/lwota/server/events"
+	"github.com/lwota/lwota/firmware"
 	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/lwm2mtest"
@@ -165,6 +166,11 @@ func TestUpdateDrivenBySend(t *testing.T) {
 	fwcfg.PollInterval = time.Hour
 	fwcfg.Offered = []string{fwupdate.DeliveryHTTP}
 	im := newImages(t, []byte("LWOTA-FW 2.0.0\n"+string(bytes.Repeat([]byte("x"), 4000))))
+	// The store refuses a job for an image it does not hold.
+	if err := h.store.SaveImage(ctx, &firmware.Image{ID: "img", Name: "fw", Version: "2.0.0", Size: int64(len(im.pkg)),
+		SHA256: im.sum, BlobKey: "images/sha256/" + im.sum, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	drv := fwupdate.New(fwcfg, h.srv, h.store, im, nil, nil, nil, nil)
 	done := make(chan error, 1)
 	go func() { done <- drv.Run(ctx) }()
@@ -172,7 +178,7 @@ func TestUpdateDrivenBySend(t *testing.T) {
 
 	cfg := lwm2mtest.DeviceConfig{Endpoint: "by-send", Delivery: lwm2mtest.DeliveryPull, Protocols: []int{lwm2mtest.ProtoHTTP},
 		RequestTimeout: 30 * time.Second, UpdateDelay: 100 * time.Millisecond}
-	if err := lwm2mtest.ApplyProfile(&cfg, lwm2mtest.ProfileReportsBySend); err != nil {
+	if err := lwm2mtest.ApplyProfiles(&cfg, lwm2mtest.ProfileReportsBySend); err != nil {
 		t.Fatal(err)
 	}
 	dev := lwm2mtest.NewDevice(cfg, nil)

@@ -107,7 +107,8 @@ func profileHelp() string {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "%s (%s)", n, lwm2mtest.Profiles[n].Doc)
+		p, _ := lwm2mtest.LookupProfile(n)
+		fmt.Fprintf(&b, "%s (%s)", n, p.Doc)
 	}
 	return b.String()
 }

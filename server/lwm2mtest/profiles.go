@@ -13,23 +13,54 @@ type Profile struct {
 	Apply func(*DeviceConfig)
 }
 
-// Profiles are the device profiles by name. Each one is also a DeviceConfig option, so library
-// users set the field and the CLI names the profile; add new ones here (one entry each).
-var Profiles = map[string]Profile{
-	"stuck-downloading": {
-		Doc:   "Object 5 stays in State 1 (Downloading) forever and ignores resets",
-		Apply: func(c *DeviceConfig) { c.StuckDownloading = true },
-	},
-	"push-only": {
-		Doc:   "declares /5/0/9 = 1: takes a pushed package only, refuses a Package URI",
-		Apply: func(c *DeviceConfig) { c.Delivery = DeliveryPush },
-	},
+// profiles are the device profiles by name. Each one is also a DeviceConfig option, so library
+// users set the field (or ApplyProfiles the name) and the CLI names the profile; add new ones
+// here, one entry each.
+func profiles() map[string]Profile {
+	return map[string]Profile{
+		"stuck-downloading": {
+			Doc:   "Object 5 stays in State 1 (Downloading) forever and ignores resets",
+			Apply: func(c *DeviceConfig) { c.StuckDownloading = true },
+		},
+		"push-only": {
+			Doc:   "declares /5/0/9 = 1: takes a pushed package only, refuses a Package URI",
+			Apply: func(c *DeviceConfig) { c.Delivery = DeliveryPush },
+		},
+		ProfileReportsBySend: {
+			Doc: "LwM2M 1.1 client reporting /5/0/3 State and /5/0/5 Update Result by Send (POST /dp), refusing Observe on Object 5",
+			Apply: func(c *DeviceConfig) {
+				c.FirmwareBySend, c.RefuseFirmwareObserve = true, true
+				if c.LwM2MVersion == "" || c.LwM2MVersion == "1.0" {
+					c.LwM2MVersion = "1.1" // Send is LwM2M 1.1
+				}
+			},
+		},
+		ProfileEmptyDeviceType: {
+			Doc:   `answers /3/0/17 Device Type with an empty string ("")`,
+			Apply: func(c *DeviceConfig) { c.EmptyDeviceType = true },
+		},
+		ProfileMbedTLS2RecordVersion: {
+			Doc:   "mbed TLS 2.x DTLS client: ClientHello records carry record version fe 00 (needs a PSK)",
+			Apply: func(c *DeviceConfig) { *c = ApplyProfileMbedTLS2RecordVersion(*c) },
+		},
+		ProfileGoneAway: {
+			Doc:   "registers, then goes silent without a De-register (power cut, NAT mapping gone)",
+			Apply: func(c *DeviceConfig) { *c = WithProfileGoneAway(*c) },
+		},
+	}
+}
+
+// LookupProfile returns the profile called name.
+func LookupProfile(name string) (Profile, bool) {
+	p, ok := profiles()[name]
+	return p, ok
 }
 
 // ProfileNames lists the profiles, sorted.
 func ProfileNames() []string {
-	names := make([]string, 0, len(Profiles))
-	for n := range Profiles {
+	all := profiles()
+	names := make([]string, 0, len(all))
+	for n := range all {
 		names = append(names, n)
 	}
 	slices.Sort(names)
@@ -45,7 +76,7 @@ func ApplyProfiles(c *DeviceConfig, list string) error {
 		if n == "" {
 			continue
 		}
-		p, ok := Profiles[n]
+		p, ok := LookupProfile(n)
 		if !ok {
 			return fmt.Errorf("lwm2mtest: unknown device profile %q (valid: %s)", n, strings.Join(ProfileNames(), ", "))
 		}

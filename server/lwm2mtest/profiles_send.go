@@ -12,8 +12,7 @@ import (
 	"github.com/lwota/lwota/server/lwm2m"
 )
 
-// Device profiles of real-client habits (issue 12): a name the CLI can select and the
-// DeviceConfig it stands for.
+// Device profiles of real-client habits (issue 12), registered in profiles.go.
 const (
 	// ProfileReportsBySend is a LwM2M 1.1+ client that reports its firmware update progress
 	// with the Send operation (POST /dp, SenML CBOR) instead of notifications: every change of
@@ -22,22 +21,6 @@ const (
 	// ProfileEmptyDeviceType answers /3/0/17 Device Type with an empty string.
 	ProfileEmptyDeviceType = "empty-device-type"
 )
-
-// ApplyProfile sets the options of profile name on c; an unknown name is an error.
-func ApplyProfile(c *DeviceConfig, name string) error {
-	switch name {
-	case ProfileReportsBySend:
-		c.FirmwareBySend, c.RefuseFirmwareObserve = true, true
-		if c.LwM2MVersion == "" || c.LwM2MVersion == "1.0" {
-			c.LwM2MVersion = "1.1" // Send is LwM2M 1.1
-		}
-	case ProfileEmptyDeviceType:
-		c.EmptyDeviceType = true
-	default:
-		return fmt.Errorf("lwm2mtest: unknown profile %q (known: %s, %s)", name, ProfileReportsBySend, ProfileEmptyDeviceType)
-	}
-	return nil
-}
 
 // startSender starts the goroutine that Sends firmware reports in order, when the device
 // reports by Send; Close waits for it.

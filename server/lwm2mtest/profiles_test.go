@@ -20,7 +20,7 @@ func TestApplyProfiles(t *testing.T) {
 		{"push-only", "push-only", func(c DeviceConfig) bool { return c.Delivery == DeliveryPush && !c.StuckDownloading }, ""},
 		{"both, spaces", " push-only , stuck-downloading ", func(c DeviceConfig) bool { return c.Delivery == DeliveryPush && c.StuckDownloading }, ""},
 		{"unknown", "stuck-downloading,bogus", func(c DeviceConfig) bool { return c.Delivery == "" && !c.StuckDownloading },
-			`unknown device profile "bogus" (valid: push-only, stuck-downloading`},
+			`unknown device profile "bogus" (valid: empty-device-type, gone-away, mbedtls2-record-version, push-only, reports-by-send, stuck-downloading)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -37,8 +37,15 @@ func TestApplyProfiles(t *testing.T) {
 			}
 		})
 	}
+	// The real-client habits of issue 12, each selectable by name from `lwota sim --profile`.
+	for _, n := range []string{"mbedtls2-record-version", "stuck-downloading", "push-only", "reports-by-send",
+		"empty-device-type", "gone-away"} {
+		if _, ok := LookupProfile(n); !ok {
+			t.Errorf("profile %s is not registered", n)
+		}
+	}
 	for _, n := range ProfileNames() {
-		if Profiles[n].Doc == "" || Profiles[n].Apply == nil {
+		if p, _ := LookupProfile(n); p.Doc == "" || p.Apply == nil {
 			t.Errorf("profile %s lacks a doc or an Apply", n)
 		}
 	}
