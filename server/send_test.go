@@ -16,9 +16,9 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/lwota/lwota/firmware"
 	"github.com/lwota/lwota/server/codec"
 	"github.com/lwota/lwota/server/events"
-	"github.com/lwota/lwota/firmware"
 	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/lwm2mtest"
