@@ -143,6 +143,7 @@ type Driver struct {
 	store Store
 	pkgs  Packages
 	audit audit.Recorder // nil: transitions are not audited
+	pub   Publisher      // nil: transitions are not published (WithEvents)
 	log   *slog.Logger
 	m     *metrics
 	now   func() time.Time
@@ -395,6 +396,7 @@ func (d *Driver) Cancel(ctx context.Context, id, reason string) (*Job, error) {
 	if err := d.store.SaveTransition(ctx, j, tr); err != nil {
 		return nil, err
 	}
+	d.publish(j, tr) // the operator's cancel is audited by the API, not by record
 	return j, nil
 }
 
@@ -471,9 +473,10 @@ func newJobID() string {
 	return jobIDEncoding.EncodeToString(b[:])
 }
 
-// record writes a job's transition to the audit log: the driver's own decisions are the
+// record publishes a stored transition of a job and writes it to the audit log: the driver's own decisions are the
 // system's; the operator's call that caused one (start, cancel) is audited by the API.
 func (d *Driver) record(ctx context.Context, j *Job, tr Transition) {
+	d.publish(j, tr)
 	if d.audit == nil {
 		return
 	}

@@ -726,6 +726,7 @@ func (r *run) cancelJob(ctx context.Context, reason string) (*Job, error) {
 	r.job = n
 	r.mu.Unlock()
 	r.d.m.transitions.WithLabelValues(string(StateCancelled)).Inc()
+	r.d.publish(n, tr) // the operator's cancel is audited by the API, not by record
 	r.d.log.Info("firmware update cancelled", "job", n.ID, "endpoint", n.Endpoint, "reason", reason)
 	// Stop whatever the loop is doing (a push), then tell the device, from the loop's finish.
 	r.cancelled.Store(was.Delivery != "" && (was.State == StateDelivering || was.State == StateDownloaded))
