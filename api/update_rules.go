@@ -20,14 +20,8 @@ import (
 // the device (its target's manufacturer, model, type and labels), the device must not already run
 // the image's version, and one model has one image per version. Campaigns check the first two when
 // they are created and when they start each device (campaigns/manager.go, campaigns/tick.go); the
-// single-device route checks them here, and the upload routes check the third.
-
-// Error codes of these rules.
-const (
-	codeModelMismatch    = "model_mismatch"     // 422: the image is not built for the device
-	codeAlreadyUpToDate  = "already_up_to_date" // 409: the device already runs the image's version
-	codeDuplicateVersion = "duplicate_version"  // 409: the model already has an image of this version
-)
+// single-device route checks them here, and the upload routes check the third. Their error codes,
+// model_mismatch, already_up_to_date and duplicate_version, are in errors.go.
 
 // checkUpdateTarget applies the model and version rules to a single-device update of ep to
 // imageID. force overrides both, for admin tokens only; what it overrode is noted in the audit
