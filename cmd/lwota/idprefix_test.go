@@ -13,8 +13,8 @@ func TestUniquePrefix(t *testing.T) {
 		prefix, want, err string
 	}{
 		{"01jd3q8", "01jd3q8zk2", ""},
-		{"01je", "01je", ""},            // an exact id wins over ids it prefixes
-		{"zz", "zz", ""},                // no match: sent as given, the server reports it
+		{"01je", "01je", ""}, // an exact id wins over ids it prefixes
+		{"zz", "zz", ""},     // no match: sent as given, the server reports it
 		{"01jd3q", "", `"01jd3q" starts the ids of 2 images (01jd3q8zk2, 01jd3q9abc)`}, // ambiguous
 	}
 	for _, tt := range tests {

@@ -93,7 +93,9 @@ func TestREADMEUpdateExamples(t *testing.T) {
 	simCtx, stopSim := context.WithCancel(context.Background())
 	simDone := make(chan error, 1)
 	var simLog bytes.Buffer
-	go func() { simDone <- run(simCtx, append(simArgs, "--server", ts.coap), io.Discard, &lockedWriter{w: &simLog}) }()
+	go func() {
+		simDone <- run(simCtx, append(simArgs, "--server", ts.coap), io.Discard, &lockedWriter{w: &simLog})
+	}()
 	t.Cleanup(func() {
 		stopSim()
 		<-simDone
