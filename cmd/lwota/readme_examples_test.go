@@ -93,9 +93,8 @@ func TestREADMEUpdateExamples(t *testing.T) {
 	simCtx, stopSim := context.WithCancel(context.Background())
 	simDone := make(chan error, 1)
 	var simLog bytes.Buffer
-	go func() {
-		simDone <- run(simCtx, append(simArgs, "--server", ts.coap), io.Discard, &lockedWriter{w: &simLog})
-	}()
+	simOut := &lockedWriter{w: &simLog}
+	go func() { simDone <- run(simCtx, append(simArgs, "--server", ts.coap), io.Discard, simOut) }()
 	t.Cleanup(func() {
 		stopSim()
 		<-simDone
@@ -144,6 +143,8 @@ func TestREADMEUpdateExamples(t *testing.T) {
 	cmd.Env = append(os.Environ(), "LWOTA_SERVER="+ts.base)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
+		simOut.mu.Lock()
+		defer simOut.mu.Unlock()
 		t.Fatalf("the README's examples failed: %v\n%s\nsimulator:\n%s", err, out, simLog.String())
 	}
 
