@@ -2,7 +2,9 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -129,5 +131,45 @@ func TestImageUploadDuplicateVersion(t *testing.T) {
 				t.Fatalf("status %d, want %d; body %s", r.status, tt.status, r.body)
 			}
 		})
+	}
+}
+
+// racingImages stores a competing upload of the same model and version while an upload streams,
+// as a second API node (or request) would between the two checks.
+type racingImages struct {
+	*fakeImages
+}
+
+func (r racingImages) Upload(ctx context.Context, req firmware.UploadRequest, body io.Reader) (*firmware.Image, error) {
+	img, err := r.fakeImages.Upload(ctx, req, body)
+	if err != nil {
+		return nil, err
+	}
+	img.ID = "01j0000000000000000000zzzzz" // later than the competitor
+	r.mu.Lock()
+	r.images = append(r.images, &firmware.Image{ID: "01j0000000000000000000racer", Version: req.Version, Target: req.Target},
+		img)
+	r.mu.Unlock()
+	return img, nil
+}
+
+func TestImageUploadDuplicateVersionRace(t *testing.T) {
+	env, _ := newRulesEnv(t)
+	f := env.api.images.(*fakeImages)
+	env.api.WithImages(racingImages{f}, 0)
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/images", bytes.NewReader([]byte("firmware")))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set(HeaderVersion, "7.0.0")
+	req.Header.Set(HeaderModel, "S1")
+	req.Header.Set(HeaderName, "app")
+	req.Header.Set(HeaderSignature, "q83vEjRWeJA=")
+	msg := wantError(t, serve(env.h, req), http.StatusConflict, codeDuplicateVersion)
+	if !strings.Contains(msg, "01j0000000000000000000racer") {
+		t.Fatalf("message %q does not name the image that won", msg)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.deleted) != 1 || f.deleted[0] != "01j0000000000000000000zzzzz" {
+		t.Fatalf("deleted %q, want the later upload removed", f.deleted)
 	}
 }
