@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -188,6 +189,35 @@ func TestREADMEUpdateExamples(t *testing.T) {
 	ts.apiCall(t, "GET", "/api/v1/campaigns/"+string(cmp[1]), nil, &c)
 	if c.State != "completed" || c.Progress.Counts.Succeeded != 10 {
 		t.Errorf("campaign %s: %+v, want completed with 10 devices updated\n%s", cmp[1], c, out)
+	}
+
+	// The same version again is refused, whatever the bytes; an admin may reinstall it, audited.
+	again := exec.CommandContext(ctx, filepath.Join(dir, "bin", "lwota"), "image", "push", "--file", "fw.bin", "--sig", "fw.bin.sig",
+		"--version", "1.4.2", "--model", "lwota-sim")
+	again.Dir, again.Env = dir, append(os.Environ(), "LWOTA_SERVER="+ts.base, "LWOTA_TOKEN="+testAdminToken)
+	if b, err := again.CombinedOutput(); err == nil || !strings.Contains(string(b), "409 duplicate_version") {
+		t.Errorf("a second push of 1.4.2: %v\n%s", err, b)
+	}
+	var imgs struct {
+		Images []struct {
+			ID string `json:"id"`
+		} `json:"images"`
+	}
+	if ts.apiCall(t, "GET", "/api/v1/images?model=lwota-sim", nil, &imgs); len(imgs.Images) != 1 {
+		t.Fatalf("images of lwota-sim: %+v", imgs)
+	}
+	if code := ts.apiCall(t, "POST", "/api/v1/devices/sim-000007/updates", map[string]any{"image_id": imgs.Images[0].ID, "force": true}, nil); code != 202 {
+		t.Errorf("forced reinstall: %d, want 202", code)
+	}
+	var audit struct {
+		Entries []struct {
+			Status int               `json:"status"`
+			Detail map[string]string `json:"detail"`
+		} `json:"entries"`
+	}
+	ts.apiCall(t, "GET", "/api/v1/audit?action="+url.QueryEscape("POST /api/v1/devices/:endpoint/updates")+"&limit=1", nil, &audit)
+	if len(audit.Entries) != 1 || audit.Entries[0].Status != 202 || audit.Entries[0].Detail["force"] != "true,already_up_to_date" {
+		t.Errorf("the forced update's audit entry: %+v", audit)
 	}
 
 	// The stream carried sim-000007's success, sim-000008's cancel and the campaign's completion.
