@@ -60,6 +60,9 @@ const (
 	codeInvalidCampaign      = "invalid_campaign"       // 422: the campaign is refused; details name each field
 	codeDeviceConflict       = "device_conflict"        // 409: devices are already in another active campaign
 	codeInvalidTransition    = "invalid_transition"     // 409: the campaign's state does not allow the action
+	codeModelMismatch        = "model_mismatch"         // 422: an update's image is not built for the device (update_rules.go)
+	codeAlreadyUpToDate      = "already_up_to_date"     // 409: the device already runs the update's version
+	codeDuplicateVersion     = "duplicate_version"      // 409: the image's model already has an image of this version
 )
 
 // statusClientClosed is nginx's code for a request whose client left; logs only.

@@ -25,11 +25,14 @@ type eventJSON struct {
 	Data     any       `json:"data,omitempty"`
 }
 
-// streamEvents: GET /events?endpoint= streams events as text/event-stream until the client leaves.
+// streamEvents: GET /events?endpoint=&kind= streams events as text/event-stream until the client leaves.
 // Each event is "event: <type>" and "data: <json>"; comment lines (": keepalive") keep proxies from
 // closing an idle stream. There are no ids and no replay: a client that reconnects sees new events only.
 func (a *API) streamEvents(c echo.Context) error {
-	endpoint := c.QueryParam("endpoint")
+	want, err := eventFilter(c)
+	if err != nil {
+		return err
+	}
 	holder := ""
 	if tok := principal(c); tok != nil {
 		holder = tok.ID
@@ -72,7 +75,7 @@ func (a *API) streamEvents(c echo.Context) error {
 			if !ok {
 				return nil
 			}
-			if endpoint != "" && ev.Endpoint != endpoint {
+			if !want(ev) {
 				continue
 			}
 			err = a.writeEvent(w, ev)
@@ -120,5 +123,6 @@ func (a *API) eventData(d any) any {
 	case *registration.Registration:
 		return newDeviceJSON(v, a.cfg.Now())
 	}
+	// events.JobTransition and events.CampaignChange carry their own JSON tags.
 	return d
 }

@@ -308,7 +308,7 @@ func (a *API) uploadMultipart(c echo.Context, images Images) (*firmware.Image, e
 func (a *API) uploadFile(c echo.Context, images Images, mr *multipart.Reader, req firmware.UploadRequest, file io.Reader) (*firmware.Image, error) {
 	r := c.Request()
 	req.Uploader = uploader(r)
-	img, err := images.Upload(r.Context(), req, file)
+	img, err := a.uploadUnique(r.Context(), images, req, file)
 	if err != nil {
 		ae := mapImageError(subjectUpload, err)
 		if errors.Is(err, firmware.ErrUnsigned) && req.Signature == nil {
@@ -407,7 +407,7 @@ func (a *API) uploadRaw(c echo.Context, images Images) (*firmware.Image, error) 
 		}
 		req.Signature = sig
 	}
-	img, err := images.Upload(r.Context(), req, r.Body)
+	img, err := a.uploadUnique(r.Context(), images, req, r.Body)
 	if err != nil {
 		return nil, mapImageError(subjectUpload, err)
 	}

@@ -145,6 +145,9 @@ type startUpdateBody struct {
 	ImageID string      `json:"image_id"`
 	Method  string      `json:"method"`
 	Policy  *policyJSON `json:"policy"`
+	// Force starts the update although the image is for another model or the device already runs
+	// its version (admin tokens only; audited).
+	Force bool `json:"force"`
 }
 
 // cancelUpdateBody is the optional body of POST /devices/{endpoint}/updates/{id}/cancel.
@@ -312,6 +315,9 @@ func (a *API) startUpdate(c echo.Context) error {
 			return err
 		}
 		req.Policy = &p
+	}
+	if err := a.checkUpdateTarget(c, ep, req.ImageID, in.Force); err != nil {
+		return err
 	}
 	j, err := u.Start(c.Request().Context(), ep, req)
 	if err != nil {

@@ -294,7 +294,7 @@ func TestUpdateStartErrors(t *testing.T) {
 		{name: "not JSON", body: `{"image_id":`, header: jsonCT, status: 400, code: codeInvalidJSON},
 		{name: "empty body", body: ``, header: jsonCT, status: 400, code: codeInvalidJSON, msg: "empty"},
 		{name: "trailing data", body: `{"image_id":"a"} {}`, header: jsonCT, status: 400, code: codeInvalidJSON},
-		{name: "unknown field", body: `{"image_id":"a","force":true}`, header: jsonCT, status: 400, code: codeInvalidJSON, msg: "force"},
+		{name: "unknown field", body: `{"image_id":"a","priority":1}`, header: jsonCT, status: 400, code: codeInvalidJSON, msg: "priority"},
 		{name: "unknown policy field", body: `{"image_id":"a","policy":{"retries":3}}`, header: jsonCT, status: 400, code: codeInvalidJSON, msg: "retries"},
 		{name: "wrong type", body: `{"image_id":"a","policy":{"backoff":60}}`, header: jsonCT, status: 400, code: codeInvalidJSON},
 		{name: "not JSON media type", body: `image_id=a`, header: []string{"Content-Type", "text/plain"}, status: 415, code: codeUnsupportedMediaType},

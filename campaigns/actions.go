@@ -182,6 +182,7 @@ func (m *Manager) act(ctx context.Context, id, actor, action, reason string, cha
 			return nil, fmt.Errorf("%s campaign %s: %w", action, id, err)
 		}
 		m.log.Info("campaign "+action, "campaign", id, "from", from, "to", c.State, "by", actor, "reason", reason)
+		m.publish(ev)
 		m.wake()
 		return c, nil
 	}

@@ -96,6 +96,7 @@ type Manager struct {
 	fleet   Fleet
 	images  Images
 	audit   audit.Recorder // nil: campaigns' own decisions are not audited
+	pub     Publisher      // nil: events are not published (WithEvents)
 	log     *slog.Logger
 	m       *metrics
 	now     func() time.Time
@@ -172,6 +173,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec, actor string) (*Campaig
 		return nil, fmt.Errorf("create campaign %q: %w", c.Name, err)
 	}
 	m.log.Info("campaign created", "campaign", c.ID, "name", c.Name, "devices", len(members), "by", actor)
+	m.publish(ev)
 	if spec.Start {
 		return m.Start(ctx, c.ID, actor)
 	}

@@ -213,6 +213,7 @@ func (m *Manager) step(ctx context.Context, c *Campaign) error {
 		}
 		rt.version = c.Version
 		m.auditEvents(ctx, events)
+		m.publish(events...)
 	}
 	if len(changed) > 0 {
 		batch := make([]Member, 0, len(changed))

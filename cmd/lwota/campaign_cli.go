@@ -214,7 +214,7 @@ func parseCreateCampaignFlags(args []string, stderr io.Writer, getenv func(strin
 	c.register(fs)
 	fs.StringVar(&c.file, "file", "", "a JSON file holding the whole create body (see the README); replaces the flags below")
 	fs.StringVar(&c.name, "name", "", "the campaign's name (required)")
-	fs.StringVar(&c.image, "image", "", "the id of the image to roll out (required)")
+	fs.StringVar(&c.image, "image", "", "the id of the image to roll out, or a unique prefix of it (required)")
 	fs.StringVar(&c.query, "query", "", `the devices, as a selector query: 'model = "X" and labels.region = "eu"'`)
 	fs.StringVar(&c.endpoints, "endpoints", "", "or the devices, as a comma-separated list of endpoints")
 	fs.StringVar(&c.waves, "waves", "100%", `cumulative waves: "N%" of the devices or a count "N", the last being 100%`)
@@ -342,6 +342,11 @@ func campaignCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	if id, _ := body["image_id"].(string); id != "" {
+		if body["image_id"], err = cl.resolveImage(ctx, id); err != nil {
+			return fmt.Errorf("campaign create: %w", err)
+		}
+	}
 	dry, _ := body["dry_run"].(bool)
 	want := http.StatusCreated
 	if dry {
@@ -453,6 +458,9 @@ func campaignShow(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if err != nil {
 		return err
 	}
+	if id, err = cl.resolveCampaign(ctx, id); err != nil {
+		return err
+	}
 	answer, err := cl.get(ctx, campaignPath(id))
 	if err != nil {
 		return fmt.Errorf("campaign show %s: %w", id, err)
@@ -499,6 +507,9 @@ func campaignDevices(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.BoolVar(&asJSON, "json", false, "print the devices' JSON")
 	cl, id, err := oneArgClient("campaign devices", "campaign id", fs, &cf, args, getenv)
 	if err != nil {
+		return err
+	}
+	if id, err = cl.resolveCampaign(ctx, id); err != nil {
 		return err
 	}
 	if limit < 1 {
@@ -589,6 +600,9 @@ func campaignAct(ctx context.Context, action string, args []string, stdout, stde
 	}
 	cl, id, err := oneArgClient("campaign "+action, "campaign id", fs, &cf, args, getenv)
 	if err != nil {
+		return err
+	}
+	if id, err = cl.resolveCampaign(ctx, id); err != nil {
 		return err
 	}
 	given := map[string]bool{}
@@ -682,6 +696,9 @@ func campaignWatch(ctx context.Context, args []string, stdout, stderr io.Writer,
 	fs.BoolVar(&plain, "plain", false, "a line per change, even on a terminal")
 	cl, id, err := oneArgClient("campaign watch", "campaign id", fs, &cf, args, getenv)
 	if err != nil {
+		return err
+	}
+	if id, err = cl.resolveCampaign(ctx, id); err != nil {
 		return err
 	}
 	cfg := watchConfig{live: !plain && isTerminal(stdout), width: 80, now: time.Now, retry: 2 * time.Second}

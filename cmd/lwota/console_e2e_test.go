@@ -431,6 +431,18 @@ func TestConsoleDeviceLookup(t *testing.T) {
 func TestConsoleRoles(t *testing.T) {
 	ts := startService(t, t.TempDir(), "", "--allow-unsigned", "--update-poll", "300ms")
 	img := uploadImage(t, ts, "2.0.0", fwImage("2.0.0", 64<<10))
+	other := fwImage("2.0.0", 1<<10) // the same version for another model: not offered for this device
+	code, resp := rawUpload(t, ts, map[string]string{"X-Lwota-Name": "tracker-fw", "X-Lwota-Version": "2.0.0", "X-Lwota-Model": "tracker-9"},
+		bytes.NewReader(other), int64(len(other)))
+	if code != 201 {
+		t.Fatalf("upload for another model: %d %s", code, resp)
+	}
+	var otherImg struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(resp), &otherImg); err != nil {
+		t.Fatal(err)
+	}
 	cfg := fleetConfig(lwm2mtest.DeliveryPull)
 	cfg.Faults.BytesPerSecond = 1 << 10 // the job stays delivering for a minute
 	cfg.Object5Version = "1.1"          // a cancel executes /5/0/10
@@ -475,6 +487,9 @@ func TestConsoleRoles(t *testing.T) {
 		}
 		// Start a new one from the form, confirmed.
 		b.waitJS("the image list", `!!document.querySelector("#start-image option[value='`+img+`']")`, 30*time.Second)
+		if eval[bool](b, `!!document.querySelector("#start-image option[value='`+otherImg.ID+`']")`) {
+			t.Errorf("the start form offers an image for model tracker-9 to a %s device", "sim-1")
+		}
 		b.do("choose the image", chromedp.SetValue(chromedp.ID("start-image"), img), chromedp.Click(chromedp.ID("start-update")))
 		b.waitJS("the confirmation", `document.getElementById("confirm").open`, 10*time.Second)
 		b.do("confirm", chromedp.Click(chromedp.ID("confirm-ok")))
@@ -521,7 +536,7 @@ func TestConsoleRoles(t *testing.T) {
 // no font, script or style from elsewhere, and the Content-Security-Policy refuses any other host.
 func TestConsoleOffline(t *testing.T) {
 	ts := startService(t, t.TempDir(), "", "--allow-unsigned")
-	uploadImage(t, ts, "2.1.0-rc1", fwImage("2.1.0-rc1", 6<<10))
+	rc := uploadImage(t, ts, "2.1.0-rc1", fwImage("2.1.0-rc1", 6<<10))
 	keyID := uploadSignedImage(t, ts, "2.0.0", fwImage("2.0.0", 40<<10))
 	dev := startFleet(t, ts, "offline", 3, simTemplate()).Devices()[0]
 
@@ -555,8 +570,12 @@ func TestConsoleOffline(t *testing.T) {
 		b.open(v.fragment)
 		b.waitText("main", v.want, 30*time.Second)
 	}
-	if got := b.text("#image-list"); !strings.Contains(got, "unsigned") || !strings.Contains(got, "6.0 KiB") || !strings.Contains(got, keyID+" (ed25519)") {
+	if got := b.text("#image-list"); !strings.Contains(got, "unsigned") || !strings.Contains(got, "6.0 KiB") || !strings.Contains(got, keyID+" (ed25519)") ||
+		!strings.Contains(got, rc) {
 		t.Errorf("image list shows:\n%s", got)
+	}
+	if n := eval[int](b, `document.querySelectorAll("#image-list button.copy").length`); n != 2 {
+		t.Errorf("%d copy buttons for 2 image ids", n)
 	}
 	b.screenshot("images")
 

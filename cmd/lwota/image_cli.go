@@ -272,6 +272,9 @@ func imageShow(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if err != nil {
 		return err
 	}
+	if id, err = cl.resolveImage(ctx, id); err != nil {
+		return fmt.Errorf("image show: %w", err)
+	}
 	answer, err := cl.image(ctx, id)
 	if err != nil {
 		return fmt.Errorf("image show %s: %w", id, err)

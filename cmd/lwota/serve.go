@@ -354,11 +354,12 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		return nil, err
 	}
 	core.SetAudit(auditLog)
-	s.updates = fwupdate.New(cfg.UpdateConfig, core, store, pkgs, auditLog, logger.With("component", "fwupdate"), reg, nil)
+	s.updates = fwupdate.New(cfg.UpdateConfig, core, store, pkgs, auditLog, logger.With("component", "fwupdate"), reg, nil).
+		WithEvents(bus) // job transitions on the API's event stream
 	grants.Follow(s.updates) // pull progress: every block served reaches the job's driver
 
 	s.rollout = campaigns.New(campaigns.Config{Tick: cfg.CampaignTick, Node: cfg.NodeName}, store, s.updates, core, catalog,
-		auditLog, logger.With("component", "campaigns"), reg, nil)
+		auditLog, logger.With("component", "campaigns"), reg, nil).WithEvents(bus)
 	apiCfg := api.DefaultConfig()
 	apiCfg.MaxStreams, apiCfg.MaxStreamsPerToken = cfg.MaxEventStreams, cfg.MaxEventStreamsPerToken
 	apiCfg.DeviceRequestTimeout = cfg.DeviceRequestTimeout

@@ -179,6 +179,9 @@ func (ts *testService) sseEvents(t *testing.T, ctx context.Context, query string
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(readmeCLIEnv) == "1" {
+		os.Exit(runAsCLI()) // the README's ./bin/lwota (readme_examples_test.go)
+	}
 	code := m.Run()
 	// Stop the throwaway PostgreSQL cluster and S3 server, if a test started them.
 	pgtest.Stop()

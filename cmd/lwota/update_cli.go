@@ -118,6 +118,7 @@ type startConfig struct {
 	wait        bool
 	poll        time.Duration
 	json        bool
+	force       bool
 	given       map[string]bool
 }
 
@@ -125,7 +126,8 @@ func parseStartFlags(args []string, stderr io.Writer, getenv func(string) string
 	c := startConfig{given: map[string]bool{}}
 	fs := newFlagSet("update start", stderr)
 	c.register(fs)
-	fs.StringVar(&c.image, "image", "", "the id of the image to install (required)")
+	fs.StringVar(&c.image, "image", "", "the id of the image to install, or a unique prefix of it (required)")
+	fs.BoolVar(&c.force, "force", false, "install although the image is for another model or the device already runs its version (admin tokens only; audited)")
 	fs.StringVar(&c.method, "method", "auto", "how the image gets to the device: pull, push or auto")
 	fs.BoolVar(&c.strict, "strict", false, "fail when the device never reports the image's version (default: the server's policy)")
 	fs.IntVar(&c.maxAttempts, "max-attempts", 0, "attempts before a retryable failure is final, 1 to 20 (default: the server's policy)")
@@ -155,6 +157,9 @@ func parseStartFlags(args []string, stderr io.Writer, getenv func(string) string
 // that the server's defaults apply to the rest.
 func (c startConfig) body() map[string]any {
 	b := map[string]any{"image_id": c.image, "method": c.method}
+	if c.force {
+		b["force"] = true
+	}
 	policy := map[string]any{}
 	if c.given["strict"] {
 		policy["strict"] = c.strict
@@ -180,7 +185,16 @@ func updateStart(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if err != nil {
 		return err
 	}
+	if cfg.image, err = cl.resolveImage(ctx, cfg.image); err != nil {
+		return fmt.Errorf("update start %s: %w", ep, err)
+	}
 	answer, err := cl.startUpdate(ctx, ep, cfg.body())
+	var se *serverError
+	if errors.As(err, &se) && se.Code == "already_up_to_date" {
+		// Not a failure: the device is where the update would take it.
+		fmt.Fprintf(stdout, "%s: %s\n", ep, se.Message)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("update start %s: %w", ep, err)
 	}
@@ -285,6 +299,9 @@ func updateStatus(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		return err
 	}
 	if len(rest) == 2 {
+		if rest[1], err = cl.resolveJob(ctx, ep, rest[1]); err != nil {
+			return fmt.Errorf("update status %s: %w", ep, err)
+		}
 		answer, err := cl.update(ctx, ep, rest[1])
 		if err != nil {
 			return fmt.Errorf("update status %s %s: %w", ep, rest[1], err)
@@ -397,6 +414,9 @@ func updateCancel(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	cl, err := cf.client("update cancel")
 	if err != nil {
 		return err
+	}
+	if id, err = cl.resolveJob(ctx, ep, id); err != nil {
+		return fmt.Errorf("update cancel %s: %w", ep, err)
 	}
 	answer, err := cl.cancelUpdate(ctx, ep, id, reason)
 	if err != nil {

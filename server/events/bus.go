@@ -1,4 +1,4 @@
-// Package events fans server happenings (registrations, notifications) out to live subscribers
+// Package events fans server happenings (registrations, notifications, update jobs, campaigns) out to live subscribers
 // such as the API's server-sent event stream. Slow subscribers lose events; publishers never wait.
 package events
 

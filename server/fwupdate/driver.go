@@ -143,6 +143,7 @@ type Driver struct {
 	store Store
 	pkgs  Packages
 	audit audit.Recorder // nil: transitions are not audited
+	pub   Publisher      // nil: transitions are not published (WithEvents)
 	log   *slog.Logger
 	m     *metrics
 	now   func() time.Time
@@ -473,10 +474,12 @@ func newJobID() string {
 	return jobIDEncoding.EncodeToString(b[:])
 }
 
-// record writes a job's transition to the audit log as actor's: the device's ("device:<ep>")
-// when its own report caused it, else the system's. The operator's call that caused one
-// (start, cancel) is audited by the API as well, with the operator's token.
+// record publishes a stored transition of a job on the event stream and writes it to the audit
+// log as actor's: the device's ("device:<ep>") when its own report caused it, else the system's.
+// The operator's call that caused one (start, cancel) is audited by the API as well, with the
+// operator's token.
 func (d *Driver) record(ctx context.Context, actor string, j *Job, tr Transition) {
+	d.publish(j, tr)
 	if d.audit == nil {
 		return
 	}

@@ -96,9 +96,15 @@ func deliveryValue(s string) int64 {
 }
 
 // DefaultUpdatedVersion is the version a device reports after installing pkg when
-// DeviceConfig.UpdatedVersion is nil: the rest of the first line when the package starts
-// with "LWOTA-FW ", else "updated-" and the first 8 hex digits of its SHA-256.
+// DeviceConfig.UpdatedVersion is nil. Like a real device it reports the version its image
+// carries: an MCUboot image's header version (ih_ver, as "major.minor.revision", with
+// "+build" when the build number is not 0, which is how lwota's uploads declare it), else the
+// rest of the first line when the package starts with "LWOTA-FW " (a stand-in build for
+// shell examples), else "updated-" and the first 8 hex digits of its SHA-256.
 func DefaultUpdatedVersion(pkg []byte) string {
+	if v, ok := mcubootVersion(pkg); ok {
+		return v
+	}
 	if rest, ok := bytes.CutPrefix(pkg, []byte("LWOTA-FW ")); ok {
 		line, _, _ := bytes.Cut(rest, []byte("\n"))
 		if v := strings.TrimSpace(string(line)); v != "" {
@@ -107,6 +113,23 @@ func DefaultUpdatedVersion(pkg []byte) string {
 	}
 	sum := sha256.Sum256(pkg)
 	return "updated-" + hex.EncodeToString(sum[:4])
+}
+
+// mcubootMagic starts an MCUboot image header (IMAGE_MAGIC, little-endian).
+const mcubootMagic = 0x96f3b83d
+
+// mcubootVersion reads ih_ver from an MCUboot image header: magic (4 bytes), load address (4),
+// header size (2), protected TLV size (2), image size (4), flags (4), then major (1), minor (1),
+// revision (2) and build number (4), little-endian.
+func mcubootVersion(pkg []byte) (string, bool) {
+	if len(pkg) < 28 || binary.LittleEndian.Uint32(pkg) != mcubootMagic {
+		return "", false
+	}
+	v := fmt.Sprintf("%d.%d.%d", pkg[20], pkg[21], binary.LittleEndian.Uint16(pkg[22:]))
+	if build := binary.LittleEndian.Uint32(pkg[24:]); build != 0 {
+		v += fmt.Sprintf("+%d", build)
+	}
+	return v, true
 }
 
 // FirmwareState returns /5/0/3 and /5/0/5.

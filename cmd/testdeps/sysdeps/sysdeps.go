@@ -43,6 +43,9 @@ func programs() []Program {
 		{Name: "npx", Package: "npm", Why: "the pinned OpenAPI linter (@redocly/cli)"},
 		{Name: "gcc", Package: "gcc", Why: "cgo, which the race detector of `go test -race` needs"},
 		{Name: "runuser", Package: "util-linux", Why: "starts PostgreSQL as the postgres user when tests run as root"},
+		{Name: "bash", Package: "bash", Why: "runs the README's shell examples (TestREADMEUpdateExamples)"},
+		{Name: "curl", Package: "curl", Why: "the README's API examples, run as written"},
+		{Name: "jq", Package: "jq", Why: "the README's examples pick ids out of JSON answers"},
 		// Built from source into bin/ by `make tools` (storage/s3test looks there first).
 		{Name: "versitygw", Why: "the S3-compatible server of the blob-store and upload tests"},
 	}

@@ -132,3 +132,28 @@ export function redraw(el, draw) {
   draw();
   if (id) document.getElementById(id)?.focus();
 }
+
+/**
+ * idCopy shows an id in code with a button that copies it. The clipboard API needs a secure
+ * context (HTTPS or localhost); elsewhere the button selects the id for the user to copy.
+ * @param {string} id
+ */
+export function idCopy(id) {
+  const code = h('code', {class: 'id'}, id);
+  const button = h('button', {type: 'button', class: 'copy', 'aria-label': 'Copy id ' + id, title: 'Copy id'}, 'Copy');
+  button.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(id);
+      button.textContent = 'Copied';
+    } catch {
+      const range = document.createRange();
+      range.selectNodeContents(code);
+      const sel = window.getSelection();
+      sel?.removeAllRanges();
+      sel?.addRange(range);
+      button.textContent = 'Selected';
+    }
+    setTimeout(() => { button.textContent = 'Copy'; }, 1500);
+  });
+  return h('span', {class: 'nowrap'}, code, ' ', button);
+}

@@ -22,6 +22,8 @@ export async function render(ctx) {
   let firstLoad = true;
   let busy = false;
   let drawn = '';
+  /** @type {any} the device as last loaded (null: never registered) */
+  let device = null;
   const pressing = pressGuard(ctx.main);
 
   /** load fetches the device and its jobs, draws them when they changed, and tells whether a job is active. */
@@ -41,6 +43,7 @@ export async function render(ctx) {
       ]);
       if (firstLoad && jobs.length) open.add(jobs[0].id); // the newest job's steps are shown at once
       firstLoad = false;
+      device = dev;
       const active = jobs.some((/** @type {any} */ j) => jobActive(j.state));
       const sig = JSON.stringify([dev, jobs]);
       if (sig === drawn) return active;
@@ -64,7 +67,7 @@ export async function render(ctx) {
     view.summary,
     h('section', {'aria-labelledby': 'h-history'},
       h('h2', {id: 'h-history'}, 'Update history'),
-      ctx.who.can('updateDevices') ? startForm(ctx, ep, load) : null,
+      ctx.who.can('updateDevices') ? startForm(ctx, ep, load, () => device) : null,
       view.jobs),
     view.registration,
     view.objects);
@@ -294,10 +297,24 @@ function alertNear(near, msg) {
 }
 
 /**
- * startForm lets a release engineer start an update of this one device.
- * @param {import('../main.js').Ctx} ctx @param {string} ep @param {() => Promise<any>} reload
+ * fits tells whether an image is built for the device, by the rule the server applies (and
+ * campaigns): every field its target names must be the device's. An image for any model fits all.
+ * @param {any} target @param {any} dev
  */
-function startForm(ctx, ep, reload) {
+export function fits(target, dev) {
+  if (!target) return true;
+  for (const k of ['manufacturer', 'model', 'device_type']) {
+    if (target[k] && target[k] !== dev?.[k]) return false;
+  }
+  return Object.entries(target.labels || {}).every(([k, v]) => dev?.labels?.[k] === v);
+}
+
+/**
+ * startForm lets a release engineer start an update of this one device, offering only the images
+ * built for it: the server refuses the others (model_mismatch).
+ * @param {import('../main.js').Ctx} ctx @param {string} ep @param {() => Promise<any>} reload @param {() => any} dev
+ */
+function startForm(ctx, ep, reload, dev) {
   const image = /** @type {HTMLSelectElement} */ (h('select', {id: 'start-image', name: 'image_id', required: true}, h('option', {value: ''}, 'Loading images…')));
   const method = h('select', {id: 'start-method', name: 'method'}, ['auto', 'pull', 'push'].map((m) => h('option', {value: m}, m)));
   const error = h('p', {class: 'alert', role: 'alert', hidden: true});
@@ -305,8 +322,10 @@ function startForm(ctx, ep, reload) {
     field('Image', image), field('Method', method),
     h('div', {class: 'buttons'}, h('button', {type: 'submit', class: 'primary', id: 'start-update'}, 'Start update…')), error);
   call('/images' + query({limit: 200}), {signal: ctx.signal}).then((l) => {
-    const imgs = l.images || [];
-    replace(image, h('option', {value: ''}, imgs.length ? 'Choose an image' : 'No image uploaded yet'),
+    const all = l.images || [];
+    const imgs = all.filter((/** @type {any} */ i) => fits(i.target, dev()));
+    const none = !all.length ? 'No image uploaded yet' : 'No image is built for this device (model ' + (dev()?.model || 'not known yet') + ')';
+    replace(image, h('option', {value: ''}, imgs.length ? 'Choose an image' : none),
       imgs.map((i) => h('option', {value: i.id}, i.version + ' · ' + (i.target?.model || 'any model') + ' · ' + i.name + ' (' + i.id + ')')));
   }).catch(() => replace(image, h('option', {value: ''}, 'Images cannot be listed')));
   form.addEventListener('submit', async (ev) => {

@@ -1,7 +1,8 @@
-// Firmware images: version, model, size, SHA-256, the key that signed it and who uploaded it.
+// Firmware images: version, id (to copy into the CLI or API), model, size, SHA-256, the key that
+// signed it and who uploaded it.
 
 import {call, query} from '../api.js';
-import {h, field, replace, table} from '../dom.js';
+import {h, field, idCopy, replace, table} from '../dom.js';
 import {ago, bytes, time} from '../words.js';
 import {labels} from './devices.js';
 
@@ -22,6 +23,7 @@ export async function render(ctx) {
   const imgs = /** @type {any[]} */ (list.images || []);
   const rows = imgs.map((i) => [
     h('strong', null, i.version),
+    idCopy(i.id),
     i.name,
     i.target?.model || 'any',
     h('span', {title: i.size + ' bytes', class: 'nowrap'}, bytes(i.size)),
@@ -35,7 +37,7 @@ export async function render(ctx) {
   replace(ctx.main, 
     h('h1', {tabindex: '-1'}, 'Images'),
     form,
-    imgs.length ? table('Firmware images', ['Version', 'Name', 'Model', 'Size', 'SHA-256', 'Signing key', 'Uploader', 'Uploaded', 'Labels'], rows, {id: 'image-list'}) :
+    imgs.length ? table('Firmware images', ['Version', 'ID', 'Name', 'Model', 'Size', 'SHA-256', 'Signing key', 'Uploader', 'Uploaded', 'Labels'], rows, {id: 'image-list'}) :
       h('p', {class: 'count'}, 'No image matches.'),
     more ? h('nav', {class: 'pager', 'aria-label': 'Pages'}, more) : null);
 }
