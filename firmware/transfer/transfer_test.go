@@ -120,32 +120,6 @@ func TestRefusals(t *testing.T) {
 	})
 }
 
-// A block refused in the middle of a download (the job stopped delivering, the store failed,
-// as at a restart) gets the refusal itself: a device takes 4.03 and 5.03 for a lost
-// connection and resumes later, but took the 4.02 it used to get for a bad URI and gave up
-// for good (Update Result 7).
-func TestRefusalMidDownload(t *testing.T) {
-	f := startServer(t, Config{}, imageSize)
-	c := newRawClient(t, f.addr)
-	mid := &transport.Block{Num: 5, SZX: 6}
-	r, err := c.get(PathPrefix+f.token(t, "gone"), mid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.code != codes.Forbidden {
-		t.Fatalf("block 5 of a job no longer delivering: %v, want 4.03", r.code)
-	}
-	f.grants.mu.Lock()
-	f.grants.fail = errors.New("database closed")
-	f.grants.mu.Unlock()
-	if r, err = c.get(PathPrefix+f.token(t, "job3"), mid); err != nil {
-		t.Fatal(err)
-	}
-	if r.code != codes.ServiceUnavailable {
-		t.Fatalf("block 5 while the grants fail: %v, want 5.03", r.code)
-	}
-}
-
 func TestBlobStoreFailure(t *testing.T) {
 	f := startServer(t, Config{}, imageSize)
 	f.grants.jobs["missing"] = Grant{BlobKey: "images/sha256/none", Size: 4096, SHA256: f.sum}

@@ -187,13 +187,10 @@ func (t *block1Table) len() int {
 }
 
 // sliceBlock2 answers the block of resp's payload that req asks for, if resp needs slicing.
-// A response that already carries Block2 (a handler serving blocks itself) is sent as is, and
-// so is an error: its payload is a diagnostic, not the representation whose blocks the client
-// fetches, so a refusal of block 5 stays a refusal (4.03, 5.03), not a 4.02 for a block beyond
-// a diagnostic's end, which a device reads as a bad request of its own (a bad Package URI).
+// A response that already carries Block2 (a handler serving blocks itself) is sent as is.
 // The result is a copy when it differs from resp; resp is never modified.
 func sliceBlock2(req, resp *Message, prefSZX uint8) *Message {
-	if resp.Block2.Set || !resp.Code.IsSuccess() {
+	if resp.Block2.Set {
 		return resp
 	}
 	szx := prefSZX

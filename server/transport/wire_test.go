@@ -309,41 +309,6 @@ func TestWire_Block2FromHandlerSentAsIs(t *testing.T) {
 	}
 }
 
-// A handler refusing a block request mid-transfer (the download is forbidden now, the store is
-// unavailable) is answered with its refusal, unsliced: slicing its empty or short diagnostic
-// answered 4.02 for any block but the first, and a device took that for a bad URI (Update
-// Result 7, a CI restart's "invalid URI").
-func TestWire_Block2ErrorSentAsIs(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		code    Code
-		payload string
-		num     uint32
-	}{
-		{"forbidden mid-transfer", Forbidden, "", 5},
-		{"unavailable mid-transfer", ServiceUnavailable, "", 3},
-		{"diagnostic mid-transfer", NotFound, "expired", 2},
-		{"forbidden at the first block", Forbidden, "", 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			h := &countingHandler{fn: func(context.Context, Peer, *Message) *Message {
-				r := NewMessage(tc.code)
-				r.Payload = []byte(tc.payload)
-				return r
-			}}
-			ep := startEndpoint(t, h, wireConfig())
-			dev := newRawPeer(t)
-			r := req(GET, "/fw/tok", 1)
-			r.Block2 = Block{Set: true, Num: tc.num, SZX: 6}
-			dev.send(ep.addr, datagram(t, typeCON, 1, r))
-			f := dev.recvFrame()
-			if f.msg.Code != tc.code || f.msg.Block2.Set || string(f.msg.Payload) != tc.payload {
-				t.Fatalf("answer %v, Block2 %+v, payload %q; want %v %q without Block2", f.msg.Code, f.msg.Block2, f.msg.Payload, tc.code, tc.payload)
-			}
-		})
-	}
-}
-
 func block1Req(token byte, num uint32, more bool, szx uint8, payload []byte) *Message {
 	r := req(POST, "/5/0/0", token)
 	r.Query = []string{"x=1"}
