@@ -174,7 +174,7 @@ func (m *Manager) act(ctx context.Context, id, actor, action, reason string, cha
 		c.Version++
 		c.UpdatedAt = m.now()
 		ev := Event{CampaignID: id, At: c.UpdatedAt, From: from, To: c.State, Actor: actor, Action: action, Reason: reason}
-		err = m.store.SaveCampaign(ctx, c, nil, ev)
+		err = m.store.SaveCampaign(ctx, c, ev)
 		if errors.Is(err, ErrStale) {
 			continue
 		}

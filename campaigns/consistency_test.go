@@ -21,10 +21,18 @@ type readerStore struct {
 	problems []string
 }
 
-func (s *readerStore) SaveCampaign(ctx context.Context, c *campaigns.Campaign, members []campaigns.Member, events ...campaigns.Event) error {
-	err := s.Store.SaveCampaign(ctx, c, members, events...)
+func (s *readerStore) SaveCampaign(ctx context.Context, c *campaigns.Campaign, events ...campaigns.Event) error {
+	err := s.Store.SaveCampaign(ctx, c, events...)
 	if err == nil {
 		s.look(ctx, c.ID, "SaveCampaign")
+	}
+	return err
+}
+
+func (s *readerStore) SaveTick(ctx context.Context, c *campaigns.Campaign, members []campaigns.Member, events ...campaigns.Event) error {
+	err := s.Store.SaveTick(ctx, c, members, events...)
+	if err == nil {
+		s.look(ctx, c.ID, "SaveTick")
 	}
 	return err
 }

@@ -208,7 +208,7 @@ func (m *Manager) step(ctx context.Context, c *Campaign) error {
 		// member states it was taken from, and a stale copy writes neither.
 		c.Version++
 		c.UpdatedAt = now
-		if err := m.store.SaveCampaign(ctx, c, batch, events...); err != nil {
+		if err := m.store.SaveTick(ctx, c, batch, events...); err != nil {
 			return fmt.Errorf("save: %w", err)
 		}
 		rt.version = c.Version

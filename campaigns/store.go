@@ -11,13 +11,14 @@ type Store interface {
 	// every member's device for c. It fails with a *ConflictError when a device is already
 	// claimed by another campaign that has not ended.
 	CreateCampaign(ctx context.Context, c *Campaign, created Event, members []Member) error
-	// SaveCampaign stores c, if the stored copy is at c.Version-1, with the changed members
-	// (already stored; as SaveMembers) and events appended to its history (the store numbers
-	// them), in one transaction: nobody sees a decision (completed, a new wave) without the
-	// member states it was taken from, and a stale save writes no member either. When c has
-	// ended, its devices are released. It fails with ErrStale when the stored copy moved on,
-	// ErrNotFound when there is none.
-	SaveCampaign(ctx context.Context, c *Campaign, members []Member, events ...Event) error
+	// SaveCampaign stores c, if the stored copy is at c.Version-1, and appends events to its
+	// history (the store numbers them). When c has ended, its devices are released. It fails
+	// with ErrStale when the stored copy moved on, ErrNotFound when there is none.
+	SaveCampaign(ctx context.Context, c *Campaign, events ...Event) error
+	// SaveTick is SaveCampaign together with the members a tick changed (already stored; as
+	// SaveMembers), in one transaction: nobody sees a decision (completed, a new wave) without
+	// the member states it was taken from, and a stale save writes no member either.
+	SaveTick(ctx context.Context, c *Campaign, members []Member, events ...Event) error
 	// GetCampaign returns one campaign, or ErrNotFound.
 	GetCampaign(ctx context.Context, id string) (*Campaign, error)
 	// ListCampaigns returns the campaigns in one of states (all when empty), newest first.

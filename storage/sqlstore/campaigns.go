@@ -112,10 +112,15 @@ func (s *Store) eventInsert(e campaigns.Event) stmt {
 	return stmt{s.dialect.rebind(q), []any{e.CampaignID, e.At.UnixNano(), string(e.From), string(e.To), e.Actor, e.Action, e.Reason, e.CampaignID}}
 }
 
-// SaveCampaign stores c if the stored copy is at c.Version-1, with members and events, and
-// releases the campaign's claims once it has ended: one transaction, whose compare-and-set
+// SaveCampaign stores c if the stored copy is at c.Version-1, appends events, and releases
+// the campaign's claims once it has ended.
+func (s *Store) SaveCampaign(ctx context.Context, c *campaigns.Campaign, events ...campaigns.Event) error {
+	return s.SaveTick(ctx, c, nil, events...)
+}
+
+// SaveTick is SaveCampaign with members stored in the same transaction, whose compare-and-set
 // comes last so that a stale save rolls back the members too.
-func (s *Store) SaveCampaign(ctx context.Context, c *campaigns.Campaign, members []campaigns.Member, events ...campaigns.Event) error {
+func (s *Store) SaveTick(ctx context.Context, c *campaigns.Campaign, members []campaigns.Member, events ...campaigns.Event) error {
 	doc, err := jsonText(c)
 	if err != nil {
 		return fmt.Errorf("sqlstore: save campaign %s: %w", c.ID, err)

@@ -138,23 +138,23 @@ func testCampaignCAS(t *testing.T, s campaigns.Store) {
 	c := mustCreateCampaign(t, s, "cmp_1", "a")
 	c.State, c.Version = campaigns.StateRunning, 2
 	ev := campaigns.Event{At: at(time.Second), From: campaigns.StateDraft, To: campaigns.StateRunning, Actor: "bob", Action: "start", Reason: "go"}
-	if err := s.SaveCampaign(ctx, c, nil, ev); err != nil {
+	if err := s.SaveCampaign(ctx, c, ev); err != nil {
 		t.Fatal(err)
 	}
 	stale := c.Clone()
 	stale.Version = 2 // saved from version 1 again
-	if err := s.SaveCampaign(ctx, stale, nil); !errors.Is(err, campaigns.ErrStale) {
+	if err := s.SaveCampaign(ctx, stale); !errors.Is(err, campaigns.ErrStale) {
 		t.Fatalf("SaveCampaign(stale) = %v, want ErrStale", err)
 	}
 	ghost := c.Clone()
 	ghost.ID = "cmp_ghost"
-	if err := s.SaveCampaign(ctx, ghost, nil); !errors.Is(err, campaigns.ErrNotFound) {
+	if err := s.SaveCampaign(ctx, ghost); !errors.Is(err, campaigns.ErrNotFound) {
 		t.Fatalf("SaveCampaign(unknown) = %v, want ErrNotFound", err)
 	}
 	c.Version, c.Reason = 3, "paused"
 	two := []campaigns.Event{{At: at(2 * time.Second), From: campaigns.StateRunning, To: campaigns.StateRunning, Actor: "lwota", Action: "wave"},
 		{At: at(2 * time.Second), From: campaigns.StateRunning, To: campaigns.StatePaused, Actor: "lwota", Action: "threshold"}}
-	if err := s.SaveCampaign(ctx, c, nil, two...); err != nil {
+	if err := s.SaveCampaign(ctx, c, two...); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := s.GetCampaign(ctx, "cmp_1")
@@ -189,18 +189,18 @@ func testCampaignSaveWithMembers(t *testing.T, s campaigns.Store) {
 	stale := c.Clone()
 	stale.Version, stale.State = 2, campaigns.StateCompleted
 	c.Version, c.State = 2, campaigns.StateRunning
-	if err := s.SaveCampaign(ctx, c, nil); err != nil {
+	if err := s.SaveCampaign(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveCampaign(ctx, stale, ms[:1]); !errors.Is(err, campaigns.ErrStale) {
-		t.Fatalf("SaveCampaign(stale, members) = %v, want ErrStale", err)
+	if err := s.SaveTick(ctx, stale, ms[:1]); !errors.Is(err, campaigns.ErrStale) {
+		t.Fatalf("SaveTick(stale) = %v, want ErrStale", err)
 	}
 	if got, _ := s.Members(ctx, "cmp_1", campaigns.MemberFilter{State: campaigns.MemberSucceeded}); len(got) != 0 {
 		t.Fatalf("a stale save stored members %v", endpointsOf(got))
 	}
 	c.Version, c.State, c.EndedAt = 3, campaigns.StateCompleted, at(time.Minute)
 	ev := campaigns.Event{At: at(time.Minute), From: campaigns.StateRunning, To: campaigns.StateCompleted, Actor: "lwota", Action: "complete"}
-	if err := s.SaveCampaign(ctx, c, ms, ev); err != nil {
+	if err := s.SaveTick(ctx, c, ms, ev); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Members(ctx, "cmp_1", campaigns.MemberFilter{State: campaigns.MemberSucceeded})
@@ -216,7 +216,7 @@ func testCampaignRelease(t *testing.T, s campaigns.Store) {
 	ctx := context.Background()
 	c := mustCreateCampaign(t, s, "cmp_1", "a", "b")
 	c.State, c.Version, c.EndedAt = campaigns.StateCompleted, 2, at(time.Hour)
-	if err := s.SaveCampaign(ctx, c, nil); err != nil {
+	if err := s.SaveCampaign(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.Claimed(ctx, []string{"a", "b"}); len(got) != 0 {
@@ -326,7 +326,7 @@ func testCampaignFollowed(t *testing.T, s campaigns.Store) {
 		t.Helper()
 		c.State, c.InFlight = st, inFlight
 		c.Version++
-		if err := s.SaveCampaign(ctx, c, nil); err != nil {
+		if err := s.SaveCampaign(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 	}
