@@ -151,8 +151,8 @@ func (m *Manager) runtimeFor(ctx context.Context, c *Campaign) (*runtime, error)
 }
 
 // step is one tick of one campaign. The campaign is saved (compare-and-set on its version)
-// before its members: a tick working from a stale copy fails there and changes nothing, and
-// member states are derived again from the jobs on the next tick anyway.
+// together with its changed members: a tick working from a stale copy fails there and changes
+// nothing, and member states are derived again from the jobs on the next tick anyway.
 func (m *Manager) step(ctx context.Context, c *Campaign) error {
 	rt, err := m.runtimeFor(ctx, c)
 	if err != nil {
@@ -205,21 +205,23 @@ func (m *Manager) step(ctx context.Context, c *Campaign) error {
 		}
 	}
 	c.InFlight = inFlight
-	if !equalCampaign(orig, c) || len(events) > 0 {
+	batch := make([]Member, 0, len(changed))
+	for i := range changed {
+		batch = append(batch, rt.members[i])
+	}
+	switch {
+	case !equalCampaign(orig, c) || len(events) > 0:
+		// One transaction: a reader that sees the decision (completed, a new wave) sees the
+		// member states it was taken from, and a stale copy writes neither.
 		c.Version++
 		c.UpdatedAt = now
-		if err := m.store.SaveCampaign(ctx, c, events...); err != nil {
+		if err := m.store.SaveTick(ctx, c, batch, events...); err != nil {
 			return fmt.Errorf("save: %w", err)
 		}
 		rt.version = c.Version
 		m.auditEvents(ctx, events)
 		m.publish(events...)
-	}
-	if len(changed) > 0 {
-		batch := make([]Member, 0, len(changed))
-		for i := range changed {
-			batch = append(batch, rt.members[i])
-		}
+	case len(batch) > 0:
 		if err := m.store.SaveMembers(ctx, batch); err != nil {
 			return fmt.Errorf("save members: %w", err)
 		}

@@ -15,6 +15,10 @@ type Store interface {
 	// history (the store numbers them). When c has ended, its devices are released. It fails
 	// with ErrStale when the stored copy moved on, ErrNotFound when there is none.
 	SaveCampaign(ctx context.Context, c *Campaign, events ...Event) error
+	// SaveTick is SaveCampaign together with the members a tick changed (already stored; as
+	// SaveMembers), in one transaction: nobody sees a decision (completed, a new wave) without
+	// the member states it was taken from, and a stale save writes no member either.
+	SaveTick(ctx context.Context, c *Campaign, members []Member, events ...Event) error
 	// GetCampaign returns one campaign, or ErrNotFound.
 	GetCampaign(ctx context.Context, id string) (*Campaign, error)
 	// ListCampaigns returns the campaigns in one of states (all when empty), newest first.

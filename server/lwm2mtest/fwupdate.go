@@ -235,6 +235,7 @@ func (d *Device) fwStartPull(uri string) {
 	d.fw.pkg = nil
 	u, err := url.Parse(uri)
 	if err != nil || u.Host == "" {
+		d.log.Info("firmware package URI refused", "uri", uri, "err", err)
 		d.fwSet(FWIdle, FWResultInvalidURI)
 		return
 	}
@@ -316,13 +317,14 @@ func (d *Device) fwPullDone(gen uint64, err error) {
 		d.fw.partial, d.fw.uri = nil, ""
 		d.fwSet(FWIdle, FWResultOutOfRAM)
 	case errors.Is(err, errInvalidURI):
+		d.log.Info("firmware download failed", "err", err, "uri", d.fw.uri)
 		d.fw.partial, d.fw.uri = nil, ""
 		d.fwSet(FWIdle, FWResultInvalidURI)
 	case errors.Is(err, errRebootFault):
 		d.fwSet(FWIdle, FWResultConnectionLost)
 		reboot = true
 	default:
-		d.log.Info("firmware download failed", "err", err)
+		d.log.Info("firmware download failed", "err", err, "uri", d.fw.uri)
 		d.fwSet(FWIdle, FWResultConnectionLost)
 	}
 	d.mu.Unlock()

@@ -290,8 +290,13 @@ func (s *S3) putMultipart(ctx context.Context, k string, first *[]byte, r io.Rea
 // uploadParts reads r part by part into at most s.concurrency buffers (first is one of them)
 // and uploads each as soon as it is full. It returns the bytes read and the completed parts
 // in order, or the first error.
+//
+// The first error (r's, or a part's) stops the reading, but the parts already on their way
+// run to their end under ctx before uploadParts returns: an abort does not stop a part the
+// server is still storing, and a part stored after the abort brings the upload back (on
+// versitygw, as a directory in the bucket). Only ctx itself cuts them.
 func (s *S3) uploadParts(ctx context.Context, k string, id *string, first *[]byte, r io.Reader) (int64, []types.CompletedPart, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
+	stop, cancel := context.WithCancelCause(ctx) // ends the reading: the first error, or ctx
 	defer cancel(nil)
 	// slots holds the buffers not in use; nil stands for one not allocated yet.
 	slots := make(chan *[]byte, s.concurrency)
@@ -338,9 +343,9 @@ func (s *S3) uploadParts(ctx context.Context, k string, id *string, first *[]byt
 		buf = nil
 		select {
 		case buf = <-slots:
-		case <-ctx.Done():
+		case <-stop.Done():
 		}
-		if ctx.Err() != nil {
+		if stop.Err() != nil {
 			if buf != nil {
 				s.bufs.Put(buf)
 			}
@@ -368,7 +373,7 @@ func (s *S3) uploadParts(ctx context.Context, k string, id *string, first *[]byt
 			s.bufs.Put(b)
 		}
 	}
-	if err := context.Cause(ctx); err != nil {
+	if err := context.Cause(stop); err != nil {
 		return 0, nil, err
 	}
 	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return cmp.Compare(*a.PartNumber, *b.PartNumber) })

@@ -81,12 +81,30 @@ func Start(t testing.TB) Server {
 		t.Fatalf("s3test: create bucket %s at %s: %v\n%s", s.Bucket, s.Endpoint, err, g.logTail())
 	}
 	t.Cleanup(func() {
-		// The POSIX backend keeps a bucket as a plain directory: removing it removes the bucket.
-		if err := os.RemoveAll(filepath.Join(s.Dir, s.Bucket)); err != nil {
+		if err := removeBucket(filepath.Join(s.Dir, s.Bucket), removeWait, os.RemoveAll); err != nil {
 			t.Errorf("s3test: remove bucket %s: %v", s.Bucket, err)
 		}
 	})
 	return s
+}
+
+// removeWait bounds how long removing a bucket waits for the server to finish with it.
+const removeWait = 10 * time.Second
+
+// removeBucket removes a bucket's directory: the POSIX backend keeps a bucket as a plain
+// directory, so removing it removes the bucket. The server may still be finishing a request
+// its client gave up on (a part of a cancelled upload, stored after the test moved on; slow on
+// a busy machine): a directory it fills meanwhile ("directory not empty") is removed again
+// until wait has passed. remove is os.RemoveAll.
+func removeBucket(dir string, wait time.Duration, remove func(string) error) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := remove(dir)
+		if err == nil || !errors.Is(err, syscall.ENOTEMPTY) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Client returns an S3 client for the server with its root credentials.

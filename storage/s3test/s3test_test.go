@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,4 +159,39 @@ func processAlive(pid int) bool {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return !errors.Is(err, os.ErrNotExist)
+}
+
+// A bucket the server is still writing into ("directory not empty": a part of an upload the
+// client gave up on, stored late on a busy machine) is removed again until it is gone; other
+// errors, and one that lasts, are reported.
+func TestRemoveBucketWhileServerWrites(t *testing.T) {
+	notEmpty := &os.PathError{Op: "unlinkat", Path: "b", Err: syscall.ENOTEMPTY}
+	denied := &os.PathError{Op: "unlinkat", Path: "b", Err: syscall.EACCES}
+	for _, tc := range []struct {
+		name  string
+		errs  []error // what each removal returns; the last one repeats
+		wait  time.Duration
+		want  error
+		tries int
+	}{
+		{"removed at once", []error{nil}, time.Second, nil, 1},
+		{"filled twice, then removed", []error{notEmpty, notEmpty, nil}, 10 * time.Second, nil, 3},
+		{"other errors are not retried", []error{denied}, 10 * time.Second, denied, 1},
+		{"still filled after wait", []error{notEmpty}, 200 * time.Millisecond, notEmpty, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tries := 0
+			err := removeBucket("b", tc.wait, func(string) error {
+				e := tc.errs[min(tries, len(tc.errs)-1)]
+				tries++
+				return e
+			})
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("removeBucket = %v, want %v", err, tc.want)
+			}
+			if tc.tries > 0 && tries != tc.tries {
+				t.Fatalf("%d removals, want %d", tries, tc.tries)
+			}
+		})
+	}
 }

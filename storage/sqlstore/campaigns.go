@@ -115,11 +115,20 @@ func (s *Store) eventInsert(e campaigns.Event) stmt {
 // SaveCampaign stores c if the stored copy is at c.Version-1, appends events, and releases
 // the campaign's claims once it has ended.
 func (s *Store) SaveCampaign(ctx context.Context, c *campaigns.Campaign, events ...campaigns.Event) error {
+	return s.SaveTick(ctx, c, nil, events...)
+}
+
+// SaveTick is SaveCampaign with members stored in the same transaction, whose compare-and-set
+// comes last so that a stale save rolls back the members too.
+func (s *Store) SaveTick(ctx context.Context, c *campaigns.Campaign, members []campaigns.Member, events ...campaigns.Event) error {
 	doc, err := jsonText(c)
 	if err != nil {
 		return fmt.Errorf("sqlstore: save campaign %s: %w", c.ID, err)
 	}
-	var stmts []stmt
+	stmts, err := s.memberUpdates(members)
+	if err != nil {
+		return fmt.Errorf("sqlstore: save campaign %s: %w", c.ID, err)
+	}
 	for _, e := range events {
 		e.CampaignID = c.ID
 		stmts = append(stmts, s.eventInsert(e))
@@ -268,20 +277,29 @@ func (s *Store) SaveMembers(ctx context.Context, members []campaigns.Member) err
 	if len(members) == 0 {
 		return nil
 	}
+	stmts, err := s.memberUpdates(members)
+	if err != nil {
+		return fmt.Errorf("sqlstore: %w", err)
+	}
+	if err := s.w.do(ctx, campaignKey(members[0].CampaignID), stmts...); err != nil {
+		return fmt.Errorf("sqlstore: save %d members of %s: %w", len(members), members[0].CampaignID, err)
+	}
+	return nil
+}
+
+// memberUpdates are the UPDATEs storing members' progress (state, job, reason, attempts, times).
+func (s *Store) memberUpdates(members []campaigns.Member) ([]stmt, error) {
 	q := s.dialect.rebind("UPDATE campaign_members SET state = ?, job_id = ?, job_state = ?, reason = ?, attempts = ?, " +
 		"started_at = ?, pending_since = ?, ended_at = ?, updated_at = ? WHERE campaign_id = ? AND endpoint = ?")
 	stmts := make([]stmt, 0, len(members))
 	for _, m := range members {
 		a, err := memberArgs(m)
 		if err != nil {
-			return fmt.Errorf("sqlstore: save member %s: %w", m.Endpoint, err)
+			return nil, fmt.Errorf("save member %s: %w", m.Endpoint, err)
 		}
 		stmts = append(stmts, stmt{q, append(a[5:], m.CampaignID, m.Endpoint)})
 	}
-	if err := s.w.do(ctx, campaignKey(members[0].CampaignID), stmts...); err != nil {
-		return fmt.Errorf("sqlstore: save %d members of %s: %w", len(members), members[0].CampaignID, err)
-	}
-	return nil
+	return stmts, nil
 }
 
 // AddMembers stores the members whose devices c can claim (claimed by no other campaign) and

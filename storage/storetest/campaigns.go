@@ -17,6 +17,7 @@ func RunCampaigns(t *testing.T, open func(t *testing.T) campaigns.Store) {
 	parallel(t, "RoundTrip", open, testCampaignRoundTrip)
 	parallel(t, "OneActiveCampaignPerDevice", open, testCampaignConflict)
 	parallel(t, "CompareAndSet", open, testCampaignCAS)
+	parallel(t, "SaveWithMembers", open, testCampaignSaveWithMembers)
 	parallel(t, "EndReleasesDevices", open, testCampaignRelease)
 	parallel(t, "AddMembersAndClaim", open, testCampaignAddMembers)
 	parallel(t, "MembersFilterAndSave", open, testCampaignMembers)
@@ -170,6 +171,44 @@ func testCampaignCAS(t *testing.T, s campaigns.Store) {
 	}
 	if !slices.Equal(actions, []string{"create", "start", "wave", "threshold"}) {
 		t.Fatalf("history %v: a stale save must add no event", actions)
+	}
+}
+
+// testCampaignSaveWithMembers: a campaign's decision and the member states it was taken from
+// are stored together, and a stale save stores neither.
+func testCampaignSaveWithMembers(t *testing.T, s campaigns.Store) {
+	ctx := context.Background()
+	c := mustCreateCampaign(t, s, "cmp_1", "a", "b")
+	ms, err := s.Members(ctx, "cmp_1", campaigns.MemberFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ms {
+		ms[i].State, ms[i].JobID, ms[i].EndedAt, ms[i].UpdatedAt = campaigns.MemberSucceeded, "job-"+ms[i].Endpoint, at(time.Minute), at(time.Minute)
+	}
+	stale := c.Clone()
+	stale.Version, stale.State = 2, campaigns.StateCompleted
+	c.Version, c.State = 2, campaigns.StateRunning
+	if err := s.SaveCampaign(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveTick(ctx, stale, ms[:1]); !errors.Is(err, campaigns.ErrStale) {
+		t.Fatalf("SaveTick(stale) = %v, want ErrStale", err)
+	}
+	if got, _ := s.Members(ctx, "cmp_1", campaigns.MemberFilter{State: campaigns.MemberSucceeded}); len(got) != 0 {
+		t.Fatalf("a stale save stored members %v", endpointsOf(got))
+	}
+	c.Version, c.State, c.EndedAt = 3, campaigns.StateCompleted, at(time.Minute)
+	ev := campaigns.Event{At: at(time.Minute), From: campaigns.StateRunning, To: campaigns.StateCompleted, Actor: "lwota", Action: "complete"}
+	if err := s.SaveTick(ctx, c, ms, ev); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Members(ctx, "cmp_1", campaigns.MemberFilter{State: campaigns.MemberSucceeded})
+	if err != nil || !slices.Equal(endpointsOf(got), []string{"a", "b"}) || got[0].JobID != "job-a" {
+		t.Fatalf("members saved with the campaign: %+v, %v", got, err)
+	}
+	if saved, _ := s.GetCampaign(ctx, "cmp_1"); saved.State != campaigns.StateCompleted || saved.Version != 3 {
+		t.Fatalf("campaign after the save: %s v%d", saved.State, saved.Version)
 	}
 }
 
