@@ -19,6 +19,7 @@ func TestDeleteImageRacesUpdateStart(t *testing.T) {
 	cfg := fleetConfig(lwm2mtest.DeliveryPull)
 	cfg.Faults.BytesPerSecond = 1 << 10 // slow: a started job stays active while the test looks
 	devs := startFleet(t, ts, "race", trials, cfg).Devices()
+	waitModels(t, ts, devs) // the API refuses an image for a device whose model it does not know yet
 	wins := map[string]int{}
 	for i, dev := range devs {
 		img := uploadImage(t, ts, fmt.Sprintf("7.0.%d", i), fwImage(fmt.Sprintf("7.0.%d", i), 16<<10))

@@ -345,6 +345,7 @@ func TestUpdateThroughAPIAndLibcoap(t *testing.T) {
 	cfg.Object5Version = "1.1"          // a cancel executes /5/0/10
 	dev := startFleet(t, ts, "api", 1, cfg).Devices()[0]
 	ep := dev.Endpoint()
+	waitModels(t, ts, []*lwm2mtest.Device{dev}) // the API refuses an image for a device whose model it does not know yet
 
 	var job map[string]any
 	if code := ts.apiCall(t, "POST", "/api/v1/devices/"+ep+"/updates", map[string]any{"image_id": img, "method": "pull"}, &job); code != 202 {
