@@ -261,12 +261,6 @@ func findBinaries() (string, error) {
 	return dir, nil
 }
 
-// version reads the major version out of /usr/lib/postgresql/15/bin.
-func version(dir string) int {
-	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
-	return v
-}
-
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
