@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/lwota/lwota/campaigns/plan"
 )
@@ -21,14 +22,13 @@ func (m *Manager) Start(ctx context.Context, id, actor string) (*Campaign, error
 			c.State, c.Reason = StateScheduled, "starts at "+at.UTC().Format("2006-01-02T15:04:05Z")
 			return nil
 		}
-		m.begin(c)
+		begin(c, now)
 		return nil
 	})
 }
 
-// begin puts c into its first wave.
-func (m *Manager) begin(c *Campaign) {
-	now := m.now()
+// begin puts c into its first wave at now.
+func begin(c *Campaign, now time.Time) {
 	c.State, c.Reason, c.StartedAt, c.Wave = StateRunning, "", now, 0
 	c.WaveStarted = append(c.WaveStarted[:0], now)
 }
@@ -72,11 +72,12 @@ func (m *Manager) Resume(ctx context.Context, id, actor string, opts ResumeOptio
 		}
 		c.Plan = p
 		if c.StartedAt.IsZero() {
-			if c.Plan.Schedule.StartAt.After(m.now()) {
+			now := m.now()
+			if c.Plan.Schedule.StartAt.After(now) {
 				c.State, c.Reason = StateScheduled, ""
 				return nil
 			}
-			m.begin(c)
+			begin(c, now)
 			return nil
 		}
 		c.State, c.Reason = StateRunning, ""

@@ -269,6 +269,78 @@ func (m *Manager) prepare(ctx context.Context, spec Spec) (*Selection, *Campaign
 	return &Selection{Image: img, Devices: devices, Waves: waves}, c, nil
 }
 
+// Preview is what a selector picks, before a campaign is planned: the live count of a form.
+type Preview struct {
+	Devices  int            // devices the selector matches
+	Sample   []string       // the first of them, in endpoint order (at most PreviewSample)
+	Models   map[string]int // matched devices per model ("" for a model not known yet)
+	Image    *firmware.Image
+	UpToDate int // of the matched, those already on the image's version (no update will start)
+	// NotForImage counts the matched devices the image is not built for: a campaign over them
+	// is refused (Create names them).
+	NotForImage int
+	// Busy counts the matched devices held by another campaign that has not ended: a campaign
+	// over them is refused.
+	Busy int
+}
+
+// PreviewSample is how many endpoints a Preview lists.
+const PreviewSample = 20
+
+// Preview counts what query (or the endpoint list) selects, with the same selection as Create,
+// and when imageID is given how many of them the image fits and how many are already on its
+// version. It creates nothing. Bad input is an *InvalidError.
+func (m *Manager) Preview(ctx context.Context, query string, endpoints []string, imageID string) (*Preview, error) {
+	now := m.now()
+	var sel *selector.Selector
+	var err error
+	switch {
+	case query != "" && len(endpoints) > 0:
+		return nil, invalid("selector", "give a query or an endpoint list, not both")
+	case query != "":
+		if sel, err = selector.Parse(query); err != nil {
+			return nil, invalid("selector.query", "%v", err)
+		}
+	case len(endpoints) > 0:
+		if sel, err = selector.Endpoints(endpoints); err != nil {
+			return nil, invalid("selector.endpoints", "%v", err)
+		}
+	default:
+		return nil, invalid("selector", "give a query or an endpoint list")
+	}
+	out := &Preview{Models: map[string]int{}}
+	if imageID != "" {
+		if out.Image, err = m.images.Image(ctx, imageID); errors.Is(err, firmware.ErrNotFound) {
+			return nil, invalid("image_id", "no image %q", imageID)
+		} else if err != nil {
+			return nil, fmt.Errorf("campaign image %s: %w", imageID, err)
+		}
+	}
+	devices, err := m.selectDevices(ctx, sel, endpoints, now)
+	if err != nil {
+		return nil, err
+	}
+	eps := make([]string, len(devices))
+	for i, d := range devices {
+		eps[i] = d.Endpoint
+		out.Models[d.Model]++
+		if out.Image != nil && !fitsTarget(out.Image.Target, d) {
+			out.NotForImage++
+		}
+		if out.Image != nil && d.FirmwareVersion == out.Image.Version {
+			out.UpToDate++
+		}
+	}
+	out.Devices = len(devices)
+	out.Sample = eps[:min(len(eps), PreviewSample)]
+	claimed, err := m.store.Claimed(ctx, eps)
+	if err != nil {
+		return nil, fmt.Errorf("preview: claimed devices: %w", err)
+	}
+	out.Busy = len(claimed)
+	return out, nil
+}
+
 // selectDevices returns the known devices sel matches, in endpoint order. An explicit list
 // naming a device lwota has never seen is refused: a typo must not shrink a rollout silently.
 func (m *Manager) selectDevices(ctx context.Context, sel *selector.Selector, explicit []string, now time.Time) ([]*registration.Registration, error) {
@@ -316,18 +388,23 @@ func labelsOf(devices []*registration.Registration) map[string]map[string]string
 	return out
 }
 
-// targetMismatch refuses devices the image is not built for: every non-empty field of the
-// image's target must equal the device's (a device whose model is not known yet does not match).
+// fitsTarget reports whether the image target t is built for d: every non-empty field of t
+// must equal the device's (a device whose model is not known yet does not match).
+func fitsTarget(t firmware.Selector, d *registration.Registration) bool {
+	ok := (t.Manufacturer == "" || t.Manufacturer == d.Manufacturer) &&
+		(t.Model == "" || t.Model == d.Model) &&
+		(t.DeviceType == "" || t.DeviceType == d.DeviceType)
+	for k, v := range t.Labels {
+		ok = ok && d.Labels[k] == v
+	}
+	return ok
+}
+
+// targetMismatch refuses devices the image is not built for (fitsTarget).
 func targetMismatch(t firmware.Selector, devices []*registration.Registration) *Problem {
 	var bad []string
 	for _, d := range devices {
-		ok := (t.Manufacturer == "" || t.Manufacturer == d.Manufacturer) &&
-			(t.Model == "" || t.Model == d.Model) &&
-			(t.DeviceType == "" || t.DeviceType == d.DeviceType)
-		for k, v := range t.Labels {
-			ok = ok && d.Labels[k] == v
-		}
-		if !ok {
+		if !fitsTarget(t, d) {
 			bad = append(bad, fmt.Sprintf("%s (model %q)", d.Endpoint, d.Model))
 		}
 	}

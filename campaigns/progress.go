@@ -63,6 +63,9 @@ func ProgressOf(c *Campaign, members []Member, now time.Time) Progress {
 			}
 			d := plan.Advance(c.Plan, i, wc, st, now)
 			w.Gate, w.GateReason = d.Status, d.Reason
+			if i == c.Wave {
+				w.Gate, w.GateReason = heldGate(c, perWave, w.Gate, w.GateReason)
+			}
 		}
 		p.Waves[i] = w
 		p.Counts = addCounts(p.Counts, wc)
@@ -87,6 +90,22 @@ func ProgressOf(c *Campaign, members []Member, now time.Time) Progress {
 	}
 	p.FailureReasons = failureReasons(members)
 	return p
+}
+
+// heldGate corrects the current wave's gate for what the gate alone does not know: a failure
+// threshold that trips holds the next wave whatever the gate's condition (the tick checks the
+// thresholds first), and a paused campaign starts nothing until it resumes.
+func heldGate(c *Campaign, perWave []plan.Counts, g plan.GateStatus, reason string) (plan.GateStatus, string) {
+	if c.State == StateDraft || c.State == StateCompleted {
+		return g, reason
+	}
+	if v := plan.CheckThresholds(c.Plan, perWave[:min(c.Wave+1, len(perWave))]); v.Action != plan.ActionContinue {
+		return plan.GateHeld, "held by the failure threshold: " + v.Reason
+	}
+	if c.State == StatePaused && g == plan.GateOpen {
+		return g, reason + " once the campaign resumes"
+	}
+	return g, reason
 }
 
 // failureReasons groups the failed members by reason, most frequent first (ties by reason).

@@ -178,7 +178,7 @@ func (m *Manager) step(ctx context.Context, c *Campaign) error {
 
 	counts := Counts(rt.members, len(c.Plan.Waves))
 	if c.State.Active() {
-		events = m.decide(c, counts, now)
+		events = decide(c, counts, now)
 	}
 	var starts int
 	// A decision (a start, a new wave) is stored before anything acts on it: its updates start

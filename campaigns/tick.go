@@ -166,7 +166,7 @@ func (m *Manager) timeouts(ctx context.Context, c *Campaign, rt *runtime, now ti
 
 // decide takes the campaign's own decisions for this tick: a scheduled start, the schedule's
 // end, thresholds, and the gate of the current wave. It returns the events to store.
-func (m *Manager) decide(c *Campaign, counts []plan.Counts, now time.Time) []Event {
+func decide(c *Campaign, counts []plan.Counts, now time.Time) []Event {
 	var events []Event
 	emit := func(from State, action, reason string) {
 		events = append(events, Event{CampaignID: c.ID, At: now, From: from, To: c.State, Actor: actorSelf, Action: action, Reason: reason})
@@ -176,7 +176,7 @@ func (m *Manager) decide(c *Campaign, counts []plan.Counts, now time.Time) []Eve
 		if c.Plan.Schedule.StartAt.After(now) {
 			return nil
 		}
-		m.begin(c)
+		begin(c, now)
 		emit(from, "start", "scheduled start")
 		from = c.State
 	}

@@ -15,6 +15,10 @@ const (
 	GateSoaking          GateStatus = "soaking"           // the condition holds; waiting out the soak until Until
 	GateAwaitingApproval GateStatus = "awaiting-approval" // the condition holds, soak passed; an operator must approve
 	GateOpen             GateStatus = "open"              // the next wave may start (last wave: the campaign is complete)
+	// GateHeld: a failure threshold holds the campaign, whatever the gate's own condition says.
+	// Advance never returns it; campaigns.ProgressOf shows it, so that a campaign a threshold
+	// paused does not read "wave 2 may start".
+	GateHeld GateStatus = "held"
 )
 
 // GateState is what the caller keeps about a wave's gate between decisions.
