@@ -107,6 +107,8 @@ var RouteRoles = []RouteRole{
 	{http.MethodGet, campaignsPath + "/:id", readers},
 	{http.MethodGet, campaignsPath + "/:id/devices", readers},
 	{http.MethodGet, campaignsPath + "/:id/events", readers},
+	{http.MethodGet, campaignsPath + "/:id/history", readers},
+	{http.MethodGet, campaignsPath + "/preview", readers},
 	{http.MethodPost, campaignsPath + "/:id/start", releasers},
 	{http.MethodPost, campaignsPath + "/:id/pause", releasers},
 	{http.MethodPost, campaignsPath + "/:id/resume", releasers},

@@ -31,6 +31,10 @@ type Campaigns interface {
 	List(ctx context.Context, states ...campaigns.State) ([]*campaigns.Campaign, error)
 	// Members returns a campaign's devices matching f (by endpoint when f pages).
 	Members(ctx context.Context, id string, f campaigns.MemberFilter) ([]campaigns.Member, error)
+	// History returns a campaign's events (who did what, when and why), oldest first.
+	History(ctx context.Context, id string) ([]campaigns.Event, error)
+	// Preview counts what a selector picks, creating nothing: *campaigns.InvalidError.
+	Preview(ctx context.Context, query string, endpoints []string, imageID string) (*campaigns.Preview, error)
 
 	// The actions fail with campaigns.ErrInvalidTransition when the state does not allow them.
 	Start(ctx context.Context, id, actor string) (*campaigns.Campaign, error)
@@ -61,6 +65,8 @@ func (a *API) WithCampaigns(m Campaigns) *API {
 func (a *API) campaignRoutes(e *echo.Echo) {
 	e.POST(campaignsPath, a.createCampaign)
 	e.GET(campaignsPath, a.listCampaigns)
+	e.GET(campaignsPath+"/preview", a.previewCampaign) // before /:id: campaign ids start with cmp_
+	e.GET(campaignsPath+"/:id/history", a.campaignHistory)
 	e.GET(campaignsPath+"/:id", a.getCampaign)
 	e.GET(campaignsPath+"/:id/devices", a.campaignDevices)
 	e.GET(campaignsPath+"/:id/events", a.streamCampaign)
@@ -208,7 +214,8 @@ type campaignJSON struct {
 	ImageVersion   string       `json:"image_version"`
 	State          string       `json:"state"`
 	Reason         string       `json:"reason"`
-	Wave           int          `json:"wave"` // 1-based; 0 before the campaign started
+	ResumeEffect   string       `json:"resume_effect,omitempty"` // paused only: what resume would do now
+	Wave           int          `json:"wave"`                    // 1-based; 0 before the campaign started
 	CreatedBy      string       `json:"created_by"`
 	CreatedAt      time.Time    `json:"created_at"`
 	UpdatedAt      time.Time    `json:"updated_at"`
@@ -504,8 +511,11 @@ func (a *API) view(ctx context.Context, m Campaigns, c *campaigns.Campaign) (cam
 	if err != nil {
 		return campaignJSON{}, campaigns.Progress{}, err
 	}
-	p := campaigns.ProgressOf(c, members, a.cfg.Now())
-	return newCampaignJSON(c, p), p, nil
+	now := a.cfg.Now()
+	p := campaigns.ProgressOf(c, members, now)
+	out := newCampaignJSON(c, p)
+	out.ResumeEffect = campaigns.ResumeEffect(c, members, now)
+	return out, p, nil
 }
 
 // ---- errors ----------------------------------------------------------------------------------
