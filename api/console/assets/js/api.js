@@ -23,6 +23,8 @@ export class APIError extends Error {
     super(message);
     this.status = status;
     this.code = code;
+    /** @type {{field: string, message: string}[]} the fields a refused campaign got wrong */
+    this.details = [];
   }
 }
 
@@ -54,6 +56,7 @@ export async function call(path, opts = {}) {
   if (!res.ok) {
     const e = (data && data.error) || {};
     const err = new APIError(res.status, e.code || 'http_' + res.status, e.message || res.statusText || 'request failed');
+    if (Array.isArray(e.details)) err.details = e.details;
     if (res.status === 401 && opts.token === undefined) {
       window.dispatchEvent(new CustomEvent('lwota:unauthorized', {detail: err}));
     }

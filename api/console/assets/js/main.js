@@ -9,6 +9,7 @@ import * as devices from './views/devices.js';
 import * as device from './views/device.js';
 import * as campaigns from './views/campaigns.js';
 import * as campaign from './views/campaign.js';
+import * as campaignNew from './views/campaign_new.js';
 import * as images from './views/images.js';
 
 /** What each role may do, as api.RouteRoles says; the server checks again on every call. */
@@ -35,6 +36,7 @@ const ROUTES = [
   {re: /^\/devices\/([^/]+)$/, view: device.render, section: 'devices', need: 'readDevices'},
   {re: /^\/devices\/([^/]+)\/updates\/([^/]+)$/, view: device.renderJob, section: 'devices', need: 'readDevices'},
   {re: /^\/campaigns$/, view: campaigns.render, section: 'campaigns', need: 'readCampaigns'},
+  {re: /^\/campaigns\/new$/, view: campaignNew.render, section: 'campaigns', need: 'driveCampaigns'},
   {re: /^\/campaigns\/([^/]+)$/, view: campaign.render, section: 'campaigns', need: 'readCampaigns'},
   {re: /^\/images$/, view: images.render, section: 'images', need: 'readImages'},
 ];

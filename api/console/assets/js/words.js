@@ -85,6 +85,7 @@ export const GATES = {
   soaking: 'soaking',
   'awaiting-approval': 'awaiting approval',
   open: 'open',
+  held: 'held by a failure threshold',
 };
 
 /** Well-known LwM2M objects by id. */

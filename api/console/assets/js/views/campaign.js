@@ -1,5 +1,6 @@
-// One campaign, live: counters, devices per state over time, the waves and their gates, failure
-// reasons ranked, the devices, and the actions the signed-in role may take.
+// One campaign, live: counters, devices per state over time (the whole campaign from its
+// history, then extended live), the waves and their gates, what Resume will do, who did what,
+// failure reasons ranked, the devices, and the actions the signed-in role may take.
 
 import {call, errorText, query, seg} from '../api.js';
 import {h, facts, field, pressGuard, redraw, replace, table} from '../dom.js';
@@ -8,9 +9,20 @@ import {stream} from '../sse.js';
 import {stateClass} from './campaigns.js';
 import {ago, CAMPAIGN_COUNTS, campaignState, GATES, jobState, percent, time} from '../words.js';
 
-/** Samples of each campaign's counts seen in this tab, for the chart; kept across page changes. */
+/**
+ * Samples of each campaign's counts for the chart: its history from the server when the page
+ * opens, then what this tab sees live. Kept across page changes.
+ * @type {Map<string, {t: number, counts: Record<string, number>}[]>}
+ */
 const samples = new Map();
 const MAX_SAMPLES = 2000;
+/** Server clock minus this tab's, per campaign, so that live samples follow the history's. */
+const skew = new Map();
+
+/** What each action of a campaign's history is, in words. */
+const EVENT_ACTIONS = {create: 'created', start: 'started', pause: 'paused', resume: 'resumed', approve: 'approved the next wave',
+  abort: 'aborted', retry: 'retried the failed devices', wave: 'next wave', gate: 'gate', threshold: 'threshold', complete: 'completed',
+  end: 'schedule ended', fail: 'failed'};
 
 /** Device states of the campaign's device list, in words. */
 const DEVICE_STATES = {pending: 'pending', in_progress: 'in progress', succeeded: 'updated',
@@ -60,6 +72,7 @@ export async function render(ctx) {
     waves: h('div', {id: 'waves'}),
     reasons: h('div', {id: 'failure-reasons'}),
     settings: h('div', {id: 'settings'}),
+    events: h('div', {id: 'campaign-events'}, h('p', {class: 'loading'}, 'Loading…')),
   };
   const devices = deviceList(ctx, id);
 
@@ -67,9 +80,34 @@ export async function render(ctx) {
     replace(el.chart, stateChart(samples.get(c.id) || [], CAMPAIGN_COUNTS, c.progress?.total || 0, el.chart.clientWidth - 18));
   }
 
+  // The whole campaign so far, from the server: a page opened late still draws it all.
+  let eventsAt = '';
+  let eventsBusy = false;
+  async function loadHistory(/** @type {boolean} */ withSamples) {
+    if (eventsBusy) return;
+    eventsBusy = true;
+    try {
+      const hist = await call('/campaigns/' + seg(id) + '/history', {signal: ctx.signal});
+      if (withSamples) seed(id, hist);
+      replace(el.events, events(hist));
+      if (withSamples) drawChart();
+    } catch (e) {
+      if (ctx.signal.aborted) return;
+      replace(el.events, h('p', {class: 'alert'}, 'The history cannot be read: ' + errorText(e)));
+    } finally {
+      eventsBusy = false;
+    }
+  }
+
   function update(/** @type {any} */ next) {
     const prev = c;
     c = next;
+    // A change of the campaign (an action, a wave, a threshold) is a new line of its history.
+    if (c.updated_at !== eventsAt) {
+      const first = !eventsAt;
+      eventsAt = c.updated_at;
+      if (!first) loadHistory(false);
+    }
     sample(c);
     replace(el.title, c.name || c.id, ' ', h('span', {class: 'badge ' + stateClass(c.state)}, campaignState(c.state)));
     replace(el.state, stateLine(c));
@@ -120,10 +158,12 @@ export async function render(ctx) {
     h('section', {'aria-labelledby': 'h-chart'}, h('h2', {id: 'h-chart'}, 'Devices per state over time'), el.chart),
     h('section', {'aria-labelledby': 'h-waves'}, h('h2', {id: 'h-waves'}, 'Waves'), el.waves),
     h('section', {'aria-labelledby': 'h-reasons'}, h('h2', {id: 'h-reasons'}, 'Failure reasons'), el.reasons),
+    h('section', {'aria-labelledby': 'h-events'}, h('h2', {id: 'h-events'}, 'Who did what'), el.events),
     h('section', {'aria-labelledby': 'h-devices'}, h('h2', {id: 'h-devices'}, 'Devices'), devices.el),
     h('section', {'aria-labelledby': 'h-settings'}, h('h2', {id: 'h-settings'}, 'Settings'), el.settings));
   devices.load();
   drawChart(); // now that it is on the page, for its real width
+  await loadHistory(true);
   let resized = 0;
   window.addEventListener('resize', () => {
     clearTimeout(resized);
@@ -161,13 +201,26 @@ export async function render(ctx) {
   });
 }
 
+/**
+ * seed replaces the campaign's samples with its history, keeping the live ones seen after it.
+ * @param {string} id @param {any} hist
+ */
+function seed(id, hist) {
+  const pts = (hist.samples || []).map((/** @type {any} */ p) => ({t: Date.parse(p.at), counts: {...p.counts}}));
+  if (!pts.length) return;
+  const end = pts[pts.length - 1].t;
+  skew.set(id, Date.parse(hist.to) - Date.now());
+  const live = (samples.get(id) || []).filter((p) => p.t > end);
+  samples.set(id, pts.concat(live).slice(-MAX_SAMPLES));
+}
+
 /** @param {any} c */
 function sample(c) {
   const counts = c.progress?.counts;
   if (!counts) return;
   let list = samples.get(c.id);
   if (!list) samples.set(c.id, list = []);
-  const now = Date.now();
+  const now = Date.now() + (skew.get(c.id) || 0);
   const last = list[list.length - 1];
   const same = last && CAMPAIGN_COUNTS.every(([k]) => (last.counts[k] || 0) === (counts[k] || 0));
   // An unchanged count still moves the chart's right edge forward, once a few seconds.
@@ -180,7 +233,10 @@ function sample(c) {
 function stateLine(c) {
   const lines = [];
   if (c.reason) lines.push(h('p', {class: 'reason state-' + c.state, id: 'campaign-reason'}, h('span', {class: 'label'}, stateWhy(c.state)), c.reason));
-  const gate = (c.progress?.waves || []).find((w) => ['blocked', 'awaiting-approval', 'soaking'].includes(w.gate));
+  if (c.resume_effect) {
+    lines.push(h('p', {class: 'gate', id: 'resume-effect'}, h('span', {class: 'label'}, 'If you resume: '), c.resume_effect));
+  }
+  const gate = (c.progress?.waves || []).find((w) => ['held', 'blocked', 'awaiting-approval', 'soaking'].includes(w.gate));
   if (gate) {
     lines.push(h('p', {class: 'gate', id: 'campaign-gate'}, h('span', {class: 'label'}, 'Gate of wave ' + gate.wave + ': '),
       GATES[gate.gate] || gate.gate, gate.gate_reason ? ' — ' + gate.gate_reason : ''));
@@ -221,11 +277,27 @@ function waves(c) {
   return h('ol', {class: 'waves'}, ws.map((/** @type {any} */ w) => h('li', {class: w.wave === c.wave ? 'current' : ''},
     h('div', {class: 'wave-head'},
       h('strong', null, 'Wave ' + w.wave), ' · ' + w.size + ' devices · gate ',
-      h('span', {class: 'badge ' + (w.gate === 'open' ? 'ok' : w.gate === 'blocked' ? 'bad' : w.gate === 'running' ? 'busy' : 'warn')}, GATES[w.gate] || w.gate || '—'),
+      h('span', {class: 'badge ' + (w.gate === 'open' ? 'ok' : w.gate === 'blocked' || w.gate === 'held' ? 'bad' : w.gate === 'running' ? 'busy' : 'warn')}, GATES[w.gate] || w.gate || '—'),
       w.started_at ? ' · started ' + ago(w.started_at) : ''),
     stackBar(w.counts || {}, CAMPAIGN_COUNTS, w.size || 0, 'Wave ' + w.wave),
     h('p', {class: 'wave-counts'}, CAMPAIGN_COUNTS.filter(([k]) => (w.counts || {})[k]).map(([k, word]) => word + ' ' + w.counts[k]).join(' · ') || 'not started'),
     w.gate_reason ? h('p', {class: 'gate-reason'}, w.gate_reason) : null)));
+}
+
+/**
+ * events is who started, paused, approved, resumed… the campaign, when and why, newest first.
+ * @param {any} hist
+ */
+function events(hist) {
+  const evs = [...(hist.events || [])].reverse();
+  if (!evs.length) return h('p', null, 'Nothing yet.');
+  return table('Who did what', ['When', 'Who', 'What', 'State', 'Why'], evs.map((/** @type {any} */ e) => [
+    h('time', {datetime: e.at, title: time(e.at)}, time(e.at)),
+    e.actor === 'lwota' ? h('span', {class: 'meta'}, 'lwota (by itself)') : h('strong', null, e.actor),
+    EVENT_ACTIONS[/** @type {keyof typeof EVENT_ACTIONS} */ (e.action)] || e.action,
+    e.from && e.from !== e.to ? campaignState(e.from) + ' → ' + campaignState(e.to) : campaignState(e.to),
+    e.reason || '',
+  ]), {id: 'campaign-event-list'});
 }
 
 /** @param {any} c */

@@ -37,12 +37,13 @@ export async function render(ctx) {
       h('time', {datetime: c.created_at, title: time(c.created_at)}, ago(c.created_at)),
     ];
   });
-  replace(ctx.main, 
+  replace(ctx.main,
     h('h1', {tabindex: '-1'}, 'Campaigns'),
+    ctx.who.can('driveCampaigns') ? h('p', null, h('a', {href: '#/campaigns/new', class: 'button primary', id: 'new-campaign'}, 'New campaign')) : null,
     h('form', {class: 'search', role: 'search', 'aria-label': 'Filter campaigns', onsubmit: (/** @type {Event} */ e) => e.preventDefault()},
       field('State', select)),
     cs.length ? table('Campaigns', ['Name', 'State', 'Version', 'Updated', 'Failed', 'Wave', 'Created by', 'Created'], rows, {id: 'campaign-list'}) :
-      h('p', {class: 'count'}, state ? 'No campaign is ' + campaignState(state) + '.' : 'No campaign yet. Create one through the API (POST /api/v1/campaigns).'));
+      h('p', {class: 'count'}, state ? 'No campaign is ' + campaignState(state) + '.' : 'No campaign yet.'));
 }
 
 /** @param {string} s */
