@@ -80,14 +80,24 @@ func TestConsoleCampaignCreate(t *testing.T) {
 		t.Errorf("the live count says %q", got)
 	}
 
-	// A dry run without a name: the server's refusal lands on the name field; nothing is created.
+	// A dry run without a name and with a window that never opens: the server's refusals land on
+	// their fields; nothing is created.
+	b.do("add a window", chromedp.Click(chromedp.ID("add-window")))
+	b.do("a bad window", chromedp.SendKeys(chromedp.ID("win-cron-0"), "0 0 30 2 *"), chromedp.SendKeys(chromedp.ID("win-duration-0"), "24h"))
 	b.do("dry run", chromedp.Click(chromedp.ID("dry-run-button")))
 	b.waitJS("the name refused", `document.getElementById("c-name").getAttribute("aria-invalid") === "true"`, 30*time.Second)
+	b.waitJS("the window refused", `document.getElementById("win-cron-0").getAttribute("aria-invalid") === "true"`, 10*time.Second)
 	b.waitText("#form-errors", "refused", 10*time.Second)
+	if got := b.text("#campaign-form"); !strings.Contains(got, "never fires within a year") {
+		t.Errorf("the window's refusal is not shown:\n%s", got)
+	}
 	if !eval[bool](b, `document.getElementById("create-button").disabled`) {
 		t.Error("create is possible before a successful dry run")
 	}
-	b.do("name it", chromedp.SendKeys(chromedp.ID("c-name"), "meters to 2.0.0"),
+	// A window open all day, every day: updates may start now.
+	eval[chromedp.Void](b, `document.getElementById("win-cron-0").value = ""`)
+	b.do("name it, fix the window", chromedp.SendKeys(chromedp.ID("c-name"), "meters to 2.0.0"),
+		chromedp.SendKeys(chromedp.ID("win-cron-0"), "0 0 * * *"), chromedp.SendKeys(chromedp.ID("win-tz-0"), "UTC"),
 		chromedp.SetValue(chromedp.ID("c-max-concurrent"), "40"), chromedp.Click(chromedp.ID("dry-run-button")))
 	b.waitText("#dry-summary", "200 devices in 2 waves: wave 1 20, wave 2 180", 30*time.Second)
 	var list struct {
@@ -141,6 +151,37 @@ func TestConsoleCampaignCreate(t *testing.T) {
 		t.Errorf("support sees %d campaign actions", n)
 	}
 	b2.screenshot("campaign-history")
+
+	// What the form sent is what the campaign holds.
+	var got struct {
+		Waves []struct {
+			Percent float64 `json:"percent"`
+			Gate    *struct {
+				Manual bool `json:"manual"`
+			} `json:"gate"`
+		} `json:"waves"`
+		FailureThreshold struct {
+			Percent    float64 `json:"percent"`
+			MinDevices int     `json:"min_devices"`
+			Action     string  `json:"action"`
+		} `json:"failure_threshold"`
+		Pacing struct {
+			MaxConcurrent int `json:"max_concurrent"`
+		} `json:"pacing"`
+		Schedule struct {
+			Windows []struct {
+				Cron, Duration string
+				TimeZone       string `json:"time_zone"`
+			} `json:"windows"`
+		} `json:"schedule"`
+	}
+	ts.apiCall(t, "GET", "/api/v1/campaigns/"+id, nil, &got)
+	if len(got.Waves) != 2 || got.Waves[0].Percent != 10 || got.Waves[0].Gate == nil || !got.Waves[0].Gate.Manual || got.Waves[1].Percent != 100 ||
+		got.FailureThreshold.Percent != 10 || got.FailureThreshold.MinDevices != 5 || got.FailureThreshold.Action != "pause" ||
+		got.Pacing.MaxConcurrent != 40 || len(got.Schedule.Windows) != 1 || got.Schedule.Windows[0].Cron != "0 0 * * *" ||
+		got.Schedule.Windows[0].Duration != "24h" || got.Schedule.Windows[0].TimeZone != "UTC" {
+		t.Errorf("the campaign holds %+v", got)
+	}
 
 	var hist struct {
 		Samples []struct {

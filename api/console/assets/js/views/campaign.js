@@ -83,6 +83,8 @@ export async function render(ctx) {
   // The whole campaign so far, from the server: a page opened late still draws it all.
   let eventsAt = '';
   let eventsBusy = false;
+  let eventsTimer = 0;
+  ctx.signal.addEventListener('abort', () => clearTimeout(eventsTimer), {once: true});
   async function loadHistory(/** @type {boolean} */ withSamples) {
     if (eventsBusy) return;
     eventsBusy = true;
@@ -102,11 +104,19 @@ export async function render(ctx) {
   function update(/** @type {any} */ next) {
     const prev = c;
     c = next;
-    // A change of the campaign (an action, a wave, a threshold) is a new line of its history.
+    // A change of the campaign (an action, a wave, a threshold) may be a new line of its
+    // history: read it at once on a new state, else at most every 5 s (a running campaign's
+    // ticks change it often).
     if (c.updated_at !== eventsAt) {
       const first = !eventsAt;
       eventsAt = c.updated_at;
-      if (!first) loadHistory(false);
+      if (!first && prev.state !== c.state) {
+        clearTimeout(eventsTimer);
+        eventsTimer = 0;
+        loadHistory(false);
+      } else if (!first && !eventsTimer) {
+        eventsTimer = window.setTimeout(() => { eventsTimer = 0; loadHistory(false); }, 5000);
+      }
     }
     sample(c);
     replace(el.title, c.name || c.id, ' ', h('span', {class: 'badge ' + stateClass(c.state)}, campaignState(c.state)));

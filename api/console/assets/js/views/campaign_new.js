@@ -77,8 +77,18 @@ export async function render(ctx) {
       field('Gate: success % to go on', input('w-gate-' + i, 'number', {min: 0, max: 100, step: 'any'}), 'empty: every device finished'),
       field('Soak', input('w-soak-' + i, 'text', {placeholder: '10m', autocomplete: 'off'}), 'wait after the gate holds'),
       h('label', {class: 'check'}, h('input', {type: 'checkbox', id: 'w-manual-' + i, checked: manual}), ' manual approval before the next wave'),
-      h('button', {type: 'button', class: 'link', onclick: () => { row.remove(); changed(); }}, 'Remove wave'));
+      h('button', {type: 'button', class: 'link', onclick: () => { row.remove(); lastWave(); changed(); }}, 'Remove wave'));
     waveList.append(row);
+    lastWave();
+  }
+  // The gate, soak and approval hold the next wave: the last wave has none to hold.
+  function lastWave() {
+    const rows = [...waveList.querySelectorAll('li.wave-row')];
+    rows.forEach((row, n) => {
+      for (const el of row.querySelectorAll('.field:nth-of-type(2), .field:nth-of-type(3), label.check')) {
+        /** @type {HTMLElement} */ (el).hidden = n === rows.length - 1;
+      }
+    });
   }
   addWave('10', true);
   addWave('100', false);
@@ -223,7 +233,7 @@ export async function render(ctx) {
     const details = e instanceof APIError ? e.details : [];
     const unplaced = [];
     for (const d of details) {
-      const el = controlFor(form, d.field);
+      const el = controlFor(form, d.field, d.message);
       if (el) {
         setInvalid(el, true);
         el.closest('.field')?.append(h('span', {class: 'field-error'}, d.message));
@@ -285,11 +295,12 @@ function setInvalid(el, bad) {
 }
 
 /**
- * controlFor finds the control of an API field name ("waves[1].gate.success_percent").
- * @param {HTMLFormElement} form @param {string} f
+ * controlFor finds the control of an API field name ("waves[1].gate.success_percent"); a
+ * window's problem may name its part in the message instead ("cron: ...").
+ * @param {HTMLFormElement} form @param {string} f @param {string} msg
  * @returns {HTMLElement|null}
  */
-function controlFor(form, f) {
+function controlFor(form, f, msg) {
   const rowOf = (/** @type {string} */ sel, /** @type {number} */ n) =>
     /** @type {HTMLElement|undefined} */ (form.querySelectorAll(sel)[n])?.dataset.row;
   let m;
@@ -302,7 +313,8 @@ function controlFor(form, f) {
   if ((m = /^schedule\.windows\[(\d+)\]\.?(.*)$/.exec(f))) {
     const i = rowOf('li.window-row', Number(m[1]));
     if (i === undefined) return null;
-    return form.querySelector('#win-' + (m[2].startsWith('duration') ? 'duration' : m[2].startsWith('time_zone') ? 'tz' : 'cron') + '-' + i);
+    const part = m[2] || msg;
+    return form.querySelector('#win-' + (part.startsWith('duration') ? 'duration' : part.startsWith('time_zone') ? 'tz' : 'cron') + '-' + i);
   }
   /** @type {Record<string, string>} */
   const ids = {name: 'c-name', image_id: 'c-image', selector: 'c-query', 'selector.query': 'c-query', 'selector.endpoints': 'c-endpoints',
