@@ -52,7 +52,7 @@ func TestResumeEffectAndHeldGate(t *testing.T) {
 			c:       paused(twoWaves(plan.Gate{}), "wave 1: 10 of 10 finished devices failed"),
 			members: join(mem(0, 10, campaigns.MemberFailed), mem(1, 10, campaigns.MemberPending)),
 			effect:  []string{"Resume will pause the campaign again at once", "10 of 10 finished devices failed (100.0%)", "Raise the failure threshold"},
-			gate:    plan.GateHeld, gateReason: []string{"held by the failure threshold", "over the 10% threshold"}, notInGate: "may start",
+			gate:    plan.GateHeld, gateReason: []string{"wave 1: 10 of 10 finished devices failed (100.0%), over the 10% threshold"}, notInGate: "may start",
 		},
 		{
 			name:    "paused by an operator after wave 1 finished: resume starts wave 2",

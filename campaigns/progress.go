@@ -100,7 +100,7 @@ func heldGate(c *Campaign, perWave []plan.Counts, g plan.GateStatus, reason stri
 		return g, reason
 	}
 	if v := plan.CheckThresholds(c.Plan, perWave[:min(c.Wave+1, len(perWave))]); v.Action != plan.ActionContinue {
-		return plan.GateHeld, "held by the failure threshold: " + v.Reason
+		return plan.GateHeld, v.Reason
 	}
 	if c.State == StatePaused && g == plan.GateOpen {
 		return g, reason + " once the campaign resumes"

@@ -196,3 +196,59 @@ func TestConsoleCampaignCreate(t *testing.T) {
 		t.Errorf("history from %v to %v", first, last)
 	}
 }
+
+// Issue 15: a campaign a threshold paused at 100 % failures said "wave 2 may start" with its
+// gate "open". The page now shows the gate held by the threshold and says that Resume alone
+// would pause it again; resumed with a raised threshold from the page, it goes on and completes.
+func TestConsoleCampaignThresholdResume(t *testing.T) {
+	ts := startService(t, t.TempDir(), "", "--allow-unsigned", "--update-poll", "300ms", "--campaign-tick", "200ms")
+	img := uploadImage(t, ts, "2.0.0", fwImage("2.0.0", 4<<10))
+	cfg := fleetConfig(lwm2mtest.DeliveryPull)
+	cfg.Faults.UpdateFailure = true
+	const n = 20
+	startNamedFleet(t, ts, n, cfg, func(i int) string { return fmt.Sprintf("thr-%02d", i) })
+	waitFor(t, "every device's model", time.Minute, func() bool {
+		var l struct {
+			Devices []json.RawMessage `json:"devices"`
+		}
+		ts.apiCall(t, "GET", "/api/v1/devices?prefix=thr-&model=sim-1&limit=100", nil, &l)
+		return len(l.Devices) == n
+	})
+	var cmp struct {
+		ID    string          `json:"id"`
+		Error json.RawMessage `json:"error"`
+	}
+	body := map[string]any{
+		"name": "faulty meters", "image_id": img, "method": "pull",
+		"selector":          map[string]any{"query": `endpoint ^= "thr-"`},
+		"waves":             []map[string]any{{"count": 5}, {"percent": 100}},
+		"failure_threshold": map[string]any{"percent": 10, "min_devices": 5, "action": "pause"},
+		"retries":           map[string]any{"retryable": 0, "terminal": 0},
+		"start":             true,
+	}
+	if code := ts.apiCall(t, "POST", "/api/v1/campaigns", body, &cmp); code != 201 || cmp.ID == "" {
+		t.Fatalf("create campaign: %d %s", code, cmp.Error)
+	}
+
+	b := newBrowser(t, ts)
+	b.signIn(createToken(t, ts, "release-eng", "release"))
+	b.open("#/campaigns/" + cmp.ID)
+	b.waitText("main h1", "paused", 3*time.Minute)
+	b.waitText("#resume-effect", "Resume will pause the campaign again at once", 30*time.Second)
+	b.waitText("#resume-effect", "5 of 5 finished devices failed (100.0%)", 10*time.Second)
+	waves := b.text("#waves")
+	if strings.Contains(waves, "may start") || !strings.Contains(waves, "held by a failure threshold") {
+		t.Errorf("the waves say:\n%s", waves)
+	}
+	b.screenshot("campaign-paused")
+
+	// Resume with the threshold raised to 100 %: every device fails, and the campaign completes.
+	b.do("resume with new thresholds", chromedp.Click(chromedp.ID("action-resume-raise")))
+	b.waitJS("the dialog", `document.getElementById("confirm").open && !!document.getElementById("resume-th-percent")`, 10*time.Second)
+	eval[chromedp.Void](b, `document.getElementById("resume-th-percent").value = "100"`)
+	b.do("confirm", chromedp.Click(chromedp.ID("confirm-ok")))
+	b.waitText("main h1", "completed", 3*time.Minute)
+	counter := `Number(document.querySelector('#counters [data-count="failed"] dd')?.textContent ?? -1)`
+	b.waitJS("every device failed", counter+` === `+fmt.Sprint(n), 30*time.Second)
+	b.waitText("#campaign-event-list", "resumed", 30*time.Second)
+}

@@ -29,7 +29,7 @@ const DEVICE_STATES = {pending: 'pending', in_progress: 'in progress', succeeded
   already_up_to_date: 'already up to date', failed: 'failed', cancelled: 'cancelled'};
 
 /**
- * @typedef {{name: string, label: string, when: (c: any) => boolean, danger?: boolean,
+ * @typedef {{name: string, id?: string, label: string, when: (c: any) => boolean, danger?: boolean,
  *   ask?: (c: any) => {title: string, ok: string, body?: any[]}, body?: (c: any, fd: FormData|null, who: any) => any}} Action
  */
 
@@ -40,6 +40,21 @@ const ACTIONS = [
   {name: 'pause', label: 'Pause', when: (c) => ['running', 'waiting-for-approval'].includes(c.state),
     body: (c, fd, who) => ({reason: 'paused in the web console by ' + who.name})},
   {name: 'resume', label: 'Resume', when: (c) => c.state === 'paused'},
+  // A threshold that paused the campaign pauses it again unless it is raised as it resumes
+  // (resume_effect says so): the same action with new thresholds.
+  {name: 'resume', id: 'resume-raise', label: 'Resume with new thresholds…', when: (c) => c.state === 'paused',
+    ask: (c) => ({title: 'Resume ' + c.name + ' with new thresholds?', ok: 'Resume', body: [
+      c.resume_effect ? h('p', null, 'As it is: ' + c.resume_effect + '.') : null,
+      h('p', null, 'Failed devices per wave, as a share of the finished ones:'),
+      field('Per wave: failed %', h('input', {id: 'resume-th-percent', name: 'percent', type: 'number', min: 0, max: 100, step: 'any', required: true,
+        value: c.failure_threshold?.percent ?? ''})),
+      field('after at least (devices)', h('input', {id: 'resume-th-min', name: 'min_devices', type: 'number', min: 0, step: 1,
+        value: c.failure_threshold?.min_devices ?? 0})),
+      field('then', h('select', {id: 'resume-th-action', name: 'action'},
+        ['pause', 'abort'].map((v) => h('option', {value: v, selected: (c.failure_threshold?.action || 'pause') === v}, v)))),
+    ]}),
+    body: (c, fd) => ({failure_threshold: {percent: Number(fd?.get('percent') || 0), min_devices: Number(fd?.get('min_devices') || 0),
+      action: String(fd?.get('action') || 'pause')}})},
   {name: 'approve', label: 'Approve next wave', when: (c) => c.state === 'waiting-for-approval',
     ask: (c) => ({title: 'Approve the next wave of ' + c.name + '?', ok: 'Approve',
       body: [h('p', null, 'The gate of wave ' + c.wave + ' opens and the next wave starts.')]})},
@@ -124,7 +139,7 @@ export async function render(ctx) {
     // The buttons stay the same elements while the same actions apply: a progress event must not
     // swallow a click on Pause.
     const acts = ctx.who.can('driveCampaigns') ? ACTIONS.filter((a) => a.when(c)) : [];
-    const key = acts.map((a) => a.name).join(' ');
+    const key = acts.map((a) => a.id || a.name).join(' ');
     if (key !== el.actions.dataset.actions) {
       el.actions.dataset.actions = key;
       redraw(el.actions, () => replace(el.actions, acts.map((a) => actionButton(a))));
@@ -140,7 +155,7 @@ export async function render(ctx) {
 
   /** @param {Action} a */
   function actionButton(a) {
-    return h('button', {type: 'button', id: 'action-' + a.name, class: a.danger ? 'danger' : '', onclick: async () => {
+    return h('button', {type: 'button', id: 'action-' + (a.id || a.name), class: a.danger ? 'danger' : '', onclick: async () => {
       el.actionError.hidden = true;
       let fd = null;
       if (a.ask) {
@@ -246,7 +261,8 @@ function stateLine(c) {
   if (c.resume_effect) {
     lines.push(h('p', {class: 'gate', id: 'resume-effect'}, h('span', {class: 'label'}, 'If you resume: '), c.resume_effect));
   }
-  const gate = (c.progress?.waves || []).find((w) => ['held', 'blocked', 'awaiting-approval', 'soaking'].includes(w.gate));
+  // A gate held by a threshold is the pause's own reason, shown above and on the wave.
+  const gate = (c.progress?.waves || []).find((w) => ['blocked', 'awaiting-approval', 'soaking'].includes(w.gate));
   if (gate) {
     lines.push(h('p', {class: 'gate', id: 'campaign-gate'}, h('span', {class: 'label'}, 'Gate of wave ' + gate.wave + ': '),
       GATES[gate.gate] || gate.gate, gate.gate_reason ? ' — ' + gate.gate_reason : ''));
