@@ -203,4 +203,18 @@ func TestCampaignPausedByThresholdSaysWhatResumeDoes(t *testing.T) {
 	if v.ResumeEffect != "Resume will start wave 2 (3 devices)" || v.Progress.Waves[0].Gate != "open" {
 		t.Errorf("paused by an operator: resume_effect %q, gate %q", v.ResumeEffect, v.Progress.Waves[0].Gate)
 	}
+	// The history says what the resume changed.
+	var h struct {
+		Events []struct{ Action, Actor, Reason string } `json:"events"`
+	}
+	decodeJSON(t, env.do(t, http.MethodGet, "/api/v1/campaigns/"+c.ID+"/history", "").body, &h)
+	var resumed string
+	for _, e := range h.Events {
+		if e.Action == "resume" {
+			resumed = e.Actor + ": " + e.Reason
+		}
+	}
+	if resumed != "admin: failure threshold per wave now 100% of at least 0 finished devices: pause" {
+		t.Errorf("the resume event says %q", resumed)
+	}
 }

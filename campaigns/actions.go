@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lwota/lwota/campaigns/plan"
@@ -56,7 +57,15 @@ type ResumeOptions struct {
 
 // Resume lets a paused campaign go on, with raised thresholds if given.
 func (m *Manager) Resume(ctx context.Context, id, actor string, opts ResumeOptions) (*Campaign, error) {
-	return m.act(ctx, id, actor, "resume", "", func(c *Campaign) error {
+	// The history says what changed, so that a later reader sees why the campaign went on.
+	var changes []string
+	if t := opts.WaveThreshold; t != nil {
+		changes = append(changes, "failure threshold per wave now "+describeThreshold(*t))
+	}
+	if t := opts.OverallThreshold; t != nil {
+		changes = append(changes, "overall failure threshold now "+describeThreshold(*t))
+	}
+	return m.act(ctx, id, actor, "resume", strings.Join(changes, "; "), func(c *Campaign) error {
 		if c.State != StatePaused {
 			return fmt.Errorf("%w: resume a %s campaign", ErrInvalidTransition, c.State)
 		}
@@ -83,6 +92,21 @@ func (m *Manager) Resume(ctx context.Context, id, actor string, opts ResumeOptio
 		c.State, c.Reason = StateRunning, ""
 		return nil
 	})
+}
+
+// describeThreshold is a threshold in words: "20% of at least 5 finished devices: pause".
+func describeThreshold(t plan.FailureThreshold) string {
+	var parts []string
+	if t.Percent > 0 {
+		parts = append(parts, fmt.Sprintf("%v%% of at least %d finished devices", t.Percent, t.MinDevices))
+	}
+	if t.Count > 0 {
+		parts = append(parts, fmt.Sprintf("%d failed devices", t.Count))
+	}
+	if len(parts) == 0 {
+		return "off"
+	}
+	return strings.Join(parts, " or ") + ": " + string(t.Action)
 }
 
 // validateThresholds checks the thresholds of p as plan.Validate does, without the checks of

@@ -250,5 +250,8 @@ func TestConsoleCampaignThresholdResume(t *testing.T) {
 	b.waitText("main h1", "completed", 3*time.Minute)
 	counter := `Number(document.querySelector('#counters [data-count="failed"] dd')?.textContent ?? -1)`
 	b.waitJS("every device failed", counter+` === `+fmt.Sprint(n), 30*time.Second)
-	b.waitText("#campaign-event-list", "resumed", 30*time.Second)
+	b.waitText("#campaign-event-list", "failure threshold per wave now 100% of at least 5 finished devices: pause", 30*time.Second)
+	if got := b.text("#campaign-event-list"); !strings.Contains(got, "release-eng") || !strings.Contains(got, "resumed") {
+		t.Errorf("who did what:\n%s", got)
+	}
 }
