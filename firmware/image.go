@@ -41,7 +41,7 @@ type Image struct {
 	// never matched. Release notes and metadata are the only fields that change after upload.
 	Metadata map[string]string `json:"metadata,omitempty"`
 	MCUboot  *mcuboot.Info     `json:"mcuboot,omitempty"`
-	BlobKey      string            `json:"-"`
+	BlobKey  string            `json:"-"`
 }
 
 // Errors callers branch on (the API maps each to an HTTP status).
@@ -110,7 +110,7 @@ type UsageChecker interface {
 // ImageEdit changes what may change on an image after upload; nil fields stay as they are.
 // Version, target and bytes never change: an image is what was signed.
 type ImageEdit struct {
-	ReleaseNotes *string          // "" removes them
+	ReleaseNotes *string           // "" removes them
 	Metadata     map[string]string // non-nil replaces the whole map (empty removes every key)
 }
 

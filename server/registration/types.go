@@ -108,10 +108,10 @@ type Filter struct {
 	// FirmwareOp compares the device's firmware version with FirmwareVersion: "" or "=" is the
 	// exact text, "!=" any other text (devices without a version excluded), "<", "<=", ">" and
 	// ">=" compare VersionKey order and never match a version without a key.
-	FirmwareOp string
-	Manufacturer    string  // exact match
-	Model           string  // exact match
-	DeviceType      string  // exact match
+	FirmwareOp   string
+	Manufacturer string // exact match
+	Model        string // exact match
+	DeviceType   string // exact match
 	// Labels the endpoint must carry, every one with exactly this value.
 	Labels map[string]string
 	After  string    // cursor: endpoints strictly greater than this

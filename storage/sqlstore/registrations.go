@@ -313,7 +313,7 @@ func registrationArgs(r *registration.Registration) ([]any, error) {
 	}, nil
 }
 
-// firmwareKey is the firmware_key column of a version: '' when it has no key (never NULL once
+// firmwareKey is the firmware_key column of a version: ” when it has no key (never NULL once
 // computed; NULL marks rows the backfill has yet to do).
 func firmwareKey(v string) string {
 	k, _ := registration.VersionKey(v)
@@ -325,7 +325,7 @@ const backfillBatch = 500
 
 // backfillFirmwareKeys computes firmware_key for rows stored before migration 00009 added it
 // (NULL), a batch at a time so that a large fleet never sits in memory at once. Each row is done
-// once: a version without a key gets '', not NULL.
+// once: a version without a key gets ”, not NULL.
 func (s *Store) backfillFirmwareKeys(ctx context.Context) error {
 	sel := s.dialect.rebind("SELECT endpoint, firmware_version FROM registrations WHERE firmware_key IS NULL ORDER BY endpoint LIMIT ?")
 	upd := s.dialect.rebind("UPDATE registrations SET firmware_key = ? WHERE endpoint = ? AND firmware_version = ?")

@@ -40,7 +40,7 @@ func testFirmwareCompare(t *testing.T, s registration.Store) {
 		{">", "1.9.0", []string{"d-1100", "d-2"}}, // 1.10.0 is newer than 1.9.0
 		{">=", "v1.10", []string{"d-1100", "d-2"}},
 		{"=", "1.4.2", []string{"d-142"}},
-		{"", "1.4", []string{"d-14"}},                                      // exact text: 1.4.0 would not match
+		{"", "1.4", []string{"d-14"}},                                                               // exact text: 1.4.0 would not match
 		{"!=", "1.4.2", []string{"d-1100", "d-14", "d-142rc", "d-190", "d-2", "d-build", "d-v141"}}, // never the empty version
 		{"=", "2024_build7", []string{"d-build"}},
 		{">", "0", []string{"d-1100", "d-14", "d-142", "d-142rc", "d-190", "d-2", "d-v141"}}, // no key never orders
