@@ -14,6 +14,7 @@ type Stats struct {
 	// tells that smaller groups were left out.
 	Failures     []FailureCount
 	MoreFailures bool
+	Failed       int // every job failed since the time asked
 }
 
 // FailureCount is how many jobs failed with one device result and reason.

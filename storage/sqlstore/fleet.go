@@ -85,6 +85,10 @@ func (s *Store) JobStats(ctx context.Context, since time.Time, maxFailures int) 
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: job stats: %w", err)
 	}
+	failed := s.dialect.rebind("SELECT COUNT(*) FROM update_jobs WHERE state = ? AND updated_at >= ?")
+	if err := s.db.QueryRowContext(ctx, failed, string(fwupdate.StateFailed), n.Int64).Scan(&st.Failed); err != nil {
+		return nil, fmt.Errorf("sqlstore: job failures: %w", err)
+	}
 	rows, err = s.db.QueryContext(ctx, s.dialect.rebind("SELECT device_result, reason, COUNT(*) FROM update_jobs"+
 		" WHERE state = ? AND updated_at >= ? GROUP BY device_result, reason ORDER BY COUNT(*) DESC, device_result, reason LIMIT ?"),
 		string(fwupdate.StateFailed), n.Int64, maxFailures+1)

@@ -89,8 +89,8 @@ func testJobStats(t *testing.T, s fwupdate.Store) {
 		t.Errorf("Active = %v, want %v", st.Active, wantActive)
 	}
 	wantFail := []fwupdate.FailureCount{{DeviceResult: fwupdate.Unknown, Reason: "the device did not come online", Jobs: 2}}
-	if !reflect.DeepEqual(st.Failures, wantFail) || !st.MoreFailures {
-		t.Errorf("Failures = %+v (more %v), want %+v and more", st.Failures, st.MoreFailures, wantFail)
+	if !reflect.DeepEqual(st.Failures, wantFail) || !st.MoreFailures || st.Failed != 3 {
+		t.Errorf("Failures = %+v (more %v, %d failed), want %+v and more, 3 failed", st.Failures, st.MoreFailures, st.Failed, wantFail)
 	}
 
 	latest, err := ss.LatestJobs(ctx, []string{"ep-1", "ep-7", "ep-none", "ep-3"})
