@@ -53,7 +53,7 @@ const (
 	HeaderTargetLabels  = "X-Lwota-Target-Labels" // k=v,k=v: device labels the image is meant for
 	HeaderLabels        = "X-Lwota-Labels"        // k=v,k=v: the image's own labels
 	HeaderReleaseNotes  = "X-Lwota-Release-Notes"
-	HeaderMetadata      = "X-Lwota-Metadata" // k=v,k=v: the image's metadata (shown, never matched)
+	HeaderMetadata      = "X-Lwota-Metadata"  // k=v,k=v: the image's metadata (shown, never matched)
 	HeaderSignature     = "X-Lwota-Signature" // base64 of the detached signature
 	HeaderKeyID         = "X-Lwota-Key-Id"
 	HeaderSHA256        = "X-Lwota-Sha256" // hex digest the server must find
