@@ -127,7 +127,11 @@ func (a *API) editImage(c echo.Context) error {
 		auditNote(c, "release_notes", "changed")
 	}
 	if edit.Metadata != nil {
-		auditNote(c, "metadata", strings.Join(sortedMapKeys(edit.Metadata), ","))
+		keys := strings.Join(sortedMapKeys(edit.Metadata), ",")
+		if keys == "" {
+			keys = "(all removed)"
+		}
+		auditNote(c, "metadata_keys", keys)
 	}
 	out := newImageJSON(img)
 	out.KeyName = a.keyNames(c.Request().Context(), images)[img.KeyID]
