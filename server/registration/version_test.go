@@ -1,6 +1,7 @@
 package registration_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/lwota/lwota/server/registration"
@@ -68,4 +69,33 @@ func TestVersionKeyRefuses(t *testing.T) {
 			t.Errorf("VersionKey(%q) = %q, want no key", v, k)
 		}
 	}
+}
+
+// FuzzVersionKey: keys are printable ASCII, "v" changes nothing, and a version's key sorts
+// after the key of the same version as a pre-release.
+func FuzzVersionKey(f *testing.F) {
+	for _, s := range []string{"1.4.2", "v1.10.0-rc.1+b7", "1.0.0-alpha.beta", "01.2", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		k, ok := registration.VersionKey(v)
+		if !ok {
+			return
+		}
+		for i := 0; i < len(k); i++ {
+			if k[i] < '!' || k[i] > '~' {
+				t.Fatalf("VersionKey(%q) = %q: byte %#x is not printable ASCII", v, k, k[i])
+			}
+		}
+		if v[0] != 'v' && v[0] != 'V' {
+			if kv, ok := registration.VersionKey("v" + v); !ok || kv != k {
+				t.Fatalf("VersionKey(v%s) = %q %v, want %q", v, kv, ok, k)
+			}
+		}
+		if !strings.ContainsAny(v, "-+") {
+			if pre, ok := registration.VersionKey(v + "-rc"); !ok || !(pre < k) {
+				t.Fatalf("VersionKey(%s-rc) = %q %v, want less than %q", v, pre, ok, k)
+			}
+		}
+	})
 }
