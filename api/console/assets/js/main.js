@@ -10,6 +10,9 @@ import * as device from './views/device.js';
 import * as campaigns from './views/campaigns.js';
 import * as campaign from './views/campaign.js';
 import * as images from './views/images.js';
+import * as image from './views/image.js';
+import * as fleet from './views/fleet.js';
+import * as audit from './views/audit.js';
 
 /** What each role may do, as api.RouteRoles says; the server checks again on every call. */
 const ROLES = {
@@ -18,6 +21,9 @@ const ROLES = {
   readImages: ['admin', 'release', 'ci', 'support'],
   updateDevices: ['admin', 'release'],
   driveCampaigns: ['admin', 'release'],
+  editImages: ['admin', 'release'],
+  deleteImages: ['admin'],
+  readAudit: ['admin'],
 };
 
 /**
@@ -37,6 +43,9 @@ const ROUTES = [
   {re: /^\/campaigns$/, view: campaigns.render, section: 'campaigns', need: 'readCampaigns'},
   {re: /^\/campaigns\/([^/]+)$/, view: campaign.render, section: 'campaigns', need: 'readCampaigns'},
   {re: /^\/images$/, view: images.render, section: 'images', need: 'readImages'},
+  {re: /^\/images\/([^/]+)$/, view: image.render, section: 'images', need: 'readImages'},
+  {re: /^\/fleet$/, view: fleet.render, section: 'fleet', need: 'readDevices'},
+  {re: /^\/audit$/, view: audit.render, section: 'audit', need: 'readAudit'},
 ];
 
 /** @type {Who|null} */
