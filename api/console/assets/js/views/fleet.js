@@ -20,7 +20,7 @@ export async function render(ctx) {
     h('h1', {tabindex: '-1'}, 'Fleet'),
     h('dl', {class: 'counters', id: 'fleet-summary'},
       card('count-pending', 'Devices known', String(d.known), 'fleet-known'),
-      card('count-succeeded', 'Online', d.online + (d.known ? ' (' + percent(d.online_share) + ')' : ''), 'fleet-online'),
+      card('count-succeeded', 'Online', [String(d.online), d.known ? h('span', {class: 'share'}, ' (' + percent(d.online_share) + ')') : null], 'fleet-online'),
       card('count-in_progress', 'Updates in progress', String(f.updates.in_progress), 'fleet-in-progress'),
       card('count-failed', 'Failed in 24 h', String(f.failures.total), 'fleet-failed')),
     h('section', {'aria-labelledby': 'versions-h'}, h('h2', {id: 'versions-h'}, 'Firmware versions'),
