@@ -99,17 +99,20 @@ func (s *Store) CountRegistrations(ctx context.Context, f registration.Filter) (
 	return n, nil
 }
 
-// sortColumns are the SQL expressions of the sort keys; NULLs read as the lowest value, the same
-// on both databases.
+// sortColumns are the SQL expressions of the sort keys. firmware_key is the bare column, so
+// that the (firmware_key, endpoint) index serves the order and the cursor's range: it is never
+// NULL once Open has back-filled it (every save writes it). last_seen may be NULL (a
+// registration never seen): COALESCE makes that the lowest value on both databases, at the cost
+// of a sort (there is no last_seen index: it changes on every uplink).
 var sortColumns = map[registration.SortKey]string{
-	registration.SortFirmware: "COALESCE(firmware_key, '')",
+	registration.SortFirmware: "firmware_key",
 	registration.SortModel:    "model",
 	registration.SortLastSeen: "COALESCE(last_seen, 0)",
 }
 
 // outerSortColumns are sortColumns over the inner query's rows (withLabelsOrder).
 var outerSortColumns = map[registration.SortKey]string{
-	registration.SortFirmware: "COALESCE(r.firmware_key, '')",
+	registration.SortFirmware: "r.firmware_key",
 	registration.SortModel:    "r.model",
 	registration.SortLastSeen: "COALESCE(r.last_seen, 0)",
 }
