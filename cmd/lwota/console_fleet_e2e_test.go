@@ -119,6 +119,27 @@ func TestConsoleFleetAndImage(t *testing.T) {
 	}
 	b.screenshot("image")
 
+	// Edit the notes and metadata in the dialog; bad metadata is refused on the page.
+	b.do("edit", chromedp.Click(chromedp.ID("edit-image")), chromedp.WaitVisible(chromedp.ID("edit-notes")))
+	eval[chromedp.Void](b, `(() => { document.getElementById("edit-notes").value = "Hotfix: no more resets.";
+		document.getElementById("edit-metadata").value = "ticket=FW-1300\nreviewed=yes"; })()`)
+	b.do("save", chromedp.Click(chromedp.ID("confirm-ok")))
+	b.waitText("#release-notes", "Hotfix: no more resets.", 30*time.Second)
+	if got := b.text("#image-metadata"); !strings.Contains(got, "FW-1300") || !strings.Contains(got, "reviewed") || strings.Contains(got, "release/2.0") {
+		t.Errorf("metadata after the edit:\n%s", got)
+	}
+	b.do("edit again", chromedp.Click(chromedp.ID("edit-image")), chromedp.WaitVisible(chromedp.ID("edit-metadata")))
+	eval[chromedp.Void](b, `(() => { document.getElementById("edit-metadata").value = "=no key"; })()`)
+	b.do("save", chromedp.Click(chromedp.ID("confirm-ok")))
+	b.waitText("#edit-error", "key=value", 30*time.Second)
+	b.do("edit a third time", chromedp.Click(chromedp.ID("edit-image")), chromedp.WaitVisible(chromedp.ID("edit-metadata")))
+	eval[chromedp.Void](b, `(() => { document.getElementById("edit-metadata").value = "`+strings.Repeat("k", 64)+`=v"; })()`)
+	b.do("save", chromedp.Click(chromedp.ID("confirm-ok")))
+	b.waitText("#edit-error", "invalid_image", 30*time.Second)
+	if got := b.text("#release-notes"); got != "Hotfix: no more resets." {
+		t.Errorf("a refused edit changed the notes to %q", got)
+	}
+
 	// An admin tries to delete it: refused while the campaign names it.
 	admin := newBrowser(t, ts)
 	admin.signIn(testAdminToken)
@@ -135,8 +156,8 @@ func TestConsoleFleetAndImage(t *testing.T) {
 	admin.open("#/audit")
 	admin.waitText("#audit-list", "PATCH /api/v1/images/:id", 30*time.Second)
 	admin.do("filter by action", chromedp.Click(chromedp.CSS(`#audit-list a[href*="action=PATCH"]`)))
-	admin.waitJS("one entry", `document.querySelectorAll("#audit-list tbody tr").length === 1`, 30*time.Second)
-	if got := admin.text("#audit-list"); !strings.Contains(got, "metadata_keys=branch,ticket") {
+	admin.waitJS("three PATCHes (the bad metadata line never left the page)", `document.querySelectorAll("#audit-list tbody tr").length === 3`, 30*time.Second)
+	if got := admin.text("#audit-list"); !strings.Contains(got, "metadata_keys=branch,ticket") || !strings.Contains(got, "metadata_keys=reviewed,ticket") {
 		t.Errorf("audit entry:\n%s", got)
 	}
 }
