@@ -123,6 +123,7 @@ type API struct {
 	campaigns Campaigns   // nil: the campaign routes answer 404
 	tokens    Tokens      // nil: every route answers 401 (WithAuth)
 	audit     AuditLog    // nil: nothing is recorded, GET /audit answers 404
+	fleet     Fleet       // nil: GET /fleet answers 404 (WithFleet)
 	echo      *echo.Echo
 	queue     QueueReader // nil: reads of writer roles queue up to the device's whole queue
 	streams   streamCounter
@@ -196,6 +197,7 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	a.updateRoutes(e)     // updates.go: served once WithUpdates is called
 	a.campaignRoutes(e)   // campaigns.go: served once WithCampaigns is called
 	a.tokenRoutes(e)      // tokens.go: tokens and the audit log (WithAuth)
+	a.fleetRoutes(e)      // fleet.go: served once WithFleet is called
 	a.echo = e
 	return a
 }

@@ -93,6 +93,7 @@ var RouteRoles = []RouteRole{
 	{http.MethodGet, imagesPath + "/:id", imageReaders},
 	{http.MethodGet, imagesPath + "/:id/content", imageReaders},
 	{http.MethodDelete, imagesPath + "/:id", admins},
+	{http.MethodPatch, imagesPath + "/:id", releasers}, // release notes and metadata only
 	{http.MethodPost, keysPath, admins},
 	{http.MethodGet, keysPath, releasers},
 	{http.MethodDelete, keysPath + "/:id", admins},
@@ -126,6 +127,7 @@ var RouteRoles = []RouteRole{
 	{http.MethodGet, tokensPath, admins},
 	{http.MethodDelete, tokensPath + "/:id", admins},
 	{http.MethodGet, auditPath, admins},
+	{http.MethodGet, fleetPath, readers},
 }
 
 // rolesFor returns the roles allowed on method and the echo route path, and whether the table

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/registration"
 )
@@ -40,6 +42,17 @@ type deviceJSON struct {
 	// UnreachableSince: the device stopped answering lwota's requests then (cleared when it
 	// talks again); absent while it answers.
 	UnreachableSince time.Time `json:"unreachable_since,omitzero"`
+	// LastUpdate is the device's newest firmware update job (device list only, WithFleet).
+	LastUpdate *lastUpdateJSON `json:"last_update,omitempty"`
+}
+
+// lastUpdateJSON sums up a device's newest firmware update job.
+type lastUpdateJSON struct {
+	ID           string    `json:"id"`
+	State        string    `json:"state"`
+	Reason       string    `json:"reason,omitempty"`
+	ImageVersion string    `json:"image_version"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 type objectLinkJSON struct {
@@ -91,21 +104,39 @@ func formatName(f lwm2m.ContentFormat) string {
 }
 
 type deviceList struct {
-	Devices    []deviceJSON `json:"devices"`
-	NextCursor string       `json:"next_cursor,omitempty"`
+	Devices []deviceJSON `json:"devices"`
+	// Total counts every device the search matches, on all pages (absent when the server
+	// cannot count).
+	Total      *int   `json:"total,omitempty"`
+	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-// listDevices: GET /devices?prefix=&online=&object=&firmware=&manufacturer=&model=&device_type=&label=k:v&cursor=&limit=
+// listDevices: GET /devices?prefix=&online=&object=&firmware=&manufacturer=&model=&device_type=&label=k:v&sort=&cursor=&limit=
+// (firmware: a version, or a comparison such as "< 1.4.2": parseFirmwareFilter; sort: parseSort)
 func (a *API) listDevices(c echo.Context) error {
 	q := c.QueryParams()
 	f := registration.Filter{
-		EndpointPrefix:  q.Get("prefix"),
-		FirmwareVersion: q.Get("firmware"),
-		Manufacturer:    q.Get("manufacturer"),
-		Model:           q.Get("model"),
-		DeviceType:      q.Get("device_type"),
-		Now:             a.cfg.Now(),
+		EndpointPrefix: q.Get("prefix"),
+		Manufacturer:   q.Get("manufacturer"),
+		Model:          q.Get("model"),
+		DeviceType:     q.Get("device_type"),
+		Now:            a.cfg.Now(),
 	}
+	if s := q.Get("firmware"); s != "" {
+		op, v, err := parseFirmwareFilter(s)
+		if err != nil {
+			return err
+		}
+		f.FirmwareOp, f.FirmwareVersion = op, v
+	}
+	sortKey, desc, err := parseSort(q.Get("sort"))
+	if err != nil {
+		return err
+	}
+	if sortKey != registration.SortEndpoint {
+		f.Sort = sortKey
+	}
+	f.Desc = desc
 	labels, err := parseLabelFilter(q, deviceLabelKey)
 	if err != nil {
 		return err
@@ -135,19 +166,53 @@ func (a *API) listDevices(c echo.Context) error {
 		return err
 	}
 	f.After, f.Limit = pg.after, pg.fetch()
+	if f.Sort != "" && pg.after != "" {
+		if f.AfterSort, f.After, err = parseSortCursor(pg.after); err != nil {
+			return err
+		}
+	}
 	limit := pg.limit
 
-	regs, err := a.devices.ListDevices(c.Request().Context(), f)
+	ctx := c.Request().Context()
+	regs, err := a.devices.ListDevices(ctx, f)
 	if err != nil {
 		return mapError("device list", err)
 	}
 	out := deviceList{Devices: make([]deviceJSON, 0, min(len(regs), limit))}
 	if len(regs) > limit {
 		regs = regs[:limit]
-		out.NextCursor = cursor(regs[limit-1].Endpoint)
+		last := regs[limit-1]
+		out.NextCursor = cursor(last.Endpoint)
+		if f.Sort != "" {
+			out.NextCursor = sortCursor(last, f.Sort)
+		}
+	}
+	if dc, ok := a.devices.(DeviceCounter); ok {
+		n, err := dc.CountDevices(ctx, f)
+		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			return mapError("device count", err)
+		}
+		if err == nil {
+			out.Total = &n
+		}
+	}
+	var latest map[string]*fwupdate.Job
+	if a.fleet != nil && len(regs) > 0 {
+		eps := make([]string, len(regs))
+		for i, r := range regs {
+			eps[i] = r.Endpoint
+		}
+		if latest, err = a.fleet.LatestJobs(ctx, eps); err != nil {
+			return mapError("last updates", err)
+		}
 	}
 	for _, r := range regs {
-		out.Devices = append(out.Devices, newDeviceJSON(r, f.Now))
+		d := newDeviceJSON(r, f.Now)
+		if j := latest[r.Endpoint]; j != nil {
+			d.LastUpdate = &lastUpdateJSON{ID: j.ID, State: string(j.State), Reason: j.Reason,
+				ImageVersion: j.ImageVersion, UpdatedAt: j.UpdatedAt}
+		}
+		out.Devices = append(out.Devices, d)
 	}
 	return c.JSON(http.StatusOK, out)
 }

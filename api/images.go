@@ -53,6 +53,7 @@ const (
 	HeaderTargetLabels  = "X-Lwota-Target-Labels" // k=v,k=v: device labels the image is meant for
 	HeaderLabels        = "X-Lwota-Labels"        // k=v,k=v: the image's own labels
 	HeaderReleaseNotes  = "X-Lwota-Release-Notes"
+	HeaderMetadata      = "X-Lwota-Metadata"  // k=v,k=v: the image's metadata (shown, never matched)
 	HeaderSignature     = "X-Lwota-Signature" // base64 of the detached signature
 	HeaderKeyID         = "X-Lwota-Key-Id"
 	HeaderSHA256        = "X-Lwota-Sha256" // hex digest the server must find
@@ -80,6 +81,7 @@ func (a *API) imageRoutes(e *echo.Echo) {
 	e.GET(imagesPath+"/:id", a.getImage)
 	e.GET(imagesPath+"/:id/content", a.getImageContent)
 	e.DELETE(imagesPath+"/:id", a.deleteImage)
+	e.PATCH(imagesPath+"/:id", a.editImage) // image_detail.go
 }
 
 // limitBodies is limitBody for every route but the image upload, which uploadImage caps itself.
@@ -132,13 +134,16 @@ type imageJSON struct {
 	SHA256             string            `json:"sha256"`
 	SignatureAlgorithm string            `json:"signature_algorithm,omitempty"`
 	KeyID              string            `json:"key_id,omitempty"`
+	KeyName            string            `json:"key_name,omitempty"`  // the signing key's name, when it is still known
 	Signature          []byte            `json:"signature,omitempty"` // base64
 	Unsigned           bool              `json:"unsigned,omitempty"`
 	Uploader           string            `json:"uploader,omitempty"`
 	CreatedAt          time.Time         `json:"created_at"`
 	ReleaseNotes       string            `json:"release_notes,omitempty"`
 	Labels             map[string]string `json:"labels,omitempty"`
+	Metadata           map[string]string `json:"metadata,omitempty"`
 	MCUboot            *mcubootJSON      `json:"mcuboot,omitempty"`
+	Usage              *imageUsageJSON   `json:"usage,omitempty"` // GET /images/{id} only
 	Links              imageLinks        `json:"links"`
 }
 
@@ -186,6 +191,7 @@ func newImageJSON(img *firmware.Image) imageJSON {
 		CreatedAt:          img.CreatedAt,
 		ReleaseNotes:       img.ReleaseNotes,
 		Labels:             img.Labels,
+		Metadata:           img.Metadata,
 		Links:              imageLinks{Self: self, Content: self + "/content"},
 	}
 	if m := img.MCUboot; m != nil {
@@ -207,6 +213,7 @@ type uploadMetadata struct {
 	Target       targetJSON        `json:"target"`
 	ReleaseNotes string            `json:"release_notes"`
 	Labels       map[string]string `json:"labels"`
+	Metadata     map[string]string `json:"metadata"`
 	KeyID        string            `json:"key_id"`
 	Size         int64             `json:"size"` // 0: unknown
 	SHA256       string            `json:"sha256"`
@@ -361,6 +368,7 @@ func readMetadata(part io.Reader, limit int64) (firmware.UploadRequest, error) {
 			DeviceType: m.Target.DeviceType, Labels: m.Target.Labels},
 		ReleaseNotes: m.ReleaseNotes,
 		Labels:       m.Labels,
+		Metadata:     m.Metadata,
 		KeyID:        m.KeyID,
 		Size:         size,
 		SHA256:       m.SHA256,
@@ -395,6 +403,9 @@ func (a *API) uploadRaw(c echo.Context, images Images) (*firmware.Image, error) 
 		return nil, err
 	}
 	if req.Target.Labels, err = headerLabels(HeaderTargetLabels, h.Get(HeaderTargetLabels)); err != nil {
+		return nil, err
+	}
+	if req.Metadata, err = headerLabels(HeaderMetadata, h.Get(HeaderMetadata)); err != nil {
 		return nil, err
 	}
 	if s := strings.TrimSpace(h.Get(HeaderSignature)); s != "" {
@@ -549,8 +560,11 @@ func (a *API) listImages(c echo.Context) error {
 		imgs = imgs[:limit]
 		out.NextCursor = cursor(imgs[limit-1].ID)
 	}
+	names := a.keyNames(c.Request().Context(), images)
 	for _, img := range imgs {
-		out.Images = append(out.Images, newImageJSON(img))
+		j := newImageJSON(img)
+		j.KeyName = names[img.KeyID]
+		out.Images = append(out.Images, j)
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -565,11 +579,17 @@ func (a *API) getImage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	img, err := images.Image(c.Request().Context(), id)
+	ctx := c.Request().Context()
+	img, err := images.Image(ctx, id)
 	if err != nil {
 		return mapImageError("image "+id, err)
 	}
-	return c.JSON(http.StatusOK, newImageJSON(img))
+	out := newImageJSON(img)
+	out.KeyName = a.keyNames(ctx, images)[img.KeyID]
+	if out.Usage, err = a.imageUsage(ctx, img); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // deleteImage: DELETE /images/{id}

@@ -757,7 +757,8 @@ func TestImageGetAndDelete(t *testing.T) {
 	f.images = []*firmware.Image{{ID: "img-a", Name: "app", Version: "1.0.0", Size: 3, SHA256: "abc", CreatedAt: testNow, BlobKey: "secret/key"}}
 	r := env.do(t, http.MethodGet, "/api/v1/images/img-a", "")
 	jsonEqual(t, r.body, `{"id":"img-a","name":"app","version":"1.0.0","target":{},"size":3,"sha256":"abc",
-		"created_at":"2026-03-01T12:00:00Z","links":{"self":"/api/v1/images/img-a","content":"/api/v1/images/img-a/content"}}`)
+		"created_at":"2026-03-01T12:00:00Z","usage":{"campaigns":[]},
+		"links":{"self":"/api/v1/images/img-a","content":"/api/v1/images/img-a/content"}}`)
 	msg := wantError(t, env.do(t, http.MethodGet, "/api/v1/images/nope", ""), 404, codeNotFound)
 	if msg != "image nope does not exist" {
 		t.Fatalf("message %q", msg)

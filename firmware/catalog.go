@@ -102,6 +102,23 @@ func (c *Catalog) Images(ctx context.Context, f ImageFilter) ([]*Image, error) {
 	return imgs, nil
 }
 
+// Edit changes the release notes and metadata of image id (ErrInvalid, ErrNotFound) and returns
+// the image as stored after the change. Bad input changes nothing.
+func (c *Catalog) Edit(ctx context.Context, id string, edit ImageEdit) (*Image, error) {
+	if err := checkInfo(edit); err != nil {
+		return nil, fmt.Errorf("edit image %s: %w", id, err)
+	}
+	if err := c.store.EditImage(ctx, id, edit); err != nil {
+		return nil, fmt.Errorf("edit image %s: %w", id, err)
+	}
+	img, err := c.store.GetImage(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("edit image %s: %w", id, err)
+	}
+	c.log.InfoContext(ctx, "image edited", "id", id, "release_notes", edit.ReleaseNotes != nil, "metadata", edit.Metadata != nil)
+	return img, nil
+}
+
 // Delete removes the image id: ErrNotFound if there is none, ErrInUse while an update or a
 // campaign uses it. The bytes go with the last image that has them.
 func (c *Catalog) Delete(ctx context.Context, id string) error {

@@ -37,8 +37,11 @@ type Image struct {
 	CreatedAt    time.Time         `json:"created_at"`
 	ReleaseNotes string            `json:"release_notes,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
-	MCUboot      *mcuboot.Info     `json:"mcuboot,omitempty"`
-	BlobKey      string            `json:"-"`
+	// Metadata is the release engineers' own key/values (ticket, branch, changelog URL): shown,
+	// never matched. Release notes and metadata are the only fields that change after upload.
+	Metadata map[string]string `json:"metadata,omitempty"`
+	MCUboot  *mcuboot.Info     `json:"mcuboot,omitempty"`
+	BlobKey  string            `json:"-"`
 }
 
 // Errors callers branch on (the API maps each to an HTTP status).
@@ -70,6 +73,8 @@ type Store interface {
 	GetImage(ctx context.Context, id string) (*Image, error) // ErrNotFound
 	ListImages(ctx context.Context, f ImageFilter) ([]*Image, error)
 	DeleteImage(ctx context.Context, id string) error // ErrNotFound
+	// EditImage changes the fields of edit that are set, in one statement: ErrNotFound.
+	EditImage(ctx context.Context, id string, edit ImageEdit) error
 	// CountBlobRefs counts images whose bytes are at blobKey: a blob is removed with its last image.
 	CountBlobRefs(ctx context.Context, blobKey string) (int, error)
 
@@ -102,6 +107,13 @@ type UsageChecker interface {
 	ImageInUse(ctx context.Context, id string) (bool, error)
 }
 
+// ImageEdit changes what may change on an image after upload; nil fields stay as they are.
+// Version, target and bytes never change: an image is what was signed.
+type ImageEdit struct {
+	ReleaseNotes *string           // "" removes them
+	Metadata     map[string]string // non-nil replaces the whole map (empty removes every key)
+}
+
 // UploadRequest is an image upload's metadata; the bytes come as a stream beside it.
 type UploadRequest struct {
 	Name         string            `json:"name"`
@@ -109,6 +121,7 @@ type UploadRequest struct {
 	Target       Selector          `json:"target"`
 	ReleaseNotes string            `json:"release_notes,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
+	Metadata     map[string]string `json:"metadata,omitempty"`
 	// Signature is the detached signature over the image bytes; nil means unsigned.
 	Signature []byte `json:"-"`
 	// KeyID, when set, names the one trusted key the signature must verify against.

@@ -26,6 +26,9 @@ const (
 	maxLabelNameLen    = 63
 	maxLabelValueLen   = 255
 	maxReleaseNotesLen = 64 << 10
+	maxMetadata        = 64 // keys of Image.Metadata
+	maxMetadataKeyLen  = 63
+	maxMetadataValLen  = 1024
 	maxUploaderLen     = 256
 	maxKeyIDLen        = 128
 	maxSignatureLen    = 1024 // an Ed25519 signature is 64 bytes, a DER ECDSA P-256 one at most 72
@@ -126,6 +129,7 @@ func (c *Catalog) upload(ctx context.Context, req *UploadRequest, body io.Reader
 		Uploader:     req.Uploader,
 		ReleaseNotes: req.ReleaseNotes,
 		Labels:       req.Labels,
+		Metadata:     req.Metadata,
 		BlobKey:      blobPrefix + sum,
 	}
 	if v != nil {
@@ -287,10 +291,8 @@ func (c *Catalog) checkRequest(req *UploadRequest) error {
 	if err := checkLabels("target label", req.Target.Labels); err != nil {
 		return invalid("%v", err)
 	}
-	if req.ReleaseNotes != "" {
-		if err := checkText("release notes", req.ReleaseNotes, maxReleaseNotesLen, true); err != nil {
-			return invalid("%v", err)
-		}
+	if err := checkInfo(ImageEdit{ReleaseNotes: &req.ReleaseNotes, Metadata: req.Metadata}); err != nil {
+		return err
 	}
 	if req.SHA256 != "" {
 		if b, err := hex.DecodeString(req.SHA256); err != nil || len(b) != sha256.Size {
@@ -330,17 +332,36 @@ func checkText(what, s string, limit int, multiline bool) error {
 }
 
 func checkLabels(what string, labels map[string]string) error {
-	if len(labels) > maxLabels {
-		return fmt.Errorf("%d %ss (at most %d)", len(labels), what, maxLabels)
+	return checkMap(what, what+"s", "name", labels, maxLabels, maxLabelNameLen, maxLabelValueLen)
+}
+
+// checkInfo checks the release notes and metadata of an upload or an edit: ErrInvalid.
+func checkInfo(e ImageEdit) error {
+	if e.ReleaseNotes != nil && *e.ReleaseNotes != "" {
+		if err := checkText("release notes", *e.ReleaseNotes, maxReleaseNotesLen, true); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
 	}
-	for k, v := range labels {
-		if err := checkText(what+" name", k, maxLabelNameLen, false); err != nil {
+	if err := checkMap("metadata", "metadata keys", "key", e.Metadata, maxMetadata, maxMetadataKeyLen, maxMetadataValLen); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
+// checkMap bounds a map of text: at most n entries, printable keys of at most keyLen bytes and
+// printable values (or empty ones) of at most valLen.
+func checkMap(what, many, keyWord string, m map[string]string, n, keyLen, valLen int) error {
+	if len(m) > n {
+		return fmt.Errorf("%d %s (at most %d)", len(m), many, n)
+	}
+	for k, v := range m {
+		if err := checkText(what+" "+keyWord, k, keyLen, false); err != nil {
 			return err
 		}
 		if v == "" {
 			continue
 		}
-		if err := checkText(what+" "+k, v, maxLabelValueLen, false); err != nil {
+		if err := checkText(what+" "+k, v, valLen, false); err != nil {
 			return err
 		}
 	}

@@ -451,6 +451,23 @@ func (s *Server) ListDevices(ctx context.Context, f registration.Filter) ([]*reg
 	return regs, nil
 }
 
+// CountDevices counts the registrations matching f (cursor, limit and sort aside), when the store
+// can count them; errors.ErrUnsupported otherwise.
+func (s *Server) CountDevices(ctx context.Context, f registration.Filter) (int, error) {
+	c, ok := s.store.(registration.Counter)
+	if !ok {
+		return 0, fmt.Errorf("count devices: %w", errors.ErrUnsupported)
+	}
+	if f.Now.IsZero() {
+		f.Now = time.Now()
+	}
+	n, err := c.CountRegistrations(ctx, f)
+	if err != nil {
+		return 0, fmt.Errorf("count devices: %w", err)
+	}
+	return n, nil
+}
+
 // Labels returns the operator's labels of endpoint, registered or not (an empty map for none).
 func (s *Server) Labels(ctx context.Context, endpoint string) (map[string]string, error) {
 	l, err := s.store.Labels(ctx, endpoint)

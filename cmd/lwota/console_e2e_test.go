@@ -357,7 +357,7 @@ func TestConsoleDeviceLookup(t *testing.T) {
 	b := newBrowser(t, ts)
 	b.signIn(testAdminToken)
 	b.waitText("main h1", "Devices", 10*time.Second)
-	b.waitText("#result-count", "50+ devices", 30*time.Second)
+	b.waitText("#result-count", fmt.Sprint(consoleFleetSize)+" devices (50 shown)", 30*time.Second)
 
 	// By prefix, typed and submitted with Enter.
 	b.do("search by prefix", chromedp.SendKeys(chromedp.ID("f-prefix"), "meter-23\n"))
@@ -570,9 +570,12 @@ func TestConsoleOffline(t *testing.T) {
 		b.open(v.fragment)
 		b.waitText("main", v.want, 30*time.Second)
 	}
-	if got := b.text("#image-list"); !strings.Contains(got, "unsigned") || !strings.Contains(got, "6.0 KiB") || !strings.Contains(got, keyID+" (ed25519)") ||
+	if got := b.text("#image-list"); !strings.Contains(got, "unsigned") || !strings.Contains(got, "6.0 KiB") || !strings.Contains(got, "release-ci (ed25519)") ||
 		!strings.Contains(got, rc) {
 		t.Errorf("image list shows:\n%s", got)
+	}
+	if n := eval[int](b, `document.querySelectorAll('#image-list [title="key id `+keyID+`"]').length`); n != 1 {
+		t.Errorf("the signing key's id is on %d elements, want 1 (the key name's title)", n)
 	}
 	if n := eval[int](b, `document.querySelectorAll("#image-list button.copy").length`); n != 2 {
 		t.Errorf("%d copy buttons for 2 image ids", n)

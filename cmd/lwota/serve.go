@@ -370,6 +370,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		WithUpdates(s.updates).
 		WithCampaigns(s.rollout).
 		WithAuth(apiTokens, auditLog).
+		WithFleet(store).
 		WithQueue(store).
 		WithMetrics(reg)
 	mux := http.NewServeMux()

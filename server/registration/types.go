@@ -3,6 +3,7 @@ package registration
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/lwota/lwota/server/lwm2m"
@@ -103,15 +104,55 @@ type Filter struct {
 	EndpointPrefix  string
 	Online          *bool   // with Now: registered and not expired
 	ObjectID        *uint16 // object present in the object list
-	FirmwareVersion string  // exact match
-	Manufacturer    string  // exact match
-	Model           string  // exact match
-	DeviceType      string  // exact match
+	FirmwareVersion string  // exact match, or the right side of FirmwareOp
+	// FirmwareOp compares the device's firmware version with FirmwareVersion: "" or "=" is the
+	// exact text, "!=" any other text (devices without a version excluded), "<", "<=", ">" and
+	// ">=" compare VersionKey order and never match a version without a key.
+	FirmwareOp   string
+	Manufacturer string // exact match
+	Model        string // exact match
+	DeviceType   string // exact match
 	// Labels the endpoint must carry, every one with exactly this value.
 	Labels map[string]string
 	After  string    // cursor: endpoints strictly greater than this
 	Limit  int       // 0 means no limit
 	Now    time.Time // the clock for Online
+	// Sort orders the list by a column, then by endpoint; Desc reverses both. With a Sort, the
+	// cursor is the last row's (AfterSort, After): AfterSort is SortValue of that registration.
+	Sort      SortKey
+	Desc      bool
+	AfterSort string
+}
+
+// SortKey is a column the device list sorts by.
+type SortKey string
+
+// Device list sort keys.
+const (
+	SortEndpoint SortKey = "endpoint"
+	SortFirmware SortKey = "firmware"  // VersionKey order; versions without a key first
+	SortModel    SortKey = "model"     // text
+	SortLastSeen SortKey = "last_seen" // time
+)
+
+// SortKeys lists the valid SortKey values.
+var SortKeys = []SortKey{SortEndpoint, SortFirmware, SortModel, SortLastSeen}
+
+// SortValue is what a registration sorts by under k, as Filter.AfterSort takes it.
+func SortValue(r *Registration, k SortKey) string {
+	switch k {
+	case SortFirmware:
+		key, _ := VersionKey(r.FirmwareVersion)
+		return key
+	case SortModel:
+		return r.Model
+	case SortLastSeen:
+		if r.LastSeen.IsZero() {
+			return "0"
+		}
+		return strconv.FormatInt(r.LastSeen.UnixNano(), 10)
+	}
+	return r.Endpoint
 }
 
 // Store persists registrations. Implementations live in storage/.
@@ -124,6 +165,12 @@ type Store interface {
 	GetRegistration(ctx context.Context, endpoint string) (*Registration, error)
 	// ListRegistrations returns registrations matching f, ordered by endpoint.
 	ListRegistrations(ctx context.Context, f Filter) ([]*Registration, error)
+}
+
+// Counter is the optional capability of a Store to count the registrations a Filter matches
+// (its cursor, limit and sort aside): the total of a paged device list.
+type Counter interface {
+	CountRegistrations(ctx context.Context, f Filter) (int, error)
 }
 
 // LabelStore keeps the operator's labels of each endpoint, apart from its registration, so that

@@ -33,3 +33,11 @@ func SchemaOf(t *testing.T, path string) string {
 	}
 	return out
 }
+
+// ForgetFirmwareKeys makes every registration look as if stored before migration 00009.
+func ForgetFirmwareKeys(t *testing.T, s *Store) {
+	t.Helper()
+	if _, err := s.writeDB.ExecContext(context.Background(), "UPDATE registrations SET firmware_key = NULL"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -127,6 +127,37 @@ func (s *Store) DeleteImage(ctx context.Context, id string) error {
 	return nil
 }
 
+// EditImage sets the release notes and metadata that edit names, in one statement, or fails
+// with an error matching firmware.ErrNotFound. An empty metadata map is stored as none.
+func (s *Store) EditImage(ctx context.Context, id string, edit firmware.ImageEdit) error {
+	var (
+		set  []string
+		args []any
+	)
+	if edit.ReleaseNotes != nil {
+		set = append(set, "release_notes = ?")
+		args = append(args, *edit.ReleaseNotes)
+	}
+	if edit.Metadata != nil {
+		meta, err := nullJSON(edit.Metadata, len(edit.Metadata) == 0)
+		if err != nil {
+			return fmt.Errorf("sqlstore: edit image %s: metadata: %w", id, err)
+		}
+		set = append(set, "metadata = ?")
+		args = append(args, meta)
+	}
+	if len(set) == 0 { // nothing to change: still tell a missing image
+		_, err := s.GetImage(ctx, id)
+		return err
+	}
+	q := s.dialect.rebind("UPDATE images SET " + strings.Join(set, ", ") + " WHERE id = ?")
+	err := s.w.doMatch(ctx, id, firmware.ErrNotFound, stmt{q, append(args, id)})
+	if err != nil {
+		return fmt.Errorf("sqlstore: edit image %s: %w", id, err)
+	}
+	return nil
+}
+
 // errDeleteRefused: DeleteImage deleted no row; the image is missing or in use.
 var errDeleteRefused = errors.New("delete refused")
 
@@ -149,6 +180,10 @@ func imageArgs(img *firmware.Image) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("labels: %w", err)
 	}
+	meta, err := nullJSON(img.Metadata, img.Metadata == nil)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
 	boot, err := nullJSON(img.MCUboot, img.MCUboot == nil)
 	if err != nil {
 		return nil, fmt.Errorf("mcuboot: %w", err)
@@ -164,7 +199,7 @@ func imageArgs(img *firmware.Image) ([]any, error) {
 	return []any{
 		img.ID, img.Name, img.Version, target, img.Target.Model, img.Size, img.SHA256,
 		string(img.SignatureAlg), img.KeyID, sig, img.Unsigned, img.Uploader, created,
-		img.ReleaseNotes, labels, boot, img.BlobKey,
+		img.ReleaseNotes, labels, boot, img.BlobKey, meta,
 	}, nil
 }
 
@@ -177,10 +212,11 @@ func scanImage(row interface{ Scan(...any) error }) (*firmware.Image, error) {
 		sig           sql.Null[[]byte]
 		created       sql.NullInt64
 		labels, boot  sql.NullString
+		meta          sql.NullString
 	)
 	err := row.Scan(&img.ID, &img.Name, &img.Version, &target, &model, &img.Size, &img.SHA256,
 		&alg, &img.KeyID, &sig, &img.Unsigned, &img.Uploader, &created,
-		&img.ReleaseNotes, &labels, &boot, &img.BlobKey)
+		&img.ReleaseNotes, &labels, &boot, &img.BlobKey, &meta)
 	if err != nil {
 		return nil, err
 	}
@@ -193,6 +229,14 @@ func scanImage(row interface{ Scan(...any) error }) (*firmware.Image, error) {
 		}
 		if img.Labels == nil { // "{}" was saved for an empty map
 			img.Labels = map[string]string{}
+		}
+	}
+	if meta.Valid {
+		if err := json.Unmarshal([]byte(meta.String), &img.Metadata); err != nil {
+			return nil, fmt.Errorf("image %s: metadata: %w", img.ID, err)
+		}
+		if img.Metadata == nil {
+			img.Metadata = map[string]string{}
 		}
 	}
 	if boot.Valid {

@@ -18,8 +18,14 @@ var _ registration.LabelStore = (*Store)(nil)
 // The inner query keeps its own WHERE and LIMIT: a page counts registrations, not labels, and
 // the whole page is one statement however many devices it holds.
 func withLabels(q string) string {
+	return withLabelsOrder(q, "r.endpoint")
+}
+
+// withLabelsOrder is withLabels for a query sorted otherwise: order is its ORDER BY over the
+// columns of r, ending in r.endpoint so that the rows of one registration stay together.
+func withLabelsOrder(q, order string) string {
 	return "SELECT r." + strings.Join(registrationColumns, ", r.") + ", l.key, l.value FROM (" + q +
-		") r LEFT JOIN device_labels l ON l.endpoint = r.endpoint ORDER BY r.endpoint"
+		") r LEFT JOIN device_labels l ON l.endpoint = r.endpoint ORDER BY " + order
 }
 
 // SetLabels replaces every label of endpoint with labels, in one transaction. The endpoint need

@@ -41,7 +41,7 @@ var registrationColumns = []string{
 	"endpoint", "id", "lwm2m_version", "lifetime", "binding", "queue_mode", "sms_number",
 	"root_path", "content_formats", "objects", "object_ids", "addr_network", "addr", "identity",
 	"registered_at", "updated_at", "last_seen", "deregistered_at", "expires_at",
-	"firmware_version", "manufacturer", "model", "device_type",
+	"firmware_version", "manufacturer", "model", "device_type", "firmware_key",
 }
 
 var pendingColumns = []string{
@@ -54,7 +54,7 @@ var latestColumns = []string{"endpoint", "path", "records", "time"}
 
 var imageColumns = []string{
 	"id", "name", "version", "target", "model", "size", "sha256", "signature_alg", "key_id",
-	"signature", "unsigned", "uploader", "created_at", "release_notes", "labels", "mcuboot", "blob_key",
+	"signature", "unsigned", "uploader", "created_at", "release_notes", "labels", "mcuboot", "blob_key", "metadata",
 }
 
 var keyColumns = []string{"id", "name", "algorithm", "public_key_pem", "fingerprint", "created_at", "revoked_at"}

@@ -62,8 +62,8 @@ func (s *Store) GetRegistration(ctx context.Context, endpoint string) (*registra
 	return regs[0], nil
 }
 
-// ListRegistrations returns the registrations matching f with their labels, ordered by endpoint,
-// in one query. A zero f.Now means the current time.
+// ListRegistrations returns the registrations matching f with their labels, ordered by endpoint
+// (or f.Sort, then endpoint), in one query. A zero f.Now means the current time.
 func (s *Store) ListRegistrations(ctx context.Context, f registration.Filter) ([]*registration.Registration, error) {
 	q, args, err := s.listQuery(f)
 	if err != nil {
@@ -80,11 +80,100 @@ func (s *Store) ListRegistrations(ctx context.Context, f registration.Filter) ([
 	return regs, nil
 }
 
+// CountRegistrations counts the registrations matching f, cursor, limit and sort aside: the
+// total of a paged device list.
+func (s *Store) CountRegistrations(ctx context.Context, f registration.Filter) (int, error) {
+	f.After, f.AfterSort, f.Limit, f.Sort = "", "", 0, ""
+	where, args, err := s.listWhere(f)
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: count registrations: %w", err)
+	}
+	q := "SELECT COUNT(*) FROM registrations"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, s.dialect.rebind(q), args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlstore: count registrations: %w", err)
+	}
+	return n, nil
+}
+
+// sortColumns are the SQL expressions of the sort keys. firmware_key is the bare column, so
+// that the (firmware_key, endpoint) index serves the order and the cursor's range: it is never
+// NULL once Open has back-filled it (every save writes it). last_seen may be NULL (a
+// registration never seen): COALESCE makes that the lowest value on both databases, at the cost
+// of a sort (there is no last_seen index: it changes on every uplink).
+var sortColumns = map[registration.SortKey]string{
+	registration.SortFirmware: "firmware_key",
+	registration.SortModel:    "model",
+	registration.SortLastSeen: "COALESCE(last_seen, 0)",
+}
+
+// outerSortColumns are sortColumns over the inner query's rows (withLabelsOrder).
+var outerSortColumns = map[registration.SortKey]string{
+	registration.SortFirmware: "r.firmware_key",
+	registration.SortModel:    "r.model",
+	registration.SortLastSeen: "COALESCE(r.last_seen, 0)",
+}
+
 // listQuery turns f into SQL that the indexes serve: the endpoint prefix is a range on the
 // primary key, Online a comparison on expires_at, the object a LIKE on ",id," in object_ids,
-// each label a lookup in device_labels by (key, value). The page of registrations is selected
-// first and then joined with its labels (withLabels), so LIMIT counts registrations.
+// each label a lookup in device_labels by (key, value), a version comparison a range on
+// firmware_key. The page of registrations is selected first and then joined with its labels
+// (withLabels), so LIMIT counts registrations.
 func (s *Store) listQuery(f registration.Filter) (string, []any, error) {
+	where, args, err := s.listWhere(f)
+	if err != nil {
+		return "", nil, err
+	}
+	dir, cmp := "", ">"
+	if f.Desc {
+		dir, cmp = " DESC", "<"
+	}
+	col, sorted := sortColumns[f.Sort]
+	if f.After != "" {
+		switch {
+		case !sorted:
+			where = append(where, "endpoint "+cmp+" ?")
+			args = append(args, f.After)
+		default:
+			var v any = f.AfterSort
+			if f.Sort == registration.SortLastSeen {
+				n, err := strconv.ParseInt(f.AfterSort, 10, 64)
+				if err != nil {
+					return "", nil, fmt.Errorf("sort cursor %q is not a time", f.AfterSort)
+				}
+				v = n
+			}
+			where = append(where, "("+col+" "+cmp+" ? OR ("+col+" = ? AND endpoint "+cmp+" ?))")
+			args = append(args, v, v, f.After)
+		}
+	}
+	var b strings.Builder
+	b.WriteString(s.q.selectRegistrations)
+	if len(where) > 0 {
+		b.WriteString(" WHERE ")
+		b.WriteString(strings.Join(where, " AND "))
+	}
+	order := "endpoint" + dir
+	if sorted {
+		order = col + dir + ", " + order
+	}
+	b.WriteString(" ORDER BY " + order)
+	if f.Limit > 0 {
+		b.WriteString(" LIMIT ?")
+		args = append(args, f.Limit)
+	}
+	outer := "r.endpoint" + dir
+	if sorted {
+		outer = outerSortColumns[f.Sort] + dir + ", " + outer
+	}
+	return s.dialect.rebind(withLabelsOrder(b.String(), outer)), args, nil
+}
+
+// listWhere is the WHERE conditions of f but its cursor.
+func (s *Store) listWhere(f registration.Filter) ([]string, []any, error) {
 	var (
 		where []string
 		args  []any
@@ -97,10 +186,6 @@ func (s *Store) listQuery(f registration.Filter) (string, []any, error) {
 			args = append(args, end)
 		}
 	}
-	if f.After != "" {
-		where = append(where, "endpoint > ?")
-		args = append(args, f.After)
-	}
 	if f.Online != nil {
 		now := f.Now
 		if now.IsZero() {
@@ -108,7 +193,7 @@ func (s *Store) listQuery(f registration.Filter) (string, []any, error) {
 		}
 		n, err := nanos(now)
 		if err != nil {
-			return "", nil, err
+			return nil, nil, err
 		}
 		if *f.Online {
 			where = append(where, "deregistered_at IS NULL AND expires_at > ?")
@@ -121,8 +206,26 @@ func (s *Store) listQuery(f registration.Filter) (string, []any, error) {
 		where = append(where, "object_ids LIKE ?")
 		args = append(args, "%,"+strconv.Itoa(int(*f.ObjectID))+",%")
 	}
+	if f.FirmwareVersion != "" || f.FirmwareOp != "" {
+		switch f.FirmwareOp {
+		case "", "=":
+			where = append(where, "firmware_version = ?")
+			args = append(args, f.FirmwareVersion)
+		case "!=":
+			where = append(where, "firmware_version <> ? AND firmware_version <> ''")
+			args = append(args, f.FirmwareVersion)
+		case "<", "<=", ">", ">=":
+			key, ok := registration.VersionKey(f.FirmwareVersion)
+			if !ok {
+				return nil, nil, fmt.Errorf("firmware %s %q: not a version that orders", f.FirmwareOp, f.FirmwareVersion)
+			}
+			where = append(where, "firmware_key <> '' AND firmware_key "+f.FirmwareOp+" ?")
+			args = append(args, key)
+		default:
+			return nil, nil, fmt.Errorf("unknown firmware comparison %q", f.FirmwareOp)
+		}
+	}
 	for _, eq := range []struct{ col, v string }{
-		{"firmware_version", f.FirmwareVersion},
 		{"manufacturer", f.Manufacturer},
 		{"model", f.Model},
 		{"device_type", f.DeviceType},
@@ -141,18 +244,7 @@ func (s *Store) listQuery(f registration.Filter) (string, []any, error) {
 		where = append(where, "endpoint IN (SELECT endpoint FROM device_labels WHERE key = ? AND value = ?)")
 		args = append(args, k, f.Labels[k])
 	}
-	var b strings.Builder
-	b.WriteString(s.q.selectRegistrations)
-	if len(where) > 0 {
-		b.WriteString(" WHERE ")
-		b.WriteString(strings.Join(where, " AND "))
-	}
-	b.WriteString(" ORDER BY endpoint")
-	if f.Limit > 0 {
-		b.WriteString(" LIMIT ?")
-		args = append(args, f.Limit)
-	}
-	return s.dialect.rebind(withLabels(b.String())), args, nil
+	return where, args, nil
 }
 
 // prefixEnd returns the smallest string greater than every string that starts with prefix, so
@@ -220,8 +312,54 @@ func registrationArgs(r *registration.Registration) ([]any, error) {
 		r.Endpoint, r.ID, r.Version, int64(r.Lifetime), r.Binding, r.QueueMode, r.SMSNumber,
 		r.RootPath, formats, objects, objectIDs(r), string(r.Addr.Network), addr, r.Identity,
 		times[0], times[1], times[2], times[3], expires,
-		r.FirmwareVersion, r.Manufacturer, r.Model, r.DeviceType,
+		r.FirmwareVersion, r.Manufacturer, r.Model, r.DeviceType, firmwareKey(r.FirmwareVersion),
 	}, nil
+}
+
+// firmwareKey is the firmware_key column of a version: ” when it has no key (never NULL once
+// computed; NULL marks rows the backfill has yet to do).
+func firmwareKey(v string) string {
+	k, _ := registration.VersionKey(v)
+	return k
+}
+
+// backfillBatch is how many registrations backfillFirmwareKeys updates per write.
+const backfillBatch = 500
+
+// backfillFirmwareKeys computes firmware_key for rows stored before migration 00009 added it
+// (NULL), a batch at a time so that a large fleet never sits in memory at once. Each row is done
+// once: a version without a key gets ”, not NULL.
+func (s *Store) backfillFirmwareKeys(ctx context.Context) error {
+	sel := s.dialect.rebind("SELECT endpoint, firmware_version FROM registrations WHERE firmware_key IS NULL ORDER BY endpoint LIMIT ?")
+	upd := s.dialect.rebind("UPDATE registrations SET firmware_key = ? WHERE endpoint = ? AND firmware_version = ?")
+	for {
+		rows, err := s.db.QueryContext(ctx, sel, backfillBatch)
+		if err != nil {
+			return fmt.Errorf("sqlstore: backfill firmware keys: %w", err)
+		}
+		var stmts []stmt
+		for rows.Next() {
+			var ep, v string
+			if err := rows.Scan(&ep, &v); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlstore: backfill firmware keys: %w", err)
+			}
+			stmts = append(stmts, stmt{upd, []any{firmwareKey(v), ep, v}})
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("sqlstore: backfill firmware keys: %w", err)
+		}
+		if len(stmts) == 0 {
+			return nil
+		}
+		// A row whose version changed in between was saved with its key already.
+		if err := s.w.do(ctx, "backfill", stmts...); err != nil {
+			return fmt.Errorf("sqlstore: backfill firmware keys: %w", err)
+		}
+		if len(stmts) < backfillBatch {
+			return nil
+		}
+	}
 }
 
 // objectIDs renders the distinct object ids of r's object list as ",1,3,5,".
@@ -249,6 +387,7 @@ type registrationRow struct {
 	lifetime                                  int64
 	formats, objects, ids, network, addr      string
 	registered, updated, seen, dereg, expires sql.NullInt64
+	firmwareKey                               sql.NullString // only for sorting in SQL
 }
 
 // dest lists the scan destinations in the order of registrationColumns.
@@ -257,7 +396,7 @@ func (row *registrationRow) dest() []any {
 	return []any{&r.Endpoint, &r.ID, &r.Version, &row.lifetime, &r.Binding, &r.QueueMode, &r.SMSNumber,
 		&r.RootPath, &row.formats, &row.objects, &row.ids, &row.network, &row.addr, &r.Identity,
 		&row.registered, &row.updated, &row.seen, &row.dereg, &row.expires,
-		&r.FirmwareVersion, &r.Manufacturer, &r.Model, &r.DeviceType}
+		&r.FirmwareVersion, &r.Manufacturer, &r.Model, &r.DeviceType, &row.firmwareKey}
 }
 
 func (row *registrationRow) decode() (*registration.Registration, error) {

@@ -60,6 +60,10 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := s.backfillFirmwareKeys(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

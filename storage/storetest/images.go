@@ -27,6 +27,7 @@ func RunImages(t *testing.T, open func(t *testing.T) firmware.Store) {
 	parallel(t, "Keys", open, testKeys)
 	parallel(t, "KeyFingerprintUnique", open, testKeyFingerprintUnique)
 	parallel(t, "Cancelled", open, testImagesCancelled)
+	parallel(t, "Edit", open, testImageEdit)
 }
 
 // blobKey is the content address of a digest, as the catalog makes it.
@@ -427,5 +428,41 @@ func testImagesCancelled(t *testing.T, s firmware.Store) {
 	wantCanceled(t, "ListKeys", err)
 	if _, err := s.GetImage(context.Background(), "late"); !errors.Is(err, firmware.ErrNotFound) {
 		t.Errorf("the cancelled SaveImage happened: GetImage err = %v", err)
+	}
+}
+
+// testImageEdit: release notes and metadata change, alone or together, and nothing else does.
+func testImageEdit(t *testing.T, s firmware.Store) {
+	ctx := context.Background()
+	img := fullImage("img-edit")
+	img.Metadata = map[string]string{"ticket": "FW-1", "branch": "main"}
+	mustSaveImage(t, s, img)
+	checkImage(t, "saved", mustGetImage(t, s, img.ID), img)
+
+	notes := "New notes \u2713"
+	if err := s.EditImage(ctx, img.ID, firmware.ImageEdit{ReleaseNotes: &notes}); err != nil {
+		t.Fatalf("EditImage(notes): %v", err)
+	}
+	img.ReleaseNotes = notes
+	checkImage(t, "after the notes", mustGetImage(t, s, img.ID), img)
+
+	meta := map[string]string{"ticket": "FW-2", "empty": ""}
+	if err := s.EditImage(ctx, img.ID, firmware.ImageEdit{Metadata: meta}); err != nil {
+		t.Fatalf("EditImage(metadata): %v", err)
+	}
+	img.Metadata = meta
+	checkImage(t, "after the metadata", mustGetImage(t, s, img.ID), img)
+
+	empty := ""
+	if err := s.EditImage(ctx, img.ID, firmware.ImageEdit{ReleaseNotes: &empty, Metadata: map[string]string{}}); err != nil {
+		t.Fatalf("EditImage(clear): %v", err)
+	}
+	img.ReleaseNotes, img.Metadata = "", nil
+	checkImage(t, "after clearing", mustGetImage(t, s, img.ID), img)
+
+	for _, e := range []firmware.ImageEdit{{ReleaseNotes: &notes}, {}} {
+		if err := s.EditImage(ctx, "img-missing", e); !errors.Is(err, firmware.ErrNotFound) {
+			t.Errorf("EditImage(missing, %+v) = %v, want ErrNotFound", e, err)
+		}
 	}
 }

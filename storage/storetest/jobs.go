@@ -35,6 +35,7 @@ func RunJobs(t *testing.T, openStore func(t *testing.T) fwupdate.Store) {
 	parallel(t, "Progress", open, testJobProgress)
 	parallel(t, "ImageInUse", open, testImageInUse)
 	parallel(t, "CampaignJobs", open, testCampaignJobs)
+	parallel(t, "Stats", open, testJobStats)
 }
 
 func newJob(id, endpoint string) (*fwupdate.Job, fwupdate.Transition) {

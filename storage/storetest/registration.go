@@ -29,6 +29,10 @@ func RunRegistrations(t *testing.T, open func(t *testing.T) registration.Store) 
 	parallel(t, "Cancelled", open, testRegistrationCancelled)
 	parallel(t, "Labels", open, testLabels)
 	parallel(t, "LabelLimits", open, testLabelLimits)
+	parallel(t, "FirmwareCompare", open, testFirmwareCompare)
+	parallel(t, "Sort", open, testRegistrationSort)
+	parallel(t, "Count", open, testRegistrationCount)
+	parallel(t, "FleetCounts", open, testFleetCounts)
 }
 
 // fullRegistration sets every stored field, Addr and the device info included (Labels are not

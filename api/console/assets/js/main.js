@@ -11,6 +11,9 @@ import * as campaigns from './views/campaigns.js';
 import * as campaign from './views/campaign.js';
 import * as campaignNew from './views/campaign_new.js';
 import * as images from './views/images.js';
+import * as image from './views/image.js';
+import * as fleet from './views/fleet.js';
+import * as audit from './views/audit.js';
 
 /** What each role may do, as api.RouteRoles says; the server checks again on every call. */
 const ROLES = {
@@ -19,6 +22,9 @@ const ROLES = {
   readImages: ['admin', 'release', 'ci', 'support'],
   updateDevices: ['admin', 'release'],
   driveCampaigns: ['admin', 'release'],
+  editImages: ['admin', 'release'],
+  deleteImages: ['admin'],
+  readAudit: ['admin'],
 };
 
 /**
@@ -39,6 +45,9 @@ const ROUTES = [
   {re: /^\/campaigns\/new$/, view: campaignNew.render, section: 'campaigns', need: 'driveCampaigns'},
   {re: /^\/campaigns\/([^/]+)$/, view: campaign.render, section: 'campaigns', need: 'readCampaigns'},
   {re: /^\/images$/, view: images.render, section: 'images', need: 'readImages'},
+  {re: /^\/images\/([^/]+)$/, view: image.render, section: 'images', need: 'readImages'},
+  {re: /^\/fleet$/, view: fleet.render, section: 'fleet', need: 'readDevices'},
+  {re: /^\/audit$/, view: audit.render, section: 'audit', need: 'readAudit'},
 ];
 
 /** @type {Who|null} */

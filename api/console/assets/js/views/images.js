@@ -1,7 +1,7 @@
 // Firmware images: version, id (to copy into the CLI or API), model, size, SHA-256, the key that
 // signed it and who uploaded it.
 
-import {call, query} from '../api.js';
+import {call, query, seg} from '../api.js';
 import {h, field, idCopy, replace, table} from '../dom.js';
 import {ago, bytes, time} from '../words.js';
 import {labels} from './devices.js';
@@ -22,13 +22,14 @@ export async function render(ctx) {
   const list = await call('/images' + query({model: q.get('model') || '', version: q.get('version') || '', cursor: q.get('cursor') || '', limit: 50}), {signal: ctx.signal});
   const imgs = /** @type {any[]} */ (list.images || []);
   const rows = imgs.map((i) => [
-    h('strong', null, i.version),
+    h('a', {href: '#/images/' + seg(i.id), class: 'image-link'}, h('strong', null, i.version)),
     idCopy(i.id),
     i.name,
     i.target?.model || 'any',
     h('span', {title: i.size + ' bytes', class: 'nowrap'}, bytes(i.size)),
     h('code', {class: 'hash'}, i.sha256),
-    i.unsigned ? h('span', {class: 'badge warn'}, 'unsigned') : (i.key_id || '—') + (i.signature_algorithm ? ' (' + i.signature_algorithm + ')' : ''),
+    i.unsigned ? h('span', {class: 'badge warn'}, 'unsigned') : h('span', {title: 'key id ' + (i.key_id || '')},
+      (i.key_name || i.key_id || '—') + (i.signature_algorithm ? ' (' + i.signature_algorithm + ')' : '')),
     i.uploader || '—',
     h('time', {datetime: i.created_at, title: time(i.created_at)}, ago(i.created_at)),
     labels(i.labels),
