@@ -127,7 +127,7 @@ func group(use, short string, cmds ...*cobra.Command) *cobra.Command {
 // noSubcommand refuses arguments that name no subcommand of cmd ("help" asks for the help).
 func noSubcommand(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 && args[0] != "help" {
-		return usagef("%s: unknown command %q", name(cmd), args[0])
+		return usagef("%sunknown command %q", prefix(cmd), args[0])
 	}
 	return nil
 }
@@ -138,7 +138,7 @@ func needSubcommand(cmd *cobra.Command, args []string) error {
 	}
 	cmd.SetOut(cmd.ErrOrStderr())
 	_ = cmd.Usage()
-	return usagef("%s: no command given", name(cmd))
+	return usagef("%sno command given", prefix(cmd))
 }
 
 // exactArgs wants n positional arguments, which name what they are ("ENDPOINT JOB_ID").
@@ -164,10 +164,15 @@ func noArgs(cmd *cobra.Command, args []string) error {
 
 // name is the command's path without "lwota ", as errors name it: "image push".
 func name(cmd *cobra.Command) string {
-	if !cmd.HasParent() {
-		return cmd.Name()
-	}
 	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+}
+
+// prefix starts an error of cmd: "image: ", and nothing for lwota itself (main adds "lwota: ").
+func prefix(cmd *cobra.Command) string {
+	if !cmd.HasParent() {
+		return ""
+	}
+	return name(cmd) + ": "
 }
 
 // out is where cmd prints its result.
