@@ -67,12 +67,7 @@ func (c *client) send(req *http.Request, accept string) (*http.Response, error) 
 // errorShape reads the API's error answer {"error":{"code":...,"message":...}}; ok is false for
 // anything else.
 func errorShape(body []byte) (code, message string, ok bool) {
-	var eb struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var eb api.ErrorBody
 	if json.Unmarshal(body, &eb) != nil || eb.Error.Code == "" {
 		return "", "", false
 	}

@@ -46,6 +46,16 @@ func usagef(format string, args ...any) error {
 	return &usageError{fmt.Errorf(format, args...)}
 }
 
+// asUsage makes err, a flag set's refusal of its command line (a bad value, flags that do not
+// go together), a usage error; -h (flag.ErrHelp) stays what it is.
+func asUsage(err error) error {
+	var ue *usageError
+	if err == nil || errors.Is(err, flag.ErrHelp) || errors.As(err, &ue) {
+		return err
+	}
+	return &usageError{err}
+}
+
 // exitCode maps an error to the exit status of its class.
 func exitCode(err error) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {

@@ -49,8 +49,10 @@ func TestExitCodes(t *testing.T) {
 	defer failing.Close()
 	fw := writeFile(t, "fw.bin", []byte("LWOTA-FW 1.0.1\nfirmware"))
 	admin := map[string]string{"LWOTA_SERVER": ts.base, "LWOTA_TOKEN": testAdminToken}
-	if code, _, stderr := runExit(t, admin, "image", "push", "--file", fw, "--version", "1.0.1", "--model", "X"); code != exitOK {
-		t.Fatalf("first push: exit %d: %s", code, stderr)
+	for _, v := range []string{"1.0.1", "1.0.2"} { // two ids that start alike (ULIDs of the same minute)
+		if code, _, stderr := runExit(t, admin, "image", "push", "--file", fw, "--version", v, "--model", "X"); code != exitOK {
+			t.Fatalf("push %s: exit %d: %s", v, code, stderr)
+		}
 	}
 	for _, tt := range []struct {
 		name string
@@ -63,6 +65,9 @@ func TestExitCodes(t *testing.T) {
 		{"usage: unknown flag", admin, []string{"image", "list", "--bogus"}, exitUsage, "Run 'lwota image list --help' for usage."},
 		{"usage: missing argument", admin, []string{"update", "status"}, exitUsage, "give the device's endpoint name"},
 		{"usage: unknown command", admin, []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{"usage: a bad value of a flag set's flag", admin, []string{"sim", "--count", "0"}, exitUsage, "--count must be at least 1"},
+		{"usage: an unknown flag of a flag set", admin, []string{"serve", "--no-such-flag"}, exitUsage, "flag provided but not defined"},
+		{"usage: an ambiguous id prefix", admin, []string{"image", "show", "0"}, exitUsage, "give more of it"},
 		{"usage: bad output format", admin, []string{"image", "list", "-o", "xml"}, exitUsage, "want json, yaml or table"},
 		{"usage: the server refuses the request's form (400)", admin, []string{"token", "create", "--name", "x", "--role", "emperor"}, exitUsage, "400"},
 		{"not found: an unknown device", admin, []string{"update", "status", "no-such-device"}, exitNotFound, "404"},
