@@ -82,6 +82,9 @@ func (o *outputFormat) print(w io.Writer, raw []byte, table func(io.Writer) erro
 
 // printList is print for a list of the API's objects; no objects are [], not null.
 func (o *outputFormat) printList(w io.Writer, list []json.RawMessage, table func(io.Writer) error) error {
+	if o.format(w) == outputJSON {
+		return writeJSONList(w, list)
+	}
 	if list == nil {
 		list = []json.RawMessage{}
 	}

@@ -101,7 +101,7 @@ func newBenchCmd() *cobra.Command {
 // LWOTA_* environment twins (serve, sim, bench): cobra hands it the arguments untouched. -h
 // prints its flags and is not a failure; a bad flag is a usage error.
 func flagSetCmd(name, short string, run func(cmd *cobra.Command, args []string) error) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:                name + " [flags]",
 		Short:              short,
 		Long:               short + ".\n\nRun 'lwota " + name + " -h' for its flags; each has an environment twin (--coap-addr is LWOTA_COAP_ADDR).",
@@ -114,6 +114,9 @@ func flagSetCmd(name, short string, run func(cmd *cobra.Command, args []string) 
 			return err
 		},
 	}
+	// `lwota help serve` prints the flag set's own help, as `lwota serve -h` does.
+	cmd.SetHelpFunc(func(c *cobra.Command, _ []string) { _ = run(c, []string{"-h"}) })
+	return cmd
 }
 
 // group makes a command that only holds subcommands: run alone, or with an unknown subcommand,

@@ -103,6 +103,10 @@ func TestHelpExitsZero(t *testing.T) {
 			}
 		})
 	}
+	// The flag set commands print their own flags for help too, not a stub.
+	if code, stdout, stderr := runExit(t, nil, "help", "sim"); code != exitOK || !strings.Contains(stdout+stderr, "-fail-ratio") {
+		t.Fatalf("help sim: exit %d, no flags in %q", code, stdout+stderr)
+	}
 	code, stdout, _ := runExit(t, nil, "--help")
 	if code != exitOK || !strings.Contains(stdout, "Exit status:") || !strings.Contains(stdout, "6  network") {
 		t.Fatalf("lwota --help does not document the exit statuses:\n%s", stdout)
