@@ -63,7 +63,7 @@ func newRootCmd(getenv func(string) string) *cobra.Command {
 		&cobra.Command{
 			Use:   "version",
 			Short: "print the version",
-			Args:  cobra.NoArgs,
+			Args:  noArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), "lwota", lwotaVersion())
 				return err
@@ -75,11 +75,10 @@ func newRootCmd(getenv func(string) string) *cobra.Command {
 
 // newBenchCmd is `lwota bench` and its measurements.
 func newBenchCmd() *cobra.Command {
-	run := func(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error { return f }
 	b := flagSetCmd("bench", "measure registration throughput and memory with emulated devices",
-		run(func(cmd *cobra.Command, args []string) error {
+		func(cmd *cobra.Command, args []string) error {
 			return bench(cmd.Context(), args, cmd.OutOrStdout(), cmd.ErrOrStderr())
-		}))
+		})
 	b.AddCommand(
 		flagSetCmd("pull", "measure firmware pull (Block2) throughput",
 			func(cmd *cobra.Command, args []string) error {
