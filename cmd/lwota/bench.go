@@ -57,7 +57,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cfg, err := parseBenchFlags(args, stderr, os.Getenv)
 	if err != nil {
-		return err
+		return asUsage(err)
 	}
 	echo, err := lwm2mtest.UDPEcho(ctx, cfg.Concurrency, cfg.EchoFor)
 	if err != nil {

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,122 +16,42 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"golang.org/x/term"
+	"unicode/utf8"
 
 	"github.com/lwota/lwota/api"
 )
 
-const campaignUsage = `usage: lwota campaign <command> [flags]
-
-commands:
-  create --name N --image ID (--query Q | --endpoints a,b,c) [--waves 2%,20%,100%]
-         [--threshold PCT [--min-devices N] [--action pause|abort]] [--max-concurrent N]
-         [--max-starts-per-minute N] [--method auto|pull|push] [--spread-by LABEL] [--start] [--dry-run]
-         create a campaign (a draft unless --start); --file spec.json sends that body instead
-         (--start and --dry-run still apply). A wave is "N%" of the devices or a count "N".
-  list [--state running,paused]       the campaigns, newest first
-  show ID                             one campaign with its progress
-  start ID                            start a draft
-  pause ID [--reason TEXT]            no update starts any more; those in flight finish
-  resume ID [--threshold PCT --min-devices N --action pause|abort]
-                                      go on, optionally with a raised per-wave failure threshold
-  abort ID [--reason TEXT] [--hard]   end it; --hard cancels the updates in flight
-  approve ID                          open the manual gate of the current wave
-  retry ID                            give every failed device a new attempt
-  devices ID [--state failed] [--limit 100]
-                                      the campaign's devices, by endpoint
-  watch ID [--plain]                  live progress until the campaign ends; exit status 1
-                                      when it ends aborted or failed
-
-Every command takes --server (env LWOTA_SERVER, default http://127.0.0.1:8080), --token
-(env LWOTA_TOKEN, sent as Authorization: Bearer) and, but watch, --json (the server's JSON).
-`
-
-func campaignCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	cmds := map[string]subcommand{
-		"create":  campaignCreate,
-		"list":    campaignList,
-		"show":    campaignShow,
-		"devices": campaignDevices,
-		"watch":   campaignWatch,
-	}
+func newCampaignCmd(getenv func(string) string) *cobra.Command {
+	g := group("campaign", "create, drive and watch firmware campaigns (rollouts to many devices)",
+		newCampaignCreateCmd(getenv), newCampaignListCmd(getenv), newCampaignShowCmd(getenv),
+		newCampaignDevicesCmd(getenv), newCampaignWatchCmd(getenv))
 	for _, action := range []string{"start", "pause", "resume", "abort", "approve", "retry"} {
-		cmds[action] = func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-			return campaignAct(ctx, action, args, stdout, stderr, getenv)
-		}
+		g.AddCommand(newCampaignActionCmd(action, getenv))
 	}
-	return runSubcommand(ctx, "campaign", campaignUsage, cmds, args, stdout, stderr, getenv)
+	return g
 }
 
 // ---- what the commands read of the API's JSON ------------------------------------------------
 
-type campaignCounts struct {
-	Pending    int `json:"pending"`
-	InProgress int `json:"in_progress"`
-	Succeeded  int `json:"succeeded"`
-	UpToDate   int `json:"already_up_to_date"`
-	Failed     int `json:"failed"`
-	Cancelled  int `json:"cancelled"`
-}
+func finished(n api.CampaignCounts) int { return n.Succeeded + n.UpToDate + n.Failed + n.Cancelled }
 
-func (n campaignCounts) finished() int { return n.Succeeded + n.UpToDate + n.Failed + n.Cancelled }
-
-type campaignView struct {
-	ID           string `json:"id"`
-	Name         string `json:"name"`
-	ImageID      string `json:"image_id"`
-	ImageVersion string `json:"image_version"`
-	Selector     struct {
-		Query     string   `json:"query"`
-		Endpoints []string `json:"endpoints"`
-	} `json:"selector"`
-	Waves     []json.RawMessage `json:"waves"`
-	State     string            `json:"state"`
-	Reason    string            `json:"reason"`
-	Wave      int               `json:"wave"`
-	CreatedBy string            `json:"created_by"`
-	CreatedAt time.Time         `json:"created_at"`
-	StartedAt time.Time         `json:"started_at"`
-	EndedAt   time.Time         `json:"ended_at"`
-	Progress  struct {
-		Total  int            `json:"total"`
-		Counts campaignCounts `json:"counts"`
-		Waves  []struct {
-			Wave       int            `json:"wave"`
-			Size       int            `json:"size"`
-			Counts     campaignCounts `json:"counts"`
-			Gate       string         `json:"gate"`
-			GateReason string         `json:"gate_reason"`
-			StartedAt  time.Time      `json:"started_at"`
-		} `json:"waves"`
-		SuccessRate         float64   `json:"success_rate"`
-		FailureRate         float64   `json:"failure_rate"`
-		ThroughputPerMinute float64   `json:"throughput_per_minute"`
-		ETA                 time.Time `json:"eta"`
-	} `json:"progress"`
-	FailureReasons []struct {
-		Reason string `json:"reason"`
-		Count  int    `json:"count"`
-	} `json:"failure_reasons"`
-}
-
-func parseCampaign(b []byte) (campaignView, error) {
-	var c campaignView
+func parseCampaign(b []byte) (api.Campaign, error) {
+	var c api.Campaign
 	if err := json.Unmarshal(b, &c); err != nil {
 		return c, fmt.Errorf("campaign answer: %w", err)
 	}
 	return c, nil
 }
 
-// ended reports whether the campaign is in a final state.
-func (c campaignView) ended() bool {
+// campaignEnded reports whether the campaign is in a final state.
+func campaignEnded(c api.Campaign) bool {
 	return c.State == "completed" || c.State == "aborted" || c.State == "failed"
 }
 
-func (c campaignView) title() string {
+func campaignTitle(c api.Campaign) string {
 	img := c.ImageID
 	if c.ImageVersion != "" {
 		img = c.ImageVersion
@@ -161,7 +83,7 @@ func (c *client) sendJSON(ctx context.Context, method, path string, body any, wa
 	return c.do(req, want)
 }
 
-// openStream opens a server-sent event stream; an answer other than 200 is a *serverError.
+// openStream opens a server-sent event stream; an answer other than 200 is a *apiError.
 func (c *client) openStream(ctx context.Context, path string) (io.ReadCloser, error) {
 	req, err := c.newRequest(ctx, http.MethodGet, path, nil)
 	if err != nil {
@@ -176,7 +98,7 @@ func (c *client) openStream(ctx context.Context, path string) (io.ReadCloser, er
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
-	se := &serverError{Status: resp.StatusCode, RequestID: resp.Header.Get(api.HeaderRequestID), Message: http.StatusText(resp.StatusCode)}
+	se := &apiError{Status: resp.StatusCode, RequestID: resp.Header.Get(api.HeaderRequestID), Message: http.StatusText(resp.StatusCode)}
 	if code, msg, ok := errorShape(body); ok {
 		se.Code, se.Message = code, msg
 	}
@@ -186,7 +108,6 @@ func (c *client) openStream(ctx context.Context, path string) (io.ReadCloser, er
 // ---- create ----------------------------------------------------------------------------------
 
 type createCampaignConfig struct {
-	clientFlags
 	file          string
 	name, image   string
 	query         string
@@ -200,18 +121,14 @@ type createCampaignConfig struct {
 	maxConcurrent int
 	maxStarts     int
 	start, dryRun bool
-	json          bool
-	given         map[string]bool
+	given         func(name string) bool // the flag was on the command line
 }
 
 // specFlags are the flags that build the body; --file replaces them all.
 var specFlags = []string{"name", "image", "query", "endpoints", "waves", "method", "spread-by", "threshold", "min-devices",
 	"action", "max-concurrent", "max-starts-per-minute"}
 
-func parseCreateCampaignFlags(args []string, stderr io.Writer, getenv func(string) string) (createCampaignConfig, error) {
-	c := createCampaignConfig{given: map[string]bool{}}
-	fs := newFlagSet("campaign create", stderr)
-	c.register(fs)
+func (c *createCampaignConfig) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.file, "file", "", "a JSON file holding the whole create body (see the README); replaces the flags below")
 	fs.StringVar(&c.name, "name", "", "the campaign's name (required)")
 	fs.StringVar(&c.image, "image", "", "the id of the image to roll out, or a unique prefix of it (required)")
@@ -227,32 +144,28 @@ func parseCreateCampaignFlags(args []string, stderr io.Writer, getenv func(strin
 	fs.IntVar(&c.maxStarts, "max-starts-per-minute", 0, "updates started per minute (0: no limit)")
 	fs.BoolVar(&c.start, "start", false, "start it at once")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "store nothing; print what it would select")
-	fs.BoolVar(&c.json, "json", false, "print the server's JSON")
-	rest, err := parseClient(fs, args, getenv)
-	if err != nil {
-		return c, err
-	}
-	fs.Visit(func(f *flag.Flag) { c.given[f.Name] = true })
-	if len(rest) > 0 {
-		return c, fmt.Errorf("campaign create: unexpected argument %q", rest[0])
-	}
+	c.given = func(name string) bool { return fs.Changed(name) }
+}
+
+// check refuses flags that do not go together.
+func (c *createCampaignConfig) check() error {
 	if c.file != "" {
 		for _, f := range specFlags {
-			if c.given[f] {
-				return c, fmt.Errorf("campaign create: --%s and --file: the file holds the whole body", f)
+			if c.given(f) {
+				return usagef("campaign create: --%s and --file: the file holds the whole body", f)
 			}
 		}
-		return c, nil
+		return nil
 	}
 	switch {
 	case c.name == "" || c.image == "":
-		return c, errors.New("campaign create: --name and --image are required")
+		return usagef("campaign create: --name and --image are required")
 	case (c.query == "") == (c.endpoints == ""):
-		return c, errors.New("campaign create: give the devices with --query or with --endpoints, one of them")
-	case !c.given["threshold"] && (c.given["min-devices"] || c.given["action"]):
-		return c, errors.New("campaign create: --min-devices and --action go with --threshold")
+		return usagef("campaign create: give the devices with --query or with --endpoints, one of them")
+	case !c.given("threshold") && (c.given("min-devices") || c.given("action")):
+		return usagef("campaign create: --min-devices and --action go with --threshold")
 	}
-	return c, nil
+	return nil
 }
 
 // parseWaves reads "2%,20%,100%" or "10,50%,100%" into the body's waves.
@@ -263,14 +176,14 @@ func parseWaves(s string) ([]map[string]any, error) {
 		if pct, ok := strings.CutSuffix(part, "%"); ok {
 			v, err := strconv.ParseFloat(strings.TrimSpace(pct), 64)
 			if err != nil {
-				return nil, fmt.Errorf("--waves: %q is not a percentage", part)
+				return nil, usagef("--waves: %q is not a percentage", part)
 			}
 			out = append(out, map[string]any{"percent": v})
 			continue
 		}
 		n, err := strconv.Atoi(part)
 		if err != nil {
-			return nil, fmt.Errorf(`--waves: %q is neither "N%%" nor a count`, part)
+			return nil, usagef(`--waves: %q is neither "N%%" nor a count`, part)
 		}
 		out = append(out, map[string]any{"count": n})
 	}
@@ -313,35 +226,54 @@ func (c createCampaignConfig) body() (map[string]any, error) {
 		if c.spreadBy != "" {
 			b["spread_by"] = c.spreadBy
 		}
-		if c.given["threshold"] {
+		if c.given("threshold") {
 			b["failure_threshold"] = map[string]any{"percent": c.threshold, "min_devices": c.minDevices, "action": c.action}
 		}
-		if c.given["max-concurrent"] || c.given["max-starts-per-minute"] {
+		if c.given("max-concurrent") || c.given("max-starts-per-minute") {
 			b["pacing"] = map[string]any{"max_concurrent": c.maxConcurrent, "max_starts_per_minute": c.maxStarts}
 		}
 	}
-	if c.given["start"] || c.file == "" {
+	if c.given("start") || c.file == "" {
 		b["start"] = c.start
 	}
-	if c.given["dry-run"] || c.file == "" {
+	if c.given("dry-run") || c.file == "" {
 		b["dry_run"] = c.dryRun
 	}
 	return b, nil
 }
 
-func campaignCreate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	cfg, err := parseCreateCampaignFlags(args, stderr, getenv)
-	if err != nil {
-		return err
+func newCampaignCreateCmd(getenv func(string) string) *cobra.Command {
+	var cfg createCampaignConfig
+	var o *outputFormat
+	cmd := &cobra.Command{
+		Use:   "create --name N --image ID (--query Q | --endpoints a,b,c) [--waves 2%,20%,100%] [--start] [--dry-run]",
+		Short: "create a campaign (a draft unless --start)",
+		Long: `Create a campaign, a draft unless --start. --file spec.json sends that body instead (--start and
+--dry-run still apply). A wave is "N%" of the devices or a count "N"; --threshold PCT [--min-devices N]
+[--action pause|abort] stops a wave whose failures pass it.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.check(); err != nil {
+				return err
+			}
+			body, err := cfg.body()
+			if err != nil {
+				return fmt.Errorf("campaign create: %w", err)
+			}
+			cl, err := apiClient(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			return campaignCreate(cmd.Context(), cl, body, o, out(cmd))
+		},
 	}
-	body, err := cfg.body()
-	if err != nil {
-		return fmt.Errorf("campaign create: %w", err)
-	}
-	cl, err := cfg.client("campaign create")
-	if err != nil {
-		return err
-	}
+	cfg.register(cmd.Flags())
+	o = addOutputFlag(cmd, outputTable)
+	return cmd
+}
+
+func campaignCreate(ctx context.Context, cl *client, body map[string]any, o *outputFormat, stdout io.Writer) error {
+	var err error
 	if id, _ := body["image_id"].(string); id != "" {
 		if body["image_id"], err = cl.resolveImage(ctx, id); err != nil {
 			return fmt.Errorf("campaign create: %w", err)
@@ -356,127 +288,132 @@ func campaignCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return fmt.Errorf("campaign create: %w", err)
 	}
-	if cfg.json {
-		return writeJSON(stdout, answer)
-	}
-	if dry {
-		var d struct {
-			Devices   int      `json:"devices"`
-			Endpoints []string `json:"endpoints"`
-			Waves     []struct {
-				Wave int `json:"wave"`
-				Size int `json:"size"`
-			} `json:"waves"`
-		}
-		if err := json.Unmarshal(answer, &d); err != nil {
-			return fmt.Errorf("campaign create: dry run answer: %w", err)
-		}
-		fmt.Fprintf(stdout, "would select %d devices\n", d.Devices)
-		for _, w := range d.Waves {
-			fmt.Fprintf(stdout, "  wave %d: %d devices\n", w.Wave, w.Size)
-		}
-		if n := min(len(d.Endpoints), 10); n > 0 {
-			more := ""
-			if d.Devices > n {
-				more = fmt.Sprintf(", ... (%d more)", d.Devices-n)
+	return o.print(stdout, answer, func(w io.Writer) error {
+		if dry {
+			var d api.CampaignDryRun
+			if err := json.Unmarshal(answer, &d); err != nil {
+				return fmt.Errorf("campaign create: dry run answer: %w", err)
 			}
-			fmt.Fprintf(stdout, "first to update: %s%s\n", strings.Join(d.Endpoints[:n], ", "), more)
+			fmt.Fprintf(w, "would select %d devices\n", d.Devices)
+			for _, wv := range d.Waves {
+				fmt.Fprintf(w, "  wave %d: %d devices\n", wv.Wave, wv.Size)
+			}
+			if n := min(len(d.Endpoints), 10); n > 0 {
+				more := ""
+				if d.Devices > n {
+					more = fmt.Sprintf(", ... (%d more)", d.Devices-n)
+				}
+				fmt.Fprintf(w, "first to update: %s%s\n", strings.Join(d.Endpoints[:n], ", "), more)
+			}
+			return nil
 		}
-		return nil
-	}
-	c, err := parseCampaign(answer)
-	if err != nil {
-		return fmt.Errorf("campaign create: %w", err)
-	}
-	fmt.Fprintf(stdout, "%s created: %s, %d devices in %d waves\n", c.title(), c.State, c.Progress.Total, len(c.Progress.Waves))
-	return nil
+		c, err := parseCampaign(answer)
+		if err != nil {
+			return fmt.Errorf("campaign create: %w", err)
+		}
+		_, err = fmt.Fprintf(w, "%s created: %s, %d devices in %d waves\n", campaignTitle(c), c.State, c.Progress.Total, len(c.Progress.Waves))
+		return err
+	})
 }
 
 // ---- list, show, devices ---------------------------------------------------------------------
 
-func campaignList(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var cf clientFlags
+func newCampaignListCmd(getenv func(string) string) *cobra.Command {
 	var state string
-	var asJSON bool
-	fs := newFlagSet("campaign list", stderr)
-	cf.register(fs)
-	fs.StringVar(&state, "state", "", "only campaigns in these states, comma-separated (running,paused)")
-	fs.BoolVar(&asJSON, "json", false, "print the server's JSON")
-	cl, err := noArgClient("campaign list", fs, &cf, args, getenv)
-	if err != nil {
-		return err
+	var o *outputFormat
+	cmd := &cobra.Command{
+		Use:   "list [--state running,paused]",
+		Short: "the campaigns, newest first",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := apiClient(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			path := "/campaigns"
+			if state != "" {
+				path += "?state=" + url.QueryEscape(state)
+			}
+			answer, err := cl.get(cmd.Context(), path)
+			if err != nil {
+				return fmt.Errorf("campaign list: %w", err)
+			}
+			var l struct {
+				Campaigns []json.RawMessage `json:"campaigns"`
+			}
+			if err := json.Unmarshal(answer, &l); err != nil {
+				return fmt.Errorf("campaign list: answer: %w", err)
+			}
+			return o.printList(out(cmd), l.Campaigns, func(w io.Writer) error {
+				if len(l.Campaigns) == 0 {
+					_, err := fmt.Fprintln(w, "no campaigns")
+					return err
+				}
+				list, err := decodeList[api.Campaign]("campaign list", l.Campaigns)
+				if err != nil {
+					return err
+				}
+				tw := newTable(w)
+				fmt.Fprintln(tw, "ID\tNAME\tSTATE\tWAVE\tDEVICES\tUPDATED\tFAILED\tCREATED")
+				for _, c := range list {
+					n := c.Progress.Counts
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", c.ID, c.Name, c.State, waveText(c), c.Progress.Total,
+						n.Succeeded+n.UpToDate, n.Failed, timeText(c.CreatedAt))
+				}
+				return tw.Flush()
+			})
+		},
 	}
-	path := "/campaigns"
-	if state != "" {
-		path += "?state=" + url.QueryEscape(state)
-	}
-	answer, err := cl.get(ctx, path)
-	if err != nil {
-		return fmt.Errorf("campaign list: %w", err)
-	}
-	var l struct {
-		Campaigns []json.RawMessage `json:"campaigns"`
-	}
-	if err := json.Unmarshal(answer, &l); err != nil {
-		return fmt.Errorf("campaign list: answer: %w", err)
-	}
-	if asJSON {
-		return writeJSONList(stdout, l.Campaigns)
-	}
-	if len(l.Campaigns) == 0 {
-		fmt.Fprintln(stdout, "no campaigns")
-		return nil
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tWAVE\tDEVICES\tUPDATED\tFAILED\tCREATED")
-	for _, raw := range l.Campaigns {
-		c, err := parseCampaign(raw)
-		if err != nil {
-			return fmt.Errorf("campaign list: %w", err)
-		}
-		n := c.Progress.Counts
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", c.ID, c.Name, c.State, waveText(c), c.Progress.Total,
-			n.Succeeded+n.UpToDate, n.Failed, timeText(c.CreatedAt))
-	}
-	return tw.Flush()
+	cmd.Flags().StringVar(&state, "state", "", "only campaigns in these states, comma-separated (running,paused)")
+	o = addOutputFlag(cmd, outputTable)
+	return cmd
 }
 
-func waveText(c campaignView) string {
+func waveText(c api.Campaign) string {
 	if c.Wave == 0 {
 		return "-"
 	}
 	return fmt.Sprintf("%d/%d", c.Wave, len(c.Progress.Waves))
 }
 
-func campaignShow(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var cf clientFlags
-	var asJSON bool
-	fs := newFlagSet("campaign show", stderr)
-	cf.register(fs)
-	fs.BoolVar(&asJSON, "json", false, "print the server's JSON")
-	cl, id, err := oneArgClient("campaign show", "campaign id", fs, &cf, args, getenv)
-	if err != nil {
-		return err
+func newCampaignShowCmd(getenv func(string) string) *cobra.Command {
+	var o *outputFormat
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "one campaign with its progress (ID may be a unique prefix)",
+		Args:  exactArgs(1, "the campaign id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := apiClient(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			id, err := cl.resolveCampaign(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			answer, err := cl.get(cmd.Context(), campaignPath(id))
+			if err != nil {
+				return fmt.Errorf("campaign show %s: %w", id, err)
+			}
+			return o.print(out(cmd), answer, func(w io.Writer) error {
+				c, err := parseCampaign(answer)
+				if err != nil {
+					return fmt.Errorf("campaign show %s: %w", id, err)
+				}
+				return printCampaign(w, c)
+			})
+		},
 	}
-	if id, err = cl.resolveCampaign(ctx, id); err != nil {
-		return err
-	}
-	answer, err := cl.get(ctx, campaignPath(id))
-	if err != nil {
-		return fmt.Errorf("campaign show %s: %w", id, err)
-	}
-	if asJSON {
-		return writeJSON(stdout, answer)
-	}
-	c, err := parseCampaign(answer)
-	if err != nil {
-		return fmt.Errorf("campaign show %s: %w", id, err)
-	}
+	o = addOutputFlag(cmd, outputTable)
+	return cmd
+}
+
+func printCampaign(w io.Writer, c api.Campaign) error {
 	devices := c.Selector.Query
 	if devices == "" {
 		devices = strings.Join(c.Selector.Endpoints, ", ")
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
 	row("campaign", c.ID)
 	row("name", c.Name)
@@ -490,31 +427,67 @@ func campaignShow(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout)
-	_, err = io.WriteString(stdout, renderCampaign(c, time.Now(), false))
+	fmt.Fprintln(w)
+	_, err := io.WriteString(w, renderCampaign(c, time.Now(), false, serverRate(c)))
 	return err
 }
 
-func campaignDevices(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var cf clientFlags
+func newCampaignDevicesCmd(getenv func(string) string) *cobra.Command {
 	var state string
 	var limit int
-	var asJSON bool
-	fs := newFlagSet("campaign devices", stderr)
-	cf.register(fs)
-	fs.StringVar(&state, "state", "", "only devices in this state: pending, in_progress, succeeded, already_up_to_date, failed, cancelled")
-	fs.IntVar(&limit, "limit", 100, "list at most this many devices")
-	fs.BoolVar(&asJSON, "json", false, "print the devices' JSON")
-	cl, id, err := oneArgClient("campaign devices", "campaign id", fs, &cf, args, getenv)
-	if err != nil {
-		return err
+	var o *outputFormat
+	cmd := &cobra.Command{
+		Use:   "devices ID [--state failed] [--limit 100]",
+		Short: "the campaign's devices, by endpoint",
+		Args:  exactArgs(1, "the campaign id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 1 {
+				return usagef("campaign devices: --limit must be positive")
+			}
+			cl, err := apiClient(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			id, err := cl.resolveCampaign(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			all, err := cl.campaignDevices(cmd.Context(), id, state, limit)
+			if err != nil {
+				return fmt.Errorf("campaign devices %s: %w", id, err)
+			}
+			return o.printList(out(cmd), all, func(w io.Writer) error {
+				if len(all) == 0 {
+					_, err := fmt.Fprintln(w, "no devices")
+					return err
+				}
+				devices, err := decodeList[api.CampaignDevice]("campaign devices "+id, all)
+				if err != nil {
+					return err
+				}
+				tw := newTable(w)
+				fmt.Fprintln(tw, "ENDPOINT\tWAVE\tSTATE\tATTEMPTS\tJOB\tSTARTED\tENDED\tREASON")
+				for _, d := range devices {
+					job := orDash(d.JobID)
+					if d.JobState != "" {
+						job += " (" + d.JobState + ")"
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", d.Endpoint, d.Wave, d.State, d.Attempts, job,
+						timeText(d.StartedAt), timeText(d.EndedAt), d.Reason)
+				}
+				return tw.Flush()
+			})
+		},
 	}
-	if id, err = cl.resolveCampaign(ctx, id); err != nil {
-		return err
-	}
-	if limit < 1 {
-		return errors.New("campaign devices: --limit must be positive")
-	}
+	cmd.Flags().StringVar(&state, "state", "", "only devices in this state: pending, in_progress, succeeded, already_up_to_date, failed, cancelled")
+	cmd.Flags().IntVar(&limit, "limit", 100, "list at most this many devices")
+	o = addOutputFlag(cmd, outputTable)
+	return cmd
+}
+
+// campaignDevices follows the pages of the campaign's devices up to limit, each device kept as
+// the server wrote it.
+func (c *client) campaignDevices(ctx context.Context, id, state string, limit int) ([]json.RawMessage, error) {
 	var all []json.RawMessage
 	after := ""
 	for len(all) < limit {
@@ -525,16 +498,16 @@ func campaignDevices(ctx context.Context, args []string, stdout, stderr io.Write
 		if after != "" {
 			q.Set("after", after)
 		}
-		answer, err := cl.get(ctx, campaignPath(id)+"/devices?"+q.Encode())
+		answer, err := c.get(ctx, campaignPath(id)+"/devices?"+q.Encode())
 		if err != nil {
-			return fmt.Errorf("campaign devices %s: %w", id, err)
+			return nil, err
 		}
 		var page struct {
 			Devices []json.RawMessage `json:"devices"`
 			Next    string            `json:"next"`
 		}
 		if err := json.Unmarshal(answer, &page); err != nil {
-			return fmt.Errorf("campaign devices %s: answer: %w", id, err)
+			return nil, fmt.Errorf("answer: %w", err)
 		}
 		all = append(all, page.Devices...)
 		if page.Next == "" || page.Next == after {
@@ -542,51 +515,32 @@ func campaignDevices(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		after = page.Next
 	}
-	if asJSON {
-		return writeJSONList(stdout, all)
-	}
-	if len(all) == 0 {
-		fmt.Fprintln(stdout, "no devices")
-		return nil
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ENDPOINT\tWAVE\tSTATE\tATTEMPTS\tJOB\tSTARTED\tENDED\tREASON")
-	for _, raw := range all {
-		var d struct {
-			Endpoint  string    `json:"endpoint"`
-			Wave      int       `json:"wave"`
-			State     string    `json:"state"`
-			JobID     string    `json:"job_id"`
-			JobState  string    `json:"job_state"`
-			Reason    string    `json:"reason"`
-			Attempts  int       `json:"attempts"`
-			StartedAt time.Time `json:"started_at"`
-			EndedAt   time.Time `json:"ended_at"`
-		}
-		if err := json.Unmarshal(raw, &d); err != nil {
-			return fmt.Errorf("campaign devices %s: answer: %w", id, err)
-		}
-		job := orDash(d.JobID)
-		if d.JobState != "" {
-			job += " (" + d.JobState + ")"
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", d.Endpoint, d.Wave, d.State, d.Attempts, job,
-			timeText(d.StartedAt), timeText(d.EndedAt), d.Reason)
-	}
-	return tw.Flush()
+	return all, nil
 }
 
 // ---- actions ---------------------------------------------------------------------------------
 
-func campaignAct(ctx context.Context, action string, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var cf clientFlags
+var campaignActionShort = map[string]string{
+	"start":   "start a draft",
+	"pause":   "no update starts any more; those in flight finish",
+	"resume":  "go on, optionally with a raised per-wave failure threshold",
+	"abort":   "end it; --hard cancels the updates in flight",
+	"approve": "open the manual gate of the current wave",
+	"retry":   "give every failed device a new attempt",
+}
+
+func newCampaignActionCmd(action string, getenv func(string) string) *cobra.Command {
 	var reason, thresholdAction string
-	var hard, asJSON bool
+	var hard bool
 	var threshold float64
 	var minDevices int
-	fs := newFlagSet("campaign "+action, stderr)
-	cf.register(fs)
-	fs.BoolVar(&asJSON, "json", false, "print the server's JSON")
+	var o *outputFormat
+	cmd := &cobra.Command{
+		Use:   action + " ID",
+		Short: campaignActionShort[action],
+		Args:  exactArgs(1, "the campaign id"),
+	}
+	fs := cmd.Flags()
 	switch action {
 	case "pause", "abort":
 		fs.StringVar(&reason, "reason", "", "why, kept in the campaign's history")
@@ -598,45 +552,47 @@ func campaignAct(ctx context.Context, action string, args []string, stdout, stde
 	if action == "abort" {
 		fs.BoolVar(&hard, "hard", false, "cancel the updates in flight too (default: they finish)")
 	}
-	cl, id, err := oneArgClient("campaign "+action, "campaign id", fs, &cf, args, getenv)
-	if err != nil {
-		return err
-	}
-	if id, err = cl.resolveCampaign(ctx, id); err != nil {
-		return err
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var body any
-	switch action {
-	case "pause":
-		body = map[string]string{"reason": reason}
-	case "abort":
-		mode := "soft"
-		if hard {
-			mode = "hard"
+	o = addOutputFlag(cmd, outputTable)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		var body any
+		switch action {
+		case "pause":
+			body = map[string]string{"reason": reason}
+		case "abort":
+			mode := "soft"
+			if hard {
+				mode = "hard"
+			}
+			body = map[string]string{"reason": reason, "mode": mode}
+		case "resume":
+			if fs.Changed("threshold") {
+				body = map[string]any{"failure_threshold": map[string]any{"percent": threshold, "min_devices": minDevices, "action": thresholdAction}}
+			} else if fs.Changed("min-devices") || fs.Changed("action") {
+				return usagef("campaign resume: --min-devices and --action go with --threshold")
+			}
 		}
-		body = map[string]string{"reason": reason, "mode": mode}
-	case "resume":
-		if given["threshold"] {
-			body = map[string]any{"failure_threshold": map[string]any{"percent": threshold, "min_devices": minDevices, "action": thresholdAction}}
-		} else if given["min-devices"] || given["action"] {
-			return errors.New("campaign resume: --min-devices and --action go with --threshold")
+		cl, err := apiClient(cmd, getenv)
+		if err != nil {
+			return err
 		}
+		id, err := cl.resolveCampaign(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		answer, err := cl.sendJSON(cmd.Context(), http.MethodPost, campaignPath(id)+"/"+action, body, http.StatusOK)
+		if err != nil {
+			return fmt.Errorf("campaign %s %s: %w", action, id, err)
+		}
+		return o.print(out(cmd), answer, func(w io.Writer) error {
+			c, err := parseCampaign(answer)
+			if err != nil {
+				return fmt.Errorf("campaign %s %s: %w", action, id, err)
+			}
+			_, err = fmt.Fprintf(w, "campaign %s %s%s\n", c.ID, c.State, reasonText(c.Reason))
+			return err
+		})
 	}
-	answer, err := cl.sendJSON(ctx, http.MethodPost, campaignPath(id)+"/"+action, body, http.StatusOK)
-	if err != nil {
-		return fmt.Errorf("campaign %s %s: %w", action, id, err)
-	}
-	if asJSON {
-		return writeJSON(stdout, answer)
-	}
-	c, err := parseCampaign(answer)
-	if err != nil {
-		return fmt.Errorf("campaign %s %s: %w", action, id, err)
-	}
-	fmt.Fprintf(stdout, "campaign %s %s%s\n", c.ID, c.State, reasonText(c.Reason))
-	return nil
+	return cmd
 }
 
 // ---- watch -----------------------------------------------------------------------------------
@@ -683,57 +639,126 @@ var errCampaignEnded = errors.New("campaign ended")
 // watchConfig is how watch draws: redrawn in place on a terminal, a line per change otherwise.
 type watchConfig struct {
 	live  bool
-	width int // of the terminal; live lines are cut to it so that the redraw counts right
+	width int // of the terminal, 0 when unknown; only to count the rows a wrapped line takes
 	now   func() time.Time
 	retry time.Duration // wait before reconnecting a dropped stream
 }
 
-func campaignWatch(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var cf clientFlags
+func newCampaignWatchCmd(getenv func(string) string) *cobra.Command {
 	var plain bool
-	fs := newFlagSet("campaign watch", stderr)
-	cf.register(fs)
-	fs.BoolVar(&plain, "plain", false, "a line per change, even on a terminal")
-	cl, id, err := oneArgClient("campaign watch", "campaign id", fs, &cf, args, getenv)
-	if err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "watch ID [--plain]",
+		Short: "live progress until the campaign ends; exit status 1 when it ends aborted or failed",
+		Args:  exactArgs(1, "the campaign id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := apiClient(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			id, err := cl.resolveCampaign(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			stdout := out(cmd)
+			cfg := watchConfig{live: !plain && isTerminal(stdout), now: time.Now, retry: 2 * time.Second}
+			if f, ok := stdout.(*os.File); ok && cfg.live {
+				if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 0 {
+					cfg.width = w
+				}
+			}
+			c, err := watchCampaign(cmd.Context(), cl, id, stdout, cfg)
+			if err != nil {
+				return fmt.Errorf("campaign watch %s: %w", id, err)
+			}
+			if c.State != "completed" {
+				return fmt.Errorf("campaign %s %s%s", c.ID, c.State, reasonText(c.Reason))
+			}
+			return nil
+		},
 	}
-	if id, err = cl.resolveCampaign(ctx, id); err != nil {
-		return err
+	cmd.Flags().BoolVar(&plain, "plain", false, "a line per change, even on a terminal")
+	return cmd
+}
+
+// rateWindow is how far back watch looks for its devices/min rate.
+const rateWindow = time.Minute
+
+// rateMeter is watch's throughput: devices finished per minute over the last rateWindow of
+// the progress it saw. The live view and --plain print the one rate it computes, from the same
+// samples, so they cannot disagree.
+type rateMeter struct {
+	window  time.Duration
+	samples []rateSample // oldest first; the first may be older than the window, as its start
+}
+
+type rateSample struct {
+	at       time.Time
+	finished int
+}
+
+// add records that finished devices had finished at at. A count that went down (a retry
+// reopened failed devices) starts the window again.
+func (m *rateMeter) add(at time.Time, finished int) {
+	if n := len(m.samples); n > 0 && (finished < m.samples[n-1].finished || at.Before(m.samples[n-1].at)) {
+		m.samples = m.samples[:0]
 	}
-	cfg := watchConfig{live: !plain && isTerminal(stdout), width: 80, now: time.Now, retry: 2 * time.Second}
-	if f, ok := stdout.(*os.File); ok && cfg.live {
-		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 0 {
-			cfg.width = w
-		}
+	m.samples = append(m.samples, rateSample{at, finished})
+	for len(m.samples) > 2 && !m.samples[1].at.After(at.Add(-m.window)) {
+		m.samples = m.samples[1:]
 	}
-	c, err := watchCampaign(ctx, cl, id, stdout, cfg)
-	if err != nil {
-		return fmt.Errorf("campaign watch %s: %w", id, err)
+}
+
+// perMinute is the rate over the window; ok is false until two samples span some time.
+func (m *rateMeter) perMinute() (rate float64, ok bool) {
+	if len(m.samples) < 2 {
+		return 0, false
 	}
-	if c.State != "completed" {
-		return fmt.Errorf("campaign %s %s%s", c.ID, c.State, reasonText(c.Reason))
+	first, last := m.samples[0], m.samples[len(m.samples)-1]
+	span := last.at.Sub(first.at)
+	if span <= 0 {
+		return 0, false
 	}
-	return nil
+	return float64(last.finished-first.finished) / span.Minutes(), true
+}
+
+// progressRate is the rate and the ETA a view prints: the server's until the meter has seen
+// some time go by, its own then.
+type progressRate struct {
+	perMinute float64
+	eta       time.Time
+}
+
+func serverRate(c api.Campaign) progressRate {
+	return progressRate{perMinute: c.Progress.ThroughputPerMinute, eta: c.Progress.ETA}
+}
+
+// observe feeds c, seen at now, to m and returns the rate to print.
+func (m *rateMeter) observe(c api.Campaign, now time.Time) progressRate {
+	m.add(now, finished(c.Progress.Counts))
+	r, ok := m.perMinute()
+	if !ok {
+		return serverRate(c)
+	}
+	pr := progressRate{perMinute: r}
+	if left := c.Progress.Total - finished(c.Progress.Counts); left > 0 && r > 0 && !campaignEnded(c) {
+		pr.eta = now.Add(time.Duration(float64(left) / r * float64(time.Minute))).Truncate(time.Second)
+	}
+	return pr
 }
 
 // watchCampaign follows the campaign's event stream until the campaign ends and returns it as
 // it ended. A dropped stream (the server restarting) is opened again; an error answer is final.
-func watchCampaign(ctx context.Context, cl *client, id string, w io.Writer, cfg watchConfig) (campaignView, error) {
-	var last campaignView
-	drawn := 0 // lines of the live view on screen
+func watchCampaign(ctx context.Context, cl *client, id string, w io.Writer, cfg watchConfig) (api.Campaign, error) {
+	var last api.Campaign
+	meter := &rateMeter{window: rateWindow}
+	drawn := 0 // rows of the live view on screen
 	handle := func(ev sseEvent) error {
 		switch ev.Event {
 		case "state":
 			if cfg.live {
 				return nil // the progress event that follows redraws the view
 			}
-			var st struct {
-				From   string    `json:"from"`
-				To     string    `json:"to"`
-				Reason string    `json:"reason"`
-				At     time.Time `json:"at"`
-			}
+			var st api.CampaignStateEvent
 			if err := json.Unmarshal([]byte(ev.Data), &st); err != nil {
 				return fmt.Errorf("state event: %w", err)
 			}
@@ -744,17 +769,19 @@ func watchCampaign(ctx context.Context, cl *client, id string, w io.Writer, cfg 
 				return err
 			}
 			last = c
+			now := cfg.now()
+			rate := meter.observe(c, now)
 			if cfg.live {
 				if drawn > 0 {
-					fmt.Fprintf(w, "\x1b[%dA\r\x1b[J", drawn) // back to the view's first line, clear below
+					fmt.Fprintf(w, "\x1b[%dA\r\x1b[J", drawn) // back to the view's first row, clear below
 				}
-				view := fitWidth(renderCampaign(c, cfg.now(), true), cfg.width)
-				drawn = strings.Count(view, "\n")
+				view := renderCampaign(c, now, true, rate)
+				drawn = screenRows(view, cfg.width)
 				fmt.Fprint(w, view)
 			} else {
-				fmt.Fprintln(w, progressLine(c, cfg.now()))
+				fmt.Fprintln(w, progressLine(c, now, rate))
 			}
-			if c.ended() {
+			if campaignEnded(c) {
 				return errCampaignEnded
 			}
 		}
@@ -762,7 +789,7 @@ func watchCampaign(ctx context.Context, cl *client, id string, w io.Writer, cfg 
 	}
 	for {
 		body, err := cl.openStream(ctx, campaignPath(id)+"/events")
-		var se *serverError
+		var se *apiError
 		switch {
 		case ctx.Err() != nil:
 			return last, ctx.Err()
@@ -791,23 +818,24 @@ func watchCampaign(ctx context.Context, cl *client, id string, w io.Writer, cfg 
 	}
 }
 
-// fitWidth cuts every line of s to width-1 characters, so that no line wraps on the terminal.
-func fitWidth(s string, width int) string {
-	if width < 2 {
-		return s
-	}
-	lines := strings.SplitAfter(s, "\n")
-	for i, l := range lines {
-		body, nl := strings.CutSuffix(l, "\n")
-		if r := []rune(body); len(r) > width-1 {
-			body = string(r[:width-2]) + "…"
+// screenRows is how many terminal rows s takes on a terminal width columns wide: a line longer
+// than the terminal wraps onto more rows. Nothing is cut, so that no text is lost; the count
+// only lets the next redraw go back up far enough. width 0 (unknown) counts lines.
+func screenRows(s string, width int) int {
+	rows := 0
+	for _, line := range strings.SplitAfter(s, "\n") {
+		body, nl := strings.CutSuffix(line, "\n")
+		if !nl {
+			continue // the part after the last newline: the cursor stays on its row
 		}
-		if nl {
-			body += "\n"
+		n := utf8.RuneCountInString(body)
+		if width <= 0 || n <= width {
+			rows++
+			continue
 		}
-		lines[i] = body
+		rows += (n + width - 1) / width
 	}
-	return strings.Join(lines, "")
+	return rows
 }
 
 func orEOF(err error) error {
@@ -825,14 +853,14 @@ func clock(t time.Time) string {
 }
 
 // progressLine is the campaign in one line: the plain watch output.
-func progressLine(c campaignView, now time.Time) string {
+func progressLine(c api.Campaign, now time.Time, rate progressRate) string {
 	n := c.Progress.Counts
 	s := fmt.Sprintf("%s  %s  wave %s  %d/%d finished: %d succeeded, %d up to date, %d failed, %d cancelled; %d in progress, %d pending",
-		clock(now), c.State, waveText(c), n.finished(), c.Progress.Total, n.Succeeded, n.UpToDate, n.Failed, n.Cancelled, n.InProgress, n.Pending)
-	if r := c.Progress.ThroughputPerMinute; r > 0 {
+		clock(now), c.State, waveText(c), finished(n), c.Progress.Total, n.Succeeded, n.UpToDate, n.Failed, n.Cancelled, n.InProgress, n.Pending)
+	if r := rate.perMinute; r > 0 {
 		s += fmt.Sprintf("; %.1f/min", r)
 	}
-	if eta := c.Progress.ETA; !eta.IsZero() {
+	if eta := rate.eta; !eta.IsZero() {
 		s += "; ETA " + clock(eta)
 	}
 	if c.Reason != "" {
@@ -846,7 +874,7 @@ const barWidth = 30
 
 // bar draws counts over size: "=" succeeded or up to date, "!" failed, "x" cancelled,
 // "~" in progress, "." pending.
-func bar(n campaignCounts, size int) string {
+func bar(n api.CampaignCounts, size int) string {
 	if size <= 0 {
 		return "[" + strings.Repeat(" ", barWidth) + "]"
 	}
@@ -874,10 +902,10 @@ func percentText(x float64) string { return strconv.FormatFloat(x*100, 'f', 1, 6
 
 // renderCampaign is the campaign as a block of lines: state, counts, rates, a bar per wave and
 // the top failure reasons. withTitle adds the campaign's name first (watch).
-func renderCampaign(c campaignView, now time.Time, withTitle bool) string {
+func renderCampaign(c api.Campaign, now time.Time, withTitle bool, r progressRate) string {
 	var b strings.Builder
 	if withTitle {
-		fmt.Fprintf(&b, "%s\n", c.title())
+		fmt.Fprintf(&b, "%s\n", campaignTitle(c))
 	}
 	fmt.Fprintf(&b, "state     %s, wave %s\n", c.State, waveText(c))
 	if c.Reason != "" {
@@ -887,8 +915,8 @@ func renderCampaign(c campaignView, now time.Time, withTitle bool) string {
 	fmt.Fprintf(&b, "devices   %d: %d succeeded, %d already up to date, %d failed, %d cancelled, %d in progress, %d pending\n",
 		c.Progress.Total, n.Succeeded, n.UpToDate, n.Failed, n.Cancelled, n.InProgress, n.Pending)
 	rate := fmt.Sprintf("rate      success %s, failure %s, %.1f devices/min", percentText(c.Progress.SuccessRate),
-		percentText(c.Progress.FailureRate), c.Progress.ThroughputPerMinute)
-	if eta := c.Progress.ETA; !eta.IsZero() {
+		percentText(c.Progress.FailureRate), r.perMinute)
+	if eta := r.eta; !eta.IsZero() {
 		rate += fmt.Sprintf(", ETA %s (in %s)", clock(eta), eta.Sub(now).Round(time.Second))
 	}
 	fmt.Fprintln(&b, rate)
@@ -901,7 +929,7 @@ func renderCampaign(c campaignView, now time.Time, withTitle bool) string {
 		if w.Wave == c.Wave {
 			cur = ">"
 		}
-		fmt.Fprintf(&b, "%s wave %-2d %s %5d/%-5d %s\n", cur, w.Wave, bar(w.Counts, w.Size), w.Counts.finished(), w.Size, gate)
+		fmt.Fprintf(&b, "%s wave %-2d %s %5d/%-5d %s\n", cur, w.Wave, bar(w.Counts, w.Size), finished(w.Counts), w.Size, gate)
 	}
 	if len(c.FailureReasons) > 0 {
 		fmt.Fprintln(&b, "failures")

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lwota/lwota/api"
 )
 
 func noEnv(string) string { return "" }
@@ -104,7 +106,7 @@ func TestCampaignCLIRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 3, 1, 12, 10, 0, 0, time.UTC)
-	got := renderCampaign(c, now, true)
+	got := renderCampaign(c, now, true, serverRate(c))
 	want := `campaign cmp_1 "eu rollout", image 1.4.2
 state     running, wave 2/2
 devices   100: 30 succeeded, 2 already up to date, 6 failed, 2 cancelled, 20 in progress, 40 pending
@@ -118,29 +120,26 @@ failures
 	if got != want {
 		t.Fatalf("render\n%s\nwant\n%s", got, want)
 	}
-	line := progressLine(c, now)
+	line := progressLine(c, now, serverRate(c))
 	for _, part := range []string{"12:10:00", "running", "wave 2/2", "40/100 finished", "6 failed", "4.0/min", "ETA 12:25:00"} {
 		if !strings.Contains(line, part) {
 			t.Errorf("progress line %q lacks %q", line, part)
 		}
 	}
-	if cut := fitWidth("abcdefghij\nxy\n", 6); cut != "abcd…\nxy\n" {
-		t.Errorf("fitWidth: %q", cut)
-	}
 }
 
 func TestCampaignCLIBar(t *testing.T) {
 	for _, tt := range []struct {
-		counts campaignCounts
+		counts api.CampaignCounts
 		size   int
 		want   string
 	}{
-		{campaignCounts{}, 0, "[" + strings.Repeat(" ", 30) + "]"},
-		{campaignCounts{Pending: 3}, 3, "[" + strings.Repeat(".", 30) + "]"},
-		{campaignCounts{Succeeded: 1, UpToDate: 1, Failed: 1}, 3, "[" + strings.Repeat("=", 20) + strings.Repeat("!", 10) + "]"},
-		{campaignCounts{Succeeded: 1, Pending: 2}, 3, "[" + strings.Repeat("=", 10) + strings.Repeat(".", 20) + "]"},
-		{campaignCounts{Failed: 1, Pending: 999}, 1000, "[" + strings.Repeat(".", 30) + "]"}, // below one cell
-		{campaignCounts{Cancelled: 1, InProgress: 1}, 2, "[" + strings.Repeat("x", 15) + strings.Repeat("~", 15) + "]"},
+		{api.CampaignCounts{}, 0, "[" + strings.Repeat(" ", 30) + "]"},
+		{api.CampaignCounts{Pending: 3}, 3, "[" + strings.Repeat(".", 30) + "]"},
+		{api.CampaignCounts{Succeeded: 1, UpToDate: 1, Failed: 1}, 3, "[" + strings.Repeat("=", 20) + strings.Repeat("!", 10) + "]"},
+		{api.CampaignCounts{Succeeded: 1, Pending: 2}, 3, "[" + strings.Repeat("=", 10) + strings.Repeat(".", 20) + "]"},
+		{api.CampaignCounts{Failed: 1, Pending: 999}, 1000, "[" + strings.Repeat(".", 30) + "]"}, // below one cell
+		{api.CampaignCounts{Cancelled: 1, InProgress: 1}, 2, "[" + strings.Repeat("x", 15) + strings.Repeat("~", 15) + "]"},
 	} {
 		if got := bar(tt.counts, tt.size); got != tt.want {
 			t.Errorf("bar(%+v, %d) = %q, want %q", tt.counts, tt.size, got, tt.want)

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -27,85 +26,28 @@ type client struct {
 	http  *http.Client
 }
 
-// subcommand is one command of a group: lwota image push, lwota campaign watch ...
-type subcommand func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error
-
-// runSubcommand runs the command args[0] of group with the rest of args. Help prints usage on
-// stdout; no command or an unknown one prints it on stderr and fails.
-func runSubcommand(ctx context.Context, group, usage string, cmds map[string]subcommand, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("%s: no command given", group)
-	}
-	if run, ok := cmds[args[0]]; ok {
-		return run(ctx, args[1:], stdout, stderr, getenv)
-	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("%s: unknown command %q", group, args[0])
-}
-
-// noArgClient parses the flags of the command name, which takes no argument, and returns the
-// client its --server and --token (cf, registered on fs) ask for.
-func noArgClient(name string, fs *flag.FlagSet, cf *clientFlags, args []string, getenv func(string) string) (*client, error) {
-	rest, err := parseClient(fs, args, getenv)
-	if err != nil {
-		return nil, err
-	}
-	if len(rest) > 0 {
-		return nil, fmt.Errorf("%s: unexpected argument %q", name, rest[0])
-	}
-	return cf.client(name)
-}
-
-// oneArgClient is noArgClient for a command that takes exactly one argument (what names it:
-// "image id"); it returns the argument too.
-func oneArgClient(name, what string, fs *flag.FlagSet, cf *clientFlags, args []string, getenv func(string) string) (*client, string, error) {
-	rest, err := parseClient(fs, args, getenv)
-	if err != nil {
-		return nil, "", err
-	}
-	if len(rest) != 1 {
-		return nil, "", fmt.Errorf("%s: give exactly one %s", name, what)
-	}
-	cl, err := cf.client(name)
-	return cl, rest[0], err
-}
-
-// client is the client the flags ask for; name, the command's, prefixes its error.
-func (cf *clientFlags) client(name string) (*client, error) {
-	cl, err := newClient(cf.server, cf.token)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return cl, nil
-}
-
 // maxAnswerBytes caps the JSON answers the client reads.
 const maxAnswerBytes = 32 << 20
 
 func newClient(server, token string) (*client, error) {
 	u, err := url.Parse(server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--server %q: want an http:// or https:// URL", server)
+		return nil, usagef("--server %q: want an http:// or https:// URL", server)
 	}
 	// No overall timeout: a large upload takes as long as it takes; ctx (Ctrl-C) ends it.
 	return &client{base: strings.TrimSuffix(server, "/"), token: token, http: &http.Client{}}, nil
 }
 
-// serverError is an error answer of the API: {"error":{"code":...,"message":...}}.
-type serverError struct {
+// apiError is an error answer of the API: {"error":{"code":...,"message":...}}. Its Status
+// decides the exit status of the command (exit.go).
+type apiError struct {
 	Status    int
 	Code      string // empty when the answer was not the API's error shape (a proxy, say)
 	Message   string
 	RequestID string
 }
 
-func (e *serverError) Error() string {
+func (e *apiError) Error() string {
 	if e.Code == "" {
 		return fmt.Sprintf("server answered %d %s", e.Status, e.Message)
 	}
@@ -118,26 +60,21 @@ func (c *client) send(req *http.Request, accept string) (*http.Response, error) 
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	req.Header.Set("Accept", accept)
-	req.Header.Set("User-Agent", "lwota/"+version)
+	req.Header.Set("User-Agent", "lwota/"+lwotaVersion())
 	return c.http.Do(req)
 }
 
 // errorShape reads the API's error answer {"error":{"code":...,"message":...}}; ok is false for
 // anything else.
 func errorShape(body []byte) (code, message string, ok bool) {
-	var eb struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var eb api.ErrorBody
 	if json.Unmarshal(body, &eb) != nil || eb.Error.Code == "" {
 		return "", "", false
 	}
 	return eb.Error.Code, eb.Error.Message, true
 }
 
-// do sends req and returns the answer's body when its status is want, a *serverError otherwise.
+// do sends req and returns the answer's body when its status is want, an *apiError otherwise.
 func (c *client) do(req *http.Request, want int) ([]byte, error) {
 	resp, err := c.send(req, "application/json")
 	if err != nil {
@@ -151,7 +88,7 @@ func (c *client) do(req *http.Request, want int) ([]byte, error) {
 	if resp.StatusCode == want {
 		return body, nil
 	}
-	se := &serverError{Status: resp.StatusCode, RequestID: resp.Header.Get(api.HeaderRequestID)}
+	se := &apiError{Status: resp.StatusCode, RequestID: resp.Header.Get(api.HeaderRequestID)}
 	if code, msg, ok := errorShape(body); ok {
 		se.Code, se.Message = code, msg
 	} else {
@@ -188,13 +125,11 @@ func (c *client) postJSON(ctx context.Context, path string, v any) ([]byte, erro
 	return c.do(req, http.StatusCreated)
 }
 
-// imageUpload is the metadata of an image push.
+// imageUpload is the metadata of an image push: the API's upload metadata, sent as headers, and
+// the detached signature.
 type imageUpload struct {
-	Name, Version                   string
-	Manufacturer, Model, DeviceType string
-	Labels, TargetLabels            map[string]string
-	ReleaseNotes, KeyID, SHA256     string
-	Signature                       []byte // nil: unsigned
+	api.UploadMetadata
+	Signature []byte // nil: unsigned
 }
 
 // pushImage streams body (size bytes) as the raw-body upload and returns the created image's JSON.
@@ -207,9 +142,9 @@ func (c *client) pushImage(ctx context.Context, m imageUpload, body io.Reader, s
 	h := req.Header
 	h.Set("Content-Type", "application/octet-stream")
 	for name, v := range map[string]string{
-		api.HeaderName: m.Name, api.HeaderVersion: m.Version, api.HeaderManufacturer: m.Manufacturer,
-		api.HeaderModel: m.Model, api.HeaderDeviceType: m.DeviceType, api.HeaderReleaseNotes: m.ReleaseNotes,
-		api.HeaderLabels: labelHeader(m.Labels), api.HeaderTargetLabels: labelHeader(m.TargetLabels),
+		api.HeaderName: m.Name, api.HeaderVersion: m.Version, api.HeaderManufacturer: m.Target.Manufacturer,
+		api.HeaderModel: m.Target.Model, api.HeaderDeviceType: m.Target.DeviceType, api.HeaderReleaseNotes: m.ReleaseNotes,
+		api.HeaderLabels: labelHeader(m.Labels), api.HeaderTargetLabels: labelHeader(m.Target.Labels),
 		api.HeaderKeyID: m.KeyID, api.HeaderSHA256: m.SHA256,
 	} {
 		if v != "" {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,59 +11,58 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/lwota/lwota/api"
 )
-
-const credentialsUsage = `usage: lwota credentials <command> [flags]
-
-commands:
-  import FILE  store many devices' DTLS PSK credentials at once (factory provisioning), all or
-               none: a CSV file (header endpoint,identity,key; key in hex) or a JSON file
-               {"credentials": [{"endpoint": ..., "psk": {"identity": ..., "key": ...}}]}.
-               A bad line refuses the whole file; every bad line is printed on stderr.
-
-Every command takes --server (env LWOTA_SERVER, default http://127.0.0.1:8080) and --token
-(env LWOTA_TOKEN, sent as Authorization: Bearer), which must be an admin token. Output is JSON on stdout.
-`
 
 // maxImportFile caps the file read; the server holds bodies to its own limit (1 MiB by default).
 const maxImportFile = 64 << 20
 
-func credentialsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return runSubcommand(ctx, "credentials", credentialsUsage, map[string]subcommand{"import": credentialsImport}, args, stdout, stderr, getenv)
-}
-
-func credentialsImport(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var cf clientFlags
+func newCredentialsCmd(getenv func(string) string) *cobra.Command {
 	var format string
-	fs := newFlagSet("credentials import", stderr)
-	cf.register(fs)
-	fs.StringVar(&format, "format", "", "csv or json (default: from the file name, else from its first character)")
-	rest, err := parseClient(fs, args, getenv)
-	if err != nil {
-		return err
+	var o *outputFormat
+	imp := &cobra.Command{
+		Use:   "import FILE",
+		Short: "store many devices' DTLS PSK credentials at once (factory provisioning), all or none",
+		Long: `Store many devices' DTLS PSK credentials at once (factory provisioning), all or none: a CSV
+file (header endpoint,identity,key; key in hex) or a JSON file
+{"credentials": [{"endpoint": ..., "psk": {"identity": ..., "key": ...}}]}.
+A bad line refuses the whole file; every bad line is printed on stderr. Needs an admin token.`,
+		Args: exactArgs(1, "exactly one file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file := args[0]
+			body, err := readLimited(file, maxImportFile)
+			if err != nil {
+				return fmt.Errorf("credentials import: %w", err)
+			}
+			contentType, err := importContentType(file, format, body)
+			if err != nil {
+				return fmt.Errorf("credentials import %s: %w", file, err)
+			}
+			cl, err := apiClient(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			answer, err := cl.importCredentials(cmd.Context(), contentType, body, cmd.ErrOrStderr())
+			if err != nil {
+				return fmt.Errorf("credentials import %s: %w", file, err)
+			}
+			return o.print(out(cmd), answer, func(w io.Writer) error {
+				var a api.CredentialsImport
+				if err := json.Unmarshal(answer, &a); err != nil {
+					return fmt.Errorf("credentials import answer: %w", err)
+				}
+				tw := newTable(w)
+				fmt.Fprintln(tw, "IMPORTED\tCREATED\tREPLACED")
+				fmt.Fprintf(tw, "%d\t%d\t%d\n", a.Imported, a.Created, a.Replaced)
+				return tw.Flush()
+			})
+		},
 	}
-	if len(rest) != 1 {
-		return errors.New("credentials import: give exactly one file")
-	}
-	file := rest[0]
-	body, err := readLimited(file, maxImportFile)
-	if err != nil {
-		return fmt.Errorf("credentials import: %w", err)
-	}
-	contentType, err := importContentType(file, format, body)
-	if err != nil {
-		return fmt.Errorf("credentials import %s: %w", file, err)
-	}
-	cl, err := cf.client("credentials import")
-	if err != nil {
-		return err
-	}
-	answer, err := cl.importCredentials(ctx, contentType, body, stderr)
-	if err != nil {
-		return fmt.Errorf("credentials import %s: %w", file, err)
-	}
-	return writeJSON(stdout, answer)
+	imp.Flags().StringVar(&format, "format", "", "csv or json (default: from the file name, else from its first character)")
+	o = addOutputFlag(imp, outputAuto)
+	return group("credentials", "import many devices' DTLS credentials at once (admin)", imp)
 }
 
 // readLimited reads a whole file of at most limit bytes.
@@ -106,7 +104,7 @@ func importContentType(file, format string, body []byte) (string, error) {
 	case "json":
 		return "application/json", nil
 	}
-	return "", fmt.Errorf("--format %q: want csv or json", format)
+	return "", usagef("--format %q: want csv or json", format)
 }
 
 // importCredentials posts an import and returns the server's answer. A refusal (422) prints
@@ -130,18 +128,8 @@ func (c *client) importCredentials(ctx context.Context, contentType string, body
 	if resp.StatusCode == http.StatusOK {
 		return answer, nil
 	}
-	se := &serverError{Status: resp.StatusCode, RequestID: resp.Header.Get(api.HeaderRequestID), Message: http.StatusText(resp.StatusCode)}
-	var refusal struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-			Lines   []struct {
-				Line     int    `json:"line"`
-				Endpoint string `json:"endpoint"`
-				Message  string `json:"message"`
-			} `json:"lines"`
-		} `json:"error"`
-	}
+	se := &apiError{Status: resp.StatusCode, RequestID: resp.Header.Get(api.HeaderRequestID), Message: http.StatusText(resp.StatusCode)}
+	var refusal api.CredentialsImportRefusal
 	if json.Unmarshal(answer, &refusal) == nil && refusal.Error.Code != "" {
 		se.Code, se.Message = refusal.Error.Code, refusal.Error.Message
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/url"
 	"strings"
 )
@@ -36,7 +35,7 @@ func uniquePrefix(what, prefix string, ids []string) (string, error) {
 	case 1:
 		return found[0], nil
 	}
-	return "", fmt.Errorf("%q starts the ids of %d %s (%s): give more of it", prefix, len(found), what,
+	return "", usagef("%q starts the ids of %d %s (%s): give more of it", prefix, len(found), what,
 		strings.Join(found[:min(len(found), 5)], ", "))
 }
 

@@ -21,8 +21,8 @@ func TestUniquePrefix(t *testing.T) {
 		t.Run(tt.prefix, func(t *testing.T) {
 			got, err := uniquePrefix("images", tt.prefix, ids)
 			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("got %q, %v; want error %q", got, err, tt.err)
+				if err == nil || !strings.Contains(err.Error(), tt.err) || exitCode(err) != exitUsage {
+					t.Fatalf("got %q, %v (exit status %d); want usage error %q", got, err, exitCode(err), tt.err)
 				}
 				return
 			}

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"encoding/json"
+	"github.com/lwota/lwota/api"
+	"strconv"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -20,64 +25,12 @@ import (
 	"golang.org/x/term"
 )
 
-const imageUsage = `usage: lwota image <command> [flags]
-
-commands:
-  push    upload a firmware image with its detached signature
-  list    list images (--model, --version, --label k=v)
-  show ID print one image
-
-Every command takes --server (env LWOTA_SERVER, default http://127.0.0.1:8080) and --token
-(env LWOTA_TOKEN, sent as Authorization: Bearer). Output is JSON on stdout.
-`
-
 // maxSignatureFile caps --sig; real signatures are 64 to 72 bytes.
 const maxSignatureFile = 64 << 10
 
-func imageCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return runSubcommand(ctx, "image", imageUsage, map[string]subcommand{
-		"push": imagePush,
-		"list": imageList,
-		"show": imageShow,
-	}, args, stdout, stderr, getenv)
-}
-
-// clientFlags are the flags every API client command has.
-type clientFlags struct {
-	server string
-	token  string
-}
-
-func (cf *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&cf.server, "server", "http://127.0.0.1:8080", "lwota server URL (env LWOTA_SERVER)")
-	fs.StringVar(&cf.token, "token", "", "API token, sent as Authorization: Bearer (env LWOTA_TOKEN)")
-}
-
-// parseClient parses args, flags and positional arguments in any order, and returns the positional
-// ones. Only --server and --token have environment twins here: LWOTA_FILE or LWOTA_VERSION lying
-// around in a CI job must not change what is uploaded.
-func parseClient(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, error) {
-	env := func(name string) string {
-		if name == envName("server") || name == envName("token") {
-			return getenv(name)
-		}
-		return ""
-	}
-	var positional []string
-	for {
-		if err := parseWithEnv(fs, args, env); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return positional, nil
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(positional, rest...), nil
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
-	}
+func newImageCmd(getenv func(string) string) *cobra.Command {
+	return group("image", "push, list and show firmware images on a server (CI uploads)",
+		newImagePushCmd(getenv), newImageListCmd(getenv), newImageShowCmd(getenv))
 }
 
 // labelsFlag is a repeatable k=v flag.
@@ -92,6 +45,8 @@ func (l labelsFlag) String() string {
 	return strings.Join(s, ",")
 }
 
+func (l labelsFlag) Type() string { return "k=v" }
+
 func (l labelsFlag) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok || k == "" {
@@ -105,7 +60,6 @@ func (l labelsFlag) Set(s string) error {
 }
 
 type pushConfig struct {
-	clientFlags
 	file, sig    string
 	meta         imageUpload
 	labels       labelsFlag
@@ -113,88 +67,108 @@ type pushConfig struct {
 	progress     string
 }
 
-func parsePushFlags(args []string, stderr io.Writer, getenv func(string) string) (pushConfig, error) {
-	c := pushConfig{labels: labelsFlag{}, targetLabels: labelsFlag{}}
-	fs := newFlagSet("image push", stderr)
-	c.register(fs)
+// register binds the flags of image push to c.
+func (c *pushConfig) register(fs *pflag.FlagSet) {
+	c.labels, c.targetLabels = labelsFlag{}, labelsFlag{}
 	fs.StringVar(&c.file, "file", "", "the image file (required)")
 	fs.StringVar(&c.sig, "sig", "", "its detached signature, raw bytes as openssl writes them (leave out for unsigned images, development servers only)")
 	fs.StringVar(&c.meta.Version, "version", "", "the image's version, e.g. 1.4.2 (required; an MCUboot image's header must agree)")
-	fs.StringVar(&c.meta.Model, "model", "", "the device model it is for (required)")
+	fs.StringVar(&c.meta.Target.Model, "model", "", "the device model it is for (required)")
 	fs.StringVar(&c.meta.Name, "name", "", "image name (default: the file's base name)")
-	fs.StringVar(&c.meta.Manufacturer, "manufacturer", "", "the device manufacturer it is for")
-	fs.StringVar(&c.meta.DeviceType, "device-type", "", "the device type it is for")
+	fs.StringVar(&c.meta.Target.Manufacturer, "manufacturer", "", "the device manufacturer it is for")
+	fs.StringVar(&c.meta.Target.DeviceType, "device-type", "", "the device type it is for")
 	fs.Var(c.labels, "label", "the image's label `k=v`; repeat for more")
 	fs.Var(c.targetLabels, "target-label", "a device label `k=v` the image is for; repeat for more")
 	fs.StringVar(&c.meta.ReleaseNotes, "notes", "", "release notes")
 	fs.StringVar(&c.meta.KeyID, "key-id", "", "the id of the one trusted key that must verify the signature")
 	fs.StringVar(&c.meta.SHA256, "sha256", "", "the SHA-256 the file must have, hex (checked here and by the server)")
 	fs.StringVar(&c.progress, "progress", "auto", "upload progress bar on stderr: auto (when stderr is a terminal), always or never")
-	rest, err := parseClient(fs, args, getenv)
-	if err != nil {
-		return c, err
-	}
+}
+
+// check validates the flags and fills in the defaults that depend on others.
+func (c *pushConfig) check() error {
 	switch {
-	case len(rest) > 0:
-		return c, fmt.Errorf("image push: unexpected argument %q", rest[0])
 	case c.file == "":
-		return c, errors.New("image push: --file is required")
+		return usagef("image push: --file is required")
 	case c.meta.Version == "":
-		return c, errors.New("image push: --version is required")
-	case c.meta.Model == "":
-		return c, errors.New("image push: --model is required")
+		return usagef("image push: --version is required")
+	case c.meta.Target.Model == "":
+		return usagef("image push: --model is required")
 	case c.progress != "auto" && c.progress != "always" && c.progress != "never":
-		return c, fmt.Errorf("image push: --progress %q: want auto, always or never", c.progress)
+		return usagef("image push: --progress %q: want auto, always or never", c.progress)
 	}
 	if c.meta.Name == "" {
 		c.meta.Name = filepath.Base(c.file)
 	}
-	c.meta.Labels, c.meta.TargetLabels = c.labels, c.targetLabels
-	return c, nil
+	c.meta.Labels, c.meta.Target.Labels = c.labels, c.targetLabels
+	return nil
+}
+
+func newImagePushCmd(getenv func(string) string) *cobra.Command {
+	var cfg pushConfig
+	var o *outputFormat
+	cmd := &cobra.Command{
+		Use:   "push --file F --version V --model M [--sig F.sig]",
+		Short: "upload a firmware image with its detached signature",
+		Long: "Upload a firmware image: the file is hashed in one streaming pass, then streamed as the raw-body\n" +
+			"upload with its digest, so that the server checks that what it stored is what was hashed here.",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.check(); err != nil {
+				return err
+			}
+			cl, err := apiClient(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			answer, err := imagePush(cmd.Context(), cl, cfg, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			return o.print(out(cmd), answer, imageTable(answer, false))
+		},
+	}
+	cfg.register(cmd.Flags())
+	o = addOutputFlag(cmd, outputAuto)
+	return cmd
 }
 
 // imagePush: hash the file in one streaming pass, then stream it as the raw-body upload with its
-// digest, so the server checks that what it stored is what was hashed here.
-func imagePush(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	cfg, err := parsePushFlags(args, stderr, getenv)
-	if err != nil {
-		return err
-	}
-	cl, err := cfg.client("image push")
-	if err != nil {
-		return err
-	}
+// digest, so the server checks that what it stored is what was hashed here. It returns the
+// server's answer.
+func imagePush(ctx context.Context, cl *client, cfg pushConfig, stderr io.Writer) ([]byte, error) {
+	var err error
 	if cfg.sig != "" {
 		if cfg.meta.Signature, err = readSmallFile(cfg.sig, maxSignatureFile); err != nil {
-			return fmt.Errorf("image push: signature: %w", err)
+			return nil, fmt.Errorf("image push: signature: %w", err)
 		}
 	}
 	f, err := os.Open(cfg.file)
 	if err != nil {
-		return fmt.Errorf("image push: %w", err)
+		return nil, fmt.Errorf("image push: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("image push: %w", err)
+		return nil, fmt.Errorf("image push: %w", err)
 	}
 	if !st.Mode().IsRegular() || st.Size() == 0 {
-		return fmt.Errorf("image push: %s is not a regular, non-empty file", cfg.file)
+		return nil, fmt.Errorf("image push: %s is not a regular, non-empty file", cfg.file)
 	}
 	size := st.Size()
 	h := sha256.New()
 	if n, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("image push: hashing %s: %w", cfg.file, err)
+		return nil, fmt.Errorf("image push: hashing %s: %w", cfg.file, err)
 	} else if n != size {
-		return fmt.Errorf("image push: %s changed while it was hashed (%d bytes, then %d)", cfg.file, size, n)
+		return nil, fmt.Errorf("image push: %s changed while it was hashed (%d bytes, then %d)", cfg.file, size, n)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if cfg.meta.SHA256 != "" && !strings.EqualFold(cfg.meta.SHA256, sum) {
-		return fmt.Errorf("image push: %s has SHA-256 %s, not the %s of --sha256", cfg.file, sum, cfg.meta.SHA256)
+		return nil, fmt.Errorf("image push: %s has SHA-256 %s, not the %s of --sha256", cfg.file, sum, cfg.meta.SHA256)
 	}
 	cfg.meta.SHA256 = sum
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("image push: %w", err)
+		return nil, fmt.Errorf("image push: %w", err)
 	}
 
 	var body io.Reader = f
@@ -208,9 +182,9 @@ func imagePush(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		_ = bar.Exit() // ends the bar's line so the error starts on its own
 	}
 	if err != nil {
-		return fmt.Errorf("image push %s: %w", cfg.file, err)
+		return nil, fmt.Errorf("image push %s: %w", cfg.file, err)
 	}
-	return writeJSON(stdout, answer)
+	return answer, nil
 }
 
 // isTerminal reports whether w is a terminal (and not a pipe, a file or a CI log).
@@ -234,50 +208,129 @@ func newProgressBar(w io.Writer, size int64, what string) *progressbar.ProgressB
 	)
 }
 
-func imageList(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var cf clientFlags
+func newImageListCmd(getenv func(string) string) *cobra.Command {
 	var model, ver string
 	labels := labelsFlag{}
-	fs := newFlagSet("image list", stderr)
-	cf.register(fs)
-	fs.StringVar(&model, "model", "", "images for this device model")
-	fs.StringVar(&ver, "version", "", "images of exactly this version")
-	fs.Var(labels, "label", "images with label `k=v`; repeat for more, all must match")
-	cl, err := noArgClient("image list", fs, &cf, args, getenv)
-	if err != nil {
-		return err
+	var o *outputFormat
+	cmd := &cobra.Command{
+		Use:   "list [--model M] [--version V] [--label k=v]",
+		Short: "list images",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := apiClient(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			q := url.Values{}
+			if model != "" {
+				q.Set("model", model)
+			}
+			if ver != "" {
+				q.Set("version", ver)
+			}
+			for _, k := range slices.Sorted(maps.Keys(labels)) {
+				q.Add("label", k+"="+labels[k])
+			}
+			images, err := cl.listImages(cmd.Context(), q)
+			if err != nil {
+				return fmt.Errorf("image list: %w", err)
+			}
+			return o.printList(out(cmd), images, imageListTable(images))
+		},
 	}
-	q := url.Values{}
-	if model != "" {
-		q.Set("model", model)
-	}
-	if ver != "" {
-		q.Set("version", ver)
-	}
-	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		q.Add("label", k+"="+labels[k])
-	}
-	images, err := cl.listImages(ctx, q)
-	if err != nil {
-		return fmt.Errorf("image list: %w", err)
-	}
-	return writeJSONList(stdout, images)
+	cmd.Flags().StringVar(&model, "model", "", "images for this device model")
+	cmd.Flags().StringVar(&ver, "version", "", "images of exactly this version")
+	cmd.Flags().Var(labels, "label", "images with label `k=v`; repeat for more, all must match")
+	o = addOutputFlag(cmd, outputAuto)
+	return cmd
 }
 
-func imageShow(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var cf clientFlags
-	fs := newFlagSet("image show", stderr)
-	cf.register(fs)
-	cl, id, err := oneArgClient("image show", "image id", fs, &cf, args, getenv)
-	if err != nil {
-		return err
+func newImageShowCmd(getenv func(string) string) *cobra.Command {
+	var o *outputFormat
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "print one image (ID may be a unique prefix)",
+		Args:  exactArgs(1, "the image id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := apiClient(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			id, err := cl.resolveImage(cmd.Context(), args[0])
+			if err != nil {
+				return fmt.Errorf("image show: %w", err)
+			}
+			answer, err := cl.image(cmd.Context(), id)
+			if err != nil {
+				return fmt.Errorf("image show %s: %w", id, err)
+			}
+			return o.print(out(cmd), answer, imageTable(answer, true))
+		},
 	}
-	if id, err = cl.resolveImage(ctx, id); err != nil {
-		return fmt.Errorf("image show: %w", err)
+	o = addOutputFlag(cmd, outputAuto)
+	return cmd
+}
+
+// imageTable draws one image: a row of the list's table, or with detail every field.
+func imageTable(raw []byte, detail bool) func(io.Writer) error {
+	return func(w io.Writer) error {
+		var img api.Image
+		if err := json.Unmarshal(raw, &img); err != nil {
+			return fmt.Errorf("image answer: %w", err)
+		}
+		if !detail {
+			return imageTableRows(w, []api.Image{img})
+		}
+		tw := newTable(w)
+		row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
+		row("image", img.ID)
+		row("name", img.Name)
+		row("version", img.Version)
+		row("target", orDash(strings.Join(nonEmpty(img.Target.Manufacturer, img.Target.Model, img.Target.DeviceType), ", ")))
+		if len(img.Target.Labels) > 0 {
+			row("target labels", labelsFlag(img.Target.Labels).String())
+		}
+		row("size", strconv.FormatInt(img.Size, 10)+" bytes")
+		row("sha256", img.SHA256)
+		row("signature", signatureText(img))
+		if len(img.Labels) > 0 {
+			row("labels", labelsFlag(img.Labels).String())
+		}
+		row("uploaded", timeText(img.CreatedAt)+" by "+orDash(img.Uploader))
+		if img.ReleaseNotes != "" {
+			row("notes", strings.ReplaceAll(img.ReleaseNotes, "\n", " "))
+		}
+		return tw.Flush()
 	}
-	answer, err := cl.image(ctx, id)
-	if err != nil {
-		return fmt.Errorf("image show %s: %w", id, err)
+}
+
+func signatureText(img api.Image) string {
+	if img.Unsigned || img.KeyID == "" {
+		return "unsigned"
 	}
-	return writeJSON(stdout, answer)
+	return img.SignatureAlgorithm + " by key " + img.KeyID
+}
+
+func imageListTable(list []json.RawMessage) func(io.Writer) error {
+	return func(w io.Writer) error {
+		images, err := decodeList[api.Image]("image list", list)
+		if err != nil {
+			return err
+		}
+		if len(images) == 0 {
+			_, err := fmt.Fprintln(w, "no images")
+			return err
+		}
+		return imageTableRows(w, images)
+	}
+}
+
+func imageTableRows(w io.Writer, images []api.Image) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ID\tNAME\tVERSION\tMODEL\tSIZE\tSIGNATURE\tCREATED")
+	for _, img := range images {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", img.ID, img.Name, img.Version, orDash(img.Target.Model), img.Size,
+			signatureText(img), timeText(img.CreatedAt))
+	}
+	return tw.Flush()
 }

@@ -387,9 +387,9 @@ func TestImageListAndShow(t *testing.T) {
 }
 
 func TestImageCommandUsage(t *testing.T) {
-	_, stderr, err := runCLI(t, nil, "image", "frobnicate")
-	if err == nil || err.Error() != `image: unknown command "frobnicate"` || !strings.Contains(stderr, "usage: lwota image") {
-		t.Fatalf("err %v, stderr %q", err, stderr)
+	_, _, err := runCLI(t, nil, "image", "frobnicate")
+	if err == nil || err.Error() != `image: unknown command "frobnicate"` || exitCode(err) != exitUsage {
+		t.Fatalf("err %v", err)
 	}
 	stdout, _, err := runCLI(t, nil, "image", "help")
 	if err != nil || !strings.Contains(stdout, "push") {

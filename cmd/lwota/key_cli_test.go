@@ -54,7 +54,7 @@ func TestKeyCommandErrors(t *testing.T) {
 		{[]string{"key", "add", "--name", "k", "--public-key", empty}, "is empty"},
 		{[]string{"key", "add", "--name", "k"}, "key add: --name and --public-key are required"},
 		{[]string{"key", "revoke", "key-9"}, "key revoke key-9: server answered 404 not_found: signing key key-9 does not exist"},
-		{[]string{"key", "revoke"}, "key revoke: give exactly one key id"},
+		{[]string{"key", "revoke"}, "key revoke: give the key id"},
 		{[]string{"key", "list", "extra"}, `key list: unexpected argument "extra"`},
 		{[]string{"key"}, "key: no command given"},
 	}

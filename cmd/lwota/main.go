@@ -1,79 +1,55 @@
 // Command lwota is the lwota firmware-over-the-air service: `lwota serve` runs the LwM2M server and
-// its REST API; `lwota sim` emulates devices; `lwota bench` measures a running build.
+// its REST API; `lwota sim` emulates devices; `lwota bench` measures a running build; the other
+// commands are the REST API's client.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "lwota:", err)
-		os.Exit(1)
-	}
+	os.Exit(code)
 }
 
-const usage = `usage: lwota <command> [flags]
+// runMain runs one lwota command line as the process does: an error is printed on stderr (a
+// usage error with where to read the usage) and becomes the exit status of its class (exit.go).
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	cmd, err := execute(ctx, args, stdout, stderr, getenv)
+	code := exitCode(err)
+	if code == exitOK {
+		return code
+	}
+	fmt.Fprintln(stderr, "lwota:", err)
+	var ue *usageError
+	if errors.As(err, &ue) && cmd != nil {
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+	}
+	return code
+}
 
-commands:
-  serve   run the LwM2M server and REST API (embedded defaults: SQLite and images under ./data)
-  sim     emulate LwM2M devices against a server
-  bench   measure registration throughput and memory with emulated devices
-  image   push, list and show firmware images on a server (CI uploads)
-  key     add, list and revoke the signing keys a server trusts
-  token   create, list and revoke API tokens (admin)
-  credentials  import many devices' DTLS credentials at once (admin)
-  update  start, follow and cancel the firmware update of one device
-  campaign  create, drive and watch firmware campaigns (rollouts to many devices)
-  version print the version
-
-Run 'lwota <command> -h' for the flags of a command. Every flag of serve, sim and bench has an
-environment twin: --coap-addr is LWOTA_COAP_ADDR, and so on. image, key, update, campaign,
-token and credentials read only LWOTA_SERVER and LWOTA_TOKEN.
-`
-
-// version is set by the linker in release builds.
-var version = "dev"
-
+// run runs one lwota command line with the process's environment and returns its error.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("no command given")
-	}
-	switch args[0] {
-	case "serve":
-		return serve(ctx, args[1:], stderr)
-	case "sim":
-		return sim(ctx, args[1:], stdout, stderr)
-	case "bench":
-		return bench(ctx, args[1:], stdout, stderr)
-	case "image":
-		return imageCmd(ctx, args[1:], stdout, stderr, os.Getenv)
-	case "key":
-		return keyCmd(ctx, args[1:], stdout, stderr, os.Getenv)
-	case "token":
-		return tokenCmd(ctx, args[1:], stdout, stderr, os.Getenv)
-	case "credentials":
-		return credentialsCmd(ctx, args[1:], stdout, stderr, os.Getenv)
-	case "update":
-		return updateCmd(ctx, args[1:], stdout, stderr, os.Getenv)
-	case "campaign":
-		return campaignCmd(ctx, args[1:], stdout, stderr, os.Getenv)
-	case "version":
-		fmt.Fprintln(stdout, "lwota", version)
-		return nil
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	_, err := execute(ctx, args, stdout, stderr, os.Getenv)
+	return err
+}
+
+// execute runs one lwota command line with getenv as the environment; it returns the command
+// that ran (or failed to parse) with the error.
+func execute(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (*cobra.Command, error) {
+	root := newRootCmd(getenv)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root.ExecuteContextC(ctx)
 }

@@ -23,11 +23,7 @@ const readmeCLIEnv = "LWOTA_README_CLI"
 
 // runAsCLI is main for a test binary started with readmeCLIEnv set.
 func runAsCLI() int {
-	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "lwota:", err)
-		return 1
-	}
-	return 0
+	return runMain(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 }
 
 // readmeSections returns the ```sh blocks under each "## " heading of the README, in order.

@@ -230,7 +230,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg, err := parseServeFlags(args, stderr, os.Getenv)
 	if err != nil {
-		return err
+		return asUsage(err)
 	}
 	logger, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err != nil {

@@ -122,7 +122,7 @@ func faulty(i int, ratio float64) bool {
 func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseSimFlags(args, stderr, os.Getenv)
 	if err != nil {
-		return err
+		return asUsage(err)
 	}
 	logger, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err != nil {

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"github.com/lwota/lwota/api"
+	"net/url"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,80 +19,29 @@ import (
 	"time"
 )
 
-const updateUsage = `usage: lwota update <command> [flags]
-
-commands:
-  start ENDPOINT --image ID     start a firmware update of one device
-        [--method auto|pull|push] [--strict] [--max-attempts N] [--block-size N]
-        [--wait [--poll 2s]]     wait until the update ends, printing each state change;
-                                 exit status 1 when it fails or is cancelled
-  status ENDPOINT [JOB_ID]      the device's updates, newest first (--limit N), or one with its history
-  cancel ENDPOINT JOB_ID        cancel an update [--reason TEXT]
-
-Every command takes --server (env LWOTA_SERVER, default http://127.0.0.1:8080), --token
-(env LWOTA_TOKEN, sent as Authorization: Bearer) and --json (print the server's JSON instead of text).
-`
-
-func updateCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return runSubcommand(ctx, "update", updateUsage, map[string]subcommand{
-		"start":  updateStart,
-		"status": updateStatus,
-		"cancel": updateCancel,
-	}, args, stdout, stderr, getenv)
+func newUpdateCmd(getenv func(string) string) *cobra.Command {
+	return group("update", "start, follow and cancel the firmware update of one device",
+		newUpdateStartCmd(getenv), newUpdateStatusCmd(getenv), newUpdateCancelCmd(getenv))
 }
 
-// updateJob is what the commands read of a job's JSON (api's jobJSON and its history).
-type updateJob struct {
-	ID               string             `json:"id"`
-	Endpoint         string             `json:"endpoint"`
-	ImageID          string             `json:"image_id"`
-	ImageVersion     string             `json:"image_version"`
-	ImageSize        int64              `json:"image_size"`
-	Method           string             `json:"method"`
-	Delivery         string             `json:"delivery"`
-	State            string             `json:"state"`
-	Reason           string             `json:"reason"`
-	Attempt          int                `json:"attempt"`
-	MaxAttempts      int                `json:"max_attempts"`
-	CreatedAt        time.Time          `json:"created_at"`
-	UpdatedAt        time.Time          `json:"updated_at"`
-	BytesDelivered   int64              `json:"bytes_delivered"`
-	Progress         float64            `json:"progress"`
-	DeviceStateText  string             `json:"device_state_text"`
-	DeviceResultText string             `json:"device_result_text"`
-	FromVersion      string             `json:"from_version"`
-	NextAttemptAt    time.Time          `json:"next_attempt_at"`
-	CampaignID       string             `json:"campaign_id"`
-	History          []updateTransition `json:"history"`
-}
-
-type updateTransition struct {
-	Seq     int       `json:"seq"`
-	From    string    `json:"from"`
-	To      string    `json:"to"`
-	At      time.Time `json:"at"`
-	Reason  string    `json:"reason"`
-	Attempt int       `json:"attempt"`
-}
-
-func parseJob(b []byte) (updateJob, error) {
-	var j updateJob
+func parseJob(b []byte) (api.JobDetail, error) {
+	var j api.JobDetail
 	if err := json.Unmarshal(b, &j); err != nil {
 		return j, fmt.Errorf("update answer: %w", err)
 	}
 	return j, nil
 }
 
-// over reports whether nothing more happens to the job: succeeded, cancelled, or failed with no
-// retry scheduled.
-func (j updateJob) over() bool {
+// jobOver reports whether nothing more happens to the job: succeeded, cancelled, or failed with
+// no retry scheduled.
+func jobOver(j api.JobDetail) bool {
 	return j.State == "succeeded" || j.State == "cancelled" || j.State == "failed" && j.NextAttemptAt.IsZero()
 }
 
-// percent is the job's progress, rounded down: 100% only when every byte went.
-func (j updateJob) percent() string { return strconv.Itoa(int(j.Progress*100)) + "%" }
+// jobPercent is the job's progress, rounded down: 100% only when every byte went.
+func jobPercent(j api.JobDetail) string { return strconv.Itoa(int(j.Progress*100)) + "%" }
 
-func (j updateJob) image() string {
+func jobImage(j api.JobDetail) string {
 	if j.ImageVersion == "" {
 		return j.ImageID
 	}
@@ -109,7 +63,6 @@ func orDash(s string) string {
 }
 
 type startConfig struct {
-	clientFlags
 	image       string
 	method      string
 	strict      bool
@@ -117,40 +70,30 @@ type startConfig struct {
 	blockSize   int
 	wait        bool
 	poll        time.Duration
-	json        bool
 	force       bool
-	given       map[string]bool
+	given       func(name string) bool // the flag was on the command line
 }
 
-func parseStartFlags(args []string, stderr io.Writer, getenv func(string) string) (startConfig, string, error) {
-	c := startConfig{given: map[string]bool{}}
-	fs := newFlagSet("update start", stderr)
-	c.register(fs)
+func (c *startConfig) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.image, "image", "", "the id of the image to install, or a unique prefix of it (required)")
 	fs.BoolVar(&c.force, "force", false, "install although the image is for another model or the device already runs its version (admin tokens only; audited)")
 	fs.StringVar(&c.method, "method", "auto", "how the image gets to the device: pull, push or auto")
 	fs.BoolVar(&c.strict, "strict", false, "fail when the device never reports the image's version (default: the server's policy)")
 	fs.IntVar(&c.maxAttempts, "max-attempts", 0, "attempts before a retryable failure is final, 1 to 20 (default: the server's policy)")
 	fs.IntVar(&c.blockSize, "block-size", 0, "push block size: 16 to 1024, a power of two (default: the server's policy)")
-	fs.BoolVar(&c.wait, "wait", false, "wait until the update ends, printing each state change; fail when it fails")
+	fs.BoolVar(&c.wait, "wait", false, "wait until the update ends, printing each state change; exit status 1 when it fails or is cancelled")
 	fs.DurationVar(&c.poll, "poll", 2*time.Second, "with --wait: how often to ask the server")
-	fs.BoolVar(&c.json, "json", false, "print the server's JSON")
-	rest, err := parseClient(fs, args, getenv)
-	if err != nil {
-		return c, "", err
-	}
-	fs.Visit(func(f *flag.Flag) { c.given[f.Name] = true })
+	c.given = func(name string) bool { return fs.Changed(name) }
+}
+
+func (c startConfig) check() error {
 	switch {
-	case len(rest) == 0:
-		return c, "", errors.New("update start: give the device's endpoint name")
-	case len(rest) > 1:
-		return c, "", fmt.Errorf("update start: unexpected argument %q", rest[1])
 	case c.image == "":
-		return c, "", errors.New("update start: --image is required")
+		return usagef("update start: --image is required")
 	case c.poll <= 0:
-		return c, "", errors.New("update start: --poll must be positive")
+		return usagef("update start: --poll must be positive")
 	}
-	return c, rest[0], nil
+	return nil
 }
 
 // body is the JSON of POST /devices/{endpoint}/updates: policy fields only for the flags given, so
@@ -161,13 +104,13 @@ func (c startConfig) body() map[string]any {
 		b["force"] = true
 	}
 	policy := map[string]any{}
-	if c.given["strict"] {
+	if c.given("strict") {
 		policy["strict"] = c.strict
 	}
-	if c.given["max-attempts"] {
+	if c.given("max-attempts") {
 		policy["max_attempts"] = c.maxAttempts
 	}
-	if c.given["block-size"] {
+	if c.given("block-size") {
 		policy["block_size"] = c.blockSize
 	}
 	if len(policy) > 0 {
@@ -176,20 +119,36 @@ func (c startConfig) body() map[string]any {
 	return b
 }
 
-func updateStart(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	cfg, ep, err := parseStartFlags(args, stderr, getenv)
-	if err != nil {
-		return err
+func newUpdateStartCmd(getenv func(string) string) *cobra.Command {
+	var cfg startConfig
+	var o *outputFormat
+	cmd := &cobra.Command{
+		Use:   "start ENDPOINT --image ID [--method auto|pull|push] [--wait]",
+		Short: "start a firmware update of one device",
+		Args:  exactArgs(1, "the device's endpoint name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cfg.check(); err != nil {
+				return err
+			}
+			cl, err := apiClient(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			return updateStart(cmd.Context(), cl, args[0], cfg, o, out(cmd), cmd.ErrOrStderr())
+		},
 	}
-	cl, err := cfg.client("update start")
-	if err != nil {
-		return err
-	}
+	cfg.register(cmd.Flags())
+	o = addOutputFlag(cmd, outputTable)
+	return cmd
+}
+
+func updateStart(ctx context.Context, cl *client, ep string, cfg startConfig, o *outputFormat, stdout, stderr io.Writer) error {
+	var err error
 	if cfg.image, err = cl.resolveImage(ctx, cfg.image); err != nil {
 		return fmt.Errorf("update start %s: %w", ep, err)
 	}
 	answer, err := cl.startUpdate(ctx, ep, cfg.body())
-	var se *serverError
+	var se *apiError
 	if errors.As(err, &se) && se.Code == "already_up_to_date" {
 		// Not a failure: the device is where the update would take it.
 		fmt.Fprintf(stdout, "%s: %s\n", ep, se.Message)
@@ -202,32 +161,32 @@ func updateStart(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if err != nil {
 		return fmt.Errorf("update start %s: %w", ep, err)
 	}
-	log := stdout // state changes; with --json stdout is for the JSON alone
-	if cfg.json {
+	human := o.format(stdout) == outputTable
+	log := stdout // state changes; with -o json or yaml stdout is for the document alone
+	if !human {
 		log = stderr
 	}
 	if !cfg.wait {
-		if cfg.json {
-			return writeJSON(stdout, answer)
-		}
-		fmt.Fprintf(stdout, "update %s of %s started: image %s, method %s, %s\n", j.ID, ep, j.image(), j.Method, j.State)
-		return nil
+		return o.print(stdout, answer, func(w io.Writer) error {
+			_, err := fmt.Fprintf(w, "update %s of %s started: image %s, method %s, %s\n", j.ID, ep, jobImage(j), j.Method, j.State)
+			return err
+		})
 	}
-	fmt.Fprintf(log, "update %s of %s started: image %s, method %s\n", j.ID, ep, j.image(), j.Method)
+	fmt.Fprintf(log, "update %s of %s started: image %s, method %s\n", j.ID, ep, jobImage(j), j.Method)
 	fmt.Fprintf(log, "%s  %-10s  attempt %d\n", timeText(j.CreatedAt), j.State, j.Attempt)
 	answer, j, err = waitUpdate(ctx, cl, ep, j.ID, cfg.poll, log)
 	if err != nil {
 		return fmt.Errorf("update start %s: waiting for %s: %w", ep, j.ID, err)
 	}
-	if cfg.json {
-		if err := writeJSON(stdout, answer); err != nil {
+	if !human {
+		if err := o.print(stdout, answer, nil); err != nil {
 			return err
 		}
 	}
 	if j.State != "succeeded" {
 		return fmt.Errorf("update %s of %s %s: %s", j.ID, ep, j.State, orDash(j.Reason))
 	}
-	if !cfg.json {
+	if human {
 		fmt.Fprintf(log, "update %s of %s succeeded: %s runs %s\n", j.ID, ep, ep, j.ImageVersion)
 	}
 	return nil
@@ -235,12 +194,13 @@ func updateStart(ctx context.Context, args []string, stdout, stderr io.Writer, g
 
 // waitUpdate polls the job every poll until it is over, printing each transition after the first to
 // w. It returns the last answer. A 503 (the server starting or stopping) is asked again.
-func waitUpdate(ctx context.Context, cl *client, ep, id string, poll time.Duration, w io.Writer) ([]byte, updateJob, error) {
+func waitUpdate(ctx context.Context, cl *client, ep, id string, poll time.Duration, w io.Writer) ([]byte, api.JobDetail, error) {
 	seen := 1 // the creation, printed by the caller
-	j := updateJob{ID: id}
+	var j api.JobDetail
+	j.ID = id
 	for {
 		answer, err := cl.update(ctx, ep, id)
-		var se *serverError
+		var se *apiError
 		switch {
 		case errors.As(err, &se) && se.Status == http.StatusServiceUnavailable:
 		case err != nil:
@@ -255,7 +215,7 @@ func waitUpdate(ctx context.Context, cl *client, ep, id string, poll time.Durati
 					seen = t.Seq
 				}
 			}
-			if j.over() {
+			if jobOver(j) {
 				return answer, j, nil
 			}
 		}
@@ -276,76 +236,93 @@ func reasonText(r string) string {
 	return ": " + r
 }
 
-func updateStatus(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var cf clientFlags
-	var asJSON bool
+func newUpdateStatusCmd(getenv func(string) string) *cobra.Command {
 	var limit int
-	fs := newFlagSet("update status", stderr)
-	cf.register(fs)
-	fs.BoolVar(&asJSON, "json", false, "print the server's JSON")
-	fs.IntVar(&limit, "limit", 20, "list at most this many updates (the server caps it at 200)")
-	rest, err := parseClient(fs, args, getenv)
-	switch {
-	case err != nil:
-		return err
-	case len(rest) == 0 || len(rest) > 2:
-		return errors.New("update status: give the device's endpoint name, and a job id for one update")
-	case limit < 1:
-		return errors.New("update status: --limit must be positive")
+	var o *outputFormat
+	cmd := &cobra.Command{
+		Use:   "status ENDPOINT [JOB_ID]",
+		Short: "the device's updates, newest first, or one with its history",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 || len(args) > 2 {
+				return usagef("update status: give the device's endpoint name, and a job id for one update")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 1 {
+				return usagef("update status: --limit must be positive")
+			}
+			cl, err := apiClient(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			return updateStatus(cmd.Context(), cl, args, limit, o, out(cmd))
+		},
 	}
-	ep := rest[0]
-	cl, err := cf.client("update status")
-	if err != nil {
-		return err
-	}
-	if len(rest) == 2 {
-		if rest[1], err = cl.resolveJob(ctx, ep, rest[1]); err != nil {
+	cmd.Flags().IntVar(&limit, "limit", 20, "list at most this many updates (the server caps it at 200)")
+	o = addOutputFlag(cmd, outputTable)
+	return cmd
+}
+
+// updateStatus prints one job (args: endpoint and job id) or the endpoint's newest jobs. A
+// device lwota does not know is a 404, not an empty list: a typo must not look like "no updates".
+func updateStatus(ctx context.Context, cl *client, args []string, limit int, o *outputFormat, stdout io.Writer) error {
+	ep := args[0]
+	if len(args) == 2 {
+		id, err := cl.resolveJob(ctx, ep, args[1])
+		if err != nil {
 			return fmt.Errorf("update status %s: %w", ep, err)
 		}
-		answer, err := cl.update(ctx, ep, rest[1])
+		answer, err := cl.update(ctx, ep, id)
 		if err != nil {
-			return fmt.Errorf("update status %s %s: %w", ep, rest[1], err)
+			return fmt.Errorf("update status %s %s: %w", ep, id, err)
 		}
-		if asJSON {
-			return writeJSON(stdout, answer)
-		}
-		j, err := parseJob(answer)
-		if err != nil {
-			return fmt.Errorf("update status %s %s: %w", ep, rest[1], err)
-		}
-		return printJob(stdout, j)
+		return o.print(stdout, answer, func(w io.Writer) error {
+			j, err := parseJob(answer)
+			if err != nil {
+				return fmt.Errorf("update status %s %s: %w", ep, id, err)
+			}
+			return printJob(w, j)
+		})
 	}
 	list, err := cl.updates(ctx, ep, limit)
 	if err != nil {
 		return fmt.Errorf("update status %s: %w", ep, err)
 	}
-	if asJSON {
-		return writeJSONList(stdout, list)
-	}
 	if len(list) == 0 {
-		fmt.Fprintf(stdout, "no updates of %s\n", ep)
-		return nil
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tATTEMPT\tIMAGE\tPROGRESS\tUPDATED\tREASON")
-	for _, raw := range list {
-		j, err := parseJob(raw)
-		if err != nil {
+		// The list of a device lwota never heard of is empty too; ask for the device, whose 404
+		// tells a typo from a device with no updates. Any other failure leaves the list be.
+		var ae *apiError
+		if _, err := cl.get(ctx, "/devices/"+url.PathEscape(ep)); errors.As(err, &ae) && ae.Status == http.StatusNotFound {
 			return fmt.Errorf("update status %s: %w", ep, err)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", j.ID, j.State, j.Attempt, j.MaxAttempts, j.image(), j.percent(),
-			timeText(j.UpdatedAt), j.Reason)
 	}
-	return tw.Flush()
+	return o.printList(stdout, list, func(w io.Writer) error {
+		if len(list) == 0 {
+			_, err := fmt.Fprintf(w, "no updates of %s\n", ep)
+			return err
+		}
+		jobs, err := decodeList[api.JobDetail]("update status "+ep, list)
+		if err != nil {
+			return err
+		}
+		tw := newTable(w)
+		fmt.Fprintln(tw, "ID\tSTATE\tATTEMPT\tIMAGE\tPROGRESS\tUPDATED\tREASON")
+		for _, j := range jobs {
+			fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", j.ID, j.State, j.Attempt, j.MaxAttempts, jobImage(j), jobPercent(j),
+				timeText(j.UpdatedAt), j.Reason)
+		}
+		return tw.Flush()
+	})
 }
 
 // printJob writes one job and its history as text.
-func printJob(w io.Writer, j updateJob) error {
+func printJob(w io.Writer, j api.JobDetail) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
 	row("update", j.ID)
 	row("device", j.Endpoint)
-	row("image", fmt.Sprintf("%s, %d bytes", j.image(), j.ImageSize))
+	row("image", fmt.Sprintf("%s, %d bytes", jobImage(j), j.ImageSize))
 	method := j.Method
 	if j.Delivery != "" {
 		method += ", delivery " + j.Delivery
@@ -360,7 +337,7 @@ func printJob(w io.Writer, j updateJob) error {
 	if !j.NextAttemptAt.IsZero() {
 		row("next attempt", timeText(j.NextAttemptAt))
 	}
-	row("progress", fmt.Sprintf("%s (%d of %d bytes)", j.percent(), j.BytesDelivered, j.ImageSize))
+	row("progress", fmt.Sprintf("%s (%d of %d bytes)", jobPercent(j), j.BytesDelivered, j.ImageSize))
 	if j.DeviceStateText != "" || j.DeviceResultText != "" {
 		row("device reports", strings.Join(nonEmpty(j.DeviceStateText, j.DeviceResultText), "; "))
 	}
@@ -395,40 +372,38 @@ func nonEmpty(ss ...string) []string {
 	return out
 }
 
-func updateCancel(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var cf clientFlags
+func newUpdateCancelCmd(getenv func(string) string) *cobra.Command {
 	var reason string
-	var asJSON bool
-	fs := newFlagSet("update cancel", stderr)
-	cf.register(fs)
-	fs.StringVar(&reason, "reason", "", "why, kept in the update's history")
-	fs.BoolVar(&asJSON, "json", false, "print the server's JSON")
-	rest, err := parseClient(fs, args, getenv)
-	if err != nil {
-		return err
+	var o *outputFormat
+	cmd := &cobra.Command{
+		Use:   "cancel ENDPOINT JOB_ID [--reason TEXT]",
+		Short: "cancel an update",
+		Args:  exactArgs(2, "the device's endpoint name and the job id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := apiClient(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			ep := args[0]
+			id, err := cl.resolveJob(cmd.Context(), ep, args[1])
+			if err != nil {
+				return fmt.Errorf("update cancel %s: %w", ep, err)
+			}
+			answer, err := cl.cancelUpdate(cmd.Context(), ep, id, reason)
+			if err != nil {
+				return fmt.Errorf("update cancel %s %s: %w", ep, id, err)
+			}
+			return o.print(out(cmd), answer, func(w io.Writer) error {
+				j, err := parseJob(answer)
+				if err != nil {
+					return fmt.Errorf("update cancel %s %s: %w", ep, id, err)
+				}
+				_, err = fmt.Fprintf(w, "update %s of %s %s\n", j.ID, ep, j.State)
+				return err
+			})
+		},
 	}
-	if len(rest) != 2 {
-		return errors.New("update cancel: give the device's endpoint name and the job id")
-	}
-	ep, id := rest[0], rest[1]
-	cl, err := cf.client("update cancel")
-	if err != nil {
-		return err
-	}
-	if id, err = cl.resolveJob(ctx, ep, id); err != nil {
-		return fmt.Errorf("update cancel %s: %w", ep, err)
-	}
-	answer, err := cl.cancelUpdate(ctx, ep, id, reason)
-	if err != nil {
-		return fmt.Errorf("update cancel %s %s: %w", ep, id, err)
-	}
-	if asJSON {
-		return writeJSON(stdout, answer)
-	}
-	j, err := parseJob(answer)
-	if err != nil {
-		return fmt.Errorf("update cancel %s %s: %w", ep, id, err)
-	}
-	fmt.Fprintf(stdout, "update %s of %s %s\n", j.ID, ep, j.State)
-	return nil
+	cmd.Flags().StringVar(&reason, "reason", "", "why, kept in the update's history")
+	o = addOutputFlag(cmd, outputTable)
+	return cmd
 }

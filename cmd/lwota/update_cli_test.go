@@ -411,7 +411,7 @@ func TestUpdateCommandErrors(t *testing.T) {
 
 func TestUpdateCommandUsage(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"update", "help"}, &out, &errOut); err != nil || !strings.Contains(out.String(), "usage: lwota update") {
+	if err := run(context.Background(), []string{"update", "help"}, &out, &errOut); err != nil || !strings.Contains(out.String(), "lwota update [command]") {
 		t.Fatalf("update help: %v %q", err, out.String())
 	}
 	out.Reset()
