@@ -23,7 +23,7 @@ const maxConfigFile = 1 << 20
 
 // cliConfig is the client's config file, ~/.config/lwota/config.yaml:
 //
-//	current_profile: staging    # used when neither --profile nor LWOTA_PROFILE names one
+//	current_profile: staging    # used when neither --profile nor LWOTA_CONFIG_PROFILE names one
 //	profiles:
 //	  staging: {server: https://lwota.staging.example, token: lwota_...}
 //	  prod:    {server: https://lwota.example}
@@ -105,7 +105,7 @@ type connection struct {
 
 // resolveConnection picks the server and the token: a flag given on the command line, else its
 // environment variable (LWOTA_SERVER, LWOTA_TOKEN), else the profile's value, else the default.
-// The profile is --profile, else LWOTA_PROFILE, else the file's current_profile; a profile that
+// The profile is --profile, else LWOTA_CONFIG_PROFILE, else the file's current_profile; a profile that
 // is named but not in the file is a usage error.
 func resolveConnection(cmd *cobra.Command, getenv func(string) string) (connection, error) {
 	flagValue := func(name string) (string, bool) {
@@ -123,7 +123,7 @@ func resolveConnection(cmd *cobra.Command, getenv func(string) string) (connecti
 	}
 	name, named := flagValue("profile")
 	if !named {
-		name = getenv("LWOTA_PROFILE")
+		name = getenv("LWOTA_CONFIG_PROFILE")
 		named = name != ""
 	}
 	if !named {

@@ -25,7 +25,7 @@ profiles:
 `
 
 // TestConfigPrecedence: a flag beats its environment variable, which beats the profile, which
-// beats the default; the profile is --profile, else LWOTA_PROFILE, else current_profile.
+// beats the default; the profile is --profile, else LWOTA_CONFIG_PROFILE, else current_profile.
 func TestConfigPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "lwota"), 0o700); err != nil {
@@ -60,15 +60,15 @@ func TestConfigPrecedence(t *testing.T) {
 		{"the current profile", xdg, nil, "http://staging.example:8080", "lwota_staging", ""},
 		{"~/.config without XDG_CONFIG_HOME", map[string]string{"HOME": filepath.Dir(dir)}, nil, defaultServer, "", ""},
 		{"--profile", xdg, []string{"--profile", "prod"}, "https://prod.example", "lwota_prod", ""},
-		{"LWOTA_PROFILE", with(xdg, "LWOTA_PROFILE", "prod"), nil, "https://prod.example", "lwota_prod", ""},
-		{"--profile beats LWOTA_PROFILE", with(xdg, "LWOTA_PROFILE", "prod"), []string{"--profile", "tokenless"}, "http://other.example", "", ""},
+		{"LWOTA_CONFIG_PROFILE", with(xdg, "LWOTA_CONFIG_PROFILE", "prod"), nil, "https://prod.example", "lwota_prod", ""},
+		{"--profile beats LWOTA_CONFIG_PROFILE", with(xdg, "LWOTA_CONFIG_PROFILE", "prod"), []string{"--profile", "tokenless"}, "http://other.example", "", ""},
 		{"the environment beats the profile", with(xdg, "LWOTA_SERVER", "http://env.example", "LWOTA_TOKEN", "lwota_env"), nil,
 			"http://env.example", "lwota_env", ""},
 		{"a flag beats the environment", with(xdg, "LWOTA_SERVER", "http://env.example", "LWOTA_TOKEN", "lwota_env"),
 			[]string{"--server", "http://flag.example", "--token", "lwota_flag"}, "http://flag.example", "lwota_flag", ""},
 		{"one from each", with(xdg, "LWOTA_TOKEN", "lwota_env"), []string{"--profile", "prod"}, "https://prod.example", "lwota_env", ""},
 		{"--config", xdg, []string{"--config", other, "--profile", "ci"}, "http://ci.example", "lwota_ci", ""},
-		{"LWOTA_CONFIG", with(xdg, "LWOTA_CONFIG", other, "LWOTA_PROFILE", "ci"), nil, "http://ci.example", "lwota_ci", ""},
+		{"LWOTA_CONFIG", with(xdg, "LWOTA_CONFIG", other, "LWOTA_CONFIG_PROFILE", "ci"), nil, "http://ci.example", "lwota_ci", ""},
 		{"an unknown profile", xdg, []string{"--profile", "nope"}, "", "", `profile "nope" is not in`},
 		{"a --config that does not exist", xdg, []string{"--config", filepath.Join(dir, "missing.yaml")}, "", "", "no such file"},
 	} {

@@ -166,8 +166,10 @@ func TestREADMEUpdateExamples(t *testing.T) {
 	if s := jobState("sim-000007"); s != "succeeded" {
 		t.Errorf("sim-000007's update %q, want succeeded\n%s", s, out)
 	}
-	if s := jobState("sim-000008"); s != "cancelled" {
-		t.Errorf("sim-000008's update %q, want cancelled\n%s", s, out)
+	// The cancel races the push it cancels: either it won, or the push had already succeeded (the
+	// example accepts exit status 4, 409 job_ended, for that case).
+	if s := jobState("sim-000008"); s != "cancelled" && s != "succeeded" {
+		t.Errorf("sim-000008's update %q, want cancelled (or succeeded before the cancel)\n%s", s, out)
 	}
 	waitFor(t, "sim-000009's update by curl", 2*time.Minute, func() bool { return jobState("sim-000009") == "succeeded" })
 	cmp := regexp.MustCompile(`campaign (cmp_[a-z0-9]+) `).FindSubmatch(out)

@@ -15,7 +15,7 @@ the other commands talk to its REST API.
 
 Every flag of serve, sim and bench has an environment twin: --coap-addr is LWOTA_COAP_ADDR, and
 so on. The API commands find their server and token in --server/--token, else LWOTA_SERVER and
-LWOTA_TOKEN, else the profile (--profile, LWOTA_PROFILE, or current_profile) of the config file
+LWOTA_TOKEN, else the profile (--profile, LWOTA_CONFIG_PROFILE, or current_profile) of the config file
 (--config, LWOTA_CONFIG, else $XDG_CONFIG_HOME/lwota/config.yaml or ~/.config/lwota/config.yaml):
 
   current_profile: staging
@@ -43,7 +43,7 @@ func newRootCmd(getenv func(string) string) *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.String("server", defaultServer, "lwota server URL (env LWOTA_SERVER)")
 	pf.String("token", "", "API token, sent as Authorization: Bearer (env LWOTA_TOKEN)")
-	pf.String("profile", "", "the config file's profile to use (env LWOTA_PROFILE)")
+	pf.String("profile", "", "the config file's profile to use (env LWOTA_CONFIG_PROFILE)")
 	pf.String("config", "", "the config file (env LWOTA_CONFIG; default $XDG_CONFIG_HOME/lwota/config.yaml)")
 
 	root.AddCommand(
