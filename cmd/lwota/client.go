@@ -125,6 +125,20 @@ func (c *client) postJSON(ctx context.Context, path string, v any) ([]byte, erro
 	return c.do(req, http.StatusCreated)
 }
 
+// patchJSON sends v as a PATCH and returns the 200 answer.
+func (c *client) patchJSON(ctx context.Context, path string, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	req, err := c.newRequest(ctx, http.MethodPatch, path, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return c.do(req, http.StatusOK)
+}
+
 // imageUpload is the metadata of an image push: the API's upload metadata, sent as headers, and
 // the detached signature.
 type imageUpload struct {
@@ -145,10 +159,10 @@ func (c *client) pushImage(ctx context.Context, m imageUpload, body io.Reader, s
 		api.HeaderName: m.Name, api.HeaderVersion: m.Version, api.HeaderManufacturer: m.Target.Manufacturer,
 		api.HeaderModel: m.Target.Model, api.HeaderDeviceType: m.Target.DeviceType, api.HeaderReleaseNotes: m.ReleaseNotes,
 		api.HeaderLabels: labelHeader(m.Labels), api.HeaderTargetLabels: labelHeader(m.Target.Labels),
-		api.HeaderKeyID: m.KeyID, api.HeaderSHA256: m.SHA256,
+		api.HeaderKeyID: m.KeyID, api.HeaderSHA256: m.SHA256, api.HeaderMetadata: labelHeader(m.Metadata),
 	} {
 		if v != "" {
-			if name != api.HeaderLabels && name != api.HeaderTargetLabels {
+			if name != api.HeaderLabels && name != api.HeaderTargetLabels && name != api.HeaderMetadata {
 				v = headerEscape(v)
 			}
 			h.Set(name, v)

@@ -28,9 +28,80 @@ import (
 // maxSignatureFile caps --sig; real signatures are 64 to 72 bytes.
 const maxSignatureFile = 64 << 10
 
+// maxNotesFile caps --notes-file at the server's limit on release notes.
+const maxNotesFile = 64 << 10
+
+// imageEdit is the body of PATCH /images/{id}: a nil field is left as it is; an empty, non-nil
+// Metadata removes every entry.
+type imageEdit struct {
+	ReleaseNotes *string            `json:"release_notes,omitempty"`
+	Metadata     *map[string]string `json:"metadata,omitempty"`
+}
+
+// newImageEditCmd changes what may change after an upload: the release notes and the metadata.
+func newImageEditCmd(getenv func(string) string) *cobra.Command {
+	var notes, notesFile string
+	var clearMeta bool
+	meta := labelsFlag{}
+	var o *outputFormat
+	cmd := &cobra.Command{
+		Use:   "edit ID [--notes TEXT | --notes-file F] [--metadata k=v ...] [--clear-metadata]",
+		Short: "change an image's release notes or metadata (ID may be a unique prefix)",
+		Long: "Change an image's release notes or metadata. Its version, target and content never change.\n" +
+			"--metadata replaces the whole map; --clear-metadata removes every entry; --notes '' removes the notes.",
+		Args: exactArgs(1, "the image id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var body imageEdit
+			f := cmd.Flags()
+			switch {
+			case f.Changed("notes") && notesFile != "":
+				return usagef("image edit: give --notes or --notes-file, not both")
+			case clearMeta && len(meta) > 0:
+				return usagef("image edit: give --metadata or --clear-metadata, not both")
+			case !f.Changed("notes") && notesFile == "" && len(meta) == 0 && !clearMeta:
+				return usagef("image edit: nothing to change: give --notes, --notes-file, --metadata or --clear-metadata")
+			}
+			if f.Changed("notes") {
+				body.ReleaseNotes = &notes
+			}
+			if notesFile != "" {
+				b, err := readSmallFile(notesFile, maxNotesFile)
+				if err != nil {
+					return fmt.Errorf("image edit: release notes: %w", err)
+				}
+				s := string(b)
+				body.ReleaseNotes = &s
+			}
+			if len(meta) > 0 || clearMeta {
+				m := map[string]string(meta)
+				body.Metadata = &m
+			}
+			cl, err := apiClient(cmd, getenv)
+			if err != nil {
+				return err
+			}
+			id, err := cl.resolveImage(cmd.Context(), args[0])
+			if err != nil {
+				return fmt.Errorf("image edit: %w", err)
+			}
+			answer, err := cl.patchJSON(cmd.Context(), "/images/"+url.PathEscape(id), body)
+			if err != nil {
+				return fmt.Errorf("image edit %s: %w", id, err)
+			}
+			return o.print(out(cmd), answer, imageTable(answer, true))
+		},
+	}
+	cmd.Flags().StringVar(&notes, "notes", "", "the new release notes ('' removes them)")
+	cmd.Flags().StringVar(&notesFile, "notes-file", "", "read the new release notes from this file")
+	cmd.Flags().Var(meta, "metadata", "a metadata entry `k=v`; repeat for more; replaces the whole map")
+	cmd.Flags().BoolVar(&clearMeta, "clear-metadata", false, "remove every metadata entry")
+	o = addOutputFlag(cmd, outputAuto)
+	return cmd
+}
+
 func newImageCmd(getenv func(string) string) *cobra.Command {
 	return group("image", "push, list and show firmware images on a server (CI uploads)",
-		newImagePushCmd(getenv), newImageListCmd(getenv), newImageShowCmd(getenv))
+		newImagePushCmd(getenv), newImageListCmd(getenv), newImageShowCmd(getenv), newImageEditCmd(getenv))
 }
 
 // labelsFlag is a repeatable k=v flag.
@@ -64,12 +135,14 @@ type pushConfig struct {
 	meta         imageUpload
 	labels       labelsFlag
 	targetLabels labelsFlag
+	metadata     labelsFlag
+	notesFile    string
 	progress     string
 }
 
 // register binds the flags of image push to c.
 func (c *pushConfig) register(fs *pflag.FlagSet) {
-	c.labels, c.targetLabels = labelsFlag{}, labelsFlag{}
+	c.labels, c.targetLabels, c.metadata = labelsFlag{}, labelsFlag{}, labelsFlag{}
 	fs.StringVar(&c.file, "file", "", "the image file (required)")
 	fs.StringVar(&c.sig, "sig", "", "its detached signature, raw bytes as openssl writes them (leave out for unsigned images, development servers only)")
 	fs.StringVar(&c.meta.Version, "version", "", "the image's version, e.g. 1.4.2 (required; an MCUboot image's header must agree)")
@@ -79,7 +152,9 @@ func (c *pushConfig) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.meta.Target.DeviceType, "device-type", "", "the device type it is for")
 	fs.Var(c.labels, "label", "the image's label `k=v`; repeat for more")
 	fs.Var(c.targetLabels, "target-label", "a device label `k=v` the image is for; repeat for more")
-	fs.StringVar(&c.meta.ReleaseNotes, "notes", "", "release notes")
+	fs.StringVar(&c.meta.ReleaseNotes, "notes", "", "release notes (free text, shown where an image is picked)")
+	fs.StringVar(&c.notesFile, "notes-file", "", "read the release notes from this file (instead of --notes)")
+	fs.Var(c.metadata, "metadata", "a metadata entry `k=v` (shown, never matched, unlike --label); repeat for more")
 	fs.StringVar(&c.meta.KeyID, "key-id", "", "the id of the one trusted key that must verify the signature")
 	fs.StringVar(&c.meta.SHA256, "sha256", "", "the SHA-256 the file must have, hex (checked here and by the server)")
 	fs.StringVar(&c.progress, "progress", "auto", "upload progress bar on stderr: auto (when stderr is a terminal), always or never")
@@ -96,7 +171,17 @@ func (c *pushConfig) check() error {
 		return usagef("image push: --model is required")
 	case c.progress != "auto" && c.progress != "always" && c.progress != "never":
 		return usagef("image push: --progress %q: want auto, always or never", c.progress)
+	case c.notesFile != "" && c.meta.ReleaseNotes != "":
+		return usagef("image push: give --notes or --notes-file, not both")
 	}
+	if c.notesFile != "" {
+		b, err := readSmallFile(c.notesFile, maxNotesFile)
+		if err != nil {
+			return fmt.Errorf("image push: release notes: %w", err)
+		}
+		c.meta.ReleaseNotes = string(b)
+	}
+	c.meta.Metadata = c.metadata
 	if c.meta.Name == "" {
 		c.meta.Name = filepath.Base(c.file)
 	}
@@ -297,6 +382,12 @@ func imageTable(raw []byte, detail bool) func(io.Writer) error {
 			row("labels", labelsFlag(img.Labels).String())
 		}
 		row("uploaded", timeText(img.CreatedAt)+" by "+orDash(img.Uploader))
+		if len(img.Metadata) > 0 {
+			row("metadata", labelsFlag(img.Metadata).String())
+		}
+		if img.KeyName != "" {
+			row("key", img.KeyName)
+		}
 		if img.ReleaseNotes != "" {
 			row("notes", strings.ReplaceAll(img.ReleaseNotes, "\n", " "))
 		}
