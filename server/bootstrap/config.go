@@ -49,17 +49,17 @@ type Config struct {
 	Scope Scope  `json:"scope"`
 	Name  string `json:"name"` // endpoint name, "key=value" label or prefix
 
-	ServerURI     string  `json:"server_uri"`                // /0/x/0: coaps://host:5684 or coap://host:5683
-	PSK           PSKMode `json:"psk"`                       // where /0/x/3 and /0/x/5 come from
-	PSKIdentity   string  `json:"psk_identity,omitempty"`    // PSKGenerate: the identity (default the endpoint name)
-	ShortServerID uint16  `json:"short_server_id"`           // /0/x/10 and /1/x/0; default 1
-	Lifetime      uint32  `json:"lifetime"`                  // /1/x/1 seconds; default 300
-	DefaultPmin   uint32  `json:"default_pmin,omitempty"`    // /1/x/2; 0 leaves it out
-	DefaultPmax   uint32  `json:"default_pmax,omitempty"`    // /1/x/3; 0 leaves it out
-	Storing       bool    `json:"notification_storing"`      // /1/x/6
-	Binding       string  `json:"binding"`                   // /1/x/7; default "U"
-	NoDiscover    bool    `json:"no_discover,omitempty"`     // skip Bootstrap-Discover: delete /0 and /1 whole
-	ReadBack      bool    `json:"read_back,omitempty"`       // Bootstrap-Read /1/x after the writes (1.1+)
+	ServerURI     string  `json:"server_uri"`                  // /0/x/0: coaps://host:5684 or coap://host:5683
+	PSK           PSKMode `json:"psk"`                         // where /0/x/3 and /0/x/5 come from
+	PSKIdentity   string  `json:"psk_identity,omitempty"`      // PSKGenerate: the identity (default the endpoint name)
+	ShortServerID uint16  `json:"short_server_id"`             // /0/x/10 and /1/x/0; default 1
+	Lifetime      uint32  `json:"lifetime"`                    // /1/x/1 seconds; default 300
+	DefaultPmin   uint32  `json:"default_pmin,omitempty"`      // /1/x/2; 0 leaves it out
+	DefaultPmax   uint32  `json:"default_pmax,omitempty"`      // /1/x/3; 0 leaves it out
+	Storing       bool    `json:"notification_storing"`        // /1/x/6
+	Binding       string  `json:"binding"`                     // /1/x/7; default "U"
+	NoDiscover    bool    `json:"no_discover,omitempty"`       // skip Bootstrap-Discover: delete /0 and /1 whole
+	ReadBack      bool    `json:"read_back,omitempty"`         // Bootstrap-Read /1/x after the writes (1.1+)
 	SecurityID    uint16  `json:"security_instance,omitempty"` // /0/x to write; 0: the lowest the bootstrap account does not hold
 	ServerID      uint16  `json:"server_instance,omitempty"`   // /1/x to write; default 0
 

@@ -48,8 +48,10 @@ func profiles() map[string]Profile {
 			Apply: func(c *DeviceConfig) { c.BootstrapDiscoverNotFound = true },
 		},
 		ProfileBootstrapRefuseFinish: {
-			Doc:   "refuses Bootstrap-Finish with 4.06 and a diagnostic, as a client finding its configuration inconsistent (with --bootstrap)",
-			Apply: func(c *DeviceConfig) { c.BootstrapRefuseFinish = "inconsistent configuration: no usable DM server account" },
+			Doc: "refuses Bootstrap-Finish with 4.06 and a diagnostic, as a client finding its configuration inconsistent (with --bootstrap)",
+			Apply: func(c *DeviceConfig) {
+				c.BootstrapRefuseFinish = "inconsistent configuration: no usable DM server account"
+			},
 		},
 		ProfileGoneAway: {
 			Doc:   "registers, then goes silent without a De-register (power cut, NAT mapping gone)",

@@ -190,7 +190,7 @@ type dtlsSession struct {
 	vc          *sessionConn
 	ctx         context.Context
 	cancel      context.CancelFunc
-	pskFailed   atomic.Bool // our PSK lookup refused the client (the handshake's failure reason)
+	pskFailed   atomic.Bool            // our PSK lookup refused the client (the handshake's failure reason)
 	pskIdentity atomic.Pointer[string] // the PSK identity the client presented, for OnHandshakeFailure
 }
 

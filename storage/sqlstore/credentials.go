@@ -27,7 +27,9 @@ type CredentialTable struct {
 
 // BootstrapCredentials is the store of the devices' bootstrap PSKs (bootstrap_credentials), which
 // the Bootstrap Server's DTLS listener looks up; they never open lwota's DM listener.
-func (s *Store) BootstrapCredentials() CredentialTable { return CredentialTable{s, "bootstrap_credentials"} }
+func (s *Store) BootstrapCredentials() CredentialTable {
+	return CredentialTable{s, "bootstrap_credentials"}
+}
 
 func (s *Store) deviceCredentials() CredentialTable { return CredentialTable{s, "device_credentials"} }
 
