@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lwota/lwota/server/lwm2m"
+	"github.com/lwota/lwota/server/lwm2mtest"
+)
+
+type bootstrapSessionJSON struct {
+	ID         string `json:"id"`
+	Outcome    string `json:"outcome"`
+	Reason     string `json:"reason"`
+	DMIdentity string `json:"dm_identity"`
+	Rotated    bool   `json:"rotated"`
+	Steps      []struct {
+		Op   string `json:"op"`
+		Path string `json:"path"`
+		Code string `json:"code"`
+	} `json:"steps"`
+}
+
+func (ts *testService) bootstrapSessions(t *testing.T, ep string) []bootstrapSessionJSON {
+	t.Helper()
+	var l struct {
+		Sessions []bootstrapSessionJSON `json:"sessions"`
+	}
+	if code := ts.apiCall(t, "GET", "/api/v1/bootstrap/devices/"+ep+"/sessions", nil, &l); code != 200 {
+		t.Fatalf("sessions of %s: %d", ep, code)
+	}
+	return l.Sessions
+}
+
+// TestBootstrapEndToEnd is the issue's acceptance: a simulated device with only bootstrap
+// credentials bootstraps over DTLS PSK (configured with the CLI), registers with lwota over DTLS
+// with the credential it was given, and is updated by a campaign; a re-bootstrap triggered
+// through the API rotates its DM PSK, it registers again with the new one, and the old one is
+// refused afterwards.
+func TestBootstrapEndToEnd(t *testing.T) {
+	ts := startService(t, t.TempDir(), "", "--allow-nosec=false", "--bootstraps-addr", "127.0.0.1:0",
+		"--allow-unsigned", "--update-poll", "500ms", "--campaign-tick", "200ms")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const ep = "boot-e2e-1"
+	bsKey := bytes.Repeat([]byte{0x5a}, 16)
+	out, errOut, err := cli(t, "bootstrap", "--server", ts.base, "--token", testAdminToken, "set", ep,
+		"--server-uri", "coaps://"+ts.svc.core.CoAPSAddr().String(), "--lifetime", "120", "--generate-psk",
+		"--bootstrap-psk-identity", "bs-"+ep, "--bootstrap-psk-key", hex.EncodeToString(bsKey))
+	if err != nil {
+		t.Fatalf("bootstrap set: %v\n%s%s", err, out, errOut)
+	}
+	cfg := fleetConfig(lwm2mtest.DeliveryPull)
+	cfg.Endpoint = ep
+	cfg.Protocols = []int{lwm2mtest.ProtoCoAPS}
+	bd := lwm2mtest.NewBootstrapDevice(cfg, lwm2mtest.BootstrapConfig{
+		URI: "coaps://" + ts.svc.boot.SecureAddr().String(), PSKIdentity: "bs-" + ep, PSK: bsKey, Timeout: 30 * time.Second,
+	}, nil)
+	defer bd.Close()
+	if err := bd.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := bd.Provisioned()
+	if first.SecurityMode != 0 || first.PSKIdentity != ep || len(first.PSK) != 16 || first.Lifetime != 120*time.Second {
+		t.Fatalf("provisioned %+v", first)
+	}
+	// Registered over DTLS with the identity it was given.
+	r, err := ts.svc.core.Device(ctx, ep)
+	if err != nil || !strings.HasPrefix(r.Addr.String(), "dtls://") || r.Lifetime != 120 {
+		t.Fatalf("registration %+v, %v", r, err)
+	}
+	// The wire sequence as the device saw it: Discover, Delete /0 and /1 (the bootstrap
+	// account kept), Write /0/x and /1/0, Finish.
+	ops := bd.Ops()
+	var seq []string
+	for _, o := range ops {
+		seq = append(seq, o.Op+" "+o.Path)
+	}
+	if got, want := strings.Join(seq, ", "), "discover /, delete /0, delete /1, write /0/1, write /1/0, finish /bs"; got != want {
+		t.Fatalf("bootstrap ops %s, want %s", got, want)
+	}
+
+	// Updated by a campaign.
+	waitModels(t, ts, []*lwm2mtest.Device{bd.Device()})
+	img := uploadImage(t, ts, "9.1.0", fwImage("9.1.0", 8<<10))
+	var c campaignJSON
+	if code := ts.apiCall(t, "POST", "/api/v1/campaigns", map[string]any{
+		"name": "bootstrapped", "image_id": img, "selector": map[string]any{"query": `endpoint = "` + ep + `"`},
+		"waves": []map[string]any{{"percent": 100}}, "start": true,
+	}, &c); code != 201 || c.Progress.Total != 1 {
+		t.Fatalf("campaign: %d %+v", code, c)
+	}
+	c = ts.waitCampaign(t, c.ID, 2*time.Minute, func(c campaignJSON) bool { return c.State != "running" })
+	if c.State != "completed" || c.Progress.Counts.Succeeded != 1 {
+		var m map[string]any
+		ts.apiCall(t, "GET", "/api/v1/campaigns/"+c.ID+"/devices", nil, &m)
+		t.Fatalf("campaign %s (%s) %+v: %v", c.State, c.Reason, c.Progress.Counts, m)
+	}
+	if v, _ := bd.Device().Value(lwm2m.NewPath(3, 0, 3)); v.Str != "9.1.0" {
+		t.Fatalf("firmware %q after the campaign", v.Str)
+	}
+
+	// Re-bootstrap through the API: a new DM key, a new registration with it.
+	var res map[string]any
+	if code := ts.apiCall(t, "POST", "/api/v1/bootstrap/devices/"+ep+"/trigger", nil, &res); code != 200 || res["code"] != "2.04" {
+		t.Fatalf("trigger: %d %v", code, res)
+	}
+	if err := bd.WaitGeneration(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	second := bd.Provisioned()
+	if bytes.Equal(second.PSK, first.PSK) || second.PSKIdentity != ep {
+		t.Fatalf("re-bootstrap gave %+v; first %x", second, first.PSK)
+	}
+	waitFor(t, "the device registered again", time.Minute, func() bool {
+		r2, err := ts.svc.core.Device(ctx, ep)
+		la, ok := bd.Device().LocalAddr().(*net.UDPAddr)
+		return err == nil && ok && r2.Addr.Network == "dtls" && int(r2.Addr.AddrPort.Port()) == la.Port
+	})
+	// The old key is refused by the DM server now.
+	oldCfg := fleetConfig(lwm2mtest.DeliveryPull)
+	oldCfg.Endpoint, oldCfg.PSKIdentity, oldCfg.PSK, oldCfg.RequestTimeout = ep, first.PSKIdentity, first.PSK, 5*time.Second
+	old := lwm2mtest.NewDevice(oldCfg, nil)
+	defer old.Close()
+	if err := old.Start(ctx, ts.svc.core.CoAPSAddr().String()); err == nil {
+		t.Fatal("the old DM PSK still registers")
+	}
+	// Both sessions are in the device's history, each step stored.
+	ss := ts.bootstrapSessions(t, ep)
+	if len(ss) != 2 || ss[0].Outcome != "success" || ss[1].Outcome != "success" || !ss[0].Rotated || ss[0].DMIdentity != ep {
+		t.Fatalf("sessions %+v", ss)
+	}
+	var steps []string
+	for _, s := range ss[0].Steps {
+		steps = append(steps, s.Op+" "+s.Path+" "+s.Code)
+	}
+	if got := strings.Join(steps, ", "); !strings.Contains(got, "delete /0 2.02, delete /1 2.02, write /0/1 2.04, write /1/0 2.04, finish /bs 2.04") {
+		t.Fatalf("steps %s", got)
+	}
+	if n := counter(t, ts, "lwota_bootstrap_sessions_total"); n < 2 {
+		t.Fatalf("lwota_bootstrap_sessions_total %v", n)
+	}
+}
