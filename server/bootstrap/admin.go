@@ -74,7 +74,9 @@ func (a *Admin) Config(ctx context.Context, scope Scope, name string) (*Config, 
 }
 
 // Configs lists every configuration.
-func (a *Admin) Configs(ctx context.Context) ([]*Config, error) { return a.store.ListBootstrapConfigs(ctx) }
+func (a *Admin) Configs(ctx context.Context) ([]*Config, error) {
+	return a.store.ListBootstrapConfigs(ctx)
+}
 
 // DeleteConfig removes a configuration (keys stay: they are the device's).
 func (a *Admin) DeleteConfig(ctx context.Context, scope Scope, name string) error {
