@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +147,46 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	}
 	if n := counter(t, ts, "lwota_bootstrap_sessions_total"); n < 2 {
 		t.Fatalf("lwota_bootstrap_sessions_total %v", n)
+	}
+}
+
+// TestSimBootstrapFleet: a production batch: one prefix configuration with generated DM keys,
+// the batch's bootstrap PSKs imported in bulk (CSV through the CLI), and `lwota sim --bootstrap`
+// devices that start from those only and register over DTLS.
+func TestSimBootstrapFleet(t *testing.T) {
+	ts := startService(t, t.TempDir(), "", "--allow-nosec=false", "--bootstraps-addr", "127.0.0.1:0")
+	key := hex.EncodeToString(bytes.Repeat([]byte{0x42}, 16))
+	csv := "endpoint,identity,key\n"
+	for i := range 3 {
+		ep := fmt.Sprintf("batch7-%06d", i)
+		csv += ep + ",bs-" + ep + "," + key + "\n"
+	}
+	file := filepath.Join(t.TempDir(), "bootstrap.csv")
+	if err := os.WriteFile(file, []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"bootstrap", "--server", ts.base, "--token", testAdminToken}
+	if out, errOut, err := cli(t, append(base, "psk", "import", file)...); err != nil || !strings.Contains(out, `"created":3`) {
+		t.Fatalf("psk import: %v %s %s", err, out, errOut)
+	}
+	if _, errOut, err := cli(t, append(base, "set", "--scope", "prefix", "batch7-", "--server-uri", "coaps://"+ts.svc.core.CoAPSAddr().String(), "--generate-psk")...); err != nil {
+		t.Fatalf("set: %v %s", err, errOut)
+	}
+	out, errOut, err := cli(t, "sim", "--bootstrap", "coaps://"+ts.svc.boot.SecureAddr().String(), "--bootstrap-psk-identity", "bs-{ep}",
+		"--bootstrap-psk-key", key, "--count", "3", "--prefix", "batch7-", "--exit-after-register")
+	if err != nil || !strings.Contains(out, "bootstrapped and registered 3 devices") {
+		t.Fatalf("sim: %v\n%s\n%s", err, out, errOut)
+	}
+	for i := range 3 {
+		ep := fmt.Sprintf("batch7-%06d", i)
+		ss := ts.bootstrapSessions(t, ep)
+		if len(ss) != 1 || ss[0].Outcome != "success" || ss[0].DMIdentity != ep {
+			t.Fatalf("%s sessions %+v", ep, ss)
+		}
+	}
+	// Keys are never read back: the configuration carries none.
+	out, _, err = cli(t, append(base, "get", "--scope", "prefix", "batch7-")...)
+	if err != nil || strings.Contains(out, key) || !strings.Contains(out, `"psk": "generate"`) {
+		t.Fatalf("get: %v %s", err, out)
 	}
 }
