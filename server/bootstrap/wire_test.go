@@ -158,3 +158,23 @@ func TestWire_LwM2M11_BootstrapSequence(t *testing.T) {
 		t.Fatalf("session %+v", s)
 	}
 }
+
+// TestBootstrapSilentClientTimesOut: a client that asks and then answers nothing ends its
+// session at the request timeout, with the reason stored and nothing written for the DM server.
+func TestBootstrapSilentClientTimesOut(t *testing.T) {
+	h := newHarness(t, func(c *bootstrap.ServerConfig) { c.RequestTimeout = time.Second })
+	h.config(t, bootstrap.Config{Scope: bootstrap.ScopeEndpoint, Name: "silent-1", ServerURI: "coap://127.0.0.1:5683"})
+	dev := newRawClient(t, h.udp)
+	req := message.Message{Token: []byte{9}, Code: codes.POST, MessageID: 0x0101, Type: message.Confirmable}
+	buf := make([]byte, 64)
+	req.Options, _, _ = req.Options.SetPath(buf, "/bs")
+	req.Options, _, _ = req.Options.AddString(buf[8:], message.URIQuery, "ep=silent-1")
+	dev.send(req)
+	if ack := dev.recv(); ack.Code != codes.Changed {
+		t.Fatalf("answer %v", ack)
+	}
+	s := h.lastSession(t, "silent-1")
+	if s.Outcome != bootstrap.OutcomeFailure || !strings.Contains(s.Reason, "Bootstrap-Discover /: no answer within 1s") {
+		t.Fatalf("session %s: %q", s.Outcome, s.Reason)
+	}
+}
