@@ -145,6 +145,21 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	if got := strings.Join(steps, ", "); !strings.Contains(got, "delete /0 2.02, delete /1 2.02, write /0/1 2.04, write /1/0 2.04, finish /bs 2.04") {
 		t.Fatalf("steps %s", got)
 	}
+	// Each step is audited, the device as the actor.
+	for _, action := range []string{"bootstrap.request", "bootstrap.discover", "bootstrap.delete", "bootstrap.write", "bootstrap.finish", "bootstrap.success"} {
+		var a struct {
+			Entries []struct {
+				Actor  string `json:"actor"`
+				Target string `json:"target"`
+			} `json:"entries"`
+		}
+		waitFor(t, "audit of "+action, 30*time.Second, func() bool {
+			return ts.apiCall(t, "GET", "/api/v1/audit?limit=100&action="+action, nil, &a) == 200 && len(a.Entries) >= 2
+		})
+		if a.Entries[0].Actor != "device:"+ep || !strings.HasPrefix(a.Entries[0].Target, "bootstrap:") {
+			t.Fatalf("audit of %s: %+v", action, a.Entries[0])
+		}
+	}
 	if n := counter(t, ts, "lwota_bootstrap_sessions_total"); n < 2 {
 		t.Fatalf("lwota_bootstrap_sessions_total %v", n)
 	}

@@ -25,7 +25,7 @@ type harness struct {
 	dtls  string
 }
 
-func newHarness(t *testing.T, mod func(*bootstrap.ServerConfig)) *harness {
+func newHarness(t testing.TB, mod func(*bootstrap.ServerConfig)) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "lwota.db"), nil)

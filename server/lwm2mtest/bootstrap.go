@@ -54,6 +54,12 @@ type BootstrapConfig struct {
 	RefuseFinish string
 }
 
+// FinishLinger is how long the bootstrap link stays open after Bootstrap-Finish was answered:
+// longer than the server's first retransmission (ACK_TIMEOUT x ACK_RANDOM_FACTOR, 3 s), so a
+// Finish whose 2.04 was lost is answered again, as a client that keeps its bootstrap session a
+// moment does.
+const FinishLinger = 5 * time.Second
+
 // Provisioned is what a bootstrap gave the device: its DM server account.
 type Provisioned struct {
 	ServerURI    string
@@ -152,12 +158,15 @@ func Bootstrap(ctx context.Context, endpoint string, bc BootstrapConfig, previou
 	}
 	ctx, cancel := context.WithTimeout(ctx, bc.Timeout)
 	defer cancel()
+	// The link outlives a successful Bootstrap for FinishLinger, so that a retransmitted Finish
+	// (its 2.04 lost) is answered again from the CoAP layer's cache.
+	linkCtx, closeLink := context.WithCancel(context.WithoutCancel(ctx))
 	router := mux.NewRouter()
 	router.DefaultHandle(mux.HandlerFunc(c.serve))
 	opts := []udp.Option{
-		options.WithContext(ctx),
+		options.WithContext(linkCtx),
 		options.WithMux(router),
-		options.WithPeriodicRunner(periodic.New(ctx.Done(), 200*time.Millisecond)),
+		options.WithPeriodicRunner(periodic.New(linkCtx.Done(), 200*time.Millisecond)),
 		options.WithErrors(func(err error) { c.log.Debug("bootstrap coap", "err", err) }),
 	}
 	var cc *client.Conn
@@ -167,13 +176,23 @@ func Bootstrap(ctx context.Context, endpoint string, bc BootstrapConfig, previou
 		cc, err = udp.Dial(u.Host, opts...)
 	}
 	if err != nil {
+		closeLink()
 		return nil, nil, fmt.Errorf("bootstrap %s: %w", endpoint, err)
 	}
+	linger := time.Duration(0)
 	defer func() {
-		c.mu.Lock()
-		c.closed = true
-		c.mu.Unlock()
-		_ = cc.Close()
+		shut := func() {
+			c.mu.Lock()
+			c.closed = true
+			c.mu.Unlock()
+			_ = cc.Close()
+			closeLink()
+		}
+		if linger == 0 {
+			shut()
+			return
+		}
+		time.AfterFunc(linger, shut)
 	}()
 	q := []message.Option{uriQuery("ep=" + endpoint)}
 	if bc.PreferredFormat != 0 {
@@ -199,6 +218,7 @@ func Bootstrap(ctx context.Context, endpoint string, bc BootstrapConfig, previou
 	if err != nil {
 		return nil, c.opList(), fmt.Errorf("bootstrap %s: %w", endpoint, err)
 	}
+	linger = FinishLinger
 	return p, c.opList(), nil
 }
 
