@@ -205,3 +205,47 @@ func TestSimBootstrapFleet(t *testing.T) {
 		t.Fatalf("get: %v %s", err, out)
 	}
 }
+
+// TestConsoleBootstrapHistory: the device page shows the device's bootstrap sessions: a refused
+// one with its reason, then the one that worked, each step with the device's answer.
+func TestConsoleBootstrapHistory(t *testing.T) {
+	ts := startService(t, t.TempDir(), "", "--allow-nosec=false", "--bootstraps-addr", "127.0.0.1:0")
+	const ep = "boot-console-1"
+	bsKey := bytes.Repeat([]byte{0x33}, 16)
+	if _, errOut, err := cli(t, "bootstrap", "--server", ts.base, "--token", testAdminToken, "set", ep,
+		"--server-uri", "coaps://"+ts.svc.core.CoAPSAddr().String(), "--generate-psk",
+		"--bootstrap-psk-identity", "bs-"+ep, "--bootstrap-psk-key", hex.EncodeToString(bsKey)); err != nil {
+		t.Fatalf("bootstrap set: %v %s", err, errOut)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bc := lwm2mtest.BootstrapConfig{URI: "coaps://" + ts.svc.boot.SecureAddr().String(), PSKIdentity: "bs-" + ep, PSK: bsKey, Timeout: 5 * time.Second}
+	refusing := bc
+	refusing.RefuseFinish = "no usable server account"
+	if _, _, err := lwm2mtest.Bootstrap(ctx, ep, refusing, nil, nil); err == nil {
+		t.Fatal("a refused Finish bootstrapped")
+	}
+	waitFor(t, "the refused session stored", 30*time.Second, func() bool {
+		ss := ts.bootstrapSessions(t, ep)
+		return len(ss) == 1 && ss[0].Outcome == "failure"
+	})
+	cfg := fleetConfig(lwm2mtest.DeliveryPull)
+	cfg.Endpoint = ep
+	bd := lwm2mtest.NewBootstrapDevice(cfg, bc, nil)
+	defer bd.Close()
+	if err := bd.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newBrowser(t, ts)
+	b.signIn(testAdminToken)
+	b.open("#/devices/" + ep)
+	b.waitJS("two bootstrap sessions", `document.querySelectorAll("#h-bootstrap ~ .job").length === 2`, 30*time.Second)
+	got := b.text("main")
+	for _, want := range []string{"Bootstrap history", "success", "failure", "Bootstrap-Finish /bs answered 4.06: no usable server account", "discover", "2.02", "finish"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("device page lacks %q", want)
+		}
+	}
+	b.screenshot("device-bootstrap")
+}
