@@ -70,8 +70,9 @@ type DTLSConfig struct {
 	ConnectionID bool
 	// OnHandshakeFailure, when set, is told of every failed handshake: the peer, the PSK
 	// identity it presented ("" when none), the reason label of the failure metric and the
-	// error. It runs on the session's goroutine and must not block (the Bootstrap Server stores
-	// a refused session from it).
+	// error. It runs on the session's goroutine and should return soon (the Bootstrap Server
+	// stores a refused session from it, bounded by its request timeout; HandshakeRate bounds how
+	// often one source can make it run).
 	OnHandshakeFailure func(from netip.AddrPort, identity, reason string, err error)
 	// X509, when set, also authenticates devices by certificate (dtls_x509.go); their
 	// Peer.Identity is X509IdentityPrefix and the certificate's name. The ECDHE_ECDSA suites
