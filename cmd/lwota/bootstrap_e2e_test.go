@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -248,4 +249,25 @@ func TestConsoleBootstrapHistory(t *testing.T) {
 		}
 	}
 	b.screenshot("device-bootstrap")
+}
+
+// TestSimBootstrapFlags: --bootstrap's flags are checked before anything starts.
+func TestSimBootstrapFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"--bootstrap", "coaps://127.0.0.1:5784", "--bootstrap-psk-identity", "bs-{ep}", "--bootstrap-psk-key", "00ff"}, ""},
+		{[]string{"--bootstrap", "coap://127.0.0.1:5783"}, ""},
+		{[]string{"--bootstrap", "coaps://127.0.0.1:5784"}, "needs --bootstrap-psk-identity"},
+		{[]string{"--bootstrap", "coaps://127.0.0.1:5784", "--bootstrap-psk-identity", "x", "--bootstrap-psk-key", "zz"}, "must be hex"},
+		{[]string{"--bootstrap", "http://x"}, "want coaps://"},
+		{[]string{"--bootstrap-psk-identity", "x"}, "need --bootstrap"},
+	}
+	for _, tt := range tests {
+		_, err := parseSimFlags(tt.args, io.Discard, func(string) string { return "" })
+		if (tt.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("%v: err %v, want %q", tt.args, err, tt.err)
+		}
+	}
 }
