@@ -182,7 +182,11 @@ func opString(ops []lwm2mtest.BootstrapOp) string {
 func TestBootstrapRefusals(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := ctxT(t)
-	for _, ep := range []string{"r-nokey", "r-404", "r-406", "r-wrongpsk"} {
+	// r-taken's minted identity would be "r-taken", which another device holds.
+	if err := h.dm.Put(ctx, "other-device", "r-taken", []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range []string{"r-nokey", "r-404", "r-406", "r-wrongpsk", "r-taken"} {
 		if err := h.bs.Put(ctx, ep, "bs-"+ep, []byte("bootstrap-secret")); err != nil {
 			t.Fatal(err)
 		}
@@ -203,6 +207,8 @@ func TestBootstrapRefusals(t *testing.T) {
 			clientErr: true, reason: "Bootstrap-Discover / answered 4.04"},
 		{name: "finish 4.06", ep: "r-406", bc: lwm2mtest.BootstrapConfig{URI: "coaps://" + h.dtls, PSKIdentity: "bs-r-406", PSK: []byte("bootstrap-secret"), RefuseFinish: "no usable server account"},
 			clientErr: true, reason: "Bootstrap-Finish /bs answered 4.06: no usable server account"},
+		{name: "minted identity taken", ep: "r-taken", bc: lwm2mtest.BootstrapConfig{URI: "coaps://" + h.dtls, PSKIdentity: "bs-r-taken", PSK: []byte("bootstrap-secret")},
+			clientErr: true, reason: `the DM PSK identity "r-taken" belongs to "other-device"`},
 		{name: "wrong bootstrap psk", ep: "r-wrongpsk", bc: lwm2mtest.BootstrapConfig{URI: "coaps://" + h.dtls, PSKIdentity: "bs-r-wrongpsk", PSK: []byte("not-the-secret")},
 			clientErr: true, reason: `DTLS handshake with bootstrap identity "bs-r-wrongpsk" failed`},
 	}

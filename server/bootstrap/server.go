@@ -65,6 +65,9 @@ type DMCredentials interface {
 	Get(ctx context.Context, endpoint string) (*credentials.Credential, error)
 	// Seal seals a new DM credential without storing it.
 	Seal(endpoint, identity string, key []byte) (*credentials.Sealed, error)
+	// EndpointFor returns the endpoint a DM PSK identity belongs to (credentials.ErrNotFound:
+	// none), so that a minted key is never written under an identity another device holds.
+	EndpointFor(ctx context.Context, identity string) (string, error)
 }
 
 // DMKeyLen is the length of the DM PSKs lwota mints (128 bits, as the AES-128 suites use).
@@ -353,6 +356,19 @@ func (s *Server) admit(ctx context.Context, from transport.Peer, ep, pct string,
 	sess.Config = string(cfg.Scope) + ":" + cfg.Name
 	if err := cfg.Normalize(); err != nil {
 		return nil, 0, &refusal{transport.InternalServerError, fmt.Sprintf("bootstrap configuration %s is unusable: %v", sess.Config, err)}
+	}
+	if cfg.PSK == PSKGenerate {
+		// Checked before the 2.04, so that the device is not wiped for a key lwota could not
+		// store: the minted key's identity must be free or the device's own.
+		id := cfg.PSKIdentity
+		if id == "" {
+			id = ep
+		}
+		if bound, err := s.dm.EndpointFor(ctx, id); err == nil && bound != ep {
+			return nil, 0, &refusal{transport.InternalServerError, fmt.Sprintf("configuration %s: the DM PSK identity %q belongs to %q", sess.Config, id, bound)}
+		} else if err != nil && !errors.Is(err, credentials.ErrNotFound) {
+			return nil, 0, &refusal{transport.InternalServerError, fmt.Sprintf("configuration %s: checking the DM PSK identity %q: %v", sess.Config, id, err)}
+		}
 	}
 	if cfg.PSK == PSKStored {
 		if _, err := s.dm.Get(ctx, ep); err != nil {
