@@ -160,9 +160,25 @@ func TestWire_LwM2M11_BootstrapSequence(t *testing.T) {
 }
 
 // TestBootstrapSilentClientTimesOut: a client that asks and then answers nothing ends its
-// session at the request timeout, with the reason stored and nothing written for the DM server.
+// session at the request timeout, or at the session timeout when that comes first, with the
+// reason stored.
 func TestBootstrapSilentClientTimesOut(t *testing.T) {
-	h := newHarness(t, func(c *bootstrap.ServerConfig) { c.RequestTimeout = time.Second })
+	for _, tt := range []struct {
+		name             string
+		request, session time.Duration
+		reason           string
+	}{
+		{"request timeout", time.Second, 20 * time.Second, "Bootstrap-Discover /: no answer within 1s"},
+		{"session timeout", 10 * time.Second, time.Second, "Bootstrap-Discover /: the session took longer than 1s"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			silentClient(t, tt.request, tt.session, tt.reason)
+		})
+	}
+}
+
+func silentClient(t *testing.T, request, session time.Duration, reason string) {
+	h := newHarness(t, func(c *bootstrap.ServerConfig) { c.RequestTimeout, c.SessionTimeout = request, session })
 	h.config(t, bootstrap.Config{Scope: bootstrap.ScopeEndpoint, Name: "silent-1", ServerURI: "coap://127.0.0.1:5683"})
 	dev := newRawClient(t, h.udp)
 	req := message.Message{Token: []byte{9}, Code: codes.POST, MessageID: 0x0101, Type: message.Confirmable}
@@ -174,7 +190,7 @@ func TestBootstrapSilentClientTimesOut(t *testing.T) {
 		t.Fatalf("answer %v", ack)
 	}
 	s := h.lastSession(t, "silent-1")
-	if s.Outcome != bootstrap.OutcomeFailure || !strings.Contains(s.Reason, "Bootstrap-Discover /: no answer within 1s") {
+	if s.Outcome != bootstrap.OutcomeFailure || !strings.Contains(s.Reason, reason) {
 		t.Fatalf("session %s: %q", s.Outcome, s.Reason)
 	}
 }
