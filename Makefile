@@ -50,6 +50,7 @@ bench: build
 	./$(BIN)/lwota bench pull --devices 16,64,1000 --duration $(PULL_SECONDS)s --dtls
 	./$(BIN)/lwota bench dtls --clients 1,16,64 --duration $(DTLS_SECONDS)s
 	./$(BIN)/lwota bench campaign --devices $(DEVICES) --image-size 65536
+	./$(BIN)/lwota bench bootstrap --devices 1000
 
 lint: deps openapi-lint
 	$(GO) vet ./...

@@ -115,19 +115,21 @@ type API struct {
 	sub     Subscriber
 	logger  *slog.Logger
 
-	images    Images                 // nil: no catalog, the image and key routes answer 404
-	limits    *prometheus.CounterVec // refusals by limit (WithMetrics); nil: not counted
-	maxUpload int64
-	creds     Credentials // nil: the credential routes answer 404
-	updates   Updates     // nil: the update routes answer 404
-	campaigns Campaigns   // nil: the campaign routes answer 404
-	tokens    Tokens      // nil: every route answers 401 (WithAuth)
-	audit     AuditLog    // nil: nothing is recorded, GET /audit answers 404
-	fleet     Fleet       // nil: GET /fleet answers 404 (WithFleet)
-	echo      *echo.Echo
-	queue     QueueReader // nil: reads of writer roles queue up to the device's whole queue
-	streams   streamCounter
-	openGauge prometheus.Gauge // open event streams (WithMetrics); nil: not measured
+	images         Images                 // nil: no catalog, the image and key routes answer 404
+	limits         *prometheus.CounterVec // refusals by limit (WithMetrics); nil: not counted
+	maxUpload      int64
+	creds          Credentials // nil: the credential routes answer 404
+	updates        Updates     // nil: the update routes answer 404
+	campaigns      Campaigns   // nil: the campaign routes answer 404
+	bootstrap      Bootstrap   // nil: the /bootstrap routes answer 404
+	bootstrapCreds Credentials // bootstrap PSKs; nil: their routes answer 404
+	tokens         Tokens      // nil: every route answers 401 (WithAuth)
+	audit          AuditLog    // nil: nothing is recorded, GET /audit answers 404
+	fleet          Fleet       // nil: GET /fleet answers 404 (WithFleet)
+	echo           *echo.Echo
+	queue          QueueReader // nil: reads of writer roles queue up to the device's whole queue
+	streams        streamCounter
+	openGauge      prometheus.Gauge // open event streams (WithMetrics); nil: not measured
 
 	routesOnce sync.Once       // routes is built on first use, after every route is added
 	routes     map[string]bool // "METHOD /path" of every route echo serves
@@ -196,6 +198,7 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	a.labelRoutes(e)      // labels.go: served when the Devices also implement Labels
 	a.updateRoutes(e)     // updates.go: served once WithUpdates is called
 	a.campaignRoutes(e)   // campaigns.go: served once WithCampaigns is called
+	a.bootstrapRoutes(e)  // bootstrap.go: served once WithBootstrap is called
 	a.tokenRoutes(e)      // tokens.go: tokens and the audit log (WithAuth)
 	a.fleetRoutes(e)      // fleet.go: served once WithFleet is called
 	a.echo = e

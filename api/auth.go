@@ -123,6 +123,18 @@ var RouteRoles = []RouteRole{
 	{http.MethodPatch, Prefix + "/campaigns/...", releasers},
 	{http.MethodDelete, Prefix + "/campaigns/...", releasers},
 
+	// Bootstrap: configurations and keys are written by release and admin, read by support too
+	// (keys are never read back); a re-bootstrap rotates a device's key: release and admin.
+	{http.MethodGet, bootstrapConfigsPath, readers},
+	{http.MethodGet, bootstrapConfigPath, readers},
+	{http.MethodPut, bootstrapConfigPath, releasers},
+	{http.MethodDelete, bootstrapConfigPath, releasers},
+	{http.MethodPut, bootstrapCredentialPath, releasers},
+	{http.MethodDelete, bootstrapCredentialPath, releasers},
+	{http.MethodPost, bootstrapImportPath, releasers},
+	{http.MethodGet, bootstrapSessionsPath, readers},
+	{http.MethodPost, bootstrapTriggerPath, releasers},
+
 	{http.MethodPost, tokensPath, admins},
 	{http.MethodGet, tokensPath, admins},
 	{http.MethodDelete, tokensPath + "/:id", admins},

@@ -57,6 +57,11 @@ func (a *API) importCredentials(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return a.importInto(c, store)
+}
+
+// importInto imports the body's credentials into store (device or bootstrap credentials).
+func (a *API) importInto(c echo.Context, store Credentials) error {
 	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
 	var parse func([]byte) ([]credentials.ImportEntry, []credentials.LineError, error)
 	switch {

@@ -60,6 +60,7 @@ func newRootCmd(getenv func(string) string) *cobra.Command {
 		newCredentialsCmd(getenv),
 		newUpdateCmd(getenv),
 		newCampaignCmd(getenv),
+		newBootstrapCmd(getenv),
 		&cobra.Command{
 			Use:   "version",
 			Short: "print the version",
@@ -87,6 +88,10 @@ func newBenchCmd() *cobra.Command {
 		flagSetCmd("dtls", "measure full DTLS PSK handshakes per second",
 			func(cmd *cobra.Command, args []string) error {
 				return benchDTLSCommand(cmd.Context(), args, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}),
+		flagSetCmd("bootstrap", "measure bootstraps per second over DTLS PSK against DTLS PSK registrations",
+			func(cmd *cobra.Command, args []string) error {
+				return benchBootstrapCommand(cmd.Context(), args, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}),
 		flagSetCmd("campaign", "measure an end-to-end campaign against single-device updates",
 			func(cmd *cobra.Command, args []string) error {

@@ -32,6 +32,7 @@ import (
 	"github.com/lwota/lwota/firmware/delivery"
 	"github.com/lwota/lwota/firmware/transfer"
 	"github.com/lwota/lwota/server"
+	"github.com/lwota/lwota/server/bootstrap"
 	"github.com/lwota/lwota/server/credentials"
 	"github.com/lwota/lwota/server/events"
 	"github.com/lwota/lwota/server/fwupdate"
@@ -101,6 +102,9 @@ type serveConfig struct {
 	// files in DATA_DIR/images) are removed, and how old they must be.
 	UploadSweep blobstore.SweepConfig
 
+	// Bootstrap Server (server/bootstrap): its listeners (both empty: off) and bounds.
+	Bootstrap bootstrap.ServerConfig
+
 	// httpListener, when set, is served instead of listening on HTTPAddr: tests open it first,
 	// so that PublicURL can name its port.
 	httpListener net.Listener
@@ -116,6 +120,11 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&c.DTLSKey, "dtls-key", "", "PEM file of the private key of --dtls-cert")
 	fs.StringVar(&c.DTLSCertName, "dtls-cert-name", "cn", "the device certificate field a device's endpoint name must equal: cn (subject common name) or san (first URI, else DNS, subject alternative name)")
 	fs.BoolVar(&c.Core.DTLS.ConnectionID, "dtls-connection-id", true, "issue DTLS connection ids (RFC 9146), so a device whose NAT mapping changes keeps its session")
+	c.Bootstrap = bootstrap.DefaultServerConfig()
+	fs.StringVar(&c.Bootstrap.CoAPAddr, "bootstrap-addr", "", "UDP address of the LwM2M Bootstrap Server over plain CoAP (NoSec bootstrap, refused unless --allow-nosec); empty: off")
+	fs.StringVar(&c.Bootstrap.CoAPSAddr, "bootstraps-addr", "", "UDP address of the LwM2M Bootstrap Server over DTLS with bootstrap PSKs (usually :5784); empty: off")
+	fs.DurationVar(&c.Bootstrap.RequestTimeout, "bootstrap-request-timeout", c.Bootstrap.RequestTimeout, "how long the Bootstrap Server waits for the device's answer to each request")
+	fs.DurationVar(&c.Bootstrap.SessionTimeout, "bootstrap-session-timeout", c.Bootstrap.SessionTimeout, "how long one bootstrap may take, Bootstrap-Request to Bootstrap-Finish")
 	fs.BoolVar(&c.AllowNoSec, "allow-nosec", false, "let devices register over plain CoAP, without DTLS (NoSec): development only")
 	fs.StringVar(&c.CredentialKey, "credential-key", "", "hex 32-byte key sealing device PSKs at rest (default: generated once in DATA_DIR/credential.key)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "TCP address for the REST API, /metrics and health checks")
@@ -199,6 +208,10 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	c.Core.CoAPAddr = c.CoAPAddr
 	c.Core.CoAPSAddr = c.CoAPSAddr
 	c.Core.AllowNoSec = c.AllowNoSec
+	c.Bootstrap.AllowNoSec = c.AllowNoSec
+	if c.Bootstrap.RequestTimeout <= 0 || c.Bootstrap.SessionTimeout <= 0 {
+		return c, fmt.Errorf("serve: --bootstrap-request-timeout and --bootstrap-session-timeout must be above 0")
+	}
 	if c.Core.Transport.SourceRate == 0 {
 		c.Core.Transport.SourceRate = -1 // the transport's "no limit"; its 0 means the default
 	}
@@ -254,6 +267,7 @@ type service struct {
 	metrics *prometheus.Registry
 	updates *fwupdate.Driver
 	rollout *campaigns.Manager
+	boot    *bootstrap.Server // nil: no bootstrap listener
 	blobs   firmware.Blobs
 	ready   chan struct{}
 }
@@ -360,6 +374,16 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 
 	s.rollout = campaigns.New(campaigns.Config{Tick: cfg.CampaignTick, Node: cfg.NodeName}, store, s.updates, core, catalog,
 		auditLog, logger.With("component", "campaigns"), reg, nil).WithEvents(bus)
+	bootCreds, err := credentials.New(store.BootstrapCredentials(), credKey, logger.With("component", "bootstrap-credentials"))
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	if cfg.Bootstrap.CoAPAddr != "" || cfg.Bootstrap.CoAPSAddr != "" {
+		bcfg := cfg.Bootstrap
+		bcfg.Transport, bcfg.DTLS = cfg.Core.Transport, cfg.Core.DTLS
+		s.boot = bootstrap.New(bcfg, store, bootCreds, creds, auditLog, logger.With("component", "bootstrap"), reg)
+	}
 	apiCfg := api.DefaultConfig()
 	apiCfg.MaxStreams, apiCfg.MaxStreamsPerToken = cfg.MaxEventStreams, cfg.MaxEventStreamsPerToken
 	apiCfg.DeviceRequestTimeout = cfg.DeviceRequestTimeout
@@ -369,6 +393,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		WithCredentials(creds).
 		WithUpdates(s.updates).
 		WithCampaigns(s.rollout).
+		WithBootstrap(bootstrap.NewAdmin(store, bootCreds, creds), bootCreds).
 		WithAuth(apiTokens, auditLog).
 		WithFleet(store).
 		WithQueue(store).
@@ -470,7 +495,7 @@ func (s *service) Run(ctx context.Context) error {
 	defer cancel()
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 5)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -484,6 +509,16 @@ func (s *service) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
+	if s.boot != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.boot.Run(ctx); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
 	select {
 	case <-s.core.Ready():
 		wg.Add(1)
@@ -512,6 +547,12 @@ func (s *service) Run(ctx context.Context) error {
 		coaps := "off"
 		if a := s.core.CoAPSAddr(); a != nil {
 			coaps = a.String()
+		}
+		if s.boot != nil {
+			select {
+			case <-s.boot.Ready():
+			case <-ctx.Done():
+			}
 		}
 		s.log.Info("lwota ready", "coap", s.core.Addr().String(), "coaps", coaps, "http", ln.Addr().String(), "database", redactDSN(s.cfg.Database))
 		close(s.ready)

@@ -35,6 +35,9 @@ type simConfig struct {
 	RebootAfterBlocks int
 	Profile           string // comma-separated profile names
 	faults            lwm2mtest.Faults
+
+	// Bootstrap (sim_bootstrap.go): the devices start from bootstrap credentials only.
+	Bootstrap, BootstrapPSKIdentity, BootstrapPSKKey string
 }
 
 // simFailures maps --fail values onto the simulator's faults.
@@ -68,7 +71,13 @@ func parseSimFlags(args []string, stderr io.Writer, getenv func(string) string) 
 	fs.Float64Var(&c.Loss, "loss", 0, "probability (0..1) that a datagram is lost, each way, on every device")
 	fs.IntVar(&c.RebootAfterBlocks, "reboot-after-blocks", 0, "reboot (new port, no De-register) once this many blocks of a download arrived, once; 0: never")
 	fs.StringVar(&c.Profile, "profile", "", "device profiles, comma-separated: "+profileHelp())
+	fs.StringVar(&c.Bootstrap, "bootstrap", "", "bootstrap first from this LwM2M Bootstrap Server (coaps://HOST:PORT or coap://), then register with the DM server it gives; --server is then unused")
+	fs.StringVar(&c.BootstrapPSKIdentity, "bootstrap-psk-identity", "", "bootstrap PSK identity; {ep} is replaced by each device's endpoint name")
+	fs.StringVar(&c.BootstrapPSKKey, "bootstrap-psk-key", "", "bootstrap PSK, hex (the same for every device)")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
+		return c, err
+	}
+	if err := c.checkBootstrap(); err != nil {
 		return c, err
 	}
 	if c.Count < 1 {
@@ -140,6 +149,9 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := lwm2mtest.ApplyProfiles(&tmpl, cfg.Profile); err != nil {
 		return fmt.Errorf("sim: --profile: %w", err)
+	}
+	if cfg.Bootstrap != "" {
+		return simBootstrap(ctx, cfg, tmpl, stdout, logger)
 	}
 	fleet := lwm2mtest.NewFleet(cfg.Count, tmpl, func(i int) string { return fmt.Sprintf("%s%06d", cfg.Prefix, i) }, logger)
 	defer fleet.Close()

@@ -185,6 +185,17 @@ func (m *Manager) seal(endpoint, identity string, key []byte, created, updated t
 	}, nil
 }
 
+// Seal checks and seals a credential for endpoint without storing it, for a caller that stores
+// it in a transaction of its own (the Bootstrap Server saves a freshly minted DM key together
+// with the session that wrote it to the device). The row is new: CreatedAt is now.
+func (m *Manager) Seal(endpoint, identity string, key []byte) (*Sealed, error) {
+	if err := validate(endpoint, identity, key); err != nil {
+		return nil, err
+	}
+	now := m.now().UTC()
+	return m.seal(endpoint, identity, key, now, now)
+}
+
 // Delete removes endpoint's credential; a missing one is ErrNotFound.
 func (m *Manager) Delete(ctx context.Context, endpoint string) error {
 	if err := m.store.DeleteCredential(ctx, endpoint); err != nil {

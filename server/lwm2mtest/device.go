@@ -132,6 +132,16 @@ type DeviceConfig struct {
 	RefuseFirmwareObserve bool
 	// EmptyDeviceType makes /3/0/17 Device Type the empty string instead of DeviceType.
 	EmptyDeviceType bool
+
+	// OnBootstrapTrigger runs (in its own goroutine, after the 2.04) when the server executes
+	// /1/x/9 Bootstrap-Request Trigger; nil: the Execute is answered and does nothing. A
+	// BootstrapDevice sets it to bootstrap again (bootstrap_device.go).
+	OnBootstrapTrigger func()
+	// BootstrapDiscoverNotFound answers Bootstrap-Discover with 4.04 (ProfileBootstrapNoDiscover),
+	// BootstrapRefuseFinish answers Bootstrap-Finish with 4.06 and this diagnostic
+	// (ProfileBootstrapRefuseFinish); both only matter to a BootstrapDevice.
+	BootstrapDiscoverNotFound bool
+	BootstrapRefuseFinish     string
 }
 
 func (c DeviceConfig) withDefaults() DeviceConfig {

@@ -263,6 +263,7 @@ func serverObject() *objectDef {
 		&resourceDef{id: 6, name: "Notification Storing When Disabled or Offline", typ: lwm2m.TypeBoolean, ops: opR | opW},
 		&resourceDef{id: 7, name: "Binding", typ: lwm2m.TypeString, ops: opR | opW},
 		&resourceDef{id: 8, name: "Registration Update Trigger", ops: opE, execute: executeUpdateTrigger},
+		&resourceDef{id: 9, name: "Bootstrap-Request Trigger", ops: opE, execute: executeBootstrapTrigger}, // bootstrap_device.go
 	)
 }
 

@@ -43,6 +43,16 @@ func profiles() map[string]Profile {
 			Doc:   "mbed TLS 2.x DTLS client: ClientHello records carry record version fe 00 (needs a PSK)",
 			Apply: func(c *DeviceConfig) { *c = ApplyProfileMbedTLS2RecordVersion(*c) },
 		},
+		ProfileBootstrapNoDiscover: {
+			Doc:   "LwM2M 1.0 bootstrap client: answers Bootstrap-Discover with 4.04 (with --bootstrap)",
+			Apply: func(c *DeviceConfig) { c.BootstrapDiscoverNotFound = true },
+		},
+		ProfileBootstrapRefuseFinish: {
+			Doc: "refuses Bootstrap-Finish with 4.06 and a diagnostic, as a client finding its configuration inconsistent (with --bootstrap)",
+			Apply: func(c *DeviceConfig) {
+				c.BootstrapRefuseFinish = "inconsistent configuration: no usable DM server account"
+			},
+		},
 		ProfileGoneAway: {
 			Doc:   "registers, then goes silent without a De-register (power cut, NAT mapping gone)",
 			Apply: func(c *DeviceConfig) { *c = WithProfileGoneAway(*c) },

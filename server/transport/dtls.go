@@ -68,6 +68,12 @@ type DTLSConfig struct {
 	// ConnectionID issues RFC 9146 connection ids, so a device behind a NAT whose mapping
 	// changed keeps its session. Default off.
 	ConnectionID bool
+	// OnHandshakeFailure, when set, is told of every failed handshake: the peer, the PSK
+	// identity it presented ("" when none), the reason label of the failure metric and the
+	// error. It runs on the session's goroutine and should return soon (the Bootstrap Server
+	// stores a refused session from it, bounded by its request timeout; HandshakeRate bounds how
+	// often one source can make it run).
+	OnHandshakeFailure func(from netip.AddrPort, identity, reason string, err error)
 	// X509, when set, also authenticates devices by certificate (dtls_x509.go); their
 	// Peer.Identity is X509IdentityPrefix and the certificate's name. The ECDHE_ECDSA suites
 	// join the default CipherSuites.
@@ -185,7 +191,8 @@ type dtlsSession struct {
 	vc          *sessionConn
 	ctx         context.Context
 	cancel      context.CancelFunc
-	pskFailed   atomic.Bool // our PSK lookup refused the client (the handshake's failure reason)
+	pskFailed   atomic.Bool            // our PSK lookup refused the client (the handshake's failure reason)
+	pskIdentity atomic.Pointer[string] // the PSK identity the client presented, for OnHandshakeFailure
 }
 
 func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logger, reg prometheus.Registerer) (*dtlsLink, error) {
@@ -413,6 +420,8 @@ func (l *dtlsLink) run(s *dtlsSession) {
 	}()
 	// The PSK callback is per session, so a failed handshake can name our refusal as its reason.
 	opts := append(slices.Clone(l.opts), dtls.WithPSK(func(identity []byte) ([]byte, error) {
+		id := string(identity)
+		s.pskIdentity.Store(&id)
 		key, err := l.lookupPSK(identity)
 		if err != nil {
 			s.pskFailed.Store(true)
@@ -500,6 +509,13 @@ func (l *dtlsLink) handshakeFailed(s *dtlsSession, reason string, err error) {
 		level = slog.LevelDebug
 	}
 	l.log.Log(context.Background(), level, "transport: dtls handshake failed", "peer", s.currentAddr(l), "reason", reason, "err", err)
+	if hook := l.dc.OnHandshakeFailure; hook != nil && reason != failClosed {
+		var identity string
+		if id := s.pskIdentity.Load(); id != nil {
+			identity = *id
+		}
+		hook(s.currentAddr(l), identity, reason, err)
+	}
 }
 
 // sweep closes sessions idle for IdleTimeout.

@@ -302,7 +302,8 @@ func (e *Endpoint) serveRequest(ctx context.Context, from Peer, f frame) {
 			return
 		}
 	}
-	answer := e.render(ap, f, e.process(ctx, from, req))
+	resp := e.process(ctx, from, req)
+	answer := e.render(ap, f, resp)
 	if cache {
 		// Recorded before sending, so that a copy arriving right after the answer finds it.
 		keep := answer
@@ -313,6 +314,9 @@ func (e *Endpoint) serveRequest(ctx context.Context, from Peer, f frame) {
 	}
 	if answer != nil {
 		e.write(answer, ap)
+	}
+	if resp != nil && resp.Sent != nil {
+		resp.Sent()
 	}
 }
 

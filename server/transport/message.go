@@ -106,6 +106,10 @@ type Message struct {
 	// that must not be cached is never sent by lwota).
 	MaxAge  uint32
 	Payload []byte
+	// Sent, on a handler's response, is called once the response has been written (or was
+	// not written: a NON answer that could not be rendered), so that work which must follow the
+	// answer on the wire (the Bootstrap Server's first request after 2.04) starts only then.
+	Sent func()
 }
 
 // NewMessage returns a message with code c and every integer option marked absent.

@@ -11,28 +11,85 @@ import (
 	"github.com/lwota/lwota/server/credentials"
 )
 
-// The credential manager's store.
-var _ credentials.Store = (*Store)(nil)
+// The credential manager's store: device_credentials through the Store's own methods, and
+// bootstrap_credentials through BootstrapCredentials.
+var (
+	_ credentials.Store = (*Store)(nil)
+	_ credentials.Store = CredentialTable{}
+)
+
+// CredentialTable is one table of sealed PSK credentials. Both tables have the same columns and
+// the same rules (identity UNIQUE); only the listener that looks them up differs.
+type CredentialTable struct {
+	s     *Store
+	table string
+}
+
+// BootstrapCredentials is the store of the devices' bootstrap PSKs (bootstrap_credentials), which
+// the Bootstrap Server's DTLS listener looks up; they never open lwota's DM listener.
+func (s *Store) BootstrapCredentials() CredentialTable {
+	return CredentialTable{s, "bootstrap_credentials"}
+}
+
+func (s *Store) deviceCredentials() CredentialTable { return CredentialTable{s, "device_credentials"} }
+
+// SaveCredential: see CredentialTable.SaveCredential (device_credentials).
+func (s *Store) SaveCredential(ctx context.Context, c *credentials.Sealed) error {
+	return s.deviceCredentials().SaveCredential(ctx, c)
+}
+
+// CredentialByIdentity: see CredentialTable.CredentialByIdentity (device_credentials).
+func (s *Store) CredentialByIdentity(ctx context.Context, identity string) (*credentials.Sealed, error) {
+	return s.deviceCredentials().CredentialByIdentity(ctx, identity)
+}
+
+// CredentialByEndpoint: see CredentialTable.CredentialByEndpoint (device_credentials).
+func (s *Store) CredentialByEndpoint(ctx context.Context, endpoint string) (*credentials.Sealed, error) {
+	return s.deviceCredentials().CredentialByEndpoint(ctx, endpoint)
+}
+
+// DeleteCredential: see CredentialTable.DeleteCredential (device_credentials).
+func (s *Store) DeleteCredential(ctx context.Context, endpoint string) error {
+	return s.deviceCredentials().DeleteCredential(ctx, endpoint)
+}
+
+// CredentialRefs: see CredentialTable.CredentialRefs (device_credentials).
+func (s *Store) CredentialRefs(ctx context.Context, endpoints, identities []string) ([]credentials.Ref, error) {
+	return s.deviceCredentials().CredentialRefs(ctx, endpoints, identities)
+}
+
+// SaveCredentials: see CredentialTable.SaveCredentials (device_credentials).
+func (s *Store) SaveCredentials(ctx context.Context, cs []*credentials.Sealed) error {
+	return s.deviceCredentials().SaveCredentials(ctx, cs)
+}
 
 var credentialColumns = []string{"endpoint", "identity", "nonce", "sealed_key", "created_at", "updated_at"}
 
-func (s *Store) credentialQuery(where string) string {
-	return s.dialect.rebind("SELECT " + strings.Join(credentialColumns, ", ") + " FROM device_credentials WHERE " + where + " = ?")
+func (t CredentialTable) credentialQuery(where string) string {
+	return t.s.dialect.rebind("SELECT " + strings.Join(credentialColumns, ", ") + " FROM " + t.table + " WHERE " + where + " = ?")
+}
+
+// saveStmt is the upsert of one credential row.
+func (t CredentialTable) saveStmt(c *credentials.Sealed) (stmt, error) {
+	times, err := timeArgs(c.CreatedAt, c.UpdatedAt)
+	if err != nil {
+		return stmt{}, err
+	}
+	q := t.s.dialect.rebind(upsert(t.table, []string{"endpoint"}, credentialColumns))
+	return stmt{q, []any{c.Endpoint, c.Identity, c.Nonce, c.SealedKey, times[0], times[1]}}, nil
 }
 
 // SaveCredential inserts or replaces the credential of c.Endpoint. An identity another endpoint
 // holds violates the unique index: credentials.ErrIdentityTaken.
-func (s *Store) SaveCredential(ctx context.Context, c *credentials.Sealed) error {
+func (t CredentialTable) SaveCredential(ctx context.Context, c *credentials.Sealed) error {
 	if c == nil || c.Endpoint == "" || c.Identity == "" {
 		return errors.New("sqlstore: save credential: no endpoint or identity")
 	}
-	times, err := timeArgs(c.CreatedAt, c.UpdatedAt)
+	st, err := t.saveStmt(c)
 	if err != nil {
 		return fmt.Errorf("sqlstore: save credential %s: %w", c.Endpoint, err)
 	}
-	q := s.dialect.rebind(upsert("device_credentials", []string{"endpoint"}, credentialColumns))
-	args := []any{c.Endpoint, c.Identity, c.Nonce, c.SealedKey, times[0], times[1]}
-	if err := s.w.do(ctx, "credential:"+c.Endpoint, stmt{q, args}); err != nil {
+	if err := t.s.w.do(ctx, t.table+":"+c.Endpoint, st); err != nil {
 		if isUniqueViolation(err, "identity") {
 			return fmt.Errorf("sqlstore: save credential %s: %w (%v)", c.Endpoint, credentials.ErrIdentityTaken, err)
 		}
@@ -42,21 +99,21 @@ func (s *Store) SaveCredential(ctx context.Context, c *credentials.Sealed) error
 }
 
 // CredentialByIdentity returns the credential whose PSK identity is identity.
-func (s *Store) CredentialByIdentity(ctx context.Context, identity string) (*credentials.Sealed, error) {
-	return s.credential(ctx, "identity", identity)
+func (t CredentialTable) CredentialByIdentity(ctx context.Context, identity string) (*credentials.Sealed, error) {
+	return t.credential(ctx, "identity", identity)
 }
 
 // CredentialByEndpoint returns endpoint's credential.
-func (s *Store) CredentialByEndpoint(ctx context.Context, endpoint string) (*credentials.Sealed, error) {
-	return s.credential(ctx, "endpoint", endpoint)
+func (t CredentialTable) CredentialByEndpoint(ctx context.Context, endpoint string) (*credentials.Sealed, error) {
+	return t.credential(ctx, "endpoint", endpoint)
 }
 
-func (s *Store) credential(ctx context.Context, col, v string) (*credentials.Sealed, error) {
+func (t CredentialTable) credential(ctx context.Context, col, v string) (*credentials.Sealed, error) {
 	var (
 		c                credentials.Sealed
 		created, updated sql.NullInt64
 	)
-	err := s.queryRow(ctx, s.credentialQuery(col), v).Scan(&c.Endpoint, &c.Identity, &c.Nonce, &c.SealedKey, &created, &updated)
+	err := t.s.queryRow(ctx, t.credentialQuery(col), v).Scan(&c.Endpoint, &c.Identity, &c.Nonce, &c.SealedKey, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = credentials.ErrNotFound
 	}
@@ -68,9 +125,9 @@ func (s *Store) credential(ctx context.Context, col, v string) (*credentials.Sea
 }
 
 // DeleteCredential removes endpoint's credential; a missing one is credentials.ErrNotFound.
-func (s *Store) DeleteCredential(ctx context.Context, endpoint string) error {
-	q := s.dialect.rebind("DELETE FROM device_credentials WHERE endpoint = ?")
-	if err := s.w.doMatch(ctx, "credential:"+endpoint, credentials.ErrNotFound, stmt{q, []any{endpoint}}); err != nil {
+func (t CredentialTable) DeleteCredential(ctx context.Context, endpoint string) error {
+	q := t.s.dialect.rebind("DELETE FROM " + t.table + " WHERE endpoint = ?")
+	if err := t.s.w.doMatch(ctx, t.table+":"+endpoint, credentials.ErrNotFound, stmt{q, []any{endpoint}}); err != nil {
 		return fmt.Errorf("sqlstore: delete credential %s: %w", endpoint, err)
 	}
 	return nil
@@ -78,7 +135,7 @@ func (s *Store) DeleteCredential(ctx context.Context, endpoint string) error {
 
 // CredentialRefs returns the credentials (without keys) whose endpoint is in endpoints or whose
 // identity is in identities. Callers keep each list to a few hundred names (one statement).
-func (s *Store) CredentialRefs(ctx context.Context, endpoints, identities []string) ([]credentials.Ref, error) {
+func (t CredentialTable) CredentialRefs(ctx context.Context, endpoints, identities []string) ([]credentials.Ref, error) {
 	if len(endpoints) == 0 && len(identities) == 0 {
 		return nil, nil
 	}
@@ -95,8 +152,8 @@ func (s *Store) CredentialRefs(ctx context.Context, endpoints, identities []stri
 			args = append(args, v)
 		}
 	}
-	q := s.dialect.rebind("SELECT endpoint, identity, created_at FROM device_credentials WHERE " + strings.Join(where, " OR "))
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	q := t.s.dialect.rebind("SELECT endpoint, identity, created_at FROM " + t.table + " WHERE " + strings.Join(where, " OR "))
+	rows, err := t.s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: credential refs: %w", err)
 	}
@@ -126,7 +183,7 @@ const (
 // are deleted first, so identities may move between these endpoints; then the rows are inserted.
 // An identity held by an endpoint outside cs violates the unique index, the transaction rolls
 // back, and the error matches credentials.ErrIdentityTaken.
-func (s *Store) SaveCredentials(ctx context.Context, cs []*credentials.Sealed) error {
+func (t CredentialTable) SaveCredentials(ctx context.Context, cs []*credentials.Sealed) error {
 	if len(cs) == 0 {
 		return nil
 	}
@@ -139,7 +196,7 @@ func (s *Store) SaveCredentials(ctx context.Context, cs []*credentials.Sealed) e
 			}
 			args[i] = c.Endpoint
 		}
-		stmts = append(stmts, stmt{s.dialect.rebind("DELETE FROM device_credentials WHERE endpoint IN (" + placeholders(len(chunk)) + ")"), args})
+		stmts = append(stmts, stmt{t.s.dialect.rebind("DELETE FROM " + t.table + " WHERE endpoint IN (" + placeholders(len(chunk)) + ")"), args})
 	}
 	row := "(" + placeholders(len(credentialColumns)) + ")"
 	for chunk := range slices.Chunk(cs, credentialInsertChunk) {
@@ -151,11 +208,11 @@ func (s *Store) SaveCredentials(ctx context.Context, cs []*credentials.Sealed) e
 			}
 			args = append(args, c.Endpoint, c.Identity, c.Nonce, c.SealedKey, times[0], times[1])
 		}
-		q := "INSERT INTO device_credentials (" + strings.Join(credentialColumns, ", ") + ") VALUES " +
+		q := "INSERT INTO " + t.table + " (" + strings.Join(credentialColumns, ", ") + ") VALUES " +
 			strings.Repeat(row+", ", len(chunk)-1) + row
-		stmts = append(stmts, stmt{s.dialect.rebind(q), args})
+		stmts = append(stmts, stmt{t.s.dialect.rebind(q), args})
 	}
-	if err := s.w.do(ctx, "credentials:import", stmts...); err != nil {
+	if err := t.s.w.do(ctx, t.table+":import", stmts...); err != nil {
 		if isUniqueViolation(err, "identity") {
 			return fmt.Errorf("sqlstore: save %d credentials: %w (%v)", len(cs), credentials.ErrIdentityTaken, err)
 		}

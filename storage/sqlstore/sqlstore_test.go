@@ -63,6 +63,12 @@ func TestContract(t *testing.T) {
 			t.Run("credentials", func(t *testing.T) {
 				storetest.RunCredentials(t, func(t *testing.T) credentials.Store { return open(t, b.dsn(t)) })
 			})
+			t.Run("bootstrap", func(t *testing.T) {
+				storetest.RunBootstrap(t, func(t *testing.T) storetest.BootstrapStore { return open(t, b.dsn(t)) })
+			})
+			t.Run("bootstrap-credentials", func(t *testing.T) {
+				storetest.RunCredentials(t, func(t *testing.T) credentials.Store { return open(t, b.dsn(t)).BootstrapCredentials() })
+			})
 			t.Run("tokens", func(t *testing.T) {
 				storetest.RunTokens(t, func(t *testing.T) apitoken.Store { return open(t, b.dsn(t)) })
 			})

@@ -5,6 +5,7 @@ import {call, errorText, query, seg, APIError} from '../api.js';
 import {h, facts, field, pressGuard, redraw, replace, table} from '../dom.js';
 import {stream} from '../sse.js';
 import {labels} from './devices.js';
+import {bootstrapHistory} from './bootstrap.js';
 import {ago, binding, bytes, deviceState, jobActive, jobState, OBJECTS, percent, seconds, time, updateResult} from '../words.js';
 
 /** @param {import('../main.js').Ctx} ctx */
@@ -70,7 +71,8 @@ export async function render(ctx) {
       ctx.who.can('updateDevices') ? startForm(ctx, ep, load, () => device) : null,
       view.jobs),
     view.registration,
-    view.objects);
+    view.objects,
+    bootstrapHistory(ctx, ep));
 
   // Live: registrations and notifications of this device refresh the page; an active job is
   // polled too, since its steps are not on the event stream.

@@ -1,0 +1,36 @@
+-- LwM2M Bootstrap Server: the bootstrap PSKs of devices (sealed like device_credentials), the
+-- bootstrap configurations (per endpoint, endpoint-name prefix or label; one JSON document each)
+-- and the sessions the bootstrap listener ran, step by step.
+-- Times are INTEGER unix nanoseconds (UTC); NULL stands for the zero time.
+
+-- +goose Up
+CREATE TABLE bootstrap_credentials (
+    endpoint   TEXT    NOT NULL PRIMARY KEY,
+    identity   TEXT    NOT NULL UNIQUE, -- PSK identity the device presents to the bootstrap listener
+    nonce      BLOB    NOT NULL,
+    sealed_key BLOB    NOT NULL,        -- sealed with endpoint and identity as additional data
+    created_at INTEGER,
+    updated_at INTEGER
+);
+
+CREATE TABLE bootstrap_configs (
+    scope      TEXT    NOT NULL, -- endpoint, prefix or label
+    name       TEXT    NOT NULL, -- the endpoint name, the prefix, or "key=value"
+    updated_at INTEGER NOT NULL,
+    doc        TEXT    NOT NULL, -- JSON bootstrap.Config (no secret in it)
+    PRIMARY KEY (scope, name)
+);
+
+CREATE TABLE bootstrap_sessions (
+    id         TEXT    NOT NULL PRIMARY KEY,
+    endpoint   TEXT    NOT NULL,
+    started_at INTEGER NOT NULL,
+    outcome    TEXT    NOT NULL, -- running, success, failure
+    doc        TEXT    NOT NULL  -- JSON bootstrap.Session: steps and reason
+);
+CREATE INDEX bootstrap_sessions_endpoint ON bootstrap_sessions (endpoint, started_at);
+
+-- +goose Down
+DROP TABLE bootstrap_sessions;
+DROP TABLE bootstrap_configs;
+DROP TABLE bootstrap_credentials;
