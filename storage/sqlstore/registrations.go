@@ -29,7 +29,16 @@ func (s *Store) SaveRegistration(ctx context.Context, r *registration.Registrati
 	if err != nil {
 		return fmt.Errorf("sqlstore: save registration %s: %w", r.Endpoint, err)
 	}
-	if err := s.w.do(ctx, r.Endpoint, stmt{s.q.saveRegistration, args}); err != nil {
+	stmts := []stmt{{s.q.saveRegistration, args}}
+	if r.ID != "" {
+		// A Register or De-register queues its webhook deliveries in the same transaction.
+		out, err := s.registrationOutbox(r)
+		if err != nil {
+			return fmt.Errorf("sqlstore: save registration %s: %w", r.Endpoint, err)
+		}
+		stmts = append(stmts, out)
+	}
+	if err := s.w.do(ctx, r.Endpoint, stmts...); err != nil {
 		return fmt.Errorf("sqlstore: save registration %s: %w", r.Endpoint, err)
 	}
 	return nil
