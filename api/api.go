@@ -121,6 +121,7 @@ type API struct {
 	creds     Credentials // nil: the credential routes answer 404
 	updates   Updates     // nil: the update routes answer 404
 	campaigns Campaigns   // nil: the campaign routes answer 404
+	webhooks  Webhooks    // nil: the webhook routes answer 404
 	tokens    Tokens      // nil: every route answers 401 (WithAuth)
 	audit     AuditLog    // nil: nothing is recorded, GET /audit answers 404
 	echo      *echo.Echo
@@ -195,6 +196,7 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	a.labelRoutes(e)      // labels.go: served when the Devices also implement Labels
 	a.updateRoutes(e)     // updates.go: served once WithUpdates is called
 	a.campaignRoutes(e)   // campaigns.go: served once WithCampaigns is called
+	a.webhookRoutes(e)    // webhooks.go: served once WithWebhooks is called
 	a.tokenRoutes(e)      // tokens.go: tokens and the audit log (WithAuth)
 	a.echo = e
 	return a

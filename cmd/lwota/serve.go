@@ -39,6 +39,7 @@ import (
 	"github.com/lwota/lwota/server/transport"
 	"github.com/lwota/lwota/storage/blobstore"
 	"github.com/lwota/lwota/storage/sqlstore"
+	"github.com/lwota/lwota/webhooks"
 )
 
 // serveConfig is everything `lwota serve` reads from flags and LWOTA_* variables.
@@ -79,8 +80,11 @@ type serveConfig struct {
 
 	// Campaigns.
 	CampaignTick time.Duration // how often the campaign scheduler looks at active campaigns
-	NodeName     string        // this node's name in the lease electing the one node driving campaigns
+	NodeName     string        // this node's name in the leases electing the one node driving campaigns (and webhooks)
 	Cluster      bool          // several nodes share the database: each drives the jobs of its own devices
+
+	// Webhooks: the dispatcher's tuning (Node is NodeName).
+	Webhooks webhooks.Config
 
 	// Device certificates (DTLS with X.509): the CA bundle devices' certificates chain to, the
 	// server's certificate and key (PEM files), and the field naming the device (cn or san).
@@ -162,6 +166,14 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.DurationVar(&c.CampaignTick, "campaign-tick", time.Second, "how often the node driving campaigns looks at every active campaign")
 	fs.BoolVar(&c.Cluster, "cluster", false, "several lwota nodes share this PostgreSQL database: each node drives the update jobs of the devices that talk to it, one node drives campaigns")
 	fs.StringVar(&c.NodeName, "node-name", "", "this node's name in the lease that elects the one node driving campaigns (default: the host name and process id)")
+	whDef := webhooks.DefaultConfig()
+	fs.IntVar(&c.Webhooks.Workers, "webhook-workers", whDef.Workers, "webhook requests in flight at once, over all subscriptions")
+	fs.IntVar(&c.Webhooks.PerSubscription, "webhook-workers-per-subscription", whDef.PerSubscription, "webhook requests in flight at once to one subscription")
+	fs.DurationVar(&c.Webhooks.Timeout, "webhook-timeout", whDef.Timeout, "how long one webhook request may take, answer included")
+	fs.DurationVar(&c.Webhooks.Backoff.Base, "webhook-backoff", whDef.Backoff.Base, "wait after a webhook delivery's first failed attempt; it doubles with each failure (with jitter) up to --webhook-backoff-max")
+	fs.DurationVar(&c.Webhooks.Backoff.Max, "webhook-backoff-max", whDef.Backoff.Max, "longest wait between two attempts of a webhook delivery")
+	fs.IntVar(&c.Webhooks.MaxAttempts, "webhook-max-attempts", whDef.MaxAttempts, "failed attempts after which a webhook delivery is dead (listed with ?state=dead)")
+	fs.DurationVar(&c.Webhooks.MaxAge, "webhook-max-age", whDef.MaxAge, "a webhook delivery not delivered this long after it was queued is dead")
 	fs.Func("max-lifetime", "longest registration lifetime (lt) a device may ask for; longer is refused with 4.00; 0: no limit (default 720h)", func(v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 || d.Seconds() > float64(^uint32(0)) {
@@ -189,6 +201,10 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	if err := c.checkTLS(); err != nil {
 		return c, err
 	}
+	if w := c.Webhooks; w.Workers < 1 || w.PerSubscription < 1 || w.MaxAttempts < 1 || w.Timeout <= 0 || w.Backoff.Base <= 0 ||
+		w.Backoff.Max < w.Backoff.Base || w.MaxAge <= 0 {
+		return c, fmt.Errorf("serve: --webhook-workers, --webhook-workers-per-subscription and --webhook-max-attempts must be at least 1; --webhook-timeout, --webhook-backoff and --webhook-max-age above 0; --webhook-backoff-max at least --webhook-backoff")
+	}
 	if c.Cluster && !strings.HasPrefix(c.Database, "postgres") {
 		return c, fmt.Errorf("serve: --cluster needs a postgres:// database that every node shares")
 	}
@@ -196,6 +212,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 		host, _ := os.Hostname()
 		c.NodeName = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
+	c.Webhooks.Node = c.NodeName
 	c.Core.CoAPAddr = c.CoAPAddr
 	c.Core.CoAPSAddr = c.CoAPSAddr
 	c.Core.AllowNoSec = c.AllowNoSec
@@ -254,6 +271,8 @@ type service struct {
 	metrics *prometheus.Registry
 	updates *fwupdate.Driver
 	rollout *campaigns.Manager
+	hooks   *webhooks.Dispatcher
+	bus     *events.Bus
 	blobs   firmware.Blobs
 	ready   chan struct{}
 }
@@ -360,6 +379,9 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 
 	s.rollout = campaigns.New(campaigns.Config{Tick: cfg.CampaignTick, Node: cfg.NodeName}, store, s.updates, core, catalog,
 		auditLog, logger.With("component", "campaigns"), reg, nil).WithEvents(bus)
+	// The store queues webhook deliveries with the events themselves; the dispatcher sends them.
+	s.hooks = webhooks.New(cfg.Webhooks, store, logger.With("component", "webhooks"), reg)
+	s.bus = bus
 	apiCfg := api.DefaultConfig()
 	apiCfg.MaxStreams, apiCfg.MaxStreamsPerToken = cfg.MaxEventStreams, cfg.MaxEventStreamsPerToken
 	apiCfg.DeviceRequestTimeout = cfg.DeviceRequestTimeout
@@ -369,6 +391,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		WithCredentials(creds).
 		WithUpdates(s.updates).
 		WithCampaigns(s.rollout).
+		WithWebhooks(s.hooks).
 		WithAuth(apiTokens, auditLog).
 		WithQueue(store).
 		WithMetrics(reg)
@@ -469,7 +492,7 @@ func (s *service) Run(ctx context.Context) error {
 	defer cancel()
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 8)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -507,6 +530,18 @@ func (s *service) Run(ctx context.Context) error {
 				errs <- err
 				cancel()
 			}
+		}()
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := s.hooks.Run(ctx); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			wakeWebhooks(ctx, s.bus, s.hooks)
 		}()
 		coaps := "off"
 		if a := s.core.CoAPSAddr(); a != nil {
@@ -769,4 +804,16 @@ func withCORS(next http.Handler, origins []string) http.Handler {
 		h.Set("Access-Control-Expose-Headers", api.HeaderRequestID+", Location")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// wakeWebhooks wakes the dispatcher at each event of a kind webhooks deliver, so a delivery
+// leaves as soon as its event is stored rather than at the next poll. Events the bus drops cost
+// nothing but that latency: the outbox, not the bus, is what gets delivered.
+func wakeWebhooks(ctx context.Context, bus *events.Bus, d *webhooks.Dispatcher) {
+	for ev := range bus.Subscribe(ctx) {
+		switch events.KindOf(ev.Type) {
+		case events.KindUpdateJob, events.KindCampaign, events.KindRegistration:
+			d.Wake()
+		}
+	}
 }
