@@ -33,11 +33,12 @@ commands:
   credentials  import many devices' DTLS credentials at once (admin)
   update  start, follow and cancel the firmware update of one device
   campaign  create, drive and watch firmware campaigns (rollouts to many devices)
+  webhook create, list and delete webhook subscriptions; list and retry their deliveries
   version print the version
 
 Run 'lwota <command> -h' for the flags of a command. Every flag of serve, sim and bench has an
 environment twin: --coap-addr is LWOTA_COAP_ADDR, and so on. image, key, update, campaign,
-token and credentials read only LWOTA_SERVER and LWOTA_TOKEN.
+token, credentials and webhook read only LWOTA_SERVER and LWOTA_TOKEN.
 `
 
 // version is set by the linker in release builds.
@@ -67,6 +68,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return updateCmd(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "campaign":
 		return campaignCmd(ctx, args[1:], stdout, stderr, os.Getenv)
+	case "webhook":
+		c := newWebhookCmd(os.Getenv)
+		c.SetArgs(args[1:])
+		c.SetOut(stdout)
+		c.SetErr(stderr)
+		return c.ExecuteContext(ctx)
 	case "version":
 		fmt.Fprintln(stdout, "lwota", version)
 		return nil
