@@ -10,6 +10,7 @@ import * as device from './views/device.js';
 import * as campaigns from './views/campaigns.js';
 import * as campaign from './views/campaign.js';
 import * as images from './views/images.js';
+import * as webhooks from './views/webhooks.js';
 
 /** What each role may do, as api.RouteRoles says; the server checks again on every call. */
 const ROLES = {
@@ -18,6 +19,8 @@ const ROLES = {
   readImages: ['admin', 'release', 'ci', 'support'],
   updateDevices: ['admin', 'release'],
   driveCampaigns: ['admin', 'release'],
+  readWebhooks: ['admin', 'release', 'support'],
+  manageWebhooks: ['admin'],
 };
 
 /**
@@ -37,6 +40,7 @@ const ROUTES = [
   {re: /^\/campaigns$/, view: campaigns.render, section: 'campaigns', need: 'readCampaigns'},
   {re: /^\/campaigns\/([^/]+)$/, view: campaign.render, section: 'campaigns', need: 'readCampaigns'},
   {re: /^\/images$/, view: images.render, section: 'images', need: 'readImages'},
+  {re: /^\/webhooks$/, view: webhooks.render, section: 'webhooks', need: 'readWebhooks'},
 ];
 
 /** @type {Who|null} */
