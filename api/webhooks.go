@@ -12,7 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/lwota/lwota/webhooks"
+	"github.com/lwota/lwota/server/webhooks"
 )
 
 // Webhooks manages webhook subscriptions and their deliveries (*webhooks.Dispatcher implements it).

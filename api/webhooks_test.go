@@ -11,8 +11,8 @@ import (
 	"github.com/lwota/lwota/server/apitoken"
 	"github.com/lwota/lwota/server/audit"
 	"github.com/lwota/lwota/server/registration"
+	"github.com/lwota/lwota/server/webhooks"
 	"github.com/lwota/lwota/storage/sqlstore"
-	"github.com/lwota/lwota/webhooks"
 )
 
 // The webhook routes run over a real *webhooks.Dispatcher (not started) and a real SQLite store.

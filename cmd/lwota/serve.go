@@ -37,9 +37,9 @@ import (
 	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/transport"
+	"github.com/lwota/lwota/server/webhooks"
 	"github.com/lwota/lwota/storage/blobstore"
 	"github.com/lwota/lwota/storage/sqlstore"
-	"github.com/lwota/lwota/webhooks"
 )
 
 // serveConfig is everything `lwota serve` reads from flags and LWOTA_* variables.

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/lwota/lwota/server/lwm2mtest"
-	"github.com/lwota/lwota/webhooks"
+	"github.com/lwota/lwota/server/webhooks"
 )
 
 // lwotaProcess is `lwota serve` in a process of its own (this test binary acting as the command,

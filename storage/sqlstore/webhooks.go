@@ -14,7 +14,7 @@ import (
 	"github.com/lwota/lwota/server/events"
 	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/registration"
-	"github.com/lwota/lwota/webhooks"
+	"github.com/lwota/lwota/server/webhooks"
 )
 
 var _ webhooks.Store = (*Store)(nil)

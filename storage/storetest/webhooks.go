@@ -13,7 +13,7 @@ import (
 	"github.com/lwota/lwota/server/events"
 	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/registration"
-	"github.com/lwota/lwota/webhooks"
+	"github.com/lwota/lwota/server/webhooks"
 )
 
 // WebhookStore is a webhooks.Store that also stores the events webhooks announce: the outbox

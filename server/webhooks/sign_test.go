@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lwota/lwota/webhooks"
+	"github.com/lwota/lwota/server/webhooks"
 )
 
 func TestSignVerify(t *testing.T) {

@@ -18,8 +18,8 @@ import (
 
 	"github.com/lwota/lwota/server/events"
 	"github.com/lwota/lwota/server/registration"
+	"github.com/lwota/lwota/server/webhooks"
 	"github.com/lwota/lwota/storage/sqlstore"
-	"github.com/lwota/lwota/webhooks"
 )
 
 // The dispatcher runs over a real SQLite store and delivers to real HTTP servers on loopback.
