@@ -30,8 +30,11 @@ func (s *Store) SaveRegistration(ctx context.Context, r *registration.Registrati
 		return fmt.Errorf("sqlstore: save registration %s: %w", r.Endpoint, err)
 	}
 	stmts := []stmt{{s.q.saveRegistration, args}}
-	if r.ID != "" {
-		// A Register or De-register queues its webhook deliveries in the same transaction.
+	register := r.ID != "" && r.DeregisteredAt.IsZero()
+	if last, ok := s.queued.Get(r.Endpoint); r.ID != "" && !(register && ok && last == r.ID) {
+		// A Register or De-register queues its webhook deliveries in the same transaction. An
+		// Update of a registration whose Register this store queued already would queue
+		// nothing (same delivery ids): it skips the statement, the hot path of a large fleet.
 		out, err := s.registrationOutbox(r)
 		if err != nil {
 			return fmt.Errorf("sqlstore: save registration %s: %w", r.Endpoint, err)
@@ -40,6 +43,11 @@ func (s *Store) SaveRegistration(ctx context.Context, r *registration.Registrati
 	}
 	if err := s.w.do(ctx, r.Endpoint, stmts...); err != nil {
 		return fmt.Errorf("sqlstore: save registration %s: %w", r.Endpoint, err)
+	}
+	if register {
+		s.queued.Add(r.Endpoint, r.ID)
+	} else {
+		s.queued.Remove(r.Endpoint)
 	}
 	return nil
 }

@@ -34,12 +34,17 @@ var deliveryColumns = []string{
 const outboxInsert = "INSERT INTO webhook_deliveries (id, subscription_id, event_id, kind, event_type, endpoint, at, " +
 	"payload, state, attempts, next_attempt_at, queued_at, last_status, last_error, ended_at) "
 
-// outboxValues are the select list after the ids: kind, type, endpoint, at, payload, then the
-// constants of a new delivery (due at the event's time).
-const outboxValues = "CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), " +
+// outboxValues are the select list after the ids and the kind: type, endpoint, at, payload, then
+// the constants of a new delivery (due at the event's time).
+const outboxValues = "CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), " +
 	"'pending', 0, CAST(? AS BIGINT), CAST(? AS BIGINT), 0, '', NULL "
 
-const outboxSubscriptions = "FROM webhook_subscriptions s WHERE s.enabled = 1 AND s.kinds LIKE ? "
+// outboxSubscriptions selects the enabled subscriptions of kind. The pattern is a literal, not
+// a parameter: SQLite plans LIKE against a bound value anew at every execution (its LIKE
+// optimization), which made every registration save parse its statement again.
+func outboxSubscriptions(kind string) string {
+	return "WHERE s.enabled = 1 AND s.kinds LIKE '" + kindPattern(kind) + "' "
+}
 
 // outboxEvent is a stored event the outbox queues.
 type outboxEvent struct {
@@ -54,11 +59,24 @@ func (s *Store) outbox(ev outboxEvent) (stmt, error) {
 	if err != nil {
 		return stmt{}, fmt.Errorf("webhook payload: %w", err)
 	}
+	q, ok := s.q.outbox[ev.kind]
+	if !ok {
+		return stmt{}, fmt.Errorf("webhook outbox: no statement for kind %q", ev.kind)
+	}
 	at := ev.at.UnixNano()
-	q := outboxInsert + "SELECT s.id || '.' || CAST(? AS TEXT), s.id, CAST(? AS TEXT), " + outboxValues +
-		outboxSubscriptions + "ON CONFLICT (id) DO NOTHING"
-	return stmt{s.dialect.rebind(q), []any{ev.id, ev.id, ev.kind, ev.typ, ev.endpoint, at, payload, at, at,
-		kindPattern(ev.kind)}}, nil
+	return stmt{q, []any{ev.id, ev.id, ev.typ, ev.endpoint, at, payload, at, at}}, nil
+}
+
+// outboxQueries are the statements queueing one event of each kind whose id the caller knows.
+// Every writer goroutine prepares them (queries.writes): they run with every registration, job
+// transition and campaign event.
+func outboxQueries(d *dialect) map[string]string {
+	out := map[string]string{}
+	for _, kind := range webhooks.Kinds {
+		out[kind] = d.rebind(outboxInsert + "SELECT s.id || '.' || CAST(? AS TEXT), s.id, CAST(? AS TEXT), '" + kind + "', " +
+			outboxValues + "FROM webhook_subscriptions s " + outboxSubscriptions(kind) + "ON CONFLICT (id) DO NOTHING")
+	}
+	return out
 }
 
 // campaignOutbox queues e, the campaign event just inserted (its seq is the campaign's highest).
@@ -70,11 +88,10 @@ func (s *Store) campaignOutbox(e campaigns.Event) (stmt, error) {
 	}
 	at := e.At.UnixNano()
 	ev := "'cmp.' || e.campaign_id || '.' || CAST(e.seq AS TEXT)"
-	q := outboxInsert + "SELECT s.id || '.' || " + ev + ", s.id, " + ev + ", " + outboxValues +
+	q := outboxInsert + "SELECT s.id || '.' || " + ev + ", s.id, " + ev + ", '" + events.KindCampaign + "', " + outboxValues +
 		"FROM webhook_subscriptions s, (SELECT campaign_id, MAX(seq) AS seq FROM campaign_events WHERE campaign_id = ? " +
-		"GROUP BY campaign_id) e WHERE s.enabled = 1 AND s.kinds LIKE ? ON CONFLICT (id) DO NOTHING"
-	return stmt{s.dialect.rebind(q), []any{events.KindCampaign, events.TypeCampaign, "", at, payload, at, at,
-		e.CampaignID, kindPattern(events.KindCampaign)}}, nil
+		"GROUP BY campaign_id) e " + outboxSubscriptions(events.KindCampaign) + "ON CONFLICT (id) DO NOTHING"
+	return stmt{s.dialect.rebind(q), []any{events.TypeCampaign, "", at, payload, at, at, e.CampaignID}}, nil
 }
 
 // jobOutbox queues a job transition.
@@ -121,6 +138,10 @@ func (s *Store) registrationOutbox(r *registration.Registration) (stmt, error) {
 	}
 	return s.outbox(ev)
 }
+
+// queuedRegistrations bounds the endpoints whose queued Register a store remembers; past it, an
+// Update runs the outbox statement again, which queues nothing (ON CONFLICT DO NOTHING).
+const queuedRegistrations = 1 << 17
 
 // kindPattern matches kind in a kinds column.
 func kindPattern(kind string) string { return "%," + kind + ",%" }
