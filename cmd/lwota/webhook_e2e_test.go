@@ -248,7 +248,7 @@ func TestWebhookAcceptance(t *testing.T) {
 	}
 	p.kill(t)
 	t.Logf("killed lwota with SIGKILL mid-campaign, %s into the outage: %+v", time.Since(outageEnds.Add(-outage)).Round(time.Second), mid.Progress.Counts)
-	p = startLwotaProcess(t, log, append(args, "--http-addr", p.http, "--coap-addr", p.coap)...)
+	startLwotaProcess(t, log, append(args, "--http-addr", p.http, "--coap-addr", p.coap)...) // on the same ports; killed at cleanup
 
 	c = ts.waitCampaign(t, c.ID, 3*time.Minute, func(c campaignJSON) bool {
 		return c.State != "running" || time.Now().After(outageEnds)
