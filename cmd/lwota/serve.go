@@ -811,8 +811,8 @@ func withCORS(next http.Handler, origins []string) http.Handler {
 // nothing but that latency: the outbox, not the bus, is what gets delivered.
 func wakeWebhooks(ctx context.Context, bus *events.Bus, d *webhooks.Dispatcher) {
 	for ev := range bus.Subscribe(ctx) {
-		switch events.KindOf(ev.Type) {
-		case events.KindUpdateJob, events.KindCampaign, events.KindRegistration:
+		switch ev.Type { // a registration's Updates and expiry queue nothing
+		case events.TypeUpdateJob, events.TypeCampaign, events.TypeRegistered, events.TypeDeregistered:
 			d.Wake()
 		}
 	}

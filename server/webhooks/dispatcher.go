@@ -148,6 +148,7 @@ func (d *Dispatcher) Wake() {
 const (
 	countEvery = 5 * time.Second
 	pruneEvery = time.Hour
+	minGap     = 50 * time.Millisecond
 )
 
 // Run delivers until ctx ends, then waits for the requests in flight (their context ends too)
@@ -176,6 +177,15 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 					d.log.Warn("prune delivered webhooks", "err", err)
 				}
 			}
+		}
+		// A campaign stores hundreds of transitions a second, each a wake: looks are spaced by
+		// minGap so that a burst costs a few queries, not one per event.
+		gap := time.NewTimer(minGap)
+		select {
+		case <-ctx.Done():
+			gap.Stop()
+			return nil
+		case <-gap.C:
 		}
 		select {
 		case <-ctx.Done():
