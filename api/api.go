@@ -124,6 +124,7 @@ type API struct {
 	bootstrap      Bootstrap   // nil: the /bootstrap routes answer 404
 	bootstrapCreds Credentials // bootstrap PSKs; nil: their routes answer 404
 	tokens         Tokens      // nil: every route answers 401 (WithAuth)
+	webhooks       Webhooks    // nil: the webhook routes answer 404
 	audit          AuditLog    // nil: nothing is recorded, GET /audit answers 404
 	fleet          Fleet       // nil: GET /fleet answers 404 (WithFleet)
 	echo           *echo.Echo
@@ -199,6 +200,7 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	a.updateRoutes(e)     // updates.go: served once WithUpdates is called
 	a.campaignRoutes(e)   // campaigns.go: served once WithCampaigns is called
 	a.bootstrapRoutes(e)  // bootstrap.go: served once WithBootstrap is called
+	a.webhookRoutes(e)    // webhooks.go: served once WithWebhooks is called
 	a.tokenRoutes(e)      // tokens.go: tokens and the audit log (WithAuth)
 	a.fleetRoutes(e)      // fleet.go: served once WithFleet is called
 	a.echo = e

@@ -134,6 +134,14 @@ var RouteRoles = []RouteRole{
 	{http.MethodPost, bootstrapImportPath, releasers},
 	{http.MethodGet, bootstrapSessionsPath, readers},
 	{http.MethodPost, bootstrapTriggerPath, releasers},
+	// Webhooks: admins subscribe and redeliver (a subscription sends events to any URL); the
+	// readers of devices and campaigns may see where they go and what failed.
+	{http.MethodPost, webhooksPath, admins},
+	{http.MethodGet, webhooksPath, readers},
+	{http.MethodGet, webhooksPath + "/:id", readers},
+	{http.MethodDelete, webhooksPath + "/:id", admins},
+	{http.MethodGet, webhooksPath + "/:id/deliveries", readers},
+	{http.MethodPost, webhooksPath + "/:id/deliveries/:delivery/retry", admins},
 
 	{http.MethodPost, tokensPath, admins},
 	{http.MethodGet, tokensPath, admins},

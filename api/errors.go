@@ -63,6 +63,7 @@ const (
 	codeModelMismatch        = "model_mismatch"         // 422: an update's image is not built for the device (update_rules.go)
 	codeAlreadyUpToDate      = "already_up_to_date"     // 409: the device already runs the update's version
 	codeDuplicateVersion     = "duplicate_version"      // 409: the image's model already has an image of this version
+	codeInvalidWebhook       = "invalid_webhook"        // 400: a webhook needs an http(s) url and known kinds; details name the field
 )
 
 // statusClientClosed is nginx's code for a request whose client left; logs only.

@@ -46,4 +46,8 @@ type (
 	CredentialsImportRefusal = importRefusal
 	// ErrorBody is the shape of every error answer: {"error": {"code": ..., "message": ...}}.
 	ErrorBody = errorBody
+	// Webhook is a webhook subscription (its secret only in the answer of the create).
+	Webhook = webhookJSON
+	// WebhookDelivery is one delivery of a subscription's event.
+	WebhookDelivery = deliveryJSON
 )

@@ -132,7 +132,7 @@ func TestHouseRules(t *testing.T) {
 
 // Every package folder with behaviour worth explaining keeps a README next to its code.
 func TestPackageReadmes(t *testing.T) {
-	for _, dir := range []string{"api", "server", "server/transport", "server/registration", "server/codec", "server/lwm2m", "server/lwm2mtest", "storage/sqlstore", "storage/blobstore", "migrations", "firmware", "firmware/signing", "firmware/mcuboot", "firmware/transfer", "firmware/delivery", "server/fwupdate", "campaigns/selector", "campaigns/plan"} {
+	for _, dir := range []string{"api", "server", "server/transport", "server/registration", "server/codec", "server/lwm2m", "server/lwm2mtest", "storage/sqlstore", "storage/blobstore", "migrations", "firmware", "firmware/signing", "firmware/mcuboot", "firmware/transfer", "firmware/delivery", "server/fwupdate", "campaigns/selector", "campaigns/plan", "server/webhooks"} {
 		b, err := os.ReadFile(filepath.Join("../..", dir, "README.md"))
 		if err != nil {
 			t.Errorf("%s: %v", dir, err)

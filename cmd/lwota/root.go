@@ -61,6 +61,7 @@ func newRootCmd(getenv func(string) string) *cobra.Command {
 		newUpdateCmd(getenv),
 		newCampaignCmd(getenv),
 		newBootstrapCmd(getenv),
+		newWebhookCmd(getenv),
 		&cobra.Command{
 			Use:   "version",
 			Short: "print the version",

@@ -38,6 +38,7 @@ import (
 	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/transport"
+	"github.com/lwota/lwota/server/webhooks"
 	"github.com/lwota/lwota/storage/blobstore"
 	"github.com/lwota/lwota/storage/sqlstore"
 )
@@ -80,8 +81,11 @@ type serveConfig struct {
 
 	// Campaigns.
 	CampaignTick time.Duration // how often the campaign scheduler looks at active campaigns
-	NodeName     string        // this node's name in the lease electing the one node driving campaigns
+	NodeName     string        // this node's name in the leases electing the one node driving campaigns (and webhooks)
 	Cluster      bool          // several nodes share the database: each drives the jobs of its own devices
+
+	// Webhooks: the dispatcher's tuning (Node is NodeName).
+	Webhooks webhooks.Config
 
 	// Device certificates (DTLS with X.509): the CA bundle devices' certificates chain to, the
 	// server's certificate and key (PEM files), and the field naming the device (cn or san).
@@ -171,6 +175,14 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.DurationVar(&c.CampaignTick, "campaign-tick", time.Second, "how often the node driving campaigns looks at every active campaign")
 	fs.BoolVar(&c.Cluster, "cluster", false, "several lwota nodes share this PostgreSQL database: each node drives the update jobs of the devices that talk to it, one node drives campaigns")
 	fs.StringVar(&c.NodeName, "node-name", "", "this node's name in the lease that elects the one node driving campaigns (default: the host name and process id)")
+	whDef := webhooks.DefaultConfig()
+	fs.IntVar(&c.Webhooks.Workers, "webhook-workers", whDef.Workers, "webhook requests in flight at once, over all subscriptions")
+	fs.IntVar(&c.Webhooks.PerSubscription, "webhook-workers-per-subscription", whDef.PerSubscription, "webhook requests in flight at once to one subscription")
+	fs.DurationVar(&c.Webhooks.Timeout, "webhook-timeout", whDef.Timeout, "how long one webhook request may take, answer included")
+	fs.DurationVar(&c.Webhooks.Backoff.Base, "webhook-backoff", whDef.Backoff.Base, "wait after a webhook delivery's first failed attempt; it doubles with each failure (with jitter) up to --webhook-backoff-max")
+	fs.DurationVar(&c.Webhooks.Backoff.Max, "webhook-backoff-max", whDef.Backoff.Max, "longest wait between two attempts of a webhook delivery")
+	fs.IntVar(&c.Webhooks.MaxAttempts, "webhook-max-attempts", whDef.MaxAttempts, "failed attempts after which a webhook delivery is dead (listed with ?state=dead)")
+	fs.DurationVar(&c.Webhooks.MaxAge, "webhook-max-age", whDef.MaxAge, "a webhook delivery not delivered this long after it was queued is dead")
 	fs.Func("max-lifetime", "longest registration lifetime (lt) a device may ask for; longer is refused with 4.00; 0: no limit (default 720h)", func(v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 || d.Seconds() > float64(^uint32(0)) {
@@ -198,6 +210,10 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	if err := c.checkTLS(); err != nil {
 		return c, err
 	}
+	if w := c.Webhooks; w.Workers < 1 || w.PerSubscription < 1 || w.MaxAttempts < 1 || w.Timeout <= 0 || w.Backoff.Base <= 0 ||
+		w.Backoff.Max < w.Backoff.Base || w.MaxAge <= 0 {
+		return c, fmt.Errorf("serve: --webhook-workers, --webhook-workers-per-subscription and --webhook-max-attempts must be at least 1; --webhook-timeout, --webhook-backoff and --webhook-max-age above 0; --webhook-backoff-max at least --webhook-backoff")
+	}
 	if c.Cluster && !strings.HasPrefix(c.Database, "postgres") {
 		return c, fmt.Errorf("serve: --cluster needs a postgres:// database that every node shares")
 	}
@@ -205,6 +221,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 		host, _ := os.Hostname()
 		c.NodeName = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
+	c.Webhooks.Node = c.NodeName
 	c.Core.CoAPAddr = c.CoAPAddr
 	c.Core.CoAPSAddr = c.CoAPSAddr
 	c.Core.AllowNoSec = c.AllowNoSec
@@ -268,6 +285,8 @@ type service struct {
 	updates *fwupdate.Driver
 	rollout *campaigns.Manager
 	boot    *bootstrap.Server // nil: no bootstrap listener
+	hooks   *webhooks.Dispatcher
+	bus     *events.Bus
 	blobs   firmware.Blobs
 	ready   chan struct{}
 }
@@ -384,6 +403,9 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		bcfg.Transport, bcfg.DTLS = cfg.Core.Transport, cfg.Core.DTLS
 		s.boot = bootstrap.New(bcfg, store, bootCreds, creds, auditLog, logger.With("component", "bootstrap"), reg)
 	}
+	// The store queues webhook deliveries with the events themselves; the dispatcher sends them.
+	s.hooks = webhooks.New(cfg.Webhooks, store, logger.With("component", "webhooks"), reg)
+	s.bus = bus
 	apiCfg := api.DefaultConfig()
 	apiCfg.MaxStreams, apiCfg.MaxStreamsPerToken = cfg.MaxEventStreams, cfg.MaxEventStreamsPerToken
 	apiCfg.DeviceRequestTimeout = cfg.DeviceRequestTimeout
@@ -394,6 +416,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		WithUpdates(s.updates).
 		WithCampaigns(s.rollout).
 		WithBootstrap(bootstrap.NewAdmin(store, bootCreds, creds), bootCreds).
+		WithWebhooks(s.hooks).
 		WithAuth(apiTokens, auditLog).
 		WithFleet(store).
 		WithQueue(store).
@@ -495,7 +518,7 @@ func (s *service) Run(ctx context.Context) error {
 	defer cancel()
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 5)
+	errs := make(chan error, 9)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -543,6 +566,18 @@ func (s *service) Run(ctx context.Context) error {
 				errs <- err
 				cancel()
 			}
+		}()
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := s.hooks.Run(ctx); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			wakeWebhooks(ctx, s.bus, s.hooks)
 		}()
 		coaps := "off"
 		if a := s.core.CoAPSAddr(); a != nil {
@@ -811,4 +846,16 @@ func withCORS(next http.Handler, origins []string) http.Handler {
 		h.Set("Access-Control-Expose-Headers", api.HeaderRequestID+", Location")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// wakeWebhooks wakes the dispatcher at each event of a kind webhooks deliver, so a delivery
+// leaves as soon as its event is stored rather than at the next poll. Events the bus drops cost
+// nothing but that latency: the outbox, not the bus, is what gets delivered.
+func wakeWebhooks(ctx context.Context, bus *events.Bus, d *webhooks.Dispatcher) {
+	for ev := range bus.Subscribe(ctx) {
+		switch ev.Type { // a registration's Updates and expiry queue nothing
+		case events.TypeUpdateJob, events.TypeCampaign, events.TypeRegistered, events.TypeDeregistered:
+			d.Wake()
+		}
+	}
 }

@@ -52,7 +52,11 @@ func (s *Store) CreateCampaign(ctx context.Context, c *campaigns.Campaign, creat
 	}
 	stmts = append(stmts, ms...)
 	stmts = append(stmts, s.claimInserts(c.ID, eps, false)...)
-	stmts = append(stmts, s.eventInsert(created))
+	out, err := s.campaignOutbox(created)
+	if err != nil {
+		return fmt.Errorf("sqlstore: create campaign %s: %w", c.ID, err)
+	}
+	stmts = append(stmts, s.eventInsert(created), out) // the webhook outbox row commits with its event
 	if err := s.w.do(ctx, campaignKey(c.ID), stmts...); err != nil {
 		if isUniqueViolation(err, "campaign_claims") || isUniqueViolation(err, "endpoint") {
 			if taken, cerr := s.Claimed(ctx, eps); cerr == nil && len(taken) > 0 {
@@ -131,7 +135,11 @@ func (s *Store) SaveTick(ctx context.Context, c *campaigns.Campaign, members []c
 	}
 	for _, e := range events {
 		e.CampaignID = c.ID
-		stmts = append(stmts, s.eventInsert(e))
+		out, err := s.campaignOutbox(e)
+		if err != nil {
+			return fmt.Errorf("sqlstore: save campaign %s: %w", c.ID, err)
+		}
+		stmts = append(stmts, s.eventInsert(e), out) // the webhook outbox row commits with its event
 	}
 	if c.State.Ended() {
 		stmts = append(stmts, stmt{s.dialect.rebind("DELETE FROM campaign_claims WHERE campaign_id = ?"), []any{c.ID}})

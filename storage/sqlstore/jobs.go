@@ -95,12 +95,17 @@ func (s *Store) CreateJob(ctx context.Context, j *fwupdate.Job, created fwupdate
 	if err != nil {
 		return fmt.Errorf("sqlstore: create job %s: %w", j.ID, err)
 	}
+	out, err := s.jobOutbox(j, created)
+	if err != nil {
+		return fmt.Errorf("sqlstore: create job %s: %w", j.ID, err)
+	}
 	q := s.jq()
 	var stmts []stmt
 	if q.lockImage != "" {
 		stmts = append(stmts, stmt{q.lockImage, []any{j.ImageID}})
 	}
-	stmts = append(stmts, stmt{q.insertJob, args}, stmt{q.insertHistory, hist},
+	// The webhook outbox row commits with the transition it announces.
+	stmts = append(stmts, stmt{q.insertJob, args}, stmt{q.insertHistory, hist}, out,
 		stmt{q.jobImageExists, []any{j.ID, j.ImageID}})
 	err = s.w.doMatch(ctx, j.Endpoint, errImageGone, stmts...)
 	if errors.Is(err, errImageGone) {
@@ -127,9 +132,15 @@ func (s *Store) SaveTransition(ctx context.Context, j *fwupdate.Job, tr fwupdate
 	if err != nil {
 		return fmt.Errorf("sqlstore: save transition %s #%d: %w", j.ID, tr.Seq, err)
 	}
+	out, err := s.jobOutbox(j, tr)
+	if err != nil {
+		return fmt.Errorf("sqlstore: save transition %s #%d: %w", j.ID, tr.Seq, err)
+	}
 	q := s.jq()
 	upd := append(args[1:], j.ID, int64(tr.Seq-1))
-	err = s.w.doMatch(ctx, j.Endpoint, fwupdate.ErrStaleJob, stmt{q.insertHistory, hist}, stmt{q.updateJob, upd})
+	// The webhook outbox row commits with the transition it announces; the compare-and-set
+	// stays last, so a stale transition queues nothing.
+	err = s.w.doMatch(ctx, j.Endpoint, fwupdate.ErrStaleJob, stmt{q.insertHistory, hist}, out, stmt{q.updateJob, upd})
 	if errors.Is(err, fwupdate.ErrStaleJob) {
 		if _, gerr := s.GetJob(ctx, j.ID); errors.Is(gerr, fwupdate.ErrJobNotFound) {
 			err = fwupdate.ErrJobNotFound

@@ -1,11 +1,16 @@
 package sqlstore
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/lwota/lwota/server/events"
+)
 
 // queries are the statements of every store method, rebound for the dialect at open. Adding a
 // table means adding its columns and statements here and a file with its methods.
 type queries struct {
 	saveRegistration    string
+	outbox              map[string]string // webhooks.go: by kind, queues an event for its subscribers
 	getRegistration     string
 	loadRegistrations   string
 	selectRegistrations string // prefix of ListRegistrations, completed by its filter
@@ -67,6 +72,7 @@ func buildQueries(d *dialect) queries {
 	images := "SELECT " + strings.Join(imageColumns, ", ") + " FROM images"
 	keys := "SELECT " + strings.Join(keyColumns, ", ") + " FROM signing_keys"
 	return queries{
+		outbox:              outboxQueries(d),
 		saveRegistration:    d.rebind(upsert("registrations", []string{"endpoint"}, registrationColumns)),
 		getRegistration:     d.rebind(withLabels(regs + " WHERE endpoint = ?")),
 		loadRegistrations:   d.rebind(regs + " WHERE deregistered_at IS NULL ORDER BY endpoint"),
@@ -103,7 +109,7 @@ func buildQueries(d *dialect) queries {
 
 // writes are the statements the writer prepares.
 func (q *queries) writes() []string {
-	return []string{q.saveRegistration, q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
+	return []string{q.saveRegistration, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
 		q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey}
 }
 

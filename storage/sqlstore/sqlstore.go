@@ -14,6 +14,8 @@ import (
 	"github.com/lwota/lwota/server/dm"
 	"github.com/lwota/lwota/server/observe"
 	"github.com/lwota/lwota/server/registration"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // The interfaces *Store implements.
@@ -33,6 +35,9 @@ type Store struct {
 	w       *writer
 	q       queries
 	reads   readStmts
+	// queued is the registration id each endpoint's Register was last queued for webhooks by
+	// this store (webhooks.go): an Update of the same registration skips the outbox statement.
+	queued *lru.Cache[string, string]
 }
 
 // Open opens the database named by dsn, applies pending migrations and starts the writer.
@@ -77,6 +82,7 @@ func newStore(logger *slog.Logger, d *dialect, db, writeDB *sql.DB) *Store {
 		q:       buildQueries(d),
 		reads:   readStmts{db: db},
 	}
+	s.queued, _ = lru.New[string, string](queuedRegistrations) // fails only for a size below 1
 	s.w = newWriter(writeDB, s.q.writes(), d.writers, d.queue, d.maxBatch)
 	return s
 }

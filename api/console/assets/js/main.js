@@ -14,6 +14,7 @@ import * as images from './views/images.js';
 import * as image from './views/image.js';
 import * as fleet from './views/fleet.js';
 import * as audit from './views/audit.js';
+import * as webhooks from './views/webhooks.js';
 
 /** What each role may do, as api.RouteRoles says; the server checks again on every call. */
 const ROLES = {
@@ -25,6 +26,8 @@ const ROLES = {
   editImages: ['admin', 'release'],
   deleteImages: ['admin'],
   readAudit: ['admin'],
+  readWebhooks: ['admin', 'release', 'support'],
+  manageWebhooks: ['admin'],
 };
 
 /**
@@ -48,6 +51,7 @@ const ROUTES = [
   {re: /^\/images\/([^/]+)$/, view: image.render, section: 'images', need: 'readImages'},
   {re: /^\/fleet$/, view: fleet.render, section: 'fleet', need: 'readDevices'},
   {re: /^\/audit$/, view: audit.render, section: 'audit', need: 'readAudit'},
+  {re: /^\/webhooks$/, view: webhooks.render, section: 'webhooks', need: 'readWebhooks'},
 ];
 
 /** @type {Who|null} */
