@@ -448,6 +448,9 @@ func TestConsoleRoles(t *testing.T) {
 	cfg.Object5Version = "1.1"          // a cancel executes /5/0/10
 	dev := startFleet(t, ts, "role", 1, cfg).Devices()[0]
 	ep := dev.Endpoint()
+	if code := ts.apiCall(t, "PATCH", "/api/v1/images/"+img, map[string]any{"release_notes": "Fixes the meter's clock drift."}, nil); code != 200 {
+		t.Fatalf("PATCH release notes: %d", code)
+	}
 	jobs := startUpdates(t, ts, []*lwm2mtest.Device{dev}, img, fwupdate.MethodPull, quickPolicy())
 	support := createToken(t, ts, "support-desk", "support")
 	release := createToken(t, ts, "release-eng", "release")
@@ -490,7 +493,11 @@ func TestConsoleRoles(t *testing.T) {
 		if eval[bool](b, `!!document.querySelector("#start-image option[value='`+otherImg.ID+`']")`) {
 			t.Errorf("the start form offers an image for model tracker-9 to a %s device", "sim-1")
 		}
-		b.do("choose the image", chromedp.SetValue(chromedp.ID("start-image"), img), chromedp.Click(chromedp.ID("start-update")))
+		b.do("choose the image", chromedp.SetValue(chromedp.ID("start-image"), img))
+		eval[bool](b, `document.getElementById("start-image").dispatchEvent(new Event("change"))`)
+		// Its release notes are shown before the update starts.
+		b.waitJS("the release notes", `document.getElementById("start-notes")?.textContent === "Fixes the meter's clock drift."`, 10*time.Second)
+		b.do("start", chromedp.Click(chromedp.ID("start-update")))
 		b.waitJS("the confirmation", `document.getElementById("confirm").open`, 10*time.Second)
 		b.do("confirm", chromedp.Click(chromedp.ID("confirm-ok")))
 		b.waitJS("a second job", `document.querySelectorAll("#jobs article.job").length === 2`, 30*time.Second)

@@ -320,12 +320,22 @@ function startForm(ctx, ep, reload, dev) {
   const image = /** @type {HTMLSelectElement} */ (h('select', {id: 'start-image', name: 'image_id', required: true}, h('option', {value: ''}, 'Loading images…')));
   const method = h('select', {id: 'start-method', name: 'method'}, ['auto', 'pull', 'push'].map((m) => h('option', {value: m}, m)));
   const error = h('p', {class: 'alert', role: 'alert', hidden: true});
+  // The chosen image's release notes, so that whoever starts the update reads what it changes.
+  const notes = h('pre', {class: 'notes', id: 'start-notes', hidden: true});
+  /** @type {Map<string, any>} */
+  const byID = new Map();
+  image.addEventListener('change', () => {
+    const text = byID.get(image.value)?.release_notes || '';
+    notes.textContent = text;
+    notes.hidden = !text;
+  });
   const form = h('form', {class: 'start-update', 'aria-label': 'Start an update'},
-    field('Image', image), field('Method', method),
+    field('Image', image), notes, field('Method', method),
     h('div', {class: 'buttons'}, h('button', {type: 'submit', class: 'primary', id: 'start-update'}, 'Start update…')), error);
   call('/images' + query({limit: 200}), {signal: ctx.signal}).then((l) => {
     const all = l.images || [];
     const imgs = all.filter((/** @type {any} */ i) => fits(i.target, dev()));
+    for (const i of imgs) byID.set(i.id, i);
     const none = !all.length ? 'No image uploaded yet' : 'No image is built for this device (model ' + (dev()?.model || 'not known yet') + ')';
     replace(image, h('option', {value: ''}, imgs.length ? 'Choose an image' : none),
       imgs.map((i) => h('option', {value: i.id}, i.version + ' · ' + (i.target?.model || 'any model') + ' · ' + i.name + ' (' + i.id + ')')));
