@@ -78,6 +78,7 @@ func newStore(logger *slog.Logger, d *dialect, db, writeDB *sql.DB) *Store {
 		reads:   readStmts{db: db},
 	}
 	s.w = newWriter(writeDB, s.q.writes(), d.writers, d.queue, d.maxBatch)
+	s.w.unboundedTx = d.unboundedTx
 	return s
 }
 

@@ -34,6 +34,8 @@ type writer struct {
 	prepare  []string      // statements each writer goroutine prepares
 	shards   []chan *write // one queue per writer goroutine
 	maxBatch int
+	// unboundedTx: transactions run without batchTimeout (dialect.unboundedTx).
+	unboundedTx bool
 
 	mu     sync.RWMutex // held for reading while queueing, for writing by close
 	closed bool
@@ -117,6 +119,7 @@ func (w *writer) close() {
 func (w *writer) run(ops chan *write) {
 	defer w.wg.Done()
 	c := newCommitter(w.db, w.prepare)
+	c.unbounded = w.unboundedTx
 	defer c.close()
 	batch := make([]*write, 0, w.maxBatch)
 	for op := range ops {
@@ -142,12 +145,16 @@ func (w *writer) run(ops chan *write) {
 // starts (before any transaction holds SQLite's only write connection), so that SQLite does not
 // parse the same upsert for every write.
 type committer struct {
-	db    *sql.DB
-	stmts map[string]*sql.Stmt
+	db        *sql.DB
+	stmts     map[string]*sql.Stmt
+	unbounded bool // no batchTimeout: see dialect.unboundedTx
+	// txStmts are the prepared statements bound to the transaction in progress, made once per
+	// transaction and query rather than once per write.
+	txStmts map[*sql.Stmt]*sql.Stmt
 }
 
 func newCommitter(db *sql.DB, queries []string) *committer {
-	c := &committer{db: db, stmts: make(map[string]*sql.Stmt, len(queries))}
+	c := &committer{db: db, stmts: make(map[string]*sql.Stmt, len(queries)), txStmts: make(map[*sql.Stmt]*sql.Stmt)}
 	for _, q := range queries {
 		if st, err := db.Prepare(q); err == nil {
 			c.stmts[q] = st
@@ -195,8 +202,13 @@ const batchTimeout = time.Minute
 // tx runs the writes in one transaction. It does not use the callers' contexts: one caller giving
 // up must not roll back the others' writes.
 func (c *committer) tx(ops []*write) error {
-	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
-	defer cancel()
+	ctx := context.Background()
+	if !c.unbounded {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, batchTimeout)
+		defer cancel()
+	}
+	defer clear(c.txStmts)
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -225,7 +237,12 @@ func (c *committer) tx(ops []*write) error {
 // exec runs one statement in tx, through its prepared form when there is one.
 func (c *committer) exec(ctx context.Context, tx *sql.Tx, s stmt) (sql.Result, error) {
 	if st, ok := c.stmts[s.query]; ok {
-		return tx.StmtContext(ctx, st).ExecContext(ctx, s.args...)
+		ts, ok := c.txStmts[st]
+		if !ok {
+			ts = tx.StmtContext(ctx, st)
+			c.txStmts[st] = ts
+		}
+		return ts.ExecContext(ctx, s.args...)
 	}
 	return tx.ExecContext(ctx, s.query, s.args...)
 }
