@@ -30,7 +30,10 @@ type benchConfig struct {
 	Updates int
 	// CoapRD is libcoap's Resource Directory server, run with the same client as a baseline;
 	// empty skips it.
-	CoapRD     string
+	CoapRD string
+	// Client is "sim" (the emulated devices of lwota sim) or "raw" (lwm2mtest.RegLoad: bare
+	// Register and Update datagrams, so that the server, not the client, is measured).
+	Client     string
 	EchoFor    time.Duration
 	CPUProfile string
 	// ReadDeviceInfo keeps the server's read of /3/0 after each Register; off measures bare
@@ -47,11 +50,19 @@ func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&c.Postgres, "postgres", "", "also run against lwota over this (empty) PostgreSQL database, postgres://..., and print the PostgreSQL/SQLite ratios")
 	fs.IntVar(&c.Updates, "updates", 1, "rounds of registration Updates every device sends after registering (Updates/s); 0: none")
 	fs.StringVar(&c.CoapRD, "coap-rd", "coap-rd-notls", "libcoap's Resource Directory server, run with the same client as a baseline; empty: skip it")
+	fs.StringVar(&c.Client, "client", "sim", "the registering client: sim (emulated devices, answering the server's reads) or raw (bare Register and Update datagrams, a few µs of client CPU each; the server's /3/0 read is turned off as nobody answers it)")
 	fs.DurationVar(&c.EchoFor, "echo-for", 3*time.Second, "how long the raw UDP echo baseline runs")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the server's CPU profile during registration (the first lwota run) to this file")
 	fs.BoolVar(&c.ReadDeviceInfo, "read-device-info", true, "the server reads /3/0 from each device after it registers, as lwota serve does; false measures bare registration")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
+	}
+	switch c.Client {
+	case "sim":
+	case "raw":
+		c.ReadDeviceInfo = false
+	default:
+		return c, fmt.Errorf("bench: --client %q: want sim or raw", c.Client)
 	}
 	if c.Updates < 0 {
 		return c, fmt.Errorf("bench: --updates %d is negative", c.Updates)
@@ -70,6 +81,7 @@ type regRun struct {
 	UpdateRate    float64 // updates/s
 	CPUPerUpdate  time.Duration
 	HeapPerDevice float64 // bytes; lwota runs only
+	Client        string
 }
 
 // bench measures registrations and registration Updates per second and the server's CPU per
@@ -135,7 +147,7 @@ func micros(d time.Duration) string {
 // printRegRun prints one lwota run beside the baselines; vs, when set, is the SQLite run that
 // a PostgreSQL run is compared with.
 func printRegRun(w io.Writer, name string, r regRun, echo float64, rd *regRun, vs *regRun) {
-	fmt.Fprintf(w, "registrations (%s): %d devices in %s: %.0f registrations/s (%.3f of the echo baseline", name, r.Devices, r.Took, r.Rate, r.Rate/echo)
+	fmt.Fprintf(w, "registrations (%s, %s client): %d devices in %s: %.0f registrations/s (%.3f of the echo baseline", name, r.Client, r.Devices, r.Took, r.Rate, r.Rate/echo)
 	if rd != nil {
 		fmt.Fprintf(w, ", %.2fx libcoap's RD", r.Rate/rd.Rate)
 	}
@@ -254,7 +266,8 @@ func runFleet(ctx context.Context, cfg benchConfig, server string, cpu func() ti
 		return regRun{}, err
 	}
 	child := exec.CommandContext(ctx, exe, "sim", "--server", server, "--count", fmt.Sprint(cfg.Devices),
-		"--concurrency", fmt.Sprint(cfg.Concurrency), "--lifetime", "1h", "--prefix", "bench-", "--updates", fmt.Sprint(cfg.Updates))
+		"--concurrency", fmt.Sprint(cfg.Concurrency), "--lifetime", "1h", "--prefix", "bench-", "--updates", fmt.Sprint(cfg.Updates),
+		fmt.Sprintf("--raw=%t", cfg.Client == "raw"))
 	child.Stderr = stderr
 	out, err := child.StdoutPipe()
 	if err != nil {
@@ -271,7 +284,7 @@ func runFleet(ctx context.Context, cfg benchConfig, server string, cpu func() ti
 		return regRun{}, fmt.Errorf("bench: sim ended before registering: %w", err)
 	}
 	cpu1 := cpu()
-	var r regRun
+	r := regRun{Client: cfg.Client}
 	if _, err := fmt.Sscanf(strings.TrimSpace(line), "registered %d devices in %s (%f registrations/s)", &r.Devices, &r.Took, &r.Rate); err != nil {
 		return r, fmt.Errorf("bench: unexpected sim output %q: %w", line, err)
 	}

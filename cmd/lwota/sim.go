@@ -32,6 +32,9 @@ type simConfig struct {
 	// Updates is how many rounds of registration Updates every device sends once all are
 	// registered, as fast as Concurrency allows (lwota bench measures Updates/s with it).
 	Updates int
+	// Raw replaces the emulated devices by lwm2mtest.RegLoad: Register and Update datagrams
+	// only, a few µs of client CPU each (lwota bench --client raw).
+	Raw bool
 
 	// Faults and habits of real clients (server/lwm2mtest Faults and Profiles).
 	Fail              string  // download, integrity, update (comma-separated)
@@ -67,6 +70,7 @@ func parseSimFlags(args []string, stderr io.Writer, getenv func(string) string) 
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "warn", "log level")
 	fs.BoolVar(&c.ExitAfterReg, "exit-after-register", false, "exit once every device has registered")
+	fs.BoolVar(&c.Raw, "raw", false, "minimal devices that only register (and update with --updates), then exit; they answer no request from the server (a throughput client)")
 	fs.IntVar(&c.Updates, "updates", 0, "once every device registered, each sends this many registration Updates, --concurrency in flight (a throughput test)")
 	fs.StringVar(&c.Fail, "fail", "", "firmware updates fail: download (link lost after 4 blocks, once; the retry resumes), "+
 		"integrity (Update Result 5 for every complete package), update (Update Result 8 on Execute); comma-separated")
@@ -136,6 +140,9 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logger, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err != nil {
 		return err
+	}
+	if cfg.Raw {
+		return simRaw(ctx, cfg, stdout)
 	}
 	tmpl := lwm2mtest.DeviceConfig{
 		Lifetime:        cfg.Lifetime,
@@ -222,4 +229,33 @@ feed:
 		firstErr = ctx.Err()
 	}
 	return int(done.Load()), firstErr
+}
+
+// simRaw is `lwota sim --raw`: the registration load of lwm2mtest.RegLoad, reported as the
+// emulated fleet reports it.
+func simRaw(ctx context.Context, cfg simConfig, stdout io.Writer) error {
+	l, err := lwm2mtest.NewRegLoad(cfg.Server, cfg.Count, func(i int) string { return fmt.Sprintf("%s%06d", cfg.Prefix, i) })
+	if err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	defer l.Close()
+	start := time.Now()
+	if _, err := l.Register(ctx, cfg.Concurrency, int(cfg.Lifetime/time.Second)); err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	took := time.Since(start)
+	fmt.Fprintf(stdout, "registered %d devices in %s (%.0f registrations/s)\n", cfg.Count, took.Round(time.Millisecond), float64(cfg.Count)/took.Seconds())
+	if cfg.Updates > 0 {
+		start := time.Now()
+		n, err := l.Update(ctx, cfg.Concurrency, cfg.Updates)
+		if err != nil {
+			return fmt.Errorf("sim: %w", err)
+		}
+		took := time.Since(start)
+		fmt.Fprintf(stdout, "updated %d times in %s (%.0f updates/s)\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+	}
+	if !cfg.ExitAfterReg {
+		<-ctx.Done()
+	}
+	return nil
 }
