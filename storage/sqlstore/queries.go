@@ -6,6 +6,7 @@ import "strings"
 // table means adding its columns and statements here and a file with its methods.
 type queries struct {
 	saveRegistration    string
+	touchRegistration   string
 	getRegistration     string
 	loadRegistrations   string
 	selectRegistrations string // prefix of ListRegistrations, completed by its filter
@@ -67,7 +68,9 @@ func buildQueries(d *dialect) queries {
 	images := "SELECT " + strings.Join(imageColumns, ", ") + " FROM images"
 	keys := "SELECT " + strings.Join(keyColumns, ", ") + " FROM signing_keys"
 	return queries{
-		saveRegistration:    d.rebind(upsert("registrations", []string{"endpoint"}, registrationColumns)),
+		saveRegistration: d.rebind(upsert("registrations", []string{"endpoint"}, registrationColumns)),
+		touchRegistration: d.rebind("UPDATE registrations SET updated_at = ?, last_seen = ?, expires_at = ?, addr_network = ?, addr = ?" +
+			" WHERE endpoint = ? AND id = ?"),
 		getRegistration:     d.rebind(withLabels(regs + " WHERE endpoint = ?")),
 		loadRegistrations:   d.rebind(regs + " WHERE deregistered_at IS NULL ORDER BY endpoint"),
 		selectRegistrations: regs,
@@ -103,7 +106,7 @@ func buildQueries(d *dialect) queries {
 
 // writes are the statements the writer prepares.
 func (q *queries) writes() []string {
-	return []string{q.saveRegistration, q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
+	return []string{q.saveRegistration, q.touchRegistration, q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
 		q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey}
 }
 
