@@ -24,6 +24,10 @@ type dialect struct {
 	// (modernc.org/sqlite), about a tenth of a registration's server CPU; there is no network
 	// to hang on, and busy_timeout bounds the only wait (another process's write lock).
 	unboundedTx bool
+	// pipelined commits a batch through pgx directly: its statements go to PostgreSQL in one
+	// pipeline (a pgx.Batch) inside the transaction, three round trips per batch (BEGIN, the
+	// statements, COMMIT) instead of one per statement.
+	pipelined bool
 }
 
 // rebind turns "?" placeholders into "$n" where the dialect wants numbered ones. Queries in this

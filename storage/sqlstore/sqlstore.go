@@ -77,8 +77,7 @@ func newStore(logger *slog.Logger, d *dialect, db, writeDB *sql.DB) *Store {
 		q:       buildQueries(d),
 		reads:   readStmts{db: db},
 	}
-	s.w = newWriter(writeDB, s.q.writes(), d.writers, d.queue, d.maxBatch)
-	s.w.unboundedTx = d.unboundedTx
+	s.w = newWriter(writeDB, s.q.writes(), d)
 	return s
 }
 

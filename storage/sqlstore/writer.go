@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // stmt is one statement of a write.
@@ -36,17 +39,20 @@ type writer struct {
 	maxBatch int
 	// unboundedTx: transactions run without batchTimeout (dialect.unboundedTx).
 	unboundedTx bool
+	// pipelined: batches go through pgx in one pipeline (dialect.pipelined).
+	pipelined bool
 
 	mu     sync.RWMutex // held for reading while queueing, for writing by close
 	closed bool
 	wg     sync.WaitGroup
 }
 
-func newWriter(db *sql.DB, prepare []string, workers, queue, maxBatch int) *writer {
-	w := &writer{db: db, prepare: prepare, maxBatch: maxBatch}
-	w.wg.Add(workers)
-	for range workers {
-		ops := make(chan *write, max(queue/workers, 1))
+// newWriter starts d.writers writer goroutines over db with d's queue, batch and commit settings.
+func newWriter(db *sql.DB, prepare []string, d *dialect) *writer {
+	w := &writer{db: db, prepare: prepare, maxBatch: d.maxBatch, unboundedTx: d.unboundedTx, pipelined: d.pipelined}
+	w.wg.Add(d.writers)
+	for range d.writers {
+		ops := make(chan *write, max(d.queue/d.writers, 1))
 		w.shards = append(w.shards, ops)
 		go w.run(ops)
 	}
@@ -118,8 +124,13 @@ func (w *writer) close() {
 
 func (w *writer) run(ops chan *write) {
 	defer w.wg.Done()
-	c := newCommitter(w.db, w.prepare)
+	prepare := w.prepare
+	if w.pipelined {
+		prepare = nil // pgx prepares and caches them per connection
+	}
+	c := newCommitter(w.db, prepare)
 	c.unbounded = w.unboundedTx
+	c.pipelined = w.pipelined
 	defer c.close()
 	batch := make([]*write, 0, w.maxBatch)
 	for op := range ops {
@@ -148,6 +159,7 @@ type committer struct {
 	db        *sql.DB
 	stmts     map[string]*sql.Stmt
 	unbounded bool // no batchTimeout: see dialect.unboundedTx
+	pipelined bool // commit through pgx's pipeline: see dialect.pipelined
 	// txStmts are the prepared statements bound to the transaction in progress, made once per
 	// transaction and query rather than once per write.
 	txStmts map[*sql.Stmt]*sql.Stmt
@@ -208,6 +220,9 @@ func (c *committer) tx(ops []*write) error {
 		ctx, cancel = context.WithTimeout(ctx, batchTimeout)
 		defer cancel()
 	}
+	if c.pipelined {
+		return c.pipelineTx(ctx, ops)
+	}
 	defer clear(c.txStmts)
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -245,4 +260,56 @@ func (c *committer) exec(ctx context.Context, tx *sql.Tx, s stmt) (sql.Result, e
 		return ts.ExecContext(ctx, s.args...)
 	}
 	return tx.ExecContext(ctx, s.query, s.args...)
+}
+
+// pipelineTx runs the writes in one PostgreSQL transaction with every statement sent in one
+// pipeline: BEGIN, the batch, COMMIT are three round trips whatever the batch's size. pgx
+// prepares each statement once per connection (its statement cache). The first failing
+// statement (or a write's noMatch) rolls the whole transaction back, as tx does.
+func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
+	conn, err := c.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("begin: pipelined commit needs a pgx connection, got %T", dc)
+		}
+		tx, err := sc.Conn().Begin(ctx)
+		if err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		rollback := func(err error) error {
+			_ = tx.Rollback(ctx)
+			return err
+		}
+		b := &pgx.Batch{}
+		for _, op := range ops {
+			for _, s := range op.stmts {
+				b.Queue(s.query, s.args...)
+			}
+		}
+		br := tx.SendBatch(ctx, b)
+		for _, op := range ops {
+			for i := range op.stmts {
+				tag, err := br.Exec()
+				if err == nil && op.noMatch != nil && i == len(op.stmts)-1 && tag.RowsAffected() == 0 {
+					err = op.noMatch
+				}
+				if err != nil {
+					_ = br.Close()
+					return rollback(err)
+				}
+			}
+		}
+		if err := br.Close(); err != nil {
+			return rollback(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		return nil
+	})
 }
