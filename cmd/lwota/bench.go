@@ -24,7 +24,7 @@ type benchConfig struct {
 	Concurrency int
 	Database    string
 	// Postgres, when set, adds a run of the same client against lwota over this PostgreSQL
-	// database (an empty one: the bench's endpoints must be new to it) and the ratio to SQLite.
+	// database and the ratio to SQLite. Each run's endpoints are new to it.
 	Postgres string
 	// Updates is how many rounds of registration Updates each device sends after registering.
 	Updates int
@@ -47,7 +47,7 @@ func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.IntVar(&c.Devices, "devices", 10000, "emulated devices that register")
 	fs.IntVar(&c.Concurrency, "concurrency", 64, "registrations in flight at once (and echo clients for the baseline)")
 	fs.StringVar(&c.Database, "database", "", "database for the server under test (default: a fresh SQLite file)")
-	fs.StringVar(&c.Postgres, "postgres", "", "also run against lwota over this (empty) PostgreSQL database, postgres://..., and print the PostgreSQL/SQLite ratios")
+	fs.StringVar(&c.Postgres, "postgres", "", "also run against lwota over this PostgreSQL database, postgres://..., and print the PostgreSQL/SQLite ratios")
 	fs.IntVar(&c.Updates, "updates", 1, "rounds of registration Updates every device sends after registering (Updates/s); 0: none")
 	fs.StringVar(&c.CoapRD, "coap-rd", "coap-rd-notls", "libcoap's Resource Directory server, run with the same client as a baseline; empty: skip it")
 	fs.StringVar(&c.Client, "client", "sim", "the registering client: sim (emulated devices, answering the server's reads) or raw (bare Register and Update datagrams, a few µs of client CPU each; the server's /3/0 read is turned off as nobody answers it)")
@@ -265,8 +265,11 @@ func runFleet(ctx context.Context, cfg benchConfig, server string, cpu func() ti
 	if err != nil {
 		return regRun{}, err
 	}
+	// A prefix of its own per run, so that a PostgreSQL database reused across runs still sees
+	// new endpoints (first registrations, the case measured).
+	prefix := fmt.Sprintf("bench-%x-", time.Now().UnixNano()&0xffffffff)
 	child := exec.CommandContext(ctx, exe, "sim", "--server", server, "--count", fmt.Sprint(cfg.Devices),
-		"--concurrency", fmt.Sprint(cfg.Concurrency), "--lifetime", "1h", "--prefix", "bench-", "--updates", fmt.Sprint(cfg.Updates),
+		"--concurrency", fmt.Sprint(cfg.Concurrency), "--lifetime", "1h", "--prefix", prefix, "--updates", fmt.Sprint(cfg.Updates),
 		fmt.Sprintf("--raw=%t", cfg.Client == "raw"))
 	child.Stderr = stderr
 	out, err := child.StdoutPipe()

@@ -84,6 +84,43 @@ func BenchmarkSaveRegistrationParallel(b *testing.B) {
 	}
 }
 
+// BenchmarkTouchRegistrationParallel is the steady state of a fleet: devices renewing their
+// lifetime with an Update that changes nothing else, stored as a touch of five columns.
+func BenchmarkTouchRegistrationParallel(b *testing.B) {
+	for _, be := range benchBackends {
+		b.Run(be.name, func(b *testing.B) {
+			s := open(b, be.dsn(b))
+			ctx := context.Background()
+			const fleet = 10000
+			regs := make([]*registration.Registration, fleet)
+			for i := range regs {
+				regs[i] = benchRegistration(fmt.Sprintf("urn:imei:%015d", i))
+				if err := s.SaveRegistration(ctx, regs[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var n atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(32)
+			b.ResetTimer()
+			start, cpu0 := time.Now(), processCPU()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					r := *regs[n.Add(1)%fleet]
+					r.UpdatedAt = time.Now()
+					r.LastSeen = r.UpdatedAt
+					if err := s.TouchRegistration(ctx, &r); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "touches/s")
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/touch")
+		})
+	}
+}
+
 // processCPU is the CPU time (user and system) of this process so far: on a shared machine
 // the CPU per operation varies far less than the wall time.
 func processCPU() time.Duration {
