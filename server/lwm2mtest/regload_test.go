@@ -44,7 +44,7 @@ func TestRegLoadWire(t *testing.T) {
 			q, _ := m.Options.Queries()
 			cf, _ := m.Options.ContentFormat()
 			mu.Lock()
-			seen = append(seen, m.Code.String()+" "+path+" "+strings.Join(q, "&")+" "+strings.Fields(string(m.Payload)+" -")[0])
+			seen = append(seen, m.Code.String()+" "+path+" "+strings.Join(q, "&")+" "+strings.Fields(string(m.Payload) + " -")[0])
 			key := from.String() + "/" + strconv.Itoa(int(m.MessageID))
 			if mids[key] {
 				t.Errorf("message id %d repeated from %s", m.MessageID, from)
