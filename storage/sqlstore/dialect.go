@@ -24,9 +24,9 @@ type dialect struct {
 	// (modernc.org/sqlite), about a tenth of a registration's server CPU; there is no network
 	// to hang on, and busy_timeout bounds the only wait (another process's write lock).
 	unboundedTx bool
-	// pipelined commits a batch through pgx directly: its statements go to PostgreSQL in one
-	// pipeline (a pgx.Batch) inside the transaction, three round trips per batch (BEGIN, the
-	// statements, COMMIT) instead of one per statement.
+	// pipelined commits a batch through pgx directly: BEGIN and its statements go to
+	// PostgreSQL in one pipeline (a pgx.Batch), then COMMIT: two round trips per batch instead
+	// of one per statement and two more for the transaction.
 	pipelined bool
 }
 

@@ -262,10 +262,11 @@ func (c *committer) exec(ctx context.Context, tx *sql.Tx, s stmt) (sql.Result, e
 	return tx.ExecContext(ctx, s.query, s.args...)
 }
 
-// pipelineTx runs the writes in one PostgreSQL transaction with every statement sent in one
-// pipeline: BEGIN, the batch, COMMIT are three round trips whatever the batch's size. pgx
-// prepares each statement once per connection (its statement cache). The first failing
-// statement (or a write's noMatch) rolls the whole transaction back, as tx does.
+// pipelineTx runs the writes in one PostgreSQL transaction with BEGIN and every statement sent
+// in one pipeline, then COMMIT: two round trips whatever the batch's size. pgx prepares each
+// statement once per connection (its statement cache). The first failing statement (or a
+// write's noMatch) rolls the whole transaction back, as tx does; a connection whose ROLLBACK
+// failed is closed, so that the pool never hands out one left inside a transaction.
 func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 	conn, err := c.db.Conn(ctx)
 	if err != nil {
@@ -277,21 +278,25 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 		if !ok {
 			return fmt.Errorf("begin: pipelined commit needs a pgx connection, got %T", dc)
 		}
-		tx, err := sc.Conn().Begin(ctx)
-		if err != nil {
-			return fmt.Errorf("begin: %w", err)
-		}
+		pc := sc.Conn()
 		rollback := func(err error) error {
-			_ = tx.Rollback(ctx)
+			if _, rerr := pc.Exec(ctx, "ROLLBACK"); rerr != nil {
+				_ = pc.Close(ctx)
+			}
 			return err
 		}
 		b := &pgx.Batch{}
+		b.Queue("BEGIN")
 		for _, op := range ops {
 			for _, s := range op.stmts {
 				b.Queue(s.query, s.args...)
 			}
 		}
-		br := tx.SendBatch(ctx, b)
+		br := pc.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return rollback(fmt.Errorf("begin: %w", err))
+		}
 		for _, op := range ops {
 			for i := range op.stmts {
 				tag, err := br.Exec()
@@ -307,8 +312,13 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 		if err := br.Close(); err != nil {
 			return rollback(err)
 		}
-		if err := tx.Commit(ctx); err != nil {
+		tag, err := pc.Exec(ctx, "COMMIT")
+		if err != nil {
+			_ = pc.Close(ctx) // whether it committed is unknown; the connection is not reused
 			return fmt.Errorf("commit: %w", err)
+		}
+		if tag.String() != "COMMIT" {
+			return fmt.Errorf("commit: server answered %s", tag) // an aborted transaction ends in ROLLBACK
 		}
 		return nil
 	})
