@@ -52,7 +52,7 @@ func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&c.CoapRD, "coap-rd", "coap-rd-notls", "libcoap's Resource Directory server, run with the same client as a baseline; empty: skip it")
 	fs.StringVar(&c.Client, "client", "sim", "the registering client: sim (emulated devices, answering the server's reads) or raw (bare Register and Update datagrams, a few µs of client CPU each; the server's /3/0 read is turned off as nobody answers it)")
 	fs.DurationVar(&c.EchoFor, "echo-for", 3*time.Second, "how long the raw UDP echo baseline runs")
-	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the server's CPU profile during registration (the first lwota run) to this file")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the server's CPU profile during the first lwota run (its registrations and Updates) to this file")
 	fs.BoolVar(&c.ReadDeviceInfo, "read-device-info", true, "the server reads /3/0 from each device after it registers, as lwota serve does; false measures bare registration")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
