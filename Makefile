@@ -41,12 +41,15 @@ fuzz:
 	  done; \
 	done
 
-# Micro-benchmarks, the registration benchmark with DEVICES emulated devices, firmware pull
+# Micro-benchmarks, the registration benchmark with DEVICES emulated devices (then with the raw
+# registration client; BENCH_POSTGRES=postgres://... adds PostgreSQL runs; each run's devices are new
+# to it), firmware pull
 # throughput at 16, 64 and 1000 devices for PULL_SECONDS each over CoAP and over DTLS (as a ratio),
 # DTLS PSK handshakes per second for DTLS_SECONDS, and a campaign to DEVICES devices.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	./$(BIN)/lwota bench --devices $(DEVICES)
+	./$(BIN)/lwota bench --devices $(DEVICES) --concurrency 256 $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
+	./$(BIN)/lwota bench --devices $(DEVICES) --concurrency 256 --client raw $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
 	./$(BIN)/lwota bench pull --devices 16,64,1000 --duration $(PULL_SECONDS)s --dtls
 	./$(BIN)/lwota bench dtls --clients 1,16,64 --duration $(DTLS_SECONDS)s
 	./$(BIN)/lwota bench campaign --devices $(DEVICES) --image-size 65536

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lwota/lwota/server/lwm2mtest"
@@ -21,8 +23,19 @@ type benchConfig struct {
 	Devices     int
 	Concurrency int
 	Database    string
-	EchoFor     time.Duration
-	CPUProfile  string
+	// Postgres, when set, adds a run of the same client against lwota over this PostgreSQL
+	// database and the ratio to SQLite. Each run's endpoints are new to it.
+	Postgres string
+	// Updates is how many rounds of registration Updates each device sends after registering.
+	Updates int
+	// CoapRD is libcoap's Resource Directory server, run with the same client as a baseline;
+	// empty skips it.
+	CoapRD string
+	// Client is "sim" (the emulated devices of lwota sim) or "raw" (lwm2mtest.RegLoad: bare
+	// Register and Update datagrams, so that the server, not the client, is measured).
+	Client     string
+	EchoFor    time.Duration
+	CPUProfile string
 	// ReadDeviceInfo keeps the server's read of /3/0 after each Register; off measures bare
 	// registration.
 	ReadDeviceInfo bool
@@ -34,17 +47,47 @@ func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.IntVar(&c.Devices, "devices", 10000, "emulated devices that register")
 	fs.IntVar(&c.Concurrency, "concurrency", 64, "registrations in flight at once (and echo clients for the baseline)")
 	fs.StringVar(&c.Database, "database", "", "database for the server under test (default: a fresh SQLite file)")
+	fs.StringVar(&c.Postgres, "postgres", "", "also run against lwota over this PostgreSQL database, postgres://..., and print the PostgreSQL/SQLite ratios")
+	fs.IntVar(&c.Updates, "updates", 1, "rounds of registration Updates every device sends after registering (Updates/s); 0: none")
+	fs.StringVar(&c.CoapRD, "coap-rd", "coap-rd-notls", "libcoap's Resource Directory server, run with the same client as a baseline; empty: skip it")
+	fs.StringVar(&c.Client, "client", "sim", "the registering client: sim (emulated devices, answering the server's reads) or raw (bare Register and Update datagrams, a few µs of client CPU each; the server's /3/0 read is turned off as nobody answers it)")
 	fs.DurationVar(&c.EchoFor, "echo-for", 3*time.Second, "how long the raw UDP echo baseline runs")
-	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the server's CPU profile during registration to this file")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the server's CPU profile during the first lwota run (its registrations and Updates) to this file")
 	fs.BoolVar(&c.ReadDeviceInfo, "read-device-info", true, "the server reads /3/0 from each device after it registers, as lwota serve does; false measures bare registration")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
 	}
+	switch c.Client {
+	case "sim":
+	case "raw":
+		c.ReadDeviceInfo = false
+	default:
+		return c, fmt.Errorf("bench: --client %q: want sim or raw", c.Client)
+	}
+	if c.Updates < 0 {
+		return c, fmt.Errorf("bench: --updates %d is negative", c.Updates)
+	}
 	return c, nil
 }
 
-// bench measures registrations per second and server heap per registered device, with the
-// emulated fleet in a child process so that its memory is not counted as the server's.
+// regRun is what one registration run measured: rates as the client saw them, and the server's
+// CPU time (user + system) per operation over the same interval.
+type regRun struct {
+	Devices       int
+	Took          string
+	Rate          float64 // registrations/s
+	CPUPerReg     time.Duration
+	Updates       int
+	UpdateRate    float64 // updates/s
+	CPUPerUpdate  time.Duration
+	HeapPerDevice float64 // bytes; lwota runs only
+	Client        string
+}
+
+// bench measures registrations and registration Updates per second and the server's CPU per
+// operation, on SQLite and (with --postgres) PostgreSQL in the same run, beside a raw UDP echo
+// and libcoap's Resource Directory served to the same client. The emulated fleet runs in a
+// child process so that its memory and CPU are not counted as the server's.
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "pull" {
 		return benchPullCommand(ctx, args[1:], stdout, stderr)
@@ -68,83 +111,235 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "baseline: raw UDP echo (20 B request, 1 KiB response), %d clients: %.0f round trips/s\n", cfg.Concurrency, echo)
 
-	dir, err := os.MkdirTemp("", "lwota-bench-")
+	var rd *regRun
+	if cfg.CoapRD != "" {
+		r, err := benchCoapRD(ctx, cfg, stderr)
+		if err != nil {
+			fmt.Fprintf(stdout, "baseline: libcoap %s: skipped: %v\n", cfg.CoapRD, err)
+		} else {
+			rd = &r
+			fmt.Fprintf(stdout, "baseline: libcoap %s (in-memory), same client, %d devices, %d in flight: %.0f registrations/s, %s server CPU each",
+				cfg.CoapRD, r.Devices, cfg.Concurrency, r.Rate, micros(r.CPUPerReg))
+			fmt.Fprintln(stdout, " (it answers Updates 4.05)")
+		}
+	}
+	sqliteDB := cfg.Database
+	sqlite, err := benchLwota(ctx, cfg, sqliteDB, cfg.CPUProfile, stderr)
 	if err != nil {
 		return err
+	}
+	name := "SQLite"
+	if strings.HasPrefix(sqliteDB, "postgres") {
+		name = "PostgreSQL (--database)"
+	}
+	printRegRun(stdout, name, sqlite, echo, rd, nil)
+	if cfg.Postgres != "" {
+		pg, err := benchLwota(ctx, cfg, cfg.Postgres, "", stderr)
+		if err != nil {
+			return err
+		}
+		printRegRun(stdout, "PostgreSQL", pg, echo, rd, &sqlite)
+	}
+	return nil
+}
+
+func micros(d time.Duration) string {
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+}
+
+// printRegRun prints one lwota run beside the baselines; vs, when set, is the SQLite run that
+// a PostgreSQL run is compared with.
+func printRegRun(w io.Writer, name string, r regRun, echo float64, rd *regRun, vs *regRun) {
+	fmt.Fprintf(w, "registrations (%s, %s client): %d devices in %s: %.0f registrations/s (%.3f of the echo baseline", name, r.Client, r.Devices, r.Took, r.Rate, r.Rate/echo)
+	if rd != nil {
+		fmt.Fprintf(w, ", %.2fx libcoap's RD", r.Rate/rd.Rate)
+	}
+	if vs != nil {
+		fmt.Fprintf(w, ", %.2fx SQLite", r.Rate/vs.Rate)
+	}
+	fmt.Fprintf(w, "); server CPU %s per registration", micros(r.CPUPerReg))
+	if rd != nil && rd.CPUPerReg > 0 {
+		fmt.Fprintf(w, " (%.2fx libcoap's RD)", float64(r.CPUPerReg)/float64(rd.CPUPerReg))
+	}
+	fmt.Fprintln(w)
+	if r.Updates > 0 {
+		fmt.Fprintf(w, "updates (%s): %d: %.0f updates/s", name, r.Updates, r.UpdateRate)
+		if rd != nil && rd.UpdateRate > 0 {
+			fmt.Fprintf(w, " (%.2fx libcoap's RD", r.UpdateRate/rd.UpdateRate)
+			if vs != nil && vs.UpdateRate > 0 {
+				fmt.Fprintf(w, ", %.2fx SQLite", r.UpdateRate/vs.UpdateRate)
+			}
+			fmt.Fprint(w, ")")
+		} else if vs != nil && vs.UpdateRate > 0 {
+			fmt.Fprintf(w, " (%.2fx SQLite)", r.UpdateRate/vs.UpdateRate)
+		}
+		fmt.Fprintf(w, "; server CPU %s per update\n", micros(r.CPUPerUpdate))
+	}
+	if r.HeapPerDevice != 0 {
+		fmt.Fprintf(w, "server heap (%s): %.0f bytes per idle registered device\n", name, r.HeapPerDevice)
+	}
+}
+
+// benchLwota serves lwota over database (a fresh SQLite file when empty) in this process and
+// runs the fleet against it.
+func benchLwota(ctx context.Context, cfg benchConfig, database, cpuProfile string, stderr io.Writer) (regRun, error) {
+	dir, err := os.MkdirTemp("", "lwota-bench-")
+	if err != nil {
+		return regRun{}, err
 	}
 	defer os.RemoveAll(dir)
 	sc, err := parseServeFlags([]string{"--coap-addr", "127.0.0.1:0", "--coaps-addr", "", "--allow-nosec", "--http-addr", "127.0.0.1:0", "--data-dir", dir, "--log-level", "warn",
 		fmt.Sprintf("--read-device-info=%t", cfg.ReadDeviceInfo)}, stderr, func(string) string { return "" })
 	if err != nil {
-		return err
+		return regRun{}, err
 	}
-	if cfg.Database != "" {
-		sc.Database = cfg.Database
+	if database != "" {
+		sc.Database = database
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	svc, err := newService(ctx, sc, logger)
 	if err != nil {
-		return err
+		return regRun{}, err
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(runCtx) }()
+	defer func() { stop(); <-done }()
 	select {
 	case <-svc.core.Ready():
 	case err := <-done:
-		return fmt.Errorf("bench: server: %w", err)
+		done <- err
+		return regRun{}, fmt.Errorf("bench: server: %w", err)
 	}
 	heapBefore := liveHeap()
-	if cfg.CPUProfile != "" {
-		f, err := os.Create(cfg.CPUProfile)
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
 		if err != nil {
-			return err
+			return regRun{}, err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+			return regRun{}, err
 		}
+		defer pprof.StopCPUProfile()
 	}
+	loaded := svc.core.Registry().Count() // an earlier run's devices, in a reused database
+	r, err := runFleet(runCtx, cfg, svc.core.Addr().String(), selfCPU, stderr)
+	if err != nil {
+		return r, err
+	}
+	if got := svc.core.Registry().Count() - loaded; got != cfg.Devices {
+		return r, fmt.Errorf("bench: server holds %d new registrations, want %d", got, cfg.Devices)
+	}
+	r.HeapPerDevice = float64(int64(liveHeap())-int64(heapBefore)) / float64(cfg.Devices)
+	return r, nil
+}
 
+// benchCoapRD runs the fleet against libcoap's Resource Directory server, in memory.
+func benchCoapRD(ctx context.Context, cfg benchConfig, stderr io.Writer) (regRun, error) {
+	path, err := exec.LookPath(cfg.CoapRD)
+	if err != nil {
+		return regRun{}, err
+	}
+	l, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return regRun{}, err
+	}
+	addr := l.LocalAddr().(*net.UDPAddr)
+	l.Close() // the RD server binds it next; a race with another process is unlikely on loopback
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	rd := exec.CommandContext(runCtx, path, "-A", "127.0.0.1", "-p", strconv.Itoa(addr.Port), "-v", "0")
+	rd.Stderr = stderr
+	if err := rd.Start(); err != nil {
+		return regRun{}, err
+	}
+	defer func() { _ = rd.Process.Kill(); _ = rd.Wait() }()
+	time.Sleep(200 * time.Millisecond) // no readiness signal; the sim's first request retransmits anyway
+	pid := rd.Process.Pid
+	cfg.Updates = 0 // libcoap's RD answers an LwM2M Update (POST to the registration) 4.05
+	return runFleet(runCtx, cfg, addr.String(), func() time.Duration { return procCPU(pid) }, stderr)
+}
+
+// runFleet runs `lwota sim` in a child process against server and reads its reports, taking
+// the server's CPU time (cpu) at the start and at the end of each phase.
+func runFleet(ctx context.Context, cfg benchConfig, server string, cpu func() time.Duration, stderr io.Writer) (regRun, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return err
+		return regRun{}, err
 	}
-	child := exec.CommandContext(runCtx, exe, "sim", "--server", svc.core.Addr().String(), "--count", fmt.Sprint(cfg.Devices),
-		"--concurrency", fmt.Sprint(cfg.Concurrency), "--lifetime", "1h", "--prefix", "bench-")
+	// A prefix of its own per run, so that a PostgreSQL database reused across runs still sees
+	// new endpoints (first registrations, the case measured).
+	prefix := fmt.Sprintf("bench-%x-", time.Now().UnixNano()&0xffffffff)
+	child := exec.CommandContext(ctx, exe, "sim", "--server", server, "--count", fmt.Sprint(cfg.Devices),
+		"--concurrency", fmt.Sprint(cfg.Concurrency), "--lifetime", "1h", "--prefix", prefix, "--updates", fmt.Sprint(cfg.Updates),
+		fmt.Sprintf("--raw=%t", cfg.Client == "raw"))
 	child.Stderr = stderr
 	out, err := child.StdoutPipe()
 	if err != nil {
-		return err
+		return regRun{}, err
 	}
+	cpu0 := cpu()
 	if err := child.Start(); err != nil {
-		return fmt.Errorf("bench: start sim: %w", err)
+		return regRun{}, fmt.Errorf("bench: start sim: %w", err)
 	}
 	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
-	line, err := bufio.NewReader(out).ReadString('\n')
+	rd := bufio.NewReader(out)
+	line, err := rd.ReadString('\n')
 	if err != nil {
-		return fmt.Errorf("bench: sim ended before registering: %w", err)
+		return regRun{}, fmt.Errorf("bench: sim ended before registering: %w", err)
 	}
-	var n int
+	cpu1 := cpu()
+	r := regRun{Client: cfg.Client}
+	if _, err := fmt.Sscanf(strings.TrimSpace(line), "registered %d devices in %s (%f registrations/s)", &r.Devices, &r.Took, &r.Rate); err != nil {
+		return r, fmt.Errorf("bench: unexpected sim output %q: %w", line, err)
+	}
+	r.CPUPerReg = (cpu1 - cpu0) / time.Duration(max(r.Devices, 1))
+	if cfg.Updates == 0 {
+		return r, nil
+	}
+	line, err = rd.ReadString('\n')
+	if err != nil {
+		return r, fmt.Errorf("bench: sim ended before its updates: %w", err)
+	}
+	cpu2 := cpu()
 	var took string
-	var rate float64
-	if _, err := fmt.Sscanf(strings.TrimSpace(line), "registered %d devices in %s (%f registrations/s)", &n, &took, &rate); err != nil {
-		return fmt.Errorf("bench: unexpected sim output %q: %w", line, err)
+	if _, err := fmt.Sscanf(strings.TrimSpace(line), "updated %d times in %s (%f updates/s)", &r.Updates, &took, &r.UpdateRate); err != nil {
+		return r, fmt.Errorf("bench: unexpected sim output %q: %w", line, err)
 	}
-	if got := svc.core.Registry().Count(); got != cfg.Devices {
-		return fmt.Errorf("bench: server holds %d registrations, want %d", got, cfg.Devices)
+	r.CPUPerUpdate = (cpu2 - cpu1) / time.Duration(max(cfg.Devices*cfg.Updates, 1))
+	return r, nil
+}
+
+// selfCPU is this process's CPU time, user and system, all threads.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
 	}
-	if cfg.CPUProfile != "" {
-		pprof.StopCPUProfile()
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is process pid's CPU time, user and system, from /proc/PID/stat (Linux; 0 elsewhere).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
 	}
-	heapAfter := liveHeap()
-	perDevice := float64(int64(heapAfter)-int64(heapBefore)) / float64(cfg.Devices)
-	fmt.Fprintf(stdout, "registrations: %d devices in %s: %.0f registrations/s (%.3f of the echo baseline)\n", n, took, rate, rate/echo)
-	fmt.Fprintf(stdout, "server heap: %.0f bytes per idle registered device (%d -> %d bytes live heap)\n", perDevice, heapBefore, heapAfter)
-	stop()
-	<-done
-	return nil
+	// Fields after the command name (which may hold spaces) start after the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	const clockTicks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / clockTicks
 }
 
 // liveHeap is the heap still in use after a full collection.

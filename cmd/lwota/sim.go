@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lwota/lwota/server/lwm2mtest"
@@ -27,6 +29,12 @@ type simConfig struct {
 	LogFormat    string
 	LogLevel     string
 	ExitAfterReg bool
+	// Updates is how many rounds of registration Updates every device sends once all are
+	// registered, as fast as Concurrency allows (lwota bench measures Updates/s with it).
+	Updates int
+	// Raw replaces the emulated devices by lwm2mtest.RegLoad: Register and Update datagrams
+	// only, a few µs of client CPU each (lwota bench --client raw).
+	Raw bool
 
 	// Faults and habits of real clients (server/lwm2mtest Faults and Profiles).
 	Fail              string  // download, integrity, update (comma-separated)
@@ -65,6 +73,8 @@ func parseSimFlags(args []string, stderr io.Writer, getenv func(string) string) 
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "warn", "log level")
 	fs.BoolVar(&c.ExitAfterReg, "exit-after-register", false, "exit once every device has registered")
+	fs.BoolVar(&c.Raw, "raw", false, "minimal devices that only register (and update with --updates), then exit; they answer no request from the server (a throughput client)")
+	fs.IntVar(&c.Updates, "updates", 0, "once every device registered, each sends this many registration Updates, --concurrency in flight (a throughput test)")
 	fs.StringVar(&c.Fail, "fail", "", "firmware updates fail: download (link lost after 4 blocks, once; the retry resumes), "+
 		"integrity (Update Result 5 for every complete package), update (Update Result 8 on Execute); comma-separated")
 	fs.Float64Var(&c.FailRatio, "fail-ratio", 1, "share of the devices (0..1, spread evenly) that get --fail and --reboot-after-blocks")
@@ -88,6 +98,9 @@ func parseSimFlags(args []string, stderr io.Writer, getenv func(string) string) 
 	}
 	if math.IsNaN(c.Loss) || c.Loss < 0 || c.Loss >= 1 {
 		return c, fmt.Errorf("sim: --loss %v: want 0 to less than 1", c.Loss)
+	}
+	if c.Updates < 0 {
+		return c, fmt.Errorf("sim: --updates %d is negative", c.Updates)
 	}
 	if c.RebootAfterBlocks < 0 {
 		return c, fmt.Errorf("sim: --reboot-after-blocks %d is negative", c.RebootAfterBlocks)
@@ -137,6 +150,9 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Raw {
+		return simRaw(ctx, cfg, stdout)
+	}
 	tmpl := lwm2mtest.DeviceConfig{
 		Lifetime:        cfg.Lifetime,
 		Binding:         cfg.Binding,
@@ -170,9 +186,88 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	took := time.Since(start)
 	fmt.Fprintf(stdout, "registered %d devices in %s (%.0f registrations/s)\n", cfg.Count, took.Round(time.Millisecond), float64(cfg.Count)/took.Seconds())
+	if cfg.Updates > 0 {
+		start := time.Now()
+		n, err := updateFleet(ctx, fleet.Devices(), cfg.Updates, cfg.Concurrency)
+		if err != nil {
+			return fmt.Errorf("sim: %w", err)
+		}
+		took := time.Since(start)
+		fmt.Fprintf(stdout, "updated %d times in %s (%.0f updates/s)\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+	}
 	if cfg.ExitAfterReg {
 		return nil
 	}
 	<-ctx.Done()
+	return nil
+}
+
+// updateFleet has every device send rounds registration Updates, with at most concurrency in
+// flight, and returns how many were answered 2.04. It stops at the first failure.
+func updateFleet(ctx context.Context, devices []*lwm2mtest.Device, rounds, concurrency int) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		done     atomic.Int64
+		errOnce  sync.Once
+		firstErr error
+	)
+	next := make(chan *lwm2mtest.Device)
+	for range max(concurrency, 1) {
+		wg.Go(func() {
+			for d := range next {
+				if err := d.Update(ctx); err != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("update %s: %w", d.Endpoint(), err); cancel() })
+					continue
+				}
+				done.Add(1)
+			}
+		})
+	}
+feed:
+	for range rounds {
+		for _, d := range devices {
+			select {
+			case next <- d:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return int(done.Load()), firstErr
+}
+
+// simRaw is `lwota sim --raw`: the registration load of lwm2mtest.RegLoad, reported as the
+// emulated fleet reports it.
+func simRaw(ctx context.Context, cfg simConfig, stdout io.Writer) error {
+	l, err := lwm2mtest.NewRegLoad(cfg.Server, cfg.Count, func(i int) string { return fmt.Sprintf("%s%06d", cfg.Prefix, i) })
+	if err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	defer l.Close()
+	start := time.Now()
+	if _, err := l.Register(ctx, cfg.Concurrency, int(cfg.Lifetime/time.Second)); err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	took := time.Since(start)
+	fmt.Fprintf(stdout, "registered %d devices in %s (%.0f registrations/s)\n", cfg.Count, took.Round(time.Millisecond), float64(cfg.Count)/took.Seconds())
+	if cfg.Updates > 0 {
+		start := time.Now()
+		n, err := l.Update(ctx, cfg.Concurrency, cfg.Updates)
+		if err != nil {
+			return fmt.Errorf("sim: %w", err)
+		}
+		took := time.Since(start)
+		fmt.Fprintf(stdout, "updated %d times in %s (%.0f updates/s)\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+	}
+	if !cfg.ExitAfterReg {
+		<-ctx.Done()
+	}
 	return nil
 }

@@ -478,7 +478,12 @@ func (r *Registry) updateLocked(ctx context.Context, id string, from transport.P
 	next.UpdatedAt = now
 	next.LastSeen = now
 	next.Addr = from.Addr // a NAT may have moved the device; the Update tells us where it is now
-	if err := r.store.SaveRegistration(ctx, &next); err != nil {
+	// An Update that renews the lifetime and nothing else (no parameter changed, no object list)
+	// is the steady state of a fleet: a store that can touches the row's times and address
+	// instead of rewriting it. Either way the Update is durable before it is answered.
+	timesOnly := len(payload) == 0 && next.Lifetime == cur.Lifetime && next.Binding == cur.Binding &&
+		next.QueueMode == cur.QueueMode && next.SMSNumber == cur.SMSNumber
+	if err := r.storeUpdate(ctx, &next, timesOnly); err != nil {
 		return nil, fmt.Errorf("update %s: store: %w", cur.Endpoint, err)
 	}
 	r.mu.Lock()
@@ -490,6 +495,19 @@ func (r *Registry) updateLocked(ctx context.Context, id string, from transport.P
 	r.index(&next)
 	r.mu.Unlock()
 	return &next, nil
+}
+
+// storeUpdate stores an updated registration: touched when only its times and address changed
+// and the store can, else whole. A touch that finds no row (the row was replaced behind this
+// registry's back) falls back to the whole row.
+func (r *Registry) storeUpdate(ctx context.Context, next *Registration, timesOnly bool) error {
+	if t, ok := r.store.(Toucher); ok && timesOnly {
+		err := t.TouchRegistration(ctx, next)
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return r.store.SaveRegistration(ctx, next)
 }
 
 func (r *Registry) deregister(ctx context.Context, id string, from transport.Peer) (*Registration, error) {

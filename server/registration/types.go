@@ -167,6 +167,16 @@ type Store interface {
 	ListRegistrations(ctx context.Context, f Filter) ([]*Registration, error)
 }
 
+// Toucher is the optional capability of a Store to store an Update that changed nothing but
+// the registration's times and source address (a device renewing its lifetime: the steady-state
+// load of a fleet) without rewriting the whole row.
+type Toucher interface {
+	// TouchRegistration stores r.UpdatedAt, r.LastSeen, the expiry they give and r.Addr on the
+	// stored row of r.Endpoint whose id is r.ID, and returns once durable; ErrNotFound when
+	// there is no such row.
+	TouchRegistration(ctx context.Context, r *Registration) error
+}
+
 // Counter is the optional capability of a Store to count the registrations a Filter matches
 // (its cursor, limit and sort aside): the total of a paged device list.
 type Counter interface {

@@ -19,6 +19,15 @@ type dialect struct {
 	queue      int           // bounded write queue shared by the writers
 	maxBatch   int           // most writes committed in one transaction
 	maxReaders int           // open read connections
+	// unboundedTx runs the writer's transactions under a context that never ends. On SQLite a
+	// context that can end costs a watcher goroutine and a progress handler per statement
+	// (modernc.org/sqlite), about a tenth of a registration's server CPU; there is no network
+	// to hang on, and busy_timeout bounds the only wait (another process's write lock).
+	unboundedTx bool
+	// pipelined commits a batch through pgx directly: BEGIN and its statements go to
+	// PostgreSQL in one pipeline (a pgx.Batch), then COMMIT: two round trips per batch instead
+	// of one per statement and two more for the transaction.
+	pipelined bool
 }
 
 // rebind turns "?" placeholders into "$n" where the dialect wants numbered ones. Queries in this

@@ -19,6 +19,7 @@ var postgresDialect = dialect{
 	queue:      4096,
 	maxBatch:   256,
 	maxReaders: 12,
+	pipelined:  true,
 }
 
 // openPostgres opens one pgx pool for reads and writes. Migrations run under goose's advisory

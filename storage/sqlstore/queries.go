@@ -11,6 +11,7 @@ import (
 type queries struct {
 	saveRegistration    string
 	outbox              map[string]string // webhooks.go: by kind, queues an event for its subscribers
+	touchRegistration   string
 	getRegistration     string
 	loadRegistrations   string
 	selectRegistrations string // prefix of ListRegistrations, completed by its filter
@@ -72,8 +73,10 @@ func buildQueries(d *dialect) queries {
 	images := "SELECT " + strings.Join(imageColumns, ", ") + " FROM images"
 	keys := "SELECT " + strings.Join(keyColumns, ", ") + " FROM signing_keys"
 	return queries{
-		outbox:              outboxQueries(d),
-		saveRegistration:    d.rebind(upsert("registrations", []string{"endpoint"}, registrationColumns)),
+		outbox:           outboxQueries(d),
+		saveRegistration: d.rebind(upsert("registrations", []string{"endpoint"}, registrationColumns)),
+		touchRegistration: d.rebind("UPDATE registrations SET updated_at = ?, last_seen = ?, expires_at = ?, addr_network = ?, addr = ?" +
+			" WHERE endpoint = ? AND id = ?"),
 		getRegistration:     d.rebind(withLabels(regs + " WHERE endpoint = ?")),
 		loadRegistrations:   d.rebind(regs + " WHERE deregistered_at IS NULL ORDER BY endpoint"),
 		selectRegistrations: regs,
@@ -109,7 +112,7 @@ func buildQueries(d *dialect) queries {
 
 // writes are the statements the writer prepares.
 func (q *queries) writes() []string {
-	return []string{q.saveRegistration, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
+	return []string{q.saveRegistration, q.touchRegistration, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
 		q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey}
 }
 

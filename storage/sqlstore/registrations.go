@@ -52,6 +52,33 @@ func (s *Store) SaveRegistration(ctx context.Context, r *registration.Registrati
 	return nil
 }
 
+// TouchRegistration stores the times and the source address of an Update that changed nothing
+// else (registration.Toucher): five columns instead of the whole row, so that no JSON is encoded
+// and fewer values are bound. It returns once committed; registration.ErrNotFound when the row
+// of r.Endpoint does not hold the id r.ID.
+func (s *Store) TouchRegistration(ctx context.Context, r *registration.Registration) error {
+	if r == nil || r.Endpoint == "" {
+		return errors.New("sqlstore: touch registration: no endpoint")
+	}
+	times, err := timeArgs(r.UpdatedAt, r.LastSeen)
+	if err != nil {
+		return fmt.Errorf("sqlstore: touch registration %s: %w", r.Endpoint, err)
+	}
+	expires, err := nanos(r.ExpiresAt())
+	if err != nil {
+		return fmt.Errorf("sqlstore: touch registration %s: %w", r.Endpoint, err)
+	}
+	addr := ""
+	if r.Addr.AddrPort.IsValid() {
+		addr = r.Addr.AddrPort.String()
+	}
+	args := []any{times[0], times[1], expires, string(r.Addr.Network), addr, r.Endpoint, r.ID}
+	if err := s.w.doMatch(ctx, r.Endpoint, registration.ErrNotFound, stmt{s.q.touchRegistration, args}); err != nil {
+		return fmt.Errorf("sqlstore: touch registration %s: %w", r.Endpoint, err)
+	}
+	return nil
+}
+
 // LoadRegistrations returns every registration that is not de-registered, ordered by endpoint,
 // without labels: the registry keeps them out of memory.
 func (s *Store) LoadRegistrations(ctx context.Context) ([]*registration.Registration, error) {

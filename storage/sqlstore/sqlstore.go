@@ -83,7 +83,7 @@ func newStore(logger *slog.Logger, d *dialect, db, writeDB *sql.DB) *Store {
 		reads:   readStmts{db: db},
 	}
 	s.queued, _ = lru.New[string, string](queuedRegistrations) // fails only for a size below 1
-	s.w = newWriter(writeDB, s.q.writes(), d.writers, d.queue, d.maxBatch)
+	s.w = newWriter(writeDB, s.q.writes(), d)
 	return s
 }
 

@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/lwota/lwota/campaigns"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lwota/lwota/campaigns"
 
 	"github.com/lwota/lwota/server/apitoken"
 	"github.com/lwota/lwota/server/audit"
@@ -253,5 +255,53 @@ func TestClose(t *testing.T) {
 	}
 	if len(all) != saved {
 		t.Errorf("%d registrations in the file, %d saves returned nil", len(all), saved)
+	}
+}
+
+// TestTouchRegistration checks that a touch stores the times, the expiry and the address and
+// nothing else, and that a touch of another id (a replaced registration) is ErrNotFound and
+// changes nothing.
+func TestTouchRegistration(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := open(t, b.dsn(t))
+			r := benchRegistration("urn:imei:1")
+			r.Manufacturer = "acme"
+			if err := s.SaveRegistration(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			touched := *r
+			touched.UpdatedAt = r.UpdatedAt.Add(time.Minute)
+			touched.LastSeen = touched.UpdatedAt
+			touched.Addr.AddrPort = netip.MustParseAddrPort("198.51.100.7:4000")
+			touched.Model = "not stored by a touch"
+			if err := s.TouchRegistration(ctx, &touched); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.GetRegistration(ctx, r.Endpoint)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.UpdatedAt.Equal(touched.UpdatedAt) || !got.LastSeen.Equal(touched.LastSeen) || got.Addr != touched.Addr ||
+				!got.ExpiresAt().Equal(touched.ExpiresAt()) || got.Model != "" || got.Manufacturer != "acme" || len(got.Objects) != len(r.Objects) {
+				t.Errorf("after the touch = %+v", got)
+			}
+			yes := true
+			online, err := s.ListRegistrations(ctx, registration.Filter{Online: &yes, Now: r.UpdatedAt.Add(time.Duration(r.Lifetime)*time.Second + 30*time.Second)})
+			if err != nil || len(online) != 1 {
+				t.Errorf("online just past the first expiry: %d, %v; want the touched registration", len(online), err)
+			}
+			other := touched
+			other.ID = "another-id"
+			other.UpdatedAt = touched.UpdatedAt.Add(time.Hour)
+			if err := s.TouchRegistration(ctx, &other); !errors.Is(err, registration.ErrNotFound) {
+				t.Errorf("touch of another id = %v, want ErrNotFound", err)
+			}
+			if got, _ := s.GetRegistration(ctx, r.Endpoint); !got.UpdatedAt.Equal(touched.UpdatedAt) {
+				t.Errorf("a refused touch changed updated_at to %v", got.UpdatedAt)
+			}
+		})
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // stmt is one statement of a write.
@@ -34,17 +37,22 @@ type writer struct {
 	prepare  []string      // statements each writer goroutine prepares
 	shards   []chan *write // one queue per writer goroutine
 	maxBatch int
+	// unboundedTx: transactions run without batchTimeout (dialect.unboundedTx).
+	unboundedTx bool
+	// pipelined: batches go through pgx in one pipeline (dialect.pipelined).
+	pipelined bool
 
 	mu     sync.RWMutex // held for reading while queueing, for writing by close
 	closed bool
 	wg     sync.WaitGroup
 }
 
-func newWriter(db *sql.DB, prepare []string, workers, queue, maxBatch int) *writer {
-	w := &writer{db: db, prepare: prepare, maxBatch: maxBatch}
-	w.wg.Add(workers)
-	for range workers {
-		ops := make(chan *write, max(queue/workers, 1))
+// newWriter starts d.writers writer goroutines over db with d's queue, batch and commit settings.
+func newWriter(db *sql.DB, prepare []string, d *dialect) *writer {
+	w := &writer{db: db, prepare: prepare, maxBatch: d.maxBatch, unboundedTx: d.unboundedTx, pipelined: d.pipelined}
+	w.wg.Add(d.writers)
+	for range d.writers {
+		ops := make(chan *write, max(d.queue/d.writers, 1))
 		w.shards = append(w.shards, ops)
 		go w.run(ops)
 	}
@@ -116,7 +124,13 @@ func (w *writer) close() {
 
 func (w *writer) run(ops chan *write) {
 	defer w.wg.Done()
-	c := newCommitter(w.db, w.prepare)
+	prepare := w.prepare
+	if w.pipelined {
+		prepare = nil // pgx prepares and caches them per connection
+	}
+	c := newCommitter(w.db, prepare)
+	c.unbounded = w.unboundedTx
+	c.pipelined = w.pipelined
 	defer c.close()
 	batch := make([]*write, 0, w.maxBatch)
 	for op := range ops {
@@ -142,12 +156,17 @@ func (w *writer) run(ops chan *write) {
 // starts (before any transaction holds SQLite's only write connection), so that SQLite does not
 // parse the same upsert for every write.
 type committer struct {
-	db    *sql.DB
-	stmts map[string]*sql.Stmt
+	db        *sql.DB
+	stmts     map[string]*sql.Stmt
+	unbounded bool // no batchTimeout: see dialect.unboundedTx
+	pipelined bool // commit through pgx's pipeline: see dialect.pipelined
+	// txStmts are the prepared statements bound to the transaction in progress, made once per
+	// transaction and query rather than once per write.
+	txStmts map[*sql.Stmt]*sql.Stmt
 }
 
 func newCommitter(db *sql.DB, queries []string) *committer {
-	c := &committer{db: db, stmts: make(map[string]*sql.Stmt, len(queries))}
+	c := &committer{db: db, stmts: make(map[string]*sql.Stmt, len(queries)), txStmts: make(map[*sql.Stmt]*sql.Stmt)}
 	for _, q := range queries {
 		if st, err := db.Prepare(q); err == nil {
 			c.stmts[q] = st
@@ -195,8 +214,16 @@ const batchTimeout = time.Minute
 // tx runs the writes in one transaction. It does not use the callers' contexts: one caller giving
 // up must not roll back the others' writes.
 func (c *committer) tx(ops []*write) error {
-	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
-	defer cancel()
+	ctx := context.Background()
+	if !c.unbounded {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, batchTimeout)
+		defer cancel()
+	}
+	if c.pipelined {
+		return c.pipelineTx(ctx, ops)
+	}
+	defer clear(c.txStmts)
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -225,7 +252,74 @@ func (c *committer) tx(ops []*write) error {
 // exec runs one statement in tx, through its prepared form when there is one.
 func (c *committer) exec(ctx context.Context, tx *sql.Tx, s stmt) (sql.Result, error) {
 	if st, ok := c.stmts[s.query]; ok {
-		return tx.StmtContext(ctx, st).ExecContext(ctx, s.args...)
+		ts, ok := c.txStmts[st]
+		if !ok {
+			ts = tx.StmtContext(ctx, st)
+			c.txStmts[st] = ts
+		}
+		return ts.ExecContext(ctx, s.args...)
 	}
 	return tx.ExecContext(ctx, s.query, s.args...)
+}
+
+// pipelineTx runs the writes in one PostgreSQL transaction with BEGIN and every statement sent
+// in one pipeline, then COMMIT: two round trips whatever the batch's size. pgx prepares each
+// statement once per connection (its statement cache). The first failing statement (or a
+// write's noMatch) rolls the whole transaction back, as tx does; a connection whose ROLLBACK
+// failed is closed, so that the pool never hands out one left inside a transaction.
+func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
+	conn, err := c.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("begin: pipelined commit needs a pgx connection, got %T", dc)
+		}
+		pc := sc.Conn()
+		rollback := func(err error) error {
+			if _, rerr := pc.Exec(ctx, "ROLLBACK"); rerr != nil {
+				_ = pc.Close(ctx)
+			}
+			return err
+		}
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		for _, op := range ops {
+			for _, s := range op.stmts {
+				b.Queue(s.query, s.args...)
+			}
+		}
+		br := pc.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return rollback(fmt.Errorf("begin: %w", err))
+		}
+		for _, op := range ops {
+			for i := range op.stmts {
+				tag, err := br.Exec()
+				if err == nil && op.noMatch != nil && i == len(op.stmts)-1 && tag.RowsAffected() == 0 {
+					err = op.noMatch
+				}
+				if err != nil {
+					_ = br.Close()
+					return rollback(err)
+				}
+			}
+		}
+		if err := br.Close(); err != nil {
+			return rollback(err)
+		}
+		tag, err := pc.Exec(ctx, "COMMIT")
+		if err != nil {
+			_ = pc.Close(ctx) // whether it committed is unknown; the connection is not reused
+			return fmt.Errorf("commit: %w", err)
+		}
+		if tag.String() != "COMMIT" {
+			return fmt.Errorf("commit: server answered %s", tag) // an aborted transaction ends in ROLLBACK
+		}
+		return nil
+	})
 }

@@ -6,54 +6,73 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/lwota/lwota/storage/pgtest"
 )
 
 // TestBatchFailureIsolated checks that one failing write in a batch fails alone: the batch is
-// retried write by write and the others commit.
+// retried write by write and the others commit. On PostgreSQL it runs the pipelined commit,
+// where the failing statement aborts the pipeline's transaction; and a write whose noMatch
+// statement changes no row fails alone the same way.
 func TestBatchFailureIsolated(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "lwota.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	mk := func(ctx context.Context, query string, args ...any) *write {
-		return &write{ctx: ctx, stmts: []stmt{{query, args}}, done: make(chan error, 1)}
-	}
-	ins := "INSERT INTO observations (endpoint, path, token, format, created_at) VALUES (?, ?, ?, 0, NULL)"
-	gone, cancel := context.WithCancel(ctx)
-	cancel()
-	batch := []*write{
-		mk(ctx, ins, "a", "/1", []byte{1}),
-		mk(ctx, "INSERT INTO no_such_table VALUES (1)"),
-		mk(gone, ins, "c", "/1", []byte{1}),
-		mk(ctx, ins, "b", "/1", []byte{1}),
-	}
-	c := newCommitter(s.writeDB, []string{ins})
-	defer c.close()
-	c.commit(batch)
-	want := []error{nil, errors.New("any"), context.Canceled, nil}
-	for i, op := range batch {
-		select {
-		case err := <-op.done:
-			switch {
-			case want[i] == nil && err != nil:
-				t.Errorf("write %d: %v, want success", i, err)
-			case want[i] == context.Canceled && !errors.Is(err, context.Canceled):
-				t.Errorf("write %d: %v, want context.Canceled", i, err)
-			case want[i] != nil && err == nil:
-				t.Errorf("write %d succeeded, want an error", i)
+	for _, be := range []struct {
+		name string
+		dsn  func(testing.TB) string
+	}{
+		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "lwota.db") }},
+		{"postgres", pgtest.Start},
+	} {
+		t.Run(be.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := Open(ctx, be.dsn(t), nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("write %d: no answer", i)
-		}
-	}
-	obs, err := s.Observations(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(obs) != 2 || obs[0].Endpoint != "a" || obs[1].Endpoint != "b" {
-		t.Errorf("observations after the batch = %d rows, want a and b", len(obs))
+			defer s.Close()
+			mk := func(ctx context.Context, query string, args ...any) *write {
+				return &write{ctx: ctx, stmts: []stmt{{s.dialect.rebind(query), args}}, done: make(chan error, 1)}
+			}
+			ins := "INSERT INTO observations (endpoint, path, token, format, created_at) VALUES (?, ?, ?, 0, NULL)"
+			gone, cancel := context.WithCancel(ctx)
+			cancel()
+			noMatch := errors.New("no row")
+			unmatched := mk(ctx, "DELETE FROM observations WHERE endpoint = ?", "nobody")
+			unmatched.noMatch = noMatch
+			batch := []*write{
+				mk(ctx, ins, "a", "/1", []byte{1}),
+				mk(ctx, "INSERT INTO no_such_table VALUES (1)"),
+				mk(gone, ins, "c", "/1", []byte{1}),
+				unmatched,
+				mk(ctx, ins, "b", "/1", []byte{1}),
+			}
+			c := newCommitter(s.writeDB, []string{s.dialect.rebind(ins)})
+			c.unbounded, c.pipelined = s.dialect.unboundedTx, s.dialect.pipelined
+			defer c.close()
+			c.commit(batch)
+			want := []error{nil, errors.New("any"), context.Canceled, noMatch, nil}
+			for i, op := range batch {
+				select {
+				case err := <-op.done:
+					switch {
+					case want[i] == nil && err != nil:
+						t.Errorf("write %d: %v, want success", i, err)
+					case (want[i] == context.Canceled || want[i] == noMatch) && !errors.Is(err, want[i]):
+						t.Errorf("write %d: %v, want %v", i, err, want[i])
+					case want[i] != nil && err == nil:
+						t.Errorf("write %d succeeded, want an error", i)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("write %d: no answer", i)
+				}
+			}
+			obs, err := s.Observations(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(obs) != 2 || obs[0].Endpoint != "a" || obs[1].Endpoint != "b" {
+				t.Errorf("observations after the batch = %d rows, want a and b", len(obs))
+			}
+		})
 	}
 }
 

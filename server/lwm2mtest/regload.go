@@ -1,0 +1,312 @@
+package lwm2mtest
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// RegLoad is a minimal registration load: n devices, each on its own UDP socket, that send a
+// Register (and then rounds of Updates) as hand-encoded CoAP datagrams and wait for the answer,
+// nothing else. It costs the client a few µs per request where a full Device costs tens, so
+// a server's registration throughput is measured rather than the simulator's. The devices
+// answer no request from the server: run the server without its Object 3 read.
+type RegLoad struct {
+	conns []*net.UDPConn
+	eps   []string
+	locs  []string // Location-Path of each registration, "/rd/x"
+	// mids are the devices' message ids: a server answers a repeated (peer, message id) from
+	// its cache, so ids are per device, never per worker.
+	mids []uint16
+}
+
+// NewRegLoad opens n sockets towards server, named by naming (DefaultNaming when nil).
+func NewRegLoad(server string, n int, naming func(int) string) (*RegLoad, error) {
+	if naming == nil {
+		naming = DefaultNaming
+	}
+	addr, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		return nil, fmt.Errorf("lwm2mtest: regload: %w", err)
+	}
+	l := &RegLoad{conns: make([]*net.UDPConn, n), eps: make([]string, n), locs: make([]string, n), mids: make([]uint16, n)}
+	for i := range n {
+		if l.conns[i], err = net.DialUDP("udp", nil, addr); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("lwm2mtest: regload: socket %d: %w", i, err)
+		}
+		l.eps[i] = naming(i)
+	}
+	return l, nil
+}
+
+// Close closes the sockets (no De-register).
+func (l *RegLoad) Close() {
+	for _, c := range l.conns {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+// Register registers every device with at most concurrency in flight, lifetime lt seconds.
+func (l *RegLoad) Register(ctx context.Context, concurrency int, lt int) (int, error) {
+	links := []byte(`</>;rt="oma.lwm2m";ct=11543,</1/0>,</3/0>,</4/0>,</5>;ver=1.1,</5/0>`)
+	return l.each(ctx, concurrency, 1, func(i int, x *exchange) error {
+		q := []string{"ep=" + l.eps[i], "lt=" + strconv.Itoa(lt), "lwm2m=1.1", "b=U"}
+		l.mids[i]++
+		loc, err := x.do(ctx, l.conns[i], l.mids[i], []string{"rd"}, q, links, 0x41) // 2.01
+		if err != nil {
+			return fmt.Errorf("register %s: %w", l.eps[i], err)
+		}
+		l.locs[i] = loc
+		return nil
+	})
+}
+
+// Update sends rounds registration Updates (no parameters: the lifetime restarts) from every
+// registered device, with at most concurrency in flight.
+func (l *RegLoad) Update(ctx context.Context, concurrency, rounds int) (int, error) {
+	return l.each(ctx, concurrency, rounds, func(i int, x *exchange) error {
+		if l.locs[i] == "" {
+			return fmt.Errorf("update %s: not registered", l.eps[i])
+		}
+		l.mids[i]++
+		if _, err := x.do(ctx, l.conns[i], l.mids[i], splitPath(l.locs[i]), nil, nil, 0x44); err != nil { // 2.04
+			return fmt.Errorf("update %s: %w", l.eps[i], err)
+		}
+		return nil
+	})
+}
+
+// each runs op for every device, rounds times, on concurrency workers; it stops at the first error.
+func (l *RegLoad) each(ctx context.Context, concurrency, rounds int, op func(i int, x *exchange) error) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		done     atomic.Int64
+		once     sync.Once
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	next := make(chan int)
+	for w := range max(min(concurrency, len(l.conns)), 1) { // more workers than devices would share a device
+		wg.Go(func() {
+			x := &exchange{token: uint32(w) << 24, buf: make([]byte, 1500)}
+			for i := range next {
+				if err := op(i, x); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+					continue
+				}
+				done.Add(1)
+			}
+		})
+	}
+feed:
+	for range rounds {
+		for i := range l.conns {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return int(done.Load()), firstErr
+}
+
+func splitPath(p string) []string {
+	var out []string
+	for len(p) > 0 {
+		if p[0] == '/' {
+			p = p[1:]
+			continue
+		}
+		i := 0
+		for i < len(p) && p[i] != '/' {
+			i++
+		}
+		out = append(out, p[:i])
+		p = p[i:]
+	}
+	return out
+}
+
+// exchange is one worker's request state: the request in flight and a receive buffer. A
+// device is used by one worker at a time (rounds are fed device after device, and a round's
+// devices are all taken before the next round's first).
+type exchange struct {
+	mid   uint16
+	token uint32
+	buf   []byte
+	req   []byte
+}
+
+// errRegLoadCode is a response with another code than the one expected.
+var errRegLoadCode = errors.New("unexpected response code")
+
+// do sends a confirmable POST and waits for its piggybacked (or separate) response, sending
+// again after 2, 4 and 8 s (RFC 7252's ACK_TIMEOUT, simplified). It returns the Location-Path.
+func (x *exchange) do(ctx context.Context, c *net.UDPConn, mid uint16, path, query []string, payload []byte, want byte) (string, error) {
+	x.mid = mid
+	x.token++
+	x.req = encodePost(x.req[:0], x.mid, x.token, path, query, payload)
+	wait := 2 * time.Second
+	for attempt := 0; attempt < 4; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		if _, err := c.Write(x.req); err != nil {
+			return "", err
+		}
+		deadline := time.Now().Add(wait)
+		wait *= 2
+		for {
+			_ = c.SetReadDeadline(deadline)
+			n, err := c.Read(x.buf)
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					break // send again
+				}
+				return "", err
+			}
+			code, loc, ok := x.match(c, x.buf[:n])
+			if !ok {
+				continue
+			}
+			if code != want {
+				return "", fmt.Errorf("%w: %d.%02d", errRegLoadCode, code>>5, code&0x1f)
+			}
+			return loc, nil
+		}
+	}
+	return "", errors.New("no answer after 4 transmissions")
+}
+
+// match reports whether m answers the request in flight: an ACK with our message id carrying a
+// response, or a separate CON/NON response with our token (ACKed here).
+func (x *exchange) match(c *net.UDPConn, m []byte) (code byte, loc string, ok bool) {
+	if len(m) < 4 || m[0]>>6 != 1 {
+		return 0, "", false
+	}
+	typ, tkl := (m[0]>>4)&3, int(m[0]&0x0f)
+	code = m[1]
+	mid := binary.BigEndian.Uint16(m[2:4])
+	if len(m) < 4+tkl {
+		return 0, "", false
+	}
+	var tok [4]byte
+	binary.BigEndian.PutUint32(tok[:], x.token)
+	sameToken := tkl == 4 && string(m[4:8]) == string(tok[:])
+	switch {
+	case typ == 2 && mid == x.mid && code == 0: // empty ACK: the response comes separately
+		return 0, "", false
+	case typ == 2 && mid == x.mid && sameToken:
+	case (typ == 0 || typ == 1) && sameToken && code>>5 >= 2:
+		if typ == 0 {
+			ack := []byte{0x60, 0, m[2], m[3]}
+			_, _ = c.Write(ack)
+		}
+	default:
+		return 0, "", false
+	}
+	return code, locationPath(m[4+tkl:]), true
+}
+
+// locationPath reads the Location-Path options (8) of a message's options and payload.
+func locationPath(b []byte) string {
+	var loc []byte
+	num := 0
+	for len(b) > 0 && b[0] != 0xff {
+		delta, length := int(b[0]>>4), int(b[0]&0x0f)
+		b = b[1:]
+		var ok bool
+		if delta, b, ok = extended(delta, b); !ok {
+			return string(loc)
+		}
+		if length, b, ok = extended(length, b); !ok || len(b) < length {
+			return string(loc)
+		}
+		num += delta
+		if num == 8 {
+			loc = append(append(loc, '/'), b[:length]...)
+		}
+		b = b[length:]
+	}
+	return string(loc)
+}
+
+func extended(v int, b []byte) (int, []byte, bool) {
+	switch v {
+	case 13:
+		if len(b) < 1 {
+			return 0, b, false
+		}
+		return int(b[0]) + 13, b[1:], true
+	case 14:
+		if len(b) < 2 {
+			return 0, b, false
+		}
+		return int(binary.BigEndian.Uint16(b)) + 269, b[2:], true
+	case 15:
+		return 0, b, false
+	}
+	return v, b, true
+}
+
+// encodePost appends a confirmable POST with a 4-byte token, Uri-Path, Content-Format 40 when
+// there is a payload, and Uri-Query options.
+func encodePost(b []byte, mid uint16, token uint32, path, query []string, payload []byte) []byte {
+	b = append(b, 0x44, 0x02, byte(mid>>8), byte(mid)) // CON, TKL 4, POST
+	b = binary.BigEndian.AppendUint32(b, token)
+	last := 0
+	opt := func(num int, v []byte) {
+		b = appendOption(b, num-last, len(v))
+		b = append(b, v...)
+		last = num
+	}
+	for _, p := range path {
+		opt(11, []byte(p))
+	}
+	if len(payload) > 0 {
+		opt(12, []byte{40})
+	}
+	for _, q := range query {
+		opt(15, []byte(q))
+	}
+	if len(payload) > 0 {
+		b = append(b, 0xff)
+		b = append(b, payload...)
+	}
+	return b
+}
+
+func appendOption(b []byte, delta, length int) []byte {
+	nib := func(v int) (byte, []byte) {
+		switch {
+		case v < 13:
+			return byte(v), nil
+		case v < 269:
+			return 13, []byte{byte(v - 13)}
+		default:
+			return 14, []byte{byte((v - 269) >> 8), byte(v - 269)}
+		}
+	}
+	d, dx := nib(delta)
+	l, lx := nib(length)
+	b = append(b, d<<4|l)
+	b = append(b, dx...)
+	return append(b, lx...)
+}
