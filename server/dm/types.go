@@ -47,7 +47,7 @@ type Attributes struct {
 type Request struct {
 	Op         Op                   `json:"op"`
 	Path       lwm2m.Path           `json:"path"`
-	Paths      []lwm2m.Path         `json:"paths,omitempty"` // Read-Composite: the paths to read
+	Paths      []lwm2m.Path         `json:"paths,omitempty"`  // Read-Composite: the paths to read
 	Format     *lwm2m.ContentFormat `json:"format,omitempty"` // nil lets lwota choose from what the device supports
 	Records    []lwm2m.Record       `json:"records,omitempty"`
 	Args       string               `json:"args,omitempty"` // Execute arguments
