@@ -130,6 +130,9 @@ type DeviceConfig struct {
 	// RefuseFirmwareObserve answers Observe on Object 5 with 4.05, so that State and Update
 	// Result reach the server only by Send or Read.
 	RefuseFirmwareObserve bool
+	// NoComposite answers Read-Composite and Write-Composite (FETCH, iPATCH) with 4.05, as a
+	// 1.1 client without them does (ProfileNoComposite).
+	NoComposite bool
 	// EmptyDeviceType makes /3/0/17 Device Type the empty string instead of DeviceType.
 	EmptyDeviceType bool
 }

@@ -139,6 +139,8 @@ func (d *Device) dispatch(r *request) (Op, response) {
 		return OpWrite, d.push(r) // Package: a push, block by block
 	}
 	switch r.code {
+	case codes.FETCH, codes.IPATCH:
+		return d.composite(r)
 	case codes.GET:
 		switch {
 		case r.accept == int(lwm2m.FormatLinkFormat):

@@ -43,6 +43,10 @@ func profiles() map[string]Profile {
 			Doc:   "mbed TLS 2.x DTLS client: ClientHello records carry record version fe 00 (needs a PSK)",
 			Apply: func(c *DeviceConfig) { *c = ApplyProfileMbedTLS2RecordVersion(*c) },
 		},
+		ProfileNoComposite: {
+			Doc:   "LwM2M 1.1 client without Read-/Write-Composite: FETCH and iPATCH are answered 4.05",
+			Apply: func(c *DeviceConfig) { c.NoComposite = true },
+		},
 		ProfileGoneAway: {
 			Doc:   "registers, then goes silent without a De-register (power cut, NAT mapping gone)",
 			Apply: func(c *DeviceConfig) { *c = WithProfileGoneAway(*c) },
