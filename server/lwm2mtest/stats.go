@@ -20,7 +20,7 @@ const (
 	OpCreate          Op = "create"
 	OpDelete          Op = "delete"
 	OpObserve         Op = "observe"
-	OpCancelObserve   Op = "cancel-observe" // Observe=1 or a Reset to a notification
+	OpCancelObserve   Op = "cancel-observe"  // Observe=1 or a Reset to a notification
 	OpReadComposite   Op = "read-composite"  // FETCH (composite.go)
 	OpWriteComposite  Op = "write-composite" // iPATCH (composite.go)
 	OpUnknown         Op = "unknown"         // a method LwM2M does not use here
