@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -11,8 +13,12 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	udpcoder "github.com/plgd-dev/go-coap/v3/udp/coder"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lwota/lwota/firmware"
 
 	"github.com/lwota/lwota/server/dm"
+	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/lwm2mtest"
 )
@@ -256,4 +262,105 @@ func TestWireCompositeDatagrams(t *testing.T) {
 	if out := <-done; !errors.As(out.err, &de) || de.Code != "4.05" {
 		t.Fatalf("4.05 answer: %v", out.err)
 	}
+}
+
+// The update driver reads /3/0/3, /5/0/3 and /5/0/5 in one Read-Composite when it verifies the
+// update of a device whose registration allows it, counted in lwota_fwupdate_composite_reads_total;
+// a 1.1 client that refuses it is read one path at a time, and a 1.0 device is never asked.
+func TestUpdateVerifiesWithComposite(t *testing.T) {
+	tests := []struct {
+		name      string
+		version   string
+		profile   string
+		ok        float64 // composite reads answered
+		refused   float64
+		composite bool // the device saw Read-Composite requests it answered
+	}{
+		{"1.1 device", "1.1", "", 1, 0, true},
+		{"1.1 device without composite", "1.1", lwm2mtest.ProfileNoComposite, 0, 1, false},
+		{"1.0 device", "1.0", "", 0, 0, false},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startHarness(t, nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			fwcfg := fwupdate.DefaultConfig()
+			fwcfg.PollInterval = time.Second
+			fwcfg.Offered = []string{fwupdate.DeliveryHTTP}
+			im := newImages(t, []byte("LWOTA-FW 2.0.0\n"+string(bytes.Repeat([]byte("c"), 3000))))
+			if err := h.store.SaveImage(ctx, &firmware.Image{ID: "img", Name: "fw", Version: "2.0.0", Size: int64(len(im.pkg)),
+				SHA256: im.sum, BlobKey: "images/sha256/" + im.sum, CreatedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			reg := prometheus.NewRegistry()
+			drv := fwupdate.New(fwcfg, h.srv, h.store, im, nil, nil, reg, nil)
+			done := make(chan error, 1)
+			go func() { done <- drv.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+
+			ep := fmt.Sprintf("upd-comp-%d", i)
+			cfg := lwm2mtest.DeviceConfig{Endpoint: ep, LwM2MVersion: tc.version, Delivery: lwm2mtest.DeliveryPull,
+				Protocols: []int{lwm2mtest.ProtoHTTP}, RequestTimeout: 30 * time.Second, UpdateDelay: 100 * time.Millisecond}
+			if err := lwm2mtest.ApplyProfiles(&cfg, tc.profile); err != nil {
+				t.Fatal(err)
+			}
+			dev := lwm2mtest.NewDevice(cfg, nil)
+			t.Cleanup(func() { _ = dev.Close() })
+			if err := dev.Start(ctx, h.srv.Addr().String()); err != nil {
+				t.Fatal(err)
+			}
+			var job *fwupdate.Job
+			waitFor(t, "the driver to run", 30*time.Second, func() bool {
+				var err error
+				job, err = drv.Start(ctx, ep, fwupdate.StartRequest{ImageID: "img", Method: fwupdate.MethodPull})
+				return err == nil
+			})
+			waitFor(t, "the job to succeed", 2*time.Minute, func() bool {
+				j, err := drv.Job(ctx, job.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if j.State == fwupdate.StateFailed {
+					t.Fatalf("job failed: %s", j.Reason)
+				}
+				return j.State == fwupdate.StateSucceeded
+			})
+			ok := metricValue(t, reg, "lwota_fwupdate_composite_reads_total", "ok")
+			refused := metricValue(t, reg, "lwota_fwupdate_composite_reads_total", "refused")
+			if ok < tc.ok || (tc.ok == 0 && ok != 0) || refused != tc.refused {
+				t.Fatalf("composite reads ok=%v refused=%v, want ok>=%v refused=%v", ok, refused, tc.ok, tc.refused)
+			}
+			st := dev.Stats()
+			if got := st.CompositePaths > 0; got != tc.composite {
+				t.Fatalf("device answered composite reads of %d paths (%v); want composite %v", st.CompositePaths, st.Requests, tc.composite)
+			}
+			if tc.composite && st.CompositePaths%3 != 0 {
+				t.Fatalf("composite reads named %d paths, want three per request", st.CompositePaths)
+			}
+		})
+	}
+}
+
+// metricValue is the value of counter name with label outcome.
+func metricValue(t *testing.T, reg *prometheus.Registry, name, outcome string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == outcome {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{outcome=%q}", name, outcome)
+	return 0
 }
