@@ -195,6 +195,7 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	a.labelRoutes(e)      // labels.go: served when the Devices also implement Labels
 	a.updateRoutes(e)     // updates.go: served once WithUpdates is called
 	a.campaignRoutes(e)   // campaigns.go: served once WithCampaigns is called
+	a.compositeRoutes(e)  // composite.go: Read-Composite and Write-Composite
 	a.tokenRoutes(e)      // tokens.go: tokens and the audit log (WithAuth)
 	a.echo = e
 	return a
