@@ -25,6 +25,12 @@ type Sender interface {
 	NewToken() []byte
 }
 
+// Reacher is a Sender that knows whether a device can be sent to now (the server's, for
+// devices registered over TCP or TLS, whose connection may be closed).
+type Reacher interface {
+	Reachable(to transport.Addr) bool
+}
+
 // Devices finds live registrations.
 type Devices interface {
 	Get(endpoint string) (*registration.Registration, bool)
@@ -162,6 +168,11 @@ func (c *Client) awake(endpoint string) (*registration.Registration, error) {
 	}
 	if reg.QueueMode && now.Sub(reg.LastSeen) > c.cfg.AwakeWindow {
 		return nil, fmt.Errorf("%s: %w", endpoint, ErrAsleep)
+	}
+	// Over TCP a device is reachable only while its connection is open; without one it is
+	// handled as a sleeping queue-mode device: requests wait until it connects again.
+	if r, ok := c.sender.(Reacher); ok && !r.Reachable(reg.Addr) {
+		return nil, fmt.Errorf("%s: no open connection over %s: %w", endpoint, reg.Addr.Network, ErrAsleep)
 	}
 	return reg, nil
 }

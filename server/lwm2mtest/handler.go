@@ -271,7 +271,7 @@ func (d *Device) observe(r *request) response {
 	if err != nil {
 		return errorResponse(err)
 	}
-	nc, ok := r.conn.(notifyConn)
+	nc, ok := asNotifyConn(r.conn)
 	if !ok {
 		return errorResponse(errors.New("connection cannot notify"))
 	}
