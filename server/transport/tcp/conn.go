@@ -87,6 +87,9 @@ func (c *conn) run(ctx context.Context) {
 	f, err := readFrame(c.r, e.cfg.MaxMessageSize)
 	if err != nil {
 		e.m.refused.WithLabelValues("no-csm").Inc()
+		if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrFrame) {
+			c.abort(err.Error())
+		}
 		return
 	}
 	if f.code != codeCSM {
