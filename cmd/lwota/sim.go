@@ -35,6 +35,7 @@ type simConfig struct {
 	RebootAfterBlocks int
 	Profile           string // comma-separated profile names
 	faults            lwm2mtest.Faults
+	simTransport      // sim_tcp.go: --transport and the TLS files
 }
 
 // simFailures maps --fail values onto the simulator's faults.
@@ -68,6 +69,7 @@ func parseSimFlags(args []string, stderr io.Writer, getenv func(string) string) 
 	fs.Float64Var(&c.Loss, "loss", 0, "probability (0..1) that a datagram is lost, each way, on every device")
 	fs.IntVar(&c.RebootAfterBlocks, "reboot-after-blocks", 0, "reboot (new port, no De-register) once this many blocks of a download arrived, once; 0: never")
 	fs.StringVar(&c.Profile, "profile", "", "device profiles, comma-separated: "+profileHelp())
+	c.simTransport.flags(fs)
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
 	}
@@ -96,6 +98,9 @@ func parseSimFlags(args []string, stderr io.Writer, getenv func(string) string) 
 	}
 	if err := lwm2mtest.ApplyProfiles(&lwm2mtest.DeviceConfig{}, c.Profile); err != nil {
 		return c, fmt.Errorf("sim: --profile: %w", err)
+	}
+	if err := c.simTransport.check(); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -140,6 +145,9 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := lwm2mtest.ApplyProfiles(&tmpl, cfg.Profile); err != nil {
 		return fmt.Errorf("sim: --profile: %w", err)
+	}
+	if err := cfg.simTransport.apply(&tmpl); err != nil {
+		return err
 	}
 	fleet := lwm2mtest.NewFleet(cfg.Count, tmpl, func(i int) string { return fmt.Sprintf("%s%06d", cfg.Prefix, i) }, logger)
 	defer fleet.Close()
