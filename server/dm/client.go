@@ -113,6 +113,11 @@ func (c *Client) Do(ctx context.Context, endpoint string, req Request) (*Result,
 		return nil, nil, err
 	}
 	res, err := c.send(ctx, reg, req)
+	if errors.Is(err, ErrAsleep) {
+		// The device's connection (TCP, TLS) went away before anything was sent: wait for it.
+		p, err := c.enqueue(ctx, endpoint, req)
+		return nil, p, err
+	}
 	return res, nil, err
 }
 
@@ -242,11 +247,14 @@ func (c *Client) flush(ctx context.Context, endpoint string) {
 			return
 		}
 		res, err := c.send(ctx, reg, p.Request)
-		if errors.Is(err, ErrTimeout) && ctx.Err() == nil {
-			// Asleep again before the queue emptied: the rest waits for the next wake-up.
+		if (errors.Is(err, ErrTimeout) || errors.Is(err, ErrAsleep)) && ctx.Err() == nil {
+			// Asleep again (or its connection gone) before the queue emptied: the rest waits
+			// for the next wake-up. Only a request that went out unanswered counts as an attempt.
 			p.Error = err.Error()
 			p.UpdatedAt = c.now()
-			p.Attempts++
+			if errors.Is(err, ErrTimeout) {
+				p.Attempts++
+			}
 			if p.Attempts >= c.cfg.MaxQueueAttempts {
 				p.State = PendingFailed
 			}
@@ -345,6 +353,9 @@ func (c *Client) transportError(endpoint string, req Request, err error) error {
 	switch {
 	case errors.Is(err, transport.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, endpoint, ErrTimeout)
+	case errors.Is(err, transport.ErrNotConnected):
+		// Nothing was sent: the device is handled as one asleep until it connects again.
+		return fmt.Errorf("%s %s on %s: no connection: %w", req.Op, req.Path, endpoint, ErrAsleep)
 	case errors.Is(err, transport.ErrClosed):
 		return fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, endpoint, ErrUnavailable)
 	case errors.Is(err, transport.ErrReset):

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"crypto/x509"
+	"errors"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 )
@@ -11,6 +12,11 @@ const (
 	TCP Network = "tcp"
 	TLS Network = "tls"
 )
+
+// ErrNotConnected is returned by a stream transport's Do and Upload when the peer has no open
+// connection, or the connection failed while the request was being written: nothing reached
+// the peer, so the request may be sent again once it connects.
+var ErrNotConnected = errors.New("transport: peer not connected")
 
 // Secure reports whether the network authenticates its peers (DTLS, TLS): a registration from
 // it is bound to the identity the handshake proved.

@@ -374,7 +374,8 @@ func (c *conn) roundTrip(ctx context.Context, req *transport.Message) (*transpor
 	case resp := <-ch:
 		return resp, nil
 	case <-c.closed:
-		return nil, fmt.Errorf("%s: connection closed: %w", c.peer.Addr, ErrNotConnected)
+		// The request went out; whether the device acted on it is unknown, as after a timeout.
+		return nil, fmt.Errorf("%s: connection closed before the answer: %w", c.peer.Addr, transport.ErrTimeout)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

@@ -24,8 +24,9 @@ import (
 )
 
 // ErrNotConnected is returned by Do and Upload for a peer with no open connection: over TCP,
-// lwota can reach a device only while the device keeps its connection up.
-var ErrNotConnected = errors.New("tcp: peer not connected")
+// lwota can reach a device only while the device keeps its connection up. It is
+// transport.ErrNotConnected.
+var ErrNotConnected = transport.ErrNotConnected
 
 // Config tunes an Endpoint. Zero fields take DefaultConfig's values.
 type Config struct {
