@@ -72,17 +72,6 @@ func (p *rawPeer) send(f frame) {
 	}
 }
 
-func (p *rawPeer) sendRaw(hexBytes string) {
-	p.t.Helper()
-	b, err := hex.DecodeString(hexBytes)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	if _, err := p.nc.Write(b); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
 // recv reads one frame; io.EOF when the server closed the connection.
 func (p *rawPeer) recv() (frame, error) {
 	p.t.Helper()
