@@ -82,6 +82,8 @@ var RouteRoles = []RouteRole{
 	{http.MethodDelete, Prefix + "/devices/:endpoint/objects/*", admins},
 	{http.MethodPost, compositeReadPath, readers},
 	{http.MethodPost, compositeWritePath, admins},
+	{http.MethodPost, compositeObservePath, admins},
+	{http.MethodDelete, compositeObservePath, admins},
 	{http.MethodPut, credentialsPath, admins},
 	{http.MethodDelete, credentialsPath, admins},
 	{http.MethodPost, credentialsImportPath, admins},

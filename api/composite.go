@@ -10,13 +10,16 @@ import (
 
 // Composite operations (LwM2M 1.1+): several paths of one device in one CoAP request.
 const (
-	compositeReadPath  = Prefix + "/devices/:endpoint/composite/read"
-	compositeWritePath = Prefix + "/devices/:endpoint/composite/write"
+	compositeReadPath    = Prefix + "/devices/:endpoint/composite/read"
+	compositeWritePath   = Prefix + "/devices/:endpoint/composite/write"
+	compositeObservePath = Prefix + "/devices/:endpoint/composite/observe"
 )
 
 func (a *API) compositeRoutes(e *echo.Echo) {
 	e.POST(compositeReadPath, a.compositeRead)
 	e.POST(compositeWritePath, a.compositeWrite)
+	e.POST(compositeObservePath, a.compositeObserve)
+	e.DELETE(compositeObservePath, a.compositeCancelObserve)
 }
 
 // compositeReadBody lists the paths of a Read-Composite.
@@ -38,35 +41,45 @@ func compositeFormat(c echo.Context) (*lwm2m.ContentFormat, error) {
 	return &f, nil
 }
 
-// compositeRead: POST /devices/{endpoint}/composite/read. The device answers every path in one
-// FETCH; a sleeping device's read is handled as a plain Read's is (asleep.go).
-func (a *API) compositeRead(c echo.Context) error {
+// compositePathsRequest reads the endpoint, ?format= and the {"paths": [...]} body of a
+// Read-Composite or Observe-Composite.
+func compositePathsRequest(c echo.Context, op dm.Op) (string, dm.Request, error) {
 	ep, err := endpointParam(c)
 	if err != nil {
-		return err
+		return "", dm.Request{}, err
 	}
 	format, err := compositeFormat(c)
 	if err != nil {
-		return err
+		return "", dm.Request{}, err
 	}
 	body, err := readBody(c)
 	if err != nil {
-		return err
+		return "", dm.Request{}, err
 	}
 	var rb compositeReadBody
 	if err := decodeStrict(body, &rb); err != nil {
-		return err
+		return "", dm.Request{}, err
 	}
 	if len(rb.Paths) == 0 || len(rb.Paths) > codec.MaxPaths {
-		return badRequest(codeInvalidJSON, `"paths" needs 1 to %d LwM2M paths, got %d`, codec.MaxPaths, len(rb.Paths))
+		return "", dm.Request{}, badRequest(codeInvalidJSON, `"paths" needs 1 to %d LwM2M paths, got %d`, codec.MaxPaths, len(rb.Paths))
 	}
-	req := dm.Request{Op: dm.OpReadComposite, Path: lwm2m.RootPath, Format: format, Paths: make([]lwm2m.Path, len(rb.Paths))}
+	req := dm.Request{Op: op, Path: lwm2m.RootPath, Format: format, Paths: make([]lwm2m.Path, len(rb.Paths))}
 	for i, s := range rb.Paths {
 		p, err := lwm2m.ParsePath(s)
 		if err != nil || p.Len() == 0 {
-			return badRequest(codeInvalidPath, "paths[%d]: %q is not an object, instance, resource or resource instance path", i, s)
+			return "", dm.Request{}, badRequest(codeInvalidPath, "paths[%d]: %q is not an object, instance, resource or resource instance path", i, s)
 		}
 		req.Paths[i] = p
+	}
+	return ep, req, nil
+}
+
+// compositeRead: POST /devices/{endpoint}/composite/read. The device answers every path in one
+// FETCH; a sleeping device's read is handled as a plain Read's is (asleep.go).
+func (a *API) compositeRead(c echo.Context) error {
+	ep, req, err := compositePathsRequest(c, dm.OpReadComposite)
+	if err != nil {
+		return err
 	}
 	res, pending, err := a.readDevice(c, ep, req)
 	if err != nil {
@@ -99,4 +112,49 @@ func (a *API) compositeWrite(c echo.Context) error {
 		return err
 	}
 	return a.writeOutcome(c, res, pending)
+}
+
+// compositeObserve: POST /devices/{endpoint}/composite/observe. One observation of all the
+// paths (a FETCH with Observe 0); its notifications carry all of them.
+func (a *API) compositeObserve(c echo.Context) error {
+	ep, req, err := compositePathsRequest(c, dm.OpObserveComposite)
+	if err != nil {
+		return err
+	}
+	res, pending, err := a.doDevice(c.Request().Context(), ep, req)
+	if err != nil {
+		return err
+	}
+	return a.writeOutcome(c, res, pending)
+}
+
+// compositeCancelObserve: DELETE /devices/{endpoint}/composite/observe. The paths are those
+// the stored observation holds, as the cancel repeats the FETCH with Observe 1.
+func (a *API) compositeCancelObserve(c echo.Context) error {
+	ep, err := endpointParam(c)
+	if err != nil {
+		return err
+	}
+	if a.obs == nil {
+		return notFound("device %s has no composite observation", ep)
+	}
+	obs, err := a.obs.Observations(c.Request().Context(), ep)
+	if err != nil {
+		return mapError("device "+ep, err)
+	}
+	for _, o := range obs {
+		if o.Path.Len() == 0 && len(o.Paths) > 0 {
+			req := dm.Request{Op: dm.OpCancelObserveComposite, Path: lwm2m.RootPath, Paths: o.Paths}
+			if o.Format != 0 {
+				f := o.Format
+				req.Format = &f
+			}
+			res, pending, err := a.doDevice(c.Request().Context(), ep, req)
+			if err != nil {
+				return err
+			}
+			return a.writeOutcome(c, res, pending)
+		}
+	}
+	return notFound("device %s has no composite observation", ep)
 }

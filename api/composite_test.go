@@ -9,6 +9,7 @@ import (
 	"github.com/lwota/lwota/server/apitoken"
 	"github.com/lwota/lwota/server/dm"
 	"github.com/lwota/lwota/server/lwm2m"
+	"github.com/lwota/lwota/server/observe"
 )
 
 // TestCompositeRequests checks the dm.Request each composite route builds, and what it refuses
@@ -82,5 +83,37 @@ func TestCompositeRoles(t *testing.T) {
 	}
 	if r := env.do(t, http.MethodPost, dev+"/write", `{"records":[{"path":"/1/0/1","value":3}]}`, "Content-Type", "application/json", "Authorization", auth); r.status != 403 {
 		t.Fatalf("support write: %d %s", r.status, r.body)
+	}
+}
+
+// Observe-Composite: POST takes the paths; DELETE cancels with the paths the stored observation
+// holds, and is 404 without one.
+func TestCompositeObserveRequests(t *testing.T) {
+	const dev = "/api/v1/devices/urn:imei:356938035643809/composite/observe"
+	status := []lwm2m.Path{lwm2m.MustParsePath("/5/0/3"), lwm2m.MustParsePath("/5/0/5")}
+	env := newTestEnv(t, Config{})
+	env.op.result = &dm.Result{Code: "2.05"}
+	if r := env.do(t, http.MethodPost, dev, `{"paths":["/5/0/3","/5/0/5"]}`, "Content-Type", "application/json"); r.status != 200 {
+		t.Fatalf("observe: %d %s", r.status, r.body)
+	}
+	call := env.op.onlyCall(t)
+	if call.req.Op != dm.OpObserveComposite || !slices.Equal(call.req.Paths, status) {
+		t.Fatalf("observe request %+v", call.req)
+	}
+
+	env = newTestEnv(t, Config{})
+	if r := env.do(t, http.MethodDelete, dev, ""); r.status != 404 {
+		t.Fatalf("cancel without an observation: %d %s", r.status, r.body)
+	}
+	env.obs.obs = []*observe.Observation{
+		{Endpoint: "urn:imei:356938035643809", Path: lwm2m.MustParsePath("/3/0/13"), Token: []byte{1}},
+		{Endpoint: "urn:imei:356938035643809", Path: lwm2m.RootPath, Paths: status, Token: []byte{2}, Format: lwm2m.FormatSenMLCBOR},
+	}
+	if r := env.do(t, http.MethodDelete, dev, ""); r.status != 200 {
+		t.Fatalf("cancel: %d %s", r.status, r.body)
+	}
+	call = env.op.onlyCall(t)
+	if call.req.Op != dm.OpCancelObserveComposite || !slices.Equal(call.req.Paths, status) || call.req.Format == nil || *call.req.Format != lwm2m.FormatSenMLCBOR {
+		t.Fatalf("cancel request %+v", call.req)
 	}
 }

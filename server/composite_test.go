@@ -364,3 +364,63 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, outcome string) f
 	t.Fatalf("no %s{outcome=%q}", name, outcome)
 	return 0
 }
+
+// Observe-Composite (Transport §6.4.1): one FETCH with Observe 0 observes several paths; a
+// change of any of them is notified with all of them; the observation is stored with its paths,
+// observed again after the device re-registers, and cancelled with Observe 1.
+func TestObserveComposite(t *testing.T) {
+	h := startHarness(t, nil)
+	ctx := context.Background()
+	dev := lwm2mtest.NewDevice(lwm2mtest.DeviceConfig{Endpoint: "obs-comp", LwM2MVersion: "1.1", FirmwareVersion: "1.0.0",
+		RequestTimeout: 30 * time.Second, UpdateDelay: 50 * time.Millisecond}, nil)
+	t.Cleanup(func() { _ = dev.Close() })
+	if err := dev.Start(ctx, h.srv.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	paths := []lwm2m.Path{lwm2m.NewPath(3, 0, 3), lwm2m.NewPath(3, 0, 14)}
+	res, _, err := h.srv.Do(ctx, "obs-comp", dm.Request{Op: dm.OpObserveComposite, Path: lwm2m.RootPath, Paths: paths})
+	if err != nil || len(res.Records) != 2 {
+		t.Fatalf("observe-composite: %+v, %v", res, err)
+	}
+	obs, err := h.srv.Observations(ctx, "obs-comp")
+	if err != nil || len(obs) != 1 || obs[0].Path != lwm2m.RootPath || len(obs[0].Paths) != 2 || obs[0].Paths[1] != paths[1] {
+		t.Fatalf("stored observations %+v, %v; want one on / with both paths", obs, err)
+	}
+	latest := func(p lwm2m.Path) string {
+		ls, err := h.srv.Latest(ctx, "obs-comp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls {
+			for _, r := range l.Records {
+				if r.Path == p {
+					return r.Value.Str
+				}
+			}
+		}
+		return ""
+	}
+	dev.SetValue(lwm2m.NewPath(3, 0, 14), lwm2m.String("+05"))
+	waitFor(t, "the notification of /3/0/14", 30*time.Second, func() bool { return latest(lwm2m.NewPath(3, 0, 14)) == "+05" })
+	if got := latest(lwm2m.NewPath(3, 0, 3)); got != "1.0.0" {
+		t.Fatalf("the notification did not carry /3/0/3 too: %q", got)
+	}
+
+	// The device reboots and registers anew: lwota observes the same paths again.
+	if err := dev.Reboot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the observation to be made again", 30*time.Second, func() bool {
+		return dev.Stats().Requests[lwm2mtest.OpObserveComposite] == 2
+	})
+
+	if _, _, err := h.srv.Do(ctx, "obs-comp", dm.Request{Op: dm.OpCancelObserveComposite, Path: lwm2m.RootPath, Paths: paths}); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	if st := dev.Stats(); st.Requests[lwm2mtest.OpCancelObserveComposite] != 1 {
+		t.Fatalf("device saw %v", st.Requests)
+	}
+	if obs, _ := h.srv.Observations(ctx, "obs-comp"); len(obs) != 0 {
+		t.Fatalf("observations after cancel: %+v", obs)
+	}
+}

@@ -42,7 +42,8 @@ type Observations interface {
 	// (a device may notify before its first answer arrives); the returned func undoes it.
 	Begin(endpoint string, path lwm2m.Path, token []byte, format lwm2m.ContentFormat) (abort func())
 	// Established stores the observation once the device accepted it.
-	Established(ctx context.Context, endpoint string, path lwm2m.Path, token []byte, format lwm2m.ContentFormat, recs []lwm2m.Record) error
+	// paths are an Observe-Composite's (path is then the root); nil for a plain Observe.
+	Established(ctx context.Context, endpoint string, path lwm2m.Path, paths []lwm2m.Path, token []byte, format lwm2m.ContentFormat, recs []lwm2m.Record) error
 	// Token returns the token of the observation on path, if the server holds one.
 	Token(endpoint string, path lwm2m.Path) ([]byte, bool)
 	// Cancelled forgets the observation on path.
@@ -302,10 +303,10 @@ func (c *Client) send(ctx context.Context, reg *registration.Registration, req R
 
 	var abort func()
 	switch req.Op {
-	case OpObserve:
+	case OpObserve, OpObserveComposite:
 		msg.Token = c.sender.NewToken()
 		abort = c.obs.Begin(reg.Endpoint, req.Path, msg.Token, format)
-	case OpCancelObserve:
+	case OpCancelObserve, OpCancelObserveComposite:
 		tok, ok := c.obs.Token(reg.Endpoint, req.Path)
 		if !ok {
 			return nil, fmt.Errorf("%w: no observation of %s on %s", ErrInvalid, req.Path, reg.Endpoint)
@@ -330,15 +331,15 @@ func (c *Client) send(ctx context.Context, reg *registration.Registration, req R
 		return res, fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, reg.Endpoint, err)
 	}
 	switch req.Op {
-	case OpObserve:
+	case OpObserve, OpObserveComposite:
 		if resp.Observe < 0 {
 			// The device answered as a plain read: it will not notify (Core §6.4.1 lets it refuse).
 			abort()
-		} else if err := c.obs.Established(ctx, reg.Endpoint, req.Path, msg.Token, res.Format, res.Records); err != nil {
+		} else if err := c.obs.Established(ctx, reg.Endpoint, req.Path, req.Paths, msg.Token, res.Format, res.Records); err != nil {
 			abort()
 			return res, fmt.Errorf("observe %s on %s: %w", req.Path, reg.Endpoint, err)
 		}
-	case OpCancelObserve:
+	case OpCancelObserve, OpCancelObserveComposite:
 		if err := c.obs.Cancelled(ctx, reg.Endpoint, req.Path); err != nil {
 			return res, fmt.Errorf("cancel observe %s on %s: %w", req.Path, reg.Endpoint, err)
 		}

@@ -60,7 +60,7 @@ func validate(req Request) error {
 		if depth != 2 {
 			return bad("needs an instance path")
 		}
-	case OpReadComposite:
+	case OpReadComposite, OpObserveComposite, OpCancelObserveComposite:
 		if depth != 0 {
 			return bad("a composite read names its paths in Paths, on the root path")
 		}
@@ -82,8 +82,8 @@ func validate(req Request) error {
 	default:
 		return fmt.Errorf("%w: unknown operation %q", ErrInvalid, req.Op)
 	}
-	if req.Op != OpReadComposite && len(req.Paths) > 0 {
-		return bad("paths belong to a composite read")
+	if !compositeRead(req.Op) && len(req.Paths) > 0 {
+		return bad("paths belong to a composite read or observe")
 	}
 	for _, r := range req.Records {
 		if !r.Path.HasPrefix(req.Path) {
@@ -98,6 +98,11 @@ func validate(req Request) error {
 
 // preferred formats in order: compact and typed first. TLV stays the choice of 1.0 devices.
 var preferred = []lwm2m.ContentFormat{lwm2m.FormatSenMLCBOR, lwm2m.FormatLwM2MCBOR, lwm2m.FormatSenMLJSON, lwm2m.FormatTLV}
+
+// compositeRead reports the composite operations that send a path list in a FETCH.
+func compositeRead(op Op) bool {
+	return op == OpReadComposite || op == OpObserveComposite || op == OpCancelObserveComposite
+}
 
 // compositeFormats are the formats composite answers and writes may take, preferred first
 // (Core §6.3.1: SenML JSON, SenML CBOR, and LwM2M CBOR from 1.2).
@@ -300,7 +305,7 @@ func buildMessage(reg *registration.Registration, req Request, model codec.Resol
 		}
 	case OpDelete:
 		msg = transport.NewMessage(transport.DELETE)
-	case OpReadComposite:
+	case OpReadComposite, OpObserveComposite, OpCancelObserveComposite:
 		f, err := compositeFormat(reg, req)
 		if err != nil {
 			return nil, 0, err
@@ -313,6 +318,12 @@ func buildMessage(reg *registration.Registration, req Request, model codec.Resol
 		msg = transport.NewMessage(transport.FETCH)
 		msg.ContentFormat, msg.Accept, msg.Payload = int(list), int(f), body
 		format = f
+		switch req.Op {
+		case OpObserveComposite:
+			msg.Observe = 0
+		case OpCancelObserveComposite:
+			msg.Observe = 1
+		}
 	case OpWriteComposite:
 		f, err := compositeFormat(reg, req)
 		if err != nil {
@@ -333,7 +344,7 @@ func buildMessage(reg *registration.Registration, req Request, model codec.Resol
 // expected is the success code of each operation.
 func expected(op Op) transport.Code {
 	switch op {
-	case OpRead, OpDiscover, OpObserve, OpCancelObserve, OpReadComposite:
+	case OpRead, OpDiscover, OpObserve, OpCancelObserve, OpReadComposite, OpObserveComposite, OpCancelObserveComposite:
 		return transport.Content
 	case OpCreate:
 		return transport.Created
@@ -346,7 +357,7 @@ func expected(op Op) transport.Code {
 // decodeResult reads the device's answer into a Result. A body lwota cannot decode is kept raw.
 func decodeResult(req Request, asked lwm2m.ContentFormat, resp *transport.Message, model codec.Resolver) (*Result, error) {
 	res := &Result{Code: resp.Code.String()}
-	if resp.Code != expected(req.Op) && !(resp.Code.IsSuccess() && req.Op != OpRead && req.Op != OpReadComposite) {
+	if resp.Code != expected(req.Op) && !(resp.Code.IsSuccess() && req.Op != OpRead && !compositeRead(req.Op)) {
 		return nil, &DeviceError{Code: resp.Code.String(), Msg: diagnosticText(resp.Payload)}
 	}
 	if len(resp.LocationPath) > 0 {

@@ -28,6 +28,9 @@ const (
 	// device in one request. Their Path is the root; Paths (reads) or Records (writes) say what.
 	OpReadComposite  Op = "read-composite"  // FETCH with a SenML path list
 	OpWriteComposite Op = "write-composite" // iPATCH with SenML or LwM2M CBOR records
+	// Observe-Composite and its cancel: FETCH with the path list and Observe 0 or 1.
+	OpObserveComposite       Op = "observe-composite"
+	OpCancelObserveComposite Op = "cancel-observe-composite"
 )
 
 // Attributes are the notification attributes of Write-Attributes (Core §5.1.2). Nil means unset;

@@ -3,6 +3,7 @@ package lwm2mtest
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
@@ -25,14 +26,22 @@ func (d *Device) compositeFormat(f lwm2m.ContentFormat) bool {
 	return false
 }
 
-// composite answers FETCH (Read-Composite, or Observe-Composite with Observe 0) and iPATCH
+// composite answers FETCH (Read-Composite; Observe-Composite with Observe 0, its cancel with
+// Observe 1) and iPATCH
 // (Write-Composite) on the root path, LwM2M 1.1 Transport §6.3.1, §6.3.3, §6.4.1.
 func (d *Device) composite(r *request) (Op, response) {
 	if r.code == codes.FETCH {
-		if d.cfg.NoComposite || d.cfg.LwM2MVersion == "1.0" {
-			return OpReadComposite, errorResponse(errMethodNotAllowed)
+		op := OpReadComposite
+		switch r.observe {
+		case 0:
+			op = OpObserveComposite
+		case 1:
+			op = OpCancelObserveComposite
 		}
-		return OpReadComposite, d.readComposite(r)
+		if d.cfg.NoComposite || d.cfg.LwM2MVersion == "1.0" {
+			return op, errorResponse(errMethodNotAllowed)
+		}
+		return op, d.readComposite(r)
 	}
 	if d.cfg.NoComposite || d.cfg.LwM2MVersion == "1.0" {
 		return OpWriteComposite, errorResponse(errMethodNotAllowed)
@@ -62,6 +71,33 @@ func (d *Device) readComposite(r *request) response {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	body, err := d.compositeBody(paths, f)
+	if err != nil {
+		return errorResponse(err)
+	}
+	d.stats.add(func(s *Stats) { s.CompositePaths += uint64(len(paths)) })
+	resp := response{code: codes.Content, format: f, hasBody: true, body: body, observe: -1}
+	switch r.observe {
+	case 0: // Observe-Composite (Transport §6.4.1): one observation of all the paths
+		nc, ok := asNotifyConn(r.conn)
+		if !ok {
+			return errorResponse(errors.New("connection cannot notify"))
+		}
+		tok := string(r.token)
+		d.cancelObservation(tok)
+		o := &observation{token: append([]byte(nil), r.token...), path: lwm2m.RootPath, paths: paths, format: f, conn: nc, lastSent: time.Now()}
+		d.observations[tok] = o
+		d.armPmax(o)
+		resp.observe = int64(o.seq)
+	case 1:
+		d.cancelObservation(string(r.token))
+	}
+	return resp
+}
+
+// compositeBody encodes every listed path the device has, in format f; with d.mu held. None
+// existing is errNotFound.
+func (d *Device) compositeBody(paths []lwm2m.Path, f lwm2m.ContentFormat) ([]byte, error) {
 	var recs []lwm2m.Record
 	for _, p := range paths {
 		_, _, rd, err := d.tree.lookup(p)
@@ -69,22 +105,34 @@ func (d *Device) readComposite(r *request) response {
 			continue
 		}
 		if err != nil {
-			return errorResponse(err)
+			return nil, err
 		}
 		if rd != nil && rd.ops&opR == 0 {
-			return errorResponse(fmt.Errorf("%w: %s is not readable", errMethodNotAllowed, p))
+			return nil, fmt.Errorf("%w: %s is not readable", errMethodNotAllowed, p)
 		}
 		recs = append(recs, d.records(p)...)
 	}
 	if len(recs) == 0 {
-		return errorResponse(fmt.Errorf("%w: none of %d paths", errNotFound, len(paths)))
+		return nil, fmt.Errorf("%w: none of %d paths", errNotFound, len(paths))
 	}
 	body, err := codec.Encode(f, lwm2m.RootPath, recs)
 	if err != nil {
-		return errorResponse(fmt.Errorf("encode composite answer as %d: %w", f, err))
+		return nil, fmt.Errorf("encode composite answer as %d: %w", f, err)
 	}
-	d.stats.add(func(s *Stats) { s.CompositePaths += uint64(len(paths)) })
-	return response{code: codes.Content, format: f, hasBody: true, body: body, observe: -1}
+	return body, nil
+}
+
+// covers reports whether a change at p concerns the observation.
+func (o *observation) covers(p lwm2m.Path) bool {
+	if len(o.paths) == 0 {
+		return o.path.HasPrefix(p) || p.HasPrefix(o.path)
+	}
+	for _, q := range o.paths {
+		if q.HasPrefix(p) || p.HasPrefix(q) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeComposite writes resources of several objects at once; every record is checked before

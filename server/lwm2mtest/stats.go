@@ -23,7 +23,10 @@ const (
 	OpCancelObserve   Op = "cancel-observe"  // Observe=1 or a Reset to a notification
 	OpReadComposite   Op = "read-composite"  // FETCH (composite.go)
 	OpWriteComposite  Op = "write-composite" // iPATCH (composite.go)
-	OpUnknown         Op = "unknown"         // a method LwM2M does not use here
+	// FETCH with Observe 0 and 1 (composite.go)
+	OpObserveComposite       Op = "observe-composite"
+	OpCancelObserveComposite Op = "cancel-observe-composite"
+	OpUnknown                Op = "unknown" // a method LwM2M does not use here
 )
 
 // Stats counts what a device did. Requests counts every request received by operation,
