@@ -262,6 +262,7 @@ type Device struct {
 	attrs           map[lwm2m.Path]attributes
 	observations    map[string]*observation // by token
 	notifyMIDs      map[int32]string        // message id of a sent notification -> token
+	block1          map[string]*block1Body  // request bodies arriving in blocks (block1.go)
 	conn            deviceConn
 	stopConn        context.CancelFunc
 	server          string
@@ -300,6 +301,7 @@ func NewDevice(cfg DeviceConfig, logger *slog.Logger) *Device {
 		attrs:        map[lwm2m.Path]attributes{},
 		observations: map[string]*observation{},
 		notifyMIDs:   map[int32]string{},
+		block1:       map[string]*block1Body{},
 		lifetime:     cfg.Lifetime,
 	}
 	d.faults.set(cfg.Faults)

@@ -97,7 +97,17 @@ func (d *Device) serveCOAP(w mux.ResponseWriter, m *mux.Message) {
 	op, resp := OpUnknown, errorResponse(errNotFound)
 	if perr == nil {
 		req.path = p
-		op, resp = d.dispatch(&req)
+		var early *response
+		if req.block1 >= 0 && p != packagePath {
+			d.mu.Lock()
+			early = d.reassemble(&req) // block1.go
+			d.mu.Unlock()
+		}
+		if early != nil {
+			resp = *early
+		} else {
+			op, resp = d.dispatch(&req)
+		}
 	}
 	d.stats.add(func(s *Stats) {
 		s.Requests[op]++

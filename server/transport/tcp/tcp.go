@@ -5,6 +5,7 @@ package tcp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -116,6 +117,7 @@ type Endpoint struct {
 	m       *metrics
 
 	mu        sync.Mutex
+	cancel    context.CancelFunc // ends Serve's context; set by Serve
 	conns     map[netip.AddrPort]*conn
 	listeners map[string]func(transport.Peer, *transport.Message)
 	closed    bool
@@ -177,6 +179,15 @@ func (e *Endpoint) connCount() float64 {
 // Serve accepts connections until ctx ends or Close is called, then closes every connection
 // and returns once all their goroutines ended. It returns nil on such a shutdown.
 func (e *Endpoint) Serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	e.mu.Lock()
+	e.cancel = cancel
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return nil
+	}
 	stop := context.AfterFunc(ctx, func() { _ = e.Close() })
 	defer stop()
 	if e.cfg.IdleTimeout > 0 {
@@ -214,6 +225,9 @@ func (e *Endpoint) Close() error {
 	}
 	e.closed = true
 	close(e.done)
+	if e.cancel != nil {
+		e.cancel() // connections still in their TLS handshake end too
+	}
 	conns := make([]*conn, 0, len(e.conns))
 	for _, c := range e.conns {
 		conns = append(conns, c)
@@ -292,6 +306,10 @@ func (e *Endpoint) Do(ctx context.Context, to transport.Addr, req *transport.Mes
 	if err != nil {
 		return nil, err
 	}
+	if len(req.Payload)+256 > int(c.peerMax()) && (req.Code == transport.PUT || req.Code == transport.POST || req.Code == transport.IPATCH) {
+		// Larger than the device takes in one frame: in Block1 blocks (RFC 8323 §6).
+		return c.upload(ctx, req, bytes.NewReader(req.Payload), int64(len(req.Payload)), transport.UploadOptions{})
+	}
 	resp, err := c.roundTrip(ctx, req)
 	if err != nil {
 		return nil, err
@@ -313,6 +331,8 @@ func (e *Endpoint) Upload(ctx context.Context, to transport.Addr, req *transport
 // serveConn runs one connection: TLS handshake, CSM exchange, then frames until it closes.
 func (e *Endpoint) serveConn(ctx context.Context, nc net.Conn) {
 	defer nc.Close()
+	stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
+	defer stop()
 	ap, ok := addrPort(nc.RemoteAddr())
 	if !ok {
 		return

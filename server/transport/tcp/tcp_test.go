@@ -338,6 +338,39 @@ func TestDoAndUploadOverConnection(t *testing.T) {
 		t.Fatalf("uploaded %d bytes, want %d", len(got), len(body))
 	}
 
+	// A plain Do whose payload would not fit the peer's Max-Message-Size goes in blocks too.
+	go func() {
+		req := transport.NewMessage(transport.PUT)
+		req.Path = "/3/0/14"
+		req.Payload = body[:1000]
+		resp, err := ep.Do(context.Background(), to, req)
+		if err == nil && resp.Code != transport.Changed {
+			err = errors.New("answer " + resp.Code.String())
+		}
+		done <- err
+	}()
+	blocks := 0
+	for {
+		f := p.mustRecv()
+		m, _ := transport.MessageFromOptions(f.code, f.token, f.opts, f.payload)
+		if !m.Block1.Set || len(f.payload) > 128 {
+			t.Fatalf("Do sent %d bytes in one frame, Block1 %+v; the peer takes 300", len(f.payload), m.Block1)
+		}
+		blocks++
+		resp := transport.NewMessage(transport.Continue)
+		if !m.Block1.More {
+			resp.Code = transport.Changed
+		}
+		resp.Block1 = m.Block1
+		p.send(frame{code: resp.Code, token: m.Token, opts: resp.Options()})
+		if !m.Block1.More {
+			break
+		}
+	}
+	if err := <-done; err != nil || blocks < 8 {
+		t.Fatalf("Do in %d blocks: %v", blocks, err)
+	}
+
 	// The peer goes away: Do fails at once with ErrNotConnected.
 	_ = p.nc.Close()
 	waitCount(t, ep, 0)
