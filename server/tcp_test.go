@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/lwm2mtest"
 	"github.com/lwota/lwota/server/transport"
+	"github.com/lwota/lwota/server/transport/tcp"
 )
 
 // A coap+tcp device (RFC 8323, binding T) registers over its connection, is read down the same
@@ -73,4 +75,64 @@ func TestTCPRegisterReadAndQueue(t *testing.T) {
 		p, err := h.srv.Pending(ctx, pending.ID)
 		return err == nil && p.State == dm.PendingDone
 	})
+}
+
+// coaps+tcp registrations: with device CAs, a device registers only as the name its certificate
+// carries; without, devices are anonymous and follow the NoSec rule.
+func TestTLSRegistrationIdentity(t *testing.T) {
+	pki, err := lwm2mtest.NewPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCert, err := pki.Server()
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, err := pki.Device("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		withCAs    bool
+		allowNoSec bool
+		endpoint   string
+		cert       *lwm2mtest.Issued
+		ok         bool
+		identity   string
+	}{
+		{"certificate names the endpoint", true, false, "alice", &alice, true, "x509:alice"},
+		{"certificate of another endpoint", true, true, "mallory", &alice, false, ""},
+		{"anonymous with NoSec allowed", false, true, "anon", nil, true, ""},
+		{"anonymous with NoSec refused", false, false, "anon", nil, false, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startHarness(t, func(c *server.Config) {
+				c.CoAPSTCPAddr, c.AllowNoSec = "127.0.0.1:0", tc.allowNoSec
+				c.TLS = &tcp.TLSConfig{Certificate: srvCert.TLS}
+				if tc.withCAs {
+					c.TLS.ClientCAs = pki.Pool
+				}
+			})
+			dev := lwm2mtest.NewDevice(lwm2mtest.DeviceConfig{Endpoint: tc.endpoint, Transport: lwm2mtest.TransportTLS,
+				TLS: pki.ClientTLS(tc.cert), RequestTimeout: 30 * time.Second}, nil)
+			t.Cleanup(func() { _ = dev.Close() })
+			err := dev.Start(context.Background(), h.srv.CoAPSTCPAddr().String())
+			if !tc.ok {
+				var rej *lwm2mtest.RejectedError
+				if !errors.As(err, &rej) || rej.Code != "4.03" {
+					t.Fatalf("start: %v, want the server's 4.03", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg, _ := h.srv.Registry().Get(tc.endpoint)
+			if reg == nil || reg.Addr.Network != transport.TLS || reg.Identity != tc.identity {
+				t.Fatalf("registration %+v, want over tls with identity %q", reg, tc.identity)
+			}
+		})
+	}
 }
