@@ -406,12 +406,16 @@ func TestObserveComposite(t *testing.T) {
 		t.Fatalf("the notification did not carry /3/0/3 too: %q", got)
 	}
 
-	// The device reboots and registers anew: lwota observes the same paths again.
+	// The device reboots and registers anew: lwota observes the same paths again, and stores
+	// the new observation (a new token) once the device accepted it.
+	first := string(obs[0].Token)
 	if err := dev.Reboot(ctx); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the observation to be made again", 30*time.Second, func() bool {
-		return dev.Stats().Requests[lwm2mtest.OpObserveComposite] == 2
+		obs, err := h.srv.Observations(ctx, "obs-comp")
+		return err == nil && len(obs) == 1 && string(obs[0].Token) != first && len(obs[0].Paths) == 2 &&
+			dev.Stats().Requests[lwm2mtest.OpObserveComposite] == 2
 	})
 
 	if _, _, err := h.srv.Do(ctx, "obs-comp", dm.Request{Op: dm.OpCancelObserveComposite, Path: lwm2m.RootPath, Paths: paths}); err != nil {
