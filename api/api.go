@@ -201,6 +201,7 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	a.campaignRoutes(e)   // campaigns.go: served once WithCampaigns is called
 	a.bootstrapRoutes(e)  // bootstrap.go: served once WithBootstrap is called
 	a.webhookRoutes(e)    // webhooks.go: served once WithWebhooks is called
+	a.compositeRoutes(e)  // composite.go: Read-Composite and Write-Composite
 	a.tokenRoutes(e)      // tokens.go: tokens and the audit log (WithAuth)
 	a.fleetRoutes(e)      // fleet.go: served once WithFleet is called
 	a.echo = e

@@ -38,7 +38,9 @@ func (a *API) WithQueue(q QueueReader) *API {
 // readOnly reports whether role may only read: its reads never go into a device's queue.
 func readOnly(role apitoken.Role) bool { return role == apitoken.RoleSupport }
 
-func isRead(op dm.Op) bool { return op == dm.OpRead || op == dm.OpDiscover }
+func isRead(op dm.Op) bool {
+	return op == dm.OpRead || op == dm.OpDiscover || op == dm.OpReadComposite
+}
 
 // readDevice runs a Read or Discover. The device is asked now; when it sleeps in queue mode, a
 // read-only caller is answered from the latest values the device notified (200 with source

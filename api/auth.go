@@ -80,6 +80,10 @@ var RouteRoles = []RouteRole{
 	{http.MethodPatch, Prefix + "/devices/:endpoint/objects/*", admins},
 	{http.MethodPost, Prefix + "/devices/:endpoint/objects/*", admins}, // Execute, Create, Observe
 	{http.MethodDelete, Prefix + "/devices/:endpoint/objects/*", admins},
+	{http.MethodPost, compositeReadPath, readers},
+	{http.MethodPost, compositeWritePath, admins},
+	{http.MethodPost, compositeObservePath, admins},
+	{http.MethodDelete, compositeObservePath, admins},
 	{http.MethodPut, credentialsPath, admins},
 	{http.MethodDelete, credentialsPath, admins},
 	{http.MethodPost, credentialsImportPath, admins},

@@ -7,6 +7,7 @@ import (
 	"github.com/lwota/lwota/server/registration"
 	"github.com/lwota/lwota/server/send"
 	"github.com/lwota/lwota/server/transport"
+	"github.com/lwota/lwota/server/transport/tcp"
 )
 
 // Config is the LwM2M core's configuration; each component keeps its own part.
@@ -16,6 +17,11 @@ type Config struct {
 	// CoAPSAddr is the UDP address of CoAP over DTLS (":5684"); empty serves no DTLS. It needs
 	// the credentials given to SetCredentials.
 	CoAPSAddr string
+	// CoAPTCPAddr is the TCP address of CoAP over TCP (coap+tcp, ":5683"); empty serves none.
+	CoAPTCPAddr string
+	// CoAPSTCPAddr is the TCP address of CoAP over TLS (coaps+tcp, ":5684"); empty serves none.
+	// It needs TLS (lwota's certificate; device certificates are checked when it names CAs).
+	CoAPSTCPAddr string
 	// AllowNoSec lets devices register over plain CoAP (security mode NoSec). Off, only DTLS
 	// peers register, each as the endpoint its PSK identity is bound to.
 	AllowNoSec bool
@@ -31,6 +37,8 @@ type Config struct {
 	DeviceRequestTimeout time.Duration
 	DTLS                 transport.DTLSConfig // PSK is filled from SetCredentials
 	Transport            transport.Config
+	TCP                  tcp.Config     // CoAP over TCP and TLS
+	TLS                  *tcp.TLSConfig // coaps+tcp; needed with CoAPSTCPAddr
 	Registration         registration.Config
 	DM                   dm.Config
 	Send                 send.Config // POST /dp (LwM2M 1.1 Send)
@@ -49,6 +57,7 @@ func DefaultConfig() Config {
 		DeviceRequestTimeout: DefaultDeviceRequestTimeout,
 		DTLS:                 transport.DefaultDTLSConfig(),
 		Transport:            transport.DefaultConfig(),
+		TCP:                  tcp.DefaultConfig(),
 		Registration:         registration.DefaultConfig(),
 		DM:                   dm.DefaultConfig(),
 		Send:                 send.DefaultConfig(),

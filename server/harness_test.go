@@ -34,7 +34,7 @@ type harness struct {
 	bus     *events.Bus
 }
 
-func startHarness(t *testing.T, change func(*server.Config)) *harness {
+func startHarness(t testing.TB, change func(*server.Config)) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "lwota.db"), nil)

@@ -22,6 +22,7 @@ import (
 	"github.com/lwota/lwota/server/registration"
 	"github.com/lwota/lwota/server/send"
 	"github.com/lwota/lwota/server/transport"
+	"github.com/lwota/lwota/server/transport/tcp"
 )
 
 // Store is everything the core persists.
@@ -53,6 +54,8 @@ type Server struct {
 	mu       sync.Mutex
 	endpoint *transport.Endpoint
 	secure   *transport.Endpoint // DTLS; nil without CoAPSAddr
+	tcp      *tcp.Endpoint       // coap+tcp; nil without CoAPTCPAddr
+	tls      *tcp.Endpoint       // coaps+tcp; nil without CoAPSTCPAddr
 	ready    chan struct{}
 	// runCtx lives as long as Run; background work started by device events hangs off it.
 	runCtx context.Context
@@ -111,7 +114,9 @@ func (s *Server) SetCredentials(c Credentials) { s.creds = c }
 // (the registry also refuses it for an endpoint registered over DTLS now); a DTLS peer only as
 // the endpoint its PSK identity (or certificate name) is bound to.
 func (s *Server) AuthorizeRegister(ctx context.Context, from transport.Peer, endpoint string) error {
-	if from.Addr.Network != transport.DTLS {
+	// A TLS device without a client certificate proved nothing about itself: it is held to
+	// the NoSec rules, as a plain CoAP device is.
+	if !from.Addr.Network.Secure() || (from.Addr.Network == transport.TLS && from.Identity == "") {
 		if !s.cfg.AllowNoSec {
 			return fmt.Errorf("%w: NoSec (plain CoAP) registration is disabled on this server; register over DTLS (coaps) with a PSK credential", registration.ErrForbidden)
 		}
@@ -178,13 +183,26 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("coaps transport: %w", err)
 		}
 	}
+	plainTCP, secureTCP, err := s.listenTCP()
+	if err != nil {
+		ep.Close()
+		if secure != nil {
+			secure.Close()
+		}
+		return err
+	}
 	closeAll := func() {
 		ep.Close()
 		if secure != nil {
 			secure.Close()
 		}
+		for _, t := range []*tcp.Endpoint{plainTCP, secureTCP} {
+			if t != nil {
+				t.Close()
+			}
+		}
 	}
-	send := &sender{udp: ep, dtls: secure}
+	send := &sender{udp: ep, dtls: secure, tcp: plainTCP, tls: secureTCP}
 	obs := observe.New(s.store, send, s.model, s.bus, s, s.log.With("component", "observe"), nil)
 	client := dm.New(send, s.registry, obs, s.store, s.model, s, s.bus, s.cfg.DM, s.log.With("component", "dm"), s.dmMetrics, nil)
 	obs.SetRequester(client)
@@ -202,12 +220,18 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.endpoint = ep
 	s.secure = secure
+	s.tcp, s.tls = plainTCP, secureTCP
 	s.runCtx = ctx
 	s.dm, s.observe = client, obs
 	s.mu.Unlock()
 	s.log.Info("coap listening", "addr", conn.LocalAddr().String(), "registrations", regs, "observations", nobs)
 	if secure != nil {
 		s.log.Info("coaps listening", "addr", secure.LocalAddr().String(), "nosec", s.cfg.AllowNoSec)
+	}
+	for _, t := range []*tcp.Endpoint{plainTCP, secureTCP} {
+		if t != nil {
+			s.log.Info("coap over "+string(t.Network())+" listening", "addr", t.LocalAddr().String())
+		}
 	}
 	if !s.cfg.AllowNoSec {
 		s.log.Info("plain CoAP registrations are refused (NoSec disabled)")
@@ -229,6 +253,17 @@ func (s *Server) Run(ctx context.Context) error {
 		secureErr = make(chan error, 1)
 		go func() { secureErr <- secure.Serve(ctx) }()
 	}
+	var tcpWG sync.WaitGroup
+	tcpErr := make(chan error, 2)
+	for _, t := range []*tcp.Endpoint{plainTCP, secureTCP} {
+		if t != nil {
+			tcpWG.Go(func() {
+				if err := t.Serve(ctx); err != nil {
+					tcpErr <- fmt.Errorf("coap over %s: %w", t.Network(), err)
+				}
+			})
+		}
+	}
 	close(s.ready)
 
 	var runErr, secErr error
@@ -239,10 +274,14 @@ func (s *Server) Run(ctx context.Context) error {
 		udpDone = true
 	case secErr = <-secureErr:
 		secDone = true
+	case runErr = <-tcpErr:
 	}
 	closeAll()
+	tcpWG.Wait()
 	if !udpDone {
-		runErr = <-serveErr
+		if err := <-serveErr; runErr == nil {
+			runErr = err
+		}
 	}
 	if !secDone {
 		secErr = <-secureErr
@@ -263,35 +302,126 @@ func ignorable(err error) bool {
 	return err == nil || errors.Is(err, context.Canceled) || errors.Is(err, transport.ErrClosed)
 }
 
-// sender sends lwota's requests to a device through the endpoint it registered on: DTLS devices
-// through the DTLS endpoint, the others through plain CoAP.
-type sender struct{ udp, dtls *transport.Endpoint }
-
-func (s *sender) pick(n transport.Network) *transport.Endpoint {
-	if n == transport.DTLS && s.dtls != nil {
-		return s.dtls
+// listenTCP opens the CoAP over TCP and TLS listeners the configuration names.
+func (s *Server) listenTCP() (plain, secure *tcp.Endpoint, err error) {
+	open := func(addr string, tc *tcp.TLSConfig) (*tcp.Endpoint, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		network := "tcp"
+		if tc != nil {
+			network = "tls"
+		}
+		ep, err := tcp.New(ln, tc, transport.HandlerFunc(s.serveCoAP), s.cfg.TCP, s.log.With("component", "transport", "network", network), s.reg)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		return ep, nil
 	}
-	return s.udp
+	if s.cfg.CoAPTCPAddr != "" {
+		if plain, err = open(s.cfg.CoAPTCPAddr, nil); err != nil {
+			return nil, nil, fmt.Errorf("listen coap+tcp %s: %w", s.cfg.CoAPTCPAddr, err)
+		}
+	}
+	if s.cfg.CoAPSTCPAddr != "" {
+		if s.cfg.TLS == nil {
+			err = errors.New("coaps+tcp: no TLS certificate (Config.TLS)")
+		} else if secure, err = open(s.cfg.CoAPSTCPAddr, s.cfg.TLS); err != nil {
+			err = fmt.Errorf("listen coaps+tcp %s: %w", s.cfg.CoAPSTCPAddr, err)
+		}
+		if err != nil {
+			if plain != nil {
+				plain.Close()
+			}
+			return nil, nil, err
+		}
+	}
+	return plain, secure, nil
+}
+
+// sender sends lwota's requests to a device through the endpoint it registered on: DTLS devices
+// through the DTLS endpoint, TCP and TLS devices down their connection, the others through
+// plain CoAP.
+type sender struct {
+	udp, dtls *transport.Endpoint
+	tcp, tls  *tcp.Endpoint // nil without the listener
+}
+
+// client is what every endpoint offers for sending.
+type client interface {
+	Do(ctx context.Context, to transport.Addr, req *transport.Message) (*transport.Message, error)
+	Upload(ctx context.Context, to transport.Addr, req *transport.Message, body io.ReaderAt, size int64, opts transport.UploadOptions) (*transport.Message, error)
+	Listen(token []byte, fn func(from transport.Peer, msg *transport.Message)) (stop func())
+}
+
+func (s *sender) pick(n transport.Network) (client, error) {
+	switch n {
+	case transport.DTLS:
+		if s.dtls != nil {
+			return s.dtls, nil
+		}
+	case transport.TCP, transport.TLS:
+		t := s.tcp
+		if n == transport.TLS {
+			t = s.tls
+		}
+		if t == nil {
+			return nil, fmt.Errorf("no coap over %s listener: %w", n, tcp.ErrNotConnected)
+		}
+		return t, nil
+	}
+	return s.udp, nil
 }
 
 func (s *sender) Do(ctx context.Context, to transport.Addr, req *transport.Message) (*transport.Message, error) {
-	return s.pick(to.Network).Do(ctx, to, req)
+	c, err := s.pick(to.Network)
+	if err != nil {
+		return nil, err
+	}
+	return c.Do(ctx, to, req)
 }
 
 func (s *sender) Upload(ctx context.Context, to transport.Addr, req *transport.Message, body io.ReaderAt, size int64, opts transport.UploadOptions) (*transport.Message, error) {
-	return s.pick(to.Network).Upload(ctx, to, req, body, size, opts)
+	c, err := s.pick(to.Network)
+	if err != nil {
+		return nil, err
+	}
+	return c.Upload(ctx, to, req, body, size, opts)
+}
+
+// Reachable reports whether a request to to can leave now: over TCP and TLS only while the
+// device's connection is open (dm treats a device without one as asleep and queues for it).
+func (s *sender) Reachable(to transport.Addr) bool {
+	c, err := s.pick(to.Network)
+	if err != nil {
+		return false
+	}
+	if t, ok := c.(*tcp.Endpoint); ok {
+		return t.Connected(to)
+	}
+	return true
 }
 
 func (s *sender) NewToken() []byte { return s.udp.NewToken() }
 
-// Listen routes token's messages from either endpoint to fn.
+// Listen routes token's messages from every endpoint to fn.
 func (s *sender) Listen(token []byte, fn func(from transport.Peer, msg *transport.Message)) (stop func()) {
-	stopUDP := s.udp.Listen(token, fn)
-	if s.dtls == nil {
-		return stopUDP
+	stops := []func(){s.udp.Listen(token, fn)}
+	if s.dtls != nil {
+		stops = append(stops, s.dtls.Listen(token, fn))
 	}
-	stopDTLS := s.dtls.Listen(token, fn)
-	return func() { stopUDP(); stopDTLS() }
+	for _, t := range []*tcp.Endpoint{s.tcp, s.tls} {
+		if t != nil {
+			stops = append(stops, t.Listen(token, fn))
+		}
+	}
+	return func() {
+		for _, st := range stops {
+			st()
+		}
+	}
 }
 
 // Ready is closed once the server listens and has restored its state.
@@ -315,6 +445,26 @@ func (s *Server) CoAPSAddr() net.Addr {
 		return nil
 	}
 	return s.secure.LocalAddr()
+}
+
+// CoAPTCPAddr is the CoAP over TCP address; nil without it or before Ready is closed.
+func (s *Server) CoAPTCPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tcp == nil {
+		return nil
+	}
+	return s.tcp.LocalAddr()
+}
+
+// CoAPSTCPAddr is the CoAP over TLS address; nil without it or before Ready is closed.
+func (s *Server) CoAPSTCPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.LocalAddr()
 }
 
 // serveCoAP routes device requests. Every uplink counts as a sign of life for queue mode.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -38,6 +39,7 @@ import (
 	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/transport"
+	"github.com/lwota/lwota/server/transport/tcp"
 	"github.com/lwota/lwota/server/webhooks"
 	"github.com/lwota/lwota/storage/blobstore"
 	"github.com/lwota/lwota/storage/sqlstore"
@@ -45,9 +47,13 @@ import (
 
 // serveConfig is everything `lwota serve` reads from flags and LWOTA_* variables.
 type serveConfig struct {
-	CoAPAddr   string
-	CoAPSAddr  string
-	AllowNoSec bool
+	CoAPAddr  string
+	CoAPSAddr string
+	// CoAP over TCP and TLS (RFC 8323): listener addresses (empty: off) and the TLS
+	// listener's certificate, key and optional device CA bundle (PEM files).
+	CoAPTCPAddr, CoAPSTCPAddr             string
+	CoAPSTCPCert, CoAPSTCPKey, CoAPSTCPCA string
+	AllowNoSec                            bool
 	// CredentialKey is the hex AES-256 key sealing device PSKs; empty: DATA_DIR/credential.key.
 	CredentialKey string
 	HTTPAddr      string
@@ -123,6 +129,11 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&c.DTLSCert, "dtls-cert", "", "PEM file of lwota's DTLS certificate chain (ECDSA)")
 	fs.StringVar(&c.DTLSKey, "dtls-key", "", "PEM file of the private key of --dtls-cert")
 	fs.StringVar(&c.DTLSCertName, "dtls-cert-name", "cn", "the device certificate field a device's endpoint name must equal: cn (subject common name) or san (first URI, else DNS, subject alternative name)")
+	fs.StringVar(&c.CoAPTCPAddr, "coap-tcp-addr", "", "TCP address for CoAP over TCP (coap+tcp, RFC 8323) devices, e.g. :5683; empty disables it")
+	fs.StringVar(&c.CoAPSTCPAddr, "coaps-tcp-addr", "", "TCP address for CoAP over TLS (coaps+tcp) devices, e.g. :5684; needs --coaps-tcp-cert and --coaps-tcp-key; empty disables it")
+	fs.StringVar(&c.CoAPSTCPCert, "coaps-tcp-cert", "", "PEM file of lwota's TLS certificate chain for --coaps-tcp-addr")
+	fs.StringVar(&c.CoAPSTCPKey, "coaps-tcp-key", "", "PEM file of the private key of --coaps-tcp-cert")
+	fs.StringVar(&c.CoAPSTCPCA, "coaps-tcp-ca", "", "PEM file of the CA certificates coaps+tcp device certificates must chain to; set, a device certificate is required and names the endpoint (--dtls-cert-name); empty, devices are anonymous and held to --allow-nosec")
 	fs.BoolVar(&c.Core.DTLS.ConnectionID, "dtls-connection-id", true, "issue DTLS connection ids (RFC 9146), so a device whose NAT mapping changes keeps its session")
 	c.Bootstrap = bootstrap.DefaultServerConfig()
 	fs.StringVar(&c.Bootstrap.CoAPAddr, "bootstrap-addr", "", "UDP address of the LwM2M Bootstrap Server over plain CoAP (NoSec bootstrap, refused unless --allow-nosec); empty: off")
@@ -224,6 +235,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	c.Webhooks.Node = c.NodeName
 	c.Core.CoAPAddr = c.CoAPAddr
 	c.Core.CoAPSAddr = c.CoAPSAddr
+	c.Core.CoAPTCPAddr, c.Core.CoAPSTCPAddr = c.CoAPTCPAddr, c.CoAPSTCPAddr
 	c.Core.AllowNoSec = c.AllowNoSec
 	c.Bootstrap.AllowNoSec = c.AllowNoSec
 	if c.Bootstrap.RequestTimeout <= 0 || c.Bootstrap.SessionTimeout <= 0 {
@@ -253,6 +265,12 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	if c.HTTPPull {
 		scheme, _, _ := strings.Cut(c.PublicURL, "://")
 		c.UpdateConfig.Offered = append([]string{scheme}, c.UpdateConfig.Offered...)
+	}
+	if c.CoAPSTCPAddr != "" {
+		c.UpdateConfig.Offered = append(c.UpdateConfig.Offered, fwupdate.DeliveryCoAPTLS)
+	}
+	if c.CoAPTCPAddr != "" {
+		c.UpdateConfig.Offered = append(c.UpdateConfig.Offered, fwupdate.DeliveryCoAPTCP)
 	}
 	return c, nil
 }
@@ -305,6 +323,12 @@ func (s *service) deliveryBases() delivery.Config {
 	if a, ok := s.core.CoAPSAddr().(*net.UDPAddr); ok && c.CoAPSURL == "" {
 		c.CoAPSURL = "coaps://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
 	}
+	if a, ok := s.core.CoAPTCPAddr().(*net.TCPAddr); ok {
+		c.CoAPTCPURL = "coap+tcp://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
+	}
+	if a, ok := s.core.CoAPSTCPAddr().(*net.TCPAddr); ok {
+		c.CoAPSTCPURL = "coaps+tcp://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
+	}
 	return c
 }
 
@@ -336,6 +360,10 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		}
 		cfg.Core.DTLS.X509 = x
 		logger.Info("DTLS device certificates on", "ca", cfg.DTLSCA, "name", x.Name)
+	}
+	if cfg.Core.TLS, err = cfg.coapsTCPConfig(); err != nil {
+		store.Close()
+		return nil, err
 	}
 	// One bound for a device call made for the API: the API answers 504 and the core marks the device
 	// unreachable at the same moment.
@@ -725,7 +753,33 @@ func (c serveConfig) checkTLS() error {
 	if c.DTLSCA != "" && c.CoAPSAddr == "" {
 		return errors.New("serve: --dtls-ca needs DTLS: --coaps-addr is empty")
 	}
+	if c.CoAPSTCPAddr != "" && (c.CoAPSTCPCert == "" || c.CoAPSTCPKey == "") {
+		return errors.New("serve: --coaps-tcp-addr needs --coaps-tcp-cert and --coaps-tcp-key")
+	}
 	return nil
+}
+
+// coapsTCPConfig loads the coaps+tcp listener's certificate and device CAs; nil without it.
+func (c serveConfig) coapsTCPConfig() (*tcp.TLSConfig, error) {
+	if c.CoAPSTCPAddr == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.CoAPSTCPCert, c.CoAPSTCPKey)
+	if err != nil {
+		return nil, fmt.Errorf("serve: coaps+tcp certificate: %w", err)
+	}
+	tc := &tcp.TLSConfig{Certificate: cert, Name: transport.CertName(c.DTLSCertName)}
+	if c.CoAPSTCPCA != "" {
+		pem, err := os.ReadFile(c.CoAPSTCPCA)
+		if err != nil {
+			return nil, fmt.Errorf("serve: coaps+tcp ca: %w", err)
+		}
+		tc.ClientCAs = x509.NewCertPool()
+		if !tc.ClientCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("serve: coaps+tcp ca %s: no PEM certificate", c.CoAPSTCPCA)
+		}
+	}
+	return tc, nil
 }
 
 // httpTLSConfig loads the REST API's certificate; nil without one.

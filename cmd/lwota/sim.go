@@ -46,6 +46,8 @@ type simConfig struct {
 
 	// Bootstrap (sim_bootstrap.go): the devices start from bootstrap credentials only.
 	Bootstrap, BootstrapPSKIdentity, BootstrapPSKKey string
+
+	simTransport // sim_tcp.go: --transport and the TLS files
 }
 
 // simFailures maps --fail values onto the simulator's faults.
@@ -84,6 +86,7 @@ func parseSimFlags(args []string, stderr io.Writer, getenv func(string) string) 
 	fs.StringVar(&c.Bootstrap, "bootstrap", "", "bootstrap first from this LwM2M Bootstrap Server (coaps://HOST:PORT or coap://), then register with the DM server it gives; --server is then unused")
 	fs.StringVar(&c.BootstrapPSKIdentity, "bootstrap-psk-identity", "", "bootstrap PSK identity; {ep} is replaced by each device's endpoint name")
 	fs.StringVar(&c.BootstrapPSKKey, "bootstrap-psk-key", "", "bootstrap PSK, hex (the same for every device)")
+	c.simTransport.flags(fs)
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
 	}
@@ -118,6 +121,9 @@ func parseSimFlags(args []string, stderr io.Writer, getenv func(string) string) 
 	}
 	if err := lwm2mtest.ApplyProfiles(&lwm2mtest.DeviceConfig{}, c.Profile); err != nil {
 		return c, fmt.Errorf("sim: --profile: %w", err)
+	}
+	if err := c.simTransport.check(); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -165,6 +171,9 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := lwm2mtest.ApplyProfiles(&tmpl, cfg.Profile); err != nil {
 		return fmt.Errorf("sim: --profile: %w", err)
+	}
+	if err := cfg.simTransport.apply(&tmpl); err != nil {
+		return err
 	}
 	if cfg.Bootstrap != "" {
 		return simBootstrap(ctx, cfg, tmpl, stdout, logger)

@@ -41,7 +41,10 @@ type Devices interface {
 type Config struct {
 	CoAPURL  string // "coap://fota.example.com:5683"
 	CoAPSURL string // "coaps://fota.example.com:5684"
-	HTTPURL  string // "https://fota.example.com": lwota's HTTP listener, which redirects to the blob store
+	// CoAP over TCP and TLS (RFC 8323), for devices whose /5/0/8 lists 4 or 5.
+	CoAPTCPURL  string // "coap+tcp://fota.example.com:5683"
+	CoAPSTCPURL string // "coaps+tcp://fota.example.com:5684"
+	HTTPURL     string // "https://fota.example.com": lwota's HTTP listener, which redirects to the blob store
 }
 
 // Packages implements fwupdate.Packages over the catalog and the CoAP transfer server.
@@ -86,6 +89,10 @@ func (p *Packages) URI(_ context.Context, j *fwupdate.Job, delivery string, unti
 		base = cfg.CoAPURL
 	case fwupdate.DeliveryCoAPS:
 		base = cfg.CoAPSURL
+	case fwupdate.DeliveryCoAPTCP:
+		base = cfg.CoAPTCPURL
+	case fwupdate.DeliveryCoAPTLS:
+		base = cfg.CoAPSTCPURL
 	case fwupdate.DeliveryHTTP, fwupdate.DeliveryHTTPS:
 		if strings.HasPrefix(cfg.HTTPURL, delivery+"://") {
 			base = cfg.HTTPURL

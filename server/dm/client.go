@@ -25,6 +25,12 @@ type Sender interface {
 	NewToken() []byte
 }
 
+// Reacher is a Sender that knows whether a device can be sent to now (the server's, for
+// devices registered over TCP or TLS, whose connection may be closed).
+type Reacher interface {
+	Reachable(to transport.Addr) bool
+}
+
 // Devices finds live registrations.
 type Devices interface {
 	Get(endpoint string) (*registration.Registration, bool)
@@ -36,7 +42,8 @@ type Observations interface {
 	// (a device may notify before its first answer arrives); the returned func undoes it.
 	Begin(endpoint string, path lwm2m.Path, token []byte, format lwm2m.ContentFormat) (abort func())
 	// Established stores the observation once the device accepted it.
-	Established(ctx context.Context, endpoint string, path lwm2m.Path, token []byte, format lwm2m.ContentFormat, recs []lwm2m.Record) error
+	// paths are an Observe-Composite's (path is then the root); nil for a plain Observe.
+	Established(ctx context.Context, endpoint string, path lwm2m.Path, paths []lwm2m.Path, token []byte, format lwm2m.ContentFormat, recs []lwm2m.Record) error
 	// Token returns the token of the observation on path, if the server holds one.
 	Token(endpoint string, path lwm2m.Path) ([]byte, bool)
 	// Cancelled forgets the observation on path.
@@ -107,6 +114,11 @@ func (c *Client) Do(ctx context.Context, endpoint string, req Request) (*Result,
 		return nil, nil, err
 	}
 	res, err := c.send(ctx, reg, req)
+	if errors.Is(err, ErrAsleep) {
+		// The device's connection (TCP, TLS) went away before anything was sent: wait for it.
+		p, err := c.enqueue(ctx, endpoint, req)
+		return nil, p, err
+	}
 	return res, nil, err
 }
 
@@ -162,6 +174,11 @@ func (c *Client) awake(endpoint string) (*registration.Registration, error) {
 	}
 	if reg.QueueMode && now.Sub(reg.LastSeen) > c.cfg.AwakeWindow {
 		return nil, fmt.Errorf("%s: %w", endpoint, ErrAsleep)
+	}
+	// Over TCP a device is reachable only while its connection is open; without one it is
+	// handled as a sleeping queue-mode device: requests wait until it connects again.
+	if r, ok := c.sender.(Reacher); ok && !r.Reachable(reg.Addr) {
+		return nil, fmt.Errorf("%s: no open connection over %s: %w", endpoint, reg.Addr.Network, ErrAsleep)
 	}
 	return reg, nil
 }
@@ -231,11 +248,14 @@ func (c *Client) flush(ctx context.Context, endpoint string) {
 			return
 		}
 		res, err := c.send(ctx, reg, p.Request)
-		if errors.Is(err, ErrTimeout) && ctx.Err() == nil {
-			// Asleep again before the queue emptied: the rest waits for the next wake-up.
+		if (errors.Is(err, ErrTimeout) || errors.Is(err, ErrAsleep)) && ctx.Err() == nil {
+			// Asleep again (or its connection gone) before the queue emptied: the rest waits
+			// for the next wake-up. Only a request that went out unanswered counts as an attempt.
 			p.Error = err.Error()
 			p.UpdatedAt = c.now()
-			p.Attempts++
+			if errors.Is(err, ErrTimeout) {
+				p.Attempts++
+			}
 			if p.Attempts >= c.cfg.MaxQueueAttempts {
 				p.State = PendingFailed
 			}
@@ -283,10 +303,10 @@ func (c *Client) send(ctx context.Context, reg *registration.Registration, req R
 
 	var abort func()
 	switch req.Op {
-	case OpObserve:
+	case OpObserve, OpObserveComposite:
 		msg.Token = c.sender.NewToken()
 		abort = c.obs.Begin(reg.Endpoint, req.Path, msg.Token, format)
-	case OpCancelObserve:
+	case OpCancelObserve, OpCancelObserveComposite:
 		tok, ok := c.obs.Token(reg.Endpoint, req.Path)
 		if !ok {
 			return nil, fmt.Errorf("%w: no observation of %s on %s", ErrInvalid, req.Path, reg.Endpoint)
@@ -311,15 +331,15 @@ func (c *Client) send(ctx context.Context, reg *registration.Registration, req R
 		return res, fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, reg.Endpoint, err)
 	}
 	switch req.Op {
-	case OpObserve:
+	case OpObserve, OpObserveComposite:
 		if resp.Observe < 0 {
 			// The device answered as a plain read: it will not notify (Core §6.4.1 lets it refuse).
 			abort()
-		} else if err := c.obs.Established(ctx, reg.Endpoint, req.Path, msg.Token, res.Format, res.Records); err != nil {
+		} else if err := c.obs.Established(ctx, reg.Endpoint, req.Path, req.Paths, msg.Token, res.Format, res.Records); err != nil {
 			abort()
 			return res, fmt.Errorf("observe %s on %s: %w", req.Path, reg.Endpoint, err)
 		}
-	case OpCancelObserve:
+	case OpCancelObserve, OpCancelObserveComposite:
 		if err := c.obs.Cancelled(ctx, reg.Endpoint, req.Path); err != nil {
 			return res, fmt.Errorf("cancel observe %s on %s: %w", req.Path, reg.Endpoint, err)
 		}
@@ -334,6 +354,9 @@ func (c *Client) transportError(endpoint string, req Request, err error) error {
 	switch {
 	case errors.Is(err, transport.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, endpoint, ErrTimeout)
+	case errors.Is(err, transport.ErrNotConnected):
+		// Nothing was sent: the device is handled as one asleep until it connects again.
+		return fmt.Errorf("%s %s on %s: no connection: %w", req.Op, req.Path, endpoint, ErrAsleep)
 	case errors.Is(err, transport.ErrClosed):
 		return fmt.Errorf("%s %s on %s: %w", req.Op, req.Path, endpoint, ErrUnavailable)
 	case errors.Is(err, transport.ErrReset):

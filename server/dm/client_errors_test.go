@@ -21,6 +21,7 @@ func TestTransportError(t *testing.T) {
 	}{
 		{err: transport.ErrTimeout, want: ErrTimeout},
 		{err: transport.ErrClosed, want: ErrUnavailable},
+		{err: fmt.Errorf("tcp: %w", transport.ErrNotConnected), want: ErrAsleep},
 		{err: transport.ErrReset, deviceCode: "RST"},
 		{err: fmt.Errorf("answer: %w", transport.ErrBadOption), deviceCode: "bad-option"},
 	}

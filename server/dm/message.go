@@ -2,6 +2,7 @@ package dm
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -59,8 +60,30 @@ func validate(req Request) error {
 		if depth != 2 {
 			return bad("needs an instance path")
 		}
+	case OpReadComposite, OpObserveComposite, OpCancelObserveComposite:
+		if depth != 0 {
+			return bad("a composite read names its paths in Paths, on the root path")
+		}
+		if len(req.Paths) == 0 || len(req.Paths) > codec.MaxPaths {
+			return bad(fmt.Sprintf("needs 1 to %d paths, got %d", codec.MaxPaths, len(req.Paths)))
+		}
+		for _, p := range req.Paths {
+			if p.Len() == 0 {
+				return bad("the root cannot be read in a composite read")
+			}
+		}
+	case OpWriteComposite:
+		if depth != 0 {
+			return bad("a composite write names its paths in its records, on the root path")
+		}
+		if len(req.Records) == 0 {
+			return bad("no values to write")
+		}
 	default:
 		return fmt.Errorf("%w: unknown operation %q", ErrInvalid, req.Op)
+	}
+	if !compositeRead(req.Op) && len(req.Paths) > 0 {
+		return bad("paths belong to a composite read or observe")
 	}
 	for _, r := range req.Records {
 		if !r.Path.HasPrefix(req.Path) {
@@ -75,6 +98,63 @@ func validate(req Request) error {
 
 // preferred formats in order: compact and typed first. TLV stays the choice of 1.0 devices.
 var preferred = []lwm2m.ContentFormat{lwm2m.FormatSenMLCBOR, lwm2m.FormatLwM2MCBOR, lwm2m.FormatSenMLJSON, lwm2m.FormatTLV}
+
+// compositeRead reports the composite operations that send a path list in a FETCH.
+func compositeRead(op Op) bool {
+	return op == OpReadComposite || op == OpObserveComposite || op == OpCancelObserveComposite
+}
+
+// compositeFormats are the formats composite answers and writes may take, preferred first
+// (Core §6.3.1: SenML JSON, SenML CBOR, and LwM2M CBOR from 1.2).
+var compositeFormats = []lwm2m.ContentFormat{lwm2m.FormatSenMLCBOR, lwm2m.FormatLwM2MCBOR, lwm2m.FormatSenMLJSON}
+
+// CompositeFormat returns the format lwota reads and writes reg's device in with composite
+// operations, and false when its registration does not allow them: a 1.0 device, or a 1.1+
+// device that declared (ct= on its root link) none of SenML CBOR, LwM2M CBOR and SenML JSON.
+func CompositeFormat(reg *registration.Registration) (lwm2m.ContentFormat, bool) {
+	if reg.Version == "" || reg.Version == "1.0" {
+		return 0, false
+	}
+	for _, f := range compositeFormats {
+		if reg.SupportsFormat(f) {
+			return f, true
+		}
+	}
+	return 0, false
+}
+
+// compositeFormat picks the answer (read) or payload (write) format of a composite request:
+// the caller's choice, which must be one composite operations allow, else CompositeFormat.
+func compositeFormat(reg *registration.Registration, req Request) (lwm2m.ContentFormat, error) {
+	if req.Format != nil {
+		if !slices.Contains(compositeFormats, *req.Format) {
+			return 0, fmt.Errorf("%w: %s on %s: format %s cannot carry a composite payload; use senml-cbor, senml-json or lwm2m-cbor",
+				ErrInvalid, req.Op, reg.Endpoint, req.Format.Name())
+		}
+		if reg.Version == "1.0" {
+			return 0, fmt.Errorf("%w: %s on %s: an LwM2M 1.0 device has no composite operations", ErrInvalid, req.Op, reg.Endpoint)
+		}
+		return *req.Format, nil
+	}
+	f, ok := CompositeFormat(reg)
+	if !ok {
+		return 0, fmt.Errorf("%w: %s on %s: the device (LwM2M %s, formats %v) declared no format composite operations take; give one",
+			ErrInvalid, req.Op, reg.Endpoint, reg.Version, reg.ContentFormats)
+	}
+	return f, nil
+}
+
+// pathListFormat is the format of a Read-Composite's path list: the answer's format when it
+// is SenML, else the SenML format the device declared, SenML CBOR first.
+func pathListFormat(reg *registration.Registration, answer lwm2m.ContentFormat) lwm2m.ContentFormat {
+	if codec.PathListFormat(answer) {
+		return answer
+	}
+	if !reg.SupportsFormat(lwm2m.FormatSenMLCBOR) && reg.SupportsFormat(lwm2m.FormatSenMLJSON) {
+		return lwm2m.FormatSenMLJSON
+	}
+	return lwm2m.FormatSenMLCBOR
+}
 
 // readFormat picks the Accept of a read or observe: the caller's choice, else the best format the
 // device declared, else none (the device answers in its default and says which).
@@ -225,6 +305,37 @@ func buildMessage(reg *registration.Registration, req Request, model codec.Resol
 		}
 	case OpDelete:
 		msg = transport.NewMessage(transport.DELETE)
+	case OpReadComposite, OpObserveComposite, OpCancelObserveComposite:
+		f, err := compositeFormat(reg, req)
+		if err != nil {
+			return nil, 0, err
+		}
+		list := pathListFormat(reg, f)
+		body, err := codec.EncodePaths(list, req.Paths)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		msg = transport.NewMessage(transport.FETCH)
+		msg.ContentFormat, msg.Accept, msg.Payload = int(list), int(f), body
+		format = f
+		switch req.Op {
+		case OpObserveComposite:
+			msg.Observe = 0
+		case OpCancelObserveComposite:
+			msg.Observe = 1
+		}
+	case OpWriteComposite:
+		f, err := compositeFormat(reg, req)
+		if err != nil {
+			return nil, 0, err
+		}
+		body, err := codec.Encode(f, lwm2m.RootPath, req.Records)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: encode %s: %v", ErrInvalid, f.Name(), err)
+		}
+		msg = transport.NewMessage(transport.IPATCH)
+		msg.ContentFormat, msg.Payload = int(f), body
+		format = f
 	}
 	msg.Path = uriPath(reg, req.Path)
 	return msg, format, nil
@@ -233,7 +344,7 @@ func buildMessage(reg *registration.Registration, req Request, model codec.Resol
 // expected is the success code of each operation.
 func expected(op Op) transport.Code {
 	switch op {
-	case OpRead, OpDiscover, OpObserve, OpCancelObserve:
+	case OpRead, OpDiscover, OpObserve, OpCancelObserve, OpReadComposite, OpObserveComposite, OpCancelObserveComposite:
 		return transport.Content
 	case OpCreate:
 		return transport.Created
@@ -246,13 +357,13 @@ func expected(op Op) transport.Code {
 // decodeResult reads the device's answer into a Result. A body lwota cannot decode is kept raw.
 func decodeResult(req Request, asked lwm2m.ContentFormat, resp *transport.Message, model codec.Resolver) (*Result, error) {
 	res := &Result{Code: resp.Code.String()}
-	if resp.Code != expected(req.Op) && !(resp.Code.IsSuccess() && req.Op != OpRead) {
+	if resp.Code != expected(req.Op) && !(resp.Code.IsSuccess() && req.Op != OpRead && !compositeRead(req.Op)) {
 		return nil, &DeviceError{Code: resp.Code.String(), Msg: diagnosticText(resp.Payload)}
 	}
 	if len(resp.LocationPath) > 0 {
 		res.Location = "/" + strings.Join(resp.LocationPath, "/")
 	}
-	if len(resp.Payload) == 0 || req.Op == OpExecute || req.Op == OpWrite || req.Op == OpWritePartial || req.Op == OpWriteAttributes || req.Op == OpDelete || req.Op == OpCreate {
+	if len(resp.Payload) == 0 || req.Op == OpExecute || req.Op == OpWrite || req.Op == OpWritePartial || req.Op == OpWriteAttributes || req.Op == OpDelete || req.Op == OpCreate || req.Op == OpWriteComposite {
 		return res, nil
 	}
 	format := asked

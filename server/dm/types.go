@@ -23,6 +23,14 @@ const (
 	OpDelete          Op = "delete"
 	OpObserve         Op = "observe"
 	OpCancelObserve   Op = "cancel-observe"
+
+	// Composite operations of LwM2M 1.1+ (Core §6.3.1, §6.3.3, §6.4.1): several paths of one
+	// device in one request. Their Path is the root; Paths (reads) or Records (writes) say what.
+	OpReadComposite  Op = "read-composite"  // FETCH with a SenML path list
+	OpWriteComposite Op = "write-composite" // iPATCH with SenML or LwM2M CBOR records
+	// Observe-Composite and its cancel: FETCH with the path list and Observe 0 or 1.
+	OpObserveComposite       Op = "observe-composite"
+	OpCancelObserveComposite Op = "cancel-observe-composite"
 )
 
 // Attributes are the notification attributes of Write-Attributes (Core §5.1.2). Nil means unset;
@@ -42,6 +50,7 @@ type Attributes struct {
 type Request struct {
 	Op         Op                   `json:"op"`
 	Path       lwm2m.Path           `json:"path"`
+	Paths      []lwm2m.Path         `json:"paths,omitempty"`  // Read-Composite: the paths to read
 	Format     *lwm2m.ContentFormat `json:"format,omitempty"` // nil lets lwota choose from what the device supports
 	Records    []lwm2m.Record       `json:"records,omitempty"`
 	Args       string               `json:"args,omitempty"` // Execute arguments

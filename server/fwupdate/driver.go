@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -67,8 +66,9 @@ type Config struct {
 	// Policy is the policy of jobs started without one.
 	Policy Policy
 	// Offered lists the pull deliveries lwota offers, most preferred first (DeliveryHTTPS,
-	// DeliveryHTTP, DeliveryCoAPS, DeliveryCoAP). CoAPS is offered only to devices registered
-	// over DTLS and CoAP only to the others, so a DTLS device never downloads in the clear.
+	// DeliveryHTTP, DeliveryCoAPS, DeliveryCoAP, DeliveryCoAPTLS, DeliveryCoAPTCP). CoAPS and
+	// CoAP over TLS are offered only to devices registered over DTLS or TLS and CoAP and CoAP
+	// over TCP only to the others, so a secured device never downloads in the clear.
 	Offered []string
 	// PollInterval is how often a step that waits for the device reads /5/0/3 and /5/0/5
 	// itself, in case notifications are refused or lost.
@@ -427,11 +427,12 @@ func MayFetchHTTP(j *Job, reg *registration.Registration, ip netip.Addr) error {
 	return nil
 }
 
-// samePeer: over DTLS the PSK identity proves who asks; plain CoAP has only the address, and
-// a device may open a new socket (port) for its download.
+// samePeer: over DTLS (and TLS with a client certificate) the identity proves who asks; plain
+// CoAP and TCP have only the address, and a device may open a new socket (port) or connection
+// for its download, over another transport than it registered with.
 func samePeer(reg *registration.Registration, from transport.Peer) bool {
-	if reg.Addr.Network == transport.DTLS || from.Addr.Network == transport.DTLS {
-		return from.Addr.Network == transport.DTLS && reg.Identity != "" && from.Identity == reg.Identity
+	if reg.Identity != "" || from.Identity != "" || reg.Addr.Network == transport.DTLS || from.Addr.Network == transport.DTLS {
+		return from.Addr.Network.Secure() && reg.Identity != "" && from.Identity == reg.Identity
 	}
 	return reg.Addr.AddrPort.Addr().Unmap() == from.Addr.AddrPort.Addr().Unmap()
 }
@@ -451,18 +452,33 @@ func (p Policy) Validate() error {
 	return nil
 }
 
-// offeredFor filters the configured pull deliveries for one device: CoAPS only over DTLS,
-// CoAP only without it.
+// offeredFor filters the configured pull deliveries for one device: the secure CoAP ones
+// (CoAPS, CoAP over TLS) only to a device registered over DTLS or TLS, the plain ones only to
+// the others. Deliveries over the kind of transport the device registered with (datagrams or a
+// stream) come first, in their configured order: a device that registered over TCP is likely
+// behind a network that passes TCP, and one that registered over UDP to have a UDP stack.
 func (d *Driver) offeredFor(reg *registration.Registration) []string {
-	secure := reg.Addr.Network == transport.DTLS
-	out := make([]string, 0, len(d.cfg.Offered))
+	secure := reg.Addr.Network.Secure()
+	stream := reg.Addr.Network == transport.TCP || reg.Addr.Network == transport.TLS
+	var same, other []string
 	for _, o := range d.cfg.Offered {
-		if (o == DeliveryCoAPS && !secure) || (o == DeliveryCoAP && secure) {
-			continue
+		switch o {
+		case DeliveryCoAPS, DeliveryCoAPTLS:
+			if !secure {
+				continue
+			}
+		case DeliveryCoAP, DeliveryCoAPTCP:
+			if secure {
+				continue
+			}
 		}
-		out = append(out, o)
+		if isStream := o == DeliveryCoAPTCP || o == DeliveryCoAPTLS; isStream == stream {
+			same = append(same, o)
+		} else {
+			other = append(other, o)
+		}
 	}
-	return slices.Clip(out)
+	return append(same, other...)
 }
 
 var jobIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

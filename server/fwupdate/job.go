@@ -57,6 +57,9 @@ const (
 	DeliveryCoAPS = "coaps" // pull from lwota over CoAP over DTLS
 	DeliveryHTTP  = "http"  // pull from the blob store's signed URL
 	DeliveryHTTPS = "https" // pull from the blob store's signed URL over TLS
+	// CoAP over TCP and over TLS (RFC 8323), /5/0/8 values 4 and 5.
+	DeliveryCoAPTCP = "coap+tcp"  // pull from lwota over CoAP over TCP
+	DeliveryCoAPTLS = "coaps+tcp" // pull from lwota over CoAP over TLS
 )
 
 // Unknown is DeviceState and DeviceResult before the device reported them.

@@ -47,7 +47,8 @@ func StateText(s int) string {
 }
 
 // Firmware Update Protocol Support (/5/0/8) values, and the delivery each one is.
-var protocolDelivery = map[int]string{0: DeliveryCoAP, 1: DeliveryCoAPS, 2: DeliveryHTTP, 3: DeliveryHTTPS}
+var protocolDelivery = map[int]string{0: DeliveryCoAP, 1: DeliveryCoAPS, 2: DeliveryHTTP, 3: DeliveryHTTPS,
+	4: DeliveryCoAPTCP, 5: DeliveryCoAPTLS}
 
 func deliveryProtocol(delivery string) (int, bool) {
 	for p, d := range protocolDelivery {

@@ -48,9 +48,11 @@ type run struct {
 	// attempt's delivery started; resetNext is when the next one may be sent.
 	resets    int
 	resetNext time.Time
-	observed  bool      // /5/0/3 and /5/0/5 are observed
-	deferTil  time.Time // result 11: the device asked to wait until then
-	release   func()    // the registration hold of a delivery
+	observed  bool // /5/0/3 and /5/0/5 are observed
+	// noComposite: the device refused Read-Composite in this attempt; read one path at a time.
+	noComposite bool
+	deferTil    time.Time // result 11: the device asked to wait until then
+	release     func()    // the registration hold of a delivery
 }
 
 func newRun(d *Driver, j *Job) *run {
@@ -527,23 +529,15 @@ func (r *run) update(j *Job) time.Duration {
 
 // verify reads the result and version after the device came back.
 func (r *run) verify(j *Job) time.Duration {
-	o, err := r.readObject5(j)
+	o, version, verr, err := r.readStatus(j)
 	if err != nil {
 		if away(err) || transient(err) {
 			return r.d.cfg.PollInterval
 		}
 		return r.deviceTrouble(j, err)
 	}
-	version := ""
-	res, err := r.d.dev.DoNow(r.ctx, j.Endpoint, dm.Request{Op: dm.OpRead, Path: pathFirmwareVer})
-	switch {
-	case err == nil:
-		version = stringAt(res.Records, pathFirmwareVer)
-	case away(err) || transient(err):
+	if verr != nil && (away(verr) || transient(verr)) {
 		return r.d.cfg.PollInterval
-	}
-	if version == "" {
-		version = o.PkgVersion
 	}
 	state, reason := j.Policy.Verify(j, version, version != j.FromVersion, o.Result)
 	set := func(n *Job) { n.DeviceState, n.DeviceResult = o.State, o.Result }

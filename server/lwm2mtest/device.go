@@ -3,6 +3,7 @@ package lwm2mtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,6 +113,14 @@ type DeviceConfig struct {
 	// GoneAfterRegister makes the device go silent once registered (ProfileGoneAway).
 	GoneAfterRegister bool
 
+	// Transport is how the device reaches the server: TransportUDP (default), TransportTCP
+	// (coap+tcp) or TransportTLS (coaps+tcp, with TLS); see tcp.go. Over TCP and TLS the
+	// binding defaults to "T", and coap+tcp / coaps+tcp Package URIs are fetched over TCP.
+	Transport string
+	// TLS is the device's TLS client configuration (roots, and its certificate when the server
+	// asks for one): for TransportTLS and coaps+tcp:// packages.
+	TLS *tls.Config
+
 	// PSKIdentity and PSK make the device speak CoAP over DTLS 1.2 with this pre-shared key
 	// (TLS_PSK_WITH_AES_128_CCM_8): to the server (Start takes its CoAPS address), and for
 	// coaps:// packages. Empty: plain CoAP, and a coaps:// Package URI fails with Update Result 9.
@@ -130,6 +139,9 @@ type DeviceConfig struct {
 	// RefuseFirmwareObserve answers Observe on Object 5 with 4.05, so that State and Update
 	// Result reach the server only by Send or Read.
 	RefuseFirmwareObserve bool
+	// NoComposite answers Read-Composite and Write-Composite (FETCH, iPATCH) with 4.05, as a
+	// 1.1 client without them does (ProfileNoComposite).
+	NoComposite bool
 	// EmptyDeviceType makes /3/0/17 Device Type the empty string instead of DeviceType.
 	EmptyDeviceType bool
 
@@ -150,6 +162,9 @@ func (c DeviceConfig) withDefaults() DeviceConfig {
 	}
 	if c.Binding == "" {
 		c.Binding = "U"
+		if c.stream() {
+			c.Binding = "T"
+		}
 	}
 	if c.LwM2MVersion == "" {
 		c.LwM2MVersion = "1.1"
@@ -257,7 +272,8 @@ type Device struct {
 	attrs           map[lwm2m.Path]attributes
 	observations    map[string]*observation // by token
 	notifyMIDs      map[int32]string        // message id of a sent notification -> token
-	conn            *client.Conn
+	block1          map[string]*block1Body  // request bodies arriving in blocks (block1.go)
+	conn            deviceConn
 	stopConn        context.CancelFunc
 	server          string
 	location        string
@@ -295,6 +311,7 @@ func NewDevice(cfg DeviceConfig, logger *slog.Logger) *Device {
 		attrs:        map[lwm2m.Path]attributes{},
 		observations: map[string]*observation{},
 		notifyMIDs:   map[int32]string{},
+		block1:       map[string]*block1Body{},
 		lifetime:     cfg.Lifetime,
 	}
 	d.faults.set(cfg.Faults)
@@ -352,11 +369,14 @@ func (d *Device) connect(avoidPort int) error {
 			options.WithRequestMonitor(d.monitor),
 			options.WithErrors(func(err error) { d.log.Debug("coap", "err", err) }),
 		}
-		var cc *client.Conn
+		var cc deviceConn
 		var err error
-		if d.secure() {
+		switch {
+		case d.cfg.stream():
+			cc, err = d.dialTCP(connCtx, server)
+		case d.secure():
 			cc, err = d.dialCoAPS(connCtx, server, opts)
-		} else {
+		default:
 			cc, err = udp.Dial(server, opts...)
 		}
 		if err != nil {
@@ -383,6 +403,9 @@ func (d *Device) connect(avoidPort int) error {
 }
 
 func port(a net.Addr) int {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.Port
+	}
 	if u, ok := a.(*net.UDPAddr); ok {
 		return u.Port
 	}
@@ -413,7 +436,7 @@ func (d *Device) requestContext(ctx context.Context) (context.Context, context.C
 	return ctx, func() { stop(); cancel() }
 }
 
-func (d *Device) currentConn() (*client.Conn, error) {
+func (d *Device) currentConn() (deviceConn, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {

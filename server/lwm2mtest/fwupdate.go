@@ -222,9 +222,9 @@ func schemeProtocol(scheme string) (int, bool) {
 	case "https":
 		return ProtoHTTPS, true
 	case "coap+tcp":
-		return ProtoCoAPTCP, false
+		return ProtoCoAPTCP, true // tcp.go
 	case "coaps+tcp":
-		return ProtoCoAPTLS, false
+		return ProtoCoAPTLS, true // with DeviceConfig.TLS only (fwStartPull)
 	}
 	return -1, false
 }
@@ -244,7 +244,7 @@ func (d *Device) fwStartPull(uri string) {
 		d.fwSet(FWIdle, FWResultInvalidURI)
 		return
 	}
-	if proto == ProtoCoAPS && !d.secure() {
+	if (proto == ProtoCoAPS && !d.secure()) || (proto == ProtoCoAPTLS && d.cfg.TLS == nil) {
 		implemented = false
 	}
 	if !implemented || !slices.Contains(d.cfg.Protocols, proto) {
@@ -265,9 +265,12 @@ func (d *Device) fwStartPull(uri string) {
 	gen, offset := d.fw.gen, len(d.fw.partial)
 	go func() {
 		var err error
-		if proto == ProtoCoAP || proto == ProtoCoAPS {
+		switch proto {
+		case ProtoCoAP, ProtoCoAPS:
 			err = d.fetchCoAP(ctx, gen, u, offset)
-		} else {
+		case ProtoCoAPTCP, ProtoCoAPTLS:
+			err = d.fetchCoAPTCP(ctx, gen, u, offset)
+		default:
 			err = d.fetchHTTP(ctx, gen, u, offset)
 		}
 		d.fwPullDone(gen, err)

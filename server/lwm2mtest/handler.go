@@ -97,7 +97,17 @@ func (d *Device) serveCOAP(w mux.ResponseWriter, m *mux.Message) {
 	op, resp := OpUnknown, errorResponse(errNotFound)
 	if perr == nil {
 		req.path = p
-		op, resp = d.dispatch(&req)
+		var early *response
+		if req.block1 >= 0 && p != packagePath {
+			d.mu.Lock()
+			early = d.reassemble(&req) // block1.go
+			d.mu.Unlock()
+		}
+		if early != nil {
+			resp = *early
+		} else {
+			op, resp = d.dispatch(&req)
+		}
 	}
 	d.stats.add(func(s *Stats) {
 		s.Requests[op]++
@@ -139,6 +149,8 @@ func (d *Device) dispatch(r *request) (Op, response) {
 		return OpWrite, d.push(r) // Package: a push, block by block
 	}
 	switch r.code {
+	case codes.FETCH, codes.IPATCH:
+		return d.composite(r)
 	case codes.GET:
 		switch {
 		case r.accept == int(lwm2m.FormatLinkFormat):
@@ -269,7 +281,7 @@ func (d *Device) observe(r *request) response {
 	if err != nil {
 		return errorResponse(err)
 	}
-	nc, ok := r.conn.(notifyConn)
+	nc, ok := asNotifyConn(r.conn)
 	if !ok {
 		return errorResponse(errors.New("connection cannot notify"))
 	}

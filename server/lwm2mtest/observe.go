@@ -136,6 +136,7 @@ type notifyConn interface {
 type observation struct {
 	token  []byte
 	path   lwm2m.Path
+	paths  []lwm2m.Path // Observe-Composite (composite.go): the paths; path is then the root
 	format lwm2m.ContentFormat
 	conn   notifyConn
 
@@ -179,7 +180,7 @@ func (d *Device) numericAt(p lwm2m.Path) (float64, bool) {
 // observation on, above or below p whose attributes allow it.
 func (d *Device) changed(p lwm2m.Path) {
 	for _, o := range d.observations {
-		if !o.path.HasPrefix(p) && !p.HasPrefix(o.path) {
+		if !o.covers(p) {
 			continue
 		}
 		a := d.effectiveAttributes(o.path)
@@ -274,7 +275,15 @@ func (d *Device) notify(o *observation) {
 	}
 	code := codes.Content
 	var body []byte
-	if _, _, _, err := d.tree.lookup(o.path); err != nil {
+	if len(o.paths) > 0 {
+		var err error
+		if body, err = d.compositeBody(o.paths, o.format); err != nil {
+			code = codes.NotFound // none of the observed paths is left: the last notification
+			d.cancelObservation(string(o.token))
+		} else {
+			d.armPmax(o)
+		}
+	} else if _, _, _, err := d.tree.lookup(o.path); err != nil {
 		code = codes.NotFound // the observed path is gone: the last notification
 		d.cancelObservation(string(o.token))
 	} else {

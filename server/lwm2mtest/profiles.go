@@ -53,6 +53,10 @@ func profiles() map[string]Profile {
 				c.BootstrapRefuseFinish = "inconsistent configuration: no usable DM server account"
 			},
 		},
+		ProfileNoComposite: {
+			Doc:   "LwM2M 1.1 client without Read-/Write-Composite: FETCH and iPATCH are answered 4.05",
+			Apply: func(c *DeviceConfig) { c.NoComposite = true },
+		},
 		ProfileGoneAway: {
 			Doc:   "registers, then goes silent without a De-register (power cut, NAT mapping gone)",
 			Apply: func(c *DeviceConfig) { *c = WithProfileGoneAway(*c) },

@@ -20,8 +20,13 @@ const (
 	OpCreate          Op = "create"
 	OpDelete          Op = "delete"
 	OpObserve         Op = "observe"
-	OpCancelObserve   Op = "cancel-observe" // Observe=1 or a Reset to a notification
-	OpUnknown         Op = "unknown"        // a method LwM2M does not use here (FETCH, iPATCH)
+	OpCancelObserve   Op = "cancel-observe"  // Observe=1 or a Reset to a notification
+	OpReadComposite   Op = "read-composite"  // FETCH (composite.go)
+	OpWriteComposite  Op = "write-composite" // iPATCH (composite.go)
+	// FETCH with Observe 0 and 1 (composite.go)
+	OpObserveComposite       Op = "observe-composite"
+	OpCancelObserveComposite Op = "cancel-observe-composite"
+	OpUnknown                Op = "unknown" // a method LwM2M does not use here
 )
 
 // Stats counts what a device did. Requests counts every request received by operation,
@@ -37,6 +42,7 @@ type Stats struct {
 	Executes        uint64 // executes that succeeded
 	Reboots         uint64
 	Dropped         uint64 // requests ignored while asleep
+	CompositePaths  uint64 // paths named by the Read-Composite requests answered 2.05
 
 	// Object 5. A push counts as a download; its blocks count as blocks fetched.
 	DownloadsStarted uint64
@@ -63,6 +69,7 @@ func (s *Stats) merge(o Stats) {
 	s.Executes += o.Executes
 	s.Reboots += o.Reboots
 	s.Dropped += o.Dropped
+	s.CompositePaths += o.CompositePaths
 	s.DownloadsStarted += o.DownloadsStarted
 	s.BytesDownloaded += o.BytesDownloaded
 	s.BlocksFetched += o.BlocksFetched

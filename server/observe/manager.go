@@ -135,9 +135,9 @@ func (m *Manager) Begin(endpoint string, path lwm2m.Path, token []byte, format l
 }
 
 // Established implements dm.Observations: the observation is stored, with its first value.
-func (m *Manager) Established(ctx context.Context, endpoint string, path lwm2m.Path, token []byte, format lwm2m.ContentFormat, recs []lwm2m.Record) error {
+func (m *Manager) Established(ctx context.Context, endpoint string, path lwm2m.Path, paths []lwm2m.Path, token []byte, format lwm2m.ContentFormat, recs []lwm2m.Record) error {
 	now := m.now()
-	if err := m.store.SaveObservation(ctx, &Observation{Endpoint: endpoint, Path: path, Token: token, Format: format, CreatedAt: now}); err != nil {
+	if err := m.store.SaveObservation(ctx, &Observation{Endpoint: endpoint, Path: path, Paths: paths, Token: token, Format: format, CreatedAt: now}); err != nil {
 		return fmt.Errorf("store observation: %w", err)
 	}
 	m.mu.Lock()
@@ -248,6 +248,9 @@ func (m *Manager) Reestablish(ctx context.Context, endpoint string) {
 		for _, o := range obs {
 			f := o.Format
 			req := dm.Request{Op: dm.OpObserve, Path: o.Path}
+			if len(o.Paths) > 0 {
+				req = dm.Request{Op: dm.OpObserveComposite, Path: o.Path, Paths: o.Paths}
+			}
 			if f != 0 {
 				req.Format = &f
 			}

@@ -10,11 +10,14 @@ import (
 // Observation is an Observe the server holds on a device's path. The token is kept so that
 // notifications still match after a restart of lwota.
 type Observation struct {
-	Endpoint  string              `json:"endpoint"`
-	Path      lwm2m.Path          `json:"path"`
-	Token     []byte              `json:"token"`
-	Format    lwm2m.ContentFormat `json:"format,omitempty"`
-	CreatedAt time.Time           `json:"created_at"`
+	Endpoint string              `json:"endpoint"`
+	Path     lwm2m.Path          `json:"path"`
+	Token    []byte              `json:"token"`
+	Format   lwm2m.ContentFormat `json:"format,omitempty"`
+	// Paths are the paths of an Observe-Composite (LwM2M 1.1+), whose Path is the root; nil for
+	// an observation of Path alone.
+	Paths     []lwm2m.Path `json:"paths,omitempty"`
+	CreatedAt time.Time    `json:"created_at"`
 }
 
 // Latest is the newest value a device reported for an observed path.

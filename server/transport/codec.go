@@ -199,15 +199,42 @@ func encode(dst []byte, typ uint8, mid uint16, m *Message) ([]byte, error) {
 	var (
 		optBuf [24]message.Option
 		uints  [40]byte
-		nu     int
 	)
-	opts := optBuf[:0]
+	opts := appendOptions(optBuf[:0], &uints, m)
+	size := 4 + len(m.Token) + 1 + len(m.Payload)
+	for _, o := range opts {
+		size += len(o.Value) + 5
+	}
+	cm := message.Message{
+		Token:     m.Token,
+		Options:   opts,
+		Code:      codes.Code(m.Code),
+		Payload:   m.Payload,
+		MessageID: int32(mid),
+		Type:      message.Type(typ),
+	}
+	start := len(dst)
+	if cap(dst)-start < size {
+		nd := make([]byte, start, start+size)
+		copy(nd, dst)
+		dst = nd
+	}
+	n, err := coder.DefaultCoder.Encode(cm, dst[start:start+size])
+	if err != nil {
+		return dst, err
+	}
+	return dst[:start+n], nil
+}
+
+// appendOptions appends m's options to opts in ascending id order, as the coders expect.
+// Integer option values are written into uints and alias it.
+func appendOptions(opts []message.Option, uints *[40]byte, m *Message) []message.Option {
+	nu := 0
 	addUint := func(id message.OptionID, v uint32) {
 		n, _ := message.EncodeUint32(uints[nu:nu+4], v)
 		opts = append(opts, message.Option{ID: id, Value: uints[nu : nu+n : nu+n]})
 		nu += n
 	}
-	size := 4 + len(m.Token) + 1 + len(m.Payload)
 	// Options in ascending id order, as the coder expects.
 	if len(m.ETag) > 0 {
 		opts = append(opts, message.Option{ID: message.ETag, Value: m.ETag})
@@ -259,28 +286,7 @@ func encode(dst []byte, typ uint8, mid uint16, m *Message) ([]byte, error) {
 	if m.Size1 >= 0 {
 		addUint(message.Size1, uint32(m.Size1))
 	}
-	for _, o := range opts {
-		size += len(o.Value) + 5
-	}
-	cm := message.Message{
-		Token:     m.Token,
-		Options:   opts,
-		Code:      codes.Code(m.Code),
-		Payload:   m.Payload,
-		MessageID: int32(mid),
-		Type:      message.Type(typ),
-	}
-	start := len(dst)
-	if cap(dst)-start < size {
-		nd := make([]byte, start, start+size)
-		copy(nd, dst)
-		dst = nd
-	}
-	n, err := coder.DefaultCoder.Encode(cm, dst[start:start+size])
-	if err != nil {
-		return dst, err
-	}
-	return dst[:start+n], nil
+	return opts
 }
 
 // stringBytes views s as bytes without copying; the coder only reads option values.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/observe"
@@ -24,7 +25,11 @@ func (s *Store) SaveObservation(ctx context.Context, o *observe.Observation) err
 	if token == nil {
 		token = []byte{} // the column is NOT NULL; an empty token reads back as empty
 	}
-	args := []any{o.Endpoint, o.Path.String(), token, int64(o.Format), created}
+	paths := make([]string, len(o.Paths))
+	for i, p := range o.Paths {
+		paths[i] = p.String()
+	}
+	args := []any{o.Endpoint, o.Path.String(), token, int64(o.Format), created, strings.Join(paths, " ")}
 	if err := s.w.do(ctx, o.Endpoint, stmt{s.q.saveObservation, args}); err != nil {
 		return fmt.Errorf("sqlstore: save observation %s %s: %w", o.Endpoint, o.Path, err)
 	}
@@ -63,9 +68,17 @@ func (s *Store) Observations(ctx context.Context, endpoint string) ([]*observe.O
 			path    string
 			format  int64
 			created sql.NullInt64
+			paths   string
 		)
-		if err := rows.Scan(&o.Endpoint, &path, &o.Token, &format, &created); err != nil {
+		if err := rows.Scan(&o.Endpoint, &path, &o.Token, &format, &created, &paths); err != nil {
 			return nil, fmt.Errorf("sqlstore: observations of %q: %w", endpoint, err)
+		}
+		for _, f := range strings.Fields(paths) {
+			p, err := lwm2m.ParsePath(f)
+			if err != nil {
+				return nil, fmt.Errorf("sqlstore: observations of %q: paths: %w", endpoint, err)
+			}
+			o.Paths = append(o.Paths, p)
 		}
 		if o.Path, err = lwm2m.ParsePath(path); err != nil {
 			return nil, fmt.Errorf("sqlstore: observations of %q: %w", endpoint, err)

@@ -54,7 +54,7 @@ var pendingColumns = []string{
 	"id", "endpoint", "state", "request", "result", "error", "attempts", "created_at", "updated_at",
 }
 
-var observationColumns = []string{"endpoint", "path", "token", "format", "created_at"}
+var observationColumns = []string{"endpoint", "path", "token", "format", "created_at", "paths"}
 
 var latestColumns = []string{"endpoint", "path", "records", "time"}
 

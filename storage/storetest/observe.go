@@ -63,7 +63,7 @@ func checkObservations(t *testing.T, what string, got, want []*observe.Observati
 	for i := range got {
 		g, w := got[i], want[i]
 		if g.Endpoint != w.Endpoint || g.Path != w.Path || !bytes.Equal(g.Token, w.Token) ||
-			g.Format != w.Format || !utc(g.CreatedAt).Equal(utc(w.CreatedAt)) {
+			g.Format != w.Format || !utc(g.CreatedAt).Equal(utc(w.CreatedAt)) || !slices.Equal(g.Paths, w.Paths) {
 			t.Errorf("%s: got %+v, want %+v", what, *g, *w)
 		}
 	}
@@ -102,6 +102,8 @@ func testObservations(t *testing.T, s observe.Store) {
 	b1 := observation("b", "/5/0/3", 0x0b)
 	b1.Format = lwm2m.FormatTLV
 	ab := observation("ab", "/", 0x0c) // the root path, and an endpoint that shares a's prefix
+	// An Observe-Composite: the root path, with its paths kept in order.
+	ab.Paths = []lwm2m.Path{lwm2m.MustParsePath("/5/0/3"), lwm2m.MustParsePath("/3/0/3"), lwm2m.MustParsePath("/5/0/5")}
 	mustSaveObservation(t, s, a1, a2, a3, b1, ab)
 
 	checkObservations(t, "Observations(a)", mustObservations(t, s, "a"), []*observe.Observation{a1, a2, a3})
