@@ -14,7 +14,7 @@ import (
 // The credential manager's store.
 var _ credentials.Store = (*Store)(nil)
 
-var credentialColumns = []string{"endpoint", "identity", "nonce", "sealed_key", "created_at", "updated_at"}
+var credentialColumns = []string{"endpoint", "identity", "nonce", "sealed_key", "created_at", "updated_at", "key_id"}
 
 func (s *Store) credentialQuery(where string) string {
 	return s.dialect.rebind("SELECT " + strings.Join(credentialColumns, ", ") + " FROM device_credentials WHERE " + where + " = ?")
@@ -31,7 +31,7 @@ func (s *Store) SaveCredential(ctx context.Context, c *credentials.Sealed) error
 		return fmt.Errorf("sqlstore: save credential %s: %w", c.Endpoint, err)
 	}
 	q := s.dialect.rebind(upsert("device_credentials", []string{"endpoint"}, credentialColumns))
-	args := []any{c.Endpoint, c.Identity, c.Nonce, c.SealedKey, times[0], times[1]}
+	args := []any{c.Endpoint, c.Identity, c.Nonce, c.SealedKey, times[0], times[1], int64(c.KeyID)}
 	if err := s.w.do(ctx, "credential:"+c.Endpoint, stmt{q, args}); err != nil {
 		if isUniqueViolation(err, "identity") {
 			return fmt.Errorf("sqlstore: save credential %s: %w (%v)", c.Endpoint, credentials.ErrIdentityTaken, err)
@@ -55,15 +55,16 @@ func (s *Store) credential(ctx context.Context, col, v string) (*credentials.Sea
 	var (
 		c                credentials.Sealed
 		created, updated sql.NullInt64
+		keyID            int64
 	)
-	err := s.queryRow(ctx, s.credentialQuery(col), v).Scan(&c.Endpoint, &c.Identity, &c.Nonce, &c.SealedKey, &created, &updated)
+	err := s.queryRow(ctx, s.credentialQuery(col), v).Scan(&c.Endpoint, &c.Identity, &c.Nonce, &c.SealedKey, &created, &updated, &keyID)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = credentials.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: credential %s %q: %w", col, v, err)
 	}
-	c.CreatedAt, c.UpdatedAt = fromNanos(created), fromNanos(updated)
+	c.CreatedAt, c.UpdatedAt, c.KeyID = fromNanos(created), fromNanos(updated), uint32(keyID)
 	return &c, nil
 }
 
@@ -115,8 +116,8 @@ func (s *Store) CredentialRefs(ctx context.Context, endpoints, identities []stri
 	return refs, nil
 }
 
-// Statement sizes of SaveCredentials: endpoints per DELETE, rows per multi-row INSERT (6
-// parameters each; SQLite and PostgreSQL take far more than the 600 this makes).
+// Statement sizes of SaveCredentials: endpoints per DELETE, rows per multi-row INSERT (7
+// parameters each; SQLite and PostgreSQL take far more than the 700 this makes).
 const (
 	credentialDeleteChunk = 500
 	credentialInsertChunk = 100
@@ -149,7 +150,7 @@ func (s *Store) SaveCredentials(ctx context.Context, cs []*credentials.Sealed) e
 			if err != nil {
 				return fmt.Errorf("sqlstore: save credentials %s: %w", c.Endpoint, err)
 			}
-			args = append(args, c.Endpoint, c.Identity, c.Nonce, c.SealedKey, times[0], times[1])
+			args = append(args, c.Endpoint, c.Identity, c.Nonce, c.SealedKey, times[0], times[1], int64(c.KeyID))
 		}
 		q := "INSERT INTO device_credentials (" + strings.Join(credentialColumns, ", ") + ") VALUES " +
 			strings.Repeat(row+", ", len(chunk)-1) + row
@@ -173,4 +174,41 @@ func placeholders(n int) string {
 func isUniqueViolation(err error, col string) bool {
 	msg := err.Error()
 	return strings.Contains(msg, col) && (strings.Contains(msg, "UNIQUE") || strings.Contains(msg, "unique"))
+}
+
+// CredentialsNotSealedWith returns up to limit credentials sealed with a key other than keyID,
+// by endpoint after the endpoint after (the re-seal sweep's cursor).
+func (s *Store) CredentialsNotSealedWith(ctx context.Context, keyID uint32, after string, limit int) ([]*credentials.Sealed, error) {
+	q := s.dialect.rebind("SELECT " + strings.Join(credentialColumns, ", ") +
+		" FROM device_credentials WHERE key_id <> ? AND endpoint > ? ORDER BY endpoint LIMIT ?")
+	rows, err := s.db.QueryContext(ctx, q, int64(keyID), after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: credentials to re-seal: %w", err)
+	}
+	cs, err := collect(rows, func(r scanner) (*credentials.Sealed, error) {
+		var (
+			c                credentials.Sealed
+			created, updated sql.NullInt64
+			id               int64
+		)
+		err := r.Scan(&c.Endpoint, &c.Identity, &c.Nonce, &c.SealedKey, &created, &updated, &id)
+		c.CreatedAt, c.UpdatedAt, c.KeyID = fromNanos(created), fromNanos(updated), uint32(id)
+		return &c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: credentials to re-seal: %w", err)
+	}
+	return cs, nil
+}
+
+// ResealCredential replaces the sealed key of c.Endpoint with c's, only while the row still holds
+// the nonce oldNonce: a credential written meanwhile (Put, import) is left alone,
+// credentials.ErrNotFound.
+func (s *Store) ResealCredential(ctx context.Context, c *credentials.Sealed, oldNonce []byte) error {
+	q := s.dialect.rebind("UPDATE device_credentials SET nonce = ?, sealed_key = ?, key_id = ? WHERE endpoint = ? AND identity = ? AND nonce = ?")
+	args := []any{c.Nonce, c.SealedKey, int64(c.KeyID), c.Endpoint, c.Identity, oldNonce}
+	if err := s.w.doMatch(ctx, "credential:"+c.Endpoint, credentials.ErrNotFound, stmt{q, args}); err != nil {
+		return fmt.Errorf("sqlstore: re-seal credential %s: %w", c.Endpoint, err)
+	}
+	return nil
 }

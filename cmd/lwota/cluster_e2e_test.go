@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
+	"github.com/lwota/lwota/server/credentials/keyring"
+	"github.com/lwota/lwota/server/fwupdate"
+	"github.com/lwota/lwota/server/lwm2mtest"
+	"github.com/lwota/lwota/storage/pgtest"
+	"github.com/lwota/lwota/storage/s3test"
+)
+
+// testClusterKey is the --cluster-key of the cluster tests' nodes.
+const testClusterKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+// fetchAt downloads the firmware URI uri (minted by any node) from the node ts with libcoap's
+// Block2 client, as a device handed over by the load balancer would, and returns what came and
+// the client's output.
+func fetchAt(t *testing.T, ts *testService, uri string) ([]byte, string) {
+	t.Helper()
+	client := sysdeps.Require(t, "coap-client-notls")
+	u, err := url.Parse(uri)
+	if err != nil {
+		t.Fatalf("package URI %q: %v", uri, err)
+	}
+	u.Host = ts.coap
+	path := filepath.Join(t.TempDir(), "fw.bin")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, client, "-m", "get", "-B", "10", "-o", path, u.String()).CombinedOutput()
+	body, _ := os.ReadFile(path)
+	return body, string(out)
+}
+
+// Two nodes on one PostgreSQL and one S3 bucket share the download-token and credential keys
+// through the keyring: a token minted at A is served at B, a PSK written through A opens the
+// handshake at B, and rotating either key (with re-seal and retirement) loses no download and
+// no device.
+func TestClusterSecrets(t *testing.T) {
+	sysdeps.Require(t, "coap-client-notls")
+	sysdeps.Require(t, "coap-client-openssl")
+	dsn := pgtest.Start(t)
+	srv := s3test.Start(t)
+	srv.Setenv(t)
+	common := []string{"--allow-unsigned", "--cluster", "--cluster-key", testClusterKey, "--cluster-key-poll", "200ms",
+		"--update-poll", "300ms", "--s3-bucket", srv.Bucket, "--s3-endpoint", srv.Endpoint, "--s3-region", srv.Region, "--s3-path-style"}
+	a := startService(t, t.TempDir(), dsn, append(common, "--node-name", "node-a")...)
+	b := startService(t, t.TempDir(), dsn, append(common, "--node-name", "node-b")...)
+
+	t.Run("download token", func(t *testing.T) {
+		body := fwImage("3.0.0", 32<<10)
+		img := uploadImage(t, a, "3.0.0", body)
+		cfg := fleetConfig(lwm2mtest.DeliveryPull)
+		cfg.Faults.BytesPerSecond = 8 << 10 // still downloading through the rotation
+		devs := startFleet(t, a, "tok", 4, cfg).Devices()
+		jobs := startUpdates(t, a, devs[:2], img, fwupdate.MethodPull, quickPolicy())
+		old := waitPackageURI(t, devs[0])
+		if got, out := fetchAt(t, b, old); string(got) != string(body) {
+			t.Fatalf("token minted at A, fetched at B: %d bytes of %d (%q)", len(got), len(body), out)
+		}
+
+		if _, err := a.svc.secrets.Rotate(context.Background(), keyring.DownloadToken); err != nil {
+			t.Fatal(err)
+		}
+		for ep, id := range startUpdates(t, a, devs[2:], img, fwupdate.MethodPull, quickPolicy()) {
+			jobs[ep] = id
+		}
+		fresh := waitPackageURI(t, devs[2])
+		if tokenOf(fresh) == tokenOf(old) {
+			t.Fatal("the new job's token equals the old one's")
+		}
+		// B learns the new key at its next poll; the old token keeps working there and at A.
+		var got []byte
+		waitFor(t, "B to serve a token minted with the rotated key", 15*time.Second, func() bool {
+			got, _ = fetchAt(t, b, fresh)
+			return string(got) == string(body)
+		})
+		if got, out := fetchAt(t, b, old); string(got) != string(body) {
+			t.Fatalf("old token at B after the rotation: %d bytes (%q)", len(got), out)
+		}
+		for ep, j := range waitJobs(t, a, jobs, 2*time.Minute) {
+			if j.State != fwupdate.StateSucceeded {
+				t.Errorf("%s: job %s (%s) across the rotation", ep, j.State, j.Reason)
+			}
+		}
+	})
+
+	t.Run("credentials", func(t *testing.T) {
+		put := func(ep, id, key string) {
+			body := map[string]any{"psk": map[string]string{"identity": id, "key": hex.EncodeToString([]byte(key))}}
+			if code := a.apiCall(t, "PUT", "/api/v1/devices/"+ep+"/credentials", body, nil); code != 204 {
+				t.Fatalf("PUT credentials %s at A: %d", ep, code)
+			}
+		}
+		// A registration answers 2.01 without a payload, so libcoap prints nothing; a failed
+		// handshake prints DTLS alerts.
+		registersAtB := func(id, key, ep string) bool {
+			if out := coapsRegister(t, b, id, key, ep); strings.Contains(out, "ERR") || strings.Contains(out, "WARN") {
+				return false
+			}
+			var dev deviceJSON
+			return b.apiCall(t, "GET", "/api/v1/devices/"+ep, nil, &dev) == 200 && dev.Online
+		}
+		put("psk-1", "id-psk-1", "first-secret-1")
+		if !registersAtB("id-psk-1", "first-secret-1", "psk-1") {
+			t.Fatal("PSK written at A: no registration at B")
+		}
+
+		ctx := context.Background()
+		if _, err := a.svc.secrets.Rotate(ctx, keyring.CredentialSeal); err != nil {
+			t.Fatal(err)
+		}
+		put("psk-2", "id-psk-2", "second-secret-2") // sealed with key 2
+		waitFor(t, "B to open a PSK sealed with the rotated key", 15*time.Second, func() bool {
+			return registersAtB("id-psk-2", "second-secret-2", "psk-2")
+		})
+		if !registersAtB("id-psk-1", "first-secret-1", "psk-1") {
+			t.Fatal("PSK sealed with the old key: no registration at B after the rotation")
+		}
+		if _, err := a.svc.secrets.Retire(ctx, keyring.CredentialSeal, 1); !errors.Is(err, keyring.ErrInUse) {
+			t.Fatalf("retire key 1 while psk-1 is sealed with it: %v, want ErrInUse", err)
+		}
+		res, err := a.svc.secrets.Reseal(ctx, a.svc.store)
+		if err != nil || res.Resealed != 1 {
+			t.Fatalf("re-seal: %+v, %v; want 1 row", res, err)
+		}
+		set, err := a.svc.secrets.Retire(ctx, keyring.CredentialSeal, 1)
+		if err != nil || len(set.Keys) != 1 || set.Active().ID != 2 {
+			t.Fatalf("retire key 1 after the re-seal: %+v, %v", set, err)
+		}
+		time.Sleep(time.Second) // B's polls drop key 1
+		if !registersAtB("id-psk-1", "first-secret-1", "psk-1") {
+			t.Fatal("re-sealed PSK: no registration at B after key 1 was retired")
+		}
+	})
+
+	t.Run("wrong cluster key", func(t *testing.T) {
+		ctx := context.Background()
+		before, err := a.svc.store.ClusterKeys(ctx, keyring.DownloadToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := parseServeFlags([]string{"--data-dir", t.TempDir(), "--database", dsn, "--cluster",
+			"--cluster-key", strings.Repeat("ab", 32), "--coap-addr", "127.0.0.1:0", "--coaps-addr", "127.0.0.1:0",
+			"--http-addr", "127.0.0.1:0", "--allow-nosec"}, io.Discard, func(string) string { return "" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := newService(ctx, cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "--cluster-key") {
+			t.Fatalf("start with another cluster key: %v, want an error naming --cluster-key", err)
+		}
+		after, _ := a.svc.store.ClusterKeys(ctx, keyring.DownloadToken)
+		if len(after) != len(before) {
+			t.Fatalf("a refused node changed the keyring: %d keys, then %d", len(before), len(after))
+		}
+	})
+}
+
+// tokenOf is the last path segment of a firmware URI.
+func tokenOf(uri string) string { return uri[strings.LastIndex(uri, "/")+1:] }
+
+// --cluster without --cluster-key, or with a malformed one, refuses to start.
+func TestClusterKeyFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"cluster without key", []string{"--cluster"}, nil, "--cluster needs --cluster-key"},
+		{"short key", []string{"--cluster", "--cluster-key", "abcd"}, nil, "64 hex characters"},
+		{"not hex", []string{"--cluster", "--cluster-key", strings.Repeat("zz", 32)}, nil, "64 hex characters"},
+		{"bad env key", []string{"--cluster"}, map[string]string{"LWOTA_CLUSTER_KEY": "00"}, "64 hex characters"},
+		{"node-local credential key", []string{"--cluster", "--cluster-key", testClusterKey, "--credential-key", testClusterKey}, nil, "node-local"},
+		{"import without key", []string{"--cluster-import-keys"}, nil, "needs --cluster-key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--database", "postgres://nowhere/lwota"}, tc.args...)
+			_, err := parseServeFlags(args, io.Discard, func(k string) string { return tc.env[k] })
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to say %q", err, tc.want)
+			}
+		})
+	}
+	cfg, err := parseServeFlags([]string{"--database", "postgres://nowhere/lwota", "--cluster"}, io.Discard,
+		func(k string) string { return map[string]string{"LWOTA_CLUSTER_KEY": testClusterKey}[k] })
+	if err != nil || cfg.ClusterKey != testClusterKey {
+		t.Fatalf("LWOTA_CLUSTER_KEY: %v, key %q", err, cfg.ClusterKey)
+	}
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/lwota/lwota/firmware/transfer"
+	"github.com/lwota/lwota/server/credentials"
+	"github.com/lwota/lwota/server/credentials/keyring"
+	"github.com/lwota/lwota/storage/sqlstore"
+)
+
+// nodeSecrets are the download-token and credential-sealing keys of this node: from DATA_DIR
+// on a single node, from the database keyring (sealed under --cluster-key) in a cluster.
+type nodeSecrets struct {
+	ring   *keyring.Ring // nil on a single node
+	sets   map[string]keyring.Set
+	tokens *transfer.Tokens
+	creds  *credentials.Manager
+	log    *slog.Logger
+}
+
+// openSecrets loads (or creates) the keys and builds the token minter and credential manager
+// keyed by them.
+func openSecrets(ctx context.Context, cfg serveConfig, store *sqlstore.Store, logger *slog.Logger) (*nodeSecrets, error) {
+	n := &nodeSecrets{log: logger}
+	if cfg.ClusterKey == "" {
+		tokenKey, err := urlSecret(filepath.Join(cfg.DataDir, "download-token.key"))
+		if err != nil {
+			return nil, err
+		}
+		credKey, err := credentialKey(cfg)
+		if err != nil {
+			return nil, err
+		}
+		n.tokens = transfer.NewTokens(tokenKey, nil)
+		n.creds, err = credentials.New(store, credKey, logger.With("component", "credentials"))
+		return n, err
+	}
+	kek, err := keyring.ParseClusterKey(cfg.ClusterKey)
+	if err != nil {
+		return nil, fmt.Errorf("serve: --cluster-key: %w", err)
+	}
+	if n.ring, err = keyring.New(store, kek, logger.With("component", "keyring")); err != nil {
+		return nil, err
+	}
+	imported, err := importedKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if n.sets, err = n.ring.Open(ctx, imported); err != nil {
+		return nil, fmt.Errorf("serve: cluster keys: %w", err)
+	}
+	tok, seal := n.sets[keyring.DownloadToken], n.sets[keyring.CredentialSeal]
+	n.tokens = transfer.NewTokens(tok.Active().Secret, nil)
+	if n.creds, err = credentials.New(store, seal.Active().Secret, logger.With("component", "credentials")); err != nil {
+		return nil, err
+	}
+	for _, set := range n.sets {
+		if err := n.apply(set); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// importedKeys are the node-local keys --cluster-import-keys moves into an empty keyring: the
+// existing DATA_DIR files (or --credential-key), so tokens already handed out and PSKs already
+// sealed stay valid. Nothing is created here.
+func importedKeys(cfg serveConfig) (map[string][]byte, error) {
+	if !cfg.ClusterImportKeys {
+		return nil, nil
+	}
+	out := map[string][]byte{}
+	read := func(purpose, path string) error {
+		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // nothing to import: the keyring makes a new key
+		}
+		if err != nil {
+			return fmt.Errorf("serve: import %s key: %w", purpose, err)
+		}
+		key, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(key) != keyring.KeyLen {
+			return fmt.Errorf("serve: import %s key %s: not %d bytes of hex", purpose, path, keyring.KeyLen)
+		}
+		out[purpose] = key
+		return nil
+	}
+	if err := read(keyring.DownloadToken, filepath.Join(cfg.DataDir, "download-token.key")); err != nil {
+		return nil, err
+	}
+	if cfg.CredentialKey != "" {
+		key, err := credentialKey(cfg)
+		if err != nil {
+			return nil, err
+		}
+		out[keyring.CredentialSeal] = key
+	} else if err := read(keyring.CredentialSeal, filepath.Join(cfg.DataDir, "credential.key")); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// apply puts a purpose's keys to use: the active one mints or seals, the accepted ones still
+// verify or open.
+func (n *nodeSecrets) apply(set keyring.Set) error {
+	switch set.Purpose {
+	case keyring.DownloadToken:
+		accepted := make([][]byte, 0, len(set.Keys)-1)
+		for _, k := range set.Keys[1:] {
+			accepted = append(accepted, k.Secret)
+		}
+		n.tokens.SetSecrets(set.Active().Secret, accepted...)
+	case keyring.CredentialSeal:
+		keys := make(map[uint32][]byte, len(set.Keys))
+		for _, k := range set.Keys {
+			keys[k.ID] = k.Secret
+		}
+		if err := n.creds.SetKeys(set.Active().ID, keys); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// errNoKeyring: the node keeps its keys in DATA_DIR, so there is nothing to rotate.
+var errNoKeyring = errors.New("cluster keys: this node runs without --cluster-key; its keys are in DATA_DIR")
+
+// Rotate makes a new active key for purpose and uses it here at once; other nodes pick it up at
+// their next poll.
+func (n *nodeSecrets) Rotate(ctx context.Context, purpose string) (keyring.Set, error) {
+	if n.ring == nil {
+		return keyring.Set{}, errNoKeyring
+	}
+	set, err := n.ring.Rotate(ctx, purpose)
+	if err != nil {
+		return keyring.Set{}, err
+	}
+	return set, n.apply(set)
+}
+
+// Retire deletes an accepted key of purpose.
+func (n *nodeSecrets) Retire(ctx context.Context, purpose string, id uint32) (keyring.Set, error) {
+	if n.ring == nil {
+		return keyring.Set{}, errNoKeyring
+	}
+	set, err := n.ring.Retire(ctx, purpose, id)
+	if err != nil {
+		return keyring.Set{}, err
+	}
+	return set, n.apply(set)
+}
+
+// Reseal moves the credential rows sealed with older keys to the active key (after loading the
+// keyring, so a rotation made on another node is the one used).
+func (n *nodeSecrets) Reseal(ctx context.Context, store credentials.ResealStore) (credentials.ResealResult, error) {
+	if n.ring == nil {
+		return credentials.ResealResult{}, errNoKeyring
+	}
+	set, err := n.ring.Load(ctx, keyring.CredentialSeal)
+	if err != nil {
+		return credentials.ResealResult{}, err
+	}
+	if err := n.apply(set); err != nil {
+		return credentials.ResealResult{}, err
+	}
+	return n.creds.Reseal(ctx, store, resealBatch)
+}
+
+// resealBatch is how many credential rows one re-seal query reads.
+const resealBatch = 200
