@@ -141,3 +141,43 @@ func TestMintUntilIsStable(t *testing.T) {
 		t.Fatal("an expiry in the past was minted")
 	}
 }
+
+// A rotation: the new secret mints, the old one still verifies the tokens it minted until they
+// expire, and once it is dropped its tokens are ErrInvalid.
+func TestTokenRotation(t *testing.T) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	oldSecret, newSecret := testSecret, []byte("fedcba9876543210fedcba9876543210")
+	tk := NewTokens(oldSecret, clk.now)
+	old, err := tk.Mint("job-old", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk.SetSecrets(newSecret, oldSecret)
+	fresh, err := tk.Mint("job-old", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh == old {
+		t.Fatal("the rotated secret minted the old token")
+	}
+	if _, err := NewTokens(newSecret, clk.now).Parse(fresh); err != nil {
+		t.Fatalf("the new token is not the new secret's: %v", err)
+	}
+	for name, tok := range map[string]string{"old": old, "new": fresh} {
+		if job, err := tk.Parse(tok); err != nil || job != "job-old" {
+			t.Errorf("%s token after the rotation: %q, %v", name, job, err)
+		}
+	}
+	tk.SetSecrets(newSecret) // the old secret retired
+	if _, err := tk.Parse(old); !errors.Is(err, ErrInvalid) {
+		t.Errorf("old token after its secret was retired: %v, want ErrInvalid", err)
+	}
+	if _, err := tk.Parse(fresh); err != nil {
+		t.Errorf("new token after the retirement: %v", err)
+	}
+	// A short accepted secret verifies nothing (and does not break the others).
+	tk.SetSecrets(newSecret, []byte("short"))
+	if _, err := tk.Parse(fresh); err != nil {
+		t.Errorf("with a short accepted secret: %v", err)
+	}
+}
