@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"io"
 	"log/slog"
 	"net/url"
@@ -71,8 +70,9 @@ func TestClusterSecrets(t *testing.T) {
 			t.Fatalf("token minted at A, fetched at B: %d bytes of %d (%q)", len(got), len(body), out)
 		}
 
-		if _, err := a.svc.secrets.Rotate(context.Background(), keyring.DownloadToken); err != nil {
-			t.Fatal(err)
+		var set clusterKeySet
+		if code := a.apiCall(t, "POST", "/api/v1/cluster/keys/download-token/rotate", nil, &set); code != 200 || set.Keys[0].ID != 2 {
+			t.Fatalf("rotate the download-token key at A: %d %+v", code, set)
 		}
 		for ep, id := range startUpdates(t, a, devs[2:], img, fwupdate.MethodPull, quickPolicy()) {
 			jobs[ep] = id
@@ -118,9 +118,8 @@ func TestClusterSecrets(t *testing.T) {
 			t.Fatal("PSK written at A: no registration at B")
 		}
 
-		ctx := context.Background()
-		if _, err := a.svc.secrets.Rotate(ctx, keyring.CredentialSeal); err != nil {
-			t.Fatal(err)
+		if code := a.apiCall(t, "POST", "/api/v1/cluster/keys/credential-seal/rotate", nil, nil); code != 200 {
+			t.Fatalf("rotate the credential-seal key at A: %d", code)
 		}
 		put("psk-2", "id-psk-2", "second-secret-2") // sealed with key 2
 		waitFor(t, "B to open a PSK sealed with the rotated key", 15*time.Second, func() bool {
@@ -129,16 +128,19 @@ func TestClusterSecrets(t *testing.T) {
 		if !registersAtB("id-psk-1", "first-secret-1", "psk-1") {
 			t.Fatal("PSK sealed with the old key: no registration at B after the rotation")
 		}
-		if _, err := a.svc.secrets.Retire(ctx, keyring.CredentialSeal, 1); !errors.Is(err, keyring.ErrInUse) {
-			t.Fatalf("retire key 1 while psk-1 is sealed with it: %v, want ErrInUse", err)
+		var apiErr struct {
+			Error struct{ Code string } `json:"error"`
 		}
-		res, err := a.svc.secrets.Reseal(ctx, a.svc.store)
-		if err != nil || res.Resealed != 1 {
-			t.Fatalf("re-seal: %+v, %v; want 1 row", res, err)
+		if code := b.apiCall(t, "DELETE", "/api/v1/cluster/keys/credential-seal/1", nil, &apiErr); code != 409 || apiErr.Error.Code != "key_in_use" {
+			t.Fatalf("retire key 1 while psk-1 is sealed with it: %d %+v, want 409 key_in_use", code, apiErr)
 		}
-		set, err := a.svc.secrets.Retire(ctx, keyring.CredentialSeal, 1)
-		if err != nil || len(set.Keys) != 1 || set.Active().ID != 2 {
-			t.Fatalf("retire key 1 after the re-seal: %+v, %v", set, err)
+		var res struct{ Resealed, Skipped int }
+		if code := b.apiCall(t, "POST", "/api/v1/cluster/keys/credential-seal/reseal", nil, &res); code != 200 || res.Resealed != 1 {
+			t.Fatalf("re-seal at B: %d %+v; want 1 row", code, res)
+		}
+		var set clusterKeySet
+		if code := a.apiCall(t, "DELETE", "/api/v1/cluster/keys/credential-seal/1", nil, &set); code != 200 || len(set.Keys) != 1 || set.Keys[0].ID != 2 {
+			t.Fatalf("retire key 1 after the re-seal: %d %+v", code, set)
 		}
 		time.Sleep(time.Second) // B's polls drop key 1
 		if !registersAtB("id-psk-1", "first-secret-1", "psk-1") {
@@ -166,6 +168,15 @@ func TestClusterSecrets(t *testing.T) {
 			t.Fatalf("a refused node changed the keyring: %d keys, then %d", len(before), len(after))
 		}
 	})
+}
+
+// clusterKeySet is a purpose's keys as the API shows them.
+type clusterKeySet struct {
+	Purpose string `json:"purpose"`
+	Keys    []struct {
+		ID    uint32 `json:"id"`
+		State string `json:"state"`
+	} `json:"keys"`
 }
 
 // tokenOf is the last path segment of a firmware URI.

@@ -23,13 +23,14 @@ type nodeSecrets struct {
 	sets   map[string]keyring.Set
 	tokens *transfer.Tokens
 	creds  *credentials.Manager
+	store  credentials.ResealStore
 	log    *slog.Logger
 }
 
 // openSecrets loads (or creates) the keys and builds the token minter and credential manager
 // keyed by them.
 func openSecrets(ctx context.Context, cfg serveConfig, store *sqlstore.Store, logger *slog.Logger) (*nodeSecrets, error) {
-	n := &nodeSecrets{log: logger}
+	n := &nodeSecrets{log: logger, store: store}
 	if cfg.ClusterKey == "" {
 		tokenKey, err := urlSecret(filepath.Join(cfg.DataDir, "download-token.key"))
 		if err != nil {
@@ -158,9 +159,25 @@ func (n *nodeSecrets) Retire(ctx context.Context, purpose string, id uint32) (ke
 	return set, n.apply(set)
 }
 
+// Keys returns every purpose's keys as stored now.
+func (n *nodeSecrets) Keys(ctx context.Context) ([]keyring.Set, error) {
+	if n.ring == nil {
+		return nil, errNoKeyring
+	}
+	sets := make([]keyring.Set, 0, len(keyring.Purposes))
+	for _, p := range keyring.Purposes {
+		set, err := n.ring.Load(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		sets = append(sets, set)
+	}
+	return sets, nil
+}
+
 // Reseal moves the credential rows sealed with older keys to the active key (after loading the
 // keyring, so a rotation made on another node is the one used).
-func (n *nodeSecrets) Reseal(ctx context.Context, store credentials.ResealStore) (credentials.ResealResult, error) {
+func (n *nodeSecrets) Reseal(ctx context.Context) (credentials.ResealResult, error) {
 	if n.ring == nil {
 		return credentials.ResealResult{}, errNoKeyring
 	}
@@ -171,7 +188,7 @@ func (n *nodeSecrets) Reseal(ctx context.Context, store credentials.ResealStore)
 	if err := n.apply(set); err != nil {
 		return credentials.ResealResult{}, err
 	}
-	return n.creds.Reseal(ctx, store, resealBatch)
+	return n.creds.Reseal(ctx, n.store, resealBatch)
 }
 
 // resealBatch is how many credential rows one re-seal query reads.

@@ -377,6 +377,9 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		WithFleet(store).
 		WithQueue(store).
 		WithMetrics(reg)
+	if secrets.ring != nil {
+		a.WithClusterKeys(secrets)
+	}
 	mux := http.NewServeMux()
 	mux.Handle(transfer.PathPrefix, delivery.NewHTTPHandler(tokens, grants, 0, logger.With("component", "http-pull")))
 	if blobHandler != nil {
