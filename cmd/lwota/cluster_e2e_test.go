@@ -70,9 +70,10 @@ func TestClusterSecrets(t *testing.T) {
 			t.Fatalf("token minted at A, fetched at B: %d bytes of %d (%q)", len(got), len(body), out)
 		}
 
-		var set clusterKeySet
-		if code := a.apiCall(t, "POST", "/api/v1/cluster/keys/download-token/rotate", nil, &set); code != 200 || set.Keys[0].ID != 2 {
-			t.Fatalf("rotate the download-token key at A: %d %+v", code, set)
+		// Rotated with the CLI, as an operator would.
+		out, errOut, err := cli(t, "cluster", "rotate-key", "--server", a.base, "--token", testAdminToken, "download-token")
+		if err != nil || out != "download-token: 2 active, 1 accepted\n" {
+			t.Fatalf("lwota cluster rotate-key download-token: %v %q %q", err, out, errOut)
 		}
 		for ep, id := range startUpdates(t, a, devs[2:], img, fwupdate.MethodPull, quickPolicy()) {
 			jobs[ep] = id
@@ -141,6 +142,14 @@ func TestClusterSecrets(t *testing.T) {
 		var set clusterKeySet
 		if code := a.apiCall(t, "DELETE", "/api/v1/cluster/keys/credential-seal/1", nil, &set); code != 200 || len(set.Keys) != 1 || set.Keys[0].ID != 2 {
 			t.Fatalf("retire key 1 after the re-seal: %d %+v", code, set)
+		}
+		out, _, err := cli(t, "cluster", "keys", "--server", b.base, "--token", testAdminToken)
+		if err != nil || !strings.Contains(out, "credential-seal: 2 active\n") {
+			t.Fatalf("lwota cluster keys: %v %q", err, out)
+		}
+		_, _, err = cli(t, "cluster", "retire-key", "--server", b.base, "--token", testAdminToken, "credential-seal", "2")
+		if err == nil || !strings.Contains(err.Error(), "key_active") {
+			t.Fatalf("lwota cluster retire-key of the active key: %v, want key_active", err)
 		}
 		time.Sleep(time.Second) // B's polls drop key 1
 		if !registersAtB("id-psk-1", "first-secret-1", "psk-1") {

@@ -67,6 +67,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return updateCmd(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "campaign":
 		return campaignCmd(ctx, args[1:], stdout, stderr, os.Getenv)
+	case "cluster":
+		c := newClusterCmd(os.Getenv)
+		c.SetArgs(args[1:])
+		c.SetOut(stdout)
+		c.SetErr(stderr)
+		return c.ExecuteContext(ctx)
 	case "version":
 		fmt.Fprintln(stdout, "lwota", version)
 		return nil
