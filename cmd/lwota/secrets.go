@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/lwota/lwota/firmware/transfer"
 	"github.com/lwota/lwota/server/credentials"
@@ -25,12 +27,51 @@ type nodeSecrets struct {
 	creds  *credentials.Manager
 	store  credentials.ResealStore
 	log    *slog.Logger
+
+	mu        sync.Mutex
+	current   map[string]keyring.Set // what apply last put to use
+	refreshed map[string]time.Time   // last on-demand reload per purpose
+}
+
+// minRefreshGap bounds on-demand keyring reloads (a token no key verifies, a row sealed with an
+// unknown key) to one per purpose and interval: forged tokens cannot load the database.
+const minRefreshGap = 500 * time.Millisecond
+
+// refresh reloads purpose's keys now, at most once per minRefreshGap, and reports whether they
+// changed: a rotation made on another node is used before this node's next poll.
+func (n *nodeSecrets) refresh(ctx context.Context, purpose string) bool {
+	n.mu.Lock()
+	if time.Since(n.refreshed[purpose]) < minRefreshGap {
+		n.mu.Unlock()
+		return false
+	}
+	n.refreshed[purpose] = time.Now()
+	n.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	set, err := n.ring.Load(ctx, purpose)
+	if err != nil {
+		n.log.Warn("cluster keys not reloaded", "purpose", purpose, "err", err)
+		return false
+	}
+	n.mu.Lock()
+	same := set.Equal(n.current[purpose])
+	n.mu.Unlock()
+	if same {
+		return false
+	}
+	if err := n.apply(set); err != nil {
+		n.log.Error("cluster keys not applied", "purpose", purpose, "err", err)
+		return false
+	}
+	n.log.Info("cluster keys reloaded on demand", "purpose", purpose, "active", set.Active().ID)
+	return true
 }
 
 // openSecrets loads (or creates) the keys and builds the token minter and credential manager
 // keyed by them.
 func openSecrets(ctx context.Context, cfg serveConfig, store *sqlstore.Store, logger *slog.Logger) (*nodeSecrets, error) {
-	n := &nodeSecrets{log: logger, store: store}
+	n := &nodeSecrets{log: logger, store: store, current: map[string]keyring.Set{}, refreshed: map[string]time.Time{}}
 	if cfg.ClusterKey == "" {
 		tokenKey, err := urlSecret(filepath.Join(cfg.DataDir, "download-token.key"))
 		if err != nil {
@@ -68,6 +109,8 @@ func openSecrets(ctx context.Context, cfg serveConfig, store *sqlstore.Store, lo
 			return nil, err
 		}
 	}
+	n.tokens.SetRefresh(func() bool { return n.refresh(context.Background(), keyring.DownloadToken) })
+	n.creds.SetRefresh(func(ctx context.Context) bool { return n.refresh(ctx, keyring.CredentialSeal) })
 	return n, nil
 }
 
@@ -112,6 +155,11 @@ func importedKeys(cfg serveConfig) (map[string][]byte, error) {
 // apply puts a purpose's keys to use: the active one mints or seals, the accepted ones still
 // verify or open.
 func (n *nodeSecrets) apply(set keyring.Set) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if cur, ok := n.current[set.Purpose]; ok && set.Active().ID < cur.Active().ID {
+		return nil // read before a rotation another path already applied: keep the newer keys
+	}
 	switch set.Purpose {
 	case keyring.DownloadToken:
 		accepted := make([][]byte, 0, len(set.Keys)-1)
@@ -128,6 +176,7 @@ func (n *nodeSecrets) apply(set keyring.Set) error {
 			return err
 		}
 	}
+	n.current[set.Purpose] = set
 	return nil
 }
 

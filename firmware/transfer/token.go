@@ -30,6 +30,7 @@ const (
 type Tokens struct {
 	secrets atomic.Pointer[[][]byte] // the minting secret first, then older ones still verified
 	now     func() time.Time
+	refresh func() bool // nil: none; see SetRefresh
 }
 
 // NewTokens returns a token minter keyed by secret (at least 16 bytes; 32 random bytes are
@@ -63,6 +64,12 @@ func (t *Tokens) Mint(jobID string, ttl time.Duration) (string, error) {
 	}
 	return t.MintUntil(jobID, t.now().Add(ttl+time.Second-1))
 }
+
+// SetRefresh sets, before the Tokens are used, a function Parse calls when no secret verifies
+// a token: it reloads the secrets (SetSecrets) and reports whether they changed, and Parse then
+// checks the token once more. A cluster node uses it to learn at once of a rotation made on
+// another node. refresh must bound its own rate: forged tokens call it too.
+func (t *Tokens) SetRefresh(refresh func() bool) { t.refresh = refresh }
 
 // MintUntil returns a token for jobID that expires at until (truncated to the second). The
 // same job and expiry always give the same token, so a URI minted again after a restart is
@@ -103,7 +110,7 @@ func (t *Tokens) Parse(token string) (string, error) {
 		return "", ErrInvalid
 	}
 	body, sum := b[:n-tokenMACSize], b[n-tokenMACSize:n]
-	if !t.verify(body, sum) {
+	if !t.verify(body, sum) && (t.refresh == nil || !t.refresh() || !t.verify(body, sum)) {
 		return "", ErrInvalid
 	}
 	exp := int64(binary.BigEndian.Uint32(body[1:5]))

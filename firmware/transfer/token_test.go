@@ -181,3 +181,35 @@ func TestTokenRotation(t *testing.T) {
 		t.Errorf("with a short accepted secret: %v", err)
 	}
 }
+
+// A token minted with a secret this node does not hold yet (rotated on another node) makes
+// Parse call the refresh hook once and check again; a hook that finds nothing new leaves it
+// ErrInvalid.
+func TestTokenRefresh(t *testing.T) {
+	newSecret := []byte("fedcba9876543210fedcba9876543210")
+	fresh, err := NewTokens(newSecret, nil).Mint("job-1", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := NewTokens(testSecret, nil)
+	calls := 0
+	found := false
+	tk.SetRefresh(func() bool {
+		calls++
+		if !found {
+			return false
+		}
+		tk.SetSecrets(newSecret, testSecret)
+		return true
+	})
+	if _, err := tk.Parse(fresh); !errors.Is(err, ErrInvalid) || calls != 1 {
+		t.Fatalf("nothing new: err %v after %d refreshes, want ErrInvalid after 1", err, calls)
+	}
+	found = true
+	if job, err := tk.Parse(fresh); err != nil || job != "job-1" || calls != 2 {
+		t.Fatalf("after the refresh: %q, %v (%d refreshes)", job, err, calls)
+	}
+	if _, err := tk.Parse(fresh); err != nil || calls != 2 {
+		t.Fatalf("a known secret refreshed again: %v, %d refreshes", err, calls)
+	}
+}

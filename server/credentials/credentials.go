@@ -93,6 +93,9 @@ type Manager struct {
 	keys  atomic.Pointer[serverKeys] // swapped whole by SetKeys: the handshake path never locks
 	log   *slog.Logger
 	now   func() time.Time
+	// refresh, when set, reloads the keys (SetKeys) on meeting a row sealed with a key id this
+	// Manager does not hold, and reports whether they changed. See SetRefresh.
+	refresh func(context.Context) bool
 }
 
 // serverKeys are the keys rows may be sealed with; active seals new rows.
@@ -136,6 +139,11 @@ func (m *Manager) SetKeys(active uint32, keys map[uint32][]byte) error {
 	m.keys.Store(ks)
 	return nil
 }
+
+// SetRefresh sets, before the Manager is used, a function called when a row is sealed with a
+// key this Manager does not hold (rotated on another cluster node): it reloads the keys with
+// SetKeys and reports whether they changed, and the row is opened once more.
+func (m *Manager) SetRefresh(refresh func(context.Context) bool) { m.refresh = refresh }
 
 // additionalData binds a sealed key to its endpoint and identity (length-prefixed, so no two
 // pairs give the same bytes).
@@ -230,7 +238,7 @@ func (m *Manager) Get(ctx context.Context, endpoint string) (*Credential, error)
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %s: %w", endpoint, err)
 	}
-	return m.open(s)
+	return m.open(ctx, s)
 }
 
 // HasCredential reports whether endpoint has a PSK credential: such an endpoint is a DTLS
@@ -246,8 +254,11 @@ func (m *Manager) HasCredential(ctx context.Context, endpoint string) (bool, err
 	return false, fmt.Errorf("credentials: %s: %w", endpoint, err)
 }
 
-func (m *Manager) open(s *Sealed) (*Credential, error) {
+func (m *Manager) open(ctx context.Context, s *Sealed) (*Credential, error) {
 	aead, ok := m.keys.Load().aeads[s.KeyID]
+	if !ok && m.refresh != nil && m.refresh(ctx) {
+		aead, ok = m.keys.Load().aeads[s.KeyID]
+	}
 	if !ok {
 		return nil, fmt.Errorf("credentials: %s: sealed with server key %d, which this node does not hold", s.Endpoint, s.KeyID)
 	}
@@ -269,7 +280,7 @@ func (m *Manager) byIdentity(ctx context.Context, identity string) (*Credential,
 	if s.Identity != identity {
 		return nil, fmt.Errorf("credentials: identity %q: %w", identity, ErrNotFound)
 	}
-	c, err := m.open(s)
+	c, err := m.open(ctx, s)
 	if err != nil {
 		m.log.Error("psk credential unusable", "endpoint", s.Endpoint, "identity", identity, "err", err)
 		return nil, err

@@ -40,7 +40,7 @@ func (m *Manager) Reseal(ctx context.Context, store ResealStore, batch int) (Res
 			return res, fmt.Errorf("credentials: re-seal: %w", err)
 		}
 		for _, old := range rows {
-			c, err := m.open(old)
+			c, err := m.open(ctx, old)
 			if err != nil {
 				return res, fmt.Errorf("credentials: re-seal: %w", err)
 			}
