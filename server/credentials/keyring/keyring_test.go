@@ -197,7 +197,10 @@ func TestRotateResealRetire(t *testing.T) {
 		watchCtx, stop := context.WithCancel(ctx)
 		seen := make(chan keyring.Set, 8)
 		done := make(chan struct{})
-		go func() { defer close(done); b.Watch(watchCtx, 20*time.Millisecond, sets, func(s keyring.Set) { seen <- s }) }()
+		go func() {
+			defer close(done)
+			b.Watch(watchCtx, 20*time.Millisecond, sets, func(s keyring.Set) { seen <- s })
+		}()
 		defer func() { stop(); <-done }()
 
 		rotated, err := a.Rotate(ctx, keyring.CredentialSeal)
