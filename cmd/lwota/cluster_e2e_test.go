@@ -221,3 +221,42 @@ func TestClusterKeyFlags(t *testing.T) {
 		t.Fatalf("LWOTA_CLUSTER_KEY: %v, key %q", err, cfg.ClusterKey)
 	}
 }
+
+// A single node moves into a cluster: a second node cannot start over its credentials with a
+// fresh key; the node itself, started with --cluster-import-keys, keeps its download tokens and
+// PSKs valid, now from the keyring.
+func TestClusterImportKeys(t *testing.T) {
+	sysdeps.Require(t, "coap-client-openssl")
+	dsn := pgtest.Start(t)
+	dir := t.TempDir()
+	single := startService(t, dir, dsn)
+	body := map[string]any{"psk": map[string]string{"identity": "id-imp", "key": hex.EncodeToString([]byte("imported-psk"))}}
+	if code := single.apiCall(t, "PUT", "/api/v1/devices/imp-1/credentials", body, nil); code != 204 {
+		t.Fatalf("PUT credentials: %d", code)
+	}
+	tok, err := single.svc.secrets.tokens.Mint("job-imp", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	single.shutdown(t)
+
+	// Another node, without the single node's key: refused, and nothing written.
+	cfg, err := parseServeFlags([]string{"--data-dir", t.TempDir(), "--database", dsn, "--cluster", "--cluster-key", testClusterKey,
+		"--coap-addr", "127.0.0.1:0", "--coaps-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, io.Discard, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newService(context.Background(), cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "--cluster-import-keys") {
+		t.Fatalf("a node without the sealing key over sealed credentials: %v, want a refusal naming --cluster-import-keys", err)
+	}
+
+	node := startService(t, dir, dsn, "--cluster", "--cluster-key", testClusterKey, "--cluster-import-keys")
+	if job, err := node.svc.secrets.tokens.Parse(tok); err != nil || job != "job-imp" {
+		t.Fatalf("a token of the single node after the import: %q, %v", job, err)
+	}
+	coapsRegister(t, node, "id-imp", "imported-psk", "imp-1")
+	var dev deviceJSON
+	if code := node.apiCall(t, "GET", "/api/v1/devices/imp-1", nil, &dev); code != 200 || !dev.Online {
+		t.Fatalf("a PSK of the single node after the import: %d %+v", code, dev)
+	}
+}

@@ -96,6 +96,9 @@ func openSecrets(ctx context.Context, cfg serveConfig, store *sqlstore.Store, lo
 	if err != nil {
 		return nil, err
 	}
+	if err := n.checkUnsealable(ctx, imported); err != nil {
+		return nil, err
+	}
 	if n.sets, err = n.ring.Open(ctx, imported); err != nil {
 		return nil, fmt.Errorf("serve: cluster keys: %w", err)
 	}
@@ -112,6 +115,26 @@ func openSecrets(ctx context.Context, cfg serveConfig, store *sqlstore.Store, lo
 	n.tokens.SetRefresh(func() bool { return n.refresh(context.Background(), keyring.DownloadToken) })
 	n.creds.SetRefresh(func(ctx context.Context) bool { return n.refresh(ctx, keyring.CredentialSeal) })
 	return n, nil
+}
+
+// checkUnsealable refuses to create a fresh credential-seal key over stored credentials: they
+// were sealed with a node-local key, and a new key would make every one of them unreadable.
+func (n *nodeSecrets) checkUnsealable(ctx context.Context, imported map[string][]byte) error {
+	if imported[keyring.CredentialSeal] != nil {
+		return nil
+	}
+	if _, err := n.ring.Load(ctx, keyring.CredentialSeal); !errors.Is(err, keyring.ErrNotFound) {
+		return nil // keys exist (or Open reports the error)
+	}
+	rows, err := n.store.CredentialsNotSealedWith(ctx, 0, "", 1) // key ids start at 1: any row
+	if err != nil {
+		return fmt.Errorf("serve: cluster keys: %w", err)
+	}
+	if len(rows) > 0 {
+		return errors.New("serve: the database holds device credentials sealed with a node-local key and no cluster keys yet: " +
+			"start the node that holds DATA_DIR/credential.key (or --credential-key) once with --cluster-key and --cluster-import-keys first (docs/cluster.md)")
+	}
+	return nil
 }
 
 // importedKeys are the node-local keys --cluster-import-keys moves into an empty keyring: the
