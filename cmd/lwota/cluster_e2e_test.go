@@ -124,8 +124,15 @@ func TestClusterSecrets(t *testing.T) {
 			t.Fatalf("rotate the credential-seal key at A: %d", code)
 		}
 		put("psk-2", "id-psk-2", "second-secret-2") // sealed with key 2
-		if !registersAtB("id-psk-2", "second-secret-2", "psk-2") {
-			t.Fatal("PSK sealed with the rotated key at A: no registration at B")
+		// The simulated device (pion DTLS) registers at B with the PSK sealed with key 2.
+		cfg := fleetConfig(lwm2mtest.DeliveryPull)
+		cfg.Endpoint, cfg.PSKIdentity, cfg.PSK = "psk-2", "id-psk-2", []byte("second-secret-2")
+		dev := lwm2mtest.NewDevice(cfg, nil)
+		t.Cleanup(func() { _ = dev.Close() })
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := dev.Start(ctx, b.svc.core.CoAPSAddr().String()); err != nil {
+			t.Fatalf("PSK sealed with the rotated key at A: the simulated device's registration at B: %v", err)
 		}
 		if !registersAtB("id-psk-1", "first-secret-1", "psk-1") {
 			t.Fatal("PSK sealed with the old key: no registration at B after the rotation")
