@@ -241,6 +241,9 @@ func TestClusterImportKeys(t *testing.T) {
 	if code := single.apiCall(t, "PUT", "/api/v1/devices/imp-1/credentials", body, nil); code != 204 {
 		t.Fatalf("PUT credentials: %d", code)
 	}
+	if code := single.apiCall(t, "GET", "/api/v1/cluster/keys", nil, nil); code != 404 {
+		t.Fatalf("cluster keys of a node keeping its keys in DATA_DIR: %d, want 404", code)
+	}
 	tok, err := single.svc.secrets.tokens.Mint("job-imp", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -260,6 +263,20 @@ func TestClusterImportKeys(t *testing.T) {
 	node := startService(t, dir, dsn, "--cluster", "--cluster-key", testClusterKey, "--cluster-import-keys")
 	if job, err := node.svc.secrets.tokens.Parse(tok); err != nil || job != "job-imp" {
 		t.Fatalf("a token of the single node after the import: %q, %v", job, err)
+	}
+	for _, c := range []struct {
+		method, path string
+		want         int
+	}{
+		{"POST", "/api/v1/cluster/keys/url-signing/rotate", 404},
+		{"POST", "/api/v1/cluster/keys/download-token/reseal", 400},
+		{"DELETE", "/api/v1/cluster/keys/download-token/x", 400},
+		{"DELETE", "/api/v1/cluster/keys/download-token/9", 404},
+		{"DELETE", "/api/v1/cluster/keys/download-token/1", 409}, // the active key
+	} {
+		if code := node.apiCall(t, c.method, c.path, nil, nil); code != c.want {
+			t.Errorf("%s %s: %d, want %d", c.method, c.path, code, c.want)
+		}
 	}
 	coapsRegister(t, node, "id-imp", "imported-psk", "imp-1")
 	var dev deviceJSON
