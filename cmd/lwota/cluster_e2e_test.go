@@ -64,7 +64,7 @@ func TestClusterSecrets(t *testing.T) {
 		body := fwImage("3.0.0", 32<<10)
 		img := uploadImage(t, a, "3.0.0", body)
 		cfg := fleetConfig(lwm2mtest.DeliveryPull)
-		cfg.Faults.BytesPerSecond = 8 << 10 // still downloading through the rotation
+		cfg.Faults.BytesPerSecond = 4 << 10 // 8 s a download: still running through the rotation
 		devs := startFleet(t, a, "tok", 4, cfg).Devices()
 		jobs := startUpdates(t, a, devs[:2], img, fwupdate.MethodPull, quickPolicy())
 		old := waitPackageURI(t, devs[0])
@@ -72,6 +72,11 @@ func TestClusterSecrets(t *testing.T) {
 			t.Fatalf("token minted at A, fetched at B: %d bytes of %d (%q)", len(got), len(body), out)
 		}
 
+		for _, d := range devs[:2] {
+			if st := d.Stats(); st.ImagesReceived != 0 {
+				t.Fatalf("%s finished its download before the rotation: the test would prove nothing", d.Endpoint())
+			}
+		}
 		// Rotated with the CLI, as an operator would.
 		out, errOut, err := cli(t, "cluster", "rotate-key", "--server", a.base, "--token", testAdminToken, "download-token")
 		if err != nil || out != "download-token: 2 active, 1 accepted\n" {
