@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,13 +25,61 @@ type nodeSecrets struct {
 	ring   *keyring.Ring // nil on a single node
 	sets   map[string]keyring.Set
 	tokens *transfer.Tokens
-	creds  *credentials.Manager
-	store  credentials.ResealStore
+	creds  *credentials.Manager // device_credentials: sealed[0]
+	store  sealedStore
 	log    *slog.Logger
+	// sealed is every table of credentials sealed with the credential-seal keys, with its
+	// Manager: each gets the keys, and is re-sealed by Reseal.
+	sealed  []sealedTable
+	credKey []byte // the node-local credential key; nil with a keyring
 
 	mu        sync.Mutex
 	current   map[string]keyring.Set // what apply last put to use
 	refreshed map[string]time.Time   // last on-demand reload per purpose
+}
+
+// sealedStore is one table of sealed credentials (sqlstore's device_credentials).
+type sealedStore interface {
+	credentials.Store
+	credentials.ResealStore
+}
+
+type sealedTable struct {
+	m     *credentials.Manager
+	store credentials.ResealStore
+}
+
+// newManager returns a credential Manager over store keyed like every other table of sealed
+// credentials: by the node-local key, or by the keyring's credential-seal keys (following
+// rotations). component names it in logs.
+func (n *nodeSecrets) newManager(store sealedStore, component string) (*credentials.Manager, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	key := n.credKey
+	set, clustered := n.current[keyring.CredentialSeal]
+	if clustered {
+		key = set.Active().Secret
+	}
+	m, err := credentials.New(store, key, n.log.With("component", component))
+	if err != nil {
+		return nil, err
+	}
+	if clustered {
+		if err := setSealKeys(m, set); err != nil {
+			return nil, err
+		}
+		m.SetRefresh(func(ctx context.Context) bool { return n.refresh(ctx, keyring.CredentialSeal) })
+	}
+	n.sealed = append(n.sealed, sealedTable{m, store})
+	return m, nil
+}
+
+func setSealKeys(m *credentials.Manager, set keyring.Set) error {
+	keys := make(map[uint32][]byte, len(set.Keys))
+	for _, k := range set.Keys {
+		keys[k.ID] = k.Secret
+	}
+	return m.SetKeys(set.Active().ID, keys)
 }
 
 // minRefreshGap bounds on-demand keyring reloads (a token no key verifies, a row sealed with an
@@ -77,12 +126,11 @@ func openSecrets(ctx context.Context, cfg serveConfig, store *sqlstore.Store, lo
 		if err != nil {
 			return nil, err
 		}
-		credKey, err := credentialKey(cfg)
-		if err != nil {
+		if n.credKey, err = credentialKey(cfg); err != nil {
 			return nil, err
 		}
 		n.tokens = transfer.NewTokens(tokenKey, nil)
-		n.creds, err = credentials.New(store, credKey, logger.With("component", "credentials"))
+		n.creds, err = n.newManager(store, "credentials")
 		return n, err
 	}
 	kek, err := keyring.ParseClusterKey(cfg.ClusterKey)
@@ -102,18 +150,16 @@ func openSecrets(ctx context.Context, cfg serveConfig, store *sqlstore.Store, lo
 	if n.sets, err = n.ring.Open(ctx, imported); err != nil {
 		return nil, fmt.Errorf("serve: cluster keys: %w", err)
 	}
-	tok, seal := n.sets[keyring.DownloadToken], n.sets[keyring.CredentialSeal]
-	n.tokens = transfer.NewTokens(tok.Active().Secret, nil)
-	if n.creds, err = credentials.New(store, seal.Active().Secret, logger.With("component", "credentials")); err != nil {
-		return nil, err
-	}
+	n.tokens = transfer.NewTokens(n.sets[keyring.DownloadToken].Active().Secret, nil)
 	for _, set := range n.sets {
 		if err := n.apply(set); err != nil {
 			return nil, err
 		}
 	}
 	n.tokens.SetRefresh(func() bool { return n.refresh(context.Background(), keyring.DownloadToken) })
-	n.creds.SetRefresh(func(ctx context.Context) bool { return n.refresh(ctx, keyring.CredentialSeal) })
+	if n.creds, err = n.newManager(store, "credentials"); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -191,12 +237,10 @@ func (n *nodeSecrets) apply(set keyring.Set) error {
 		}
 		n.tokens.SetSecrets(set.Active().Secret, accepted...)
 	case keyring.CredentialSeal:
-		keys := make(map[uint32][]byte, len(set.Keys))
-		for _, k := range set.Keys {
-			keys[k.ID] = k.Secret
-		}
-		if err := n.creds.SetKeys(set.Active().ID, keys); err != nil {
-			return err
+		for _, t := range n.sealed {
+			if err := setSealKeys(t.m, set); err != nil {
+				return err
+			}
 		}
 	}
 	n.current[set.Purpose] = set
@@ -260,7 +304,19 @@ func (n *nodeSecrets) Reseal(ctx context.Context) (credentials.ResealResult, err
 	if err := n.apply(set); err != nil {
 		return credentials.ResealResult{}, err
 	}
-	return n.creds.Reseal(ctx, n.store, resealBatch)
+	n.mu.Lock()
+	tables := slices.Clone(n.sealed)
+	n.mu.Unlock()
+	var sum credentials.ResealResult
+	for _, t := range tables {
+		res, err := t.m.Reseal(ctx, t.store, resealBatch)
+		sum.Resealed += res.Resealed
+		sum.Skipped += res.Skipped
+		if err != nil {
+			return sum, err
+		}
+	}
+	return sum, nil
 }
 
 // resealBatch is how many credential rows one re-seal query reads.

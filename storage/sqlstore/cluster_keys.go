@@ -12,6 +12,10 @@ import (
 // The cluster keyring's store.
 var _ keyring.Store = (*Store)(nil)
 
+// sealedTables are the tables whose rows are sealed with a credential-seal key and record its
+// key_id: a key still referenced by any of them is not retired.
+var sealedTables = []string{"device_credentials"}
+
 // errNoRetire is RetireClusterKey's no-row result, classified after the write.
 var errNoRetire = errors.New("sqlstore: retire: no row matched")
 
@@ -81,8 +85,10 @@ func (s *Store) RetireClusterKey(ctx context.Context, purpose string, id uint32)
 	q := "DELETE FROM cluster_keys WHERE purpose = ? AND key_id = ? AND state = ?"
 	args := []any{purpose, int64(id), keyring.Accepted}
 	if purpose == keyring.CredentialSeal {
-		q += " AND NOT EXISTS (SELECT 1 FROM device_credentials WHERE key_id = ?)"
-		args = append(args, int64(id))
+		for _, table := range sealedTables {
+			q += " AND NOT EXISTS (SELECT 1 FROM " + table + " WHERE key_id = ?)"
+			args = append(args, int64(id))
+		}
 	}
 	err := s.w.doMatch(ctx, "cluster-keys", errNoRetire, stmt{s.dialect.rebind(q), args})
 	if !errors.Is(err, errNoRetire) {
