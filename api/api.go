@@ -134,6 +134,9 @@ type API struct {
 
 	routesOnce sync.Once       // routes is built on first use, after every route is added
 	routes     map[string]bool // "METHOD /path" of every route echo serves
+
+	// clusterKeys: nil, the cluster key routes answer 404.
+	clusterKeys ClusterKeys
 }
 
 // New wires the API to the server core. A nil logger discards logs.
@@ -204,6 +207,7 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	a.compositeRoutes(e)  // composite.go: Read-Composite and Write-Composite
 	a.tokenRoutes(e)      // tokens.go: tokens and the audit log (WithAuth)
 	a.fleetRoutes(e)      // fleet.go: served once WithFleet is called
+	a.clusterKeyRoutes(e) // cluster_keys.go: served once WithClusterKeys is called
 	a.echo = e
 	return a
 }

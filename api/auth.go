@@ -87,6 +87,10 @@ var RouteRoles = []RouteRole{
 	{http.MethodPut, credentialsPath, admins},
 	{http.MethodDelete, credentialsPath, admins},
 	{http.MethodPost, credentialsImportPath, admins},
+	{http.MethodGet, clusterKeysPath, admins},
+	{http.MethodPost, clusterKeysPath + "/:purpose/rotate", admins},
+	{http.MethodPost, clusterKeysPath + "/:purpose/reseal", admins},
+	{http.MethodDelete, clusterKeysPath + "/:purpose/:id", admins},
 	{http.MethodGet, labelsPath, readers},
 	{http.MethodPut, labelsPath, releasers}, // labels select campaign targets
 	{http.MethodGet, Prefix + "/requests/:id", readers},

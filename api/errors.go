@@ -44,6 +44,8 @@ const (
 	codeInvalidKey           = "invalid_key"            // 400: no name, or a public key lwota cannot use
 	codeImageInUse           = "image_in_use"           // 409: a device update or a campaign uses the image
 	codeIdentityTaken        = "identity_taken"         // 409: the PSK identity belongs to another device
+	codeKeyInUse             = "key_in_use"             // 409: retiring a cluster key stored credentials are still sealed with
+	codeKeyActive            = "key_active"             // 409: retiring the active cluster key, or two rotations at once
 	codeActiveJob            = "active_job"             // 409: the device already has a firmware update in progress
 	codeJobEnded             = "job_ended"              // 409: cancelling a firmware update that already ended
 	codeImageTooLarge        = "image_too_large"        // 413: an image over the configured maximum

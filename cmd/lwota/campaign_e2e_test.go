@@ -251,7 +251,7 @@ func TestCampaignCluster(t *testing.T) {
 	dsn := pgtest.Start(t)
 	srv := s3test.Start(t)
 	srv.Setenv(t)
-	common := []string{"--allow-unsigned", "--cluster", "--update-poll", "300ms", "--campaign-tick", "200ms",
+	common := []string{"--allow-unsigned", "--cluster", "--cluster-key", testClusterKey, "--update-poll", "300ms", "--campaign-tick", "200ms",
 		"--s3-bucket", srv.Bucket, "--s3-endpoint", srv.Endpoint, "--s3-region", srv.Region, "--s3-path-style"}
 	a := startService(t, t.TempDir(), dsn, append(common, "--node-name", "node-a")...)
 	b := startService(t, t.TempDir(), dsn, append(common, "--node-name", "node-b")...)

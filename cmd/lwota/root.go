@@ -62,6 +62,7 @@ func newRootCmd(getenv func(string) string) *cobra.Command {
 		newCampaignCmd(getenv),
 		newBootstrapCmd(getenv),
 		newWebhookCmd(getenv),
+		newClusterCmd(getenv),
 		&cobra.Command{
 			Use:   "version",
 			Short: "print the version",

@@ -35,6 +35,7 @@ import (
 	"github.com/lwota/lwota/server"
 	"github.com/lwota/lwota/server/bootstrap"
 	"github.com/lwota/lwota/server/credentials"
+	"github.com/lwota/lwota/server/credentials/keyring"
 	"github.com/lwota/lwota/server/events"
 	"github.com/lwota/lwota/server/fwupdate"
 	"github.com/lwota/lwota/server/lwm2m"
@@ -89,6 +90,12 @@ type serveConfig struct {
 	CampaignTick time.Duration // how often the campaign scheduler looks at active campaigns
 	NodeName     string        // this node's name in the leases electing the one node driving campaigns (and webhooks)
 	Cluster      bool          // several nodes share the database: each drives the jobs of its own devices
+	// ClusterKey (64 hex) seals the keyring in the database that replaces the DATA_DIR keys;
+	// ClusterImportKeys moves the DATA_DIR keys into an empty keyring; ClusterKeyPoll is how
+	// often a node looks for a rotation made on another.
+	ClusterKey        string
+	ClusterImportKeys bool
+	ClusterKeyPoll    time.Duration
 
 	// Webhooks: the dispatcher's tuning (Node is NodeName).
 	Webhooks webhooks.Config
@@ -185,6 +192,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.BoolVar(&c.MetricsTokenRequired, "metrics-token-required", false, "/metrics asks for an API token too (any role)")
 	fs.DurationVar(&c.CampaignTick, "campaign-tick", time.Second, "how often the node driving campaigns looks at every active campaign")
 	fs.BoolVar(&c.Cluster, "cluster", false, "several lwota nodes share this PostgreSQL database: each node drives the update jobs of the devices that talk to it, one node drives campaigns")
+	fs.StringVar(&c.ClusterKey, "cluster-key", "", "64 hex characters, the same on every node: seals the download-token and credential keys kept in the database (required by --cluster; replaces DATA_DIR/download-token.key and credential.key)")
+	fs.BoolVar(&c.ClusterImportKeys, "cluster-import-keys", false, "with --cluster-key: move this node's DATA_DIR/download-token.key and credential.key (or --credential-key) into the database when it has no keys yet, so existing tokens and PSKs stay valid")
+	fs.DurationVar(&c.ClusterKeyPoll, "cluster-key-poll", 5*time.Second, "how often a node with --cluster-key reloads the keys, picking up a rotation made on another node")
 	fs.StringVar(&c.NodeName, "node-name", "", "this node's name in the lease that elects the one node driving campaigns (default: the host name and process id)")
 	whDef := webhooks.DefaultConfig()
 	fs.IntVar(&c.Webhooks.Workers, "webhook-workers", whDef.Workers, "webhook requests in flight at once, over all subscriptions")
@@ -227,6 +237,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	}
 	if c.Cluster && !strings.HasPrefix(c.Database, "postgres") {
 		return c, fmt.Errorf("serve: --cluster needs a postgres:// database that every node shares")
+	}
+	if err := c.checkClusterKey(); err != nil {
+		return c, err
 	}
 	if c.NodeName == "" {
 		host, _ := os.Hostname()
@@ -306,6 +319,7 @@ type service struct {
 	hooks   *webhooks.Dispatcher
 	bus     *events.Bus
 	blobs   firmware.Blobs
+	secrets *nodeSecrets
 	ready   chan struct{}
 }
 
@@ -369,16 +383,12 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	// unreachable at the same moment.
 	cfg.Core.DeviceRequestTimeout = cfg.DeviceRequestTimeout
 	core := server.New(cfg.Core, store, model, bus, logger, reg)
-	credKey, err := credentialKey(cfg)
+	secrets, err := openSecrets(ctx, cfg, store, logger)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	creds, err := credentials.New(store, credKey, logger.With("component", "credentials"))
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
+	creds, tokens := secrets.creds, secrets.tokens
 	core.SetCredentials(creds)
 	if cfg.AllowNoSec {
 		logger.Warn("devices may register over plain CoAP without DTLS (--allow-nosec): for development only")
@@ -398,16 +408,10 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		logger.Warn("unsigned images are accepted (--allow-unsigned): for development only")
 	}
 
-	tokenKey, err := urlSecret(filepath.Join(cfg.DataDir, "download-token.key"))
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	tokens := transfer.NewTokens(tokenKey, nil)
 	grants := delivery.NewGrants(store, core, catalog)
 	xfer := transfer.New(transfer.DefaultConfig(), tokens, grants, blobs, logger.With("component", "transfer"), reg)
 	core.Handle(transfer.PathPrefix, xfer)
-	s := &service{cfg: cfg, log: logger, store: store, core: core, metrics: reg, blobs: blobs, ready: make(chan struct{})}
+	s := &service{cfg: cfg, log: logger, store: store, core: core, metrics: reg, blobs: blobs, secrets: secrets, ready: make(chan struct{})}
 	pkgs := delivery.NewPackages(s.deliveryBases, catalog, xfer)
 	apiTokens, auditLog, err := setupAuth(ctx, cfg, store, logger.With("component", "auth"))
 	if err != nil {
@@ -421,7 +425,8 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 
 	s.rollout = campaigns.New(campaigns.Config{Tick: cfg.CampaignTick, Node: cfg.NodeName}, store, s.updates, core, catalog,
 		auditLog, logger.With("component", "campaigns"), reg, nil).WithEvents(bus)
-	bootCreds, err := credentials.New(store.BootstrapCredentials(), credKey, logger.With("component", "bootstrap-credentials"))
+	// Bootstrap PSKs are sealed like device PSKs, with the node's or the cluster's sealing keys.
+	bootCreds, err := secrets.newManager(store.BootstrapCredentials(), "bootstrap-credentials")
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -449,6 +454,9 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		WithFleet(store).
 		WithQueue(store).
 		WithMetrics(reg)
+	if secrets.ring != nil {
+		a.WithClusterKeys(secrets)
+	}
 	mux := http.NewServeMux()
 	mux.Handle(transfer.PathPrefix, delivery.NewHTTPHandler(tokens, grants, 0, logger.With("component", "http-pull")))
 	if blobHandler != nil {
@@ -585,6 +593,17 @@ func (s *service) Run(ctx context.Context) error {
 			go func() {
 				defer wg.Done()
 				blobstore.Sweep(ctx, sw, s.cfg.UploadSweep, s.log.With("component", "blobs"))
+			}()
+		}
+		if r := s.secrets.ring; r != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.Watch(ctx, s.cfg.ClusterKeyPoll, s.secrets.sets, func(set keyring.Set) {
+					if err := s.secrets.apply(set); err != nil {
+						s.log.Error("cluster keys not applied", "purpose", set.Purpose, "err", err)
+					}
+				})
 			}()
 		}
 		wg.Add(1)
@@ -780,6 +799,31 @@ func (c serveConfig) coapsTCPConfig() (*tcp.TLSConfig, error) {
 		}
 	}
 	return tc, nil
+}
+
+// checkClusterKey refuses a cluster with node-local secrets: every node must mint and verify
+// download tokens and open sealed PSKs with the same keys, kept in the database under the
+// cluster key.
+func (c serveConfig) checkClusterKey() error {
+	if c.ClusterKey == "" {
+		if c.Cluster {
+			return errors.New("serve: --cluster needs --cluster-key (or LWOTA_CLUSTER_KEY): 64 hex characters, the same on every node, e.g. from `openssl rand -hex 32`; node-local keys would make tokens and PSKs work on one node only")
+		}
+		if c.ClusterImportKeys {
+			return errors.New("serve: --cluster-import-keys needs --cluster-key")
+		}
+		return nil
+	}
+	if _, err := keyring.ParseClusterKey(c.ClusterKey); err != nil {
+		return fmt.Errorf("serve: --cluster-key: %w", err)
+	}
+	if c.CredentialKey != "" && !c.ClusterImportKeys {
+		return errors.New("serve: --credential-key is a node-local key: with --cluster-key the credential key is kept in the database (use --cluster-import-keys once to move it there)")
+	}
+	if c.ClusterKeyPoll <= 0 {
+		return errors.New("serve: --cluster-key-poll must be above 0")
+	}
+	return nil
 }
 
 // httpTLSConfig loads the REST API's certificate; nil without one.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,18 +28,33 @@ const (
 // update job, expires, and is authenticated by an HMAC, so nothing is stored per token.
 // It is safe for concurrent use.
 type Tokens struct {
-	secret []byte
-	now    func() time.Time
+	secrets atomic.Pointer[[][]byte] // the minting secret first, then older ones still verified
+	now     func() time.Time
+	refresh func() bool // nil: none; see SetRefresh
 }
 
 // NewTokens returns a token minter keyed by secret (at least 16 bytes; 32 random bytes are
 // recommended). A nil now is time.Now. Every lwota instance serving the same devices must use
-// the same secret; changing it invalidates every outstanding token.
+// the same secret; replacing it without keeping the old one accepted (SetSecrets) invalidates
+// every outstanding token.
 func NewTokens(secret []byte, now func() time.Time) *Tokens {
 	if now == nil {
 		now = time.Now
 	}
-	return &Tokens{secret: append([]byte(nil), secret...), now: now}
+	t := &Tokens{now: now}
+	t.SetSecrets(secret)
+	return t
+}
+
+// SetSecrets replaces the secrets: active mints from now on; active and accepted verify. A
+// rotation keeps the previous secret accepted until every token minted with it has expired, so
+// no device's download breaks. Secrets shorter than 16 bytes mint and verify nothing.
+func (t *Tokens) SetSecrets(active []byte, accepted ...[]byte) {
+	all := make([][]byte, 0, 1+len(accepted))
+	for _, s := range append([][]byte{active}, accepted...) {
+		all = append(all, append([]byte(nil), s...))
+	}
+	t.secrets.Store(&all)
 }
 
 // Mint returns a token for jobID (1 to 16 bytes) valid for ttl (rounded up to whole seconds).
@@ -49,11 +65,18 @@ func (t *Tokens) Mint(jobID string, ttl time.Duration) (string, error) {
 	return t.MintUntil(jobID, t.now().Add(ttl+time.Second-1))
 }
 
+// SetRefresh sets, before the Tokens are used, a function Parse calls when no secret verifies
+// a token: it reloads the secrets (SetSecrets) and reports whether they changed, and Parse then
+// checks the token once more. A cluster node uses it to learn at once of a rotation made on
+// another node. refresh must bound its own rate: forged tokens call it too.
+func (t *Tokens) SetRefresh(refresh func() bool) { t.refresh = refresh }
+
 // MintUntil returns a token for jobID that expires at until (truncated to the second). The
 // same job and expiry always give the same token, so a URI minted again after a restart is
 // the URI the device is already fetching, and the device can resume it.
 func (t *Tokens) MintUntil(jobID string, until time.Time) (string, error) {
-	if len(t.secret) < minSecretSize {
+	secret := (*t.secrets.Load())[0]
+	if len(secret) < minSecretSize {
 		return "", fmt.Errorf("transfer: mint: secret shorter than %d bytes", minSecretSize)
 	}
 	if len(jobID) == 0 || len(jobID) > MaxJobIDLen {
@@ -71,14 +94,14 @@ func (t *Tokens) MintUntil(jobID string, until time.Time) (string, error) {
 	buf = append(buf, tokenVersion)
 	buf = binary.BigEndian.AppendUint32(buf, uint32(exp))
 	buf = append(buf, jobID...)
-	buf = append(buf, t.mac(buf)...)
+	buf = append(buf, mac(secret, buf)...)
 	return tokenEncoding.EncodeToString(buf), nil
 }
 
 // Parse checks token and returns its job ID. A token that does not decode or whose MAC does
 // not verify is ErrInvalid; an authentic one past its expiry is ErrExpired.
 func (t *Tokens) Parse(token string) (string, error) {
-	if len(token) > MaxTokenLen || len(t.secret) < minSecretSize {
+	if len(token) > MaxTokenLen {
 		return "", ErrInvalid
 	}
 	var b [maxTokenBytes + 3]byte
@@ -86,8 +109,8 @@ func (t *Tokens) Parse(token string) (string, error) {
 	if err != nil || n < tokenHeader+1+tokenMACSize || n > maxTokenBytes || b[0] != tokenVersion {
 		return "", ErrInvalid
 	}
-	body, mac := b[:n-tokenMACSize], b[n-tokenMACSize:n]
-	if !hmac.Equal(mac, t.mac(body)) {
+	body, sum := b[:n-tokenMACSize], b[n-tokenMACSize:n]
+	if !t.verify(body, sum) && (t.refresh == nil || !t.refresh() || !t.verify(body, sum)) {
 		return "", ErrInvalid
 	}
 	exp := int64(binary.BigEndian.Uint32(body[1:5]))
@@ -97,8 +120,18 @@ func (t *Tokens) Parse(token string) (string, error) {
 	return string(body[tokenHeader:]), nil
 }
 
-func (t *Tokens) mac(body []byte) []byte {
-	h := hmac.New(sha256.New, t.secret)
+// verify reports whether sum is body's MAC under any current secret.
+func (t *Tokens) verify(body, sum []byte) bool {
+	for _, secret := range *t.secrets.Load() {
+		if len(secret) >= minSecretSize && hmac.Equal(sum, mac(secret, body)) {
+			return true
+		}
+	}
+	return false
+}
+
+func mac(secret, body []byte) []byte {
+	h := hmac.New(sha256.New, secret)
 	h.Write(body)
 	return h.Sum(nil)[:tokenMACSize]
 }

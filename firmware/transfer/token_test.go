@@ -141,3 +141,75 @@ func TestMintUntilIsStable(t *testing.T) {
 		t.Fatal("an expiry in the past was minted")
 	}
 }
+
+// A rotation: the new secret mints, the old one still verifies the tokens it minted until they
+// expire, and once it is dropped its tokens are ErrInvalid.
+func TestTokenRotation(t *testing.T) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	oldSecret, newSecret := testSecret, []byte("fedcba9876543210fedcba9876543210")
+	tk := NewTokens(oldSecret, clk.now)
+	old, err := tk.Mint("job-old", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk.SetSecrets(newSecret, oldSecret)
+	fresh, err := tk.Mint("job-old", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh == old {
+		t.Fatal("the rotated secret minted the old token")
+	}
+	if _, err := NewTokens(newSecret, clk.now).Parse(fresh); err != nil {
+		t.Fatalf("the new token is not the new secret's: %v", err)
+	}
+	for name, tok := range map[string]string{"old": old, "new": fresh} {
+		if job, err := tk.Parse(tok); err != nil || job != "job-old" {
+			t.Errorf("%s token after the rotation: %q, %v", name, job, err)
+		}
+	}
+	tk.SetSecrets(newSecret) // the old secret retired
+	if _, err := tk.Parse(old); !errors.Is(err, ErrInvalid) {
+		t.Errorf("old token after its secret was retired: %v, want ErrInvalid", err)
+	}
+	if _, err := tk.Parse(fresh); err != nil {
+		t.Errorf("new token after the retirement: %v", err)
+	}
+	// A short accepted secret verifies nothing (and does not break the others).
+	tk.SetSecrets(newSecret, []byte("short"))
+	if _, err := tk.Parse(fresh); err != nil {
+		t.Errorf("with a short accepted secret: %v", err)
+	}
+}
+
+// A token minted with a secret this node does not hold yet (rotated on another node) makes
+// Parse call the refresh hook once and check again; a hook that finds nothing new leaves it
+// ErrInvalid.
+func TestTokenRefresh(t *testing.T) {
+	newSecret := []byte("fedcba9876543210fedcba9876543210")
+	fresh, err := NewTokens(newSecret, nil).Mint("job-1", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := NewTokens(testSecret, nil)
+	calls := 0
+	found := false
+	tk.SetRefresh(func() bool {
+		calls++
+		if !found {
+			return false
+		}
+		tk.SetSecrets(newSecret, testSecret)
+		return true
+	})
+	if _, err := tk.Parse(fresh); !errors.Is(err, ErrInvalid) || calls != 1 {
+		t.Fatalf("nothing new: err %v after %d refreshes, want ErrInvalid after 1", err, calls)
+	}
+	found = true
+	if job, err := tk.Parse(fresh); err != nil || job != "job-1" || calls != 2 {
+		t.Fatalf("after the refresh: %q, %v (%d refreshes)", job, err, calls)
+	}
+	if _, err := tk.Parse(fresh); err != nil || calls != 2 {
+		t.Fatalf("a known secret refreshed again: %v, %d refreshes", err, calls)
+	}
+}

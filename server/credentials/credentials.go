@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -55,6 +56,9 @@ type Sealed struct {
 	Identity  string
 	Nonce     []byte
 	SealedKey []byte
+	// KeyID names the server key SealedKey is sealed with (1: the node-local credential key,
+	// or the keyring's first credential-seal key).
+	KeyID     uint32
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -86,29 +90,60 @@ type Ref struct {
 // Manager seals, stores and looks up credentials. It implements transport.PSKStore.
 type Manager struct {
 	store Store
-	aead  cipher.AEAD
+	keys  atomic.Pointer[serverKeys] // swapped whole by SetKeys: the handshake path never locks
 	log   *slog.Logger
 	now   func() time.Time
+	// refresh, when set, reloads the keys (SetKeys) on meeting a row sealed with a key id this
+	// Manager does not hold, and reports whether they changed. See SetRefresh.
+	refresh func(context.Context) bool
 }
 
-// New returns a Manager over store sealing keys with serverKey (32 bytes). A nil logger discards.
+// serverKeys are the keys rows may be sealed with; active seals new rows.
+type serverKeys struct {
+	active uint32
+	aeads  map[uint32]cipher.AEAD
+}
+
+// New returns a Manager over store sealing keys with serverKey (32 bytes), as key 1. A nil
+// logger discards.
 func New(store Store, serverKey []byte, logger *slog.Logger) (*Manager, error) {
-	if len(serverKey) != ServerKeyLen {
-		return nil, fmt.Errorf("credentials: server key is %d bytes, want %d", len(serverKey), ServerKeyLen)
-	}
-	block, err := aes.NewCipher(serverKey)
-	if err != nil {
-		return nil, fmt.Errorf("credentials: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("credentials: %w", err)
-	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{store: store, aead: aead, log: logger, now: time.Now}, nil
+	m := &Manager{store: store, log: logger, now: time.Now}
+	if err := m.SetKeys(1, map[uint32][]byte{1: serverKey}); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
+
+// SetKeys replaces the server keys: active (one of keys) seals from now on, and every key of
+// keys opens the rows sealed with it. A cluster node calls it when the keyring changes.
+func (m *Manager) SetKeys(active uint32, keys map[uint32][]byte) error {
+	if _, ok := keys[active]; !ok {
+		return fmt.Errorf("credentials: active key %d not among the keys", active)
+	}
+	ks := &serverKeys{active: active, aeads: make(map[uint32]cipher.AEAD, len(keys))}
+	for id, key := range keys {
+		if len(key) != ServerKeyLen {
+			return fmt.Errorf("credentials: server key %d is %d bytes, want %d", id, len(key), ServerKeyLen)
+		}
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return fmt.Errorf("credentials: %w", err)
+		}
+		if ks.aeads[id], err = cipher.NewGCM(block); err != nil {
+			return fmt.Errorf("credentials: %w", err)
+		}
+	}
+	m.keys.Store(ks)
+	return nil
+}
+
+// SetRefresh sets, before the Manager is used, a function called when a row is sealed with a
+// key this Manager does not hold (rotated on another cluster node): it reloads the keys with
+// SetKeys and reports whether they changed, and the row is opened once more.
+func (m *Manager) SetRefresh(refresh func(context.Context) bool) { m.refresh = refresh }
 
 // additionalData binds a sealed key to its endpoint and identity (length-prefixed, so no two
 // pairs give the same bytes).
@@ -171,7 +206,9 @@ func (m *Manager) Put(ctx context.Context, endpoint, identity string, key []byte
 
 // seal encrypts key for endpoint and identity under a fresh random nonce.
 func (m *Manager) seal(endpoint, identity string, key []byte, created, updated time.Time) (*Sealed, error) {
-	nonce := make([]byte, m.aead.NonceSize())
+	ks := m.keys.Load()
+	aead := ks.aeads[ks.active]
+	nonce := make([]byte, aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("credentials: nonce: %w", err)
 	}
@@ -179,7 +216,8 @@ func (m *Manager) seal(endpoint, identity string, key []byte, created, updated t
 		Endpoint:  endpoint,
 		Identity:  identity,
 		Nonce:     nonce,
-		SealedKey: m.aead.Seal(nil, nonce, key, additionalData(endpoint, identity)),
+		SealedKey: aead.Seal(nil, nonce, key, additionalData(endpoint, identity)),
+		KeyID:     ks.active,
 		CreatedAt: created,
 		UpdatedAt: updated,
 	}, nil
@@ -211,7 +249,7 @@ func (m *Manager) Get(ctx context.Context, endpoint string) (*Credential, error)
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %s: %w", endpoint, err)
 	}
-	return m.open(s)
+	return m.open(ctx, s)
 }
 
 // HasCredential reports whether endpoint has a PSK credential: such an endpoint is a DTLS
@@ -227,11 +265,18 @@ func (m *Manager) HasCredential(ctx context.Context, endpoint string) (bool, err
 	return false, fmt.Errorf("credentials: %s: %w", endpoint, err)
 }
 
-func (m *Manager) open(s *Sealed) (*Credential, error) {
-	if len(s.Nonce) != m.aead.NonceSize() {
+func (m *Manager) open(ctx context.Context, s *Sealed) (*Credential, error) {
+	aead, ok := m.keys.Load().aeads[s.KeyID]
+	if !ok && m.refresh != nil && m.refresh(ctx) {
+		aead, ok = m.keys.Load().aeads[s.KeyID]
+	}
+	if !ok {
+		return nil, fmt.Errorf("credentials: %s: sealed with server key %d, which this node does not hold", s.Endpoint, s.KeyID)
+	}
+	if len(s.Nonce) != aead.NonceSize() {
 		return nil, fmt.Errorf("credentials: %s: bad nonce", s.Endpoint)
 	}
-	key, err := m.aead.Open(nil, s.Nonce, s.SealedKey, additionalData(s.Endpoint, s.Identity))
+	key, err := aead.Open(nil, s.Nonce, s.SealedKey, additionalData(s.Endpoint, s.Identity))
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %s: cannot open the sealed key (wrong server key or moved row): %w", s.Endpoint, err)
 	}
@@ -246,7 +291,7 @@ func (m *Manager) byIdentity(ctx context.Context, identity string) (*Credential,
 	if s.Identity != identity {
 		return nil, fmt.Errorf("credentials: identity %q: %w", identity, ErrNotFound)
 	}
-	c, err := m.open(s)
+	c, err := m.open(ctx, s)
 	if err != nil {
 		m.log.Error("psk credential unusable", "endpoint", s.Endpoint, "identity", identity, "err", err)
 		return nil, err

@@ -58,12 +58,22 @@ func (s *Store) CredentialRefs(ctx context.Context, endpoints, identities []stri
 	return s.deviceCredentials().CredentialRefs(ctx, endpoints, identities)
 }
 
+// CredentialsNotSealedWith: see CredentialTable.CredentialsNotSealedWith (device_credentials).
+func (s *Store) CredentialsNotSealedWith(ctx context.Context, keyID uint32, after string, limit int) ([]*credentials.Sealed, error) {
+	return s.deviceCredentials().CredentialsNotSealedWith(ctx, keyID, after, limit)
+}
+
+// ResealCredential: see CredentialTable.ResealCredential (device_credentials).
+func (s *Store) ResealCredential(ctx context.Context, c *credentials.Sealed, oldNonce []byte) error {
+	return s.deviceCredentials().ResealCredential(ctx, c, oldNonce)
+}
+
 // SaveCredentials: see CredentialTable.SaveCredentials (device_credentials).
 func (s *Store) SaveCredentials(ctx context.Context, cs []*credentials.Sealed) error {
 	return s.deviceCredentials().SaveCredentials(ctx, cs)
 }
 
-var credentialColumns = []string{"endpoint", "identity", "nonce", "sealed_key", "created_at", "updated_at"}
+var credentialColumns = []string{"endpoint", "identity", "nonce", "sealed_key", "created_at", "updated_at", "key_id"}
 
 func (t CredentialTable) credentialQuery(where string) string {
 	return t.s.dialect.rebind("SELECT " + strings.Join(credentialColumns, ", ") + " FROM " + t.table + " WHERE " + where + " = ?")
@@ -76,7 +86,7 @@ func (t CredentialTable) saveStmt(c *credentials.Sealed) (stmt, error) {
 		return stmt{}, err
 	}
 	q := t.s.dialect.rebind(upsert(t.table, []string{"endpoint"}, credentialColumns))
-	return stmt{q, []any{c.Endpoint, c.Identity, c.Nonce, c.SealedKey, times[0], times[1]}}, nil
+	return stmt{q, []any{c.Endpoint, c.Identity, c.Nonce, c.SealedKey, times[0], times[1], int64(c.KeyID)}}, nil
 }
 
 // SaveCredential inserts or replaces the credential of c.Endpoint. An identity another endpoint
@@ -112,15 +122,16 @@ func (t CredentialTable) credential(ctx context.Context, col, v string) (*creden
 	var (
 		c                credentials.Sealed
 		created, updated sql.NullInt64
+		keyID            int64
 	)
-	err := t.s.queryRow(ctx, t.credentialQuery(col), v).Scan(&c.Endpoint, &c.Identity, &c.Nonce, &c.SealedKey, &created, &updated)
+	err := t.s.queryRow(ctx, t.credentialQuery(col), v).Scan(&c.Endpoint, &c.Identity, &c.Nonce, &c.SealedKey, &created, &updated, &keyID)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = credentials.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: credential %s %q: %w", col, v, err)
 	}
-	c.CreatedAt, c.UpdatedAt = fromNanos(created), fromNanos(updated)
+	c.CreatedAt, c.UpdatedAt, c.KeyID = fromNanos(created), fromNanos(updated), uint32(keyID)
 	return &c, nil
 }
 
@@ -172,8 +183,8 @@ func (t CredentialTable) CredentialRefs(ctx context.Context, endpoints, identiti
 	return refs, nil
 }
 
-// Statement sizes of SaveCredentials: endpoints per DELETE, rows per multi-row INSERT (6
-// parameters each; SQLite and PostgreSQL take far more than the 600 this makes).
+// Statement sizes of SaveCredentials: endpoints per DELETE, rows per multi-row INSERT (7
+// parameters each; SQLite and PostgreSQL take far more than the 700 this makes).
 const (
 	credentialDeleteChunk = 500
 	credentialInsertChunk = 100
@@ -206,7 +217,7 @@ func (t CredentialTable) SaveCredentials(ctx context.Context, cs []*credentials.
 			if err != nil {
 				return fmt.Errorf("sqlstore: save credentials %s: %w", c.Endpoint, err)
 			}
-			args = append(args, c.Endpoint, c.Identity, c.Nonce, c.SealedKey, times[0], times[1])
+			args = append(args, c.Endpoint, c.Identity, c.Nonce, c.SealedKey, times[0], times[1], int64(c.KeyID))
 		}
 		q := "INSERT INTO " + t.table + " (" + strings.Join(credentialColumns, ", ") + ") VALUES " +
 			strings.Repeat(row+", ", len(chunk)-1) + row
@@ -230,4 +241,41 @@ func placeholders(n int) string {
 func isUniqueViolation(err error, col string) bool {
 	msg := err.Error()
 	return strings.Contains(msg, col) && (strings.Contains(msg, "UNIQUE") || strings.Contains(msg, "unique"))
+}
+
+// CredentialsNotSealedWith returns up to limit credentials sealed with a key other than keyID,
+// by endpoint after the endpoint after (the re-seal sweep's cursor).
+func (t CredentialTable) CredentialsNotSealedWith(ctx context.Context, keyID uint32, after string, limit int) ([]*credentials.Sealed, error) {
+	q := t.s.dialect.rebind("SELECT " + strings.Join(credentialColumns, ", ") +
+		" FROM " + t.table + " WHERE key_id <> ? AND endpoint > ? ORDER BY endpoint LIMIT ?")
+	rows, err := t.s.db.QueryContext(ctx, q, int64(keyID), after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: credentials to re-seal: %w", err)
+	}
+	cs, err := collect(rows, func(r scanner) (*credentials.Sealed, error) {
+		var (
+			c                credentials.Sealed
+			created, updated sql.NullInt64
+			id               int64
+		)
+		err := r.Scan(&c.Endpoint, &c.Identity, &c.Nonce, &c.SealedKey, &created, &updated, &id)
+		c.CreatedAt, c.UpdatedAt, c.KeyID = fromNanos(created), fromNanos(updated), uint32(id)
+		return &c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: credentials to re-seal: %w", err)
+	}
+	return cs, nil
+}
+
+// ResealCredential replaces the sealed key of c.Endpoint with c's, only while the row still holds
+// the nonce oldNonce: a credential written meanwhile (Put, import) is left alone,
+// credentials.ErrNotFound.
+func (t CredentialTable) ResealCredential(ctx context.Context, c *credentials.Sealed, oldNonce []byte) error {
+	q := t.s.dialect.rebind("UPDATE " + t.table + " SET nonce = ?, sealed_key = ?, key_id = ? WHERE endpoint = ? AND identity = ? AND nonce = ?")
+	args := []any{c.Nonce, c.SealedKey, int64(c.KeyID), c.Endpoint, c.Identity, oldNonce}
+	if err := t.s.w.doMatch(ctx, t.table+":"+c.Endpoint, credentials.ErrNotFound, stmt{q, args}); err != nil {
+		return fmt.Errorf("sqlstore: re-seal credential %s: %w", c.Endpoint, err)
+	}
+	return nil
 }

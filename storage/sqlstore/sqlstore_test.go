@@ -71,6 +71,9 @@ func TestContract(t *testing.T) {
 			t.Run("bootstrap-credentials", func(t *testing.T) {
 				storetest.RunCredentials(t, func(t *testing.T) credentials.Store { return open(t, b.dsn(t)).BootstrapCredentials() })
 			})
+			t.Run("cluster_keys", func(t *testing.T) {
+				storetest.RunClusterKeys(t, func(t *testing.T) storetest.ClusterKeyStore { return open(t, b.dsn(t)) })
+			})
 			t.Run("tokens", func(t *testing.T) {
 				storetest.RunTokens(t, func(t *testing.T) apitoken.Store { return open(t, b.dsn(t)) })
 			})

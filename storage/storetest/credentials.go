@@ -24,14 +24,14 @@ func sealed(endpoint, identity string, b byte) *credentials.Sealed {
 	return &credentials.Sealed{
 		Endpoint: endpoint, Identity: identity,
 		Nonce: bytes.Repeat([]byte{b}, 12), SealedKey: bytes.Repeat([]byte{b + 1}, 28),
-		CreatedAt: at(0), UpdatedAt: at(1e9),
+		KeyID: uint32(b), CreatedAt: at(0), UpdatedAt: at(1e9),
 	}
 }
 
 func checkSealed(t *testing.T, got, want *credentials.Sealed) {
 	t.Helper()
 	if got.Endpoint != want.Endpoint || got.Identity != want.Identity || !bytes.Equal(got.Nonce, want.Nonce) ||
-		!bytes.Equal(got.SealedKey, want.SealedKey) || !utc(got.CreatedAt).Equal(utc(want.CreatedAt)) ||
+		!bytes.Equal(got.SealedKey, want.SealedKey) || got.KeyID != want.KeyID || !utc(got.CreatedAt).Equal(utc(want.CreatedAt)) ||
 		!utc(got.UpdatedAt).Equal(utc(want.UpdatedAt)) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
