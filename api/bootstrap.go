@@ -212,22 +212,7 @@ func (a *API) putBootstrapCredential(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var in credentialsBody
-	ep, err := endpointBody(c, &in)
-	if err != nil {
-		return err
-	}
-	if in.PSK == nil {
-		return badRequest(codeInvalidJSON, "request body: psk is missing")
-	}
-	key, err := hex.DecodeString(strings.TrimSpace(in.PSK.Key))
-	if err != nil {
-		return badRequest(codeInvalidJSON, "psk.key must be hex")
-	}
-	if err := store.Put(c.Request().Context(), ep, in.PSK.Identity, key); err != nil {
-		return mapCredentialError("bootstrap credential of "+ep, err)
-	}
-	return c.NoContent(http.StatusNoContent)
+	return putPSK(c, store, "bootstrap credential of ")
 }
 
 // deleteBootstrapCredential: DELETE /bootstrap/credentials/{endpoint}.
@@ -236,14 +221,7 @@ func (a *API) deleteBootstrapCredential(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ep, err := endpointParam(c)
-	if err != nil {
-		return err
-	}
-	if err := store.Delete(c.Request().Context(), ep); err != nil {
-		return mapCredentialError("bootstrap credential of "+ep, err)
-	}
-	return c.NoContent(http.StatusNoContent)
+	return deletePSK(c, store, "bootstrap credential of ")
 }
 
 // importBootstrapCredentials: POST /bootstrap/credentials/import, as POST /credentials/import.

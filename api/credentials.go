@@ -62,6 +62,21 @@ func (a *API) putCredentials(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return putPSK(c, store, "credentials of ")
+}
+
+// deleteCredentials: DELETE /devices/{endpoint}/credentials.
+func (a *API) deleteCredentials(c echo.Context) error {
+	store, err := a.credentialStore()
+	if err != nil {
+		return err
+	}
+	return deletePSK(c, store, "credentials of ")
+}
+
+// putPSK stores the PSK of the request's body for the endpoint of its path in store (device or
+// bootstrap credentials); what prefixes the endpoint in errors.
+func putPSK(c echo.Context, store Credentials, what string) error {
 	var in credentialsBody
 	ep, err := endpointBody(c, &in)
 	if err != nil {
@@ -75,23 +90,19 @@ func (a *API) putCredentials(c echo.Context) error {
 		return badRequest(codeInvalidJSON, "psk.key must be hex")
 	}
 	if err := store.Put(c.Request().Context(), ep, in.PSK.Identity, key); err != nil {
-		return mapCredentialError("credentials of "+ep, err)
+		return mapCredentialError(what+ep, err)
 	}
 	return c.NoContent(http.StatusNoContent)
 }
 
-// deleteCredentials: DELETE /devices/{endpoint}/credentials.
-func (a *API) deleteCredentials(c echo.Context) error {
-	store, err := a.credentialStore()
-	if err != nil {
-		return err
-	}
+// deletePSK deletes the PSK of the endpoint of the request's path from store.
+func deletePSK(c echo.Context, store Credentials, what string) error {
 	ep, err := endpointParam(c)
 	if err != nil {
 		return err
 	}
 	if err := store.Delete(c.Request().Context(), ep); err != nil {
-		return mapCredentialError("credentials of "+ep, err)
+		return mapCredentialError(what+ep, err)
 	}
 	return c.NoContent(http.StatusNoContent)
 }
