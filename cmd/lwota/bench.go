@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 	"github.com/lwota/lwota/server/lwm2mtest"
 )
 
@@ -238,9 +239,12 @@ func benchLwota(ctx context.Context, cfg benchConfig, database, cpuProfile strin
 
 // benchCoapRD runs the fleet against libcoap's Resource Directory server, in memory.
 func benchCoapRD(ctx context.Context, cfg benchConfig, stderr io.Writer) (regRun, error) {
-	path, err := exec.LookPath(cfg.CoapRD)
-	if err != nil {
-		return regRun{}, err
+	path := cfg.CoapRD // a path is used as given; a name is found where make deps installs it
+	if !strings.Contains(path, "/") {
+		var err error
+		if path, err = sysdeps.Lookup(path); err != nil {
+			return regRun{}, err
+		}
 	}
 	l, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {

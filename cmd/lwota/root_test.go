@@ -9,10 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 )
 
 // runExit runs one command line as main does and returns its exit status and output.
@@ -156,10 +159,7 @@ func TestVersionOfABuiltBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds lwota")
 	}
-	git, err := exec.LookPath("git")
-	if err != nil {
-		t.Skip("no git")
-	}
+	git := sysdeps.Require(t, "git")
 	top, err := exec.Command(git, "rev-parse", "--show-toplevel").Output()
 	if err != nil {
 		t.Skipf("not a git checkout: %v", err)
@@ -173,7 +173,8 @@ func TestVersionOfABuiltBinary(t *testing.T) {
 		t.Fatalf("git clone: %v\n%s", err, b)
 	}
 	bin := filepath.Join(t.TempDir(), "lwota")
-	build := exec.Command("go", "build", "-buildvcs=true", "-o", bin, "./cmd/lwota")
+	// The go command of the toolchain running this test (as `go test` sets GOROOT for it).
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildvcs=true", "-o", bin, "./cmd/lwota")
 	build.Dir = clone
 	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=true")
 	if b, err := build.CombinedOutput(); err != nil {

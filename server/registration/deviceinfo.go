@@ -140,10 +140,43 @@ func (r *Registry) queueInfoRead(reg *Registration) {
 	}
 }
 
-// refillInfoQueue moves deferred reads into the queue while it has room.
+// infoRetry is the state of an endpoint whose identity read failed.
+type infoRetry struct {
+	attempts int       // failed reads in a row
+	due      time.Time // when to read again; zero: at the next Update only
+}
+
+// Failed identity reads of a device that is not in queue mode are tried again infoRetries times,
+// infoRetryBase, 2×, 4× ... later; then the device's next Update reads again.
+const (
+	infoRetries   = 4
+	infoRetryBase = 2 * time.Second
+)
+
+// refillInfoQueue moves deferred reads, and failed reads whose retry is due, into the queue while
+// it has room.
 func (r *Registry) refillInfoQueue() {
 	r.infoMu.Lock()
 	defer r.infoMu.Unlock()
+	now := r.now()
+	for ep, st := range r.infoFailed {
+		if st.due.IsZero() || now.Before(st.due) {
+			continue
+		}
+		reg, ok := r.live(ep)
+		if !ok {
+			delete(r.infoFailed, ep)
+			continue
+		}
+		select {
+		case r.infoQueue <- reg:
+			st.due = time.Time{} // the read records its own outcome
+			r.infoFailed[ep] = st
+			r.metrics.infoReads.WithLabelValues("retried").Inc()
+		default:
+			return
+		}
+	}
 	for ep := range r.infoLater {
 		reg, ok := r.live(ep)
 		if !ok {
@@ -216,15 +249,22 @@ func (r *Registry) readInfo(ctx context.Context, reg *Registration) {
 	if reg.HasDeviceInfo() {
 		path = pathFirmwareVersion
 	}
+	readCtx := ctx
 	if r.cfg.InfoReadTimeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.cfg.InfoReadTimeout)
+		readCtx, cancel = context.WithTimeout(ctx, r.cfg.InfoReadTimeout)
 		defer cancel()
 	}
-	err := box.ir.ReadDeviceInfo(ctx, reg.Endpoint, path)
+	err := box.ir.ReadDeviceInfo(readCtx, reg.Endpoint, path)
 	r.infoMu.Lock()
 	if err != nil {
-		r.infoFailed[reg.Endpoint] = struct{}{}
+		st := r.infoFailed[reg.Endpoint]
+		st.attempts++
+		st.due = time.Time{}
+		if !reg.QueueMode && st.attempts <= infoRetries && ctx.Err() == nil { // not at shutdown
+			st.due = r.now().Add(infoRetryBase << (st.attempts - 1))
+		}
+		r.infoFailed[reg.Endpoint] = st
 	} else {
 		delete(r.infoFailed, reg.Endpoint)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -162,8 +163,9 @@ type infoReader struct {
 	devices map[string][]lwm2m.Record
 	block   chan struct{} // when not nil, reads wait for it
 
-	mu    sync.Mutex
-	reads []string // "endpoint path"
+	mu       sync.Mutex
+	reads    []string       // "endpoint path"
+	failures map[string]int // reads of an endpoint that fail before it answers
 }
 
 func (ir *infoReader) ReadDeviceInfo(ctx context.Context, endpoint string, path lwm2m.Path) error {
@@ -176,7 +178,14 @@ func (ir *infoReader) ReadDeviceInfo(ctx context.Context, endpoint string, path 
 	}
 	ir.mu.Lock()
 	ir.reads = append(ir.reads, endpoint+" "+path.String())
+	lost := ir.failures[endpoint] > 0
+	if lost {
+		ir.failures[endpoint]--
+	}
 	ir.mu.Unlock()
+	if lost {
+		return fmt.Errorf("%s: the answer was lost", endpoint)
+	}
 	recs, ok := ir.devices[endpoint]
 	if !ok {
 		return fmt.Errorf("%s does not answer", endpoint)
@@ -300,6 +309,63 @@ func TestInfoReadsAfterRegister(t *testing.T) {
 		t.Fatalf("reads %q: only the silent device is read again on its Update", got)
 	}
 }
+
+// A failed identity read of a device that is not in queue mode is tried again after a backoff
+// (2 s, 4 s, 8 s, 16 s), without waiting for its next Update: one lost answer on a loaded server
+// must not leave a device without its model for a lifetime. A queue-mode device is read again at
+// its next Update only, and a device that never answers is given up after the retries.
+func TestInfoReadRetriedAfterBackoff(t *testing.T) {
+	f := newFixture(t)
+	m := prometheus.NewRegistry()
+	reg := registration.New(f.store, nil, registration.DefaultConfig(), nil, registration.NewMetrics(m), f.clock.Now)
+	ir := &infoReader{reg: reg, devices: map[string][]lwm2m.Record{
+		"flaky":  deviceRecords("Acme", "M1", "1.0.0", "meter"),
+		"sleepy": deviceRecords("Acme", "M1", "1.0.0", "meter"),
+	}, failures: map[string]int{"flaky": 2, "sleepy": 1}}
+	reg.SetInfoReader(ir)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { reg.RunInfoReads(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	for i, r := range []struct{ ep, binding string }{{"flaky", "U"}, {"silent", "U"}, {"sleepy", "UQ"}} {
+		if resp := reg.ServeCoAP(ctx, peer(uint16(41000+i), ""), request(transport.POST, "/rd", "</3/0>", "ep="+r.ep, "b="+r.binding)); resp.Code != transport.Created {
+			t.Fatalf("register %s answered %s", r.ep, resp.Code)
+		}
+	}
+	reads := func(ep string) int {
+		n := 0
+		for _, r := range ir.list() {
+			if strings.HasPrefix(r, ep+" ") {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, func() bool { return readsByResult(t, m, "failed") == 3 })
+
+	// Each step moves the clock past the next backoff and waits for the retries it makes due.
+	for step, want := range []struct{ flaky, silent int }{{2, 2}, {3, 3}, {3, 4}, {3, 5}} {
+		f.clock.Add(infoBackoff(step))
+		waitFor(t, func() bool { return reads("flaky") == want.flaky && reads("silent") == want.silent })
+	}
+	if !mustLive(t, reg, "flaky").HasDeviceInfo() {
+		t.Fatal("flaky: its third read answered, yet its identity is unknown")
+	}
+	f.clock.Add(time.Hour)             // the silent device has had its retries; the queue-mode one waits for its Update
+	time.Sleep(600 * time.Millisecond) // two refills
+	if s, q := reads("silent"), reads("sleepy"); s != 5 || q != 1 {
+		t.Fatalf("silent read %d times (want 1 + 4 retries), sleepy %d (want 1: queue mode waits for its Update)", s, q)
+	}
+	live := mustLive(t, reg, "sleepy")
+	if resp := reg.ServeCoAP(ctx, peer(41002, ""), request(transport.POST, "/rd/"+live.ID, "")); resp.Code != transport.Changed {
+		t.Fatalf("update sleepy answered %s", resp.Code)
+	}
+	waitFor(t, func() bool { return mustLive(t, reg, "sleepy").HasDeviceInfo() })
+}
+
+// infoBackoff is the registry's wait before retry step+1 of a failed identity read.
+func infoBackoff(step int) time.Duration { return (2 * time.Second) << step }
 
 // A full queue defers the read and counts it; the Register itself does not wait, and the
 // deferred reads run once the queue has room. A read queued for a registration that was replaced

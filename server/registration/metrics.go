@@ -25,7 +25,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		online:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "lwota_registrations_online", Help: "Devices registered and within their lifetime."}),
 		unreachable: prometheus.NewGauge(prometheus.GaugeOpts{Name: "lwota_registrations_unreachable", Help: "Registered devices whose last request from lwota timed out and that have not been heard from since."}),
 		infoReads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwota_device_info_reads_total",
-			Help: "Background reads of Object 3 after a Register, by result: ok, failed, stale (the device registered again or left first), deferred (the queue was full: read once it has room)."}, []string{"result"}),
+			Help: "Background reads of Object 3 after a Register, by result: ok, failed, stale (the device registered again or left first), deferred (the queue was full: read once it has room), retried (a failed read of a device not in queue mode, tried again after a backoff)."}, []string{"result"}),
 		nosecRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwota_registration_nosec_refused_total",
 			Help: "Register, Update and De-register requests over plain CoAP (NoSec) refused because the endpoint has a DTLS credential or a live secured registration, by operation."}, []string{"op"}),
 	}

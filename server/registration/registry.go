@@ -49,9 +49,11 @@ type Registry struct {
 	infoMu    sync.Mutex
 	infoLater map[string]struct{}
 	// infoFailed holds the endpoints whose last read failed: their next Update (the device is
-	// awake then) reads again. Only these: a device that answered, even with an empty or
+	// awake then) reads again, and a device not in queue mode is also read again after a backoff
+	// (a lost datagram on a loaded server must not leave it without its model until its next
+	// Update, a lifetime away). Only these: a device that answered, even with an empty or
 	// missing Device Type, is read at its next Register, never on every Update.
-	infoFailed map[string]struct{}
+	infoFailed map[string]infoRetry
 
 	// writeLocks serialize the read-modify-store of one endpoint's registration (Register,
 	// Update, De-register, expiry, RecordDeviceInfo), so that a write built on an older
@@ -100,7 +102,7 @@ func New(store Store, listener Listener, cfg Config, logger *slog.Logger, m *Met
 		holds:       make(map[string]int),
 		infoQueue:   make(chan *Registration, max(cfg.InfoReadQueue, 0)),
 		infoLater:   make(map[string]struct{}),
-		infoFailed:  make(map[string]struct{}),
+		infoFailed:  make(map[string]infoRetry),
 		started:     now(),
 	}
 }

@@ -29,6 +29,7 @@ func programs() []Program {
 	return []Program{
 		{Name: "coap-client-notls", Package: "libcoap3-bin", Why: "CoAP interop (libcoap's client)"},
 		{Name: "coap-client-openssl", Package: "libcoap3-bin", Why: "DTLS interop (libcoap's client with OpenSSL)"},
+		{Name: "coap-rd-notls", Package: "libcoap3-bin", Why: "the registration benchmark's baseline (libcoap's Resource Directory)"},
 		{Name: "initdb", Package: "postgresql", Paths: []string{"/usr/lib/postgresql/*/bin/initdb"},
 			Why: "PostgreSQL contract suites (a throwaway cluster)"},
 		{Name: "pg_ctl", Package: "postgresql", Paths: []string{"/usr/lib/postgresql/*/bin/pg_ctl"},
@@ -46,6 +47,7 @@ func programs() []Program {
 		{Name: "bash", Package: "bash", Why: "runs the README's shell examples (TestREADMEUpdateExamples)"},
 		{Name: "curl", Package: "curl", Why: "the README's API examples, run as written"},
 		{Name: "jq", Package: "jq", Why: "the README's examples pick ids out of JSON answers"},
+		{Name: "git", Package: "git", Why: "clones the checkout to check the version a built lwota reports"},
 		// Built from source into bin/ by `make tools` (storage/s3test looks there first).
 		{Name: "versitygw", Why: "the S3-compatible server of the blob-store and upload tests"},
 	}
