@@ -68,6 +68,8 @@ type DMCredentials interface {
 	// EndpointFor returns the endpoint a DM PSK identity belongs to (credentials.ErrNotFound:
 	// none), so that a minted key is never written under an identity another device holds.
 	EndpointFor(ctx context.Context, identity string) (string, error)
+	// OpenSecret opens a certificate account's sealed private key.
+	OpenSecret(ctx context.Context, s *credentials.Sealed) ([]byte, error)
 }
 
 // DMKeyLen is the length of the DM PSKs lwota mints (128 bits, as the AES-128 suites use).
