@@ -22,11 +22,6 @@ type DeviceX509 struct {
 	ServerName        string // for RootCAs verification; default "localhost"
 }
 
-// ProfileX509Bootstrap names the habit of a client that takes a certificate account (Security
-// Mode 2) from its Bootstrap Server and registers with it: BootstrapDevice does it whenever
-// the server writes mode 2, so the profile sets nothing; it is listed for the CLI.
-const ProfileX509Bootstrap = "x509-bootstrap"
-
 // options are pion's client options for the certificate handshake (the ECDHE-ECDSA suites
 // LwM2M 1.1 §7.1.7 names).
 func (x *DeviceX509) options() ([]piondtls.ClientOption, error) {
