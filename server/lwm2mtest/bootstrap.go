@@ -71,9 +71,9 @@ type Provisioned struct {
 	Certificate       []byte
 	PrivateKey        []byte
 	ServerCertificate []byte
-	SSID         int64
-	Lifetime     time.Duration
-	Binding      string
+	SSID              int64
+	Lifetime          time.Duration
+	Binding           string
 }
 
 // Addr is the host:port of ServerURI.
