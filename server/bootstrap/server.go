@@ -381,6 +381,13 @@ func (s *Server) admit(ctx context.Context, from transport.Peer, ep, pct string,
 			return nil, 0, &refusal{transport.InternalServerError, reason}
 		}
 	}
+	if cfg.PSK == PSKX509 {
+		// As for a stored PSK: a certificate account whose key does not open is refused before
+		// the 2.04, so that the device keeps the accounts it has.
+		if _, err := s.dm.OpenSecret(ctx, cfg.X509.SealedKey); err != nil {
+			return nil, 0, &refusal{transport.InternalServerError, fmt.Sprintf("configuration %s: the certificate account's private key cannot be opened: %v", sess.Config, err)}
+		}
+	}
 	return cfg, format, nil
 }
 
