@@ -78,6 +78,25 @@ type bootstrapConfigBody struct {
 	ReadBack      bool              `json:"read_back,omitempty"`
 	DMKey         *pskJSON          `json:"dm_psk,omitempty"`        // PSK mode stored: the device's DM PSK
 	BootstrapKey  *pskJSON          `json:"bootstrap_psk,omitempty"` // the device's bootstrap PSK
+	DMX509        *x509JSON         `json:"dm_x509,omitempty"`       // PSK mode x509: the device's certificate account
+}
+
+// x509JSON is a certificate account in PEM: the device's certificate and private key, and the
+// DM server's certificate (optional).
+type x509JSON struct {
+	Certificate       string `json:"certificate"`
+	PrivateKey        string `json:"private_key"`
+	ServerCertificate string `json:"server_certificate,omitempty"`
+}
+
+// publicConfig is c as the API shows it: a certificate account without its (sealed) key.
+func publicConfig(c *bootstrap.Config) *bootstrap.Config {
+	if c == nil || c.X509 == nil {
+		return c
+	}
+	out := *c
+	out.X509 = c.X509.Public()
+	return &out
 }
 
 func scopeParams(c echo.Context) (bootstrap.Scope, string, error) {
@@ -144,10 +163,17 @@ func (a *API) putBootstrapConfig(c echo.Context) error {
 	cfg := &bootstrap.Config{Scope: scope, Name: name, ServerURI: in.ServerURI, PSK: in.PSK, PSKIdentity: in.PSKIdentity,
 		ShortServerID: in.ShortServerID, Lifetime: in.Lifetime, DefaultPmin: in.DefaultPmin, DefaultPmax: in.DefaultPmax,
 		Storing: in.Storing, Binding: in.Binding, NoDiscover: in.NoDiscover, ReadBack: in.ReadBack}
+	if x := in.DMX509; x != nil {
+		acct, err := bootstrap.ParseX509([]byte(x.Certificate), []byte(x.PrivateKey), []byte(x.ServerCertificate))
+		if err != nil {
+			return mapBootstrapError("dm_x509", err)
+		}
+		cfg.X509 = acct
+	}
 	if err := b.SetConfig(c.Request().Context(), cfg, dmPSK, bsPSK); err != nil {
 		return mapBootstrapError("bootstrap configuration "+string(scope)+":"+name, err)
 	}
-	return c.JSON(http.StatusOK, cfg)
+	return c.JSON(http.StatusOK, publicConfig(cfg))
 }
 
 // getBootstrapConfig: GET /bootstrap/configs/{scope}/{name} (no key in it).
@@ -164,7 +190,7 @@ func (a *API) getBootstrapConfig(c echo.Context) error {
 	if err != nil {
 		return mapBootstrapError("bootstrap configuration "+string(scope)+":"+name, err)
 	}
-	return c.JSON(http.StatusOK, cfg)
+	return c.JSON(http.StatusOK, publicConfig(cfg))
 }
 
 // listBootstrapConfigs: GET /bootstrap/configs.
@@ -179,6 +205,9 @@ func (a *API) listBootstrapConfigs(c echo.Context) error {
 	}
 	if cfgs == nil {
 		cfgs = []*bootstrap.Config{}
+	}
+	for i, cfg := range cfgs {
+		cfgs[i] = publicConfig(cfg)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"configs": cfgs})
 }

@@ -56,6 +56,7 @@ type bootstrapSetBody struct {
 	ReadBack      bool              `json:"read_back,omitempty"`
 	DMKey         map[string]string `json:"dm_psk,omitempty"`
 	BootstrapKey  map[string]string `json:"bootstrap_psk,omitempty"`
+	DMX509        map[string]string `json:"dm_x509,omitempty"`
 }
 
 func bootstrapSetCmd(client func() (*client, error)) *cobra.Command {
@@ -68,15 +69,19 @@ func bootstrapSetCmd(client func() (*client, error)) *cobra.Command {
 		lifetime, pmin, pmax   uint32
 		ssid                   uint16
 		genBootstrap, jsonMode bool
+		certFile, keyFile      string
+		serverCertFile         string
 	)
 	c := &cobra.Command{
-		Use:   "set NAME --server-uri URI [--lifetime S] [--psk-identity ID --psk-key HEX | --generate-psk] [--bootstrap-psk-identity ID --bootstrap-psk-key HEX]",
+		Use:   "set NAME --server-uri URI [--lifetime S] [--psk-identity ID --psk-key HEX | --generate-psk | --certificate PEM --private-key PEM [--server-certificate PEM]] [--bootstrap-psk-identity ID --bootstrap-psk-key HEX]",
 		Short: "Set the bootstrap configuration of an endpoint (or of a --scope prefix or label)",
 		Long: `Set what a device is given when it bootstraps: lwota's DM server URI, its DM PSK, lifetime and binding.
 
 With --psk-identity and --psk-key the device gets that DM PSK (stored as its DM credential);
 with --generate-psk a fresh one on every bootstrap (key rotation by re-bootstrap); with neither
-and a coap:// server URI it gets NoSec. --bootstrap-psk-identity and --bootstrap-psk-key store
+and a coap:// server URI it gets NoSec. With --certificate and --private-key (PEM files) it gets
+a certificate account (Security Mode 2), and --server-certificate is the DM server's certificate
+it pins; the private key is stored sealed and never read back. --bootstrap-psk-identity and --bootstrap-psk-key store
 the PSK the device presents to the Bootstrap Server (--generate-bootstrap-psk mints and prints one).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -93,7 +98,26 @@ the PSK the device presents to the Bootstrap Server (--generate-bootstrap-psk mi
 			if (bsID == "") != (bsKey == "") && !(genBootstrap && bsKey == "") {
 				return errors.New("bootstrap set: --bootstrap-psk-identity and --bootstrap-psk-key go together")
 			}
+			if (certFile == "") != (keyFile == "") || (serverCertFile != "" && certFile == "") {
+				return errors.New("bootstrap set: --certificate and --private-key go together (--server-certificate with them)")
+			}
+			if certFile != "" && (pskID != "" || generate) {
+				return errors.New("bootstrap set: a PSK or a certificate, not both")
+			}
 			switch {
+			case certFile != "":
+				x := map[string]string{}
+				for _, f := range []struct{ field, path string }{{"certificate", certFile}, {"private_key", keyFile}, {"server_certificate", serverCertFile}} {
+					if f.path == "" {
+						continue
+					}
+					pemBytes, err := os.ReadFile(f.path)
+					if err != nil {
+						return fmt.Errorf("bootstrap set: %w", err)
+					}
+					x[f.field] = string(pemBytes)
+				}
+				b.PSK, b.DMX509 = "x509", x
 			case pskID != "":
 				if _, err := hex.DecodeString(pskKey); err != nil {
 					return errors.New("bootstrap set: --psk-key must be hex")
@@ -153,6 +177,9 @@ the PSK the device presents to the Bootstrap Server (--generate-bootstrap-psk mi
 	f.StringVar(&pskKey, "psk-key", "", "the device's DM PSK, hex")
 	f.BoolVar(&generate, "generate-psk", false, "mint a fresh DM PSK on every bootstrap (rotation by re-bootstrap)")
 	f.StringVar(&b.PSKIdentity, "generated-psk-identity", "", "with --generate-psk: the identity given (default the endpoint name)")
+	f.StringVar(&certFile, "certificate", "", "the device's certificate for the DM server (PEM file): a certificate account, Security Mode 2")
+	f.StringVar(&keyFile, "private-key", "", "the device's private key (PEM file: PKCS#8, EC or RSA); stored sealed, never read back")
+	f.StringVar(&serverCertFile, "server-certificate", "", "the DM server's certificate (PEM file), written to /0/x/4 for the device to pin")
 	f.StringVar(&bsID, "bootstrap-psk-identity", "", "the PSK identity the device presents to the Bootstrap Server")
 	f.StringVar(&bsKey, "bootstrap-psk-key", "", "the bootstrap PSK, hex")
 	f.BoolVar(&genBootstrap, "generate-bootstrap-psk", false, "mint the bootstrap PSK and print it (identity: --bootstrap-psk-identity or the endpoint name)")

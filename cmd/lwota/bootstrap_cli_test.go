@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -29,6 +31,15 @@ func TestBootstrapCLISet(t *testing.T) {
 	}))
 	defer hs.Close()
 	env := func(k string) string { return map[string]string{"LWOTA_SERVER": hs.URL, "LWOTA_TOKEN": "tok"}[k] }
+	dir := t.TempDir()
+	pem := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cert, key, srv := pem("dev.pem", "DEVICE-CERT"), pem("dev.key", "DEVICE-KEY"), pem("srv.pem", "SERVER-CERT")
 	tests := []struct {
 		name string
 		args []string
@@ -42,6 +53,11 @@ func TestBootstrapCLISet(t *testing.T) {
 		{name: "generate", args: []string{"set", "dev-1", "--server-uri", "coaps://h:5684", "--generate-psk"}, psk: "generate"},
 		{name: "half a psk", args: []string{"set", "dev-1", "--server-uri", "coaps://h:5684", "--psk-identity", "id"}, err: "go together"},
 		{name: "psk and generate", args: []string{"set", "dev-1", "--server-uri", "coaps://h:5684", "--psk-identity", "id", "--psk-key", "00", "--generate-psk"}, err: "not both"},
+		{name: "certificate", args: []string{"set", "dev-1", "--server-uri", "coaps://h:5684", "--certificate", cert, "--private-key", key, "--server-certificate", srv},
+			psk: "x509", keys: []string{"dm_x509"}},
+		{name: "certificate without key", args: []string{"set", "dev-1", "--server-uri", "coaps://h:5684", "--certificate", cert}, err: "go together"},
+		{name: "certificate and psk", args: []string{"set", "dev-1", "--server-uri", "coaps://h:5684", "--certificate", cert, "--private-key", key, "--generate-psk"}, err: "not both"},
+		{name: "missing file", args: []string{"set", "dev-1", "--server-uri", "coaps://h:5684", "--certificate", cert, "--private-key", filepath.Join(dir, "nope")}, err: "nope"},
 		{name: "no uri", args: []string{"set", "dev-1"}, err: "--server-uri is required"},
 		{name: "bad hex", args: []string{"set", "dev-1", "--server-uri", "coaps://h:5684", "--psk-identity", "id", "--psk-key", "xyz"}, err: "must be hex"},
 	}
@@ -61,6 +77,9 @@ func TestBootstrapCLISet(t *testing.T) {
 			}
 			if got.method != "PUT" || got.path != "/api/v1/bootstrap/configs/endpoint/dev-1" || got.auth != "Bearer tok" || got.body["psk"] != tt.psk {
 				t.Fatalf("sent %s %s %q %v", got.method, got.path, got.auth, got.body)
+			}
+			if x, ok := got.body["dm_x509"].(map[string]any); ok && (x["certificate"] != "DEVICE-CERT" || x["private_key"] != "DEVICE-KEY" || x["server_certificate"] != "SERVER-CERT") {
+				t.Fatalf("dm_x509 %v", x)
 			}
 			for _, k := range tt.keys {
 				if _, ok := got.body[k]; !ok {

@@ -4,12 +4,19 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/lwota/lwota/server/credentials"
 )
 
 // CredentialWriter stores and revokes PSKs (credentials.Manager).
 type CredentialWriter interface {
 	Put(ctx context.Context, endpoint, identity string, key []byte) error
 	Delete(ctx context.Context, endpoint string) error
+}
+
+// SecretSealer seals a certificate account's private key (credentials.Manager).
+type SecretSealer interface {
+	SealSecret(endpoint, label string, secret []byte) (*credentials.Sealed, error)
 }
 
 // PSK is a pre-shared key and its identity, in the clear, on its way to a credential store.
@@ -50,6 +57,17 @@ func (a *Admin) SetConfig(ctx context.Context, c *Config, dm, bs *PSK) error {
 	}
 	if err := c.Normalize(); err != nil {
 		return err
+	}
+	if c.X509 != nil && len(c.X509.PrivateKey) > 0 {
+		sealer, ok := a.dm.(SecretSealer)
+		if !ok {
+			return fmt.Errorf("bootstrap: certificate account of %s: the credential store cannot seal a private key", c.Name)
+		}
+		sealed, err := sealer.SealSecret(c.Name, SecretLabelX509Key, c.X509.PrivateKey)
+		if err != nil {
+			return fmt.Errorf("bootstrap: certificate account of %s: %w", c.Name, err)
+		}
+		c.X509.SealedKey, c.X509.PrivateKey = sealed, nil
 	}
 	if dm != nil {
 		if err := a.dm.Put(ctx, c.Name, dm.Identity, dm.Key); err != nil {

@@ -35,16 +35,21 @@ const (
 	// PSKGenerate mints a fresh DM key on every bootstrap, writes it and stores it for the DM
 	// server once Bootstrap-Finish succeeded: key rotation by re-bootstrap.
 	PSKGenerate PSKMode = "generate"
+	// PSKX509 gives the device a certificate account (security mode 2) from the configuration's
+	// X509: its certificate, the DM server's, and its private key (sealed). Endpoint scope only.
+	PSKX509 PSKMode = "x509"
 )
 
 // Security modes of the Security object (/0/x/2).
 const (
-	SecurityPSK   = 0
-	SecurityNoSec = 3
+	SecurityPSK         = 0
+	SecurityCertificate = 2
+	SecurityNoSec       = 3
 )
 
 // Config is what one bootstrap writes: the DM server's Security instance (/0/x) and Server
-// instance (/1/x). It holds no secret: keys live in the credential stores.
+// instance (/1/x). It holds no secret in the clear: PSKs live in the credential stores, and a
+// certificate account's private key is sealed with the credential key.
 type Config struct {
 	Scope Scope  `json:"scope"`
 	Name  string `json:"name"` // endpoint name, "key=value" label or prefix
@@ -62,6 +67,8 @@ type Config struct {
 	ReadBack      bool    `json:"read_back,omitempty"`         // Bootstrap-Read /1/x after the writes (1.1+)
 	SecurityID    uint16  `json:"security_instance,omitempty"` // /0/x to write; 0: the lowest the bootstrap account does not hold
 	ServerID      uint16  `json:"server_instance,omitempty"`   // /1/x to write; default 0
+	// X509 is the certificate account of PSK mode x509; its private key is sealed.
+	X509 *X509Account `json:"x509,omitempty"`
 
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -92,6 +99,9 @@ func (c *Config) Normalize() error {
 	if err != nil || u.Host == "" || (u.Scheme != "coap" && u.Scheme != "coaps") {
 		return fmt.Errorf("%w: server URI %q: want coap://HOST:PORT or coaps://HOST:PORT", ErrInvalid, c.ServerURI)
 	}
+	if c.PSK == "" && c.X509 != nil {
+		c.PSK = PSKX509
+	}
 	if c.PSK == "" {
 		c.PSK = PSKStored
 		if u.Scheme == "coap" {
@@ -107,8 +117,21 @@ func (c *Config) Normalize() error {
 		if u.Scheme != "coaps" {
 			return fmt.Errorf("%w: a PSK goes with a coaps:// server URI", ErrInvalid)
 		}
+	case PSKX509:
+		if u.Scheme != "coaps" {
+			return fmt.Errorf("%w: a certificate goes with a coaps:// server URI", ErrInvalid)
+		}
+		if c.Scope != ScopeEndpoint {
+			return fmt.Errorf("%w: a certificate account belongs to one endpoint", ErrInvalid)
+		}
+		if c.X509 == nil || len(c.X509.Certificate) == 0 || (c.X509.SealedKey == nil && len(c.X509.PrivateKey) == 0) {
+			return fmt.Errorf("%w: psk x509 needs the device's certificate and private key", ErrInvalid)
+		}
 	default:
-		return fmt.Errorf("%w: psk %q: want none, stored or generate", ErrInvalid, c.PSK)
+		return fmt.Errorf("%w: psk %q: want none, stored, generate or x509", ErrInvalid, c.PSK)
+	}
+	if c.X509 != nil && c.PSK != PSKX509 {
+		return fmt.Errorf("%w: a certificate is given with psk mode %q: want x509", ErrInvalid, c.PSK)
 	}
 	if c.PSK == PSKStored && c.Scope != ScopeEndpoint {
 		return fmt.Errorf("%w: a %s configuration covers many devices: its PSK must be generated", ErrInvalid, c.Scope)

@@ -1,9 +1,13 @@
 package bootstrap_test
 
 import (
+	"crypto"
+	"crypto/x509"
+	"errors"
 	"testing"
 
 	"github.com/lwota/lwota/server/bootstrap"
+	"github.com/lwota/lwota/server/lwm2mtest"
 )
 
 // FuzzBootstrapAccounts feeds Bootstrap-Discover answers to the parser that finds the bootstrap
@@ -48,4 +52,41 @@ func TestBootstrapAccounts(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzParseX509 feeds PEM certificate accounts to ParseX509: it must never panic, and an
+// account it accepts has a certificate whose key the returned PKCS#8 key matches.
+func FuzzParseX509(f *testing.F) {
+	pki, err := lwm2mtest.NewPKI()
+	if err != nil {
+		f.Fatal(err)
+	}
+	dev, err := pki.Device("fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(dev.CertPEM, dev.KeyPEM, pki.CAPEM)
+	f.Add(dev.CertPEM, dev.KeyPEM, []byte(nil))
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), dev.KeyPEM, []byte(nil))
+	f.Add(dev.CertPEM, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), []byte("x"))
+	f.Fuzz(func(t *testing.T, cert, key, server []byte) {
+		a, err := bootstrap.ParseX509(cert, key, server)
+		if err != nil {
+			if !errors.Is(err, bootstrap.ErrInvalid) || a != nil {
+				t.Fatalf("account %v with error %v", a, err)
+			}
+			return
+		}
+		c, err := x509.ParseCertificate(a.Certificate)
+		if err != nil {
+			t.Fatalf("accepted certificate does not parse: %v", err)
+		}
+		k, err := x509.ParsePKCS8PrivateKey(a.PrivateKey)
+		if err != nil {
+			t.Fatalf("accepted key is not PKCS#8: %v", err)
+		}
+		if !k.(interface{ Public() crypto.PublicKey }).Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(c.PublicKey) {
+			t.Fatal("accepted a key that does not match the certificate")
+		}
+	})
 }

@@ -68,6 +68,8 @@ type DMCredentials interface {
 	// EndpointFor returns the endpoint a DM PSK identity belongs to (credentials.ErrNotFound:
 	// none), so that a minted key is never written under an identity another device holds.
 	EndpointFor(ctx context.Context, identity string) (string, error)
+	// OpenSecret opens a certificate account's sealed private key.
+	OpenSecret(ctx context.Context, s *credentials.Sealed) ([]byte, error)
 }
 
 // DMKeyLen is the length of the DM PSKs lwota mints (128 bits, as the AES-128 suites use).
@@ -377,6 +379,13 @@ func (s *Server) admit(ctx context.Context, from transport.Peer, ep, pct string,
 				reason = fmt.Sprintf("configuration %s: the DM PSK of %q cannot be read: %v", sess.Config, ep, err)
 			}
 			return nil, 0, &refusal{transport.InternalServerError, reason}
+		}
+	}
+	if cfg.PSK == PSKX509 {
+		// As for a stored PSK: a certificate account whose key does not open is refused before
+		// the 2.04, so that the device keeps the accounts it has.
+		if _, err := s.dm.OpenSecret(ctx, cfg.X509.SealedKey); err != nil {
+			return nil, 0, &refusal{transport.InternalServerError, fmt.Sprintf("configuration %s: the certificate account's private key cannot be opened: %v", sess.Config, err)}
 		}
 	}
 	return cfg, format, nil

@@ -291,6 +291,18 @@ func (r *run) securityRecords(ctx context.Context) ([]lwm2m.Record, error) {
 		}
 		mode, identity, r.dm = SecurityPSK, []byte(id), sealed
 		r.sess.DMIdentity, r.sess.Rotated = id, true
+	case PSKX509:
+		x := r.cfg.X509
+		if x == nil || x.SealedKey == nil || len(x.Certificate) == 0 {
+			return nil, &stepError{"config", fmt.Sprintf("configuration %s: the certificate account has no certificate or key", r.sess.Config)}
+		}
+		pk, err := r.s.dm.OpenSecret(ctx, x.SealedKey)
+		if err != nil {
+			return nil, &stepError{"config", fmt.Sprintf("configuration %s: the certificate account's private key cannot be opened: %v", r.sess.Config, err)}
+		}
+		recs := SecurityRecords(0, r.cfg.ServerURI, SecurityCertificate, x.Certificate, pk, r.cfg.ShortServerID)
+		recs[4].Value = lwm2m.Opaque(append([]byte{}, x.ServerCertificate...))
+		return recs, nil
 	}
 	if mode == SecurityPSK && (len(identity) == 0 || len(key) == 0) {
 		return nil, &stepError{"config", fmt.Sprintf("configuration %s: the Security instance has no key", r.sess.Config)}
@@ -299,8 +311,9 @@ func (r *run) securityRecords(ctx context.Context) ([]lwm2m.Record, error) {
 }
 
 // SecurityRecords is a DM server's Security instance /0/id (LwM2M 1.1 Core E.1): URI, not a
-// bootstrap server, the security mode, the PSK identity and key (empty for NoSec), no server
-// public key, and the Short Server ID.
+// bootstrap server, the security mode, the PSK identity and key (empty for NoSec; for a
+// certificate, the device's certificate and private key), no server public key (records[4],
+// which a certificate account fills), and the Short Server ID.
 func SecurityRecords(id uint16, uri string, mode int64, identity, key []byte, ssid uint16) []lwm2m.Record {
 	p := func(res uint16) lwm2m.Path { return lwm2m.NewPath(0, id, res) }
 	return []lwm2m.Record{

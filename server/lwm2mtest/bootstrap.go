@@ -63,12 +63,17 @@ const FinishLinger = 5 * time.Second
 // Provisioned is what a bootstrap gave the device: its DM server account.
 type Provisioned struct {
 	ServerURI    string
-	SecurityMode int64 // 0 PSK, 3 NoSec
+	SecurityMode int64 // 0 PSK, 2 Certificate, 3 NoSec
 	PSKIdentity  string
 	PSK          []byte
-	SSID         int64
-	Lifetime     time.Duration
-	Binding      string
+	// Certificate mode: the device's certificate (/0/x/3), private key (/0/x/5, PKCS#8) and the
+	// server's certificate (/0/x/4), DER.
+	Certificate       []byte
+	PrivateKey        []byte
+	ServerCertificate []byte
+	SSID              int64
+	Lifetime          time.Duration
+	Binding           string
 }
 
 // Addr is the host:port of ServerURI.
@@ -153,6 +158,9 @@ func Bootstrap(ctx context.Context, endpoint string, bc BootstrapConfig, previou
 		c.objects[0][1] = map[uint16]lwm2m.Value{0: lwm2m.String(previous.ServerURI), 1: lwm2m.Boolean(false),
 			2: lwm2m.Integer(previous.SecurityMode), 3: lwm2m.Opaque([]byte(previous.PSKIdentity)), 5: lwm2m.Opaque(previous.PSK),
 			10: lwm2m.Integer(previous.SSID)}
+		if previous.SecurityMode == 2 {
+			c.objects[0][1][3], c.objects[0][1][4], c.objects[0][1][5] = lwm2m.Opaque(previous.Certificate), lwm2m.Opaque(previous.ServerCertificate), lwm2m.Opaque(previous.PrivateKey)
+		}
 		c.objects[1][0] = map[uint16]lwm2m.Value{0: lwm2m.Integer(previous.SSID), 1: lwm2m.Integer(int64(previous.Lifetime / time.Second)),
 			7: lwm2m.String(previous.Binding)}
 	}
@@ -263,8 +271,12 @@ func (c *bsClient) provisioned() (*Provisioned, error) {
 		if sec[1].Bool {
 			continue
 		}
-		p := &Provisioned{ServerURI: sec[0].Str, SecurityMode: sec[2].Int, PSKIdentity: string(sec[3].Bytes),
-			PSK: slices.Clone(sec[5].Bytes), SSID: sec[10].Int, Binding: "U", Lifetime: 300 * time.Second}
+		p := &Provisioned{ServerURI: sec[0].Str, SecurityMode: sec[2].Int, SSID: sec[10].Int, Binding: "U", Lifetime: 300 * time.Second}
+		if p.SecurityMode == 2 {
+			p.Certificate, p.PrivateKey, p.ServerCertificate = slices.Clone(sec[3].Bytes), slices.Clone(sec[5].Bytes), slices.Clone(sec[4].Bytes)
+		} else {
+			p.PSKIdentity, p.PSK = string(sec[3].Bytes), slices.Clone(sec[5].Bytes)
+		}
 		for _, srv := range c.objects[1] {
 			if srv[0].Int == p.SSID {
 				if lt := srv[1].Int; lt > 0 {

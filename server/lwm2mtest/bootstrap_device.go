@@ -84,9 +84,16 @@ func (b *BootstrapDevice) cycle(ctx context.Context, previous *Provisioned) erro
 		return b.fail(err)
 	}
 	cfg := b.tmpl
-	cfg.PSKIdentity, cfg.PSK = "", nil
-	if prov.SecurityMode == 0 {
+	cfg.PSKIdentity, cfg.PSK, cfg.X509 = "", nil, nil
+	switch prov.SecurityMode {
+	case 0:
 		cfg.PSKIdentity, cfg.PSK = prov.PSKIdentity, prov.PSK
+	case 2:
+		x := &DeviceX509{Certificate: prov.Certificate, PrivateKey: prov.PrivateKey, ServerCertificate: prov.ServerCertificate}
+		if b.tmpl.X509 != nil { // the roots a device without a pinned server certificate trusts
+			x.RootCAs, x.ServerName = b.tmpl.X509.RootCAs, b.tmpl.X509.ServerName
+		}
+		cfg.X509 = x
 	}
 	cfg.Lifetime = prov.Lifetime
 	cfg.OnBootstrapTrigger = b.trigger

@@ -126,6 +126,9 @@ type DeviceConfig struct {
 	// coaps:// packages. Empty: plain CoAP, and a coaps:// Package URI fails with Update Result 9.
 	PSKIdentity string
 	PSK         []byte
+	// X509 makes the device speak DTLS with a certificate instead (Security Mode 2), as a
+	// Bootstrap Server's certificate account gives it; see dtls_x509.go.
+	X509 *DeviceX509
 	// ClientHelloRecordVersion, when not zero, is the record-layer version the device's DTLS
 	// ClientHello records carry (the ClientHello body still says DTLS 1.2), e.g. 0xfe00 as mbed
 	// TLS 2.x sends with its default minimum version; see ProfileMbedTLS2RecordVersion.

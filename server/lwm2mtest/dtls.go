@@ -18,7 +18,9 @@ import (
 // a new port.
 
 // secure reports whether the device has a PSK credential, and so speaks DTLS.
-func (d *Device) secure() bool { return d.cfg.PSKIdentity != "" && len(d.cfg.PSK) > 0 }
+func (d *Device) secure() bool {
+	return (d.cfg.PSKIdentity != "" && len(d.cfg.PSK) > 0) || d.cfg.X509 != nil
+}
 
 // dialDTLS handshakes with host from a new UDP socket under the device's PSK, within
 // RequestTimeout. Closing the connection closes the socket.
@@ -35,11 +37,18 @@ func (d *Device) dialDTLS(ctx context.Context, host string) (*piondtls.Conn, err
 	if v := d.cfg.ClientHelloRecordVersion; v != 0 {
 		sock = &helloVersionConn{PacketConn: pc, version: v}
 	}
-	conn, err := piondtls.ClientWithOptions(sock, raddr,
+	opts := []piondtls.ClientOption{
 		piondtls.WithPSK(func([]byte) ([]byte, error) { return d.cfg.PSK, nil }),
 		piondtls.WithPSKIdentityHint([]byte(d.cfg.PSKIdentity)),
 		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
-	)
+	}
+	if d.cfg.X509 != nil {
+		if opts, err = d.cfg.X509.options(); err != nil {
+			pc.Close()
+			return nil, err
+		}
+	}
+	conn, err := piondtls.ClientWithOptions(sock, raddr, opts...)
 	if err != nil {
 		pc.Close()
 		return nil, fmt.Errorf("dtls %s: %w", host, err)
