@@ -3,13 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	gobuild "go/build"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -173,8 +173,8 @@ func TestVersionOfABuiltBinary(t *testing.T) {
 		t.Fatalf("git clone: %v\n%s", err, b)
 	}
 	bin := filepath.Join(t.TempDir(), "lwota")
-	// The go command of the toolchain running this test (as `go test` sets GOROOT for it).
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildvcs=true", "-o", bin, "./cmd/lwota")
+	// The go command of the toolchain this test was built with.
+	build := exec.Command(filepath.Join(gobuild.Default.GOROOT, "bin", "go"), "build", "-buildvcs=true", "-o", bin, "./cmd/lwota")
 	build.Dir = clone
 	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=true")
 	if b, err := build.CombinedOutput(); err != nil {
