@@ -424,22 +424,7 @@ func (c *client) bootstrapPut(ctx context.Context, path string, v any) ([]byte, 
 
 // bootstrapCall sends v (nil: no body) as JSON and wants status want.
 func (c *client) bootstrapCall(ctx context.Context, method, path string, v any, want int) ([]byte, error) {
-	var body io.Reader
-	if v != nil {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return nil, err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := c.newRequest(ctx, method, path, body)
-	if err != nil {
-		return nil, err
-	}
-	if v != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	return c.do(req, want)
+	return c.sendJSON(ctx, method, path, v, want)
 }
 
 func bootstrapPrint(w io.Writer, b []byte) error {
