@@ -14,8 +14,11 @@ import "strings"
 //     (numbers numerically and before words, words by ASCII, fewer identifiers first);
 //   - optionally build metadata, "+" and anything: ignored, as SemVer says.
 //
-// Anything else (2024-build7, "abc", "") has no key: it is never less or greater than another
-// version, only equal or not equal to its exact text.
+// Anything else (2024-build7, "abc", "", or over MaxVersionLen bytes) has no key: it is never
+// less or greater than another version, only equal or not equal to its exact text.
+
+// MaxVersionLen bounds the versions VersionKey reads (and so the length of a key).
+const MaxVersionLen = 256
 
 // maxVersionParts is how many numbers a version may have; keys pad to it so that they compare
 // part by part.
@@ -26,7 +29,7 @@ const maxNumberDigits = 18
 
 // VersionKey returns the sortable key of v, and false when v is not a version it understands.
 func VersionKey(v string) (string, bool) {
-	if len(v) > 256 {
+	if len(v) > MaxVersionLen {
 		return "", false
 	}
 	s := v
