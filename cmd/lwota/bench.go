@@ -184,35 +184,17 @@ func printRegRun(w io.Writer, name string, r regRun, echo float64, rd *regRun, v
 // benchLwota serves lwota over database (a fresh SQLite file when empty) in this process and
 // runs the fleet against it.
 func benchLwota(ctx context.Context, cfg benchConfig, database, cpuProfile string, stderr io.Writer) (regRun, error) {
-	dir, err := os.MkdirTemp("", "lwota-bench-")
+	svc, err := startBenchService(ctx, "registrations", []string{"--coap-addr", "127.0.0.1:0", "--coaps-addr", "", "--allow-nosec",
+		"--http-addr", "127.0.0.1:0", fmt.Sprintf("--read-device-info=%t", cfg.ReadDeviceInfo)},
+		func(sc *serveConfig) {
+			if database != "" {
+				sc.Database = database
+			}
+		}, slog.LevelError, stderr)
 	if err != nil {
 		return regRun{}, err
 	}
-	defer os.RemoveAll(dir)
-	sc, err := parseServeFlags([]string{"--coap-addr", "127.0.0.1:0", "--coaps-addr", "", "--allow-nosec", "--http-addr", "127.0.0.1:0", "--data-dir", dir, "--log-level", "warn",
-		fmt.Sprintf("--read-device-info=%t", cfg.ReadDeviceInfo)}, stderr, func(string) string { return "" })
-	if err != nil {
-		return regRun{}, err
-	}
-	if database != "" {
-		sc.Database = database
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	svc, err := newService(ctx, sc, logger)
-	if err != nil {
-		return regRun{}, err
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(runCtx) }()
-	defer func() { stop(); <-done }()
-	select {
-	case <-svc.core.Ready():
-	case err := <-done:
-		done <- err
-		return regRun{}, fmt.Errorf("bench: server: %w", err)
-	}
+	defer svc.stop()
 	heapBefore := liveHeap()
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
@@ -226,7 +208,7 @@ func benchLwota(ctx context.Context, cfg benchConfig, database, cpuProfile strin
 		defer pprof.StopCPUProfile()
 	}
 	loaded := svc.core.Registry().Count() // an earlier run's devices, in a reused database
-	r, err := runFleet(runCtx, cfg, svc.core.Addr().String(), selfCPU, stderr)
+	r, err := runFleet(ctx, cfg, svc.core.Addr().String(), selfCPU, stderr)
 	if err != nil {
 		return r, err
 	}

@@ -41,32 +41,13 @@ func benchBootstrapCommand(ctx context.Context, args []string, stdout, stderr io
 //     Discover, Delete /0 and /1, Write /0/1 and /1/0, Finish, a minted DM key stored with the
 //     session; counted until lwota has stored every session.
 func BenchBootstrap(ctx context.Context, w, stderr io.Writer, n, c int) error {
-	dir, err := os.MkdirTemp("", "lwota-bench-bootstrap-")
+	svc, err := startBenchService(ctx, "bootstrap", []string{"--coap-addr", "127.0.0.1:0", "--coaps-addr", "127.0.0.1:0", "--bootstraps-addr", "127.0.0.1:0",
+		"--http-addr", "127.0.0.1:0", "--read-device-info=false", "--dtls-handshake-rate", "0", "--coap-source-rate", "0"}, nil, slog.LevelWarn, stderr)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	sc, err := parseServeFlags([]string{"--coap-addr", "127.0.0.1:0", "--coaps-addr", "127.0.0.1:0", "--bootstraps-addr", "127.0.0.1:0",
-		"--http-addr", "127.0.0.1:0", "--data-dir", dir, "--log-level", "warn", "--read-device-info=false",
-		"--dtls-handshake-rate", "0", "--coap-source-rate", "0"}, stderr, func(string) string { return "" })
-	if err != nil {
-		return err
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	svc, err := newService(ctx, sc, logger)
-	if err != nil {
-		return err
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(runCtx) }()
-	select {
-	case <-svc.ready:
-	case err := <-done:
-		return fmt.Errorf("bench bootstrap: server: %w", err)
-	}
-	defer func() { stop(); <-done }()
+	defer svc.stop()
+	sc := svc.cfg
 
 	key, err := credentialKey(sc)
 	if err != nil {

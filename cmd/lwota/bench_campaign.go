@@ -31,34 +31,15 @@ func benchCampaignCommand(ctx context.Context, args []string, stdout, stderr io.
 	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "lwota-bench-campaign-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
 	secret := make([]byte, 24)
 	_, _ = rand.Read(secret)
 	token := "bench-" + hex.EncodeToString(secret)
-	sc, err := parseServeFlags([]string{"--coap-addr", "127.0.0.1:0", "--coaps-addr", "", "--allow-nosec", "--allow-unsigned",
-		"--http-addr", "127.0.0.1:0", "--data-dir", dir, "--log-level", "warn", "--admin-token", token,
-		"--update-poll", "5s", "--campaign-tick", "250ms"}, stderr, func(string) string { return "" })
+	svc, err := startBenchService(ctx, "campaign", []string{"--coap-addr", "127.0.0.1:0", "--coaps-addr", "", "--allow-nosec", "--allow-unsigned",
+		"--http-addr", "127.0.0.1:0", "--admin-token", token, "--update-poll", "5s", "--campaign-tick", "250ms"}, nil, slog.LevelWarn, stderr)
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	svc, err := newService(ctx, sc, logger)
-	if err != nil {
-		return err
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(runCtx) }()
-	select {
-	case <-svc.ready:
-	case err := <-done:
-		return fmt.Errorf("bench campaign: server: %w", err)
-	}
+	defer svc.stop()
 	api := benchAPI{base: "http://" + svc.httpLn.Addr().String(), token: token}
 
 	cfg := lwm2mtest.DeviceConfig{Lifetime: time.Hour, Binding: "U", LwM2MVersion: "1.1", Manufacturer: "lwota", Model: "sim-1",
@@ -66,7 +47,7 @@ func benchCampaignCommand(ctx context.Context, args []string, stdout, stderr io.
 		BlockTimeout: 2 * time.Second, BlockRetries: 8, RequestTimeout: 30 * time.Second, RegisterRetry: time.Second}
 	fleet := lwm2mtest.NewFleet(*devices, cfg, func(i int) string { return fmt.Sprintf("bench-%06d", i) }, nil)
 	defer fleet.Close()
-	rep, err := fleet.Start(runCtx, svc.core.Addr().String(), 64)
+	rep, err := fleet.Start(ctx, svc.core.Addr().String(), 64)
 	if err != nil {
 		return fmt.Errorf("bench campaign: register: %w", err)
 	}
@@ -80,13 +61,13 @@ func benchCampaignCommand(ctx context.Context, args []string, stdout, stderr io.
 	begin := time.Now()
 	ids := make([]string, 0, *devices)
 	for _, d := range fleet.Devices() {
-		j, err := svc.updates.Start(runCtx, d.Endpoint(), fwupdate.StartRequest{ImageID: img2, Method: fwupdate.MethodPull})
+		j, err := svc.updates.Start(ctx, d.Endpoint(), fwupdate.StartRequest{ImageID: img2, Method: fwupdate.MethodPull})
 		if err != nil {
 			return fmt.Errorf("bench campaign: baseline start %s: %w", d.Endpoint(), err)
 		}
 		ids = append(ids, j.ID)
 	}
-	if err := waitDriverJobs(runCtx, svc.updates, ids, *timeout); err != nil {
+	if err := waitDriverJobs(ctx, svc.updates, ids, *timeout); err != nil {
 		return err
 	}
 	direct := time.Since(begin)
@@ -102,7 +83,7 @@ func benchCampaignCommand(ctx context.Context, args []string, stdout, stderr io.
 	v2 := "2.0.0"
 	waitVersions := time.Now().Add(time.Minute)
 	for {
-		regs, err := svc.core.ListDevices(runCtx, registration.Filter{FirmwareVersion: v2})
+		regs, err := svc.core.ListDevices(ctx, registration.Filter{FirmwareVersion: v2})
 		if err != nil {
 			return err
 		}
@@ -152,8 +133,7 @@ func benchCampaignCommand(ctx context.Context, args []string, stdout, stderr io.
 	}
 	fmt.Fprintf(stdout, "campaign: %d devices (%d selected, %d on 3.0.0, waves 1/10/100 %%): created in %s, completed in %s, %.0f devices/s (%.2f of the baseline)\n",
 		*devices, c.Progress.Total, updated, created.Round(time.Millisecond), took.Round(time.Millisecond), rate, rate/directRate)
-	stop()
-	<-done
+	svc.stop()
 	return nil
 }
 
