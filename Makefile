@@ -30,7 +30,7 @@ $(BIN)/versitygw:
 
 # The whole suite, with the race detector: unit, wire, libcoap interop, SQLite, PostgreSQL and S3.
 test: deps tools
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 # Every fuzz target for FUZZTIME each (the seed corpora also run as plain tests in `make test`).
 fuzz:
