@@ -27,3 +27,9 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 	}
 	return m
 }
+
+// HandoverCounter is the node's lwota_cluster_handover_requests_total series for direction and
+// result, for tests and in-process readers.
+func (n *Node) HandoverCounter(direction, result string) (prometheus.Counter, error) {
+	return n.m.handovers.GetMetricWithLabelValues(direction, result)
+}
