@@ -434,8 +434,19 @@ func (n *Node) Run(ctx context.Context) error {
 		defer wg.Done()
 		n.beat(ctx)
 	}()
+	listened := false
 	err := n.ps.Listen(ctx, []string{movedChannel, nodeChannel(n.id)},
-		func() { n.readyOne.Do(func() { close(n.ready) }) },
+		func() {
+			n.readyOne.Do(func() { close(n.ready) })
+			if listened {
+				// Moves notified while the connection was down are lost: read what this node owns
+				// now, so that it does not keep sending downlinks to devices it lost meanwhile.
+				if err := n.refreshOwned(ctx); err != nil && ctx.Err() == nil {
+					n.log.Warn("cluster owned devices", "err", err)
+				}
+			}
+			listened = true
+		},
 		func(channel, payload string) {
 			if channel == movedChannel {
 				n.moved(payload)

@@ -37,7 +37,14 @@ type node struct {
 	metrics *prometheus.Registry
 	stop    context.CancelFunc // ends the node without any clean-up of its rows (a kill)
 	done    chan struct{}
+	// released hears the endpoints the node let go of (the firmware driver's LetGo in lwota).
+	released chan string
 }
+
+// releaser records LetGo calls.
+type releaser chan string
+
+func (r releaser) LetGo(endpoint string) { r <- endpoint }
 
 // startNode starts a node named name on the database dsn and waits until it serves CoAP and
 // listens for handovers.
@@ -50,7 +57,10 @@ func startNode(t *testing.T, dsn, name string) *node {
 		t.Fatal(err)
 	}
 	n := &node{name: name, store: st, metrics: prometheus.NewRegistry(), stop: cancel, done: make(chan struct{})}
-	n.node = cluster.New(cluster.Config{Name: name}, st, st, testLogger(), n.metrics, nil)
+	// Owned devices are reloaded only hourly: a move must reach the old node by notification.
+	n.node = cluster.New(cluster.Config{Name: name, OwnedRefresh: time.Hour}, st, st, testLogger(), n.metrics, nil)
+	n.released = make(chan string, 16)
+	n.node.SetReleaser(releaser(n.released))
 	if err := n.node.Join(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -209,8 +219,15 @@ func TestHandover(t *testing.T) {
 	if got := ownerOf(t, b.store, "dev-1"); got != b.node.ID() {
 		t.Fatalf("owner after Update at b = %d, want %d", got, b.node.ID())
 	}
-	waitFor(t, "a hears that dev-1 moved", func() bool { return !a.node.Owns("dev-1") })
-	if a.srv.Local("dev-1") {
+	select {
+	case ep := <-a.released:
+		if ep != "dev-1" {
+			t.Fatalf("a let go of %s, want dev-1", ep)
+		}
+	case <-ctx.Done():
+		t.Fatal("a never heard that dev-1 moved")
+	}
+	if a.node.Owns("dev-1") || a.srv.Local("dev-1") {
 		t.Error("a still drives dev-1's jobs")
 	}
 	if got := readManufacturer(t, a, "dev-1"); got != "maker-dev-1" {
