@@ -187,7 +187,7 @@ type Node struct {
 	serving  int
 	ready    chan struct{} // closed once the node listens
 	readyOne sync.Once
-	runCtx   context.Context
+	served   sync.WaitGroup // requests being served for other nodes; Run waits for them
 }
 
 // New returns a node of the cluster kept in store, talking over ps. A nil logger discards; a nil
@@ -425,9 +425,6 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.id == 0 {
 		return errors.New("cluster: run: join first")
 	}
-	n.mu.Lock()
-	n.runCtx = ctx
-	n.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -455,6 +452,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.receive(ctx, payload)
 		})
 	wg.Wait()
+	n.served.Wait() // their contexts ended with ctx; their answers are sent or given up
 	n.mu.Lock()
 	for id, c := range n.waiting { // callers end by their own context; none waits on a dead listener
 		close(c)

@@ -250,7 +250,9 @@ func (n *Node) receive(ctx context.Context, payload string) {
 			}
 			return
 		}
+		n.served.Add(1)
 		go func() {
+			defer n.served.Done()
 			defer func() {
 				n.mu.Lock()
 				n.serving--
