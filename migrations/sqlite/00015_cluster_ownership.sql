@@ -27,10 +27,10 @@ CREATE TABLE cluster_messages (
     created_at INTEGER NOT NULL
 );
 
-CREATE INDEX registrations_id ON registrations (id);
+-- No registrations (id) index here, unlike PostgreSQL: only a cluster looks registrations up by
+-- id, and a single node's Registers should not pay for the index.
 
 -- +goose Down
-DROP INDEX registrations_id;
 DROP TABLE cluster_messages;
 DROP TABLE device_owners;
 DROP TABLE cluster_nodes;
