@@ -294,8 +294,8 @@ func TestDrain(t *testing.T) {
 	defer late.Close()
 	err = late.Start(ctx, a.addr())
 	var rej *lwm2mtest.RejectedError
-	if !errors.As(err, &rej) || rej.Code != "5.03" {
-		t.Fatalf("Register at draining a: %v, want 5.03", err)
+	if !errors.As(err, &rej) || rej.Code != "5.03" || rej.MaxAge != 30 {
+		t.Fatalf("Register at draining a: %v (%+v), want 5.03 with Max-Age 30", err, rej)
 	}
 	if _, err := a.store.DeviceOwner(ctx, "dev-late"); !errors.Is(err, cluster.ErrNoOwner) {
 		t.Errorf("refused device has an owner row: %v", err)
