@@ -118,6 +118,9 @@ type Config struct {
 	HandoverTimeout time.Duration
 	// DrainRetry is the Max-Age of the 5.03 a draining node answers a Register with.
 	DrainRetry time.Duration
+	// MaxNotify is the largest handover message sent as a notification, in bytes (at most and by
+	// default 7900, under PostgreSQL's 8000); a larger body goes through cluster_messages.
+	MaxNotify int
 }
 
 // DefaultConfig heartbeats every 5 s, marks a node down after 20 s, refreshes owned devices
@@ -153,6 +156,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DrainRetry <= 0 {
 		c.DrainRetry = d.DrainRetry
+	}
+	if c.MaxNotify <= 0 || c.MaxNotify > maxNotify {
+		c.MaxNotify = maxNotify
 	}
 	return c
 }

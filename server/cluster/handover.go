@@ -14,7 +14,7 @@ import (
 )
 
 // maxNotify is the largest envelope sent in a NOTIFY payload (PostgreSQL's limit is 8000
-// bytes); a larger body goes into cluster_messages and the envelope names it.
+// bytes); a larger body goes into cluster_messages and the envelope names it (Config.MaxNotify).
 const maxNotify = 7900
 
 // envelope is one handover message on a node's channel.
@@ -195,7 +195,7 @@ func (n *Node) post(ctx context.Context, to uint16, env envelope) error {
 	if err != nil {
 		return err
 	}
-	if len(b) > maxNotify {
+	if len(b) > n.cfg.MaxNotify {
 		if err := n.store.PutMessage(ctx, env.ID+"/"+env.Kind, string(env.Body), n.now()); err != nil {
 			return err
 		}

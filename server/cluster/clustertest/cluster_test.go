@@ -2,12 +2,15 @@ package clustertest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, to look at tables
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -50,6 +53,13 @@ func (r releaser) LetGo(endpoint string) { r <- endpoint }
 // listens for handovers.
 func startNode(t *testing.T, dsn, name string) *node {
 	t.Helper()
+	return startNodeWith(t, dsn, cluster.Config{Name: name})
+}
+
+// startNodeWith is startNode with a cluster configuration of the test's.
+func startNodeWith(t *testing.T, dsn string, cc cluster.Config) *node {
+	t.Helper()
+	name := cc.Name
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := sqlstore.Open(ctx, dsn, testLogger())
 	if err != nil {
@@ -58,7 +68,10 @@ func startNode(t *testing.T, dsn, name string) *node {
 	}
 	n := &node{name: name, store: st, metrics: prometheus.NewRegistry(), stop: cancel, done: make(chan struct{})}
 	// Owned devices are reloaded only hourly: a move must reach the old node by notification.
-	n.node = cluster.New(cluster.Config{Name: name, OwnedRefresh: time.Hour}, st, st, testLogger(), n.metrics, nil)
+	if cc.OwnedRefresh == 0 {
+		cc.OwnedRefresh = time.Hour
+	}
+	n.node = cluster.New(cc, st, st, testLogger(), n.metrics, nil)
 	n.released = make(chan string, 16)
 	n.node.SetReleaser(releaser(n.released))
 	if err := n.node.Join(ctx); err != nil {
@@ -354,5 +367,67 @@ func TestJoinKeepsID(t *testing.T) {
 	c2, err := st.JoinCluster(ctx, cluster.NodeInfo{Name: "c", ForwardAddr: "10.0.0.3:5690"}, time.Now())
 	if err != nil || c1 != c2 {
 		t.Fatalf("rejoin of c: %d then %d (%v)", c1, c2, err)
+	}
+}
+
+// TestHandoverLargeAnswer: a request and an answer larger than a notification may carry come
+// through cluster_messages, whole. The nodes' limit is lowered from 7900 bytes so that a value
+// a device sends in one datagram is over it.
+func TestHandoverLargeAnswer(t *testing.T) {
+	dsn := pgtest.Start(t)
+	a := startNodeWith(t, dsn, cluster.Config{Name: "a", MaxNotify: 300})
+	b := startNodeWith(t, dsn, cluster.Config{Name: "b", MaxNotify: 300})
+	big := strings.Repeat("m", 600)
+	d := lwm2mtest.NewDevice(lwm2mtest.DeviceConfig{Endpoint: "dev-big", Manufacturer: big}, nil)
+	t.Cleanup(func() { d.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := d.Start(ctx, a.addr()); err != nil {
+		t.Fatal(err)
+	}
+	if got := readManufacturer(t, b, "dev-big"); got != big {
+		t.Fatalf("read through b: %d bytes, want %d", len(got), len(big))
+	}
+	// A write of a value over the limit: the request goes through the table too.
+	w := dm.Request{Op: dm.OpWrite, Path: lwm2m.MustParsePath("/1/0/1"), Records: []lwm2m.Record{{Path: lwm2m.MustParsePath("/1/0/1"), Value: lwm2m.Integer(400)}}}
+	for range 40 {
+		w.Records = append(w.Records, w.Records[0])
+	}
+	if _, _, err := b.srv.Do(ctx, "dev-big", w); err != nil {
+		var de *dm.DeviceError
+		if !errors.As(err, &de) {
+			t.Fatalf("write through b: %v, want the device's own answer", err)
+		}
+	}
+	if got := handovers(a, "served", "ok") + handovers(a, "served", "device"); got != 2 {
+		t.Errorf("a served %v handovers, want 2", got)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var left int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM cluster_messages").Scan(&left); err != nil || left != 0 {
+		t.Errorf("cluster_messages keeps %d rows (%v), want 0: the caller takes its answer", left, err)
+	}
+}
+
+// TestOwnerDown: a request for a device whose owner stopped heartbeating fails at once as
+// offline (409 from the API) instead of waiting for a node that cannot answer.
+func TestOwnerDown(t *testing.T) {
+	dsn := pgtest.Start(t)
+	a := startNode(t, dsn, "a")
+	// b takes any heartbeat as too old: a is down to it, whatever the clock.
+	b := startNodeWith(t, dsn, cluster.Config{Name: "b", DeadAfter: time.Nanosecond})
+	startDevice(t, a, "dev-down")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, _, err := b.srv.Do(ctx, "dev-down", dm.Request{Op: dm.OpRead, Path: lwm2m.MustParsePath("/3/0/0")})
+	if !errors.Is(err, cluster.ErrOwnerDown) || !errors.Is(err, dm.ErrOffline) {
+		t.Fatalf("read through b: %v, want the owner down (offline)", err)
+	}
+	if got := handovers(b, "sent", "owner_down"); got != 1 {
+		t.Errorf("owner_down handovers %v, want 1", got)
 	}
 }
