@@ -431,3 +431,23 @@ func TestOwnerDown(t *testing.T) {
 		t.Errorf("owner_down handovers %v, want 1", got)
 	}
 }
+
+// TestHandoverNow: DoNow (the API's reads, the firmware driver's requests: never queued) on a
+// node that does not own the device is handed over as DoNow and answers with the device's value.
+func TestHandoverNow(t *testing.T) {
+	dsn := pgtest.Start(t)
+	a, b := startNode(t, dsn, "a"), startNode(t, dsn, "b")
+	dev := startDevice(t, a, "dev-now")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := b.srv.DoNow(ctx, "dev-now", dm.Request{Op: dm.OpRead, Path: lwm2m.MustParsePath("/3/0/0")})
+	if err != nil || len(res.Records) != 1 || res.Records[0].Value.Str != "maker-dev-now" {
+		t.Fatalf("DoNow through b: %+v, %v", res, err)
+	}
+	if got := handovers(a, "served", "ok"); got != 1 {
+		t.Errorf("a served %v handovers, want 1", got)
+	}
+	if got := dev.Stats().Requests[lwm2mtest.OpRead]; got != 1 {
+		t.Errorf("device answered %d reads, want 1", got)
+	}
+}
