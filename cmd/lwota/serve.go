@@ -34,6 +34,7 @@ import (
 	"github.com/lwota/lwota/firmware/transfer"
 	"github.com/lwota/lwota/server"
 	"github.com/lwota/lwota/server/bootstrap"
+	"github.com/lwota/lwota/server/cluster"
 	"github.com/lwota/lwota/server/credentials"
 	"github.com/lwota/lwota/server/credentials/keyring"
 	"github.com/lwota/lwota/server/events"
@@ -320,6 +321,7 @@ type service struct {
 	bus     *events.Bus
 	blobs   firmware.Blobs
 	secrets *nodeSecrets
+	node    *cluster.Node // nil without --cluster
 	ready   chan struct{}
 }
 
@@ -382,7 +384,24 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	// One bound for a device call made for the API: the API answers 504 and the core marks the device
 	// unreachable at the same moment.
 	cfg.Core.DeviceRequestTimeout = cfg.DeviceRequestTimeout
+	var node *cluster.Node
+	if cfg.Cluster {
+		// The node joins before the core takes a registration: the store writes its id as the
+		// owner of every device that registers or updates here, in the registration's transaction.
+		node = cluster.New(cluster.Config{Name: cfg.NodeName, APIURL: cfg.PublicURL}, store, store,
+			logger.With("component", "cluster"), reg, nil)
+		if err := node.Join(ctx); err != nil {
+			store.Close()
+			return nil, err
+		}
+		store.OwnDevices(node.ID(), node.Grace())
+		cfg.Core.Registration.Shared = true // an Update of a device registered at another node
+	}
 	core := server.New(cfg.Core, store, model, bus, logger, reg)
+	if node != nil {
+		core.SetCluster(node)
+		node.SetExecutor(core)
+	}
 	secrets, err := openSecrets(ctx, cfg, store, logger)
 	if err != nil {
 		store.Close()
@@ -422,6 +441,10 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	s.updates = fwupdate.New(cfg.UpdateConfig, core, store, pkgs, auditLog, logger.With("component", "fwupdate"), reg, nil).
 		WithEvents(bus) // job transitions on the API's event stream
 	grants.Follow(s.updates) // pull progress: every block served reaches the job's driver
+	if node != nil {
+		node.SetReleaser(s.updates) // a device that moved to another node: its job goes there
+		s.node = node
+	}
 
 	s.rollout = campaigns.New(campaigns.Config{Tick: cfg.CampaignTick, Node: cfg.NodeName}, store, s.updates, core, catalog,
 		auditLog, logger.With("component", "campaigns"), reg, nil).WithEvents(bus)
@@ -456,6 +479,9 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		WithMetrics(reg)
 	if secrets.ring != nil {
 		a.WithClusterKeys(secrets)
+	}
+	if node != nil {
+		a.WithClusterNodes(node)
 	}
 	mux := http.NewServeMux()
 	mux.Handle(transfer.PathPrefix, delivery.NewHTTPHandler(tokens, grants, 0, logger.With("component", "http-pull")))
@@ -554,7 +580,7 @@ func (s *service) Run(ctx context.Context) error {
 	defer cancel()
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 9)
+	errs := make(chan error, 10)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -633,6 +659,20 @@ func (s *service) Run(ctx context.Context) error {
 		if s.boot != nil {
 			select {
 			case <-s.boot.Ready():
+			case <-ctx.Done():
+			}
+		}
+		if s.node != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.node.Run(ctx); err != nil {
+					errs <- err
+					cancel()
+				}
+			}()
+			select { // handovers to this node are heard before it says it is ready
+			case <-s.node.Ready():
 			case <-ctx.Done():
 			}
 		}

@@ -39,6 +39,9 @@ var (
 type RejectedError struct {
 	Op   string // "register", "update", "deregister"
 	Code string // "4.03"
+	// MaxAge is the answer's Max-Age in seconds (0: none): a draining cluster node's 5.03 says
+	// when to register again.
+	MaxAge uint32
 }
 
 func (e *RejectedError) Error() string { return e.Op + ": server answered " + e.Code }
@@ -484,7 +487,8 @@ func (d *Device) register(ctx context.Context) error {
 		return fmt.Errorf("register: %w", err)
 	}
 	if resp.Code() != codes.Created {
-		return &RejectedError{Op: "register", Code: codeString(resp.Code())}
+		age, _ := resp.Options().GetUint32(message.MaxAge)
+		return &RejectedError{Op: "register", Code: codeString(resp.Code()), MaxAge: age}
 	}
 	loc, err := resp.Options().LocationPath()
 	if err != nil || loc == "" {

@@ -39,6 +39,7 @@ type Registry struct {
 	now      func() time.Time
 	authz    atomic.Pointer[authorizerBox] // SetAuthorizer
 	audit    atomic.Pointer[auditBox]      // SetAudit
+	sharedFields
 	// auditThrottle keeps NoSec refusals from flooding the audit log (nosec.go).
 	auditThrottle noSecAudit
 
@@ -267,6 +268,9 @@ func (r *Registry) Seen(addr transport.Addr, quiet time.Duration) (endpoint stri
 
 // Register stores a new registration for the endpoint named in p, replacing any earlier one.
 func (r *Registry) register(ctx context.Context, from transport.Peer, query []string, contentFormat int, payload []byte) (*Registration, error) {
+	if err := r.admitRegister(); err != nil {
+		return nil, err
+	}
 	p, err := parseQuery(query)
 	if err != nil {
 		return nil, err
@@ -407,6 +411,14 @@ func (r *Registry) lookupForPeer(id string, from transport.Peer) (*Registration,
 
 func (r *Registry) update(ctx context.Context, id string, from transport.Peer, query []string, contentFormat int, payload []byte) (*Registration, error) {
 	cur, err := r.lookupForPeer(id, from)
+	if errors.Is(err, ErrNotFound) {
+		// Registered at another server of a shared store: take it over from the store.
+		if ok, aerr := r.adoptStored(ctx, id); aerr != nil {
+			return nil, aerr
+		} else if ok {
+			cur, err = r.lookupForPeer(id, from)
+		}
+	}
 	if err == nil {
 		err = r.authorizeNoSec(ctx, from, cur.Endpoint)
 	}
@@ -624,6 +636,8 @@ func errorCode(err error) transport.Code {
 		return transport.RequestEntityTooLarge
 	case errors.Is(err, ErrBadRequest):
 		return transport.BadRequest
+	case errors.Is(err, ErrUnavailable):
+		return transport.ServiceUnavailable
 	}
 	return transport.InternalServerError
 }

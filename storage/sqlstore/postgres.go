@@ -51,5 +51,7 @@ func openPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*Store,
 		return fail(err)
 	}
 	logger.InfoContext(ctx, "opened store", "backend", d.name, "database", where)
-	return newStore(logger, d, db, db), nil
+	s := newStore(logger, d, db, db)
+	s.pg = cfg
+	return s, nil
 }

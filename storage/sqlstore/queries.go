@@ -13,6 +13,9 @@ type queries struct {
 	outbox              map[string]string // webhooks.go: by kind, queues an event for its subscribers
 	touchRegistration   string
 	getRegistration     string
+	registrationByID    string // an Update that reached another cluster node (registration.IDFinder)
+	saveOwner           string // cluster.go: device_owners, written with the registration
+	deleteOwner         string
 	loadRegistrations   string
 	selectRegistrations string // prefix of ListRegistrations, completed by its filter
 
@@ -72,7 +75,11 @@ func buildQueries(d *dialect) queries {
 	latest := "SELECT " + strings.Join(latestColumns, ", ") + " FROM latest_values"
 	images := "SELECT " + strings.Join(imageColumns, ", ") + " FROM images"
 	keys := "SELECT " + strings.Join(keyColumns, ", ") + " FROM signing_keys"
+	saveOwner, deleteOwner := ownerQueries(d)
 	return queries{
+		saveOwner:        saveOwner,
+		deleteOwner:      deleteOwner,
+		registrationByID: d.rebind(regs + " WHERE id = ?"),
 		outbox:           outboxQueries(d),
 		saveRegistration: d.rebind(upsert("registrations", []string{"endpoint"}, registrationColumns)),
 		touchRegistration: d.rebind("UPDATE registrations SET updated_at = ?, last_seen = ?, expires_at = ?, addr_network = ?, addr = ?" +
@@ -113,7 +120,7 @@ func buildQueries(d *dialect) queries {
 // writes are the statements the writer prepares.
 func (q *queries) writes() []string {
 	return []string{q.saveRegistration, q.touchRegistration, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
-		q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey}
+		q.saveOwner, q.deleteOwner, q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey}
 }
 
 // campaignImage is the SQL expression of a campaign row's image id, kept in its JSON doc.

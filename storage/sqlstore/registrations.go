@@ -30,6 +30,11 @@ func (s *Store) SaveRegistration(ctx context.Context, r *registration.Registrati
 		return fmt.Errorf("sqlstore: save registration %s: %w", r.Endpoint, err)
 	}
 	stmts := []stmt{{s.q.saveRegistration, args}}
+	if o, ok, err := s.ownerStmt(r); err != nil {
+		return fmt.Errorf("sqlstore: save registration %s: owner: %w", r.Endpoint, err)
+	} else if ok {
+		stmts = append(stmts, o) // the device's owner is stored before its Register is answered
+	}
 	register := r.ID != "" && r.DeregisteredAt.IsZero()
 	if last, ok := s.queued.Get(r.Endpoint); r.ID != "" && !(register && ok && last == r.ID) {
 		// A Register or De-register queues its webhook deliveries in the same transaction. An
@@ -73,7 +78,13 @@ func (s *Store) TouchRegistration(ctx context.Context, r *registration.Registrat
 		addr = r.Addr.AddrPort.String()
 	}
 	args := []any{times[0], times[1], expires, string(r.Addr.Network), addr, r.Endpoint, r.ID}
-	if err := s.w.doMatch(ctx, r.Endpoint, registration.ErrNotFound, stmt{s.q.touchRegistration, args}); err != nil {
+	stmts := []stmt{{s.q.touchRegistration, args}}
+	if o, ok, err := s.ownerStmt(r); err != nil {
+		return fmt.Errorf("sqlstore: touch registration %s: owner: %w", r.Endpoint, err)
+	} else if ok {
+		stmts = []stmt{o, stmts[0]} // doMatch checks the last statement: the touch
+	}
+	if err := s.w.doMatch(ctx, r.Endpoint, registration.ErrNotFound, stmts...); err != nil {
 		return fmt.Errorf("sqlstore: touch registration %s: %w", r.Endpoint, err)
 	}
 	return nil
@@ -102,6 +113,20 @@ func (s *Store) GetRegistration(ctx context.Context, endpoint string) (*registra
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: get registration %s: %w", endpoint, err)
+	}
+	return regs[0], nil
+}
+
+// RegistrationByID returns the registration whose location id is id, without labels, or an
+// error matching registration.ErrNotFound (registration.IDFinder: in a cluster, an Update may
+// reach a node other than the one the device registered at).
+func (s *Store) RegistrationByID(ctx context.Context, id string) (*registration.Registration, error) {
+	regs, err := s.queryRegistrations(ctx, s.q.registrationByID, id)
+	if err == nil && len(regs) == 0 {
+		err = registration.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: registration %s: %w", id, err)
 	}
 	return regs[0], nil
 }

@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/lwota/lwota/server/dm"
 	"github.com/lwota/lwota/server/observe"
@@ -38,6 +41,10 @@ type Store struct {
 	// queued is the registration id each endpoint's Register was last queued for webhooks by
 	// this store (webhooks.go): an Update of the same registration skips the outbox statement.
 	queued *lru.Cache[string, string]
+	// owner, when set (OwnDevices), is the cluster node whose owner rows go with registrations.
+	owner atomic.Pointer[owner]
+	// pg is the PostgreSQL connection config, for the LISTEN connection; nil on SQLite.
+	pg *pgx.ConnConfig
 }
 
 // Open opens the database named by dsn, applies pending migrations and starts the writer.
