@@ -279,6 +279,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	c.UpdateConfig.PollInterval = c.UpdatePoll
 	c.UpdateConfig.AwakeWindow = c.AwakeWindow
 	c.UpdateConfig.Cluster = c.Cluster
+	// One node alone queues its devices' requests: it counts them at start and never looks up
+	// the queue of a device that has none (dm.Config.SoleQueue).
+	c.Core.DM.SoleQueue = !c.Cluster
 	if c.HTTPPull {
 		scheme, _, _ := strings.Cut(c.PublicURL, "://")
 		c.UpdateConfig.Offered = append([]string{scheme}, c.UpdateConfig.Offered...)

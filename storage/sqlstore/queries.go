@@ -19,6 +19,8 @@ type queries struct {
 	savePending string
 	getPending  string
 	pendingFor  string
+	// queuedCounts counts each endpoint's requests in one state (dm.QueueCounter).
+	queuedCounts string
 
 	saveObservation   string
 	deleteObservation string
@@ -81,9 +83,10 @@ func buildQueries(d *dialect) queries {
 		loadRegistrations:   d.rebind(regs + " WHERE deregistered_at IS NULL ORDER BY endpoint"),
 		selectRegistrations: regs,
 
-		savePending: d.rebind(upsert("pending_requests", []string{"id"}, pendingColumns)),
-		getPending:  d.rebind(pend + " WHERE id = ?"),
-		pendingFor:  d.rebind(pend + " WHERE endpoint = ? AND state = ? ORDER BY created_at, id"),
+		savePending:  d.rebind(upsert("pending_requests", []string{"id"}, pendingColumns)),
+		getPending:   d.rebind(pend + " WHERE id = ?"),
+		pendingFor:   d.rebind(pend + " WHERE endpoint = ? AND state = ? ORDER BY created_at, id"),
+		queuedCounts: d.rebind("SELECT endpoint, COUNT(*) FROM pending_requests WHERE state = ? GROUP BY endpoint"),
 
 		saveObservation:   d.rebind(upsert("observations", []string{"endpoint", "path"}, observationColumns)),
 		deleteObservation: d.rebind("DELETE FROM observations WHERE endpoint = ? AND path = ?"),

@@ -22,6 +22,7 @@ import (
 var (
 	_ registration.Store = (*Store)(nil)
 	_ dm.QueueStore      = (*Store)(nil)
+	_ dm.QueueCounter    = (*Store)(nil)
 	_ observe.Store      = (*Store)(nil)
 )
 
