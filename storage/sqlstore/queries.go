@@ -13,6 +13,7 @@ type queries struct {
 	outbox              map[string]string // webhooks.go: by kind, queues an event for its subscribers
 	touchRegistration   string
 	getRegistration     string
+	storedInfo          string // the device attributes a Register carries over (registration.InfoStore)
 	loadRegistrations   string
 	selectRegistrations string // prefix of ListRegistrations, completed by its filter
 
@@ -80,6 +81,7 @@ func buildQueries(d *dialect) queries {
 		touchRegistration: d.rebind("UPDATE registrations SET updated_at = ?, last_seen = ?, expires_at = ?, addr_network = ?, addr = ?" +
 			" WHERE endpoint = ? AND id = ?"),
 		getRegistration:     d.rebind(withLabels(regs + " WHERE endpoint = ?")),
+		storedInfo:          d.rebind("SELECT manufacturer, model, firmware_version, device_type FROM registrations WHERE endpoint = ?"),
 		loadRegistrations:   d.rebind(regs + " WHERE deregistered_at IS NULL ORDER BY endpoint"),
 		selectRegistrations: regs,
 
