@@ -16,6 +16,7 @@ import (
 	"github.com/lwota/lwota/server/registration"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/jackc/pgx/v5"
 )
 
 // The interfaces *Store implements.
@@ -91,13 +92,14 @@ func newStore(logger *slog.Logger, d *dialect, db, writeDB *sql.DB) *Store {
 	s.queued, _ = lru.New[string, string](queuedRegistrations) // fails only for a size below 1
 	s.w = newWriter(writeDB, s.q.writes(), d)
 	if d.groupReads {
-		s.credExists = newGroupRead(db, d.rebind("SELECT endpoint FROM device_credentials WHERE endpoint = ANY(?)"),
+		lead := []any{pgx.QueryExecModeExec} // planned per batch: see groupRead.lead
+		s.credExists = newGroupRead(db, d.rebind("SELECT endpoint FROM device_credentials WHERE endpoint = ANY(?)"), lead,
 			func(sc scanner) (string, struct{}, error) {
 				var ep string
 				err := sc.Scan(&ep)
 				return ep, struct{}{}, err
 			}, d.writers, d.queue, d.maxBatch)
-		s.storedInfo = newGroupRead(db, d.rebind("SELECT endpoint, manufacturer, model, firmware_version, device_type FROM registrations WHERE endpoint = ANY(?)"),
+		s.storedInfo = newGroupRead(db, d.rebind("SELECT endpoint, manufacturer, model, firmware_version, device_type FROM registrations WHERE endpoint = ANY(?)"), lead,
 			func(sc scanner) (string, *registration.Registration, error) {
 				var r registration.Registration
 				err := sc.Scan(&r.Endpoint, &r.Manufacturer, &r.Model, &r.FirmwareVersion, &r.DeviceType)
