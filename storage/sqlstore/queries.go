@@ -12,6 +12,7 @@ type queries struct {
 	saveRegistration    string
 	outbox              map[string]string // webhooks.go: by kind, queues an event for its subscribers
 	touchRegistration   string
+	touchMerge          *merger // the touches of a PostgreSQL batch in one UPDATE (merge.go); nil on SQLite
 	getRegistration     string
 	storedInfo          string // the device attributes a Register carries over (registration.InfoStore)
 	loadRegistrations   string
@@ -75,7 +76,16 @@ func buildQueries(d *dialect) queries {
 	latest := "SELECT " + strings.Join(latestColumns, ", ") + " FROM latest_values"
 	images := "SELECT " + strings.Join(imageColumns, ", ") + " FROM images"
 	keys := "SELECT " + strings.Join(keyColumns, ", ") + " FROM signing_keys"
+	var touchMerge *merger
+	if d.pipelined {
+		touchMerge = &merger{key: 5, query: "UPDATE registrations AS r SET updated_at = v.updated_at, last_seen = v.last_seen," +
+			" expires_at = v.expires_at, addr_network = v.addr_network, addr = v.addr" +
+			" FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])" +
+			" AS v(updated_at, last_seen, expires_at, addr_network, addr, endpoint, id)" +
+			" WHERE r.endpoint = v.endpoint AND r.id = v.id RETURNING r.endpoint"}
+	}
 	return queries{
+		touchMerge:       touchMerge,
 		outbox:           outboxQueries(d),
 		saveRegistration: d.rebind(upsert("registrations", []string{"endpoint"}, registrationColumns)),
 		touchRegistration: d.rebind("UPDATE registrations SET updated_at = ?, last_seen = ?, expires_at = ?, addr_network = ?, addr = ?" +
@@ -116,6 +126,14 @@ func buildQueries(d *dialect) queries {
 }
 
 // writes are the statements the writer prepares.
+// mergers are the statements a pipelined batch may merge (merge.go), by query.
+func (q *queries) mergers() map[string]*merger {
+	if q.touchMerge == nil {
+		return nil
+	}
+	return map[string]*merger{q.touchRegistration: q.touchMerge}
+}
+
 func (q *queries) writes() []string {
 	return []string{q.saveRegistration, q.touchRegistration, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
 		q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey}

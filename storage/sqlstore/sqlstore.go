@@ -90,7 +90,7 @@ func newStore(logger *slog.Logger, d *dialect, db, writeDB *sql.DB) *Store {
 		reads:   readStmts{db: db},
 	}
 	s.queued, _ = lru.New[string, string](queuedRegistrations) // fails only for a size below 1
-	s.w = newWriter(writeDB, s.q.writes(), d)
+	s.w = newWriter(writeDB, s.q.writes(), s.q.mergers(), d)
 	if d.groupReads {
 		lead := []any{pgx.QueryExecModeExec} // planned per batch: see groupRead.lead
 		s.credExists = newGroupRead(db, d.rebind("SELECT endpoint FROM device_credentials WHERE endpoint = ANY(?)"), lead,
