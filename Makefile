@@ -5,6 +5,9 @@ FUZZTIME ?= 5s
 DEVICES  ?= 10000
 PULL_SECONDS ?= 60
 DTLS_SECONDS ?= 10
+# The PostgreSQL of the registration benchmark's ratio: auto starts a durable throwaway cluster
+# (initdb, pg_ctl); a postgres:// URL uses that server; empty skips PostgreSQL.
+BENCH_POSTGRES ?= auto
 # The S3-compatible server the blob-store and upload tests run against (Apache-2.0), built from source.
 VERSITYGW_VERSION ?= v1.8.0
 
@@ -42,7 +45,7 @@ fuzz:
 	done
 
 # Micro-benchmarks, the registration benchmark with DEVICES emulated devices (then with the raw
-# registration client; BENCH_POSTGRES=postgres://... adds PostgreSQL runs; each run's devices are new
+# registration client; each beside PostgreSQL, BENCH_POSTGRES above; each run's devices are new
 # to it), firmware pull
 # throughput at 16, 64 and 1000 devices for PULL_SECONDS each over CoAP and over DTLS (as a ratio),
 # DTLS PSK handshakes per second for DTLS_SECONDS, and a campaign to DEVICES devices.

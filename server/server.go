@@ -207,6 +207,10 @@ func (s *Server) Run(ctx context.Context) error {
 	obs := observe.New(s.store, send, s.model, s.bus, s, s.log.With("component", "observe"), nil)
 	client := dm.New(send, s.registry, obs, s.store, s.model, s, s.bus, s.cfg.DM, s.log.With("component", "dm"), s.dmMetrics, nil)
 	obs.SetRequester(client)
+	if err := client.LoadQueued(ctx); err != nil {
+		closeAll()
+		return err
+	}
 
 	regs, err := s.registry.Load(ctx)
 	if err != nil {

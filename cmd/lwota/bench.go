@@ -48,7 +48,7 @@ func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.IntVar(&c.Devices, "devices", 10000, "emulated devices that register")
 	fs.IntVar(&c.Concurrency, "concurrency", 64, "registrations in flight at once (and echo clients for the baseline)")
 	fs.StringVar(&c.Database, "database", "", "database for the server under test (default: a fresh SQLite file)")
-	fs.StringVar(&c.Postgres, "postgres", "", "also run against lwota over this PostgreSQL database, postgres://..., and print the PostgreSQL/SQLite ratios")
+	fs.StringVar(&c.Postgres, "postgres", "", "also run against lwota over this PostgreSQL database, postgres://..., and print the PostgreSQL/SQLite ratios; auto: a cluster of its own with PostgreSQL's durable defaults (fsync, synchronous_commit), started with initdb and pg_ctl")
 	fs.IntVar(&c.Updates, "updates", 1, "rounds of registration Updates every device sends after registering (Updates/s); 0: none")
 	fs.StringVar(&c.CoapRD, "coap-rd", "coap-rd-notls", "libcoap's Resource Directory server, run with the same client as a baseline; empty: skip it")
 	fs.StringVar(&c.Client, "client", "sim", "the registering client: sim (emulated devices, answering the server's reads) or raw (bare Register and Update datagrams, a few µs of client CPU each; the server's /3/0 read is turned off as nobody answers it)")
@@ -134,6 +134,14 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		name = "PostgreSQL (--database)"
 	}
 	printRegRun(stdout, name, sqlite, echo, rd, nil)
+	if cfg.Postgres == benchPostgresAuto {
+		dsn, stop, err := startBenchPostgres(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		cfg.Postgres = dsn
+	}
 	if cfg.Postgres != "" {
 		pg, err := benchLwota(ctx, cfg, cfg.Postgres, "", stderr)
 		if err != nil {

@@ -182,6 +182,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&c.CoAPSURL, "coaps-url", "", "base of coaps:// firmware download URIs for DTLS devices (default: coaps://PUBLIC_URL_HOST:COAPS_PORT)")
 	fs.BoolVar(&c.HTTPPull, "http-pull", false, "let devices that support HTTP(S) download firmware from PUBLIC_URL/fw/..., redirected to the image store")
 	fs.DurationVar(&c.Core.Transport.ACKTimeout, "coap-ack-timeout", c.Core.Transport.ACKTimeout, "first retransmission timeout of lwota's confirmable CoAP messages (RFC 7252 ACK_TIMEOUT); lower it only for links known to be fast")
+	fs.IntVar(&c.Core.Transport.Workers, "coap-workers", c.Core.Transport.Workers, "goroutines handling CoAP and CoAPS requests; a Register or Update holds one until its group commit is durable, so this bounds the writes one commit gathers")
 	fs.Float64Var(&c.Core.Transport.SourceRate, "coap-source-rate", c.Core.Transport.SourceRate, "datagrams per second one source IP address may send (CoAP and CoAPS), bursts of twice that; 0: no limit")
 	fs.Var(prefixFlag{&c.Core.Transport.SourceExempt}, "coap-source-rate-exempt", "comma-separated addresses or prefixes --coap-source-rate does not apply to (NAT gateways of large fleets); empty or none: none")
 	fs.Float64Var(&c.Core.DTLS.HandshakeRate, "dtls-handshake-rate", c.Core.DTLS.HandshakeRate, "DTLS handshakes per second one source IP address may start, bursts of twice that; 0: no limit")
@@ -236,6 +237,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 		w.Backoff.Max < w.Backoff.Base || w.MaxAge <= 0 {
 		return c, fmt.Errorf("serve: --webhook-workers, --webhook-workers-per-subscription and --webhook-max-attempts must be at least 1; --webhook-timeout, --webhook-backoff and --webhook-max-age above 0; --webhook-backoff-max at least --webhook-backoff")
 	}
+	if c.Core.Transport.Workers < 1 {
+		return c, fmt.Errorf("serve: --coap-workers must be at least 1")
+	}
 	if c.Cluster && !strings.HasPrefix(c.Database, "postgres") {
 		return c, fmt.Errorf("serve: --cluster needs a postgres:// database that every node shares")
 	}
@@ -276,6 +280,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	c.UpdateConfig.PollInterval = c.UpdatePoll
 	c.UpdateConfig.AwakeWindow = c.AwakeWindow
 	c.UpdateConfig.Cluster = c.Cluster
+	// One node alone queues its devices' requests: it counts them at start and never looks up
+	// the queue of a device that has none (dm.Config.SoleQueue).
+	c.Core.DM.SoleQueue = !c.Cluster
 	if c.HTTPPull {
 		scheme, _, _ := strings.Cut(c.PublicURL, "://")
 		c.UpdateConfig.Offered = append([]string{scheme}, c.UpdateConfig.Offered...)

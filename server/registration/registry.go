@@ -338,7 +338,7 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 	}
 	if previous != nil {
 		carryInfo(reg, previous) // kept until the device reports another value
-	} else if stored, err := r.store.GetRegistration(ctx, p.endpoint); err == nil {
+	} else if stored, err := r.storedInfo(ctx, p.endpoint); err == nil {
 		carryInfo(reg, stored)
 		internInfo(reg)
 	}
@@ -362,6 +362,15 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 		r.listener.Registered(reg, previous)
 	}
 	return reg, nil
+}
+
+// storedInfo reads the device attributes of endpoint's stored registration, through InfoStore
+// when the store has it.
+func (r *Registry) storedInfo(ctx context.Context, endpoint string) (*Registration, error) {
+	if is, ok := r.store.(InfoStore); ok {
+		return is.StoredInfo(ctx, endpoint)
+	}
+	return r.store.GetRegistration(ctx, endpoint)
 }
 
 // readObjectList checks a Register or Update payload's content format and size, then parses it.

@@ -20,6 +20,7 @@ var postgresDialect = dialect{
 	maxBatch:   256,
 	maxReaders: 12,
 	pipelined:  true,
+	groupReads: true,
 }
 
 // openPostgres opens one pgx pool for reads and writes. Migrations run under goose's advisory

@@ -131,6 +131,32 @@ func (s *Store) RegistrationByID(ctx context.Context, id string) (*registration.
 	return regs[0], nil
 }
 
+// StoredInfo returns the device attributes of endpoint's stored registration
+// (registration.InfoStore), or an error matching registration.ErrNotFound: four columns by
+// primary key, for every Register of a device that is not live.
+func (s *Store) StoredInfo(ctx context.Context, endpoint string) (*registration.Registration, error) {
+	if s.storedInfo != nil {
+		r, ok, err := s.storedInfo.get(ctx, endpoint)
+		if err == nil && !ok {
+			err = registration.ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: stored info of %s: %w", endpoint, err)
+		}
+		cp := *r // lookups of one endpoint in one batch share the row
+		return &cp, nil
+	}
+	r := &registration.Registration{Endpoint: endpoint}
+	err := s.queryRow(s.pointRead(ctx), s.q.storedInfo, endpoint).Scan(&r.Manufacturer, &r.Model, &r.FirmwareVersion, &r.DeviceType)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = registration.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: stored info of %s: %w", endpoint, err)
+	}
+	return r, nil
+}
+
 // ListRegistrations returns the registrations matching f with their labels, ordered by endpoint
 // (or f.Sort, then endpoint), in one query. A zero f.Now means the current time.
 func (s *Store) ListRegistrations(ctx context.Context, f registration.Filter) ([]*registration.Registration, error) {
