@@ -35,7 +35,11 @@ type Config struct {
 	// 0 leaves only dm.Config.ExchangeTimeout. Requests queued for a sleeping device are not
 	// bounded by it, nor are the update driver's and the info reader's own requests.
 	DeviceRequestTimeout time.Duration
-	DTLS                 transport.DTLSConfig // PSK is filled from SetCredentials
+	DTLS                 transport.DTLSConfig // PSK is filled from SetCredentials; Node.Relay from NodeRelayAddr
+	// NodeRelayAddr is the UDP address of this node's inter-node DTLS relay, listened on when
+	// DTLS.Node.ID is set (a node of a cluster): other nodes send it the records whose
+	// connection id names this node (transport/dtls_relay.go).
+	NodeRelayAddr string
 	Transport            transport.Config
 	TCP                  tcp.Config     // CoAP over TCP and TLS
 	TLS                  *tcp.TLSConfig // coaps+tcp; needed with CoAPSTCPAddr
