@@ -530,3 +530,62 @@ func FuzzRelayEnvelope(f *testing.F) {
 		}
 	})
 }
+
+// TestDTLSRelayDoFollowsDevice: after a device's records start reaching node B, lwota's own
+// requests from node A (Do, as the update driver and the API send them) reach it through B, at
+// the address the Handler saw; and its requests are answered the same way. Without the relay
+// the device's request after the move gets no answer.
+func TestDTLSRelayDoFollowsDevice(t *testing.T) {
+	got := make(chan Peer, 4)
+	c := startCluster(t, fwHandler(nil, got, nil))
+	lb := startBalancer(t, func(flow int) int { return min(flow, 1) }, c.a.addr.AddrPort, c.b.addr.AddrPort)
+	nat := newNATConn(t)
+	cl, err := dialDTLS(t, Addr{Network: DTLS, AddrPort: lb.addr()}, "dev1", "secretkey123", nat,
+		dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := cl.Write(datagram(t, typeCON, 1, req(POST, "/rd", 1))); err != nil {
+		t.Fatal(err)
+	}
+	if f := readFrame(t, cl); f.msg == nil || f.msg.Code != Created {
+		t.Fatalf("answer %+v", f)
+	}
+	<-got
+
+	nat.rebind()
+	if _, err := cl.Write(datagram(t, typeCON, 2, req(POST, "/rd", 2))); err != nil {
+		t.Fatal(err)
+	}
+	if f := readFrame(t, cl); f.msg == nil || f.msg.Code != Created || f.mid != 2 {
+		t.Fatalf("answer after the move %+v", f)
+	}
+	p := <-got
+	if node, _, ok := fromVirtual(p.Addr.AddrPort); !ok || node != 2 || p.Identity != "dev1" {
+		t.Fatalf("peer after the move %+v, want dev1 via node 2", p)
+	}
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.a.Do(t.Context(), p.Addr, req(GET, "/3/0/0"))
+		res <- err
+	}()
+	f := readFrame(t, cl)
+	if f.typ != typeCON || f.msg == nil || f.msg.Path != "/3/0/0" {
+		t.Fatalf("request %+v", f)
+	}
+	ans := NewMessage(Content)
+	ans.Token = f.msg.Token
+	if _, err := cl.Write(datagram(t, typeACK, f.mid, ans)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-res; err != nil {
+		t.Fatalf("Do through node B: %v", err)
+	}
+	if got := lb.backendsPicked(); len(got) != 2 || got[1] != 1 {
+		t.Fatalf("balancer flows %v, want [A B]", got)
+	}
+	if n := c.a.counter(t, "lwota_transport_dtls_handshakes_total", "result", "ok"); n != 1 {
+		t.Fatalf("%v handshakes at A, want 1", n)
+	}
+}
