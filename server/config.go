@@ -40,12 +40,12 @@ type Config struct {
 	// DTLS.Node.ID is set (a node of a cluster): other nodes send it the records whose
 	// connection id names this node (transport/dtls_relay.go).
 	NodeRelayAddr string
-	Transport            transport.Config
-	TCP                  tcp.Config     // CoAP over TCP and TLS
-	TLS                  *tcp.TLSConfig // coaps+tcp; needed with CoAPSTCPAddr
-	Registration         registration.Config
-	DM                   dm.Config
-	Send                 send.Config // POST /dp (LwM2M 1.1 Send)
+	Transport     transport.Config
+	TCP           tcp.Config     // CoAP over TCP and TLS
+	TLS           *tcp.TLSConfig // coaps+tcp; needed with CoAPSTCPAddr
+	Registration  registration.Config
+	DM            dm.Config
+	Send          send.Config // POST /dp (LwM2M 1.1 Send)
 }
 
 // DefaultDeviceRequestTimeout is Config.DeviceRequestTimeout's default: a CoAP request and two
