@@ -22,8 +22,13 @@ func (c *serveConfig) checkNodeRelay() error {
 	if !c.Core.DTLS.ConnectionID {
 		return errors.New("serve: --node-relay-addr needs --dtls-connection-id: the relay routes records by connection id")
 	}
-	if _, err := netip.ParseAddrPort(c.Core.NodeRelayAddr); err != nil {
+	ap, err := netip.ParseAddrPort(c.Core.NodeRelayAddr)
+	if err != nil {
 		return fmt.Errorf("serve: --node-relay-addr %q: want IP:port: %w", c.Core.NodeRelayAddr, err)
+	}
+	if ap.Addr().IsUnspecified() || ap.Port() == 0 {
+		// It is also the address the other nodes send to (cluster_nodes.forward_addr).
+		return fmt.Errorf("serve: --node-relay-addr %s: give the address and port the other nodes reach this node at", ap)
 	}
 	kek, err := keyring.ParseClusterKey(c.ClusterKey)
 	if err != nil {

@@ -20,6 +20,8 @@ func TestNodeRelayFlag(t *testing.T) {
 		{"no cluster", []string{"--node-relay-addr", "10.0.0.5:5690"}, "needs --cluster"},
 		{"no connection ids", append(cluster, "--node-relay-addr", "10.0.0.5:5690", "--dtls-connection-id=false"), "needs --dtls-connection-id"},
 		{"host name", append(cluster, "--node-relay-addr", "node-a:5690"), "want IP:port"},
+		{"any address", append(cluster, "--node-relay-addr", "0.0.0.0:5690"), "the other nodes reach"},
+		{"port 0", append(cluster, "--node-relay-addr", "10.0.0.5:0"), "the other nodes reach"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := parseServeFlags(tc.args, io.Discard, func(string) string { return "" })

@@ -438,6 +438,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	if cfg.Bootstrap.CoAPAddr != "" || cfg.Bootstrap.CoAPSAddr != "" {
 		bcfg := cfg.Bootstrap
 		bcfg.Transport, bcfg.DTLS = cfg.Core.Transport, cfg.Core.DTLS
+		bcfg.DTLS.Node = transport.NodeConfig{} // the relay serves the core's DTLS socket only
 		s.boot = bootstrap.New(bcfg, store, bootCreds, creds, auditLog, logger.With("component", "bootstrap"), reg)
 	}
 	// The store queues webhook deliveries with the events themselves; the dispatcher sends them.

@@ -18,9 +18,29 @@ import (
 // inter-node relay that carries a record reaching the wrong node to its owner and the owner's
 // answers back (README.md, "Connection IDs in a cluster").
 
-// NodeRelays names the inter-node relay address of each node of a cluster.
+// NodeRelays names the inter-node relay address of each node of a cluster. RelayAddr is asked
+// for every datagram that is forwarded, on the goroutine reading the DTLS socket: it must answer
+// from memory (a copy of the node table), never from a query.
 type NodeRelays interface {
 	RelayAddr(node uint16) (netip.AddrPort, bool)
+}
+
+// LookupRelays is a NodeRelays over a lookup of a node's forward address as "IP:port" (the
+// cluster's node table: cluster.Node.Lookup); a node with no address, or one that does not
+// parse, has no relay.
+type LookupRelays func(node uint16) (forwardAddr string, ok bool)
+
+// RelayAddr parses the forward address of node.
+func (f LookupRelays) RelayAddr(node uint16) (netip.AddrPort, bool) {
+	s, ok := f(node)
+	if !ok || s == "" {
+		return netip.AddrPort{}, false
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Addr().IsUnspecified() || ap.Port() == 0 {
+		return netip.AddrPort{}, false
+	}
+	return ap, true
 }
 
 // StaticRelays is a NodeRelays over a fixed map: tests, and clusters whose nodes are known up

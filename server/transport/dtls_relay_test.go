@@ -589,3 +589,19 @@ func TestDTLSRelayDoFollowsDevice(t *testing.T) {
 		t.Fatalf("%v handshakes at A, want 1", n)
 	}
 }
+
+// TestLookupRelays: forward addresses from the node table become relay addresses; a node without
+// a usable one has none (its records are dropped as unknown_node).
+func TestLookupRelays(t *testing.T) {
+	table := map[uint16]string{1: "10.0.0.1:5690", 2: "", 3: "node-c:5690", 4: "0.0.0.0:5690", 5: "[fd00::5]:5690"}
+	r := LookupRelays(func(id uint16) (string, bool) { s, ok := table[id]; return s, ok })
+	for _, tc := range []struct {
+		node uint16
+		want string
+	}{{1, "10.0.0.1:5690"}, {2, ""}, {3, ""}, {4, ""}, {5, "[fd00::5]:5690"}, {9, ""}} {
+		ap, ok := r.RelayAddr(tc.node)
+		if got := map[bool]string{true: ap.String(), false: ""}[ok]; got != tc.want {
+			t.Errorf("node %d: %q, want %q", tc.node, got, tc.want)
+		}
+	}
+}
