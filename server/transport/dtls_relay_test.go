@@ -26,14 +26,14 @@ type testCluster struct {
 	key          []byte
 }
 
-func relayKey(t *testing.T) []byte {
+func relayKey(t testing.TB) []byte {
 	t.Helper()
 	k := make([]byte, 32)
 	_, _ = rand.Read(k)
 	return k
 }
 
-func listenRelay(t *testing.T) (net.PacketConn, netip.AddrPort) {
+func listenRelay(t testing.TB) (net.PacketConn, netip.AddrPort) {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -43,7 +43,7 @@ func listenRelay(t *testing.T) (net.PacketConn, netip.AddrPort) {
 }
 
 // startCluster starts nodes 1 and 2 serving h, with relays to each other.
-func startCluster(t *testing.T, h Handler) *testCluster {
+func startCluster(t testing.TB, h Handler) *testCluster {
 	t.Helper()
 	c := &testCluster{key: relayKey(t)}
 	pa, ra := listenRelay(t)
@@ -80,7 +80,7 @@ type udpBalancer struct {
 	wg       sync.WaitGroup
 }
 
-func startBalancer(t *testing.T, pick func(flow int) int, backends ...netip.AddrPort) *udpBalancer {
+func startBalancer(t testing.TB, pick func(flow int) int, backends ...netip.AddrPort) *udpBalancer {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
