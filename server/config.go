@@ -35,13 +35,18 @@ type Config struct {
 	// 0 leaves only dm.Config.ExchangeTimeout. Requests queued for a sleeping device are not
 	// bounded by it, nor are the update driver's and the info reader's own requests.
 	DeviceRequestTimeout time.Duration
-	DTLS                 transport.DTLSConfig // PSK is filled from SetCredentials
+	DTLS                 transport.DTLSConfig // PSK is filled from SetCredentials; Node.Relay from NodeRelayAddr
 	Transport            transport.Config
 	TCP                  tcp.Config     // CoAP over TCP and TLS
 	TLS                  *tcp.TLSConfig // coaps+tcp; needed with CoAPSTCPAddr
 	Registration         registration.Config
 	DM                   dm.Config
 	Send                 send.Config // POST /dp (LwM2M 1.1 Send)
+
+	// NodeRelayAddr is the UDP address of this node's inter-node DTLS relay, listened on when
+	// DTLS.Node.ID is set (a node of a cluster): other nodes send it the records whose
+	// connection id names this node (transport/dtls_relay.go).
+	NodeRelayAddr string
 }
 
 // DefaultDeviceRequestTimeout is Config.DeviceRequestTimeout's default: a CoAP request and two

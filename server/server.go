@@ -177,9 +177,24 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		dcfg := s.cfg.DTLS
 		dcfg.PSK = s.creds
+		if dcfg.Node.ID != 0 { // a node of a cluster: records for it may arrive at other nodes
+			if s.cfg.NodeRelayAddr == "" {
+				sconn.Close()
+				ep.Close()
+				return errors.New("coaps: a node of a cluster (DTLS.Node.ID) needs NodeRelayAddr")
+			}
+			if dcfg.Node.Relay, err = net.ListenPacket("udp", s.cfg.NodeRelayAddr); err != nil {
+				sconn.Close()
+				ep.Close()
+				return fmt.Errorf("listen node relay %s: %w", s.cfg.NodeRelayAddr, err)
+			}
+		}
 		secure, err = transport.NewDTLS(sconn, transport.HandlerFunc(s.serveCoAP), s.cfg.Transport, dcfg, s.log.With("component", "transport", "network", "dtls"), s.reg)
 		if err != nil {
 			sconn.Close()
+			if dcfg.Node.Relay != nil {
+				dcfg.Node.Relay.Close()
+			}
 			ep.Close()
 			return fmt.Errorf("coaps transport: %w", err)
 		}

@@ -143,6 +143,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&c.CoAPSTCPKey, "coaps-tcp-key", "", "PEM file of the private key of --coaps-tcp-cert")
 	fs.StringVar(&c.CoAPSTCPCA, "coaps-tcp-ca", "", "PEM file of the CA certificates coaps+tcp device certificates must chain to; set, a device certificate is required and names the endpoint (--dtls-cert-name); empty, devices are anonymous and held to --allow-nosec")
 	fs.BoolVar(&c.Core.DTLS.ConnectionID, "dtls-connection-id", true, "issue DTLS connection ids (RFC 9146), so a device whose NAT mapping changes keeps its session")
+	fs.StringVar(&c.Core.NodeRelayAddr, "node-relay-addr", "", "with --cluster: IP:port (UDP) of this node's inter-node DTLS relay, where other nodes forward records whose connection id names this node (its forward_addr); reachable by the other nodes only")
 	c.Bootstrap = bootstrap.DefaultServerConfig()
 	fs.StringVar(&c.Bootstrap.CoAPAddr, "bootstrap-addr", "", "UDP address of the LwM2M Bootstrap Server over plain CoAP (NoSec bootstrap, refused unless --allow-nosec); empty: off")
 	fs.StringVar(&c.Bootstrap.CoAPSAddr, "bootstraps-addr", "", "UDP address of the LwM2M Bootstrap Server over DTLS with bootstrap PSKs (usually :5784); empty: off")
@@ -244,6 +245,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 		return c, fmt.Errorf("serve: --cluster needs a postgres:// database that every node shares")
 	}
 	if err := c.checkClusterKey(); err != nil {
+		return c, err
+	}
+	if err := c.checkNodeRelay(); err != nil {
 		return c, err
 	}
 	if c.NodeName == "" {
@@ -464,6 +468,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	if cfg.Bootstrap.CoAPAddr != "" || cfg.Bootstrap.CoAPSAddr != "" {
 		bcfg := cfg.Bootstrap
 		bcfg.Transport, bcfg.DTLS = cfg.Core.Transport, cfg.Core.DTLS
+		bcfg.DTLS.Node = transport.NodeConfig{} // the relay serves the core's DTLS socket only
 		s.boot = bootstrap.New(bcfg, store, bootCreds, creds, auditLog, logger.With("component", "bootstrap"), reg)
 	}
 	// The store queues webhook deliveries with the events themselves; the dispatcher sends them.

@@ -129,6 +129,12 @@ type DeviceConfig struct {
 	// coaps:// packages. Empty: plain CoAP, and a coaps:// Package URI fails with Update Result 9.
 	PSKIdentity string
 	PSK         []byte
+	// ConnectionID makes the device's DTLS sessions use the connection id the server offers
+	// (RFC 9146), asking for none itself, as constrained clients do; see profiles_nat.go.
+	ConnectionID bool
+	// RebindAfterBlocks moves a coaps:// pull's socket to a new local port after that many
+	// blocks, keeping the DTLS session, as a NAT that rebinds (ProfileNATRebinding); 0: never.
+	RebindAfterBlocks int
 	// X509 makes the device speak DTLS with a certificate instead (Security Mode 2), as a
 	// Bootstrap Server's certificate account gives it; see dtls_x509.go.
 	X509 *DeviceX509

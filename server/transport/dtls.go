@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,6 +73,9 @@ type DTLSConfig struct {
 	// stores a refused session from it, bounded by its request timeout; HandshakeRate bounds how
 	// often one source can make it run).
 	OnHandshakeFailure func(from netip.AddrPort, identity, reason string, err error)
+	// Node makes this Endpoint one node of a cluster: connection ids name it, and records
+	// carrying another node's id go to that node (dtls_relay.go). Zero: a single node.
+	Node NodeConfig
 	// X509, when set, also authenticates devices by certificate (dtls_x509.go); their
 	// Peer.Identity is X509IdentityPrefix and the certificate's name. The ECDHE_ECDSA suites
 	// join the default CipherSuites.
@@ -114,6 +116,10 @@ func (c DTLSConfig) withDefaults() (DTLSConfig, error) {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = d.IdleTimeout
+	}
+	var err error
+	if c.Node, err = c.Node.withDefaults(c.ConnectionID); err != nil {
+		return c, err
 	}
 	return c.x509Defaults(explicitSuites)
 }
@@ -167,6 +173,7 @@ type dtlsLink struct {
 	byAddr      map[netip.AddrPort]*dtlsSession
 	byCID       map[string]*dtlsSession
 	guard       *helloGuard // which ClientHellos may start a session (dtls_limits.go)
+	relay       *dtlsRelay  // records for other nodes of a cluster (dtls_relay.go); nil on a single node
 	handshaking int
 	closeOnce   sync.Once
 	closeErr    error
@@ -232,6 +239,9 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 	if err != nil {
 		return nil, fmt.Errorf("transport: metrics: %w", err)
 	}
+	if l.relay, err = newDTLSRelay(l, reg); err != nil {
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -263,6 +273,9 @@ func (l *dtlsLink) start() {
 	l.wg.Add(2)
 	go l.demux()
 	go l.sweep()
+	if l.relay != nil {
+		l.relay.start()
+	}
 }
 
 func (l *dtlsLink) readFrom(b []byte) (int, netip.AddrPort, string, error) {
@@ -307,6 +320,9 @@ func (l *dtlsLink) close() error {
 		l.mu.Unlock()
 		l.cancel() // ends handshakes, session readers, readFrom and the sweeper
 		l.closeErr = l.pc.Close()
+		if l.relay != nil {
+			l.relay.close()
+		}
 		l.wg.Wait()
 	})
 	return l.closeErr
@@ -340,6 +356,9 @@ func (l *dtlsLink) demux() {
 }
 
 func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
+	if l.relay != nil && l.relay.forward(p, from) {
+		return // the connection id names another node of the cluster
+	}
 	hello := isClientHello(p)
 	if hello {
 		p = append([]byte(nil), p...) // the rewrite below must not touch the caller's buffer
@@ -430,8 +449,7 @@ func (l *dtlsLink) run(s *dtlsSession) {
 	}))
 	if l.dc.ConnectionID {
 		opts = append(opts, dtls.WithConnectionIDGenerator(func() []byte {
-			cid := make([]byte, cidSize)
-			_, _ = rand.Read(cid)
+			cid := l.newCID() // the node's id first in a cluster (dtls_relay.go)
 			l.mu.Lock()
 			if s.cid != "" && l.byCID[s.cid] == s {
 				delete(l.byCID, s.cid)
@@ -668,6 +686,9 @@ func (c *sessionConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	}
 	if ap := unmap(ua.AddrPort()); ap != c.s.currentAddr(c.l) {
 		c.l.moved(c.s, ap)
+	}
+	if c.l.relay != nil && c.l.relay.writeBack(b, ua.AddrPort()) {
+		return len(b), nil // the device reaches the cluster through another node (dtls_relay.go)
 	}
 	return c.l.pc.WriteTo(b, addr)
 }
