@@ -237,7 +237,7 @@ func createConn(
 
 	conn := &Conn{
 		rAddr:                   rAddr,
-		nextConn:                netctx.NewPacketConn(nextConn),
+		nextConn:                newCtxPacketConn(nextConn), // lwota patch 1: no goroutine per read or write
 		handshakeConfig:         handshakeConfig,
 		fragmentBuffer:          newFragmentBuffer(),
 		handshakeCache:          newHandshakeCache(),
@@ -630,66 +630,17 @@ func (c *Conn) cacheHandshakePacket(pkt *packet, dtlsHandshake *handshake.Handsh
 	)
 }
 
-type closeContext struct {
-	context.Context //nolint:containedctx
-	done            chan struct{}
-	errMu           sync.RWMutex
-	err             error
-	doneOnce        sync.Once
-}
-
-func (c *closeContext) Done() <-chan struct{} {
-	return c.done
-}
-
-func (c *closeContext) Err() error {
-	c.errMu.RLock()
-	err := c.err
-	c.errMu.RUnlock()
-	if err != nil {
-		return err
-	}
-
-	return context.Cause(c.Context)
-}
-
-func (c *closeContext) close(err error) {
-	c.doneOnce.Do(func() {
-		c.errMu.Lock()
-		c.err = err
-		c.errMu.Unlock()
-		close(c.done)
-	})
-}
-
+// contextWithClose returns a context that ends with ctx or when the connection closes (its
+// cause then context.Canceled). lwota patch 1: it is built from context.AfterFunc on the
+// connection's closer instead of a goroutine started for every Write.
 func (c *Conn) contextWithClose(ctx context.Context) (context.Context, context.CancelFunc) {
-	closeCtx := &closeContext{
-		Context: ctx,
-		done:    make(chan struct{}),
-	}
-	stop := make(chan struct{})
-	go func() {
-		select {
-		case <-c.closed.Done():
-			closeCtx.close(context.Canceled)
-		case <-ctx.Done():
-			err := context.Cause(ctx)
-			if err == nil {
-				err = context.DeadlineExceeded
-			}
-			closeCtx.close(err)
-		case <-stop:
-		}
-	}()
+	closeCtx, cancel := context.WithCancelCause(ctx)
+	stop := c.closed.AfterFunc(func() { cancel(context.Canceled) })
 
-	var stopOnce sync.Once
-	cancel := func() {
-		stopOnce.Do(func() {
-			close(stop)
-		})
+	return closeCtx, func() {
+		stop()
+		cancel(context.Canceled)
 	}
-
-	return closeCtx, cancel
 }
 
 func (c *Conn) compactRawPackets(rawPackets [][]byte) [][]byte {

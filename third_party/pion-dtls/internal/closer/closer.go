@@ -48,3 +48,9 @@ func (c *Closer) Err() error {
 func (c *Closer) Close() {
 	c.closeFunc()
 }
+
+// AfterFunc arranges to call f in its own goroutine once the closer is closed, as
+// context.AfterFunc does; stop stops that (lwota patch 1).
+func (c *Closer) AfterFunc(f func()) (stop func() bool) {
+	return context.AfterFunc(c.ctx, f)
+}
