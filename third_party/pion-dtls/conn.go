@@ -711,6 +711,17 @@ func (c *Conn) processPacket(pkt *packet) ([]byte, error) { //nolint:cyclop
 		}
 		pkt.record.Header = *cidHeader
 		rawPacket = append(rawPacket, rawInner...)
+	} else if data, ok := pkt.record.Content.(*protocol.ApplicationData); ok {
+		// lwota patch 2: header and payload in one allocation, not the three of
+		// RecordLayer.Marshal (payload copy, header, both appended).
+		pkt.record.Header.ContentType = protocol.ContentTypeApplicationData
+		pkt.record.Header.ContentLen = uint16(len(data.Data)) //nolint:gosec // G115
+		header, err := pkt.record.Header.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		rawPacket = make([]byte, len(header)+len(data.Data))
+		copy(rawPacket[copy(rawPacket, header):], data.Data)
 	} else {
 		var err error
 		rawPacket, err = pkt.record.Marshal()
@@ -1110,7 +1121,13 @@ func (c *Conn) handleIncomingPacket(
 		}
 	}
 
-	isHandshake, isRetransmit, err := c.fragmentBuffer.push(append([]byte{}, buf...))
+	// lwota patch 2: only a handshake record is kept by the fragment buffer (buf may be the
+	// pooled read buffer); any other record is not copied for it.
+	pushed := buf
+	if len(buf) > 0 && protocol.ContentType(buf[0]) == protocol.ContentTypeHandshake {
+		pushed = append([]byte{}, buf...)
+	}
+	isHandshake, isRetransmit, err := c.fragmentBuffer.push(pushed)
 	if err != nil {
 		// Decode error must be silently discarded
 		// [RFC6347 Section-4.1.2.7]
