@@ -21,6 +21,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"unsafe"
 )
 
 // ccm represents a Counter with CBC-MAC with a specific key.
@@ -100,14 +101,15 @@ func MaxNonceLength(pdatalen int) int {
 	return 0
 }
 
-func (c *ccm) cbcRound(mac, data []byte) {
-	for i := range ccmBlockSize {
-		mac[i] ^= data[i]
-	}
-	c.b.Encrypt(mac, mac)
+// cbcRound XORs one block of data into mac and encrypts it (CBC-MAC).
+func (c *ccm) cbcRound(mac *[ccmBlockSize]byte, data []byte) {
+	// lwota patch 3: two 64-bit XORs instead of a loop of sixteen byte XORs.
+	binary.LittleEndian.PutUint64(mac[:8], binary.LittleEndian.Uint64(mac[:8])^binary.LittleEndian.Uint64(data[:8]))
+	binary.LittleEndian.PutUint64(mac[8:], binary.LittleEndian.Uint64(mac[8:])^binary.LittleEndian.Uint64(data[8:16]))
+	c.b.Encrypt(mac[:], mac[:])
 }
 
-func (c *ccm) cbcData(mac, data []byte) {
+func (c *ccm) cbcData(mac *[ccmBlockSize]byte, data []byte) {
 	for len(data) >= ccmBlockSize {
 		c.cbcRound(mac, data[:ccmBlockSize])
 		data = data[ccmBlockSize:]
@@ -121,19 +123,21 @@ func (c *ccm) cbcData(mac, data []byte) {
 
 var errPlaintextTooLong = errors.New("ccm: plaintext too large")
 
-func (c *ccm) tag(nonce, plaintext, adata []byte) ([]byte, error) {
-	var mac [ccmBlockSize]byte
-
+// tag computes the CBC-MAC of nonce, adata and plaintext into mac (RFC 3610 section 2.2); the
+// first M bytes are the unencrypted tag. lwota patch 3: it writes into the caller's array
+// rather than returning a slice of its own, so Seal and Open allocate no tag.
+func (c *ccm) tag(mac *[ccmBlockSize]byte, nonce, plaintext, adata []byte) error {
+	*mac = [ccmBlockSize]byte{}
 	if len(adata) > 0 {
 		mac[0] |= 1 << 6
 	}
 	mac[0] |= (c.M - 2) << 2
 	mac[0] |= c.L - 1
 	if len(nonce) != c.NonceSize() {
-		return nil, errInvalidNonceSize
+		return errInvalidNonceSize
 	}
 	if len(plaintext) > c.MaxLength() {
-		return nil, errPlaintextTooLong
+		return errPlaintextTooLong
 	}
 	binary.BigEndian.PutUint64(mac[ccmBlockSize-8:], uint64(len(plaintext)))
 	copy(mac[1:ccmBlockSize-c.L], nonce)
@@ -159,15 +163,15 @@ func (c *ccm) tag(nonce, plaintext, adata []byte) ([]byte, error) {
 			binary.BigEndian.PutUint64(block[2:i], adataLength)
 		}
 		i = copy(block[i:], adata)
-		c.cbcRound(mac[:], block[:])
-		c.cbcData(mac[:], adata[i:])
+		c.cbcRound(mac, block[:])
+		c.cbcData(mac, adata[i:])
 	}
 
 	if len(plaintext) > 0 {
-		c.cbcData(mac[:], plaintext)
+		c.cbcData(mac, plaintext)
 	}
 
-	return mac[:c.M], nil
+	return nil
 }
 
 // sliceForAppend takes a slice and a requested number of bytes. It returns a
@@ -188,6 +192,18 @@ func sliceForAppend(in []byte, n int) (head, tail []byte) {
 	return
 }
 
+// counter returns the CTR stream of the payload (counter 1 on) and the key stream block S_0
+// that encrypts the tag.
+func (c *ccm) counter(nonce []byte) (cipher.Stream, [ccmBlockSize]byte) {
+	var iv, s0 [ccmBlockSize]byte
+	iv[0] = c.L - 1
+	copy(iv[1:ccmBlockSize-c.L], nonce)
+	c.b.Encrypt(s0[:], iv[:])
+	iv[len(iv)-1] |= 1
+
+	return cipher.NewCTR(c.b, iv[:]), s0
+}
+
 // Seal encrypts and authenticates plaintext, authenticates the
 // additional data and appends the result to dst, returning the updated
 // slice. The nonce must be NonceSize() bytes long and unique for all
@@ -196,24 +212,18 @@ func sliceForAppend(in []byte, n int) (head, tail []byte) {
 //
 // The plaintext and dst may alias exactly or not at all.
 func (c *ccm) Seal(dst, nonce, plaintext, adata []byte) []byte {
-	tag, err := c.tag(nonce, plaintext, adata)
-	if err != nil {
+	var mac [ccmBlockSize]byte
+	if err := c.tag(&mac, nonce, plaintext, adata); err != nil {
 		// The cipher.AEAD interface doesn't allow for an error return.
 		panic(err) // nolint
 	}
-
-	var iv, s0 [ccmBlockSize]byte
-	iv[0] = c.L - 1
-	copy(iv[1:ccmBlockSize-c.L], nonce)
-	c.b.Encrypt(s0[:], iv[:])
-	for i := 0; i < int(c.M); i++ {
-		tag[i] ^= s0[i]
+	stream, s0 := c.counter(nonce)
+	for i := range int(c.M) {
+		mac[i] ^= s0[i]
 	}
-	iv[len(iv)-1] |= 1
-	stream := cipher.NewCTR(c.b, iv[:])
 	ret, out := sliceForAppend(dst, len(plaintext)+int(c.M))
 	stream.XORKeyStream(out, plaintext)
-	copy(out[len(plaintext):], tag)
+	copy(out[len(plaintext):], mac[:c.M])
 
 	return ret
 }
@@ -224,6 +234,11 @@ var (
 	errCiphertextTooLong  = errors.New("ccm: ciphertext too long")
 )
 
+// Open authenticates and decrypts ciphertext and appends the plaintext to dst. The ciphertext
+// and dst may alias exactly or not at all; if authentication fails, the bytes Open wrote to
+// dst's spare capacity (the ciphertext itself when they alias) are zeroed, as crypto/cipher's
+// GCM does. lwota patch 3: the plaintext is decrypted straight into dst instead of into a
+// buffer of its own that was then appended to dst (one allocation and one copy per record).
 func (c *ccm) Open(dst, nonce, ciphertext, adata []byte) ([]byte, error) {
 	if len(ciphertext) < int(c.M) {
 		return nil, errCiphertextTooShort
@@ -231,33 +246,53 @@ func (c *ccm) Open(dst, nonce, ciphertext, adata []byte) ([]byte, error) {
 	if len(ciphertext) > c.MaxLength()+c.Overhead() {
 		return nil, errCiphertextTooLong
 	}
-
-	tag := make([]byte, int(c.M))
-	copy(tag, ciphertext[len(ciphertext)-int(c.M):])
-	ciphertextWithoutTag := ciphertext[:len(ciphertext)-int(c.M)]
-
-	var iv, s0 [ccmBlockSize]byte
-	iv[0] = c.L - 1
-	copy(iv[1:ccmBlockSize-c.L], nonce)
-	c.b.Encrypt(s0[:], iv[:])
-	for i := 0; i < int(c.M); i++ {
-		tag[i] ^= s0[i]
+	if len(nonce) != c.NonceSize() {
+		return nil, errInvalidNonceSize
 	}
-	iv[len(iv)-1] |= 1
-	stream := cipher.NewCTR(c.b, iv[:])
+	var tag [ccmBlockSize]byte
+	copy(tag[:], ciphertext[len(ciphertext)-int(c.M):])
+	ciphertext = ciphertext[:len(ciphertext)-int(c.M)]
 
-	// Cannot decrypt directly to dst since we're not supposed to
-	// reveal the plaintext to the caller if authentication fails.
-	plaintext := make([]byte, len(ciphertextWithoutTag))
-	stream.XORKeyStream(plaintext, ciphertextWithoutTag)
-	expectedTag, err := c.tag(nonce, plaintext, adata)
-	if err != nil {
+	ret, out := sliceForAppend(dst, len(ciphertext))
+	if inexactOverlap(out, ciphertext) {
+		// Decrypting would overwrite ciphertext not yet read: decrypt elsewhere first, as
+		// before the patch.
+		whole := make([]byte, len(ciphertext)+int(c.M))
+		copy(whole[copy(whole, ciphertext):], tag[:c.M])
+		plaintext, err := c.Open(nil, nonce, whole, adata)
+		if err != nil {
+			return nil, err
+		}
+
+		return append(dst, plaintext...), nil
+	}
+	stream, s0 := c.counter(nonce)
+	stream.XORKeyStream(out, ciphertext)
+	var expected [ccmBlockSize]byte
+	if err := c.tag(&expected, nonce, out, adata); err != nil {
+		clear(out)
+
 		return nil, err
 	}
+	for i := range int(c.M) {
+		tag[i] ^= s0[i]
+	}
+	if subtle.ConstantTimeCompare(tag[:c.M], expected[:c.M]) != 1 {
+		clear(out) // reveal no plaintext that failed authentication
 
-	if subtle.ConstantTimeCompare(tag, expectedTag) != 1 {
 		return nil, errOpen
 	}
 
-	return append(dst, plaintext...), nil
+	return ret, nil
+}
+
+// inexactOverlap reports whether x and y share memory at any non-corresponding index (from
+// golang.org/x/crypto/internal/alias).
+func inexactOverlap(x, y []byte) bool {
+	if len(x) == 0 || len(y) == 0 || &x[0] == &y[0] {
+		return false
+	}
+
+	return uintptr(unsafe.Pointer(&x[0])) <= uintptr(unsafe.Pointer(&y[len(y)-1])) && //nolint:gosec // address comparison only
+		uintptr(unsafe.Pointer(&y[0])) <= uintptr(unsafe.Pointer(&x[len(x)-1])) //nolint:gosec // address comparison only
 }
