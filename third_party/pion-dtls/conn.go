@@ -87,6 +87,12 @@ type Conn struct {
 	readDeadline  *deadline.Deadline
 	writeDeadline *deadline.Deadline
 
+	// writeContext's cache (lwota patch 1).
+	writeCtxMu     sync.Mutex
+	writeCtx       context.Context //nolint:containedctx
+	writeCtxParent context.Context //nolint:containedctx
+	writeCtxCancel context.CancelFunc
+
 	log logging.LeveledLogger
 
 	reading               chan struct{}
@@ -481,10 +487,7 @@ func (c *Conn) Write(payload []byte) (int, error) {
 		return 0, err
 	}
 
-	ctx, cancel := c.contextWithClose(c.writeDeadline.Context())
-	defer cancel()
-
-	return len(payload), c.writePackets(ctx, []*packet{
+	return len(payload), c.writePackets(c.writeContext(), []*packet{
 		{
 			record: &recordlayer.RecordLayer{
 				Header: recordlayer.Header{
@@ -641,6 +644,25 @@ func (c *Conn) contextWithClose(ctx context.Context) (context.Context, context.C
 		stop()
 		cancel(context.Canceled)
 	}
+}
+
+// writeContext is the context of application data writes: it ends when the write deadline
+// passes or the connection closes. lwota patch 1: it is made again only when the deadline's
+// context changes (once it has fired), not for every Write, so that ctxPacketConn watches it
+// once rather than per record.
+func (c *Conn) writeContext() context.Context {
+	deadlineCtx := c.writeDeadline.Context()
+	c.writeCtxMu.Lock()
+	defer c.writeCtxMu.Unlock()
+	if c.writeCtx == nil || deadlineCtx != c.writeCtxParent {
+		if c.writeCtxCancel != nil {
+			c.writeCtxCancel() // derived from a deadline context that has fired: done already
+		}
+		c.writeCtx, c.writeCtxCancel = c.contextWithClose(deadlineCtx)
+		c.writeCtxParent = deadlineCtx
+	}
+
+	return c.writeCtx
 }
 
 func (c *Conn) compactRawPackets(rawPackets [][]byte) [][]byte {
