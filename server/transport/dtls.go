@@ -170,6 +170,7 @@ type dtlsLink struct {
 	handshaking int
 	closeOnce   sync.Once
 	closeErr    error
+	sink        dtlsSinkHolder // where sessions deliver plaintext (dtls_fastpath.go)
 }
 
 // dtlsRecord is one decrypted datagram on its way to the engine.
@@ -474,28 +475,7 @@ func (l *dtlsLink) run(s *dtlsSession) {
 	l.handshaking--
 	l.mu.Unlock()
 	l.m.handshakeOK.Inc()
-	buf := make([]byte, l.size)
-	for {
-		n, err := conn.Read(buf)
-		if err != nil {
-			var te *dtls.TemporaryError
-			if errors.As(err, &te) && s.ctx.Err() == nil {
-				continue // a record larger than MaxMessageSize: dropped
-			}
-			return
-		}
-		if l.dc.ConnectionID {
-			l.follow(s, conn)
-		}
-		l.mu.Lock()
-		r := dtlsRecord{b: append([]byte(nil), buf[:n]...), from: s.addr, identity: s.identity}
-		l.mu.Unlock()
-		select {
-		case l.in <- r:
-		case <-s.ctx.Done():
-			return
-		}
-	}
+	l.readSession(s, conn) // dtls_fastpath.go: plaintext straight to the engine's queue
 }
 
 // handshakeFailed counts a failed handshake by reason and logs it: at info, since a device that

@@ -1,0 +1,92 @@
+package transport
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+
+	"github.com/pion/dtls/v3"
+)
+
+// The DTLS record fast path (issue 16). A decrypted record used to cross four goroutines on its
+// way to the Handler: the demultiplexer, pion's reader, the session's reader (dtlsLink.run) and
+// the engine's reader (Endpoint.readLoop), then a worker; and it was copied three times after
+// pion (into a record of its own, into the engine's buffer, and by pion's Read). The session's
+// reader now reads pion's plaintext straight into one of the engine's pooled buffers and queues
+// it for the workers itself, through the engine's sink: one goroutine hand-off and two copies
+// fewer per record. The engine applies the same admission as to a datagram it reads (the source
+// rate, the size limit) and the same bounded queue (a full queue drops the record, counted as
+// queue_full; the device retransmits).
+
+// datagramSink is the engine's side of a link whose own goroutines hand it datagrams.
+type datagramSink interface {
+	// buffer returns an engine buffer of MaxMessageSize+1 bytes to read a datagram into.
+	buffer() *[]byte
+	// deliver admits and queues the datagram (*bp)[:n] for a worker, exactly as the engine's
+	// reader does with one it read itself, and takes bp back.
+	deliver(bp *[]byte, n int, from netip.AddrPort, identity string)
+	// recycle takes back a buffer that was not delivered.
+	recycle(bp *[]byte)
+}
+
+// pushLink is a link that delivers datagrams to a sink rather than returning them from readFrom.
+// Once it has a sink, its readFrom returns no datagrams (it only waits for the link to close), so
+// the engine's reader and the sink never admit datagrams at the same time.
+type pushLink interface {
+	setSink(datagramSink)
+}
+
+func (e *Endpoint) buffer() *[]byte    { return e.bufs.Get().(*[]byte) }
+func (e *Endpoint) recycle(bp *[]byte) { e.bufs.Put(bp) }
+
+func (e *Endpoint) deliver(bp *[]byte, n int, from netip.AddrPort, identity string) {
+	e.m.received.Inc()
+	// Many session goroutines deliver at once; admit's source limiter is for one goroutine.
+	e.admitMu.Lock()
+	queue, refuse, maxAge, n := e.admit(n, from)
+	e.admitMu.Unlock()
+	if !queue {
+		e.bufs.Put(bp)
+		return
+	}
+	select {
+	case e.queue <- packet{buf: bp, n: n, from: from, identity: identity, refuse: refuse, maxAge: maxAge}:
+	default:
+		e.m.dropQueueFull.Inc()
+		e.bufs.Put(bp)
+	}
+}
+
+// dtlsSinkHolder is the sink of a dtlsLink, set once by newEndpoint right after the link is made,
+// so every session has it. (dtlsLink.in and readFrom stay only to start the link and to wait.)
+type dtlsSinkHolder struct {
+	once sync.Once
+	sink datagramSink
+}
+
+func (l *dtlsLink) setSink(s datagramSink) { l.sink.once.Do(func() { l.sink.sink = s }) }
+
+// readSession reads the plaintext of an established session and hands it to the engine until
+// the session ends.
+func (l *dtlsLink) readSession(s *dtlsSession, conn *dtls.Conn) {
+	sink := l.sink.sink // set by newEndpoint, before any session exists
+	for {
+		bp := sink.buffer()
+		n, err := conn.Read(*bp)
+		if err != nil {
+			sink.recycle(bp)
+			var te *dtls.TemporaryError
+			if errors.As(err, &te) && s.ctx.Err() == nil {
+				continue // a record larger than MaxMessageSize: dropped
+			}
+			return
+		}
+		if l.dc.ConnectionID {
+			l.follow(s, conn)
+		}
+		l.mu.Lock()
+		from, identity := s.addr, s.identity
+		l.mu.Unlock()
+		sink.deliver(bp, n, from, identity)
+	}
+}
