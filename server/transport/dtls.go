@@ -170,7 +170,7 @@ type dtlsLink struct {
 	handshaking int
 	closeOnce   sync.Once
 	closeErr    error
-	sink        dtlsSinkHolder // where sessions deliver plaintext (dtls_fastpath.go)
+	fast        dtlsFastPath // the record fast path's sink and buffers (dtls_fastpath.go)
 }
 
 // dtlsRecord is one decrypted datagram on its way to the engine.
@@ -375,7 +375,7 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 	}
 	s.lastRx = time.Now()
 	select {
-	case s.vc.rx <- inbound{b: append([]byte(nil), p...), from: from}:
+	case s.vc.rx <- inbound{b: l.fast.copyInbound(p), from: from}: // pooled copy (dtls_fastpath.go)
 	default: // the session is behind: drop, the peer retransmits
 	}
 }
@@ -559,7 +559,7 @@ func isClientHello(p []byte) bool {
 }
 
 type inbound struct {
-	b    []byte
+	b    *[]byte // from copyInbound
 	from netip.AddrPort
 }
 
@@ -578,6 +578,8 @@ type sessionConn struct {
 	idleMu  sync.Mutex
 	idle    bool
 	entered chan struct{}
+
+	addr lastUDPAddr // the *net.UDPAddr ReadFrom returns, kept while the address stays (dtls_fastpath.go)
 }
 
 // settleWait bounds settle, should pion be busy for long.
@@ -628,7 +630,9 @@ func (c *sessionConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 	select {
 	case p := <-c.rx:
-		return copy(b, p.b), net.UDPAddrFromAddrPort(p.from), nil
+		n := copy(b, *p.b)
+		c.l.fast.releaseInbound(p.b)
+		return n, c.udpAddr(p.from), nil // dtls_fastpath.go
 	case <-c.rd.Done():
 		return 0, nil, timeoutError{}
 	case <-c.closed:

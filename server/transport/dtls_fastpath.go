@@ -2,6 +2,7 @@ package transport
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 	"sync"
 
@@ -57,19 +58,26 @@ func (e *Endpoint) deliver(bp *[]byte, n int, from netip.AddrPort, identity stri
 	}
 }
 
-// dtlsSinkHolder is the sink of a dtlsLink, set once by newEndpoint right after the link is made,
-// so every session has it. (dtlsLink.in and readFrom stay only to start the link and to wait.)
-type dtlsSinkHolder struct {
+// dtlsFastPath is a dtlsLink's part of the fast path: the engine's sink, set once by newEndpoint
+// right after the link is made, so every session has it (dtlsLink.in and readFrom stay only to
+// start the link and to wait), and the pool of inbound copies.
+type dtlsFastPath struct {
 	once sync.Once
 	sink datagramSink
+	// inbound holds the copies the demultiplexer hands a session (its read buffer is reused for
+	// the next datagram); the session's ReadFrom gives them back once pion has copied the
+	// datagram. Buffers of up to inboundPooled bytes are kept; a larger datagram gets its own.
+	inbound sync.Pool
 }
 
-func (l *dtlsLink) setSink(s datagramSink) { l.sink.once.Do(func() { l.sink.sink = s }) }
+const inboundPooled = 2048
+
+func (l *dtlsLink) setSink(s datagramSink) { l.fast.once.Do(func() { l.fast.sink = s }) }
 
 // readSession reads the plaintext of an established session and hands it to the engine until
 // the session ends.
 func (l *dtlsLink) readSession(s *dtlsSession, conn *dtls.Conn) {
-	sink := l.sink.sink // set by newEndpoint, before any session exists
+	sink := l.fast.sink // set by newEndpoint, before any session exists
 	for {
 		bp := sink.buffer()
 		n, err := conn.Read(*bp)
@@ -89,4 +97,42 @@ func (l *dtlsLink) readSession(s *dtlsSession, conn *dtls.Conn) {
 		l.mu.Unlock()
 		sink.deliver(bp, n, from, identity)
 	}
+}
+
+func (f *dtlsFastPath) copyInbound(p []byte) *[]byte {
+	if len(p) > inboundPooled {
+		b := append([]byte(nil), p...)
+		return &b
+	}
+	bp, _ := f.inbound.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 0, inboundPooled)
+		bp = &b
+	}
+	*bp = append((*bp)[:0], p...)
+	return bp
+}
+
+func (f *dtlsFastPath) releaseInbound(bp *[]byte) {
+	if cap(*bp) == inboundPooled {
+		f.inbound.Put(bp)
+	}
+}
+
+// lastUDPAddr is the *net.UDPAddr of the last datagram a session read: one per address rather
+// than two allocations per datagram. pion compares it with the connection's remote address to
+// notice a connection-id peer that moved, so a new address still gets a new value.
+type lastUDPAddr struct {
+	mu   sync.Mutex
+	ap   netip.AddrPort
+	addr *net.UDPAddr
+}
+
+func (c *sessionConn) udpAddr(ap netip.AddrPort) *net.UDPAddr {
+	c.addr.mu.Lock()
+	defer c.addr.mu.Unlock()
+	if c.addr.addr == nil || c.addr.ap != ap {
+		c.addr.ap, c.addr.addr = ap, net.UDPAddrFromAddrPort(ap)
+	}
+	return c.addr.addr
 }

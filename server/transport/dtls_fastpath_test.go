@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/transport/v5/deadline"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -104,5 +105,35 @@ func TestDeliverQueueFull(t *testing.T) {
 	p := <-e.queue
 	if p.from != from || p.identity != "dev1" || p.refuse != refuseNone {
 		t.Fatalf("queued %+v", p)
+	}
+}
+
+// TestSessionConnReadAllocations: handing a datagram from the demultiplexer to pion allocates
+// nothing but the idle signal of the connection-id code (before: a copy per datagram and two
+// for its address), and the address pion gets changes only when the peer's does.
+func TestSessionConnReadAllocations(t *testing.T) {
+	l := &dtlsLink{}
+	c := &sessionConn{l: l, rx: make(chan inbound, 1), closed: make(chan struct{}), rd: deadline.New(), entered: make(chan struct{})}
+	from := netip.MustParseAddrPort("192.0.2.1:5684")
+	datagram := make([]byte, 1100)
+	buf := make([]byte, 2048)
+	read := func() *net.UDPAddr {
+		c.rx <- inbound{b: l.fast.copyInbound(datagram), from: from}
+		n, addr, err := c.ReadFrom(buf)
+		if err != nil || n != len(datagram) {
+			t.Fatalf("ReadFrom = %d, %v", n, err)
+		}
+		return addr.(*net.UDPAddr)
+	}
+	first := read()
+	if allocs := testing.AllocsPerRun(100, func() { read() }); allocs > 1 {
+		t.Fatalf("%v allocations per datagram, want at most 1", allocs)
+	}
+	if again := read(); again != first {
+		t.Fatal("a new *net.UDPAddr for the same peer address")
+	}
+	from = netip.MustParseAddrPort("192.0.2.1:6000")
+	if moved := read(); moved == first || moved.AddrPort() != from {
+		t.Fatalf("after the peer moved ReadFrom says %v, want a new %v", moved, from)
 	}
 }
