@@ -375,7 +375,7 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 	}
 	s.lastRx = time.Now()
 	select {
-	case s.vc.rx <- inbound{b: l.fast.copyInbound(p), from: from}: // pooled copy (dtls_fastpath.go)
+	case s.vc.rx <- l.fast.inbound(p, from): // a pooled copy (dtls_fastpath.go)
 	default: // the session is behind: drop, the peer retransmits
 	}
 }
@@ -559,8 +559,9 @@ func isClientHello(p []byte) bool {
 }
 
 type inbound struct {
-	b    *[]byte // from copyInbound
-	from netip.AddrPort
+	b      []byte
+	from   netip.AddrPort
+	pooled *[]byte // b's buffer when it comes from dtlsFastPath.inbound, returned after the read
 }
 
 // sessionConn is the net.PacketConn pion sees for one session: reads come from the
@@ -630,9 +631,9 @@ func (c *sessionConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 	select {
 	case p := <-c.rx:
-		n := copy(b, *p.b)
-		c.l.fast.releaseInbound(p.b)
-		return n, c.udpAddr(p.from), nil // dtls_fastpath.go
+		n := copy(b, p.b)
+		c.l.fast.release(p) // dtls_fastpath.go
+		return n, c.udpAddr(p.from), nil
 	case <-c.rd.Done():
 		return 0, nil, timeoutError{}
 	case <-c.closed:

@@ -64,10 +64,10 @@ func (e *Endpoint) deliver(bp *[]byte, n int, from netip.AddrPort, identity stri
 type dtlsFastPath struct {
 	once sync.Once
 	sink datagramSink
-	// inbound holds the copies the demultiplexer hands a session (its read buffer is reused for
+	// pool holds the copies the demultiplexer hands a session (its read buffer is reused for
 	// the next datagram); the session's ReadFrom gives them back once pion has copied the
 	// datagram. Buffers of up to inboundPooled bytes are kept; a larger datagram gets its own.
-	inbound sync.Pool
+	pool sync.Pool
 }
 
 const inboundPooled = 2048
@@ -99,23 +99,24 @@ func (l *dtlsLink) readSession(s *dtlsSession, conn *dtls.Conn) {
 	}
 }
 
-func (f *dtlsFastPath) copyInbound(p []byte) *[]byte {
+// inbound copies p, a datagram from the demultiplexer's read buffer, for a session.
+func (f *dtlsFastPath) inbound(p []byte, from netip.AddrPort) inbound {
 	if len(p) > inboundPooled {
-		b := append([]byte(nil), p...)
-		return &b
+		return inbound{b: append([]byte(nil), p...), from: from}
 	}
-	bp, _ := f.inbound.Get().(*[]byte)
+	bp, _ := f.pool.Get().(*[]byte)
 	if bp == nil {
 		b := make([]byte, 0, inboundPooled)
 		bp = &b
 	}
 	*bp = append((*bp)[:0], p...)
-	return bp
+	return inbound{b: *bp, from: from, pooled: bp}
 }
 
-func (f *dtlsFastPath) releaseInbound(bp *[]byte) {
-	if cap(*bp) == inboundPooled {
-		f.inbound.Put(bp)
+// release takes back the buffer of a datagram pion has copied.
+func (f *dtlsFastPath) release(in inbound) {
+	if in.pooled != nil {
+		f.pool.Put(in.pooled)
 	}
 }
 

@@ -118,7 +118,7 @@ func TestSessionConnReadAllocations(t *testing.T) {
 	datagram := make([]byte, 1100)
 	buf := make([]byte, 2048)
 	read := func() *net.UDPAddr {
-		c.rx <- inbound{b: l.fast.copyInbound(datagram), from: from}
+		c.rx <- l.fast.inbound(datagram, from)
 		n, addr, err := c.ReadFrom(buf)
 		if err != nil || n != len(datagram) {
 			t.Fatalf("ReadFrom = %d, %v", n, err)
