@@ -47,13 +47,14 @@ fuzz:
 # Micro-benchmarks, the registration benchmark with DEVICES emulated devices (then with the raw
 # registration client; each beside PostgreSQL, BENCH_POSTGRES above; each run's devices are new
 # to it), firmware pull
-# throughput at 16, 64 and 1000 devices for PULL_SECONDS each over CoAP and over DTLS (as a ratio),
+# throughput at 16, 64 and 1000 devices for PULL_SECONDS each over CoAP and over DTLS with each
+# cipher suite LwM2M devices use (as a ratio to plain CoAP; BenchmarkDTLSBlock2 guards it),
 # DTLS PSK handshakes per second for DTLS_SECONDS, and a campaign to DEVICES devices.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	./$(BIN)/lwota bench --devices $(DEVICES) --concurrency 256 $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
 	./$(BIN)/lwota bench --devices $(DEVICES) --concurrency 256 --client raw $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
-	./$(BIN)/lwota bench pull --devices 16,64,1000 --duration $(PULL_SECONDS)s --dtls
+	./$(BIN)/lwota bench pull --devices 16,64,1000 --duration $(PULL_SECONDS)s --dtls --cipher psk-ccm8,psk-gcm,ecdhe-ccm8
 	./$(BIN)/lwota bench dtls --clients 1,16,64 --duration $(DTLS_SECONDS)s
 	./$(BIN)/lwota bench campaign --devices $(DEVICES) --image-size 65536
 	./$(BIN)/lwota bench bootstrap --devices 1000

@@ -351,9 +351,22 @@ func benchPullCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs := newFlagSet("bench pull", stderr)
 	devices := fs.String("devices", "16,64,1000", "comma-separated device counts, one run each")
 	duration := fs.Duration("duration", 60*time.Second, "how long each run pulls")
-	withDTLS := fs.Bool("dtls", false, "also pull over CoAP over DTLS (PSK) at each device count, as a ratio to plain CoAP")
+	withDTLS := fs.Bool("dtls", false, "also pull over CoAP over DTLS at each device count, as a ratio to plain CoAP")
+	ciphers := fs.String("cipher", "psk-ccm8", "with --dtls: comma-separated cipher suites, one DTLS run each: psk-ccm8, psk-gcm, ecdhe-ccm8")
+	cpuProfile := fs.String("cpuprofile", "", "write the CPU profile of the whole run (client and server) to this file")
 	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var counts []int
 	for _, f := range strings.Split(*devices, ",") {
@@ -363,5 +376,12 @@ func benchPullCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 		counts = append(counts, n)
 	}
-	return BenchPull(ctx, stdout, counts, *duration, *withDTLS)
+	var suites []lwm2mtest.DTLSSuite
+	if *withDTLS {
+		var err error
+		if suites, err = lwm2mtest.ParseDTLSSuites(*ciphers); err != nil {
+			return fmt.Errorf("bench pull: --cipher: %w", err)
+		}
+	}
+	return BenchPull(ctx, stdout, counts, *duration, suites)
 }

@@ -52,32 +52,6 @@ func serveBenchDTLS(ctx context.Context, h transport.Handler) (addr string, stop
 	return pc.LocalAddr().String(), func() { cancel(); <-served }, nil
 }
 
-// benchPullDTLS runs the pull load over DTLS at n devices for d and prints it in the columns of
-// the plain run (its ratio to echo, the UDP echo baseline), then as a ratio to coapRate, the
-// plain CoAP blocks/s of the same device count.
-func benchPullDTLS(ctx context.Context, w io.Writer, uri string, n int, d time.Duration, echo, coapRate float64) error {
-	rssStart := vmRSS()
-	cpuStart := processCPU()
-	rep, err := lwm2mtest.PullLoadDTLS(ctx, lwm2mtest.PullConfig{URI: uri, Devices: n, Duration: d, Window: pullWindow(d)}, benchPSK)
-	if err != nil {
-		return err
-	}
-	cpu := processCPU() - cpuStart // the n handshakes included: a few ms
-	perBlock, ratio := 0.0, 0.0    // ratio: to plain CoAP
-	if rep.Blocks > 0 {
-		perBlock = float64(cpu.Microseconds()) / float64(rep.Blocks)
-	}
-	if coapRate > 0 {
-		ratio = rep.BlocksPerSec / coapRate
-	}
-	fmt.Fprintf(w, "%8s %12s %12.0f %6.2fx %9.2f %10.1f %8d %8d %7d MiB %7d MiB  dtls: %.2f of plain CoAP's blocks/s\n",
-		"dtls", "", rep.BlocksPerSec, rep.BlocksPerSec/echo, rep.Decline(), perBlock, rep.Retransmits, rep.Errors, rssStart>>20, vmRSS()>>20, ratio)
-	if rep.FirstError != "" {
-		fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
-	}
-	return nil
-}
-
 // benchDTLSCommand is `lwota bench dtls`: DTLS 1.2 PSK handshakes per second.
 func benchDTLSCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench dtls", stderr)

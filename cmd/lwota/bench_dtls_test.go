@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lwota/lwota/server/lwm2mtest"
 )
 
 func TestBenchDTLS(t *testing.T) {
@@ -17,10 +19,15 @@ func TestBenchDTLS(t *testing.T) {
 		t.Fatalf("output:\n%s", out.String())
 	}
 	out.Reset()
-	if err := BenchPull(context.Background(), &out, []int{4}, 500*time.Millisecond, true); err != nil {
+	if err := BenchPull(context.Background(), &out, []int{4}, 500*time.Millisecond, lwm2mtest.DTLSSuites()); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "dtls:") || strings.Contains(out.String(), "first error") {
+	for _, suite := range lwm2mtest.DTLSSuites() {
+		if !strings.Contains(out.String(), "dtls "+suite.Name+":") {
+			t.Fatalf("no run with %s; output:\n%s", suite.Name, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "first error") {
 		t.Fatalf("output:\n%s", out.String())
 	}
 	t.Log("\n" + out.String())

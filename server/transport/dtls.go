@@ -177,6 +177,7 @@ type dtlsLink struct {
 	handshaking int
 	closeOnce   sync.Once
 	closeErr    error
+	fast        dtlsFastPath // the record fast path's sink and buffers (dtls_fastpath.go)
 }
 
 // dtlsRecord is one decrypted datagram on its way to the engine.
@@ -393,7 +394,7 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 	}
 	s.lastRx = time.Now()
 	select {
-	case s.vc.rx <- inbound{b: append([]byte(nil), p...), from: from}:
+	case s.vc.rx <- l.fast.inbound(p, from): // a pooled copy (dtls_fastpath.go)
 	default: // the session is behind: drop, the peer retransmits
 	}
 }
@@ -492,28 +493,7 @@ func (l *dtlsLink) run(s *dtlsSession) {
 	l.handshaking--
 	l.mu.Unlock()
 	l.m.handshakeOK.Inc()
-	buf := make([]byte, l.size)
-	for {
-		n, err := conn.Read(buf)
-		if err != nil {
-			var te *dtls.TemporaryError
-			if errors.As(err, &te) && s.ctx.Err() == nil {
-				continue // a record larger than MaxMessageSize: dropped
-			}
-			return
-		}
-		if l.dc.ConnectionID {
-			l.follow(s, conn)
-		}
-		l.mu.Lock()
-		r := dtlsRecord{b: append([]byte(nil), buf[:n]...), from: s.addr, identity: s.identity}
-		l.mu.Unlock()
-		select {
-		case l.in <- r:
-		case <-s.ctx.Done():
-			return
-		}
-	}
+	l.readSession(s, conn) // dtls_fastpath.go: plaintext straight to the engine's queue
 }
 
 // handshakeFailed counts a failed handshake by reason and logs it: at info, since a device that
@@ -597,8 +577,9 @@ func isClientHello(p []byte) bool {
 }
 
 type inbound struct {
-	b    []byte
-	from netip.AddrPort
+	b      []byte
+	from   netip.AddrPort
+	pooled *[]byte // b's buffer when it comes from dtlsFastPath.inbound, returned after the read
 }
 
 // sessionConn is the net.PacketConn pion sees for one session: reads come from the
@@ -616,6 +597,8 @@ type sessionConn struct {
 	idleMu  sync.Mutex
 	idle    bool
 	entered chan struct{}
+
+	addr lastUDPAddr // the *net.UDPAddr ReadFrom returns, kept while the address stays (dtls_fastpath.go)
 }
 
 // settleWait bounds settle, should pion be busy for long.
@@ -666,7 +649,9 @@ func (c *sessionConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 	select {
 	case p := <-c.rx:
-		return copy(b, p.b), net.UDPAddrFromAddrPort(p.from), nil
+		n := copy(b, p.b)
+		c.l.fast.release(p) // dtls_fastpath.go
+		return n, c.udpAddr(p.from), nil
 	case <-c.rd.Done():
 		return 0, nil, timeoutError{}
 	case <-c.closed:
