@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -10,12 +11,24 @@ import (
 
 func TestBenchDTLS(t *testing.T) {
 	var out bytes.Buffer
-	if err := BenchDTLSHandshakes(context.Background(), &out, []int{2}, 500*time.Millisecond); err != nil {
+	exe, err := os.Executable()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "handshakes/s") || strings.Contains(out.String(), "first error") {
+	cfg := dtlsBenchConfig{Clients: []int{2}, Duration: 500 * time.Millisecond, Libcoap: "coap-server-openssl",
+		self: dtlsBenchSelf{exe: exe, env: []string{readmeCLIEnv + "=1"}}}
+	if err := BenchDTLSHandshakes(context.Background(), &out, os.Stderr, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{" lwota ", " pion ", " libcoap ", "of libcoap+OpenSSL's", "of bare pion's"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("no %q in output:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "first error") || strings.Contains(out.String(), "n/a") {
 		t.Fatalf("output:\n%s", out.String())
 	}
+	t.Log("\n" + out.String())
 	out.Reset()
 	if err := BenchPull(context.Background(), &out, []int{4}, 500*time.Millisecond, true); err != nil {
 		t.Fatal(err)
