@@ -74,6 +74,10 @@ type DTLSConfig struct {
 	// stores a refused session from it, bounded by its request timeout; HandshakeRate bounds how
 	// often one source can make it run).
 	OnHandshakeFailure func(from netip.AddrPort, identity, reason string, err error)
+	// HelloVerify selects who answers a ClientHello without a valid cookie: lwota, statelessly,
+	// before any per-peer state exists, or pion inside a session (dtls_cookie.go). Default
+	// HelloVerifyAuto: lwota when the linked pion can take over from a verified ClientHello.
+	HelloVerify HelloVerify
 	// X509, when set, also authenticates devices by certificate (dtls_x509.go); their
 	// Peer.Identity is X509IdentityPrefix and the certificate's name. The ECDHE_ECDSA suites
 	// join the default CipherSuites.
@@ -170,6 +174,11 @@ type dtlsLink struct {
 	handshaking int
 	closeOnce   sync.Once
 	closeErr    error
+
+	// Stateless HelloVerifyRequest (dtls_cookie.go).
+	cookies atomic.Pointer[cookieJar] // nil: pion answers ClientHellos without a cookie itself
+	probed  chan struct{}             // closed once HelloVerifyAuto has decided
+	cookieM *cookieMetrics
 }
 
 // dtlsRecord is one decrypted datagram on its way to the engine.
@@ -193,6 +202,8 @@ type dtlsSession struct {
 	cancel      context.CancelFunc
 	pskFailed   atomic.Bool            // our PSK lookup refused the client (the handshake's failure reason)
 	pskIdentity atomic.Pointer[string] // the PSK identity the client presented, for OnHandshakeFailure
+	cookieValid bool                   // lwota checked the ClientHello's cookie: pion skips its own round (dtls_cookie.go)
+	seqBase     uint64                 // added to pion's epoch-0 record numbers after a stateless cookie
 }
 
 func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logger, reg prometheus.Registerer) (*dtlsLink, error) {
@@ -223,7 +234,17 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 		dtls.WithMTU(max(cfg.MaxMessageSize+64, 1200)),
 	}
 	l.opts = append(l.opts, dc.x509Options()...)
-	var err error
+	cm, err := newCookieMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("transport: metrics: %w", err)
+	}
+	l.cookieM, l.probed = cm, make(chan struct{})
+	if dc.HelloVerify == HelloVerifyStateless {
+		l.cookies.Store(newCookieJar(time.Now, cm))
+	}
+	if dc.HelloVerify != HelloVerifyAuto {
+		close(l.probed)
+	}
 	l.m, err = newDTLSMetrics(reg, func() float64 {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -263,6 +284,10 @@ func (l *dtlsLink) start() {
 	l.wg.Add(2)
 	go l.demux()
 	go l.sweep()
+	if l.dc.HelloVerify == HelloVerifyAuto {
+		l.wg.Add(1)
+		go l.probeHelloVerify() // dtls_cookie.go
+	}
 }
 
 func (l *dtlsLink) readFrom(b []byte) (int, netip.AddrPort, string, error) {
@@ -341,16 +366,35 @@ func (l *dtlsLink) demux() {
 
 func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 	hello := isClientHello(p)
+	var verdict string
+	var answer []byte // a HelloVerifyRequest, sent once l.mu is released
+	var seqBase uint64
 	if hello {
 		p = append([]byte(nil), p...) // the rewrite below must not touch the caller's buffer
 		normalizeHelloVersion(p)      // mbed TLS 2.x's fe 00, which pion drops (dtls_hello.go)
+		if jar := l.cookies.Load(); jar != nil {
+			verdict, answer, seqBase = jar.check(p, from) // stateless cookie (dtls_cookie.go)
+		}
 	}
+	defer func() {
+		if answer != nil && l.ctx.Err() == nil {
+			_, _ = l.pc.WriteTo(answer, net.UDPAddrFromAddrPort(from))
+		}
+	}()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return
 	}
 	s := l.byAddr[from]
+	if verdict != "" && verdict != cookieValid {
+		if s == nil || s.established || s.cookieValid {
+			// No valid cookie: answered (or dropped) before any per-peer state, and no
+			// session, live or pending, hears of it.
+			return
+		}
+		answer = nil // a handshake pion began before the stateless cookie was on: its own round
+	}
 	if l.dc.ConnectionID && len(p) >= 13+cidSize && p[0] == 25 { // tls12_cid record (RFC 9146 §4)
 		if cs := l.byCID[string(p[11:11+cidSize])]; cs != nil {
 			s = cs // pion moves the session's address once the record authenticates
@@ -370,7 +414,7 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 		if !l.admitHello(from) {
 			return
 		}
-		s = l.newSession(from)
+		s = l.newSession(from, verdict == cookieValid, seqBase)
 	}
 	s.lastRx = time.Now()
 	select {
@@ -381,8 +425,8 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 
 // newSession registers a handshaking session for from and starts its goroutine. Called with
 // l.mu held.
-func (l *dtlsLink) newSession(from netip.AddrPort) *dtlsSession {
-	s := &dtlsSession{addr: from}
+func (l *dtlsLink) newSession(from netip.AddrPort, cookieValid bool, seqBase uint64) *dtlsSession {
+	s := &dtlsSession{addr: from, cookieValid: cookieValid, seqBase: seqBase}
 	s.ctx, s.cancel = context.WithCancel(l.ctx)
 	s.vc = &sessionConn{l: l, s: s, rx: make(chan inbound, 16), closed: make(chan struct{}), rd: deadline.New(), entered: make(chan struct{})}
 	l.byAddr[from] = s
@@ -428,6 +472,9 @@ func (l *dtlsLink) run(s *dtlsSession) {
 		}
 		return key, err
 	}))
+	if s.cookieValid {
+		opts = append(opts, dtls.WithInsecureSkipVerifyHello(true))
+	}
 	if l.dc.ConnectionID {
 		opts = append(opts, dtls.WithConnectionIDGenerator(func() []byte {
 			cid := make([]byte, cidSize)
@@ -669,7 +716,10 @@ func (c *sessionConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if ap := unmap(ua.AddrPort()); ap != c.s.currentAddr(c.l) {
 		c.l.moved(c.s, ap)
 	}
-	return c.l.pc.WriteTo(b, addr)
+	if _, err := c.l.pc.WriteTo(shiftEpoch0Seq(b, c.s.seqBase), addr); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 func (s *dtlsSession) currentAddr(l *dtlsLink) netip.AddrPort {
