@@ -506,8 +506,7 @@ func (l *dtlsLink) run(s *dtlsSession) {
 		l.handshakeFailed(s, handshakeFailure(s.ctx, err, s.pskFailed.Load(), false), err)
 		return
 	}
-	st, _ := conn.ConnectionState()
-	identity, err := l.sessionIdentity(st)
+	identity, err := l.handshakeIdentity(s, conn) // dtls_handshake.go
 	if err != nil {
 		l.handshakeFailed(s, handshakeFailure(s.ctx, err, false, true), err)
 		return
