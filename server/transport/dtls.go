@@ -256,13 +256,13 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 	return l, nil
 }
 
-func (l *dtlsLink) lookupPSK(identity []byte) ([]byte, error) {
+// lookupPSK asks the store for identity's key under ctx, the handshake's (its deadline is
+// HandshakeTimeout; a context of its own per lookup cost a timer per handshake).
+func (l *dtlsLink) lookupPSK(ctx context.Context, identity []byte) ([]byte, error) {
 	if _, isCert := CertificateName(string(identity)); isCert {
 		// Such an identity would read as a certificate's name above the transport.
 		return nil, fmt.Errorf("transport: psk %q: reserved identity prefix", identity)
 	}
-	ctx, cancel := context.WithTimeout(l.ctx, l.dc.HandshakeTimeout)
-	defer cancel()
 	key, err := l.dc.PSK.PSK(ctx, string(identity))
 	if err != nil {
 		return nil, fmt.Errorf("transport: psk %q: %w", identity, err)
@@ -463,10 +463,12 @@ func (l *dtlsLink) run(s *dtlsSession) {
 		s.cancel()
 	}()
 	// The PSK callback is per session, so a failed handshake can name our refusal as its reason.
+	// It runs inside HandshakeContext, under hctx (set before), whose deadline bounds the lookup.
+	var hctx context.Context
 	opts := append(slices.Clone(l.opts), dtls.WithPSK(func(identity []byte) ([]byte, error) {
 		id := string(identity)
 		s.pskIdentity.Store(&id)
-		key, err := l.lookupPSK(identity)
+		key, err := l.lookupPSK(hctx, identity)
 		if err != nil {
 			s.pskFailed.Store(true)
 		}
@@ -499,7 +501,8 @@ func (l *dtlsLink) run(s *dtlsSession) {
 	stop := context.AfterFunc(s.ctx, func() { _ = s.vc.Close(); _ = conn.Close() })
 	defer stop()
 	defer func() { _ = s.vc.Close(); _ = conn.Close() }()
-	hctx, cancel := context.WithTimeout(s.ctx, l.dc.HandshakeTimeout)
+	var cancel context.CancelFunc
+	hctx, cancel = context.WithTimeout(s.ctx, l.dc.HandshakeTimeout)
 	err = conn.HandshakeContext(hctx)
 	cancel()
 	if err != nil {
