@@ -45,7 +45,8 @@ fuzz:
 # registration client; BENCH_POSTGRES=postgres://... adds PostgreSQL runs; each run's devices are new
 # to it), firmware pull
 # throughput at 16, 64 and 1000 devices for PULL_SECONDS each over CoAP and over DTLS (as a ratio),
-# DTLS PSK handshakes per second for DTLS_SECONDS, and a campaign to DEVICES devices.
+# DTLS PSK handshakes per second for DTLS_SECONDS per server (lwota, bare pion, libcoap+OpenSSL: server
+# CPU per handshake as ratios), and a campaign to DEVICES devices.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	./$(BIN)/lwota bench --devices $(DEVICES) --concurrency 256 $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
