@@ -49,7 +49,8 @@ fuzz:
 # to it), firmware pull
 # throughput at 16, 64 and 1000 devices for PULL_SECONDS each over CoAP and over DTLS with each
 # cipher suite LwM2M devices use (as a ratio to plain CoAP; BenchmarkDTLSBlock2 guards it),
-# DTLS PSK handshakes per second for DTLS_SECONDS, and a campaign to DEVICES devices.
+# DTLS PSK handshakes per second for DTLS_SECONDS per server (lwota, bare pion, libcoap+OpenSSL: server
+# CPU per handshake as ratios), and a campaign to DEVICES devices.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	./$(BIN)/lwota bench --devices $(DEVICES) --concurrency 256 $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))

@@ -76,6 +76,10 @@ type DTLSConfig struct {
 	// Node makes this Endpoint one node of a cluster: connection ids name it, and records
 	// carrying another node's id go to that node (dtls_relay.go). Zero: a single node.
 	Node NodeConfig
+	// HelloVerify selects who answers a ClientHello without a valid cookie: lwota, statelessly,
+	// before any per-peer state exists, or pion inside a session (dtls_cookie.go). Default
+	// HelloVerifyAuto: lwota when the linked pion can take over from a verified ClientHello.
+	HelloVerify HelloVerify
 	// X509, when set, also authenticates devices by certificate (dtls_x509.go); their
 	// Peer.Identity is X509IdentityPrefix and the certificate's name. The ECDHE_ECDSA suites
 	// join the default CipherSuites.
@@ -178,6 +182,11 @@ type dtlsLink struct {
 	closeOnce   sync.Once
 	closeErr    error
 	fast        dtlsFastPath // the record fast path's sink and buffers (dtls_fastpath.go)
+
+	// Stateless HelloVerifyRequest (dtls_cookie.go).
+	cookies atomic.Pointer[cookieJar] // nil: pion answers ClientHellos without a cookie itself
+	probed  chan struct{}             // closed once HelloVerifyAuto has decided
+	cookieM *cookieMetrics
 }
 
 // dtlsRecord is one decrypted datagram on its way to the engine.
@@ -201,6 +210,8 @@ type dtlsSession struct {
 	cancel      context.CancelFunc
 	pskFailed   atomic.Bool            // our PSK lookup refused the client (the handshake's failure reason)
 	pskIdentity atomic.Pointer[string] // the PSK identity the client presented, for OnHandshakeFailure
+	cookieValid bool                   // lwota checked the ClientHello's cookie: pion skips its own round (dtls_cookie.go)
+	seqBase     uint64                 // added to pion's epoch-0 record numbers after a stateless cookie
 }
 
 func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logger, reg prometheus.Registerer) (*dtlsLink, error) {
@@ -231,7 +242,17 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 		dtls.WithMTU(max(cfg.MaxMessageSize+64, 1200)),
 	}
 	l.opts = append(l.opts, dc.x509Options()...)
-	var err error
+	cm, err := newCookieMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("transport: metrics: %w", err)
+	}
+	l.cookieM, l.probed = cm, make(chan struct{})
+	if dc.HelloVerify == HelloVerifyStateless {
+		l.cookies.Store(newCookieJar(time.Now, cm))
+	}
+	if dc.HelloVerify != HelloVerifyAuto {
+		close(l.probed)
+	}
 	l.m, err = newDTLSMetrics(reg, func() float64 {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -246,13 +267,13 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 	return l, nil
 }
 
-func (l *dtlsLink) lookupPSK(identity []byte) ([]byte, error) {
+// lookupPSK asks the store for identity's key under ctx, the handshake's (its deadline is
+// HandshakeTimeout; a context of its own per lookup cost a timer per handshake).
+func (l *dtlsLink) lookupPSK(ctx context.Context, identity []byte) ([]byte, error) {
 	if _, isCert := CertificateName(string(identity)); isCert {
 		// Such an identity would read as a certificate's name above the transport.
 		return nil, fmt.Errorf("transport: psk %q: reserved identity prefix", identity)
 	}
-	ctx, cancel := context.WithTimeout(l.ctx, l.dc.HandshakeTimeout)
-	defer cancel()
 	key, err := l.dc.PSK.PSK(ctx, string(identity))
 	if err != nil {
 		return nil, fmt.Errorf("transport: psk %q: %w", identity, err)
@@ -276,6 +297,10 @@ func (l *dtlsLink) start() {
 	go l.sweep()
 	if l.relay != nil {
 		l.relay.start()
+	}
+	if l.dc.HelloVerify == HelloVerifyAuto {
+		l.wg.Add(1)
+		go l.probeHelloVerify() // dtls_cookie.go
 	}
 }
 
@@ -361,16 +386,35 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 		return // the connection id names another node of the cluster
 	}
 	hello := isClientHello(p)
+	var verdict string
+	var answer []byte // a HelloVerifyRequest, sent once l.mu is released
+	var seqBase uint64
 	if hello {
 		p = append([]byte(nil), p...) // the rewrite below must not touch the caller's buffer
 		normalizeHelloVersion(p)      // mbed TLS 2.x's fe 00, which pion drops (dtls_hello.go)
+		if jar := l.cookies.Load(); jar != nil {
+			verdict, answer, seqBase = jar.check(p, from) // stateless cookie (dtls_cookie.go)
+		}
 	}
+	defer func() {
+		if answer != nil && l.ctx.Err() == nil {
+			_, _ = l.pc.WriteTo(answer, net.UDPAddrFromAddrPort(from))
+		}
+	}()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return
 	}
 	s := l.byAddr[from]
+	if verdict != "" && verdict != cookieValid {
+		if s == nil || s.established || s.cookieValid {
+			// No valid cookie: answered (or dropped) before any per-peer state, and no
+			// session, live or pending, hears of it.
+			return
+		}
+		answer = nil // a handshake pion began before the stateless cookie was on: its own round
+	}
 	if l.dc.ConnectionID && len(p) >= 13+cidSize && p[0] == 25 { // tls12_cid record (RFC 9146 §4)
 		if cs := l.byCID[string(p[11:11+cidSize])]; cs != nil {
 			s = cs // pion moves the session's address once the record authenticates
@@ -390,7 +434,7 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 		if !l.admitHello(from) {
 			return
 		}
-		s = l.newSession(from)
+		s = l.newSession(from, verdict == cookieValid, seqBase)
 	}
 	s.lastRx = time.Now()
 	select {
@@ -401,8 +445,8 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 
 // newSession registers a handshaking session for from and starts its goroutine. Called with
 // l.mu held.
-func (l *dtlsLink) newSession(from netip.AddrPort) *dtlsSession {
-	s := &dtlsSession{addr: from}
+func (l *dtlsLink) newSession(from netip.AddrPort, cookieValid bool, seqBase uint64) *dtlsSession {
+	s := &dtlsSession{addr: from, cookieValid: cookieValid, seqBase: seqBase}
 	s.ctx, s.cancel = context.WithCancel(l.ctx)
 	s.vc = &sessionConn{l: l, s: s, rx: make(chan inbound, 16), closed: make(chan struct{}), rd: deadline.New(), entered: make(chan struct{})}
 	l.byAddr[from] = s
@@ -439,15 +483,20 @@ func (l *dtlsLink) run(s *dtlsSession) {
 		s.cancel()
 	}()
 	// The PSK callback is per session, so a failed handshake can name our refusal as its reason.
+	// It runs inside HandshakeContext, under hctx (set before), whose deadline bounds the lookup.
+	var hctx context.Context
 	opts := append(slices.Clone(l.opts), dtls.WithPSK(func(identity []byte) ([]byte, error) {
 		id := string(identity)
 		s.pskIdentity.Store(&id)
-		key, err := l.lookupPSK(identity)
+		key, err := l.lookupPSK(hctx, identity)
 		if err != nil {
 			s.pskFailed.Store(true)
 		}
 		return key, err
 	}))
+	if s.cookieValid {
+		opts = append(opts, dtls.WithInsecureSkipVerifyHello(true))
+	}
 	if l.dc.ConnectionID {
 		opts = append(opts, dtls.WithConnectionIDGenerator(func() []byte {
 			cid := l.newCID() // the node's id first in a cluster (dtls_relay.go)
@@ -471,15 +520,15 @@ func (l *dtlsLink) run(s *dtlsSession) {
 	stop := context.AfterFunc(s.ctx, func() { _ = s.vc.Close(); _ = conn.Close() })
 	defer stop()
 	defer func() { _ = s.vc.Close(); _ = conn.Close() }()
-	hctx, cancel := context.WithTimeout(s.ctx, l.dc.HandshakeTimeout)
+	var cancel context.CancelFunc
+	hctx, cancel = context.WithTimeout(s.ctx, l.dc.HandshakeTimeout)
 	err = conn.HandshakeContext(hctx)
 	cancel()
 	if err != nil {
 		l.handshakeFailed(s, handshakeFailure(s.ctx, err, s.pskFailed.Load(), false), err)
 		return
 	}
-	st, _ := conn.ConnectionState()
-	identity, err := l.sessionIdentity(st)
+	identity, err := l.handshakeIdentity(s, conn) // dtls_handshake.go
 	if err != nil {
 		l.handshakeFailed(s, handshakeFailure(s.ctx, err, false, true), err)
 		return
@@ -672,10 +721,14 @@ func (c *sessionConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if ap := unmap(ua.AddrPort()); ap != c.s.currentAddr(c.l) {
 		c.l.moved(c.s, ap)
 	}
-	if c.l.relay != nil && c.l.relay.writeBack(b, ua.AddrPort()) {
+	out := shiftEpoch0Seq(b, c.s.seqBase) // a cookie session's handshake records (dtls_cookie.go)
+	if c.l.relay != nil && c.l.relay.writeBack(out, ua.AddrPort()) {
 		return len(b), nil // the device reaches the cluster through another node (dtls_relay.go)
 	}
-	return c.l.pc.WriteTo(b, addr)
+	if _, err := c.l.pc.WriteTo(out, addr); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 func (s *dtlsSession) currentAddr(l *dtlsLink) netip.AddrPort {

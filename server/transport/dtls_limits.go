@@ -5,12 +5,14 @@ import (
 	"time"
 )
 
-// Handshake limits of the DTLS link. pion keeps the HelloVerifyRequest cookie in the state of
-// the connection it answers, so a ClientHello from an address without a session costs a
-// session slot (and pion's per-connection state) until its handshake ends or HandshakeTimeout
-// passes, cookie round trip or not. What bounds a flood of ClientHellos is therefore:
-// HandshakeRate per source address, MaxHandshakes and MaxSessions for everyone, and
-// HandshakeTimeout for how long a slot stays taken.
+// Handshake limits of the DTLS link. With the stateless cookie (dtls_cookie.go) only a
+// ClientHello bearing a valid cookie, from an address that has shown it receives, comes here.
+// When pion answers ClientHellos itself (HelloVerifyPion, or a pion that cannot take over from
+// a stateless cookie), it keeps the HelloVerifyRequest cookie in the state of the connection it
+// answers, so a ClientHello from an address without a session costs a session slot (and pion's
+// per-connection state) until its handshake ends or HandshakeTimeout passes, cookie round trip
+// or not. What bounds the slots is: HandshakeRate per source address, MaxHandshakes and
+// MaxSessions for everyone, and HandshakeTimeout for how long a slot stays taken.
 
 // helloGuard decides whether a ClientHello may start a session. It is used under the link's
 // mutex, by the demultiplexer.
