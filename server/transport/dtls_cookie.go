@@ -35,7 +35,7 @@ import (
 // message_seq 1, and the server's ServerHello must have the same (RFC 6347 §4.2.2). pion
 // v3.1.15 in skip mode expects the ClientHello at message_seq 0 and answers at 0, and since
 // message_seq is part of the Finished transcript no rewriting on the wire can bridge that.
-// The change it takes is small (testdata/pion-follow-clienthello.diff: the fragment buffer,
+// The change it takes is small (patch 4 of third_party/pion-dtls: the fragment buffer,
 // flight0Parse and the send sequence follow the first ClientHello's message_seq). Whether the
 // linked pion has it is probed once per link (pionFollowsClientHello); without it the link
 // keeps pion's own, stateful cookie exchange, as before.

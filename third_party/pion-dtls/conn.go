@@ -272,6 +272,7 @@ func createConn(
 
 	conn.setRemoteEpoch(0)
 	conn.setLocalEpoch(0)
+	conn.fragmentBuffer.followClientHello = !isClient && handshakeConfig.insecureSkipHelloVerify
 
 	return conn, nil
 }

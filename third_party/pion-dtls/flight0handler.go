@@ -27,7 +27,15 @@ func flight0Parse(
 	cache *handshakeCache,
 	cfg *handshakeConfig,
 ) (flightVal, *alert.Alert, error) {
-	seq, msgs, ok := cache.fullPullMap(0, state.cipherSuite,
+	// A server skipping its own cookie exchange answers at the ClientHello's message_seq: 1
+	// after a stateless front end's HelloVerifyRequest (RFC 6347 section 4.2.2).
+	startSeq := 0
+	if cfg.insecureSkipHelloVerify {
+		if item := cache.pull(handshakeCachePullRule{handshake.TypeClientHello, cfg.initialEpoch, true, false})[0]; item != nil {
+			startSeq = int(item.messageSequence)
+		}
+	}
+	seq, msgs, ok := cache.fullPullMap(startSeq, state.cipherSuite,
 		handshakeCachePullRule{handshake.TypeClientHello, cfg.initialEpoch, true, false},
 	)
 	if !ok {
@@ -61,6 +69,7 @@ func flight0Parse(
 	nextFlight := flight2
 	if cfg.insecureSkipHelloVerify {
 		nextFlight = flight4
+		state.handshakeSendSequence = startSeq
 	}
 	if nextFlight == flight2 {
 		return flight2, nil, nil

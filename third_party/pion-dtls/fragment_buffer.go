@@ -108,6 +108,11 @@ type fragmentBuffer struct {
 
 	currentMessageSequenceNumber uint16
 
+	// followClientHello lets the first ClientHello set the expected message_seq: a server
+	// that skips its own cookie exchange may meet a client whose cookie round trip a stateless
+	// front end made (RFC 6347 section 4.2.2), whose ClientHello then has message_seq 1.
+	followClientHello bool
+
 	totalBufferSize    int
 	totalFragmentCount int
 }
@@ -144,6 +149,12 @@ func (f *fragmentBuffer) push(buf []byte) (isHandshake, isRetransmit bool, err e
 		var header handshake.Header
 		if err := header.Unmarshal(buf); err != nil {
 			return false, false, err
+		}
+
+		if f.followClientHello && header.Type == handshake.TypeClientHello && recordLayerHeader.Epoch == 0 &&
+			len(f.cache) == 0 {
+			f.followClientHello = false
+			f.currentMessageSequenceNumber = header.MessageSequence
 		}
 
 		// Fragment is a retransmission. We have already assembled it before successfully
