@@ -239,8 +239,13 @@ type cluster struct {
 // limits, so that what a node behind a balancer does with its limits is what runs here.
 func startCluster(t testing.TB, n int, extra ...string) *cluster {
 	t.Helper()
+	return startBehindNginx(t, n, append([]string{"--trusted-proxies", "127.0.0.1", "--coap-source-rate-exempt", "none"}, extra...)...)
+}
+
+// startBehindNginx starts n nodes with args on a new database, and nginx in front of them.
+func startBehindNginx(t testing.TB, n int, args ...string) *cluster {
+	t.Helper()
 	c := &cluster{dsn: pgtest.Start(t)}
-	args := append([]string{"--trusted-proxies", "127.0.0.1", "--coap-source-rate-exempt", "none"}, extra...)
 	for i := range n {
 		c.nodes = append(c.nodes, startNode(t, c.dsn, fmt.Sprintf("node-%d", i+1), args...))
 	}
