@@ -8,13 +8,18 @@ DTLS_SECONDS ?= 10
 # The S3-compatible server the blob-store and upload tests run against (Apache-2.0), built from source.
 VERSITYGW_VERSION ?= v1.8.0
 
-.PHONY: build run deps test tools fuzz bench lint openapi-lint clean
+.PHONY: build run cluster deps test tools fuzz bench lint openapi-lint clean
 
 build:
 	$(GO) build -o $(BIN)/lwota ./cmd/lwota
 
 run: build
 	./$(BIN)/lwota serve --allow-nosec
+
+# A cluster on loopback to try: a throwaway PostgreSQL, versitygw, three nodes and nginx's UDP
+# balancer in front of them (needs `make deps` for nginx); prints the addresses, Ctrl-C stops all.
+cluster: build tools
+	./$(BIN)/lwota dev cluster
 
 # System programs the suite runs (libcoap's clients, PostgreSQL, Chromium, nginx, ...). The list is
 # cmd/testdeps/sysdeps; missing packages are installed with apt-get when run as root, else this

@@ -63,6 +63,7 @@ func newRootCmd(getenv func(string) string) *cobra.Command {
 		newBootstrapCmd(getenv),
 		newWebhookCmd(getenv),
 		newClusterCmd(getenv),
+		newDevCmd(getenv),
 		&cobra.Command{
 			Use:   "version",
 			Short: "print the version",

@@ -58,6 +58,7 @@ func TestMain(m *testing.M) {
 type node struct {
 	name                 string
 	coap, coaps, httpURL string // the node's own listeners (nginx forwards to the first two)
+	token                string // API token; empty: adminToken
 	logPath              string
 	cmd                  *exec.Cmd
 	done                 chan struct{}
@@ -180,7 +181,11 @@ func (n *node) api(t testing.TB, method, path string, body any, out any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+adminToken)
+	tok := n.token
+	if tok == "" {
+		tok = adminToken
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
 	if rd != nil {
 		req.Header.Set("Content-Type", ctype)
 	}
