@@ -96,6 +96,10 @@ func newBenchCmd() *cobra.Command {
 			func(cmd *cobra.Command, args []string) error {
 				return benchBootstrapCommand(cmd.Context(), args, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}),
+		flagSetCmd("cluster", "measure registrations and Block2 blocks per second of 1 node direct, 1 node behind nginx and 3 nodes behind nginx",
+			func(cmd *cobra.Command, args []string) error {
+				return benchClusterCommand(cmd.Context(), args, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}),
 		flagSetCmd("campaign", "measure an end-to-end campaign against single-device updates",
 			func(cmd *cobra.Command, args []string) error {
 				return benchCampaignCommand(cmd.Context(), args, cmd.OutOrStdout(), cmd.ErrOrStderr())
