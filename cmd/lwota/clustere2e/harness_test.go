@@ -85,16 +85,28 @@ func freeTCP(t testing.TB) string {
 	return l.Addr().String()
 }
 
+// newNode picks a node's loopback ports; start runs it.
+func newNode(t testing.TB, name string) *node {
+	t.Helper()
+	return &node{name: name, coap: freeUDP(t), coaps: freeUDP(t), httpURL: "http://" + freeTCP(t), done: make(chan struct{})}
+}
+
 // startNode starts `lwota serve` as a cluster node on dsn with its own data directory and
 // loopback ports, and returns once /readyz answers 200. It is stopped (SIGTERM) when t ends.
 func startNode(t testing.TB, dsn, name string, extra ...string) *node {
 	t.Helper()
+	n := newNode(t, name)
+	n.start(t, dsn, extra...)
+	return n
+}
+
+func (n *node) start(t testing.TB, dsn string, extra ...string) {
+	t.Helper()
 	dir := t.TempDir()
-	n := &node{name: name, coap: freeUDP(t), coaps: freeUDP(t), logPath: filepath.Join(dir, "lwota.log"), done: make(chan struct{})}
-	httpAddr := freeTCP(t)
-	n.httpURL = "http://" + httpAddr
+	n.logPath = filepath.Join(dir, "lwota.log")
+	httpAddr := strings.TrimPrefix(n.httpURL, "http://")
 	args := append([]string{"serve", "--data-dir", dir, "--database", dsn, "--cluster", "--cluster-key", clusterKey,
-		"--node-name", name, "--admin-token", adminToken, "--coap-addr", n.coap, "--coaps-addr", n.coaps,
+		"--node-name", n.name, "--admin-token", adminToken, "--coap-addr", n.coap, "--coaps-addr", n.coaps,
 		"--http-addr", httpAddr, "--public-url", n.httpURL, "--allow-nosec", "--allow-unsigned", "--log-level", "warn"}, extra...)
 	logf, err := os.Create(n.logPath)
 	if err != nil {
@@ -104,7 +116,7 @@ func startNode(t testing.TB, dsn, name string, extra ...string) *node {
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := n.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		t.Fatalf("start %s: %v", n.name, err)
 	}
 	go func() {
 		_ = n.cmd.Wait()
@@ -116,17 +128,17 @@ func startNode(t testing.TB, dsn, name string, extra ...string) *node {
 	for {
 		select {
 		case <-n.done:
-			t.Fatalf("node %s exited at start:\n%s", name, n.logTail())
+			t.Fatalf("node %s exited at start:\n%s", n.name, n.logTail())
 		default:
 		}
 		if r, err := http.Get(n.httpURL + "/readyz"); err == nil {
 			r.Body.Close()
 			if r.StatusCode == 200 {
-				return n
+				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node %s not ready within 2 minutes:\n%s", name, n.logTail())
+			t.Fatalf("node %s not ready within 2 minutes:\n%s", n.name, n.logTail())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -247,18 +259,24 @@ func startCluster(t testing.TB, n int, extra ...string) *cluster {
 	return startBehindNginx(t, n, append([]string{"--trusted-proxies", "127.0.0.1", "--coap-source-rate-exempt", "none"}, extra...)...)
 }
 
-// startBehindNginx starts n nodes with args on a new database, and nginx in front of them.
+// startBehindNginx starts nginx in front of n nodes' CoAP and CoAPS ports, then the nodes with
+// args on a new database. The nodes' firmware download URIs name nginx (--coap-url,
+// --coaps-url), as behind any balancer: a device downloads through it, not from the node that
+// happened to write its Package URI.
 func startBehindNginx(t testing.TB, n int, args ...string) *cluster {
 	t.Helper()
 	c := &cluster{dsn: pgtest.Start(t)}
-	for i := range n {
-		c.nodes = append(c.nodes, startNode(t, c.dsn, fmt.Sprintf("node-%d", i+1), args...))
-	}
 	var coap, coaps []string
-	for _, nd := range c.nodes {
+	for i := range n {
+		nd := newNode(t, fmt.Sprintf("node-%d", i+1))
+		c.nodes = append(c.nodes, nd)
 		coap, coaps = append(coap, nd.coap), append(coaps, nd.coaps)
 	}
 	c.lb = nginxtest.Start(t, nginxtest.Upstream{Name: "coap", Backends: coap}, nginxtest.Upstream{Name: "coaps", Backends: coaps})
+	args = append([]string{"--coap-url", "coap://" + c.lb.Addr("coap"), "--coaps-url", "coaps://" + c.lb.Addr("coaps")}, args...)
+	for _, nd := range c.nodes {
+		nd.start(t, c.dsn, args...)
+	}
 	return c
 }
 
