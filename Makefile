@@ -50,8 +50,9 @@ fuzz:
 # registration client; BENCH_POSTGRES=postgres://... adds PostgreSQL runs; each run's devices are new
 # to it), firmware pull
 # throughput at 16, 64 and 1000 devices for PULL_SECONDS each over CoAP and over DTLS (as a ratio),
-# DTLS PSK handshakes per second for DTLS_SECONDS, and a campaign to DEVICES devices.
-bench: build
+# DTLS PSK handshakes per second for DTLS_SECONDS, a campaign to DEVICES devices, and 1 node direct
+# against 1 and 3 nodes behind nginx (needs nginx from `make deps` and versitygw from `make tools`).
+bench: build tools
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	./$(BIN)/lwota bench --devices $(DEVICES) --concurrency 256 $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
 	./$(BIN)/lwota bench --devices $(DEVICES) --concurrency 256 --client raw $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
@@ -59,6 +60,7 @@ bench: build
 	./$(BIN)/lwota bench dtls --clients 1,16,64 --duration $(DTLS_SECONDS)s
 	./$(BIN)/lwota bench campaign --devices $(DEVICES) --image-size 65536
 	./$(BIN)/lwota bench bootstrap --devices 1000
+	./$(BIN)/lwota bench cluster --devices $(DEVICES)
 
 lint: deps openapi-lint
 	$(GO) vet ./...
