@@ -72,3 +72,32 @@ func TestLimits_TrustedProxy(t *testing.T) {
 		})
 	}
 }
+
+// TestLimits_Block1PerIPTrustedProxy: behind a trusted proxy each port is one device, held to
+// MaxBlock1PerPeer only; without it the proxy's address is held to MaxBlock1PerIP like any host.
+func TestLimits_Block1PerIPTrustedProxy(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		proxies []netip.Prefix
+		want    []Code // the answers to 4 devices' first blocks
+	}{
+		{"no trusted proxy", nil, []Code{Continue, Continue, ServiceUnavailable, ServiceUnavailable}},
+		{"trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, []Code{Continue, Continue, Continue, Continue}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := wireConfig()
+			cfg.MaxBlock1PerIP = 2
+			cfg.SourceExempt = []netip.Prefix{}
+			cfg.ACKTimeout = time.Hour // nothing stalls, nothing gives way
+			cfg.TrustedProxies = tc.proxies
+			ep := startEndpoint(t, contentHandler(), cfg)
+			for i, want := range tc.want {
+				p := newRawPeer(t)
+				p.send(ep.addr, datagram(t, typeCON, uint16(i), block1To("/up", 0, true, 0, make([]byte, 16))))
+				if f := p.recvFrame(); f.msg.Code != want {
+					t.Fatalf("transfer %d: %v, want %v", i, f.msg.Code, want)
+				}
+			}
+		})
+	}
+}
