@@ -136,13 +136,8 @@ func (l *sourceLimiter) allowKey(addr netip.Addr, port uint16, now int64) (ok, a
 	return false, false
 }
 
-// retryAfter is how long addr must wait for its next token, in whole seconds (at least 1): the
-// Max-Age of the 5.03 answer.
-func (l *sourceLimiter) retryAfter(addr netip.Addr) uint32 {
-	return l.retryAfterKey(sourceKey{addr: addr.As16()})
-}
-
-// retryAfterFrom is retryAfter for the bucket allowFrom used.
+// retryAfterFrom is how long the source of from (the bucket allowFrom used) must wait for its
+// next token, in whole seconds (at least 1): the Max-Age of the 5.03 answer.
 func (l *sourceLimiter) retryAfterFrom(from netip.AddrPort) uint32 {
 	return l.retryAfterKey(sourceKey{from.Addr().As16(), l.portKey(from)})
 }

@@ -91,15 +91,8 @@ func newNode(t testing.TB, name string) *node {
 	return &node{name: name, coap: freeUDP(t), coaps: freeUDP(t), httpURL: "http://" + freeTCP(t), done: make(chan struct{})}
 }
 
-// startNode starts `lwota serve` as a cluster node on dsn with its own data directory and
+// start runs `lwota serve` as a cluster node on dsn with its own data directory and n's
 // loopback ports, and returns once /readyz answers 200. It is stopped (SIGTERM) when t ends.
-func startNode(t testing.TB, dsn, name string, extra ...string) *node {
-	t.Helper()
-	n := newNode(t, name)
-	n.start(t, dsn, extra...)
-	return n
-}
-
 func (n *node) start(t testing.TB, dsn string, extra ...string) {
 	t.Helper()
 	dir := t.TempDir()
