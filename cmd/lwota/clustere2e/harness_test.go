@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	gobuild "go/build"
 	"io"
 	"net"
 	"net/http"
@@ -40,7 +41,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	lwotaBin = filepath.Join(dir, "lwota")
-	build := exec.Command("go", "build", "-o", lwotaBin, "github.com/lwota/lwota/cmd/lwota")
+	// The go command of the toolchain running these tests, as cmd/lwota's TestVersionOfABuiltBinary does.
+	build := exec.Command(filepath.Join(gobuild.Default.GOROOT, "bin", "go"), "build", "-o", lwotaBin, "github.com/lwota/lwota/cmd/lwota")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build lwota:", err)
