@@ -11,13 +11,18 @@ BENCH_POSTGRES ?= auto
 # The S3-compatible server the blob-store and upload tests run against (Apache-2.0), built from source.
 VERSITYGW_VERSION ?= v1.8.0
 
-.PHONY: build run deps test tools fuzz bench lint openapi-lint clean
+.PHONY: build run cluster deps test tools fuzz bench lint openapi-lint clean
 
 build:
 	$(GO) build -o $(BIN)/lwota ./cmd/lwota
 
 run: build
 	./$(BIN)/lwota serve --allow-nosec
+
+# A cluster on loopback to try: a throwaway PostgreSQL, versitygw, three nodes and nginx's UDP
+# balancer in front of them (needs `make deps` for nginx); prints the addresses, Ctrl-C stops all.
+cluster: build tools
+	./$(BIN)/lwota dev cluster
 
 # System programs the suite runs (libcoap's clients, PostgreSQL, Chromium, nginx, ...). The list is
 # cmd/testdeps/sysdeps; missing packages are installed with apt-get when run as root, else this
@@ -50,8 +55,9 @@ fuzz:
 # throughput at 16, 64 and 1000 devices for PULL_SECONDS each over CoAP and over DTLS with each
 # cipher suite LwM2M devices use (as a ratio to plain CoAP; BenchmarkDTLSBlock2 guards it),
 # DTLS PSK handshakes per second for DTLS_SECONDS per server (lwota, bare pion, libcoap+OpenSSL: server
-# CPU per handshake as ratios), and a campaign to DEVICES devices.
-bench: build
+# CPU per handshake as ratios), a campaign to DEVICES devices, and 1 node direct against 1 and 3
+# nodes behind nginx (needs nginx from `make deps` and versitygw from `make tools`).
+bench: build tools
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	./$(BIN)/lwota bench --devices $(DEVICES) --concurrency 256 $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
 	./$(BIN)/lwota bench --devices $(DEVICES) --concurrency 256 --client raw $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
@@ -59,6 +65,7 @@ bench: build
 	./$(BIN)/lwota bench dtls --clients 1,16,64 --duration $(DTLS_SECONDS)s
 	./$(BIN)/lwota bench campaign --devices $(DEVICES) --image-size 65536
 	./$(BIN)/lwota bench bootstrap --devices 1000
+	./$(BIN)/lwota bench cluster --devices $(DEVICES)
 
 lint: deps openapi-lint
 	$(GO) vet ./...

@@ -99,6 +99,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "bootstrap" {
 		return benchBootstrapCommand(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "cluster" {
+		return benchClusterCommand(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "campaign" {
 		return benchCampaignCommand(ctx, args[1:], stdout, stderr)
 	}

@@ -186,6 +186,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.IntVar(&c.Core.Transport.Workers, "coap-workers", c.Core.Transport.Workers, "goroutines handling CoAP and CoAPS requests; a Register or Update holds one until its group commit is durable, so this bounds the writes one commit gathers")
 	fs.Float64Var(&c.Core.Transport.SourceRate, "coap-source-rate", c.Core.Transport.SourceRate, "datagrams per second one source IP address may send (CoAP and CoAPS), bursts of twice that; 0: no limit")
 	fs.Var(prefixFlag{&c.Core.Transport.SourceExempt}, "coap-source-rate-exempt", "comma-separated addresses or prefixes --coap-source-rate does not apply to (NAT gateways of large fleets); empty or none: none")
+	fs.Var(prefixFlag{&c.Core.Transport.TrustedProxies}, "trusted-proxies", "comma-separated addresses or prefixes of load balancers in front of lwota (nginx): UDP rate and Block1 limits count each balancer port as one device, and the HTTP listener takes the client address from X-Forwarded-For / X-Real-IP only from these; empty: none")
 	fs.Float64Var(&c.Core.DTLS.HandshakeRate, "dtls-handshake-rate", c.Core.DTLS.HandshakeRate, "DTLS handshakes per second one source IP address may start, bursts of twice that; 0: no limit")
 	fs.IntVar(&c.Core.DTLS.MaxSessions, "dtls-max-sessions", c.Core.DTLS.MaxSessions, "DTLS sessions held at once, established and handshaking")
 	fs.IntVar(&c.Core.DTLS.MaxHandshakes, "dtls-max-handshakes", c.Core.DTLS.MaxHandshakes, "DTLS handshakes in progress at once")
@@ -526,7 +527,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	// No ReadTimeout or WriteTimeout: they would cut 64 MiB uploads and downloads and the
 	// server-sent event stream. Headers have ReadHeaderTimeout; bodies withBodyTimeout.
 	s.http = &http.Server{
-		Handler:           withCORS(withBodyTimeout(mux, cfg.HTTPBodyTimeout), splitOrigins(cfg.CORSOrigins)),
+		Handler:           withForwardedFor(withCORS(withBodyTimeout(mux, cfg.HTTPBodyTimeout), splitOrigins(cfg.CORSOrigins)), cfg.Core.Transport.TrustedProxies),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    maxHeaderBytes,

@@ -24,7 +24,7 @@ type helloGuard struct {
 
 func newHelloGuard(cfg Config, dc DTLSConfig) *helloGuard {
 	return &helloGuard{
-		rate: newSourceLimiter(dc.HandshakeRate, dc.HandshakeBurst, cfg.MaxSources, cfg.SourceExempt),
+		rate: newSourceLimiter(dc.HandshakeRate, dc.HandshakeBurst, cfg.MaxSources, cfg.SourceExempt, cfg.TrustedProxies...),
 		base: time.Now(),
 		lim:  newLimitCounters(DTLS), // unregistered stand-ins until the Endpoint hands its own
 	}
@@ -38,7 +38,7 @@ func (l *dtlsLink) countLimits(c *limitCounters) { l.guard.lim = c }
 func (l *dtlsLink) admitHello(from netip.AddrPort) bool {
 	g := l.guard
 	if g.rate != nil {
-		if ok, _ := g.rate.allow(from.Addr(), int64(time.Since(g.base))); !ok {
+		if ok, _ := g.rate.allowFrom(from, int64(time.Since(g.base))); !ok {
 			g.lim.dtlsHandshakeRate.Inc()
 			return false
 		}

@@ -102,7 +102,7 @@ func newEndpoint(conn net.PacketConn, network Network, h Handler, cfg Config, lo
 		base:    time.Now(),
 		prefSZX: SZXFor(cfg.BlockSize),
 		dedup:   newDedup(int64(cfg.ExchangeLifetime)),
-		sources: newSourceLimiter(cfg.SourceRate, cfg.SourceBurst, cfg.MaxSources, cfg.SourceExempt),
+		sources: newSourceLimiter(cfg.SourceRate, cfg.SourceBurst, cfg.MaxSources, cfg.SourceExempt, cfg.TrustedProxies...),
 		mids:    newMidTable(),
 		queue:   make(chan packet, cfg.QueueSize),
 		closed:  make(chan struct{}),
