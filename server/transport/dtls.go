@@ -182,6 +182,7 @@ type dtlsLink struct {
 	closeOnce   sync.Once
 	closeErr    error
 	fast        dtlsFastPath // the record fast path's sink and buffers (dtls_fastpath.go)
+	offersPSK   bool         // CipherSuites has a PSK suite (else no PSK callback: pion refuses it)
 
 	// Stateless HelloVerifyRequest (dtls_cookie.go).
 	cookies atomic.Pointer[cookieJar] // nil: pion answers ClientHellos without a cookie itself
@@ -229,6 +230,9 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 	suites := make([]dtls.CipherSuiteID, len(dc.CipherSuites))
 	for i, s := range dc.CipherSuites {
 		suites[i] = dtls.CipherSuiteID(s)
+		if !isCertificateSuite(s) {
+			l.offersPSK = true
+		}
 	}
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelDisabled
@@ -485,15 +489,20 @@ func (l *dtlsLink) run(s *dtlsSession) {
 	// The PSK callback is per session, so a failed handshake can name our refusal as its reason.
 	// It runs inside HandshakeContext, under hctx (set before), whose deadline bounds the lookup.
 	var hctx context.Context
-	opts := append(slices.Clone(l.opts), dtls.WithPSK(func(identity []byte) ([]byte, error) {
-		id := string(identity)
-		s.pskIdentity.Store(&id)
-		key, err := l.lookupPSK(hctx, identity)
-		if err != nil {
-			s.pskFailed.Store(true)
-		}
-		return key, err
-	}))
+	opts := slices.Clone(l.opts)
+	if l.offersPSK {
+		// Only with a PSK suite offered: pion refuses a server with a PSK callback and no PSK
+		// suite (errNoAvailablePSKCipherSuite), which failed every certificate-only handshake.
+		opts = append(opts, dtls.WithPSK(func(identity []byte) ([]byte, error) {
+			id := string(identity)
+			s.pskIdentity.Store(&id)
+			key, err := l.lookupPSK(hctx, identity)
+			if err != nil {
+				s.pskFailed.Store(true)
+			}
+			return key, err
+		}))
+	}
 	if s.cookieValid {
 		opts = append(opts, dtls.WithInsecureSkipVerifyHello(true))
 	}
