@@ -172,23 +172,23 @@ func TestClusterCampaignSurvivesNodeKill(t *testing.T) {
 		t.Fatalf("campaign %s (%s): %v", camp.State, camp.Reason, camp.Progress.Counts)
 	}
 
-	// TODO(issue 13, ownership): assert every job succeeded (camp.Progress.Counts["succeeded"]
-	// == devices). Today a DTLS device of the dead node whose job a live node adopted before
-	// the device handshook with that node fails its job at once ("read /5/0: transport: no DTLS
-	// session with peer": the session is on another node) although the device itself finishes:
-	// 41 of 200 jobs in the run that wrote this. Handing the request to the owner (server/cluster)
-	// or forwarding by connection id fixes it; then this becomes an assertion.
+	// Every job succeeded: a job whose device's DTLS session was not (yet) at the node driving
+	// it waits for the device to talk there (fwupdate: transport.ErrNoSession is transient)
+	// instead of failing while the device finishes on its own.
 	if n := camp.Progress.Counts["succeeded"]; n != devices {
+		shown := 0
 		for _, d := range all {
 			var list struct {
 				Updates []struct{ State, Reason string } `json:"updates"`
 			}
 			live[0].api(t, "GET", "/api/v1/devices/"+d.Endpoint()+"/updates", nil, &list)
-			if len(list.Updates) > 0 && list.Updates[0].State == "failed" {
-				t.Logf("%d of %d jobs succeeded; %s's failed: %s", n, devices, d.Endpoint(), list.Updates[0].Reason)
-				break
+			if len(list.Updates) > 0 && list.Updates[0].State != "succeeded" {
+				if shown++; shown <= 5 {
+					t.Logf("%s's job %s: %s", d.Endpoint(), list.Updates[0].State, list.Updates[0].Reason)
+				}
 			}
 		}
+		t.Errorf("%d of %d jobs succeeded (campaign counts %v)", n, devices, camp.Progress.Counts)
 	}
 	blocks := uint64((imageSize + blockSize - 1) / blockSize)
 	bad := 0
@@ -210,7 +210,8 @@ func TestClusterCampaignSurvivesNodeKill(t *testing.T) {
 		t.Errorf("%d of %d devices not updated as they should be", bad, devices)
 	}
 	t.Logf("the killed node held %v of %d registrations; every device finished", victimShare, devices)
-	// TODO(issue 13, ownership): with server/cluster's ownership, assert that the dead node's
-	// devices are owned by a live node after the campaign, and that its ownership rows were
-	// taken over (not left to expire).
+	// The dead node's devices moved: every device's ownership row names a live node with a
+	// running lease (taken over when the device registered there, not left to expire), and
+	// the live nodes' gauges account for the whole fleet.
+	checkOwnership(t, c, live, all)
 }
