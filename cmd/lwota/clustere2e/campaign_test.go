@@ -202,7 +202,9 @@ func TestClusterCampaignSurvivesNodeKill(t *testing.T) {
 		}
 		if v.Str != "2.0.0" || st.ImagesReceived != 1 || st.BlocksFetched > limit {
 			if bad++; bad <= 5 {
-				t.Errorf("%s: on %q, %d images, %d blocks fetched (at most %d)", d.Endpoint(), v.Str, st.ImagesReceived, st.BlocksFetched, limit)
+				t.Errorf("%s: on %q, %d images, %d blocks fetched (at most %d, %d at the kill), %d downloads started, %d registrations",
+					d.Endpoint(), v.Str, st.ImagesReceived, st.BlocksFetched, limit, inFlight[d.Endpoint()], st.DownloadsStarted, st.Registrations)
+				logJobHistory(t, live[0], d.Endpoint())
 			}
 		}
 	}
@@ -214,4 +216,21 @@ func TestClusterCampaignSurvivesNodeKill(t *testing.T) {
 	// running lease (taken over when the device registered there, not left to expire), and
 	// the live nodes' gauges account for the whole fleet.
 	checkOwnership(t, c, live, all)
+}
+
+// logJobHistory logs the transitions of endpoint's latest update job, as nd's API shows them:
+// what a device that fetched blocks twice went through.
+func logJobHistory(t *testing.T, nd *node, endpoint string) {
+	t.Helper()
+	var list struct {
+		Updates []struct {
+			ID string `json:"id"`
+		} `json:"updates"`
+	}
+	if nd.api(t, "GET", "/api/v1/devices/"+endpoint+"/updates", nil, &list) != 200 || len(list.Updates) == 0 {
+		return
+	}
+	var detail json.RawMessage
+	nd.api(t, "GET", "/api/v1/devices/"+endpoint+"/updates/"+list.Updates[0].ID, nil, &detail)
+	t.Logf("%s's job: %s", endpoint, detail)
 }
