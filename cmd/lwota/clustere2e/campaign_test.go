@@ -155,6 +155,23 @@ func TestClusterCampaignSurvivesNodeKill(t *testing.T) {
 		camp.ID = id
 		return camp.State == "completed" || camp.State == "aborted" || camp.State == "failed"
 	}, func() string {
+		// The jobs still running, with their history and their devices' counters.
+		var members struct {
+			Devices []struct {
+				Endpoint string `json:"endpoint"`
+			} `json:"devices"`
+		}
+		live[0].api(t, "GET", "/api/v1/campaigns/"+camp.ID+"/devices?state=in_progress&limit=5", nil, &members)
+		byEP := map[string]*lwm2mtest.Device{}
+		for _, d := range all {
+			byEP[d.Endpoint()] = d
+		}
+		for _, m := range members.Devices {
+			if d := byEP[m.Endpoint]; d != nil {
+				t.Logf("%s still running: %+v", m.Endpoint, d.Stats())
+			}
+			logJobHistory(t, live[0], m.Endpoint)
+		}
 		for _, d := range all {
 			if st := d.Stats(); st.ImagesReceived == 0 && st.BytesDownloaded > 0 {
 				var jobs json.RawMessage
