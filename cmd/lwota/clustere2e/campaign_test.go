@@ -60,7 +60,10 @@ type campaignJSON struct {
 //
 // Scaled for two shared cores: 200 devices (half plain CoAP, half DTLS PSK) and a 24 KiB image
 // at 8 KiB/s a device, so that the kill lands while downloads run; registration at 1,000 is
-// TestClusterRegistrationThroughNginx.
+// TestClusterRegistrationThroughNginx. At 1,000 devices the test runs in 140-250 s here, but
+// it does not pass yet: in 3 runs, one plain device fetched 13 blocks twice, and twice 2 plain
+// devices sat in Downloaded after their job's Execute had been answered (the device counted no
+// Execute) until the 5 min updating step timeout. Kept at 200 until that is understood.
 func TestClusterCampaignSurvivesNodeKill(t *testing.T) {
 	const devices, imageSize, blockSize = 200, 24 << 10, 1024
 	srv := s3test.Start(t)
