@@ -9,6 +9,7 @@ import (
 
 	"github.com/lwota/lwota/server/dm"
 	"github.com/lwota/lwota/server/registration"
+	"github.com/lwota/lwota/server/transport"
 )
 
 func TestParseMoved(t *testing.T) {
@@ -53,6 +54,7 @@ func TestWireErrors(t *testing.T) {
 		{"busy", ErrBusy, dm.ErrUnavailable},
 		{"owner down", ErrOwnerDown, dm.ErrOffline},
 		{"deadline", context.DeadlineExceeded, context.DeadlineExceeded},
+		{"no dtls session", fmt.Errorf("read /5/0: %w", transport.ErrNoSession), transport.ErrNoSession},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

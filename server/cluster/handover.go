@@ -11,6 +11,7 @@ import (
 
 	"github.com/lwota/lwota/server/dm"
 	"github.com/lwota/lwota/server/registration"
+	"github.com/lwota/lwota/server/transport"
 )
 
 // maxNotify is the largest envelope sent in a NOTIFY payload (PostgreSQL's limit is 8000
@@ -65,6 +66,9 @@ var errorKinds = []struct {
 	{"unavailable", dm.ErrUnavailable},
 	{"deadline", context.DeadlineExceeded},
 	{"canceled", context.Canceled},
+	// The owner has no DTLS session with the device (yet): the firmware driver waits for the
+	// device to talk again rather than failing its job, so the kind must survive the handover.
+	{"no_session", transport.ErrNoSession},
 }
 
 // toWire classifies err for the caller's node.

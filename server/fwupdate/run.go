@@ -208,9 +208,16 @@ func away(err error) bool {
 }
 
 // transient reports whether a request may work when tried again later.
+//
+// transport.ErrNoSession is one of these: the device's DTLS session is not here (evicted while
+// idle, lost with the node or the balancer session it went through, or the device's handshake
+// here has not reached the registry yet). The device handshakes again when it next talks, and
+// its Register or Update wakes the run, so the job waits for that instead of failing an update
+// the device may well be finishing (in a cluster, a node the device moved to adopts the job
+// when the ownership row names it; the old one lets it go).
 func transient(err error) bool {
 	var de *dm.DeviceError
-	return errors.Is(err, dm.ErrTimeout) || errors.Is(err, dm.ErrUnavailable) ||
+	return errors.Is(err, dm.ErrTimeout) || errors.Is(err, dm.ErrUnavailable) || errors.Is(err, transport.ErrNoSession) ||
 		errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &de) && de.Code == "RST") ||
 		(errors.As(err, &de) && len(de.Code) > 0 && de.Code[0] == '5')
 }

@@ -60,7 +60,10 @@ type campaignJSON struct {
 //
 // Scaled for two shared cores: 200 devices (half plain CoAP, half DTLS PSK) and a 24 KiB image
 // at 8 KiB/s a device, so that the kill lands while downloads run; registration at 1,000 is
-// TestClusterRegistrationThroughNginx.
+// TestClusterRegistrationThroughNginx. At 1,000 devices the test runs in 140-250 s here, but
+// it does not pass yet: in 3 runs, one plain device fetched 13 blocks twice, and twice 2 plain
+// devices sat in Downloaded after their job's Execute had been answered (the device counted no
+// Execute) until the 5 min updating step timeout. Kept at 200 until that is understood.
 func TestClusterCampaignSurvivesNodeKill(t *testing.T) {
 	const devices, imageSize, blockSize = 200, 24 << 10, 1024
 	srv := s3test.Start(t)
@@ -155,6 +158,23 @@ func TestClusterCampaignSurvivesNodeKill(t *testing.T) {
 		camp.ID = id
 		return camp.State == "completed" || camp.State == "aborted" || camp.State == "failed"
 	}, func() string {
+		// The jobs still running, with their history and their devices' counters.
+		var members struct {
+			Devices []struct {
+				Endpoint string `json:"endpoint"`
+			} `json:"devices"`
+		}
+		live[0].api(t, "GET", "/api/v1/campaigns/"+camp.ID+"/devices?state=in_progress&limit=5", nil, &members)
+		byEP := map[string]*lwm2mtest.Device{}
+		for _, d := range all {
+			byEP[d.Endpoint()] = d
+		}
+		for _, m := range members.Devices {
+			if d := byEP[m.Endpoint]; d != nil {
+				t.Logf("%s still running: %+v", m.Endpoint, d.Stats())
+			}
+			logJobHistory(t, live[0], m.Endpoint)
+		}
 		for _, d := range all {
 			if st := d.Stats(); st.ImagesReceived == 0 && st.BytesDownloaded > 0 {
 				var jobs json.RawMessage
@@ -172,23 +192,23 @@ func TestClusterCampaignSurvivesNodeKill(t *testing.T) {
 		t.Fatalf("campaign %s (%s): %v", camp.State, camp.Reason, camp.Progress.Counts)
 	}
 
-	// TODO(issue 13, ownership): assert every job succeeded (camp.Progress.Counts["succeeded"]
-	// == devices). Today a DTLS device of the dead node whose job a live node adopted before
-	// the device handshook with that node fails its job at once ("read /5/0: transport: no DTLS
-	// session with peer": the session is on another node) although the device itself finishes:
-	// 41 of 200 jobs in the run that wrote this. Handing the request to the owner (server/cluster)
-	// or forwarding by connection id fixes it; then this becomes an assertion.
+	// Every job succeeded: a job whose device's DTLS session was not (yet) at the node driving
+	// it waits for the device to talk there (fwupdate: transport.ErrNoSession is transient)
+	// instead of failing while the device finishes on its own.
 	if n := camp.Progress.Counts["succeeded"]; n != devices {
+		shown := 0
 		for _, d := range all {
 			var list struct {
 				Updates []struct{ State, Reason string } `json:"updates"`
 			}
 			live[0].api(t, "GET", "/api/v1/devices/"+d.Endpoint()+"/updates", nil, &list)
-			if len(list.Updates) > 0 && list.Updates[0].State == "failed" {
-				t.Logf("%d of %d jobs succeeded; %s's failed: %s", n, devices, d.Endpoint(), list.Updates[0].Reason)
-				break
+			if len(list.Updates) > 0 && list.Updates[0].State != "succeeded" {
+				if shown++; shown <= 5 {
+					t.Logf("%s's job %s: %s", d.Endpoint(), list.Updates[0].State, list.Updates[0].Reason)
+				}
 			}
 		}
+		t.Errorf("%d of %d jobs succeeded (campaign counts %v)", n, devices, camp.Progress.Counts)
 	}
 	blocks := uint64((imageSize + blockSize - 1) / blockSize)
 	bad := 0
@@ -202,7 +222,9 @@ func TestClusterCampaignSurvivesNodeKill(t *testing.T) {
 		}
 		if v.Str != "2.0.0" || st.ImagesReceived != 1 || st.BlocksFetched > limit {
 			if bad++; bad <= 5 {
-				t.Errorf("%s: on %q, %d images, %d blocks fetched (at most %d)", d.Endpoint(), v.Str, st.ImagesReceived, st.BlocksFetched, limit)
+				t.Errorf("%s: on %q, %d images, %d blocks fetched (at most %d, %d at the kill), %d downloads started, %d registrations",
+					d.Endpoint(), v.Str, st.ImagesReceived, st.BlocksFetched, limit, inFlight[d.Endpoint()], st.DownloadsStarted, st.Registrations)
+				logJobHistory(t, live[0], d.Endpoint())
 			}
 		}
 	}
@@ -210,7 +232,25 @@ func TestClusterCampaignSurvivesNodeKill(t *testing.T) {
 		t.Errorf("%d of %d devices not updated as they should be", bad, devices)
 	}
 	t.Logf("the killed node held %v of %d registrations; every device finished", victimShare, devices)
-	// TODO(issue 13, ownership): with server/cluster's ownership, assert that the dead node's
-	// devices are owned by a live node after the campaign, and that its ownership rows were
-	// taken over (not left to expire).
+	// The dead node's devices moved: every device's ownership row names a live node with a
+	// running lease (taken over when the device registered there, not left to expire), and
+	// the live nodes' gauges account for the whole fleet.
+	checkOwnership(t, c, live, all)
+}
+
+// logJobHistory logs the transitions of endpoint's latest update job, as nd's API shows them:
+// what a device that fetched blocks twice went through.
+func logJobHistory(t *testing.T, nd *node, endpoint string) {
+	t.Helper()
+	var list struct {
+		Updates []struct {
+			ID string `json:"id"`
+		} `json:"updates"`
+	}
+	if nd.api(t, "GET", "/api/v1/devices/"+endpoint+"/updates", nil, &list) != 200 || len(list.Updates) == 0 {
+		return
+	}
+	var detail json.RawMessage
+	nd.api(t, "GET", "/api/v1/devices/"+endpoint+"/updates/"+list.Updates[0].ID, nil, &detail)
+	t.Logf("%s's job: %s", endpoint, detail)
 }

@@ -213,12 +213,28 @@ func (n *node) api(t testing.TB, method, path string, body any, out any) int {
 // metric returns the sum of the node's /metrics samples of name (every label set).
 func (n *node) metric(t testing.TB, name string) float64 {
 	t.Helper()
+	var sum float64
+	for _, s := range n.samples(t, name) {
+		sum += s.value
+	}
+	return sum
+}
+
+// sample is one line of /metrics: its labels as written ("{a=\"b\"}", or "") and its value.
+type sample struct {
+	labels string
+	value  float64
+}
+
+// samples returns the node's /metrics samples of name.
+func (n *node) samples(t testing.TB, name string) []sample {
+	t.Helper()
 	resp, err := http.Get(n.httpURL + "/metrics")
 	if err != nil {
 		t.Fatalf("metrics of %s: %v", n.name, err)
 	}
 	defer resp.Body.Close()
-	var sum float64
+	var out []sample
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -230,13 +246,18 @@ func (n *node) metric(t testing.TB, name string) float64 {
 		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
 			continue
 		}
+		labels := ""
+		if rest[0] == '{' {
+			if i := strings.LastIndexByte(rest, '}'); i > 0 {
+				labels = rest[:i+1]
+			}
+		}
 		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err == nil {
-			sum += v
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+			out = append(out, sample{labels, v})
 		}
 	}
-	return sum
+	return out
 }
 
 // cluster is nodes behind one nginx, on one database.

@@ -143,9 +143,20 @@ func TestClusterRegistrationThroughNginx(t *testing.T) {
 			t.Errorf("%s lists %d of %d devices online", nd.name, devices-missing, devices)
 		}
 	}
-	// TODO(issue 13, ownership): when server/cluster's device ownership lands, assert here that
-	// every device is owned by exactly one node (the node whose counter took its Register), and
-	// that an API read (GET /api/v1/devices/{ep}/3/0/3) at a node that does not own the device
-	// answers with the device's value (handed over to the owner). Until then a non-owner cannot
-	// reach a device behind nginx: nginx's session for it goes to the owner only.
+	// Every device is owned by exactly one node, the one that took its Register: each node
+	// owns as many devices as it accepted Registers. An API read at a node that does not own a
+	// device is handed to the owner and answers with the device's value.
+	owners := checkOwnership(t, c, c.nodes, f.devices())
+	for _, nd := range c.nodes {
+		owned := 0
+		for _, o := range owners {
+			if o == nd {
+				owned++
+			}
+		}
+		if regs := nd.metric(t, "lwota_registrations_total"); int(regs) != owned {
+			t.Errorf("%s took %v Registers but owns %d devices", nd.name, regs, owned)
+		}
+	}
+	crossReads(t, c.nodes, f, owners, 3)
 }
