@@ -112,7 +112,16 @@ func TestNATRebindingKeepsDTLSSessionThroughNginx(t *testing.T) {
 	}
 	// A node reads the others' forward addresses at its heartbeat (every 5 s): the nodes that
 	// joined first learn the later ones' then.
-	time.Sleep(6 * time.Second)
+	ctx0, cancel0 := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel0()
+	waitFor(t, ctx0, func() bool {
+		for _, nd := range c.nodes {
+			if nd.metric(t, "lwota_cluster_relay_peers") != float64(len(c.nodes)-1) {
+				return false
+			}
+		}
+		return true
+	}, func() string { return "every node to know the others' relay addresses" })
 
 	names := make([]string, devices)
 	for i := range names {

@@ -141,7 +141,9 @@ func TestServeWiresNodeRelay(t *testing.T) {
 	}
 
 	// The same session's records now reach node B, which has no session for them. Node A learns
-	// B's forward_addr at its next heartbeat (5 s): until then its answers cannot go back.
+	// B's forward_addr at its next heartbeat (5 s): until then its answers could not go back.
+	waitFor(t, ctx, func() bool { return a.metric(t, "lwota_cluster_relay_peers") == 1 },
+		func() string { return a.name + " to learn " + b.name + "'s relay address" })
 	sock.redirect(nodeB)
 	if !ping(conn, time.Minute) {
 		t.Fatalf("no answer through %s to a ping of %s's session", b.name, a.name)
