@@ -15,8 +15,8 @@ func newDevCmd(_ func(string) string) *cobra.Command {
 		Use:   "cluster",
 		Short: "start PostgreSQL, versitygw (S3), nginx (UDP balancer) and lwota nodes on loopback until Ctrl-C",
 		Long: "Starts a throwaway PostgreSQL, versitygw (bin/versitygw, built by `make tools`) with a bucket, " +
-			"NODES lwota nodes (--cluster, one cluster key, --trusted-proxies 127.0.0.1) and nginx's stream module " +
-			"in front of their CoAP and CoAPS ports, all on 127.0.0.1, prints the addresses and an admin token, " +
+			"nginx's stream module and NODES lwota nodes behind it (--cluster, one cluster key, --trusted-proxies 127.0.0.1, " +
+			"--coap-url and --coaps-url naming nginx, DTLS connection ids and an inter-node relay each), all on 127.0.0.1, prints the addresses and an admin token, " +
 			"and stops everything on Ctrl-C (or SIGTERM). Needs nginx and libnginx-mod-stream (make deps).",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,6 +48,7 @@ type localCluster struct {
 // localNode is one `lwota serve` process.
 type localNode struct {
 	Name, CoAP, CoAPS, API string
+	Relay                  string // its inter-node DTLS relay (--node-relay-addr)
 	cmd                    *exec.Cmd
 	done                   chan struct{}
 }
@@ -97,17 +99,17 @@ func startLocalCluster(ctx context.Context, cfg localClusterConfig) (_ *localClu
 	if err != nil {
 		return nil, err
 	}
-	for i := range cfg.Nodes {
-		n, err := startLocalNode(ctx, exe, filepath.Join(c.Dir, fmt.Sprintf("node-%d", i+1)), c.DSN, fmt.Sprintf("node-%d", i+1), env, args, cfg.Log)
-		if err != nil {
+	// Every node's ports first: nginx starts before the nodes, so that their firmware download
+	// URIs can name it (--coap-url, --coaps-url), as a real deployment's do.
+	nodes := make([]*localNode, cfg.Nodes)
+	for i := range nodes {
+		if nodes[i], err = newLocalNode(fmt.Sprintf("node-%d", i+1)); err != nil {
 			return nil, err
 		}
-		c.Nodes = append(c.Nodes, n)
-		c.cleanups = append(c.cleanups, n.Stop)
 	}
 	if cfg.Nginx {
 		var coap, coaps []string
-		for _, n := range c.Nodes {
+		for _, n := range nodes {
 			coap, coaps = append(coap, n.CoAP), append(coaps, n.CoAPS)
 		}
 		dir := filepath.Join(c.Dir, "nginx")
@@ -120,6 +122,14 @@ func startLocalCluster(ctx context.Context, cfg localClusterConfig) (_ *localClu
 		}
 		c.LB = lb
 		c.cleanups = append(c.cleanups, func() { _ = lb.Stop() })
+		args = append(args, "--coap-url", "coap://"+lb.Addr("coap"), "--coaps-url", "coaps://"+lb.Addr("coaps"))
+	}
+	for _, n := range nodes {
+		if err := n.start(ctx, exe, filepath.Join(c.Dir, n.Name), c.DSN, env, args, cfg.Log); err != nil {
+			return nil, err
+		}
+		c.Nodes = append(c.Nodes, n)
+		c.cleanups = append(c.cleanups, n.Stop)
 	}
 	return c, nil
 }
@@ -132,34 +142,38 @@ func (c *localCluster) Close() {
 	c.cleanups = nil
 }
 
-// startLocalNode starts `exe serve` as a node named name with its data in dir, on free loopback
-// ports, and waits until its /readyz answers 200.
-func startLocalNode(ctx context.Context, exe, dir, dsn, name string, env, args []string, logw io.Writer) (*localNode, error) {
+// newLocalNode picks free loopback ports for a node named name: CoAP, CoAPS, HTTP and its
+// inter-node DTLS relay.
+func newLocalNode(name string) (*localNode, error) {
+	var addrs [4]string
+	for i, network := range []string{"udp", "udp", "tcp", "udp"} {
+		a, err := freeLoopback(network)
+		if err != nil {
+			return nil, err
+		}
+		addrs[i] = a
+	}
+	return &localNode{Name: name, CoAP: addrs[0], CoAPS: addrs[1], API: "http://" + addrs[2], Relay: addrs[3], done: make(chan struct{})}, nil
+}
+
+// start starts `exe serve` as node n with its data in dir and waits until its /readyz
+// answers 200. Every node has connection ids naming it and its relay (docs/cluster.md, "DTLS
+// connection IDs"), so a device whose records reach another node keeps its DTLS session.
+func (n *localNode) start(ctx context.Context, exe, dir, dsn string, env, args []string, logw io.Writer) (err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+		return err
 	}
-	coap, err := freeLoopback("udp")
-	if err != nil {
-		return nil, err
-	}
-	coaps, err := freeLoopback("udp")
-	if err != nil {
-		return nil, err
-	}
-	httpAddr, err := freeLoopback("tcp")
-	if err != nil {
-		return nil, err
-	}
-	n := &localNode{Name: name, CoAP: coap, CoAPS: coaps, API: "http://" + httpAddr, done: make(chan struct{})}
-	all := append([]string{"serve", "--data-dir", dir, "--database", dsn, "--node-name", name, "--coap-addr", coap,
-		"--coaps-addr", coaps, "--http-addr", httpAddr, "--public-url", n.API}, args...)
+	name := n.Name
+	all := append([]string{"serve", "--data-dir", dir, "--database", dsn, "--node-name", name, "--coap-addr", n.CoAP,
+		"--coaps-addr", n.CoAPS, "--http-addr", strings.TrimPrefix(n.API, "http://"), "--public-url", n.API,
+		"--dtls-connection-id", "--node-relay-addr", n.Relay}, args...)
 	n.cmd = exec.Command(exe, all...)
 	n.cmd.Env = env
 	out := logw
 	var logf *os.File
 	if out == nil {
 		if logf, err = os.Create(filepath.Join(filepath.Dir(dir), name+".log")); err != nil {
-			return nil, err
+			return err
 		}
 		out = logf
 	}
@@ -170,7 +184,7 @@ func startLocalNode(ctx context.Context, exe, dir, dsn, name string, env, args [
 		if logf != nil {
 			logf.Close()
 		}
-		return nil, fmt.Errorf("start %s: %w", name, err)
+		return fmt.Errorf("start %s: %w", name, err)
 	}
 	go func() {
 		_ = n.cmd.Wait()
@@ -184,21 +198,21 @@ func startLocalNode(ctx context.Context, exe, dir, dsn, name string, env, args [
 	for {
 		select {
 		case <-n.done:
-			return nil, fmt.Errorf("%s exited at start (%v); see its log", name, n.cmd.ProcessState)
+			return fmt.Errorf("%s exited at start (%v); see its log", name, n.cmd.ProcessState)
 		case <-ctx.Done():
 			n.Stop()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 		if resp, err := client.Get(n.API + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return n, nil
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
 			n.Stop()
-			return nil, fmt.Errorf("%s not ready within 2 minutes", name)
+			return fmt.Errorf("%s not ready within 2 minutes", name)
 		}
 	}
 }

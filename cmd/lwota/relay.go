@@ -11,13 +11,17 @@ import (
 
 // checkNodeRelay validates --node-relay-addr and derives the relay key from the cluster key.
 // The node id (DTLS.Node.ID) and the other nodes' relay addresses (DTLS.Node.Relays) come from
-// the cluster's node table; until they are set, the relay does not listen.
+// the cluster's node table: newService sets them once the node has joined, before the core
+// starts, and the core then listens on the relay address.
 func (c *serveConfig) checkNodeRelay() error {
 	if c.Core.NodeRelayAddr == "" {
 		return nil
 	}
 	if !c.Cluster || c.ClusterKey == "" {
 		return errors.New("serve: --node-relay-addr needs --cluster and --cluster-key (the relay's key is derived from it)")
+	}
+	if c.CoAPSAddr == "" {
+		return errors.New("serve: --node-relay-addr needs DTLS: --coaps-addr is empty")
 	}
 	if !c.Core.DTLS.ConnectionID {
 		return errors.New("serve: --node-relay-addr needs --dtls-connection-id: the relay routes records by connection id")

@@ -19,6 +19,7 @@ func TestNodeRelayFlag(t *testing.T) {
 		{"cluster", append(cluster, "--node-relay-addr", "10.0.0.5:5690"), ""},
 		{"no cluster", []string{"--node-relay-addr", "10.0.0.5:5690"}, "needs --cluster"},
 		{"no connection ids", append(cluster, "--node-relay-addr", "10.0.0.5:5690", "--dtls-connection-id=false"), "needs --dtls-connection-id"},
+		{"no dtls", append(cluster, "--node-relay-addr", "10.0.0.5:5690", "--coaps-addr", ""), "needs DTLS"},
 		{"host name", append(cluster, "--node-relay-addr", "node-a:5690"), "want IP:port"},
 		{"any address", append(cluster, "--node-relay-addr", "0.0.0.0:5690"), "the other nodes reach"},
 		{"port 0", append(cluster, "--node-relay-addr", "10.0.0.5:0"), "the other nodes reach"},

@@ -400,11 +400,21 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	if cfg.Cluster {
 		// The node joins before the core takes a registration: the store writes its id as the
 		// owner of every device that registers or updates here, in the registration's transaction.
-		node = cluster.New(cluster.Config{Name: cfg.NodeName, APIURL: cfg.PublicURL}, store, store,
+		// Its relay address goes into cluster_nodes.forward_addr, where the other nodes look it up.
+		node = cluster.New(cluster.Config{Name: cfg.NodeName, APIURL: cfg.PublicURL, ForwardAddr: cfg.Core.NodeRelayAddr}, store, store,
 			logger.With("component", "cluster"), reg, nil)
 		if err := node.Join(ctx); err != nil {
 			store.Close()
 			return nil, err
+		}
+		if cfg.Core.NodeRelayAddr != "" {
+			// The node id is known only now, and the core's DTLS endpoint is built from cfg.Core
+			// below: its connection ids name this node, and records naming another node go to
+			// that node's forward_addr, read from the node table the heartbeat keeps fresh.
+			// The relay key was derived from the cluster key with the flags (checkNodeRelay).
+			cfg.Core.DTLS.Node.ID = node.ID()
+			cfg.Core.DTLS.Node.Relays = transport.LookupRelays(node.Lookup)
+			logger.Info("DTLS connection ids name this node", "node_id", node.ID(), "relay", cfg.Core.NodeRelayAddr)
 		}
 		store.OwnDevices(node.ID(), node.Grace())
 		cfg.Core.Registration.Shared = true // an Update of a device registered at another node

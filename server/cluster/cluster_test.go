@@ -97,3 +97,31 @@ func TestAdmitRegister(t *testing.T) {
 		t.Errorf("draining: %v, %q, %v; want a refusal with 45 s", after, reason, ok)
 	}
 }
+
+// TestRelayPeers: lwota_cluster_relay_peers counts the other nodes of the last node table with a
+// forward address, never this node itself nor a node without one.
+func TestRelayPeers(t *testing.T) {
+	tests := []struct {
+		name  string
+		nodes map[uint16]NodeInfo
+		want  int
+	}{
+		{"alone", map[uint16]NodeInfo{1: {ID: 1, ForwardAddr: "10.0.0.11:5690"}}, 0},
+		{"two others", map[uint16]NodeInfo{1: {ID: 1, ForwardAddr: "10.0.0.11:5690"},
+			2: {ID: 2, ForwardAddr: "10.0.0.12:5690"}, 3: {ID: 3, ForwardAddr: "10.0.0.13:5690"}}, 2},
+		{"one without relay", map[uint16]NodeInfo{1: {ID: 1}, 2: {ID: 2, ForwardAddr: "10.0.0.12:5690"}, 3: {ID: 3}}, 1},
+		{"none known", nil, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := New(Config{Name: "a"}, nil, nil, nil, nil, nil)
+			n.id = 1
+			n.mu.Lock()
+			n.nodes = tc.nodes
+			n.mu.Unlock()
+			if got := n.relayPeers(); got != tc.want {
+				t.Errorf("relayPeers = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

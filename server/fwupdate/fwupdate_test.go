@@ -2,8 +2,13 @@ package fwupdate
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/lwota/lwota/server/dm"
+	"github.com/lwota/lwota/server/registration"
+	"github.com/lwota/lwota/server/transport"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -231,6 +236,31 @@ func TestVerify(t *testing.T) {
 			state, reason := p.Verify(jobIn(StateVerifying, false), tc.version, tc.changed, tc.result)
 			if state != tc.state || reason != tc.reason {
 				t.Errorf("Verify = %s, %q; want %s, %q", state, reason, tc.state, tc.reason)
+			}
+		})
+	}
+}
+
+// TestAway: errors after which the job waits for the device rather than failing.
+func TestAway(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"offline", fmt.Errorf("read /5/0: %w", dm.ErrOffline), true},
+		{"asleep", dm.ErrAsleep, true},
+		{"not registered", fmt.Errorf("device x: %w", registration.ErrNotFound), true},
+		// A DTLS device that rebooted into the new firmware: its session is gone until it
+		// handshakes again (in a cluster, often at another node, which takes the job over).
+		{"no dtls session", fmt.Errorf("read /5/0: read /5/0 on dev: %w", transport.ErrNoSession), true},
+		{"timeout", dm.ErrTimeout, false},
+		{"device error", &dm.DeviceError{Code: "4.05"}, false},
+		{"other", errors.New("disk on fire"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := away(tc.err); got != tc.want {
+				t.Errorf("away(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
 	}

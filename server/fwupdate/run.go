@@ -202,9 +202,13 @@ func (r *run) absence(reg *registration.Registration) string {
 	return "device offline"
 }
 
-// away reports whether err means the device cannot be reached now but may come back.
+// away reports whether err means the device cannot be reached now but may come back. A DTLS
+// device without a session here (transport.ErrNoSession) is one: it rebooted (into the new
+// firmware, typically) or its session timed out, and it comes back with a new handshake and a
+// Register, here or, in a cluster, at the node the balancer sends it to, which then takes the job.
 func away(err error) bool {
-	return errors.Is(err, dm.ErrAsleep) || errors.Is(err, dm.ErrOffline) || errors.Is(err, registration.ErrNotFound)
+	return errors.Is(err, dm.ErrAsleep) || errors.Is(err, dm.ErrOffline) || errors.Is(err, registration.ErrNotFound) ||
+		errors.Is(err, transport.ErrNoSession)
 }
 
 // transient reports whether a request may work when tried again later.
