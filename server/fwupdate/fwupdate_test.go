@@ -241,26 +241,31 @@ func TestVerify(t *testing.T) {
 	}
 }
 
-// TestAway: errors after which the job waits for the device rather than failing.
+// TestAway: errors after which the job waits for the device (away: in StateWaiting when nothing
+// was sent; transient: polling in its step) rather than failing.
 func TestAway(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		err  error
-		want bool
+		name            string
+		err             error
+		away, transient bool
 	}{
-		{"offline", fmt.Errorf("read /5/0: %w", dm.ErrOffline), true},
-		{"asleep", dm.ErrAsleep, true},
-		{"not registered", fmt.Errorf("device x: %w", registration.ErrNotFound), true},
+		{"offline", fmt.Errorf("read /5/0: %w", dm.ErrOffline), true, false},
+		{"asleep", dm.ErrAsleep, true, false},
+		{"not registered", fmt.Errorf("device x: %w", registration.ErrNotFound), true, false},
 		// A DTLS device that rebooted into the new firmware: its session is gone until it
 		// handshakes again (in a cluster, often at another node, which takes the job over).
-		{"no dtls session", fmt.Errorf("read /5/0: read /5/0 on dev: %w", transport.ErrNoSession), true},
-		{"timeout", dm.ErrTimeout, false},
-		{"device error", &dm.DeviceError{Code: "4.05"}, false},
-		{"other", errors.New("disk on fire"), false},
+		// It is still registered, so the step polls rather than moving to waiting.
+		{"no dtls session", fmt.Errorf("read /5/0: read /5/0 on dev: %w", transport.ErrNoSession), false, true},
+		{"timeout", dm.ErrTimeout, false, true},
+		{"device error", &dm.DeviceError{Code: "4.05"}, false, false},
+		{"other", errors.New("disk on fire"), false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := away(tc.err); got != tc.want {
-				t.Errorf("away(%v) = %v, want %v", tc.err, got, tc.want)
+			if got := away(tc.err); got != tc.away {
+				t.Errorf("away(%v) = %v, want %v", tc.err, got, tc.away)
+			}
+			if got := transient(tc.err); got != tc.transient {
+				t.Errorf("transient(%v) = %v, want %v", tc.err, got, tc.transient)
 			}
 		})
 	}

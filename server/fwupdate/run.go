@@ -203,12 +203,11 @@ func (r *run) absence(reg *registration.Registration) string {
 }
 
 // away reports whether err means the device cannot be reached now but may come back. A DTLS
-// device without a session here (transport.ErrNoSession) is one: it rebooted (into the new
-// firmware, typically) or its session timed out, and it comes back with a new handshake and a
-// Register, here or, in a cluster, at the node the balancer sends it to, which then takes the job.
+// device without a session here (transport.ErrNoSession) is not "away" but transient (below):
+// it is still registered, so a job moved to waiting would wake at once and find no session
+// again; the step instead polls until the device's new handshake and Register or Update.
 func away(err error) bool {
-	return errors.Is(err, dm.ErrAsleep) || errors.Is(err, dm.ErrOffline) || errors.Is(err, registration.ErrNotFound) ||
-		errors.Is(err, transport.ErrNoSession)
+	return errors.Is(err, dm.ErrAsleep) || errors.Is(err, dm.ErrOffline) || errors.Is(err, registration.ErrNotFound)
 }
 
 // transient reports whether a request may work when tried again later.
