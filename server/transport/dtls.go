@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/pion/dtls/v3"
-	"github.com/pion/logging"
 	"github.com/pion/transport/v5/deadline"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -234,8 +233,7 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 			l.offersPSK = true
 		}
 	}
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelDisabled
+	lf := dtlsLoggerFactory() // allocation-free, pion asks for a logger per handshake (dtls_logger.go)
 	l.opts = []dtls.ServerOption{
 		dtls.WithCipherSuites(suites...),
 		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),

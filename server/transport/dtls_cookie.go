@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/pion/dtls/v3"
-	"github.com/pion/logging"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -334,8 +333,7 @@ func pionFollowsClientHello(ctx context.Context) bool {
 	rec := append([]byte{handshakeType, dtlsMajor, dtlsMinor12, 0, 0, 0, 0, 0, 0, 0, 1, byte(len(hs) >> 8), byte(len(hs))}, hs...)
 
 	pc := &probeConn{in: rec, out: make(chan []byte, 4), closed: make(chan struct{})}
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelDisabled
+	lf := dtlsLoggerFactory()
 	conn, err := dtls.ServerWithOptions(pc, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9},
 		dtls.WithPSK(func([]byte) ([]byte, error) { return []byte("probe"), nil }),
 		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8),

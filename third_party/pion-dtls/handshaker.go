@@ -173,6 +173,19 @@ func srvCliStr(isClient bool) string {
 	return "server"
 }
 
+// sideName prints as srvCliStr does; a bool boxes into an interface without allocating.
+type sideName bool
+
+func (s sideName) String() string { return srvCliStr(bool(s)) }
+
+// traceState traces each step of the state machine. lwota patch 7: the arguments are the
+// byte-sized values themselves, which Go boxes without allocating, not the strings they print as
+// (each of which took an allocation to box, on every step, whether tracing is on or not);
+// only the variadic slice of the (interface) call is left.
+func (s *handshakeFSM) traceState(state handshakeState) {
+	s.cfg.log.Tracef("[handshake:%s] %s: %s", sideName(s.state.isClient), s.currentFlight, state)
+}
+
 func newHandshakeFSM(
 	s *State, cache *handshakeCache, cfg *handshakeConfig,
 	initialFlight flightVal,
@@ -193,7 +206,7 @@ func (s *handshakeFSM) Run(ctx context.Context, conn flightConn, initialState ha
 		close(s.closed)
 	}()
 	for {
-		s.cfg.log.Tracef("[handshake:%s] %s: %s", srvCliStr(s.state.isClient), s.currentFlight.String(), state.String())
+		s.traceState(state)
 		if s.cfg.onFlightState != nil {
 			s.cfg.onFlightState(s.currentFlight, state)
 		}

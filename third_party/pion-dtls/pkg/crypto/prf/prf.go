@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"math"
 
 	"github.com/pion/dtls/v3/pkg/crypto/elliptic"
 	"github.com/pion/dtls/v3/pkg/protocol"
@@ -157,30 +156,35 @@ func PreMasterSecret(publicKey, privateKey []byte, curve elliptic.Curve) ([]byte
 //
 // https://tools.ietf.org/html/rfc4346w
 func PHash(secret, seed []byte, requestedLength int, hashFunc HashFunc) ([]byte, error) {
-	hmacSHA256 := func(key, data []byte) ([]byte, error) {
-		mac := hmac.New(hashFunc, key)
-		if _, err := mac.Write(data); err != nil {
-			return nil, err
-		}
+	// lwota patch 6: one HMAC for every step, Reset between them. hmac.New hashes the padded
+	// key into its inner and outer states (and allocates both hashes); Reset restores those
+	// states, so the key schedule runs once per PHash rather than twice per iteration. A(i) is
+	// kept in one buffer and written before the seed, rather than appended to it in a new one.
+	mac := hmac.New(hashFunc, secret)
+	size := mac.Size()
+	iterations := (requestedLength + size - 1) / size
+	out := make([]byte, 0, iterations*size)
 
-		return mac.Sum(nil), nil
+	if _, err := mac.Write(seed); err != nil { // A(1) = HMAC_hash(secret, A(0) = seed)
+		return nil, err
 	}
-
-	var err error
-	lastRound := seed
-	out := []byte{}
-
-	iterations := int(math.Ceil(float64(requestedLength) / float64(hashFunc().Size())))
-	for range iterations {
-		lastRound, err = hmacSHA256(secret, lastRound)
-		if err != nil {
+	round := mac.Sum(make([]byte, 0, size))
+	for i := range iterations {
+		mac.Reset()
+		if _, err := mac.Write(round); err != nil {
 			return nil, err
 		}
-		withSecret, err := hmacSHA256(secret, append(lastRound, seed...))
-		if err != nil {
+		if _, err := mac.Write(seed); err != nil {
 			return nil, err
 		}
-		out = append(out, withSecret...)
+		out = mac.Sum(out) // HMAC_hash(secret, A(i) + seed)
+		if i+1 < iterations {
+			mac.Reset()
+			if _, err := mac.Write(round); err != nil {
+				return nil, err
+			}
+			round = mac.Sum(round[:0]) // A(i+1)
+		}
 	}
 
 	return out[:requestedLength], nil

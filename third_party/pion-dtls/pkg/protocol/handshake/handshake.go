@@ -100,12 +100,13 @@ func (h *Handshake) Marshal() ([]byte, error) {
 	h.Header.Length = uint32(len(msg)) //nolint:gosec // G115
 	h.Header.FragmentLength = h.Header.Length
 	h.Header.Type = h.Message.Type()
-	header, err := h.Header.Marshal()
-	if err != nil {
-		return nil, err
-	}
+	// lwota patch 8: header and message in one allocation (v3.1.15 allocated the header, then
+	// a second buffer to append the message to it).
+	out := make([]byte, HeaderLength+len(msg))
+	h.Header.put(out)
+	copy(out[HeaderLength:], msg)
 
-	return append(header, msg...), nil
+	return out, nil
 }
 
 // Unmarshal decodes a handshake from a binary message.
