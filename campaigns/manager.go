@@ -344,7 +344,7 @@ func (m *Manager) Preview(ctx context.Context, query string, endpoints []string,
 // selectDevices returns the known devices sel matches, in endpoint order. An explicit list
 // naming a device lwota has never seen is refused: a typo must not shrink a rollout silently.
 func (m *Manager) selectDevices(ctx context.Context, sel *selector.Selector, explicit []string, now time.Time) ([]*registration.Registration, error) {
-	all, err := m.fleet.ListDevices(ctx, registration.Filter{Now: now})
+	all, err := m.fleet.ListDevices(ctx, narrowed(sel, now))
 	if err != nil {
 		return nil, fmt.Errorf("select devices: %w", err)
 	}
@@ -370,6 +370,15 @@ func (m *Manager) selectDevices(ctx context.Context, sel *selector.Selector, exp
 		}
 	}
 	return out, nil
+}
+
+// narrowed is the device-list filter of what every device sel matches must have (its top-level
+// endpoint prefix, exact attributes and labels): the store picks them, sel still decides each.
+// A campaign of ten devices in a fleet of 250,000 no longer reads the whole fleet.
+func narrowed(sel *selector.Selector, now time.Time) registration.Filter {
+	n := sel.Narrow()
+	return registration.Filter{Now: now, EndpointPrefix: n.EndpointPrefix, Manufacturer: n.Manufacturer,
+		Model: n.Model, DeviceType: n.DeviceType, Labels: n.Labels}
 }
 
 // deviceOf is what a selector sees of a registration.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -117,8 +118,9 @@ func (d *driver) finish(t *testing.T, fail map[string]bool) int {
 }
 
 type fleet struct {
-	mu   sync.Mutex
-	regs map[string]*registration.Registration
+	mu      sync.Mutex
+	regs    map[string]*registration.Registration
+	filters []registration.Filter // every ListDevices filter, for the narrowing test
 }
 
 func (f *fleet) Device(_ context.Context, ep string) (*registration.Registration, error) {
@@ -132,11 +134,26 @@ func (f *fleet) Device(_ context.Context, ep string) (*registration.Registration
 	return &cp, nil
 }
 
-func (f *fleet) ListDevices(_ context.Context, _ registration.Filter) ([]*registration.Registration, error) {
+// ListDevices honours the filter fields a campaign narrows by, as the SQL store does.
+func (f *fleet) ListDevices(_ context.Context, flt registration.Filter) ([]*registration.Registration, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.filters = append(f.filters, flt)
 	var out []*registration.Registration
 	for _, r := range f.regs {
+		if !strings.HasPrefix(r.Endpoint, flt.EndpointPrefix) || (flt.Model != "" && r.Model != flt.Model) ||
+			(flt.Manufacturer != "" && r.Manufacturer != flt.Manufacturer) || (flt.DeviceType != "" && r.DeviceType != flt.DeviceType) {
+			continue
+		}
+		if !maps.EqualFunc(flt.Labels, maps.Collect(func(yield func(string, string) bool) {
+			for k := range flt.Labels {
+				if !yield(k, r.Labels[k]) {
+					return
+				}
+			}
+		}), func(a, b string) bool { return a == b }) {
+			continue
+		}
 		cp := *r
 		out = append(out, &cp)
 	}
@@ -686,5 +703,33 @@ func TestImageDeletedFailsCampaign(t *testing.T) {
 	}
 	if n := len(r.members(c.ID, campaigns.MemberInProgress)); n != 0 {
 		t.Errorf("%d members in progress after the image was deleted", n)
+	}
+}
+
+// TestSelectionNarrowsTheDeviceList: creating (and ticking) a campaign asks the fleet only for
+// the devices its selector's top-level conjunction allows (prefix, attributes, labels), and
+// the members are still exactly the devices the selector matches.
+func TestSelectionNarrowsTheDeviceList(t *testing.T) {
+	r := newRig(t, 40)
+	c := r.create(campaigns.Spec{Start: true, Query: `endpoint ^= "dev-001" and model = "m1" and labels.cell = "c1"`,
+		Plan: plan.Plan{Waves: waves(100)}})
+	r.m.Tick(context.Background())
+	var got []string
+	for _, m := range r.members(c.ID, "") {
+		got = append(got, m.Endpoint)
+	}
+	slices.Sort(got)
+	if want := []string{"dev-0013", "dev-0017"}; !slices.Equal(got, want) { // dev-0010..0019 with i%4 == 1
+		t.Fatalf("members %v, want %v", got, want)
+	}
+	r.fleet.mu.Lock()
+	defer r.fleet.mu.Unlock()
+	if len(r.fleet.filters) == 0 {
+		t.Fatal("the fleet was never listed")
+	}
+	for _, f := range r.fleet.filters {
+		if f.EndpointPrefix != "dev-001" || f.Model != "m1" || f.Labels["cell"] != "c1" {
+			t.Fatalf("the fleet was listed with %+v: the selector's prefix, model and label were not passed down", f)
+		}
 	}
 }

@@ -372,7 +372,7 @@ func (m *Manager) join(ctx context.Context, c *Campaign, rt *runtime, now time.T
 	if rt.sel == nil {
 		return nil
 	}
-	devices, err := m.fleet.ListDevices(ctx, registration.Filter{Now: now})
+	devices, err := m.fleet.ListDevices(ctx, narrowed(rt.sel, now))
 	if err != nil {
 		return err
 	}
