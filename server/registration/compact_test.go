@@ -1,9 +1,12 @@
 package registration
 
 import (
+	"context"
+	"errors"
 	"net/netip"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/lwota/lwota/server/transport"
 )
@@ -124,3 +127,111 @@ func TestSharedObjectListsAreTheParse(t *testing.T) {
 		t.Fatalf("an append to one registration's list changed the shared one: %+v %v", b.objects, b.formats)
 	}
 }
+
+// TestDeviceRecordFollowsTheRegistration walks one device through the registry's public API and
+// checks what its compact record answers at each step: the uplink time Seen records (and the
+// wake-up it reports), the unreachable mark and what clears it, and the lookups by address and
+// id after an Update, a re-registration from another address and a De-register.
+func TestDeviceRecordFollowsTheRegistration(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	r := New(memStore{}, nil, DefaultConfig(), nil, nil, clock)
+	ctx := context.Background()
+	at := func(port uint16) transport.Peer {
+		return transport.Peer{Addr: transport.Addr{Network: transport.UDP, AddrPort: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)}}
+	}
+	reg, err := r.register(ctx, at(1000), []string{"ep=dev-1", "lt=600"}, 40, []byte(`</1/0>,</3/0>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name string
+		do   func()
+		// what the record answers afterwards
+		seenFrom  uint16 // Seen from this port must find dev-1 (0: must find nothing at 1000)
+		lastSeen  time.Time
+		unreached bool
+	}{
+		{"registered", func() {}, 1000, now, false},
+		{"a datagram later", func() { now = now.Add(time.Minute); r.Seen(at(1000).Addr, time.Hour) }, 1000, now.Add(time.Minute), false},
+		{"marked unreachable", func() { now = now.Add(time.Second); r.MarkUnreachable("dev-1") }, 1000, now.Add(time.Minute), true},
+		{"an uplink clears the mark", func() { r.Seen(at(1000).Addr, time.Hour) }, 1000, now.Add(time.Minute + time.Second), false},
+		{"unreachable, then an Update", func() {
+			r.MarkUnreachable("dev-1")
+			now = now.Add(time.Minute)
+			if _, err := r.update(ctx, reg.ID, at(1000), nil, -1, nil); err != nil {
+				t.Fatal(err)
+			}
+		}, 1000, now.Add(2*time.Minute + time.Second), false},
+		{"re-registered from another port", func() {
+			var err error
+			if reg, err = r.register(ctx, at(2000), []string{"ep=dev-1", "lt=600"}, 40, []byte(`</1/0>,</3/0>`)); err != nil {
+				t.Fatal(err)
+			}
+		}, 2000, now.Add(2*time.Minute + time.Second), false},
+		{"de-registered", func() {
+			if _, err := r.deregister(ctx, reg.ID, at(2000)); err != nil {
+				t.Fatal(err)
+			}
+		}, 0, time.Time{}, false},
+	}
+	for _, st := range steps {
+		st.do()
+		if st.seenFrom == 0 {
+			if _, ok := r.Get("dev-1"); ok {
+				t.Fatalf("%s: Get still finds dev-1", st.name)
+			}
+			for _, p := range []uint16{1000, 2000} {
+				if ep, _ := r.Seen(at(p).Addr, time.Hour); ep != "" {
+					t.Fatalf("%s: Seen from port %d finds %q", st.name, p, ep)
+				}
+			}
+			if _, err := r.lookupForPeer(reg.ID, at(2000)); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("%s: lookup by id: %v", st.name, err)
+			}
+			continue
+		}
+		got, ok := r.Get("dev-1")
+		if !ok {
+			t.Fatalf("%s: Get finds nothing", st.name)
+		}
+		if !got.LastSeen.Equal(st.lastSeen) {
+			t.Fatalf("%s: LastSeen %v, want %v", st.name, got.LastSeen, st.lastSeen)
+		}
+		if got.UnreachableSince.IsZero() == st.unreached {
+			t.Fatalf("%s: UnreachableSince %v, want marked %t", st.name, got.UnreachableSince, st.unreached)
+		}
+		if bp, ok := r.ByPeer(at(st.seenFrom)); !ok || bp.ID != reg.ID {
+			t.Fatalf("%s: ByPeer from port %d: %v, %t", st.name, st.seenFrom, bp, ok)
+		}
+		if other := 3000 - st.seenFrom; other > 0 && other < 3000 {
+			if _, ok := r.ByPeer(at(other)); ok {
+				t.Fatalf("%s: ByPeer finds dev-1 from port %d too", st.name, other)
+			}
+		}
+		if cur, err := r.lookupForPeer(reg.ID, at(st.seenFrom)); err != nil || cur.Endpoint != "dev-1" {
+			t.Fatalf("%s: lookup by id: %v, %v", st.name, cur, err)
+		}
+	}
+	// A wake-up: silent for longer than quiet.
+	if _, err := r.register(ctx, at(1000), []string{"ep=dev-2", "lt=600"}, 40, []byte(`</1/0>`)); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Second)
+	if ep, woke := r.Seen(at(1000).Addr, 5*time.Second); ep != "dev-2" || !woke {
+		t.Fatalf("Seen after 10 s of silence = %q, woke %t; want dev-2, true", ep, woke)
+	}
+	if ep, woke := r.Seen(at(1000).Addr, 5*time.Second); ep != "dev-2" || woke {
+		t.Fatalf("Seen right after = %q, woke %t; want dev-2, false", ep, woke)
+	}
+}
+
+// memStore is a Store that keeps nothing: the registry under test holds the state.
+type memStore struct{}
+
+func (memStore) SaveRegistration(context.Context, *Registration) error      { return nil }
+func (memStore) LoadRegistrations(context.Context) ([]*Registration, error) { return nil, nil }
+func (memStore) GetRegistration(context.Context, string) (*Registration, error) {
+	return nil, ErrNotFound
+}
+func (memStore) ListRegistrations(context.Context, Filter) ([]*Registration, error) { return nil, nil }
