@@ -65,6 +65,11 @@ type DTLSConfig struct {
 	// handshakes again when it next talks, and until then Do and Notify to it fail with
 	// ErrNoSession. Default 5 min.
 	IdleTimeout time.Duration
+	// HibernateAfter puts an established session no datagram arrived on for that long to
+	// sleep: its pion connection and goroutines go, its keys and record counters stay (a few
+	// hundred bytes), and its next datagram, or a request lwota sends it, wakes it without a
+	// handshake (dtls_idle.go). Default 30 s; negative: never. IdleTimeout still ends it.
+	HibernateAfter time.Duration
 	// ConnectionID issues RFC 9146 connection ids, so a device behind a NAT whose mapping
 	// changed keeps its session. Default off.
 	ConnectionID bool
@@ -89,6 +94,7 @@ func DefaultDTLSConfig() DTLSConfig {
 		HandshakeRate:    10,
 		HandshakeTimeout: 20 * time.Second,
 		IdleTimeout:      5 * time.Minute,
+		HibernateAfter:   30 * time.Second,
 	}
 }
 
@@ -114,6 +120,9 @@ func (c DTLSConfig) withDefaults() (DTLSConfig, error) {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.HibernateAfter == 0 {
+		c.HibernateAfter = d.HibernateAfter
 	}
 	return c.x509Defaults(explicitSuites)
 }
@@ -152,6 +161,8 @@ type dtlsLink struct {
 	pc   net.PacketConn
 	dc   DTLSConfig
 	opts []dtls.ServerOption // every session's handshake options (a connection id generator is added per session)
+	// resumeOpts wake a sleeping session: its record layer's settings (dtls_idle.go).
+	resumeOpts []dtls.Option
 	log  *slog.Logger
 	m    *dtlsMetrics
 	size int // plaintext buffer per session: MaxMessageSize+1
@@ -193,6 +204,7 @@ type dtlsSession struct {
 	cancel      context.CancelFunc
 	pskFailed   atomic.Bool            // our PSK lookup refused the client (the handshake's failure reason)
 	pskIdentity atomic.Pointer[string] // the PSK identity the client presented, for OnHandshakeFailure
+	idle        sessionSleep           // hibernation of an idle established session (dtls_idle.go)
 }
 
 func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logger, reg prometheus.Registerer) (*dtlsLink, error) {
@@ -223,6 +235,7 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 		dtls.WithMTU(max(cfg.MaxMessageSize+64, 1200)),
 	}
 	l.opts = append(l.opts, dc.x509Options()...)
+	l.resumeOpts = []dtls.Option{dtls.WithPSK(l.lookupPSK), dtls.WithCipherSuites(suites...), dtls.WithLoggerFactory(lf), dtls.WithMTU(max(cfg.MaxMessageSize+64, 1200))}
 	var err error
 	l.m, err = newDTLSMetrics(reg, func() float64 {
 		l.mu.Lock()
@@ -276,17 +289,11 @@ func (l *dtlsLink) readFrom(b []byte) (int, netip.AddrPort, string, error) {
 }
 
 func (l *dtlsLink) writeTo(b []byte, to netip.AddrPort) error {
-	l.mu.Lock()
-	s := l.byAddr[to]
-	var c *dtls.Conn
-	if s != nil && s.established {
-		c = s.conn
+	c, err := l.sessionConnFor(to) // wakes a hibernated session (dtls_idle.go)
+	if err != nil {
+		return err
 	}
-	l.mu.Unlock()
-	if c == nil {
-		return ErrNoSession
-	}
-	_, err := c.Write(b)
+	_, err = c.Write(b)
 	return err
 }
 
@@ -373,6 +380,9 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 		s = l.newSession(from)
 	}
 	s.lastRx = time.Now()
+	if !l.awake(s) { // hibernated: woken now; going to sleep: dropped, the peer retransmits (dtls_idle.go)
+		return
+	}
 	select {
 	case s.vc.rx <- inbound{b: append([]byte(nil), p...), from: from}:
 	default: // the session is behind: drop, the peer retransmits
@@ -384,7 +394,7 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 func (l *dtlsLink) newSession(from netip.AddrPort) *dtlsSession {
 	s := &dtlsSession{addr: from}
 	s.ctx, s.cancel = context.WithCancel(l.ctx)
-	s.vc = &sessionConn{l: l, s: s, rx: make(chan inbound, 16), closed: make(chan struct{}), rd: deadline.New(), entered: make(chan struct{})}
+	s.vc = newSessionConn(l, s)
 	l.byAddr[from] = s
 	l.handshaking++
 	l.wg.Add(1)
@@ -410,14 +420,11 @@ func (l *dtlsLink) detach(s *dtlsSession) {
 // run handshakes, then reads plaintext for the engine until the session ends.
 func (l *dtlsLink) run(s *dtlsSession) {
 	defer l.wg.Done()
-	defer func() {
-		l.mu.Lock()
-		if l.byAddr[s.addr] == s || (s.cid != "" && l.byCID[s.cid] == s) {
-			l.detach(s)
-		}
-		l.mu.Unlock()
-		s.cancel()
-	}()
+	// The session's conn and incarnation as they were when it started: hibernation ends this
+	// goroutine without ending the session, and a wake-up gives the session another conn and
+	// goroutine (dtls_idle.go).
+	vc, gen := s.vc, s.idle.gen
+	defer l.endIncarnation(s, gen)
 	// The PSK callback is per session, so a failed handshake can name our refusal as its reason.
 	opts := append(slices.Clone(l.opts), dtls.WithPSK(func(identity []byte) ([]byte, error) {
 		id := string(identity)
@@ -442,16 +449,16 @@ func (l *dtlsLink) run(s *dtlsSession) {
 			return cid
 		}))
 	}
-	conn, err := dtls.ServerWithOptions(s.vc, net.UDPAddrFromAddrPort(s.addr), opts...)
+	conn, err := dtls.ServerWithOptions(vc, net.UDPAddrFromAddrPort(s.addr), opts...)
 	if err != nil {
-		_ = s.vc.Close()
+		_ = vc.Close()
 		l.handshakeFailed(s, failProtocol, err)
 		return
 	}
 	// Closing the conn is what unblocks pion and our Read, whoever ends the session.
-	stop := context.AfterFunc(s.ctx, func() { _ = s.vc.Close(); _ = conn.Close() })
+	stop := context.AfterFunc(s.ctx, func() { _ = vc.Close(); _ = conn.Close() })
 	defer stop()
-	defer func() { _ = s.vc.Close(); _ = conn.Close() }()
+	defer func() { _ = vc.Close(); _ = conn.Close() }()
 	hctx, cancel := context.WithTimeout(s.ctx, l.dc.HandshakeTimeout)
 	err = conn.HandshakeContext(hctx)
 	cancel()
@@ -474,6 +481,12 @@ func (l *dtlsLink) run(s *dtlsSession) {
 	l.handshaking--
 	l.mu.Unlock()
 	l.m.handshakeOK.Inc()
+	l.readRecords(s, vc, conn)
+}
+
+// readRecords hands the session's plaintext to the engine until conn ends. vc is conn's
+// sessionConn.
+func (l *dtlsLink) readRecords(s *dtlsSession, vc *sessionConn, conn *dtls.Conn) {
 	buf := make([]byte, l.size)
 	for {
 		n, err := conn.Read(buf)
@@ -485,7 +498,7 @@ func (l *dtlsLink) run(s *dtlsSession) {
 			return
 		}
 		if l.dc.ConnectionID {
-			l.follow(s, conn)
+			l.follow(s, vc, conn)
 		}
 		l.mu.Lock()
 		r := dtlsRecord{b: append([]byte(nil), buf[:n]...), from: s.addr, identity: s.identity}
@@ -522,6 +535,9 @@ func (l *dtlsLink) handshakeFailed(s *dtlsSession, reason string, err error) {
 func (l *dtlsLink) sweep() {
 	defer l.wg.Done()
 	period := min(max(l.dc.IdleTimeout/4, 10*time.Millisecond), 10*time.Second)
+	if l.dc.HibernateAfter > 0 {
+		period = min(period, max(l.dc.HibernateAfter/2, 10*time.Millisecond))
+	}
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
@@ -530,14 +546,20 @@ func (l *dtlsLink) sweep() {
 			return
 		case now := <-t.C:
 			cutoff := now.Add(-l.dc.IdleTimeout)
+			var sleepy []*dtlsSession
 			l.mu.Lock()
 			for _, s := range l.byAddr {
 				if s.established && s.lastRx.Before(cutoff) {
 					l.detach(s)
 					l.m.idleClosed.Inc()
+				} else if l.dc.HibernateAfter > 0 && s.established && s.lastRx.Before(now.Add(-l.dc.HibernateAfter)) {
+					sleepy = append(sleepy, s)
 				}
 			}
 			l.mu.Unlock()
+			for _, s := range sleepy {
+				l.hibernate(s)
+			}
 		}
 	}
 }
@@ -562,8 +584,8 @@ func (l *dtlsLink) moved(s *dtlsSession, to netip.AddrPort) {
 // connection id from a new address (NAT rebinding) reaches the Handler with that address, and
 // Do finds the session there. pion updates the address just after it hands the record to Read,
 // so follow first waits until pion has finished with the datagrams it took.
-func (l *dtlsLink) follow(s *dtlsSession, conn *dtls.Conn) {
-	s.vc.settle(s.ctx)
+func (l *dtlsLink) follow(s *dtlsSession, vc *sessionConn, conn *dtls.Conn) {
+	vc.settle(s.ctx)
 	ua, ok := conn.RemoteAddr().(*net.UDPAddr)
 	if !ok {
 		return
@@ -598,6 +620,11 @@ type sessionConn struct {
 	idleMu  sync.Mutex
 	idle    bool
 	entered chan struct{}
+
+	// muted drops every write from now on: the session is going to sleep, and a record its
+	// old pion connection sent after the snapshot of its counters would reuse a nonce once the
+	// session wakes (dtls_idle.go).
+	muted atomic.Bool
 }
 
 // settleWait bounds settle, should pion be busy for long.
@@ -662,6 +689,9 @@ func (c *sessionConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 		return 0, net.ErrClosed
 	default:
 	}
+	if c.muted.Load() {
+		return len(b), nil
+	}
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok {
 		return 0, fmt.Errorf("transport: dtls: bad address %v", addr)
@@ -703,6 +733,8 @@ type dtlsMetrics struct {
 	idleClosed       prometheus.Counter
 	droppedNoSession prometheus.Counter
 	failures         *prometheus.CounterVec // by reason (dtls_hello.go)
+	hibernated       prometheus.Counter     // idle sessions put to sleep (dtls_idle.go)
+	woken            prometheus.Counter     // sleeping sessions woken
 }
 
 func newDTLSMetrics(reg prometheus.Registerer, sessions func() float64) (*dtlsMetrics, error) {
@@ -721,6 +753,9 @@ func newDTLSMetrics(reg prometheus.Registerer, sessions func() float64) (*dtlsMe
 			"Datagrams dropped: not a ClientHello and no session for their address.")),
 		failures: prometheus.NewCounterVec(opts("dtls_handshake_failures_total",
 			"Failed DTLS handshakes by reason: timeout, psk, certificate, peer_alert, protocol, closed."), []string{"reason"}),
+		hibernated: prometheus.NewCounter(opts("dtls_sessions_hibernated_total",
+			"Idle DTLS sessions put to sleep after HibernateAfter: their connection state kept, their goroutines and buffers released.")),
+		woken: prometheus.NewCounter(opts("dtls_sessions_woken_total", "Sleeping DTLS sessions resumed by a datagram or a request to the device.")),
 	}
 	for _, r := range []string{failTimeout, failPSK, failCertificate, failPeerAlert, failProtocol, failClosed} {
 		m.failures.WithLabelValues(r) // every reason exported from the start, at zero
@@ -730,7 +765,7 @@ func newDTLSMetrics(reg prometheus.Registerer, sessions func() float64) (*dtlsMe
 	}
 	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "lwota", Subsystem: "transport", Name: "dtls_sessions",
 		Help: "DTLS sessions held, established and handshaking.", ConstLabels: labels}, sessions)
-	for _, c := range []prometheus.Collector{handshakes, m.failures, m.refused, m.idleClosed, m.droppedNoSession, open} {
+	for _, c := range []prometheus.Collector{handshakes, m.failures, m.refused, m.idleClosed, m.droppedNoSession, m.hibernated, m.woken, open} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
