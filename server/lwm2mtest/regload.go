@@ -24,8 +24,8 @@ type RegLoad struct {
 	// for each exchange and closes it after, so a fleet larger than the open-file limit fits.
 	server *net.UDPAddr
 	locals func(i int) netip.AddrPort
-	eps   []string
-	locs  []string // Location-Path of each registration, "/rd/x"
+	eps    []string
+	locs   []string // Location-Path of each registration, "/rd/x"
 	// mids are the devices' message ids: a server answers a repeated (peer, message id) from
 	// its cache, so ids are per device, never per worker.
 	mids []uint16

@@ -85,21 +85,21 @@ func New(store Store, listener Listener, cfg Config, logger *slog.Logger, m *Met
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Registry{
-		store:       store,
-		listener:    listener,
-		cfg:         cfg,
-		log:         logger,
-		metrics:     m.orNop(),
-		now:         now,
-		byEndpoint:  make(map[string]*device),
-		byID:        make(map[string]*device),
-		byAddr:      newAddrIndex(),
-		byIdentity:  make(map[string]*device),
-		holds:       make(map[string]int),
-		infoQueue:   make(chan *Registration, max(cfg.InfoReadQueue, 0)),
-		infoLater:   make(map[string]struct{}),
-		infoFailed:  make(map[string]infoRetry),
-		started:     now(),
+		store:      store,
+		listener:   listener,
+		cfg:        cfg,
+		log:        logger,
+		metrics:    m.orNop(),
+		now:        now,
+		byEndpoint: make(map[string]*device),
+		byID:       make(map[string]*device),
+		byAddr:     newAddrIndex(),
+		byIdentity: make(map[string]*device),
+		holds:      make(map[string]int),
+		infoQueue:  make(chan *Registration, max(cfg.InfoReadQueue, 0)),
+		infoLater:  make(map[string]struct{}),
+		infoFailed: make(map[string]infoRetry),
+		started:    now(),
 	}
 }
 

@@ -163,9 +163,9 @@ type dtlsLink struct {
 	opts []dtls.ServerOption // every session's handshake options (a connection id generator is added per session)
 	// resumeOpts wake a sleeping session: its record layer's settings (dtls_idle.go).
 	resumeOpts []dtls.Option
-	log  *slog.Logger
-	m    *dtlsMetrics
-	size int // plaintext buffer per session: MaxMessageSize+1
+	log        *slog.Logger
+	m          *dtlsMetrics
+	size       int // plaintext buffer per session: MaxMessageSize+1
 
 	in     chan dtlsRecord
 	ctx    context.Context
