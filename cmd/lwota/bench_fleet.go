@@ -23,6 +23,7 @@ import (
 
 	"github.com/lwota/lwota/server/lwm2mtest"
 	"github.com/lwota/lwota/server/transport"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // lwota bench fleet: what one node holds. An in-process lwota registers a large fleet of idle
@@ -348,7 +349,8 @@ func benchFleetDTLS(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io
 		return err
 	}
 	dc := transport.DTLSConfig{PSK: benchPSKs{}, IdleTimeout: time.Hour, MaxSessions: cfg.DTLSSessions + 1024}
-	ep, err := transport.NewDTLS(pc, nil, transport.DefaultConfig(), dc, nil, nil)
+	reg := prometheus.NewRegistry()
+	ep, err := transport.NewDTLS(pc, nil, transport.DefaultConfig(), dc, nil, reg)
 	if err != nil {
 		pc.Close()
 		return err
@@ -385,10 +387,27 @@ func benchFleetDTLS(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io
 		fmt.Fprintf(stdout, "dtls: %s", line)
 	}
 	time.Sleep(time.Second) // the last sessions' Finished flights settle
-	heap1, rss1 := memNow()
 	n := float64(cfg.DTLSSessions)
-	fmt.Fprintf(stdout, "memory: %d idle DTLS PSK sessions (transport only): %.0f B RSS and %.0f B live Go heap per session, %.1f goroutines per session; goal: <= 16384 B RSS\n",
-		cfg.DTLSSessions, float64(rss1-rss0)/n, float64(heap1-heap0)/n, float64(runtime.NumGoroutine()-g0)/n)
+	report := func(what string) {
+		heap1, rss1 := memNow()
+		fmt.Fprintf(stdout, "memory: %d idle DTLS PSK sessions, %s (transport only): %.0f B RSS and %.0f B live Go heap per session, %.1f goroutines per session; goal: <= 16384 B RSS\n",
+			cfg.DTLSSessions, what, float64(rss1-rss0)/n, float64(heap1-heap0)/n, float64(runtime.NumGoroutine()-g0)/n)
+	}
+	report("awake (their pion connections live)")
+	// Sessions sleep after DTLSConfig.HibernateAfter without a datagram (dtls_idle.go).
+	hib := transport.DefaultDTLSConfig().HibernateAfter
+	deadline := time.Now().Add(hib + time.Minute)
+	for counterValue(reg, "lwota_transport_dtls_sessions_hibernated_total") < n {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench fleet: %.0f of %d DTLS sessions asleep after %s", counterValue(reg, "lwota_transport_dtls_sessions_hibernated_total"), cfg.DTLSSessions, hib+time.Minute)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	report(fmt.Sprintf("asleep after %s", hib))
 	if cfg.MemProfile != "" {
 		if err := writeHeapProfile(cfg.MemProfile + ".dtls"); err != nil {
 			return err
@@ -419,4 +438,21 @@ func benchFleetDTLSClients(ctx context.Context, args []string, stdout, stderr io
 	fmt.Fprintf(stdout, "ready %d\n", s.Len())
 	<-ctx.Done()
 	return nil
+}
+
+// counterValue sums the counters named name in reg.
+func counterValue(reg *prometheus.Registry, name string) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0
+	}
+	v := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				v += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return v
 }

@@ -424,6 +424,7 @@ func (l *dtlsLink) run(s *dtlsSession) {
 	// goroutine without ending the session, and a wake-up gives the session another conn and
 	// goroutine (dtls_idle.go).
 	vc, gen := s.vc, s.idle.gen
+	defer close(vc.exited)
 	defer l.endIncarnation(s, gen)
 	// The PSK callback is per session, so a failed handshake can name our refusal as its reason.
 	opts := append(slices.Clone(l.opts), dtls.WithPSK(func(identity []byte) ([]byte, error) {
@@ -625,6 +626,8 @@ type sessionConn struct {
 	// old pion connection sent after the snapshot of its counters would reuse a nonce once the
 	// session wakes (dtls_idle.go).
 	muted atomic.Bool
+	// exited is closed when the goroutine that runs this conn's session has ended.
+	exited chan struct{}
 }
 
 // settleWait bounds settle, should pion be busy for long.

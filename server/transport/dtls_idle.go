@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -40,8 +41,11 @@ type sessionSleep struct {
 }
 
 func newSessionConn(l *dtlsLink, s *dtlsSession) *sessionConn {
-	return &sessionConn{l: l, s: s, rx: make(chan inbound, 16), closed: make(chan struct{}), rd: deadline.New(), entered: make(chan struct{})}
+	return &sessionConn{l: l, s: s, rx: make(chan inbound, 16), closed: make(chan struct{}), rd: deadline.New(), entered: make(chan struct{}), exited: make(chan struct{})}
 }
+
+// noCancel is the cancel func of a sleeping session, which has no context of its own.
+func noCancel() {}
 
 // quiet reports whether pion waits for a datagram with nothing queued for it.
 func (c *sessionConn) quiet() bool {
@@ -106,6 +110,15 @@ func (l *dtlsLink) hibernate(s *dtlsSession) {
 	}
 	_ = vc.Close()
 	_ = conn.Close() // its close_notify goes nowhere: vc is muted
+	if ok {
+		state = bytes.Clone(state) // the encoder's buffer has room to spare
+	}
+	// Wait for the old connection's goroutine to end: it reads s.ctx, which a sleeping session
+	// gives back (a context per session costs its parent's child map entry and more).
+	select {
+	case <-vc.exited:
+	case <-l.ctx.Done():
+	}
 
 	l.mu.Lock()
 	s.idle.falling = false
@@ -119,6 +132,8 @@ func (l *dtlsLink) hibernate(s *dtlsSession) {
 	default:
 		s.idle.state = state
 		s.vc = nil
+		s.cancel() // ends nothing that runs: the session's context goes until it wakes
+		s.ctx, s.cancel = l.ctx, noCancel
 		l.m.hibernated.Inc()
 	}
 	l.mu.Unlock()
@@ -129,6 +144,7 @@ func (l *dtlsLink) wake(s *dtlsSession) {
 	state := s.idle.state
 	s.idle.state = nil
 	s.idle.gen++
+	s.ctx, s.cancel = context.WithCancel(l.ctx)
 	s.vc = newSessionConn(l, s)
 	s.idle.settling = make(chan struct{})
 	l.m.woken.Inc()
@@ -140,6 +156,7 @@ func (l *dtlsLink) wake(s *dtlsSession) {
 // reads records as run does.
 func (l *dtlsLink) runWoken(s *dtlsSession, vc *sessionConn, gen uint32, state []byte, settling chan struct{}) {
 	defer l.wg.Done()
+	defer close(vc.exited)
 	defer l.endIncarnation(s, gen)
 	settled := false
 	settle := func(conn *dtls.Conn) bool {
