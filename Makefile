@@ -5,6 +5,8 @@ FUZZTIME ?= 5s
 DEVICES  ?= 10000
 PULL_SECONDS ?= 60
 DTLS_SECONDS ?= 10
+FLEET_DEVICES ?= 50000
+FLEET_DTLS ?= 10000
 # The S3-compatible server the blob-store and upload tests run against (Apache-2.0), built from source.
 VERSITYGW_VERSION ?= v1.8.0
 
@@ -45,7 +47,9 @@ fuzz:
 # registration client; BENCH_POSTGRES=postgres://... adds PostgreSQL runs; each run's devices are new
 # to it), firmware pull
 # throughput at 16, 64 and 1000 devices for PULL_SECONDS each over CoAP and over DTLS (as a ratio),
-# DTLS PSK handshakes per second for DTLS_SECONDS, and a campaign to DEVICES devices.
+# DTLS PSK handshakes per second for DTLS_SECONDS, a campaign to DEVICES devices, and what one node
+# holds (lwota bench fleet: FLEET_DEVICES idle devices, FLEET_DTLS idle DTLS sessions; the goal's
+# full size is `lwota bench fleet --devices 250000 --campaign-devices 10000 --dtls-sessions 100000`).
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	./$(BIN)/lwota bench --devices $(DEVICES) --concurrency 256 $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
@@ -54,6 +58,7 @@ bench: build
 	./$(BIN)/lwota bench dtls --clients 1,16,64 --duration $(DTLS_SECONDS)s
 	./$(BIN)/lwota bench campaign --devices $(DEVICES) --image-size 65536
 	./$(BIN)/lwota bench bootstrap --devices 1000
+	./$(BIN)/lwota bench fleet --devices $(FLEET_DEVICES) --campaign-devices 2000 --dtls-sessions $(FLEET_DTLS)
 
 lint: deps openapi-lint
 	$(GO) vet ./...

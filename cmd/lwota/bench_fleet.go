@@ -41,9 +41,13 @@ type fleetBenchConfig struct {
 	CampaignDevices int
 	ImageSize       int
 	DTLSSessions    int
+	HibernateAfter  time.Duration
 	Samples         int
 	Timeout         time.Duration
 	MemProfile      string
+	// Source is the first loopback address the idle devices send from (fleetPortsPerAddr
+	// devices an address, then the next one).
+	Source netip.Addr
 }
 
 func parseFleetBenchFlags(args []string, stderr io.Writer) (fleetBenchConfig, error) {
@@ -55,11 +59,17 @@ func parseFleetBenchFlags(args []string, stderr io.Writer) (fleetBenchConfig, er
 	fs.IntVar(&c.CampaignDevices, "campaign-devices", 10000, "simulated devices (answering Object 5) that a campaign updates at that fleet size, against single-device updates of the same devices; 0 skips it")
 	fs.IntVar(&c.ImageSize, "image-size", 16<<10, "the campaign's image size in bytes")
 	fs.IntVar(&c.DTLSSessions, "dtls-sessions", 0, "also measure the memory of this many idle DTLS PSK sessions at the transport (pion clients in a child process); 0 skips it")
+	fs.DurationVar(&c.HibernateAfter, "dtls-hibernate-after", transport.DefaultDTLSConfig().HibernateAfter, "idle DTLS sessions sleep after this long (as lwota serve --dtls-hibernate-after)")
 	fs.IntVar(&c.Samples, "samples", 200, "API reads of one device, and campaign starts, timed for the p99")
 	fs.DurationVar(&c.Timeout, "timeout", 30*time.Minute, "give up after this long")
 	fs.StringVar(&c.MemProfile, "memprofile", "", "write the server's heap profile with the fleet registered to this file")
+	source := fs.String("source", "127.77.0.1", "the first loopback address the idle devices send from, 30,000 devices an address, then the next ones")
 	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
 		return c, err
+	}
+	var err error
+	if c.Source, err = netip.ParseAddr(*source); err != nil || !c.Source.Is4() || !c.Source.IsLoopback() {
+		return c, fmt.Errorf("bench fleet: --source %q: want an IPv4 loopback address", *source)
 	}
 	switch {
 	case c.Devices < 1:
@@ -189,7 +199,7 @@ func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Wri
 		return err
 	}
 	var starts []time.Duration
-	for i := range min(cfg.Samples, 50, max(cfg.Devices/10, 1)) {
+	for i := range min(cfg.Samples, 20, max(cfg.Devices/10, 1)) {
 		var c struct {
 			ID string `json:"id"`
 		}
@@ -272,7 +282,7 @@ func startFleetDevices(ctx context.Context, cfg fleetBenchConfig, server string,
 		return nil, nil, err
 	}
 	child := exec.CommandContext(ctx, exe, "bench", "fleet-devices", "--server", server, "--devices", fmt.Sprint(cfg.Devices),
-		"--concurrency", fmt.Sprint(cfg.Concurrency), "--lifetime", cfg.Lifetime.String())
+		"--concurrency", fmt.Sprint(cfg.Concurrency), "--lifetime", cfg.Lifetime.String(), "--source", cfg.Source.String())
 	child.Stderr = stderr
 	out, err := child.StdoutPipe()
 	if err != nil {
@@ -285,13 +295,11 @@ func startFleetDevices(ctx context.Context, cfg fleetBenchConfig, server string,
 }
 
 // Idle devices send from 127.77.A.B: a range of loopback addresses other tests do not use, each
-// with fleetPortsPerAddr ports above fleetBasePort.
+// with fleetPortsPerAddr ports from fleetBasePort.
 const (
-	fleetPortsPerAddr = 40000
-	fleetBasePort     = 20000
+	fleetPortsPerAddr = 30000
+	fleetBasePort     = 1100 // below the ephemeral range (32768-60999): no other program's socket takes them
 )
-
-var fleetFirstAddr = netip.AddrFrom4([4]byte{127, 77, 0, 1})
 
 // benchFleetDevices is the hidden `lwota bench fleet-devices`: the idle fleet of lwota bench
 // fleet. It registers, reports, sends one round of Updates at full speed (the Update rate), then
@@ -303,11 +311,16 @@ func benchFleetDevices(ctx context.Context, args []string, stdout, stderr io.Wri
 	devices := fs.Int("devices", 1000, "devices")
 	concurrency := fs.Int("concurrency", 128, "requests in flight")
 	lifetime := fs.Duration("lifetime", 10*time.Minute, "registration lifetime")
+	source := fs.String("source", "127.77.0.1", "the first source address")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	first, err := netip.ParseAddr(*source)
+	if err != nil {
+		return err
+	}
 	l, err := lwm2mtest.NewRegLoadFrom(*server, *devices, func(i int) string { return fmt.Sprintf("%s%07d", fleetPrefix, i) },
-		lwm2mtest.SpreadLocals(fleetFirstAddr, fleetPortsPerAddr, fleetBasePort))
+		lwm2mtest.SpreadLocals(first, fleetPortsPerAddr, fleetBasePort))
 	if err != nil {
 		return err
 	}
@@ -326,11 +339,17 @@ func benchFleetDevices(ctx context.Context, args []string, stdout, stderr io.Wri
 	for round := 0; ; round++ {
 		begin := time.Now()
 		n, err := l.Update(ctx, *concurrency, 1)
-		if err != nil {
+		if err != nil && (round == 0 || ctx.Err() != nil) {
 			return err
 		}
 		took := time.Since(begin)
 		fmt.Fprintf(stdout, "updated %d devices in %s (%.0f/s)\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+		if err != nil {
+			fmt.Fprintf(stdout, "progress keep-alive: %d devices not updated, the first: %v\n", *devices-n, err)
+		}
+		// After the first round, a device the loaded server did not answer in time (four
+		// transmissions over 30 s) must not end the fleet: the next round tries it again.
+		l.KeepGoing = true
 		select {
 		case <-ctx.Done():
 			return nil
@@ -348,7 +367,7 @@ func benchFleetDTLS(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	dc := transport.DTLSConfig{PSK: benchPSKs{}, IdleTimeout: time.Hour, MaxSessions: cfg.DTLSSessions + 1024}
+	dc := transport.DTLSConfig{PSK: benchPSKs{}, IdleTimeout: time.Hour, MaxSessions: cfg.DTLSSessions + 1024, HibernateAfter: cfg.HibernateAfter}
 	reg := prometheus.NewRegistry()
 	ep, err := transport.NewDTLS(pc, nil, transport.DefaultConfig(), dc, nil, reg)
 	if err != nil {
@@ -365,26 +384,30 @@ func benchFleetDTLS(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	child := exec.CommandContext(ctx, exe, "bench", "fleet-dtls", "--server", pc.LocalAddr().String(), "--sessions", fmt.Sprint(cfg.DTLSSessions))
-	child.Stderr = stderr
-	out, err := child.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := child.Start(); err != nil {
-		return fmt.Errorf("bench fleet: start dtls clients: %w", err)
-	}
-	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
-	lines := bufio.NewReader(out)
-	for {
-		line, err := lines.ReadString('\n')
+	// A child holds at most dtlsPerChild sessions, a socket each, within its open-file limit.
+	for first := 0; first < cfg.DTLSSessions; first += dtlsPerChild {
+		k := min(dtlsPerChild, cfg.DTLSSessions-first)
+		child := exec.CommandContext(ctx, exe, "bench", "fleet-dtls", "--server", pc.LocalAddr().String(), "--sessions", fmt.Sprint(k), "--first", fmt.Sprint(first))
+		child.Stderr = stderr
+		out, err := child.StdoutPipe()
 		if err != nil {
-			return fmt.Errorf("bench fleet: dtls clients ended: %w", err)
+			return err
 		}
-		if strings.HasPrefix(line, "ready ") {
-			break
+		if err := child.Start(); err != nil {
+			return fmt.Errorf("bench fleet: start dtls clients: %w", err)
 		}
-		fmt.Fprintf(stdout, "dtls: %s", line)
+		defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
+		lines := bufio.NewReader(out)
+		for {
+			line, err := lines.ReadString('\n')
+			if err != nil {
+				return fmt.Errorf("bench fleet: dtls clients ended: %w", err)
+			}
+			if strings.HasPrefix(line, "ready ") {
+				break
+			}
+			fmt.Fprintf(stdout, "dtls: %s", line)
+		}
 	}
 	time.Sleep(time.Second) // the last sessions' Finished flights settle
 	n := float64(cfg.DTLSSessions)
@@ -395,7 +418,7 @@ func benchFleetDTLS(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io
 	}
 	report("awake (their pion connections live)")
 	// Sessions sleep after DTLSConfig.HibernateAfter without a datagram (dtls_idle.go).
-	hib := transport.DefaultDTLSConfig().HibernateAfter
+	hib := cfg.HibernateAfter
 	deadline := time.Now().Add(hib + time.Minute)
 	for counterValue(reg, "lwota_transport_dtls_sessions_hibernated_total") < n {
 		if time.Now().After(deadline) {
@@ -416,20 +439,34 @@ func benchFleetDTLS(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io
 	return nil
 }
 
+// dtlsPerChild is how many DTLS sessions one child process of bench fleet holds: each has a
+// socket, and the open-file limit may not rise above 20,000.
+const dtlsPerChild = 15000
+
 // benchFleetDTLSClients is the hidden `lwota bench fleet-dtls`: it opens idle DTLS sessions,
 // says "ready N" and holds them until it is killed.
 func benchFleetDTLSClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench fleet-dtls", stderr)
 	server := fs.String("server", "", "the DTLS endpoint's address")
 	sessions := fs.Int("sessions", 1000, "sessions")
+	first := fs.Int("first", 0, "the first session's number: its PSK identity is bench-N")
 	concurrency := fs.Int("concurrency", 32, "handshakes at once")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	raiseOpenFiles()
 	start := time.Now()
-	s, err := lwm2mtest.OpenDTLSSessions(ctx, *server, *sessions, *concurrency, benchPSK, max(*sessions/10, 100), func(done int) {
-		fmt.Fprintf(stdout, "%d of %d sessions after %s\n", done, *sessions, time.Since(start).Round(time.Second))
+	psk := func(i int) lwm2mtest.PSK { return benchPSK(*first + i) }
+	// Sockets on 127.78.A.B, 10,000 a loopback address: each address has its own ephemeral ports.
+	from := func(i int) netip.Addr {
+		a := netip.AddrFrom4([4]byte{127, 78, 0, 1})
+		for range (*first + i) / 10000 {
+			a = a.Next()
+		}
+		return a
+	}
+	s, err := lwm2mtest.OpenDTLSSessions(ctx, *server, *sessions, *concurrency, psk, from, max(*sessions/5, 100), func(done int) {
+		fmt.Fprintf(stdout, "%d of %d sessions after %s\n", *first+done, *first+*sessions, time.Since(start).Round(time.Second))
 	})
 	if err != nil {
 		return err

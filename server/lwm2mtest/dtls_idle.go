@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -18,9 +19,11 @@ type DTLSSessions struct {
 }
 
 // OpenDTLSSessions handshakes n sessions with the server at addr, as psk(i), each from its own
-// UDP socket, with at most concurrency handshakes at once; progress (may be nil) hears the
-// count after every `every` sessions. A failed handshake fails the call and closes the others.
-func OpenDTLSSessions(ctx context.Context, addr string, n, concurrency int, psk func(i int) PSK, every int, progress func(done int)) (*DTLSSessions, error) {
+// UDP socket (bound to from(i) with any port; any address when from is nil: a few loopback
+// addresses give more than one address's ephemeral ports), with at most concurrency handshakes
+// at once; progress (may be nil) hears the count after every `every` sessions. A failed
+// handshake fails the call and closes the others.
+func OpenDTLSSessions(ctx context.Context, addr string, n, concurrency int, psk func(i int) PSK, from func(i int) netip.Addr, every int, progress func(done int)) (*DTLSSessions, error) {
 	raddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("lwm2mtest: dtls sessions: %w", err)
@@ -42,7 +45,11 @@ func OpenDTLSSessions(ctx context.Context, addr string, n, concurrency int, psk 
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				c, err := dialPSK(ctx, raddr, psk(i))
+				var local *net.UDPAddr
+				if from != nil {
+					local = net.UDPAddrFromAddrPort(netip.AddrPortFrom(from(i), 0))
+				}
+				c, err := dialPSKFrom(ctx, local, raddr, psk(i))
 				if err != nil {
 					once.Do(func() { firstErr = fmt.Errorf("lwm2mtest: dtls session %d: %w", i, err); cancel() })
 					return

@@ -31,6 +31,9 @@ type RegLoad struct {
 	mids []uint16
 	// Links is the Register payload; nil sends DefaultRegLoadLinks.
 	Links []byte
+	// KeepGoing makes Register and Update go on past a device that failed (they return how
+	// many succeeded and the first error) instead of stopping at it.
+	KeepGoing bool
 }
 
 // DefaultRegLoadLinks is the object list RegLoad's devices register with.
@@ -178,7 +181,12 @@ func (l *RegLoad) each(ctx context.Context, concurrency, rounds, every int, prog
 			x := &exchange{token: uint32(w) << 24, buf: make([]byte, 1500)}
 			for i := range next {
 				if err := op(i, x); err != nil {
-					once.Do(func() { firstErr = err; cancel() })
+					once.Do(func() {
+						firstErr = err
+						if !l.KeepGoing {
+							cancel()
+						}
+					})
 					continue
 				}
 				if n := done.Add(1); every > 0 && progress != nil && n%int64(every) == 0 {
