@@ -145,9 +145,27 @@ func (l *RegLoad) RegisterProgress(ctx context.Context, concurrency int, lt int,
 }
 
 // Update sends rounds registration Updates (no parameters: the lifetime restarts) from every
-// registered device, with at most concurrency in flight.
+// registered device, with at most concurrency in flight. A round ends before the next starts:
+// with fewer devices than twice the workers, a device's next Update could otherwise start while
+// its last is in flight (one message id counter, one source port per device).
 func (l *RegLoad) Update(ctx context.Context, concurrency, rounds int) (int, error) {
-	return l.each(ctx, concurrency, rounds, 0, nil, func(i int, x *exchange) error {
+	total := 0
+	var first error
+	for range rounds {
+		n, err := l.updateRound(ctx, concurrency)
+		total += n
+		if err != nil && first == nil {
+			first = err
+		}
+		if err != nil && (!l.KeepGoing || ctx.Err() != nil) {
+			break
+		}
+	}
+	return total, first
+}
+
+func (l *RegLoad) updateRound(ctx context.Context, concurrency int) (int, error) {
+	return l.each(ctx, concurrency, 1, 0, nil, func(i int, x *exchange) error {
 		if l.locs[i] == "" {
 			return fmt.Errorf("update %s: not registered", l.eps[i])
 		}
