@@ -7,16 +7,24 @@ PULL_SECONDS ?= 60
 DTLS_SECONDS ?= 10
 FLEET_DEVICES ?= 50000
 FLEET_DTLS ?= 10000
+# The PostgreSQL of the registration benchmark's ratio: auto starts a durable throwaway cluster
+# (initdb, pg_ctl); a postgres:// URL uses that server; empty skips PostgreSQL.
+BENCH_POSTGRES ?= auto
 # The S3-compatible server the blob-store and upload tests run against (Apache-2.0), built from source.
 VERSITYGW_VERSION ?= v1.8.0
 
-.PHONY: build run deps test tools fuzz bench lint openapi-lint clean
+.PHONY: build run cluster deps test tools fuzz bench lint openapi-lint clean
 
 build:
 	$(GO) build -o $(BIN)/lwota ./cmd/lwota
 
 run: build
 	./$(BIN)/lwota serve --allow-nosec
+
+# A cluster on loopback to try: a throwaway PostgreSQL, versitygw, three nodes and nginx's UDP
+# balancer in front of them (needs `make deps` for nginx); prints the addresses, Ctrl-C stops all.
+cluster: build tools
+	./$(BIN)/lwota dev cluster
 
 # System programs the suite runs (libcoap's clients, PostgreSQL, Chromium, nginx, ...). The list is
 # cmd/testdeps/sysdeps; missing packages are installed with apt-get when run as root, else this
@@ -44,20 +52,24 @@ fuzz:
 	done
 
 # Micro-benchmarks, the registration benchmark with DEVICES emulated devices (then with the raw
-# registration client; BENCH_POSTGRES=postgres://... adds PostgreSQL runs; each run's devices are new
+# registration client; each beside PostgreSQL, BENCH_POSTGRES above; each run's devices are new
 # to it), firmware pull
-# throughput at 16, 64 and 1000 devices for PULL_SECONDS each over CoAP and over DTLS (as a ratio),
-# DTLS PSK handshakes per second for DTLS_SECONDS, a campaign to DEVICES devices, and what one node
+# throughput at 16, 64 and 1000 devices for PULL_SECONDS each over CoAP and over DTLS with each
+# cipher suite LwM2M devices use (as a ratio to plain CoAP; BenchmarkDTLSBlock2 guards it),
+# DTLS PSK handshakes per second for DTLS_SECONDS per server (lwota, bare pion, libcoap+OpenSSL: server
+# CPU per handshake as ratios), a campaign to DEVICES devices, and 1 node direct against 1 and 3
+# nodes behind nginx (needs nginx from `make deps` and versitygw from `make tools`), and what one node
 # holds (lwota bench fleet: FLEET_DEVICES idle devices, FLEET_DTLS idle DTLS sessions; the goal's
 # full size is `lwota bench fleet --devices 250000 --campaign-devices 10000 --dtls-sessions 100000`).
-bench: build
+bench: build tools
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	./$(BIN)/lwota bench --devices $(DEVICES) --concurrency 256 $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
 	./$(BIN)/lwota bench --devices $(DEVICES) --concurrency 256 --client raw $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
-	./$(BIN)/lwota bench pull --devices 16,64,1000 --duration $(PULL_SECONDS)s --dtls
+	./$(BIN)/lwota bench pull --devices 16,64,1000 --duration $(PULL_SECONDS)s --dtls --cipher psk-ccm8,psk-gcm,ecdhe-ccm8
 	./$(BIN)/lwota bench dtls --clients 1,16,64 --duration $(DTLS_SECONDS)s
 	./$(BIN)/lwota bench campaign --devices $(DEVICES) --image-size 65536
 	./$(BIN)/lwota bench bootstrap --devices 1000
+	./$(BIN)/lwota bench cluster --devices $(DEVICES)
 	./$(BIN)/lwota bench fleet --devices $(FLEET_DEVICES) --campaign-devices 2000 --dtls-sessions $(FLEET_DTLS)
 
 lint: deps openapi-lint

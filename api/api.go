@@ -137,6 +137,8 @@ type API struct {
 
 	// clusterKeys: nil, the cluster key routes answer 404.
 	clusterKeys ClusterKeys
+	// clusterNodes: nil, the cluster node routes answer 404.
+	clusterNodes ClusterNodes
 }
 
 // New wires the API to the server core. A nil logger discards logs.
@@ -198,16 +200,17 @@ func New(cfg Config, d Devices, op Operator, obs Observations, types Resolver, s
 	e.GET(Prefix+"/events", a.streamEvents)
 	a.imageRoutes(e) // images.go: served once WithImages is called
 	a.keyRoutes(e)
-	a.credentialRoutes(e) // credentials.go: served once WithCredentials is called
-	a.labelRoutes(e)      // labels.go: served when the Devices also implement Labels
-	a.updateRoutes(e)     // updates.go: served once WithUpdates is called
-	a.campaignRoutes(e)   // campaigns.go: served once WithCampaigns is called
-	a.bootstrapRoutes(e)  // bootstrap.go: served once WithBootstrap is called
-	a.webhookRoutes(e)    // webhooks.go: served once WithWebhooks is called
-	a.compositeRoutes(e)  // composite.go: Read-Composite and Write-Composite
-	a.tokenRoutes(e)      // tokens.go: tokens and the audit log (WithAuth)
-	a.fleetRoutes(e)      // fleet.go: served once WithFleet is called
-	a.clusterKeyRoutes(e) // cluster_keys.go: served once WithClusterKeys is called
+	a.credentialRoutes(e)  // credentials.go: served once WithCredentials is called
+	a.labelRoutes(e)       // labels.go: served when the Devices also implement Labels
+	a.updateRoutes(e)      // updates.go: served once WithUpdates is called
+	a.campaignRoutes(e)    // campaigns.go: served once WithCampaigns is called
+	a.bootstrapRoutes(e)   // bootstrap.go: served once WithBootstrap is called
+	a.webhookRoutes(e)     // webhooks.go: served once WithWebhooks is called
+	a.compositeRoutes(e)   // composite.go: Read-Composite and Write-Composite
+	a.tokenRoutes(e)       // tokens.go: tokens and the audit log (WithAuth)
+	a.fleetRoutes(e)       // fleet.go: served once WithFleet is called
+	a.clusterKeyRoutes(e)  // cluster_keys.go: served once WithClusterKeys is called
+	a.clusterNodeRoutes(e) // cluster_nodes.go: served once WithClusterNodes is called
 	a.echo = e
 	return a
 }

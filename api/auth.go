@@ -91,6 +91,8 @@ var RouteRoles = []RouteRole{
 	{http.MethodPost, clusterKeysPath + "/:purpose/rotate", admins},
 	{http.MethodPost, clusterKeysPath + "/:purpose/reseal", admins},
 	{http.MethodDelete, clusterKeysPath + "/:purpose/:id", admins},
+	{http.MethodGet, clusterNodesPath, admins},
+	{http.MethodPost, clusterNodesPath + "/:name/drain", admins},
 	{http.MethodGet, labelsPath, readers},
 	{http.MethodPut, labelsPath, releasers}, // labels select campaign targets
 	{http.MethodGet, Prefix + "/requests/:id", readers},

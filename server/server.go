@@ -48,8 +48,9 @@ type Server struct {
 	observe   *observe.Manager
 	send      *send.Handler // POST /dp
 
-	creds  Credentials
-	routes []route // Handle: extra CoAP resources, fixed before Run
+	creds   Credentials
+	routes  []route // Handle: extra CoAP resources, fixed before Run
+	cluster Cluster // SetCluster; nil on a single node
 
 	mu       sync.Mutex
 	endpoint *transport.Endpoint
@@ -176,9 +177,24 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		dcfg := s.cfg.DTLS
 		dcfg.PSK = s.creds
+		if dcfg.Node.ID != 0 { // a node of a cluster: records for it may arrive at other nodes
+			if s.cfg.NodeRelayAddr == "" {
+				sconn.Close()
+				ep.Close()
+				return errors.New("coaps: a node of a cluster (DTLS.Node.ID) needs NodeRelayAddr")
+			}
+			if dcfg.Node.Relay, err = net.ListenPacket("udp", s.cfg.NodeRelayAddr); err != nil {
+				sconn.Close()
+				ep.Close()
+				return fmt.Errorf("listen node relay %s: %w", s.cfg.NodeRelayAddr, err)
+			}
+		}
 		secure, err = transport.NewDTLS(sconn, transport.HandlerFunc(s.serveCoAP), s.cfg.Transport, dcfg, s.log.With("component", "transport", "network", "dtls"), s.reg)
 		if err != nil {
 			sconn.Close()
+			if dcfg.Node.Relay != nil {
+				dcfg.Node.Relay.Close()
+			}
 			ep.Close()
 			return fmt.Errorf("coaps transport: %w", err)
 		}
@@ -206,6 +222,10 @@ func (s *Server) Run(ctx context.Context) error {
 	obs := observe.New(s.store, send, s.model, s.bus, s, s.log.With("component", "observe"), nil)
 	client := dm.New(send, s.registry, obs, s.store, s.model, s, s.bus, s.cfg.DM, s.log.With("component", "dm"), s.dmMetrics, nil)
 	obs.SetRequester(client)
+	if err := client.LoadQueued(ctx); err != nil {
+		closeAll()
+		return err
+	}
 
 	regs, err := s.registry.Load(ctx)
 	if err != nil {
@@ -512,6 +532,9 @@ func (s *Server) running() (*dm.Client, *observe.Manager, error) {
 
 // Registered implements registration.Listener.
 func (s *Server) Registered(r *registration.Registration, previous *registration.Registration) {
+	if s.cluster != nil {
+		s.cluster.Heard(r.Endpoint) // stored with its owner row: this node owns it now
+	}
 	s.bus.Publish(events.Event{Type: events.TypeRegistered, Endpoint: r.Endpoint, Time: r.RegisteredAt, Data: r})
 	if client, obs, err := s.running(); err == nil {
 		ctx := s.background()
@@ -522,6 +545,9 @@ func (s *Server) Registered(r *registration.Registration, previous *registration
 
 // Updated implements registration.Listener.
 func (s *Server) Updated(r *registration.Registration) {
+	if s.cluster != nil {
+		s.cluster.Heard(r.Endpoint)
+	}
 	s.bus.Publish(events.Event{Type: events.TypeUpdated, Endpoint: r.Endpoint, Time: r.UpdatedAt, Data: r})
 	if client, _, err := s.running(); err == nil {
 		client.Woke(s.background(), r.Endpoint)
@@ -643,6 +669,16 @@ func (s *Server) SetLabels(ctx context.Context, endpoint string, labels map[stri
 // when it is sent now. A device that does not answer is marked unreachable (Registration's
 // UnreachableSince) until it is heard from again.
 func (s *Server) Do(ctx context.Context, endpoint string, req dm.Request) (*dm.Result, *dm.Pending, error) {
+	if s.cluster != nil {
+		if res, pending, handled, err := s.cluster.Route(ctx, endpoint, req, false); handled {
+			return res, pending, err
+		}
+	}
+	return s.doLocal(ctx, endpoint, req)
+}
+
+// doLocal is Do on this node.
+func (s *Server) doLocal(ctx context.Context, endpoint string, req dm.Request) (*dm.Result, *dm.Pending, error) {
 	client, _, err := s.running()
 	if err != nil {
 		return nil, nil, err
@@ -662,6 +698,16 @@ func (s *Server) Do(ctx context.Context, endpoint string, req dm.Request) (*dm.R
 // DoNow runs a request on a device that is awake now, never queuing it (see dm.Client.DoNow).
 // A device that does not answer is marked unreachable, as with Do.
 func (s *Server) DoNow(ctx context.Context, endpoint string, req dm.Request) (*dm.Result, error) {
+	if s.cluster != nil {
+		if res, _, handled, err := s.cluster.Route(ctx, endpoint, req, true); handled {
+			return res, err
+		}
+	}
+	return s.doNowLocal(ctx, endpoint, req)
+}
+
+// doNowLocal is DoNow on this node.
+func (s *Server) doNowLocal(ctx context.Context, endpoint string, req dm.Request) (*dm.Result, error) {
 	client, _, err := s.running()
 	if err != nil {
 		return nil, err
@@ -695,8 +741,15 @@ func (s *Server) Push(ctx context.Context, endpoint string, path lwm2m.Path, for
 // Hold keeps endpoint's registration from lapsing until release (see registration.Registry.Hold).
 func (s *Server) Hold(endpoint string) (release func()) { return s.registry.Hold(endpoint) }
 
-// Local reports whether the device talks to this process (registration.Registry.Local).
-func (s *Server) Local(endpoint string) bool { return s.registry.Local(endpoint) }
+// Local reports whether the device talks to this process (registration.Registry.Local); in a
+// cluster, whether this node owns it: its owner row names this node, so a device whose node died
+// is Local to the node it talks to next.
+func (s *Server) Local(endpoint string) bool {
+	if s.cluster != nil {
+		return s.cluster.Owns(endpoint)
+	}
+	return s.registry.Local(endpoint)
+}
 
 // SubscribeN streams server events through a buffer of n until ctx ends.
 func (s *Server) SubscribeN(ctx context.Context, n int) <-chan events.Event {

@@ -48,7 +48,7 @@ func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.IntVar(&c.Devices, "devices", 10000, "emulated devices that register")
 	fs.IntVar(&c.Concurrency, "concurrency", 64, "registrations in flight at once (and echo clients for the baseline)")
 	fs.StringVar(&c.Database, "database", "", "database for the server under test (default: a fresh SQLite file)")
-	fs.StringVar(&c.Postgres, "postgres", "", "also run against lwota over this PostgreSQL database, postgres://..., and print the PostgreSQL/SQLite ratios")
+	fs.StringVar(&c.Postgres, "postgres", "", "also run against lwota over this PostgreSQL database, postgres://..., and print the PostgreSQL/SQLite ratios; auto: a cluster of its own with PostgreSQL's durable defaults (fsync, synchronous_commit), started with initdb and pg_ctl")
 	fs.IntVar(&c.Updates, "updates", 1, "rounds of registration Updates every device sends after registering (Updates/s); 0: none")
 	fs.StringVar(&c.CoapRD, "coap-rd", "coap-rd-notls", "libcoap's Resource Directory server, run with the same client as a baseline; empty: skip it")
 	fs.StringVar(&c.Client, "client", "sim", "the registering client: sim (emulated devices, answering the server's reads) or raw (bare Register and Update datagrams, a few µs of client CPU each; the server's /3/0 read is turned off as nobody answers it)")
@@ -108,6 +108,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "fleet-dtls" { // the child process of bench fleet --dtls-sessions
 		return benchFleetDTLSClients(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "cluster" {
+		return benchClusterCommand(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "campaign" {
 		return benchCampaignCommand(ctx, args[1:], stdout, stderr)
 	}
@@ -143,6 +146,14 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		name = "PostgreSQL (--database)"
 	}
 	printRegRun(stdout, name, sqlite, echo, rd, nil)
+	if cfg.Postgres == benchPostgresAuto {
+		dsn, stop, err := startBenchPostgres(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		cfg.Postgres = dsn
+	}
 	if cfg.Postgres != "" {
 		pg, err := benchLwota(ctx, cfg, cfg.Postgres, "", stderr)
 		if err != nil {
@@ -352,9 +363,22 @@ func benchPullCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs := newFlagSet("bench pull", stderr)
 	devices := fs.String("devices", "16,64,1000", "comma-separated device counts, one run each")
 	duration := fs.Duration("duration", 60*time.Second, "how long each run pulls")
-	withDTLS := fs.Bool("dtls", false, "also pull over CoAP over DTLS (PSK) at each device count, as a ratio to plain CoAP")
+	withDTLS := fs.Bool("dtls", false, "also pull over CoAP over DTLS at each device count, as a ratio to plain CoAP")
+	ciphers := fs.String("cipher", "psk-ccm8", "with --dtls: comma-separated cipher suites, one DTLS run each: psk-ccm8, psk-gcm, ecdhe-ccm8")
+	cpuProfile := fs.String("cpuprofile", "", "write the CPU profile of the whole run (client and server) to this file")
 	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var counts []int
 	for _, f := range strings.Split(*devices, ",") {
@@ -364,5 +388,12 @@ func benchPullCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 		counts = append(counts, n)
 	}
-	return BenchPull(ctx, stdout, counts, *duration, *withDTLS)
+	var suites []lwm2mtest.DTLSSuite
+	if *withDTLS {
+		var err error
+		if suites, err = lwm2mtest.ParseDTLSSuites(*ciphers); err != nil {
+			return fmt.Errorf("bench pull: --cipher: %w", err)
+		}
+	}
+	return BenchPull(ctx, stdout, counts, *duration, suites)
 }

@@ -52,39 +52,20 @@ func serveBenchDTLS(ctx context.Context, h transport.Handler) (addr string, stop
 	return pc.LocalAddr().String(), func() { cancel(); <-served }, nil
 }
 
-// benchPullDTLS runs the pull load over DTLS at n devices for d and prints it in the columns of
-// the plain run (its ratio to echo, the UDP echo baseline), then as a ratio to coapRate, the
-// plain CoAP blocks/s of the same device count.
-func benchPullDTLS(ctx context.Context, w io.Writer, uri string, n int, d time.Duration, echo, coapRate float64) error {
-	rssStart := vmRSS()
-	cpuStart := processCPU()
-	rep, err := lwm2mtest.PullLoadDTLS(ctx, lwm2mtest.PullConfig{URI: uri, Devices: n, Duration: d, Window: pullWindow(d)}, benchPSK)
-	if err != nil {
-		return err
-	}
-	cpu := processCPU() - cpuStart // the n handshakes included: a few ms
-	perBlock, ratio := 0.0, 0.0    // ratio: to plain CoAP
-	if rep.Blocks > 0 {
-		perBlock = float64(cpu.Microseconds()) / float64(rep.Blocks)
-	}
-	if coapRate > 0 {
-		ratio = rep.BlocksPerSec / coapRate
-	}
-	fmt.Fprintf(w, "%8s %12s %12.0f %6.2fx %9.2f %10.1f %8d %8d %7d MiB %7d MiB  dtls: %.2f of plain CoAP's blocks/s\n",
-		"dtls", "", rep.BlocksPerSec, rep.BlocksPerSec/echo, rep.Decline(), perBlock, rep.Retransmits, rep.Errors, rssStart>>20, vmRSS()>>20, ratio)
-	if rep.FirstError != "" {
-		fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
-	}
-	return nil
-}
-
-// benchDTLSCommand is `lwota bench dtls`: DTLS 1.2 PSK handshakes per second.
+// benchDTLSCommand is `lwota bench dtls`: DTLS 1.2 PSK handshakes per second, lwota beside a bare
+// pion server and libcoap+OpenSSL. `--serve KIND` is the server child the benchmark starts.
 func benchDTLSCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench dtls", stderr)
 	clients := fs.String("clients", "1,16,64", "comma-separated numbers of devices handshaking at once, one run each")
-	duration := fs.Duration("duration", 10*time.Second, "how long each run handshakes")
+	duration := fs.Duration("duration", 10*time.Second, "how long each run handshakes, per server")
+	libcoap := fs.String("libcoap", "coap-server-openssl", "libcoap's DTLS server, run as a baseline; empty: skip it")
+	cpuprofile := fs.String("cpuprofile", "", "write lwota's server CPU profile over all its runs to this file")
+	serve := fs.String("serve", "", "internal: serve DTLS as lwota or pion until stdin closes (the benchmark's server child)")
 	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
 		return err
+	}
+	if *serve != "" {
+		return serveDTLSBenchChild(ctx, *serve, *cpuprofile, stdout)
 	}
 	var counts []int
 	for _, f := range strings.Split(*clients, ",") {
@@ -94,37 +75,85 @@ func benchDTLSCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 		counts = append(counts, n)
 	}
-	return BenchDTLSHandshakes(ctx, stdout, counts, *duration)
-}
-
-// BenchDTLSHandshakes measures full DTLS 1.2 PSK handshakes (cookie exchange included,
-// TLS_PSK_WITH_AES_128_CCM_8) against a transport DTLS Endpoint on loopback with lwota's
-// defaults: at each count of concurrent clients, for d, every client handshakes from a new
-// socket, closes the session and starts over. Client and server share this process, so the
-// CPU per handshake counts both sides.
-func BenchDTLSHandshakes(ctx context.Context, w io.Writer, clients []int, d time.Duration) error {
-	addr, stop, err := serveBenchDTLS(ctx, nil)
+	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	defer stop()
-	fmt.Fprintf(w, "dtls handshakes: PSK, AES_128_CCM_8, cookie exchange, a new socket each; %v per run; client and server share this process\n", d)
-	fmt.Fprintf(w, "%8s %14s %12s %10s %8s %10s\n", "clients", "handshakes/s", "cpu us/hs", "total", "errors", "rss end")
-	for _, c := range clients {
-		cpuStart := processCPU()
-		rep, err := lwm2mtest.DTLSHandshakes(ctx, addr, c, d, benchPSK)
+	return BenchDTLSHandshakes(ctx, stdout, stderr, dtlsBenchConfig{Clients: counts, Duration: *duration,
+		Libcoap: *libcoap, CPUProfile: *cpuprofile, self: dtlsBenchSelf{exe: exe}})
+}
+
+// dtlsBenchConfig is what BenchDTLSHandshakes runs.
+type dtlsBenchConfig struct {
+	Clients    []int         // concurrent clients, one run each
+	Duration   time.Duration // per run and server
+	Libcoap    string        // libcoap's DTLS server binary; empty: no libcoap baseline
+	CPUProfile string        // lwota's server CPU profile, over all its runs
+	self       dtlsBenchSelf // how to start this binary as a server child
+}
+
+// BenchDTLSHandshakes measures full DTLS 1.2 PSK handshakes (cookie exchange included,
+// TLS_PSK_WITH_AES_128_CCM_8, pion's client) against three servers in child processes of their
+// own: lwota's DTLS Endpoint with its defaults, a bare pion/dtls server and libcoap's
+// coap-server-openssl. At each count of concurrent clients, for d per server, every client
+// handshakes from a new socket, closes the session and starts over. The servers' CPU time is
+// read from /proc, so the clients' CPU is not counted; lwota's CPU per handshake is printed as
+// ratios to libcoap's and to bare pion's of the same run.
+func BenchDTLSHandshakes(ctx context.Context, w, stderr io.Writer, cfg dtlsBenchConfig) error {
+	var servers []*dtlsBenchServer
+	defer func() {
+		for _, s := range servers {
+			s.stop()
+		}
+	}()
+	for _, kind := range []string{"lwota", "pion"} {
+		prof := ""
+		if kind == "lwota" {
+			prof = cfg.CPUProfile
+		}
+		s, err := startDTLSBenchChild(ctx, cfg.self, kind, prof, stderr)
 		if err != nil {
 			return err
 		}
-		cpu := processCPU() - cpuStart
-		perHS := 0.0
-		if rep.Handshakes > 0 {
-			perHS = float64(cpu.Microseconds()) / float64(rep.Handshakes)
-		}
-		fmt.Fprintf(w, "%8d %14.0f %12.0f %10d %8d %6d MiB\n", c, rep.PerSec, perHS, rep.Handshakes, rep.Errors, vmRSS()>>20)
-		if rep.FirstError != "" {
-			fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
+		servers = append(servers, s)
+	}
+	if cfg.Libcoap != "" {
+		s, err := startLibcoapDTLS(ctx, cfg.Libcoap, stderr)
+		if err != nil {
+			fmt.Fprintf(w, "baseline: libcoap %s: skipped: %v\n", cfg.Libcoap, err)
+		} else {
+			servers = append(servers, s)
 		}
 	}
+	fmt.Fprintf(w, "dtls handshakes: PSK, AES_128_CCM_8, cookie exchange, pion clients on a new socket each; %v per run and server; server CPU from /proc (clients not counted)\n", cfg.Duration)
+	fmt.Fprintf(w, "%8s %8s %14s %12s %10s %8s\n", "clients", "server", "handshakes/s", "cpu us/hs", "total", "errors")
+	for _, c := range cfg.Clients {
+		perHS := map[string]float64{}
+		for _, s := range servers {
+			cpuStart := s.cpu()
+			rep, err := lwm2mtest.DTLSHandshakes(ctx, s.addr, c, cfg.Duration, benchPSK)
+			if err != nil {
+				return err
+			}
+			cpu := s.cpu() - cpuStart
+			if rep.Handshakes > 0 {
+				perHS[s.name] = float64(cpu.Microseconds()) / float64(rep.Handshakes)
+			}
+			fmt.Fprintf(w, "%8d %8s %14.0f %12.0f %10d %8d\n", c, s.name, rep.PerSec, perHS[s.name], rep.Handshakes, rep.Errors)
+			if rep.FirstError != "" {
+				fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
+			}
+		}
+		fmt.Fprintf(w, "%8d lwota server CPU per handshake: %s of libcoap+OpenSSL's (goal <= 1.2x), %s of bare pion's (goal <= 1.0x)\n",
+			c, ratioText(perHS["lwota"], perHS["libcoap"]), ratioText(perHS["lwota"], perHS["pion"]))
+	}
 	return nil
+}
+
+// ratioText is a/b as "1.23x", or "n/a" without both figures.
+func ratioText(a, b float64) string {
+	if a <= 0 || b <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
 }

@@ -3,24 +3,48 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
+	"github.com/lwota/lwota/server/lwm2mtest"
 )
 
+// TestBenchDTLS: the handshake benchmark runs lwota, bare pion and libcoap servers in child
+// processes and prints lwota's CPU per handshake as ratios to both; the pull benchmark runs
+// over DTLS.
 func TestBenchDTLS(t *testing.T) {
 	var out bytes.Buffer
-	if err := BenchDTLSHandshakes(context.Background(), &out, []int{2}, 500*time.Millisecond); err != nil {
+	exe, err := os.Executable()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "handshakes/s") || strings.Contains(out.String(), "first error") {
+	cfg := dtlsBenchConfig{Clients: []int{2}, Duration: 500 * time.Millisecond, Libcoap: sysdeps.Require(t, "coap-server-openssl"),
+		self: dtlsBenchSelf{exe: exe, env: []string{readmeCLIEnv + "=1"}}}
+	if err := BenchDTLSHandshakes(context.Background(), &out, os.Stderr, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{" lwota ", " pion ", " libcoap ", "of libcoap+OpenSSL's", "of bare pion's"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("no %q in output:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "first error") || strings.Contains(out.String(), "n/a") {
 		t.Fatalf("output:\n%s", out.String())
 	}
+	t.Log("\n" + out.String())
 	out.Reset()
-	if err := BenchPull(context.Background(), &out, []int{4}, 500*time.Millisecond, true); err != nil {
+	if err := BenchPull(context.Background(), &out, []int{4}, 500*time.Millisecond, lwm2mtest.DTLSSuites()); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "dtls:") || strings.Contains(out.String(), "first error") {
+	for _, suite := range lwm2mtest.DTLSSuites() {
+		if !strings.Contains(out.String(), "dtls "+suite.Name+":") {
+			t.Fatalf("no run with %s; output:\n%s", suite.Name, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "first error") {
 		t.Fatalf("output:\n%s", out.String())
 	}
 	t.Log("\n" + out.String())

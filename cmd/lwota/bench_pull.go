@@ -28,10 +28,11 @@ const pullBenchImageSize = 1 << 20
 // BenchPull measures firmware pull throughput (lwota bench pull): a transport.Endpoint with the
 // firmware/transfer Server on loopback serves a 1 MiB image from a temporary directory blob
 // store, and for each concurrency in devices a raw UDP echo baseline runs, then PullLoad, each
-// for d. With withDTLS a DTLS Endpoint serves the same Server and PullLoadDTLS runs too, for
-// d, reported as a ratio to the plain CoAP run of the same device count. Client and server
-// share this process, so the CPU per block counts both sides.
-func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration, withDTLS bool) error {
+// for d. For each of suites (none: no DTLS) a DTLS Endpoint serves the same Server and the pull
+// runs over DTLS with that cipher suite too, for d, reported as a ratio to the plain CoAP run of
+// the same device count (bench_pull_dtls.go). Client and server share this process, so the CPU
+// per block counts both sides.
+func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration, suites []lwm2mtest.DTLSSuite) error {
 	tmp, err := os.MkdirTemp("", "lwota-bench-pull-")
 	if err != nil {
 		return err
@@ -70,14 +71,16 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 	if err != nil {
 		return err
 	}
-	var secureURI string
-	if withDTLS {
-		addr, stop, err := serveBenchDTLS(ctx, srv)
-		if err != nil {
+	var (
+		secureURI string
+		dtlsSrv   *benchDTLSServer
+	)
+	if len(suites) > 0 {
+		if dtlsSrv, err = serveBenchPullDTLS(ctx, srv); err != nil {
 			return err
 		}
-		defer stop()
-		if secureURI, err = srv.URI("coaps://"+addr, "bench", 24*time.Hour); err != nil {
+		defer dtlsSrv.stop()
+		if secureURI, err = srv.URI("coaps://"+dtlsSrv.addr, "bench", 24*time.Hour); err != nil {
 			return err
 		}
 	}
@@ -112,8 +115,8 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 		if rep.FirstError != "" {
 			fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
 		}
-		if withDTLS {
-			if err := benchPullDTLS(ctx, w, secureURI, n, d, echo, rep.BlocksPerSec); err != nil {
+		for _, suite := range suites {
+			if err := benchPullDTLS(ctx, w, dtlsSrv, secureURI, suite, n, d, echo, rep.BlocksPerSec); err != nil {
 				return err
 			}
 		}

@@ -10,7 +10,7 @@ import (
 
 func TestBenchPull(t *testing.T) {
 	var out bytes.Buffer
-	if err := BenchPull(context.Background(), &out, []int{4}, 500*time.Millisecond, false); err != nil {
+	if err := BenchPull(context.Background(), &out, []int{4}, 500*time.Millisecond, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "blocks/s") || strings.Contains(out.String(), "first error") {

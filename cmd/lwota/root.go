@@ -63,6 +63,8 @@ func newRootCmd(getenv func(string) string) *cobra.Command {
 		newBootstrapCmd(getenv),
 		newWebhookCmd(getenv),
 		newClusterCmd(getenv),
+		newNodeCmd(getenv),
+		newDevCmd(getenv),
 		&cobra.Command{
 			Use:   "version",
 			Short: "print the version",
@@ -94,6 +96,10 @@ func newBenchCmd() *cobra.Command {
 		flagSetCmd("bootstrap", "measure bootstraps per second over DTLS PSK against DTLS PSK registrations",
 			func(cmd *cobra.Command, args []string) error {
 				return benchBootstrapCommand(cmd.Context(), args, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}),
+		flagSetCmd("cluster", "measure registrations and Block2 blocks per second of 1 node direct, 1 node behind nginx and 3 nodes behind nginx",
+			func(cmd *cobra.Command, args []string) error {
+				return benchClusterCommand(cmd.Context(), args, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}),
 		flagSetCmd("campaign", "measure an end-to-end campaign against single-device updates",
 			func(cmd *cobra.Command, args []string) error {

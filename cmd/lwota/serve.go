@@ -34,6 +34,7 @@ import (
 	"github.com/lwota/lwota/firmware/transfer"
 	"github.com/lwota/lwota/server"
 	"github.com/lwota/lwota/server/bootstrap"
+	"github.com/lwota/lwota/server/cluster"
 	"github.com/lwota/lwota/server/credentials"
 	"github.com/lwota/lwota/server/credentials/keyring"
 	"github.com/lwota/lwota/server/events"
@@ -142,6 +143,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&c.CoAPSTCPKey, "coaps-tcp-key", "", "PEM file of the private key of --coaps-tcp-cert")
 	fs.StringVar(&c.CoAPSTCPCA, "coaps-tcp-ca", "", "PEM file of the CA certificates coaps+tcp device certificates must chain to; set, a device certificate is required and names the endpoint (--dtls-cert-name); empty, devices are anonymous and held to --allow-nosec")
 	fs.BoolVar(&c.Core.DTLS.ConnectionID, "dtls-connection-id", true, "issue DTLS connection ids (RFC 9146), so a device whose NAT mapping changes keeps its session")
+	fs.StringVar(&c.Core.NodeRelayAddr, "node-relay-addr", "", "with --cluster: IP:port (UDP) of this node's inter-node DTLS relay, where other nodes forward records whose connection id names this node (its forward_addr); reachable by the other nodes only")
 	c.Bootstrap = bootstrap.DefaultServerConfig()
 	fs.StringVar(&c.Bootstrap.CoAPAddr, "bootstrap-addr", "", "UDP address of the LwM2M Bootstrap Server over plain CoAP (NoSec bootstrap, refused unless --allow-nosec); empty: off")
 	fs.StringVar(&c.Bootstrap.CoAPSAddr, "bootstraps-addr", "", "UDP address of the LwM2M Bootstrap Server over DTLS with bootstrap PSKs (usually :5784); empty: off")
@@ -181,8 +183,10 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&c.CoAPSURL, "coaps-url", "", "base of coaps:// firmware download URIs for DTLS devices (default: coaps://PUBLIC_URL_HOST:COAPS_PORT)")
 	fs.BoolVar(&c.HTTPPull, "http-pull", false, "let devices that support HTTP(S) download firmware from PUBLIC_URL/fw/..., redirected to the image store")
 	fs.DurationVar(&c.Core.Transport.ACKTimeout, "coap-ack-timeout", c.Core.Transport.ACKTimeout, "first retransmission timeout of lwota's confirmable CoAP messages (RFC 7252 ACK_TIMEOUT); lower it only for links known to be fast")
+	fs.IntVar(&c.Core.Transport.Workers, "coap-workers", c.Core.Transport.Workers, "goroutines handling CoAP and CoAPS requests; a Register or Update holds one until its group commit is durable, so this bounds the writes one commit gathers")
 	fs.Float64Var(&c.Core.Transport.SourceRate, "coap-source-rate", c.Core.Transport.SourceRate, "datagrams per second one source IP address may send (CoAP and CoAPS), bursts of twice that; 0: no limit")
 	fs.Var(prefixFlag{&c.Core.Transport.SourceExempt}, "coap-source-rate-exempt", "comma-separated addresses or prefixes --coap-source-rate does not apply to (NAT gateways of large fleets); empty or none: none")
+	fs.Var(prefixFlag{&c.Core.Transport.TrustedProxies}, "trusted-proxies", "comma-separated addresses or prefixes of load balancers in front of lwota (nginx): UDP rate and Block1 limits count each balancer port as one device, and the HTTP listener takes the client address from X-Forwarded-For / X-Real-IP only from these; empty: none")
 	fs.Float64Var(&c.Core.DTLS.HandshakeRate, "dtls-handshake-rate", c.Core.DTLS.HandshakeRate, "DTLS handshakes per second one source IP address may start, bursts of twice that; 0: no limit")
 	fs.IntVar(&c.Core.DTLS.MaxSessions, "dtls-max-sessions", c.Core.DTLS.MaxSessions, "DTLS sessions held at once, established and handshaking")
 	fs.IntVar(&c.Core.DTLS.MaxHandshakes, "dtls-max-handshakes", c.Core.DTLS.MaxHandshakes, "DTLS handshakes in progress at once")
@@ -236,10 +240,16 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 		w.Backoff.Max < w.Backoff.Base || w.MaxAge <= 0 {
 		return c, fmt.Errorf("serve: --webhook-workers, --webhook-workers-per-subscription and --webhook-max-attempts must be at least 1; --webhook-timeout, --webhook-backoff and --webhook-max-age above 0; --webhook-backoff-max at least --webhook-backoff")
 	}
+	if c.Core.Transport.Workers < 1 {
+		return c, fmt.Errorf("serve: --coap-workers must be at least 1")
+	}
 	if c.Cluster && !strings.HasPrefix(c.Database, "postgres") {
 		return c, fmt.Errorf("serve: --cluster needs a postgres:// database that every node shares")
 	}
 	if err := c.checkClusterKey(); err != nil {
+		return c, err
+	}
+	if err := c.checkNodeRelay(); err != nil {
 		return c, err
 	}
 	if c.NodeName == "" {
@@ -276,6 +286,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	c.UpdateConfig.PollInterval = c.UpdatePoll
 	c.UpdateConfig.AwakeWindow = c.AwakeWindow
 	c.UpdateConfig.Cluster = c.Cluster
+	// One node alone queues its devices' requests: it counts them at start and never looks up
+	// the queue of a device that has none (dm.Config.SoleQueue).
+	c.Core.DM.SoleQueue = !c.Cluster
 	if c.HTTPPull {
 		scheme, _, _ := strings.Cut(c.PublicURL, "://")
 		c.UpdateConfig.Offered = append([]string{scheme}, c.UpdateConfig.Offered...)
@@ -321,6 +334,7 @@ type service struct {
 	bus     *events.Bus
 	blobs   firmware.Blobs
 	secrets *nodeSecrets
+	node    *cluster.Node // nil without --cluster
 	ready   chan struct{}
 }
 
@@ -383,7 +397,24 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	// One bound for a device call made for the API: the API answers 504 and the core marks the device
 	// unreachable at the same moment.
 	cfg.Core.DeviceRequestTimeout = cfg.DeviceRequestTimeout
+	var node *cluster.Node
+	if cfg.Cluster {
+		// The node joins before the core takes a registration: the store writes its id as the
+		// owner of every device that registers or updates here, in the registration's transaction.
+		node = cluster.New(cluster.Config{Name: cfg.NodeName, APIURL: cfg.PublicURL}, store, store,
+			logger.With("component", "cluster"), reg, nil)
+		if err := node.Join(ctx); err != nil {
+			store.Close()
+			return nil, err
+		}
+		store.OwnDevices(node.ID(), node.Grace())
+		cfg.Core.Registration.Shared = true // an Update of a device registered at another node
+	}
 	core := server.New(cfg.Core, store, model, bus, logger, reg)
+	if node != nil {
+		core.SetCluster(node)
+		node.SetExecutor(core)
+	}
 	secrets, err := openSecrets(ctx, cfg, store, logger)
 	if err != nil {
 		store.Close()
@@ -423,6 +454,10 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	s.updates = fwupdate.New(cfg.UpdateConfig, core, store, pkgs, auditLog, logger.With("component", "fwupdate"), reg, nil).
 		WithEvents(bus) // job transitions on the API's event stream
 	grants.Follow(s.updates) // pull progress: every block served reaches the job's driver
+	if node != nil {
+		node.SetReleaser(s.updates) // a device that moved to another node: its job goes there
+		s.node = node
+	}
 
 	s.rollout = campaigns.New(campaigns.Config{Tick: cfg.CampaignTick, Node: cfg.NodeName}, store, s.updates, core, catalog,
 		auditLog, logger.With("component", "campaigns"), reg, nil).WithEvents(bus)
@@ -435,6 +470,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	if cfg.Bootstrap.CoAPAddr != "" || cfg.Bootstrap.CoAPSAddr != "" {
 		bcfg := cfg.Bootstrap
 		bcfg.Transport, bcfg.DTLS = cfg.Core.Transport, cfg.Core.DTLS
+		bcfg.DTLS.Node = transport.NodeConfig{} // the relay serves the core's DTLS socket only
 		s.boot = bootstrap.New(bcfg, store, bootCreds, creds, auditLog, logger.With("component", "bootstrap"), reg)
 	}
 	// The store queues webhook deliveries with the events themselves; the dispatcher sends them.
@@ -457,6 +493,9 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 		WithMetrics(reg)
 	if secrets.ring != nil {
 		a.WithClusterKeys(secrets)
+	}
+	if node != nil {
+		a.WithClusterNodes(node)
 	}
 	mux := http.NewServeMux()
 	mux.Handle(transfer.PathPrefix, delivery.NewHTTPHandler(tokens, grants, 0, logger.With("component", "http-pull")))
@@ -489,7 +528,7 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	// No ReadTimeout or WriteTimeout: they would cut 64 MiB uploads and downloads and the
 	// server-sent event stream. Headers have ReadHeaderTimeout; bodies withBodyTimeout.
 	s.http = &http.Server{
-		Handler:           withCORS(withBodyTimeout(mux, cfg.HTTPBodyTimeout), splitOrigins(cfg.CORSOrigins)),
+		Handler:           withForwardedFor(withCORS(withBodyTimeout(mux, cfg.HTTPBodyTimeout), splitOrigins(cfg.CORSOrigins)), cfg.Core.Transport.TrustedProxies),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    maxHeaderBytes,
@@ -555,7 +594,7 @@ func (s *service) Run(ctx context.Context) error {
 	defer cancel()
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 9)
+	errs := make(chan error, 10)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -634,6 +673,20 @@ func (s *service) Run(ctx context.Context) error {
 		if s.boot != nil {
 			select {
 			case <-s.boot.Ready():
+			case <-ctx.Done():
+			}
+		}
+		if s.node != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.node.Run(ctx); err != nil {
+					errs <- err
+					cancel()
+				}
+			}()
+			select { // handovers to this node are heard before it says it is ready
+			case <-s.node.Ready():
 			case <-ctx.Done():
 			}
 		}

@@ -63,6 +63,12 @@ type Sealed struct {
 	UpdatedAt time.Time
 }
 
+// Exister is the optional capability of a Store to tell whether an endpoint has a credential
+// without reading it (HasCredential runs for every NoSec Register and Update).
+type Exister interface {
+	HasCredential(ctx context.Context, endpoint string) (bool, error)
+}
+
 // Store persists sealed credentials. Identity is unique across endpoints: saving an identity
 // another endpoint holds fails with an error matching ErrIdentityTaken. Lookups and deleting a
 // missing credential fail with an error matching ErrNotFound.
@@ -255,6 +261,13 @@ func (m *Manager) Get(ctx context.Context, endpoint string) (*Credential, error)
 // HasCredential reports whether endpoint has a PSK credential: such an endpoint is a DTLS
 // device, and the server refuses NoSec (plain CoAP) registrations in its name.
 func (m *Manager) HasCredential(ctx context.Context, endpoint string) (bool, error) {
+	if e, ok := m.store.(Exister); ok {
+		has, err := e.HasCredential(ctx, endpoint)
+		if err != nil {
+			return false, fmt.Errorf("credentials: %s: %w", endpoint, err)
+		}
+		return has, nil
+	}
 	_, err := m.store.CredentialByEndpoint(ctx, endpoint)
 	switch {
 	case err == nil:

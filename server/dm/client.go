@@ -74,8 +74,12 @@ type Client struct {
 	metrics *Metrics
 	now     func() time.Time
 
-	mu       sync.Mutex
-	queued   map[string]int  // endpoint -> requests waiting; absent means not yet counted since start
+	mu     sync.Mutex
+	queued map[string]int // endpoint -> requests waiting; absent means not yet counted since start
+	// counted: LoadQueued counted every endpoint, so an absent one has none waiting (and
+	// endpoints whose queue empties are dropped from queued, which then holds only non-zero
+	// counts).
+	counted  bool
 	flushing map[string]bool // endpoints whose queue is being sent
 	wg       sync.WaitGroup
 }
@@ -209,11 +213,35 @@ func (c *Client) enqueue(ctx context.Context, endpoint string, req Request) (*Pe
 	return p, nil
 }
 
+// LoadQueued counts the queued requests of every endpoint when Config.SoleQueue is set and the
+// store can (QueueCounter), so that Woke never reads the store for a device that has none. Call
+// it once before devices talk to the server; without SoleQueue it does nothing.
+func (c *Client) LoadQueued(ctx context.Context) error {
+	qc, ok := c.queue.(QueueCounter)
+	if !c.cfg.SoleQueue || !ok {
+		return nil
+	}
+	counts, err := qc.QueuedCounts(ctx)
+	if err != nil {
+		return fmt.Errorf("dm: count queued requests: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ep, n := range counts {
+		if n > 0 {
+			c.queued[ep] = n
+		}
+	}
+	c.counted = true
+	return nil
+}
+
 // Woke tells the client that endpoint just talked to the server: its queue, if any, is sent now.
 // It returns at once; the sending happens on its own goroutine, bounded to one per endpoint.
 func (c *Client) Woke(ctx context.Context, endpoint string) {
 	c.mu.Lock()
 	n, counted := c.queued[endpoint]
+	counted = counted || c.counted
 	if (counted && n == 0) || c.flushing[endpoint] {
 		c.mu.Unlock()
 		return
@@ -288,7 +316,11 @@ func (c *Client) flush(ctx context.Context, endpoint string) {
 
 func (c *Client) setQueued(endpoint string, n int) {
 	c.mu.Lock()
-	c.queued[endpoint] = n
+	if n == 0 && c.counted {
+		delete(c.queued, endpoint) // absent is none once every endpoint was counted
+	} else {
+		c.queued[endpoint] = n
+	}
 	c.mu.Unlock()
 }
 

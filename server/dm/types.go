@@ -103,3 +103,9 @@ type QueueStore interface {
 	// GetPending returns one request by id, or ErrRequestNotFound.
 	GetPending(ctx context.Context, id string) (*Pending, error)
 }
+
+// QueueCounter is the optional capability of a QueueStore to count the requests in state queued
+// of every endpoint that has any, in one query (Client.LoadQueued).
+type QueueCounter interface {
+	QueuedCounts(ctx context.Context) (map[string]int, error)
+}

@@ -245,6 +245,21 @@ func (d *Driver) adopt(ctx context.Context) {
 	}
 }
 
+// LetGo stops driving endpoint's job here, storing nothing (cluster mode): the device moved to
+// another node, which adopts the job from the store and goes on from what is stored. Without a
+// job here it does nothing.
+func (d *Driver) LetGo(endpoint string) {
+	d.mu.Lock()
+	r := d.byEndpoint[endpoint]
+	d.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.lost.Store(true)
+	r.interrupt()
+	d.log.Info("firmware update job left to the device's new node", "job", r.current().ID, "endpoint", endpoint)
+}
+
 // dispatch wakes the job of the event's endpoint: a Register, an Update or an Object 5
 // notification is the moment to look at the device again.
 func (d *Driver) dispatch(e events.Event) {

@@ -39,6 +39,9 @@ var (
 type RejectedError struct {
 	Op   string // "register", "update", "deregister"
 	Code string // "4.03"
+	// MaxAge is the answer's Max-Age in seconds (0: none): a draining cluster node's 5.03 says
+	// when to register again.
+	MaxAge uint32
 }
 
 func (e *RejectedError) Error() string { return e.Op + ": server answered " + e.Code }
@@ -126,6 +129,12 @@ type DeviceConfig struct {
 	// coaps:// packages. Empty: plain CoAP, and a coaps:// Package URI fails with Update Result 9.
 	PSKIdentity string
 	PSK         []byte
+	// ConnectionID makes the device's DTLS sessions use the connection id the server offers
+	// (RFC 9146), asking for none itself, as constrained clients do; see profiles_nat.go.
+	ConnectionID bool
+	// RebindAfterBlocks moves a coaps:// pull's socket to a new local port after that many
+	// blocks, keeping the DTLS session, as a NAT that rebinds (ProfileNATRebinding); 0: never.
+	RebindAfterBlocks int
 	// X509 makes the device speak DTLS with a certificate instead (Security Mode 2), as a
 	// Bootstrap Server's certificate account gives it; see dtls_x509.go.
 	X509 *DeviceX509
@@ -484,7 +493,8 @@ func (d *Device) register(ctx context.Context) error {
 		return fmt.Errorf("register: %w", err)
 	}
 	if resp.Code() != codes.Created {
-		return &RejectedError{Op: "register", Code: codeString(resp.Code())}
+		age, _ := resp.Options().GetUint32(message.MaxAge)
+		return &RejectedError{Op: "register", Code: codeString(resp.Code()), MaxAge: age}
 	}
 	loc, err := resp.Options().LocationPath()
 	if err != nil || loc == "" {

@@ -25,17 +25,29 @@ func (d *Device) secure() bool {
 // dialDTLS handshakes with host from a new UDP socket under the device's PSK, within
 // RequestTimeout. Closing the connection closes the socket.
 func (d *Device) dialDTLS(ctx context.Context, host string) (*piondtls.Conn, error) {
+	conn, _, err := d.dialDTLSRebinding(ctx, host, false)
+	return conn, err
+}
+
+// dialDTLSRebinding is dialDTLS; with rebinding, the socket is a rebindingConn the caller can
+// move to a new port (profiles_nat.go).
+func (d *Device) dialDTLSRebinding(ctx context.Context, host string, rebinding bool) (*piondtls.Conn, *rebindingConn, error) {
 	raddr, err := net.ResolveUDPAddr("udp", host)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pc, err := net.ListenUDP("udp", nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var sock net.PacketConn = pc
+	var nat *rebindingConn
+	if rebinding {
+		nat = &rebindingConn{cur: pc}
+		sock = nat
+	}
 	if v := d.cfg.ClientHelloRecordVersion; v != 0 {
-		sock = &helloVersionConn{PacketConn: pc, version: v}
+		sock = &helloVersionConn{PacketConn: sock, version: v}
 	}
 	opts := []piondtls.ClientOption{
 		piondtls.WithPSK(func([]byte) ([]byte, error) { return d.cfg.PSK, nil }),
@@ -45,21 +57,24 @@ func (d *Device) dialDTLS(ctx context.Context, host string) (*piondtls.Conn, err
 	if d.cfg.X509 != nil {
 		if opts, err = d.cfg.X509.options(); err != nil {
 			pc.Close()
-			return nil, err
+			return nil, nil, err
 		}
+	}
+	if d.cfg.ConnectionID {
+		opts = append(opts, piondtls.WithConnectionIDGenerator(piondtls.OnlySendCIDGenerator()))
 	}
 	conn, err := piondtls.ClientWithOptions(sock, raddr, opts...)
 	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("dtls %s: %w", host, err)
+		sock.Close()
+		return nil, nil, fmt.Errorf("dtls %s: %w", host, err)
 	}
 	hctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
 	if err := conn.HandshakeContext(hctx); err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("dtls handshake with %s: %w", host, err)
+		return nil, nil, fmt.Errorf("dtls handshake with %s: %w", host, err)
 	}
-	return conn, nil
+	return conn, nat, nil
 }
 
 // dialCoAPS is udp.Dial over a DTLS session with server; closing the client closes the

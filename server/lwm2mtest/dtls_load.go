@@ -54,6 +54,14 @@ func dialPSKFrom(ctx context.Context, local, raddr *net.UDPAddr, psk PSK) (*pion
 // as psk(i) on a socket of its own; the run starts once every device has its session, so the
 // handshakes are not in the rates. A failed handshake fails the run.
 func PullLoadDTLS(ctx context.Context, cfg PullConfig, psk func(i int) PSK) (PullReport, error) {
+	return PullLoadDTLSDial(ctx, cfg, func(ctx context.Context, raddr *net.UDPAddr, i int) (*piondtls.Conn, error) {
+		return dialPSK(ctx, raddr, psk(i))
+	})
+}
+
+// PullLoadDTLSDial is PullLoadDTLS with the handshake of device i left to dial (its cipher
+// suite and credential: dtls_pull_suites.go), which must handshake from a new socket.
+func PullLoadDTLSDial(ctx context.Context, cfg PullConfig, dial func(ctx context.Context, raddr *net.UDPAddr, i int) (*piondtls.Conn, error)) (PullReport, error) {
 	cfg = cfg.withDefaults()
 	raddr, pathOpts, err := pullTarget(cfg.URI, "coaps", "5684")
 	if err != nil {
@@ -72,7 +80,7 @@ func PullLoadDTLS(ctx context.Context, cfg PullConfig, psk func(i int) PSK) (Pul
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			c, err := dialPSK(hctx, raddr, psk(i))
+			c, err := dial(hctx, raddr, i)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

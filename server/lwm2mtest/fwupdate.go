@@ -525,9 +525,10 @@ func (d *Device) fetchCoAP(ctx context.Context, gen uint64, u *url.URL, offset i
 		}
 	}
 	var conn net.Conn
+	var nat *rebindingConn // the socket a NAT rebinding moves (RebindAfterBlocks)
 	var err error
 	if u.Scheme == "coaps" {
-		conn, err = d.dialDTLS(ctx, host)
+		conn, nat, err = d.dialDTLSRebinding(ctx, host, d.cfg.RebindAfterBlocks > 0)
 	} else {
 		conn, err = net.Dial("udp", host)
 	}
@@ -606,6 +607,12 @@ func (d *Device) fetchCoAP(ctx context.Context, gen uint64, u *url.URL, offset i
 		}
 		if !more {
 			return nil
+		}
+		if nat != nil && blocks == d.cfg.RebindAfterBlocks {
+			if err := nat.rebind(); err != nil {
+				return fmt.Errorf("%w: %v", errLinkLost, err)
+			}
+			d.stats.add(func(s *Stats) { s.Rebinds++ })
 		}
 	}
 }

@@ -57,6 +57,10 @@ func profiles() map[string]Profile {
 			Doc:   "LwM2M 1.1 client without Read-/Write-Composite: FETCH and iPATCH are answered 4.05",
 			Apply: func(c *DeviceConfig) { c.NoComposite = true },
 		},
+		ProfileNATRebinding: {
+			Doc:   "DTLS client with a connection id whose NAT rebinds (a new source port) after 3 blocks of a coaps:// pull (needs a PSK)",
+			Apply: func(c *DeviceConfig) { *c = ApplyProfileNATRebinding(*c) },
+		},
 		ProfileGoneAway: {
 			Doc:   "registers, then goes silent without a De-register (power cut, NAT mapping gone)",
 			Apply: func(c *DeviceConfig) { *c = WithProfileGoneAway(*c) },

@@ -34,6 +34,9 @@ type PullConfig struct {
 	Timeout       time.Duration
 	MaxRetransmit int
 	Window        time.Duration // the length of a rate window (default 10 s)
+	// Started, when set, is called as the devices start pulling (after the DTLS handshakes of
+	// PullLoadDTLS), so that a caller can measure the pull alone.
+	Started func()
 }
 
 // PullReport is what a pull load run measured.
@@ -151,6 +154,9 @@ func pullOver(ctx context.Context, cfg PullConfig, pathOpts message.Options, con
 		wg      sync.WaitGroup
 		sampled = make(chan struct{})
 	)
+	if cfg.Started != nil {
+		cfg.Started()
+	}
 	start := time.Now()
 	go func() {
 		defer close(sampled)

@@ -52,6 +52,7 @@ type Stats struct {
 	UpdatesApplied   uint64
 	UpdatesFailed    uint64
 	Lost             uint64 // datagrams dropped by Faults.Loss
+	Rebinds          uint64 // pull sockets moved to a new port mid-session (RebindAfterBlocks)
 }
 
 func (s *Stats) merge(o Stats) {
@@ -77,6 +78,7 @@ func (s *Stats) merge(o Stats) {
 	s.UpdatesApplied += o.UpdatesApplied
 	s.UpdatesFailed += o.UpdatesFailed
 	s.Lost += o.Lost
+	s.Rebinds += o.Rebinds
 }
 
 type stats struct {

@@ -37,6 +37,9 @@ type Config struct {
 	InfoReadQueue int
 	// InfoReadTimeout bounds one such read, so that a device that never answers frees its worker.
 	InfoReadTimeout time.Duration
+	// Shared is set when several servers share the store (a cluster): an Update for a
+	// registration another server took is looked up in the store (IDFinder) instead of 4.04.
+	Shared bool
 }
 
 // DefaultConfig returns the limits lwota ships with.

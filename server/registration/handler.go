@@ -49,7 +49,9 @@ func (r *Registry) fail(op string, from transport.Peer, err error) *transport.Me
 		return diagnostic(code, "internal error")
 	}
 	r.log.Debug(op+" refused", "addr", from.Addr.String(), "err", err)
-	return diagnostic(code, err.Error())
+	resp := diagnostic(code, err.Error())
+	resp.MaxAge = maxAge(err) // a draining node: when to try again (through the balancer)
+	return resp
 }
 
 // diagnostic is an error response with a text/plain diagnostic payload (RFC 7252 §5.5.2).

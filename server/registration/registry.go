@@ -39,6 +39,7 @@ type Registry struct {
 	now      func() time.Time
 	authz    atomic.Pointer[authorizerBox] // SetAuthorizer
 	audit    atomic.Pointer[auditBox]      // SetAudit
+	sharedFields
 	// auditThrottle keeps NoSec refusals from flooding the audit log (nosec.go).
 	auditThrottle noSecAudit
 
@@ -255,6 +256,9 @@ func (r *Registry) Seen(addr transport.Addr, quiet time.Duration) (endpoint stri
 
 // Register stores a new registration for the endpoint named in p, replacing any earlier one.
 func (r *Registry) register(ctx context.Context, from transport.Peer, query []string, contentFormat int, payload []byte) (*Registration, error) {
+	if err := r.admitRegister(); err != nil {
+		return nil, err
+	}
 	p, err := parseQuery(query)
 	if err != nil {
 		return nil, err
@@ -323,7 +327,7 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 	}
 	if previous != nil {
 		carryInfo(reg, previous) // kept until the device reports another value
-	} else if stored, err := r.store.GetRegistration(ctx, p.endpoint); err == nil {
+	} else if stored, err := r.storedInfo(ctx, p.endpoint); err == nil {
 		carryInfo(reg, stored)
 		internInfo(reg)
 	}
@@ -347,6 +351,15 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 		r.listener.Registered(reg, previous)
 	}
 	return reg, nil
+}
+
+// storedInfo reads the device attributes of endpoint's stored registration, through InfoStore
+// when the store has it.
+func (r *Registry) storedInfo(ctx context.Context, endpoint string) (*Registration, error) {
+	if is, ok := r.store.(InfoStore); ok {
+		return is.StoredInfo(ctx, endpoint)
+	}
+	return r.store.GetRegistration(ctx, endpoint)
 }
 
 // readObjectList checks a Register or Update payload's content format and size, then parses it.
@@ -395,6 +408,14 @@ func (r *Registry) lookupForPeer(id string, from transport.Peer) (*Registration,
 
 func (r *Registry) update(ctx context.Context, id string, from transport.Peer, query []string, contentFormat int, payload []byte) (*Registration, error) {
 	cur, err := r.lookupForPeer(id, from)
+	if errors.Is(err, ErrNotFound) {
+		// Registered at another server of a shared store: take it over from the store.
+		if ok, aerr := r.adoptStored(ctx, id); aerr != nil {
+			return nil, aerr
+		} else if ok {
+			cur, err = r.lookupForPeer(id, from)
+		}
+	}
 	if err == nil {
 		err = r.authorizeNoSec(ctx, from, cur.Endpoint)
 	}
@@ -612,6 +633,8 @@ func errorCode(err error) transport.Code {
 		return transport.RequestEntityTooLarge
 	case errors.Is(err, ErrBadRequest):
 		return transport.BadRequest
+	case errors.Is(err, ErrUnavailable):
+		return transport.ServiceUnavailable
 	}
 	return transport.InternalServerError
 }

@@ -177,6 +177,16 @@ type Toucher interface {
 	TouchRegistration(ctx context.Context, r *Registration) error
 }
 
+// InfoStore is the optional capability of a Store to read only the device attributes
+// (Manufacturer, Model, FirmwareVersion, DeviceType) of an endpoint's stored registration:
+// a Register of an endpoint that is not live carries them over, and GetRegistration would read
+// and decode the whole row and its labels for four strings.
+type InfoStore interface {
+	// StoredInfo returns a Registration holding only the stored device attributes of
+	// endpoint's registration, de-registered or not, or ErrNotFound.
+	StoredInfo(ctx context.Context, endpoint string) (*Registration, error)
+}
+
 // Counter is the optional capability of a Store to count the registrations a Filter matches
 // (its cursor, limit and sort aside): the total of a paged device list.
 type Counter interface {

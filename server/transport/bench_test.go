@@ -278,7 +278,7 @@ func BenchmarkSourceLimiter(b *testing.B) {
 func BenchmarkDTLSPendingHandshakeBytes(b *testing.B) {
 	const n = 300
 	for range b.N {
-		te, link := startDTLS(b, nil, DTLSConfig{HandshakeTimeout: time.Minute})
+		te, link := startDTLS(b, nil, DTLSConfig{HandshakeTimeout: time.Minute, HelloVerify: HelloVerifyPion})
 		socks := make([]*net.UDPConn, n)
 		for i := range socks {
 			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})

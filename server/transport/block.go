@@ -53,6 +53,7 @@ type block1Table struct {
 	maxPerPeer int
 	maxPerIP   int
 	exempt     []netip.Prefix // Config.SourceExempt: no MaxBlock1PerIP for these
+	proxies    []netip.Prefix // Config.TrustedProxies: each port a device, bounded by MaxBlock1PerPeer alone
 	maxBytes   int
 	maxBody    int
 	timeout    int64 // Block1Timeout: an incomplete transfer idle this long is dropped
@@ -73,6 +74,7 @@ func newBlock1Table(cfg Config, lim *limitCounters, dropped *prometheus.CounterV
 		m: make(map[block1Key]*block1State), lru: list.New(),
 		perPeer: make(map[netip.AddrPort]int), perIP: make(map[netip.Addr]int),
 		max: cfg.MaxPendingBlock1, maxPerPeer: cfg.MaxBlock1PerPeer, maxPerIP: cfg.MaxBlock1PerIP, exempt: cfg.SourceExempt,
+		proxies:  cfg.TrustedProxies,
 		maxBytes: cfg.MaxBlock1Bytes, maxBody: cfg.MaxBodySize,
 		timeout: int64(cfg.Block1Timeout), stalled: int64(cfg.ACKTimeout),
 		lim: lim, expired: dropped.WithLabelValues("expired"), evicted: dropped.WithLabelValues("evicted"),
@@ -98,8 +100,12 @@ func (t *block1Table) drop(k block1Key, st *block1State) {
 }
 
 // isExempt reports whether ip is in SourceExempt (a NAT gateway of a fleet, the server's own
-// host), where MaxBlock1PerIP does not apply.
+// host) or TrustedProxies (a balancer, whose every port is one device, held to
+// MaxBlock1PerPeer), where MaxBlock1PerIP does not apply.
 func (t *block1Table) isExempt(ip netip.Addr) bool {
+	if isTrustedProxy(t.proxies, ip) {
+		return true
+	}
 	for _, p := range t.exempt {
 		if p.Contains(ip) {
 			return true

@@ -78,6 +78,13 @@ type Config struct {
 	// server's own host, NAT gateways of large fleets. nil means loopback (127.0.0.0/8, ::1); an empty
 	// non-nil slice exempts nothing.
 	SourceExempt []netip.Prefix
+	// TrustedProxies lists the prefixes of UDP load balancers (nginx's stream module) in front
+	// of lwota. A balancer opens one upstream socket per device session, so every device behind
+	// it has the balancer's address and a port of its own: from these prefixes SourceRate, the
+	// DTLS handshake rate and MaxBlock1PerIP count per address and port (one device), not per
+	// address, or the whole fleet behind the balancer would share one device's allowance.
+	// Empty: none.
+	TrustedProxies []netip.Prefix
 	// MaxSources bounds the per-address buckets kept (SourceRate here, DTLS handshake rates
 	// in the DTLS link); beyond it the least recently refreshed half is forgotten. Default 65536
 	// (about 4 MiB).

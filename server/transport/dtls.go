@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,6 +78,13 @@ type DTLSConfig struct {
 	// stores a refused session from it, bounded by its request timeout; HandshakeRate bounds how
 	// often one source can make it run).
 	OnHandshakeFailure func(from netip.AddrPort, identity, reason string, err error)
+	// Node makes this Endpoint one node of a cluster: connection ids name it, and records
+	// carrying another node's id go to that node (dtls_relay.go). Zero: a single node.
+	Node NodeConfig
+	// HelloVerify selects who answers a ClientHello without a valid cookie: lwota, statelessly,
+	// before any per-peer state exists, or pion inside a session (dtls_cookie.go). Default
+	// HelloVerifyAuto: lwota when the linked pion can take over from a verified ClientHello.
+	HelloVerify HelloVerify
 	// X509, when set, also authenticates devices by certificate (dtls_x509.go); their
 	// Peer.Identity is X509IdentityPrefix and the certificate's name. The ECDHE_ECDSA suites
 	// join the default CipherSuites.
@@ -123,6 +129,10 @@ func (c DTLSConfig) withDefaults() (DTLSConfig, error) {
 	}
 	if c.HibernateAfter == 0 {
 		c.HibernateAfter = d.HibernateAfter
+	}
+	var err error
+	if c.Node, err = c.Node.withDefaults(c.ConnectionID); err != nil {
+		return c, err
 	}
 	return c.x509Defaults(explicitSuites)
 }
@@ -178,9 +188,17 @@ type dtlsLink struct {
 	byAddr      map[netip.AddrPort]*dtlsSession
 	byCID       map[string]*dtlsSession
 	guard       *helloGuard // which ClientHellos may start a session (dtls_limits.go)
+	relay       *dtlsRelay  // records for other nodes of a cluster (dtls_relay.go); nil on a single node
 	handshaking int
 	closeOnce   sync.Once
 	closeErr    error
+	fast        dtlsFastPath // the record fast path's sink and buffers (dtls_fastpath.go)
+	offersPSK   bool         // CipherSuites has a PSK suite (else no PSK callback: pion refuses it)
+
+	// Stateless HelloVerifyRequest (dtls_cookie.go).
+	cookies atomic.Pointer[cookieJar] // nil: pion answers ClientHellos without a cookie itself
+	probed  chan struct{}             // closed once HelloVerifyAuto has decided
+	cookieM *cookieMetrics
 }
 
 // dtlsRecord is one decrypted datagram on its way to the engine.
@@ -204,6 +222,8 @@ type dtlsSession struct {
 	cancel      context.CancelFunc
 	pskFailed   atomic.Bool            // our PSK lookup refused the client (the handshake's failure reason)
 	pskIdentity atomic.Pointer[string] // the PSK identity the client presented, for OnHandshakeFailure
+	cookieValid bool                   // lwota checked the ClientHello's cookie: pion skips its own round (dtls_cookie.go)
+	seqBase     uint64                 // added to pion's epoch-0 record numbers after a stateless cookie
 	idle        sessionSleep           // hibernation of an idle established session (dtls_idle.go)
 }
 
@@ -222,6 +242,9 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 	suites := make([]dtls.CipherSuiteID, len(dc.CipherSuites))
 	for i, s := range dc.CipherSuites {
 		suites[i] = dtls.CipherSuiteID(s)
+		if !isCertificateSuite(s) {
+			l.offersPSK = true
+		}
 	}
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelDisabled
@@ -235,8 +258,23 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 		dtls.WithMTU(max(cfg.MaxMessageSize+64, 1200)),
 	}
 	l.opts = append(l.opts, dc.x509Options()...)
-	l.resumeOpts = []dtls.Option{dtls.WithPSK(l.lookupPSK), dtls.WithCipherSuites(suites...), dtls.WithLoggerFactory(lf), dtls.WithMTU(max(cfg.MaxMessageSize+64, 1200))}
-	var err error
+	cm, err := newCookieMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("transport: metrics: %w", err)
+	}
+	l.cookieM, l.probed = cm, make(chan struct{})
+	if dc.HelloVerify == HelloVerifyStateless {
+		l.cookies.Store(newCookieJar(time.Now, cm))
+	}
+	if dc.HelloVerify != HelloVerifyAuto {
+		close(l.probed)
+	}
+	// A resumed session runs no handshake, so the PSK callback is never asked; pion only needs
+	// one to accept the PSK suites (dtls_idle.go). Certificate sessions never sleep.
+	if l.offersPSK {
+		l.resumeOpts = append(l.resumeOpts, dtls.WithPSK(func(identity []byte) ([]byte, error) { return l.lookupPSK(l.ctx, identity) }))
+	}
+	l.resumeOpts = append(l.resumeOpts, dtls.WithCipherSuites(suites...), dtls.WithLoggerFactory(lf), dtls.WithMTU(max(cfg.MaxMessageSize+64, 1200)))
 	l.m, err = newDTLSMetrics(reg, func() float64 {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -245,16 +283,19 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 	if err != nil {
 		return nil, fmt.Errorf("transport: metrics: %w", err)
 	}
+	if l.relay, err = newDTLSRelay(l, reg); err != nil {
+		return nil, err
+	}
 	return l, nil
 }
 
-func (l *dtlsLink) lookupPSK(identity []byte) ([]byte, error) {
+// lookupPSK asks the store for identity's key under ctx, the handshake's (its deadline is
+// HandshakeTimeout; a context of its own per lookup cost a timer per handshake).
+func (l *dtlsLink) lookupPSK(ctx context.Context, identity []byte) ([]byte, error) {
 	if _, isCert := CertificateName(string(identity)); isCert {
 		// Such an identity would read as a certificate's name above the transport.
 		return nil, fmt.Errorf("transport: psk %q: reserved identity prefix", identity)
 	}
-	ctx, cancel := context.WithTimeout(l.ctx, l.dc.HandshakeTimeout)
-	defer cancel()
 	key, err := l.dc.PSK.PSK(ctx, string(identity))
 	if err != nil {
 		return nil, fmt.Errorf("transport: psk %q: %w", identity, err)
@@ -276,6 +317,13 @@ func (l *dtlsLink) start() {
 	l.wg.Add(2)
 	go l.demux()
 	go l.sweep()
+	if l.relay != nil {
+		l.relay.start()
+	}
+	if l.dc.HelloVerify == HelloVerifyAuto {
+		l.wg.Add(1)
+		go l.probeHelloVerify() // dtls_cookie.go
+	}
 }
 
 func (l *dtlsLink) readFrom(b []byte) (int, netip.AddrPort, string, error) {
@@ -314,6 +362,9 @@ func (l *dtlsLink) close() error {
 		l.mu.Unlock()
 		l.cancel() // ends handshakes, session readers, readFrom and the sweeper
 		l.closeErr = l.pc.Close()
+		if l.relay != nil {
+			l.relay.close()
+		}
 		l.wg.Wait()
 	})
 	return l.closeErr
@@ -347,17 +398,39 @@ func (l *dtlsLink) demux() {
 }
 
 func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
+	if l.relay != nil && l.relay.forward(p, from) {
+		return // the connection id names another node of the cluster
+	}
 	hello := isClientHello(p)
+	var verdict string
+	var answer []byte // a HelloVerifyRequest, sent once l.mu is released
+	var seqBase uint64
 	if hello {
 		p = append([]byte(nil), p...) // the rewrite below must not touch the caller's buffer
 		normalizeHelloVersion(p)      // mbed TLS 2.x's fe 00, which pion drops (dtls_hello.go)
+		if jar := l.cookies.Load(); jar != nil {
+			verdict, answer, seqBase = jar.check(p, from) // stateless cookie (dtls_cookie.go)
+		}
 	}
+	defer func() {
+		if answer != nil && l.ctx.Err() == nil {
+			_, _ = l.pc.WriteTo(answer, net.UDPAddrFromAddrPort(from))
+		}
+	}()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return
 	}
 	s := l.byAddr[from]
+	if verdict != "" && verdict != cookieValid {
+		if s == nil || s.established || s.cookieValid {
+			// No valid cookie: answered (or dropped) before any per-peer state, and no
+			// session, live or pending, hears of it.
+			return
+		}
+		answer = nil // a handshake pion began before the stateless cookie was on: its own round
+	}
 	if l.dc.ConnectionID && len(p) >= 13+cidSize && p[0] == 25 { // tls12_cid record (RFC 9146 §4)
 		if cs := l.byCID[string(p[11:11+cidSize])]; cs != nil {
 			s = cs // pion moves the session's address once the record authenticates
@@ -377,22 +450,22 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 		if !l.admitHello(from) {
 			return
 		}
-		s = l.newSession(from)
+		s = l.newSession(from, verdict == cookieValid, seqBase)
 	}
 	s.lastRx = time.Now()
 	if !l.awake(s) { // hibernated: woken now; going to sleep: dropped, the peer retransmits (dtls_idle.go)
 		return
 	}
 	select {
-	case s.vc.rx <- inbound{b: append([]byte(nil), p...), from: from}:
+	case s.vc.rx <- l.fast.inbound(p, from): // a pooled copy (dtls_fastpath.go)
 	default: // the session is behind: drop, the peer retransmits
 	}
 }
 
 // newSession registers a handshaking session for from and starts its goroutine. Called with
 // l.mu held.
-func (l *dtlsLink) newSession(from netip.AddrPort) *dtlsSession {
-	s := &dtlsSession{addr: from}
+func (l *dtlsLink) newSession(from netip.AddrPort, cookieValid bool, seqBase uint64) *dtlsSession {
+	s := &dtlsSession{addr: from, cookieValid: cookieValid, seqBase: seqBase}
 	s.ctx, s.cancel = context.WithCancel(l.ctx)
 	s.vc = newSessionConn(l, s)
 	l.byAddr[from] = s
@@ -427,19 +500,28 @@ func (l *dtlsLink) run(s *dtlsSession) {
 	defer close(vc.exited)
 	defer l.endIncarnation(s, gen)
 	// The PSK callback is per session, so a failed handshake can name our refusal as its reason.
-	opts := append(slices.Clone(l.opts), dtls.WithPSK(func(identity []byte) ([]byte, error) {
-		id := string(identity)
-		s.pskIdentity.Store(&id)
-		key, err := l.lookupPSK(identity)
-		if err != nil {
-			s.pskFailed.Store(true)
-		}
-		return key, err
-	}))
+	// It runs inside HandshakeContext, under hctx (set before), whose deadline bounds the lookup.
+	var hctx context.Context
+	opts := slices.Clone(l.opts)
+	if l.offersPSK {
+		// Only with a PSK suite offered: pion refuses a server with a PSK callback and no PSK
+		// suite (errNoAvailablePSKCipherSuite), which failed every certificate-only handshake.
+		opts = append(opts, dtls.WithPSK(func(identity []byte) ([]byte, error) {
+			id := string(identity)
+			s.pskIdentity.Store(&id)
+			key, err := l.lookupPSK(hctx, identity)
+			if err != nil {
+				s.pskFailed.Store(true)
+			}
+			return key, err
+		}))
+	}
+	if s.cookieValid {
+		opts = append(opts, dtls.WithInsecureSkipVerifyHello(true))
+	}
 	if l.dc.ConnectionID {
 		opts = append(opts, dtls.WithConnectionIDGenerator(func() []byte {
-			cid := make([]byte, cidSize)
-			_, _ = rand.Read(cid)
+			cid := l.newCID() // the node's id first in a cluster (dtls_relay.go)
 			l.mu.Lock()
 			if s.cid != "" && l.byCID[s.cid] == s {
 				delete(l.byCID, s.cid)
@@ -460,15 +542,15 @@ func (l *dtlsLink) run(s *dtlsSession) {
 	stop := context.AfterFunc(s.ctx, func() { _ = vc.Close(); _ = conn.Close() })
 	defer stop()
 	defer func() { _ = vc.Close(); _ = conn.Close() }()
-	hctx, cancel := context.WithTimeout(s.ctx, l.dc.HandshakeTimeout)
+	var cancel context.CancelFunc
+	hctx, cancel = context.WithTimeout(s.ctx, l.dc.HandshakeTimeout)
 	err = conn.HandshakeContext(hctx)
 	cancel()
 	if err != nil {
 		l.handshakeFailed(s, handshakeFailure(s.ctx, err, s.pskFailed.Load(), false), err)
 		return
 	}
-	st, _ := conn.ConnectionState()
-	identity, err := l.sessionIdentity(st)
+	identity, err := l.handshakeIdentity(s, conn) // dtls_handshake.go
 	if err != nil {
 		l.handshakeFailed(s, handshakeFailure(s.ctx, err, false, true), err)
 		return
@@ -482,34 +564,7 @@ func (l *dtlsLink) run(s *dtlsSession) {
 	l.handshaking--
 	l.mu.Unlock()
 	l.m.handshakeOK.Inc()
-	l.readRecords(s, vc, conn)
-}
-
-// readRecords hands the session's plaintext to the engine until conn ends. vc is conn's
-// sessionConn.
-func (l *dtlsLink) readRecords(s *dtlsSession, vc *sessionConn, conn *dtls.Conn) {
-	buf := make([]byte, l.size)
-	for {
-		n, err := conn.Read(buf)
-		if err != nil {
-			var te *dtls.TemporaryError
-			if errors.As(err, &te) && s.ctx.Err() == nil {
-				continue // a record larger than MaxMessageSize: dropped
-			}
-			return
-		}
-		if l.dc.ConnectionID {
-			l.follow(s, vc, conn)
-		}
-		l.mu.Lock()
-		r := dtlsRecord{b: append([]byte(nil), buf[:n]...), from: s.addr, identity: s.identity}
-		l.mu.Unlock()
-		select {
-		case l.in <- r:
-		case <-s.ctx.Done():
-			return
-		}
-	}
+	l.readSession(s, vc, conn) // dtls_fastpath.go: plaintext straight to the engine's queue
 }
 
 // handshakeFailed counts a failed handshake by reason and logs it: at info, since a device that
@@ -602,8 +657,9 @@ func isClientHello(p []byte) bool {
 }
 
 type inbound struct {
-	b    []byte
-	from netip.AddrPort
+	b      []byte
+	from   netip.AddrPort
+	pooled *[]byte // b's buffer when it comes from dtlsFastPath.inbound, returned after the read
 }
 
 // sessionConn is the net.PacketConn pion sees for one session: reads come from the
@@ -628,6 +684,8 @@ type sessionConn struct {
 	muted atomic.Bool
 	// exited is closed when the goroutine that runs this conn's session has ended.
 	exited chan struct{}
+
+	addr lastUDPAddr // the *net.UDPAddr ReadFrom returns, kept while the address stays (dtls_fastpath.go)
 }
 
 // settleWait bounds settle, should pion be busy for long.
@@ -678,7 +736,9 @@ func (c *sessionConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 	select {
 	case p := <-c.rx:
-		return copy(b, p.b), net.UDPAddrFromAddrPort(p.from), nil
+		n := copy(b, p.b)
+		c.l.fast.release(p) // dtls_fastpath.go
+		return n, c.udpAddr(p.from), nil
 	case <-c.rd.Done():
 		return 0, nil, timeoutError{}
 	case <-c.closed:
@@ -702,7 +762,14 @@ func (c *sessionConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if ap := unmap(ua.AddrPort()); ap != c.s.currentAddr(c.l) {
 		c.l.moved(c.s, ap)
 	}
-	return c.l.pc.WriteTo(b, addr)
+	out := shiftEpoch0Seq(b, c.s.seqBase) // a cookie session's handshake records (dtls_cookie.go)
+	if c.l.relay != nil && c.l.relay.writeBack(out, ua.AddrPort()) {
+		return len(b), nil // the device reaches the cluster through another node (dtls_relay.go)
+	}
+	if _, err := c.l.pc.WriteTo(out, addr); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 func (s *dtlsSession) currentAddr(l *dtlsLink) netip.AddrPort {

@@ -27,7 +27,7 @@ type natDatagram struct {
 	from net.Addr
 }
 
-func newNATConn(t *testing.T) *natConn {
+func newNATConn(t testing.TB) *natConn {
 	t.Helper()
 	n := &natConn{in: make(chan natDatagram, 16), done: make(chan struct{})}
 	for i := range n.socks {

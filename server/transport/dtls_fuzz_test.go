@@ -22,7 +22,7 @@ func FuzzDTLSDatagram(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	_, link := startDTLS(f, nil, DTLSConfig{HandshakeTimeout: 200 * time.Millisecond, ConnectionID: true})
+	_, link := startDTLS(f, nil, DTLSConfig{HandshakeTimeout: 200 * time.Millisecond, ConnectionID: true, HelloVerify: HelloVerifyPion})
 	from := netip.MustParseAddrPort("127.0.0.1:9") // the discard port: answers go nowhere
 	f.Fuzz(func(t *testing.T, p []byte) {
 		link.dispatch(p, from)

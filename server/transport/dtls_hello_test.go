@@ -192,7 +192,7 @@ func TestDTLSHandshakeFailureReasons(t *testing.T) {
 		}},
 		{"client goes silent", failTimeout, 500 * time.Millisecond, func(t *testing.T, to Addr) string {
 			dev := newRawPeer(t)
-			dev.send(to, clientHello(nil, nil)) // answered with a HelloVerifyRequest, never followed up
+			cookieRoundTrip(t, dev, to) // then never followed up
 			return dev.addr().AddrPort.String()
 		}},
 	} {

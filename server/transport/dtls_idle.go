@@ -199,7 +199,7 @@ func (l *dtlsLink) runWoken(s *dtlsSession, vc *sessionConn, gen uint32, state [
 	if !settle(conn) {
 		return
 	}
-	l.readRecords(s, vc, conn)
+	l.readSession(s, vc, conn) // dtls_fastpath.go
 }
 
 // sessionConnFor returns the pion connection of the established session at to, waking it when

@@ -5,12 +5,14 @@ import (
 	"time"
 )
 
-// Handshake limits of the DTLS link. pion keeps the HelloVerifyRequest cookie in the state of
-// the connection it answers, so a ClientHello from an address without a session costs a
-// session slot (and pion's per-connection state) until its handshake ends or HandshakeTimeout
-// passes, cookie round trip or not. What bounds a flood of ClientHellos is therefore:
-// HandshakeRate per source address, MaxHandshakes and MaxSessions for everyone, and
-// HandshakeTimeout for how long a slot stays taken.
+// Handshake limits of the DTLS link. With the stateless cookie (dtls_cookie.go) only a
+// ClientHello bearing a valid cookie, from an address that has shown it receives, comes here.
+// When pion answers ClientHellos itself (HelloVerifyPion, or a pion that cannot take over from
+// a stateless cookie), it keeps the HelloVerifyRequest cookie in the state of the connection it
+// answers, so a ClientHello from an address without a session costs a session slot (and pion's
+// per-connection state) until its handshake ends or HandshakeTimeout passes, cookie round trip
+// or not. What bounds the slots is: HandshakeRate per source address, MaxHandshakes and
+// MaxSessions for everyone, and HandshakeTimeout for how long a slot stays taken.
 
 // helloGuard decides whether a ClientHello may start a session. It is used under the link's
 // mutex, by the demultiplexer.
@@ -22,7 +24,7 @@ type helloGuard struct {
 
 func newHelloGuard(cfg Config, dc DTLSConfig) *helloGuard {
 	return &helloGuard{
-		rate: newSourceLimiter(dc.HandshakeRate, dc.HandshakeBurst, cfg.MaxSources, cfg.SourceExempt),
+		rate: newSourceLimiter(dc.HandshakeRate, dc.HandshakeBurst, cfg.MaxSources, cfg.SourceExempt, cfg.TrustedProxies...),
 		base: time.Now(),
 		lim:  newLimitCounters(DTLS), // unregistered stand-ins until the Endpoint hands its own
 	}
@@ -36,7 +38,7 @@ func (l *dtlsLink) countLimits(c *limitCounters) { l.guard.lim = c }
 func (l *dtlsLink) admitHello(from netip.AddrPort) bool {
 	g := l.guard
 	if g.rate != nil {
-		if ok, _ := g.rate.allow(from.Addr(), int64(time.Since(g.base))); !ok {
+		if ok, _ := g.rate.allowFrom(from, int64(time.Since(g.base))); !ok {
 			g.lim.dtlsHandshakeRate.Inc()
 			return false
 		}

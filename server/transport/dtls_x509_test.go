@@ -268,3 +268,29 @@ func TestLoadX509Config(t *testing.T) {
 		t.Fatal("a certificate as the key file loaded")
 	}
 }
+
+// TestDTLSX509CertificateSuitesOnly: a server offering only the ECDHE_ECDSA suites (no PSK
+// suite) lets certificate devices handshake; pion refuses a PSK callback without a PSK suite,
+// which once failed every such handshake.
+func TestDTLSX509CertificateSuitesOnly(t *testing.T) {
+	ca := newTestCA(t, "lwota test CA")
+	var calls atomic.Int64
+	got := make(chan Peer, 1)
+	te, _ := startDTLS(t, registerHandler(&calls, got), DTLSConfig{HandshakeTimeout: 2 * time.Second,
+		CipherSuites: []CipherSuite{TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8},
+		X509:         &X509Config{Certificate: ca.issue(t, "lwota", true), ClientCAs: ca.pool}})
+	c, err := dialX509(t, te.addr, ca.issue(t, "dev-9", false), ca.pool, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.Write(datagram(t, typeCON, 0x78, req(POST, "/rd", 5))); err != nil {
+		t.Fatal(err)
+	}
+	if f := readFrame(t, c); f.msg == nil || f.msg.Code != Created {
+		t.Fatalf("answer %+v", f)
+	}
+	if p := <-got; p.Identity != "x509:dev-9" {
+		t.Fatalf("peer %+v", p)
+	}
+}

@@ -37,6 +37,9 @@ type Endpoint struct {
 
 	bufs  sync.Pool // *[]byte of MaxMessageSize+1
 	queue chan packet
+	// admitMu serialises admit for a link that delivers datagrams from many goroutines
+	// (dtls_fastpath.go); the engine's own reader needs no lock.
+	admitMu sync.Mutex
 
 	serving   atomic.Bool
 	closed    chan struct{}
@@ -99,7 +102,7 @@ func newEndpoint(conn net.PacketConn, network Network, h Handler, cfg Config, lo
 		base:    time.Now(),
 		prefSZX: SZXFor(cfg.BlockSize),
 		dedup:   newDedup(int64(cfg.ExchangeLifetime)),
-		sources: newSourceLimiter(cfg.SourceRate, cfg.SourceBurst, cfg.MaxSources, cfg.SourceExempt),
+		sources: newSourceLimiter(cfg.SourceRate, cfg.SourceBurst, cfg.MaxSources, cfg.SourceExempt, cfg.TrustedProxies...),
 		mids:    newMidTable(),
 		queue:   make(chan packet, cfg.QueueSize),
 		closed:  make(chan struct{}),
@@ -116,6 +119,9 @@ func newEndpoint(conn net.PacketConn, network Network, h Handler, cfg Config, lo
 	e.block1 = newBlock1Table(cfg, e.m.limits, e.m.block1Dropped)
 	if lc, ok := l.(limitCounting); ok {
 		lc.countLimits(e.m.limits)
+	}
+	if pl, ok := l.(pushLink); ok {
+		pl.setSink(e) // the link queues datagrams itself (dtls_fastpath.go)
 	}
 	return e, nil
 }

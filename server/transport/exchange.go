@@ -159,13 +159,15 @@ func (ex *exchange) onTimer() {
 		return
 	}
 	if ex.acked || ex.tries >= e.cfg.MaxRetransmit {
-		x.complete(ex, exResult{err: ErrTimeout})
-		x.mu.Unlock()
 		// The peer may be answering from its duplicate cache: after lwota restarts, its new
 		// message ids can run into ids the peer still remembers from the last run (RFC 7252
 		// EXCHANGE_LIFETIME), and every retransmission gets the old, unmatched answer. Later
-		// requests to this peer start from a fresh random id, out of that window.
+		// requests to this peer start from a fresh id, out of that window. The reseed comes
+		// before the Do is woken (mids' lock is a leaf), so the caller's next request cannot
+		// take the old sequence's next id first.
 		e.mids.reseed(ex.to)
+		x.complete(ex, exResult{err: ErrTimeout})
+		x.mu.Unlock()
 		return
 	}
 	ex.tries++
@@ -491,11 +493,14 @@ func (t *midTable) next(to netip.AddrPort, now int64) uint16 {
 	return mid
 }
 
-// reseed makes the next message id to `to` a fresh random one.
+// reseed moves the next message id to `to` between 24,576 and 40,959 ids ahead (at random): it
+// and the 8,000 ids after it stay clear of the last 16,384 ids of the old sequence, more than a
+// peer's duplicate cache holds at the rates lwota sends to one device. A uniformly random id
+// would land among them now and then, and the peer would answer it from its cache.
 func (t *midTable) reseed(to netip.AddrPort) {
 	t.mu.Lock()
 	if s, ok := t.m[to]; ok {
-		s.next = uint16(mrand.Uint32())
+		s.next += 0x6000 + uint16(mrand.Uint32()%0x4000)
 		t.m[to] = s
 	}
 	t.mu.Unlock()

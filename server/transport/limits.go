@@ -70,12 +70,12 @@ const (
 // (refuse, maxAge) rather than handle it; n is then cut to what the worker may decode.
 func (e *Endpoint) admit(n int, from netip.AddrPort) (queue bool, refuse uint8, maxAge uint32, keep int) {
 	if e.sources != nil {
-		if ok, answer := e.sources.allow(from.Addr(), e.now()); !ok {
+		if ok, answer := e.sources.allowFrom(from, e.now()); !ok {
 			e.m.limits.sourceRate.Inc()
 			if !answer {
 				return false, 0, 0, 0
 			}
-			refuse, maxAge = refuseRate, e.sources.retryAfter(from.Addr())
+			refuse, maxAge = refuseRate, e.sources.retryAfterFrom(from)
 		}
 	}
 	if n > e.cfg.MaxMessageSize {

@@ -274,10 +274,10 @@ func clientHello(sessionID, cookie []byte) []byte {
 // TestDTLS_RFC6347_4_2_1_CookieExchange: a ClientHello without a cookie is answered with a
 // HelloVerifyRequest; no session is established and the handler never runs. pion keeps the
 // cookie in the state of a pending handshake, so the address holds a handshake slot until
-// HandshakeTimeout, then nothing.
+// HandshakeTimeout, then nothing. (HelloVerifyPion; the stateless exchange: dtls_cookie_test.go.)
 func TestDTLS_RFC6347_4_2_1_CookieExchange(t *testing.T) {
 	var calls atomic.Int64
-	te, link := startDTLS(t, registerHandler(&calls, nil), DTLSConfig{HandshakeTimeout: 300 * time.Millisecond})
+	te, link := startDTLS(t, registerHandler(&calls, nil), DTLSConfig{HandshakeTimeout: 300 * time.Millisecond, HelloVerify: HelloVerifyPion})
 	dev := newRawPeer(t)
 	dev.send(te.addr, clientHello(nil, nil))
 	b, _ := dev.recv()
@@ -300,10 +300,12 @@ func TestDTLS_RFC6347_4_2_1_CookieExchange(t *testing.T) {
 }
 
 // TestDTLS_HandshakeRatePerSource: ClientHellos from one address beyond its bucket start no
-// handshake; another address is not affected.
+// handshake; another address is not affected. pion answers the ClientHellos (HelloVerifyPion),
+// so each that is admitted starts a session.
 func TestDTLS_HandshakeRatePerSource(t *testing.T) {
 	cfg := noExempt(-1, 0)
-	te, link := startDTLSWith(t, nil, cfg, DTLSConfig{HandshakeRate: 0.001, HandshakeBurst: 3, HandshakeTimeout: 300 * time.Millisecond})
+	te, link := startDTLSWith(t, nil, cfg, DTLSConfig{HandshakeRate: 0.001, HandshakeBurst: 3, HandshakeTimeout: 300 * time.Millisecond,
+		HelloVerify: HelloVerifyPion})
 	to := net.UDPAddrFromAddrPort(te.addr.AddrPort)
 	for range 10 { // ten ports of one host
 		s, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -333,9 +335,10 @@ func TestDTLS_HandshakeRatePerSource(t *testing.T) {
 	eventually(t, "pending handshakes to time out", func() bool { return link.sessions() == 0 })
 }
 
-// TestDTLS_LimitCounters: MaxHandshakes and MaxSessions refusals count under their limits.
+// TestDTLS_LimitCounters: MaxHandshakes and MaxSessions refusals count under their limits
+// (HelloVerifyPion: every ClientHello admitted starts a session).
 func TestDTLS_LimitCounters(t *testing.T) {
-	te, link := startDTLS(t, nil, DTLSConfig{MaxSessions: 3, MaxHandshakes: 2, HandshakeTimeout: 300 * time.Millisecond})
+	te, link := startDTLS(t, nil, DTLSConfig{MaxSessions: 3, MaxHandshakes: 2, HandshakeTimeout: 300 * time.Millisecond, HelloVerify: HelloVerifyPion})
 	to := net.UDPAddrFromAddrPort(te.addr.AddrPort)
 	for range 4 {
 		s, err := net.ListenPacket("udp", "127.0.0.1:0")

@@ -18,21 +18,29 @@ import (
 // number of sources, and a source whose bucket was dropped only gets a full bucket again,
 // which is what it would have after a quiet spell anyway.
 type sourceLimiter struct {
-	perNs  float64 // tokens added per nanosecond
-	burst  float64
-	half   int
-	exempt []netip.Prefix
-	cur    bucketGen
-	old    bucketGen
+	perNs   float64 // tokens added per nanosecond
+	burst   float64
+	half    int
+	exempt  []netip.Prefix
+	proxies []netip.Prefix // Config.TrustedProxies: their sources are keyed by address and port
+	cur     bucketGen
+	old     bucketGen
+}
+
+// sourceKey names a bucket: the 16-byte address, and the port for a trusted proxy's sources
+// (0 for every other source, whose ports share the address's bucket).
+type sourceKey struct {
+	addr [16]byte
+	port uint16
 }
 
 type bucketGen struct {
-	index   map[[16]byte]int32
+	index   map[sourceKey]int32
 	buckets []bucket
 }
 
 func newBucketGen(size int) bucketGen {
-	return bucketGen{index: make(map[[16]byte]int32, size), buckets: make([]bucket, 0, size)}
+	return bucketGen{index: make(map[sourceKey]int32, size), buckets: make([]bucket, 0, size)}
 }
 
 // bucket is one source's state. answered is when a refused datagram of this source was last
@@ -47,24 +55,26 @@ type bucket struct {
 // answerEvery is how often a refused source is told so: at most one answer per second.
 const answerEvery = int64(time.Second)
 
-// newSourceLimiter returns nil when rate is not positive (no limit).
-func newSourceLimiter(rate float64, burst, maxSources int, exempt []netip.Prefix) *sourceLimiter {
+// newSourceLimiter returns nil when rate is not positive (no limit). Sources in proxies (see
+// Config.TrustedProxies) get a bucket per address and port, as allowFrom explains.
+func newSourceLimiter(rate float64, burst, maxSources int, exempt []netip.Prefix, proxies ...netip.Prefix) *sourceLimiter {
 	if rate <= 0 {
 		return nil
 	}
 	half := max(maxSources/2, 1)
 	return &sourceLimiter{
-		perNs:  rate / float64(time.Second),
-		burst:  float64(max(burst, 1)),
-		half:   half,
-		exempt: exempt,
-		cur:    newBucketGen(min(half, 1024)),
+		perNs:   rate / float64(time.Second),
+		burst:   float64(max(burst, 1)),
+		half:    half,
+		exempt:  exempt,
+		proxies: proxies,
+		cur:     newBucketGen(min(half, 1024)),
 	}
 }
 
 // bucket returns addr's bucket, making it (full) when addr is new.
-func (l *sourceLimiter) bucket(addr netip.Addr, now int64) *bucket {
-	k := addr.As16()
+func (l *sourceLimiter) bucket(addr netip.Addr, port uint16, now int64) *bucket {
+	k := sourceKey{addr.As16(), port}
 	if i, ok := l.cur.index[k]; ok {
 		return &l.cur.buckets[i]
 	}
@@ -87,7 +97,27 @@ func (l *sourceLimiter) bucket(addr netip.Addr, now int64) *bucket {
 // datagram may be answered with an error (5.03 with Max-Age), the others are dropped silently
 // so that a spoofed source cannot turn lwota into a reflector.
 func (l *sourceLimiter) allow(addr netip.Addr, now int64) (ok, answer bool) {
-	b := l.bucket(addr, now)
+	return l.allowKey(addr, 0, now)
+}
+
+// allowFrom is allow for the datagram's whole source: a trusted proxy's source is one of the
+// devices behind it (a UDP balancer such as nginx opens one upstream socket per device
+// session), so its bucket is the address and port's; any other source's is its address's, so
+// that a host cannot escape the limit by opening sockets.
+func (l *sourceLimiter) allowFrom(from netip.AddrPort, now int64) (ok, answer bool) {
+	return l.allowKey(from.Addr(), l.portKey(from), now)
+}
+
+// portKey is the port part of from's bucket key: its port behind a trusted proxy, else 0.
+func (l *sourceLimiter) portKey(from netip.AddrPort) uint16 {
+	if isTrustedProxy(l.proxies, from.Addr()) {
+		return from.Port()
+	}
+	return 0
+}
+
+func (l *sourceLimiter) allowKey(addr netip.Addr, port uint16, now int64) (ok, answer bool) {
+	b := l.bucket(addr, port, now)
 	if b.exempt {
 		return true, false
 	}
@@ -106,10 +136,14 @@ func (l *sourceLimiter) allow(addr netip.Addr, now int64) (ok, answer bool) {
 	return false, false
 }
 
-// retryAfter is how long addr must wait for its next token, in whole seconds (at least 1): the
-// Max-Age of the 5.03 answer.
-func (l *sourceLimiter) retryAfter(addr netip.Addr) uint32 {
-	i, ok := l.cur.index[addr.As16()]
+// retryAfterFrom is how long the source of from (the bucket allowFrom used) must wait for its
+// next token, in whole seconds (at least 1): the Max-Age of the 5.03 answer.
+func (l *sourceLimiter) retryAfterFrom(from netip.AddrPort) uint32 {
+	return l.retryAfterKey(sourceKey{from.Addr().As16(), l.portKey(from)})
+}
+
+func (l *sourceLimiter) retryAfterKey(k sourceKey) uint32 {
+	i, ok := l.cur.index[k]
 	if !ok || l.cur.buckets[i].tokens >= 1 {
 		return 1
 	}
@@ -128,3 +162,14 @@ func (l *sourceLimiter) isExempt(addr netip.Addr) bool {
 
 // sources counts the buckets held (an address moved from the old generation counts twice).
 func (l *sourceLimiter) sources() int { return len(l.cur.buckets) + len(l.old.buckets) }
+
+// isTrustedProxy reports whether addr is in proxies (Config.TrustedProxies).
+func isTrustedProxy(proxies []netip.Prefix, addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, p := range proxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}

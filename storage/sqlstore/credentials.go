@@ -14,8 +14,9 @@ import (
 // The credential manager's store: device_credentials through the Store's own methods, and
 // bootstrap_credentials through BootstrapCredentials.
 var (
-	_ credentials.Store = (*Store)(nil)
-	_ credentials.Store = CredentialTable{}
+	_ credentials.Store   = (*Store)(nil)
+	_ credentials.Store   = CredentialTable{}
+	_ credentials.Exister = (*Store)(nil)
 )
 
 // CredentialTable is one table of sealed PSK credentials. Both tables have the same columns and
@@ -46,6 +47,18 @@ func (s *Store) CredentialByIdentity(ctx context.Context, identity string) (*cre
 // CredentialByEndpoint: see CredentialTable.CredentialByEndpoint (device_credentials).
 func (s *Store) CredentialByEndpoint(ctx context.Context, endpoint string) (*credentials.Sealed, error) {
 	return s.deviceCredentials().CredentialByEndpoint(ctx, endpoint)
+}
+
+// HasCredential: see CredentialTable.HasCredential (device_credentials).
+func (s *Store) HasCredential(ctx context.Context, endpoint string) (bool, error) {
+	if s.credExists != nil {
+		_, ok, err := s.credExists.get(ctx, endpoint)
+		if err != nil {
+			return false, fmt.Errorf("sqlstore: credential of %q: %w", endpoint, err)
+		}
+		return ok, nil
+	}
+	return s.deviceCredentials().HasCredential(ctx, endpoint)
 }
 
 // DeleteCredential: see CredentialTable.DeleteCredential (device_credentials).
@@ -133,6 +146,21 @@ func (t CredentialTable) credential(ctx context.Context, col, v string) (*creden
 	}
 	c.CreatedAt, c.UpdatedAt, c.KeyID = fromNanos(created), fromNanos(updated), uint32(keyID)
 	return &c, nil
+}
+
+// HasCredential reports whether endpoint has a credential (credentials.Exister): one index
+// probe that reads no column, where CredentialByEndpoint reads and decodes the sealed row. It
+// answers every NoSec Register and Update.
+func (t CredentialTable) HasCredential(ctx context.Context, endpoint string) (bool, error) {
+	var one int
+	err := t.s.queryRow(t.s.pointRead(ctx), t.s.dialect.rebind("SELECT 1 FROM "+t.table+" WHERE endpoint = ?"), endpoint).Scan(&one)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	}
+	return false, fmt.Errorf("sqlstore: credential of %q: %w", endpoint, err)
 }
 
 // DeleteCredential removes endpoint's credential; a missing one is credentials.ErrNotFound.

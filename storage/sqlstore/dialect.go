@@ -28,6 +28,9 @@ type dialect struct {
 	// PostgreSQL in one pipeline (a pgx.Batch), then COMMIT: two round trips per batch instead
 	// of one per statement and two more for the transaction.
 	pipelined bool
+	// groupReads answers the per-request lookups (HasCredential, StoredInfo) many per query
+	// (groupread.go), with writers readers, each taking up to maxBatch lookups.
+	groupReads bool
 }
 
 // rebind turns "?" placeholders into "$n" where the dialect wants numbered ones. Queries in this

@@ -39,6 +39,31 @@ func (s *Store) PendingFor(ctx context.Context, endpoint string) ([]*dm.Pending,
 	return out, nil
 }
 
+// QueuedCounts returns, for every endpoint with requests in state queued, how many it has
+// (dm.QueueCounter), in one query (a scan of the (endpoint, state) index, at start only).
+func (s *Store) QueuedCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, s.q.queuedCounts, string(dm.PendingQueued))
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: count queued requests: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]int)
+	for rows.Next() {
+		var (
+			ep string
+			n  int
+		)
+		if err := rows.Scan(&ep, &n); err != nil {
+			return nil, fmt.Errorf("sqlstore: count queued requests: %w", err)
+		}
+		out[ep] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: count queued requests: %w", err)
+	}
+	return out, nil
+}
+
 // GetPending returns one request by id, or an error matching dm.ErrRequestNotFound.
 func (s *Store) GetPending(ctx context.Context, id string) (*dm.Pending, error) {
 	p, err := scanPending(s.queryRow(ctx, s.q.getPending, id))

@@ -20,6 +20,7 @@ var postgresDialect = dialect{
 	maxBatch:   256,
 	maxReaders: 12,
 	pipelined:  true,
+	groupReads: true,
 }
 
 // openPostgres opens one pgx pool for reads and writes. Migrations run under goose's advisory
@@ -51,5 +52,7 @@ func openPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*Store,
 		return fail(err)
 	}
 	logger.InfoContext(ctx, "opened store", "backend", d.name, "database", where)
-	return newStore(logger, d, db, db), nil
+	s := newStore(logger, d, db, db)
+	s.pg = cfg
+	return s, nil
 }

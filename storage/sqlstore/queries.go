@@ -12,13 +12,20 @@ type queries struct {
 	saveRegistration    string
 	outbox              map[string]string // webhooks.go: by kind, queues an event for its subscribers
 	touchRegistration   string
+	touchMerge          *merger // the touches of a PostgreSQL batch in one UPDATE (merge.go); nil on SQLite
 	getRegistration     string
+	registrationByID    string // an Update that reached another cluster node (registration.IDFinder)
+	saveOwner           string // cluster.go: device_owners, written with the registration
+	deleteOwner         string
+	storedInfo          string // the device attributes a Register carries over (registration.InfoStore)
 	loadRegistrations   string
 	selectRegistrations string // prefix of ListRegistrations, completed by its filter
 
 	savePending string
 	getPending  string
 	pendingFor  string
+	// queuedCounts counts each endpoint's requests in one state (dm.QueueCounter).
+	queuedCounts string
 
 	saveObservation   string
 	deleteObservation string
@@ -72,18 +79,33 @@ func buildQueries(d *dialect) queries {
 	latest := "SELECT " + strings.Join(latestColumns, ", ") + " FROM latest_values"
 	images := "SELECT " + strings.Join(imageColumns, ", ") + " FROM images"
 	keys := "SELECT " + strings.Join(keyColumns, ", ") + " FROM signing_keys"
+	saveOwner, deleteOwner := ownerQueries(d)
+	var touchMerge *merger
+	if d.pipelined {
+		touchMerge = &merger{key: 5, query: "UPDATE registrations AS r SET updated_at = v.updated_at, last_seen = v.last_seen," +
+			" expires_at = v.expires_at, addr_network = v.addr_network, addr = v.addr" +
+			" FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])" +
+			" AS v(updated_at, last_seen, expires_at, addr_network, addr, endpoint, id)" +
+			" WHERE r.endpoint = v.endpoint AND r.id = v.id RETURNING r.endpoint"}
+	}
 	return queries{
+		saveOwner:        saveOwner,
+		deleteOwner:      deleteOwner,
+		registrationByID: d.rebind(regs + " WHERE id = ?"),
+		touchMerge:       touchMerge,
 		outbox:           outboxQueries(d),
 		saveRegistration: d.rebind(upsert("registrations", []string{"endpoint"}, registrationColumns)),
 		touchRegistration: d.rebind("UPDATE registrations SET updated_at = ?, last_seen = ?, expires_at = ?, addr_network = ?, addr = ?" +
 			" WHERE endpoint = ? AND id = ?"),
 		getRegistration:     d.rebind(withLabels(regs + " WHERE endpoint = ?")),
+		storedInfo:          d.rebind("SELECT manufacturer, model, firmware_version, device_type FROM registrations WHERE endpoint = ?"),
 		loadRegistrations:   d.rebind(regs + " WHERE deregistered_at IS NULL ORDER BY endpoint"),
 		selectRegistrations: regs,
 
-		savePending: d.rebind(upsert("pending_requests", []string{"id"}, pendingColumns)),
-		getPending:  d.rebind(pend + " WHERE id = ?"),
-		pendingFor:  d.rebind(pend + " WHERE endpoint = ? AND state = ? ORDER BY created_at, id"),
+		savePending:  d.rebind(upsert("pending_requests", []string{"id"}, pendingColumns)),
+		getPending:   d.rebind(pend + " WHERE id = ?"),
+		pendingFor:   d.rebind(pend + " WHERE endpoint = ? AND state = ? ORDER BY created_at, id"),
+		queuedCounts: d.rebind("SELECT endpoint, COUNT(*) FROM pending_requests WHERE state = ? GROUP BY endpoint"),
 
 		saveObservation:   d.rebind(upsert("observations", []string{"endpoint", "path"}, observationColumns)),
 		deleteObservation: d.rebind("DELETE FROM observations WHERE endpoint = ? AND path = ?"),
@@ -111,9 +133,17 @@ func buildQueries(d *dialect) queries {
 }
 
 // writes are the statements the writer prepares.
+// mergers are the statements a pipelined batch may merge (merge.go), by query.
+func (q *queries) mergers() map[string]*merger {
+	if q.touchMerge == nil {
+		return nil
+	}
+	return map[string]*merger{q.touchRegistration: q.touchMerge}
+}
+
 func (q *queries) writes() []string {
 	return []string{q.saveRegistration, q.touchRegistration, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
-		q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey}
+		q.saveOwner, q.deleteOwner, q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey}
 }
 
 // campaignImage is the SQL expression of a campaign row's image id, kept in its JSON doc.

@@ -59,6 +59,20 @@ func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	return st.QueryRowContext(ctx, args...)
 }
 
+// pointRead returns the context for a read of a few columns by key that runs for every device
+// request (the NoSec credential check, the device attributes a Register carries over). On
+// SQLite it cannot be cancelled once started: modernc.org/sqlite starts a goroutine per
+// statement to watch a context that can end, a good part of such a read's cost, and a read on a
+// query_only connection in WAL mode never waits for a writer, so it ends within microseconds
+// anyway. A context that has already ended still fails the read. On PostgreSQL, where the read
+// crosses a network, ctx is kept.
+func (s *Store) pointRead(ctx context.Context) context.Context {
+	if s.dialect.name != "sqlite" || ctx.Err() != nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
 // scanner is what a row-scan function reads from: a *sql.Row or *sql.Rows.
 type scanner = interface{ Scan(...any) error }
 

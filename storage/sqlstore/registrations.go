@@ -30,6 +30,11 @@ func (s *Store) SaveRegistration(ctx context.Context, r *registration.Registrati
 		return fmt.Errorf("sqlstore: save registration %s: %w", r.Endpoint, err)
 	}
 	stmts := []stmt{{s.q.saveRegistration, args}}
+	if o, ok, err := s.ownerStmt(r); err != nil {
+		return fmt.Errorf("sqlstore: save registration %s: owner: %w", r.Endpoint, err)
+	} else if ok {
+		stmts = append(stmts, o) // the device's owner is stored before its Register is answered
+	}
 	register := r.ID != "" && r.DeregisteredAt.IsZero()
 	if last, ok := s.queued.Get(r.Endpoint); r.ID != "" && !(register && ok && last == r.ID) {
 		// A Register or De-register queues its webhook deliveries in the same transaction. An
@@ -73,7 +78,13 @@ func (s *Store) TouchRegistration(ctx context.Context, r *registration.Registrat
 		addr = r.Addr.AddrPort.String()
 	}
 	args := []any{times[0], times[1], expires, string(r.Addr.Network), addr, r.Endpoint, r.ID}
-	if err := s.w.doMatch(ctx, r.Endpoint, registration.ErrNotFound, stmt{s.q.touchRegistration, args}); err != nil {
+	stmts := []stmt{{s.q.touchRegistration, args}}
+	if o, ok, err := s.ownerStmt(r); err != nil {
+		return fmt.Errorf("sqlstore: touch registration %s: owner: %w", r.Endpoint, err)
+	} else if ok {
+		stmts = []stmt{o, stmts[0]} // doMatch checks the last statement: the touch
+	}
+	if err := s.w.doMatch(ctx, r.Endpoint, registration.ErrNotFound, stmts...); err != nil {
 		return fmt.Errorf("sqlstore: touch registration %s: %w", r.Endpoint, err)
 	}
 	return nil
@@ -104,6 +115,46 @@ func (s *Store) GetRegistration(ctx context.Context, endpoint string) (*registra
 		return nil, fmt.Errorf("sqlstore: get registration %s: %w", endpoint, err)
 	}
 	return regs[0], nil
+}
+
+// RegistrationByID returns the registration whose location id is id, without labels, or an
+// error matching registration.ErrNotFound (registration.IDFinder: in a cluster, an Update may
+// reach a node other than the one the device registered at).
+func (s *Store) RegistrationByID(ctx context.Context, id string) (*registration.Registration, error) {
+	regs, err := s.queryRegistrations(ctx, s.q.registrationByID, id)
+	if err == nil && len(regs) == 0 {
+		err = registration.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: registration %s: %w", id, err)
+	}
+	return regs[0], nil
+}
+
+// StoredInfo returns the device attributes of endpoint's stored registration
+// (registration.InfoStore), or an error matching registration.ErrNotFound: four columns by
+// primary key, for every Register of a device that is not live.
+func (s *Store) StoredInfo(ctx context.Context, endpoint string) (*registration.Registration, error) {
+	if s.storedInfo != nil {
+		r, ok, err := s.storedInfo.get(ctx, endpoint)
+		if err == nil && !ok {
+			err = registration.ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: stored info of %s: %w", endpoint, err)
+		}
+		cp := *r // lookups of one endpoint in one batch share the row
+		return &cp, nil
+	}
+	r := &registration.Registration{Endpoint: endpoint}
+	err := s.queryRow(s.pointRead(ctx), s.q.storedInfo, endpoint).Scan(&r.Manufacturer, &r.Model, &r.FirmwareVersion, &r.DeviceType)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = registration.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: stored info of %s: %w", endpoint, err)
+	}
+	return r, nil
 }
 
 // ListRegistrations returns the registrations matching f with their labels, ordered by endpoint

@@ -10,19 +10,23 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	"github.com/lwota/lwota/server/dm"
 	"github.com/lwota/lwota/server/observe"
 	"github.com/lwota/lwota/server/registration"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/jackc/pgx/v5"
 )
 
 // The interfaces *Store implements.
 var (
-	_ registration.Store = (*Store)(nil)
-	_ dm.QueueStore      = (*Store)(nil)
-	_ observe.Store      = (*Store)(nil)
+	_ registration.Store     = (*Store)(nil)
+	_ dm.QueueStore          = (*Store)(nil)
+	_ dm.QueueCounter        = (*Store)(nil)
+	_ registration.InfoStore = (*Store)(nil)
+	_ observe.Store          = (*Store)(nil)
 )
 
 // Store is a SQLite or PostgreSQL database holding lwota's state. Reads go straight to the
@@ -38,6 +42,14 @@ type Store struct {
 	// queued is the registration id each endpoint's Register was last queued for webhooks by
 	// this store (webhooks.go): an Update of the same registration skips the outbox statement.
 	queued *lru.Cache[string, string]
+	// owner, when set (OwnDevices), is the cluster node whose owner rows go with registrations.
+	owner atomic.Pointer[owner]
+	// pg is the PostgreSQL connection config, for the LISTEN connection; nil on SQLite.
+	pg *pgx.ConnConfig
+	// credExists and storedInfo answer HasCredential and StoredInfo on PostgreSQL, many
+	// lookups per query (groupread.go); nil on SQLite, where each is a point read in-process.
+	credExists *groupRead[struct{}]
+	storedInfo *groupRead[*registration.Registration]
 }
 
 // Open opens the database named by dsn, applies pending migrations and starts the writer.
@@ -83,7 +95,22 @@ func newStore(logger *slog.Logger, d *dialect, db, writeDB *sql.DB) *Store {
 		reads:   readStmts{db: db},
 	}
 	s.queued, _ = lru.New[string, string](queuedRegistrations) // fails only for a size below 1
-	s.w = newWriter(writeDB, s.q.writes(), d)
+	s.w = newWriter(writeDB, s.q.writes(), s.q.mergers(), d)
+	if d.groupReads {
+		lead := []any{pgx.QueryExecModeExec} // planned per batch: see groupRead.lead
+		s.credExists = newGroupRead(db, d.rebind("SELECT endpoint FROM device_credentials WHERE endpoint = ANY(?)"), lead,
+			func(sc scanner) (string, struct{}, error) {
+				var ep string
+				err := sc.Scan(&ep)
+				return ep, struct{}{}, err
+			}, d.writers, d.queue, d.maxBatch)
+		s.storedInfo = newGroupRead(db, d.rebind("SELECT endpoint, manufacturer, model, firmware_version, device_type FROM registrations WHERE endpoint = ANY(?)"), lead,
+			func(sc scanner) (string, *registration.Registration, error) {
+				var r registration.Registration
+				err := sc.Scan(&r.Endpoint, &r.Manufacturer, &r.Model, &r.FirmwareVersion, &r.DeviceType)
+				return r.Endpoint, &r, err
+			}, d.writers, d.queue, d.maxBatch)
+	}
 	return s
 }
 
@@ -91,6 +118,10 @@ func newStore(logger *slog.Logger, d *dialect, db, writeDB *sql.DB) *Store {
 // ErrClosed.
 func (s *Store) Close() error {
 	s.w.close()
+	if s.credExists != nil {
+		s.credExists.close()
+		s.storedInfo.close()
+	}
 	s.reads.close()
 	err := s.db.Close()
 	if s.writeDB != s.db {

@@ -20,10 +20,14 @@ type stmt struct {
 // write is one caller's unit of work: its statements commit together or not at all.
 type write struct {
 	ctx   context.Context
+	key   string // the shard key: writes of one key keep their order
 	stmts []stmt
 	done  chan error // buffered: the writer never waits for the caller
 	// noMatch, when set, is the write's error if its last statement changes no row (doMatch).
 	noMatch error
+	// failed is the write's own error when its batch committed without it: a merged write
+	// that matched no row (merge.go), which changed nothing and so needs no rollback.
+	failed error
 }
 
 // writer is the group commit. Callers queue writes on a bounded channel; each writer goroutine
@@ -41,6 +45,8 @@ type writer struct {
 	unboundedTx bool
 	// pipelined: batches go through pgx in one pipeline (dialect.pipelined).
 	pipelined bool
+	// merge are the statements a pipelined batch may merge, by query (merge.go).
+	merge map[string]*merger
 
 	mu     sync.RWMutex // held for reading while queueing, for writing by close
 	closed bool
@@ -48,8 +54,8 @@ type writer struct {
 }
 
 // newWriter starts d.writers writer goroutines over db with d's queue, batch and commit settings.
-func newWriter(db *sql.DB, prepare []string, d *dialect) *writer {
-	w := &writer{db: db, prepare: prepare, maxBatch: d.maxBatch, unboundedTx: d.unboundedTx, pipelined: d.pipelined}
+func newWriter(db *sql.DB, prepare []string, merge map[string]*merger, d *dialect) *writer {
+	w := &writer{db: db, prepare: prepare, merge: merge, maxBatch: d.maxBatch, unboundedTx: d.unboundedTx, pipelined: d.pipelined}
 	w.wg.Add(d.writers)
 	for range d.writers {
 		ops := make(chan *write, max(d.queue/d.writers, 1))
@@ -76,13 +82,13 @@ func (w *writer) shard(key string) chan *write {
 // whose ctx ended before its batch started is not applied; one whose ctx ends while its batch
 // commits may still be.
 func (w *writer) do(ctx context.Context, key string, stmts ...stmt) error {
-	return w.queue(ctx, key, &write{ctx: ctx, stmts: stmts, done: make(chan error, 1)})
+	return w.queue(ctx, key, &write{ctx: ctx, key: key, stmts: stmts, done: make(chan error, 1)})
 }
 
 // doMatch is do for a write that must change an existing row: when its last statement affects
 // no row, the write rolls back (alone, as any failing write) and returns noMatch.
 func (w *writer) doMatch(ctx context.Context, key string, noMatch error, stmts ...stmt) error {
-	return w.queue(ctx, key, &write{ctx: ctx, stmts: stmts, done: make(chan error, 1), noMatch: noMatch})
+	return w.queue(ctx, key, &write{ctx: ctx, key: key, stmts: stmts, done: make(chan error, 1), noMatch: noMatch})
 }
 
 func (w *writer) queue(ctx context.Context, key string, op *write) error {
@@ -131,6 +137,7 @@ func (w *writer) run(ops chan *write) {
 	c := newCommitter(w.db, prepare)
 	c.unbounded = w.unboundedTx
 	c.pipelined = w.pipelined
+	c.merge = w.merge
 	defer c.close()
 	batch := make([]*write, 0, w.maxBatch)
 	for op := range ops {
@@ -160,6 +167,7 @@ type committer struct {
 	stmts     map[string]*sql.Stmt
 	unbounded bool // no batchTimeout: see dialect.unboundedTx
 	pipelined bool // commit through pgx's pipeline: see dialect.pipelined
+	merge     map[string]*merger
 	// txStmts are the prepared statements bound to the transaction in progress, made once per
 	// transaction and query rather than once per write.
 	txStmts map[*sql.Stmt]*sql.Stmt
@@ -198,12 +206,21 @@ func (c *committer) commit(batch []*write) {
 	err := c.tx(live)
 	if err == nil || len(live) == 1 {
 		for _, op := range live {
+			if err == nil && op.failed != nil {
+				op.done <- op.failed
+				continue
+			}
 			op.done <- err
 		}
 		return
 	}
 	for _, op := range live {
-		op.done <- c.tx([]*write{op})
+		op.failed = nil
+		err := c.tx([]*write{op})
+		if err == nil && op.failed != nil {
+			err = op.failed
+		}
+		op.done <- err
 	}
 }
 
@@ -285,9 +302,10 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 			}
 			return err
 		}
+		alone, groups := mergeable(ops, c.merge)
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
-		for _, op := range ops {
+		for _, op := range alone {
 			for _, s := range op.stmts {
 				b.Queue(s.query, s.args...)
 			}
@@ -297,7 +315,7 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 			_ = br.Close()
 			return rollback(fmt.Errorf("begin: %w", err))
 		}
-		for _, op := range ops {
+		for _, op := range alone {
 			for i := range op.stmts {
 				tag, err := br.Exec()
 				if err == nil && op.noMatch != nil && i == len(op.stmts)-1 && tag.RowsAffected() == 0 {
@@ -311,6 +329,11 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 		}
 		if err := br.Close(); err != nil {
 			return rollback(err)
+		}
+		for _, g := range groups { // a round trip each, after the pipeline: see group.run
+			if err := g.run(ctx, pc); err != nil {
+				return rollback(err)
+			}
 		}
 		tag, err := pc.Exec(ctx, "COMMIT")
 		if err != nil {

@@ -30,6 +30,7 @@ func programs() []Program {
 		{Name: "coap-client-notls", Package: "libcoap3-bin", Why: "CoAP interop (libcoap's client)"},
 		{Name: "coap-client-openssl", Package: "libcoap3-bin", Why: "DTLS interop (libcoap's client with OpenSSL)"},
 		{Name: "coap-rd-notls", Package: "libcoap3-bin", Why: "the registration benchmark's baseline (libcoap's Resource Directory)"},
+		{Name: "coap-server-openssl", Package: "libcoap3-bin", Why: "the DTLS handshake benchmark's baseline (libcoap with OpenSSL)"},
 		{Name: "initdb", Package: "postgresql", Paths: []string{"/usr/lib/postgresql/*/bin/initdb"},
 			Why: "PostgreSQL contract suites (a throwaway cluster)"},
 		{Name: "pg_ctl", Package: "postgresql", Paths: []string{"/usr/lib/postgresql/*/bin/pg_ctl"},

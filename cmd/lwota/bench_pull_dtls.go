@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/lwota/lwota/server/lwm2mtest"
+	"github.com/lwota/lwota/server/transport"
+)
+
+// The pull over DTLS that lwota bench pull --dtls adds, once per cipher suite (--cipher): PSK
+// devices are bench-N with one shared key (bench_dtls.go); certificate devices all present one
+// device certificate of a throwaway CA, which also signs lwota's.
+
+// benchDTLSServer is the DTLS Endpoint a pull benchmark runs against, and how its devices dial.
+type benchDTLSServer struct {
+	addr   string
+	device lwm2mtest.DTLSLoadClient // Suite left for each run
+	stop   func()
+}
+
+// serveBenchPullDTLS runs a DTLS Endpoint answering with h on loopback, with lwota's defaults,
+// PSK and certificates both accepted.
+func serveBenchPullDTLS(ctx context.Context, h transport.Handler) (*benchDTLSServer, error) {
+	pki, err := lwm2mtest.NewPKI()
+	if err != nil {
+		return nil, err
+	}
+	server, err := pki.Server()
+	if err != nil {
+		return nil, err
+	}
+	device, err := pki.Device("bench-x509")
+	if err != nil {
+		return nil, err
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	dc := transport.DTLSConfig{PSK: benchPSKs{}, X509: &transport.X509Config{Certificate: server.TLS, ClientCAs: pki.Pool}}
+	ep, err := transport.NewDTLS(pc, h, transport.DefaultConfig(), dc, nil, nil)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- ep.Serve(sctx) }()
+	return &benchDTLSServer{
+		addr:   pc.LocalAddr().String(),
+		device: lwm2mtest.DTLSLoadClient{PSK: benchPSK, Certificate: device.TLS, RootCAs: pki.Pool},
+		stop:   func() { cancel(); <-served },
+	}, nil
+}
+
+// benchPullDTLS runs the pull load over DTLS with suite at n devices for d and prints it in the
+// columns of the plain run (its ratio to echo, the UDP echo baseline), then as a ratio to
+// coapRate, the plain CoAP blocks/s of the same device count, the figure issue 16 sets at ≥ 0.6.
+func benchPullDTLS(ctx context.Context, w io.Writer, srv *benchDTLSServer, uri string, suite lwm2mtest.DTLSSuite,
+	n int, d time.Duration, echo, coapRate float64) error {
+	client := srv.device
+	client.Suite = suite
+	rssStart := vmRSS()
+	var cpuStart time.Duration // once the handshakes are done: the CPU of the pull alone
+	cfg := lwm2mtest.PullConfig{URI: uri, Devices: n, Duration: d, Window: pullWindow(d), Started: func() { cpuStart = processCPU() }}
+	rep, err := lwm2mtest.PullLoadDTLSDial(ctx, cfg, client.Dial)
+	if err != nil {
+		return fmt.Errorf("dtls %s: %w", suite.Name, err)
+	}
+	cpu := processCPU() - cpuStart
+	perBlock, ratio := 0.0, 0.0 // ratio: to plain CoAP
+	if rep.Blocks > 0 {
+		perBlock = float64(cpu.Microseconds()) / float64(rep.Blocks)
+	}
+	if coapRate > 0 {
+		ratio = rep.BlocksPerSec / coapRate
+	}
+	fmt.Fprintf(w, "%8s %12s %12.0f %6.2fx %9.2f %10.1f %8d %8d %7d MiB %7d MiB  dtls %s: %.2f of plain CoAP's blocks/s\n",
+		"dtls", "", rep.BlocksPerSec, rep.BlocksPerSec/echo, rep.Decline(), perBlock, rep.Retransmits, rep.Errors,
+		rssStart>>20, vmRSS()>>20, suite.Name, ratio)
+	if rep.FirstError != "" {
+		fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
+	}
+	return nil
+}
