@@ -141,3 +141,87 @@ func TestDTLSSleepingSessionEnds(t *testing.T) {
 		t.Fatalf("idle closed %v", n)
 	}
 }
+
+// TestDTLSRelayWakesSleepingSession checks a sleeping session in a cluster: its connection id
+// (node 1's, prefixed) stays routable while it sleeps, so a record that reaches node 2 after
+// the device's NAT moved is relayed to node 1 and wakes the session there, without a
+// handshake; the answer goes back through node 2, and so does a request node 1 sends after
+// the session fell asleep again.
+func TestDTLSRelayWakesSleepingSession(t *testing.T) {
+	got := make(chan Peer, 4)
+	h := fwHandler(nil, got, nil)
+	key := relayKey(t)
+	pa, ra := listenRelay(t)
+	pb, rb := listenRelay(t)
+	relays := StaticRelays{1: ra, 2: rb}
+	a, la := startDTLS(t, h, DTLSConfig{ConnectionID: true, HibernateAfter: 100 * time.Millisecond, Node: NodeConfig{ID: 1, Relay: pa, Relays: relays, Key: key}})
+	b, _ := startDTLS(t, h, DTLSConfig{ConnectionID: true, Node: NodeConfig{ID: 2, Relay: pb, Relays: relays, Key: key}})
+	lb := startBalancer(t, func(flow int) int { return min(flow, 1) }, a.addr.AddrPort, b.addr.AddrPort)
+	nat := newNATConn(t)
+	cl, err := dialDTLS(t, Addr{Network: DTLS, AddrPort: lb.addr()}, "dev1", "secretkey123", nat,
+		dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	exchange := func(mid uint16) Peer {
+		t.Helper()
+		if _, err := cl.Write(datagram(t, typeCON, mid, req(POST, "/rd", byte(mid)))); err != nil {
+			t.Fatal(err)
+		}
+		if f := readFrame(t, cl); f.msg == nil || f.msg.Code != Created || f.mid != mid {
+			t.Fatalf("answer to %d: %+v", mid, f)
+		}
+		return <-got
+	}
+	exchange(1)
+	waitFor(t, time.Minute, "the session asleep at node 1", func() bool { return la.sleeping() == 1 })
+	if cid := la.sessionCID(); len(cid) != cidSize || !la.hasCID([]byte(cid)) {
+		t.Fatalf("a sleeping session's connection id %x is not routable", cid)
+	} else if node, ok := cidNode(cidRecord([]byte(cid))); !ok || node != 1 {
+		t.Fatalf("connection id %x names node %d, want 1", cid, node)
+	}
+
+	nat.rebind() // the balancer now sends the device's datagrams to node 2
+	p := exchange(2)
+	if node, _, ok := fromVirtual(p.Addr.AddrPort); !ok || node != 2 || p.Identity != "dev1" {
+		t.Fatalf("peer after the move %+v, want dev1 via node 2", p)
+	}
+	waitFor(t, time.Minute, "asleep again", func() bool { return la.sleeping() == 1 })
+	res := make(chan error, 1)
+	go func() {
+		_, err := a.Do(t.Context(), p.Addr, req(GET, "/3/0/0")) // wakes it, answered through node 2
+		res <- err
+	}()
+	f := readFrame(t, cl)
+	if f.typ != typeCON || f.msg == nil || f.msg.Path != "/3/0/0" {
+		t.Fatalf("request %+v", f)
+	}
+	ans := NewMessage(Content)
+	ans.Token = f.msg.Token
+	if _, err := cl.Write(datagram(t, typeACK, f.mid, ans)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-res; err != nil {
+		t.Fatalf("Do to the sleeping session through node 2: %v", err)
+	}
+	if n := a.counter(t, "lwota_transport_dtls_handshakes_total", "result", "ok"); n != 1 {
+		t.Fatalf("%v handshakes at node 1, want 1 (resumed, not renegotiated)", n)
+	}
+	if n := a.counter(t, "lwota_transport_dtls_sessions_woken_total"); n < 2 {
+		t.Fatalf("woken %v times at node 1, want 2", n)
+	}
+	if n := b.counter(t, "lwota_transport_dtls_handshakes_total", "result", "ok"); n != 0 {
+		t.Fatalf("%v handshakes at node 2, want 0", n)
+	}
+}
+
+// sessionCID returns the connection id of a session, of the link's one session.
+func (l *dtlsLink) sessionCID() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.byAddr {
+		return s.cid
+	}
+	return ""
+}
