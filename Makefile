@@ -5,6 +5,8 @@ FUZZTIME ?= 5s
 DEVICES  ?= 10000
 PULL_SECONDS ?= 60
 DTLS_SECONDS ?= 10
+FLEET_DEVICES ?= 50000
+FLEET_DTLS ?= 10000
 # The PostgreSQL of the registration benchmark's ratio: auto starts a durable throwaway cluster
 # (initdb, pg_ctl); a postgres:// URL uses that server; empty skips PostgreSQL.
 BENCH_POSTGRES ?= auto
@@ -56,7 +58,9 @@ fuzz:
 # cipher suite LwM2M devices use (as a ratio to plain CoAP; BenchmarkDTLSBlock2 guards it),
 # DTLS PSK handshakes per second for DTLS_SECONDS per server (lwota, bare pion, libcoap+OpenSSL: server
 # CPU per handshake as ratios), a campaign to DEVICES devices, and 1 node direct against 1 and 3
-# nodes behind nginx (needs nginx from `make deps` and versitygw from `make tools`).
+# nodes behind nginx (needs nginx from `make deps` and versitygw from `make tools`), and what one node
+# holds (lwota bench fleet: FLEET_DEVICES idle devices, FLEET_DTLS idle DTLS sessions; the goal's
+# full size is `lwota bench fleet --devices 250000 --campaign-devices 10000 --dtls-sessions 100000`).
 bench: build tools
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	./$(BIN)/lwota bench --devices $(DEVICES) --concurrency 256 $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
@@ -66,6 +70,7 @@ bench: build tools
 	./$(BIN)/lwota bench campaign --devices $(DEVICES) --image-size 65536
 	./$(BIN)/lwota bench bootstrap --devices 1000
 	./$(BIN)/lwota bench cluster --devices $(DEVICES)
+	./$(BIN)/lwota bench fleet --devices $(FLEET_DEVICES) --campaign-devices 2000 --dtls-sessions $(FLEET_DTLS)
 
 lint: deps openapi-lint
 	$(GO) vet ./...

@@ -99,6 +99,15 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "bootstrap" {
 		return benchBootstrapCommand(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "fleet" {
+		return benchFleetCommand(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "fleet-devices" { // the child process of bench fleet
+		return benchFleetDevices(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "fleet-dtls" { // the child process of bench fleet --dtls-sessions
+		return benchFleetDTLSClients(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "cluster" {
 		return benchClusterCommand(ctx, args[1:], stdout, stderr)
 	}

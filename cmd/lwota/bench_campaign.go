@@ -41,43 +41,54 @@ func benchCampaignCommand(ctx context.Context, args []string, stdout, stderr io.
 	}
 	defer svc.stop()
 	api := benchAPI{base: "http://" + svc.httpLn.Addr().String(), token: token}
+	if _, _, err := runCampaignBench(ctx, svc, api, *devices, *imageSize, *timeout, stdout); err != nil {
+		return err
+	}
+	svc.stop()
+	return nil
+}
 
+// runCampaignBench registers devices simulated devices (bench-NNNNNN, model sim-1, firmware
+// 1.0.0, answering Object 5 by pull) with svc, updates them all to 2.0.0 by single-device
+// updates started at once (the baseline), then to 3.0.0 by a campaign selecting them by model
+// and version, and prints both rates. It returns the devices/s of each.
+func runCampaignBench(ctx context.Context, svc *benchService, api benchAPI, devices, imageSize int, timeout time.Duration, stdout io.Writer) (float64, float64, error) {
 	cfg := lwm2mtest.DeviceConfig{Lifetime: time.Hour, Binding: "U", LwM2MVersion: "1.1", Manufacturer: "lwota", Model: "sim-1",
 		FirmwareVersion: "1.0.0", Delivery: lwm2mtest.DeliveryPull, UpdateDelay: 50 * time.Millisecond,
 		BlockTimeout: 2 * time.Second, BlockRetries: 8, RequestTimeout: 30 * time.Second, RegisterRetry: time.Second}
-	fleet := lwm2mtest.NewFleet(*devices, cfg, func(i int) string { return fmt.Sprintf("bench-%06d", i) }, nil)
+	fleet := lwm2mtest.NewFleet(devices, cfg, func(i int) string { return fmt.Sprintf("bench-%06d", i) }, nil)
 	defer fleet.Close()
 	rep, err := fleet.Start(ctx, svc.core.Addr().String(), 64)
 	if err != nil {
-		return fmt.Errorf("bench campaign: register: %w", err)
+		return 0, 0, fmt.Errorf("bench campaign: register: %w", err)
 	}
-	fmt.Fprintf(stdout, "fleet: %d devices registered in %s\n", *devices, rep.Duration.Round(time.Millisecond))
+	fmt.Fprintf(stdout, "fleet: %d devices registered in %s\n", devices, rep.Duration.Round(time.Millisecond))
 
 	// Baseline: version 2 to every device by single-device updates, all started at once.
-	img2, err := api.upload(benchImage("2.0.0", *imageSize), "2.0.0")
+	img2, err := api.upload(benchImage("2.0.0", imageSize), "2.0.0")
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	begin := time.Now()
-	ids := make([]string, 0, *devices)
+	ids := make([]string, 0, devices)
 	for _, d := range fleet.Devices() {
 		j, err := svc.updates.Start(ctx, d.Endpoint(), fwupdate.StartRequest{ImageID: img2, Method: fwupdate.MethodPull})
 		if err != nil {
-			return fmt.Errorf("bench campaign: baseline start %s: %w", d.Endpoint(), err)
+			return 0, 0, fmt.Errorf("bench campaign: baseline start %s: %w", d.Endpoint(), err)
 		}
 		ids = append(ids, j.ID)
 	}
-	if err := waitDriverJobs(ctx, svc.updates, ids, *timeout); err != nil {
-		return err
+	if err := waitDriverJobs(ctx, svc.updates, ids, timeout); err != nil {
+		return 0, 0, err
 	}
 	direct := time.Since(begin)
-	directRate := float64(*devices) / direct.Seconds()
-	fmt.Fprintf(stdout, "baseline: %d single-device updates (%d KiB image): %s, %.0f devices/s\n", *devices, *imageSize>>10, direct.Round(time.Millisecond), directRate)
+	directRate := float64(devices) / direct.Seconds()
+	fmt.Fprintf(stdout, "baseline: %d single-device updates (%d KiB image): %s, %.0f devices/s\n", devices, imageSize>>10, direct.Round(time.Millisecond), directRate)
 
 	// The campaign: version 3 to the same devices, selected by model and firmware version.
-	img3, err := api.upload(benchImage("3.0.0", *imageSize), "3.0.0")
+	img3, err := api.upload(benchImage("3.0.0", imageSize), "3.0.0")
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	// The campaign selects by the version lwota read from each device after its reboot.
 	v2 := "2.0.0"
@@ -85,13 +96,13 @@ func benchCampaignCommand(ctx context.Context, args []string, stdout, stderr io.
 	for {
 		regs, err := svc.core.ListDevices(ctx, registration.Filter{FirmwareVersion: v2})
 		if err != nil {
-			return err
+			return 0, 0, err
 		}
-		if len(regs) == *devices {
+		if len(regs) == devices {
 			break
 		}
 		if time.Now().After(waitVersions) {
-			return fmt.Errorf("bench campaign: lwota knows version %s of %d devices, want %d", v2, len(regs), *devices)
+			return 0, 0, fmt.Errorf("bench campaign: lwota knows version %s of %d devices, want %d", v2, len(regs), devices)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -107,20 +118,20 @@ func benchCampaignCommand(ctx context.Context, args []string, stdout, stderr io.
 	body := map[string]any{"name": "bench", "image_id": img3, "selector": map[string]any{"query": `model = "sim-1" and firmware = "2.0.0"`},
 		"waves": []map[string]any{{"percent": 1}, {"percent": 10}, {"percent": 100}}, "start": true}
 	if err := api.call("POST", "/api/v1/campaigns", body, &c); err != nil {
-		return err
+		return 0, 0, err
 	}
 	created := time.Since(begin)
-	deadline := time.Now().Add(*timeout)
+	deadline := time.Now().Add(timeout)
 	for c.State != "completed" {
 		if c.State != "running" && c.State != "scheduled" {
-			return fmt.Errorf("bench campaign: campaign %s", c.State)
+			return 0, 0, fmt.Errorf("bench campaign: campaign %s", c.State)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("bench campaign: not completed after %s: %v", *timeout, c.Progress.Counts)
+			return 0, 0, fmt.Errorf("bench campaign: not completed after %s: %v", timeout, c.Progress.Counts)
 		}
 		time.Sleep(250 * time.Millisecond)
 		if err := api.call("GET", "/api/v1/campaigns/"+c.ID, nil, &c); err != nil {
-			return err
+			return 0, 0, err
 		}
 	}
 	took := time.Since(begin)
@@ -132,9 +143,8 @@ func benchCampaignCommand(ctx context.Context, args []string, stdout, stderr io.
 		}
 	}
 	fmt.Fprintf(stdout, "campaign: %d devices (%d selected, %d on 3.0.0, waves 1/10/100 %%): created in %s, completed in %s, %.0f devices/s (%.2f of the baseline)\n",
-		*devices, c.Progress.Total, updated, created.Round(time.Millisecond), took.Round(time.Millisecond), rate, rate/directRate)
-	svc.stop()
-	return nil
+		devices, c.Progress.Total, updated, created.Round(time.Millisecond), took.Round(time.Millisecond), rate, rate/directRate)
+	return directRate, rate, nil
 }
 
 func benchImage(version string, size int) []byte {
@@ -198,6 +208,11 @@ func (a benchAPI) call(method, path string, in, out any) error {
 }
 
 func (a benchAPI) upload(img []byte, version string) (string, error) {
+	return a.uploadFor(img, version, "sim-1")
+}
+
+// uploadFor uploads an image built for model ("": any device).
+func (a benchAPI) uploadFor(img []byte, version, model string) (string, error) {
 	req, err := http.NewRequest("POST", a.base+"/api/v1/images", bytes.NewReader(img))
 	if err != nil {
 		return "", err
@@ -206,7 +221,9 @@ func (a benchAPI) upload(img []byte, version string) (string, error) {
 	req.Header.Set("Content-Type", "application/octet-stream")
 	req.Header.Set("X-Lwota-Name", "bench")
 	req.Header.Set("X-Lwota-Version", version)
-	req.Header.Set("X-Lwota-Model", "sim-1")
+	if model != "" {
+		req.Header.Set("X-Lwota-Model", model)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", err

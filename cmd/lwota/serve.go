@@ -190,6 +190,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.Float64Var(&c.Core.DTLS.HandshakeRate, "dtls-handshake-rate", c.Core.DTLS.HandshakeRate, "DTLS handshakes per second one source IP address may start, bursts of twice that; 0: no limit")
 	fs.IntVar(&c.Core.DTLS.MaxSessions, "dtls-max-sessions", c.Core.DTLS.MaxSessions, "DTLS sessions held at once, established and handshaking")
 	fs.IntVar(&c.Core.DTLS.MaxHandshakes, "dtls-max-handshakes", c.Core.DTLS.MaxHandshakes, "DTLS handshakes in progress at once")
+	fs.DurationVar(&c.Core.DTLS.HibernateAfter, "dtls-hibernate-after", c.Core.DTLS.HibernateAfter, "an idle DTLS session sleeps after this long without a datagram: its keys stay (about 3 KB), its connection and goroutines go, and its next datagram or a request to the device resumes it without a handshake; negative: never")
 	fs.DurationVar(&c.UpdatePoll, "update-poll", 30*time.Second, "how often an update step reads the device's firmware state when no notification came")
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL devices and tools reach the HTTP listener at, for signed image URLs (default: http://HTTP_ADDR)")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "secret of an admin API token (32+ characters), created at start-up unless it exists (default: print a new one on first start)")

@@ -25,7 +25,12 @@ type PSK struct {
 // dialPSK handshakes with the server at raddr as psk, from a new UDP socket; closing the
 // connection closes the socket.
 func dialPSK(ctx context.Context, raddr *net.UDPAddr, psk PSK) (*piondtls.Conn, error) {
-	pc, err := net.ListenUDP("udp", nil)
+	return dialPSKFrom(ctx, nil, raddr, psk)
+}
+
+// dialPSKFrom is dialPSK from a socket bound to local (any address and port when nil).
+func dialPSKFrom(ctx context.Context, local, raddr *net.UDPAddr, psk PSK) (*piondtls.Conn, error) {
+	pc, err := net.ListenUDP("udp", local)
 	if err != nil {
 		return nil, err
 	}

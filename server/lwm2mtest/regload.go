@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,12 +20,24 @@ import (
 // answer no request from the server: run the server without its Object 3 read.
 type RegLoad struct {
 	conns []*net.UDPConn
-	eps   []string
-	locs  []string // Location-Path of each registration, "/rd/x"
+	// server and locals are set by NewRegLoadFrom: device i holds no socket, it binds locals(i)
+	// for each exchange and closes it after, so a fleet larger than the open-file limit fits.
+	server *net.UDPAddr
+	locals func(i int) netip.AddrPort
+	eps    []string
+	locs   []string // Location-Path of each registration, "/rd/x"
 	// mids are the devices' message ids: a server answers a repeated (peer, message id) from
 	// its cache, so ids are per device, never per worker.
 	mids []uint16
+	// Links is the Register payload; nil sends DefaultRegLoadLinks.
+	Links []byte
+	// KeepGoing makes Register and Update go on past a device that failed (they return how
+	// many succeeded and the first error) instead of stopping at it.
+	KeepGoing bool
 }
+
+// DefaultRegLoadLinks is the object list RegLoad's devices register with.
+var DefaultRegLoadLinks = []byte(`</>;rt="oma.lwm2m";ct=11543,</1/0>,</3/0>,</4/0>,</5>;ver=1.1,</5/0>`)
 
 // NewRegLoad opens n sockets towards server, named by naming (DefaultNaming when nil).
 func NewRegLoad(server string, n int, naming func(int) string) (*RegLoad, error) {
@@ -46,6 +59,53 @@ func NewRegLoad(server string, n int, naming func(int) string) (*RegLoad, error)
 	return l, nil
 }
 
+// NewRegLoadFrom prepares n devices towards server that keep no socket open between exchanges:
+// device i sends every request from locals(i) (a fixed source address and port, so the server
+// sees one peer per device), binding it for the exchange only. With locals spread over several
+// loopback addresses (127.0.0.2, 127.0.0.3, ...) this emulates a fleet of hundreds of thousands
+// of devices from one process, whatever its open-file limit. naming is DefaultNaming when nil.
+func NewRegLoadFrom(server string, n int, naming func(int) string, locals func(i int) netip.AddrPort) (*RegLoad, error) {
+	if naming == nil {
+		naming = DefaultNaming
+	}
+	addr, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		return nil, fmt.Errorf("lwm2mtest: regload: %w", err)
+	}
+	l := &RegLoad{server: addr, locals: locals, conns: make([]*net.UDPConn, n), eps: make([]string, n), locs: make([]string, n), mids: make([]uint16, n)}
+	for i := range n {
+		l.eps[i] = naming(i)
+	}
+	return l, nil
+}
+
+// SpreadLocals returns a locals function for NewRegLoadFrom: device i sends from address
+// first+i/perAddr (first, first.Next(), ...) and port basePort+i%perAddr.
+func SpreadLocals(first netip.Addr, perAddr int, basePort uint16) func(int) netip.AddrPort {
+	return func(i int) netip.AddrPort {
+		a := first
+		for range i / perAddr {
+			a = a.Next()
+		}
+		return netip.AddrPortFrom(a, basePort+uint16(i%perAddr))
+	}
+}
+
+// conn returns device i's socket and what to call when the exchange is over.
+func (l *RegLoad) conn(i int) (*net.UDPConn, func(), error) {
+	if l.locals == nil {
+		return l.conns[i], func() {}, nil
+	}
+	c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(l.locals(i)), l.server)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socket of %s from %s: %w", l.eps[i], l.locals(i), err)
+	}
+	return c, func() { c.Close() }, nil
+}
+
+// Len is the number of devices.
+func (l *RegLoad) Len() int { return len(l.eps) }
+
 // Close closes the sockets (no De-register).
 func (l *RegLoad) Close() {
 	for _, c := range l.conns {
@@ -57,11 +117,25 @@ func (l *RegLoad) Close() {
 
 // Register registers every device with at most concurrency in flight, lifetime lt seconds.
 func (l *RegLoad) Register(ctx context.Context, concurrency int, lt int) (int, error) {
-	links := []byte(`</>;rt="oma.lwm2m";ct=11543,</1/0>,</3/0>,</4/0>,</5>;ver=1.1,</5/0>`)
-	return l.each(ctx, concurrency, 1, func(i int, x *exchange) error {
+	return l.RegisterProgress(ctx, concurrency, lt, 0, nil)
+}
+
+// RegisterProgress is Register calling progress with the number registered so far after every
+// `every` registrations (every <= 0: never).
+func (l *RegLoad) RegisterProgress(ctx context.Context, concurrency int, lt int, every int, progress func(done int)) (int, error) {
+	links := l.Links
+	if links == nil {
+		links = DefaultRegLoadLinks
+	}
+	return l.each(ctx, concurrency, 1, every, progress, func(i int, x *exchange) error {
 		q := []string{"ep=" + l.eps[i], "lt=" + strconv.Itoa(lt), "lwm2m=1.1", "b=U"}
 		l.mids[i]++
-		loc, err := x.do(ctx, l.conns[i], l.mids[i], []string{"rd"}, q, links, 0x41) // 2.01
+		c, release, err := l.conn(i)
+		if err != nil {
+			return err
+		}
+		loc, err := x.do(ctx, c, l.mids[i], []string{"rd"}, q, links, 0x41) // 2.01
+		release()
 		if err != nil {
 			return fmt.Errorf("register %s: %w", l.eps[i], err)
 		}
@@ -71,14 +145,38 @@ func (l *RegLoad) Register(ctx context.Context, concurrency int, lt int) (int, e
 }
 
 // Update sends rounds registration Updates (no parameters: the lifetime restarts) from every
-// registered device, with at most concurrency in flight.
+// registered device, with at most concurrency in flight. A round ends before the next starts:
+// with fewer devices than twice the workers, a device's next Update could otherwise start while
+// its last is in flight (one message id counter, one source port per device).
 func (l *RegLoad) Update(ctx context.Context, concurrency, rounds int) (int, error) {
-	return l.each(ctx, concurrency, rounds, func(i int, x *exchange) error {
+	total := 0
+	var first error
+	for range rounds {
+		n, err := l.updateRound(ctx, concurrency)
+		total += n
+		if err != nil && first == nil {
+			first = err
+		}
+		if err != nil && (!l.KeepGoing || ctx.Err() != nil) {
+			break
+		}
+	}
+	return total, first
+}
+
+func (l *RegLoad) updateRound(ctx context.Context, concurrency int) (int, error) {
+	return l.each(ctx, concurrency, 1, 0, nil, func(i int, x *exchange) error {
 		if l.locs[i] == "" {
 			return fmt.Errorf("update %s: not registered", l.eps[i])
 		}
 		l.mids[i]++
-		if _, err := x.do(ctx, l.conns[i], l.mids[i], splitPath(l.locs[i]), nil, nil, 0x44); err != nil { // 2.04
+		c, release, err := l.conn(i)
+		if err != nil {
+			return err
+		}
+		_, err = x.do(ctx, c, l.mids[i], splitPath(l.locs[i]), nil, nil, 0x44) // 2.04
+		release()
+		if err != nil {
 			return fmt.Errorf("update %s: %w", l.eps[i], err)
 		}
 		return nil
@@ -86,7 +184,7 @@ func (l *RegLoad) Update(ctx context.Context, concurrency, rounds int) (int, err
 }
 
 // each runs op for every device, rounds times, on concurrency workers; it stops at the first error.
-func (l *RegLoad) each(ctx context.Context, concurrency, rounds int, op func(i int, x *exchange) error) (int, error) {
+func (l *RegLoad) each(ctx context.Context, concurrency, rounds, every int, progress func(int), op func(i int, x *exchange) error) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -101,10 +199,17 @@ func (l *RegLoad) each(ctx context.Context, concurrency, rounds int, op func(i i
 			x := &exchange{token: uint32(w) << 24, buf: make([]byte, 1500)}
 			for i := range next {
 				if err := op(i, x); err != nil {
-					once.Do(func() { firstErr = err; cancel() })
+					once.Do(func() {
+						firstErr = err
+						if !l.KeepGoing {
+							cancel()
+						}
+					})
 					continue
 				}
-				done.Add(1)
+				if n := done.Add(1); every > 0 && progress != nil && n%int64(every) == 0 {
+					progress(int(n))
+				}
 			}
 		})
 	}

@@ -87,8 +87,8 @@ func (r *Registry) RecordDeviceInfo(ctx context.Context, endpoint string, recs [
 		return fmt.Errorf("device info of %s: %w", endpoint, err)
 	}
 	r.mu.Lock()
-	if r.byEndpoint[endpoint] == reg { // always so under the write lock; next keeps its id and address
-		r.byEndpoint[endpoint] = &next
+	if d := r.byEndpoint[endpoint]; d != nil && d.reg == reg { // always so under the write lock; next keeps its id and address
+		d.reg = &next
 	}
 	r.mu.Unlock()
 	return nil
@@ -98,8 +98,11 @@ func (r *Registry) RecordDeviceInfo(ctx context.Context, endpoint string, recs [
 func (r *Registry) live(endpoint string) (*Registration, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	reg, ok := r.byEndpoint[endpoint]
-	return reg, ok
+	d, ok := r.byEndpoint[endpoint]
+	if !ok {
+		return nil, false
+	}
+	return d.reg, true
 }
 
 // InfoReader reads a resource of a registered device that is awake now. The server implements it

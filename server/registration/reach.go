@@ -1,9 +1,6 @@
 package registration
 
-import (
-	"sync/atomic"
-	"time"
-)
+import "time"
 
 // reachability: a device that stops answering lwota's requests is marked unreachable at once,
 // not only when its lifetime runs out (which may be a day away). The mark lives in memory, next
@@ -17,7 +14,7 @@ func (r *Registry) MarkUnreachable(endpoint string) {
 	now := r.now().UnixNano()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if u := r.unreachable[endpoint]; u != nil && u.CompareAndSwap(0, now) {
+	if d := r.byEndpoint[endpoint]; d != nil && d.unreachable.CompareAndSwap(0, now) {
 		r.metrics.unreachable.Inc()
 	}
 }
@@ -31,20 +28,17 @@ func (r *Registry) MarkReachable(endpoint string) {
 
 // clearUnreachable clears endpoint's mark; the caller holds mu (read or write).
 func (r *Registry) clearUnreachable(endpoint string) {
-	if u := r.unreachable[endpoint]; u != nil && u.Load() != 0 && u.Swap(0) != 0 {
+	if d := r.byEndpoint[endpoint]; d != nil && d.unreachable.Load() != 0 && d.unreachable.Swap(0) != 0 {
 		r.metrics.unreachable.Dec()
 	}
 }
 
 // unreachableSince returns when endpoint was marked, or zero; the caller holds mu.
 func (r *Registry) unreachableSince(endpoint string) time.Time {
-	if u := r.unreachable[endpoint]; u != nil {
-		if ns := u.Load(); ns != 0 {
+	if d := r.byEndpoint[endpoint]; d != nil {
+		if ns := d.unreachable.Load(); ns != 0 {
 			return time.Unix(0, ns).UTC()
 		}
 	}
 	return time.Time{}
 }
-
-// newReach returns the reachability cell of a newly indexed registration: reachable.
-func newReach() *atomic.Int64 { return new(atomic.Int64) }

@@ -61,18 +61,16 @@ type Registry struct {
 	// snapshot never lands after a newer one. Endpoints share locks by hash.
 	writeLocks [1024]sync.Mutex
 
+	// The index of live registrations, one compact record per device (compact.go). The last
+	// uplink time and the reachability mark live in the record, apart from the snapshot, so
+	// that every datagram does not copy a registration.
 	mu         sync.RWMutex
-	byEndpoint map[string]*Registration
-	byID       map[string]string         // location id -> endpoint
-	byAddr     map[transport.Addr]string // source address -> endpoint, for queue-mode wake-ups
-	byIdentity map[string]string         // DTLS identity -> endpoint, for a secured peer whose address moved
-	// seen holds the last uplink time per endpoint, apart from the snapshot so that every
-	// datagram does not copy a registration.
-	// The times are atomics so that the per-datagram update needs only the read lock.
-	seen map[string]*atomic.Int64 // unix nanoseconds
-	// unreachable holds, per endpoint, when its device stopped answering (unix nanoseconds;
-	// 0 while it answers): reach.go.
-	unreachable map[string]*atomic.Int64
+	byEndpoint map[string]*device
+	byID       map[string]*device // location id
+	byAddr     addrIndex          // source address, for queue-mode wake-ups
+	byIdentity map[string]*device // DTLS identity, for a secured peer whose address moved
+	// lists shares the parsed object lists of registrations that sent the same one.
+	lists objectLists
 	// holds counts, per endpoint, the reasons (firmware transfers) not to let its lifetime lapse.
 	holds map[string]int
 	// started is when this registry was made: registrations loaded from the store are older.
@@ -88,23 +86,21 @@ func New(store Store, listener Listener, cfg Config, logger *slog.Logger, m *Met
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Registry{
-		store:       store,
-		listener:    listener,
-		cfg:         cfg,
-		log:         logger,
-		metrics:     m.orNop(),
-		now:         now,
-		byEndpoint:  make(map[string]*Registration),
-		byID:        make(map[string]string),
-		byAddr:      make(map[transport.Addr]string),
-		byIdentity:  make(map[string]string),
-		seen:        make(map[string]*atomic.Int64),
-		unreachable: make(map[string]*atomic.Int64),
-		holds:       make(map[string]int),
-		infoQueue:   make(chan *Registration, max(cfg.InfoReadQueue, 0)),
-		infoLater:   make(map[string]struct{}),
-		infoFailed:  make(map[string]infoRetry),
-		started:     now(),
+		store:      store,
+		listener:   listener,
+		cfg:        cfg,
+		log:        logger,
+		metrics:    m.orNop(),
+		now:        now,
+		byEndpoint: make(map[string]*device),
+		byID:       make(map[string]*device),
+		byAddr:     newAddrIndex(),
+		byIdentity: make(map[string]*device),
+		holds:      make(map[string]int),
+		infoQueue:  make(chan *Registration, max(cfg.InfoReadQueue, 0)),
+		infoLater:  make(map[string]struct{}),
+		infoFailed: make(map[string]infoRetry),
+		started:    now(),
 	}
 }
 
@@ -153,6 +149,7 @@ func (r *Registry) Load(ctx context.Context) (int, error) {
 			continue
 		}
 		internInfo(reg)
+		internParams(reg)
 		r.index(reg)
 		n++
 	}
@@ -160,35 +157,31 @@ func (r *Registry) Load(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// index adds reg to the maps; the caller holds mu.
+// index adds reg to the maps, as a new record: last seen at reg.LastSeen, reachable. The
+// caller holds mu.
 func (r *Registry) index(reg *Registration) {
-	r.byEndpoint[reg.Endpoint] = reg
-	r.byID[reg.ID] = reg.Endpoint
+	d := newDevice(reg)
+	r.byEndpoint[reg.Endpoint] = d
+	r.byID[reg.ID] = d
 	if reg.Addr.AddrPort.IsValid() {
-		r.byAddr[reg.Addr] = reg.Endpoint
+		r.byAddr.set(reg.Addr, d)
 	}
 	if reg.Identity != "" {
-		r.byIdentity[reg.Identity] = reg.Endpoint
+		r.byIdentity[reg.Identity] = d
 	}
-	t := new(atomic.Int64)
-	t.Store(reg.LastSeen.UnixNano())
-	r.seen[reg.Endpoint] = t
-	r.unreachable[reg.Endpoint] = newReach()
 }
 
 // unindex removes reg from the maps; the caller holds mu.
 func (r *Registry) unindex(reg *Registration) {
-	if cur, ok := r.byEndpoint[reg.Endpoint]; ok && cur.ID == reg.ID {
+	if cur, ok := r.byEndpoint[reg.Endpoint]; ok && cur.reg.ID == reg.ID {
 		r.clearUnreachable(reg.Endpoint)
 		delete(r.byEndpoint, reg.Endpoint)
-		delete(r.seen, reg.Endpoint)
-		delete(r.unreachable, reg.Endpoint)
 	}
 	delete(r.byID, reg.ID)
-	if ep, ok := r.byAddr[reg.Addr]; ok && ep == reg.Endpoint {
-		delete(r.byAddr, reg.Addr)
+	if d, ok := r.byAddr.get(reg.Addr); ok && d.reg.Endpoint == reg.Endpoint {
+		r.byAddr.delete(reg.Addr)
 	}
-	if ep, ok := r.byIdentity[reg.Identity]; ok && ep == reg.Endpoint {
+	if d, ok := r.byIdentity[reg.Identity]; ok && d.reg.Endpoint == reg.Endpoint {
 		delete(r.byIdentity, reg.Identity)
 	}
 }
@@ -197,17 +190,18 @@ func (r *Registry) unindex(reg *Registration) {
 func (r *Registry) Get(endpoint string) (*Registration, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	reg, ok := r.byEndpoint[endpoint]
+	d, ok := r.byEndpoint[endpoint]
 	if !ok {
 		return nil, false
 	}
-	t := r.seen[endpoint]
-	later := t != nil && t.Load() > reg.LastSeen.UnixNano()
+	reg := d.reg
+	seen := d.seen.Load()
+	later := seen > reg.LastSeen.UnixNano()
 	since := r.unreachableSince(endpoint)
 	if later || !since.IsZero() {
 		cp := *reg
 		if later {
-			cp.LastSeen = time.Unix(0, t.Load()).UTC()
+			cp.LastSeen = time.Unix(0, seen).UTC()
 		}
 		cp.UnreachableSince = since
 		return &cp, true
@@ -221,11 +215,8 @@ func (r *Registry) Get(endpoint string) (*Registration, bool) {
 func (r *Registry) Local(endpoint string) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if _, ok := r.byEndpoint[endpoint]; !ok {
-		return false
-	}
-	t := r.seen[endpoint]
-	return t != nil && t.Load() >= r.started.UnixNano()
+	d, ok := r.byEndpoint[endpoint]
+	return ok && d.seen.Load() >= r.started.UnixNano()
 }
 
 // Count is the number of live registrations.
@@ -253,16 +244,13 @@ func (r *Registry) Seen(addr transport.Addr, quiet time.Duration) (endpoint stri
 	now := r.now().UnixNano()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	ep, ok := r.byAddr[addr]
+	d, ok := r.byAddr.get(addr)
 	if !ok {
 		return "", false
 	}
+	ep := d.reg.Endpoint
 	r.clearUnreachable(ep) // the device talks again
-	t := r.seen[ep]
-	if t == nil {
-		return ep, false
-	}
-	last := t.Swap(now)
+	last := d.seen.Swap(now)
 	return ep, time.Duration(now-last) > quiet
 }
 
@@ -325,6 +313,7 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 		UpdatedAt:      now,
 		LastSeen:       now,
 	}
+	internParams(reg) // shared by the fleet, not one copy per registration (compact.go)
 	mu := r.writeLock(p.endpoint)
 	mu.Lock()
 	previous, _ := r.live(p.endpoint)
@@ -348,8 +337,8 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 	}
 	r.mu.Lock()
 	if old := r.byEndpoint[p.endpoint]; old != nil {
-		r.unindex(old)
-		previous = old
+		r.unindex(old.reg)
+		previous = old.reg
 	}
 	r.index(reg)
 	r.metrics.online.Set(float64(len(r.byEndpoint)))
@@ -381,7 +370,7 @@ func (r *Registry) readObjectList(contentFormat int, payload []byte) (objectList
 	if len(payload) > r.cfg.MaxPayload {
 		return objectList{}, overLimit(limitPayload, fmt.Errorf("%w: object list is %d bytes, the limit is %d", ErrTooLarge, len(payload), r.cfg.MaxPayload))
 	}
-	return parseObjectList(payload, r.cfg.MaxObjects)
+	return r.lists.parse(payload, r.cfg.MaxObjects)
 }
 
 // checkLifetime refuses a requested lifetime over MaxLifetime and raises one under MinLifetime.
@@ -400,10 +389,9 @@ func (r *Registry) checkLifetime(lt uint32) (uint32, error) {
 // refusal returns the registration too, for the record.
 func (r *Registry) lookupForPeer(id string, from transport.Peer) (*Registration, error) {
 	r.mu.RLock()
-	ep, ok := r.byID[id]
 	var reg *Registration
-	if ok {
-		reg = r.byEndpoint[ep]
+	if d, ok := r.byID[id]; ok {
+		reg = d.reg
 	}
 	r.mu.RUnlock()
 	if reg == nil {
@@ -478,7 +466,7 @@ func (r *Registry) updateLocked(ctx context.Context, id string, from transport.P
 		if err := validBinding(p.binding); err != nil {
 			return nil, err
 		}
-		next.Binding = p.binding
+		next.Binding = intern(p.binding)
 		next.QueueMode = p.queue || strings.Contains(p.binding, "Q")
 	} else if p.queue {
 		next.QueueMode = true
@@ -510,7 +498,7 @@ func (r *Registry) updateLocked(ctx context.Context, id string, from transport.P
 		return nil, fmt.Errorf("update %s: store: %w", cur.Endpoint, err)
 	}
 	r.mu.Lock()
-	if live := r.byEndpoint[cur.Endpoint]; live == nil || live.ID != cur.ID {
+	if live := r.byEndpoint[cur.Endpoint]; live == nil || live.reg.ID != cur.ID {
 		r.mu.Unlock()
 		return nil, fmt.Errorf("registration %s: %w", id, ErrNotFound) // replaced while we stored
 	}
@@ -607,9 +595,9 @@ func (r *Registry) ExpireNow(ctx context.Context) int {
 	now := r.now()
 	var lapsed []*Registration
 	r.mu.RLock()
-	for ep, reg := range r.byEndpoint {
-		if !now.Before(reg.ExpiresAt()) && r.holds[ep] == 0 {
-			lapsed = append(lapsed, reg)
+	for ep, d := range r.byEndpoint {
+		if !now.Before(d.reg.ExpiresAt()) && r.holds[ep] == 0 {
+			lapsed = append(lapsed, d.reg)
 		}
 	}
 	r.mu.RUnlock()
@@ -658,13 +646,13 @@ func errorCode(err error) transport.Code {
 // have moved (NAT rebinding) since it last registered or updated, while its session has not.
 func (r *Registry) ByPeer(from transport.Peer) (*Registration, bool) {
 	r.mu.RLock()
-	ep, ok := r.byAddr[from.Addr]
+	d, ok := r.byAddr.get(from.Addr)
 	if !ok && from.Identity != "" {
-		ep, ok = r.byIdentity[from.Identity]
+		d, ok = r.byIdentity[from.Identity]
 	}
 	var reg *Registration
 	if ok {
-		reg = r.byEndpoint[ep]
+		reg = d.reg
 	}
 	r.mu.RUnlock()
 	if reg == nil || reg.Identity != from.Identity {

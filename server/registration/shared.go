@@ -85,16 +85,17 @@ func (r *Registry) adoptStored(ctx context.Context, id string) (bool, error) {
 		return false, nil
 	}
 	internInfo(stored)
+	internParams(stored) // as Load does (compact.go)
 	mu := r.writeLock(stored.Endpoint)
 	mu.Lock()
 	defer mu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old := r.byEndpoint[stored.Endpoint]; old != nil {
-		if old.ID == stored.ID {
+		if old.reg.ID == stored.ID {
 			return true, nil // loaded meanwhile
 		}
-		r.unindex(old)
+		r.unindex(old.reg)
 	}
 	r.index(stored)
 	r.metrics.online.Set(float64(len(r.byEndpoint)))

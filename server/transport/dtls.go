@@ -63,6 +63,11 @@ type DTLSConfig struct {
 	// handshakes again when it next talks, and until then Do and Notify to it fail with
 	// ErrNoSession. Default 5 min.
 	IdleTimeout time.Duration
+	// HibernateAfter puts an established session no datagram arrived on for that long to
+	// sleep: its pion connection and goroutines go, its keys and record counters stay (a few
+	// hundred bytes), and its next datagram, or a request lwota sends it, wakes it without a
+	// handshake (dtls_idle.go). Default 30 s; negative: never. IdleTimeout still ends it.
+	HibernateAfter time.Duration
 	// ConnectionID issues RFC 9146 connection ids, so a device behind a NAT whose mapping
 	// changed keeps its session. Default off.
 	ConnectionID bool
@@ -94,6 +99,7 @@ func DefaultDTLSConfig() DTLSConfig {
 		HandshakeRate:    10,
 		HandshakeTimeout: 20 * time.Second,
 		IdleTimeout:      5 * time.Minute,
+		HibernateAfter:   30 * time.Second,
 	}
 }
 
@@ -119,6 +125,9 @@ func (c DTLSConfig) withDefaults() (DTLSConfig, error) {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.HibernateAfter == 0 {
+		c.HibernateAfter = d.HibernateAfter
 	}
 	var err error
 	if c.Node, err = c.Node.withDefaults(c.ConnectionID); err != nil {
@@ -161,9 +170,11 @@ type dtlsLink struct {
 	pc   net.PacketConn
 	dc   DTLSConfig
 	opts []dtls.ServerOption // every session's handshake options (a connection id generator is added per session)
-	log  *slog.Logger
-	m    *dtlsMetrics
-	size int // plaintext buffer per session: MaxMessageSize+1
+	// resumeOpts wake a sleeping session: its record layer's settings (dtls_idle.go).
+	resumeOpts []dtls.Option
+	log        *slog.Logger
+	m          *dtlsMetrics
+	size       int // plaintext buffer per session: MaxMessageSize+1
 
 	in     chan dtlsRecord
 	ctx    context.Context
@@ -212,6 +223,7 @@ type dtlsSession struct {
 	pskIdentity atomic.Pointer[string] // the PSK identity the client presented, for OnHandshakeFailure
 	cookieValid bool                   // lwota checked the ClientHello's cookie: pion skips its own round (dtls_cookie.go)
 	seqBase     uint64                 // added to pion's epoch-0 record numbers after a stateless cookie
+	idle        sessionSleep           // hibernation of an idle established session (dtls_idle.go)
 }
 
 func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logger, reg prometheus.Registerer) (*dtlsLink, error) {
@@ -255,6 +267,12 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 	if dc.HelloVerify != HelloVerifyAuto {
 		close(l.probed)
 	}
+	// A resumed session runs no handshake, so the PSK callback is never asked; pion only needs
+	// one to accept the PSK suites (dtls_idle.go). Certificate sessions never sleep.
+	if l.offersPSK {
+		l.resumeOpts = append(l.resumeOpts, dtls.WithPSK(func(identity []byte) ([]byte, error) { return l.lookupPSK(l.ctx, identity) }))
+	}
+	l.resumeOpts = append(l.resumeOpts, dtls.WithCipherSuites(suites...), dtls.WithLoggerFactory(lf), dtls.WithMTU(max(cfg.MaxMessageSize+64, 1200)))
 	l.m, err = newDTLSMetrics(reg, func() float64 {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -317,17 +335,11 @@ func (l *dtlsLink) readFrom(b []byte) (int, netip.AddrPort, string, error) {
 }
 
 func (l *dtlsLink) writeTo(b []byte, to netip.AddrPort) error {
-	l.mu.Lock()
-	s := l.byAddr[to]
-	var c *dtls.Conn
-	if s != nil && s.established {
-		c = s.conn
+	c, err := l.sessionConnFor(to) // wakes a hibernated session (dtls_idle.go)
+	if err != nil {
+		return err
 	}
-	l.mu.Unlock()
-	if c == nil {
-		return ErrNoSession
-	}
-	_, err := c.Write(b)
+	_, err = c.Write(b)
 	return err
 }
 
@@ -439,6 +451,9 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 		s = l.newSession(from, verdict == cookieValid, seqBase)
 	}
 	s.lastRx = time.Now()
+	if !l.awake(s) { // hibernated: woken now; going to sleep: dropped, the peer retransmits (dtls_idle.go)
+		return
+	}
 	select {
 	case s.vc.rx <- l.fast.inbound(p, from): // a pooled copy (dtls_fastpath.go)
 	default: // the session is behind: drop, the peer retransmits
@@ -450,7 +465,7 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 func (l *dtlsLink) newSession(from netip.AddrPort, cookieValid bool, seqBase uint64) *dtlsSession {
 	s := &dtlsSession{addr: from, cookieValid: cookieValid, seqBase: seqBase}
 	s.ctx, s.cancel = context.WithCancel(l.ctx)
-	s.vc = &sessionConn{l: l, s: s, rx: make(chan inbound, 16), closed: make(chan struct{}), rd: deadline.New(), entered: make(chan struct{})}
+	s.vc = newSessionConn(l, s)
 	l.byAddr[from] = s
 	l.handshaking++
 	l.wg.Add(1)
@@ -476,14 +491,12 @@ func (l *dtlsLink) detach(s *dtlsSession) {
 // run handshakes, then reads plaintext for the engine until the session ends.
 func (l *dtlsLink) run(s *dtlsSession) {
 	defer l.wg.Done()
-	defer func() {
-		l.mu.Lock()
-		if l.byAddr[s.addr] == s || (s.cid != "" && l.byCID[s.cid] == s) {
-			l.detach(s)
-		}
-		l.mu.Unlock()
-		s.cancel()
-	}()
+	// The session's conn and incarnation as they were when it started: hibernation ends this
+	// goroutine without ending the session, and a wake-up gives the session another conn and
+	// goroutine (dtls_idle.go).
+	vc, gen := s.vc, s.idle.gen
+	defer close(vc.exited)
+	defer l.endIncarnation(s, gen)
 	// The PSK callback is per session, so a failed handshake can name our refusal as its reason.
 	// It runs inside HandshakeContext, under hctx (set before), whose deadline bounds the lookup.
 	var hctx context.Context
@@ -517,16 +530,16 @@ func (l *dtlsLink) run(s *dtlsSession) {
 			return cid
 		}))
 	}
-	conn, err := dtls.ServerWithOptions(s.vc, net.UDPAddrFromAddrPort(s.addr), opts...)
+	conn, err := dtls.ServerWithOptions(vc, net.UDPAddrFromAddrPort(s.addr), opts...)
 	if err != nil {
-		_ = s.vc.Close()
+		_ = vc.Close()
 		l.handshakeFailed(s, failProtocol, err)
 		return
 	}
 	// Closing the conn is what unblocks pion and our Read, whoever ends the session.
-	stop := context.AfterFunc(s.ctx, func() { _ = s.vc.Close(); _ = conn.Close() })
+	stop := context.AfterFunc(s.ctx, func() { _ = vc.Close(); _ = conn.Close() })
 	defer stop()
-	defer func() { _ = s.vc.Close(); _ = conn.Close() }()
+	defer func() { _ = vc.Close(); _ = conn.Close() }()
 	var cancel context.CancelFunc
 	hctx, cancel = context.WithTimeout(s.ctx, l.dc.HandshakeTimeout)
 	err = conn.HandshakeContext(hctx)
@@ -549,7 +562,7 @@ func (l *dtlsLink) run(s *dtlsSession) {
 	l.handshaking--
 	l.mu.Unlock()
 	l.m.handshakeOK.Inc()
-	l.readSession(s, conn) // dtls_fastpath.go: plaintext straight to the engine's queue
+	l.readSession(s, vc, conn) // dtls_fastpath.go: plaintext straight to the engine's queue
 }
 
 // handshakeFailed counts a failed handshake by reason and logs it: at info, since a device that
@@ -576,6 +589,9 @@ func (l *dtlsLink) handshakeFailed(s *dtlsSession, reason string, err error) {
 func (l *dtlsLink) sweep() {
 	defer l.wg.Done()
 	period := min(max(l.dc.IdleTimeout/4, 10*time.Millisecond), 10*time.Second)
+	if l.dc.HibernateAfter > 0 {
+		period = min(period, max(l.dc.HibernateAfter/2, 10*time.Millisecond))
+	}
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
@@ -584,14 +600,20 @@ func (l *dtlsLink) sweep() {
 			return
 		case now := <-t.C:
 			cutoff := now.Add(-l.dc.IdleTimeout)
+			var sleepy []*dtlsSession
 			l.mu.Lock()
 			for _, s := range l.byAddr {
 				if s.established && s.lastRx.Before(cutoff) {
 					l.detach(s)
 					l.m.idleClosed.Inc()
+				} else if l.dc.HibernateAfter > 0 && s.established && s.lastRx.Before(now.Add(-l.dc.HibernateAfter)) {
+					sleepy = append(sleepy, s)
 				}
 			}
 			l.mu.Unlock()
+			for _, s := range sleepy {
+				l.hibernate(s)
+			}
 		}
 	}
 }
@@ -616,8 +638,8 @@ func (l *dtlsLink) moved(s *dtlsSession, to netip.AddrPort) {
 // connection id from a new address (NAT rebinding) reaches the Handler with that address, and
 // Do finds the session there. pion updates the address just after it hands the record to Read,
 // so follow first waits until pion has finished with the datagrams it took.
-func (l *dtlsLink) follow(s *dtlsSession, conn *dtls.Conn) {
-	s.vc.settle(s.ctx)
+func (l *dtlsLink) follow(s *dtlsSession, vc *sessionConn, conn *dtls.Conn) {
+	vc.settle(s.ctx)
 	ua, ok := conn.RemoteAddr().(*net.UDPAddr)
 	if !ok {
 		return
@@ -653,6 +675,13 @@ type sessionConn struct {
 	idleMu  sync.Mutex
 	idle    bool
 	entered chan struct{}
+
+	// muted drops every write from now on: the session is going to sleep, and a record its
+	// old pion connection sent after the snapshot of its counters would reuse a nonce once the
+	// session wakes (dtls_idle.go).
+	muted atomic.Bool
+	// exited is closed when the goroutine that runs this conn's session has ended.
+	exited chan struct{}
 
 	addr lastUDPAddr // the *net.UDPAddr ReadFrom returns, kept while the address stays (dtls_fastpath.go)
 }
@@ -721,6 +750,9 @@ func (c *sessionConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 		return 0, net.ErrClosed
 	default:
 	}
+	if c.muted.Load() {
+		return len(b), nil
+	}
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok {
 		return 0, fmt.Errorf("transport: dtls: bad address %v", addr)
@@ -769,6 +801,8 @@ type dtlsMetrics struct {
 	idleClosed       prometheus.Counter
 	droppedNoSession prometheus.Counter
 	failures         *prometheus.CounterVec // by reason (dtls_hello.go)
+	hibernated       prometheus.Counter     // idle sessions put to sleep (dtls_idle.go)
+	woken            prometheus.Counter     // sleeping sessions woken
 }
 
 func newDTLSMetrics(reg prometheus.Registerer, sessions func() float64) (*dtlsMetrics, error) {
@@ -787,6 +821,9 @@ func newDTLSMetrics(reg prometheus.Registerer, sessions func() float64) (*dtlsMe
 			"Datagrams dropped: not a ClientHello and no session for their address.")),
 		failures: prometheus.NewCounterVec(opts("dtls_handshake_failures_total",
 			"Failed DTLS handshakes by reason: timeout, psk, certificate, peer_alert, protocol, closed."), []string{"reason"}),
+		hibernated: prometheus.NewCounter(opts("dtls_sessions_hibernated_total",
+			"Idle DTLS sessions put to sleep after HibernateAfter: their connection state kept, their goroutines and buffers released.")),
+		woken: prometheus.NewCounter(opts("dtls_sessions_woken_total", "Sleeping DTLS sessions resumed by a datagram or a request to the device.")),
 	}
 	for _, r := range []string{failTimeout, failPSK, failCertificate, failPeerAlert, failProtocol, failClosed} {
 		m.failures.WithLabelValues(r) // every reason exported from the start, at zero
@@ -796,7 +833,7 @@ func newDTLSMetrics(reg prometheus.Registerer, sessions func() float64) (*dtlsMe
 	}
 	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "lwota", Subsystem: "transport", Name: "dtls_sessions",
 		Help: "DTLS sessions held, established and handshaking.", ConstLabels: labels}, sessions)
-	for _, c := range []prometheus.Collector{handshakes, m.failures, m.refused, m.idleClosed, m.droppedNoSession, open} {
+	for _, c := range []prometheus.Collector{handshakes, m.failures, m.refused, m.idleClosed, m.droppedNoSession, m.hibernated, m.woken, open} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -75,8 +75,9 @@ const inboundPooled = 2048
 func (l *dtlsLink) setSink(s datagramSink) { l.fast.once.Do(func() { l.fast.sink = s }) }
 
 // readSession reads the plaintext of an established session and hands it to the engine until
-// the session ends.
-func (l *dtlsLink) readSession(s *dtlsSession, conn *dtls.Conn) {
+// conn ends. vc is conn's sessionConn: not s.vc, which a session that went to sleep and woke
+// up has replaced (dtls_idle.go).
+func (l *dtlsLink) readSession(s *dtlsSession, vc *sessionConn, conn *dtls.Conn) {
 	sink := l.fast.sink // set by newEndpoint, before any session exists
 	for {
 		bp := sink.buffer()
@@ -90,7 +91,7 @@ func (l *dtlsLink) readSession(s *dtlsSession, conn *dtls.Conn) {
 			return
 		}
 		if l.dc.ConnectionID {
-			l.follow(s, conn)
+			l.follow(s, vc, conn)
 		}
 		l.mu.Lock()
 		from, identity := s.addr, s.identity

@@ -1,0 +1,495 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	mathrand "math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lwota/lwota/server/lwm2mtest"
+	"github.com/lwota/lwota/server/transport"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// lwota bench fleet: what one node holds. An in-process lwota registers a large fleet of idle
+// NoSec devices from a child process (lwm2mtest.RegLoad spread over several loopback source
+// addresses, so that a quarter of a million devices have distinct source ports and the child
+// needs no socket per device), keeps it alive with Updates, and measures the server's memory per
+// device, the Update rate, the latency of an API read of one device and of a campaign start at
+// that size, then a campaign to real simulated devices against single-device updates of the
+// same run. --dtls-sessions measures the memory of idle DTLS sessions at the transport.
+
+type fleetBenchConfig struct {
+	Devices         int
+	Concurrency     int
+	Lifetime        time.Duration
+	CampaignDevices int
+	ImageSize       int
+	DTLSSessions    int
+	HibernateAfter  time.Duration
+	Samples         int
+	Timeout         time.Duration
+	MemProfile      string
+	// Source is the first loopback address the idle devices send from (fleetPortsPerAddr
+	// devices an address, then the next one).
+	Source netip.Addr
+}
+
+func parseFleetBenchFlags(args []string, stderr io.Writer) (fleetBenchConfig, error) {
+	var c fleetBenchConfig
+	fs := newFlagSet("bench fleet", stderr)
+	fs.IntVar(&c.Devices, "devices", 250000, "idle NoSec devices that register and stay registered")
+	fs.IntVar(&c.Concurrency, "concurrency", 128, "registrations and Updates in flight at once")
+	fs.DurationVar(&c.Lifetime, "lifetime", 10*time.Minute, "the devices' registration lifetime; each sends an Update every 3/4 of it")
+	fs.IntVar(&c.CampaignDevices, "campaign-devices", 10000, "simulated devices (answering Object 5) that a campaign updates at that fleet size, against single-device updates of the same devices; 0 skips it")
+	fs.IntVar(&c.ImageSize, "image-size", 16<<10, "the campaign's image size in bytes")
+	fs.IntVar(&c.DTLSSessions, "dtls-sessions", 0, "also measure the memory of this many idle DTLS PSK sessions at the transport (pion clients in a child process); 0 skips it")
+	fs.DurationVar(&c.HibernateAfter, "dtls-hibernate-after", transport.DefaultDTLSConfig().HibernateAfter, "idle DTLS sessions sleep after this long (as lwota serve --dtls-hibernate-after)")
+	fs.IntVar(&c.Samples, "samples", 200, "API reads of one device, and campaign starts, timed for the p99")
+	fs.DurationVar(&c.Timeout, "timeout", 90*time.Minute, "give up after this long (the full size, 250,000 devices and a campaign to 10,000, took over 30 minutes on a busy 2-core machine)")
+	fs.StringVar(&c.MemProfile, "memprofile", "", "write the server's heap profile with the fleet registered to this file")
+	source := fs.String("source", "127.77.0.1", "the first loopback address the idle devices send from, 30,000 devices an address, then the next ones")
+	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
+		return c, err
+	}
+	var err error
+	if c.Source, err = netip.ParseAddr(*source); err != nil || !c.Source.Is4() || !c.Source.IsLoopback() {
+		return c, fmt.Errorf("bench fleet: --source %q: want an IPv4 loopback address", *source)
+	}
+	switch {
+	case c.Devices < 1:
+		return c, fmt.Errorf("bench fleet: --devices %d: want at least 1", c.Devices)
+	case c.Concurrency < 1:
+		return c, fmt.Errorf("bench fleet: --concurrency %d: want at least 1", c.Concurrency)
+	case c.CampaignDevices < 0 || c.DTLSSessions < 0:
+		return c, fmt.Errorf("bench fleet: --campaign-devices and --dtls-sessions cannot be negative")
+	case c.Samples < 1:
+		return c, fmt.Errorf("bench fleet: --samples %d: want at least 1", c.Samples)
+	case c.Lifetime < time.Minute:
+		return c, fmt.Errorf("bench fleet: --lifetime %s: want at least 1m", c.Lifetime)
+	}
+	return c, nil
+}
+
+// benchFleetCommand is `lwota bench fleet`.
+func benchFleetCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFleetBenchFlags(args, stderr)
+	if err != nil {
+		return asUsage(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	raiseOpenFiles() // the campaign's simulated devices hold a socket each
+	if cfg.DTLSSessions > 0 {
+		if err := benchFleetDTLS(ctx, cfg, stdout, stderr); err != nil {
+			return err
+		}
+	}
+	return benchFleet(ctx, cfg, stdout, stderr)
+}
+
+// memNow is the server process's live Go heap (after a full collection) and its RSS once the
+// freed pages went back to the system: the memory a node holds for what is alive.
+func memNow() (heap, rss int64) {
+	heap = int64(liveHeap())
+	debug.FreeOSMemory()
+	return heap, vmRSS()
+}
+
+func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Writer) error {
+	secret := make([]byte, 24)
+	_, _ = rand.Read(secret)
+	token := "bench-" + hex.EncodeToString(secret)
+	svc, err := startBenchService(ctx, "fleet", []string{"--coap-addr", "127.0.0.1:0", "--coaps-addr", "", "--allow-nosec", "--allow-unsigned",
+		"--http-addr", "127.0.0.1:0", "--admin-token", token, "--update-poll", "5s", "--campaign-tick", "250ms"}, nil, slog.LevelWarn, stderr)
+	if err != nil {
+		return err
+	}
+	defer svc.stop()
+	api := benchAPI{base: "http://" + svc.httpLn.Addr().String(), token: token}
+	heap0, rss0 := memNow()
+	fmt.Fprintf(stdout, "fleet: lwota started: %d MiB RSS, %d MiB live heap\n", rss0>>20, heap0>>20)
+
+	child, lines, err := startFleetDevices(ctx, cfg, svc.core.Addr().String(), stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
+	var regRate, updRate float64
+	for regRate == 0 || updRate == 0 {
+		line, err := lines.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("bench fleet: device client ended: %w", err)
+		}
+		line = strings.TrimSpace(line)
+		var n int
+		var took string
+		var rate float64
+		switch {
+		case strings.HasPrefix(line, "progress "):
+			fmt.Fprintf(stdout, "fleet: %s\n", strings.TrimPrefix(line, "progress "))
+		case strings.HasPrefix(line, "registered "):
+			if _, err := fmt.Sscanf(line, "registered %d devices in %s (%f/s)", &n, &took, &rate); err != nil {
+				return fmt.Errorf("bench fleet: device client said %q: %w", line, err)
+			}
+			regRate = rate
+			fmt.Fprintf(stdout, "fleet: %d devices registered in %s: %.0f registrations/s\n", n, took, rate)
+		case strings.HasPrefix(line, "updated "):
+			if _, err := fmt.Sscanf(line, "updated %d devices in %s (%f/s)", &n, &took, &rate); err != nil {
+				return fmt.Errorf("bench fleet: device client said %q: %w", line, err)
+			}
+			updRate = rate
+			fmt.Fprintf(stdout, "fleet: %d Updates in %s: %.0f Updates/s (%.2fx the registration rate)\n", n, took, rate, rate/regRate)
+		default:
+			return fmt.Errorf("bench fleet: device client said %q", line)
+		}
+	}
+	go func() { // later keep-alive rounds, as progress
+		for {
+			line, err := lines.ReadString('\n')
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(stdout, "fleet: keep-alive: %s", line)
+		}
+	}()
+	if online := svc.core.Registry().Count(); online != cfg.Devices {
+		return fmt.Errorf("bench fleet: lwota holds %d registrations, want %d", online, cfg.Devices)
+	}
+	heap1, rss1 := memNow()
+	fmt.Fprintf(stdout, "memory: %d idle registered NoSec devices: %.0f B RSS and %.0f B live Go heap per device (%d MiB RSS, %d MiB heap with the fleet; %d MiB, %d MiB without); goal: <= 2048 B RSS\n",
+		cfg.Devices, float64(rss1-rss0)/float64(cfg.Devices), float64(heap1-heap0)/float64(cfg.Devices), rss1>>20, heap1>>20, rss0>>20, heap0>>20)
+	if cfg.MemProfile != "" {
+		if err := writeHeapProfile(cfg.MemProfile); err != nil {
+			return err
+		}
+	}
+
+	// An API read of one device, chosen at random, at this fleet size.
+	prefix := fleetPrefix
+	var reads []time.Duration
+	for range cfg.Samples {
+		ep := fmt.Sprintf("%s%07d", prefix, mathrand.IntN(cfg.Devices))
+		begin := time.Now()
+		var out map[string]any
+		if err := api.call("GET", "/api/v1/devices/"+ep, nil, &out); err != nil {
+			return fmt.Errorf("bench fleet: read %s: %w", ep, err)
+		}
+		reads = append(reads, time.Since(begin))
+	}
+	// A campaign start at this fleet size: created and started in one call, its selector (an
+	// endpoint prefix picking 10 idle devices) evaluated over the whole fleet; then aborted.
+	img, err := api.uploadFor(benchImage("9.9.9", 1024), "9.9.9", "")
+	if err != nil {
+		return err
+	}
+	var starts []time.Duration
+	for i := range min(cfg.Samples, 20, max(cfg.Devices/10, 1)) {
+		var c struct {
+			ID string `json:"id"`
+		}
+		body := map[string]any{"name": fmt.Sprintf("bench-start-%d", i), "image_id": img, "start": true,
+			"selector": map[string]any{"query": fmt.Sprintf(`endpoint ^= "%s%06d"`, prefix, i)}, "waves": []map[string]any{{"percent": 100}}}
+		begin := time.Now()
+		if err := api.call("POST", "/api/v1/campaigns", body, &c); err != nil {
+			return fmt.Errorf("bench fleet: start campaign: %w", err)
+		}
+		starts = append(starts, time.Since(begin))
+		var out map[string]any
+		if err := api.call("POST", "/api/v1/campaigns/"+c.ID+"/abort", map[string]any{"reason": "bench"}, &out); err != nil {
+			return fmt.Errorf("bench fleet: abort campaign: %w", err)
+		}
+	}
+	fmt.Fprintf(stdout, "api at %d devices: read of one device p50 %s p99 %s (%d reads); campaign start p50 %s p99 %s (%d starts); goal: p99 < 100 ms\n",
+		cfg.Devices, ms(percentile(reads, 0.5)), ms(percentile(reads, 0.99)), len(reads), ms(percentile(starts, 0.5)), ms(percentile(starts, 0.99)), len(starts))
+
+	if cfg.CampaignDevices > 0 {
+		fmt.Fprintf(stdout, "campaign: %d simulated devices beside the %d idle ones\n", cfg.CampaignDevices, cfg.Devices)
+		direct, rate, err := runCampaignBench(ctx, svc, api, cfg.CampaignDevices, cfg.ImageSize, cfg.Timeout, stdout)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "campaign at %d devices: %.0f devices/s, %.2f of the single-device-update baseline (%.0f devices/s)\n",
+			cfg.Devices, rate, rate/direct, direct)
+	}
+	return nil
+}
+
+// fleetPrefix names the idle devices: fleet-0000000 ...
+const fleetPrefix = "fleet-"
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+// percentile is the q-quantile of ds (nearest rank).
+func percentile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(int(q*float64(len(s))), len(s)-1)]
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// raiseOpenFiles lifts this process's open-file limit to its hard limit (or further, as root).
+func raiseOpenFiles() {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) != nil {
+		return
+	}
+	want := l
+	want.Cur = max(l.Max, 1<<20)
+	want.Max = max(l.Max, 1<<20)
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) == nil {
+		return
+	}
+	l.Cur = l.Max
+	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+}
+
+// startFleetDevices starts the idle fleet in a child process (`lwota bench fleet-devices`), so
+// that its memory is not counted as the server's, and returns its report lines.
+func startFleetDevices(ctx context.Context, cfg fleetBenchConfig, server string, stderr io.Writer) (*exec.Cmd, *bufio.Reader, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	child := exec.CommandContext(ctx, exe, "bench", "fleet-devices", "--server", server, "--devices", fmt.Sprint(cfg.Devices),
+		"--concurrency", fmt.Sprint(cfg.Concurrency), "--lifetime", cfg.Lifetime.String(), "--source", cfg.Source.String())
+	child.Stderr = stderr
+	out, err := child.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := child.Start(); err != nil {
+		return nil, nil, fmt.Errorf("bench fleet: start device client: %w", err)
+	}
+	return child, bufio.NewReader(out), nil
+}
+
+// Idle devices send from 127.77.A.B: a range of loopback addresses other tests do not use, each
+// with fleetPortsPerAddr ports from fleetBasePort.
+const (
+	fleetPortsPerAddr = 30000
+	fleetBasePort     = 1100 // below the ephemeral range (32768-60999): no other program's socket takes them
+)
+
+// benchFleetDevices is the hidden `lwota bench fleet-devices`: the idle fleet of lwota bench
+// fleet. It registers, reports, sends one round of Updates at full speed (the Update rate), then
+// an Update round every 3/4 of the lifetime until it is killed. Devices declare no Object 3, so
+// that the server does not read the device information they would not answer.
+func benchFleetDevices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench fleet-devices", stderr)
+	server := fs.String("server", "", "lwota's CoAP address")
+	devices := fs.Int("devices", 1000, "devices")
+	concurrency := fs.Int("concurrency", 128, "requests in flight")
+	lifetime := fs.Duration("lifetime", 10*time.Minute, "registration lifetime")
+	source := fs.String("source", "127.77.0.1", "the first source address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	first, err := netip.ParseAddr(*source)
+	if err != nil {
+		return err
+	}
+	l, err := lwm2mtest.NewRegLoadFrom(*server, *devices, func(i int) string { return fmt.Sprintf("%s%07d", fleetPrefix, i) },
+		lwm2mtest.SpreadLocals(first, fleetPortsPerAddr, fleetBasePort))
+	if err != nil {
+		return err
+	}
+	l.Links = []byte(`</>;rt="oma.lwm2m";ct=11543,</1/0>,</4/0>,</5>;ver=1.1,</5/0>,</6/0>,</7/0>`)
+	lt := int(*lifetime / time.Second)
+	// Register in slices, to report progress.
+	step := max(*devices/10, 1000)
+	start := time.Now()
+	if _, err := l.RegisterProgress(ctx, *concurrency, lt, step, func(done int) {
+		fmt.Fprintf(stdout, "progress %d of %d registered after %s\n", done, *devices, time.Since(start).Round(time.Second))
+	}); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	fmt.Fprintf(stdout, "registered %d devices in %s (%.0f/s)\n", *devices, took.Round(time.Millisecond), float64(*devices)/took.Seconds())
+	for round := 0; ; round++ {
+		begin := time.Now()
+		n, err := l.Update(ctx, *concurrency, 1)
+		if err != nil && (round == 0 || ctx.Err() != nil) {
+			return err
+		}
+		took := time.Since(begin)
+		fmt.Fprintf(stdout, "updated %d devices in %s (%.0f/s)\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+		if err != nil {
+			fmt.Fprintf(stdout, "progress keep-alive: %d devices not updated, the first: %v\n", *devices-n, err)
+		}
+		// After the first round, a device the loaded server did not answer in time (four
+		// transmissions over 30 s) must not end the fleet: the next round tries it again.
+		l.KeepGoing = true
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Until(begin.Add(*lifetime * 3 / 4))):
+		}
+	}
+}
+
+// benchFleetDTLS measures the memory of cfg.DTLSSessions idle DTLS PSK sessions held by a
+// transport DTLS Endpoint in this process (lwota's defaults, the idle timeout raised so that no
+// session is closed while the others handshake); the clients run in a child process (`lwota
+// bench fleet-dtls`), a socket each.
+func benchFleetDTLS(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Writer) error {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	dc := transport.DTLSConfig{PSK: benchPSKs{}, IdleTimeout: time.Hour, MaxSessions: cfg.DTLSSessions + 1024, HibernateAfter: cfg.HibernateAfter}
+	reg := prometheus.NewRegistry()
+	ep, err := transport.NewDTLS(pc, nil, transport.DefaultConfig(), dc, nil, reg)
+	if err != nil {
+		pc.Close()
+		return err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- ep.Serve(sctx) }()
+	defer func() { cancel(); <-served }()
+	heap0, rss0 := memNow()
+	g0 := runtime.NumGoroutine()
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	// A child holds at most dtlsPerChild sessions, a socket each, within its open-file limit.
+	for first := 0; first < cfg.DTLSSessions; first += dtlsPerChild {
+		k := min(dtlsPerChild, cfg.DTLSSessions-first)
+		child := exec.CommandContext(ctx, exe, "bench", "fleet-dtls", "--server", pc.LocalAddr().String(), "--sessions", fmt.Sprint(k), "--first", fmt.Sprint(first))
+		child.Stderr = stderr
+		out, err := child.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := child.Start(); err != nil {
+			return fmt.Errorf("bench fleet: start dtls clients: %w", err)
+		}
+		defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
+		lines := bufio.NewReader(out)
+		for {
+			line, err := lines.ReadString('\n')
+			if err != nil {
+				return fmt.Errorf("bench fleet: dtls clients ended: %w", err)
+			}
+			if strings.HasPrefix(line, "ready ") {
+				break
+			}
+			fmt.Fprintf(stdout, "dtls: %s", line)
+		}
+	}
+	time.Sleep(time.Second) // the last sessions' Finished flights settle
+	n := float64(cfg.DTLSSessions)
+	report := func(what string) {
+		heap1, rss1 := memNow()
+		fmt.Fprintf(stdout, "memory: %d idle DTLS PSK sessions, %s (transport only): %.0f B RSS and %.0f B live Go heap per session, %.1f goroutines per session; goal: <= 16384 B RSS\n",
+			cfg.DTLSSessions, what, float64(rss1-rss0)/n, float64(heap1-heap0)/n, float64(runtime.NumGoroutine()-g0)/n)
+	}
+	report("awake (their pion connections live)")
+	// Sessions sleep after DTLSConfig.HibernateAfter without a datagram (dtls_idle.go).
+	hib := cfg.HibernateAfter
+	deadline := time.Now().Add(hib + time.Minute)
+	for counterValue(reg, "lwota_transport_dtls_sessions_hibernated_total") < n {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench fleet: %.0f of %d DTLS sessions asleep after %s", counterValue(reg, "lwota_transport_dtls_sessions_hibernated_total"), cfg.DTLSSessions, hib+time.Minute)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	report(fmt.Sprintf("asleep after %s", hib))
+	if cfg.MemProfile != "" {
+		if err := writeHeapProfile(cfg.MemProfile + ".dtls"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dtlsPerChild is how many DTLS sessions one child process of bench fleet holds: each has a
+// socket, and the open-file limit may not rise above 20,000.
+const dtlsPerChild = 15000
+
+// benchFleetDTLSClients is the hidden `lwota bench fleet-dtls`: it opens idle DTLS sessions,
+// says "ready N" and holds them until it is killed.
+func benchFleetDTLSClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench fleet-dtls", stderr)
+	server := fs.String("server", "", "the DTLS endpoint's address")
+	sessions := fs.Int("sessions", 1000, "sessions")
+	first := fs.Int("first", 0, "the first session's number: its PSK identity is bench-N")
+	concurrency := fs.Int("concurrency", 32, "handshakes at once")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	raiseOpenFiles()
+	start := time.Now()
+	psk := func(i int) lwm2mtest.PSK { return benchPSK(*first + i) }
+	// Sockets on 127.78.A.B, 10,000 a loopback address: each address has its own ephemeral ports.
+	from := func(i int) netip.Addr {
+		a := netip.AddrFrom4([4]byte{127, 78, 0, 1})
+		for range (*first + i) / 10000 {
+			a = a.Next()
+		}
+		return a
+	}
+	s, err := lwm2mtest.OpenDTLSSessions(ctx, *server, *sessions, *concurrency, psk, from, max(*sessions/5, 100), func(done int) {
+		fmt.Fprintf(stdout, "%d of %d sessions after %s\n", *first+done, *first+*sessions, time.Since(start).Round(time.Second))
+	})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Fprintf(stdout, "ready %d\n", s.Len())
+	<-ctx.Done()
+	return nil
+}
+
+// counterValue sums the counters named name in reg.
+func counterValue(reg *prometheus.Registry, name string) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0
+	}
+	v := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				v += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return v
+}
