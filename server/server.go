@@ -189,7 +189,8 @@ func (s *Server) Run(ctx context.Context) error {
 				return fmt.Errorf("listen node relay %s: %w", s.cfg.NodeRelayAddr, err)
 			}
 		}
-		secure, err = transport.NewDTLS(sconn, transport.HandlerFunc(s.serveCoAP), s.cfg.Transport, dcfg, s.log.With("component", "transport", "network", "dtls"), s.reg)
+		secure, err = transport.NewDTLS(sconn, coreHandler{s}, // inline-safe routes answered on the session (inline.go)
+			s.cfg.Transport, dcfg, s.log.With("component", "transport", "network", "dtls"), s.reg)
 		if err != nil {
 			sconn.Close()
 			if dcfg.Node.Relay != nil {

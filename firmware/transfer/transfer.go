@@ -181,6 +181,13 @@ func (s *Server) uri(base, jobID, tok string) (string, error) {
 	return uri, nil
 }
 
+// Inline implements transport.InlineHandler: ServeCoAP never sends to the device that asks (it
+// reads the grant, the blob cache and storage, and tells the Tracker, which returns at once), so
+// a DTLS endpoint may answer a block on the session's goroutine, one hand-off fewer per block.
+func (s *Server) Inline(*transport.Message) bool { return true }
+
+var _ transport.InlineHandler = (*Server)(nil)
+
 // ServeCoAP answers one block request of GET /fw/{token} from its block number and size alone.
 func (s *Server) ServeCoAP(ctx context.Context, from transport.Peer, req *transport.Message) *transport.Message {
 	tok, ok := strings.CutPrefix(req.Path, PathPrefix)

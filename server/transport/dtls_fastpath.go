@@ -50,8 +50,17 @@ func (e *Endpoint) deliver(bp *[]byte, n int, from netip.AddrPort, identity stri
 		e.bufs.Put(bp)
 		return
 	}
+	var f frame
+	var decoded bool
+	if refuse == refuseNone {
+		var handled bool
+		if handled, f, decoded = e.inline((*bp)[:n], from, identity); handled { // dtls_inline.go
+			e.bufs.Put(bp)
+			return
+		}
+	}
 	select {
-	case e.queue <- packet{buf: bp, n: n, from: from, identity: identity, refuse: refuse, maxAge: maxAge}:
+	case e.queue <- packet{buf: bp, n: n, f: f, decoded: decoded, from: from, identity: identity, refuse: refuse, maxAge: maxAge}:
 	default:
 		e.m.dropQueueFull.Inc()
 		e.bufs.Put(bp)

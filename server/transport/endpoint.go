@@ -40,6 +40,7 @@ type Endpoint struct {
 	// admitMu serialises admit for a link that delivers datagrams from many goroutines
 	// (dtls_fastpath.go); the engine's own reader needs no lock.
 	admitMu sync.Mutex
+	inl     inlineState // records answered on a DTLS session's goroutine (dtls_inline.go)
 
 	serving   atomic.Bool
 	closed    chan struct{}
@@ -50,6 +51,8 @@ type Endpoint struct {
 // packet is one datagram waiting for a worker.
 type packet struct {
 	buf      *[]byte
+	f        frame // buf decoded already when decoded (dtls_inline.go)
+	decoded  bool
 	n        int
 	from     netip.AddrPort
 	identity string
@@ -166,6 +169,7 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 		wg.Go(func() { e.worker(ctx) })
 	}
 	wg.Go(func() { e.janitor(ctx) })
+	e.inl.ctx.Store(&ctx) // from now on a DTLS session may answer records itself (dtls_inline.go)
 	err := e.readLoop()
 	cancel()
 	_ = e.Close()
@@ -224,6 +228,8 @@ func (e *Endpoint) worker(ctx context.Context) {
 		case p := <-e.queue:
 			if p.refuse != refuseNone {
 				e.refuse((*p.buf)[:p.n], p.from, p.refuse, p.maxAge)
+			} else if p.decoded {
+				e.handleFrame(ctx, p.f, Peer{Addr: Addr{Network: e.network, AddrPort: p.from}, Identity: p.identity})
 			} else {
 				e.handleDatagram(ctx, (*p.buf)[:p.n], Peer{Addr: Addr{Network: e.network, AddrPort: p.from}, Identity: p.identity})
 			}
@@ -269,6 +275,11 @@ func (e *Endpoint) handleDatagram(ctx context.Context, data []byte, from Peer) {
 		e.m.dropMalformed.Inc()
 		return
 	}
+	e.handleFrame(ctx, f, from)
+}
+
+// handleFrame dispatches a decoded datagram by message type.
+func (e *Endpoint) handleFrame(ctx context.Context, f frame, from Peer) {
 	switch {
 	case f.typ == typeACK || f.typ == typeRST:
 		e.ex.onAckOrReset(e, from.Addr.AddrPort, f)

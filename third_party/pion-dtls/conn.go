@@ -557,6 +557,10 @@ func (c *Conn) RemoteSRTPMasterKeyIdentifier() ([]byte, bool) {
 func (c *Conn) writePackets(ctx context.Context, pkts []*packet) error {
 	c.writeLock.Lock()
 	defer c.writeLock.Unlock()
+	// lwota patch 9: the pooled buffers go back only once every datagram is written, since
+	// the encrypted record may be the very same memory (a CBC suite encrypts in place when the
+	// buffer has room), and the socket does not keep what it is given (io.Writer's contract).
+	defer putRecordBufs(pkts)
 
 	compactedRawPackets, rAddr, err := c.prepareRawPackets(pkts)
 	if err != nil {
@@ -743,8 +747,9 @@ func (c *Conn) processPacket(pkt *packet) ([]byte, error) { //nolint:cyclop
 		if err != nil {
 			return nil, err
 		}
-		rawPacket = make([]byte, len(header)+len(data.Data))
-		copy(rawPacket[copy(rawPacket, header):], data.Data)
+		// lwota patch 9: into a pooled buffer, given back once the record is written.
+		pkt.pooled = getRecordBuf(len(header) + len(data.Data))
+		rawPacket = append(append((*pkt.pooled)[:0], header...), data.Data...)
 	} else {
 		var err error
 		rawPacket, err = pkt.record.Marshal()

@@ -12,4 +12,7 @@ type packet struct {
 	shouldEncrypt            bool
 	shouldWrapCID            bool
 	resetLocalSequenceNumber bool
+	// pooled is the buffer (from recordBufs) the record was marshalled into: writePackets
+	// gives it back once the datagram is written (lwota patch 9).
+	pooled *[]byte
 }

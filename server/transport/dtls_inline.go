@@ -1,0 +1,87 @@
+package transport
+
+import (
+	"context"
+	"net/netip"
+	"sync/atomic"
+)
+
+// Inline handling (issue 16). A DTLS record reaches a worker after three goroutine hand-offs on
+// the server (the demultiplexer, pion's reader, the session's reader, then a worker); plain
+// CoAP needs one. The last hand-off is only needed for a request whose handler may wait on the
+// device that sent it: a handler that calls Do (or Notify) to that device waits for an answer
+// which only the session's reader can deliver, so run on that reader it would deadlock until
+// Do times out. Everything else can run where the record was decrypted, and does when it is
+// known to be safe:
+//
+//   - ACK, RST, a piggybacked response to a Do, and an Empty CON (ping): the engine only
+//     completes an exchange or answers RST; it waits on nothing.
+//   - A request whose Handler implements InlineHandler and says so for that request (lwota's
+//     firmware Block2 server, firmware/transfer, does for GET /fw/...). A duplicate of such a
+//     request is answered (or dropped) from the duplicate cache on the same path.
+//
+// Everything else (separate responses and notifications, whose listeners run arbitrary code,
+// and any request whose handler makes no promise) goes to the workers' queue as before. Inline
+// handlers run at most Config.Workers at once (beyond that a record is queued), so a slow
+// handler (a storage read on a cache miss) cannot make the whole fleet's sessions run handlers
+// without bound; it only holds the reads of the session whose request it is answering.
+
+// InlineHandler is a Handler that can vouch, request by request, that ServeCoAP never waits for
+// the device that sent the request: it calls no Do or Notify to that device and waits on
+// nothing that device's next datagram would complete. It may still block on other things
+// (storage) for a bounded time. A DTLS Endpoint then answers such a request on the goroutine
+// that decrypted it rather than a worker's.
+type InlineHandler interface {
+	Handler
+	// Inline reports whether ServeCoAP(req) may run on the sender's session goroutine.
+	Inline(req *Message) bool
+}
+
+// Inline marks every request h answers as inline-safe (see InlineHandler). Use it only for a
+// handler that never sends to the device that asked.
+func Inline(h Handler) InlineHandler { return inlineAll{h} }
+
+type inlineAll struct{ Handler }
+
+func (inlineAll) Inline(*Message) bool { return true }
+
+// inlineState is the Endpoint's part of inline handling.
+type inlineState struct {
+	ctx  atomic.Pointer[context.Context] // Serve's context; nil before Serve: nothing inline
+	busy atomic.Int32                    // handlers running inline now, at most Config.Workers
+}
+
+// inline handles the admitted datagram data from (with identity) on the calling goroutine (a
+// DTLS session's reader) when that is safe, and reports whether it did. If it did not, it may
+// have decoded data already: f is then that decoding, for the worker (ok true).
+func (e *Endpoint) inline(data []byte, from netip.AddrPort, identity string) (handled bool, f frame, ok bool) {
+	ctxp := e.inl.ctx.Load()
+	if ctxp == nil {
+		return false, f, false
+	}
+	f, err := decode(data)
+	if err != nil {
+		e.m.dropMalformed.Inc()
+		return true, f, false
+	}
+	peer := Peer{Addr: Addr{Network: e.network, AddrPort: from}, Identity: identity}
+	switch {
+	case f.typ == typeACK || f.typ == typeRST || f.msg == nil:
+		// Completes an exchange, answers a ping: nothing here waits.
+		e.handleFrame(*ctxp, f, peer)
+		return true, f, true
+	case !f.msg.Code.IsRequest():
+		return false, f, true // a separate response or notification: its listener may wait
+	}
+	ih, isInline := e.h.(InlineHandler)
+	if !isInline || !ih.Inline(f.msg) {
+		return false, f, true
+	}
+	if e.inl.busy.Add(1) > int32(e.cfg.Workers) {
+		e.inl.busy.Add(-1)
+		return false, f, true
+	}
+	defer e.inl.busy.Add(-1)
+	e.handleFrame(*ctxp, f, peer)
+	return true, f, true
+}
