@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,8 +12,8 @@ import (
 // inlineTestHandler answers /fw inline-safe and at once, holds a worker on /block until release
 // is closed, and answers /ask with what the asking device answers to a Do of its own.
 type inlineTestHandler struct {
-	e       func() *Endpoint
-	blocked chan struct{} // closed when /block runs
+	e       atomic.Pointer[Endpoint] // set once the endpoint runs; read by a worker
+	blocked chan struct{}            // closed when /block runs
 	release chan struct{}
 }
 
@@ -25,7 +26,7 @@ func (h *inlineTestHandler) ServeCoAP(ctx context.Context, from Peer, r *Message
 		<-h.release
 		return NewMessage(Content)
 	case "/ask":
-		m, err := h.e().Do(ctx, from.Addr, req(GET, "/3/0/0"))
+		m, err := h.e.Load().Do(ctx, from.Addr, req(GET, "/3/0/0"))
 		resp := NewMessage(Content)
 		if err != nil {
 			resp.Payload = []byte("Do: " + err.Error())
@@ -98,7 +99,7 @@ func TestDTLSInlineHandlerSkipsWorkers(t *testing.T) {
 func TestDTLSHandlerDoToSameDevice(t *testing.T) {
 	h := &inlineTestHandler{}
 	te, _ := startDTLS(t, h, DTLSConfig{})
-	h.e = func() *Endpoint { return te.Endpoint }
+	h.e.Store(te.Endpoint)
 	c, err := dialDTLS(t, te.addr, "dev1", "secretkey123", nil)
 	if err != nil {
 		t.Fatalf("handshake: %v", err)
