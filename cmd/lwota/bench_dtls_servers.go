@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	piondtls "github.com/pion/dtls/v3"
-
 	"github.com/lwota/lwota/cmd/testdeps/sysdeps"
 	"github.com/lwota/lwota/server/lwm2mtest"
 )
@@ -179,47 +177,10 @@ func serveDTLSBenchChild(ctx context.Context, kind, cpuprofile string, stdout io
 	}
 }
 
-// servePionDTLS is the bare pion/dtls server: the suite, extended master secret and cookie
-// exchange lwota uses, a PSK callback that knows every bench-N identity, and nothing else.
+// servePionDTLS is the bare pion/dtls server (lwm2mtest.ServeBareDTLS: only server/transport and
+// the simulator speak pion) with a PSK lookup that knows every bench-N identity.
 func servePionDTLS(ctx context.Context, stdout io.Writer) error {
-	ln, err := piondtls.ListenWithOptions("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)},
-		piondtls.WithPSK(func(identity []byte) ([]byte, error) {
-			return benchPSKs{}.PSK(ctx, string(identity))
-		}),
-		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8, piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256),
-		piondtls.WithExtendedMasterSecret(piondtls.RequestExtendedMasterSecret),
-	)
-	if err != nil {
-		return err
-	}
-	context.AfterFunc(ctx, func() { _ = ln.Close() })
-	fmt.Fprintf(stdout, "listening %s\n", ln.Addr())
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			continue
-		}
-		go func() {
-			defer c.Close()
-			dc, ok := c.(*piondtls.Conn)
-			if !ok {
-				return
-			}
-			hctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			err := dc.HandshakeContext(hctx)
-			cancel()
-			if err != nil {
-				return
-			}
-			buf := make([]byte, 1500)
-			for {
-				if _, err := dc.Read(buf); err != nil {
-					return
-				}
-			}
-		}()
-	}
+	return lwm2mtest.ServeBareDTLS(ctx, stdout, func(identity []byte) ([]byte, error) {
+		return benchPSKs{}.PSK(ctx, string(identity))
+	})
 }

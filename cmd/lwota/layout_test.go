@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,6 +35,9 @@ func repoPackages(t *testing.T) []goPackage {
 		}
 		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "bin" || d.Name() == "data") && path != root {
 			return filepath.SkipDir
+		}
+		if d.IsDir() && path != root && isModule(path) {
+			return filepath.SkipDir // another module (a patched dependency): not lwota's packages; TestNestedModules
 		}
 		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return nil
@@ -69,6 +73,60 @@ func repoPackages(t *testing.T) []goPackage {
 		t.Fatalf("found only %d packages under %s", len(out), root)
 	}
 	return out
+}
+
+// isModule reports whether dir holds a go.mod of its own.
+func isModule(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "go.mod"))
+	return err == nil
+}
+
+// TestNestedModules: a module inside the repository is only ever a patched dependency kept under
+// third_party/, used through a replace directive in go.mod and described by its LWOTA-PATCHES.md;
+// anything else would be lwota code hiding from TestHouseRules.
+func TestNestedModules(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() || path == root {
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "bin" || d.Name() == "data" {
+			return filepath.SkipDir
+		}
+		if !isModule(path) {
+			return nil
+		}
+		found++
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		if !strings.HasPrefix(rel, "third_party/") {
+			t.Errorf("module %s: a module inside the repository belongs under third_party/", rel)
+		}
+		if !regexp.MustCompile(`(?m)^replace \S+ => \./` + regexp.QuoteMeta(rel) + `\s*$`).Match(gomod) {
+			t.Errorf("module %s is not the target of a replace directive in go.mod", rel)
+		}
+		if _, err := os.Stat(filepath.Join(path, "LWOTA-PATCHES.md")); err != nil {
+			t.Errorf("module %s has no LWOTA-PATCHES.md saying what lwota changed and why", rel)
+		}
+		return filepath.SkipDir
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found == 0 {
+		t.Fatal("no nested module found: third_party/pion-dtls should be one")
+	}
 }
 
 // sysdepsDir is the one list of programs outside Go the tests run (`make deps` installs them). It is
