@@ -57,31 +57,11 @@ func BenchmarkDTLSRelayRoundTrip(b *testing.B) {
 	if got := lb.backendsPicked(); len(got) != 3 || got[2] != 1 {
 		b.Fatalf("flows %v: the rebinding did not move the second session to B", got)
 	}
-	if out := gatherCounter(b, c.b, "lwota_cluster_forwarded_records_total", "direction", "out"); out < float64(n*batch) {
+	if out := c.b.counter(b, "lwota_cluster_forwarded_records_total", "direction", "out"); out < float64(n*batch) {
 		b.Fatalf("%v records forwarded, want %d", out, n*batch)
 	}
 	rate := func(d time.Duration) float64 { return float64(n*batch) / d.Seconds() }
 	b.ReportMetric(rate(td), "direct_rt/s")
 	b.ReportMetric(rate(tr), "relayed_rt/s")
 	b.ReportMetric(rate(tr)/rate(td), "ratio_relayed_to_direct")
-}
-
-// gatherCounter is testEndpoint.counter for benchmarks.
-func gatherCounter(b *testing.B, te *testEndpoint, name string, labels ...string) float64 {
-	b.Helper()
-	mfs, err := te.reg.Gather()
-	if err != nil {
-		b.Fatalf("gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if matchLabels(m, labels) {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
 }

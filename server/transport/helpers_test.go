@@ -101,8 +101,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// counter reads a counter or counter-vec child from the endpoint's registry.
-func (te *testEndpoint) counter(t *testing.T, name string, labels ...string) float64 {
+// counter reads a counter or counter-vec child from the endpoint's registry (tests and benchmarks).
+func (te *testEndpoint) counter(t testing.TB, name string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := te.reg.Gather()
 	if err != nil {
