@@ -150,23 +150,7 @@ func TestDTLSConnectionIDRebinding(t *testing.T) {
 				t.Fatalf("%d sessions, want 1", n)
 			}
 			// lwota reaches the device at its new address over the same session.
-			res := make(chan error, 1)
-			go func() {
-				_, err := te.Do(t.Context(), p.Addr, req(GET, "/3/0/0"))
-				res <- err
-			}()
-			f := readFrame(t, c)
-			if f.typ != typeCON || f.msg == nil || f.msg.Path != "/3/0/0" {
-				t.Fatalf("request %+v", f)
-			}
-			ans := NewMessage(Content)
-			ans.Token = f.msg.Token
-			if _, err := c.Write(datagram(t, typeACK, f.mid, ans)); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-res; err != nil {
-				t.Fatalf("Do to the new address: %v", err)
-			}
+			askDevice(t, te.Endpoint, c, p.Addr, "Do to the new address")
 			if link.hasSession(first) {
 				t.Fatal("the old address still has a session")
 			}

@@ -48,23 +48,7 @@ func TestDTLSIdleSessionSleepsAndWakes(t *testing.T) {
 			}
 			serverAsks := func(p Peer) {
 				t.Helper()
-				res := make(chan error, 1)
-				go func() {
-					_, err := te.Do(t.Context(), p.Addr, req(GET, "/3/0/0"))
-					res <- err
-				}()
-				f := readFrame(t, c)
-				if f.typ != typeCON || f.msg == nil || f.msg.Path != "/3/0/0" {
-					t.Fatalf("request %+v", f)
-				}
-				ans := NewMessage(Content)
-				ans.Token = f.msg.Token
-				if _, err := c.Write(datagram(t, typeACK, f.mid, ans)); err != nil {
-					t.Fatal(err)
-				}
-				if err := <-res; err != nil {
-					t.Fatalf("Do: %v", err)
-				}
+				askDevice(t, te.Endpoint, c, p.Addr, "Do")
 			}
 			p := exchange(1)
 			base := runtime.NumGoroutine()

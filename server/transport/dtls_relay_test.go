@@ -567,23 +567,7 @@ func TestDTLSRelayDoFollowsDevice(t *testing.T) {
 	if node, _, ok := fromVirtual(p.Addr.AddrPort); !ok || node != 2 || p.Identity != "dev1" {
 		t.Fatalf("peer after the move %+v, want dev1 via node 2", p)
 	}
-	res := make(chan error, 1)
-	go func() {
-		_, err := c.a.Do(t.Context(), p.Addr, req(GET, "/3/0/0"))
-		res <- err
-	}()
-	f := readFrame(t, cl)
-	if f.typ != typeCON || f.msg == nil || f.msg.Path != "/3/0/0" {
-		t.Fatalf("request %+v", f)
-	}
-	ans := NewMessage(Content)
-	ans.Token = f.msg.Token
-	if _, err := cl.Write(datagram(t, typeACK, f.mid, ans)); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-res; err != nil {
-		t.Fatalf("Do through node B: %v", err)
-	}
+	askDevice(t, c.a.Endpoint, cl, p.Addr, "Do through node B")
 	if got := lb.backendsPicked(); len(got) != 2 || got[1] != 1 {
 		t.Fatalf("balancer flows %v, want [A B]", got)
 	}

@@ -372,3 +372,26 @@ func BenchmarkDTLSHandshake(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "handshakes/s")
 }
+
+// askDevice has e send GET /3/0/0 to the device at addr, answers it from the device's DTLS
+// connection c, and fails the test unless the request arrived there and Do returned the answer.
+func askDevice(t *testing.T, e *Endpoint, c *dtls.Conn, addr Addr, what string) {
+	t.Helper()
+	res := make(chan error, 1)
+	go func() {
+		_, err := e.Do(t.Context(), addr, req(GET, "/3/0/0"))
+		res <- err
+	}()
+	f := readFrame(t, c)
+	if f.typ != typeCON || f.msg == nil || f.msg.Path != "/3/0/0" {
+		t.Fatalf("request %+v", f)
+	}
+	ans := NewMessage(Content)
+	ans.Token = f.msg.Token
+	if _, err := c.Write(datagram(t, typeACK, f.mid, ans)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-res; err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
