@@ -37,6 +37,7 @@ type exchange struct {
 	wait   time.Duration // the current timeout
 	tries  int           // retransmissions so far
 	acked  bool          // an empty ACK came: waiting for a separate response
+	stale  int           // answers from the peer's duplicate cache, each sent again (reissue)
 	finish bool
 	done   chan exResult // buffered 1
 }
@@ -99,10 +100,24 @@ func (x *exchanges) closeAll() {
 // Unmatched ones are ignored: answering a response with a response would loop forever.
 func (x *exchanges) onAckOrReset(e *Endpoint, from netip.AddrPort, f frame) {
 	x.mu.Lock()
-	defer x.mu.Unlock()
+	resend := x.matchAckOrReset(e, from, f)
+	x.mu.Unlock()
+	if resend != nil {
+		e.m.staleAnswers.Inc()
+		e.write(resend, from)
+	}
+}
+
+// maxStaleAnswers is how many times one request is sent again under a fresh message id after
+// the peer answered it from its duplicate cache; past it, its answers are ignored as before.
+const maxStaleAnswers = 3
+
+// matchAckOrReset does onAckOrReset's work with x.mu held. It returns the datagram to send
+// again when the exchange was answered from the peer's duplicate cache.
+func (x *exchanges) matchAckOrReset(e *Endpoint, from netip.AddrPort, f frame) []byte {
 	ex := x.byMID[midKey{from, f.mid}]
 	if ex == nil || ex.finish {
-		return
+		return nil
 	}
 	switch {
 	case f.typ == typeRST:
@@ -122,7 +137,47 @@ func (x *exchanges) onAckOrReset(e *Endpoint, from netip.AddrPort, f frame) {
 		x.complete(ex, exResult{err: ErrBadOption})
 	case string(f.msg.Token) == ex.token:
 		x.complete(ex, exResult{msg: f.msg})
+	case ex.stale < maxStaleAnswers:
+		// A piggybacked response under our message id with another token (RFC 7252 §5.3.2: it
+		// is not our answer) is the peer's duplicate cache speaking: it took the id for one it
+		// answered within EXCHANGE_LIFETIME, for someone else — another cluster node reaching
+		// it through the same balancer address, or lwota before a restart — and did not run
+		// our request. Every retransmission would get the same cached answer until
+		// MAX_TRANSMIT_WAIT; a fresh message id, out of that window, gets the request run now.
+		return x.reissue(e, ex)
 	}
+	return nil
+}
+
+// reissue sends ex again under a new message id, with its retransmission schedule started
+// over. Called with x.mu held; returns the datagram to write.
+func (x *exchanges) reissue(e *Endpoint, ex *exchange) []byte {
+	old := midKey{ex.to, ex.mid}
+	e.mids.reseed(ex.to)
+	mid, ok := x.freeMID(e, ex.to)
+	if !ok {
+		return nil // every id in flight: let the retransmissions run out
+	}
+	delete(x.byMID, old)
+	ex.stale++
+	ex.mid = mid
+	ex.data[2], ex.data[3] = byte(mid>>8), byte(mid)
+	x.byMID[midKey{ex.to, mid}] = ex
+	ex.start, ex.tries, ex.wait = time.Now(), 0, ex.t0
+	ex.timer.Reset(ex.t0)
+	return append([]byte(nil), ex.data...)
+}
+
+// freeMID takes the next message id to `to` that no exchange in flight uses. Called with x.mu
+// held.
+func (x *exchanges) freeMID(e *Endpoint, to netip.AddrPort) (uint16, bool) {
+	for range 1 << 16 {
+		mid := e.mids.next(to, e.now())
+		if x.byMID[midKey{to, mid}] == nil {
+			return mid, true
+		}
+	}
+	return 0, false
 }
 
 // deliver hands a separate response or notification to the Do waiting for its token or to
@@ -367,13 +422,8 @@ func (e *Endpoint) roundTrip(ctx context.Context, to netip.AddrPort, m *Message,
 		}
 	}
 	// A message id still in flight towards this peer is skipped.
-	for range 1 << 16 {
-		ex.mid = e.mids.next(to, e.now())
-		if x.byMID[midKey{to, ex.mid}] == nil {
-			break
-		}
-	}
-	if x.byMID[midKey{to, ex.mid}] != nil {
+	var ok bool
+	if ex.mid, ok = x.freeMID(e, to); !ok {
 		x.mu.Unlock()
 		return nil, errors.New("transport: 65536 exchanges in flight to one peer")
 	}
