@@ -517,9 +517,20 @@ func (t *tokenSource) next() []byte {
 // midTable allocates message ids per peer (RFC 7252 §4.4: an id must not be reused towards a
 // peer within EXCHANGE_LIFETIME). A peer's counter starts at random and is forgotten once the
 // peer has been sent nothing for EXCHANGE_LIFETIME, so idle devices cost nothing.
+//
+// In a cluster (node != 0) every node reaches a device through the balancer, from the same
+// address as far as the device knows, so the device's duplicate cache (keyed by source and
+// message id) holds all nodes' ids together. A node's sequences to a peer therefore start in a
+// range of its own: node n's is the (n-1)%midRanges-th slice of midRangeSize ids, and a start
+// lies in its first midStartSpan ids, leaving the rest before the next node's range. A node that
+// takes over a device from another cannot start among the other's recent ids. A sequence is
+// never wrapped inside its range: one that sends more than that to a peer within
+// EXCHANGE_LIFETIME runs on into the next range, keeping its own ids unique (the RFC's rule)
+// at the cost of the separation, and nodes whose ids are equal modulo midRanges share a range.
 type midTable struct {
-	mu sync.Mutex
-	m  map[netip.AddrPort]midState
+	mu   sync.Mutex
+	node uint16
+	m    map[netip.AddrPort]midState
 }
 
 type midState struct {
@@ -527,13 +538,33 @@ type midState struct {
 	last int64
 }
 
-func newMidTable() *midTable { return &midTable{m: make(map[netip.AddrPort]midState)} }
+const (
+	midRanges    = 16
+	midRangeSize = 1 << 16 / midRanges // 4096
+	midStartSpan = midRangeSize * 3 / 4
+	midReseedMin = midRangeSize / 4 // a node's reseed moves 1,024..2,047 ids on
+)
+
+func newMidTable(node uint16) *midTable {
+	return &midTable{node: node, m: make(map[netip.AddrPort]midState)}
+}
+
+// base is the first id of the node's range.
+func (t *midTable) base() uint16 { return uint16((int(t.node)-1)%midRanges) * midRangeSize }
+
+// start is the first id of a new sequence.
+func (t *midTable) start() uint16 {
+	if t.node == 0 {
+		return uint16(mrand.Uint32())
+	}
+	return t.base() + uint16(mrand.IntN(midStartSpan))
+}
 
 func (t *midTable) next(to netip.AddrPort, now int64) uint16 {
 	t.mu.Lock()
 	s, ok := t.m[to]
 	if !ok {
-		s.next = uint16(mrand.Uint32())
+		s.next = t.start()
 	}
 	mid := s.next
 	s.next++
@@ -543,14 +574,22 @@ func (t *midTable) next(to netip.AddrPort, now int64) uint16 {
 	return mid
 }
 
-// reseed moves the next message id to `to` between 24,576 and 40,959 ids ahead (at random): it
-// and the 8,000 ids after it stay clear of the last 16,384 ids of the old sequence, more than a
-// peer's duplicate cache holds at the rates lwota sends to one device. A uniformly random id
-// would land among them now and then, and the peer would answer it from its cache.
+// reseed moves the next message id to `to` ahead, away from the ids the peer answered from its
+// duplicate cache, never back over ids this sequence sent (they stay unique, RFC 7252 §4.4).
+// Without a node it goes between 24,576 and 40,959 ids ahead (at random): it and the 8,000 ids
+// after it stay clear of the last 16,384 ids of the old sequence, more than a peer's duplicate
+// cache holds at the rates lwota sends to one device. A uniformly random id would land among
+// them now and then, and the peer would answer it from its cache. A cluster node goes 1,024 to
+// 2,047 ids ahead, mostly still in its range: what the peer remembers there is this node's own
+// earlier life (before a restart), a short run of ids that the jump clears.
 func (t *midTable) reseed(to netip.AddrPort) {
 	t.mu.Lock()
 	if s, ok := t.m[to]; ok {
-		s.next += 0x6000 + uint16(mrand.Uint32()%0x4000)
+		if t.node == 0 {
+			s.next += 0x6000 + uint16(mrand.Uint32()%0x4000)
+		} else {
+			s.next += midReseedMin + uint16(mrand.IntN(midReseedMin))
+		}
 		t.m[to] = s
 	}
 	t.mu.Unlock()
