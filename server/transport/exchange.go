@@ -161,11 +161,13 @@ func (x *exchanges) reissue(e *Endpoint, ex *exchange) []byte {
 	delete(x.byMID, old)
 	ex.stale++
 	ex.mid = mid
+	// A new datagram, never patched in place: a retransmission may be writing the old one.
+	ex.data = append([]byte(nil), ex.data...)
 	ex.data[2], ex.data[3] = byte(mid>>8), byte(mid)
 	x.byMID[midKey{ex.to, mid}] = ex
 	ex.start, ex.tries, ex.wait = time.Now(), 0, ex.t0
 	ex.timer.Reset(ex.t0)
-	return append([]byte(nil), ex.data...)
+	return ex.data
 }
 
 // freeMID takes the next message id to `to` that no exchange in flight uses. Called with x.mu
@@ -228,9 +230,10 @@ func (ex *exchange) onTimer() {
 	ex.tries++
 	ex.wait *= 2
 	ex.timer.Reset(ex.wait)
+	data := ex.data // a reissue replaces it under x.mu
 	x.mu.Unlock()
 	e.m.retransmissions.Inc()
-	e.write(ex.data, ex.to)
+	e.write(data, ex.to)
 }
 
 // Do sends req as a confirmable request to `to` and returns the response. It retransmits with
