@@ -450,6 +450,35 @@ func TestDo_StaleDuplicateCacheReseedsMessageIDs(t *testing.T) {
 	}
 }
 
+// After an empty ACK the peer has taken the request (its answer comes separately): a
+// piggybacked answer with another token under the same id is ignored, and the request is not
+// sent again, which could run it twice.
+func TestDo_NoReissueAfterEmptyACK(t *testing.T) {
+	cfg := testConfig()
+	cfg.ACKTimeout = time.Hour
+	cli := startEndpoint(t, nil, cfg)
+	dev := newRawPeer(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := cli.Do(context.Background(), dev.addr(), req(POST, "/5/0/2"))
+		done <- err
+	}()
+	f := dev.recvFrame()
+	dev.send(cli.addr, emptyMessage(typeACK, f.mid))
+	stale := NewMessage(Changed)
+	stale.Token = []byte("other!!!")
+	dev.send(cli.addr, datagram(t, typeACK, f.mid, stale))
+	if b, _, err := dev.tryRecv(200 * time.Millisecond); err == nil {
+		t.Fatalf("sent % x after the empty ACK", b)
+	}
+	sep := NewMessage(Changed)
+	sep.Token = f.msg.Token
+	dev.send(cli.addr, datagram(t, typeNON, 0x1234, sep))
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A peer whose every answer carries another token (a broken token echo, or a cache that holds
 // every id) gets the request again under a fresh id maxStaleAnswers times, then only the
 // retransmissions, and the Do ends with ErrTimeout: lwota does not send forever, and never

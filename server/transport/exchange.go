@@ -137,13 +137,15 @@ func (x *exchanges) matchAckOrReset(e *Endpoint, from netip.AddrPort, f frame) [
 		x.complete(ex, exResult{err: ErrBadOption})
 	case string(f.msg.Token) == ex.token:
 		x.complete(ex, exResult{msg: f.msg})
-	case ex.stale < maxStaleAnswers:
+	case !ex.acked && ex.stale < maxStaleAnswers:
 		// A piggybacked response under our message id with another token (RFC 7252 §5.3.2: it
 		// is not our answer) is the peer's duplicate cache speaking: it took the id for one it
 		// answered within EXCHANGE_LIFETIME, for someone else — another cluster node reaching
 		// it through the same balancer address, or lwota before a restart — and did not run
 		// our request. Every retransmission would get the same cached answer until
 		// MAX_TRANSMIT_WAIT; a fresh message id, out of that window, gets the request run now.
+		// (After an empty ACK the peer did take our request: it is not sent again.) A cached
+		// empty ACK cannot be told from a real one; that case still waits for MAX_TRANSMIT_WAIT.
 		return x.reissue(e, ex)
 	}
 	return nil
