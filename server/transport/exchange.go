@@ -532,10 +532,20 @@ func (t *tokenSource) next() []byte {
 // never wrapped inside its range: one that sends more than that to a peer within
 // EXCHANGE_LIFETIME runs on into the next range, keeping its own ids unique (the RFC's rule)
 // at the cost of the separation, and nodes whose ids are equal modulo midRanges share a range.
+//
+// Random starts in so small a span would make a node meet its own recent ids at a device that
+// shows up at a new address (a balancer's new session after a reload, a NAT rebinding: the
+// device keeps its cache) or after the node restarts, 16 times as often as over all 65,536
+// ids. So a node's starts follow the wall clock instead: a cursor that crosses the span once
+// per two EXCHANGE_LIFETIMEs (one id per 161 ms by default), plus a little jitter. A sequence
+// started later starts further on, past the ids of an earlier one to the same device unless
+// that one was sent more than ~6 ids a second.
 type midTable struct {
-	mu   sync.Mutex
-	node uint16
-	m    map[netip.AddrPort]midState
+	mu    sync.Mutex
+	node  uint16
+	tick  int64            // nanoseconds per id of the start cursor
+	clock func() time.Time // wall clock: the cursor must move on across a restart
+	m     map[netip.AddrPort]midState
 }
 
 type midState struct {
@@ -544,14 +554,17 @@ type midState struct {
 }
 
 const (
-	midRanges    = 16
-	midRangeSize = 1 << 16 / midRanges // 4096
-	midStartSpan = midRangeSize * 3 / 4
-	midReseedMin = midRangeSize / 4 // a node's reseed moves 1,024..2,047 ids on
+	midRanges      = 16
+	midRangeSize   = 1 << 16 / midRanges // 4096
+	midStartSpan   = midRangeSize * 3 / 4
+	midStartJitter = 8
+	midReseedMin   = midRangeSize / 4 // a node's reseed moves 1,024..2,047 ids on
 )
 
-func newMidTable(node uint16) *midTable {
-	return &midTable{node: node, m: make(map[netip.AddrPort]midState)}
+// newMidTable returns the table of a node (0: none) whose peers remember ids for lifetime.
+func newMidTable(node uint16, lifetime time.Duration) *midTable {
+	return &midTable{node: node, tick: max(int64(2*lifetime)/midStartSpan, 1), clock: time.Now,
+		m: make(map[netip.AddrPort]midState)}
 }
 
 // base is the first id of the node's range.
@@ -562,7 +575,8 @@ func (t *midTable) start() uint16 {
 	if t.node == 0 {
 		return uint16(mrand.Uint32())
 	}
-	return t.base() + uint16(mrand.IntN(midStartSpan))
+	cursor := t.clock().UnixNano() / t.tick
+	return t.base() + uint16((cursor+int64(mrand.IntN(midStartJitter)))%midStartSpan)
 }
 
 func (t *midTable) next(to netip.AddrPort, now int64) uint16 {

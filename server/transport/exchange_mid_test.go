@@ -2,15 +2,17 @@ package transport
 
 import (
 	"context"
+	mrand "math/rand/v2"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 // TestMidTableReseedLeavesRecentIDs: after a reseed, the next 8,000 message ids to the peer
 // stay clear of the last 16,384 ids of the old sequence, which the peer may still remember.
 func TestMidTableReseedLeavesRecentIDs(t *testing.T) {
 	to := netip.MustParseAddrPort("192.0.2.1:5683")
-	tab := newMidTable(0)
+	tab := newMidTable(0, 247*time.Second)
 	for i := range 2000 {
 		old := tab.next(to, 0) // the old sequence's latest id
 		tab.reseed(to)
@@ -42,7 +44,7 @@ func TestMidTableNodeRanges(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for round := range 2000 {
-				a, b := newMidTable(tc.a), newMidTable(tc.b)
+				a, b := newMidTable(tc.a, 247*time.Second), newMidTable(tc.b, 247*time.Second)
 				seen := make(map[uint16]bool, sent)
 				for range sent {
 					seen[a.next(to, 0)] = true
@@ -62,7 +64,7 @@ func TestMidTableNodeRanges(t *testing.T) {
 func TestMidTableNodeReseed(t *testing.T) {
 	to := netip.MustParseAddrPort("192.0.2.1:5683")
 	for node := uint16(1); node <= 40; node++ {
-		tab := newMidTable(node)
+		tab := newMidTable(node, 247*time.Second)
 		base := uint16((int(node)-1)%midRanges) * midRangeSize
 		first := tab.next(to, 0)
 		if off := first - base; off >= midStartSpan {
@@ -101,5 +103,48 @@ func TestDo_ClusterNodeMessageIDs(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestMidTableNodeStartsMoveOn: a node's sequence to a device that shows up at a new address
+// (the balancer's new session after a reload: the device keeps its duplicate cache) or to a
+// device after the node restarted starts past the ids of its earlier sequence, which the
+// device still remembers: starts follow the wall clock. With random starts in the node's
+// 3,072-id span, 20 ids each would collide in about one round of 40.
+func TestMidTableNodeStartsMoveOn(t *testing.T) {
+	p := netip.MustParseAddrPort("192.0.2.1:40000")
+	p2 := netip.MustParseAddrPort("192.0.2.1:40001")
+	const sent, later = 20, 10 * time.Second
+	for _, tc := range []struct {
+		name    string
+		restart bool
+		to      netip.AddrPort
+	}{
+		{"new address", false, p2},
+		{"restart", true, p},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for round := range 2000 {
+				now := time.Unix(1_700_000_000, 0).Add(time.Duration(mrand.Int64N(int64(time.Hour))))
+				clock := func() time.Time { return now }
+				old := newMidTable(3, 247*time.Second)
+				old.clock = clock
+				seen := map[uint16]bool{}
+				for range sent {
+					seen[old.next(p, 0)] = true
+				}
+				now = now.Add(later)
+				tab := old
+				if tc.restart {
+					tab = newMidTable(3, 247*time.Second)
+					tab.clock = clock
+				}
+				for k := range sent {
+					if id := tab.next(tc.to, 0); seen[id] {
+						t.Fatalf("round %d: id %d, number %d of the sequence started %v later, was sent before", round, id, k+1, later)
+					}
+				}
+			}
+		})
 	}
 }
