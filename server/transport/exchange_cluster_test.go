@@ -160,7 +160,6 @@ func lastMID(e *Endpoint, to Addr) uint16 {
 // runs, once.
 func TestCluster_DeviceAnswersNewOwnerFromItsDuplicateCache(t *testing.T) {
 	cfg := testConfig()
-	cfg.MaxRetransmit = 2
 	nodeA, nodeB := startEndpoint(t, nil, cfg), startEndpoint(t, nil, cfg)
 	lb := startOwnerBalancer(t, nodeA.addr, nodeB.addr)
 	dev := dialCoAPDevice(t, lb.front.LocalAddr().String())
