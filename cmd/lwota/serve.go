@@ -417,6 +417,10 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 			cfg.Core.DTLS.Node.Relays = transport.LookupRelays(node.Lookup)
 			logger.Info("DTLS connection ids name this node", "node_id", node.ID(), "relay", cfg.Core.NodeRelayAddr)
 		}
+		// Every node reaches a device from the balancer's address: each sends its message ids
+		// from a range of its own, or a device that moved here could answer our requests from
+		// its duplicate cache with another node's answers.
+		cfg.Core.Transport.NodeID = node.ID()
 		store.OwnDevices(node.ID(), node.Grace())
 		cfg.Core.Registration.Shared = true // an Update of a device registered at another node
 	}

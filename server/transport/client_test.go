@@ -412,17 +412,16 @@ func TestNotifyBetweenEndpoints(t *testing.T) {
 	}
 }
 
-// A peer that answers every copy of a request from its duplicate cache (a message id it still
-// remembers from before lwota restarted: the answer carries another exchange's token) makes
-// the request time out; the next request to that peer must start from a fresh message id, out
-// of the remembered window, and then succeeds.
+// A peer answering from its duplicate cache (a message id it still remembers from before
+// lwota restarted, or from another cluster node behind the same balancer address: the answer
+// carries another exchange's token) did not run the request. lwota sends it again at once
+// under a message id out of the remembered window, instead of retransmitting into the same
+// cached answer until MAX_TRANSMIT_WAIT; the peer runs it and its answer completes the Do.
 func TestDo_StaleDuplicateCacheReseedsMessageIDs(t *testing.T) {
 	cfg := testConfig()
-	cfg.ACKTimeout = 10 * time.Millisecond
-	cfg.MaxRetransmit = 1
+	cfg.ACKTimeout = time.Hour // a retransmission would hang the test: only the re-issue may come
 	cli := startEndpoint(t, nil, cfg)
 	dev := newRawPeer(t)
-	remembered := map[uint16]bool{}
 	stale := NewMessage(Content)
 	stale.Token = []byte("old-run!")
 	done := make(chan error, 1)
@@ -430,32 +429,91 @@ func TestDo_StaleDuplicateCacheReseedsMessageIDs(t *testing.T) {
 		_, err := cli.Do(context.Background(), dev.addr(), req(GET, "/x"))
 		done <- err
 	}()
-	var first frame
-	for i := range 2 { // the request and its one retransmission: both get the cached answer
-		f := dev.recvFrame()
-		if i == 0 {
-			first = f
-		}
-		for m := f.mid; m < f.mid+256; m++ { // the window the peer remembers
-			remembered[m] = true
-		}
-		dev.send(cli.addr, datagram(t, typeACK, f.mid, stale))
+	first := dev.recvFrame()
+	dev.send(cli.addr, datagram(t, typeACK, first.mid, stale))
+	again := dev.recvFrame()
+	if back := first.mid - again.mid; back < 16384 || again.mid-first.mid < 256 {
+		t.Fatalf("sent again as message id %d, inside the window around %d the peer remembers", again.mid, first.mid)
 	}
-	if err := <-done; !errors.Is(err, ErrTimeout) {
-		t.Fatalf("err = %v, want ErrTimeout", err)
+	if !bytes.Equal(again.msg.Token, first.msg.Token) || again.msg.Path != "/x" {
+		t.Fatalf("sent again as %+v, want the same request (%+v)", again.msg, first.msg)
 	}
+	dev.send(cli.addr, datagram(t, typeACK, first.mid, stale)) // the first copy's answer, late: ignored
+	ok := NewMessage(Content)
+	ok.Token = again.msg.Token
+	dev.send(cli.addr, datagram(t, typeACK, again.mid, ok))
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := cli.counter(t, "lwota_transport_stale_answers_total"); n != 1 {
+		t.Fatalf("stale_answers_total = %v, want 1", n)
+	}
+}
+
+// After an empty ACK the peer has taken the request (its answer comes separately): a
+// piggybacked answer with another token under the same id is ignored, and the request is not
+// sent again, which could run it twice.
+func TestDo_NoReissueAfterEmptyACK(t *testing.T) {
+	cfg := testConfig()
+	cfg.ACKTimeout = time.Hour
+	cfg.Workers = 1 // the empty ACK is handled before the answer after it
+	cli := startEndpoint(t, nil, cfg)
+	dev := newRawPeer(t)
+	done := make(chan error, 1)
 	go func() {
-		_, err := cli.Do(context.Background(), dev.addr(), req(GET, "/y"))
+		_, err := cli.Do(context.Background(), dev.addr(), req(POST, "/5/0/2"))
 		done <- err
 	}()
 	f := dev.recvFrame()
-	if remembered[f.mid] {
-		t.Fatalf("next request uses message id %d, inside the window after %d the peer remembers", f.mid, first.mid)
+	dev.send(cli.addr, emptyMessage(typeACK, f.mid))
+	stale := NewMessage(Changed)
+	stale.Token = []byte("other!!!")
+	dev.send(cli.addr, datagram(t, typeACK, f.mid, stale))
+	if b, _, err := dev.tryRecv(200 * time.Millisecond); err == nil {
+		t.Fatalf("sent % x after the empty ACK", b)
 	}
-	ok := NewMessage(Content)
-	ok.Token = f.msg.Token
-	dev.send(cli.addr, datagram(t, typeACK, f.mid, ok))
+	sep := NewMessage(Changed)
+	sep.Token = f.msg.Token
+	dev.send(cli.addr, datagram(t, typeNON, 0x1234, sep))
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A peer whose every answer carries another token (a broken token echo, or a cache that holds
+// every id) gets the request again under a fresh id maxStaleAnswers times, and then no more:
+// lwota does not send forever, and never takes such an answer for its own.
+func TestDo_StaleAnswersAreBounded(t *testing.T) {
+	cfg := testConfig()
+	cfg.ACKTimeout = time.Hour // no retransmission: every datagram below is a re-issue
+	cli := startEndpoint(t, nil, cfg)
+	dev := newRawPeer(t)
+	stale := NewMessage(Content)
+	stale.Token = []byte("other!!!")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := cli.Do(ctx, dev.addr(), req(POST, "/5/0/2"))
+		done <- err
+	}()
+	mids := map[uint16]bool{}
+	for range 1 + maxStaleAnswers {
+		f := dev.recvFrame()
+		mids[f.mid] = true
+		dev.send(cli.addr, datagram(t, typeACK, f.mid, stale))
+	}
+	if b, _, err := dev.tryRecv(200 * time.Millisecond); err == nil {
+		t.Fatalf("sent % x after %d stale answers", b, 1+maxStaleAnswers)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want the context's", err)
+	}
+	if len(mids) != 1+maxStaleAnswers {
+		t.Fatalf("message ids used %v: want the first and %d fresh ones", mids, maxStaleAnswers)
+	}
+	if n := cli.counter(t, "lwota_transport_stale_answers_total"); n != maxStaleAnswers {
+		t.Fatalf("stale_answers_total = %v, want %d", n, maxStaleAnswers)
 	}
 }

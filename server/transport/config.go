@@ -85,6 +85,12 @@ type Config struct {
 	// address, or the whole fleet behind the balancer would share one device's allowance.
 	// Empty: none.
 	TrustedProxies []netip.Prefix
+	// NodeID is the cluster node this endpoint belongs to (cluster.Node.ID, 1..65535), 0 outside
+	// a cluster. Behind a balancer every node reaches a device from the same address, and the
+	// device's duplicate cache keeps their message ids together: a node's ids to a peer start in
+	// a range of its own (one of 16, node ids modulo 16), so that a node taking a device over
+	// does not send ids the device answers from its cache (see midTable in exchange.go).
+	NodeID uint16
 	// MaxSources bounds the per-address buckets kept (SourceRate here, DTLS handshake rates
 	// in the DTLS link); beyond it the least recently refreshed half is forgotten. Default 65536
 	// (about 4 MiB).

@@ -106,7 +106,7 @@ func newEndpoint(conn net.PacketConn, network Network, h Handler, cfg Config, lo
 		prefSZX: SZXFor(cfg.BlockSize),
 		dedup:   newDedup(int64(cfg.ExchangeLifetime)),
 		sources: newSourceLimiter(cfg.SourceRate, cfg.SourceBurst, cfg.MaxSources, cfg.SourceExempt, cfg.TrustedProxies...),
-		mids:    newMidTable(),
+		mids:    newMidTable(cfg.NodeID, cfg.ExchangeLifetime),
 		queue:   make(chan packet, cfg.QueueSize),
 		closed:  make(chan struct{}),
 	}

@@ -37,6 +37,7 @@ type exchange struct {
 	wait   time.Duration // the current timeout
 	tries  int           // retransmissions so far
 	acked  bool          // an empty ACK came: waiting for a separate response
+	stale  int           // answers from the peer's duplicate cache, each sent again (reissue)
 	finish bool
 	done   chan exResult // buffered 1
 }
@@ -99,10 +100,24 @@ func (x *exchanges) closeAll() {
 // Unmatched ones are ignored: answering a response with a response would loop forever.
 func (x *exchanges) onAckOrReset(e *Endpoint, from netip.AddrPort, f frame) {
 	x.mu.Lock()
-	defer x.mu.Unlock()
+	resend := x.matchAckOrReset(e, from, f)
+	x.mu.Unlock()
+	if resend != nil {
+		e.m.staleAnswers.Inc()
+		e.write(resend, from)
+	}
+}
+
+// maxStaleAnswers is how many times one request is sent again under a fresh message id after
+// the peer answered it from its duplicate cache; past it, its answers are ignored as before.
+const maxStaleAnswers = 3
+
+// matchAckOrReset does onAckOrReset's work with x.mu held. It returns the datagram to send
+// again when the exchange was answered from the peer's duplicate cache.
+func (x *exchanges) matchAckOrReset(e *Endpoint, from netip.AddrPort, f frame) []byte {
 	ex := x.byMID[midKey{from, f.mid}]
 	if ex == nil || ex.finish {
-		return
+		return nil
 	}
 	switch {
 	case f.typ == typeRST:
@@ -122,7 +137,51 @@ func (x *exchanges) onAckOrReset(e *Endpoint, from netip.AddrPort, f frame) {
 		x.complete(ex, exResult{err: ErrBadOption})
 	case string(f.msg.Token) == ex.token:
 		x.complete(ex, exResult{msg: f.msg})
+	case !ex.acked && ex.stale < maxStaleAnswers:
+		// A piggybacked response under our message id with another token (RFC 7252 §5.3.2: it
+		// is not our answer) is the peer's duplicate cache speaking: it took the id for one it
+		// answered within EXCHANGE_LIFETIME, for someone else — another cluster node reaching
+		// it through the same balancer address, or lwota before a restart — and did not run
+		// our request. Every retransmission would get the same cached answer until
+		// MAX_TRANSMIT_WAIT; a fresh message id, out of that window, gets the request run now.
+		// (After an empty ACK the peer did take our request: it is not sent again.) A cached
+		// empty ACK cannot be told from a real one; that case still waits for MAX_TRANSMIT_WAIT.
+		return x.reissue(e, ex)
 	}
+	return nil
+}
+
+// reissue sends ex again under a new message id, with its retransmission schedule started
+// over. Called with x.mu held; returns the datagram to write.
+func (x *exchanges) reissue(e *Endpoint, ex *exchange) []byte {
+	old := midKey{ex.to, ex.mid}
+	e.mids.reseed(ex.to)
+	mid, ok := x.freeMID(e, ex.to)
+	if !ok {
+		return nil // every id in flight: let the retransmissions run out
+	}
+	delete(x.byMID, old)
+	ex.stale++
+	ex.mid = mid
+	// A new datagram, never patched in place: a retransmission may be writing the old one.
+	ex.data = append([]byte(nil), ex.data...)
+	ex.data[2], ex.data[3] = byte(mid>>8), byte(mid)
+	x.byMID[midKey{ex.to, mid}] = ex
+	ex.start, ex.tries, ex.wait = time.Now(), 0, ex.t0
+	ex.timer.Reset(ex.t0)
+	return ex.data
+}
+
+// freeMID takes the next message id to `to` that no exchange in flight uses. Called with x.mu
+// held.
+func (x *exchanges) freeMID(e *Endpoint, to netip.AddrPort) (uint16, bool) {
+	for range 1 << 16 {
+		mid := e.mids.next(to, e.now())
+		if x.byMID[midKey{to, mid}] == nil {
+			return mid, true
+		}
+	}
+	return 0, false
 }
 
 // deliver hands a separate response or notification to the Do waiting for its token or to
@@ -173,9 +232,10 @@ func (ex *exchange) onTimer() {
 	ex.tries++
 	ex.wait *= 2
 	ex.timer.Reset(ex.wait)
+	data := ex.data // a reissue replaces it under x.mu
 	x.mu.Unlock()
 	e.m.retransmissions.Inc()
-	e.write(ex.data, ex.to)
+	e.write(data, ex.to)
 }
 
 // Do sends req as a confirmable request to `to` and returns the response. It retransmits with
@@ -367,13 +427,8 @@ func (e *Endpoint) roundTrip(ctx context.Context, to netip.AddrPort, m *Message,
 		}
 	}
 	// A message id still in flight towards this peer is skipped.
-	for range 1 << 16 {
-		ex.mid = e.mids.next(to, e.now())
-		if x.byMID[midKey{to, ex.mid}] == nil {
-			break
-		}
-	}
-	if x.byMID[midKey{to, ex.mid}] != nil {
+	var ok bool
+	if ex.mid, ok = x.freeMID(e, to); !ok {
 		x.mu.Unlock()
 		return nil, errors.New("transport: 65536 exchanges in flight to one peer")
 	}
@@ -467,9 +522,30 @@ func (t *tokenSource) next() []byte {
 // midTable allocates message ids per peer (RFC 7252 §4.4: an id must not be reused towards a
 // peer within EXCHANGE_LIFETIME). A peer's counter starts at random and is forgotten once the
 // peer has been sent nothing for EXCHANGE_LIFETIME, so idle devices cost nothing.
+//
+// In a cluster (node != 0) every node reaches a device through the balancer, from the same
+// address as far as the device knows, so the device's duplicate cache (keyed by source and
+// message id) holds all nodes' ids together. A node's sequences to a peer therefore start in a
+// range of its own: node n's is the (n-1)%midRanges-th slice of midRangeSize ids, and a start
+// lies in its first midStartSpan ids, leaving the rest before the next node's range. A node that
+// takes over a device from another cannot start among the other's recent ids. A sequence is
+// never wrapped inside its range: one that sends more than that to a peer within
+// EXCHANGE_LIFETIME runs on into the next range, keeping its own ids unique (the RFC's rule)
+// at the cost of the separation, and nodes whose ids are equal modulo midRanges share a range.
+//
+// Random starts in so small a span would make a node meet its own recent ids at a device that
+// shows up at a new address (a balancer's new session after a reload, a NAT rebinding: the
+// device keeps its cache) or after the node restarts, 16 times as often as over all 65,536
+// ids. So a node's starts follow the wall clock instead: a cursor that crosses the span once
+// per two EXCHANGE_LIFETIMEs (one id per 161 ms by default), plus a little jitter. A sequence
+// started later starts further on, past the ids of an earlier one to the same device unless
+// that one was sent more than ~6 ids a second.
 type midTable struct {
-	mu sync.Mutex
-	m  map[netip.AddrPort]midState
+	mu    sync.Mutex
+	node  uint16
+	tick  int64            // nanoseconds per id of the start cursor
+	clock func() time.Time // wall clock: the cursor must move on across a restart
+	m     map[netip.AddrPort]midState
 }
 
 type midState struct {
@@ -477,13 +553,37 @@ type midState struct {
 	last int64
 }
 
-func newMidTable() *midTable { return &midTable{m: make(map[netip.AddrPort]midState)} }
+const (
+	midRanges      = 16
+	midRangeSize   = 1 << 16 / midRanges // 4096
+	midStartSpan   = midRangeSize * 3 / 4
+	midStartJitter = 8
+	midReseedMin   = midRangeSize / 4 // a node's reseed moves 1,024..2,047 ids on
+)
+
+// newMidTable returns the table of a node (0: none) whose peers remember ids for lifetime.
+func newMidTable(node uint16, lifetime time.Duration) *midTable {
+	return &midTable{node: node, tick: max(int64(2*lifetime)/midStartSpan, 1), clock: time.Now,
+		m: make(map[netip.AddrPort]midState)}
+}
+
+// base is the first id of the node's range.
+func (t *midTable) base() uint16 { return uint16((int(t.node)-1)%midRanges) * midRangeSize }
+
+// start is the first id of a new sequence.
+func (t *midTable) start() uint16 {
+	if t.node == 0 {
+		return uint16(mrand.Uint32())
+	}
+	cursor := t.clock().UnixNano() / t.tick
+	return t.base() + uint16((cursor+int64(mrand.IntN(midStartJitter)))%midStartSpan)
+}
 
 func (t *midTable) next(to netip.AddrPort, now int64) uint16 {
 	t.mu.Lock()
 	s, ok := t.m[to]
 	if !ok {
-		s.next = uint16(mrand.Uint32())
+		s.next = t.start()
 	}
 	mid := s.next
 	s.next++
@@ -493,14 +593,22 @@ func (t *midTable) next(to netip.AddrPort, now int64) uint16 {
 	return mid
 }
 
-// reseed moves the next message id to `to` between 24,576 and 40,959 ids ahead (at random): it
-// and the 8,000 ids after it stay clear of the last 16,384 ids of the old sequence, more than a
-// peer's duplicate cache holds at the rates lwota sends to one device. A uniformly random id
-// would land among them now and then, and the peer would answer it from its cache.
+// reseed moves the next message id to `to` ahead, away from the ids the peer answered from its
+// duplicate cache, never back over ids this sequence sent (they stay unique, RFC 7252 §4.4).
+// Without a node it goes between 24,576 and 40,959 ids ahead (at random): it and the 8,000 ids
+// after it stay clear of the last 16,384 ids of the old sequence, more than a peer's duplicate
+// cache holds at the rates lwota sends to one device. A uniformly random id would land among
+// them now and then, and the peer would answer it from its cache. A cluster node goes 1,024 to
+// 2,047 ids ahead, mostly still in its range: what the peer remembers there is this node's own
+// earlier life (before a restart), a short run of ids that the jump clears.
 func (t *midTable) reseed(to netip.AddrPort) {
 	t.mu.Lock()
 	if s, ok := t.m[to]; ok {
-		s.next += 0x6000 + uint16(mrand.Uint32()%0x4000)
+		if t.node == 0 {
+			s.next += 0x6000 + uint16(mrand.Uint32()%0x4000)
+		} else {
+			s.next += midReseedMin + uint16(mrand.IntN(midReseedMin))
+		}
 		t.m[to] = s
 	}
 	t.mu.Unlock()

@@ -13,6 +13,7 @@ type metrics struct {
 	dropQueueFull   prometheus.Counter
 	duplicates      prometheus.Counter
 	retransmissions prometheus.Counter
+	staleAnswers    prometheus.Counter
 	requests        *prometheus.CounterVec
 	requestsByCode  [8]prometheus.Counter // methods 0..7
 	handlerSeconds  prometheus.Histogram
@@ -33,7 +34,9 @@ func newMetrics(network Network, reg prometheus.Registerer, dedupEntries, block1
 		duplicates: prometheus.NewCounter(opts("duplicates_total",
 			"Duplicate messages answered from the deduplication cache or dropped while the first copy was handled.")),
 		retransmissions: prometheus.NewCounter(opts("retransmissions_total", "Confirmable messages retransmitted by lwota.")),
-		requests:        prometheus.NewCounterVec(opts("requests_total", "Requests received, by method."), []string{"method"}),
+		staleAnswers: prometheus.NewCounter(opts("stale_answers_total",
+			"Requests of lwota's answered from the peer's duplicate cache (another request's token under their message id), and sent again under a fresh message id.")),
+		requests: prometheus.NewCounterVec(opts("requests_total", "Requests received, by method."), []string{"method"}),
 		handlerSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "lwota", Subsystem: "transport", Name: "handler_duration_seconds",
 			Help: "Time the Handler took per request.", ConstLabels: labels,
@@ -63,7 +66,7 @@ func newMetrics(network Network, reg prometheus.Registerer, dedupEntries, block1
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "lwota", Subsystem: "transport", Name: "block1_pending",
 			Help: "Incoming Block1 transfers being reassembled.", ConstLabels: labels}, block1Pending),
 	}
-	for _, c := range append([]prometheus.Collector{m.received, m.sent, m.dropped, m.duplicates, m.retransmissions,
+	for _, c := range append([]prometheus.Collector{m.received, m.sent, m.dropped, m.duplicates, m.retransmissions, m.staleAnswers,
 		m.requests, m.handlerSeconds, m.limits.vec, m.block1Dropped}, gauges...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
