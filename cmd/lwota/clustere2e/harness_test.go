@@ -9,6 +9,7 @@ import (
 	"fmt"
 	gobuild "go/build"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -66,25 +67,46 @@ type node struct {
 	done                 chan struct{}
 }
 
-// freeUDP and freeTCP return a loopback address nobody listens on now.
+// freeUDP and freeTCP return a loopback address nobody listens on now, below the kernel's
+// ephemeral port range: a node binds it only later (nginx must know it first), and a port from
+// that range could meanwhile be handed to any socket bound to port 0 on this busy machine
+// (seen: "bind: address already in use" at a node's start). Nothing takes a port below the
+// range unless asked for it by number.
 func freeUDP(t testing.TB) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	return pc.LocalAddr().String()
+	return freeAddr(t, func(addr string) (io.Closer, error) { return net.ListenPacket("udp", addr) })
 }
 
 func freeTCP(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freeAddr(t, func(addr string) (io.Closer, error) { return net.Listen("tcp", addr) })
+}
+
+func freeAddr(t testing.TB, listen func(string) (io.Closer, error)) string {
+	t.Helper()
+	lo := 32768 // Linux's default first ephemeral port
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				lo = v
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	const from = 10000
+	if lo <= from+1000 {
+		t.Fatalf("ephemeral ports start at %d: no room below them for the nodes' ports", lo)
+	}
+	for range 1000 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(from+mrand.IntN(lo-from)))
+		l, err := listen(addr)
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return addr
+	}
+	t.Fatal("no free loopback port below the ephemeral range after 1,000 tries")
+	return ""
 }
 
 // newNode picks a node's loopback ports; start runs it.
