@@ -1347,6 +1347,7 @@ func (c *Conn) handshake(
 	// Handshake routine should be live until close.
 	// The other party may request retransmission of the last flight to cope with packet drop.
 	go func() {
+		growStack() // lwota patch 15: while the stack is shallow (stack.go)
 		defer handshakeLoopsFinished.Done()
 		err := c.fsm.Run(ctxHs, c, initialState)
 		if !errors.Is(err, context.Canceled) {
@@ -1357,6 +1358,7 @@ func (c *Conn) handshake(
 		}
 	}()
 	go func() {
+		growStack() // lwota patch 15: while the stack is shallow (stack.go)
 		defer func() {
 			if c.isHandshakeCompletedSuccessfully() {
 				// Escaping read loop.
