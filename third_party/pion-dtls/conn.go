@@ -619,15 +619,20 @@ func (c *Conn) prepareRawPacket(pkt *packet) ([][]byte, error) {
 	return [][]byte{rawPacket}, nil
 }
 
+// traceSent traces a handshake message sent. lwota patch 16: the side and the message type go
+// as their byte-sized types (which box without allocating and print the same through their
+// String methods), not as strings, which cost two allocations per message with tracing off.
+func (c *Conn) traceSent(typ handshake.Type, epoch, seq uint16) {
+	c.log.Tracef("[handshake:%v] -> %s (epoch: %d, seq: %d)", sideName(c.state.isClient), typ, epoch, seq)
+}
+
 func (c *Conn) cacheHandshakePacket(pkt *packet, dtlsHandshake *handshake.Handshake) error {
 	handshakeRaw, err := pkt.record.Marshal()
 	if err != nil {
 		return err
 	}
 
-	c.log.Tracef("[handshake:%v] -> %s (epoch: %d, seq: %d)",
-		srvCliStr(c.state.isClient), dtlsHandshake.Header.Type.String(),
-		pkt.record.Header.Epoch, dtlsHandshake.Header.MessageSequence)
+	c.traceSent(dtlsHandshake.Header.Type, pkt.record.Header.Epoch, dtlsHandshake.Header.MessageSequence)
 
 	return c.handshakeCache.push(
 		handshakeRaw[recordlayer.FixedHeaderSize:],
@@ -1188,7 +1193,7 @@ func (c *Conn) handleIncomingPacket(
 	isLatestSeqNum := false
 	switch content := r.Content.(type) {
 	case *alert.Alert:
-		c.log.Tracef("%s: <- %s", srvCliStr(c.state.isClient), content.String())
+		c.log.Tracef("%s: <- %s", sideName(c.state.isClient), content) // lwota patch 16: no strings built
 		var a *alert.Alert
 		if content.Description == alert.CloseNotify {
 			// Respond with a close_notify [RFC5246 Section 7.2.1]
@@ -1212,7 +1217,7 @@ func (c *Conn) handleIncomingPacket(
 		}
 
 		newRemoteEpoch := header.Epoch + 1
-		c.log.Tracef("%s: <- ChangeCipherSpec (epoch: %d)", srvCliStr(c.state.isClient), newRemoteEpoch)
+		c.log.Tracef("%s: <- ChangeCipherSpec (epoch: %d)", sideName(c.state.isClient), newRemoteEpoch) // lwota patch 16
 
 		if c.state.getRemoteEpoch()+1 == newRemoteEpoch {
 			c.setRemoteEpoch(newRemoteEpoch)
