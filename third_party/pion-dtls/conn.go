@@ -681,18 +681,22 @@ func (c *Conn) compactRawPackets(rawPackets [][]byte) [][]byte {
 		return rawPackets
 	}
 
-	combinedRawPackets := make([][]byte, 0)
-	currentCombinedRawPacket := make([]byte, 0)
-
-	for _, rawPacket := range rawPackets {
-		if len(currentCombinedRawPacket) > 0 && len(currentCombinedRawPacket)+len(rawPacket) >= c.maximumTransmissionUnit {
-			combinedRawPackets = append(combinedRawPackets, currentCombinedRawPacket)
-			currentCombinedRawPacket = []byte{}
+	// lwota patch 18: each datagram is combined in a buffer of its final size (a handshake
+	// flight's records), not appended to an empty slice that was reallocated as it grew.
+	combinedRawPackets := make([][]byte, 0, 1)
+	for len(rawPackets) > 0 {
+		n, size := 0, 0
+		for n < len(rawPackets) && (size == 0 || size+len(rawPackets[n]) < c.maximumTransmissionUnit) {
+			size += len(rawPackets[n])
+			n++
 		}
-		currentCombinedRawPacket = append(currentCombinedRawPacket, rawPacket...)
+		combined := make([]byte, 0, size)
+		for _, rawPacket := range rawPackets[:n] {
+			combined = append(combined, rawPacket...)
+		}
+		combinedRawPackets = append(combinedRawPackets, combined)
+		rawPackets = rawPackets[n:]
 	}
-
-	combinedRawPackets = append(combinedRawPackets, currentCombinedRawPacket)
 
 	return combinedRawPackets
 }
