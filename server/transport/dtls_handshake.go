@@ -16,24 +16,3 @@ func (l *dtlsLink) handshakeIdentity(s *dtlsSession, conn *dtls.Conn) (string, e
 	st, _ := conn.ConnectionState()
 	return l.sessionIdentity(st)
 }
-
-// sessionStackFrame is the size of growSessionStack's frame: a new goroutine's 2 KiB stack
-// that needs this much more is doubled until it fits, to 8 KiB.
-const sessionStackFrame = 5 << 10
-
-// growSessionStack makes the calling goroutine's stack at least 8 KiB. A session's goroutine
-// (dtlsLink.run) starts on a 2 KiB stack and needed about 8 KiB for pion's server setup and the
-// handshake, so its stack was copied twice, each time with every frame of a deep call chain
-// adjusted; called first thing in run, on a stack of two frames, the one copy costs little
-// (pion does the same for its handshake goroutines, lwota patch 15).
-//
-//go:noinline
-func growSessionStack() {
-	var frame [sessionStackFrame]byte
-	keepFrame(frame[:])
-}
-
-// keepFrame keeps growSessionStack's frame from being optimised away.
-//
-//go:noinline
-func keepFrame([]byte) {}
