@@ -619,15 +619,20 @@ func (c *Conn) prepareRawPacket(pkt *packet) ([][]byte, error) {
 	return [][]byte{rawPacket}, nil
 }
 
+// traceSent traces a handshake message sent. lwota patch 16: the side and the message type go
+// as their byte-sized types (which box without allocating and print the same through their
+// String methods), not as strings, which cost two allocations per message with tracing off.
+func (c *Conn) traceSent(typ handshake.Type, epoch, seq uint16) {
+	c.log.Tracef("[handshake:%v] -> %s (epoch: %d, seq: %d)", sideName(c.state.isClient), typ, epoch, seq)
+}
+
 func (c *Conn) cacheHandshakePacket(pkt *packet, dtlsHandshake *handshake.Handshake) error {
 	handshakeRaw, err := pkt.record.Marshal()
 	if err != nil {
 		return err
 	}
 
-	c.log.Tracef("[handshake:%v] -> %s (epoch: %d, seq: %d)",
-		srvCliStr(c.state.isClient), dtlsHandshake.Header.Type.String(),
-		pkt.record.Header.Epoch, dtlsHandshake.Header.MessageSequence)
+	c.traceSent(dtlsHandshake.Header.Type, pkt.record.Header.Epoch, dtlsHandshake.Header.MessageSequence)
 
 	return c.handshakeCache.push(
 		handshakeRaw[recordlayer.FixedHeaderSize:],
@@ -676,18 +681,22 @@ func (c *Conn) compactRawPackets(rawPackets [][]byte) [][]byte {
 		return rawPackets
 	}
 
-	combinedRawPackets := make([][]byte, 0)
-	currentCombinedRawPacket := make([]byte, 0)
-
-	for _, rawPacket := range rawPackets {
-		if len(currentCombinedRawPacket) > 0 && len(currentCombinedRawPacket)+len(rawPacket) >= c.maximumTransmissionUnit {
-			combinedRawPackets = append(combinedRawPackets, currentCombinedRawPacket)
-			currentCombinedRawPacket = []byte{}
+	// lwota patch 18: each datagram is combined in a buffer of its final size (a handshake
+	// flight's records), not appended to an empty slice that was reallocated as it grew.
+	combinedRawPackets := make([][]byte, 0, 1)
+	for len(rawPackets) > 0 {
+		n, size := 0, 0
+		for n < len(rawPackets) && (size == 0 || size+len(rawPackets[n]) < c.maximumTransmissionUnit) {
+			size += len(rawPackets[n])
+			n++
 		}
-		currentCombinedRawPacket = append(currentCombinedRawPacket, rawPacket...)
+		combined := make([]byte, 0, size)
+		for _, rawPacket := range rawPackets[:n] {
+			combined = append(combined, rawPacket...)
+		}
+		combinedRawPackets = append(combinedRawPackets, combined)
+		rawPackets = rawPackets[n:]
 	}
-
-	combinedRawPackets = append(combinedRawPackets, currentCombinedRawPacket)
 
 	return combinedRawPackets
 }
@@ -1188,7 +1197,7 @@ func (c *Conn) handleIncomingPacket(
 	isLatestSeqNum := false
 	switch content := r.Content.(type) {
 	case *alert.Alert:
-		c.log.Tracef("%s: <- %s", srvCliStr(c.state.isClient), content.String())
+		c.log.Tracef("%s: <- %s", sideName(c.state.isClient), content) // lwota patch 16: no strings built
 		var a *alert.Alert
 		if content.Description == alert.CloseNotify {
 			// Respond with a close_notify [RFC5246 Section 7.2.1]
@@ -1212,7 +1221,7 @@ func (c *Conn) handleIncomingPacket(
 		}
 
 		newRemoteEpoch := header.Epoch + 1
-		c.log.Tracef("%s: <- ChangeCipherSpec (epoch: %d)", srvCliStr(c.state.isClient), newRemoteEpoch)
+		c.log.Tracef("%s: <- ChangeCipherSpec (epoch: %d)", sideName(c.state.isClient), newRemoteEpoch) // lwota patch 16
 
 		if c.state.getRemoteEpoch()+1 == newRemoteEpoch {
 			c.setRemoteEpoch(newRemoteEpoch)
@@ -1347,6 +1356,7 @@ func (c *Conn) handshake(
 	// Handshake routine should be live until close.
 	// The other party may request retransmission of the last flight to cope with packet drop.
 	go func() {
+		growStack() // lwota patch 15: while the stack is shallow (stack.go)
 		defer handshakeLoopsFinished.Done()
 		err := c.fsm.Run(ctxHs, c, initialState)
 		if !errors.Is(err, context.Canceled) {
@@ -1357,6 +1367,7 @@ func (c *Conn) handshake(
 		}
 	}()
 	go func() {
+		growStack() // lwota patch 15: while the stack is shallow (stack.go)
 		defer func() {
 			if c.isHandshakeCompletedSuccessfully() {
 				// Escaping read loop.

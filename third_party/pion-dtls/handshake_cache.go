@@ -174,9 +174,17 @@ func (h *handshakeCache) fullPullMap(
 
 // pullAndMerge calls pull and then merges the results, ignoring any null entries.
 func (h *handshakeCache) pullAndMerge(rules ...handshakeCachePullRule) []byte {
-	merged := []byte{}
-
-	for _, p := range h.pull(rules...) {
+	// lwota patch 17: the transcript is merged into a buffer of its final size; appended to an
+	// empty slice, it was reallocated as it grew (an allocation and a copy more for a PSK flight).
+	items := h.pull(rules...)
+	n := 0
+	for _, p := range items {
+		if p != nil {
+			n += len(p.data)
+		}
+	}
+	merged := make([]byte, 0, n)
+	for _, p := range items {
 		if p != nil {
 			merged = append(merged, p.data...)
 		}
@@ -188,8 +196,6 @@ func (h *handshakeCache) pullAndMerge(rules ...handshakeCachePullRule) []byte {
 // sessionHash returns the session hash for Extended Master Secret support
 // https://tools.ietf.org/html/draft-ietf-tls-session-hash-06#section-4
 func (h *handshakeCache) sessionHash(hf prf.HashFunc, epoch uint16, additional ...[]byte) ([]byte, error) {
-	merged := []byte{}
-
 	// Order defined by https://tools.ietf.org/html/rfc5246#section-7.3
 	handshakeBuffer := h.pull(
 		handshakeCachePullRule{handshake.TypeClientHello, epoch, true, false},
@@ -202,20 +208,21 @@ func (h *handshakeCache) sessionHash(hf prf.HashFunc, epoch uint16, additional .
 		handshakeCachePullRule{handshake.TypeClientKeyExchange, epoch, true, false},
 	)
 
+	// lwota patch 17: the messages are hashed one by one, not merged into a growing buffer
+	// first (a buffer reallocated as it grew); the hash is the same.
+	hash := hf()
 	for _, p := range handshakeBuffer {
 		if p == nil {
 			continue
 		}
-
-		merged = append(merged, p.data...)
+		if _, err := hash.Write(p.data); err != nil {
+			return []byte{}, err
+		}
 	}
 	for _, a := range additional {
-		merged = append(merged, a...)
-	}
-
-	hash := hf()
-	if _, err := hash.Write(merged); err != nil {
-		return []byte{}, err
+		if _, err := hash.Write(a); err != nil {
+			return []byte{}, err
+		}
 	}
 
 	return hash.Sum(nil), nil

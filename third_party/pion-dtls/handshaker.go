@@ -186,6 +186,13 @@ func (s *handshakeFSM) traceState(state handshakeState) {
 	s.cfg.log.Tracef("[handshake:%s] %s: %s", sideName(s.state.isClient), s.currentFlight, state)
 }
 
+// traceTransition traces the move from the current flight to next. lwota patch 16: as
+// traceState does (patch 7), it passes the byte-sized values, not their strings, so that with
+// tracing off it costs the variadic slice alone, not three strings boxed on every transition.
+func (s *handshakeFSM) traceTransition(next flightVal) {
+	s.cfg.log.Tracef("[handshake:%s] %s -> %s", sideName(s.state.isClient), s.currentFlight, next)
+}
+
 func newHandshakeFSM(
 	s *State, cache *handshakeCache, cfg *handshakeConfig,
 	initialFlight flightVal,
@@ -276,7 +283,8 @@ func (s *handshakeFSM) prepare(ctx context.Context, conn flightConn) (handshakeS
 		}
 	}
 	if epoch != nextEpoch {
-		s.cfg.log.Tracef("[handshake:%s] -> changeCipherSpec (epoch: %d)", srvCliStr(s.state.isClient), nextEpoch)
+		// lwota patch 16: the side as a bool, which boxes without allocating.
+		s.cfg.log.Tracef("[handshake:%s] -> changeCipherSpec (epoch: %d)", sideName(s.state.isClient), nextEpoch)
 		conn.setLocalEpoch(nextEpoch)
 	}
 
@@ -345,12 +353,7 @@ func (s *handshakeFSM) wait(ctx context.Context, conn flightConn) (handshakeStat
 			} else if !state.isRetransmit {
 				s.retransmitInterval = s.cfg.initialRetransmitInterval
 			}
-			s.cfg.log.Tracef(
-				"[handshake:%s] %s -> %s",
-				srvCliStr(s.state.isClient),
-				s.currentFlight.String(),
-				nextFlight.String(),
-			)
+			s.traceTransition(nextFlight)
 			if nextFlight.isLastRecvFlight() && s.currentFlight == nextFlight {
 				return handshakeFinished, nil
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/pion/dtls/v3/pkg/protocol/handshake"
 	"github.com/pion/logging"
 )
 
@@ -49,5 +50,32 @@ func TestHandshakeFSMTrace(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() { fsm.traceState(handshakeWaiting) })
 	if allocs > 1 {
 		t.Errorf("a step's trace with tracing off: %.0f allocations, want at most 1", allocs)
+	}
+}
+
+// TestHandshakeTraceNoStrings: the traces of a flight transition and of a handshake message
+// sent read as before lwota patch 16, and with tracing off cost at most the variadic slice
+// (v3.1.15 boxed three strings per transition and two per message: 4 and 3 allocations).
+func TestHandshakeTraceNoStrings(t *testing.T) {
+	rec := &traceRecorder{}
+	fsm := &handshakeFSM{currentFlight: flight4, state: &State{}, cfg: &handshakeConfig{log: rec}}
+	fsm.traceTransition(flight6)
+	if want := "[handshake:server] Flight 4 -> Flight 6"; rec.last != want {
+		t.Errorf("transition trace %q, want %q", rec.last, want)
+	}
+	conn := &Conn{log: rec, state: State{isClient: true}}
+	conn.traceSent(handshake.TypeClientHello, 0, 1)
+	if want := "[handshake:client] -> ClientHello (epoch: 0, seq: 1)"; rec.last != want {
+		t.Errorf("sent trace %q, want %q", rec.last, want)
+	}
+
+	fsm.cfg.log, conn.log = quietLogger{}, quietLogger{}
+	for name, f := range map[string]func(){
+		"transition": func() { fsm.traceTransition(flight6) },
+		"sent":       func() { conn.traceSent(handshake.TypeServerHello, 0, 1) },
+	} {
+		if allocs := testing.AllocsPerRun(100, f); allocs > 1 {
+			t.Errorf("%s trace with tracing off: %.0f allocations, want at most 1", name, allocs)
+		}
 	}
 }
