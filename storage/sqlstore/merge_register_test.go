@@ -54,7 +54,7 @@ func TestMergedRegisters(t *testing.T) {
 				at := base.Add(time.Duration(i) * time.Millisecond)
 				r := &registration.Registration{ID: "id-" + ep(i), Endpoint: ep(i), Version: "1.1", Lifetime: uint32(60 + i),
 					Binding: "UQ", QueueMode: i%2 == 0, RootPath: "/", RegisteredAt: at, UpdatedAt: at, LastSeen: at,
-					Addr: transport.Addr{Network: transport.UDP, AddrPort: netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), uint16(1000+i))},
+					Addr:  transport.Addr{Network: transport.UDP, AddrPort: netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), uint16(1000+i))},
 					Model: "model-" + ep(i), FirmwareVersion: fmt.Sprintf("1.%d.0", i)}
 				if bad(i) {
 					r.Model = "bad\x00model"
