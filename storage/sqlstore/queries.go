@@ -96,7 +96,7 @@ func buildQueries(d *dialect) queries {
 		ownerMerge = &merger{key: -1, query: upsertArrays("device_owners", []string{"endpoint"}, ownerColumns, ownerTypes)}
 		outboxMerge = &merger{key: -1, query: outboxArrays(events.KindRegistration)}
 		saveMerge = &merger{key: -1, query: upsertArrays("registrations", []string{"endpoint"}, registrationColumns, registrationTypes)}
-		touchMerge = &merger{key: 5, query: "UPDATE registrations AS r SET updated_at = v.updated_at, last_seen = v.last_seen," +
+		touchMerge = &merger{key: 5, planEach: true, query: "UPDATE registrations AS r SET updated_at = v.updated_at, last_seen = v.last_seen," +
 			" expires_at = v.expires_at, addr_network = v.addr_network, addr = v.addr" +
 			" FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])" +
 			" AS v(updated_at, last_seen, expires_at, addr_network, addr, endpoint, id)" +
