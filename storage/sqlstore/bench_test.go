@@ -149,3 +149,52 @@ func processCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkLookupsParallel is the per-request reads of a registration under load: many request
+// workers asking HasCredential (the NoSec check of every plain-CoAP Register and Update) and
+// StoredInfo (every Register) at once, for a fleet of which a third has credentials.
+func BenchmarkLookupsParallel(b *testing.B) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			dsn := be.dsn(b)
+			s := open(b, dsn)
+			ctx := context.Background()
+			const fleet = 3000
+			ep := func(i int64) string { return fmt.Sprintf("urn:imei:%015d", i%fleet) }
+			for i := range int64(fleet) {
+				if i%3 == 0 {
+					if err := s.SaveCredential(ctx, sealedFor(ep(i))); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := s.SaveRegistration(ctx, benchRegistration(ep(i))); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var n atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(32)
+			b.ResetTimer()
+			start, cpu0, pg := time.Now(), processCPU(), pgCPUOf(b, be.name, dsn)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					has, err := s.HasCredential(ctx, ep(i))
+					if err == nil && has != (i%fleet%3 == 0) {
+						err = fmt.Errorf("HasCredential(%s) = %v", ep(i), has)
+					}
+					if err == nil {
+						_, err = s.StoredInfo(ctx, ep(i))
+					}
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lookups/s")
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/lookup")
+			reportPG(b, pg, "pg-cpu-µs/lookup")
+		})
+	}
+}
