@@ -283,9 +283,9 @@ func (c *committer) exec(ctx context.Context, tx *sql.Tx, s stmt) (sql.Result, e
 // in one pipeline, then COMMIT: two round trips whatever the batch's size. pgx prepares each
 // statement once per connection (its statement cache). Merged groups (merge.go) that check no
 // row go into the pipeline after the other writes; the others take a round trip per statement
-// after it. The first failing statement (or a
-// write's noMatch) rolls the whole transaction back, as tx does; a connection whose ROLLBACK
-// failed is closed, so that the pool never hands out one left inside a transaction.
+// after it. The first failing statement (or a write's noMatch) rolls the whole transaction
+// back, as tx does; a connection whose ROLLBACK failed is closed, so that the pool never hands
+// out one left inside a transaction.
 func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 	conn, err := c.db.Conn(ctx)
 	if err != nil {
