@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -73,16 +72,16 @@ func mergeable(ops []*write, mergers map[string]*merger) (alone []*write, groups
 	for _, op := range ops {
 		keys[op.key]++
 	}
-	bySeq := map[string]*group{}
+	bySeq := map[mergerSeq]*group{}
 	for _, op := range ops {
-		ms, seq := mergersOf(op, mergers)
-		if ms == nil || keys[op.key] > 1 {
+		seq, ok := mergersOf(op, mergers)
+		if !ok || keys[op.key] > 1 {
 			alone = append(alone, op)
 			continue
 		}
 		g := bySeq[seq]
 		if g == nil {
-			g = &group{ms: ms}
+			g = &group{ms: seq[:len(op.stmts)]}
 			bySeq[seq] = g
 			groups = append(groups, g)
 		}
@@ -100,24 +99,28 @@ func mergeable(ops []*write, mergers map[string]*merger) (alone []*write, groups
 	return alone, groups
 }
 
-// mergersOf returns the merger of each of op's statements and their queries joined (the group's
-// identity), or nil when a statement has none or args that are no column.
-func mergersOf(op *write, mergers map[string]*merger) ([]*merger, string) {
-	if len(op.stmts) == 0 {
-		return nil, ""
+// maxMerged is the most statements a merged write has (a Register: registration, owner row,
+// outbox); a write with more runs alone.
+const maxMerged = 4
+
+// mergerSeq is the merger of each statement of a write, in order: a group's identity.
+type mergerSeq [maxMerged]*merger
+
+// mergersOf returns the merger of each of op's statements, or false when a statement has none
+// or args that are no column, or op has no statement or more than maxMerged.
+func mergersOf(op *write, mergers map[string]*merger) (mergerSeq, bool) {
+	var seq mergerSeq
+	if len(op.stmts) == 0 || len(op.stmts) > maxMerged {
+		return seq, false
 	}
-	ms := make([]*merger, 0, len(op.stmts))
-	var seq strings.Builder
-	for _, s := range op.stmts {
+	for i, s := range op.stmts {
 		m := mergers[s.query]
 		if m == nil || !columnar(s.args) {
-			return nil, ""
+			return seq, false
 		}
-		ms = append(ms, m)
-		seq.WriteString(s.query)
-		seq.WriteByte(0)
+		seq[i] = m
 	}
-	return ms, seq.String()
+	return seq, true
 }
 
 // columnar reports whether every arg has a type arrays() can put in a column.

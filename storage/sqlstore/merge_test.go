@@ -41,6 +41,8 @@ func TestMergeable(t *testing.T) {
 		{"two statements", []*write{w("a", "touch", "touch"), w("b", "touch"), w("c", "touch")}, []string{"a"}, []string{"b", "c"}},
 		{"groups by statements", []*write{w("a", "owner", "touch"), w("b", "touch"), w("c", "owner", "touch"), w("d", "touch")},
 			nil, []string{"a", "c", "b", "d"}},
+		{"more statements than maxMerged", []*write{w("a", "touch", "touch", "touch", "touch", "touch"), w("b", "touch", "touch", "touch", "touch", "touch")},
+			[]string{"a", "b"}, nil},
 		{"a statement without merger", []*write{w("a", "owner", "save"), w("b", "owner", "save")}, []string{"a", "b"}, nil},
 		{"args that are no column", []*write{odd, w("b", "touch"), w("c", "touch")}, []string{"odd"}, []string{"b", "c"}},
 	} {
