@@ -121,6 +121,9 @@ func BenchmarkTouchRegistrationParallel(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "touches/s")
 			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/touch")
 			reportPG(b, pg, "pg-cpu-µs/touch")
+			if pg != nil {
+				b.ReportMetric(100*hotShare(b, dsn, "registrations", int64(b.N)), "%hot-updates")
+			}
 		})
 	}
 }

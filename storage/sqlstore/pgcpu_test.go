@@ -66,3 +66,30 @@ func procCPU(pid int) time.Duration {
 	sys, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(user+sys) * 10 * time.Millisecond
 }
+
+// hotShare returns the share of table's updates that were HOT (heap-only: no index entry
+// written) on the database behind dsn, once PostgreSQL's statistics count at least want
+// updates (a busy backend reports its counts within seconds of going idle), or after a minute.
+func hotShare(tb testing.TB, dsn, table string, want int64) float64 {
+	tb.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	var upd, hot int64
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		err := db.QueryRowContext(context.Background(), "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = $1", table).Scan(&upd, &hot)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if upd >= want || time.Now().After(deadline) {
+			break
+		}
+		db.SetMaxIdleConns(0) // a new connection, which reads the statistics anew
+	}
+	if upd == 0 {
+		return 0
+	}
+	return float64(hot) / float64(upd)
+}
