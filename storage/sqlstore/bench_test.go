@@ -62,13 +62,14 @@ var benchBackends = append(backends[:len(backends):len(backends)], struct {
 func BenchmarkSaveRegistrationParallel(b *testing.B) {
 	for _, be := range benchBackends {
 		b.Run(be.name, func(b *testing.B) {
-			s := open(b, be.dsn(b))
+			dsn := be.dsn(b)
+			s := open(b, dsn)
 			ctx := context.Background()
 			var n atomic.Int64
 			b.ReportAllocs()
 			b.SetParallelism(32) // 64 workers on 2 cores
 			b.ResetTimer()
-			start, cpu0 := time.Now(), processCPU()
+			start, cpu0, pg := time.Now(), processCPU(), pgCPUOf(b, be.name, dsn)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					ep := fmt.Sprintf("urn:imei:%015d", n.Add(1))
@@ -80,6 +81,7 @@ func BenchmarkSaveRegistrationParallel(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "saves/s")
 			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/save")
+			reportPG(b, pg, "pg-cpu-µs/save")
 		})
 	}
 }
@@ -89,7 +91,8 @@ func BenchmarkSaveRegistrationParallel(b *testing.B) {
 func BenchmarkTouchRegistrationParallel(b *testing.B) {
 	for _, be := range benchBackends {
 		b.Run(be.name, func(b *testing.B) {
-			s := open(b, be.dsn(b))
+			dsn := be.dsn(b)
+			s := open(b, dsn)
 			ctx := context.Background()
 			const fleet = 10000
 			regs := make([]*registration.Registration, fleet)
@@ -103,7 +106,7 @@ func BenchmarkTouchRegistrationParallel(b *testing.B) {
 			b.ReportAllocs()
 			b.SetParallelism(32)
 			b.ResetTimer()
-			start, cpu0 := time.Now(), processCPU()
+			start, cpu0, pg := time.Now(), processCPU(), pgCPUOf(b, be.name, dsn)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					r := *regs[n.Add(1)%fleet]
@@ -117,7 +120,26 @@ func BenchmarkTouchRegistrationParallel(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "touches/s")
 			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/touch")
+			reportPG(b, pg, "pg-cpu-µs/touch")
+			if pg != nil {
+				b.ReportMetric(100*hotShare(b, dsn, "registrations", int64(b.N)), "%hot-updates")
+			}
 		})
+	}
+}
+
+// pgCPUOf is pgCPU for the postgres backend, nil for the others.
+func pgCPUOf(b *testing.B, backend, dsn string) func() time.Duration {
+	if backend != "postgres" {
+		return nil
+	}
+	return pgCPU(b, dsn)
+}
+
+// reportPG reports PostgreSQL's CPU per operation, when pg measures it.
+func reportPG(b *testing.B, pg func() time.Duration, unit string) {
+	if pg != nil {
+		b.ReportMetric(float64(pg())/float64(b.N)/1e3, unit)
 	}
 }
 
@@ -129,4 +151,53 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkLookupsParallel is the per-request reads of a registration under load: many request
+// workers asking HasCredential (the NoSec check of every plain-CoAP Register and Update) and
+// StoredInfo (every Register) at once, for a fleet of which a third has credentials.
+func BenchmarkLookupsParallel(b *testing.B) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			dsn := be.dsn(b)
+			s := open(b, dsn)
+			ctx := context.Background()
+			const fleet = 3000
+			ep := func(i int64) string { return fmt.Sprintf("urn:imei:%015d", i%fleet) }
+			for i := range int64(fleet) {
+				if i%3 == 0 {
+					if err := s.SaveCredential(ctx, sealedFor(ep(i))); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := s.SaveRegistration(ctx, benchRegistration(ep(i))); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var n atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(32)
+			b.ResetTimer()
+			start, cpu0, pg := time.Now(), processCPU(), pgCPUOf(b, be.name, dsn)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					has, err := s.HasCredential(ctx, ep(i))
+					if err == nil && has != (i%fleet%3 == 0) {
+						err = fmt.Errorf("HasCredential(%s) = %v", ep(i), has)
+					}
+					if err == nil {
+						_, err = s.StoredInfo(ctx, ep(i))
+					}
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lookups/s")
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/lookup")
+			reportPG(b, pg, "pg-cpu-µs/lookup")
+		})
+	}
 }

@@ -54,9 +54,16 @@ func (s *Store) ownerStmt(r *registration.Registration) (stmt, bool, error) {
 	return stmt{s.q.saveOwner, []any{r.Endpoint, int64(o.node), peer, lease}}, true, nil
 }
 
+// ownerColumns are the columns of an owner row in the order of ownerStmt's args; ownerTypes
+// their PostgreSQL types, for merged writes (merge.go).
+var (
+	ownerColumns = []string{"endpoint", "node_id", "peer_addr", "lease_until"}
+	ownerTypes   = []string{"text", "bigint", "text", "bigint"}
+)
+
 // ownerQueries are the owner row writes, kept with the registration writes (queries.go).
 func ownerQueries(d *dialect) (save, del string) {
-	return d.rebind(upsert("device_owners", []string{"endpoint"}, []string{"endpoint", "node_id", "peer_addr", "lease_until"})),
+	return d.rebind(upsert("device_owners", []string{"endpoint"}, ownerColumns)),
 		d.rebind("DELETE FROM device_owners WHERE endpoint = ?")
 }
 

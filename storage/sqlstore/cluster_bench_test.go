@@ -18,7 +18,8 @@ func BenchmarkOwnedRegistrationParallel(b *testing.B) {
 	for _, op := range []string{"save", "touch"} {
 		for _, owned := range []bool{false, true} {
 			b.Run(fmt.Sprintf("%s/owner=%v", op, owned), func(b *testing.B) {
-				s := open(b, pgtest.Start(b))
+				dsn := pgtest.Start(b)
+				s := open(b, dsn)
 				if owned {
 					s.OwnDevices(1, time.Minute)
 				}
@@ -37,7 +38,7 @@ func BenchmarkOwnedRegistrationParallel(b *testing.B) {
 				b.ReportAllocs()
 				b.SetParallelism(32)
 				b.ResetTimer()
-				start, cpu0 := time.Now(), processCPU()
+				start, cpu0, pg := time.Now(), processCPU(), pgCPU(b, dsn)
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						i := n.Add(1)
@@ -58,6 +59,7 @@ func BenchmarkOwnedRegistrationParallel(b *testing.B) {
 				})
 				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
 				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/op")
+				reportPG(b, pg, "pg-cpu-µs/op")
 			})
 		}
 	}

@@ -88,6 +88,29 @@ func upsert(table string, key, cols []string) string {
 	return b.String()
 }
 
+// upsertArrays is upsert for PostgreSQL over one array per column ($1::type[], ...), a row per
+// element (a merger, merge.go): "INSERT INTO table (cols) SELECT * FROM unnest($1::text[], ...)
+// ON CONFLICT (key) DO UPDATE SET col = excluded.col, ...". types are the columns' types.
+func upsertArrays(table string, key, cols, types []string) string {
+	q := upsert(table, key, cols)
+	values := q[strings.Index(q, " VALUES ("):strings.Index(q, " ON CONFLICT (")]
+	return strings.Replace(q, values, " SELECT * FROM "+unnest(types), 1)
+}
+
+// unnest is "unnest($1::t1[], $2::t2[], ...)" for PostgreSQL: the rows of one array per column.
+func unnest(types []string) string {
+	var b strings.Builder
+	b.WriteString("unnest(")
+	for i, t := range types {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("$" + strconv.Itoa(i+1) + "::" + t + "[]")
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
 // insert builds "INSERT INTO table (cols) VALUES (?, ...)": for rows that are never replaced.
 func insert(table string, cols []string) string {
 	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (?" +

@@ -4,61 +4,90 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 )
 
 // merger runs the like statements of many writes of a PostgreSQL batch as one statement over
 // arrays: the touches of a batch of registration Updates become one UPDATE ... FROM unnest(...)
-// instead of one UPDATE each, so PostgreSQL parses, binds, plans and starts one statement per
-// batch rather than per device (the touch was the largest part of the database's CPU per
-// Update). A merged statement is a write's only statement; each of its args is one column,
-// passed as an array of that column over the writes. The statement returns the key of every
-// row it changed (RETURNING): a write whose row it did not find fails alone with its noMatch
-// error, having changed nothing, and the rest of the batch commits without a rollback.
+// instead of one UPDATE each, the saves of a batch of Registers one INSERT ... SELECT FROM
+// unnest(...) ON CONFLICT, so PostgreSQL parses, binds, plans and starts one statement per batch
+// rather than per device (per-statement work was the largest part of the database's CPU per
+// registration). Each arg of a merged statement is one column, passed as an array of that
+// column over the writes. A merger with a key returns the key of every row it changed
+// (RETURNING): a write whose row it did not find fails alone with its noMatch error, having
+// changed nothing, and the rest of the batch commits without a rollback.
 type merger struct {
-	// query takes one array parameter per column, in the order of the statement's args, and
-	// returns the key column of each row it changed.
+	// query takes one array parameter per column, in the order of the statement's args, and,
+	// when key >= 0, returns the key column of each row it changed.
 	query string
-	// key is the index among the args of the value the query returns for a changed row.
+	// key is the index among the args of the value the query returns for a changed row; -1 when
+	// the query returns nothing: it writes a row for every write (an upsert, an insert that may
+	// do nothing). A group whose mergers all return nothing goes into the batch's pipeline (see
+	// pipelined); the others run after it.
 	key int
+	// planEach plans the statement for each batch's arrays (QueryExecModeExec) instead of
+	// caching a generic plan: a join by key (UPDATE ... FROM unnest) whose generic plan, made
+	// while the table was small, would scan the whole table once it holds the fleet. An insert
+	// from unnest has no such choice to get wrong, and planning it per batch cost more
+	// PostgreSQL CPU than the rows' writes (BenchmarkOwnedRegistrationParallel/save: 126 µs of
+	// PostgreSQL CPU per Register planned per batch, 42-46 µs cached).
+	planEach bool
 }
 
-// group is the writes of one batch that share a merger.
+// group is the writes of one batch whose statements have the same mergers, in the same order.
 type group struct {
-	m   *merger
+	ms  []*merger // by statement
 	ops []*write
 }
 
+// pipelined reports whether g goes into its batch's pipeline: no statement returns rows to
+// check, so no statement waits for another's answer.
+func (g *group) pipelined() bool {
+	for _, m := range g.ms {
+		if m.key >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// queue adds g's statements to b, one merged statement each.
+func (g *group) queue(b *pgx.Batch) {
+	for i, m := range g.ms {
+		b.Queue(m.query, arrays(g.ops, i)...)
+	}
+}
+
 // mergeable splits a batch into the writes that run statement by statement, in order, and the
-// groups that run merged. A write is merged when its only statement has a merger (mergers, by
-// the statement's query) and no other
-// write of the batch has its key: writes of one key keep their order, and a merged statement
-// runs after the others.
+// groups that run merged. A write is merged when each of its statements has a merger (mergers,
+// by the statement's query) and no other write of the batch has its key: writes of one key keep
+// their order, and merged statements run after the others. The statements of a merged write
+// must not depend on each other's order (they write different tables): a group whose writes
+// check their last statement (doMatch) runs that statement first, so that a write that fails
+// writes nothing.
 func mergeable(ops []*write, mergers map[string]*merger) (alone []*write, groups []*group) {
 	keys := make(map[string]int, len(ops))
 	for _, op := range ops {
 		keys[op.key]++
 	}
-	byMerger := map[*merger]*group{}
+	bySeq := map[mergerSeq]*group{}
 	for _, op := range ops {
-		var m *merger
-		if len(op.stmts) == 1 {
-			m = mergers[op.stmts[0].query]
-		}
-		if m == nil || keys[op.key] > 1 || !columnar(op.stmts[0].args) {
+		seq, ok := mergersOf(op, mergers)
+		if !ok || keys[op.key] > 1 {
 			alone = append(alone, op)
 			continue
 		}
-		g := byMerger[m]
+		g := bySeq[seq]
 		if g == nil {
-			g = &group{m: m}
-			byMerger[m] = g
+			g = &group{ms: seq[:len(op.stmts)]}
+			bySeq[seq] = g
 			groups = append(groups, g)
 		}
 		g.ops = append(g.ops, op)
 	}
-	// A group of one gains nothing: it runs as the plain statement.
+	// A group of one gains nothing: it runs as the plain statements.
 	for i := 0; i < len(groups); {
 		if len(groups[i].ops) == 1 {
 			alone = append(alone, groups[i].ops[0])
@@ -68,6 +97,30 @@ func mergeable(ops []*write, mergers map[string]*merger) (alone []*write, groups
 		i++
 	}
 	return alone, groups
+}
+
+// maxMerged is the most statements a merged write has (a Register: registration, owner row,
+// outbox); a write with more runs alone.
+const maxMerged = 4
+
+// mergerSeq is the merger of each statement of a write, in order: a group's identity.
+type mergerSeq [maxMerged]*merger
+
+// mergersOf returns the merger of each of op's statements, or false when a statement has none
+// or args that are no column, or op has no statement or more than maxMerged.
+func mergersOf(op *write, mergers map[string]*merger) (mergerSeq, bool) {
+	var seq mergerSeq
+	if len(op.stmts) == 0 || len(op.stmts) > maxMerged {
+		return seq, false
+	}
+	for i, s := range op.stmts {
+		m := mergers[s.query]
+		if m == nil || !columnar(s.args) {
+			return seq, false
+		}
+		seq[i] = m
+	}
+	return seq, true
 }
 
 // columnar reports whether every arg has a type arrays() can put in a column.
@@ -82,40 +135,40 @@ func columnar(args []any) bool {
 	return true
 }
 
-// arrays returns one array per column: []string, []int64, []bool, or []*int64 for
-// sql.NullInt64 (nil is NULL). Every write of a group has the same statement, so the same
-// column types; a mismatch makes the array []any, which pgx refuses and the batch is retried
-// write by write.
-func (g *group) arrays() []any {
-	first := g.ops[0].stmts[0].args
+// arrays returns one array per column of statement i of ops: []string, []int64, []bool, or
+// []*int64 for sql.NullInt64 (nil is NULL). Every write of a group has the same statement, so
+// the same column types; a mismatch makes the array []any, which pgx refuses and the batch is
+// retried write by write.
+func arrays(ops []*write, i int) []any {
+	first := ops[0].stmts[i].args
 	out := make([]any, len(first))
 	for col, v := range first {
 		switch v.(type) {
 		case string:
-			a := make([]string, 0, len(g.ops))
-			for _, op := range g.ops {
-				s, _ := op.stmts[0].args[col].(string)
+			a := make([]string, 0, len(ops))
+			for _, op := range ops {
+				s, _ := op.stmts[i].args[col].(string)
 				a = append(a, s)
 			}
 			out[col] = a
 		case int64:
-			a := make([]int64, 0, len(g.ops))
-			for _, op := range g.ops {
-				n, _ := op.stmts[0].args[col].(int64)
+			a := make([]int64, 0, len(ops))
+			for _, op := range ops {
+				n, _ := op.stmts[i].args[col].(int64)
 				a = append(a, n)
 			}
 			out[col] = a
 		case bool:
-			a := make([]bool, 0, len(g.ops))
-			for _, op := range g.ops {
-				b, _ := op.stmts[0].args[col].(bool)
+			a := make([]bool, 0, len(ops))
+			for _, op := range ops {
+				b, _ := op.stmts[i].args[col].(bool)
 				a = append(a, b)
 			}
 			out[col] = a
 		case sql.NullInt64:
-			a := make([]*int64, 0, len(g.ops))
-			for _, op := range g.ops {
-				if n, _ := op.stmts[0].args[col].(sql.NullInt64); n.Valid {
+			a := make([]*int64, 0, len(ops))
+			for _, op := range ops {
+				if n, _ := op.stmts[i].args[col].(sql.NullInt64); n.Valid {
 					a = append(a, &n.Int64)
 				} else {
 					a = append(a, nil)
@@ -127,38 +180,73 @@ func (g *group) arrays() []any {
 	return out
 }
 
-// run runs the merged statement on pc, inside the batch's transaction, and fails (op.failed)
-// each write whose row it did not return with its noMatch error. It runs apart from the
-// batch's pipeline, planned for these arrays and the table as it is (QueryExecModeExec, which
-// a pgx.Batch cannot take per statement): a plan cached while the table was small would join
-// by scanning the whole table once it holds the fleet.
+// run runs the group's merged statements on pc, inside the batch's transaction, and fails
+// (op.failed) each write whose checked row a statement did not return with its noMatch error;
+// the statements after it skip that write. A checked last statement runs first (see
+// mergeable). Each runs apart from the batch's pipeline, a round trip each: the statements
+// after a checked one need its answer, and a planEach statement takes QueryExecModeExec, which
+// a pgx.Batch cannot take per statement.
 func (g *group) run(ctx context.Context, pc *pgx.Conn) error {
-	rows, err := pc.Query(ctx, g.m.query, append([]any{pgx.QueryExecModeExec}, g.arrays()...)...)
-	if err != nil {
-		return err
+	order := make([]int, len(g.ms))
+	for i := range order {
+		order[i] = i
 	}
-	changed := make(map[string]struct{}, len(g.ops))
+	last := len(order) - 1
+	if last > 0 && slices.ContainsFunc(g.ops, func(op *write) bool { return op.noMatch != nil }) {
+		order = append([]int{last}, order[:last]...)
+	}
+	live := g.ops
+	for _, i := range order {
+		if len(live) == 0 {
+			return nil
+		}
+		var err error
+		if live, err = g.runStmt(ctx, pc, i, live, i == last); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runStmt runs merged statement i over live and returns the writes it did not fail.
+func (g *group) runStmt(ctx context.Context, pc *pgx.Conn, i int, live []*write, checked bool) ([]*write, error) {
+	m := g.ms[i]
+	args := arrays(live, i)
+	if m.planEach {
+		args = append([]any{pgx.QueryExecModeExec}, args...)
+	}
+	if m.key < 0 {
+		_, err := pc.Exec(ctx, m.query, args...)
+		return live, err
+	}
+	rows, err := pc.Query(ctx, m.query, args...)
+	if err != nil {
+		return nil, err
+	}
+	changed := make(map[string]struct{}, len(live))
 	for rows.Next() {
 		var k string
 		if err := rows.Scan(&k); err != nil {
 			rows.Close()
-			return err
+			return nil, err
 		}
 		changed[k] = struct{}{}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return err
+		return nil, err
 	}
-	for _, op := range g.ops {
-		key, _ := op.stmts[0].args[g.m.key].(string)
+	kept := make([]*write, 0, len(live))
+	for _, op := range live {
+		key, _ := op.stmts[i].args[m.key].(string)
 		if _, ok := changed[key]; ok {
+			kept = append(kept, op)
 			continue
 		}
-		if op.noMatch == nil {
-			return fmt.Errorf("merged write of %s changed no row", key)
+		if op.noMatch == nil || !checked {
+			return nil, fmt.Errorf("merged write of %s changed no row", key)
 		}
 		op.failed = op.noMatch
 	}
-	return nil
+	return kept, nil
 }

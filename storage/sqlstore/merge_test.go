@@ -14,11 +14,12 @@ import (
 	"github.com/lwota/lwota/storage/pgtest"
 )
 
-// mergeable merges a write only when its one statement has a merger, its key is alone in the
-// batch and its args fit arrays; a group of one runs as the plain statement.
+// mergeable merges a write only when each of its statements has a merger, its key is alone in
+// the batch and its args fit arrays; writes with the same statements form a group, and a group
+// of one runs as the plain statements.
 func TestMergeable(t *testing.T) {
-	m := &merger{query: "merged"}
-	mergers := map[string]*merger{"touch": m}
+	m, owner := &merger{query: "merged"}, &merger{query: "owners", key: -1}
+	mergers := map[string]*merger{"touch": m, "owner": owner}
 	w := func(key string, queries ...string) *write {
 		op := &write{key: key}
 		for _, q := range queries {
@@ -38,6 +39,11 @@ func TestMergeable(t *testing.T) {
 		{"a key twice keeps its order", []*write{w("a", "touch"), w("b", "touch"), w("a", "save"), w("d", "touch")},
 			[]string{"a", "a"}, []string{"b", "d"}},
 		{"two statements", []*write{w("a", "touch", "touch"), w("b", "touch"), w("c", "touch")}, []string{"a"}, []string{"b", "c"}},
+		{"groups by statements", []*write{w("a", "owner", "touch"), w("b", "touch"), w("c", "owner", "touch"), w("d", "touch")},
+			nil, []string{"a", "c", "b", "d"}},
+		{"more statements than maxMerged", []*write{w("a", "touch", "touch", "touch", "touch", "touch"), w("b", "touch", "touch", "touch", "touch", "touch")},
+			[]string{"a", "b"}, nil},
+		{"a statement without merger", []*write{w("a", "owner", "save"), w("b", "owner", "save")}, []string{"a", "b"}, nil},
 		{"args that are no column", []*write{odd, w("b", "touch"), w("c", "touch")}, []string{"odd"}, []string{"b", "c"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,8 +53,10 @@ func TestMergeable(t *testing.T) {
 				gotAlone = append(gotAlone, op.key)
 			}
 			for _, g := range groups {
-				if g.m != m {
-					t.Fatalf("group of another merger")
+				for i, gm := range g.ms {
+					if want := mergers[g.ops[0].stmts[i].query]; gm != want {
+						t.Fatalf("group's statement %d has merger %v, want %v", i, gm, want)
+					}
 				}
 				for _, op := range g.ops {
 					gotTook = append(gotTook, op.key)

@@ -13,11 +13,14 @@ type queries struct {
 	outbox              map[string]string // webhooks.go: by kind, queues an event for its subscribers
 	touchRegistration   string
 	touchMerge          *merger // the touches of a PostgreSQL batch in one UPDATE (merge.go); nil on SQLite
+	saveMerge           *merger // the saves of a PostgreSQL batch in one upsert; nil on SQLite
 	getRegistration     string
 	registrationByID    string // an Update that reached another cluster node (registration.IDFinder)
 	saveOwner           string // cluster.go: device_owners, written with the registration
 	deleteOwner         string
-	storedInfo          string // the device attributes a Register carries over (registration.InfoStore)
+	ownerMerge          *merger // the owner rows of a PostgreSQL batch in one upsert; nil on SQLite
+	outboxMerge         *merger // the registration events of a PostgreSQL batch in one insert; nil on SQLite
+	storedInfo          string  // the device attributes a Register carries over (registration.InfoStore)
 	loadRegistrations   string
 	selectRegistrations string // prefix of ListRegistrations, completed by its filter
 
@@ -57,6 +60,14 @@ var registrationColumns = []string{
 	"firmware_version", "manufacturer", "model", "device_type", "firmware_key",
 }
 
+// registrationTypes are the PostgreSQL types of registrationColumns, for merged saves.
+var registrationTypes = []string{
+	"text", "text", "text", "bigint", "text", "boolean", "text",
+	"text", "text", "text", "text", "text", "text", "text",
+	"bigint", "bigint", "bigint", "bigint", "bigint",
+	"text", "text", "text", "text", "text",
+}
+
 var pendingColumns = []string{
 	"id", "endpoint", "state", "request", "result", "error", "attempts", "created_at", "updated_at",
 }
@@ -80,9 +91,12 @@ func buildQueries(d *dialect) queries {
 	images := "SELECT " + strings.Join(imageColumns, ", ") + " FROM images"
 	keys := "SELECT " + strings.Join(keyColumns, ", ") + " FROM signing_keys"
 	saveOwner, deleteOwner := ownerQueries(d)
-	var touchMerge *merger
+	var touchMerge, saveMerge, ownerMerge, outboxMerge *merger
 	if d.pipelined {
-		touchMerge = &merger{key: 5, query: "UPDATE registrations AS r SET updated_at = v.updated_at, last_seen = v.last_seen," +
+		ownerMerge = &merger{key: -1, query: upsertArrays("device_owners", []string{"endpoint"}, ownerColumns, ownerTypes)}
+		outboxMerge = &merger{key: -1, query: outboxArrays(events.KindRegistration)}
+		saveMerge = &merger{key: -1, query: upsertArrays("registrations", []string{"endpoint"}, registrationColumns, registrationTypes)}
+		touchMerge = &merger{key: 5, planEach: true, query: "UPDATE registrations AS r SET updated_at = v.updated_at, last_seen = v.last_seen," +
 			" expires_at = v.expires_at, addr_network = v.addr_network, addr = v.addr" +
 			" FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])" +
 			" AS v(updated_at, last_seen, expires_at, addr_network, addr, endpoint, id)" +
@@ -93,6 +107,9 @@ func buildQueries(d *dialect) queries {
 		deleteOwner:      deleteOwner,
 		registrationByID: d.rebind(regs + " WHERE id = ?"),
 		touchMerge:       touchMerge,
+		saveMerge:        saveMerge,
+		ownerMerge:       ownerMerge,
+		outboxMerge:      outboxMerge,
 		outbox:           outboxQueries(d),
 		saveRegistration: d.rebind(upsert("registrations", []string{"endpoint"}, registrationColumns)),
 		touchRegistration: d.rebind("UPDATE registrations SET updated_at = ?, last_seen = ?, expires_at = ?, addr_network = ?, addr = ?" +
@@ -132,15 +149,22 @@ func buildQueries(d *dialect) queries {
 	}
 }
 
-// writes are the statements the writer prepares.
-// mergers are the statements a pipelined batch may merge (merge.go), by query.
+// mergers are the statements a pipelined batch may merge (merge.go), by query: a
+// registration's save or touch, its owner row and its webhook outbox, the statements of every
+// Register and Update.
 func (q *queries) mergers() map[string]*merger {
 	if q.touchMerge == nil {
 		return nil
 	}
-	return map[string]*merger{q.touchRegistration: q.touchMerge}
+	return map[string]*merger{
+		q.touchRegistration:               q.touchMerge,
+		q.saveRegistration:                q.saveMerge,
+		q.saveOwner:                       q.ownerMerge,
+		q.outbox[events.KindRegistration]: q.outboxMerge,
+	}
 }
 
+// writes are the statements the writer prepares.
 func (q *queries) writes() []string {
 	return []string{q.saveRegistration, q.touchRegistration, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
 		q.saveOwner, q.deleteOwner, q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey}

@@ -79,6 +79,16 @@ func outboxQueries(d *dialect) map[string]string {
 	return out
 }
 
+// outboxArrays is the outbox statement of kind for PostgreSQL over one array per arg of
+// outbox's statement (a merger, merge.go): the events of many writes queued by one insert.
+func outboxArrays(kind string) string {
+	return outboxInsert + "SELECT s.id || '.' || v.id, s.id, v.event_id, '" + kind + "', v.type, v.endpoint, v.at, v.payload, " +
+		"'pending', 0, v.next_attempt_at, v.queued_at, 0, '', NULL " +
+		"FROM " + unnest([]string{"text", "text", "text", "text", "bigint", "text", "bigint", "bigint"}) +
+		" AS v(id, event_id, type, endpoint, at, payload, next_attempt_at, queued_at) CROSS JOIN webhook_subscriptions s " +
+		outboxSubscriptions(kind) + "ON CONFLICT (id) DO NOTHING"
+}
+
 // campaignOutbox queues e, the campaign event just inserted (its seq is the campaign's highest).
 func (s *Store) campaignOutbox(e campaigns.Event) (stmt, error) {
 	payload, err := jsonText(events.CampaignChange{CampaignID: e.CampaignID, Action: e.Action, From: string(e.From),

@@ -281,9 +281,11 @@ func (c *committer) exec(ctx context.Context, tx *sql.Tx, s stmt) (sql.Result, e
 
 // pipelineTx runs the writes in one PostgreSQL transaction with BEGIN and every statement sent
 // in one pipeline, then COMMIT: two round trips whatever the batch's size. pgx prepares each
-// statement once per connection (its statement cache). The first failing statement (or a
-// write's noMatch) rolls the whole transaction back, as tx does; a connection whose ROLLBACK
-// failed is closed, so that the pool never hands out one left inside a transaction.
+// statement once per connection (its statement cache). Merged groups (merge.go) that check no
+// row go into the pipeline after the other writes; the others take a round trip per statement
+// after it. The first failing statement (or a write's noMatch) rolls the whole transaction
+// back, as tx does; a connection whose ROLLBACK failed is closed, so that the pool never hands
+// out one left inside a transaction.
 func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 	conn, err := c.db.Conn(ctx)
 	if err != nil {
@@ -303,12 +305,23 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 			return err
 		}
 		alone, groups := mergeable(ops, c.merge)
+		var piped, after []*group
+		for _, g := range groups {
+			if g.pipelined() {
+				piped = append(piped, g)
+			} else {
+				after = append(after, g)
+			}
+		}
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
 		for _, op := range alone {
 			for _, s := range op.stmts {
 				b.Queue(s.query, s.args...)
 			}
+		}
+		for _, g := range piped {
+			g.queue(b)
 		}
 		br := pc.SendBatch(ctx, b)
 		if _, err := br.Exec(); err != nil {
@@ -327,10 +340,18 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 				}
 			}
 		}
+		for _, g := range piped {
+			for range g.ms {
+				if _, err := br.Exec(); err != nil {
+					_ = br.Close()
+					return rollback(err)
+				}
+			}
+		}
 		if err := br.Close(); err != nil {
 			return rollback(err)
 		}
-		for _, g := range groups { // a round trip each, after the pipeline: see group.run
+		for _, g := range after { // a round trip each, after the pipeline: see group.run
 			if err := g.run(ctx, pc); err != nil {
 				return rollback(err)
 			}
