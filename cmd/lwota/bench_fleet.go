@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,10 +8,8 @@ import (
 	"io"
 	"log/slog"
 	mathrand "math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -41,10 +38,15 @@ type fleetBenchConfig struct {
 	CampaignDevices int
 	ImageSize       int
 	DTLSSessions    int
-	HibernateAfter  time.Duration
-	Samples         int
-	Timeout         time.Duration
-	MemProfile      string
+	DTLSPerChild    int
+	// DTLSSetupTimeout bounds the handshakes of every DTLS session.
+	DTLSSetupTimeout time.Duration
+	HibernateAfter   time.Duration
+	// StartDevices is how many idle devices the larger of the timed campaign starts selects.
+	StartDevices int
+	Samples      int
+	Timeout      time.Duration
+	MemProfile   string
 	// Source is the first loopback address the idle devices send from (fleetPortsPerAddr
 	// devices an address, then the next one).
 	Source netip.Addr
@@ -59,6 +61,9 @@ func parseFleetBenchFlags(args []string, stderr io.Writer) (fleetBenchConfig, er
 	fs.IntVar(&c.CampaignDevices, "campaign-devices", 10000, "simulated devices (answering Object 5) that a campaign updates at that fleet size, against single-device updates of the same devices; 0 skips it")
 	fs.IntVar(&c.ImageSize, "image-size", 16<<10, "the campaign's image size in bytes")
 	fs.IntVar(&c.DTLSSessions, "dtls-sessions", 0, "also measure the memory of this many idle DTLS PSK sessions at the transport (pion clients in a child process); 0 skips it")
+	fs.IntVar(&c.DTLSPerChild, "dtls-per-child", dtlsPerChild, "DTLS sessions per client process (a socket each, under the open-file limit)")
+	fs.DurationVar(&c.DTLSSetupTimeout, "dtls-setup-timeout", 30*time.Minute, "give up when the DTLS sessions are not all established after this long")
+	fs.IntVar(&c.StartDevices, "start-devices", 10000, "the larger timed campaign start selects this many idle devices (the smaller one 10)")
 	fs.DurationVar(&c.HibernateAfter, "dtls-hibernate-after", transport.DefaultDTLSConfig().HibernateAfter, "idle DTLS sessions sleep after this long (as lwota serve --dtls-hibernate-after)")
 	fs.IntVar(&c.Samples, "samples", 200, "API reads of one device, and campaign starts, timed for the p99")
 	fs.DurationVar(&c.Timeout, "timeout", 90*time.Minute, "give up after this long (the full size, 250,000 devices and a campaign to 10,000, took over 30 minutes on a busy 2-core machine)")
@@ -76,8 +81,14 @@ func parseFleetBenchFlags(args []string, stderr io.Writer) (fleetBenchConfig, er
 		return c, fmt.Errorf("bench fleet: --devices %d: want at least 1", c.Devices)
 	case c.Concurrency < 1:
 		return c, fmt.Errorf("bench fleet: --concurrency %d: want at least 1", c.Concurrency)
-	case c.CampaignDevices < 0 || c.DTLSSessions < 0:
-		return c, fmt.Errorf("bench fleet: --campaign-devices and --dtls-sessions cannot be negative")
+	case c.CampaignDevices < 0 || c.DTLSSessions < 0 || c.StartDevices < 0:
+		return c, fmt.Errorf("bench fleet: --campaign-devices, --dtls-sessions and --start-devices cannot be negative")
+	case c.DTLSPerChild < 1 || c.DTLSPerChild > 18000:
+		return c, fmt.Errorf("bench fleet: --dtls-per-child %d: want 1 to 18000 (a socket each, under the open-file limit)", c.DTLSPerChild)
+	case c.StartDevices > 0 && (startDigits(c.StartDevices) < 0 || c.StartDevices > 1000000):
+		return c, fmt.Errorf("bench fleet: --start-devices %d: want a power of ten up to 1000000 (an endpoint prefix selects them)", c.StartDevices)
+	case c.DTLSSetupTimeout <= 0:
+		return c, fmt.Errorf("bench fleet: --dtls-setup-timeout %s: want a positive duration", c.DTLSSetupTimeout)
 	case c.Samples < 1:
 		return c, fmt.Errorf("bench fleet: --samples %d: want at least 1", c.Samples)
 	case c.Lifetime < time.Minute:
@@ -125,11 +136,17 @@ func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Wri
 	heap0, rss0 := memNow()
 	fmt.Fprintf(stdout, "fleet: lwota started: %d MiB RSS, %d MiB live heap\n", rss0>>20, heap0>>20)
 
-	child, lines, err := startFleetDevices(ctx, cfg, svc.core.Addr().String(), stderr)
+	kids, err := newBenchChildren()
 	if err != nil {
 		return err
 	}
-	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
+	defer kids.stop()
+	pid, lines, err := kids.start(ctx, stderr, "bench", "fleet-devices", "--server", svc.core.Addr().String(), "--devices", fmt.Sprint(cfg.Devices),
+		"--concurrency", fmt.Sprint(cfg.Concurrency), "--lifetime", cfg.Lifetime.String(), "--source", cfg.Source.String(), "--until-stdin-closes")
+	if err != nil {
+		return fmt.Errorf("bench fleet: start device client: %w", err)
+	}
+	fmt.Fprintf(stdout, "fleet: device client process (pid %d) registers %d devices\n", pid, cfg.Devices)
 	var regRate, updRate float64
 	for regRate == 0 || updRate == 0 {
 		line, err := lines.ReadString('\n')
@@ -181,10 +198,9 @@ func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Wri
 	}
 
 	// An API read of one device, chosen at random, at this fleet size.
-	prefix := fleetPrefix
 	var reads []time.Duration
 	for range cfg.Samples {
-		ep := fmt.Sprintf("%s%07d", prefix, mathrand.IntN(cfg.Devices))
+		ep := fmt.Sprintf("%s%0*d", fleetPrefix, fleetDigits, mathrand.IntN(cfg.Devices))
 		begin := time.Now()
 		var out map[string]any
 		if err := api.call("GET", "/api/v1/devices/"+ep, nil, &out); err != nil {
@@ -192,31 +208,27 @@ func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Wri
 		}
 		reads = append(reads, time.Since(begin))
 	}
-	// A campaign start at this fleet size: created and started in one call, its selector (an
-	// endpoint prefix picking 10 idle devices) evaluated over the whole fleet; then aborted.
+	// Campaign starts at this fleet size: created and started in one call, its selector (an
+	// endpoint prefix picking 10 idle devices, then one picking --start-devices) evaluated at
+	// this fleet size; then aborted. Each start picks other devices than the previous ones.
 	img, err := api.uploadFor(benchImage("9.9.9", 1024), "9.9.9", "")
 	if err != nil {
 		return err
 	}
-	var starts []time.Duration
-	for i := range min(cfg.Samples, 20, max(cfg.Devices/10, 1)) {
-		var c struct {
-			ID string `json:"id"`
-		}
-		body := map[string]any{"name": fmt.Sprintf("bench-start-%d", i), "image_id": img, "start": true,
-			"selector": map[string]any{"query": fmt.Sprintf(`endpoint ^= "%s%06d"`, prefix, i)}, "waves": []map[string]any{{"percent": 100}}}
-		begin := time.Now()
-		if err := api.call("POST", "/api/v1/campaigns", body, &c); err != nil {
-			return fmt.Errorf("bench fleet: start campaign: %w", err)
-		}
-		starts = append(starts, time.Since(begin))
-		var out map[string]any
-		if err := api.call("POST", "/api/v1/campaigns/"+c.ID+"/abort", map[string]any{"reason": "bench"}, &out); err != nil {
-			return fmt.Errorf("bench fleet: abort campaign: %w", err)
-		}
+	starts, err := timeCampaignStarts(api, img, 1, min(cfg.Samples, 20, max(cfg.Devices/10, 1)))
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(stdout, "api at %d devices: read of one device p50 %s p99 %s (%d reads); campaign start p50 %s p99 %s (%d starts); goal: p99 < 100 ms\n",
+	fmt.Fprintf(stdout, "api at %d devices: read of one device p50 %s p99 %s (%d reads); campaign start p50 %s p99 %s (%d starts of 10 devices); goal: p99 < 100 ms\n",
 		cfg.Devices, ms(percentile(reads, 0.5)), ms(percentile(reads, 0.99)), len(reads), ms(percentile(starts, 0.5)), ms(percentile(starts, 0.99)), len(starts))
+	if big := startDigits(cfg.StartDevices); cfg.StartDevices > 10 && cfg.StartDevices <= cfg.Devices {
+		starts, err := timeCampaignStarts(api, img, big, min(cfg.Samples, 20, cfg.Devices/cfg.StartDevices))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "api at %d devices: campaign start of %d devices p50 %s p99 %s (%d starts); goal: p99 < 100 ms\n",
+			cfg.Devices, cfg.StartDevices, ms(percentile(starts, 0.5)), ms(percentile(starts, 0.99)), len(starts))
+	}
 
 	if cfg.CampaignDevices > 0 {
 		fmt.Fprintf(stdout, "campaign: %d simulated devices beside the %d idle ones\n", cfg.CampaignDevices, cfg.Devices)
@@ -230,8 +242,49 @@ func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Wri
 	return nil
 }
 
+// timeCampaignStarts times n campaign starts through the API (POST /api/v1/campaigns with
+// "start": true, one wave), the i-th of the 10^digits idle devices whose number starts with i,
+// and aborts each after its start.
+func timeCampaignStarts(api benchAPI, img string, digits, n int) ([]time.Duration, error) {
+	var starts []time.Duration
+	for i := range n {
+		var c struct {
+			ID string `json:"id"`
+		}
+		prefix := fmt.Sprintf("%s%0*d", fleetPrefix, fleetDigits-digits, i)
+		body := map[string]any{"name": fmt.Sprintf("bench-start-%d-%d", digits, i), "image_id": img, "start": true,
+			"selector": map[string]any{"query": fmt.Sprintf(`endpoint ^= "%s"`, prefix)}, "waves": []map[string]any{{"percent": 100}}}
+		begin := time.Now()
+		if err := api.call("POST", "/api/v1/campaigns", body, &c); err != nil {
+			return nil, fmt.Errorf("bench fleet: start campaign over %s*: %w", prefix, err)
+		}
+		starts = append(starts, time.Since(begin))
+		var out map[string]any
+		if err := api.call("POST", "/api/v1/campaigns/"+c.ID+"/abort", map[string]any{"reason": "bench"}, &out); err != nil {
+			return nil, fmt.Errorf("bench fleet: abort campaign: %w", err)
+		}
+	}
+	return starts, nil
+}
+
+// startDigits is d for n = 10^d (a prefix of the idle devices' numbers selects 10^d of them),
+// or -1.
+func startDigits(n int) int {
+	d := 0
+	for ; n > 1 && n%10 == 0; n /= 10 {
+		d++
+	}
+	if n != 1 {
+		return -1
+	}
+	return d
+}
+
 // fleetPrefix names the idle devices: fleet-0000000 ...
 const fleetPrefix = "fleet-"
+
+// fleetDigits is the width of an idle device's number: fleet-0000000 ... fleet-9999999.
+const fleetDigits = 7
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 
@@ -274,26 +327,6 @@ func raiseOpenFiles() {
 	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 }
 
-// startFleetDevices starts the idle fleet in a child process (`lwota bench fleet-devices`), so
-// that its memory is not counted as the server's, and returns its report lines.
-func startFleetDevices(ctx context.Context, cfg fleetBenchConfig, server string, stderr io.Writer) (*exec.Cmd, *bufio.Reader, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, nil, err
-	}
-	child := exec.CommandContext(ctx, exe, "bench", "fleet-devices", "--server", server, "--devices", fmt.Sprint(cfg.Devices),
-		"--concurrency", fmt.Sprint(cfg.Concurrency), "--lifetime", cfg.Lifetime.String(), "--source", cfg.Source.String())
-	child.Stderr = stderr
-	out, err := child.StdoutPipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := child.Start(); err != nil {
-		return nil, nil, fmt.Errorf("bench fleet: start device client: %w", err)
-	}
-	return child, bufio.NewReader(out), nil
-}
-
 // Idle devices send from 127.77.A.B: a range of loopback addresses other tests do not use, each
 // with fleetPortsPerAddr ports from fleetBasePort.
 const (
@@ -312,14 +345,20 @@ func benchFleetDevices(ctx context.Context, args []string, stdout, stderr io.Wri
 	concurrency := fs.Int("concurrency", 128, "requests in flight")
 	lifetime := fs.Duration("lifetime", 10*time.Minute, "registration lifetime")
 	source := fs.String("source", "127.77.0.1", "the first source address")
+	untilStdin := fs.Bool("until-stdin-closes", false, "end when stdin closes (the parent bench ended)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *untilStdin {
+		var cancel context.CancelFunc
+		ctx, cancel = untilStdinCloses(ctx)
+		defer cancel()
 	}
 	first, err := netip.ParseAddr(*source)
 	if err != nil {
 		return err
 	}
-	l, err := lwm2mtest.NewRegLoadFrom(*server, *devices, func(i int) string { return fmt.Sprintf("%s%07d", fleetPrefix, i) },
+	l, err := lwm2mtest.NewRegLoadFrom(*server, *devices, func(i int) string { return fmt.Sprintf("%s%0*d", fleetPrefix, fleetDigits, i) },
 		lwm2mtest.SpreadLocals(first, fleetPortsPerAddr, fleetBasePort))
 	if err != nil {
 		return err
@@ -358,125 +397,6 @@ func benchFleetDevices(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 }
 
-// benchFleetDTLS measures the memory of cfg.DTLSSessions idle DTLS PSK sessions held by a
-// transport DTLS Endpoint in this process (lwota's defaults, the idle timeout raised so that no
-// session is closed while the others handshake); the clients run in a child process (`lwota
-// bench fleet-dtls`), a socket each.
-func benchFleetDTLS(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Writer) error {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	dc := transport.DTLSConfig{PSK: benchPSKs{}, IdleTimeout: time.Hour, MaxSessions: cfg.DTLSSessions + 1024, HibernateAfter: cfg.HibernateAfter}
-	reg := prometheus.NewRegistry()
-	ep, err := transport.NewDTLS(pc, nil, transport.DefaultConfig(), dc, nil, reg)
-	if err != nil {
-		pc.Close()
-		return err
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- ep.Serve(sctx) }()
-	defer func() { cancel(); <-served }()
-	heap0, rss0 := memNow()
-	g0 := runtime.NumGoroutine()
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	// A child holds at most dtlsPerChild sessions, a socket each, within its open-file limit.
-	for first := 0; first < cfg.DTLSSessions; first += dtlsPerChild {
-		k := min(dtlsPerChild, cfg.DTLSSessions-first)
-		child := exec.CommandContext(ctx, exe, "bench", "fleet-dtls", "--server", pc.LocalAddr().String(), "--sessions", fmt.Sprint(k), "--first", fmt.Sprint(first))
-		child.Stderr = stderr
-		out, err := child.StdoutPipe()
-		if err != nil {
-			return err
-		}
-		if err := child.Start(); err != nil {
-			return fmt.Errorf("bench fleet: start dtls clients: %w", err)
-		}
-		defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
-		lines := bufio.NewReader(out)
-		for {
-			line, err := lines.ReadString('\n')
-			if err != nil {
-				return fmt.Errorf("bench fleet: dtls clients ended: %w", err)
-			}
-			if strings.HasPrefix(line, "ready ") {
-				break
-			}
-			fmt.Fprintf(stdout, "dtls: %s", line)
-		}
-	}
-	time.Sleep(time.Second) // the last sessions' Finished flights settle
-	n := float64(cfg.DTLSSessions)
-	report := func(what string) {
-		heap1, rss1 := memNow()
-		fmt.Fprintf(stdout, "memory: %d idle DTLS PSK sessions, %s (transport only): %.0f B RSS and %.0f B live Go heap per session, %.1f goroutines per session; goal: <= 16384 B RSS\n",
-			cfg.DTLSSessions, what, float64(rss1-rss0)/n, float64(heap1-heap0)/n, float64(runtime.NumGoroutine()-g0)/n)
-	}
-	report("awake (their pion connections live)")
-	// Sessions sleep after DTLSConfig.HibernateAfter without a datagram (dtls_idle.go).
-	hib := cfg.HibernateAfter
-	deadline := time.Now().Add(hib + time.Minute)
-	for counterValue(reg, "lwota_transport_dtls_sessions_hibernated_total") < n {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("bench fleet: %.0f of %d DTLS sessions asleep after %s", counterValue(reg, "lwota_transport_dtls_sessions_hibernated_total"), cfg.DTLSSessions, hib+time.Minute)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-	report(fmt.Sprintf("asleep after %s", hib))
-	if cfg.MemProfile != "" {
-		if err := writeHeapProfile(cfg.MemProfile + ".dtls"); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// dtlsPerChild is how many DTLS sessions one child process of bench fleet holds: each has a
-// socket, and the open-file limit may not rise above 20,000.
-const dtlsPerChild = 15000
-
-// benchFleetDTLSClients is the hidden `lwota bench fleet-dtls`: it opens idle DTLS sessions,
-// says "ready N" and holds them until it is killed.
-func benchFleetDTLSClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench fleet-dtls", stderr)
-	server := fs.String("server", "", "the DTLS endpoint's address")
-	sessions := fs.Int("sessions", 1000, "sessions")
-	first := fs.Int("first", 0, "the first session's number: its PSK identity is bench-N")
-	concurrency := fs.Int("concurrency", 32, "handshakes at once")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	raiseOpenFiles()
-	start := time.Now()
-	psk := func(i int) lwm2mtest.PSK { return benchPSK(*first + i) }
-	// Sockets on 127.78.A.B, 10,000 a loopback address: each address has its own ephemeral ports.
-	from := func(i int) netip.Addr {
-		a := netip.AddrFrom4([4]byte{127, 78, 0, 1})
-		for range (*first + i) / 10000 {
-			a = a.Next()
-		}
-		return a
-	}
-	s, err := lwm2mtest.OpenDTLSSessions(ctx, *server, *sessions, *concurrency, psk, from, max(*sessions/5, 100), func(done int) {
-		fmt.Fprintf(stdout, "%d of %d sessions after %s\n", *first+done, *first+*sessions, time.Since(start).Round(time.Second))
-	})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	fmt.Fprintf(stdout, "ready %d\n", s.Len())
-	<-ctx.Done()
-	return nil
-}
-
 // counterValue sums the counters named name in reg.
 func counterValue(reg *prometheus.Registry, name string) float64 {
 	mfs, err := reg.Gather()
@@ -493,3 +413,7 @@ func counterValue(reg *prometheus.Registry, name string) float64 {
 	}
 	return v
 }
+
+// dtlsPerChild is how many DTLS sessions one child process of bench fleet holds by default: each
+// has a socket, and the open-file limit may not rise above 20,000.
+const dtlsPerChild = 15000
