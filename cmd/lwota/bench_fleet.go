@@ -47,6 +47,7 @@ type fleetBenchConfig struct {
 	Samples      int
 	Timeout      time.Duration
 	MemProfile   string
+	CPUProfile   string
 	// Source is the first loopback address the idle devices send from (fleetPortsPerAddr
 	// devices an address, then the next one).
 	Source netip.Addr
@@ -68,6 +69,7 @@ func parseFleetBenchFlags(args []string, stderr io.Writer) (fleetBenchConfig, er
 	fs.IntVar(&c.Samples, "samples", 200, "API reads of one device, and campaign starts, timed for the p99")
 	fs.DurationVar(&c.Timeout, "timeout", 90*time.Minute, "give up after this long (the full size, 250,000 devices and a campaign to 10,000, took over 30 minutes on a busy 2-core machine)")
 	fs.StringVar(&c.MemProfile, "memprofile", "", "write the server's heap profile with the fleet registered to this file")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write this process's CPU profile from the fleet registered to the end (API reads, campaign starts, the campaign) to this file")
 	source := fs.String("source", "127.77.0.1", "the first loopback address the idle devices send from, 30,000 devices an address, then the next ones")
 	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
 		return c, err
@@ -197,6 +199,17 @@ func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Wri
 		}
 	}
 
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	// An API read of one device, chosen at random, at this fleet size.
 	var reads []time.Duration
 	for range cfg.Samples {
@@ -244,12 +257,18 @@ func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Wri
 
 // timeCampaignStarts times n campaign starts through the API (POST /api/v1/campaigns with
 // "start": true, one wave), the i-th of the 10^digits idle devices whose number starts with i,
-// and aborts each after its start.
+// and aborts each after its start, cancelling the updates it started (the idle devices would
+// never answer them) before the next start.
 func timeCampaignStarts(api benchAPI, img string, digits, n int) ([]time.Duration, error) {
 	var starts []time.Duration
 	for i := range n {
 		var c struct {
-			ID string `json:"id"`
+			ID       string `json:"id"`
+			Progress struct {
+				Counts struct {
+					InProgress int `json:"in_progress"`
+				} `json:"counts"`
+			} `json:"progress"`
 		}
 		prefix := fmt.Sprintf("%s%0*d", fleetPrefix, fleetDigits-digits, i)
 		body := map[string]any{"name": fmt.Sprintf("bench-start-%d-%d", digits, i), "image_id": img, "start": true,
@@ -259,9 +278,18 @@ func timeCampaignStarts(api benchAPI, img string, digits, n int) ([]time.Duratio
 			return nil, fmt.Errorf("bench fleet: start campaign over %s*: %w", prefix, err)
 		}
 		starts = append(starts, time.Since(begin))
-		var out map[string]any
-		if err := api.call("POST", "/api/v1/campaigns/"+c.ID+"/abort", map[string]any{"reason": "bench"}, &out); err != nil {
+		if err := api.call("POST", "/api/v1/campaigns/"+c.ID+"/abort", map[string]any{"reason": "bench", "mode": "hard"}, &c); err != nil {
 			return nil, fmt.Errorf("bench fleet: abort campaign: %w", err)
+		}
+		// The next start is timed alone, not behind the cancelling of this one's updates.
+		for deadline := time.Now().Add(2 * time.Minute); c.Progress.Counts.InProgress > 0; {
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("bench fleet: aborted campaign %s still has %d updates in progress", c.ID, c.Progress.Counts.InProgress)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if err := api.call("GET", "/api/v1/campaigns/"+c.ID, nil, &c); err != nil {
+				return nil, fmt.Errorf("bench fleet: campaign %s: %w", c.ID, err)
+			}
 		}
 	}
 	return starts, nil
@@ -375,25 +403,38 @@ func benchFleetDevices(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	took := time.Since(start)
 	fmt.Fprintf(stdout, "registered %d devices in %s (%.0f/s)\n", *devices, took.Round(time.Millisecond), float64(*devices)/took.Seconds())
+	// The first Update round runs at full speed: it is the Update rate. The later ones are
+	// spread over half the lifetime, as devices that each keep their own lifetime send them (a
+	// quarter of a million Updates within seconds every 3/4 of the lifetime is a load no fleet
+	// makes, and it starves everything else of the store's writes): round k >= 1 starts L/4 +
+	// (k-1)*3L/4 after the first, so that no device's Updates are more than 3L/4 apart.
+	firstRound := time.Now()
 	for round := 0; ; round++ {
+		if round > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Until(firstRound.Add(*lifetime/4 + time.Duration(round-1)**lifetime*3/4))):
+			}
+		}
 		begin := time.Now()
 		n, err := l.Update(ctx, *concurrency, 1)
 		if err != nil && (round == 0 || ctx.Err() != nil) {
 			return err
 		}
 		took := time.Since(begin)
-		fmt.Fprintf(stdout, "updated %d devices in %s (%.0f/s)\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+		if round == 0 {
+			fmt.Fprintf(stdout, "updated %d devices in %s (%.0f/s)\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+		} else {
+			fmt.Fprintf(stdout, "updated %d devices in %s (spread over %s)\n", n, took.Round(time.Millisecond), l.Spread)
+		}
 		if err != nil {
 			fmt.Fprintf(stdout, "progress keep-alive: %d devices not updated, the first: %v\n", *devices-n, err)
 		}
 		// After the first round, a device the loaded server did not answer in time (four
 		// transmissions over 30 s) must not end the fleet: the next round tries it again.
 		l.KeepGoing = true
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Until(begin.Add(*lifetime * 3 / 4))):
-		}
+		l.Spread = *lifetime / 2
 	}
 }
 

@@ -219,6 +219,10 @@ func untilStdinCloses(ctx context.Context) (context.Context, context.CancelFunc)
 	return ctx, cancel
 }
 
+// dtlsPortsPerAddr is how many DTLS client sockets bind one loopback address, on ports from
+// fleetBasePort.
+const dtlsPortsPerAddr = 10000
+
 // benchFleetDTLSClients is the hidden `lwota bench fleet-dtls`: it opens idle DTLS sessions,
 // says "ready N" and holds them until it is killed, or its stdin closes (--until-stdin-closes).
 func benchFleetDTLSClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -243,13 +247,15 @@ func benchFleetDTLSClients(ctx context.Context, args []string, stdout, stderr io
 	raiseOpenFiles()
 	start := time.Now()
 	psk := func(i int) lwm2mtest.PSK { return benchPSK(*first + i) }
-	// Sockets on 127.78.A.B, 10,000 a loopback address: each address has its own ephemeral ports.
-	from := func(i int) netip.Addr {
+	// Sockets on 127.78.A.B, 10,000 a loopback address, on ports below the ephemeral range
+	// (OpenDTLSSessions says why).
+	from := func(i int) netip.AddrPort {
+		k := *first + i
 		a := netip.AddrFrom4([4]byte{127, 78, 0, 1})
-		for range (*first + i) / 10000 {
+		for range k / dtlsPortsPerAddr {
 			a = a.Next()
 		}
-		return a
+		return netip.AddrPortFrom(a, uint16(fleetBasePort+k%dtlsPortsPerAddr))
 	}
 	s, err := lwm2mtest.OpenDTLSSessions(ctx, *server, *sessions, *concurrency, psk, from, max(*sessions/5, 100), func(done int) {
 		fmt.Fprintf(stdout, "%d of %d sessions after %s\n", *first+done, *total, time.Since(start).Round(time.Second))
