@@ -107,6 +107,8 @@ func benchFleetCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
+	// The child processes' stderr is copied by a goroutine each, beside this process's logs.
+	stderr = &syncWriter{w: stderr}
 	raiseOpenFiles() // the campaign's simulated devices hold a socket each
 	if cfg.DTLSSessions > 0 {
 		if err := benchFleetDTLS(ctx, cfg, stdout, stderr); err != nil {
@@ -178,7 +180,12 @@ func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Wri
 			return fmt.Errorf("bench fleet: device client said %q", line)
 		}
 	}
-	go func() { // later keep-alive rounds, as progress
+	// Later keep-alive rounds, as progress, beside this goroutine's lines: until the child ends,
+	// which the bench waits for before it returns.
+	stdout = &syncWriter{w: stdout}
+	keepAlive := make(chan struct{})
+	go func() {
+		defer close(keepAlive)
 		for {
 			line, err := lines.ReadString('\n')
 			if err != nil {
@@ -187,6 +194,7 @@ func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Wri
 			fmt.Fprintf(stdout, "fleet: keep-alive: %s", line)
 		}
 	}()
+	defer func() { kids.stop(); <-keepAlive }()
 	if online := svc.core.Registry().Count(); online != cfg.Devices {
 		return fmt.Errorf("bench fleet: lwota holds %d registrations, want %d", online, cfg.Devices)
 	}

@@ -208,6 +208,19 @@ func (b *benchChildren) stop() {
 	}
 }
 
+// syncWriter serialises the writes of several writers (child processes' copying goroutines,
+// loggers) to one io.Writer.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
 // untilStdinCloses returns a context that ends with ctx or once stdin reads to its end: a child
 // of benchChildren ends with its parent.
 func untilStdinCloses(ctx context.Context) (context.Context, context.CancelFunc) {
