@@ -74,7 +74,8 @@ func TestBenchFleetChildrenEndWithIt(t *testing.T) {
 			defer cancel()
 			args := append([]string{"bench", "fleet", "--campaign-devices", "0", "--timeout", "5m"}, tc.args...)
 			cmd := exec.CommandContext(ctx, self, args...)
-			cmd.Env = append(os.Environ(), readmeCLIEnv+"=1")
+			// Killed, the bench leaves its data directory behind: in the test's.
+			cmd.Env = append(os.Environ(), readmeCLIEnv+"=1", "TMPDIR="+t.TempDir())
 			cmd.Stderr = os.Stderr
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
