@@ -6,7 +6,7 @@ DEVICES  ?= 10000
 PULL_SECONDS ?= 60
 DTLS_SECONDS ?= 10
 FLEET_DEVICES ?= 50000
-FLEET_DTLS ?= 10000
+FLEET_DTLS ?= 30000
 # The PostgreSQL of the registration benchmark's ratio: auto starts a durable throwaway cluster
 # (initdb, pg_ctl); a postgres:// URL uses that server; empty skips PostgreSQL.
 BENCH_POSTGRES ?= auto

@@ -12,9 +12,12 @@ import (
 
 // Actions an operator takes. Each one is stored, with who took it and why, before it answers.
 
-// Start moves a draft to running, or to scheduled when its start time lies ahead.
+// Start moves a draft to running, or to scheduled when its start time lies ahead. It does not
+// wait for a tick in progress: a tick never steps a draft (it is not followed), and the
+// version's compare-and-set orders the start with any other action on it. A tick that starts
+// thousands of updates of another campaign takes seconds, and a start waited for it.
 func (m *Manager) Start(ctx context.Context, id, actor string) (*Campaign, error) {
-	return m.act(ctx, id, actor, "start", "", func(c *Campaign) error {
+	return m.actUnserialised(ctx, id, actor, "start", "", func(c *Campaign) error {
 		if c.State != StateDraft {
 			return fmt.Errorf("%w: start a %s campaign", ErrInvalidTransition, c.State)
 		}
@@ -187,6 +190,12 @@ func (m *Manager) Retry(ctx context.Context, id, actor string) (*Campaign, error
 func (m *Manager) act(ctx context.Context, id, actor, action, reason string, change func(c *Campaign) error) (*Campaign, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.actUnserialised(ctx, id, actor, action, reason, change)
+}
+
+// actUnserialised is act without waiting for a tick in progress: for an action on a campaign
+// no tick steps, whose change itself refuses every other.
+func (m *Manager) actUnserialised(ctx context.Context, id, actor, action, reason string, change func(c *Campaign) error) (*Campaign, error) {
 	for range 5 {
 		c, err := m.store.GetCampaign(ctx, id)
 		if err != nil {

