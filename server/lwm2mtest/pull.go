@@ -181,7 +181,7 @@ func pullOver(ctx context.Context, cfg PullConfig, pathOpts message.Options, con
 	devs := make([]*pullDevice, cfg.Devices)
 	for i, c := range conns {
 		devs[i] = &pullDevice{cfg: cfg, conn: c, pathOpts: pathOpts, blocks: &blocks, mid: uint16(rand.Uint32())}
-		wg.Go(func() { devs[i].run(ctx) })
+		wg.Go(func() { devs[i].pull(ctx) }) // dtls_pull_events.go for DTLS
 	}
 	wg.Wait()
 	elapsed := time.Since(start)

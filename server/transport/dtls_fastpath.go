@@ -88,7 +88,7 @@ func (l *dtlsLink) setSink(s datagramSink) { l.fast.once.Do(func() { l.fast.sink
 // before that, and the end. vc is conn's sessionConn: not s.vc, which a session that went to sleep and woke
 // up has replaced (dtls_idle.go).
 func (l *dtlsLink) readSession(s *dtlsSession, vc *sessionConn, conn *dtls.Conn) {
-	sink := l.fast.sink // set by newEndpoint, before any session exists
+	sink := l.fast.sink    // set by newEndpoint, before any session exists
 	l.handRecords(s, conn) // from now on pion delivers on its reader (dtls_record.go)
 	for {
 		bp := sink.buffer()

@@ -1,0 +1,126 @@
+package lwm2mtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	piondtls "github.com/pion/dtls/v3"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp/coder"
+)
+
+// dtlsBlockServer is blockServer over DTLS (PSK, any identity, key "pullkey"): it answers GET
+// with blocks of an 8-block, 1 KiB-per-block image, drops the first copy of every fifth
+// request when lossy, and answers 4.04 to every request when notFound.
+func dtlsBlockServer(t *testing.T, lossy, notFound bool) string {
+	t.Helper()
+	ln, err := piondtls.ListenWithOptions("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)},
+		piondtls.WithPSK(func([]byte) ([]byte, error) { return []byte("pullkey"), nil }),
+		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				in, out := make([]byte, 2048), make([]byte, 2048)
+				payload := bytes.Repeat([]byte{0xa5}, 1024)
+				seen := map[int32]bool{}
+				for {
+					n, err := c.Read(in)
+					if err != nil {
+						return
+					}
+					req := message.Message{Options: make(message.Options, 0, 16)}
+					if _, err := coder.DefaultCoder.Decode(in[:n], &req); err != nil {
+						continue
+					}
+					if lossy && req.MessageID%5 == 0 && !seen[req.MessageID] {
+						seen[req.MessageID] = true
+						continue
+					}
+					resp := message.Message{Token: req.Token, MessageID: req.MessageID, Type: message.Acknowledgement, Code: codes.Content}
+					if notFound {
+						resp.Code = codes.NotFound
+					} else {
+						v, _ := req.Options.GetUint32(message.Block2)
+						num, more := v>>4, uint32(0)
+						if num < 7 {
+							more = 8
+						}
+						resp.Options, _, _ = resp.Options.SetUint32(make([]byte, 4), message.Block2, num<<4|more|6)
+						resp.Payload = payload
+					}
+					k, err := coder.DefaultCoder.Encode(resp, out)
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(out[:k]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "coaps://" + ln.Addr().String() + "/fw/tok"
+}
+
+func pullPSK(i int) PSK { return PSK{Identity: fmt.Sprintf("dev%d", i), Key: []byte("pullkey")} }
+
+// TestPullLoadDTLSEvents: devices pulling over DTLS, driven by the records pion hands them
+// (dtls_pull_events.go), count what the plain devices count: whole 1 KiB blocks and images,
+// retransmissions after a lost request (and no error once the retransmission is answered), and
+// the server's error answers.
+func TestPullLoadDTLSEvents(t *testing.T) {
+	cases := []struct {
+		name            string
+		lossy, notFound bool
+		cfg             PullConfig
+		check           func(PullReport) error
+	}{
+		{"clean", false, false, PullConfig{Devices: 4, Duration: 1500 * time.Millisecond, Window: 500 * time.Millisecond}, func(r PullReport) error {
+			if r.Blocks == 0 || r.Images == 0 || r.Errors != 0 || r.Bytes != r.Blocks*1024 || r.Retransmits != 0 {
+				return fmt.Errorf("want blocks, images, 1 KiB each, no error or retransmission")
+			}
+			return nil
+		}},
+		{"lossy", true, false, PullConfig{Devices: 2, Duration: 1500 * time.Millisecond, Timeout: 20 * time.Millisecond}, func(r PullReport) error {
+			if r.Retransmits == 0 || r.Errors != 0 || r.Blocks == 0 {
+				return fmt.Errorf("want retransmissions, blocks and no error")
+			}
+			return nil
+		}},
+		{"not found", false, true, PullConfig{Devices: 1, Duration: 500 * time.Millisecond}, func(r PullReport) error {
+			if r.Errors == 0 || r.Blocks != 0 || !strings.Contains(r.FirstError, "4.04") {
+				return fmt.Errorf("want 4.04 errors and no block")
+			}
+			return nil
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.URI = dtlsBlockServer(t, tc.lossy, tc.notFound)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			rep, err := PullLoadDTLS(ctx, tc.cfg, pullPSK)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.check(rep); err != nil {
+				t.Fatalf("%v: report %+v", err, rep)
+			}
+		})
+	}
+}
