@@ -37,6 +37,9 @@ type PullConfig struct {
 	// Started, when set, is called as the devices start pulling (after the DTLS handshakes of
 	// PullLoadDTLS), so that a caller can measure the pull alone.
 	Started func()
+	// Ended, when set, is called as the run ends, before the connections close (a DTLS
+	// connection's close_notify and teardown are not part of the pull).
+	Ended func()
 }
 
 // PullReport is what a pull load run measured.
@@ -185,6 +188,9 @@ func pullOver(ctx context.Context, cfg PullConfig, pathOpts message.Options, con
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	if cfg.Ended != nil {
+		cfg.Ended()
+	}
 	<-sampled
 	for _, c := range conns {
 		c.Close()
