@@ -153,3 +153,30 @@ func TestPullLoadStartedEnded(t *testing.T) {
 		})
 	}
 }
+
+// TestDTLSLoadClientConnectedSocket: a load device's DTLS connection runs over a socket
+// connected to the server, as a plain pull device's does (its local address is the loopback
+// address the kernel chose for that route, not the unspecified address of an unconnected
+// socket, which had the kernel route every datagram).
+func TestDTLSLoadClientConnectedSocket(t *testing.T) {
+	uri := dtlsBlockServer(t, false, false)
+	raddr, _, err := pullTarget(uri, "coaps", "5684")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suites, err := ParseDTLSSuites("psk-ccm8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := DTLSLoadClient{Suite: suites[0], PSK: pullPSK}.Dial(ctx, raddr, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	local, ok := c.LocalAddr().(*net.UDPAddr)
+	if !ok || !local.IP.Equal(raddr.IP) {
+		t.Fatalf("local address %v: want a socket connected to %v", c.LocalAddr(), raddr)
+	}
+}
