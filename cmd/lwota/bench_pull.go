@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -94,16 +95,16 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 			return err
 		}
 		rssStart := vmRSS()
-		cpuStart := processCPU()
-		rep, err := lwm2mtest.PullLoad(ctx, lwm2mtest.PullConfig{URI: uri, Devices: n, Duration: d, Window: pullWindow(d)})
+		var cpu pullCPU
+		rep, err := lwm2mtest.PullLoad(ctx, lwm2mtest.PullConfig{URI: uri, Devices: n, Duration: d, Window: pullWindow(d),
+			Started: cpu.start, Ended: cpu.end})
 		if err != nil {
 			return err
 		}
-		cpu := processCPU() - cpuStart
 		rssEnd := vmRSS()
 		perBlock := 0.0
 		if rep.Blocks > 0 {
-			perBlock = float64(cpu.Microseconds()) / float64(rep.Blocks)
+			perBlock = float64(cpu.used().Microseconds()) / float64(rep.Blocks)
 		}
 		wins := make([]string, len(rep.Windows))
 		for i, r := range rep.Windows {
@@ -135,6 +136,20 @@ type benchGrants struct{ g transfer.Grant }
 func (b benchGrants) Grant(context.Context, string, transport.Peer) (transfer.Grant, error) {
 	return b.g, nil
 }
+
+// pullCPU is the process CPU of one pull run, measured the same way for plain CoAP and DTLS:
+// from the moment the devices start (their sockets made, their DTLS handshakes done, and the
+// garbage of that collected first, so the run does not pay for it) to the moment they stop
+// (before their connections close: a DTLS session's teardown is not the pull's).
+type pullCPU struct{ t0, t1 time.Duration }
+
+func (c *pullCPU) start() {
+	runtime.GC()
+	c.t0 = processCPU()
+}
+
+func (c *pullCPU) end()                { c.t1 = processCPU() }
+func (c *pullCPU) used() time.Duration { return c.t1 - c.t0 }
 
 // processCPU is the user and system CPU time this process used so far.
 func processCPU() time.Duration {

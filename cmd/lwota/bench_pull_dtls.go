@@ -65,16 +65,15 @@ func benchPullDTLS(ctx context.Context, w io.Writer, srv *benchDTLSServer, uri s
 	client := srv.device
 	client.Suite = suite
 	rssStart := vmRSS()
-	var cpuStart time.Duration // once the handshakes are done: the CPU of the pull alone
-	cfg := lwm2mtest.PullConfig{URI: uri, Devices: n, Duration: d, Window: pullWindow(d), Started: func() { cpuStart = processCPU() }}
+	var cpu pullCPU // once the handshakes are done: the CPU of the pull alone (bench_pull.go)
+	cfg := lwm2mtest.PullConfig{URI: uri, Devices: n, Duration: d, Window: pullWindow(d), Started: cpu.start, Ended: cpu.end}
 	rep, err := lwm2mtest.PullLoadDTLSDial(ctx, cfg, client.Dial)
 	if err != nil {
 		return fmt.Errorf("dtls %s: %w", suite.Name, err)
 	}
-	cpu := processCPU() - cpuStart
 	perBlock, ratio := 0.0, 0.0 // ratio: to plain CoAP
 	if rep.Blocks > 0 {
-		perBlock = float64(cpu.Microseconds()) / float64(rep.Blocks)
+		perBlock = float64(cpu.used().Microseconds()) / float64(rep.Blocks)
 	}
 	if coapRate > 0 {
 		ratio = rep.BlocksPerSec / coapRate

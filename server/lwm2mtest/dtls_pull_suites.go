@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	piondtls "github.com/pion/dtls/v3"
+	piondtlsnet "github.com/pion/dtls/v3/pkg/net"
 )
 
 // DTLSSuite is a cipher suite a load device handshakes with, by the short name the benchmarks
@@ -62,7 +63,7 @@ type DTLSLoadClient struct {
 	RootCAs     *x509.CertPool
 }
 
-// Dial handshakes device i with the server at raddr from a new UDP socket.
+// Dial handshakes device i with the server at raddr from a new UDP socket connected to it.
 func (c DTLSLoadClient) Dial(ctx context.Context, raddr *net.UDPAddr, i int) (*piondtls.Conn, error) {
 	opts := []piondtls.ClientOption{piondtls.WithCipherSuites(c.Suite.ID)}
 	if c.Suite.Certificate {
@@ -73,13 +74,16 @@ func (c DTLSLoadClient) Dial(ctx context.Context, raddr *net.UDPAddr, i int) (*p
 		opts = append(opts, piondtls.WithPSK(func([]byte) ([]byte, error) { return psk.Key, nil }),
 			piondtls.WithPSKIdentityHint([]byte(psk.Identity)))
 	}
-	pc, err := net.ListenUDP("udp", nil)
+	// A connected socket, as the plain pull devices have (PullLoad) and as pion's own Dial makes:
+	// an unconnected one made the kernel route every datagram sent (and, bound to the
+	// unspecified address, sent IPv4 through an IPv6 socket), a cost the plain devices do not pay.
+	uc, err := net.DialUDP("udp", nil, raddr)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := piondtls.ClientWithOptions(pc, raddr, opts...)
+	conn, err := piondtls.ClientWithOptions(piondtlsnet.PacketConnFromConn(uc), raddr, opts...)
 	if err != nil {
-		pc.Close()
+		uc.Close()
 		return nil, err
 	}
 	if err := conn.HandshakeContext(ctx); err != nil {

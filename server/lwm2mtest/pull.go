@@ -37,6 +37,9 @@ type PullConfig struct {
 	// Started, when set, is called as the devices start pulling (after the DTLS handshakes of
 	// PullLoadDTLS), so that a caller can measure the pull alone.
 	Started func()
+	// Ended, when set, is called as the run ends, before the connections close (a DTLS
+	// connection's close_notify and teardown are not part of the pull).
+	Ended func()
 }
 
 // PullReport is what a pull load run measured.
@@ -181,10 +184,13 @@ func pullOver(ctx context.Context, cfg PullConfig, pathOpts message.Options, con
 	devs := make([]*pullDevice, cfg.Devices)
 	for i, c := range conns {
 		devs[i] = &pullDevice{cfg: cfg, conn: c, pathOpts: pathOpts, blocks: &blocks, mid: uint16(rand.Uint32())}
-		wg.Go(func() { devs[i].run(ctx) })
+		wg.Go(func() { devs[i].pull(ctx) }) // dtls_pull_events.go for DTLS
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	if cfg.Ended != nil {
+		cfg.Ended()
+	}
 	<-sampled
 	for _, c := range conns {
 		c.Close()

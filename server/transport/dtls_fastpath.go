@@ -83,11 +83,13 @@ const inboundPooled = 2048
 
 func (l *dtlsLink) setSink(s datagramSink) { l.fast.once.Do(func() { l.fast.sink = s }) }
 
-// readSession reads the plaintext of an established session and hands it to the engine until
-// conn ends. vc is conn's sessionConn: not s.vc, which a session that went to sleep and woke
+// readSession hands the plaintext of an established session to the engine until conn ends: pion
+// delivers it on its reader goroutine (dtls_record.go); Read here returns only what pion queued
+// before that, and the end. vc is conn's sessionConn: not s.vc, which a session that went to sleep and woke
 // up has replaced (dtls_idle.go).
 func (l *dtlsLink) readSession(s *dtlsSession, vc *sessionConn, conn *dtls.Conn) {
-	sink := l.fast.sink // set by newEndpoint, before any session exists
+	sink := l.fast.sink    // set by newEndpoint, before any session exists
+	l.handRecords(s, conn) // from now on pion delivers on its reader (dtls_record.go)
 	for {
 		bp := sink.buffer()
 		n, err := conn.Read(*bp)

@@ -105,6 +105,9 @@ type Conn struct {
 	replayProtectionWindow uint
 
 	handshakeConfig *handshakeConfig
+
+	// appData, when set, takes decrypted application data instead of Read (lwota patch 10).
+	appData atomic.Pointer[func([]byte)]
 }
 
 // createConn creates a new DTLS connection.
@@ -1187,6 +1190,10 @@ func (c *Conn) handleIncomingPacket(
 		}
 
 		return true, isRetransmit, nil, nil
+	}
+
+	if c.deliverApplicationData(buf, header.Epoch, originalCID, rAddr, markPacketAsValid) {
+		return false, false, nil, nil // lwota patch 10: handed to the handler (app_data_handler.go)
 	}
 
 	r := &recordlayer.RecordLayer{}

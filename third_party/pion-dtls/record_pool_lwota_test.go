@@ -38,7 +38,18 @@ func (c scribblingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 // has room, so the datagram handed to the socket is the pooled buffer itself; it must not go
 // back to the pool before the socket has it, or another connection's record overwrites it
 // (here: the socket's own scribbling) and the peer rejects the record.
+//
+// Since patch 11 the AEAD suites seal in place too: the test runs for them as well.
 func TestRecordBufferNotReusedBeforeWrite(t *testing.T) {
+	for _, suite := range []CipherSuiteID{
+		TLS_PSK_WITH_AES_128_CBC_SHA256, TLS_PSK_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_GCM_SHA256,
+	} {
+		t.Run(suite.String(), func(t *testing.T) { testRecordBufferNotReusedBeforeWrite(t, suite) })
+	}
+}
+
+func testRecordBufferNotReusedBeforeWrite(t *testing.T, suite CipherSuiteID) {
+	t.Helper()
 	ca, cb := dpipe.Pipe()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -46,7 +57,7 @@ func TestRecordBufferNotReusedBeforeWrite(t *testing.T) {
 		return &Config{
 			PSK:             func([]byte) ([]byte, error) { return []byte{0xab, 0xc1, 0x23}, nil },
 			PSKIdentityHint: []byte("lwota"),
-			CipherSuites:    []CipherSuiteID{TLS_PSK_WITH_AES_128_CBC_SHA256},
+			CipherSuites:    []CipherSuiteID{suite},
 		}
 	}
 	type result struct {

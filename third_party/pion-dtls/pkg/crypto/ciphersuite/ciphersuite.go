@@ -93,11 +93,22 @@ func (a *aead) encrypt(pkt *recordlayer.RecordLayer, raw []byte) ([]byte, error)
 		additionalData = generateAEADAdditionalData(&pkt.Header, len(payload))
 	}
 	finalSize := len(raw) + 8 + len(payload) + a.tagLength
-	r := make([]byte, finalSize)
-	copy(r, raw)
-	copy(r[len(raw):], nonce[4:])
-
-	a.localAEAD.Seal(r[len(raw)+8:len(raw)+8], nonce, payload, additionalData)
+	var r []byte
+	if cap(raw) >= finalSize {
+		// lwota patch 11: the record fits the caller's buffer (as the CBC suite, it encrypts
+		// in place when there is room): the payload moves up by the explicit nonce and is
+		// sealed where it lies, instead of into a buffer allocated per record.
+		r = raw[:finalSize]
+		plaintext := r[len(raw)+8 : len(raw)+8+len(payload)]
+		copy(plaintext, payload) // overlapping: copy moves it like memmove
+		copy(r[len(raw):], nonce[4:])
+		a.localAEAD.Seal(plaintext[:0], nonce, plaintext, additionalData)
+	} else {
+		r = make([]byte, finalSize)
+		copy(r, raw)
+		copy(r[len(raw):], nonce[4:])
+		a.localAEAD.Seal(r[len(raw)+8:len(raw)+8], nonce, payload, additionalData)
+	}
 
 	// Update recordLayer size to include explicit nonce
 	binary.BigEndian.PutUint16(r[pkt.Header.Size()-2:], uint16(len(r)-pkt.Header.Size())) //nolint:gosec //G115

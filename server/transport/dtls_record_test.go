@@ -1,0 +1,42 @@
+package transport
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDTLSRecordOnPionReader: a session's record reaches an inline handler on pion's reader
+// goroutine, through the application data handler (dtls_record.go), not through Read on the
+// session's goroutine (readSession), which cost a goroutine hand-off and a copy per record.
+func TestDTLSRecordOnPionReader(t *testing.T) {
+	stacks := make(chan string, 2)
+	h := Inline(HandlerFunc(func(_ context.Context, _ Peer, _ *Message) *Message {
+		buf := make([]byte, 64<<10)
+		stacks <- string(buf[:runtime.Stack(buf, false)])
+		return NewMessage(Content)
+	}))
+	te, _ := startDTLSWith(t, h, testConfig(), DTLSConfig{})
+	c, err := dialDTLS(t, te.addr, "dev1", "secretkey123", nil)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	defer c.Close()
+	// The second request is the one checked: a record that arrives as the handshake ends may
+	// be queued for Read before the session sets the handler (readSession then delivers it).
+	var stack string
+	for mid := uint16(1); mid <= 2; mid++ {
+		if _, err := c.Write(datagram(t, typeCON, mid, req(GET, "/fw"))); err != nil {
+			t.Fatal(err)
+		}
+		if f, err := readFrameWithin(t, c, 20*time.Second); err != nil || f.msg == nil || f.msg.Code != Content {
+			t.Fatalf("answer %d: %+v, %v", mid, f, err)
+		}
+		stack = <-stacks
+	}
+	if !strings.Contains(stack, "handRecords") || !strings.Contains(stack, "readAndBuffer") || strings.Contains(stack, "readSession") {
+		t.Fatalf("the handler did not run on pion's reader through the application data handler:\n%s", stack)
+	}
+}
