@@ -133,6 +133,7 @@ func (t *gcHeadroom) stop() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.stopped = true
+	t.current = t.base
 	debug.SetGCPercent(t.base)
 }
 
