@@ -38,9 +38,12 @@ const gcMaxPercent = 10000
 
 // gcPercentFor is the GC percent that puts the next collection at max(live × (1 + base/100),
 // live + headroom), capped at gcMaxPercent.
+//
+// Before the first collection the live heap is unknown (0): base, so that the first collection
+// comes at the runtime's 4 MB minimum rather than at gcMaxPercent of it (400 MB).
 func gcPercentFor(live, headroom uint64, base int) int {
 	if live == 0 {
-		live = 1
+		return base
 	}
 	p := headroom / live * 100
 	if headroom/live < gcMaxPercent/100 { // exact enough, and no overflow for huge headrooms

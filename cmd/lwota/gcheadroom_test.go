@@ -25,7 +25,7 @@ func TestGCPercentFor(t *testing.T) {
 		{"fleet size", 240 * mib, 64 * mib, 100},
 		{"just above base", 60 * mib, 64 * mib, 106},
 		{"tiny heap capped", 100 << 10, 64 * mib, gcMaxPercent},
-		{"no live heap yet", 0, 64 * mib, gcMaxPercent},
+		{"no collection yet", 0, 64 * mib, 100},
 		{"huge headroom no overflow", 1 * mib, 1 << 62, gcMaxPercent},
 		{"headroom off", 5 * mib, 0, 100},
 	}
