@@ -125,7 +125,7 @@ func BenchDTLSHandshakes(ctx context.Context, w, stderr io.Writer, cfg dtlsBench
 			servers = append(servers, s)
 		}
 	}
-	fmt.Fprintf(w, "dtls handshakes: PSK, AES_128_CCM_8, cookie exchange, pion clients on a new socket each; %v per run and server; server CPU from /proc (clients not counted)\n", cfg.Duration)
+	fmt.Fprintf(w, "dtls handshakes: PSK, AES_128_CCM_8, cookie exchange, pion clients on a new socket each; %v per run and server; server CPU from /proc (clients not counted); lwota's server with lwota serve's GC headroom (%s), bare pion without\n", cfg.Duration, formatByteSize(defaultGCHeadroom))
 	fmt.Fprintf(w, "%8s %8s %14s %12s %10s %8s\n", "clients", "server", "handshakes/s", "cpu us/hs", "total", "errors")
 	for _, c := range cfg.Clients {
 		perHS := map[string]float64{}

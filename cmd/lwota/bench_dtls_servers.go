@@ -162,6 +162,8 @@ func serveDTLSBenchChild(ctx context.Context, kind, cpuprofile string, stdout io
 	}
 	switch kind {
 	case "lwota":
+		// The process collects as `lwota serve` does: with its default GC headroom (unless GOGC is set).
+		startGCHeadroom(ctx, defaultGCHeadroom, os.Getenv)
 		addr, stop, err := serveBenchDTLS(ctx, nil)
 		if err != nil {
 			return err

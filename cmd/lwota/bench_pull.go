@@ -85,8 +85,15 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 			return err
 		}
 	}
-	fmt.Fprintf(w, "firmware pull: %d KiB image, 1024-byte blocks, %v per run; client and server share this process (CPU/block counts both)\n",
-		pullBenchImageSize>>10, d)
+	// The process collects as `lwota serve` does, plain CoAP and DTLS runs alike.
+	gcCtx, gcStop := context.WithCancel(ctx)
+	defer gcStop()
+	gc := "GC headroom " + formatByteSize(defaultGCHeadroom) + " as lwota serve"
+	if !startGCHeadroom(gcCtx, defaultGCHeadroom, os.Getenv) {
+		gc = "GOGC set: no GC headroom"
+	}
+	fmt.Fprintf(w, "firmware pull: %d KiB image, 1024-byte blocks, %v per run; client and server share this process (CPU/block counts both); %s\n",
+		pullBenchImageSize>>10, d, gc)
 	fmt.Fprintf(w, "%8s %12s %12s %7s %9s %10s %8s %8s %10s %10s  %s\n",
 		"devices", "echo rt/s", "blocks/s", "ratio", "decline", "cpu us/blk", "retrans", "errors", "rss start", "rss end", "windows (blocks/s)")
 	for _, n := range devices {

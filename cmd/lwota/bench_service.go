@@ -39,6 +39,8 @@ func startBenchService(ctx context.Context, what string, args []string, tweak fu
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(ctx)
+	// The process runs what `lwota serve` runs, GC headroom included; it ends with runCtx.
+	startGCHeadroom(runCtx, sc.GCHeadroom, os.Getenv)
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(runCtx) }()
 	stop := sync.OnceFunc(func() { cancel(); <-done; os.RemoveAll(dir) })

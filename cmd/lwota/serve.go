@@ -64,9 +64,11 @@ type serveConfig struct {
 	ObjectsDir    string
 	LogFormat     string
 	LogLevel      string
-	AwakeWindow   time.Duration
-	MaxQueued     int
-	Core          server.Config
+	// GCHeadroom is the least the heap may grow between two collections (gcheadroom.go); 0: off.
+	GCHeadroom  uint64
+	AwakeWindow time.Duration
+	MaxQueued   int
+	Core        server.Config
 
 	S3 blobstore.S3Config
 	// wrapBlobs, when set, wraps the blob store: tests inject its failures (no flag sets it).
@@ -169,6 +171,8 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&c.ObjectsDir, "objects-dir", "", "directory of OMA DDF XML files with extra object definitions")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	c.GCHeadroom = defaultGCHeadroom
+	fs.Var(byteSizeFlag{&c.GCHeadroom}, "gc-headroom", "the heap may grow at least this much between two garbage collections (GOGC=100 otherwise): fewer collections while the live heap is small, none of it at fleet size; 0: off; ignored when GOGC is set, GOMEMLIMIT still applies")
 	fs.DurationVar(&c.AwakeWindow, "awake-window", c.Core.DM.AwakeWindow, "how long a queue-mode device listens after it last talked (MAX_TRANSMIT_WAIT)")
 	fs.IntVar(&c.MaxQueued, "max-queued", c.Core.DM.MaxQueued, "requests that may wait for one sleeping device")
 	fs.StringVar(&c.S3.Bucket, "s3-bucket", "", "keep images in this S3 bucket (credentials from the AWS SDK's default chain); empty: DATA_DIR/images")
@@ -310,6 +314,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	logger, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err != nil {
 		return err
+	}
+	if startGCHeadroom(ctx, cfg.GCHeadroom, os.Getenv) {
+		logger.Debug("GC headroom on", "headroom", formatByteSize(cfg.GCHeadroom))
 	}
 	svc, err := newService(ctx, cfg, logger)
 	if err != nil {
