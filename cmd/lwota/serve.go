@@ -697,6 +697,10 @@ func (s *service) Run(ctx context.Context) error {
 			case <-ctx.Done():
 			}
 		}
+		select { // an update asked for as soon as lwota says it is ready must find the driver running
+		case <-s.updates.Ready():
+		case <-ctx.Done():
+		}
 		if s.node != nil {
 			wg.Add(1)
 			go func() {

@@ -155,6 +155,8 @@ type Driver struct {
 	runs       map[string]*run // job ID -> run
 	byEndpoint map[string]*run
 	wg         sync.WaitGroup
+	readyOnce  sync.Once
+	ready      chan struct{} // closed once Run takes requests (it has resumed the stored jobs)
 }
 
 // New returns a driver. rec, when not nil, gets an audit entry for every transition of every
@@ -172,8 +174,14 @@ func New(cfg Config, dev Devices, store Store, pkgs Packages, rec audit.Recorder
 		pushes:     make(chan struct{}, cfg.MaxPushes),
 		runs:       make(map[string]*run),
 		byEndpoint: make(map[string]*run),
+		ready:      make(chan struct{}),
 	}
 }
+
+// Ready is closed once Run has resumed the stored jobs and takes new ones: before that, Update
+// answers ErrNotRunning. A service says it is ready only after this (Run loads the active jobs
+// from the store first, which takes a while on a loaded machine).
+func (d *Driver) Ready() <-chan struct{} { return d.ready }
 
 // Run resumes every active job where it stood, then drives jobs until ctx ends. It returns
 // once every job goroutine has stopped; the jobs stay stored where they were.
@@ -193,6 +201,7 @@ func (d *Driver) Run(ctx context.Context) error {
 		d.startLocked(j)
 	}
 	d.mu.Unlock()
+	d.readyOnce.Do(func() { close(d.ready) })
 	if len(jobs) > 0 {
 		d.log.Info("firmware update jobs resumed", "jobs", len(jobs))
 	}
