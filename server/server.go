@@ -577,10 +577,16 @@ func (s *Server) Values(ctx context.Context, endpoint string, recs []lwm2m.Recor
 }
 
 // ReadDeviceInfo implements registration.InfoReader: a Read of path on a device that is awake
-// now; the answer comes back through Values.
+// now. The answer reaches Values too, which only logs a failed save; keeping the answer here
+// as well (nothing to write when Values kept it) makes that failure the read's, so the registry
+// reads again later instead of leaving the stored firmware version stale (seen under a store
+// overloaded by 250,000 devices' Updates, and in a loaded CI run).
 func (s *Server) ReadDeviceInfo(ctx context.Context, endpoint string, path lwm2m.Path) error {
-	_, err := s.DoNow(ctx, endpoint, dm.Request{Op: dm.OpRead, Path: path})
-	return err
+	res, err := s.DoNow(ctx, endpoint, dm.Request{Op: dm.OpRead, Path: path})
+	if err != nil {
+		return err
+	}
+	return s.registry.RecordDeviceInfo(ctx, endpoint, res.Records)
 }
 
 // Device returns the registration of endpoint with its labels: the live one, else the last one
