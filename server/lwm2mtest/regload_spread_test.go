@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	"github.com/plgd-dev/go-coap/v3/message"
-	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/udp/coder"
 )
 
 // TestRegLoadSpread checks NewRegLoadFrom's devices: each sends its Register and its Updates
@@ -18,59 +16,28 @@ import (
 // one peer per device, and holds no socket between exchanges; KeepGoing goes past a device the
 // server does not answer.
 func TestRegLoadSpread(t *testing.T) {
-	srv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	var (
 		mu      sync.Mutex
 		sources = map[string]map[netip.AddrPort]int{} // endpoint (or location) -> sources
 		mute    = map[string]bool{}
 	)
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := srv.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			m := message.Message{Options: make(message.Options, 0, 16)}
-			if _, err := coder.DefaultCoder.Decode(buf[:n], &m); err != nil {
-				t.Errorf("decode: %v", err)
-				return
-			}
-			path, _ := m.Options.Path()
-			q, _ := m.Options.Queries()
-			who := path
-			resp := message.Message{Token: m.Token, Type: message.Acknowledgement, MessageID: m.MessageID, Code: codes.Changed}
-			if path == "/rd" {
-				who = strings.TrimPrefix(q[0], "ep=")
-				resp.Code = codes.Created
-				resp.Options = resp.Options.Add(message.Option{ID: message.LocationPath, Value: []byte("rd")})
-				resp.Options = resp.Options.Add(message.Option{ID: message.LocationPath, Value: []byte(who)})
-			} else {
-				who = strings.TrimPrefix(path, "/rd/")
-			}
-			mu.Lock()
-			if sources[who] == nil {
-				sources[who] = map[netip.AddrPort]int{}
-			}
-			sources[who][from]++
-			drop := path != "/rd" && mute[who]
-			mu.Unlock()
-			if drop {
-				continue
-			}
-			out := make([]byte, 256)
-			k, err := coder.DefaultCoder.Encode(resp, out)
-			if err != nil {
-				t.Errorf("encode: %v", err)
-				return
-			}
-			_, _ = srv.WriteToUDPAddrPort(out[:k], from)
+	srv := fakeRD(t, func(m *message.Message, from netip.AddrPort) []message.Message {
+		path, _ := m.Options.Path()
+		who := strings.TrimPrefix(path, "/rd/")
+		if path == "/rd" {
+			who = endpointOf(m)
 		}
-	}()
+		mu.Lock()
+		defer mu.Unlock()
+		if sources[who] == nil {
+			sources[who] = map[netip.AddrPort]int{}
+		}
+		sources[who][from]++
+		if path != "/rd" && mute[who] {
+			return nil
+		}
+		return []message.Message{rdAck(m, who)}
+	})
 	first := netip.MustParseAddr("127.79.9.1")
 	locals := SpreadLocals(first, 2, 1200)
 	want := []netip.AddrPort{

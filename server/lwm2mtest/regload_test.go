@@ -2,7 +2,7 @@ package lwm2mtest
 
 import (
 	"context"
-	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -10,7 +10,6 @@ import (
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/udp/coder"
 )
 
 // TestRegLoadWire checks RegLoad's hand-made datagrams against go-coap's codec: a Register is a
@@ -18,61 +17,29 @@ import (
 // posts to, each device uses new message ids, and a duplicate or foreign datagram is not taken
 // for the answer.
 func TestRegLoadWire(t *testing.T) {
-	srv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	var (
 		mu   sync.Mutex
 		seen []string
 		mids = map[string]bool{}
 	)
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := srv.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			m := message.Message{Options: make(message.Options, 0, 16)}
-			if _, err := coder.DefaultCoder.Decode(buf[:n], &m); err != nil {
-				t.Errorf("request does not decode: %v", err)
-				return
-			}
-			path, _ := m.Options.Path()
-			q, _ := m.Options.Queries()
-			cf, _ := m.Options.ContentFormat()
-			mu.Lock()
-			seen = append(seen, m.Code.String()+" "+path+" "+strings.Join(q, "&")+" "+strings.Fields(string(m.Payload) + " -")[0])
-			key := from.String() + "/" + strconv.Itoa(int(m.MessageID))
-			if mids[key] {
-				t.Errorf("message id %d repeated from %s", m.MessageID, from)
-			}
-			mids[key] = true
-			mu.Unlock()
-			resp := message.Message{Token: m.Token, Type: message.Acknowledgement, MessageID: m.MessageID, Code: codes.Changed}
-			if path == "/rd" {
-				if cf != message.AppLinkFormat {
-					t.Errorf("register content format %v", cf)
-				}
-				resp.Code = codes.Created
-				resp.Options = resp.Options.Add(message.Option{ID: message.LocationPath, Value: []byte("rd")})
-				resp.Options = resp.Options.Add(message.Option{ID: message.LocationPath, Value: []byte("id-" + strings.TrimPrefix(q[0], "ep="))})
-			}
-			// First a stray datagram (another token and id), which must be ignored.
-			stray := message.Message{Token: []byte{9, 9, 9, 9}, Type: message.Acknowledgement, MessageID: m.MessageID + 1, Code: codes.NotFound}
-			out := make([]byte, 256)
-			k, _ := coder.DefaultCoder.Encode(stray, out)
-			_, _ = srv.WriteToUDPAddrPort(out[:k], from)
-			k, err = coder.DefaultCoder.Encode(resp, out)
-			if err != nil {
-				t.Errorf("encode: %v", err)
-				return
-			}
-			_, _ = srv.WriteToUDPAddrPort(out[:k], from)
+	srv := fakeRD(t, func(m *message.Message, from netip.AddrPort) []message.Message {
+		path, _ := m.Options.Path()
+		q, _ := m.Options.Queries()
+		mu.Lock()
+		seen = append(seen, m.Code.String()+" "+path+" "+strings.Join(q, "&")+" "+strings.Fields(string(m.Payload) + " -")[0])
+		key := from.String() + "/" + strconv.Itoa(int(m.MessageID))
+		if mids[key] {
+			t.Errorf("message id %d repeated from %s", m.MessageID, from)
 		}
-	}()
+		mids[key] = true
+		mu.Unlock()
+		if cf, _ := m.Options.ContentFormat(); path == "/rd" && cf != message.AppLinkFormat {
+			t.Errorf("register content format %v", cf)
+		}
+		// First a stray datagram (another token and id), which must be ignored.
+		stray := message.Message{Token: []byte{9, 9, 9, 9}, Type: message.Acknowledgement, MessageID: m.MessageID + 1, Code: codes.NotFound}
+		return []message.Message{stray, rdAck(m, "id-"+endpointOf(m))}
+	})
 	l, err := NewRegLoad(srv.LocalAddr().String(), 3, nil)
 	if err != nil {
 		t.Fatal(err)
