@@ -26,17 +26,12 @@ func TestServeGivesNodesMessageIDRanges(t *testing.T) {
 	for _, nd := range []*node{a, b} {
 		nd.start(t, dsn)
 	}
-	var list struct {
-		Nodes []struct {
-			ID   uint16 `json:"id"`
-			Name string `json:"name"`
-		} `json:"nodes"`
-	}
-	if code := a.api(t, "GET", "/api/v1/cluster/nodes", nil, &list); code != 200 || len(list.Nodes) != 2 {
-		t.Fatalf("GET /api/v1/cluster/nodes: %d %+v", code, list)
+	nodes := clusterNodes(t, a)
+	if len(nodes) != 2 {
+		t.Fatalf("GET /api/v1/cluster/nodes: %+v, want 2 nodes", nodes)
 	}
 	ids := map[string]uint16{}
-	for _, n := range list.Nodes {
+	for _, n := range nodes {
 		ids[n.Name] = n.ID
 	}
 	for _, nd := range []*node{a, b} {

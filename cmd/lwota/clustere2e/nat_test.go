@@ -95,17 +95,11 @@ func TestNATRebindingKeepsDTLSSessionThroughNginx(t *testing.T) {
 		"--s3-path-style", "--update-poll", "500ms")
 
 	// Every node records its relay address, and its node id names it in cluster_nodes.
-	var nodes struct {
-		Nodes []struct {
-			ID          uint16 `json:"id"`
-			Name        string `json:"name"`
-			ForwardAddr string `json:"forward_addr"`
-		} `json:"nodes"`
+	nodes := clusterNodes(t, c.nodes[0])
+	if len(nodes) != 3 {
+		t.Fatalf("GET /api/v1/cluster/nodes: %+v, want 3 nodes", nodes)
 	}
-	if code := c.nodes[0].api(t, "GET", "/api/v1/cluster/nodes", nil, &nodes); code != 200 || len(nodes.Nodes) != 3 {
-		t.Fatalf("GET /api/v1/cluster/nodes: %d %+v", code, nodes)
-	}
-	for _, n := range nodes.Nodes {
+	for _, n := range nodes {
 		if n.ForwardAddr == "" {
 			t.Fatalf("node %s (%d) has no forward_addr: the relay address is not stored", n.Name, n.ID)
 		}

@@ -18,10 +18,11 @@ import (
 
 // clusterNode is a row of GET /api/v1/cluster/nodes.
 type clusterNode struct {
-	ID    uint16 `json:"id"`
-	Name  string `json:"name"`
-	Owned int    `json:"owned_devices"`
-	Alive bool   `json:"alive"`
+	ID          uint16 `json:"id"`
+	Name        string `json:"name"`
+	Owned       int    `json:"owned_devices"`
+	Alive       bool   `json:"alive"`
+	ForwardAddr string `json:"forward_addr"`
 }
 
 // clusterNodes lists the cluster's nodes as nd's API sees them.

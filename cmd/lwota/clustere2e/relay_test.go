@@ -85,18 +85,12 @@ func TestServeWiresNodeRelay(t *testing.T) {
 	for _, nd := range []*node{a, b} {
 		nd.start(t, dsn, "--dtls-connection-id", "--node-relay-addr", relays[nd.name])
 	}
-	var list struct {
-		Nodes []struct {
-			ID          uint16 `json:"id"`
-			Name        string `json:"name"`
-			ForwardAddr string `json:"forward_addr"`
-		} `json:"nodes"`
-	}
-	if code := a.api(t, "GET", "/api/v1/cluster/nodes", nil, &list); code != 200 || len(list.Nodes) != 2 {
-		t.Fatalf("GET /api/v1/cluster/nodes: %d %+v", code, list)
+	list := clusterNodes(t, a)
+	if len(list) != 2 {
+		t.Fatalf("GET /api/v1/cluster/nodes: %+v, want 2 nodes", list)
 	}
 	ids := map[string]uint16{}
-	for _, n := range list.Nodes {
+	for _, n := range list {
 		ids[n.Name] = n.ID
 		if n.ForwardAddr != relays[n.Name] {
 			t.Errorf("%s: forward_addr %q, want its --node-relay-addr %s", n.Name, n.ForwardAddr, relays[n.Name])
