@@ -120,7 +120,10 @@ type Dispatcher struct {
 
 	mu       sync.Mutex
 	inflight map[string]bool // delivery ids being sent
-	perSub   map[string]int  // requests in flight by subscription
+	// finished holds when each attempt's outcome was stored, until a look starts after it: a look
+	// that began before then may have read the delivery as it was before that attempt.
+	finished map[string]time.Time
+	perSub   map[string]int // requests in flight by subscription
 	slots    chan struct{}   // one per request in flight
 	wg       sync.WaitGroup
 }
@@ -132,7 +135,7 @@ func New(cfg Config, store Store, logger *slog.Logger, reg prometheus.Registerer
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Dispatcher{cfg: cfg, store: store, log: logger, m: newMetrics(reg), wake: make(chan struct{}, 1),
-		inflight: map[string]bool{}, perSub: map[string]int{}, slots: make(chan struct{}, cfg.Workers)}
+		inflight: map[string]bool{}, finished: map[string]time.Time{}, perSub: map[string]int{}, slots: make(chan struct{}, cfg.Workers)}
 }
 
 // Wake makes the dispatcher look for due deliveries now (a new event was stored); it never waits.
@@ -214,6 +217,11 @@ func (d *Dispatcher) dispatch(ctx context.Context, now time.Time) {
 	if len(d.slots) == cap(d.slots) {
 		return // every slot busy: a finishing request wakes the loop
 	}
+	// A delivery whose attempt ended after this look began is skipped: the row read may predate
+	// that attempt's outcome (on a slow store, seen under load), and sending it again would send a
+	// delivered event twice or count its attempts from a stale number. Its finishing wakes the loop.
+	looked := time.Now()
+	defer d.forgetFinished(looked)
 	due, err := d.store.DueDeliveries(ctx, now, dueBatch)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -224,7 +232,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, now time.Time) {
 	subs := map[string]*Subscription{}
 	for _, dl := range due {
 		d.mu.Lock()
-		busy := d.inflight[dl.ID] || d.perSub[dl.SubscriptionID] >= d.cfg.PerSubscription
+		busy := d.inflight[dl.ID] || d.finished[dl.ID].After(looked) || d.perSub[dl.SubscriptionID] >= d.cfg.PerSubscription
 		d.mu.Unlock()
 		if busy {
 			continue
@@ -257,6 +265,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, now time.Time) {
 			defer d.wg.Done()
 			d.deliver(ctx, sub, dl)
 			d.mu.Lock()
+			d.finished[dl.ID] = time.Now()
 			delete(d.inflight, dl.ID)
 			d.perSub[dl.SubscriptionID]--
 			if d.perSub[dl.SubscriptionID] == 0 {
@@ -266,6 +275,18 @@ func (d *Dispatcher) dispatch(ctx context.Context, now time.Time) {
 			<-d.slots
 			d.Wake() // a slot is free: deliveries held back by the caps may go now
 		}()
+	}
+}
+
+// forgetFinished drops the attempts that ended before a look began at looked: every later look
+// reads their outcome.
+func (d *Dispatcher) forgetFinished(looked time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, at := range d.finished {
+		if at.Before(looked) {
+			delete(d.finished, id)
+		}
 	}
 }
 

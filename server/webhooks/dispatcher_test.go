@@ -398,3 +398,69 @@ func TestDispatcherShutdown(t *testing.T) {
 		t.Fatalf("after shutdown: %+v, want pending with no attempts", ds[0])
 	}
 }
+
+// staleLookStore holds the dispatcher's second look for due deliveries until the attempt in
+// flight has stored its outcome, and only then returns the rows it read before: the order a
+// loaded machine produced in CI.
+type staleLookStore struct {
+	webhooks.Store
+	looks   atomic.Int32
+	read    chan struct{} // closed once the held look has read its rows
+	saved   chan struct{} // gets a value after each stored attempt
+	release chan struct{} // closed once the held look may return
+}
+
+func (s *staleLookStore) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*webhooks.Delivery, error) {
+	ds, err := s.Store.DueDeliveries(ctx, now, limit)
+	if s.looks.Add(1) == 2 {
+		close(s.read)
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+		}
+	}
+	return ds, err
+}
+
+func (s *staleLookStore) SaveAttempt(ctx context.Context, d *webhooks.Delivery) error {
+	err := s.Store.SaveAttempt(ctx, d)
+	s.saved <- struct{}{}
+	return err
+}
+
+// TestDispatcherSkipsRowsReadBeforeAnAttemptEnded: a look whose rows were read while an attempt
+// was in flight, and that returns after the attempt stored its outcome, does not send that
+// delivery again from the stale row. Before the fix it sent it once more, counting attempts from
+// the stale number (3 attempts stored for 4 sent) and able to send a delivered event twice.
+func TestDispatcherSkipsRowsReadBeforeAnAttemptEnded(t *testing.T) {
+	base := openStore(t)
+	s := &staleLookStore{Store: base, read: make(chan struct{}), saved: make(chan struct{}, 16), release: make(chan struct{})}
+	var calls atomic.Int32
+	rx := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			<-s.read // the first attempt is in flight while the second look reads
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer rx.Close()
+	d := webhooks.New(fastConfig(), s, nil, nil)
+	sub := subscribe(t, d, rx.URL)
+	register(t, base, 1)
+	run(t, d)
+	select {
+	case <-s.saved: // the first attempt's 500 is stored
+	case <-time.After(time.Minute):
+		t.Fatal("the first attempt never ended")
+	}
+	close(s.release)
+	waitFor(t, "delivered", func() bool { return states(t, base, sub.ID)[webhooks.StateDelivered] == 1 })
+	ds, err := base.ListDeliveries(context.Background(), webhooks.DeliveryFilter{SubscriptionID: sub.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); ds[0].Attempts != 2 || n != 2 {
+		t.Fatalf("receiver got %d requests, delivery stored %d attempts; want 2 and 2", n, ds[0].Attempts)
+	}
+}
