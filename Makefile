@@ -42,7 +42,7 @@ $(BIN)/versitygw:
 
 # The whole suite, with the race detector: unit, wire, libcoap interop, SQLite, PostgreSQL and S3.
 test: deps tools
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 45m ./...
 
 # Every fuzz target for FUZZTIME executions each (the seed corpora also run as plain tests in `make test`).
 fuzz:

@@ -38,7 +38,7 @@ func (s *rawServer) send(m message.Message) {
 func (s *rawServer) recv() message.Message {
 	s.t.Helper()
 	buf := make([]byte, 2048)
-	_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = s.conn.SetReadDeadline(time.Now().Add(30 * time.Second)) // generous: a loaded CI machine stalled 5 s
 	n, from, err := s.conn.ReadFromUDP(buf)
 	if err != nil {
 		s.t.Fatalf("recv: %v", err)
