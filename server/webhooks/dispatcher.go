@@ -124,7 +124,7 @@ type Dispatcher struct {
 	// that began before then may have read the delivery as it was before that attempt.
 	finished map[string]time.Time
 	perSub   map[string]int // requests in flight by subscription
-	slots    chan struct{}   // one per request in flight
+	slots    chan struct{}  // one per request in flight
 	wg       sync.WaitGroup
 }
 
