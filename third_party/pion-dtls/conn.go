@@ -94,6 +94,8 @@ type Conn struct {
 	writeCtxCancel context.CancelFunc
 
 	log logging.LeveledLogger
+	// traceSentArgs holds traceSent's arguments, under lock (lwota patch 23).
+	traceSentArgs [4]any
 
 	reading               chan struct{}
 	handshakeRecv         chan recvHandshakeState
@@ -625,8 +627,13 @@ func (c *Conn) prepareRawPacket(pkt *packet) ([][]byte, error) {
 // traceSent traces a handshake message sent. lwota patch 16: the side and the message type go
 // as their byte-sized types (which box without allocating and print the same through their
 // String methods), not as strings, which cost two allocations per message with tracing off.
+//
+// lwota patch 23: the arguments go in c.traceSentArgs, not in a variadic list that escapes into
+// the logger's interface call (one allocation per message sent, with tracing off). The caller
+// holds c.lock (prepareRawPackets), which guards the array.
 func (c *Conn) traceSent(typ handshake.Type, epoch, seq uint16) {
-	c.log.Tracef("[handshake:%v] -> %s (epoch: %d, seq: %d)", sideName(c.state.isClient), typ, epoch, seq)
+	c.traceSentArgs = [4]any{sideName(c.state.isClient), typ, epoch, seq}
+	c.log.Tracef("[handshake:%v] -> %s (epoch: %d, seq: %d)", c.traceSentArgs[:]...)
 }
 
 func (c *Conn) cacheHandshakePacket(pkt *packet, dtlsHandshake *handshake.Handshake) error {
