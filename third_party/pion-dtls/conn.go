@@ -644,7 +644,7 @@ func (c *Conn) cacheHandshakePacket(pkt *packet, dtlsHandshake *handshake.Handsh
 
 	c.traceSent(dtlsHandshake.Header.Type, pkt.record.Header.Epoch, dtlsHandshake.Header.MessageSequence)
 
-	return c.handshakeCache.push(
+	return c.handshakeCache.pushOwned( // lwota patch 24: handshakeRaw is this message's own
 		handshakeRaw[recordlayer.FixedHeaderSize:],
 		pkt.record.Header.Epoch,
 		dtlsHandshake.Header.MessageSequence,
@@ -1191,7 +1191,8 @@ func (c *Conn) handleIncomingPacket(
 
 				continue
 			}
-			if err := c.handshakeCache.push(out, epoch, header.MessageSequence, header.Type, !c.state.isClient); err != nil {
+			// lwota patch 24: pop reassembles each message into a buffer of its own.
+			if err := c.handshakeCache.pushOwned(out, epoch, header.MessageSequence, header.Type, !c.state.isClient); err != nil {
 				return false, false, &alert.Alert{Level: alert.Fatal, Description: alert.InternalError}, err
 			}
 		}
