@@ -609,11 +609,7 @@ func (c *Conn) prepareRawPackets(pkts []*packet) ([][]byte, net.Addr, error) {
 func (c *Conn) prepareRawPacket(pkt *packet) ([][]byte, error) {
 	dtlsHandshake, ok := pkt.record.Content.(*handshake.Handshake)
 	if ok {
-		if err := c.cacheHandshakePacket(pkt, dtlsHandshake); err != nil {
-			return nil, err
-		}
-
-		return c.processHandshakePacket(pkt, dtlsHandshake)
+		return c.prepareHandshakePacket(pkt, dtlsHandshake) // lwota patch 25 (handshake_write.go)
 	}
 
 	rawPacket, err := c.processPacket(pkt)
