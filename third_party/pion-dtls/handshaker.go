@@ -100,6 +100,10 @@ type handshakeFSM struct {
 	// handshake and side, with tracing off). Only the state machine's goroutine traces here,
 	// and pion/logging's loggers, like every LeveledLogger lwota knows, format at once.
 	traceArgs [3]any
+
+	// retransmitTimer is wait's timer, made at the first wait and reset at each later one (lwota
+	// patch 26), not made anew for each (a timer and its channel, two allocations per flight).
+	retransmitTimer *time.Timer
 }
 
 type handshakeConfig struct {
@@ -325,8 +329,23 @@ func (s *handshakeFSM) wait(ctx context.Context, conn flightConn) (handshakeStat
 		return handshakeErrored, errFlight
 	}
 
-	retransmitTimer := time.NewTimer(s.retransmitInterval)
-	defer retransmitTimer.Stop()
+	// lwota patch 26: one timer for every wait of the handshake. Stopped and drained as a wait
+	// ends, it holds no stale tick when reset, with Go 1.23's timers or the older asynchronous
+	// ones (GODEBUG asynctimerchan=1).
+	if s.retransmitTimer == nil {
+		s.retransmitTimer = time.NewTimer(s.retransmitInterval)
+	} else {
+		s.retransmitTimer.Reset(s.retransmitInterval)
+	}
+	retransmitTimer := s.retransmitTimer
+	defer func() {
+		if !retransmitTimer.Stop() {
+			select {
+			case <-retransmitTimer.C:
+			default:
+			}
+		}
+	}()
 	for {
 		select {
 		case state := <-conn.recvHandshake():
