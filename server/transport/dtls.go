@@ -670,8 +670,10 @@ type sessionConn struct {
 	closeOnce sync.Once
 	rd        *deadline.Deadline
 
-	// idle is true while pion waits in ReadFrom; entered is closed (and replaced) each time it
-	// gets there, which tells settle that pion is done with the datagrams it took before.
+	// idle is true while pion waits in ReadFrom; entered, made by a settle that waits, is
+	// closed (and forgotten) the next time pion gets there, which tells settle that pion is
+	// done with the datagrams it took before. Made only when waited for: made at each read,
+	// it cost an allocation per datagram pion reads, three per handshake.
 	idleMu  sync.Mutex
 	idle    bool
 	entered chan struct{}
@@ -692,7 +694,11 @@ const settleWait = 100 * time.Millisecond
 // settle returns once pion has processed every datagram it has read so far, or ctx ends.
 func (c *sessionConn) settle(ctx context.Context) {
 	c.idleMu.Lock()
-	idle, entered := c.idle, c.entered
+	idle := c.idle
+	if !idle && c.entered == nil {
+		c.entered = make(chan struct{})
+	}
+	entered := c.entered
 	c.idleMu.Unlock()
 	if idle {
 		return
@@ -710,9 +716,9 @@ func (c *sessionConn) setIdle(idle bool) {
 	c.idleMu.Lock()
 	defer c.idleMu.Unlock()
 	c.idle = idle
-	if idle {
+	if idle && c.entered != nil {
 		close(c.entered)
-		c.entered = make(chan struct{})
+		c.entered = nil
 	}
 }
 

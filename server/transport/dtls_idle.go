@@ -41,7 +41,7 @@ type sessionSleep struct {
 }
 
 func newSessionConn(l *dtlsLink, s *dtlsSession) *sessionConn {
-	return &sessionConn{l: l, s: s, rx: make(chan inbound, 16), closed: make(chan struct{}), rd: deadline.New(), entered: make(chan struct{}), exited: make(chan struct{})}
+	return &sessionConn{l: l, s: s, rx: make(chan inbound, 16), closed: make(chan struct{}), rd: deadline.New(), exited: make(chan struct{})}
 }
 
 // noCancel is the cancel func of a sleeping session, which has no context of its own.

@@ -94,6 +94,8 @@ type Conn struct {
 	writeCtxCancel context.CancelFunc
 
 	log logging.LeveledLogger
+	// traceSentArgs holds traceSent's arguments, under lock (lwota patch 23).
+	traceSentArgs [4]any
 
 	reading               chan struct{}
 	handshakeRecv         chan recvHandshakeState
@@ -607,11 +609,7 @@ func (c *Conn) prepareRawPackets(pkts []*packet) ([][]byte, net.Addr, error) {
 func (c *Conn) prepareRawPacket(pkt *packet) ([][]byte, error) {
 	dtlsHandshake, ok := pkt.record.Content.(*handshake.Handshake)
 	if ok {
-		if err := c.cacheHandshakePacket(pkt, dtlsHandshake); err != nil {
-			return nil, err
-		}
-
-		return c.processHandshakePacket(pkt, dtlsHandshake)
+		return c.prepareHandshakePacket(pkt, dtlsHandshake) // lwota patch 25 (handshake_write.go)
 	}
 
 	rawPacket, err := c.processPacket(pkt)
@@ -625,8 +623,13 @@ func (c *Conn) prepareRawPacket(pkt *packet) ([][]byte, error) {
 // traceSent traces a handshake message sent. lwota patch 16: the side and the message type go
 // as their byte-sized types (which box without allocating and print the same through their
 // String methods), not as strings, which cost two allocations per message with tracing off.
+//
+// lwota patch 23: the arguments go in c.traceSentArgs, not in a variadic list that escapes into
+// the logger's interface call (one allocation per message sent, with tracing off). The caller
+// holds c.lock (prepareRawPackets), which guards the array.
 func (c *Conn) traceSent(typ handshake.Type, epoch, seq uint16) {
-	c.log.Tracef("[handshake:%v] -> %s (epoch: %d, seq: %d)", sideName(c.state.isClient), typ, epoch, seq)
+	c.traceSentArgs = [4]any{sideName(c.state.isClient), typ, epoch, seq}
+	c.log.Tracef("[handshake:%v] -> %s (epoch: %d, seq: %d)", c.traceSentArgs[:]...)
 }
 
 func (c *Conn) cacheHandshakePacket(pkt *packet, dtlsHandshake *handshake.Handshake) error {
@@ -637,7 +640,7 @@ func (c *Conn) cacheHandshakePacket(pkt *packet, dtlsHandshake *handshake.Handsh
 
 	c.traceSent(dtlsHandshake.Header.Type, pkt.record.Header.Epoch, dtlsHandshake.Header.MessageSequence)
 
-	return c.handshakeCache.push(
+	return c.handshakeCache.pushOwned( // lwota patch 24: handshakeRaw is this message's own
 		handshakeRaw[recordlayer.FixedHeaderSize:],
 		pkt.record.Header.Epoch,
 		dtlsHandshake.Header.MessageSequence,
@@ -1184,7 +1187,8 @@ func (c *Conn) handleIncomingPacket(
 
 				continue
 			}
-			if err := c.handshakeCache.push(out, epoch, header.MessageSequence, header.Type, !c.state.isClient); err != nil {
+			// lwota patch 24: pop reassembles each message into a buffer of its own.
+			if err := c.handshakeCache.pushOwned(out, epoch, header.MessageSequence, header.Type, !c.state.isClient); err != nil {
 				return false, false, &alert.Alert{Level: alert.Fatal, Description: alert.InternalError}, err
 			}
 		}

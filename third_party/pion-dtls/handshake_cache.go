@@ -35,8 +35,14 @@ type handshakeCachePullRule struct {
 	optional bool
 }
 
+// handshakeCacheInitialCount is the room made at the first message (lwota patch 24): the
+// messages of a PSK handshake on either side, with its cookie exchange.
+const handshakeCacheInitialCount = 8
+
 type handshakeCache struct {
-	cache                         []*handshakeCacheItem
+	// cache holds the messages by value (lwota patch 24): pull hands out pointers into it,
+	// which stay valid when it grows (an item is never changed once pushed).
+	cache                         []handshakeCacheItem
 	size                          int
 	complete                      bool
 	mu                            sync.Mutex
@@ -49,6 +55,21 @@ func newHandshakeCache() *handshakeCache {
 }
 
 func (h *handshakeCache) push(data []byte, epoch, messageSequence uint16, typ handshake.Type, isClient bool) error {
+	return h.add(data, false, epoch, messageSequence, typ, isClient)
+}
+
+// pushOwned is push for data the caller hands over and never touches again (a message just
+// marshalled or reassembled), which the cache keeps without a copy (lwota patch 24).
+func (h *handshakeCache) pushOwned(data []byte, epoch, messageSequence uint16, typ handshake.Type, isClient bool) error {
+	return h.add(data, true, epoch, messageSequence, typ, isClient)
+}
+
+// add is push and pushOwned. lwota patch 24: v3.1.15 allocated an item and a copy of the data
+// per message, and the slice of pointers as it grew (1, 2, 4, 8): about 15 allocations per
+// handshake and side, where this makes one.
+func (h *handshakeCache) add(
+	data []byte, owned bool, epoch, messageSequence uint16, typ handshake.Type, isClient bool,
+) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 
@@ -64,8 +85,14 @@ func (h *handshakeCache) push(data []byte, epoch, messageSequence uint16, typ ha
 		return errHandshakeCacheOverflow
 	}
 	h.size += len(data)
-	h.cache = append(h.cache, &handshakeCacheItem{
-		data:            bytes.Clone(data),
+	if !owned {
+		data = bytes.Clone(data)
+	}
+	if h.cache == nil {
+		h.cache = make([]handshakeCacheItem, 0, handshakeCacheInitialCount)
+	}
+	h.cache = append(h.cache, handshakeCacheItem{
+		data:            data,
 		epoch:           epoch,
 		messageSequence: messageSequence,
 		typ:             typ,
@@ -93,7 +120,8 @@ func (h *handshakeCache) pull(rules ...handshakeCachePullRule) []*handshakeCache
 
 	out := make([]*handshakeCacheItem, len(rules))
 	for i, r := range rules {
-		for _, c := range h.cache {
+		for j := range h.cache {
+			c := &h.cache[j]
 			if c.typ == r.typ && c.isClient == r.isClient && c.epoch == r.epoch {
 				switch {
 				case out[i] == nil:
@@ -122,7 +150,8 @@ func (h *handshakeCache) fullPullMap(
 	ci := make(map[handshake.Type]*handshakeCacheItem)
 	for _, rule := range rules {
 		var item *handshakeCacheItem
-		for _, c := range h.cache {
+		for j := range h.cache {
+			c := &h.cache[j]
 			if c.typ == rule.typ && c.isClient == rule.isClient && c.epoch == rule.epoch {
 				switch {
 				case item == nil:

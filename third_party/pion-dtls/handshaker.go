@@ -93,6 +93,17 @@ type handshakeFSM struct {
 	cache                  *handshakeCache
 	cfg                    *handshakeConfig
 	closed                 chan struct{}
+
+	// traceArgs holds the arguments of the traces below (lwota patch 23): passed as a slice of
+	// this array, not as a variadic list the compiler builds, a trace allocates nothing (the
+	// list escaped into the logger's interface call: one allocation per step, ~12 per
+	// handshake and side, with tracing off). Only the state machine's goroutine traces here,
+	// and pion/logging's loggers, like every LeveledLogger lwota knows, format at once.
+	traceArgs [3]any
+
+	// retransmitTimer is wait's timer, made at the first wait and reset at each later one (lwota
+	// patch 26), not made anew for each (a timer and its channel, two allocations per flight).
+	retransmitTimer *time.Timer
 }
 
 type handshakeConfig struct {
@@ -183,14 +194,16 @@ func (s sideName) String() string { return srvCliStr(bool(s)) }
 // (each of which took an allocation to box, on every step, whether tracing is on or not);
 // only the variadic slice of the (interface) call is left.
 func (s *handshakeFSM) traceState(state handshakeState) {
-	s.cfg.log.Tracef("[handshake:%s] %s: %s", sideName(s.state.isClient), s.currentFlight, state)
+	s.traceArgs = [3]any{sideName(s.state.isClient), s.currentFlight, state} // lwota patch 23
+	s.cfg.log.Tracef("[handshake:%s] %s: %s", s.traceArgs[:]...)
 }
 
 // traceTransition traces the move from the current flight to next. lwota patch 16: as
 // traceState does (patch 7), it passes the byte-sized values, not their strings, so that with
 // tracing off it costs the variadic slice alone, not three strings boxed on every transition.
 func (s *handshakeFSM) traceTransition(next flightVal) {
-	s.cfg.log.Tracef("[handshake:%s] %s -> %s", sideName(s.state.isClient), s.currentFlight, next)
+	s.traceArgs = [3]any{sideName(s.state.isClient), s.currentFlight, next} // lwota patch 23
+	s.cfg.log.Tracef("[handshake:%s] %s -> %s", s.traceArgs[:]...)
 }
 
 func newHandshakeFSM(
@@ -284,7 +297,9 @@ func (s *handshakeFSM) prepare(ctx context.Context, conn flightConn) (handshakeS
 	}
 	if epoch != nextEpoch {
 		// lwota patch 16: the side as a bool, which boxes without allocating.
-		s.cfg.log.Tracef("[handshake:%s] -> changeCipherSpec (epoch: %d)", sideName(s.state.isClient), nextEpoch)
+		// lwota patch 23: the arguments in the state machine's array.
+		s.traceArgs = [3]any{sideName(s.state.isClient), nextEpoch}
+		s.cfg.log.Tracef("[handshake:%s] -> changeCipherSpec (epoch: %d)", s.traceArgs[:2]...)
 		conn.setLocalEpoch(nextEpoch)
 	}
 
@@ -314,8 +329,23 @@ func (s *handshakeFSM) wait(ctx context.Context, conn flightConn) (handshakeStat
 		return handshakeErrored, errFlight
 	}
 
-	retransmitTimer := time.NewTimer(s.retransmitInterval)
-	defer retransmitTimer.Stop()
+	// lwota patch 26: one timer for every wait of the handshake. Stopped and drained as a wait
+	// ends, it holds no stale tick when reset, with Go 1.23's timers or the older asynchronous
+	// ones (GODEBUG asynctimerchan=1).
+	if s.retransmitTimer == nil {
+		s.retransmitTimer = time.NewTimer(s.retransmitInterval)
+	} else {
+		s.retransmitTimer.Reset(s.retransmitInterval)
+	}
+	retransmitTimer := s.retransmitTimer
+	defer func() {
+		if !retransmitTimer.Stop() {
+			select {
+			case <-retransmitTimer.C:
+			default:
+			}
+		}
+	}()
 	for {
 		select {
 		case state := <-conn.recvHandshake():

@@ -5,12 +5,16 @@
 package prf
 
 import (
+	"bytes"
 	"crypto/ecdh"
+	"crypto/fips140"
 	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
+	"reflect"
 
 	"github.com/pion/dtls/v3/pkg/crypto/elliptic"
 	"github.com/pion/dtls/v3/pkg/protocol"
@@ -156,6 +160,15 @@ func PreMasterSecret(publicKey, privateKey []byte, curve elliptic.Curve) ([]byte
 //
 // https://tools.ietf.org/html/rfc4346w
 func PHash(secret, seed []byte, requestedLength int, hashFunc HashFunc) ([]byte, error) {
+	// lwota patch 22: SHA-256 (every suite lwota offers) takes a path without hash objects.
+	if requestedLength >= 0 && isSHA256(hashFunc) {
+		return pHashSHA256(secret, seed, requestedLength), nil
+	}
+	// lwota patch 22: the seed is copied before it reaches hash.Hash's Write (an interface call,
+	// through which it escapes), so that the callers' seeds, built on their stacks for the
+	// SHA-256 path, stay there.
+	// (A variable of its own: escape analysis does not tell the two values of one variable apart.)
+	heapSeed := bytes.Clone(seed)
 	// lwota patch 6: one HMAC for every step, Reset between them. hmac.New hashes the padded
 	// key into its inner and outer states (and allocates both hashes); Reset restores those
 	// states, so the key schedule runs once per PHash rather than twice per iteration. A(i) is
@@ -165,7 +178,7 @@ func PHash(secret, seed []byte, requestedLength int, hashFunc HashFunc) ([]byte,
 	iterations := (requestedLength + size - 1) / size
 	out := make([]byte, 0, iterations*size)
 
-	if _, err := mac.Write(seed); err != nil { // A(1) = HMAC_hash(secret, A(0) = seed)
+	if _, err := mac.Write(heapSeed); err != nil { // A(1) = HMAC_hash(secret, A(0) = seed)
 		return nil, err
 	}
 	round := mac.Sum(make([]byte, 0, size))
@@ -174,7 +187,7 @@ func PHash(secret, seed []byte, requestedLength int, hashFunc HashFunc) ([]byte,
 		if _, err := mac.Write(round); err != nil {
 			return nil, err
 		}
-		if _, err := mac.Write(seed); err != nil {
+		if _, err := mac.Write(heapSeed); err != nil {
 			return nil, err
 		}
 		out = mac.Sum(out) // HMAC_hash(secret, A(i) + seed)
@@ -190,17 +203,84 @@ func PHash(secret, seed []byte, requestedLength int, hashFunc HashFunc) ([]byte,
 	return out[:requestedLength], nil
 }
 
+// sha256Code is the code pointer of crypto/sha256.New, which the SHA-256 suites return as their
+// HashFunc (lwota patch 22).
+var sha256Code = reflect.ValueOf(sha256.New).Pointer() //nolint:gochecknoglobals // a constant the compiler cannot fold
+
+// isSHA256 reports whether hashFunc is crypto/sha256.New itself (lwota patch 22). A func value
+// converts to an interface without allocating, and a top-level function's code pointer names it
+// alone; a closure around sha256.New is not recognised and takes the generic path. In FIPS 140
+// mode the generic path's crypto/hmac (the module's approved HMAC, with its checks) is kept.
+func isSHA256(hashFunc HashFunc) bool {
+	return hashFunc != nil && !fips140.Enabled() && reflect.ValueOf(hashFunc).Pointer() == sha256Code
+}
+
+// hmacSHA256 is HMAC-SHA-256 (RFC 2104) over sha256.Sum256, which allocates nothing for a
+// message on the caller's stack (lwota patch 22). crypto/hmac.New allocates its inner and outer
+// hashes, both padded keys and, at the first Reset, the marshalled states it restores: about
+// nine allocations per P_hash, four P_hashes per handshake and side. Hashing the padded key
+// again costs two SHA-256 blocks per HMAC, well under what those allocations cost.
+type hmacSHA256 struct {
+	ipad, opad [sha256.BlockSize]byte
+}
+
+func newHMACSHA256(key []byte) hmacSHA256 {
+	var m hmacSHA256
+	if len(key) > sha256.BlockSize {
+		sum := sha256.Sum256(key)
+		key = sum[:]
+	}
+	copy(m.ipad[:], key)
+	copy(m.opad[:], key)
+	for i := range m.ipad {
+		m.ipad[i] ^= 0x36
+		m.opad[i] ^= 0x5c
+	}
+
+	return m
+}
+
+// sum is HMAC(key, a || b), with buf as scratch space (on the caller's stack when the message
+// fits it).
+func (m *hmacSHA256) sum(buf, a, b []byte) [sha256.Size]byte {
+	buf = append(append(append(buf[:0], m.ipad[:]...), a...), b...)
+	inner := sha256.Sum256(buf)
+	buf = append(append(buf[:0], m.opad[:]...), inner[:]...)
+
+	return sha256.Sum256(buf)
+}
+
+// pHashSHA256 is PHash for SHA-256 with one allocation, the output (lwota patch 22).
+func pHashSHA256(secret, seed []byte, requestedLength int) []byte {
+	mac := newHMACSHA256(secret)
+	var scratch [256]byte // padded key, A(i) and a seed of up to 160 bytes: every TLS 1.2 label's
+	out := make([]byte, 0, (requestedLength+sha256.Size-1)/sha256.Size*sha256.Size)
+	round := mac.sum(scratch[:], seed, nil) // A(1) = HMAC_hash(secret, A(0) = seed)
+	for len(out) < requestedLength {
+		block := mac.sum(scratch[:], round[:], seed) // HMAC_hash(secret, A(i) + seed)
+		out = append(out, block[:]...)
+		if len(out) < requestedLength {
+			round = mac.sum(scratch[:], round[:], nil) // A(i+1)
+		}
+	}
+
+	return out[:requestedLength]
+}
+
 // ExtendedMasterSecret generates a Extended MasterSecret as defined in
 // https://tools.ietf.org/html/rfc7627
 func ExtendedMasterSecret(preMasterSecret, sessionHash []byte, h HashFunc) ([]byte, error) {
-	seed := append([]byte(extendedMasterSecretLabel), sessionHash...)
+	// lwota patch 22: the seed on the stack (PHash does not keep it).
+	var buf [96]byte
+	seed := append(append(buf[:0], extendedMasterSecretLabel...), sessionHash...)
 
 	return PHash(preMasterSecret, seed, 48, h)
 }
 
 // MasterSecret generates a TLS 1.2 MasterSecret.
 func MasterSecret(preMasterSecret, clientRandom, serverRandom []byte, h HashFunc) ([]byte, error) {
-	seed := append(append([]byte(masterSecretLabel), clientRandom...), serverRandom...)
+	var buf [96]byte // lwota patch 22: the seed on the stack (PHash does not keep it)
+	seed := append(append(append(buf[:0], masterSecretLabel...), clientRandom...), serverRandom...)
 
 	return PHash(preMasterSecret, seed, 48, h)
 }
@@ -212,7 +292,8 @@ func GenerateEncryptionKeys(
 	macLen, keyLen, ivLen int,
 	h HashFunc,
 ) (*EncryptionKeys, error) {
-	seed := append(append([]byte(keyExpansionLabel), serverRandom...), clientRandom...)
+	var buf [96]byte // lwota patch 22: the seed on the stack (PHash does not keep it)
+	seed := append(append(append(buf[:0], keyExpansionLabel...), serverRandom...), clientRandom...)
 	keyMaterial, err := PHash(masterSecret, seed, (2*macLen)+(2*keyLen)+(2*ivLen), h)
 	if err != nil {
 		return nil, err
@@ -247,6 +328,14 @@ func GenerateEncryptionKeys(
 }
 
 func prfVerifyData(masterSecret, handshakeBodies []byte, label string, hashFunc HashFunc) ([]byte, error) {
+	if isSHA256(hashFunc) {
+		// lwota patch 22: the transcript's hash and the seed on the stack.
+		sum := sha256.Sum256(handshakeBodies)
+		var buf [64]byte
+		seed := append(append(buf[:0], label...), sum[:]...)
+
+		return PHash(masterSecret, seed, 12, hashFunc)
+	}
 	h := hashFunc()
 	if _, err := h.Write(handshakeBodies); err != nil {
 		return nil, err
