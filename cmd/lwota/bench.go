@@ -81,6 +81,7 @@ type regRun struct {
 	Updates       int
 	UpdateRate    float64 // updates/s
 	CPUPerUpdate  time.Duration
+	Reregistered  int     // Updates answered 4.04 and replaced by a Register (raw client only)
 	HeapPerDevice float64 // bytes; lwota runs only
 	Client        string
 }
@@ -194,7 +195,11 @@ func printRegRun(w io.Writer, name string, r regRun, echo float64, rd *regRun, v
 		} else if vs != nil && vs.UpdateRate > 0 {
 			fmt.Fprintf(w, " (%.2fx SQLite)", r.UpdateRate/vs.UpdateRate)
 		}
-		fmt.Fprintf(w, "; server CPU %s per update\n", micros(r.CPUPerUpdate))
+		fmt.Fprintf(w, "; server CPU %s per update", micros(r.CPUPerUpdate))
+		if r.Client == "raw" {
+			fmt.Fprintf(w, "; %d re-registered after 4.04", r.Reregistered)
+		}
+		fmt.Fprintln(w)
 	}
 	if r.HeapPerDevice != 0 {
 		fmt.Fprintf(w, "server heap (%s): %.0f bytes per idle registered device\n", name, r.HeapPerDevice)
@@ -313,6 +318,9 @@ func runFleet(ctx context.Context, cfg benchConfig, server string, cpu func() ti
 	var took string
 	if _, err := fmt.Sscanf(strings.TrimSpace(line), "updated %d times in %s (%f updates/s)", &r.Updates, &took, &r.UpdateRate); err != nil {
 		return r, fmt.Errorf("bench: unexpected sim output %q: %w", line, err)
+	}
+	if _, rest, ok := strings.Cut(line, "; "); ok { // the raw client's "re-registered N after 4.04"
+		_, _ = fmt.Sscanf(rest, "re-registered %d", &r.Reregistered)
 	}
 	r.CPUPerUpdate = (cpu2 - cpu1) / time.Duration(max(cfg.Devices*cfg.Updates, 1))
 	return r, nil

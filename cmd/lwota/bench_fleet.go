@@ -175,7 +175,8 @@ func benchFleet(ctx context.Context, cfg fleetBenchConfig, stdout, stderr io.Wri
 				return fmt.Errorf("bench fleet: device client said %q: %w", line, err)
 			}
 			updRate = rate
-			fmt.Fprintf(stdout, "fleet: %d Updates in %s: %.0f Updates/s (%.2fx the registration rate)\n", n, took, rate, rate/regRate)
+			_, rereg, _ := strings.Cut(line, "; ") // "re-registered N after 4.04"
+			fmt.Fprintf(stdout, "fleet: %d Updates in %s: %.0f Updates/s (%.2fx the registration rate); %s\n", n, took, rate, rate/regRate, rereg)
 		default:
 			return fmt.Errorf("bench fleet: device client said %q", line)
 		}
@@ -425,16 +426,17 @@ func benchFleetDevices(ctx context.Context, args []string, stdout, stderr io.Wri
 			case <-time.After(time.Until(firstRound.Add(*lifetime/4 + time.Duration(round-1)**lifetime*3/4))):
 			}
 		}
-		begin := time.Now()
+		begin, rereg := time.Now(), l.Reregistered()
 		n, err := l.Update(ctx, *concurrency, 1)
+		rereg = l.Reregistered() - rereg // Updates answered 4.04, then registered again
 		if err != nil && (round == 0 || ctx.Err() != nil) {
 			return err
 		}
 		took := time.Since(begin)
 		if round == 0 {
-			fmt.Fprintf(stdout, "updated %d devices in %s (%.0f/s)\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+			fmt.Fprintf(stdout, "updated %d devices in %s (%.0f/s); re-registered %d after 4.04\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds(), rereg)
 		} else {
-			fmt.Fprintf(stdout, "updated %d devices in %s (spread over %s)\n", n, took.Round(time.Millisecond), l.Spread)
+			fmt.Fprintf(stdout, "updated %d devices in %s (spread over %s); re-registered %d after 4.04\n", n, took.Round(time.Millisecond), l.Spread, rereg)
 		}
 		if err != nil {
 			fmt.Fprintf(stdout, "progress keep-alive: %d devices not updated, the first: %v\n", *devices-n, err)

@@ -94,37 +94,33 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 	}
 	fmt.Fprintf(w, "firmware pull: %d KiB image, 1024-byte blocks, %v per run; client and server share this process (CPU/block counts both); %s\n",
 		pullBenchImageSize>>10, d, gc)
-	fmt.Fprintf(w, "%8s %12s %12s %7s %9s %10s %8s %8s %10s %10s  %s\n",
-		"devices", "echo rt/s", "blocks/s", "ratio", "decline", "cpu us/blk", "retrans", "errors", "rss start", "rss end", "windows (blocks/s)")
+	fmt.Fprintf(w, "echo and pull alternate in %d slots of %v per device count (echo, pull, pull, echo, ...) so that load from outside hits both alike; "+
+		"ratio: median of the slots' blocks/s ÷ echo rt/s; cpu ratio: echo CPU per round trip ÷ pull CPU per block\n", slotsOf(d), pullWindow(d))
+	fmt.Fprintf(w, "%8s %12s %12s %7s %9s %9s %10s %8s %8s %10s %10s  %s\n",
+		"devices", "echo rt/s", "blocks/s", "ratio", "cpu ratio", "decline", "cpu us/blk", "retrans", "errors", "rss start", "rss end", "slots (blocks/s ÷ echo rt/s)")
 	for _, n := range devices {
-		echo, err := lwm2mtest.UDPEcho(ctx, n, d)
-		if err != nil {
-			return err
-		}
 		rssStart := vmRSS()
-		var cpu pullCPU
-		rep, err := lwm2mtest.PullLoad(ctx, lwm2mtest.PullConfig{URI: uri, Devices: n, Duration: d, Window: pullWindow(d),
-			Started: cpu.start, Ended: cpu.end})
+		run, err := interleavePull(ctx, n, d, func(ctx context.Context, slot time.Duration, cpu *pullCPU) (lwm2mtest.PullReport, error) {
+			return lwm2mtest.PullLoad(ctx, lwm2mtest.PullConfig{URI: uri, Devices: n, Duration: slot, Window: slot,
+				Started: cpu.start, Ended: cpu.end})
+		})
 		if err != nil {
 			return err
 		}
 		rssEnd := vmRSS()
-		perBlock := 0.0
-		if rep.Blocks > 0 {
-			perBlock = float64(cpu.used().Microseconds()) / float64(rep.Blocks)
+		rep := run.pull
+		slots := make([]string, len(run.ratios))
+		for i, r := range run.ratios {
+			slots[i] = strconv.FormatFloat(r, 'f', 2, 64)
 		}
-		wins := make([]string, len(rep.Windows))
-		for i, r := range rep.Windows {
-			wins[i] = strconv.FormatFloat(r, 'f', 0, 64)
-		}
-		fmt.Fprintf(w, "%8d %12.0f %12.0f %6.2fx %9.2f %10.1f %8d %8d %7d MiB %7d MiB  %s\n",
-			n, echo, rep.BlocksPerSec, rep.BlocksPerSec/echo, rep.Decline(), perBlock, rep.Retransmits, rep.Errors,
-			rssStart>>20, rssEnd>>20, strings.Join(wins, " "))
+		fmt.Fprintf(w, "%8d %12.0f %12.0f %6.2fx %8.2fx %9.2f %10.1f %8d %8d %7d MiB %7d MiB  %s\n",
+			n, run.echo, rep.BlocksPerSec, run.ratio(), run.cpuRatio(), rep.Decline(), run.pullCPUPerOp(), rep.Retransmits, rep.Errors,
+			rssStart>>20, rssEnd>>20, strings.Join(slots, " "))
 		if rep.FirstError != "" {
 			fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
 		}
 		for _, suite := range suites {
-			if err := benchPullDTLS(ctx, w, dtlsSrv, secureURI, suite, n, d, echo, rep.BlocksPerSec); err != nil {
+			if err := benchPullDTLS(ctx, w, dtlsSrv, secureURI, suite, n, d, run.echo, rep.BlocksPerSec); err != nil {
 				return err
 			}
 		}

@@ -273,7 +273,7 @@ func simRaw(ctx context.Context, cfg simConfig, stdout io.Writer) error {
 			return fmt.Errorf("sim: %w", err)
 		}
 		took := time.Since(start)
-		fmt.Fprintf(stdout, "updated %d times in %s (%.0f updates/s)\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+		fmt.Fprintf(stdout, "updated %d times in %s (%.0f updates/s); re-registered %d after 4.04\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds(), l.Reregistered())
 	}
 	if !cfg.ExitAfterReg {
 		<-ctx.Done()

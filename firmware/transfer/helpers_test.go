@@ -127,7 +127,7 @@ type fixture struct {
 }
 
 // token mints a token for job valid for an hour.
-func (f *fixture) token(t *testing.T, job string) string {
+func (f *fixture) token(t testing.TB, job string) string {
 	t.Helper()
 	tok, err := f.tokens.Mint(job, time.Hour)
 	if err != nil {
@@ -138,7 +138,7 @@ func (f *fixture) token(t *testing.T, job string) string {
 
 // startServer runs a transport.Endpoint on 127.0.0.1:0 with a transfer Server over a real
 // directory blob store holding a random image of size bytes, granted to job "job1".
-func startServer(t *testing.T, cfg Config, size int) *fixture {
+func startServer(t testing.TB, cfg Config, size int) *fixture {
 	t.Helper()
 	dir, err := blobstore.OpenDir(t.TempDir(), nil)
 	if err != nil {

@@ -38,6 +38,9 @@ type RegLoad struct {
 	// starts at i/n of it), as a fleet whose devices keep their own lifetimes does, instead of
 	// as fast as the workers go (0).
 	Spread time.Duration
+
+	lifetime int          // of the last Register, for re-registrations
+	reregs   atomic.Int64 // Updates answered 4.04 that a Register replaced
 }
 
 // DefaultRegLoadLinks is the object list RegLoad's devices register with.
@@ -127,26 +130,37 @@ func (l *RegLoad) Register(ctx context.Context, concurrency int, lt int) (int, e
 // RegisterProgress is Register calling progress with the number registered so far after every
 // `every` registrations (every <= 0: never).
 func (l *RegLoad) RegisterProgress(ctx context.Context, concurrency int, lt int, every int, progress func(done int)) (int, error) {
-	links := l.Links
-	if links == nil {
-		links = DefaultRegLoadLinks
-	}
+	l.lifetime = lt
 	return l.each(ctx, concurrency, 1, 0, every, progress, func(i int, x *exchange) error {
-		q := []string{"ep=" + l.eps[i], "lt=" + strconv.Itoa(lt), "lwm2m=1.1", "b=U"}
-		l.mids[i]++
 		c, release, err := l.conn(i)
 		if err != nil {
 			return err
 		}
-		loc, err := x.do(ctx, c, l.mids[i], []string{"rd"}, q, links, 0x41) // 2.01
-		release()
-		if err != nil {
-			return fmt.Errorf("register %s: %w", l.eps[i], err)
-		}
-		l.locs[i] = loc
-		return nil
+		defer release()
+		return l.register(ctx, i, x, c)
 	})
 }
+
+// register sends device i's Register over c and keeps its location.
+func (l *RegLoad) register(ctx context.Context, i int, x *exchange, c *net.UDPConn) error {
+	links := l.Links
+	if links == nil {
+		links = DefaultRegLoadLinks
+	}
+	q := []string{"ep=" + l.eps[i], "lt=" + strconv.Itoa(l.lifetime), "lwm2m=1.1", "b=U"}
+	l.mids[i]++
+	loc, err := x.do(ctx, c, l.mids[i], []string{"rd"}, q, links, 0x41) // 2.01
+	if err != nil {
+		return fmt.Errorf("register %s: %w", l.eps[i], err)
+	}
+	l.locs[i] = loc
+	return nil
+}
+
+// Reregistered is how many Updates were answered 4.04 Not Found (the server forgot the
+// registration: restarted without it, or its lifetime ran out) and replaced by a Register, as a
+// real client does (LwM2M 1.1 core §6.2.2): since the RegLoad was made, all rounds.
+func (l *RegLoad) Reregistered() int { return int(l.reregs.Load()) }
 
 // Update sends rounds registration Updates (no parameters: the lifetime restarts) from every
 // registered device, with at most concurrency in flight. A round ends before the next starts:
@@ -178,8 +192,16 @@ func (l *RegLoad) updateRound(ctx context.Context, concurrency int) (int, error)
 		if err != nil {
 			return err
 		}
+		defer release()
 		_, err = x.do(ctx, c, l.mids[i], splitPath(l.locs[i]), nil, nil, 0x44) // 2.04
-		release()
+		var ce *codeError
+		if errors.As(err, &ce) && ce.code == 0x84 { // 4.04: the server does not know it any more
+			if err := l.register(ctx, i, x, c); err != nil {
+				return fmt.Errorf("update %s answered 4.04, then %w", l.eps[i], err)
+			}
+			l.reregs.Add(1)
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("update %s: %w", l.eps[i], err)
 		}
@@ -275,8 +297,17 @@ type exchange struct {
 	req   []byte
 }
 
-// errRegLoadCode is a response with another code than the one expected.
+// errRegLoadCode is a response with another code than the one expected (a *codeError).
 var errRegLoadCode = errors.New("unexpected response code")
+
+// codeError is a response with code instead of the one expected.
+type codeError struct{ code byte }
+
+func (e *codeError) Error() string {
+	return fmt.Sprintf("%v: %d.%02d", errRegLoadCode, e.code>>5, e.code&0x1f)
+}
+
+func (e *codeError) Is(target error) bool { return target == errRegLoadCode }
 
 // do sends a confirmable POST and waits for its piggybacked (or separate) response, sending
 // again after 2, 4 and 8 s (RFC 7252's ACK_TIMEOUT, simplified). It returns the Location-Path.
@@ -309,7 +340,7 @@ func (x *exchange) do(ctx context.Context, c *net.UDPConn, mid uint16, path, que
 				continue
 			}
 			if code != want {
-				return "", fmt.Errorf("%w: %d.%02d", errRegLoadCode, code>>5, code&0x1f)
+				return "", &codeError{code: code}
 			}
 			return loc, nil
 		}

@@ -57,7 +57,9 @@ func decode(data []byte) (frame, error) {
 	default: // classes 1, 6, 7 are reserved
 		return f, errMalformed
 	}
-	var optBuf [32]message.Option
+	// go-coap's decoder makes the option slice escape: 16 options (512 bytes, on the heap) are
+	// more than any LwM2M request carries, and a datagram with more is decoded again below.
+	var optBuf [16]message.Option
 	cm := message.Message{Options: optBuf[:0]}
 	_, err := coder.DefaultCoder.Decode(data, &cm)
 	if errors.Is(err, message.ErrOptionsTooSmall) {
@@ -83,7 +85,8 @@ func decode(data []byte) (frame, error) {
 func convertOptions(opts message.Options, m *Message) Code {
 	var (
 		reject   Code
-		path     []byte
+		pathBuf  [128]byte // on the stack: a /fw/{token} path or a registration's fits, and only m.Path is allocated
+		path     = pathBuf[:0]
 		hasPath  bool
 		seenOnce uint64 // bit per non-repeatable option id < 64 already seen
 	)

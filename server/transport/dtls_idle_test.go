@@ -172,23 +172,8 @@ func TestDTLSRelayWakesSleepingSession(t *testing.T) {
 		t.Fatalf("peer after the move %+v, want dev1 via node 2", p)
 	}
 	waitFor(t, time.Minute, "asleep again", func() bool { return la.sleeping() == 1 })
-	res := make(chan error, 1)
-	go func() {
-		_, err := a.Do(t.Context(), p.Addr, req(GET, "/3/0/0")) // wakes it, answered through node 2
-		res <- err
-	}()
-	f := readFrame(t, cl)
-	if f.typ != typeCON || f.msg == nil || f.msg.Path != "/3/0/0" {
-		t.Fatalf("request %+v", f)
-	}
-	ans := NewMessage(Content)
-	ans.Token = f.msg.Token
-	if _, err := cl.Write(datagram(t, typeACK, f.mid, ans)); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-res; err != nil {
-		t.Fatalf("Do to the sleeping session through node 2: %v", err)
-	}
+	// The request wakes the session at node 1 and is answered through node 2.
+	askDevice(t, a.Endpoint, cl, p.Addr, "Do to the sleeping session through node 2")
 	if n := a.counter(t, "lwota_transport_dtls_handshakes_total", "result", "ok"); n != 1 {
 		t.Fatalf("%v handshakes at node 1, want 1 (resumed, not renegotiated)", n)
 	}
