@@ -37,18 +37,45 @@ func (s *rawServer) send(m message.Message) {
 // recv returns the next message from the device.
 func (s *rawServer) recv() message.Message {
 	s.t.Helper()
-	buf := make([]byte, 2048)
-	_ = s.conn.SetReadDeadline(time.Now().Add(30 * time.Second)) // generous: a loaded CI machine stalled 5 s
-	n, from, err := s.conn.ReadFromUDP(buf)
+	m, err := s.recvWithin(30 * time.Second) // generous: a loaded CI machine stalled 5 s
 	if err != nil {
 		s.t.Fatalf("recv: %v", err)
+	}
+	return m
+}
+
+// exchange sends the CON m and returns the device's answer, sending m again at CoAP's
+// ACK_TIMEOUT as a real server does: go-coap drops, as a retransmission of a request still in
+// flight, a CON whose id arrives after the answer to that id was written but before the request
+// was marked done, and answers it from its cache only when it comes again.
+func (s *rawServer) exchange(m message.Message) message.Message {
+	s.t.Helper()
+	var err error
+	for range 8 {
+		s.send(m)
+		var a message.Message
+		if a, err = s.recvWithin(2 * time.Second); err == nil {
+			return a
+		}
+	}
+	s.t.Fatalf("no answer to %v after 8 transmissions: %v", m.Code, err)
+	return message.Message{}
+}
+
+func (s *rawServer) recvWithin(d time.Duration) (message.Message, error) {
+	s.t.Helper()
+	buf := make([]byte, 2048)
+	_ = s.conn.SetReadDeadline(time.Now().Add(d))
+	n, from, err := s.conn.ReadFromUDP(buf)
+	if err != nil {
+		return message.Message{}, err
 	}
 	s.dev = from
 	m := message.Message{Options: make(message.Options, 0, 16)}
 	if _, err := coder.DefaultCoder.Decode(buf[:n], &m); err != nil {
 		s.t.Fatalf("decode % x: %v", buf[:n], err)
 	}
-	return m
+	return m, nil
 }
 
 // The simulator's devices keep a duplicate cache as real clients do (Wakaama, Zephyr, Anjay;
@@ -93,8 +120,7 @@ func TestDeviceAnswersRepeatedMessageIDFromItsCache(t *testing.T) {
 		t.Fatalf("read answered %+v", read)
 	}
 	// Another server (node) behind the same address: an Execute under the same message id.
-	s.send(message.Message{Type: message.Confirmable, Code: codes.POST, MessageID: mid, Token: []byte("exec"), Options: path("1", "0", "8")})
-	exec := s.recv()
+	exec := s.exchange(message.Message{Type: message.Confirmable, Code: codes.POST, MessageID: mid, Token: []byte("exec"), Options: path("1", "0", "8")})
 	if exec.Type != message.Acknowledgement || exec.MessageID != mid || string(exec.Token) != "read" || exec.Code != codes.Content {
 		t.Fatalf("execute under the read's id answered %v %v token %q, want the read's cached 2.05 with its token", exec.Type, exec.Code, exec.Token)
 	}
