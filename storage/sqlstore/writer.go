@@ -441,7 +441,9 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 // oneTrip reports whether a batch's COMMIT may go into its pipeline: no write needs a rollback
 // that the pipeline's answers would ask for. A write whose statement must change a row and did
 // not (doMatch) fails alone without one when that statement is its only one (it changed
-// nothing); a write of several statements needs one, and so does a merged group of several
+// nothing: the package's checked statements are UPDATEs, DELETEs and INSERT ... SELECTs, whose
+// zero rows affected mean they wrote nothing, and touchOwnedQueries writes an owner row only for
+// a row its touch changed); a write of several statements needs one, and so does a merged group of several
 // statements that checks rows (its later statements wait for the first's answer: after).
 func oneTrip(alone []*write, after []*group) bool {
 	if len(after) > 0 {
