@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"slices"
 	"testing"
@@ -188,5 +189,85 @@ func TestPipelineOwnedTouches(t *testing.T) {
 			t.Errorf("%s: updated %v, owner node %d lease %v; want %v, node %d lease %v", ep, got.UpdatedAt, owner.NodeID,
 				owner.LeaseUntil, at, node, at.Add(60*time.Second+grace))
 		}
+	}
+}
+
+// TestMergedTouchPlan checks that a merged touch in the pipeline is planned for its batch's
+// arrays (SET LOCAL plan_cache_mode = force_custom_plan), not by a generic plan cached while the
+// table was small: after many batches on a table of three rows, the table grows to 20,000 rows
+// (no ANALYZE, which would drop the cached plan) and the next batches must find their rows by
+// the index, with no sequential scan of registrations.
+func TestMergedTouchPlan(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Start(t)
+	s, err := Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	eps := []string{"p-0", "p-1", "p-2"}
+	for _, ep := range eps {
+		r := &registration.Registration{ID: "id-" + ep, Endpoint: ep, Version: "1.1", Lifetime: 60, Binding: "U",
+			RegisteredAt: base, UpdatedAt: base, LastSeen: base}
+		if err := s.SaveRegistration(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := base
+	touches := func(batches int) {
+		t.Helper()
+		for range batches {
+			at = at.Add(time.Second)
+			var batch []*write
+			for _, ep := range eps {
+				r := &registration.Registration{ID: "id-" + ep, Endpoint: ep, Lifetime: 60, UpdatedAt: at, LastSeen: at}
+				stmts, err := s.touchStmts(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				batch = append(batch, &write{ctx: ctx, key: ep, stmts: stmts, done: make(chan error, 1), noMatch: registration.ErrNotFound})
+			}
+			c := newCommitter(s.writeDB, nil)
+			c.unbounded, c.pipelined, c.merge = s.dialect.unboundedTx, s.dialect.pipelined, s.w.merge
+			c.commit(batch)
+			for _, op := range batch {
+				if err := <-op.done; err != nil {
+					t.Fatalf("touch of %s: %v", op.key, err)
+				}
+			}
+		}
+	}
+	touches(30) // more than the five custom plans after which PostgreSQL may keep a generic one
+	const grown = 20000
+	if _, err := s.writeDB.ExecContext(ctx, `INSERT INTO registrations
+		SELECT (jsonb_populate_record(r, jsonb_build_object('endpoint', 'bulk-' || g, 'id', 'id-bulk-' || g))).*
+		FROM registrations r CROSS JOIN generate_series(1, $1::int) g WHERE r.endpoint = 'p-0'`, grown); err != nil {
+		t.Fatal(err)
+	}
+	scans := func(wantUpdates int64) (seq, upd int64) {
+		t.Helper()
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+			var ins int64
+			err := db.QueryRowContext(ctx, "SELECT seq_scan, n_tup_upd, n_tup_ins FROM pg_stat_user_tables WHERE relname = 'registrations'").Scan(&seq, &upd, &ins)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (upd >= wantUpdates && ins >= grown) || time.Now().After(deadline) {
+				return seq, upd
+			}
+			db.SetMaxIdleConns(0) // a new connection, which reads the statistics anew
+		}
+	}
+	seq0, upd0 := scans(30 * int64(len(eps)))
+	touches(10)
+	if seq, upd := scans(upd0 + 10*int64(len(eps))); seq != seq0 || upd < upd0+10*int64(len(eps)) {
+		t.Errorf("10 batches of touches on %d rows: %d sequential scans of registrations, %d rows updated; want none, %d",
+			grown, seq-seq0, upd-upd0, 10*len(eps))
 	}
 }
