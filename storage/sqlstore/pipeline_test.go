@@ -271,3 +271,69 @@ func TestMergedTouchPlan(t *testing.T) {
 			grown, seq-seq0, upd-upd0, 10*len(eps))
 	}
 }
+
+// TestGroupReadPlan checks that a group read (StoredInfo on PostgreSQL) is planned for its keys
+// (SET LOCAL plan_cache_mode = force_custom_plan in its pipeline), not by a generic plan cached
+// while the table was small: after many lookups on a table of three rows, the table grows to
+// 20,000 rows (no ANALYZE) and the next lookups must use the index, no sequential scan.
+func TestGroupReadPlan(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Start(t)
+	s, err := Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	eps := []string{"p-0", "p-1", "p-2"}
+	for _, ep := range eps {
+		r := &registration.Registration{ID: "id-" + ep, Endpoint: ep, Version: "1.1", Lifetime: 60, Binding: "U",
+			RegisteredAt: base, UpdatedAt: base, LastSeen: base, Model: "m-" + ep}
+		if err := s.SaveRegistration(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lookups := func(n int) {
+		t.Helper()
+		for i := range n {
+			ep := eps[i%len(eps)]
+			r, err := s.StoredInfo(ctx, ep)
+			if err != nil || r.Model != "m-"+ep {
+				t.Fatalf("StoredInfo(%s) = %+v, %v", ep, r, err)
+			}
+		}
+	}
+	lookups(60) // more than five on each connection the readers use: PostgreSQL may cache a generic plan
+	const grown = 20000
+	if _, err := s.writeDB.ExecContext(ctx, `INSERT INTO registrations
+		SELECT (jsonb_populate_record(r, jsonb_build_object('endpoint', 'bulk-' || g, 'id', 'id-bulk-' || g))).*
+		FROM registrations r CROSS JOIN generate_series(1, $1::int) g WHERE r.endpoint = 'p-0'`, grown); err != nil {
+		t.Fatal(err)
+	}
+	scans := func(want func(seq, idx, ins int64) bool) (seq, idx int64) {
+		t.Helper()
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+			var ins int64
+			err := db.QueryRowContext(ctx, "SELECT seq_scan, COALESCE(idx_scan, 0), n_tup_ins FROM pg_stat_user_tables WHERE relname = 'registrations'").Scan(&seq, &idx, &ins)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want(seq, idx, ins) || time.Now().After(deadline) {
+				return seq, idx
+			}
+			db.SetMaxIdleConns(0) // a new connection, which reads the statistics anew
+		}
+	}
+	seq0, idx0 := scans(func(_, _, ins int64) bool { return ins >= grown })
+	const n = 10
+	lookups(n)
+	seq, idx := scans(func(seq, idx, _ int64) bool { return seq+idx >= seq0+idx0+n })
+	if seq != seq0 {
+		t.Errorf("%d lookups on %d rows: %d sequential scans of registrations, %d index scans; want none", n, grown, seq-seq0, idx-idx0)
+	}
+}
