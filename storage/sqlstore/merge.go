@@ -53,6 +53,23 @@ func (g *group) pipelined() bool {
 	return true
 }
 
+// piped reports whether g, a group that checks rows (not pipelined), may still go into its
+// batch's pipeline with the COMMIT after it (pipelineTx's one round trip): it is one checked
+// statement, so no statement waits for its answer, and every write of g has a noMatch error, so
+// a write whose row it did not return fails alone, having changed nothing, while the rest
+// commits.
+func (g *group) piped() bool {
+	if len(g.ms) != 1 || g.ms[0].key < 0 {
+		return false
+	}
+	for _, op := range g.ops {
+		if op.noMatch == nil {
+			return false
+		}
+	}
+	return true
+}
+
 // queue adds g's statements to b, one merged statement each.
 func (g *group) queue(b *pgx.Batch) {
 	for i, m := range g.ms {
@@ -223,6 +240,14 @@ func (g *group) runStmt(ctx context.Context, pc *pgx.Conn, i int, live []*write,
 	if err != nil {
 		return nil, err
 	}
+	return g.mark(i, live, rows, checked)
+}
+
+// mark reads the keys statement i returned (rows, which it closes) and returns the writes of
+// live whose key is among them. A write whose key is not fails with its noMatch error when the
+// statement is the write's checked one (op.failed); otherwise mark returns an error.
+func (g *group) mark(i int, live []*write, rows pgx.Rows, checked bool) ([]*write, error) {
+	m := g.ms[i]
 	changed := make(map[string]struct{}, len(live))
 	for rows.Next() {
 		var k string

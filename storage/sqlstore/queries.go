@@ -9,14 +9,19 @@ import (
 // queries are the statements of every store method, rebound for the dialect at open. Adding a
 // table means adding its columns and statements here and a file with its methods.
 type queries struct {
-	saveRegistration    string
-	outbox              map[string]string // webhooks.go: by kind, queues an event for its subscribers
-	touchRegistration   string
-	touchMerge          *merger // the touches of a PostgreSQL batch in one UPDATE (merge.go); nil on SQLite
-	saveMerge           *merger // the saves of a PostgreSQL batch in one upsert; nil on SQLite
-	getRegistration     string
-	registrationByID    string // an Update that reached another cluster node (registration.IDFinder)
-	saveOwner           string // cluster.go: device_owners, written with the registration
+	saveRegistration  string
+	outbox            map[string]string // webhooks.go: by kind, queues an event for its subscribers
+	touchRegistration string
+	touchMerge        *merger // the touches of a PostgreSQL batch in one UPDATE (merge.go); nil on SQLite
+	saveMerge         *merger // the saves of a PostgreSQL batch in one upsert; nil on SQLite
+	getRegistration   string
+	registrationByID  string // an Update that reached another cluster node (registration.IDFinder)
+	saveOwner         string // cluster.go: device_owners, written with the registration
+	// touchOwned is a touch and its owner row's upsert in one statement, on PostgreSQL (its
+	// rows affected are the touch's); "" on SQLite, where the two run apart. touchOwnedMerge is
+	// its merged form.
+	touchOwned          string
+	touchOwnedMerge     *merger
 	deleteOwner         string
 	ownerMerge          *merger // the owner rows of a PostgreSQL batch in one upsert; nil on SQLite
 	outboxMerge         *merger // the registration events of a PostgreSQL batch in one insert; nil on SQLite
@@ -91,8 +96,10 @@ func buildQueries(d *dialect) queries {
 	images := "SELECT " + strings.Join(imageColumns, ", ") + " FROM images"
 	keys := "SELECT " + strings.Join(keyColumns, ", ") + " FROM signing_keys"
 	saveOwner, deleteOwner := ownerQueries(d)
-	var touchMerge, saveMerge, ownerMerge, outboxMerge *merger
+	var touchMerge, saveMerge, ownerMerge, outboxMerge, touchOwnedMerge *merger
+	var touchOwned string
 	if d.pipelined {
+		touchOwned, touchOwnedMerge = touchOwnedQueries()
 		ownerMerge = &merger{key: -1, query: upsertArrays("device_owners", []string{"endpoint"}, ownerColumns, ownerTypes)}
 		outboxMerge = &merger{key: -1, query: outboxArrays(events.KindRegistration)}
 		saveMerge = &merger{key: -1, query: upsertArrays("registrations", []string{"endpoint"}, registrationColumns, registrationTypes)}
@@ -107,6 +114,8 @@ func buildQueries(d *dialect) queries {
 		deleteOwner:      deleteOwner,
 		registrationByID: d.rebind(regs + " WHERE id = ?"),
 		touchMerge:       touchMerge,
+		touchOwned:       touchOwned,
+		touchOwnedMerge:  touchOwnedMerge,
 		saveMerge:        saveMerge,
 		ownerMerge:       ownerMerge,
 		outboxMerge:      outboxMerge,
@@ -158,6 +167,7 @@ func (q *queries) mergers() map[string]*merger {
 	}
 	return map[string]*merger{
 		q.touchRegistration:               q.touchMerge,
+		q.touchOwned:                      q.touchOwnedMerge,
 		q.saveRegistration:                q.saveMerge,
 		q.saveOwner:                       q.ownerMerge,
 		q.outbox[events.KindRegistration]: q.outboxMerge,
@@ -166,7 +176,7 @@ func (q *queries) mergers() map[string]*merger {
 
 // writes are the statements the writer prepares.
 func (q *queries) writes() []string {
-	return []string{q.saveRegistration, q.touchRegistration, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
+	return []string{q.saveRegistration, q.touchRegistration, q.touchOwned, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
 		q.saveOwner, q.deleteOwner, q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey}
 }
 

@@ -65,13 +65,25 @@ func (s *Store) TouchRegistration(ctx context.Context, r *registration.Registrat
 	if r == nil || r.Endpoint == "" {
 		return errors.New("sqlstore: touch registration: no endpoint")
 	}
-	times, err := timeArgs(r.UpdatedAt, r.LastSeen)
+	stmts, err := s.touchStmts(r)
 	if err != nil {
 		return fmt.Errorf("sqlstore: touch registration %s: %w", r.Endpoint, err)
 	}
+	if err := s.w.doMatch(ctx, r.Endpoint, registration.ErrNotFound, stmts...); err != nil {
+		return fmt.Errorf("sqlstore: touch registration %s: %w", r.Endpoint, err)
+	}
+	return nil
+}
+
+// touchStmts are the statements of r's touch, the touch last (doMatch checks it).
+func (s *Store) touchStmts(r *registration.Registration) ([]stmt, error) {
+	times, err := timeArgs(r.UpdatedAt, r.LastSeen)
+	if err != nil {
+		return nil, err
+	}
 	expires, err := nanos(r.ExpiresAt())
 	if err != nil {
-		return fmt.Errorf("sqlstore: touch registration %s: %w", r.Endpoint, err)
+		return nil, err
 	}
 	addr := ""
 	if r.Addr.AddrPort.IsValid() {
@@ -79,15 +91,16 @@ func (s *Store) TouchRegistration(ctx context.Context, r *registration.Registrat
 	}
 	args := []any{times[0], times[1], expires, string(r.Addr.Network), addr, r.Endpoint, r.ID}
 	stmts := []stmt{{s.q.touchRegistration, args}}
-	if o, ok, err := s.ownerStmt(r); err != nil {
-		return fmt.Errorf("sqlstore: touch registration %s: owner: %w", r.Endpoint, err)
-	} else if ok {
-		stmts = []stmt{o, stmts[0]} // doMatch checks the last statement: the touch
+	o, ok, err := s.ownerStmt(r)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("owner: %w", err)
+	case ok && o.query == s.q.saveOwner && s.q.touchOwned != "":
+		return []stmt{{s.q.touchOwned, append(args, o.args[1:]...)}}, nil // one statement: see touchOwnedQueries
+	case ok:
+		return []stmt{o, stmts[0]}, nil // doMatch checks the last statement: the touch
 	}
-	if err := s.w.doMatch(ctx, r.Endpoint, registration.ErrNotFound, stmts...); err != nil {
-		return fmt.Errorf("sqlstore: touch registration %s: %w", r.Endpoint, err)
-	}
-	return nil
+	return stmts, nil
 }
 
 // LoadRegistrations returns every registration that is not de-registered, ordered by endpoint,

@@ -97,14 +97,13 @@ func newStore(logger *slog.Logger, d *dialect, db, writeDB *sql.DB) *Store {
 	s.queued, _ = lru.New[string, string](queuedRegistrations) // fails only for a size below 1
 	s.w = newWriter(writeDB, s.q.writes(), s.q.mergers(), d)
 	if d.groupReads {
-		lead := []any{pgx.QueryExecModeExec} // planned per batch: see groupRead.lead
-		s.credExists = newGroupRead(db, d.rebind("SELECT endpoint FROM device_credentials WHERE endpoint = ANY(?)"), lead,
+		s.credExists = newGroupRead(db, d.rebind("SELECT endpoint FROM device_credentials WHERE endpoint = ANY(?)"),
 			func(sc scanner) (string, struct{}, error) {
 				var ep string
 				err := sc.Scan(&ep)
 				return ep, struct{}{}, err
 			}, d.writers, d.queue, d.maxBatch)
-		s.storedInfo = newGroupRead(db, d.rebind("SELECT endpoint, manufacturer, model, firmware_version, device_type FROM registrations WHERE endpoint = ANY(?)"), lead,
+		s.storedInfo = newGroupRead(db, d.rebind("SELECT endpoint, manufacturer, model, firmware_version, device_type FROM registrations WHERE endpoint = ANY(?)"),
 			func(sc scanner) (string, *registration.Registration, error) {
 				var r registration.Registration
 				err := sc.Scan(&r.Endpoint, &r.Manufacturer, &r.Model, &r.FirmwareVersion, &r.DeviceType)

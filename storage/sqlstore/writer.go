@@ -4,10 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -47,6 +50,9 @@ type writer struct {
 	pipelined bool
 	// merge are the statements a pipelined batch may merge, by query (merge.go).
 	merge map[string]*merger
+	// roundTrips counts the round trips to PostgreSQL of pipelined commits, rollbacks included:
+	// what a test of the pipeline's shape reads.
+	roundTrips atomic.Int64
 
 	mu     sync.RWMutex // held for reading while queueing, for writing by close
 	closed bool
@@ -138,6 +144,7 @@ func (w *writer) run(ops chan *write) {
 	c.unbounded = w.unboundedTx
 	c.pipelined = w.pipelined
 	c.merge = w.merge
+	c.trips = &w.roundTrips
 	defer c.close()
 	batch := make([]*write, 0, w.maxBatch)
 	for op := range ops {
@@ -168,6 +175,8 @@ type committer struct {
 	unbounded bool // no batchTimeout: see dialect.unboundedTx
 	pipelined bool // commit through pgx's pipeline: see dialect.pipelined
 	merge     map[string]*merger
+	// trips counts the round trips of pipelined commits (writer.roundTrips).
+	trips *atomic.Int64
 	// txStmts are the prepared statements bound to the transaction in progress, made once per
 	// transaction and query rather than once per write.
 	txStmts map[*sql.Stmt]*sql.Stmt
@@ -279,13 +288,18 @@ func (c *committer) exec(ctx context.Context, tx *sql.Tx, s stmt) (sql.Result, e
 	return tx.ExecContext(ctx, s.query, s.args...)
 }
 
-// pipelineTx runs the writes in one PostgreSQL transaction with BEGIN and every statement sent
-// in one pipeline, then COMMIT: two round trips whatever the batch's size. pgx prepares each
-// statement once per connection (its statement cache). Merged groups (merge.go) that check no
-// row go into the pipeline after the other writes; the others take a round trip per statement
-// after it. The first failing statement (or a write's noMatch) rolls the whole transaction
-// back, as tx does; a connection whose ROLLBACK failed is closed, so that the pool never hands
-// out one left inside a transaction.
+// pipelineTx runs the writes in one PostgreSQL transaction with BEGIN, every statement and the
+// COMMIT sent in one pipeline: one round trip whatever the batch's size (pgx prepares each
+// statement once per connection, its statement cache). Merged groups (merge.go) go into the
+// pipeline after the other writes. A write whose row a statement must change (doMatch, a merged
+// touch) and did not fails alone, having changed nothing (see oneTrip), and the rest commits.
+// The first failing statement makes PostgreSQL skip the rest of the pipeline, COMMIT included,
+// and the transaction is rolled back, as tx does; a connection whose ROLLBACK failed is closed,
+// so that the pool never hands out one left inside a transaction.
+//
+// A batch that oneTrip refuses (a write of several statements whose last must change a row, a
+// merged group of several statements that checks rows) commits in a round trip of its own
+// after the pipeline, the checked groups each taking a round trip per statement before it.
 func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 	conn, err := c.db.Conn(ctx)
 	if err != nil {
@@ -299,19 +313,27 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 		}
 		pc := sc.Conn()
 		rollback := func(err error) error {
+			c.trip()
 			if _, rerr := pc.Exec(ctx, "ROLLBACK"); rerr != nil {
 				_ = pc.Close(ctx)
 			}
 			return err
 		}
 		alone, groups := mergeable(ops, c.merge)
-		var piped, after []*group
+		var piped, checked, after []*group
 		for _, g := range groups {
-			if g.pipelined() {
+			switch {
+			case g.pipelined():
 				piped = append(piped, g)
-			} else {
+			case g.piped():
+				checked = append(checked, g)
+			default:
 				after = append(after, g)
 			}
+		}
+		one := oneTrip(alone, after)
+		if !one {
+			after, checked = append(after, checked...), nil
 		}
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
@@ -323,47 +345,130 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 		for _, g := range piped {
 			g.queue(b)
 		}
+		custom := slices.ContainsFunc(checked, func(g *group) bool { return g.ms[0].planEach })
+		if custom {
+			// A planEach statement in a pipeline: pgx's cached statement, planned for each
+			// batch's arrays all the same (see merger.planEach). The setting ends with the
+			// transaction, after the statements that want their cached plans.
+			b.Queue("SET LOCAL plan_cache_mode = force_custom_plan")
+		}
+		for _, g := range checked {
+			g.queue(b)
+		}
+		if one {
+			b.Queue("COMMIT")
+		}
+		c.trip()
 		br := pc.SendBatch(ctx, b)
-		if _, err := br.Exec(); err != nil {
+		fail := func(err error) error {
 			_ = br.Close()
-			return rollback(fmt.Errorf("begin: %w", err))
+			return rollback(err)
+		}
+		if _, err := br.Exec(); err != nil {
+			return fail(fmt.Errorf("begin: %w", err))
 		}
 		for _, op := range alone {
 			for i := range op.stmts {
 				tag, err := br.Exec()
 				if err == nil && op.noMatch != nil && i == len(op.stmts)-1 && tag.RowsAffected() == 0 {
+					if one { // its only statement changed nothing: it fails alone
+						op.failed = op.noMatch
+						continue
+					}
 					err = op.noMatch
 				}
 				if err != nil {
-					_ = br.Close()
-					return rollback(err)
+					return fail(err)
 				}
 			}
 		}
 		for _, g := range piped {
 			for range g.ms {
 				if _, err := br.Exec(); err != nil {
-					_ = br.Close()
-					return rollback(err)
+					return fail(err)
 				}
 			}
+		}
+		if custom {
+			if _, err := br.Exec(); err != nil {
+				return fail(err)
+			}
+		}
+		for _, g := range checked {
+			rows, err := br.Query()
+			if err != nil {
+				rows.Close()
+				return fail(err)
+			}
+			if _, err := g.mark(0, g.ops, rows, true); err != nil {
+				return fail(err)
+			}
+		}
+		if one {
+			tag, err := br.Exec()
+			if err != nil {
+				_ = br.Close()
+				_ = pc.Close(ctx) // whether it committed is unknown; the connection is not reused
+				return fmt.Errorf("commit: %w", err)
+			}
+			if err := br.Close(); err != nil {
+				_ = pc.Close(ctx)
+				return fmt.Errorf("commit: %w", err)
+			}
+			return committed(tag)
 		}
 		if err := br.Close(); err != nil {
 			return rollback(err)
 		}
-		for _, g := range after { // a round trip each, after the pipeline: see group.run
+		for _, g := range after { // a round trip per statement, after the pipeline: see group.run
+			for range g.ms {
+				c.trip()
+			}
 			if err := g.run(ctx, pc); err != nil {
 				return rollback(err)
 			}
 		}
+		c.trip()
 		tag, err := pc.Exec(ctx, "COMMIT")
 		if err != nil {
 			_ = pc.Close(ctx) // whether it committed is unknown; the connection is not reused
 			return fmt.Errorf("commit: %w", err)
 		}
-		if tag.String() != "COMMIT" {
-			return fmt.Errorf("commit: server answered %s", tag) // an aborted transaction ends in ROLLBACK
-		}
-		return nil
+		return committed(tag)
 	})
+}
+
+// oneTrip reports whether a batch's COMMIT may go into its pipeline: no write needs a rollback
+// that the pipeline's answers would ask for. A write whose statement must change a row and did
+// not (doMatch) fails alone without one when that statement is its only one (it changed
+// nothing: the package's checked statements are UPDATEs, DELETEs and INSERT ... SELECTs, whose
+// zero rows affected mean they wrote nothing, and touchOwnedQueries writes an owner row only for
+// a row its touch changed); a write of several statements needs one, and so does a merged group of several
+// statements that checks rows (its later statements wait for the first's answer: after).
+func oneTrip(alone []*write, after []*group) bool {
+	if len(after) > 0 {
+		return false
+	}
+	for _, op := range alone {
+		if op.noMatch != nil && len(op.stmts) > 1 {
+			return false
+		}
+	}
+	return true
+}
+
+// committed checks COMMIT's answer: an aborted transaction ends in ROLLBACK.
+func committed(tag pgconn.CommandTag) error {
+	if tag.String() != "COMMIT" {
+		return fmt.Errorf("commit: server answered %s", tag)
+	}
+	return nil
+}
+
+// trip counts a round trip to PostgreSQL, for tests (writer.roundTrips). A pgx statement cache
+// miss (a connection's first use of a statement) adds one that is not counted.
+func (c *committer) trip() {
+	if c.trips != nil {
+		c.trips.Add(1)
+	}
 }

@@ -1,0 +1,339 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/lwota/lwota/server/registration"
+	"github.com/lwota/lwota/storage/pgtest"
+)
+
+// TestPipelineRoundTrips checks that a PostgreSQL batch of Registers, of Updates (merged
+// touches, one of them with a stale id), or of a single write commits in one round trip:
+// BEGIN, the statements and COMMIT in one pipeline. A stale touch still fails alone with
+// registration.ErrNotFound, having changed nothing, and the others commit; a write of several
+// statements whose last must change a row still commits after the pipeline's answers (it needs
+// a rollback when that row is not there).
+func TestPipelineRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.Start(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	reg := func(ep string, at time.Time) *registration.Registration {
+		return &registration.Registration{ID: "id-" + ep, Endpoint: ep, Version: "1.1", Lifetime: 60, Binding: "U",
+			RegisteredAt: base, UpdatedAt: at, LastSeen: at}
+	}
+	save := func(t *testing.T, ep string) *write {
+		args, err := registrationArgs(reg(ep, base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &write{ctx: ctx, key: ep, stmts: []stmt{{s.q.saveRegistration, args}}, done: make(chan error, 1)}
+	}
+	touch := func(t *testing.T, ep, id string, at time.Time) *write {
+		r := reg(ep, at)
+		r.ID = id
+		stmts, err := s.touchStmts(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &write{ctx: ctx, key: ep, stmts: stmts, done: make(chan error, 1), noMatch: registration.ErrNotFound}
+	}
+	for _, ep := range []string{"t-0", "t-1", "t-2", "t-3", "t-4", "t-5", "alone", "stale-alone"} {
+		if err := s.SaveRegistration(ctx, reg(ep, base)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	later := base.Add(time.Hour)
+	for _, tc := range []struct {
+		name  string
+		batch func(t *testing.T) []*write
+		want  []error // by write
+		trips int64
+		// touched are the endpoints whose rows must hold later; stale those that must not.
+		touched, stale []string
+	}{
+		{"registers", func(t *testing.T) []*write {
+			return []*write{save(t, "r-0"), save(t, "r-1"), save(t, "r-2"), save(t, "r-3")}
+		}, []error{nil, nil, nil, nil}, 1, nil, nil},
+		{"touches", func(t *testing.T) []*write {
+			return []*write{touch(t, "t-0", "id-t-0", later), touch(t, "t-1", "stale", later), touch(t, "t-2", "id-t-2", later)}
+		}, []error{nil, registration.ErrNotFound, nil}, 1, []string{"t-0", "t-2"}, []string{"t-1"}},
+		{"registers and touches", func(t *testing.T) []*write {
+			return []*write{save(t, "r-4"), touch(t, "t-3", "id-t-3", later), save(t, "r-5"), touch(t, "t-4", "id-t-4", later)}
+		}, []error{nil, nil, nil, nil}, 1, []string{"t-3", "t-4"}, nil},
+		{"one touch", func(t *testing.T) []*write {
+			return []*write{touch(t, "alone", "id-alone", later)}
+		}, []error{nil}, 1, []string{"alone"}, nil},
+		{"one stale touch", func(t *testing.T) []*write {
+			return []*write{touch(t, "stale-alone", "stale", later)}
+		}, []error{registration.ErrNotFound}, 1, nil, []string{"stale-alone"}},
+		{"a checked write of two statements", func(t *testing.T) []*write {
+			w := touch(t, "t-5", "id-t-5", later)
+			w.stmts = append([]stmt{{s.q.deleteObservation, []any{"t-5", "/1"}}}, w.stmts...)
+			return []*write{w, save(t, "r-6")}
+		}, []error{nil, nil}, 2, []string{"t-5"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			batch := tc.batch(t)
+			c := newCommitter(s.writeDB, nil)
+			c.unbounded, c.pipelined, c.merge = s.dialect.unboundedTx, s.dialect.pipelined, s.w.merge
+			trips := s.w.roundTrips.Load()
+			c.trips = &s.w.roundTrips
+			c.commit(batch)
+			for i, op := range batch {
+				if err := <-op.done; !errors.Is(err, tc.want[i]) || (tc.want[i] == nil) != (err == nil) {
+					t.Errorf("write %d (%s): %v, want %v", i, op.key, err, tc.want[i])
+				}
+			}
+			if got := s.w.roundTrips.Load() - trips; got != tc.trips {
+				t.Errorf("batch of %d writes took %d round trips, want %d", len(batch), got, tc.trips)
+			}
+			for _, ep := range append(tc.touched, tc.stale...) {
+				got, err := s.GetRegistration(ctx, ep)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := later
+				if !slices.Contains(tc.touched, ep) {
+					want = base
+				}
+				if !got.UpdatedAt.Equal(want) || !got.LastSeen.Equal(want) {
+					t.Errorf("%s: updated %v, seen %v; want %v", ep, got.UpdatedAt, got.LastSeen, want)
+				}
+			}
+			for _, op := range batch {
+				if _, err := s.GetRegistration(ctx, op.key); err != nil {
+					t.Errorf("%s after the batch: %v", op.key, err)
+				}
+			}
+		})
+	}
+}
+
+// TestPipelineOwnedTouches checks a cluster node's Updates on PostgreSQL: a touch and its owner
+// row's upsert are one statement (touchOwnedQueries), so a batch of them, or a single one,
+// commits in one round trip. A touch with a stale id fails alone with registration.ErrNotFound
+// and leaves both its registration and its owner row (node, lease) as they were; the others
+// move their owner row to this node with the renewed lease.
+func TestPipelineOwnedTouches(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.Start(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const grace = time.Minute
+	base := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	later := base.Add(time.Hour)
+	reg := func(ep, id string, at time.Time) *registration.Registration {
+		return &registration.Registration{ID: id, Endpoint: ep, Version: "1.1", Lifetime: 60, Binding: "U",
+			RegisteredAt: base, UpdatedAt: at, LastSeen: at}
+	}
+	s.OwnDevices(3, grace)
+	eps := []string{"o-0", "o-1", "o-2", "one", "one-stale"}
+	for _, ep := range eps {
+		if err := s.SaveRegistration(ctx, reg(ep, "id-"+ep, base)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.OwnDevices(5, grace) // the devices moved to node 5
+	touch := func(ep, id string) *write {
+		stmts, err := s.touchStmts(reg(ep, id, later))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &write{ctx: ctx, key: ep, stmts: stmts, done: make(chan error, 1), noMatch: registration.ErrNotFound}
+	}
+	stale := map[string]bool{"o-1": true, "one-stale": true}
+	for _, batch := range [][]*write{
+		{touch("o-0", "id-o-0"), touch("o-1", "stale"), touch("o-2", "id-o-2")},
+		{touch("one", "id-one")},
+		{touch("one-stale", "stale")},
+	} {
+		c := newCommitter(s.writeDB, nil)
+		c.unbounded, c.pipelined, c.merge, c.trips = s.dialect.unboundedTx, s.dialect.pipelined, s.w.merge, &s.w.roundTrips
+		trips := s.w.roundTrips.Load()
+		c.commit(batch)
+		for _, op := range batch {
+			err := <-op.done
+			if stale[op.key] != errors.Is(err, registration.ErrNotFound) || (!stale[op.key] && err != nil) {
+				t.Errorf("touch of %s: %v (stale id: %v)", op.key, err, stale[op.key])
+			}
+		}
+		if got := s.w.roundTrips.Load() - trips; got != 1 {
+			t.Errorf("batch of %d owned touches took %d round trips, want 1", len(batch), got)
+		}
+	}
+	for _, ep := range eps {
+		got, err := s.GetRegistration(ctx, ep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		owner, err := s.DeviceOwner(ctx, ep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, node := later, uint16(5)
+		if stale[ep] {
+			at, node = base, 3
+		}
+		if !got.UpdatedAt.Equal(at) || owner.NodeID != node || !owner.LeaseUntil.Equal(at.Add(60*time.Second+grace)) {
+			t.Errorf("%s: updated %v, owner node %d lease %v; want %v, node %d lease %v", ep, got.UpdatedAt, owner.NodeID,
+				owner.LeaseUntil, at, node, at.Add(60*time.Second+grace))
+		}
+	}
+}
+
+// TestMergedTouchPlan checks that a merged touch in the pipeline is planned for its batch's
+// arrays (SET LOCAL plan_cache_mode = force_custom_plan), not by a generic plan cached while the
+// table was small: after many batches on a table of three rows, the table grows to 20,000 rows
+// (no ANALYZE, which would drop the cached plan) and the next batches must find their rows by
+// the index, with no sequential scan of registrations.
+func TestMergedTouchPlan(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Start(t)
+	s, err := Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	eps := []string{"p-0", "p-1", "p-2"}
+	for _, ep := range eps {
+		r := &registration.Registration{ID: "id-" + ep, Endpoint: ep, Version: "1.1", Lifetime: 60, Binding: "U",
+			RegisteredAt: base, UpdatedAt: base, LastSeen: base}
+		if err := s.SaveRegistration(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := base
+	touches := func(batches int) {
+		t.Helper()
+		for range batches {
+			at = at.Add(time.Second)
+			var batch []*write
+			for _, ep := range eps {
+				r := &registration.Registration{ID: "id-" + ep, Endpoint: ep, Lifetime: 60, UpdatedAt: at, LastSeen: at}
+				stmts, err := s.touchStmts(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				batch = append(batch, &write{ctx: ctx, key: ep, stmts: stmts, done: make(chan error, 1), noMatch: registration.ErrNotFound})
+			}
+			c := newCommitter(s.writeDB, nil)
+			c.unbounded, c.pipelined, c.merge = s.dialect.unboundedTx, s.dialect.pipelined, s.w.merge
+			c.commit(batch)
+			for _, op := range batch {
+				if err := <-op.done; err != nil {
+					t.Fatalf("touch of %s: %v", op.key, err)
+				}
+			}
+		}
+	}
+	touches(30) // more than the five custom plans after which PostgreSQL may keep a generic one
+	const grown = 20000
+	if _, err := s.writeDB.ExecContext(ctx, `INSERT INTO registrations
+		SELECT (jsonb_populate_record(r, jsonb_build_object('endpoint', 'bulk-' || g, 'id', 'id-bulk-' || g))).*
+		FROM registrations r CROSS JOIN generate_series(1, $1::int) g WHERE r.endpoint = 'p-0'`, grown); err != nil {
+		t.Fatal(err)
+	}
+	scans := func(wantUpdates int64) (seq, upd int64) {
+		t.Helper()
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+			var ins int64
+			err := db.QueryRowContext(ctx, "SELECT seq_scan, n_tup_upd, n_tup_ins FROM pg_stat_user_tables WHERE relname = 'registrations'").Scan(&seq, &upd, &ins)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (upd >= wantUpdates && ins >= grown) || time.Now().After(deadline) {
+				return seq, upd
+			}
+			db.SetMaxIdleConns(0) // a new connection, which reads the statistics anew
+		}
+	}
+	seq0, upd0 := scans(30 * int64(len(eps)))
+	touches(10)
+	if seq, upd := scans(upd0 + 10*int64(len(eps))); seq != seq0 || upd < upd0+10*int64(len(eps)) {
+		t.Errorf("10 batches of touches on %d rows: %d sequential scans of registrations, %d rows updated; want none, %d",
+			grown, seq-seq0, upd-upd0, 10*len(eps))
+	}
+}
+
+// TestGroupReadPlan checks that a group read (StoredInfo on PostgreSQL) is planned for its keys
+// (SET LOCAL plan_cache_mode = force_custom_plan in its pipeline), not by a generic plan cached
+// while the table was small: after many lookups on a table of three rows, the table grows to
+// 20,000 rows (no ANALYZE) and the next lookups must use the index, no sequential scan.
+func TestGroupReadPlan(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Start(t)
+	s, err := Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	eps := []string{"p-0", "p-1", "p-2"}
+	for _, ep := range eps {
+		r := &registration.Registration{ID: "id-" + ep, Endpoint: ep, Version: "1.1", Lifetime: 60, Binding: "U",
+			RegisteredAt: base, UpdatedAt: base, LastSeen: base, Model: "m-" + ep}
+		if err := s.SaveRegistration(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lookups := func(n int) {
+		t.Helper()
+		for i := range n {
+			ep := eps[i%len(eps)]
+			r, err := s.StoredInfo(ctx, ep)
+			if err != nil || r.Model != "m-"+ep {
+				t.Fatalf("StoredInfo(%s) = %+v, %v", ep, r, err)
+			}
+		}
+	}
+	lookups(60) // more than five on each connection the readers use: PostgreSQL may cache a generic plan
+	const grown = 20000
+	if _, err := s.writeDB.ExecContext(ctx, `INSERT INTO registrations
+		SELECT (jsonb_populate_record(r, jsonb_build_object('endpoint', 'bulk-' || g, 'id', 'id-bulk-' || g))).*
+		FROM registrations r CROSS JOIN generate_series(1, $1::int) g WHERE r.endpoint = 'p-0'`, grown); err != nil {
+		t.Fatal(err)
+	}
+	scans := func(want func(seq, idx, ins int64) bool) (seq, idx int64) {
+		t.Helper()
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+			var ins int64
+			err := db.QueryRowContext(ctx, "SELECT seq_scan, COALESCE(idx_scan, 0), n_tup_ins FROM pg_stat_user_tables WHERE relname = 'registrations'").Scan(&seq, &idx, &ins)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want(seq, idx, ins) || time.Now().After(deadline) {
+				return seq, idx
+			}
+			db.SetMaxIdleConns(0) // a new connection, which reads the statistics anew
+		}
+	}
+	seq0, idx0 := scans(func(_, _, ins int64) bool { return ins >= grown })
+	const n = 10
+	lookups(n)
+	seq, idx := scans(func(seq, idx, _ int64) bool { return seq+idx >= seq0+idx0+n })
+	if seq != seq0 {
+		t.Errorf("%d lookups on %d rows: %d sequential scans of registrations, %d index scans; want none", n, grown, seq-seq0, idx-idx0)
+	}
+}
