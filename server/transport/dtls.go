@@ -374,7 +374,7 @@ func (l *dtlsLink) demux() {
 	defer l.wg.Done()
 	buf := make([]byte, 1<<16)
 	for {
-		n, addr, err := l.pc.ReadFrom(buf)
+		n, from, err := readDatagram(l.pc, buf) // dtls_record.go
 		if err != nil {
 			if l.ctx.Err() != nil {
 				return
@@ -387,11 +387,10 @@ func (l *dtlsLink) demux() {
 			l.cancel() // readFrom reports the link closed; Serve closes the Endpoint
 			return
 		}
-		ua, ok := addr.(*net.UDPAddr)
-		if !ok {
+		if !from.IsValid() {
 			continue
 		}
-		l.dispatch(buf[:n], unmap(ua.AddrPort()))
+		l.dispatch(buf[:n], from)
 	}
 }
 
@@ -675,6 +674,7 @@ type sessionConn struct {
 	idleMu  sync.Mutex
 	idle    bool
 	entered chan struct{}
+	watched bool // settle took entered
 
 	// muted drops every write from now on: the session is going to sleep, and a record its
 	// old pion connection sent after the snapshot of its counters would reuse a nonce once the
@@ -693,6 +693,7 @@ const settleWait = 100 * time.Millisecond
 func (c *sessionConn) settle(ctx context.Context) {
 	c.idleMu.Lock()
 	idle, entered := c.idle, c.entered
+	c.watched = c.watched || !idle
 	c.idleMu.Unlock()
 	if idle {
 		return
@@ -710,9 +711,10 @@ func (c *sessionConn) setIdle(idle bool) {
 	c.idleMu.Lock()
 	defer c.idleMu.Unlock()
 	c.idle = idle
-	if idle {
+	if idle && c.watched { // a new channel only when settle waits on this one: not per record
 		close(c.entered)
 		c.entered = make(chan struct{})
+		c.watched = false
 	}
 }
 
