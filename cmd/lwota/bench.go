@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -374,8 +375,12 @@ func benchPullCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	withDTLS := fs.Bool("dtls", false, "also pull over CoAP over DTLS at each device count, as a ratio to plain CoAP")
 	ciphers := fs.String("cipher", "psk-ccm8", "with --dtls: comma-separated cipher suites, one DTLS run each: psk-ccm8, psk-gcm, ecdhe-ccm8")
 	cpuProfile := fs.String("cpuprofile", "", "write the CPU profile of the whole run (client and server) to this file")
+	runProfiles := fs.String("cpuprofile-runs", "", "write the CPU profile of each run's measured window alone (no echo baseline, handshakes or teardown) to PREFIX.<devices>.plain and PREFIX.<devices>.dtls-<suite>")
 	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
 		return err
+	}
+	if *cpuProfile != "" && *runProfiles != "" {
+		return errors.New("bench pull: --cpuprofile and --cpuprofile-runs exclude each other (one CPU profile at a time)")
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -403,5 +408,5 @@ func benchPullCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 			return fmt.Errorf("bench pull: --cipher: %w", err)
 		}
 	}
-	return BenchPull(ctx, stdout, counts, *duration, suites)
+	return BenchPull(ctx, stdout, counts, *duration, suites, *runProfiles)
 }

@@ -7,11 +7,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,8 +34,10 @@ const pullBenchImageSize = 1 << 20
 // for d. For each of suites (none: no DTLS) a DTLS Endpoint serves the same Server and the pull
 // runs over DTLS with that cipher suite too, for d, reported as a ratio to the plain CoAP run of
 // the same device count (bench_pull_dtls.go). Client and server share this process, so the CPU
-// per block counts both sides.
-func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration, suites []lwm2mtest.DTLSSuite) error {
+// per block counts both sides. With a profiles prefix, each run's measured window is profiled
+// on its own into prefix.<devices>.plain and prefix.<devices>.dtls-<suite> (the echo baseline,
+// the handshakes and the teardown left out).
+func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration, suites []lwm2mtest.DTLSSuite, profiles string) error {
 	tmp, err := os.MkdirTemp("", "lwota-bench-pull-")
 	if err != nil {
 		return err
@@ -100,9 +104,16 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 		"devices", "echo rt/s", "blocks/s", "ratio", "cpu ratio", "decline", "cpu us/blk", "retrans", "errors", "rss start", "rss end", "slots (blocks/s ÷ echo rt/s)")
 	for _, n := range devices {
 		rssStart := vmRSS()
+		// With --cpuprofile-runs the first pull slot is profiled (a CPU profile cannot be
+		// appended to across slots).
+		profiled := false
 		run, err := interleavePull(ctx, n, d, func(ctx context.Context, slot time.Duration, cpu *pullCPU) (lwm2mtest.PullReport, error) {
-			return lwm2mtest.PullLoad(ctx, lwm2mtest.PullConfig{URI: uri, Devices: n, Duration: slot, Window: slot,
+			if !profiled {
+				profiled, cpu.profile = true, runProfile(profiles, n, "plain")
+			}
+			rep, err := lwm2mtest.PullLoad(ctx, lwm2mtest.PullConfig{URI: uri, Devices: n, Duration: slot, Window: slot,
 				Started: cpu.start, Ended: cpu.end})
+			return rep, errors.Join(err, cpu.stopProfile())
 		})
 		if err != nil {
 			return err
@@ -120,7 +131,8 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 			fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
 		}
 		for _, suite := range suites {
-			if err := benchPullDTLS(ctx, w, dtlsSrv, secureURI, suite, n, d, run.echo, rep.BlocksPerSec); err != nil {
+			if err := benchPullDTLS(ctx, w, dtlsSrv, secureURI, suite, n, d, run.echo, rep.BlocksPerSec,
+				runProfile(profiles, n, "dtls-"+suite.Name)); err != nil {
 				return err
 			}
 		}
@@ -144,15 +156,61 @@ func (b benchGrants) Grant(context.Context, string, transport.Peer) (transfer.Gr
 // from the moment the devices start (their sockets made, their DTLS handshakes done, and the
 // garbage of that collected first, so the run does not pay for it) to the moment they stop
 // (before their connections close: a DTLS session's teardown is not the pull's).
-type pullCPU struct{ t0, t1 time.Duration }
+// With profile set, the window is CPU-profiled into that file (lwota bench pull --cpuprofile-runs;
+// the profiler's own signals then count in the window's CPU too).
+type pullCPU struct {
+	t0, t1  time.Duration
+	profile string
+	f       *os.File
+	err     error
+}
 
 func (c *pullCPU) start() {
 	runtime.GC()
+	if c.profile != "" {
+		f, err := os.Create(c.profile)
+		if err == nil {
+			if err = pprof.StartCPUProfile(f); err != nil {
+				f.Close()
+			} else {
+				c.f = f
+			}
+		}
+		c.err = err
+	}
 	c.t0 = processCPU()
 }
 
-func (c *pullCPU) end()                { c.t1 = processCPU() }
+func (c *pullCPU) end() {
+	c.t1 = processCPU()
+	_ = c.stopProfile()
+}
+
 func (c *pullCPU) used() time.Duration { return c.t1 - c.t0 }
+
+// stopProfile ends the window's profile if it still runs (the run failed before its end) and
+// reports whether it could be written.
+func (c *pullCPU) stopProfile() error {
+	if c.f != nil {
+		pprof.StopCPUProfile()
+		if err := c.f.Close(); c.err == nil {
+			c.err = err
+		}
+		c.f = nil
+	}
+	if c.err != nil {
+		return fmt.Errorf("cpu profile %s: %w", c.profile, c.err)
+	}
+	return nil
+}
+
+// runProfile names the profile file of one run, "" without a prefix.
+func runProfile(prefix string, devices int, run string) string {
+	if prefix == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s.%d.%s", prefix, devices, run)
+}
 
 // processCPU is the user and system CPU time this process used so far.
 func processCPU() time.Duration {

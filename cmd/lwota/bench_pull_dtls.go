@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -61,14 +62,14 @@ func serveBenchPullDTLS(ctx context.Context, h transport.Handler) (*benchDTLSSer
 // columns of the plain run (its ratio to echo, the UDP echo baseline), then as a ratio to
 // coapRate, the plain CoAP blocks/s of the same device count, the figure issue 16 sets at ≥ 0.6.
 func benchPullDTLS(ctx context.Context, w io.Writer, srv *benchDTLSServer, uri string, suite lwm2mtest.DTLSSuite,
-	n int, d time.Duration, echo, coapRate float64) error {
+	n int, d time.Duration, echo, coapRate float64, profile string) error {
 	client := srv.device
 	client.Suite = suite
 	rssStart := vmRSS()
-	var cpu pullCPU // once the handshakes are done: the CPU of the pull alone (bench_pull.go)
+	cpu := pullCPU{profile: profile} // once the handshakes are done: the CPU of the pull alone (bench_pull.go)
 	cfg := lwm2mtest.PullConfig{URI: uri, Devices: n, Duration: d, Window: pullWindow(d), Started: cpu.start, Ended: cpu.end}
 	rep, err := lwm2mtest.PullLoadDTLSDial(ctx, cfg, client.Dial)
-	if err != nil {
+	if err := errors.Join(err, cpu.stopProfile()); err != nil {
 		return fmt.Errorf("dtls %s: %w", suite.Name, err)
 	}
 	perBlock, ratio := 0.0, 0.0 // ratio: to plain CoAP

@@ -374,7 +374,7 @@ func (l *dtlsLink) demux() {
 	defer l.wg.Done()
 	buf := make([]byte, 1<<16)
 	for {
-		n, addr, err := l.pc.ReadFrom(buf)
+		n, from, err := readDatagram(l.pc, buf) // dtls_record.go
 		if err != nil {
 			if l.ctx.Err() != nil {
 				return
@@ -387,11 +387,10 @@ func (l *dtlsLink) demux() {
 			l.cancel() // readFrom reports the link closed; Serve closes the Endpoint
 			return
 		}
-		ua, ok := addr.(*net.UDPAddr)
-		if !ok {
+		if !from.IsValid() {
 			continue
 		}
-		l.dispatch(buf[:n], unmap(ua.AddrPort()))
+		l.dispatch(buf[:n], from)
 	}
 }
 

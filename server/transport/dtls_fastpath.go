@@ -51,10 +51,10 @@ func (e *Endpoint) deliver(bp *[]byte, n int, from netip.AddrPort, identity stri
 		return
 	}
 	var f frame
-	var decoded bool
+	var decoded, safe bool
 	if refuse == refuseNone {
 		var handled bool
-		if handled, f, decoded = e.inline((*bp)[:n], from, identity); handled { // dtls_inline.go
+		if handled, f, decoded, safe = e.inline((*bp)[:n], from, identity); handled { // dtls_inline.go
 			e.bufs.Put(bp)
 			return
 		}
@@ -62,7 +62,11 @@ func (e *Endpoint) deliver(bp *[]byte, n int, from netip.AddrPort, identity stri
 	select {
 	case e.queue <- packet{buf: bp, n: n, f: f, decoded: decoded, from: from, identity: identity, refuse: refuse, maxAge: maxAge}:
 	default:
-		e.m.dropQueueFull.Inc()
+		if safe {
+			e.inlineOverflow(f, from, identity) // rather than drop it (dtls_inline.go)
+		} else {
+			e.m.dropQueueFull.Inc()
+		}
 		e.bufs.Put(bp)
 	}
 }

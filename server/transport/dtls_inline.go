@@ -24,7 +24,9 @@ import (
 // and any request whose handler makes no promise) goes to the workers' queue as before. Inline
 // handlers run at most Config.Workers at once (beyond that a record is queued), so a slow
 // handler (a storage read on a cache miss) cannot make the whole fleet's sessions run handlers
-// without bound; it only holds the reads of the session whose request it is answering.
+// without bound; it only holds the reads of the session whose request it is answering. Only
+// when the queue is full too does an inline-safe request run on its session's goroutine beyond
+// that limit (inlineOverflow) instead of being dropped.
 
 // InlineHandler is a Handler that can vouch, request by request, that ServeCoAP never waits for
 // the device that sent the request: it calls no Do or Notify to that device and waits on
@@ -53,35 +55,50 @@ type inlineState struct {
 
 // inline handles the admitted datagram data from (with identity) on the calling goroutine (a
 // DTLS session's reader) when that is safe, and reports whether it did. If it did not, it may
-// have decoded data already: f is then that decoding, for the worker (ok true).
-func (e *Endpoint) inline(data []byte, from netip.AddrPort, identity string) (handled bool, f frame, ok bool) {
+// have decoded data already: f is then that decoding, for the worker (ok true); safe says f is
+// an inline-safe request that found Config.Workers handlers running inline already.
+func (e *Endpoint) inline(data []byte, from netip.AddrPort, identity string) (handled bool, f frame, ok, safe bool) {
 	ctxp := e.inl.ctx.Load()
 	if ctxp == nil {
-		return false, f, false
+		return false, f, false, false
 	}
 	f, err := decode(data)
 	if err != nil {
 		e.m.dropMalformed.Inc()
-		return true, f, false
+		return true, f, false, false
 	}
 	peer := Peer{Addr: Addr{Network: e.network, AddrPort: from}, Identity: identity}
 	switch {
 	case f.typ == typeACK || f.typ == typeRST || f.msg == nil:
 		// Completes an exchange, answers a ping: nothing here waits.
 		e.handleFrame(*ctxp, f, peer)
-		return true, f, true
+		return true, f, true, false
 	case !f.msg.Code.IsRequest():
-		return false, f, true // a separate response or notification: its listener may wait
+		return false, f, true, false // a separate response or notification: its listener may wait
 	}
 	ih, isInline := e.h.(InlineHandler)
 	if !isInline || !ih.Inline(f.msg) {
-		return false, f, true
+		return false, f, true, false
 	}
 	if e.inl.busy.Add(1) > int32(e.cfg.Workers) {
 		e.inl.busy.Add(-1)
-		return false, f, true
+		return false, f, true, true
 	}
 	defer e.inl.busy.Add(-1)
 	e.handleFrame(*ctxp, f, peer)
-	return true, f, true
+	return true, f, true, false
+}
+
+// inlineOverflow handles f, an inline-safe request from (with identity) that found the inline
+// handlers at their limit and the workers' queue full, on the calling session goroutine after
+// all, rather than dropping it. Dropped, it cost its device a retransmission timeout: at 1,000
+// devices pulling over DTLS about one block in twenty was (issue 16), each stalling a device
+// for a second, and the record had been decrypted for nothing. Running it here holds up only
+// the session whose request it is (the handler promises not to wait on that device), and each
+// session runs one record at a time, so the excess is bounded by the sessions that are sending.
+// (Waiting for an inline slot instead is worse: a freed slot goes to a waiter that must first
+// be scheduled, behind every runnable session, while the slot stays taken.)
+func (e *Endpoint) inlineOverflow(f frame, from netip.AddrPort, identity string) {
+	e.m.inlineOverflow.Inc()
+	e.handleFrame(*e.inl.ctx.Load(), f, Peer{Addr: Addr{Network: e.network, AddrPort: from}, Identity: identity})
 }

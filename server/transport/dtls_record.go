@@ -2,6 +2,7 @@ package transport
 
 import (
 	"net"
+	"net/netip"
 
 	"github.com/pion/dtls/v3"
 )
@@ -49,4 +50,20 @@ func (l *dtlsLink) followConn(s *dtlsSession, conn *dtls.Conn) {
 	if to := unmap(ua.AddrPort()); to != s.currentAddr(l) {
 		l.moved(s, to)
 	}
+}
+
+// readDatagram reads one datagram from pc, with its source address unmapped (invalid if it was
+// not a UDP address). A *net.UDPConn (lwota's socket) reads without allocating; ReadFrom would
+// allocate a *net.UDPAddr for every datagram the demultiplexer reads.
+func readDatagram(pc net.PacketConn, buf []byte) (int, netip.AddrPort, error) {
+	if uc, ok := pc.(*net.UDPConn); ok {
+		n, ap, err := uc.ReadFromUDPAddrPort(buf)
+		return n, unmap(ap), err
+	}
+	n, addr, err := pc.ReadFrom(buf)
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return n, netip.AddrPort{}, err
+	}
+	return n, unmap(ua.AddrPort()), err
 }

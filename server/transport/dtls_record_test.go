@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -38,5 +39,39 @@ func TestDTLSRecordOnPionReader(t *testing.T) {
 	}
 	if !strings.Contains(stack, "handRecords") || !strings.Contains(stack, "readAndBuffer") || strings.Contains(stack, "readSession") {
 		t.Fatalf("the handler did not run on pion's reader through the application data handler:\n%s", stack)
+	}
+}
+
+// TestReadDatagramAllocations: the demultiplexer reads a datagram from lwota's UDP socket
+// without allocating (net.PacketConn's ReadFrom allocated its *net.UDPAddr), with the
+// sender's address.
+func TestReadDatagramAllocations(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	client, err := net.DialUDP("udp", nil, pc.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	want := client.LocalAddr().(*net.UDPAddr).AddrPort()
+	buf := make([]byte, 2048)
+	read := func() {
+		if _, err := client.Write([]byte("a record")); err != nil {
+			t.Fatal(err)
+		}
+		n, from, err := readDatagram(pc, buf)
+		if err != nil || string(buf[:n]) != "a record" || from != want {
+			t.Fatalf("readDatagram = %q from %v, %v; want %q from %v", buf[:n], from, err, "a record", want)
+		}
+	}
+	read()
+	if raceEnabled {
+		return // the race detector allocates in the read itself
+	}
+	if allocs := testing.AllocsPerRun(100, read); allocs > 0 {
+		t.Fatalf("%v allocations per datagram read, want none", allocs)
 	}
 }

@@ -14,6 +14,7 @@ type metrics struct {
 	duplicates      prometheus.Counter
 	retransmissions prometheus.Counter
 	staleAnswers    prometheus.Counter
+	inlineOverflow  prometheus.Counter // inline-safe requests run beyond the inline limit, the queue being full (dtls_inline.go)
 	requests        *prometheus.CounterVec
 	requestsByCode  [8]prometheus.Counter // methods 0..7
 	handlerSeconds  prometheus.Histogram
@@ -36,6 +37,8 @@ func newMetrics(network Network, reg prometheus.Registerer, dedupEntries, block1
 		retransmissions: prometheus.NewCounter(opts("retransmissions_total", "Confirmable messages retransmitted by lwota.")),
 		staleAnswers: prometheus.NewCounter(opts("stale_answers_total",
 			"Requests of lwota's answered from the peer's duplicate cache (another request's token under their message id), and sent again under a fresh message id.")),
+		inlineOverflow: prometheus.NewCounter(opts("inline_overflow_total",
+			"DTLS requests an inline-safe handler answered on their session's goroutine beyond the inline limit because the workers' queue was full (before, dropped as queue_full).")),
 		requests: prometheus.NewCounterVec(opts("requests_total", "Requests received, by method."), []string{"method"}),
 		handlerSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "lwota", Subsystem: "transport", Name: "handler_duration_seconds",
@@ -67,7 +70,7 @@ func newMetrics(network Network, reg prometheus.Registerer, dedupEntries, block1
 			Help: "Incoming Block1 transfers being reassembled.", ConstLabels: labels}, block1Pending),
 	}
 	for _, c := range append([]prometheus.Collector{m.received, m.sent, m.dropped, m.duplicates, m.retransmissions, m.staleAnswers,
-		m.requests, m.handlerSeconds, m.limits.vec, m.block1Dropped}, gauges...) {
+		m.inlineOverflow, m.requests, m.handlerSeconds, m.limits.vec, m.block1Dropped}, gauges...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

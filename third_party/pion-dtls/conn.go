@@ -922,7 +922,9 @@ func (c *Conn) readAndBuffer(ctx context.Context) error { //nolint:cyclop
 		return netError(err)
 	}
 
-	pkts, err := recordlayer.ContentAwareUnpackDatagram(b[:i], len(c.state.getLocalConnectionID()))
+	// lwota patch 13: the records listed in an array of this frame, not a new slice per datagram.
+	var records [4][]byte
+	pkts, err := recordlayer.ContentAwareUnpackDatagramAppend(records[:0], b[:i], len(c.state.getLocalConnectionID()))
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"sync"
 	"unsafe"
 )
 
@@ -192,16 +193,50 @@ func sliceForAppend(in []byte, n int) (head, tail []byte) {
 	return
 }
 
-// counter returns the CTR stream of the payload (counter 1 on) and the key stream block S_0
-// that encrypts the tag.
-func (c *ccm) counter(nonce []byte) (cipher.Stream, [ccmBlockSize]byte) {
-	var iv, s0 [ccmBlockSize]byte
-	iv[0] = c.L - 1
-	copy(iv[1:ccmBlockSize-c.L], nonce)
-	c.b.Encrypt(s0[:], iv[:])
-	iv[len(iv)-1] |= 1
+// shortCTR is the longest payload whose CTR key stream ccm computes itself, block by block
+// (lwota patch 12). cipher.NewCTR copies the key schedule into a new stream of about 512
+// bytes, which costs more than encrypting up to 16 counter blocks one by one; a longer payload
+// still gets cipher.NewCTR's stream, whose assembly encrypts 8 blocks at a time. A DTLS record
+// of a CoAP request (tens of bytes) is short; a 1 KiB Block2 answer is not.
+const shortCTR = 256
 
-	return cipher.NewCTR(c.b, iv[:]), s0
+// scratch is the memory one Seal or Open hands the block cipher (lwota patch 12): an array
+// passed to cipher.Block.Encrypt, an interface method, escapes to the heap, so the tag, S_0
+// and the counter block cost an allocation each per record; they now come from a pool.
+type scratch struct {
+	mac, tag, s0, ctr [ccmBlockSize]byte
+	ks                [shortCTR]byte // key stream of a short payload
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// counter sets sc.ctr to the counter block of the first payload block (counter 1) and sc.s0 to
+// the key stream block S_0 that encrypts the tag.
+func (c *ccm) counter(sc *scratch, nonce []byte) {
+	sc.ctr = [ccmBlockSize]byte{}
+	sc.ctr[0] = c.L - 1
+	copy(sc.ctr[1:ccmBlockSize-c.L], nonce)
+	c.b.Encrypt(sc.s0[:], sc.ctr[:])
+	sc.ctr[len(sc.ctr)-1] |= 1
+}
+
+// xorKeyStream XORs src with the CTR key stream from sc.ctr on into dst, as
+// cipher.NewCTR(c.b, sc.ctr[:]).XORKeyStream(dst, src) does; dst and src alias exactly or not
+// at all. A short payload needs at most 16 counter blocks, so its counter (the last L >= 2
+// bytes, starting at 1) never carries beyond its last byte pair.
+func (c *ccm) xorKeyStream(sc *scratch, dst, src []byte) {
+	if len(src) > shortCTR {
+		cipher.NewCTR(c.b, sc.ctr[:]).XORKeyStream(dst, src)
+
+		return
+	}
+	ctr := binary.BigEndian.Uint16(sc.ctr[ccmBlockSize-2:])
+	for n := 0; n < len(src); n += ccmBlockSize {
+		binary.BigEndian.PutUint16(sc.ctr[ccmBlockSize-2:], ctr)
+		ctr++
+		c.b.Encrypt(sc.ks[n:n+ccmBlockSize], sc.ctr[:])
+	}
+	subtle.XORBytes(dst, src, sc.ks[:len(src)])
 }
 
 // Seal encrypts and authenticates plaintext, authenticates the
@@ -212,17 +247,19 @@ func (c *ccm) counter(nonce []byte) (cipher.Stream, [ccmBlockSize]byte) {
 //
 // The plaintext and dst may alias exactly or not at all.
 func (c *ccm) Seal(dst, nonce, plaintext, adata []byte) []byte {
-	var mac [ccmBlockSize]byte
-	if err := c.tag(&mac, nonce, plaintext, adata); err != nil {
+	sc, _ := scratchPool.Get().(*scratch) // lwota patch 12
+	defer scratchPool.Put(sc)
+	mac := &sc.mac
+	if err := c.tag(mac, nonce, plaintext, adata); err != nil {
 		// The cipher.AEAD interface doesn't allow for an error return.
 		panic(err) // nolint
 	}
-	stream, s0 := c.counter(nonce)
+	c.counter(sc, nonce)
 	for i := range int(c.M) {
-		mac[i] ^= s0[i]
+		mac[i] ^= sc.s0[i]
 	}
 	ret, out := sliceForAppend(dst, len(plaintext)+int(c.M))
-	stream.XORKeyStream(out, plaintext)
+	c.xorKeyStream(sc, out, plaintext)
 	copy(out[len(plaintext):], mac[:c.M])
 
 	return ret
@@ -249,7 +286,9 @@ func (c *ccm) Open(dst, nonce, ciphertext, adata []byte) ([]byte, error) {
 	if len(nonce) != c.NonceSize() {
 		return nil, errInvalidNonceSize
 	}
-	var tag [ccmBlockSize]byte
+	sc, _ := scratchPool.Get().(*scratch) // lwota patch 12
+	defer scratchPool.Put(sc)
+	tag := &sc.tag
 	copy(tag[:], ciphertext[len(ciphertext)-int(c.M):])
 	ciphertext = ciphertext[:len(ciphertext)-int(c.M)]
 
@@ -266,16 +305,16 @@ func (c *ccm) Open(dst, nonce, ciphertext, adata []byte) ([]byte, error) {
 
 		return append(dst, plaintext...), nil
 	}
-	stream, s0 := c.counter(nonce)
-	stream.XORKeyStream(out, ciphertext)
-	var expected [ccmBlockSize]byte
-	if err := c.tag(&expected, nonce, out, adata); err != nil {
+	c.counter(sc, nonce)
+	c.xorKeyStream(sc, out, ciphertext)
+	expected := &sc.mac
+	if err := c.tag(expected, nonce, out, adata); err != nil {
 		clear(out)
 
 		return nil, err
 	}
 	for i := range int(c.M) {
-		tag[i] ^= s0[i]
+		tag[i] ^= sc.s0[i]
 	}
 	if subtle.ConstantTimeCompare(tag[:c.M], expected[:c.M]) != 1 {
 		clear(out) // reveal no plaintext that failed authentication

@@ -125,7 +125,7 @@ func TestMatchesReference(t *testing.T) {
 
 		return b
 	}
-	lengths := []int{0, 1, 15, 16, 17, 31, 32, 33, 100, 1024, 1024 + 13, 4000}
+	lengths := []int{0, 1, 15, 16, 17, 31, 32, 33, 48, 100, 255, 256, 257, 1024, 1024 + 13, 4000} // 256: shortCTR (patch 12)
 	for _, tagSize := range []int{4, 6, 8, 10, 12, 14, 16} {
 		for nonceSize := 7; nonceSize <= 13; nonceSize++ {
 			for _, pl := range lengths {
@@ -223,10 +223,19 @@ func benchmarkCCM(b *testing.B, c interface {
 }, open bool,
 ) {
 	b.Helper()
-	nonce, adata, plain := make([]byte, 12), make([]byte, 13), make([]byte, 1024)
+	benchmarkCCMSize(b, c, open, 1024)
+}
+
+func benchmarkCCMSize(b *testing.B, c interface {
+	Seal(dst, nonce, plaintext, adata []byte) []byte
+	Open(dst, nonce, ciphertext, adata []byte) ([]byte, error)
+}, open bool, size int,
+) {
+	b.Helper()
+	nonce, adata, plain := make([]byte, 12), make([]byte, 13), make([]byte, size)
 	ct := c.Seal(nil, nonce, plain, adata)
 	work := make([]byte, len(ct))
-	b.SetBytes(1024)
+	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	for b.Loop() {
 		if open {

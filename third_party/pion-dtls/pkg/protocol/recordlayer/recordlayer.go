@@ -119,8 +119,13 @@ func UnpackDatagram(buf []byte) ([][]byte, error) {
 // presence of a connection identifier if the record is of content type
 // tls12_cid.
 func ContentAwareUnpackDatagram(buf []byte, cidLength int) ([][]byte, error) {
-	out := [][]byte{}
+	return ContentAwareUnpackDatagramAppend([][]byte{}, buf, cidLength)
+}
 
+// ContentAwareUnpackDatagramAppend is ContentAwareUnpackDatagram appending the records to out
+// (lwota patch 13): a reader that passes an array of its own lists a datagram's records, almost
+// always one, without an allocation per datagram.
+func ContentAwareUnpackDatagramAppend(out [][]byte, buf []byte, cidLength int) ([][]byte, error) {
 	for offset := 0; len(buf) != offset; {
 		headerSize := FixedHeaderSize
 		lenIdx := fixedHeaderLenIdx
