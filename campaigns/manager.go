@@ -450,6 +450,12 @@ func (m *Manager) Members(ctx context.Context, id string, f MemberFilter) ([]Mem
 	return m.store.Members(ctx, id, f)
 }
 
+// MemberSummary counts c's members per wave and state, and the failed ones per reason: what
+// ProgressFrom and ResumeEffectFrom need, without reading every member.
+func (m *Manager) MemberSummary(ctx context.Context, c *Campaign) (MemberSummary, error) {
+	return m.store.MemberSummary(ctx, c.ID, len(c.Plan.Waves))
+}
+
 // History returns a campaign's events.
 func (m *Manager) History(ctx context.Context, id string) ([]Event, error) {
 	return m.store.CampaignHistory(ctx, id)
