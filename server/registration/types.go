@@ -122,6 +122,10 @@ type Filter struct {
 	Sort      SortKey
 	Desc      bool
 	AfterSort string
+	// Brief leaves out what choosing devices never looks at: the content formats and the object
+	// list come back empty, so that a campaign over 10,000 devices does not decode 10,000 object
+	// lists (the filter's ObjectID still applies).
+	Brief bool
 }
 
 // SortKey is a column the device list sorts by.

@@ -24,9 +24,28 @@ func withLabels(q string) string {
 // withLabelsOrder is withLabels for a query sorted otherwise: order is its ORDER BY over the
 // columns of r, ending in r.endpoint so that the rows of one registration stay together.
 func withLabelsOrder(q, order string) string {
-	return "SELECT r." + strings.Join(registrationColumns, ", r.") + ", l.key, l.value FROM (" + q +
-		") r LEFT JOIN device_labels l ON l.endpoint = r.endpoint ORDER BY " + order
+	return withLabelsColumns(q, order, "r."+strings.Join(registrationColumns, ", r."))
 }
+
+// withLabelsColumns is withLabelsOrder selecting cols (registrationColumns' order) of r.
+func withLabelsColumns(q, order, cols string) string {
+	return "SELECT " + cols + ", l.key, l.value FROM (" + q + ") r LEFT JOIN device_labels l ON l.endpoint = r.endpoint ORDER BY " + order
+}
+
+// briefColumns are registrationColumns of r with JSON nulls for the content formats and the
+// object list (registration.Filter.Brief): the rows carry no object list to copy or decode.
+var briefColumns = func() string {
+	cols := make([]string, len(registrationColumns))
+	for i, c := range registrationColumns {
+		switch c {
+		case "content_formats", "objects":
+			cols[i] = "'null' AS " + c
+		default:
+			cols[i] = "r." + c
+		}
+	}
+	return strings.Join(cols, ", ")
+}()
 
 // SetLabels replaces every label of endpoint with labels, in one transaction. The endpoint need
 // not be registered (labels may come first, at provisioning). Labels that fail

@@ -1,0 +1,63 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"reflect"
+	"testing"
+
+	"github.com/lwota/lwota/server/registration"
+)
+
+// TestListBrief: a brief list (what a campaign's selection reads) has every field a selector or
+// an image target looks at, with labels, and no content formats or object list; the object
+// filter still applies. On SQLite and PostgreSQL.
+func TestListBrief(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t, b.dsn(t))
+			ctx := context.Background()
+			for i := range 3 {
+				ep := fmt.Sprintf("brief-%d", i)
+				r := benchRegistration(ep)
+				r.Manufacturer, r.Model, r.DeviceType = "Acme", "m-1", "meter"
+				if err := s.SaveRegistration(ctx, r); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.SetLabels(ctx, ep, map[string]string{"site": "north", "n": fmt.Sprint(i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			five := uint16(5)
+			full, err := s.ListRegistrations(ctx, registration.Filter{EndpointPrefix: "brief-", ObjectID: &five})
+			if err != nil || len(full) != 3 || len(full[0].Objects) == 0 {
+				t.Fatalf("full list = %d, %v", len(full), err)
+			}
+			brief, err := s.ListRegistrations(ctx, registration.Filter{EndpointPrefix: "brief-", ObjectID: &five, Brief: true})
+			if err != nil || len(brief) != 3 {
+				t.Fatalf("brief list = %d, %v; want 3", len(brief), err)
+			}
+			for i, r := range brief {
+				if r.Objects != nil || r.ContentFormats != nil {
+					t.Fatalf("brief %s carries objects %v, formats %v", r.Endpoint, r.Objects, r.ContentFormats)
+				}
+				if !maps.Equal(r.Labels, full[i].Labels) || len(r.Labels) != 2 {
+					t.Fatalf("brief %s labels %v, want %v", r.Endpoint, r.Labels, full[i].Labels)
+				}
+				want := *full[i]
+				want.Objects, want.ContentFormats, want.Labels = nil, nil, nil
+				got := *r
+				got.Labels = nil
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("brief %s = %+v\nwant %+v", r.Endpoint, got, want)
+				}
+			}
+			seven := uint16(7)
+			if none, err := s.ListRegistrations(ctx, registration.Filter{EndpointPrefix: "brief-", ObjectID: &seven, Brief: true}); err != nil || len(none) != 0 {
+				t.Fatalf("brief list with object 7 = %d, %v; want none", len(none), err)
+			}
+		})
+	}
+}
