@@ -122,9 +122,12 @@ type Filter struct {
 	Sort      SortKey
 	Desc      bool
 	AfterSort string
-	// Brief leaves out what choosing devices never looks at: the content formats and the object
-	// list come back empty, so that a campaign over 10,000 devices does not decode 10,000 object
-	// lists (the filter's ObjectID still applies).
+	// Brief returns only what choosing devices looks at (a campaign's selector, an image's
+	// target, Online): endpoint, ID, lifetime, queue mode, the registration, update and
+	// deregistration times, firmware version, manufacturer, model, device type and labels. The
+	// rest (content formats, object list, address, identity, binding, LwM2M version, SMS number,
+	// root path, last seen) comes back empty, so that a campaign over 10,000 devices neither
+	// copies nor decodes their object lists. The filter's ObjectID still applies.
 	Brief bool
 }
 

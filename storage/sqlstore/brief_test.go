@@ -6,13 +6,14 @@ import (
 	"maps"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/lwota/lwota/server/registration"
 )
 
-// TestListBrief: a brief list (what a campaign's selection reads) has every field a selector or
-// an image target looks at, with labels, and no content formats or object list; the object
-// filter still applies. On SQLite and PostgreSQL.
+// TestListBrief: a brief list (what a campaign's selection reads) has every field a selector, an
+// image target or Online looks at, with labels, and nothing else (no object list to decode);
+// the object filter still applies. On SQLite and PostgreSQL.
 func TestListBrief(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -46,12 +47,17 @@ func TestListBrief(t *testing.T) {
 				if !maps.Equal(r.Labels, full[i].Labels) || len(r.Labels) != 2 {
 					t.Fatalf("brief %s labels %v, want %v", r.Endpoint, r.Labels, full[i].Labels)
 				}
-				want := *full[i]
-				want.Objects, want.ContentFormats, want.Labels = nil, nil, nil
+				f := full[i]
+				want := registration.Registration{Endpoint: f.Endpoint, ID: f.ID, Lifetime: f.Lifetime, QueueMode: f.QueueMode,
+					RegisteredAt: f.RegisteredAt, UpdatedAt: f.UpdatedAt, DeregisteredAt: f.DeregisteredAt,
+					FirmwareVersion: f.FirmwareVersion, Manufacturer: f.Manufacturer, Model: f.Model, DeviceType: f.DeviceType}
 				got := *r
 				got.Labels = nil
 				if !reflect.DeepEqual(got, want) {
 					t.Fatalf("brief %s = %+v\nwant %+v", r.Endpoint, got, want)
+				}
+				if now := time.Now(); r.Online(now) != f.Online(now) || r.ExpiresAt() != f.ExpiresAt() {
+					t.Fatalf("brief %s online %v until %v, full %v until %v", r.Endpoint, r.Online(now), r.ExpiresAt(), f.Online(now), f.ExpiresAt())
 				}
 			}
 			seven := uint16(7)
