@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,6 +65,38 @@ func TestListBrief(t *testing.T) {
 			if none, err := s.ListRegistrations(ctx, registration.Filter{EndpointPrefix: "brief-", ObjectID: &seven, Brief: true}); err != nil || len(none) != 0 {
 				t.Fatalf("brief list with object 7 = %d, %v; want none", len(none), err)
 			}
+		})
+	}
+}
+
+// BenchmarkListBrief lists 10,000 registrations (SQLite), in full and briefly, as a campaign's
+// selection does; cpu-ms/op is the process's CPU per list.
+func BenchmarkListBrief(b *testing.B) {
+	s := open(b, backends[0].dsn(b))
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 16 { // at once, so that the writer batches them
+		wg.Go(func() {
+			for i := w; i < 10000; i += 16 {
+				if err := s.SaveRegistration(ctx, benchRegistration(fmt.Sprintf("dev-%05d", i))); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, brief := range []bool{false, true} {
+		b.Run(fmt.Sprintf("brief=%v", brief), func(b *testing.B) {
+			cpu0, n := processCPU(), 0
+			for b.Loop() {
+				n++
+				rs, err := s.ListRegistrations(ctx, registration.Filter{EndpointPrefix: "dev-", Brief: brief})
+				if err != nil || len(rs) != 10000 {
+					b.Fatalf("list = %d, %v", len(rs), err)
+				}
+			}
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(time.Millisecond)/float64(n), "cpu-ms/op")
 		})
 	}
 }
