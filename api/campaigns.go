@@ -31,6 +31,8 @@ type Campaigns interface {
 	List(ctx context.Context, states ...campaigns.State) ([]*campaigns.Campaign, error)
 	// Members returns a campaign's devices matching f (by endpoint when f pages).
 	Members(ctx context.Context, id string, f campaigns.MemberFilter) ([]campaigns.Member, error)
+	// MemberSummary counts a campaign's devices per wave and state, and the failed ones per reason.
+	MemberSummary(ctx context.Context, c *campaigns.Campaign) (campaigns.MemberSummary, error)
 	// History returns a campaign's events (who did what, when and why), oldest first.
 	History(ctx context.Context, id string) ([]campaigns.Event, error)
 	// Preview counts what a selector picks, creating nothing: *campaigns.InvalidError.
@@ -505,16 +507,17 @@ func newCampaignDeviceJSON(m campaigns.Member) campaignDeviceJSON {
 		JobState: string(m.JobState), Reason: m.Reason, Attempts: m.Attempts, StartedAt: m.StartedAt, EndedAt: m.EndedAt}
 }
 
-// view is a campaign with its progress now; it reads every member of the campaign.
+// view is a campaign with its progress now, from its members' counts (not the members).
 func (a *API) view(ctx context.Context, m Campaigns, c *campaigns.Campaign) (campaignJSON, campaigns.Progress, error) {
-	members, err := m.Members(ctx, c.ID, campaigns.MemberFilter{})
+	// Counts, not members: a campaign of 10,000 devices answers in the time of two GROUP BYs.
+	sum, err := m.MemberSummary(ctx, c)
 	if err != nil {
 		return campaignJSON{}, campaigns.Progress{}, err
 	}
 	now := a.cfg.Now()
-	p := campaigns.ProgressOf(c, members, now)
+	p := campaigns.ProgressFrom(c, sum, now)
 	out := newCampaignJSON(c, p)
-	out.ResumeEffect = campaigns.ResumeEffect(c, members, now)
+	out.ResumeEffect = campaigns.ResumeEffectFrom(c, sum, now)
 	return out, p, nil
 }
 

@@ -13,11 +13,17 @@ import (
 // threshold paused, resumed with the same thresholds, pauses again at once: the words say so
 // and what to change.
 func ResumeEffect(c *Campaign, members []Member, now time.Time) string {
+	return ResumeEffectFrom(c, Summarise(members, len(c.Plan.Waves)), now)
+}
+
+// ResumeEffectFrom is ResumeEffect from the summary of c's members.
+func ResumeEffectFrom(c *Campaign, s MemberSummary, now time.Time) string {
 	if c.State != StatePaused {
 		return ""
 	}
 	r := c.Clone()
-	counts := Counts(members, len(r.Plan.Waves))
+	counts := make([]plan.Counts, len(r.Plan.Waves))
+	copy(counts, s.Waves)
 	if len(counts) == 0 {
 		return "Resume will run the campaign; it has no wave"
 	}

@@ -374,11 +374,12 @@ func (m *Manager) selectDevices(ctx context.Context, sel *selector.Selector, exp
 
 // narrowed is the device-list filter of what every device sel matches must have (its top-level
 // endpoint prefix, exact attributes and labels): the store picks them, sel still decides each.
-// A campaign of ten devices in a fleet of 250,000 no longer reads the whole fleet.
+// A campaign of ten devices in a fleet of 250,000 no longer reads the whole fleet, and a
+// campaign of 10,000 does not decode their object lists (Brief: a selector never looks at them).
 func narrowed(sel *selector.Selector, now time.Time) registration.Filter {
 	n := sel.Narrow()
 	return registration.Filter{Now: now, EndpointPrefix: n.EndpointPrefix, Manufacturer: n.Manufacturer,
-		Model: n.Model, DeviceType: n.DeviceType, Labels: n.Labels}
+		Model: n.Model, DeviceType: n.DeviceType, Labels: n.Labels, Brief: true}
 }
 
 // deviceOf is what a selector sees of a registration.
@@ -448,6 +449,12 @@ func (m *Manager) Members(ctx context.Context, id string, f MemberFilter) ([]Mem
 		return nil, err
 	}
 	return m.store.Members(ctx, id, f)
+}
+
+// MemberSummary counts c's members per wave and state, and the failed ones per reason: what
+// ProgressFrom and ResumeEffectFrom need, without reading every member.
+func (m *Manager) MemberSummary(ctx context.Context, c *Campaign) (MemberSummary, error) {
+	return m.store.MemberSummary(ctx, c.ID, len(c.Plan.Waves))
 }
 
 // History returns a campaign's events.

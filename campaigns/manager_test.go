@@ -707,7 +707,8 @@ func TestImageDeletedFailsCampaign(t *testing.T) {
 }
 
 // TestSelectionNarrowsTheDeviceList: creating (and ticking) a campaign asks the fleet only for
-// the devices its selector's top-level conjunction allows (prefix, attributes, labels), and
+// the devices its selector's top-level conjunction allows (prefix, attributes, labels), briefly
+// (no object lists), and
 // the members are still exactly the devices the selector matches.
 func TestSelectionNarrowsTheDeviceList(t *testing.T) {
 	r := newRig(t, 40)
@@ -730,6 +731,9 @@ func TestSelectionNarrowsTheDeviceList(t *testing.T) {
 	for _, f := range r.fleet.filters {
 		if f.EndpointPrefix != "dev-001" || f.Model != "m1" || f.Labels["cell"] != "c1" {
 			t.Fatalf("the fleet was listed with %+v: the selector's prefix, model and label were not passed down", f)
+		}
+		if !f.Brief {
+			t.Fatalf("the fleet was listed with %+v: not Brief, every object list decoded for nothing", f)
 		}
 	}
 }

@@ -27,6 +27,9 @@ type Store interface {
 	FollowedCampaigns(ctx context.Context) ([]*Campaign, error)
 	// Members returns a campaign's members matching f, ordered by wave, rank and endpoint.
 	Members(ctx context.Context, campaignID string, f MemberFilter) ([]Member, error)
+	// MemberSummary counts a campaign's members per wave (of waves) and state, and its failed
+	// members per reason, in the store: a campaign of 10,000 devices shows without reading them.
+	MemberSummary(ctx context.Context, campaignID string, waves int) (MemberSummary, error)
 	// SaveMembers updates members already stored (state, job, reason, attempts, times).
 	SaveMembers(ctx context.Context, members []Member) error
 	// AddMembers stores new members of c and claims their devices, skipping any device claimed

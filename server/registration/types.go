@@ -122,6 +122,13 @@ type Filter struct {
 	Sort      SortKey
 	Desc      bool
 	AfterSort string
+	// Brief returns only what choosing devices looks at (a campaign's selector, an image's
+	// target, Online): endpoint, ID, lifetime, queue mode, the registration, update and
+	// deregistration times, firmware version, manufacturer, model, device type and labels. The
+	// rest (content formats, object list, address, identity, binding, LwM2M version, SMS number,
+	// root path, last seen) comes back empty, so that a campaign over 10,000 devices neither
+	// copies nor decodes their object lists. The filter's ObjectID still applies.
+	Brief bool
 }
 
 // SortKey is a column the device list sorts by.

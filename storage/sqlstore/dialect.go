@@ -111,6 +111,16 @@ func unnest(types []string) string {
 	return b.String()
 }
 
+// jsonTextRows is a FROM item with a row per element of a JSON array of strings (one "?"
+// parameter), the element as text in column value: SQLite's json_each, PostgreSQL's
+// jsonb_array_elements_text.
+func (d *dialect) jsonTextRows() string {
+	if d.name == "postgres" {
+		return "jsonb_array_elements_text(CAST(? AS jsonb)) AS j(value)"
+	}
+	return "json_each(?)"
+}
+
 // insert builds "INSERT INTO table (cols) VALUES (?, ...)": for rows that are never replaced.
 func insert(table string, cols []string) string {
 	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (?" +

@@ -56,6 +56,9 @@ type queries struct {
 	saveKey  string
 	getKey   string
 	listKeys string
+
+	// insertMembers and insertClaims store rowsPerInsert campaign members, claims (campaigns.go).
+	insertMembers, insertClaims, insertNewClaims string
 }
 
 var registrationColumns = []string{
@@ -110,6 +113,9 @@ func buildQueries(d *dialect) queries {
 			" WHERE r.endpoint = v.endpoint AND r.id = v.id RETURNING r.endpoint"}
 	}
 	return queries{
+		insertMembers:    memberInsertQuery(d, rowsPerInsert),
+		insertClaims:     claimInsertQuery(d, rowsPerInsert, false),
+		insertNewClaims:  claimInsertQuery(d, rowsPerInsert, true),
 		saveOwner:        saveOwner,
 		deleteOwner:      deleteOwner,
 		registrationByID: d.rebind(regs + " WHERE id = ?"),
@@ -177,7 +183,8 @@ func (q *queries) mergers() map[string]*merger {
 // writes are the statements the writer prepares.
 func (q *queries) writes() []string {
 	return []string{q.saveRegistration, q.touchRegistration, q.touchOwned, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
-		q.saveOwner, q.deleteOwner, q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey}
+		q.saveOwner, q.deleteOwner, q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey,
+		q.insertMembers, q.insertClaims, q.insertNewClaims}
 }
 
 // campaignImage is the SQL expression of a campaign row's image id, kept in its JSON doc.

@@ -277,6 +277,9 @@ func (s *Store) listQuery(f registration.Filter) (string, []any, error) {
 	if sorted {
 		outer = outerSortColumns[f.Sort] + dir + ", " + outer
 	}
+	if f.Brief {
+		return s.dialect.rebind(withLabelsColumns(b.String(), outer, briefColumns)), args, nil
+	}
 	return s.dialect.rebind(withLabelsOrder(b.String(), outer)), args, nil
 }
 

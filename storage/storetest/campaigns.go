@@ -23,6 +23,8 @@ func RunCampaigns(t *testing.T, open func(t *testing.T) campaigns.Store) {
 	parallel(t, "MembersFilterAndSave", open, testCampaignMembers)
 	parallel(t, "Lease", open, testLease)
 	parallel(t, "Followed", open, testCampaignFollowed)
+	parallel(t, "ManyMembers", open, testCampaignManyMembers)
+	parallel(t, "MemberSummary", open, testCampaignMemberSummary)
 }
 
 func newCampaign(id string, eps ...string) (*campaigns.Campaign, campaigns.Event, []campaigns.Member) {

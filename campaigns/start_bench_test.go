@@ -1,0 +1,87 @@
+package campaigns_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lwota/lwota/campaigns"
+	"github.com/lwota/lwota/campaigns/plan"
+	"github.com/lwota/lwota/firmware"
+	"github.com/lwota/lwota/server/registration"
+	"github.com/lwota/lwota/storage/sqlstore"
+)
+
+// storeFleet is the fleet as stored: what server.Server's ListDevices reads when the devices
+// are not in its registry.
+type storeFleet struct{ *sqlstore.Store }
+
+func (f storeFleet) Device(ctx context.Context, ep string) (*registration.Registration, error) {
+	return f.GetRegistration(ctx, ep)
+}
+
+func (f storeFleet) ListDevices(ctx context.Context, flt registration.Filter) ([]*registration.Registration, error) {
+	return f.ListRegistrations(ctx, flt)
+}
+
+// BenchmarkCreateStart10000 creates and starts campaigns over 10,000 of 20,000 stored devices
+// (SQLite), and reads the answer's progress, as POST /campaigns with "start": true does. Each is
+// aborted, untimed, so that the next one can claim its devices.
+func BenchmarkCreateStart10000(b *testing.B) {
+	ctx := context.Background()
+	store, err := sqlstore.Open(ctx, filepath.Join(b.TempDir(), "lwota.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	if err := store.SaveImage(ctx, &firmware.Image{ID: "img", Name: "fw", Version: imageVersion, Size: 1,
+		SHA256: strings.Repeat("ab", 32), BlobKey: "images/sha256/" + strings.Repeat("ab", 32), CreatedAt: time.Now()}); err != nil {
+		b.Fatal(err)
+	}
+	// 16 savers at once, so that the store's writer batches the registrations.
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < 20000; i += 16 {
+				now := time.Now()
+				r := &registration.Registration{ID: fmt.Sprintf("r-%d", i), Endpoint: fmt.Sprintf("dev-%05d", i), Version: "1.1",
+					Lifetime: 86400, Binding: "U", Model: "m1", FirmwareVersion: "1.0.0", RegisteredAt: now, UpdatedAt: now, LastSeen: now,
+					Objects: []registration.ObjectLink{{}, {}, {}}, ContentFormats: []uint16{60, 11542}}
+				if err := store.SaveRegistration(ctx, r); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	clk := &clock{t: time.Now()}
+	imgs := images{"img": {ID: "img", Version: imageVersion, Target: firmware.Selector{Model: "m1"}}}
+	m := campaigns.New(campaigns.Config{}, store, &driver{store: store, now: clk.now, count: map[string]int{}}, storeFleet{store},
+		imgs, nil, nil, nil, clk.now)
+	for i := 0; b.Loop(); i++ {
+		c, err := m.Create(ctx, campaigns.Spec{Name: "big", ImageID: "img", Query: fmt.Sprintf(`endpoint ^= "dev-%d"`, i%2),
+			Plan: plan.Plan{Waves: waves(10, 100)}, Start: true}, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		sum, err := m.MemberSummary(ctx, c)
+		if err != nil || campaigns.ProgressFrom(c, sum, clk.now()).Total != 10000 {
+			b.Fatalf("progress of %s: %+v, %v", c.ID, sum, err)
+		}
+		b.StopTimer()
+		if _, err := m.Abort(ctx, c.ID, "bench", "next", false); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
