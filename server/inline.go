@@ -8,9 +8,9 @@ import (
 	"github.com/lwota/lwota/server/transport"
 )
 
-// coreHandler is the Handler of the DTLS endpoint: serveCoAP, plus the promise a DTLS endpoint
-// needs to answer a request on the goroutine that decrypted it (transport.InlineHandler, issue
-// 16). Only a route whose own handler vouches for the request is inline; /rd and the Send
+// coreHandler is the Handler of the CoAP and DTLS endpoints: serveCoAP, plus the promise an
+// endpoint needs to answer a request on the goroutine that read it (a UDP socket's reader, a
+// DTLS session's; transport.InlineHandler, issue 16). Only a route whose own handler vouches for the request is inline; /rd and the Send
 // operation never are (registration may store and talk back to the device).
 type coreHandler struct{ s *Server }
 

@@ -8,7 +8,7 @@ import (
 	"github.com/lwota/lwota/server/transport"
 )
 
-// TestCoreHandlerInline: the DTLS endpoint answers a request on the session's goroutine only
+// TestCoreHandlerInline: an endpoint answers a request on its reading goroutine only
 // when the route's own handler vouches for it; /rd, Send, unmarked routes and unknown paths go
 // to the workers (a handler there may call Do to the same device).
 func TestCoreHandlerInline(t *testing.T) {

@@ -159,7 +159,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen coap %s: %w", s.cfg.CoAPAddr, err)
 	}
-	ep, err := transport.New(conn, transport.UDP, transport.HandlerFunc(s.serveCoAP), s.cfg.Transport, s.log.With("component", "transport"), s.reg)
+	ep, err := transport.New(conn, transport.UDP, coreHandler{s}, s.cfg.Transport, s.log.With("component", "transport"), s.reg)
 	if err != nil {
 		conn.Close()
 		return fmt.Errorf("coap transport: %w", err)

@@ -42,7 +42,8 @@ func (e *Endpoint) recycle(bp *[]byte) { e.bufs.Put(bp) }
 
 func (e *Endpoint) deliver(bp *[]byte, n int, from netip.AddrPort, identity string) {
 	e.m.received.Inc()
-	// Many session goroutines deliver at once; admit's source limiter is for one goroutine.
+	// Many session goroutines (or plainReaders readers of a UDP socket) deliver at once;
+	// admit's source limiter is for one goroutine.
 	e.admitMu.Lock()
 	queue, refuse, maxAge, n := e.admit(n, from)
 	e.admitMu.Unlock()

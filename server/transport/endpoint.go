@@ -169,8 +169,28 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 		wg.Go(func() { e.worker(ctx) })
 	}
 	wg.Go(func() { e.janitor(ctx) })
-	e.inl.ctx.Store(&ctx) // from now on a DTLS session may answer records itself (dtls_inline.go)
-	err := e.readLoop()
+	e.inl.ctx.Store(&ctx) // from now on a reader may answer datagrams itself (dtls_inline.go)
+	// A socket the engine reads itself gets plainReaders readers (udp_inline.go); a link that
+	// pushes datagrams (DTLS) only needs one goroutine waiting for it to close.
+	readers := plainReaders
+	if _, push := e.link.(pushLink); push {
+		readers = 1
+	}
+	errs := make([]error, readers)
+	var rg sync.WaitGroup
+	for i := range readers {
+		rg.Go(func() {
+			errs[i] = e.readLoop()
+			_ = e.Close() // one reader's end (a socket error) ends the others
+		})
+	}
+	rg.Wait()
+	var err error
+	for _, rerr := range errs {
+		if rerr != nil && err == nil {
+			err = rerr
+		}
+	}
 	cancel()
 	_ = e.Close()
 	wg.Wait()
@@ -205,18 +225,7 @@ func (e *Endpoint) readLoop() error {
 			e.bufs.Put(bp)
 			continue
 		}
-		e.m.received.Inc()
-		queue, refuse, maxAge, n := e.admit(n, from)
-		if !queue {
-			e.bufs.Put(bp)
-			continue
-		}
-		select {
-		case e.queue <- packet{buf: bp, n: n, from: from, identity: id, refuse: refuse, maxAge: maxAge}:
-		default:
-			e.m.dropQueueFull.Inc()
-			e.bufs.Put(bp)
-		}
+		e.deliver(bp, n, from, id) // admit, then answer inline or queue (dtls_fastpath.go)
 	}
 }
 

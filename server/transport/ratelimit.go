@@ -8,8 +8,8 @@ import (
 
 // sourceLimiter is a token bucket per source IP address: a source may send rate datagrams per
 // second on average and burst at once. It is not safe for concurrent use: each limiter belongs
-// to one goroutine (the Endpoint's reader, the DTLS demultiplexer), which keeps the hot path
-// free of locks.
+// to one goroutine (the DTLS demultiplexer) or is used under one lock (the Endpoint's admitMu,
+// which its readers and DTLS sessions take only for admission).
 //
 // The buckets live in two generations, each a slice of buckets indexed by a map keyed by the
 // 16-byte address: no pointers for the garbage collector to scan, and one map lookup per

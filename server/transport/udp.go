@@ -10,7 +10,8 @@ import (
 // per-peer connections behind the same four methods, so the engine never knows which it drives.
 type link interface {
 	// readFrom reads one datagram into b. n may exceed len(b) only as len(b) (truncated); the
-	// engine sizes b one byte beyond MaxMessageSize to tell oversize datagrams apart.
+	// engine sizes b one byte beyond MaxMessageSize to tell oversize datagrams apart. The engine
+	// calls it from plainReaders goroutines at once unless the link is a pushLink.
 	readFrom(b []byte) (n int, from netip.AddrPort, identity string, err error)
 	// writeTo sends one datagram.
 	writeTo(b []byte, to netip.AddrPort) error

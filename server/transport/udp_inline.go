@@ -1,0 +1,19 @@
+package transport
+
+// Inline handling on a plain UDP socket (issue 16). A datagram used to cross one goroutine
+// hand-off on its way to the Handler: the engine's reader queued it and a parked worker was woken
+// to decode and answer it. At thousands of firmware blocks a second that wake-up (the
+// scheduler's and the futex's time) cost as much as the handling. The reader now treats a datagram
+// as a DTLS session treats a record (dtls_inline.go): an ACK, RST or ping, and a request whose
+// Handler vouches for it (InlineHandler: lwota's firmware Block2 server), is decoded and answered
+// on the reader's own goroutine, at most Config.Workers at once; everything else is queued for
+// the workers, decoded already, as before.
+//
+// A reader busy answering cannot read, so plainReaders goroutines read the socket: while one
+// answers a block (or waits on storage for it), another reads the next datagram, and a slow
+// inline handler holds up no other device. The socket's reads are serialised by the runtime, so
+// two readers cost no more system calls than one; admission (the source limiter, which is for one
+// goroutine) runs under Endpoint.admitMu, uncontended unless the readers meet there.
+
+// plainReaders is the number of goroutines reading a UDP socket.
+const plainReaders = 2
