@@ -41,6 +41,13 @@ func (e *Endpoint) buffer() *[]byte    { return e.bufs.Get().(*[]byte) }
 func (e *Endpoint) recycle(bp *[]byte) { e.bufs.Put(bp) }
 
 func (e *Endpoint) deliver(bp *[]byte, n int, from netip.AddrPort, identity string) {
+	e.admitAndHandle(bp, n, from, identity, true)
+}
+
+// admitAndHandle is deliver for a session goroutine (overflow true: an inline-safe request that
+// finds the queue full runs on that session's goroutine) or for a reader of the engine's own
+// socket (overflow false: it is dropped and retransmitted, as a reader must not stay away).
+func (e *Endpoint) admitAndHandle(bp *[]byte, n int, from netip.AddrPort, identity string, overflow bool) {
 	e.m.received.Inc()
 	// Many session goroutines (or plainReaders readers of a UDP socket) deliver at once;
 	// admit's source limiter is for one goroutine.
@@ -63,7 +70,7 @@ func (e *Endpoint) deliver(bp *[]byte, n int, from netip.AddrPort, identity stri
 	select {
 	case e.queue <- packet{buf: bp, n: n, f: f, decoded: decoded, from: from, identity: identity, refuse: refuse, maxAge: maxAge}:
 	default:
-		if safe {
+		if safe && overflow {
 			e.inlineOverflow(f, from, identity) // rather than drop it (dtls_inline.go)
 		} else {
 			e.m.dropQueueFull.Inc()

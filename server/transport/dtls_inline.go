@@ -50,7 +50,11 @@ func (inlineAll) Inline(*Message) bool { return true }
 // inlineState is the Endpoint's part of inline handling.
 type inlineState struct {
 	ctx  atomic.Pointer[context.Context] // Serve's context; nil before Serve: nothing inline
-	busy atomic.Int32                    // handlers running inline now, at most Config.Workers
+	busy atomic.Int32                    // handlers running inline now, at most limit
+	// limit is Config.Workers for a link whose sessions deliver (DTLS: each holds only its own
+	// device), and plainReaders-1 on a UDP socket the engine reads, so that one reader is always
+	// reading however long the inline handlers wait on storage (udp_inline.go).
+	limit int32
 }
 
 // inline handles the admitted datagram data from (with identity) on the calling goroutine (a
@@ -80,7 +84,7 @@ func (e *Endpoint) inline(data []byte, from netip.AddrPort, identity string) (ha
 	if !isInline || !ih.Inline(f.msg) {
 		return false, f, true, false
 	}
-	if e.inl.busy.Add(1) > int32(e.cfg.Workers) {
+	if e.inl.busy.Add(1) > e.inl.limit {
 		e.inl.busy.Add(-1)
 		return false, f, true, true
 	}

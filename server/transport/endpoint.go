@@ -169,13 +169,15 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 		wg.Go(func() { e.worker(ctx) })
 	}
 	wg.Go(func() { e.janitor(ctx) })
-	e.inl.ctx.Store(&ctx) // from now on a reader may answer datagrams itself (dtls_inline.go)
-	// A socket the engine reads itself gets plainReaders readers (udp_inline.go); a link that
-	// pushes datagrams (DTLS) only needs one goroutine waiting for it to close.
-	readers := plainReaders
+	// A socket the engine reads itself gets plainReaders readers (udp_inline.go), at most all but
+	// one of them answering inline at a time; a link that pushes datagrams (DTLS) only needs one
+	// goroutine waiting for it to close.
+	readers, limit := plainReaders, plainReaders-1
 	if _, push := e.link.(pushLink); push {
-		readers = 1
+		readers, limit = 1, e.cfg.Workers
 	}
+	e.inl.limit = int32(min(limit, e.cfg.Workers))
+	e.inl.ctx.Store(&ctx) // from now on a reader may answer datagrams itself (dtls_inline.go)
 	errs := make([]error, readers)
 	var rg sync.WaitGroup
 	for i := range readers {
@@ -225,7 +227,7 @@ func (e *Endpoint) readLoop() error {
 			e.bufs.Put(bp)
 			continue
 		}
-		e.deliver(bp, n, from, id) // admit, then answer inline or queue (dtls_fastpath.go)
+		e.admitAndHandle(bp, n, from, id, false) // admit, then answer inline or queue (dtls_fastpath.go)
 	}
 }
 

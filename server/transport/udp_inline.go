@@ -9,11 +9,13 @@ package transport
 // on the reader's own goroutine, at most Config.Workers at once; everything else is queued for
 // the workers, decoded already, as before.
 //
-// A reader busy answering cannot read, so plainReaders goroutines read the socket: while one
-// answers a block (or waits on storage for it), another reads the next datagram, and a slow
-// inline handler holds up no other device. The socket's reads are serialised by the runtime, so
+// A reader busy answering cannot read, so plainReaders goroutines read the socket and at most
+// plainReaders-1 of them answer inline at a time: however long inline handlers wait on storage
+// (a cold image chunk from S3, a grant from the database), one reader is always reading, and a
+// request that finds the others busy goes to the workers' queue (dropped if that is full: the
+// device retransmits; a reader never answers past the limit as a DTLS session may). The socket's reads are serialised by the runtime, so
 // two readers cost no more system calls than one; admission (the source limiter, which is for one
 // goroutine) runs under Endpoint.admitMu, uncontended unless the readers meet there.
 
 // plainReaders is the number of goroutines reading a UDP socket.
-const plainReaders = 2
+const plainReaders = 3

@@ -110,3 +110,50 @@ func TestUDPInlineDuplicatePOSTAnsweredFromCache(t *testing.T) {
 		t.Fatalf("duplicates = %v, want 3", got)
 	}
 }
+
+// manySlowInlineHandler vouches for every request; a /slow/... request waits for release.
+type manySlowInlineHandler struct {
+	slow    chan struct{} // gets a value when a /slow request starts waiting
+	release chan struct{}
+}
+
+func (h *manySlowInlineHandler) Inline(*Message) bool { return true }
+
+func (h *manySlowInlineHandler) ServeCoAP(_ context.Context, _ Peer, r *Message) *Message {
+	if len(r.Path) > 5 && r.Path[:6] == "/slow/" {
+		h.slow <- struct{}{}
+		<-h.release
+	}
+	return NewMessage(Content)
+}
+
+// TestUDPInlineReaderAlwaysReads: however many inline handlers wait on storage at once (one per
+// reader here, with workers to spare), one reader stays free, and another device is still
+// answered. Before, every reader could be answering inline (up to Config.Workers), and with all
+// of them waiting nobody read the socket.
+func TestUDPInlineReaderAlwaysReads(t *testing.T) {
+	h := &manySlowInlineHandler{slow: make(chan struct{}, plainReaders), release: make(chan struct{})}
+	cfg := testConfig()
+	cfg.Workers = plainReaders + 2
+	ep := startEndpoint(t, h, cfg)
+	defer close(h.release)
+
+	for i := range plainReaders {
+		p := newRawPeer(t)
+		p.send(ep.addr, datagram(t, typeCON, uint16(10+i), req(GET, "/slow/"+string(rune('a'+i)), byte(i))))
+		select {
+		case <-h.slow:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("slow request %d never reached the handler", i)
+		}
+	}
+	other := newRawPeer(t)
+	other.send(ep.addr, datagram(t, typeCON, 2, req(GET, "/fw", 2)))
+	b, _, err := other.tryRecv(10 * time.Second)
+	if err != nil {
+		t.Fatalf("no answer while %d inline handlers wait: %v", plainReaders, err)
+	}
+	if f, err := decode(b); err != nil || f.typ != typeACK || f.mid != 2 {
+		t.Fatalf("answer %+v (%v)", f, err)
+	}
+}
