@@ -192,29 +192,81 @@ func TestPipelineOwnedTouches(t *testing.T) {
 	}
 }
 
+// planTest is the set-up of the plan tests: a PostgreSQL store with three registrations, which
+// grow to planRows once the statements under test have run often on the small table.
+type planTest struct {
+	ctx  context.Context
+	dsn  string
+	s    *Store
+	eps  []string
+	base time.Time
+}
+
+const planRows = 20000
+
+func newPlanTest(t *testing.T) *planTest {
+	t.Helper()
+	p := &planTest{ctx: context.Background(), dsn: pgtest.Start(t), eps: []string{"p-0", "p-1", "p-2"},
+		base: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	var err error
+	if p.s, err = Open(p.ctx, p.dsn, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.s.Close() })
+	for _, ep := range p.eps {
+		r := &registration.Registration{ID: "id-" + ep, Endpoint: ep, Version: "1.1", Lifetime: 60, Binding: "U",
+			RegisteredAt: p.base, UpdatedAt: p.base, LastSeen: p.base, Model: "m-" + ep}
+		if err := p.s.SaveRegistration(p.ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+// grow copies p-0 into planRows new rows, with no ANALYZE (which would drop cached plans).
+func (p *planTest) grow(t *testing.T) {
+	t.Helper()
+	if _, err := p.s.writeDB.ExecContext(p.ctx, `INSERT INTO registrations
+		SELECT (jsonb_populate_record(r, jsonb_build_object('endpoint', 'bulk-' || g, 'id', 'id-bulk-' || g))).*
+		FROM registrations r CROSS JOIN generate_series(1, $1::int) g WHERE r.endpoint = 'p-0'`, planRows); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tableStats are PostgreSQL's counters of the registrations table.
+type tableStats struct{ seq, idx, upd, ins int64 }
+
+// stats reads the registrations table's counters until want holds (the statistics arrive
+// asynchronously), for at most a minute, and returns the last read.
+func (p *planTest) stats(t *testing.T, want func(tableStats) bool) tableStats {
+	t.Helper()
+	db, err := sql.Open("pgx", p.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		var st tableStats
+		err := db.QueryRowContext(p.ctx, `SELECT seq_scan, COALESCE(idx_scan, 0), n_tup_upd, n_tup_ins
+			FROM pg_stat_user_tables WHERE relname = 'registrations'`).Scan(&st.seq, &st.idx, &st.upd, &st.ins)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want(st) || time.Now().After(deadline) {
+			return st
+		}
+		db.SetMaxIdleConns(0) // a new connection, which reads the statistics anew
+	}
+}
+
 // TestMergedTouchPlan checks that a merged touch in the pipeline is planned for its batch's
 // arrays (SET LOCAL plan_cache_mode = force_custom_plan), not by a generic plan cached while the
 // table was small: after many batches on a table of three rows, the table grows to 20,000 rows
 // (no ANALYZE, which would drop the cached plan) and the next batches must find their rows by
 // the index, with no sequential scan of registrations.
 func TestMergedTouchPlan(t *testing.T) {
-	ctx := context.Background()
-	dsn := pgtest.Start(t)
-	s, err := Open(ctx, dsn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	base := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	eps := []string{"p-0", "p-1", "p-2"}
-	for _, ep := range eps {
-		r := &registration.Registration{ID: "id-" + ep, Endpoint: ep, Version: "1.1", Lifetime: 60, Binding: "U",
-			RegisteredAt: base, UpdatedAt: base, LastSeen: base}
-		if err := s.SaveRegistration(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	at := base
+	p := newPlanTest(t)
+	s, eps, at := p.s, p.eps, p.base
 	touches := func(batches int) {
 		t.Helper()
 		for range batches {
@@ -226,7 +278,7 @@ func TestMergedTouchPlan(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				batch = append(batch, &write{ctx: ctx, key: ep, stmts: stmts, done: make(chan error, 1), noMatch: registration.ErrNotFound})
+				batch = append(batch, &write{ctx: p.ctx, key: ep, stmts: stmts, done: make(chan error, 1), noMatch: registration.ErrNotFound})
 			}
 			c := newCommitter(s.writeDB, nil)
 			c.unbounded, c.pipelined, c.merge = s.dialect.unboundedTx, s.dialect.pipelined, s.w.merge
@@ -239,36 +291,13 @@ func TestMergedTouchPlan(t *testing.T) {
 		}
 	}
 	touches(30) // more than the five custom plans after which PostgreSQL may keep a generic one
-	const grown = 20000
-	if _, err := s.writeDB.ExecContext(ctx, `INSERT INTO registrations
-		SELECT (jsonb_populate_record(r, jsonb_build_object('endpoint', 'bulk-' || g, 'id', 'id-bulk-' || g))).*
-		FROM registrations r CROSS JOIN generate_series(1, $1::int) g WHERE r.endpoint = 'p-0'`, grown); err != nil {
-		t.Fatal(err)
-	}
-	scans := func(wantUpdates int64) (seq, upd int64) {
-		t.Helper()
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-			var ins int64
-			err := db.QueryRowContext(ctx, "SELECT seq_scan, n_tup_upd, n_tup_ins FROM pg_stat_user_tables WHERE relname = 'registrations'").Scan(&seq, &upd, &ins)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if (upd >= wantUpdates && ins >= grown) || time.Now().After(deadline) {
-				return seq, upd
-			}
-			db.SetMaxIdleConns(0) // a new connection, which reads the statistics anew
-		}
-	}
-	seq0, upd0 := scans(30 * int64(len(eps)))
+	p.grow(t)
+	st0 := p.stats(t, func(st tableStats) bool { return st.upd >= 30*int64(len(eps)) && st.ins >= planRows })
 	touches(10)
-	if seq, upd := scans(upd0 + 10*int64(len(eps))); seq != seq0 || upd < upd0+10*int64(len(eps)) {
+	want := st0.upd + 10*int64(len(eps))
+	if st := p.stats(t, func(st tableStats) bool { return st.upd >= want }); st.seq != st0.seq || st.upd < want {
 		t.Errorf("10 batches of touches on %d rows: %d sequential scans of registrations, %d rows updated; want none, %d",
-			grown, seq-seq0, upd-upd0, 10*len(eps))
+			planRows, st.seq-st0.seq, st.upd-st0.upd, 10*len(eps))
 	}
 }
 
@@ -277,63 +306,24 @@ func TestMergedTouchPlan(t *testing.T) {
 // while the table was small: after many lookups on a table of three rows, the table grows to
 // 20,000 rows (no ANALYZE) and the next lookups must use the index, no sequential scan.
 func TestGroupReadPlan(t *testing.T) {
-	ctx := context.Background()
-	dsn := pgtest.Start(t)
-	s, err := Open(ctx, dsn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	base := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	eps := []string{"p-0", "p-1", "p-2"}
-	for _, ep := range eps {
-		r := &registration.Registration{ID: "id-" + ep, Endpoint: ep, Version: "1.1", Lifetime: 60, Binding: "U",
-			RegisteredAt: base, UpdatedAt: base, LastSeen: base, Model: "m-" + ep}
-		if err := s.SaveRegistration(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p := newPlanTest(t)
 	lookups := func(n int) {
 		t.Helper()
 		for i := range n {
-			ep := eps[i%len(eps)]
-			r, err := s.StoredInfo(ctx, ep)
+			ep := p.eps[i%len(p.eps)]
+			r, err := p.s.StoredInfo(p.ctx, ep)
 			if err != nil || r.Model != "m-"+ep {
 				t.Fatalf("StoredInfo(%s) = %+v, %v", ep, r, err)
 			}
 		}
 	}
 	lookups(60) // more than five on each connection the readers use: PostgreSQL may cache a generic plan
-	const grown = 20000
-	if _, err := s.writeDB.ExecContext(ctx, `INSERT INTO registrations
-		SELECT (jsonb_populate_record(r, jsonb_build_object('endpoint', 'bulk-' || g, 'id', 'id-bulk-' || g))).*
-		FROM registrations r CROSS JOIN generate_series(1, $1::int) g WHERE r.endpoint = 'p-0'`, grown); err != nil {
-		t.Fatal(err)
-	}
-	scans := func(want func(seq, idx, ins int64) bool) (seq, idx int64) {
-		t.Helper()
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-			var ins int64
-			err := db.QueryRowContext(ctx, "SELECT seq_scan, COALESCE(idx_scan, 0), n_tup_ins FROM pg_stat_user_tables WHERE relname = 'registrations'").Scan(&seq, &idx, &ins)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want(seq, idx, ins) || time.Now().After(deadline) {
-				return seq, idx
-			}
-			db.SetMaxIdleConns(0) // a new connection, which reads the statistics anew
-		}
-	}
-	seq0, idx0 := scans(func(_, _, ins int64) bool { return ins >= grown })
+	p.grow(t)
+	st0 := p.stats(t, func(st tableStats) bool { return st.ins >= planRows })
 	const n = 10
 	lookups(n)
-	seq, idx := scans(func(seq, idx, _ int64) bool { return seq+idx >= seq0+idx0+n })
-	if seq != seq0 {
-		t.Errorf("%d lookups on %d rows: %d sequential scans of registrations, %d index scans; want none", n, grown, seq-seq0, idx-idx0)
+	st := p.stats(t, func(st tableStats) bool { return st.seq+st.idx >= st0.seq+st0.idx+n })
+	if st.seq != st0.seq {
+		t.Errorf("%d lookups on %d rows: %d sequential scans of registrations, %d index scans; want none", n, planRows, st.seq-st0.seq, st.idx-st0.idx)
 	}
 }
