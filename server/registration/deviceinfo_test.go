@@ -344,10 +344,15 @@ func TestInfoReadRetriedAfterBackoff(t *testing.T) {
 	}
 	waitFor(t, func() bool { return readsByResult(t, m, "failed") == 3 })
 
-	// Each step moves the clock past the next backoff and waits for the retries it makes due.
+	// Each step moves the clock past the next backoff and waits for the retries it makes due,
+	// and for their outcomes: a failed read schedules its retry from the clock when it ends, so
+	// moving the clock before that would push the retry past the next step.
+	outcomes := func() int { return int(readsByResult(t, m, "failed") + readsByResult(t, m, "ok")) }
 	for step, want := range []struct{ flaky, silent int }{{2, 2}, {3, 3}, {3, 4}, {3, 5}} {
 		f.clock.Add(infoBackoff(step))
-		waitFor(t, func() bool { return reads("flaky") == want.flaky && reads("silent") == want.silent })
+		waitFor(t, func() bool {
+			return reads("flaky") == want.flaky && reads("silent") == want.silent && outcomes() == want.flaky+want.silent+1
+		})
 	}
 	if !mustLive(t, reg, "flaky").HasDeviceInfo() {
 		t.Fatal("flaky: its third read answered, yet its identity is unknown")
