@@ -399,6 +399,9 @@ func TestObserve(t *testing.T) {
 		if n := d.Observations(); n != 0 {
 			t.Fatalf("observations after cancel = %d", n)
 		}
+		// A confirmable notification is counted once its ACK is in, which can be after the
+		// observer saw it: wait for both before checking that nothing more is sent.
+		eventually(t, 5*time.Second, "two notifications counted", func() bool { return d.Stats().Notifications >= 2 })
 		before := d.Stats().Notifications
 		d.SetValue(battery, lwm2m.Integer(80))
 		if after := d.Stats().Notifications; after != before {
