@@ -6,12 +6,10 @@ require (
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/crypto v0.48.0
 	golang.org/x/net v0.49.0
+	golang.org/x/sys v0.41.0
 )
 
-require (
-	go.yaml.in/yaml/v3 v3.0.5 // indirect
-	golang.org/x/sys v0.41.0 // indirect
-)
+require go.yaml.in/yaml/v3 v3.0.5 // indirect
 
 go 1.24.0
 

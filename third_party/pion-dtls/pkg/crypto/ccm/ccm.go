@@ -30,6 +30,10 @@ type ccm struct {
 	b cipher.Block
 	M uint8
 	L uint8
+	// aesni: Seal and Open run lwota patch 14's assembly with the AES-128 key schedule xk
+	// instead of calling b block by block (NewAESCCM, amd64 with AES-NI); b is then nil.
+	aesni bool
+	xk    [aes128Words]uint32
 }
 
 const ccmBlockSize = 16
@@ -60,6 +64,17 @@ func NewCCM(b cipher.Block, tagsize, noncesize int) (CCM, error) {
 	if b.BlockSize() != ccmBlockSize {
 		return nil, errInvalidBlockSize
 	}
+	c, err := newCCM(tagsize, noncesize)
+	if err != nil {
+		return nil, err
+	}
+	c.b = b
+
+	return c, nil
+}
+
+// newCCM checks CCM's parameters and returns a ccm without its cipher (lwota patch 14).
+func newCCM(tagsize, noncesize int) (*ccm, error) {
 	if tagsize < 4 || tagsize > 16 || tagsize&1 != 0 {
 		return nil, errInvalidTagSize
 	}
@@ -67,9 +82,8 @@ func NewCCM(b cipher.Block, tagsize, noncesize int) (CCM, error) {
 	if lensize < 2 || lensize > 8 {
 		return nil, errInvalidNonceSize
 	}
-	c := &ccm{b: b, M: uint8(tagsize), L: uint8(lensize)} //nolint:gosec // G114
 
-	return c, nil
+	return &ccm{M: uint8(tagsize), L: uint8(lensize)}, nil //nolint:gosec // G114
 }
 
 func (c *ccm) NonceSize() int { return 15 - int(c.L) }
@@ -128,42 +142,14 @@ var errPlaintextTooLong = errors.New("ccm: plaintext too large")
 // first M bytes are the unencrypted tag. lwota patch 3: it writes into the caller's array
 // rather than returning a slice of its own, so Seal and Open allocate no tag.
 func (c *ccm) tag(mac *[ccmBlockSize]byte, nonce, plaintext, adata []byte) error {
-	*mac = [ccmBlockSize]byte{}
-	if len(adata) > 0 {
-		mac[0] |= 1 << 6
+	if err := c.b0(mac, nonce, len(plaintext), len(adata)); err != nil {
+		return err
 	}
-	mac[0] |= (c.M - 2) << 2
-	mac[0] |= c.L - 1
-	if len(nonce) != c.NonceSize() {
-		return errInvalidNonceSize
-	}
-	if len(plaintext) > c.MaxLength() {
-		return errPlaintextTooLong
-	}
-	binary.BigEndian.PutUint64(mac[ccmBlockSize-8:], uint64(len(plaintext)))
-	copy(mac[1:ccmBlockSize-c.L], nonce)
 	c.b.Encrypt(mac[:], mac[:])
 
-	var block [ccmBlockSize]byte
-	if adataLength := uint64(len(adata)); adataLength > 0 { //nolint:nestif
-		// First adata block includes adata length
-		// RFC 3610 section 2.2, NIST SP 800-38C A.2.2: lengths of 0xff00 and
-		// above are marked with 0xff 0xfe (4-byte length) or 0xff 0xff
-		// (8-byte length).
-		i := 2
-		switch {
-		case adataLength <= 0xfeff:
-			binary.BigEndian.PutUint16(block[:i], uint16(adataLength))
-		case adataLength < uint64(1<<32):
-			binary.BigEndian.PutUint16(block[0:2], 0xfffe)
-			i = 2 + 4
-			binary.BigEndian.PutUint32(block[2:i], uint32(adataLength)) //nolint:gosec // G115
-		default:
-			binary.BigEndian.PutUint16(block[0:2], 0xffff)
-			i = 2 + 8
-			binary.BigEndian.PutUint64(block[2:i], adataLength)
-		}
-		i = copy(block[i:], adata)
+	if len(adata) > 0 {
+		var block [ccmBlockSize]byte
+		i := adataHead(&block, adata)
 		c.cbcRound(mac, block[:])
 		c.cbcData(mac, adata[i:])
 	}
@@ -173,6 +159,51 @@ func (c *ccm) tag(mac *[ccmBlockSize]byte, nonce, plaintext, adata []byte) error
 	}
 
 	return nil
+}
+
+// b0 sets mac to the first block of the CBC-MAC, B_0: flags, nonce and the payload length.
+func (c *ccm) b0(mac *[ccmBlockSize]byte, nonce []byte, plen, alen int) error {
+	*mac = [ccmBlockSize]byte{}
+	if alen > 0 {
+		mac[0] |= 1 << 6
+	}
+	mac[0] |= (c.M - 2) << 2
+	mac[0] |= c.L - 1
+	if len(nonce) != c.NonceSize() {
+		return errInvalidNonceSize
+	}
+	if plen > c.MaxLength() {
+		return errPlaintextTooLong
+	}
+	binary.BigEndian.PutUint64(mac[ccmBlockSize-8:], uint64(plen)) //nolint:gosec // G115
+	copy(mac[1:ccmBlockSize-c.L], nonce)
+
+	return nil
+}
+
+// adataHead fills block, zeroed, with the encoded length of adata and as much of adata as fits
+// after it, and returns how much of adata that is.
+func adataHead(block *[ccmBlockSize]byte, adata []byte) int {
+	// First adata block includes adata length
+	// RFC 3610 section 2.2, NIST SP 800-38C A.2.2: lengths of 0xff00 and
+	// above are marked with 0xff 0xfe (4-byte length) or 0xff 0xff
+	// (8-byte length).
+	adataLength := uint64(len(adata))
+	i := 2
+	switch {
+	case adataLength <= 0xfeff:
+		binary.BigEndian.PutUint16(block[:i], uint16(adataLength))
+	case adataLength < uint64(1<<32):
+		binary.BigEndian.PutUint16(block[0:2], 0xfffe)
+		i = 2 + 4
+		binary.BigEndian.PutUint32(block[2:i], uint32(adataLength)) //nolint:gosec // G115
+	default:
+		binary.BigEndian.PutUint16(block[0:2], 0xffff)
+		i = 2 + 8
+		binary.BigEndian.PutUint64(block[2:i], adataLength)
+	}
+
+	return copy(block[i:], adata)
 }
 
 // sliceForAppend takes a slice and a requested number of bytes. It returns a
@@ -247,6 +278,9 @@ func (c *ccm) xorKeyStream(sc *scratch, dst, src []byte) {
 //
 // The plaintext and dst may alias exactly or not at all.
 func (c *ccm) Seal(dst, nonce, plaintext, adata []byte) []byte {
+	if c.aesni {
+		return c.sealAESNI(dst, nonce, plaintext, adata)
+	}
 	sc, _ := scratchPool.Get().(*scratch) // lwota patch 12
 	defer scratchPool.Put(sc)
 	mac := &sc.mac
@@ -285,6 +319,9 @@ func (c *ccm) Open(dst, nonce, ciphertext, adata []byte) ([]byte, error) {
 	}
 	if len(nonce) != c.NonceSize() {
 		return nil, errInvalidNonceSize
+	}
+	if c.aesni {
+		return c.openAESNI(dst, nonce, ciphertext, adata)
 	}
 	sc, _ := scratchPool.Get().(*scratch) // lwota patch 12
 	defer scratchPool.Put(sc)

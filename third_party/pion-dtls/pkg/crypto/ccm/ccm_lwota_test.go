@@ -50,58 +50,61 @@ func TestNISTSP80038CExamples(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := aes.NewCipher(unhex(t, key))
-			if err != nil {
-				t.Fatal(err)
-			}
 			nonce := unhex(t, tc.nonce)
-			c, err := NewCCM(b, tc.tagSize, len(nonce))
-			if err != nil {
-				t.Fatal(err)
-			}
-			adata, plain, want := unhex(t, tc.adata), unhex(t, tc.plain), unhex(t, tc.sealed)
-			if got := c.Seal(nil, nonce, plain, adata); !bytes.Equal(got, want) {
-				t.Fatalf("Seal = %x, want %x", got, want)
-			}
-			got, err := c.Open(nil, nonce, want, adata)
-			if err != nil || !bytes.Equal(got, plain) {
-				t.Fatalf("Open = %x, %v; want %x", got, err, plain)
+			for _, c := range testCCMs(t, unhex(t, key), tc.tagSize, len(nonce)) { // and patch 14's
+				adata, plain, want := unhex(t, tc.adata), unhex(t, tc.plain), unhex(t, tc.sealed)
+				if got := c.Seal(nil, nonce, plain, adata); !bytes.Equal(got, want) {
+					t.Fatalf("%s: Seal = %x, want %x", c.name, got, want)
+				}
+				got, err := c.Open(nil, nonce, want, adata)
+				if err != nil || !bytes.Equal(got, plain) {
+					t.Fatalf("%s: Open = %x, %v; want %x", c.name, got, err, plain)
+				}
 			}
 		})
 	}
 }
 
-// checkAgainstReference seals and opens one input with the patched CCM and the v3.1.15 one and
-// fails on any difference.
+// checkAgainstReference seals and opens one input with the patched CCM (NewCCM over a
+// cipher.Block, and NewAESCCM: patch 14's assembly where it runs) and the v3.1.15 one and fails
+// on any difference.
 func checkAgainstReference(t *testing.T, key []byte, tagSize, nonceSize int, nonce, adata, plain []byte) {
 	t.Helper()
 	b, err := aes.NewCipher(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewCCM(b, tagSize, nonceSize)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ref := newRefCCM(b, tagSize, nonceSize)
-	if len(plain) > c.MaxLength() {
+	if len(plain) > ref.MaxLength() {
 		return
 	}
+	for _, c := range testCCMs(t, key, tagSize, nonceSize) {
+		checkOneAgainstReference(t, c, ref, nonce, adata, plain)
+	}
+}
+
+func checkOneAgainstReference(t *testing.T, c namedCCM, ref *refCCM, nonce, adata, plain []byte) {
+	t.Helper()
 	sealed := c.Seal([]byte("prefix"), nonce, plain, adata)
 	want := ref.Seal([]byte("prefix"), nonce, plain, adata)
 	if !bytes.Equal(sealed, want) {
-		t.Fatalf("tag %d nonce %d adata %d plain %d: Seal = %x, reference %x", tagSize, nonceSize, len(adata), len(plain), sealed, want)
+		t.Fatalf("%s: tag %d nonce %d adata %d plain %d: Seal = %x, reference %x",
+			c.name, ref.M, len(nonce), len(adata), len(plain), sealed, want)
 	}
 	ct := sealed[len("prefix"):]
 	opened, err := c.Open([]byte("x"), nonce, ct, adata)
 	if err != nil || !bytes.Equal(opened, append([]byte("x"), plain...)) {
-		t.Fatalf("Open = %x, %v; want x and %x", opened, err, plain)
+		t.Fatalf("%s: Open = %x, %v; want x and %x", c.name, opened, err, plain)
 	}
-	// In place, as pion's record layer decrypts.
+	// In place, as pion's record layer decrypts and seals.
 	inPlace := bytes.Clone(ct)
 	opened, err = c.Open(inPlace[:0], nonce, inPlace, adata)
 	if err != nil || !bytes.Equal(opened, plain) {
-		t.Fatalf("Open in place = %x, %v; want %x", opened, err, plain)
+		t.Fatalf("%s: Open in place = %x, %v; want %x", c.name, opened, err, plain)
+	}
+	inPlace = append(inPlace[:0], plain...)
+	if got := c.Seal(inPlace[:0], nonce, inPlace, adata); !bytes.Equal(got, ct) {
+		t.Fatalf("%s: Seal in place = %x, want %x", c.name, got, ct)
 	}
 	// A flipped bit anywhere fails both the same way.
 	if len(ct) > 0 {
@@ -110,7 +113,7 @@ func checkAgainstReference(t *testing.T, key []byte, tagSize, nonceSize int, non
 		_, err := c.Open(nil, nonce, bad, adata)
 		_, refErr := ref.Open(nil, nonce, bytes.Clone(bad), adata)
 		if err == nil || refErr == nil || err.Error() != refErr.Error() {
-			t.Fatalf("tampered Open: %v, reference %v", err, refErr)
+			t.Fatalf("%s: tampered Open: %v, reference %v", c.name, err, refErr)
 		}
 	}
 }
@@ -125,7 +128,7 @@ func TestMatchesReference(t *testing.T) {
 
 		return b
 	}
-	lengths := []int{0, 1, 15, 16, 17, 31, 32, 33, 48, 100, 255, 256, 257, 1024, 1024 + 13, 4000} // 256: shortCTR (patch 12)
+	lengths := []int{0, 1, 15, 16, 17, 31, 32, 33, 48, 100, 255, 256, 257, 1024, 1024 + 13, 4000, 4096 + 17} // 256: shortCTR (patch 12)
 	for _, tagSize := range []int{4, 6, 8, 10, 12, 14, 16} {
 		for nonceSize := 7; nonceSize <= 13; nonceSize++ {
 			for _, pl := range lengths {
@@ -237,6 +240,7 @@ func benchmarkCCMSize(b *testing.B, c interface {
 	work := make([]byte, len(ct))
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
+	cpu := processCPU()
 	for b.Loop() {
 		if open {
 			copy(work, ct)
@@ -246,6 +250,9 @@ func benchmarkCCMSize(b *testing.B, c interface {
 		} else {
 			c.Seal(work[:0], nonce, plain, adata)
 		}
+	}
+	if cpu := processCPU() - cpu; cpu > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op") // lwota patch 14
 	}
 }
 

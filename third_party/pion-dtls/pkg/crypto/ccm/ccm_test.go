@@ -290,36 +290,34 @@ func TestRFC3610Vectors(t *testing.T) { //nolint:maintidx
 	assert.Equal(t, 24, len(cases))
 
 	for idx, testCase := range cases {
-		t.Run(fmt.Sprintf("packet vector #%d", idx+1), func(t *testing.T) {
-			blk, err := aes.NewCipher(testCase.AESKey)
-			assert.NoError(t, err, "could not initialize AES block cipher from key")
+		// lwota patch 14: both NewCCM and NewAESCCM.
+		for _, lccm := range testCCMs(t, testCase.AESKey, testCase.M, len(testCase.Nonce)) {
+			t.Run(fmt.Sprintf("packet vector #%d/%s", idx+1, lccm.name), func(t *testing.T) {
+				t.Run("seal", func(t *testing.T) {
+					var dst []byte
+					dst = lccm.Seal(
+						dst,
+						testCase.Nonce,
+						testCase.Data[testCase.ClearHeaderOctets:],
+						testCase.Data[:testCase.ClearHeaderOctets],
+					)
+					assert.Equal(t, testCase.CipherText[testCase.ClearHeaderOctets:], dst)
+				})
 
-			lccm, err := NewCCM(blk, testCase.M, len(testCase.Nonce))
-			assert.NoError(t, err, "could not create CCM")
-
-			t.Run("seal", func(t *testing.T) {
-				var dst []byte
-				dst = lccm.Seal(
-					dst,
-					testCase.Nonce,
-					testCase.Data[testCase.ClearHeaderOctets:],
-					testCase.Data[:testCase.ClearHeaderOctets],
-				)
-				assert.Equal(t, testCase.CipherText[testCase.ClearHeaderOctets:], dst)
+				t.Run("open", func(t *testing.T) {
+					var dst []byte
+					var err error
+					dst, err = lccm.Open(
+						dst,
+						testCase.Nonce,
+						testCase.CipherText[testCase.ClearHeaderOctets:],
+						testCase.CipherText[:testCase.ClearHeaderOctets],
+					)
+					assert.NoError(t, err)
+					assert.Equal(t, testCase.Data[testCase.ClearHeaderOctets:], dst)
+				})
 			})
-
-			t.Run("open", func(t *testing.T) {
-				var dst []byte
-				dst, err = lccm.Open(
-					dst,
-					testCase.Nonce,
-					testCase.CipherText[testCase.ClearHeaderOctets:],
-					testCase.CipherText[:testCase.ClearHeaderOctets],
-				)
-				assert.NoError(t, err)
-				assert.Equal(t, testCase.Data[testCase.ClearHeaderOctets:], dst)
-			})
-		})
+		}
 	}
 }
 
@@ -390,27 +388,23 @@ func TestSealError(t *testing.T) {
 		},
 	}
 
-	blk, err := aes.NewCipher(aesKey1to12(t))
-	assert.NoError(t, err)
-
-	lccm, err := NewCCM(blk, 8, 13)
-	assert.NoError(t, err)
-
-	for name, testCase := range cases {
-		t.Run(name, func(t *testing.T) {
-			defer func() {
-				err, ok := recover().(error)
-				assert.True(t, ok)
-				assert.ErrorIs(t, err, testCase.err)
-			}()
-			var dst []byte
-			_ = lccm.Seal(
-				dst,
-				testCase.Nonce,
-				testCase.Data[testCase.ClearHeaderOctets:],
-				testCase.Data[:testCase.ClearHeaderOctets],
-			)
-		})
+	for _, lccm := range testCCMs(t, aesKey1to12(t), 8, 13) { // lwota patch 14
+		for name, testCase := range cases {
+			t.Run(name+"/"+lccm.name, func(t *testing.T) {
+				defer func() {
+					err, ok := recover().(error)
+					assert.True(t, ok)
+					assert.ErrorIs(t, err, testCase.err)
+				}()
+				var dst []byte
+				_ = lccm.Seal(
+					dst,
+					testCase.Nonce,
+					testCase.Data[testCase.ClearHeaderOctets:],
+					testCase.Data[:testCase.ClearHeaderOctets],
+				)
+			})
+		}
 	}
 }
 
@@ -435,18 +429,14 @@ func TestOpenError(t *testing.T) {
 		},
 	}
 
-	blk, err := aes.NewCipher(aesKey1to12(t))
-	assert.NoError(t, err, "could not initialize AES block cipher from key")
-
-	lccm, err := NewCCM(blk, 8, 13)
-	assert.NoError(t, err, "could not create CCM")
-
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			var dst []byte
-			_, err = lccm.Open(dst, c.Nonce, c.CipherText[c.ClearHeaderOctets:], c.CipherText[:c.ClearHeaderOctets])
-			assert.ErrorIs(t, err, c.err)
-		})
+	for _, lccm := range testCCMs(t, aesKey1to12(t), 8, 13) { // lwota patch 14
+		for name, c := range cases {
+			t.Run(name+"/"+lccm.name, func(t *testing.T) {
+				var dst []byte
+				_, err := lccm.Open(dst, c.Nonce, c.CipherText[c.ClearHeaderOctets:], c.CipherText[:c.ClearHeaderOctets])
+				assert.ErrorIs(t, err, c.err)
+			})
+		}
 	}
 }
 
@@ -466,28 +456,24 @@ func TestLongAdditionalData(t *testing.T) {
 		},
 	}
 
-	blk, err := aes.NewCipher(mustHexDecode(t, "404142434445464748494a4b4c4d4e4f"))
-	assert.NoError(t, err)
+	for _, lccm := range testCCMs(t, mustHexDecode(t, "404142434445464748494a4b4c4d4e4f"), 14, 13) { // lwota patch 14
+		nonce := mustHexDecode(t, "101112131415161718191a1b1c")
+		plaintext := mustHexDecode(t, "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f")
 
-	lccm, err := NewCCM(blk, 14, 13)
-	assert.NoError(t, err)
+		for name, c := range cases {
+			t.Run(name+"/"+lccm.name, func(t *testing.T) {
+				adata := make([]byte, c.adataLength)
+				for i := range adata {
+					adata[i] = byte(i)
+				}
+				ciphertext := mustHexDecode(t, c.ciphertext)
 
-	nonce := mustHexDecode(t, "101112131415161718191a1b1c")
-	plaintext := mustHexDecode(t, "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f")
+				assert.Equal(t, ciphertext, lccm.Seal(nil, nonce, plaintext, adata))
 
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			adata := make([]byte, c.adataLength)
-			for i := range adata {
-				adata[i] = byte(i)
-			}
-			ciphertext := mustHexDecode(t, c.ciphertext)
-
-			assert.Equal(t, ciphertext, lccm.Seal(nil, nonce, plaintext, adata))
-
-			opened, err := lccm.Open(nil, nonce, ciphertext, adata)
-			assert.NoError(t, err)
-			assert.Equal(t, plaintext, opened)
-		})
+				opened, err := lccm.Open(nil, nonce, ciphertext, adata)
+				assert.NoError(t, err)
+				assert.Equal(t, plaintext, opened)
+			})
+		}
 	}
 }

@@ -4,8 +4,6 @@
 package ciphersuite
 
 import (
-	"crypto/aes"
-
 	"github.com/pion/dtls/v3/pkg/crypto/ccm"
 	"github.com/pion/dtls/v3/pkg/protocol/recordlayer"
 )
@@ -27,20 +25,13 @@ type CCM struct {
 
 // NewCCM creates a DTLS GCM Cipher.
 func NewCCM(tagLen CCMTagLen, localKey, localWriteIV, remoteKey, remoteWriteIV []byte) (*CCM, error) {
-	localBlock, err := aes.NewCipher(localKey)
+	// lwota patch 14: NewAESCCM, given the key rather than a cipher.Block, seals and opens
+	// with AES-NI where the machine has it.
+	localCCM, err := ccm.NewAESCCM(localKey, int(tagLen), ccmNonceLength)
 	if err != nil {
 		return nil, err
 	}
-	localCCM, err := ccm.NewCCM(localBlock, int(tagLen), ccmNonceLength)
-	if err != nil {
-		return nil, err
-	}
-
-	remoteBlock, err := aes.NewCipher(remoteKey)
-	if err != nil {
-		return nil, err
-	}
-	remoteCCM, err := ccm.NewCCM(remoteBlock, int(tagLen), ccmNonceLength)
+	remoteCCM, err := ccm.NewAESCCM(remoteKey, int(tagLen), ccmNonceLength)
 	if err != nil {
 		return nil, err
 	}
