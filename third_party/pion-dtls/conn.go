@@ -110,6 +110,8 @@ type Conn struct {
 
 	// appData, when set, takes decrypted application data instead of Read (lwota patch 10).
 	appData atomic.Pointer[func([]byte)]
+	// appRecord is the record Write seals, under lock (lwota patch 28, write_app_data.go).
+	appRecord recordlayer.RecordLayer
 }
 
 // createConn creates a new DTLS connection.
@@ -493,21 +495,8 @@ func (c *Conn) Write(payload []byte) (int, error) {
 		return 0, err
 	}
 
-	return len(payload), c.writePackets(c.writeContext(), []*packet{
-		{
-			record: &recordlayer.RecordLayer{
-				Header: recordlayer.Header{
-					Epoch:   c.state.getLocalEpoch(),
-					Version: protocol.Version1_2,
-				},
-				Content: &protocol.ApplicationData{
-					Data: payload,
-				},
-			},
-			shouldWrapCID: len(c.state.remoteConnectionID) > 0,
-			shouldEncrypt: true,
-		},
-	})
+	// lwota patch 28: built in the pooled buffer, not through writePackets (write_app_data.go).
+	return len(payload), c.writeApplicationData(c.writeContext(), payload)
 }
 
 // Close closes the connection.
@@ -708,16 +697,9 @@ func (c *Conn) compactRawPackets(rawPackets [][]byte) [][]byte {
 }
 
 func (c *Conn) processPacket(pkt *packet) ([]byte, error) { //nolint:cyclop
-	epoch := pkt.record.Header.Epoch
-	for len(c.state.localSequenceNumber) <= int(epoch) {
-		c.state.localSequenceNumber = append(c.state.localSequenceNumber, uint64(0))
-	}
-	seq := atomic.AddUint64(&c.state.localSequenceNumber[epoch], 1) - 1
-	if seq > recordlayer.MaxSequenceNumber {
-		// RFC 6347 Section 4.1.0
-		// The implementation must either abandon an association or rehandshake
-		// prior to allowing the sequence number to wrap.
-		return nil, errSequenceNumberOverflow
+	seq, err := c.nextLocalSequenceNumber(pkt.record.Header.Epoch) // lwota patch 28: shared with Write
+	if err != nil {
+		return nil, err
 	}
 	pkt.record.Header.SequenceNumber = seq
 
