@@ -25,7 +25,6 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/transport/v5/deadline"
 	"github.com/pion/transport/v5/netctx"
-	"github.com/pion/transport/v5/replaydetector"
 )
 
 const (
@@ -1050,12 +1049,13 @@ func (c *Conn) handleIncomingPacket(
 
 	// Anti-replay protection
 	for len(c.state.replayDetector) <= int(header.Epoch) {
-		c.state.replayDetector = append(c.state.replayDetector,
-			replaydetector.New(c.replayProtectionWindow, recordlayer.MaxSequenceNumber),
-		)
+		c.state.replayDetector = append(c.state.replayDetector, newReplayDetector(c.replayProtectionWindow))
 	}
-	markPacketAsValid, ok := c.state.replayDetector[int(header.Epoch)].Check(header.SequenceNumber)
-	if !ok {
+	// lwota patch 29: the window's check returns a value (a Token), not Check's closure, which
+	// was a heap allocation per record.
+	replay := c.state.replayDetector[int(header.Epoch)]
+	replayToken := replay.CheckSeq(header.SequenceNumber)
+	if !replayToken.Passed() {
 		c.log.Debugf("discarded duplicated packet (epoch: %d, seq: %d)",
 			header.Epoch, header.SequenceNumber,
 		)
@@ -1063,9 +1063,8 @@ func (c *Conn) handleIncomingPacket(
 		return false, false, nil, nil
 	}
 
-	markReplay := markPacketAsValid
-	markPacketAsValid = func() bool {
-		latest := markReplay()
+	markPacketAsValid := func() bool {
+		latest := replay.Accept(replayToken)
 		if header.Epoch > 0 {
 			next := header.SequenceNumber + 1
 			for previous := c.state.remoteSequenceNumber.Load(); next > previous; {
