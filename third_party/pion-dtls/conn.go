@@ -921,11 +921,14 @@ func (c *Conn) readAndBuffer(ctx context.Context) error { //nolint:cyclop
 			}
 		}
 
-		var e *alertError
-		if errors.As(err, &e) && e.IsFatalOrCloseNotify() {
-			return e
-		}
 		if err != nil {
+			// lwota patch 30: errors.As's target is declared only for an error: its address
+			// escapes, so declared outside it was a heap allocation per record read.
+			var e *alertError
+			if errors.As(err, &e) && e.IsFatalOrCloseNotify() {
+				return e
+			}
+
 			return err
 		}
 		if hs {
