@@ -1008,8 +1008,11 @@ func (c *Conn) handleIncomingPacket(
 	header := &recordlayer.Header{}
 	// Set connection ID size so that records of content type tls12_cid will
 	// be parsed correctly.
-	if len(c.state.getLocalConnectionID()) > 0 {
-		header.ConnectionID = make([]byte, len(c.state.getLocalConnectionID()))
+	//
+	// lwota patch 31: the zeros come from zeroConnectionID (cid_record.go), not allocated per record.
+	localCID := c.state.getLocalConnectionID()
+	if len(localCID) > 0 {
+		header.ConnectionID = connectionIDOfLength(len(localCID))
 	}
 	if err := header.Unmarshal(buf); err != nil {
 		// Decode error must be silently discarded
@@ -1108,7 +1111,7 @@ func (c *Conn) handleIncomingPacket(
 		var err error
 		var hdr recordlayer.Header
 		if header.ContentType == protocol.ContentTypeConnectionID {
-			hdr.ConnectionID = make([]byte, len(c.state.getLocalConnectionID()))
+			hdr.ConnectionID = connectionIDOfLength(len(localCID)) // lwota patch 31, as above
 		}
 		buf, err = c.state.cipherSuite.Decrypt(hdr, buf)
 		if err != nil {
@@ -1120,26 +1123,21 @@ func (c *Conn) handleIncomingPacket(
 		// further processing.
 		if header.ContentType == protocol.ContentTypeConnectionID {
 			originalCID = true
-			ip := &recordlayer.InnerPlaintext{}
-			if err := ip.Unmarshal(buf[header.Size():]); err != nil { //nolint:govet
+			// lwota patch 31: unwrapped where it lies (cid_record.go), not copied twice into
+			// new buffers. That overwrites the id in buf, which header.ConnectionID points
+			// into: it is checked first (as below, which then compares it to itself).
+			if !bytes.Equal(localCID, header.ConnectionID) {
+				c.log.Debug("unexpected connection ID")
+
+				return false, false, nil, nil
+			}
+			header.ConnectionID = localCID
+			buf, err = unwrapCIDRecord(buf, header)
+			if err != nil {
 				c.log.Debugf("unpacking inner plaintext failed: %s", err)
 
 				return false, false, nil, nil
 			}
-			unpacked := &recordlayer.Header{
-				ContentType:    ip.RealType,
-				ContentLen:     uint16(len(ip.Content)), //nolint:gosec // G115
-				Version:        header.Version,
-				Epoch:          header.Epoch,
-				SequenceNumber: header.SequenceNumber,
-			}
-			buf, err = unpacked.Marshal()
-			if err != nil {
-				c.log.Debugf("converting CID record to inner plaintext failed: %s", err)
-
-				return false, false, nil, nil
-			}
-			buf = append(buf, ip.Content...)
 		}
 
 		// If connection ID does not match discard the packet.

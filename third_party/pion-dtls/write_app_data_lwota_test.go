@@ -63,6 +63,16 @@ func (c *capturingConn) last() []byte {
 // client send it an 8-byte connection id (RFC 9146).
 func pskPairCapturing(t *testing.T, suite CipherSuiteID, cid bool) (client, server *Conn, sock *capturingConn) {
 	t.Helper()
+
+	return pskPairCapturingWith(t, suite, cid, nil)
+}
+
+// pskPairCapturingWith is pskPairCapturing with clientConfig, if not nil, changing the client's
+// configuration.
+func pskPairCapturingWith(t *testing.T, suite CipherSuiteID, cid bool, clientConfig func(*Config)) (
+	client, server *Conn, sock *capturingConn,
+) {
+	t.Helper()
 	ca, cb := dpipe.Pipe()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -85,7 +95,11 @@ func pskPairCapturing(t *testing.T, suite CipherSuiteID, cid bool) (client, serv
 	}
 	clientCh := make(chan result, 1)
 	go func() {
-		c, err := testClient(ctx, sock, ca.RemoteAddr(), cfg(clientGen), false)
+		config := cfg(clientGen)
+		if clientConfig != nil {
+			clientConfig(config)
+		}
+		c, err := testClient(ctx, sock, ca.RemoteAddr(), config, false)
 		clientCh <- result{c, err}
 	}()
 	server, err := testServer(ctx, dtlsnet.PacketConnFromConn(cb), cb.RemoteAddr(), cfg(serverGen), false)
