@@ -38,7 +38,7 @@ func TestSimFlags(t *testing.T) {
 		{name: "loss of 1", args: []string{"--loss", "1"}, err: "--loss 1"},
 		{name: "negative reboot", args: []string{"--reboot-after-blocks", "-1"}, err: "--reboot-after-blocks -1"},
 		{name: "unknown profile", args: []string{"--profile", "push-only,nokia-9"},
-			err: `unknown device profile "nokia-9" (valid: bootstrap-no-discover, bootstrap-refuse-finish, empty-device-type, gone-away, mbedtls2-record-version, nat-rebinding, no-composite, push-only, reports-by-send, stuck-downloading)`},
+			err: `unknown device profile "nokia-9" (valid: bootstrap-no-discover, bootstrap-refuse-finish, cid-padded, empty-device-type, gone-away, mbedtls2-record-version, nat-rebinding, no-composite, push-only, reports-by-send, stuck-downloading)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

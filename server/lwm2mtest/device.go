@@ -132,6 +132,10 @@ type DeviceConfig struct {
 	// ConnectionID makes the device's DTLS sessions use the connection id the server offers
 	// (RFC 9146), asking for none itself, as constrained clients do; see profiles_nat.go.
 	ConnectionID bool
+	// CIDPaddingGranularity, above 1 with ConnectionID, pads the inner plaintext of the records
+	// the device wraps for the id to a multiple of that many bytes, as mbed TLS does
+	// (ProfileCIDPadded; pion pads only the handshake's, profiles_pionrec.go); 0: no padding.
+	CIDPaddingGranularity int
 	// RebindAfterBlocks moves a coaps:// pull's socket to a new local port after that many
 	// blocks, keeping the DTLS session, as a NAT that rebinds (ProfileNATRebinding); 0: never.
 	RebindAfterBlocks int

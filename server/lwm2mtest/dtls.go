@@ -62,6 +62,9 @@ func (d *Device) dialDTLSRebinding(ctx context.Context, host string, rebinding b
 	}
 	if d.cfg.ConnectionID {
 		opts = append(opts, piondtls.WithConnectionIDGenerator(piondtls.OnlySendCIDGenerator()))
+		if g := d.cfg.CIDPaddingGranularity; g > 1 {
+			opts = append(opts, piondtls.WithPaddingLengthGenerator(cidPadding(g))) // profiles_pionrec.go
+		}
 	}
 	conn, err := piondtls.ClientWithOptions(sock, raddr, opts...)
 	if err != nil {

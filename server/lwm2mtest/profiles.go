@@ -61,6 +61,10 @@ func profiles() map[string]Profile {
 			Doc:   "DTLS client with a connection id whose NAT rebinds (a new source port) after 3 blocks of a coaps:// pull (needs a PSK)",
 			Apply: func(c *DeviceConfig) { *c = ApplyProfileNATRebinding(*c) },
 		},
+		ProfileCIDPadded: {
+			Doc:   "mbed TLS client with a connection id: pads its id records' inner plaintext to 16 bytes (pion's client: the handshake's only; needs a PSK)",
+			Apply: func(c *DeviceConfig) { *c = ApplyProfileCIDPadded(*c) },
+		},
 		ProfileGoneAway: {
 			Doc:   "registers, then goes silent without a De-register (power cut, NAT mapping gone)",
 			Apply: func(c *DeviceConfig) { *c = WithProfileGoneAway(*c) },

@@ -20,7 +20,7 @@ func TestApplyProfiles(t *testing.T) {
 		{"push-only", "push-only", func(c DeviceConfig) bool { return c.Delivery == DeliveryPush && !c.StuckDownloading }, ""},
 		{"both, spaces", " push-only , stuck-downloading ", func(c DeviceConfig) bool { return c.Delivery == DeliveryPush && c.StuckDownloading }, ""},
 		{"unknown", "stuck-downloading,bogus", func(c DeviceConfig) bool { return c.Delivery == "" && !c.StuckDownloading },
-			`unknown device profile "bogus" (valid: bootstrap-no-discover, bootstrap-refuse-finish, empty-device-type, gone-away, mbedtls2-record-version, nat-rebinding, no-composite, push-only, reports-by-send, stuck-downloading)`},
+			`unknown device profile "bogus" (valid: bootstrap-no-discover, bootstrap-refuse-finish, cid-padded, empty-device-type, gone-away, mbedtls2-record-version, nat-rebinding, no-composite, push-only, reports-by-send, stuck-downloading)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,7 +25,6 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/transport/v5/deadline"
 	"github.com/pion/transport/v5/netctx"
-	"github.com/pion/transport/v5/replaydetector"
 )
 
 const (
@@ -110,6 +109,8 @@ type Conn struct {
 
 	// appData, when set, takes decrypted application data instead of Read (lwota patch 10).
 	appData atomic.Pointer[func([]byte)]
+	// appRecord is the record Write seals, under lock (lwota patch 28, write_app_data.go).
+	appRecord recordlayer.RecordLayer
 }
 
 // createConn creates a new DTLS connection.
@@ -493,21 +494,8 @@ func (c *Conn) Write(payload []byte) (int, error) {
 		return 0, err
 	}
 
-	return len(payload), c.writePackets(c.writeContext(), []*packet{
-		{
-			record: &recordlayer.RecordLayer{
-				Header: recordlayer.Header{
-					Epoch:   c.state.getLocalEpoch(),
-					Version: protocol.Version1_2,
-				},
-				Content: &protocol.ApplicationData{
-					Data: payload,
-				},
-			},
-			shouldWrapCID: len(c.state.remoteConnectionID) > 0,
-			shouldEncrypt: true,
-		},
-	})
+	// lwota patch 28: built in the pooled buffer, not through writePackets (write_app_data.go).
+	return len(payload), c.writeApplicationData(c.writeContext(), payload)
 }
 
 // Close closes the connection.
@@ -708,16 +696,9 @@ func (c *Conn) compactRawPackets(rawPackets [][]byte) [][]byte {
 }
 
 func (c *Conn) processPacket(pkt *packet) ([]byte, error) { //nolint:cyclop
-	epoch := pkt.record.Header.Epoch
-	for len(c.state.localSequenceNumber) <= int(epoch) {
-		c.state.localSequenceNumber = append(c.state.localSequenceNumber, uint64(0))
-	}
-	seq := atomic.AddUint64(&c.state.localSequenceNumber[epoch], 1) - 1
-	if seq > recordlayer.MaxSequenceNumber {
-		// RFC 6347 Section 4.1.0
-		// The implementation must either abandon an association or rehandshake
-		// prior to allowing the sequence number to wrap.
-		return nil, errSequenceNumberOverflow
+	seq, err := c.nextLocalSequenceNumber(pkt.record.Header.Epoch) // lwota patch 28: shared with Write
+	if err != nil {
+		return nil, err
 	}
 	pkt.record.Header.SequenceNumber = seq
 
@@ -940,11 +921,14 @@ func (c *Conn) readAndBuffer(ctx context.Context) error { //nolint:cyclop
 			}
 		}
 
-		var e *alertError
-		if errors.As(err, &e) && e.IsFatalOrCloseNotify() {
-			return e
-		}
 		if err != nil {
+			// lwota patch 30: errors.As's target is declared only for an error: its address
+			// escapes, so declared outside it was a heap allocation per record read.
+			var e *alertError
+			if errors.As(err, &e) && e.IsFatalOrCloseNotify() {
+				return e
+			}
+
 			return err
 		}
 		if hs {
@@ -1024,8 +1008,11 @@ func (c *Conn) handleIncomingPacket(
 	header := &recordlayer.Header{}
 	// Set connection ID size so that records of content type tls12_cid will
 	// be parsed correctly.
-	if len(c.state.getLocalConnectionID()) > 0 {
-		header.ConnectionID = make([]byte, len(c.state.getLocalConnectionID()))
+	//
+	// lwota patch 31: the zeros come from zeroConnectionID (cid_record.go), not allocated per record.
+	localCID := c.state.getLocalConnectionID()
+	if len(localCID) > 0 {
+		header.ConnectionID = connectionIDOfLength(len(localCID))
 	}
 	if err := header.Unmarshal(buf); err != nil {
 		// Decode error must be silently discarded
@@ -1068,12 +1055,13 @@ func (c *Conn) handleIncomingPacket(
 
 	// Anti-replay protection
 	for len(c.state.replayDetector) <= int(header.Epoch) {
-		c.state.replayDetector = append(c.state.replayDetector,
-			replaydetector.New(c.replayProtectionWindow, recordlayer.MaxSequenceNumber),
-		)
+		c.state.replayDetector = append(c.state.replayDetector, newReplayDetector(c.replayProtectionWindow))
 	}
-	markPacketAsValid, ok := c.state.replayDetector[int(header.Epoch)].Check(header.SequenceNumber)
-	if !ok {
+	// lwota patch 29: the window's check returns a value (a Token), not Check's closure, which
+	// was a heap allocation per record.
+	replay := c.state.replayDetector[int(header.Epoch)]
+	replayToken := replay.CheckSeq(header.SequenceNumber)
+	if !replayToken.Passed() {
 		c.log.Debugf("discarded duplicated packet (epoch: %d, seq: %d)",
 			header.Epoch, header.SequenceNumber,
 		)
@@ -1081,9 +1069,8 @@ func (c *Conn) handleIncomingPacket(
 		return false, false, nil, nil
 	}
 
-	markReplay := markPacketAsValid
-	markPacketAsValid = func() bool {
-		latest := markReplay()
+	markPacketAsValid := func() bool {
+		latest := replay.Accept(replayToken)
 		if header.Epoch > 0 {
 			next := header.SequenceNumber + 1
 			for previous := c.state.remoteSequenceNumber.Load(); next > previous; {
@@ -1124,7 +1111,7 @@ func (c *Conn) handleIncomingPacket(
 		var err error
 		var hdr recordlayer.Header
 		if header.ContentType == protocol.ContentTypeConnectionID {
-			hdr.ConnectionID = make([]byte, len(c.state.getLocalConnectionID()))
+			hdr.ConnectionID = connectionIDOfLength(len(localCID)) // lwota patch 31, as above
 		}
 		buf, err = c.state.cipherSuite.Decrypt(hdr, buf)
 		if err != nil {
@@ -1136,26 +1123,21 @@ func (c *Conn) handleIncomingPacket(
 		// further processing.
 		if header.ContentType == protocol.ContentTypeConnectionID {
 			originalCID = true
-			ip := &recordlayer.InnerPlaintext{}
-			if err := ip.Unmarshal(buf[header.Size():]); err != nil { //nolint:govet
+			// lwota patch 31: unwrapped where it lies (cid_record.go), not copied twice into
+			// new buffers. That overwrites the id in buf, which header.ConnectionID points
+			// into: it is checked first (as below, which then compares it to itself).
+			if !bytes.Equal(localCID, header.ConnectionID) {
+				c.log.Debug("unexpected connection ID")
+
+				return false, false, nil, nil
+			}
+			header.ConnectionID = localCID
+			buf, err = unwrapCIDRecord(buf, header)
+			if err != nil {
 				c.log.Debugf("unpacking inner plaintext failed: %s", err)
 
 				return false, false, nil, nil
 			}
-			unpacked := &recordlayer.Header{
-				ContentType:    ip.RealType,
-				ContentLen:     uint16(len(ip.Content)), //nolint:gosec // G115
-				Version:        header.Version,
-				Epoch:          header.Epoch,
-				SequenceNumber: header.SequenceNumber,
-			}
-			buf, err = unpacked.Marshal()
-			if err != nil {
-				c.log.Debugf("converting CID record to inner plaintext failed: %s", err)
-
-				return false, false, nil, nil
-			}
-			buf = append(buf, ip.Content...)
 		}
 
 		// If connection ID does not match discard the packet.

@@ -30,10 +30,15 @@ func putRecordBufs(pkts []*packet) {
 		if pkt.pooled == nil {
 			continue
 		}
-		if cap(*pkt.pooled) <= 4*recordBufSize { // an oversized one is left to the collector
-			*pkt.pooled = (*pkt.pooled)[:0]
-			recordBufs.Put(pkt.pooled)
-		}
+		putRecordBuf(pkt.pooled)
 		pkt.pooled = nil
+	}
+}
+
+// putRecordBuf gives back a pooled buffer once its datagram is written.
+func putRecordBuf(bp *[]byte) {
+	if cap(*bp) <= 4*recordBufSize { // an oversized one is left to the collector
+		*bp = (*bp)[:0]
+		recordBufs.Put(bp)
 	}
 }

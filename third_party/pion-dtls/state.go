@@ -84,7 +84,7 @@ type State struct {
 	// Binds the core ClientHello parameters across HelloVerifyRequest (RFC 6347).
 	initialClientHelloHash [sha256.Size]byte
 
-	replayDetector []replaydetector.ReplayDetector
+	replayDetector []replaydetector.CheckAccepter // lwota patch 29: newReplayDetector
 
 	peerSupportedProtocols []string
 	NegotiatedProtocol     string

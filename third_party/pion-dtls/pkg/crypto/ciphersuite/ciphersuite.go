@@ -13,7 +13,6 @@ import (
 
 	"github.com/pion/dtls/v3/pkg/protocol"
 	"github.com/pion/dtls/v3/pkg/protocol/recordlayer"
-	"golang.org/x/crypto/cryptobyte"
 )
 
 const (
@@ -42,8 +41,22 @@ type aead struct {
 	nonceLength   int
 	tagLength     int
 
-	// buffer pool for (fixed-size) nonces.
-	nonceBufferPool sync.Pool
+	// lwota patch 27: pool of each record's working memory, the nonce and the additional data
+	// (aeadScratch), which escape into the cipher.AEAD interface calls.
+	scratchPool sync.Pool
+}
+
+// aeadAdditionalDataCap holds the additional data of a record with a connection id of up to
+// 255 bytes (RFC 9146 §5: 8 + 1 + 1 + 1 + 2 + 2 + 6 + 255 + 2 = 278), the largest there is.
+const aeadAdditionalDataCap = 280
+
+// aeadScratch is the per-record working memory of aead.encrypt and aead.decrypt. lwota patch
+// 27: the additional data was a fresh slice per record (a [13]byte or cryptobyte's buffer),
+// which moved to the heap because cipher.AEAD's Seal and Open are interface calls; it is
+// built in this pooled array now, with the nonce, which was pooled already.
+type aeadScratch struct {
+	nonce          []byte
+	additionalData [aeadAdditionalDataCap]byte
 }
 
 // newAEAD creates a generic DTLS AEAD-based Cipher.
@@ -62,10 +75,9 @@ func newAEAD(
 		remoteWriteIV: remoteWriteIV,
 		nonceLength:   nonceLength,
 		tagLength:     tagLength,
-		nonceBufferPool: sync.Pool{
+		scratchPool: sync.Pool{
 			New: func() any {
-				b := make([]byte, nonceLength)
-				return &b // nolint:nlreturn
+				return &aeadScratch{nonce: make([]byte, nonceLength)}
 			},
 		},
 	}
@@ -76,9 +88,9 @@ func (a *aead) encrypt(pkt *recordlayer.RecordLayer, raw []byte) ([]byte, error)
 	payload := raw[pkt.Header.Size():]
 	raw = raw[:pkt.Header.Size()]
 
-	// Get nonce buffer from pool
-	noncePtr := a.nonceBufferPool.Get().(*[]byte) // nolint:forcetypeassert
-	nonce := *noncePtr
+	// Get nonce and additional data buffers from pool
+	scratch := a.scratchPool.Get().(*aeadScratch) // nolint:forcetypeassert
+	nonce := scratch.nonce
 
 	copy(nonce, a.localWriteIV[:4])
 
@@ -88,9 +100,9 @@ func (a *aead) encrypt(pkt *recordlayer.RecordLayer, raw []byte) ([]byte, error)
 
 	var additionalData []byte
 	if pkt.Header.ContentType == protocol.ContentTypeConnectionID {
-		additionalData = generateAEADAdditionalDataCID(&pkt.Header, len(payload))
+		additionalData = appendAEADAdditionalDataCID(scratch.additionalData[:0], &pkt.Header, len(payload))
 	} else {
-		additionalData = generateAEADAdditionalData(&pkt.Header, len(payload))
+		additionalData = appendAEADAdditionalData(scratch.additionalData[:0], &pkt.Header, len(payload))
 	}
 	finalSize := len(raw) + 8 + len(payload) + a.tagLength
 	var r []byte
@@ -113,8 +125,8 @@ func (a *aead) encrypt(pkt *recordlayer.RecordLayer, raw []byte) ([]byte, error)
 	// Update recordLayer size to include explicit nonce
 	binary.BigEndian.PutUint16(r[pkt.Header.Size()-2:], uint16(len(r)-pkt.Header.Size())) //nolint:gosec //G115
 
-	// Return nonce buffer to pool
-	a.nonceBufferPool.Put(noncePtr)
+	// Return nonce and additional data buffers to pool
+	a.scratchPool.Put(scratch)
 
 	return r, nil
 }
@@ -132,9 +144,9 @@ func (a *aead) decrypt(header recordlayer.Header, in []byte) ([]byte, error) {
 		return nil, errNotEnoughRoomForNonce
 	}
 
-	// Get nonce buffer from pool
-	noncePtr := a.nonceBufferPool.Get().(*[]byte) // nolint:forcetypeassert
-	nonce := *noncePtr
+	// Get nonce and additional data buffers from pool
+	scratch := a.scratchPool.Get().(*aeadScratch) // nolint:forcetypeassert
+	nonce := scratch.nonce
 
 	copy(nonce[:4], a.remoteWriteIV[:4])
 	copy(nonce[4:], in[header.Size():header.Size()+8])
@@ -142,57 +154,65 @@ func (a *aead) decrypt(header recordlayer.Header, in []byte) ([]byte, error) {
 
 	var additionalData []byte
 	if header.ContentType == protocol.ContentTypeConnectionID {
-		additionalData = generateAEADAdditionalDataCID(&header, len(out)-a.tagLength)
+		additionalData = appendAEADAdditionalDataCID(scratch.additionalData[:0], &header, len(out)-a.tagLength)
 	} else {
-		additionalData = generateAEADAdditionalData(&header, len(out)-a.tagLength)
+		additionalData = appendAEADAdditionalData(scratch.additionalData[:0], &header, len(out)-a.tagLength)
 	}
 	out, err = a.remoteAEAD.Open(out[:0], nonce, out, additionalData)
 	if err != nil {
-		// Return nonce buffer to pool
-		a.nonceBufferPool.Put(noncePtr)
+		// Return nonce and additional data buffers to pool
+		a.scratchPool.Put(scratch)
 
 		return nil, fmt.Errorf("%w: %v", errDecryptPacket, err) //nolint:errorlint
 	}
 
-	// Return nonce buffer to pool
-	a.nonceBufferPool.Put(noncePtr)
+	// Return nonce and additional data buffers to pool
+	a.scratchPool.Put(scratch)
 
 	return append(in[:header.Size()], out...), nil
 }
 
 func generateAEADAdditionalData(h *recordlayer.Header, payloadLen int) []byte {
-	var additionalData [13]byte
+	return appendAEADAdditionalData(make([]byte, 0, 13), h, payloadLen)
+}
 
+// appendAEADAdditionalData appends the additional data of a record (RFC 5246 §6.2.3.3) to dst.
+// lwota patch 27: appended to the caller's buffer (aead's pooled scratch) rather than returned
+// in a new slice per record.
+func appendAEADAdditionalData(dst []byte, h *recordlayer.Header, payloadLen int) []byte {
 	// SequenceNumber MUST be set first
 	// we only want uint48, clobbering an extra 2 (using uint64, Golang doesn't have uint48)
-	binary.BigEndian.PutUint64(additionalData[:], h.SequenceNumber)
-	binary.BigEndian.PutUint16(additionalData[:], h.Epoch)
-	additionalData[8] = byte(h.ContentType)
-	additionalData[9] = h.Version.Major
-	additionalData[10] = h.Version.Minor
-	//nolint:gosec //G115
-	binary.BigEndian.PutUint16(additionalData[len(additionalData)-2:], uint16(payloadLen))
+	dst = binary.BigEndian.AppendUint64(dst, h.SequenceNumber)
+	binary.BigEndian.PutUint16(dst[len(dst)-8:], h.Epoch)
+	dst = append(dst, byte(h.ContentType), h.Version.Major, h.Version.Minor)
 
-	return additionalData[:]
+	return binary.BigEndian.AppendUint16(dst, uint16(payloadLen)) //nolint:gosec //G115
 }
 
 // generateAEADAdditionalDataCID generates additional data for AEAD ciphers
 // according to https://datatracker.ietf.org/doc/html/rfc9146#name-aead-ciphers
 func generateAEADAdditionalDataCID(h *recordlayer.Header, payloadLen int) []byte {
-	var builder cryptobyte.Builder
+	return appendAEADAdditionalDataCID(nil, h, payloadLen)
+}
 
-	builder.AddUint64(seqNumPlaceholder)
-	builder.AddUint8(uint8(protocol.ContentTypeConnectionID))
-	builder.AddUint8(uint8(len(h.ConnectionID))) //nolint:gosec //G115
-	builder.AddUint8(uint8(protocol.ContentTypeConnectionID))
-	builder.AddUint8(h.Version.Major)
-	builder.AddUint8(h.Version.Minor)
-	builder.AddUint16(h.Epoch)
-	builder.AddUint48(h.SequenceNumber)
-	builder.AddBytes(h.ConnectionID)
-	builder.AddUint16(uint16(payloadLen)) //nolint:gosec //G115
+// appendAEADAdditionalDataCID appends the additional data of a connection id record (RFC 9146
+// §5) to dst; lwota patch 27, as appendAEADAdditionalData (cryptobyte's builder allocated).
+func appendAEADAdditionalDataCID(dst []byte, h *recordlayer.Header, payloadLen int) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, seqNumPlaceholder)
+	dst = append(dst,
+		uint8(protocol.ContentTypeConnectionID),
+		uint8(len(h.ConnectionID)), //nolint:gosec //G115
+		uint8(protocol.ContentTypeConnectionID),
+		h.Version.Major,
+		h.Version.Minor,
+	)
+	dst = binary.BigEndian.AppendUint16(dst, h.Epoch)
+	dst = append(dst, // uint48
+		byte(h.SequenceNumber>>40), byte(h.SequenceNumber>>32), byte(h.SequenceNumber>>24),
+		byte(h.SequenceNumber>>16), byte(h.SequenceNumber>>8), byte(h.SequenceNumber))
+	dst = append(dst, h.ConnectionID...)
 
-	return builder.BytesOrPanic()
+	return binary.BigEndian.AppendUint16(dst, uint16(payloadLen)) //nolint:gosec //G115
 }
 
 // examinePadding returns, in constant time, the length of the padding to remove
