@@ -58,11 +58,6 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 	_, _ = rand.Read(secret)
 	srv := transfer.New(transfer.DefaultConfig(), transfer.NewTokens(secret, nil), benchGrants{grant}, blobs, nil, nil)
 
-	// The servers' goroutines (and every one they start: the DTLS demultiplexer, the sessions,
-	// pion's) carry side=server in the CPU profiles, the devices' side=clients, so that a profile
-	// splits a block's CPU between lwota and the load generator (go tool pprof -tags).
-	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("side", "server")))
-	defer pprof.SetGoroutineLabels(ctx)
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -94,7 +89,6 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 			return err
 		}
 	}
-	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("side", "clients")))
 	// The process collects as `lwota serve` does, plain CoAP and DTLS runs alike.
 	gcCtx, gcStop := context.WithCancel(ctx)
 	defer gcStop()
