@@ -192,7 +192,6 @@ type dtlsLink struct {
 	closeOnce   sync.Once
 	closeErr    error
 	fast        dtlsFastPath // the record fast path's sink and buffers (dtls_fastpath.go)
-	directPath  dtlsDirect   // records decrypted on the demultiplexer (dtls_direct.go)
 	offersPSK   bool         // CipherSuites has a PSK suite (else no PSK callback: pion refuses it)
 
 	// Stateless HelloVerifyRequest (dtls_cookie.go).
@@ -313,10 +312,8 @@ func (l *dtlsLink) start() {
 		return
 	}
 	l.started = true
-	l.wg.Add(1 + demuxReaders)
-	for range demuxReaders {
-		go l.demux() // each may run records itself (dtls_direct.go)
-	}
+	l.wg.Add(2)
+	go l.demux()
 	go l.sweep()
 	if l.relay != nil {
 		l.relay.start()
@@ -390,7 +387,7 @@ func (l *dtlsLink) demux() {
 			l.cancel() // readFrom reports the link closed; Serve closes the Endpoint
 			return
 		}
-		if !from.IsValid() || l.direct(buf[:n], from) { // dtls_direct.go
+		if !from.IsValid() {
 			continue
 		}
 		l.dispatch(buf[:n], from)
@@ -686,8 +683,6 @@ type sessionConn struct {
 	muted atomic.Bool
 	// exited is closed when the goroutine that runs this conn's session has ended.
 	exited chan struct{}
-	// direct counts this conn's records a demultiplexer is handling now (dtls_direct.go).
-	direct atomic.Int32
 
 	addr lastUDPAddr // the *net.UDPAddr ReadFrom returns, kept while the address stays (dtls_fastpath.go)
 }

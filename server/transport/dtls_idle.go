@@ -47,12 +47,11 @@ func newSessionConn(l *dtlsLink, s *dtlsSession) *sessionConn {
 // noCancel is the cancel func of a sleeping session, which has no context of its own.
 func noCancel() {}
 
-// quiet reports whether pion waits for a datagram with nothing queued for it, and no
-// demultiplexer is handing it a record (dtls_direct.go).
+// quiet reports whether pion waits for a datagram with nothing queued for it.
 func (c *sessionConn) quiet() bool {
 	c.idleMu.Lock()
 	defer c.idleMu.Unlock()
-	return c.idle && len(c.rx) == 0 && c.direct.Load() == 0
+	return c.idle && len(c.rx) == 0
 }
 
 // endIncarnation runs as the goroutine of incarnation gen of s ends: when it is still the
