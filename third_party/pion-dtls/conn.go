@@ -110,9 +110,6 @@ type Conn struct {
 
 	// appData, when set, takes decrypted application data instead of Read (lwota patch 10).
 	appData atomic.Pointer[func([]byte)]
-	// inMu serialises the records the reader goroutine processes with those handed in by
-	// HandleApplicationData (lwota patch 19).
-	inMu sync.Mutex
 }
 
 // createConn creates a new DTLS connection.
@@ -934,9 +931,7 @@ func (c *Conn) readAndBuffer(ctx context.Context) error { //nolint:cyclop
 
 	var hasHandshake, isRetransmit, isClientHelloRetransmit bool
 	for _, packet := range pkts {
-		c.inMu.Lock() // lwota patch 19
 		hs, rtx, alert, err := c.handleIncomingPacket(ctx, packet, rAddr, true)
-		c.inMu.Unlock()
 		if alert != nil {
 			if alertErr := c.notify(ctx, alert.Level, alert.Description); alertErr != nil {
 				if err == nil {
@@ -985,9 +980,7 @@ func (c *Conn) handleQueuedPackets(ctx context.Context) error {
 	c.lock.Unlock()
 
 	for _, p := range pkts {
-		c.inMu.Lock() // lwota patch 19
 		_, _, alert, err := c.handleIncomingPacket(ctx, p.data, p.rAddr, false) // don't re-enqueue
-		c.inMu.Unlock()
 		if alert != nil {
 			if alertErr := c.notify(ctx, alert.Level, alert.Description); alertErr != nil {
 				if err == nil {
