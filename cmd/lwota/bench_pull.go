@@ -33,8 +33,8 @@ const pullBenchImageSize = 1 << 20
 // store, and for each concurrency in devices a raw UDP echo baseline runs, then PullLoad, each
 // for d. For each of suites (none: no DTLS) a DTLS Endpoint serves the same Server and the pull
 // runs over DTLS with that cipher suite too, for d, reported as a ratio to the plain CoAP run of
-// the same device count (bench_pull_dtls.go). Client and server share this process, so the CPU
-// per block counts both sides. With a profiles prefix, each run's measured window is profiled
+// the same device count (bench_pull_dtls.go). The devices run in a child process
+// (bench_pull_clients.go): the CPU per block counts both processes and is printed split. With a profiles prefix, each run's measured window is profiled
 // on its own into prefix.<devices>.plain and prefix.<devices>.dtls-<suite> (the echo baseline,
 // the handshakes and the teardown left out).
 func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration, suites []lwm2mtest.DTLSSuite, profiles string) error {
