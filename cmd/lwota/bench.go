@@ -95,6 +95,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "pull" {
 		return benchPullCommand(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "pull-clients" { // the child process of bench pull
+		return benchPullClients(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "dtls" {
 		return benchDTLSCommand(ctx, args[1:], stdout, stderr)
 	}

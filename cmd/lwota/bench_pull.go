@@ -33,8 +33,8 @@ const pullBenchImageSize = 1 << 20
 // store, and for each concurrency in devices a raw UDP echo baseline runs, then PullLoad, each
 // for d. For each of suites (none: no DTLS) a DTLS Endpoint serves the same Server and the pull
 // runs over DTLS with that cipher suite too, for d, reported as a ratio to the plain CoAP run of
-// the same device count (bench_pull_dtls.go). Client and server share this process, so the CPU
-// per block counts both sides. With a profiles prefix, each run's measured window is profiled
+// the same device count (bench_pull_dtls.go). The devices run in a child process
+// (bench_pull_clients.go): the CPU per block counts both processes and is printed split. With a profiles prefix, each run's measured window is profiled
 // on its own into prefix.<devices>.plain and prefix.<devices>.dtls-<suite> (the echo baseline,
 // the handshakes and the teardown left out).
 func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration, suites []lwm2mtest.DTLSSuite, profiles string) error {
@@ -96,12 +96,13 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 	if !startGCHeadroom(gcCtx, defaultGCHeadroom, os.Getenv) {
 		gc = "GOGC set: no GC headroom"
 	}
-	fmt.Fprintf(w, "firmware pull: %d KiB image, 1024-byte blocks, %v per run; client and server share this process (CPU/block counts both); %s\n",
+	fmt.Fprintf(w, "firmware pull: %d KiB image, 1024-byte blocks, %v per run; the devices run in a child process (lwota bench pull-clients), "+
+		"the servers in this one; cpu us/blk counts both, srv+cli splits it (server + devices); %s in both\n",
 		pullBenchImageSize>>10, d, gc)
 	fmt.Fprintf(w, "echo and pull alternate in %d slots of %v per device count (echo, pull, pull, echo, ...) so that load from outside hits both alike; "+
 		"ratio: median of the slots' blocks/s ÷ echo rt/s; cpu ratio: echo CPU per round trip ÷ pull CPU per block\n", slotsOf(d), pullWindow(d))
-	fmt.Fprintf(w, "%8s %12s %12s %7s %9s %9s %10s %8s %8s %10s %10s  %s\n",
-		"devices", "echo rt/s", "blocks/s", "ratio", "cpu ratio", "decline", "cpu us/blk", "retrans", "errors", "rss start", "rss end", "slots (blocks/s ÷ echo rt/s)")
+	fmt.Fprintf(w, "%8s %12s %12s %7s %9s %9s %10s %11s %8s %8s %10s %10s  %s\n",
+		"devices", "echo rt/s", "blocks/s", "ratio", "cpu ratio", "decline", "cpu us/blk", "srv+cli", "retrans", "errors", "rss start", "rss end", "slots (blocks/s ÷ echo rt/s)")
 	for _, n := range devices {
 		rssStart := vmRSS()
 		// With --cpuprofile-runs the first pull slot is profiled (a CPU profile cannot be
@@ -111,8 +112,7 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 			if !profiled {
 				profiled, cpu.profile = true, runProfile(profiles, n, "plain")
 			}
-			rep, err := lwm2mtest.PullLoad(ctx, lwm2mtest.PullConfig{URI: uri, Devices: n, Duration: slot, Window: slot,
-				Started: cpu.start, Ended: cpu.end})
+			rep, err := pullClients{URI: uri, Devices: n, Duration: slot, Window: slot}.run(ctx, cpu) // bench_pull_clients.go
 			return rep, errors.Join(err, cpu.stopProfile())
 		})
 		if err != nil {
@@ -124,8 +124,9 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 		for i, r := range run.ratios {
 			slots[i] = strconv.FormatFloat(r, 'f', 2, 64)
 		}
-		fmt.Fprintf(w, "%8d %12.0f %12.0f %6.2fx %8.2fx %9.2f %10.1f %8d %8d %7d MiB %7d MiB  %s\n",
-			n, run.echo, rep.BlocksPerSec, run.ratio(), run.cpuRatio(), rep.Decline(), run.pullCPUPerOp(), rep.Retransmits, rep.Errors,
+		fmt.Fprintf(w, "%8d %12.0f %12.0f %6.2fx %8.2fx %9.2f %10.1f %11s %8d %8d %7d MiB %7d MiB  %s\n",
+			n, run.echo, rep.BlocksPerSec, run.ratio(), run.cpuRatio(), rep.Decline(), run.pullCPUPerOp(),
+			cpuSplit(run.serverCPUPerOp(), run.pullCPUPerOp()), rep.Retransmits, rep.Errors,
 			rssStart>>20, rssEnd>>20, strings.Join(slots, " "))
 		if rep.FirstError != "" {
 			fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
@@ -138,6 +139,12 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 		}
 	}
 	return nil
+}
+
+// cpuSplit prints the server's and the devices' CPU per block of a run whose both sides used
+// total µs per block.
+func cpuSplit(server, total float64) string {
+	return fmt.Sprintf("%.1f+%.1f", server, total-server)
 }
 
 // pullWindow is the rate window: 10 s, shorter for short runs so that there are five.
@@ -159,7 +166,8 @@ func (b benchGrants) Grant(context.Context, string, transport.Peer) (transfer.Gr
 // With profile set, the window is CPU-profiled into that file (lwota bench pull --cpuprofile-runs;
 // the profiler's own signals then count in the window's CPU too).
 type pullCPU struct {
-	t0, t1  time.Duration
+	t0, t1  time.Duration // this process's (the server's)
+	clients time.Duration // the devices' child process's over the same window (bench_pull_clients.go)
 	profile string
 	f       *os.File
 	err     error
@@ -186,7 +194,9 @@ func (c *pullCPU) end() {
 	_ = c.stopProfile()
 }
 
-func (c *pullCPU) used() time.Duration { return c.t1 - c.t0 }
+// used is the CPU of both sides; server that of this process alone.
+func (c *pullCPU) used() time.Duration   { return c.server() + c.clients }
+func (c *pullCPU) server() time.Duration { return c.t1 - c.t0 }
 
 // stopProfile ends the window's profile if it still runs (the run failed before its end) and
 // reports whether it could be written.

@@ -19,7 +19,8 @@ import (
 // benchDTLSServer is the DTLS Endpoint a pull benchmark runs against, and how its devices dial.
 type benchDTLSServer struct {
 	addr   string
-	device lwm2mtest.DTLSLoadClient // Suite left for each run
+	device lwm2mtest.Issued // the certificate devices present
+	caPEM  []byte           // the CA they trust
 	stop   func()
 }
 
@@ -53,7 +54,8 @@ func serveBenchPullDTLS(ctx context.Context, h transport.Handler) (*benchDTLSSer
 	go func() { served <- ep.Serve(sctx) }()
 	return &benchDTLSServer{
 		addr:   pc.LocalAddr().String(),
-		device: lwm2mtest.DTLSLoadClient{PSK: benchPSK, Certificate: device.TLS, RootCAs: pki.Pool},
+		device: device,
+		caPEM:  pki.CAPEM,
 		stop:   func() { cancel(); <-served },
 	}, nil
 }
@@ -61,26 +63,26 @@ func serveBenchPullDTLS(ctx context.Context, h transport.Handler) (*benchDTLSSer
 // benchPullDTLS runs the pull load over DTLS with suite at n devices for d and prints it in the
 // columns of the plain run (its ratio to echo, the UDP echo baseline), then as a ratio to
 // coapRate, the plain CoAP blocks/s of the same device count, the figure issue 16 sets at ≥ 0.6.
+// The devices run in a child process, as the plain run's do (bench_pull_clients.go).
 func benchPullDTLS(ctx context.Context, w io.Writer, srv *benchDTLSServer, uri string, suite lwm2mtest.DTLSSuite,
 	n int, d time.Duration, echo, coapRate float64, profile string) error {
-	client := srv.device
-	client.Suite = suite
 	rssStart := vmRSS()
 	cpu := pullCPU{profile: profile} // once the handshakes are done: the CPU of the pull alone (bench_pull.go)
-	cfg := lwm2mtest.PullConfig{URI: uri, Devices: n, Duration: d, Window: pullWindow(d), Started: cpu.start, Ended: cpu.end}
-	rep, err := lwm2mtest.PullLoadDTLSDial(ctx, cfg, client.Dial)
+	rep, err := pullClients{URI: uri, Devices: n, Duration: d, Window: pullWindow(d), Suite: suite.Name,
+		CertPEM: srv.device.CertPEM, KeyPEM: srv.device.KeyPEM, CAPEM: srv.caPEM}.run(ctx, &cpu) // bench_pull_clients.go
 	if err := errors.Join(err, cpu.stopProfile()); err != nil {
 		return fmt.Errorf("dtls %s: %w", suite.Name, err)
 	}
-	perBlock, ratio := 0.0, 0.0 // ratio: to plain CoAP
+	perBlock, srvPerBlock, ratio := 0.0, 0.0, 0.0 // ratio: to plain CoAP
 	if rep.Blocks > 0 {
 		perBlock = float64(cpu.used().Microseconds()) / float64(rep.Blocks)
+		srvPerBlock = float64(cpu.server().Microseconds()) / float64(rep.Blocks)
 	}
 	if coapRate > 0 {
 		ratio = rep.BlocksPerSec / coapRate
 	}
-	fmt.Fprintf(w, "%8s %12s %12.0f %6.2fx %9.2f %10.1f %8d %8d %7d MiB %7d MiB  dtls %s: %.2f of plain CoAP's blocks/s\n",
-		"dtls", "", rep.BlocksPerSec, rep.BlocksPerSec/echo, rep.Decline(), perBlock, rep.Retransmits, rep.Errors,
+	fmt.Fprintf(w, "%8s %12s %12.0f %6.2fx %9s %9.2f %10.1f %11s %8d %8d %7d MiB %7d MiB  dtls %s: %.2f of plain CoAP's blocks/s\n",
+		"dtls", "", rep.BlocksPerSec, rep.BlocksPerSec/echo, "", rep.Decline(), perBlock, cpuSplit(srvPerBlock, perBlock), rep.Retransmits, rep.Errors,
 		rssStart>>20, vmRSS()>>20, suite.Name, ratio)
 	if rep.FirstError != "" {
 		fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)

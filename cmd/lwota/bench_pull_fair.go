@@ -21,9 +21,10 @@ type pullRun struct {
 	// pull sums the slots' counts; its Windows are the slots' blocks/s in order (Decline is how
 	// flat the pull stayed over the whole duration) and its BlocksPerSec their median.
 	pull    lwm2mtest.PullReport
-	echo    float64   // median of the slots' echo round trips/s
-	ratios  []float64 // per slot: pull blocks/s ÷ echo round trips/s of the same slot
-	pullCPU time.Duration
+	echo    float64       // median of the slots' echo round trips/s
+	ratios  []float64     // per slot: pull blocks/s ÷ echo round trips/s of the same slot
+	pullCPU time.Duration // both sides
+	srvCPU  time.Duration // the server's part of pullCPU
 	echoCPU time.Duration
 	echoOps float64 // echo round trips over all slots
 }
@@ -62,6 +63,7 @@ func interleave(ctx context.Context, n int, d time.Duration, echo echoSlotFunc, 
 		var cpu pullCPU
 		rep, err := pull(ctx, slot, &cpu)
 		run.pullCPU += cpu.used()
+		run.srvCPU += cpu.server()
 		return rep, err
 	}
 	for i := range k {
@@ -115,6 +117,14 @@ func (r pullRun) pullCPUPerOp() float64 {
 		return 0
 	}
 	return float64(r.pullCPU.Microseconds()) / float64(r.pull.Blocks)
+}
+
+// serverCPUPerOp is the server's CPU per block pulled, in µs.
+func (r pullRun) serverCPUPerOp() float64 {
+	if r.pull.Blocks == 0 {
+		return 0
+	}
+	return float64(r.srvCPU.Microseconds()) / float64(r.pull.Blocks)
 }
 
 // cpuRatio is the echo's CPU per round trip divided by the pull's CPU per block: the ratio the

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 )
 
 func TestBenchPull(t *testing.T) {
+	t.Setenv(readmeCLIEnv, "1") // the devices' child process (this test binary) runs as lwota
 	var out bytes.Buffer
 	if err := BenchPull(context.Background(), &out, []int{4}, 500*time.Millisecond, nil, ""); err != nil {
 		t.Fatal(err)
@@ -26,6 +29,7 @@ func TestBenchPull(t *testing.T) {
 // TestBenchPullRunProfiles: --cpuprofile-runs writes one CPU profile per run's measured window,
 // plain CoAP and each DTLS suite, named by device count and run.
 func TestBenchPullRunProfiles(t *testing.T) {
+	t.Setenv(readmeCLIEnv, "1")
 	prefix := filepath.Join(t.TempDir(), "pull")
 	suites, err := lwm2mtest.ParseDTLSSuites("psk-ccm8")
 	if err != nil {
@@ -43,5 +47,47 @@ func TestBenchPullRunProfiles(t *testing.T) {
 		if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b { // a pprof profile is gzipped
 			t.Fatalf("the %s run's profile is not a pprof profile (%d bytes)", run, len(b))
 		}
+	}
+}
+
+// TestBenchPullSplitsCPU: the devices run in a child process (lwota bench pull-clients), plain
+// CoAP and DTLS alike, and each run's CPU per block is printed as the server's plus the
+// devices', both measured over the same window.
+func TestBenchPullSplitsCPU(t *testing.T) {
+	t.Setenv(readmeCLIEnv, "1")
+	suites, err := lwm2mtest.ParseDTLSSuites("psk-ccm8,ecdhe-ccm8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := BenchPull(context.Background(), &out, []int{4}, 500*time.Millisecond, suites, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + out.String())
+	if strings.Contains(out.String(), "first error") {
+		t.Fatal("a run failed")
+	}
+	rows := 0
+	for line := range strings.SplitSeq(out.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || (f[0] != "4" && f[0] != "dtls") {
+			continue
+		}
+		rows++
+		var total, srv, cli float64
+		for i, s := range f {
+			if n, _ := fmt.Sscanf(s, "%f+%f", &srv, &cli); n == 2 && strings.Contains(s, "+") {
+				if _, err := fmt.Sscanf(f[i-1], "%f", &total); err != nil {
+					t.Fatalf("no CPU per block before the split in %q", line)
+				}
+				break
+			}
+		}
+		if srv <= 0 || cli <= 0 || math.Abs(srv+cli-total) > 0.15 {
+			t.Errorf("row %q: server %.1f + devices %.1f µs per block, total %.1f: want both measured, adding up", line, srv, cli, total)
+		}
+	}
+	if rows != 3 {
+		t.Fatalf("%d rows of runs, want 3 (plain, two DTLS suites)", rows)
 	}
 }

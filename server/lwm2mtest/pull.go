@@ -149,6 +149,11 @@ type pullConn interface {
 
 // pullOver runs one device per conn for cfg.Duration, then closes the conns.
 func pullOver(ctx context.Context, cfg PullConfig, pathOpts message.Options, conns []pullConn) PullReport {
+	if cfg.Started != nil {
+		cfg.Started()
+	}
+	// The run's time starts after Started, which may wait (a child process of lwota bench pull
+	// waits there for its parent's go).
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	var (
@@ -157,9 +162,6 @@ func pullOver(ctx context.Context, cfg PullConfig, pathOpts message.Options, con
 		wg      sync.WaitGroup
 		sampled = make(chan struct{})
 	)
-	if cfg.Started != nil {
-		cfg.Started()
-	}
 	start := time.Now()
 	go func() {
 		defer close(sampled)

@@ -79,6 +79,22 @@ func TestPullLoad(t *testing.T) {
 	}
 }
 
+// TestPullLoadDurationAfterStarted: the run lasts Duration from the moment Started returns, so
+// a Started that waits (the child process of lwota bench pull waits there for its parent's go)
+// takes nothing from the pull.
+func TestPullLoadDurationAfterStarted(t *testing.T) {
+	uri := blockServer(t, false, false)
+	const d = 300 * time.Millisecond
+	rep, err := PullLoad(context.Background(), PullConfig{URI: uri, Devices: 2, Duration: d,
+		Started: func() { time.Sleep(2 * d) }}) // a Started that waits longer than the run
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Elapsed < d*9/10 || rep.Blocks == 0 {
+		t.Fatalf("the devices pulled %d blocks in %v after Started, want %v of pulling", rep.Blocks, rep.Elapsed, d)
+	}
+}
+
 func TestPullLoadRetransmits(t *testing.T) {
 	uri := blockServer(t, true, false)
 	rep, err := PullLoad(context.Background(), PullConfig{URI: uri, Devices: 2, Duration: 500 * time.Millisecond, Timeout: 10 * time.Millisecond})
