@@ -66,7 +66,10 @@ func (s *Store) createStmts(c *campaigns.Campaign, created campaigns.Event, memb
 	}
 	stmts := []stmt{{s.dialect.rebind(insert("campaigns", []string{"id", "state", "version", "followed", "created_at", "doc"})),
 		[]any{c.ID, string(c.State), int64(c.Version), followed(c), c.CreatedAt.UnixNano(), doc}}}
-	ms, err := s.memberInserts(members)
+	ms, ok, err := s.memberSetInserts(members)
+	if err == nil && !ok {
+		ms, err = s.memberInserts(members)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +78,11 @@ func (s *Store) createStmts(c *campaigns.Campaign, created campaigns.Event, memb
 	for i, m := range members {
 		eps[i] = m.Endpoint
 	}
-	stmts = append(stmts, s.claimInserts(c.ID, eps, false)...)
+	claims, err := s.claimInserts(c.ID, eps, false)
+	if err != nil {
+		return nil, err
+	}
+	stmts = append(stmts, claims...)
 	out, err := s.campaignOutbox(created)
 	if err != nil {
 		return nil, err
@@ -110,33 +117,24 @@ func memberInsertQuery(d *dialect, n int) string {
 		strings.TrimSuffix(strings.Repeat(row+", ", n), ", "))
 }
 
-// claimInsertQuery is the INSERT of n claims; with skipTaken, endpoints claimed already are
-// left alone instead of failing the transaction.
-func claimInsertQuery(d *dialect, n int, skipTaken bool) string {
-	q := "INSERT INTO campaign_claims (endpoint, campaign_id) VALUES " + strings.TrimSuffix(strings.Repeat("(?, ?), ", n), ", ")
-	if skipTaken {
-		q += " ON CONFLICT (endpoint) DO NOTHING"
-	}
-	return d.rebind(q)
-}
-
 // claimedPerQuery bounds the endpoints one Claimed query carries, as a JSON array parameter.
 const claimedPerQuery = 10000
 
-// claimInserts claim endpoints for a campaign, rowsPerInsert a statement (prepared, as
-// memberInserts); with skipTaken, endpoints claimed already are left alone instead of failing
-// the transaction.
-func (s *Store) claimInserts(id string, eps []string, skipTaken bool) []stmt {
+// claimInserts claim endpoints for a campaign, setRowsPerStatement a statement carrying them
+// as a JSON array (claimSetInsertQuery: 0.6x the CPU of binding 200 rows a statement on
+// SQLite); with skipTaken, endpoints claimed already are left alone instead of failing the
+// transaction.
+func (s *Store) claimInserts(id string, eps []string, skipTaken bool) ([]stmt, error) {
 	var out []stmt
-	for start := 0; start < len(eps); start += rowsPerInsert {
-		chunk := eps[start:min(start+rowsPerInsert, len(eps))]
-		args := make([]any, 0, 2*len(chunk))
-		for _, ep := range chunk {
-			args = append(args, ep, id)
+	q := claimSetInsertQuery(s.dialect, skipTaken)
+	for start := 0; start < len(eps); start += setRowsPerStatement {
+		doc, err := jsonText(eps[start:min(start+setRowsPerStatement, len(eps))])
+		if err != nil {
+			return nil, fmt.Errorf("claims: %w", err)
 		}
-		out = append(out, stmt{claimInsertQuery(s.dialect, len(chunk), skipTaken), args})
+		out = append(out, stmt{q, []any{id, doc}})
 	}
-	return out
+	return out, nil
 }
 
 // eventInsert appends e to its campaign's history, numbered after the last event.
@@ -442,7 +440,11 @@ func (s *Store) Claim(ctx context.Context, campaignID string, endpoints []string
 	if len(endpoints) == 0 {
 		return nil, nil
 	}
-	if err := s.w.do(ctx, campaignKey(campaignID), s.claimInserts(campaignID, endpoints, true)...); err != nil {
+	claims, err := s.claimInserts(campaignID, endpoints, true)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: claim for %s: %w", campaignID, err)
+	}
+	if err := s.w.do(ctx, campaignKey(campaignID), claims...); err != nil {
 		return nil, fmt.Errorf("sqlstore: claim for %s: %w", campaignID, err)
 	}
 	claimed, err := s.Claimed(ctx, endpoints)
