@@ -97,6 +97,7 @@ type Manager struct {
 	images  Images
 	audit   audit.Recorder // nil: campaigns' own decisions are not audited
 	pub     Publisher      // nil: events are not published (WithEvents)
+	exact   ExactSelector  // nil: the fleet lists and the selector decides (WithExactSelector)
 	log     *slog.Logger
 	m       *metrics
 	now     func() time.Time
@@ -236,14 +237,14 @@ func (m *Manager) prepare(ctx context.Context, spec Spec) (*Selection, *Campaign
 	if len(problems) > 0 {
 		return nil, nil, &InvalidError{Problems: problems}
 	}
-	devices, err := m.selectDevices(ctx, sel, spec.Endpoints, now)
+	devices, misfits, err := m.selectForImage(ctx, sel, spec.Endpoints, img.Target, spec.Plan, now)
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(devices) == 0 {
 		return nil, nil, invalid("selector", "selects no device")
 	}
-	if p := targetMismatch(img.Target, devices); p != nil {
+	if p := targetMismatch(img.Target, misfits); p != nil {
 		return nil, nil, &InvalidError{Problems: []Problem{*p}}
 	}
 	id := newID()
@@ -410,19 +411,18 @@ func fitsTarget(t firmware.Selector, d *registration.Registration) bool {
 	return ok
 }
 
-// targetMismatch refuses devices the image is not built for (fitsTarget).
-func targetMismatch(t firmware.Selector, devices []*registration.Registration) *Problem {
-	var bad []string
-	for _, d := range devices {
-		if !fitsTarget(t, d) {
-			bad = append(bad, fmt.Sprintf("%s (model %q)", d.Endpoint, d.Model))
-		}
-	}
-	if len(bad) == 0 {
+// targetMismatch refuses the selected devices the image is not built for (misfits: those
+// fitsTarget refuses), naming the first ten.
+func targetMismatch(t firmware.Selector, misfits []*registration.Registration) *Problem {
+	if len(misfits) == 0 {
 		return nil
 	}
+	bad := make([]string, 0, min(len(misfits), 10))
+	for _, d := range misfits[:min(len(misfits), 10)] {
+		bad = append(bad, fmt.Sprintf("%s (model %q)", d.Endpoint, d.Model))
+	}
 	return &Problem{Field: "image_id", Message: fmt.Sprintf("the image is for model %q (manufacturer %q, type %q); %d selected devices are not: %v",
-		t.Model, t.Manufacturer, t.DeviceType, len(bad), bad[:min(len(bad), 10)])}
+		t.Model, t.Manufacturer, t.DeviceType, len(misfits), bad)}
 }
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
