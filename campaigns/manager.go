@@ -170,13 +170,22 @@ func (m *Manager) Create(ctx context.Context, spec Spec, actor string) (*Campaig
 	}
 	ev := Event{CampaignID: c.ID, Seq: 1, At: c.CreatedAt, From: "", To: StateDraft, Actor: actor, Action: "create",
 		Reason: fmt.Sprintf("%d devices in %d waves", len(members), len(sel.Waves))}
-	if err := m.store.CreateCampaign(ctx, c, ev, members); err != nil {
+	var started []Event
+	if spec.Start {
+		// Started in the creating transaction, as Start would a moment later (the same state,
+		// version and event): a campaign of 10,000 devices answers after one write, not two.
+		startDraft(c, m.now())
+		c.Version++
+		c.UpdatedAt = m.now()
+		started = append(started, Event{CampaignID: c.ID, Seq: 2, At: c.UpdatedAt, From: StateDraft, To: c.State, Actor: actor, Action: "start"})
+	}
+	if err := m.store.CreateCampaign(ctx, c, ev, members, started...); err != nil {
 		return nil, fmt.Errorf("create campaign %q: %w", c.Name, err)
 	}
-	m.log.Info("campaign created", "campaign", c.ID, "name", c.Name, "devices", len(members), "by", actor)
-	m.publish(ev)
+	m.log.Info("campaign created", "campaign", c.ID, "name", c.Name, "devices", len(members), "by", actor, "state", c.State)
+	m.publish(append([]Event{ev}, started...)...)
 	if spec.Start {
-		return m.Start(ctx, c.ID, actor)
+		m.wake()
 	}
 	return c, nil
 }

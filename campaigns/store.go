@@ -10,10 +10,11 @@ import (
 
 // Store persists campaigns, their members and their history. Implementations live in storage/.
 type Store interface {
-	// CreateCampaign stores c, its creation event and its members in one transaction, and claims
-	// every member's device for c. It fails with a *ConflictError when a device is already
-	// claimed by another campaign that has not ended.
-	CreateCampaign(ctx context.Context, c *Campaign, created Event, members []Member) error
+	// CreateCampaign stores c, its creation event, its members and the events after creation
+	// (a start given with it) in one transaction, and claims every member's device for c. It
+	// fails with a *ConflictError when a device is already claimed by another campaign that has
+	// not ended.
+	CreateCampaign(ctx context.Context, c *Campaign, created Event, members []Member, after ...Event) error
 	// SaveCampaign stores c, if the stored copy is at c.Version-1, and appends events to its
 	// history (the store numbers them). When c has ended, its devices are released. It fails
 	// with ErrStale when the stored copy moved on, ErrNotFound when there is none.

@@ -31,7 +31,7 @@ func campaignKey(id string) string { return "campaign:" + id }
 
 // CreateCampaign stores c, its members and their claims, and the creation event, in one
 // transaction. A device claimed by another campaign fails it with a *campaigns.ConflictError.
-func (s *Store) CreateCampaign(ctx context.Context, c *campaigns.Campaign, created campaigns.Event, members []campaigns.Member) error {
+func (s *Store) CreateCampaign(ctx context.Context, c *campaigns.Campaign, created campaigns.Event, members []campaigns.Member, after ...campaigns.Event) error {
 	eps := make([]string, len(members))
 	for i, m := range members {
 		eps[i] = m.Endpoint
@@ -41,7 +41,7 @@ func (s *Store) CreateCampaign(ctx context.Context, c *campaigns.Campaign, creat
 	} else if len(taken) > 0 {
 		return &campaigns.ConflictError{Claimed: taken}
 	}
-	stmts, err := s.createStmts(c, created, members)
+	stmts, err := s.createStmts(c, created, members, after...)
 	if err != nil {
 		return fmt.Errorf("sqlstore: create campaign %s: %w", c.ID, err)
 	}
@@ -57,9 +57,8 @@ func (s *Store) CreateCampaign(ctx context.Context, c *campaigns.Campaign, creat
 }
 
 // createStmts are the statements of CreateCampaign's transaction: the campaign, its members
-// and their claims (rowsPerInsert a statement, prepared), its creation event and that event's
-// webhook outbox row.
-func (s *Store) createStmts(c *campaigns.Campaign, created campaigns.Event, members []campaigns.Member) ([]stmt, error) {
+// and their claims, its creation event and the events after it, each with its webhook outbox row.
+func (s *Store) createStmts(c *campaigns.Campaign, created campaigns.Event, members []campaigns.Member, after ...campaigns.Event) ([]stmt, error) {
 	doc, err := jsonText(c)
 	if err != nil {
 		return nil, err
@@ -83,11 +82,15 @@ func (s *Store) createStmts(c *campaigns.Campaign, created campaigns.Event, memb
 		return nil, err
 	}
 	stmts = append(stmts, claims...)
-	out, err := s.campaignOutbox(created)
-	if err != nil {
-		return nil, err
+	for _, e := range append([]campaigns.Event{created}, after...) {
+		e.CampaignID = c.ID
+		out, err := s.campaignOutbox(e)
+		if err != nil {
+			return nil, err
+		}
+		stmts = append(stmts, s.eventInsert(e), out) // the webhook outbox row commits with its event
 	}
-	return append(stmts, s.eventInsert(created), out), nil // the webhook outbox row commits with its event
+	return stmts, nil
 }
 
 // memberInserts are multi-row INSERTs of members, rowsPerInsert a statement: a full chunk's

@@ -162,3 +162,32 @@ func BenchmarkClaimed(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMemberSummary10000 counts the members of a campaign of 10,000 per wave and state, as
+// every answer about a campaign does (create, start, get, the actions).
+func BenchmarkMemberSummary10000(b *testing.B) {
+	s, err := Open(context.Background(), filepath.Join(b.TempDir(), "lwota.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0)
+	c := &campaigns.Campaign{ID: "cmp_sum", Name: "big", ImageID: "img", State: campaigns.StateDraft, Version: 1,
+		Plan: plan.Plan{Waves: []plan.Wave{{Percent: 1}, {Percent: 10}, {Percent: 100}}}, Gates: make([]plan.GateState, 3), CreatedAt: now, UpdatedAt: now}
+	members := make([]campaigns.Member, 10000)
+	for i := range members {
+		members[i] = campaigns.Member{CampaignID: c.ID, Endpoint: fmt.Sprintf("dev-%05d", i), Wave: min(i/100, 2), Rank: i,
+			State: campaigns.MemberPending, PendingSince: now, UpdatedAt: now}
+	}
+	ev := campaigns.Event{CampaignID: c.ID, At: now, To: campaigns.StateDraft, Actor: "bench", Action: "create"}
+	if err := s.CreateCampaign(ctx, c, ev, members); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		sum, err := s.MemberSummary(ctx, c.ID, 3)
+		if err != nil || sum.Waves[2].Pending != 9800 {
+			b.Fatalf("MemberSummary = %+v, %v", sum, err)
+		}
+	}
+}
