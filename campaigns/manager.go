@@ -137,7 +137,9 @@ type Spec struct {
 
 // Selection is what a spec selects: the devices and the wave split.
 type Selection struct {
-	Image   *firmware.Image
+	Image *firmware.Image
+	// Devices are the selected devices, in endpoint order. Selected by an ExactSelector, they
+	// hold only their Endpoint and the labels the plan reads.
 	Devices []*registration.Registration
 	Waves   [][]string // endpoints per wave, in start order
 }
