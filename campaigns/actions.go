@@ -21,14 +21,18 @@ func (m *Manager) Start(ctx context.Context, id, actor string) (*Campaign, error
 		if c.State != StateDraft {
 			return fmt.Errorf("%w: start a %s campaign", ErrInvalidTransition, c.State)
 		}
-		now := m.now()
-		if at := c.Plan.Schedule.StartAt; at.After(now) {
-			c.State, c.Reason = StateScheduled, "starts at "+at.UTC().Format("2006-01-02T15:04:05Z")
-			return nil
-		}
-		begin(c, now)
+		startDraft(c, m.now())
 		return nil
 	})
+}
+
+// startDraft starts the draft c at now: scheduled when its schedule starts later, else running.
+func startDraft(c *Campaign, now time.Time) {
+	if at := c.Plan.Schedule.StartAt; at.After(now) {
+		c.State, c.Reason = StateScheduled, "starts at "+at.UTC().Format("2006-01-02T15:04:05Z")
+		return
+	}
+	begin(c, now)
 }
 
 // begin puts c into its first wave at now.

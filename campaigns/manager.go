@@ -97,6 +97,7 @@ type Manager struct {
 	images  Images
 	audit   audit.Recorder // nil: campaigns' own decisions are not audited
 	pub     Publisher      // nil: events are not published (WithEvents)
+	exact   ExactSelector  // nil: the fleet lists and the selector decides (WithExactSelector)
 	log     *slog.Logger
 	m       *metrics
 	now     func() time.Time
@@ -136,7 +137,9 @@ type Spec struct {
 
 // Selection is what a spec selects: the devices and the wave split.
 type Selection struct {
-	Image   *firmware.Image
+	Image *firmware.Image
+	// Devices are the selected devices, in endpoint order. Selected by an ExactSelector, they
+	// hold only their Endpoint and the labels the plan reads.
 	Devices []*registration.Registration
 	Waves   [][]string // endpoints per wave, in start order
 }
@@ -169,13 +172,22 @@ func (m *Manager) Create(ctx context.Context, spec Spec, actor string) (*Campaig
 	}
 	ev := Event{CampaignID: c.ID, Seq: 1, At: c.CreatedAt, From: "", To: StateDraft, Actor: actor, Action: "create",
 		Reason: fmt.Sprintf("%d devices in %d waves", len(members), len(sel.Waves))}
-	if err := m.store.CreateCampaign(ctx, c, ev, members); err != nil {
+	var started []Event
+	if spec.Start {
+		// Started in the creating transaction, as Start would a moment later (the same state,
+		// version and event): a campaign of 10,000 devices answers after one write, not two.
+		startDraft(c, m.now())
+		c.Version++
+		c.UpdatedAt = m.now()
+		started = append(started, Event{CampaignID: c.ID, Seq: 2, At: c.UpdatedAt, From: StateDraft, To: c.State, Actor: actor, Action: "start"})
+	}
+	if err := m.store.CreateCampaign(ctx, c, ev, members, started...); err != nil {
 		return nil, fmt.Errorf("create campaign %q: %w", c.Name, err)
 	}
-	m.log.Info("campaign created", "campaign", c.ID, "name", c.Name, "devices", len(members), "by", actor)
-	m.publish(ev)
+	m.log.Info("campaign created", "campaign", c.ID, "name", c.Name, "devices", len(members), "by", actor, "state", c.State)
+	m.publish(append([]Event{ev}, started...)...)
 	if spec.Start {
-		return m.Start(ctx, c.ID, actor)
+		m.wake()
 	}
 	return c, nil
 }
@@ -236,14 +248,14 @@ func (m *Manager) prepare(ctx context.Context, spec Spec) (*Selection, *Campaign
 	if len(problems) > 0 {
 		return nil, nil, &InvalidError{Problems: problems}
 	}
-	devices, err := m.selectDevices(ctx, sel, spec.Endpoints, now)
+	devices, misfits, err := m.selectForImage(ctx, sel, spec.Endpoints, img.Target, spec.Plan, now)
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(devices) == 0 {
 		return nil, nil, invalid("selector", "selects no device")
 	}
-	if p := targetMismatch(img.Target, devices); p != nil {
+	if p := targetMismatch(img.Target, misfits); p != nil {
 		return nil, nil, &InvalidError{Problems: []Problem{*p}}
 	}
 	id := newID()
@@ -410,19 +422,18 @@ func fitsTarget(t firmware.Selector, d *registration.Registration) bool {
 	return ok
 }
 
-// targetMismatch refuses devices the image is not built for (fitsTarget).
-func targetMismatch(t firmware.Selector, devices []*registration.Registration) *Problem {
-	var bad []string
-	for _, d := range devices {
-		if !fitsTarget(t, d) {
-			bad = append(bad, fmt.Sprintf("%s (model %q)", d.Endpoint, d.Model))
-		}
-	}
-	if len(bad) == 0 {
+// targetMismatch refuses the selected devices the image is not built for (misfits: those
+// fitsTarget refuses), naming the first ten.
+func targetMismatch(t firmware.Selector, misfits []*registration.Registration) *Problem {
+	if len(misfits) == 0 {
 		return nil
 	}
+	bad := make([]string, 0, min(len(misfits), 10))
+	for _, d := range misfits[:min(len(misfits), 10)] {
+		bad = append(bad, fmt.Sprintf("%s (model %q)", d.Endpoint, d.Model))
+	}
 	return &Problem{Field: "image_id", Message: fmt.Sprintf("the image is for model %q (manufacturer %q, type %q); %d selected devices are not: %v",
-		t.Model, t.Manufacturer, t.DeviceType, len(bad), bad[:min(len(bad), 10)])}
+		t.Model, t.Manufacturer, t.DeviceType, len(misfits), bad)}
 }
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

@@ -89,3 +89,68 @@ func TestStartDoesNotWaitForTick(t *testing.T) {
 type unexpectedState struct{ s campaigns.State }
 
 func (e *unexpectedState) Error() string { return "started campaign is " + string(e.s) }
+
+// writeCounter is a store counting the campaign reads and saves made around a creation.
+type writeCounter struct {
+	campaigns.Store
+	gets, saves, creates int
+}
+
+func (w *writeCounter) GetCampaign(ctx context.Context, id string) (*campaigns.Campaign, error) {
+	w.gets++
+	return w.Store.GetCampaign(ctx, id)
+}
+
+func (w *writeCounter) SaveCampaign(ctx context.Context, c *campaigns.Campaign, events ...campaigns.Event) error {
+	w.saves++
+	return w.Store.SaveCampaign(ctx, c, events...)
+}
+
+func (w *writeCounter) CreateCampaign(ctx context.Context, c *campaigns.Campaign, created campaigns.Event, members []campaigns.Member, after ...campaigns.Event) error {
+	w.creates++
+	return w.Store.CreateCampaign(ctx, c, created, members, after...)
+}
+
+// TestCreateStartedInOneWrite: a campaign created with Start is stored started in its creating
+// transaction (one write, no read back), with the version and the history a Start after the
+// creation gives: created (draft), then started; or scheduled when its schedule starts later.
+func TestCreateStartedInOneWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		startAt time.Duration
+		want    campaigns.State
+	}{
+		{"now", 0, campaigns.StateRunning},
+		{"later", time.Hour, campaigns.StateScheduled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, 4)
+			wc := &writeCounter{Store: r.store}
+			imgs := images{"img": {ID: "img", Version: imageVersion, Target: firmware.Selector{Model: "m1"}}}
+			m := campaigns.New(campaigns.Config{}, wc, r.drv, r.fleet, imgs, nil, nil, nil, r.clock.now)
+			p := plan.Plan{Waves: waves(100)}
+			if tc.startAt > 0 {
+				p.Schedule.StartAt = r.clock.now().Add(tc.startAt)
+			}
+			c, err := m.Create(context.Background(), campaigns.Spec{Name: "one", ImageID: "img", Query: `model = "m1"`, Plan: p, Start: true}, "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if wc.creates != 1 || wc.saves != 0 || wc.gets != 0 {
+				t.Fatalf("Create with Start: %d creations, %d saves, %d reads; want 1, 0, 0", wc.creates, wc.saves, wc.gets)
+			}
+			stored, err := r.store.GetCampaign(context.Background(), c.ID)
+			if err != nil || stored.State != tc.want || c.State != tc.want || stored.Version != 2 || c.Version != 2 {
+				t.Fatalf("answered %s v%d, stored %+v (%v); want %s v2", c.State, c.Version, stored, err, tc.want)
+			}
+			if tc.want == campaigns.StateRunning && (stored.StartedAt.IsZero() || len(stored.WaveStarted) != 1) {
+				t.Fatalf("stored running without its start: %+v", stored)
+			}
+			hist, err := r.store.CampaignHistory(context.Background(), c.ID)
+			if err != nil || len(hist) != 2 || hist[0].Action != "create" || hist[0].To != campaigns.StateDraft ||
+				hist[1].Action != "start" || hist[1].From != campaigns.StateDraft || hist[1].To != tc.want || hist[1].Actor != "alice" {
+				t.Fatalf("history = %+v, %v; want create (draft), start (%s) by alice", hist, err, tc.want)
+			}
+		})
+	}
+}

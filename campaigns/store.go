@@ -3,14 +3,18 @@ package campaigns
 import (
 	"context"
 	"time"
+
+	"github.com/lwota/lwota/firmware"
+	"github.com/lwota/lwota/server/registration"
 )
 
 // Store persists campaigns, their members and their history. Implementations live in storage/.
 type Store interface {
-	// CreateCampaign stores c, its creation event and its members in one transaction, and claims
-	// every member's device for c. It fails with a *ConflictError when a device is already
-	// claimed by another campaign that has not ended.
-	CreateCampaign(ctx context.Context, c *Campaign, created Event, members []Member) error
+	// CreateCampaign stores c, its creation event, its members and the events after creation
+	// (a start given with it) in one transaction, and claims every member's device for c. It
+	// fails with a *ConflictError when a device is already claimed by another campaign that has
+	// not ended.
+	CreateCampaign(ctx context.Context, c *Campaign, created Event, members []Member, after ...Event) error
 	// SaveCampaign stores c, if the stored copy is at c.Version-1, and appends events to its
 	// history (the store numbers them). When c has ended, its devices are released. It fails
 	// with ErrStale when the stored copy moved on, ErrNotFound when there is none.
@@ -46,6 +50,34 @@ type Store interface {
 	// Lease takes or renews the named lease for holder until now+ttl, if it is free, expired or
 	// already holder's; it reports whether holder has it.
 	Lease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
+}
+
+// ExactSelector is a Store that also selects devices itself, for a selector whose narrowing is
+// exact (selector.Narrowing.Exact): the manager then reads no registration it does not select
+// and none whole, and the store checks the image's target in the same pass. Found by type
+// assertion; without it, or for any other selector, the fleet lists and the selector decides.
+type ExactSelector interface {
+	SelectExact(ctx context.Context, q ExactQuery) (*ExactSelection, error)
+}
+
+// ExactQuery is what SelectExact selects.
+type ExactQuery struct {
+	// Filter holds the selector's exact narrowing (its endpoint prefix, manufacturer, model,
+	// device type and labels); its other fields are unset.
+	Filter registration.Filter
+	// Target is the image's target: the selected devices it does not fit are returned apart.
+	Target firmware.Selector
+	// Labels are the label keys returned with each device (the plan's spread and cap keys).
+	Labels []string
+}
+
+// ExactSelection is what SelectExact selected, in endpoint order.
+type ExactSelection struct {
+	// Devices are the selected devices: their Endpoint, and of their Labels only the keys asked
+	// for (nil when they have none of them).
+	Devices []*registration.Registration
+	// Misfits are the selected devices the target does not fit (fitsTarget): Endpoint and Model.
+	Misfits []*registration.Registration
 }
 
 // MemberFilter selects members. Zero fields match everything.

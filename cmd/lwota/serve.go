@@ -481,7 +481,8 @@ func newService(ctx context.Context, cfg serveConfig, logger *slog.Logger) (*ser
 	}
 
 	s.rollout = campaigns.New(campaigns.Config{Tick: cfg.CampaignTick, Node: cfg.NodeName}, store, s.updates, core, catalog,
-		auditLog, logger.With("component", "campaigns"), reg, nil).WithEvents(bus)
+		auditLog, logger.With("component", "campaigns"), reg, nil).WithEvents(bus).
+		WithExactSelector(store) // a selector that translates exactly selects in SQL, from the registrations core lists
 	// Bootstrap PSKs are sealed like device PSKs, with the node's or the cluster's sealing keys.
 	bootCreds, err := secrets.newManager(store.BootstrapCredentials(), "bootstrap-credentials")
 	if err != nil {

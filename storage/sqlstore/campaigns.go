@@ -31,7 +31,7 @@ func campaignKey(id string) string { return "campaign:" + id }
 
 // CreateCampaign stores c, its members and their claims, and the creation event, in one
 // transaction. A device claimed by another campaign fails it with a *campaigns.ConflictError.
-func (s *Store) CreateCampaign(ctx context.Context, c *campaigns.Campaign, created campaigns.Event, members []campaigns.Member) error {
+func (s *Store) CreateCampaign(ctx context.Context, c *campaigns.Campaign, created campaigns.Event, members []campaigns.Member, after ...campaigns.Event) error {
 	eps := make([]string, len(members))
 	for i, m := range members {
 		eps[i] = m.Endpoint
@@ -41,7 +41,7 @@ func (s *Store) CreateCampaign(ctx context.Context, c *campaigns.Campaign, creat
 	} else if len(taken) > 0 {
 		return &campaigns.ConflictError{Claimed: taken}
 	}
-	stmts, err := s.createStmts(c, created, members)
+	stmts, err := s.createStmts(c, created, members, after...)
 	if err != nil {
 		return fmt.Errorf("sqlstore: create campaign %s: %w", c.ID, err)
 	}
@@ -57,16 +57,18 @@ func (s *Store) CreateCampaign(ctx context.Context, c *campaigns.Campaign, creat
 }
 
 // createStmts are the statements of CreateCampaign's transaction: the campaign, its members
-// and their claims (rowsPerInsert a statement, prepared), its creation event and that event's
-// webhook outbox row.
-func (s *Store) createStmts(c *campaigns.Campaign, created campaigns.Event, members []campaigns.Member) ([]stmt, error) {
+// and their claims, its creation event and the events after it, each with its webhook outbox row.
+func (s *Store) createStmts(c *campaigns.Campaign, created campaigns.Event, members []campaigns.Member, after ...campaigns.Event) ([]stmt, error) {
 	doc, err := jsonText(c)
 	if err != nil {
 		return nil, err
 	}
 	stmts := []stmt{{s.dialect.rebind(insert("campaigns", []string{"id", "state", "version", "followed", "created_at", "doc"})),
 		[]any{c.ID, string(c.State), int64(c.Version), followed(c), c.CreatedAt.UnixNano(), doc}}}
-	ms, err := s.memberInserts(members)
+	ms, ok, err := s.memberSetInserts(members)
+	if err == nil && !ok {
+		ms, err = s.memberInserts(members)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -75,12 +77,20 @@ func (s *Store) createStmts(c *campaigns.Campaign, created campaigns.Event, memb
 	for i, m := range members {
 		eps[i] = m.Endpoint
 	}
-	stmts = append(stmts, s.claimInserts(c.ID, eps, false)...)
-	out, err := s.campaignOutbox(created)
+	claims, err := s.claimInserts(c.ID, eps, false)
 	if err != nil {
 		return nil, err
 	}
-	return append(stmts, s.eventInsert(created), out), nil // the webhook outbox row commits with its event
+	stmts = append(stmts, claims...)
+	for _, e := range append([]campaigns.Event{created}, after...) {
+		e.CampaignID = c.ID
+		out, err := s.campaignOutbox(e)
+		if err != nil {
+			return nil, err
+		}
+		stmts = append(stmts, s.eventInsert(e), out) // the webhook outbox row commits with its event
+	}
+	return stmts, nil
 }
 
 // memberInserts are multi-row INSERTs of members, rowsPerInsert a statement: a full chunk's
@@ -110,33 +120,24 @@ func memberInsertQuery(d *dialect, n int) string {
 		strings.TrimSuffix(strings.Repeat(row+", ", n), ", "))
 }
 
-// claimInsertQuery is the INSERT of n claims; with skipTaken, endpoints claimed already are
-// left alone instead of failing the transaction.
-func claimInsertQuery(d *dialect, n int, skipTaken bool) string {
-	q := "INSERT INTO campaign_claims (endpoint, campaign_id) VALUES " + strings.TrimSuffix(strings.Repeat("(?, ?), ", n), ", ")
-	if skipTaken {
-		q += " ON CONFLICT (endpoint) DO NOTHING"
-	}
-	return d.rebind(q)
-}
-
 // claimedPerQuery bounds the endpoints one Claimed query carries, as a JSON array parameter.
 const claimedPerQuery = 10000
 
-// claimInserts claim endpoints for a campaign, rowsPerInsert a statement (prepared, as
-// memberInserts); with skipTaken, endpoints claimed already are left alone instead of failing
-// the transaction.
-func (s *Store) claimInserts(id string, eps []string, skipTaken bool) []stmt {
+// claimInserts claim endpoints for a campaign, setRowsPerStatement a statement carrying them
+// as a JSON array (claimSetInsertQuery: 0.6x the CPU of binding 200 rows a statement on
+// SQLite); with skipTaken, endpoints claimed already are left alone instead of failing the
+// transaction.
+func (s *Store) claimInserts(id string, eps []string, skipTaken bool) ([]stmt, error) {
 	var out []stmt
-	for start := 0; start < len(eps); start += rowsPerInsert {
-		chunk := eps[start:min(start+rowsPerInsert, len(eps))]
-		args := make([]any, 0, 2*len(chunk))
-		for _, ep := range chunk {
-			args = append(args, ep, id)
+	q := claimSetInsertQuery(s.dialect, skipTaken)
+	for start := 0; start < len(eps); start += setRowsPerStatement {
+		doc, err := jsonText(eps[start:min(start+setRowsPerStatement, len(eps))])
+		if err != nil {
+			return nil, fmt.Errorf("claims: %w", err)
 		}
-		out = append(out, stmt{claimInsertQuery(s.dialect, len(chunk), skipTaken), args})
+		out = append(out, stmt{q, []any{id, doc}})
 	}
-	return out
+	return out, nil
 }
 
 // eventInsert appends e to its campaign's history, numbered after the last event.
@@ -442,7 +443,11 @@ func (s *Store) Claim(ctx context.Context, campaignID string, endpoints []string
 	if len(endpoints) == 0 {
 		return nil, nil
 	}
-	if err := s.w.do(ctx, campaignKey(campaignID), s.claimInserts(campaignID, endpoints, true)...); err != nil {
+	claims, err := s.claimInserts(campaignID, endpoints, true)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: claim for %s: %w", campaignID, err)
+	}
+	if err := s.w.do(ctx, campaignKey(campaignID), claims...); err != nil {
 		return nil, fmt.Errorf("sqlstore: claim for %s: %w", campaignID, err)
 	}
 	claimed, err := s.Claimed(ctx, endpoints)

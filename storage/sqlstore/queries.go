@@ -57,8 +57,10 @@ type queries struct {
 	getKey   string
 	listKeys string
 
-	// insertMembers and insertClaims store rowsPerInsert campaign members, claims (campaigns.go).
-	insertMembers, insertClaims, insertNewClaims string
+	// insertMembers stores rowsPerInsert campaign members (campaigns.go); insertMemberSet a run
+	// of them, insertClaims and insertNewClaims their claims, from a JSON array
+	// (campaign_members_set.go).
+	insertMembers, insertMemberSet, insertClaims, insertNewClaims string
 }
 
 var registrationColumns = []string{
@@ -114,8 +116,9 @@ func buildQueries(d *dialect) queries {
 	}
 	return queries{
 		insertMembers:    memberInsertQuery(d, rowsPerInsert),
-		insertClaims:     claimInsertQuery(d, rowsPerInsert, false),
-		insertNewClaims:  claimInsertQuery(d, rowsPerInsert, true),
+		insertMemberSet:  memberSetInsertQuery(d),
+		insertClaims:     claimSetInsertQuery(d, false),
+		insertNewClaims:  claimSetInsertQuery(d, true),
 		saveOwner:        saveOwner,
 		deleteOwner:      deleteOwner,
 		registrationByID: d.rebind(regs + " WHERE id = ?"),
@@ -184,7 +187,7 @@ func (q *queries) mergers() map[string]*merger {
 func (q *queries) writes() []string {
 	return []string{q.saveRegistration, q.touchRegistration, q.touchOwned, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
 		q.saveOwner, q.deleteOwner, q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey,
-		q.insertMembers, q.insertClaims, q.insertNewClaims}
+		q.insertMembers, q.insertMemberSet, q.insertClaims, q.insertNewClaims}
 }
 
 // campaignImage is the SQL expression of a campaign row's image id, kept in its JSON doc.

@@ -83,6 +83,9 @@ func TestContract(t *testing.T) {
 			t.Run("campaigns", func(t *testing.T) {
 				storetest.RunCampaigns(t, func(t *testing.T) campaigns.Store { return open(t, b.dsn(t)) })
 			})
+			t.Run("campaign_select", func(t *testing.T) {
+				storetest.RunCampaignSelect(t, func(t *testing.T) storetest.CampaignSelectStore { return open(t, b.dsn(t)) })
+			})
 			t.Run("webhooks", func(t *testing.T) {
 				storetest.RunWebhooks(t, func(t *testing.T) storetest.WebhookStore { return open(t, b.dsn(t)) })
 			})
