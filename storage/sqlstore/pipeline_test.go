@@ -409,3 +409,64 @@ func TestGroupReadOneStatement(t *testing.T) {
 		t.Errorf("no backend's last statement is a lookup; their last statements: %q", last)
 	}
 }
+
+// TestPipelineDeviceInfo checks that a PostgreSQL batch of device-info saves (SaveDeviceInfo)
+// is merged into one UPDATE and commits in one round trip, that a save for a stale id fails
+// alone with registration.ErrNotFound, having changed nothing, and that the others store their
+// four attributes and nothing else.
+func TestPipelineDeviceInfo(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.Start(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	eps := []string{"i-0", "i-1", "i-2", "i-3"}
+	for _, ep := range eps {
+		r := &registration.Registration{ID: "id-" + ep, Endpoint: ep, Version: "1.1", Lifetime: 60, Binding: "U",
+			RegisteredAt: base, UpdatedAt: base, LastSeen: base}
+		if err := s.SaveRegistration(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var batch []*write
+	for _, ep := range eps {
+		id := "id-" + ep
+		if ep == "i-1" {
+			id = "stale"
+		}
+		args := []any{"acme", "m-" + ep, "1.0", "meter", firmwareKey("1.0"), ep, id}
+		batch = append(batch, &write{ctx: ctx, key: ep, stmts: []stmt{{s.q.saveInfo, args}}, done: make(chan error, 1), noMatch: registration.ErrNotFound})
+	}
+	if alone, groups := mergeable(batch, s.w.merge); len(alone) != 0 || len(groups) != 1 {
+		t.Fatalf("a batch of %d device-info saves: %d alone, %d merged groups; want 0, 1", len(batch), len(alone), len(groups))
+	}
+	c := newCommitter(s.writeDB, nil)
+	c.unbounded, c.pipelined, c.merge = s.dialect.unboundedTx, s.dialect.pipelined, s.w.merge
+	trips := s.w.roundTrips.Load()
+	c.trips = &s.w.roundTrips
+	c.commit(batch)
+	for _, op := range batch {
+		err := <-op.done
+		if op.key == "i-1" != errors.Is(err, registration.ErrNotFound) || (op.key != "i-1" && err != nil) {
+			t.Errorf("device-info save of %s: %v", op.key, err)
+		}
+	}
+	if got := s.w.roundTrips.Load() - trips; got != 1 {
+		t.Errorf("a batch of device-info saves took %d round trips, want 1", got)
+	}
+	for _, ep := range eps {
+		got, err := s.GetRegistration(ctx, ep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "m-" + ep
+		if ep == "i-1" {
+			want = ""
+		}
+		if got.Model != want || !got.UpdatedAt.Equal(base) || got.ID != "id-"+ep {
+			t.Errorf("%s after the batch: model %q, updated %v, id %s; want %q, %v, id-%s", ep, got.Model, got.UpdatedAt, got.ID, want, base, ep)
+		}
+	}
+}

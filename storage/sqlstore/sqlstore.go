@@ -26,6 +26,7 @@ var (
 	_ dm.QueueStore          = (*Store)(nil)
 	_ dm.QueueCounter        = (*Store)(nil)
 	_ registration.InfoStore = (*Store)(nil)
+	_ registration.InfoSaver = (*Store)(nil)
 	_ observe.Store          = (*Store)(nil)
 )
 
