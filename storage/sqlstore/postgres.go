@@ -13,13 +13,17 @@ import (
 )
 
 var postgresDialect = dialect{
-	name:        "postgres",
-	goose:       goose.DialectPostgres,
-	numbered:    true,
-	writers:     4, // round trips overlap; PostgreSQL groups the WAL flushes of concurrent commits
+	name:     "postgres",
+	goose:    goose.DialectPostgres,
+	numbered: true,
+	// Two writers: their round trips overlap, and each batch is larger than with four, so
+	// fewer commits, each a WAL flush (150-250 us of PostgreSQL's CPU): its CPU per Register
+	// 48-73 us against 64-98 us, per Update 27-39 against 36-47 (six alternating pairs of
+	// lwota bench --client raw --postgres auto, December 2026). Also the readers per lookup.
+	writers:     2,
 	queue:       4096,
 	maxBatch:    256,
-	maxReaders:  8,
+	maxReaders:  10,
 	lookupConns: 4, // the group reads' own pool (groupread.go): 16 connections in all, as before it
 	pipelined:   true,
 	groupReads:  true,
