@@ -21,7 +21,8 @@ import (
 )
 
 // overloadedSaves is the SQL store, but the first saves of a registration that carries a
-// firmware version fail, as they do when the store is too busy to commit within the deadline.
+// firmware version fail, whole or its device info alone (registration.InfoSaver), as they do
+// when the store is too busy to commit within the deadline.
 type overloadedSaves struct {
 	*sqlstore.Store
 	fail atomic.Int32
@@ -32,6 +33,13 @@ func (s *overloadedSaves) SaveRegistration(ctx context.Context, r *registration.
 		return errors.New("store overloaded")
 	}
 	return s.Store.SaveRegistration(ctx, r)
+}
+
+func (s *overloadedSaves) SaveDeviceInfo(ctx context.Context, r *registration.Registration) error {
+	if r.FirmwareVersion != "" && s.fail.Add(-1) >= 0 {
+		return errors.New("store overloaded")
+	}
+	return s.Store.SaveDeviceInfo(ctx, r)
 }
 
 // TestDeviceInfoSaveFailureReadsAgain: when keeping the identity a device answered fails, the

@@ -75,16 +75,20 @@ func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string
 // regRun is what one registration run measured: rates as the client saw them, and the server's
 // CPU time (user + system) per operation over the same interval.
 type regRun struct {
-	Devices       int
-	Took          string
-	Rate          float64 // registrations/s
-	CPUPerReg     time.Duration
-	Updates       int
-	UpdateRate    float64 // updates/s
-	CPUPerUpdate  time.Duration
-	Reregistered  int     // Updates answered 4.04 and replaced by a Register (raw client only)
-	HeapPerDevice float64 // bytes; lwota runs only
-	Client        string
+	Devices      int
+	Took         string
+	Rate         float64 // registrations/s
+	CPUPerReg    time.Duration
+	Updates      int
+	UpdateRate   float64 // updates/s
+	CPUPerUpdate time.Duration
+	// DBCPUPerReg and DBCPUPerUpdate are the database server's CPU per operation, when it runs
+	// on this machine as a cluster of the benchmark's own (--postgres auto); 0 otherwise.
+	DBCPUPerReg    time.Duration
+	DBCPUPerUpdate time.Duration
+	Reregistered   int     // Updates answered 4.04 and replaced by a Register (raw client only)
+	HeapPerDevice  float64 // bytes; lwota runs only
+	Client         string
 }
 
 // bench measures registrations and registration Updates per second and the server's CPU per
@@ -142,7 +146,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	sqliteDB := cfg.Database
-	sqlite, err := benchLwota(ctx, cfg, sqliteDB, cfg.CPUProfile, stderr)
+	sqlite, err := benchLwota(ctx, cfg, sqliteDB, cfg.CPUProfile, nil, stderr)
 	if err != nil {
 		return err
 	}
@@ -151,16 +155,17 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		name = "PostgreSQL (--database)"
 	}
 	printRegRun(stdout, name, sqlite, echo, rd, nil)
+	var dbCPU func() time.Duration
 	if cfg.Postgres == benchPostgresAuto {
-		dsn, stop, err := startBenchPostgres(ctx)
+		pg, err := startBenchPostgres(ctx)
 		if err != nil {
 			return err
 		}
-		defer stop()
-		cfg.Postgres = dsn
+		defer pg.Stop()
+		cfg.Postgres, dbCPU = pg.DSN, pg.CPU
 	}
 	if cfg.Postgres != "" {
-		pg, err := benchLwota(ctx, cfg, cfg.Postgres, "", stderr)
+		pg, err := benchLwota(ctx, cfg, cfg.Postgres, "", dbCPU, stderr)
 		if err != nil {
 			return err
 		}
@@ -187,6 +192,9 @@ func printRegRun(w io.Writer, name string, r regRun, echo float64, rd *regRun, v
 	if rd != nil && rd.CPUPerReg > 0 {
 		fmt.Fprintf(w, " (%.2fx libcoap's RD)", float64(r.CPUPerReg)/float64(rd.CPUPerReg))
 	}
+	if r.DBCPUPerReg > 0 {
+		fmt.Fprintf(w, ", plus %s in %s", micros(r.DBCPUPerReg), name)
+	}
 	fmt.Fprintln(w)
 	if r.Updates > 0 {
 		fmt.Fprintf(w, "updates (%s): %d: %.0f updates/s", name, r.Updates, r.UpdateRate)
@@ -200,6 +208,9 @@ func printRegRun(w io.Writer, name string, r regRun, echo float64, rd *regRun, v
 			fmt.Fprintf(w, " (%.2fx SQLite)", r.UpdateRate/vs.UpdateRate)
 		}
 		fmt.Fprintf(w, "; server CPU %s per update", micros(r.CPUPerUpdate))
+		if r.DBCPUPerUpdate > 0 {
+			fmt.Fprintf(w, ", plus %s in %s", micros(r.DBCPUPerUpdate), name)
+		}
 		if r.Client == "raw" {
 			fmt.Fprintf(w, "; %d re-registered after 4.04", r.Reregistered)
 		}
@@ -211,8 +222,9 @@ func printRegRun(w io.Writer, name string, r regRun, echo float64, rd *regRun, v
 }
 
 // benchLwota serves lwota over database (a fresh SQLite file when empty) in this process and
-// runs the fleet against it.
-func benchLwota(ctx context.Context, cfg benchConfig, database, cpuProfile string, stderr io.Writer) (regRun, error) {
+// runs the fleet against it. dbCPU, when set, is the database server's CPU time (a PostgreSQL
+// cluster on this machine), sampled as the server's own is.
+func benchLwota(ctx context.Context, cfg benchConfig, database, cpuProfile string, dbCPU func() time.Duration, stderr io.Writer) (regRun, error) {
 	svc, err := startBenchService(ctx, "registrations", []string{"--coap-addr", "127.0.0.1:0", "--coaps-addr", "", "--allow-nosec",
 		"--http-addr", "127.0.0.1:0", fmt.Sprintf("--read-device-info=%t", cfg.ReadDeviceInfo)},
 		func(sc *serveConfig) {
@@ -237,7 +249,7 @@ func benchLwota(ctx context.Context, cfg benchConfig, database, cpuProfile strin
 		defer pprof.StopCPUProfile()
 	}
 	loaded := svc.core.Registry().Count() // an earlier run's devices, in a reused database
-	r, err := runFleet(ctx, cfg, svc.core.Addr().String(), selfCPU, stderr)
+	r, err := runFleet(ctx, cfg, svc.core.Addr().String(), selfCPU, dbCPU, stderr)
 	if err != nil {
 		return r, err
 	}
@@ -274,12 +286,16 @@ func benchCoapRD(ctx context.Context, cfg benchConfig, stderr io.Writer) (regRun
 	time.Sleep(200 * time.Millisecond) // no readiness signal; the sim's first request retransmits anyway
 	pid := rd.Process.Pid
 	cfg.Updates = 0 // libcoap's RD answers an LwM2M Update (POST to the registration) 4.05
-	return runFleet(runCtx, cfg, addr.String(), func() time.Duration { return procCPU(pid) }, stderr)
+	return runFleet(runCtx, cfg, addr.String(), func() time.Duration { return procCPU(pid) }, nil, stderr)
 }
 
 // runFleet runs `lwota sim` in a child process against server and reads its reports, taking
-// the server's CPU time (cpu) at the start and at the end of each phase.
-func runFleet(ctx context.Context, cfg benchConfig, server string, cpu func() time.Duration, stderr io.Writer) (regRun, error) {
+// the server's CPU time (cpu) and, when set, its database's (dbCPU) at the start and at the end
+// of each phase.
+func runFleet(ctx context.Context, cfg benchConfig, server string, cpu, dbCPU func() time.Duration, stderr io.Writer) (regRun, error) {
+	if dbCPU == nil {
+		dbCPU = func() time.Duration { return 0 }
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return regRun{}, err
@@ -295,7 +311,7 @@ func runFleet(ctx context.Context, cfg benchConfig, server string, cpu func() ti
 	if err != nil {
 		return regRun{}, err
 	}
-	cpu0 := cpu()
+	cpu0, db0 := cpu(), dbCPU()
 	if err := child.Start(); err != nil {
 		return regRun{}, fmt.Errorf("bench: start sim: %w", err)
 	}
@@ -305,12 +321,13 @@ func runFleet(ctx context.Context, cfg benchConfig, server string, cpu func() ti
 	if err != nil {
 		return regRun{}, fmt.Errorf("bench: sim ended before registering: %w", err)
 	}
-	cpu1 := cpu()
+	cpu1, db1 := cpu(), dbCPU()
 	r := regRun{Client: cfg.Client}
 	if _, err := fmt.Sscanf(strings.TrimSpace(line), "registered %d devices in %s (%f registrations/s)", &r.Devices, &r.Took, &r.Rate); err != nil {
 		return r, fmt.Errorf("bench: unexpected sim output %q: %w", line, err)
 	}
 	r.CPUPerReg = (cpu1 - cpu0) / time.Duration(max(r.Devices, 1))
+	r.DBCPUPerReg = (db1 - db0) / time.Duration(max(r.Devices, 1))
 	if cfg.Updates == 0 {
 		return r, nil
 	}
@@ -318,7 +335,7 @@ func runFleet(ctx context.Context, cfg benchConfig, server string, cpu func() ti
 	if err != nil {
 		return r, fmt.Errorf("bench: sim ended before its updates: %w", err)
 	}
-	cpu2 := cpu()
+	cpu2, db2 := cpu(), dbCPU()
 	var took string
 	if _, err := fmt.Sscanf(strings.TrimSpace(line), "updated %d times in %s (%f updates/s)", &r.Updates, &took, &r.UpdateRate); err != nil {
 		return r, fmt.Errorf("bench: unexpected sim output %q: %w", line, err)
@@ -327,6 +344,7 @@ func runFleet(ctx context.Context, cfg benchConfig, server string, cpu func() ti
 		_, _ = fmt.Sscanf(rest, "re-registered %d", &r.Reregistered)
 	}
 	r.CPUPerUpdate = (cpu2 - cpu1) / time.Duration(max(cfg.Devices*cfg.Updates, 1))
+	r.DBCPUPerUpdate = (db2 - db1) / time.Duration(max(cfg.Devices*cfg.Updates, 1))
 	return r, nil
 }
 

@@ -77,7 +77,7 @@ func benchClusterCommand(ctx context.Context, args []string, stdout, stderr io.W
 	fmt.Fprintf(stdout, "cluster bench: nodes on one PostgreSQL and one S3 bucket on loopback; %d devices registering per run, %d in flight\n", *devices, *concurrency)
 	regs := make([]float64, len(runs))
 	for i, r := range runs {
-		rr, err := runFleet(ctx, benchConfig{Devices: *devices, Concurrency: *concurrency, Client: "sim"}, r.addr, nodesCPU, stderr)
+		rr, err := runFleet(ctx, benchConfig{Devices: *devices, Concurrency: *concurrency, Client: "sim"}, r.addr, nodesCPU, nil, stderr)
 		if err != nil {
 			return fmt.Errorf("bench cluster: %s: %w", r.name, err)
 		}

@@ -27,25 +27,28 @@ func BenchmarkRegistrations(b *testing.B) {
 		} else {
 			b.ReportMetric(float64(rd.CPUPerReg)/float64(time.Microsecond), "rd-cpu-µs/reg")
 		}
-		sqlite, err := benchLwota(ctx, cfg, "", "", io.Discard)
+		sqlite, err := benchLwota(ctx, cfg, "", "", nil, io.Discard)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(sqlite.Rate, "sqlite-regs/s")
 		b.ReportMetric(sqlite.UpdateRate, "sqlite-updates/s")
 		b.ReportMetric(float64(sqlite.CPUPerReg)/float64(time.Microsecond), "cpu-µs/reg")
-		dsn, stop, err := startBenchPostgres(ctx)
+		db, err := startBenchPostgres(ctx)
 		if err != nil {
 			b.Logf("PostgreSQL run skipped: %v", err)
 			continue
 		}
-		pg, err := benchLwota(ctx, cfg, dsn, "", io.Discard)
-		stop()
+		pg, err := benchLwota(ctx, cfg, db.DSN, "", db.CPU, io.Discard)
+		db.Stop()
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(pg.Rate/sqlite.Rate, "pg/sqlite-regs")
 		b.ReportMetric(pg.UpdateRate/sqlite.UpdateRate, "pg/sqlite-updates")
+		b.ReportMetric(float64(pg.CPUPerReg)/float64(time.Microsecond), "pg-lwota-cpu-µs/reg")
+		b.ReportMetric(float64(pg.DBCPUPerReg)/float64(time.Microsecond), "pg-db-cpu-µs/reg")
+		b.ReportMetric(float64(pg.DBCPUPerUpdate)/float64(time.Microsecond), "pg-db-cpu-µs/update")
 	}
 	b.ReportMetric(0, "ns/op")
 }

@@ -2,6 +2,7 @@ package registration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -83,7 +84,7 @@ func (r *Registry) RecordDeviceInfo(ctx context.Context, endpoint string, recs [
 			*f = intern(rec.Value.Str)
 		}
 	}
-	if err := r.store.SaveRegistration(ctx, &next); err != nil {
+	if err := r.storeInfo(ctx, &next); err != nil {
 		return fmt.Errorf("device info of %s: %w", endpoint, err)
 	}
 	r.mu.Lock()
@@ -92,6 +93,20 @@ func (r *Registry) RecordDeviceInfo(ctx context.Context, endpoint string, recs [
 	}
 	r.mu.Unlock()
 	return nil
+}
+
+// storeInfo stores the device attributes of next, a live registration whose attributes alone
+// changed: through InfoSaver when the store has it (four columns, not the whole row), else, or
+// when the stored row no longer holds next's id (replaced behind this registry's back), the
+// whole registration.
+func (r *Registry) storeInfo(ctx context.Context, next *Registration) error {
+	if s, ok := r.store.(InfoSaver); ok {
+		err := s.SaveDeviceInfo(ctx, next)
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return r.store.SaveRegistration(ctx, next)
 }
 
 // live returns the snapshot in the index, without the LastSeen overlay of Get.

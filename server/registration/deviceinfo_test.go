@@ -490,3 +490,68 @@ func TestNoInfoReadOnUpdateWithEmptyDeviceType(t *testing.T) {
 		t.Fatalf("reads %q: the Updates of a device with an empty Device Type read it again", got)
 	}
 }
+
+// infoSavingStore counts whole-row saves and device-info saves on the way to the real store.
+type infoSavingStore struct {
+	registration.Store
+	saver     registration.InfoSaver
+	saves     atomic.Int64
+	infoSaves atomic.Int64
+}
+
+func (s *infoSavingStore) SaveRegistration(ctx context.Context, r *registration.Registration) error {
+	s.saves.Add(1)
+	return s.Store.SaveRegistration(ctx, r)
+}
+
+func (s *infoSavingStore) SaveDeviceInfo(ctx context.Context, r *registration.Registration) error {
+	s.infoSaves.Add(1)
+	return s.saver.SaveDeviceInfo(ctx, r)
+}
+
+// TestRecordDeviceInfoSavesInfoOnly checks that new device attributes are stored through
+// InfoSaver (four columns, not the whole row) when the store has it, durable before
+// RecordDeviceInfo returns, and that a row replaced behind the registry's back (another id)
+// gets the whole registration instead.
+func TestRecordDeviceInfoSavesInfoOnly(t *testing.T) {
+	f := newFixture(t)
+	is := &infoSavingStore{Store: f.store, saver: f.store}
+	reg := registration.New(is, nil, registration.DefaultConfig(), nil, nil, f.clock.Now)
+	ctx := context.Background()
+	resp := reg.ServeCoAP(ctx, peer(40000, ""), request(transport.POST, "/rd", "</3/0>", "ep=dev", "lt=600"))
+	if resp.Code != transport.Created {
+		t.Fatalf("register answered %s", resp.Code)
+	}
+	saves := is.saves.Load()
+	if err := reg.RecordDeviceInfo(ctx, "dev", deviceRecords("acme", "m1", "1.0", "meter")); err != nil {
+		t.Fatal(err)
+	}
+	if got, gotInfo := is.saves.Load()-saves, is.infoSaves.Load(); got != 0 || gotInfo != 1 {
+		t.Errorf("new device info: %d whole-row saves, %d info saves; want 0, 1", got, gotInfo)
+	}
+	live, _ := reg.Get("dev")
+	stored, err := f.store.GetRegistration(ctx, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Manufacturer != "acme" || stored.Model != "m1" || stored.FirmwareVersion != "1.0" || stored.DeviceType != "meter" ||
+		stored.ID != live.ID || stored.Addr != live.Addr || !stored.UpdatedAt.Equal(live.UpdatedAt) || len(stored.Objects) != 1 {
+		t.Errorf("stored after the info save = %+v, live %+v", stored, live)
+	}
+
+	replaced := *stored
+	replaced.ID = "another-node"
+	if err := f.store.SaveRegistration(ctx, &replaced); err != nil {
+		t.Fatal(err)
+	}
+	saves = is.saves.Load()
+	if err := reg.RecordDeviceInfo(ctx, "dev", deviceRecords("acme", "m1", "1.1", "meter")); err != nil {
+		t.Fatal(err)
+	}
+	if got := is.saves.Load() - saves; got != 1 {
+		t.Errorf("device info of a row that holds another id: %d whole-row saves, want 1", got)
+	}
+	if stored, err := f.store.GetRegistration(ctx, "dev"); err != nil || stored.FirmwareVersion != "1.1" || stored.ID != live.ID {
+		t.Errorf("stored after the fallback = %+v, %v; want firmware 1.1 under id %s", stored, err, live.ID)
+	}
+}

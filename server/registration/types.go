@@ -184,6 +184,16 @@ type Toucher interface {
 	TouchRegistration(ctx context.Context, r *Registration) error
 }
 
+// InfoSaver is the optional capability of a Store to store only the device attributes of a
+// registration (RecordDeviceInfo, after the read of /3/0 that follows a Register): four columns
+// instead of the whole row, its object list encoded again and the webhook outbox.
+type InfoSaver interface {
+	// SaveDeviceInfo stores r.Manufacturer, r.Model, r.FirmwareVersion and r.DeviceType on the
+	// stored row of r.Endpoint whose id is r.ID, nothing else, and returns once durable;
+	// ErrNotFound when there is no such row.
+	SaveDeviceInfo(ctx context.Context, r *Registration) error
+}
+
 // InfoStore is the optional capability of a Store to read only the device attributes
 // (Manufacturer, Model, FirmwareVersion, DeviceType) of an endpoint's stored registration:
 // a Register of an endpoint that is not live carries them over, and GetRegistration would read

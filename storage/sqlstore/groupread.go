@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -24,13 +25,15 @@ type groupRead[T any] struct {
 	// as its first column: SELECT key, ... FROM t WHERE key = ANY($1).
 	query string
 	scan  func(sc scanner) (key string, v T, err error)
-	// A batch runs pipelined (lookup): pgx's cached statement, parsed once per connection,
-	// under plan_cache_mode = force_custom_plan, so that each batch is planned for the table as
-	// it is. A cached generic plan made while the table was empty scans it whole once it holds
+	// A batch is one statement (lookup): pgx's cached statement, parsed once per connection,
+	// on a pool whose sessions run under plan_cache_mode = force_custom_plan (openLookupDB), so
+	// that each batch is planned for the table as it is. A cached generic plan made while the table was empty scans it whole once it holds
 	// the fleet (0.3-1.5 ms instead of 6 us a batch, measured; TestGroupReadPlan); a lookup by
 	// one primary key never has that problem, an array of keys does.
 	queue    chan *readReq[T]
 	maxBatch int
+	// statements counts the statements sent to PostgreSQL, for tests of the batch's shape.
+	statements atomic.Int64
 
 	mu     sync.RWMutex // held for reading while queueing, for writing by close
 	closed bool
@@ -85,6 +88,9 @@ func (g *groupRead[T]) get(ctx context.Context, key string) (T, bool, error) {
 	}
 }
 
+// stmts is how many statements the lookups sent to PostgreSQL.
+func (g *groupRead[T]) stmts() int64 { return g.statements.Load() }
+
 // close stops taking lookups, answers those queued and waits for the readers.
 func (g *groupRead[T]) close() {
 	g.mu.Lock()
@@ -136,13 +142,13 @@ func (g *groupRead[T]) answer(batch []*readReq[T]) {
 }
 
 // lookup runs the query under batchTimeout (not a caller's context: one caller giving up must
-// not fail the others' lookups), as pgx's cached statement, planned for these keys all the
-// same: BEGIN, SET LOCAL plan_cache_mode = force_custom_plan, the query and COMMIT in one
-// pipeline, one round trip. Against a statement parsed and planned per batch
-// (QueryExecModeExec) through database/sql, it spares PostgreSQL the parse and lwota
-// database/sql's work: PostgreSQL's CPU per HasCredential and StoredInfo pair fell from 23-34 us
-// to 19-28 us (BenchmarkLookupsParallel/postgres, six alternating pairs, December 2026). A failed
-// transaction is rolled back; a connection whose ROLLBACK failed is closed.
+// not fail the others' lookups), as pgx's cached statement: one statement, one round trip. The
+// pool's sessions plan every statement for its parameters (openLookupDB), so each batch is
+// planned for these keys all the same. Against BEGIN, SET LOCAL plan_cache_mode =
+// force_custom_plan, the query and COMMIT in one pipeline on the shared pool, PostgreSQL's CPU
+// per batch of 7 lookups fell from 43-47 us to 22-25 us (pgbench, the same statements,
+// December 2026); before that, the query parsed and planned per batch (QueryExecModeExec)
+// through database/sql cost more again (BenchmarkLookupsParallel/postgres).
 func (g *groupRead[T]) lookup(keys []string) (map[string]T, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
@@ -157,42 +163,17 @@ func (g *groupRead[T]) lookup(keys []string) (map[string]T, error) {
 		if !ok {
 			return fmt.Errorf("needs a pgx connection, got %T", dc)
 		}
-		pc := sc.Conn()
-		b := &pgx.Batch{}
-		b.Queue("BEGIN")
-		b.Queue("SET LOCAL plan_cache_mode = force_custom_plan")
-		b.Queue(g.query, keys)
-		b.Queue("COMMIT")
-		br := pc.SendBatch(ctx, b)
-		fail := func(err error) error {
-			_ = br.Close()
-			if _, rerr := pc.Exec(ctx, "ROLLBACK"); rerr != nil {
-				_ = pc.Close(ctx)
-			}
-			return err
-		}
-		for range 2 {
-			if _, err := br.Exec(); err != nil {
-				return fail(err)
-			}
-		}
-		rows, err := br.Query()
+		g.statements.Add(1)
+		rows, err := sc.Conn().Query(ctx, g.query, keys)
 		if err != nil {
-			rows.Close()
-			return fail(err)
+			return err
 		}
 		out, err = g.collect(rows, len(keys))
 		rows.Close()
 		if err == nil {
 			err = rows.Err()
 		}
-		if err != nil {
-			return fail(err)
-		}
-		if _, err := br.Exec(); err != nil {
-			return fail(err)
-		}
-		return br.Close()
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("group read: %w", err)

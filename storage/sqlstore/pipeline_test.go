@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -302,8 +304,8 @@ func TestMergedTouchPlan(t *testing.T) {
 }
 
 // TestGroupReadPlan checks that a group read (StoredInfo on PostgreSQL) is planned for its keys
-// (SET LOCAL plan_cache_mode = force_custom_plan in its pipeline), not by a generic plan cached
-// while the table was small: after many lookups on a table of three rows, the table grows to
+// (its pool's sessions run under plan_cache_mode = force_custom_plan), not by a generic plan
+// cached while the table was small: after many lookups on a table of three rows, the table grows to
 // 20,000 rows (no ANALYZE) and the next lookups must use the index, no sequential scan.
 func TestGroupReadPlan(t *testing.T) {
 	p := newPlanTest(t)
@@ -325,5 +327,146 @@ func TestGroupReadPlan(t *testing.T) {
 	st := p.stats(t, func(st tableStats) bool { return st.seq+st.idx >= st0.seq+st0.idx+n })
 	if st.seq != st0.seq {
 		t.Errorf("%d lookups on %d rows: %d sequential scans of registrations, %d index scans; want none", n, planRows, st.seq-st0.seq, st.idx-st0.idx)
+	}
+}
+
+// TestGroupReadOneStatement checks that a group read sends PostgreSQL one statement per batch,
+// the lookup itself, on sessions that plan it for its keys: the backends that answered the
+// lookups last ran the SELECT (not a COMMIT, as when BEGIN, SET LOCAL plan_cache_mode and COMMIT
+// surrounded it), and the group reads' pool runs under plan_cache_mode = force_custom_plan
+// (TestGroupReadPlan checks what that does to the plans).
+func TestGroupReadOneStatement(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Start(t)
+	s, err := Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	if err := s.SaveRegistration(ctx, &registration.Registration{ID: "id-a", Endpoint: "a", Version: "1.1", Lifetime: 60,
+		Binding: "U", Model: "m-a", RegisteredAt: now, UpdatedAt: now, LastSeen: now}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	errs := make(chan error, 2*n)
+	for i := range n {
+		go func() {
+			r, err := s.StoredInfo(ctx, "a")
+			if err == nil && r.Model != "m-a" {
+				err = fmt.Errorf("StoredInfo(a) = %+v", r)
+			}
+			errs <- err
+		}()
+		go func() {
+			has, err := s.HasCredential(ctx, fmt.Sprintf("ep-%d", i))
+			if err == nil && has {
+				err = errors.New("HasCredential of an endpoint without one = true")
+			}
+			errs <- err
+		}()
+	}
+	for range 2 * n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, g := range map[string]interface{ stmts() int64 }{"StoredInfo": s.storedInfo, "HasCredential": s.credExists} {
+		if got := g.stmts(); got < 1 || got > n {
+			t.Errorf("%s: %d statements for %d lookups, want 1 to %d: one per batch", name, got, n, n)
+		}
+	}
+	var mode string
+	if err := s.lookupDB.QueryRowContext(ctx, "SHOW plan_cache_mode").Scan(&mode); err != nil || mode != "force_custom_plan" {
+		t.Errorf("group reads' sessions: plan_cache_mode = %q, %v; want force_custom_plan", mode, err)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, "SELECT query FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var last []string
+	found := 0
+	for rows.Next() {
+		var q string
+		if err := rows.Scan(&q); err != nil {
+			t.Fatal(err)
+		}
+		last = append(last, q)
+		if strings.Contains(q, "= ANY(") {
+			found++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if found == 0 {
+		t.Errorf("no backend's last statement is a lookup; their last statements: %q", last)
+	}
+}
+
+// TestPipelineDeviceInfo checks that a PostgreSQL batch of device-info saves (SaveDeviceInfo)
+// is merged into one UPDATE and commits in one round trip, that a save for a stale id fails
+// alone with registration.ErrNotFound, having changed nothing, and that the others store their
+// four attributes and nothing else.
+func TestPipelineDeviceInfo(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.Start(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	eps := []string{"i-0", "i-1", "i-2", "i-3"}
+	for _, ep := range eps {
+		r := &registration.Registration{ID: "id-" + ep, Endpoint: ep, Version: "1.1", Lifetime: 60, Binding: "U",
+			RegisteredAt: base, UpdatedAt: base, LastSeen: base}
+		if err := s.SaveRegistration(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var batch []*write
+	for _, ep := range eps {
+		id := "id-" + ep
+		if ep == "i-1" {
+			id = "stale"
+		}
+		args := []any{"acme", "m-" + ep, "1.0", "meter", firmwareKey("1.0"), ep, id}
+		batch = append(batch, &write{ctx: ctx, key: ep, stmts: []stmt{{s.q.saveInfo, args}}, done: make(chan error, 1), noMatch: registration.ErrNotFound})
+	}
+	if alone, groups := mergeable(batch, s.w.merge); len(alone) != 0 || len(groups) != 1 {
+		t.Fatalf("a batch of %d device-info saves: %d alone, %d merged groups; want 0, 1", len(batch), len(alone), len(groups))
+	}
+	c := newCommitter(s.writeDB, nil)
+	c.unbounded, c.pipelined, c.merge = s.dialect.unboundedTx, s.dialect.pipelined, s.w.merge
+	trips := s.w.roundTrips.Load()
+	c.trips = &s.w.roundTrips
+	c.commit(batch)
+	for _, op := range batch {
+		err := <-op.done
+		if op.key == "i-1" != errors.Is(err, registration.ErrNotFound) || (op.key != "i-1" && err != nil) {
+			t.Errorf("device-info save of %s: %v", op.key, err)
+		}
+	}
+	if got := s.w.roundTrips.Load() - trips; got != 1 {
+		t.Errorf("a batch of device-info saves took %d round trips, want 1", got)
+	}
+	for _, ep := range eps {
+		got, err := s.GetRegistration(ctx, ep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "m-" + ep
+		if ep == "i-1" {
+			want = ""
+		}
+		if got.Model != want || !got.UpdatedAt.Equal(base) || got.ID != "id-"+ep {
+			t.Errorf("%s after the batch: model %q, updated %v, id %s; want %q, %v, id-%s", ep, got.Model, got.UpdatedAt, got.ID, want, base, ep)
+		}
 	}
 }

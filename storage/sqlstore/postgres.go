@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 
@@ -12,15 +13,37 @@ import (
 )
 
 var postgresDialect = dialect{
-	name:       "postgres",
-	goose:      goose.DialectPostgres,
-	numbered:   true,
-	writers:    4, // round trips overlap; PostgreSQL groups the WAL flushes of concurrent commits
-	queue:      4096,
-	maxBatch:   256,
-	maxReaders: 12,
-	pipelined:  true,
-	groupReads: true,
+	name:     "postgres",
+	goose:    goose.DialectPostgres,
+	numbered: true,
+	// Two writers: their round trips overlap, and each batch is larger than with four, so
+	// fewer commits, each a WAL flush (150-250 us of PostgreSQL's CPU): its CPU per Register
+	// 48-73 us against 64-98 us, per Update 27-39 against 36-47 (six alternating pairs of
+	// lwota bench --client raw --postgres auto, December 2026). Also the readers per lookup.
+	writers:     2,
+	queue:       4096,
+	maxBatch:    256,
+	maxReaders:  10,
+	lookupConns: 4, // the group reads' own pool (groupread.go): 16 connections in all, as before it
+	pipelined:   true,
+	groupReads:  true,
+}
+
+// openLookupDB opens the pool of the group reads (groupread.go): sessions that plan every
+// statement for its parameters (SET plan_cache_mode = force_custom_plan once a connection is
+// made; a SET rather than a startup parameter, which a connection pooler such as PgBouncer
+// refuses), so that a lookup batch is its one cached statement, without the BEGIN, SET LOCAL
+// and COMMIT around it that the shared pool's connections need to plan it so. conns bounds it:
+// the readers of both lookups share it, and a reader waiting for a connection lets its batch
+// grow.
+func openLookupDB(cfg *pgx.ConnConfig, conns int) *sql.DB {
+	db := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, "SET plan_cache_mode = force_custom_plan")
+		return err
+	}))
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	return db
 }
 
 // openPostgres opens one pgx pool for reads and writes. Migrations run under goose's advisory
@@ -52,7 +75,7 @@ func openPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*Store,
 		return fail(err)
 	}
 	logger.InfoContext(ctx, "opened store", "backend", d.name, "database", where)
-	s := newStore(logger, d, db, db)
+	s := newStore(logger, d, db, db, openLookupDB(cfg, d.lookupConns))
 	s.pg = cfg
 	return s, nil
 }

@@ -13,10 +13,14 @@ type queries struct {
 	outbox            map[string]string // webhooks.go: by kind, queues an event for its subscribers
 	touchRegistration string
 	touchMerge        *merger // the touches of a PostgreSQL batch in one UPDATE (merge.go); nil on SQLite
-	saveMerge         *merger // the saves of a PostgreSQL batch in one upsert; nil on SQLite
-	getRegistration   string
-	registrationByID  string // an Update that reached another cluster node (registration.IDFinder)
-	saveOwner         string // cluster.go: device_owners, written with the registration
+	// saveInfo stores a registration's device attributes alone (SaveDeviceInfo); saveInfoMerge
+	// is its merged form, nil on SQLite.
+	saveInfo         string
+	saveInfoMerge    *merger
+	saveMerge        *merger // the saves of a PostgreSQL batch in one upsert; nil on SQLite
+	getRegistration  string
+	registrationByID string // an Update that reached another cluster node (registration.IDFinder)
+	saveOwner        string // cluster.go: device_owners, written with the registration
 	// touchOwned is a touch and its owner row's upsert in one statement, on PostgreSQL (its
 	// rows affected are the touch's); "" on SQLite, where the two run apart. touchOwnedMerge is
 	// its merged form.
@@ -101,7 +105,7 @@ func buildQueries(d *dialect) queries {
 	images := "SELECT " + strings.Join(imageColumns, ", ") + " FROM images"
 	keys := "SELECT " + strings.Join(keyColumns, ", ") + " FROM signing_keys"
 	saveOwner, deleteOwner := ownerQueries(d)
-	var touchMerge, saveMerge, ownerMerge, outboxMerge, touchOwnedMerge *merger
+	var touchMerge, saveMerge, ownerMerge, outboxMerge, touchOwnedMerge, saveInfoMerge *merger
 	var touchOwned string
 	if d.pipelined {
 		touchOwned, touchOwnedMerge = touchOwnedQueries()
@@ -113,6 +117,11 @@ func buildQueries(d *dialect) queries {
 			" FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])" +
 			" AS v(updated_at, last_seen, expires_at, addr_network, addr, endpoint, id)" +
 			" WHERE r.endpoint = v.endpoint AND r.id = v.id RETURNING r.endpoint"}
+		saveInfoMerge = &merger{key: 5, planEach: true, query: "UPDATE registrations AS r SET manufacturer = v.manufacturer, model = v.model," +
+			" firmware_version = v.firmware_version, device_type = v.device_type, firmware_key = v.firmware_key" +
+			" FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])" +
+			" AS v(manufacturer, model, firmware_version, device_type, firmware_key, endpoint, id)" +
+			" WHERE r.endpoint = v.endpoint AND r.id = v.id RETURNING r.endpoint"}
 	}
 	return queries{
 		insertMembers:    memberInsertQuery(d, rowsPerInsert),
@@ -123,6 +132,9 @@ func buildQueries(d *dialect) queries {
 		deleteOwner:      deleteOwner,
 		registrationByID: d.rebind(regs + " WHERE id = ?"),
 		touchMerge:       touchMerge,
+		saveInfo: d.rebind("UPDATE registrations SET manufacturer = ?, model = ?, firmware_version = ?, device_type = ?, firmware_key = ?" +
+			" WHERE endpoint = ? AND id = ?"),
+		saveInfoMerge:    saveInfoMerge,
 		touchOwned:       touchOwned,
 		touchOwnedMerge:  touchOwnedMerge,
 		saveMerge:        saveMerge,
@@ -176,6 +188,7 @@ func (q *queries) mergers() map[string]*merger {
 	}
 	return map[string]*merger{
 		q.touchRegistration:               q.touchMerge,
+		q.saveInfo:                        q.saveInfoMerge,
 		q.touchOwned:                      q.touchOwnedMerge,
 		q.saveRegistration:                q.saveMerge,
 		q.saveOwner:                       q.ownerMerge,
@@ -185,7 +198,7 @@ func (q *queries) mergers() map[string]*merger {
 
 // writes are the statements the writer prepares.
 func (q *queries) writes() []string {
-	return []string{q.saveRegistration, q.touchRegistration, q.touchOwned, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
+	return []string{q.saveRegistration, q.touchRegistration, q.saveInfo, q.touchOwned, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
 		q.saveOwner, q.deleteOwner, q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey,
 		q.insertMembers, q.insertMemberSet, q.insertClaims, q.insertNewClaims}
 }

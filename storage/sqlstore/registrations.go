@@ -75,6 +75,21 @@ func (s *Store) TouchRegistration(ctx context.Context, r *registration.Registrat
 	return nil
 }
 
+// SaveDeviceInfo stores the device attributes of r (registration.InfoSaver): an UPDATE of the
+// four columns and the firmware key of the row of r.Endpoint that holds the id r.ID, instead of
+// the whole-row upsert of 24 values, its JSON and the webhook outbox. It returns once committed;
+// registration.ErrNotFound when no row of r.Endpoint holds r.ID.
+func (s *Store) SaveDeviceInfo(ctx context.Context, r *registration.Registration) error {
+	if r == nil || r.Endpoint == "" {
+		return errors.New("sqlstore: save device info: no endpoint")
+	}
+	args := []any{r.Manufacturer, r.Model, r.FirmwareVersion, r.DeviceType, firmwareKey(r.FirmwareVersion), r.Endpoint, r.ID}
+	if err := s.w.doMatch(ctx, r.Endpoint, registration.ErrNotFound, stmt{s.q.saveInfo, args}); err != nil {
+		return fmt.Errorf("sqlstore: save device info of %s: %w", r.Endpoint, err)
+	}
+	return nil
+}
+
 // touchStmts are the statements of r's touch, the touch last (doMatch checks it).
 func (s *Store) touchStmts(r *registration.Registration) ([]stmt, error) {
 	times, err := timeArgs(r.UpdatedAt, r.LastSeen)

@@ -108,7 +108,7 @@ func openSQLite(ctx context.Context, dsn string, logger *slog.Logger) (*Store, e
 		return fail(err)
 	}
 	logger.InfoContext(ctx, "opened store", "backend", d.name, "path", cfg.path, "synchronous", cfg.synchronous)
-	return newStore(logger, d, readDB, writeDB), nil
+	return newStore(logger, d, readDB, writeDB, nil), nil
 }
 
 // sqliteDB opens a pool through the driver's connector rather than its global registration.

@@ -26,6 +26,7 @@ var (
 	_ dm.QueueStore          = (*Store)(nil)
 	_ dm.QueueCounter        = (*Store)(nil)
 	_ registration.InfoStore = (*Store)(nil)
+	_ registration.InfoSaver = (*Store)(nil)
 	_ observe.Store          = (*Store)(nil)
 )
 
@@ -36,9 +37,12 @@ type Store struct {
 	dialect *dialect
 	db      *sql.DB // reads (and, on PostgreSQL, the writer's connections too)
 	writeDB *sql.DB // the writer's pool; == db on PostgreSQL
-	w       *writer
-	q       queries
-	reads   readStmts
+	// lookupDB is the group reads' own pool on PostgreSQL (groupread.go), whose sessions plan
+	// every statement for its parameters; nil on SQLite.
+	lookupDB *sql.DB
+	w        *writer
+	q        queries
+	reads    readStmts
 	// queued is the registration id each endpoint's Register was last queued for webhooks by
 	// this store (webhooks.go): an Update of the same registration skips the outbox statement.
 	queued *lru.Cache[string, string]
@@ -84,26 +88,28 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	return s, nil
 }
 
-// newStore finishes Open once the backend's pools exist and the schema is current.
-func newStore(logger *slog.Logger, d *dialect, db, writeDB *sql.DB) *Store {
+// newStore finishes Open once the backend's pools exist and the schema is current. lookupDB
+// is the group reads' pool when the dialect has them (groupread.go), nil otherwise.
+func newStore(logger *slog.Logger, d *dialect, db, writeDB, lookupDB *sql.DB) *Store {
 	s := &Store{
-		log:     logger,
-		dialect: d,
-		db:      db,
-		writeDB: writeDB,
-		q:       buildQueries(d),
-		reads:   readStmts{db: db},
+		log:      logger,
+		dialect:  d,
+		db:       db,
+		writeDB:  writeDB,
+		lookupDB: lookupDB,
+		q:        buildQueries(d),
+		reads:    readStmts{db: db},
 	}
 	s.queued, _ = lru.New[string, string](queuedRegistrations) // fails only for a size below 1
 	s.w = newWriter(writeDB, s.q.writes(), s.q.mergers(), d)
-	if d.groupReads {
-		s.credExists = newGroupRead(db, d.rebind("SELECT endpoint FROM device_credentials WHERE endpoint = ANY(?)"),
+	if d.groupReads && lookupDB != nil {
+		s.credExists = newGroupRead(lookupDB, d.rebind("SELECT endpoint FROM device_credentials WHERE endpoint = ANY(?)"),
 			func(sc scanner) (string, struct{}, error) {
 				var ep string
 				err := sc.Scan(&ep)
 				return ep, struct{}{}, err
 			}, d.writers, d.queue, d.maxBatch)
-		s.storedInfo = newGroupRead(db, d.rebind("SELECT endpoint, manufacturer, model, firmware_version, device_type FROM registrations WHERE endpoint = ANY(?)"),
+		s.storedInfo = newGroupRead(lookupDB, d.rebind("SELECT endpoint, manufacturer, model, firmware_version, device_type FROM registrations WHERE endpoint = ANY(?)"),
 			func(sc scanner) (string, *registration.Registration, error) {
 				var r registration.Registration
 				err := sc.Scan(&r.Endpoint, &r.Manufacturer, &r.Model, &r.FirmwareVersion, &r.DeviceType)
@@ -125,6 +131,9 @@ func (s *Store) Close() error {
 	err := s.db.Close()
 	if s.writeDB != s.db {
 		err = errors.Join(err, s.writeDB.Close())
+	}
+	if s.lookupDB != nil {
+		err = errors.Join(err, s.lookupDB.Close())
 	}
 	if err != nil {
 		return fmt.Errorf("sqlstore: close: %w", err)

@@ -311,3 +311,53 @@ func TestTouchRegistration(t *testing.T) {
 		})
 	}
 }
+
+// TestSaveDeviceInfo checks that a device-info save stores the four attributes and the
+// firmware key (the device list's version comparison finds the row) and nothing else: the
+// times, lifetime, address and object list of the registration it is given are not stored. A
+// save for another id (a replaced registration) is ErrNotFound and changes nothing.
+func TestSaveDeviceInfo(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := open(t, b.dsn(t))
+			r := benchRegistration("urn:imei:1")
+			if err := s.SaveRegistration(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			info := *r
+			info.Manufacturer, info.Model, info.FirmwareVersion, info.DeviceType = "acme", "m1", "2.1.0", "meter"
+			info.UpdatedAt = r.UpdatedAt.Add(time.Hour)
+			info.Lifetime = r.Lifetime + 1
+			info.Addr.AddrPort = netip.MustParseAddrPort("198.51.100.7:4000")
+			info.Objects = nil
+			if err := s.SaveDeviceInfo(ctx, &info); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.GetRegistration(ctx, r.Endpoint)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Manufacturer != "acme" || got.Model != "m1" || got.FirmwareVersion != "2.1.0" || got.DeviceType != "meter" {
+				t.Errorf("device info after the save = %q %q %q %q", got.Manufacturer, got.Model, got.FirmwareVersion, got.DeviceType)
+			}
+			if !got.UpdatedAt.Equal(r.UpdatedAt) || got.Lifetime != r.Lifetime || got.Addr != r.Addr || len(got.Objects) != len(r.Objects) || got.ID != r.ID {
+				t.Errorf("a device-info save changed other columns: %+v, want those of %+v", got, r)
+			}
+			newer, err := s.ListRegistrations(ctx, registration.Filter{FirmwareOp: ">", FirmwareVersion: "2.0"})
+			if err != nil || len(newer) != 1 {
+				t.Errorf("registrations with firmware > 2.0: %d, %v; want the saved one (its firmware key)", len(newer), err)
+			}
+			other := info
+			other.ID = "another-id"
+			other.Model = "not stored"
+			if err := s.SaveDeviceInfo(ctx, &other); !errors.Is(err, registration.ErrNotFound) {
+				t.Errorf("device-info save of another id = %v, want ErrNotFound", err)
+			}
+			if got, _ := s.GetRegistration(ctx, r.Endpoint); got.Model != "m1" {
+				t.Errorf("a refused device-info save stored model %q", got.Model)
+			}
+		})
+	}
+}
