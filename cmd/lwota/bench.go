@@ -395,7 +395,7 @@ func benchPullCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	duration := fs.Duration("duration", 60*time.Second, "how long each run pulls")
 	withDTLS := fs.Bool("dtls", false, "also pull over CoAP over DTLS at each device count, as a ratio to plain CoAP")
 	ciphers := fs.String("cipher", "psk-ccm8", "with --dtls: comma-separated cipher suites, one DTLS run each: psk-ccm8, psk-gcm, ecdhe-ccm8")
-	cpuProfile := fs.String("cpuprofile", "", "write the CPU profile of the whole run (client and server) to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write the CPU profile of the whole run of the servers' process (lwota's and the echo's; their clients run in a child) to this file")
 	runProfiles := fs.String("cpuprofile-runs", "", "write the CPU profile of each run's measured window alone (no echo baseline, handshakes or teardown) to PREFIX.<devices>.plain and PREFIX.<devices>.dtls-<suite>")
 	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
 		return err

@@ -34,7 +34,8 @@ const pullBenchImageSize = 1 << 20
 // for d. For each of suites (none: no DTLS) a DTLS Endpoint serves the same Server and the pull
 // runs over DTLS with that cipher suite too, for d, reported as a ratio to the plain CoAP run of
 // the same device count (bench_pull_dtls.go). The devices run in a child process
-// (bench_pull_clients.go): the CPU per block counts both processes and is printed split. With a profiles prefix, each run's measured window is profiled
+// (bench_pull_clients.go), and so do the echo's clients: the CPU per block (per round trip)
+// counts both processes and is printed split. With a profiles prefix, each run's measured window is profiled
 // on its own into prefix.<devices>.plain and prefix.<devices>.dtls-<suite> (the echo baseline,
 // the handshakes and the teardown left out).
 func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration, suites []lwm2mtest.DTLSSuite, profiles string) error {
@@ -76,6 +77,13 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 	if err != nil {
 		return err
 	}
+	// The echo baseline's server runs in this process beside lwota's, its clients in a child
+	// process as the pull's devices do (bench_pull_fair.go).
+	echoSrv, err := lwm2mtest.ListenEcho()
+	if err != nil {
+		return err
+	}
+	defer echoSrv.Close()
 	var (
 		secureURI string
 		dtlsSrv   *benchDTLSServer
@@ -97,18 +105,20 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 		gc = "GOGC set: no GC headroom"
 	}
 	fmt.Fprintf(w, "firmware pull: %d KiB image, 1024-byte blocks, %v per run; the devices run in a child process (lwota bench pull-clients), "+
-		"the servers in this one; cpu us/blk counts both, srv+cli splits it (server + devices); %s in both\n",
+		"the servers in this one, the UDP echo's clients in a child process as well; cpu us/blk counts both, srv+cli splits it (server + devices), "+
+		"echo srv+cli the echo's µs per round trip the same way; %s in both\n",
 		pullBenchImageSize>>10, d, gc)
 	fmt.Fprintf(w, "echo and pull alternate in %d slots of %v per device count (echo, pull, pull, echo, ...) so that load from outside hits both alike; "+
 		"ratio: median of the slots' blocks/s ÷ echo rt/s; cpu ratio: echo CPU per round trip ÷ pull CPU per block\n", slotsOf(d), pullWindow(d))
-	fmt.Fprintf(w, "%8s %12s %12s %7s %9s %9s %10s %11s %8s %8s %10s %10s  %s\n",
-		"devices", "echo rt/s", "blocks/s", "ratio", "cpu ratio", "decline", "cpu us/blk", "srv+cli", "retrans", "errors", "rss start", "rss end", "slots (blocks/s ÷ echo rt/s)")
+	fmt.Fprintf(w, "%8s %12s %12s %7s %9s %9s %10s %11s %12s %8s %8s %10s %10s  %s\n",
+		"devices", "echo rt/s", "blocks/s", "ratio", "cpu ratio", "decline", "cpu us/blk", "srv+cli", "echo srv+cli", "retrans", "errors", "rss start", "rss end",
+		"slots (blocks/s ÷ echo rt/s)")
 	for _, n := range devices {
 		rssStart := vmRSS()
 		// With --cpuprofile-runs the first pull slot is profiled (a CPU profile cannot be
 		// appended to across slots).
 		profiled := false
-		run, err := interleavePull(ctx, n, d, func(ctx context.Context, slot time.Duration, cpu *pullCPU) (lwm2mtest.PullReport, error) {
+		run, err := interleavePull(ctx, n, d, echoSrv.Addr(), func(ctx context.Context, slot time.Duration, cpu *pullCPU) (lwm2mtest.PullReport, error) {
 			if !profiled {
 				profiled, cpu.profile = true, runProfile(profiles, n, "plain")
 			}
@@ -124,9 +134,9 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 		for i, r := range run.ratios {
 			slots[i] = strconv.FormatFloat(r, 'f', 2, 64)
 		}
-		fmt.Fprintf(w, "%8d %12.0f %12.0f %6.2fx %8.2fx %9.2f %10.1f %11s %8d %8d %7d MiB %7d MiB  %s\n",
+		fmt.Fprintf(w, "%8d %12.0f %12.0f %6.2fx %8.2fx %9.2f %10.1f %11s %12s %8d %8d %7d MiB %7d MiB  %s\n",
 			n, run.echo, rep.BlocksPerSec, run.ratio(), run.cpuRatio(), rep.Decline(), run.pullCPUPerOp(),
-			cpuSplit(run.serverCPUPerOp(), run.pullCPUPerOp()), rep.Retransmits, rep.Errors,
+			cpuSplit(run.serverCPUPerOp(), run.pullCPUPerOp()), cpuSplit(run.echoServerCPUPerOp(), run.echoCPUPerOp()), rep.Retransmits, rep.Errors,
 			rssStart>>20, rssEnd>>20, strings.Join(slots, " "))
 		if rep.FirstError != "" {
 			fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)

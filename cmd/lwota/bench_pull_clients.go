@@ -28,7 +28,9 @@ import (
 // "ready" once its sockets (and DTLS sessions) are up, waits for "go" on its stdin while the
 // bench collects its garbage and starts the clock, pulls, says "ended" as its devices stop
 // (before their connections close) and writes its report. Plain CoAP and DTLS devices run the
-// same way, so the ratio of the two stays fair.
+// same way, so the ratio of the two stays fair. The raw UDP echo that plain CoAP is compared
+// with runs the same way too (--echo: its clients in the child, its server in the bench, as
+// lwota's), so that pull ÷ echo compares two runs of the same process shape.
 
 // Environment variables handing the certificate suite's device credential to the child.
 const (
@@ -39,9 +41,11 @@ const (
 
 // pullClients is one child process's run: plain CoAP when Suite is empty, else DTLS with that
 // suite (lwm2mtest.DTLSSuites), PSK devices as benchPSK(i), certificate devices presenting
-// CertPEM/KeyPEM and trusting CAPEM.
+// CertPEM/KeyPEM and trusting CAPEM. With Echo (and no URI) the child runs Devices raw UDP echo
+// clients against the echo server at that host:port instead.
 type pullClients struct {
 	URI      string
+	Echo     string
 	Devices  int
 	Duration time.Duration
 	Window   time.Duration
@@ -52,20 +56,36 @@ type pullClients struct {
 
 // pullClientsReport is the child's last line after "report ".
 type pullClientsReport struct {
-	Pull lwm2mtest.PullReport
-	CPU  time.Duration // the child's CPU from go to ended
+	Pull lwm2mtest.PullReport `json:",omitzero"`
+	Echo float64              `json:",omitempty"` // round trips/s of an echo run
+	CPU  time.Duration        // the child's CPU from go to ended
 }
 
 // run starts the child, calls cpu.start when its devices are ready and cpu.end when they
 // stopped, and returns their report; cpu.clients is the child's CPU over that window.
 func (p pullClients) run(ctx context.Context, cpu *pullCPU) (lwm2mtest.PullReport, error) {
+	r, err := p.child(ctx, cpu)
+	return r.Pull, err
+}
+
+// echo is run for an echo run (p.Echo set): it returns the round trips per second.
+func (p pullClients) echo(ctx context.Context, cpu *pullCPU) (float64, error) {
+	r, err := p.child(ctx, cpu)
+	if err != nil {
+		return 0, fmt.Errorf("echo: %w", err)
+	}
+	return r.Echo, nil
+}
+
+// child runs the child process and returns its report.
+func (p pullClients) child(ctx context.Context, cpu *pullCPU) (pullClientsReport, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return lwm2mtest.PullReport{}, err
+		return pullClientsReport{}, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, exe, "bench", "pull-clients", "--uri", p.URI, "--devices", fmt.Sprint(p.Devices),
+	cmd := exec.CommandContext(ctx, exe, "bench", "pull-clients", "--uri", p.URI, "--echo", p.Echo, "--devices", fmt.Sprint(p.Devices),
 		"--duration", p.Duration.String(), "--window", p.Window.String(), "--cipher", p.Suite)
 	cmd.Env = append(os.Environ(), pullCertEnv+"="+string(p.CertPEM), pullKeyEnv+"="+string(p.KeyPEM), pullCAEnv+"="+string(p.CAPEM))
 	var errOut bytes.Buffer
@@ -74,15 +94,15 @@ func (p pullClients) run(ctx context.Context, cpu *pullCPU) (lwm2mtest.PullRepor
 	// it ends, so that no device outlives the bench.
 	in, err := cmd.StdinPipe()
 	if err != nil {
-		return lwm2mtest.PullReport{}, err
+		return pullClientsReport{}, err
 	}
 	defer in.Close()
 	outPipe, err := cmd.StdoutPipe()
 	if err != nil {
-		return lwm2mtest.PullReport{}, err
+		return pullClientsReport{}, err
 	}
 	if err := cmd.Start(); err != nil {
-		return lwm2mtest.PullReport{}, fmt.Errorf("pull clients: %w", err)
+		return pullClientsReport{}, fmt.Errorf("pull clients: %w", err)
 	}
 	rep, err := p.talk(bufio.NewReader(outPipe), in, cpu)
 	_ = in.Close()
@@ -99,7 +119,7 @@ func (p pullClients) run(ctx context.Context, cpu *pullCPU) (lwm2mtest.PullRepor
 }
 
 // talk follows the child's lines: ready, ended, report.
-func (p pullClients) talk(out *bufio.Reader, in io.Writer, cpu *pullCPU) (lwm2mtest.PullReport, error) {
+func (p pullClients) talk(out *bufio.Reader, in io.Writer, cpu *pullCPU) (pullClientsReport, error) {
 	line := func(want string) (string, error) {
 		l, err := out.ReadString('\n')
 		if err != nil {
@@ -112,28 +132,28 @@ func (p pullClients) talk(out *bufio.Reader, in io.Writer, cpu *pullCPU) (lwm2mt
 		return strings.TrimSpace(rest), nil
 	}
 	if _, err := line("ready"); err != nil {
-		return lwm2mtest.PullReport{}, err
+		return pullClientsReport{}, err
 	}
 	cpu.start()
 	if _, err := io.WriteString(in, "go\n"); err != nil {
 		cpu.end()
-		return lwm2mtest.PullReport{}, err
+		return pullClientsReport{}, err
 	}
 	_, err := line("ended")
 	cpu.end()
 	if err != nil {
-		return lwm2mtest.PullReport{}, err
+		return pullClientsReport{}, err
 	}
 	js, err := line("report")
 	if err != nil {
-		return lwm2mtest.PullReport{}, err
+		return pullClientsReport{}, err
 	}
 	var r pullClientsReport
 	if err := json.Unmarshal([]byte(js), &r); err != nil {
-		return lwm2mtest.PullReport{}, fmt.Errorf("child's report: %w", err)
+		return pullClientsReport{}, fmt.Errorf("child's report: %w", err)
 	}
 	cpu.clients = r.CPU
-	return r.Pull, nil
+	return r, nil
 }
 
 // benchPullClients is the hidden `lwota bench pull-clients`: the devices of one pull run of
@@ -141,6 +161,7 @@ func (p pullClients) talk(out *bufio.Reader, in io.Writer, cpu *pullCPU) (lwm2mt
 func benchPullClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench pull-clients", stderr)
 	uri := fs.String("uri", "", "the image's coap:// or coaps:// URI")
+	echo := fs.String("echo", "", "instead of pulling, run raw UDP echo clients against the echo server at this host:port")
 	devices := fs.Int("devices", 16, "devices")
 	duration := fs.Duration("duration", 5*time.Second, "how long the devices pull")
 	window := fs.Duration("window", time.Second, "rate window")
@@ -148,7 +169,7 @@ func benchPullClients(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return runPullClients(ctx, pullClients{URI: *uri, Devices: *devices, Duration: *duration, Window: *window, Suite: *cipher,
+	return runPullClients(ctx, pullClients{URI: *uri, Echo: *echo, Devices: *devices, Duration: *duration, Window: *window, Suite: *cipher,
 		CertPEM: []byte(os.Getenv(pullCertEnv)), KeyPEM: []byte(os.Getenv(pullKeyEnv)), CAPEM: []byte(os.Getenv(pullCAEnv))},
 		os.Stdin, stdout)
 }
@@ -156,43 +177,53 @@ func benchPullClients(ctx context.Context, args []string, stdout, stderr io.Writ
 // runPullClients runs p's devices, reading "go" from stdin and writing ready, ended and the
 // report to stdout; stdin's end ends the run.
 func runPullClients(ctx context.Context, p pullClients, stdin io.Reader, stdout io.Writer) error {
+	if (p.URI == "") == (p.Echo == "") {
+		return errors.New("bench pull-clients: want either --uri or --echo")
+	}
+	if p.Echo != "" && p.Suite != "" {
+		return errors.New("bench pull-clients: --cipher is for --uri, the echo is plain UDP")
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	startGCHeadroom(ctx, defaultGCHeadroom, os.Getenv)
 	in := bufio.NewReader(stdin)
 	var t0, t1 time.Duration
-	cfg := lwm2mtest.PullConfig{URI: p.URI, Devices: p.Devices, Duration: p.Duration, Window: p.Window,
-		Started: func() {
-			fmt.Fprintln(stdout, "ready")
-			if l, err := in.ReadString('\n'); err != nil || strings.TrimSpace(l) != "go" {
-				cancel() // the bench ended
-			}
-			go func() { _, _ = io.Copy(io.Discard, in); cancel() }()
-			runtime.GC() // the sockets' and handshakes' garbage, as the bench does with its own
-			t0 = processCPU()
-		},
-		Ended: func() {
-			t1 = processCPU()
-			fmt.Fprintln(stdout, "ended")
-		},
+	started := func() {
+		fmt.Fprintln(stdout, "ready")
+		if l, err := in.ReadString('\n'); err != nil || strings.TrimSpace(l) != "go" {
+			cancel() // the bench ended
+		}
+		go func() { _, _ = io.Copy(io.Discard, in); cancel() }()
+		runtime.GC() // the sockets' and handshakes' garbage, as the bench does with its own
+		t0 = processCPU()
 	}
+	ended := func() {
+		t1 = processCPU()
+		fmt.Fprintln(stdout, "ended")
+	}
+	cfg := lwm2mtest.PullConfig{URI: p.URI, Devices: p.Devices, Duration: p.Duration, Window: p.Window, Started: started, Ended: ended}
 	var (
-		rep lwm2mtest.PullReport
+		r   pullClientsReport
 		err error
 	)
-	if p.Suite == "" {
-		rep, err = lwm2mtest.PullLoad(ctx, cfg)
-	} else {
+	switch {
+	case p.Echo != "":
+		r.Echo, err = lwm2mtest.EchoLoad(ctx, lwm2mtest.EchoConfig{Addr: p.Echo, Clients: p.Devices, Duration: p.Duration,
+			Started: started, Ended: ended})
+	case p.Suite == "":
+		r.Pull, err = lwm2mtest.PullLoad(ctx, cfg)
+	default:
 		var client lwm2mtest.DTLSLoadClient
 		if client, err = p.dtlsClient(); err != nil {
 			return err
 		}
-		rep, err = lwm2mtest.PullLoadDTLSDial(ctx, cfg, client.Dial)
+		r.Pull, err = lwm2mtest.PullLoadDTLSDial(ctx, cfg, client.Dial)
 	}
 	if err != nil {
 		return err
 	}
-	js, err := json.Marshal(pullClientsReport{Pull: rep, CPU: t1 - t0})
+	r.CPU = t1 - t0
+	js, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}

@@ -81,8 +81,8 @@ func benchPullDTLS(ctx context.Context, w io.Writer, srv *benchDTLSServer, uri s
 	if coapRate > 0 {
 		ratio = rep.BlocksPerSec / coapRate
 	}
-	fmt.Fprintf(w, "%8s %12s %12.0f %6.2fx %9s %9.2f %10.1f %11s %8d %8d %7d MiB %7d MiB  dtls %s: %.2f of plain CoAP's blocks/s\n",
-		"dtls", "", rep.BlocksPerSec, rep.BlocksPerSec/echo, "", rep.Decline(), perBlock, cpuSplit(srvPerBlock, perBlock), rep.Retransmits, rep.Errors,
+	fmt.Fprintf(w, "%8s %12s %12.0f %6.2fx %9s %9.2f %10.1f %11s %12s %8d %8d %7d MiB %7d MiB  dtls %s: %.2f of plain CoAP's blocks/s\n",
+		"dtls", "", rep.BlocksPerSec, rep.BlocksPerSec/echo, "", rep.Decline(), perBlock, cpuSplit(srvPerBlock, perBlock), "", rep.Retransmits, rep.Errors,
 		rssStart>>20, vmRSS()>>20, suite.Name, ratio)
 	if rep.FirstError != "" {
 		fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)

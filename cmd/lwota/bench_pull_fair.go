@@ -25,8 +25,9 @@ type pullRun struct {
 	ratios  []float64     // per slot: pull blocks/s ÷ echo round trips/s of the same slot
 	pullCPU time.Duration // both sides
 	srvCPU  time.Duration // the server's part of pullCPU
-	echoCPU time.Duration
-	echoOps float64 // echo round trips over all slots
+	echoCPU time.Duration // both sides
+	echoSrv time.Duration // the echo server's part of echoCPU
+	echoOps float64       // echo round trips over all slots
 }
 
 // slotsOf is how many echo and pull slots of pullWindow(d) each a run of d has.
@@ -35,12 +36,19 @@ func slotsOf(d time.Duration) int { return max(int(d/pullWindow(d)), 1) }
 // pullSlotFunc pulls for slot, calling cpu.start and cpu.end around the pull alone.
 type pullSlotFunc func(ctx context.Context, slot time.Duration, cpu *pullCPU) (lwm2mtest.PullReport, error)
 
-// echoSlotFunc runs the UDP echo with n clients for slot and returns its round trips/s.
-type echoSlotFunc func(ctx context.Context, n int, slot time.Duration) (float64, error)
+// echoSlotFunc runs the UDP echo with n clients for slot, calling cpu.start and cpu.end around
+// the round trips alone, and returns its round trips/s.
+type echoSlotFunc func(ctx context.Context, n int, slot time.Duration, cpu *pullCPU) (float64, error)
 
-// interleavePull runs the echo and pull at n devices for d each, alternating in slots.
-func interleavePull(ctx context.Context, n int, d time.Duration, pull pullSlotFunc) (pullRun, error) {
-	return interleave(ctx, n, d, lwm2mtest.UDPEcho, pull)
+// interleavePull runs the echo and pull at n devices for d each, alternating in slots. The
+// echo's clients run in a child process against the echo server at echoAddr, which runs in
+// this one (lwm2mtest.EchoServer), as the pull's devices run against lwota's server: the two
+// compare alike, and cpu.clients is the child's CPU for both.
+func interleavePull(ctx context.Context, n int, d time.Duration, echoAddr string, pull pullSlotFunc) (pullRun, error) {
+	echo := func(ctx context.Context, n int, slot time.Duration, cpu *pullCPU) (float64, error) {
+		return pullClients{Echo: echoAddr, Devices: n, Duration: slot, Window: slot}.echo(ctx, cpu) // bench_pull_clients.go
+	}
+	return interleave(ctx, n, d, echo, pull)
 }
 
 func interleave(ctx context.Context, n int, d time.Duration, echo echoSlotFunc, pull pullSlotFunc) (pullRun, error) {
@@ -52,10 +60,9 @@ func interleave(ctx context.Context, n int, d time.Duration, echo echoSlotFunc, 
 	)
 	runEcho := func() (float64, error) {
 		var cpu pullCPU
-		cpu.start()
-		r, err := echo(ctx, n, slot)
-		cpu.end()
+		r, err := echo(ctx, n, slot, &cpu)
 		run.echoCPU += cpu.used()
+		run.echoSrv += cpu.server()
 		run.echoOps += r * slot.Seconds()
 		return r, err
 	}
@@ -127,9 +134,21 @@ func (r pullRun) serverCPUPerOp() float64 {
 	return float64(r.srvCPU.Microseconds()) / float64(r.pull.Blocks)
 }
 
+// echoCPUPerOp and echoServerCPUPerOp are the echo's CPU per round trip, both sides and the
+// server's, in µs.
+func (r pullRun) echoCPUPerOp() float64       { return perOp(r.echoCPU, r.echoOps) }
+func (r pullRun) echoServerCPUPerOp() float64 { return perOp(r.echoSrv, r.echoOps) }
+
+func perOp(cpu time.Duration, ops float64) float64 {
+	if ops <= 0 {
+		return 0
+	}
+	return float64(cpu.Microseconds()) / ops
+}
+
 // cpuRatio is the echo's CPU per round trip divided by the pull's CPU per block: the ratio the
-// two rates would have on a machine that gave both the same CPU. Client and server share the
-// process in both, so each side counts for both.
+// two rates would have on a machine that gave both the same CPU. Both count their server's
+// process and their clients' child process alike.
 func (r pullRun) cpuRatio() float64 {
 	if r.echoOps <= 0 || r.pull.Blocks == 0 || r.pullCPU <= 0 {
 		return 0

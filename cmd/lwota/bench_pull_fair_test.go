@@ -13,7 +13,9 @@ import (
 // TestInterleavePullFairUnderLoadSwing runs a fake echo and pull on a machine whose speed halves
 // halfway through (another session starts compiling): the echo alone in the first half and the
 // pull alone in the second would give 0.3, not the 0.6 the two have on any one machine. The
-// slots alternate echo and pull (ABBA), and the median of their ratios stays 0.6.
+// slots alternate echo and pull (ABBA), and the median of their ratios stays 0.6. The echo's
+// CPU is measured as the pull's, its clients' part as its slots report it (from the child
+// process that runs them, in lwota bench pull).
 func TestInterleavePullFairUnderLoadSwing(t *testing.T) {
 	const d = 5 * time.Second
 	k := slotsOf(d)
@@ -26,12 +28,17 @@ func TestInterleavePullFairUnderLoadSwing(t *testing.T) {
 		}
 		return 1
 	}
-	echo := func(_ context.Context, n int, slot time.Duration) (float64, error) {
+	const echoClientCPU = 3 * time.Millisecond // per slot, as a child would report it
+	echo := func(_ context.Context, n int, slot time.Duration, cpu *pullCPU) (float64, error) {
 		if n != 64 || slot != pullWindow(d) {
 			t.Errorf("echo with %d clients for %v, want 64 for %v", n, slot, pullWindow(d))
 		}
 		order.WriteByte('E')
-		return 100000 * speed(), nil
+		cpu.start()
+		r := 100000 * speed()
+		cpu.end()
+		cpu.clients = echoClientCPU
+		return r, nil
 	}
 	pull := func(_ context.Context, slot time.Duration, cpu *pullCPU) (lwm2mtest.PullReport, error) {
 		order.WriteByte('P')
@@ -56,6 +63,12 @@ func TestInterleavePullFairUnderLoadSwing(t *testing.T) {
 	}
 	if run.pull.Blocks != blocks {
 		t.Errorf("blocks %d: the slots' blocks are not summed", run.pull.Blocks)
+	}
+	if got := run.echoCPU - run.echoSrv; got != time.Duration(k)*echoClientCPU {
+		t.Errorf("echo clients' CPU %v, want %v: the slots' client CPU is not counted", got, time.Duration(k)*echoClientCPU)
+	}
+	if run.echoServerCPUPerOp() > run.echoCPUPerOp() || run.echoCPUPerOp() <= 0 {
+		t.Errorf("echo CPU per round trip %.3f µs, server's %.3f", run.echoCPUPerOp(), run.echoServerCPUPerOp())
 	}
 }
 

@@ -52,7 +52,9 @@ func TestBenchPullRunProfiles(t *testing.T) {
 
 // TestBenchPullSplitsCPU: the devices run in a child process (lwota bench pull-clients), plain
 // CoAP and DTLS alike, and each run's CPU per block is printed as the server's plus the
-// devices', both measured over the same window.
+// devices', both measured over the same window. The UDP echo's clients run in a child process
+// too: its CPU per round trip is split the same way, the clients' part reported by the child
+// (in the bench's process it would be none).
 func TestBenchPullSplitsCPU(t *testing.T) {
 	t.Setenv(readmeCLIEnv, "1")
 	suites, err := lwm2mtest.ParseDTLSSuites("psk-ccm8,ecdhe-ccm8")
@@ -74,20 +76,55 @@ func TestBenchPullSplitsCPU(t *testing.T) {
 			continue
 		}
 		rows++
-		var total, srv, cli float64
+		var splits []int // the fields that are a split, srv+cli
 		for i, s := range f {
-			if n, _ := fmt.Sscanf(s, "%f+%f", &srv, &cli); n == 2 && strings.Contains(s, "+") {
-				if _, err := fmt.Sscanf(f[i-1], "%f", &total); err != nil {
-					t.Fatalf("no CPU per block before the split in %q", line)
-				}
-				break
+			var a, b float64
+			if n, _ := fmt.Sscanf(s, "%f+%f", &a, &b); n == 2 && strings.Contains(s, "+") {
+				splits = append(splits, i)
 			}
+		}
+		if want := map[bool]int{true: 2, false: 1}[f[0] == "4"]; len(splits) != want { // the plain row has the echo's too
+			t.Fatalf("row %q: %d CPU splits, want %d", line, len(splits), want)
+		}
+		var total, srv, cli float64
+		_, _ = fmt.Sscanf(f[splits[0]], "%f+%f", &srv, &cli)
+		if _, err := fmt.Sscanf(f[splits[0]-1], "%f", &total); err != nil {
+			t.Fatalf("no CPU per block before the split in %q", line)
 		}
 		if srv <= 0 || cli <= 0 || math.Abs(srv+cli-total) > 0.15 {
 			t.Errorf("row %q: server %.1f + devices %.1f µs per block, total %.1f: want both measured, adding up", line, srv, cli, total)
 		}
+		if len(splits) == 2 {
+			_, _ = fmt.Sscanf(f[splits[1]], "%f+%f", &srv, &cli)
+			if srv <= 0 || cli <= 0 {
+				t.Errorf("row %q: echo server %.1f + clients %.1f µs per round trip: want both measured, the clients in the child", line, srv, cli)
+			}
+		}
 	}
 	if rows != 3 {
 		t.Fatalf("%d rows of runs, want 3 (plain, two DTLS suites)", rows)
+	}
+}
+
+// TestBenchPullClientsFlags: the child runs either a pull (--uri) or echo clients (--echo), and
+// the echo takes no cipher suite; anything else is refused before a socket opens.
+func TestBenchPullClientsFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    pullClients
+	}{
+		{"neither", pullClients{Devices: 1, Duration: time.Second}},
+		{"both", pullClients{URI: "coap://127.0.0.1:1/x", Echo: "127.0.0.1:1", Devices: 1, Duration: time.Second}},
+		{"echo with a cipher", pullClients{Echo: "127.0.0.1:1", Suite: "psk-ccm8", Devices: 1, Duration: time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := runPullClients(context.Background(), tc.p, strings.NewReader(""), &out); err == nil {
+				t.Fatal("accepted")
+			}
+			if out.Len() != 0 {
+				t.Fatalf("said %q before refusing", out.String())
+			}
+		})
 	}
 }

@@ -129,3 +129,29 @@ func TestUDPEcho(t *testing.T) {
 		t.Fatalf("rate %v", rate)
 	}
 }
+
+// TestEchoLoadApart: one EchoServer serves runs of clients one after another, each calling
+// Started once its sockets are open and Ended once its round trips stopped; an address
+// without a port is refused before any socket opens.
+func TestEchoLoadApart(t *testing.T) {
+	srv, err := ListenEcho()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for range 2 {
+		var events []string
+		rate, err := EchoLoad(context.Background(), EchoConfig{Addr: srv.Addr(), Clients: 3, Duration: 100 * time.Millisecond,
+			Started: func() { events = append(events, "started") },
+			Ended:   func() { events = append(events, "ended") }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rate <= 0 || strings.Join(events, ",") != "started,ended" {
+			t.Fatalf("rate %v, hooks %v", rate, events)
+		}
+	}
+	if _, err := EchoLoad(context.Background(), EchoConfig{Addr: "127.0.0.1", Clients: 1}); err == nil {
+		t.Fatal("EchoLoad accepted an address without a port")
+	}
+}
