@@ -182,6 +182,12 @@ func TestMain(m *testing.M) {
 	if os.Getenv(readmeCLIEnv) == "1" {
 		os.Exit(runAsCLI()) // the README's ./bin/lwota (readme_examples_test.go)
 	}
+	// bench pull starts its devices as `<os.Executable()> bench pull-clients`, which in a test
+	// is this binary: whichever test ran the bench, the child must act as lwota, not run the
+	// whole suite again (and start children of its own). Its environment marks it.
+	if _, child := os.LookupEnv(pullCertEnv); child {
+		os.Exit(runAsCLI())
+	}
 	code := m.Run()
 	// Stop the throwaway PostgreSQL cluster and S3 server, if a test started them.
 	pgtest.Stop()
