@@ -358,24 +358,29 @@ func selfCPU() time.Duration {
 }
 
 // procCPU is process pid's CPU time, user and system, from /proc/PID/stat (Linux; 0 elsewhere).
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+func procCPU(pid int) time.Duration { return procStatTicks(pid, 11, 12) }
+
+// procStatTicks is the sum of two clock-tick fields of /proc/PID/stat, counted from the first
+// field after the command name (utime and stime are 11 and 12, cutime and cstime 13 and 14); 0
+// when the file cannot be read (not Linux, the process gone).
+func procStatTicks(pid, a, b int) time.Duration {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0
 	}
 	// Fields after the command name (which may hold spaces) start after the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
+	i := strings.LastIndexByte(string(data), ')')
 	if i < 0 {
 		return 0
 	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) <= max(a, b) {
 		return 0
 	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	x, _ := strconv.ParseInt(f[a], 10, 64)
+	y, _ := strconv.ParseInt(f[b], 10, 64)
 	const clockTicks = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / clockTicks
+	return time.Duration(x+y) * time.Second / clockTicks
 }
 
 // liveHeap is the heap still in use after a full collection.

@@ -57,24 +57,7 @@ func (pg *benchPostgres) CPU() time.Duration {
 
 // procChildrenCPU is the CPU time of the children process pid waited for (cutime and cstime in
 // /proc/PID/stat).
-func procChildrenCPU(pid int) time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 15 {
-		return 0
-	}
-	cutime, _ := strconv.ParseInt(f[13], 10, 64)
-	cstime, _ := strconv.ParseInt(f[14], 10, 64)
-	const clockTicks = 100 // USER_HZ on Linux
-	return time.Duration(cutime+cstime) * time.Second / clockTicks
-}
+func procChildrenCPU(pid int) time.Duration { return procStatTicks(pid, 13, 14) }
 
 // startBenchPostgres starts a throwaway PostgreSQL cluster for a benchmark, in a new temporary
 // directory, listening on 127.0.0.1 on a free port, with PostgreSQL's durable defaults (fsync
