@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,35 +43,16 @@ func TestExactSelectionAtScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for w := range 16 {
-		wg.Go(func() {
-			for i := w; i < 4000; i += 16 {
-				now := time.Now()
-				ep := fmt.Sprintf("dev-%04d", i)
-				model := "m1"
-				if i%1000 == 999 {
-					model = "m2" // one in each thousand is another model
-				}
-				r := &registration.Registration{ID: "r-" + ep, Endpoint: ep, Version: "1.1", Lifetime: 86400, Binding: "U", Model: model,
-					FirmwareVersion: "1.0.0", RegisteredAt: now, UpdatedAt: now, LastSeen: now}
-				if err := store.SaveRegistration(ctx, r); err != nil {
-					errs <- err
-					return
-				}
-				if err := store.SetLabels(ctx, ep, map[string]string{"cell": fmt.Sprint(i % 7), "ring": []string{"a", "b"}[i%2]}); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		t.Fatal(err)
-	}
+	storeDevices(t, store, 4000, func(i int, now time.Time) (*registration.Registration, map[string]string) {
+		ep := fmt.Sprintf("dev-%04d", i)
+		model := "m1"
+		if i%1000 == 999 {
+			model = "m2" // one in each thousand is another model
+		}
+		return &registration.Registration{ID: "r-" + ep, Endpoint: ep, Version: "1.1", Lifetime: 86400, Binding: "U", Model: model,
+				FirmwareVersion: "1.0.0", RegisteredAt: now, UpdatedAt: now, LastSeen: now},
+			map[string]string{"cell": fmt.Sprint(i % 7), "ring": []string{"a", "b"}[i%2]}
+	})
 	clk := &clock{t: time.Now()}
 	imgs := images{
 		"img":  {ID: "img", Version: imageVersion, Target: firmware.Selector{Model: "m1"}},

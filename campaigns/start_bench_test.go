@@ -29,6 +29,38 @@ func (f storeFleet) ListDevices(ctx context.Context, flt registration.Filter) ([
 	return f.ListRegistrations(ctx, flt)
 }
 
+// storeDevices stores n registrations made by device (and their labels, when it gives any),
+// from 16 savers at once so that the store's writer batches them as it does a fleet's.
+func storeDevices(tb testing.TB, store *sqlstore.Store, n int, device func(i int, now time.Time) (*registration.Registration, map[string]string)) {
+	tb.Helper()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < n; i += 16 {
+				r, labels := device(i, time.Now())
+				if err := store.SaveRegistration(ctx, r); err != nil {
+					errs <- err
+					return
+				}
+				if labels == nil {
+					continue
+				}
+				if err := store.SetLabels(ctx, r.Endpoint, labels); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // BenchmarkCreateStart10000 creates and starts campaigns over 10,000 of 20,000 stored devices
 // (SQLite), and reads the answer's progress, as POST /campaigns with "start": true does. Each is
 // aborted, untimed, so that the next one can claim its devices. cpu-ms/op is the process's CPU
@@ -44,28 +76,11 @@ func BenchmarkCreateStart10000(b *testing.B) {
 		SHA256: strings.Repeat("ab", 32), BlobKey: "images/sha256/" + strings.Repeat("ab", 32), CreatedAt: time.Now()}); err != nil {
 		b.Fatal(err)
 	}
-	// 16 savers at once, so that the store's writer batches the registrations.
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for w := range 16 {
-		wg.Go(func() {
-			for i := w; i < 20000; i += 16 {
-				now := time.Now()
-				r := &registration.Registration{ID: fmt.Sprintf("r-%d", i), Endpoint: fmt.Sprintf("dev-%05d", i), Version: "1.1",
-					Lifetime: 86400, Binding: "U", Model: "m1", FirmwareVersion: "1.0.0", RegisteredAt: now, UpdatedAt: now, LastSeen: now,
-					Objects: []registration.ObjectLink{{}, {}, {}}, ContentFormats: []uint16{60, 11542}}
-				if err := store.SaveRegistration(ctx, r); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		b.Fatal(err)
-	}
+	storeDevices(b, store, 20000, func(i int, now time.Time) (*registration.Registration, map[string]string) {
+		return &registration.Registration{ID: fmt.Sprintf("r-%d", i), Endpoint: fmt.Sprintf("dev-%05d", i), Version: "1.1",
+			Lifetime: 86400, Binding: "U", Model: "m1", FirmwareVersion: "1.0.0", RegisteredAt: now, UpdatedAt: now, LastSeen: now,
+			Objects: []registration.ObjectLink{{}, {}, {}}, ContentFormats: []uint16{60, 11542}}, nil
+	})
 	clk := &clock{t: time.Now()}
 	imgs := images{"img": {ID: "img", Version: imageVersion, Target: firmware.Selector{Model: "m1"}}}
 	// select=sql is lwota serve's wiring (the store selects an exact selector's devices),
