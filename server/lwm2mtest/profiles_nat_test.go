@@ -40,18 +40,7 @@ func TestProfileNATRebinding(t *testing.T) {
 		}
 		return transport.NewMessage(transport.Changed)
 	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	e, err := transport.NewDTLS(pc, h, transport.DefaultConfig(), transport.DTLSConfig{PSK: pskOne{"id-1", "secretkey123"}, ConnectionID: true}, nil, nil)
-	if err != nil {
-		t.Fatalf("NewDTLS: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	pc, e := serveDTLSPSK(t, h)
 
 	cfg := ApplyProfileNATRebinding(DeviceConfig{Endpoint: "urn:dev:nat", PSKIdentity: "id-1", PSK: []byte("secretkey123"),
 		Protocols: []int{ProtoCoAPS}, RequestTimeout: 30 * time.Second})
@@ -85,4 +74,23 @@ func TestProfileNATRebinding(t *testing.T) {
 	if st := d.Stats(); st.Rebinds != 1 || st.BytesDownloaded != uint64(len(pkg)) {
 		t.Fatalf("%d rebinds, %d bytes", st.Rebinds, st.BytesDownloaded)
 	}
+}
+
+// serveDTLSPSK serves h on a loopback DTLS endpoint with connection ids, for the one PSK
+// identity id-1 (key secretkey123), until the test ends, and returns its socket and endpoint.
+func serveDTLSPSK(t *testing.T, h transport.Handler) (net.PacketConn, *transport.Endpoint) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	e, err := transport.NewDTLS(pc, h, transport.DefaultConfig(), transport.DTLSConfig{PSK: pskOne{"id-1", "secretkey123"}, ConnectionID: true}, nil, nil)
+	if err != nil {
+		t.Fatalf("NewDTLS: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return pc, e
 }

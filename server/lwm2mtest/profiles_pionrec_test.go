@@ -122,18 +122,7 @@ func TestProfileCIDPadded(t *testing.T) {
 		}
 		return transport.NewMessage(transport.Changed)
 	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	e, err := transport.NewDTLS(pc, h, transport.DefaultConfig(), transport.DTLSConfig{PSK: pskOne{"id-1", "secretkey123"}, ConnectionID: true}, nil, nil)
-	if err != nil {
-		t.Fatalf("NewDTLS: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	pc, _ := serveDTLSPSK(t, h)
 	tap := newUDPTap(t, pc.LocalAddr())
 
 	cfg := DeviceConfig{Endpoint: "urn:dev:cid-padded", PSKIdentity: "id-1", PSK: []byte("secretkey123"), RequestTimeout: 30 * time.Second}
