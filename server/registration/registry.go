@@ -325,13 +325,7 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 		r.noteRefusal(ctx, "register", from, p.endpoint, err)
 		return nil, err
 	}
-	if previous != nil {
-		carryInfo(reg, previous) // kept until the device reports another value
-	} else if stored, err := r.storedInfo(ctx, p.endpoint); err == nil {
-		carryInfo(reg, stored)
-		internInfo(reg)
-	}
-	if err := r.store.SaveRegistration(ctx, reg); err != nil {
+	if err := r.saveRegister(ctx, reg, previous); err != nil {
 		mu.Unlock()
 		return nil, fmt.Errorf("register %s: store: %w", p.endpoint, err)
 	}
@@ -351,6 +345,28 @@ func (r *Registry) register(ctx context.Context, from transport.Peer, query []st
 		r.listener.Registered(reg, previous)
 	}
 	return reg, nil
+}
+
+// saveRegister stores reg, a new registration, with the device attributes it carries over (kept
+// until the device reports other values): previous's, the live registration it replaces, or else
+// the stored row's, kept by the save itself when the store is an InfoKeeper (no read first).
+func (r *Registry) saveRegister(ctx context.Context, reg, previous *Registration) error {
+	if previous != nil {
+		carryInfo(reg, previous)
+		return r.store.SaveRegistration(ctx, reg)
+	}
+	if k, ok := r.store.(InfoKeeper); ok {
+		if err := k.SaveRegistrationKeepingInfo(ctx, reg); err != nil {
+			return err
+		}
+		internInfo(reg)
+		return nil
+	}
+	if stored, err := r.storedInfo(ctx, reg.Endpoint); err == nil {
+		carryInfo(reg, stored)
+		internInfo(reg)
+	}
+	return r.store.SaveRegistration(ctx, reg)
 }
 
 // storedInfo reads the device attributes of endpoint's stored registration, through InfoStore

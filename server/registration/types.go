@@ -204,6 +204,20 @@ type InfoStore interface {
 	StoredInfo(ctx context.Context, endpoint string) (*Registration, error)
 }
 
+// InfoKeeper is the optional capability of a Store to store the Register of an endpoint that is
+// not live while keeping the device attributes of its stored registration, in one write: the
+// Register then reads nothing before its save (InfoStore's lookup is a round trip to a database
+// server, a third of a Register's on PostgreSQL), and the attributes carried over are the row's
+// at the save, not at a read before it.
+type InfoKeeper interface {
+	// SaveRegistrationKeepingInfo stores r as SaveRegistration does, except for Manufacturer,
+	// Model, FirmwareVersion and DeviceType: when endpoint has a stored registration
+	// (de-registered or not) its values stay and are set on r, else r's are stored. The webhook
+	// event of the Register carries the values stored. It returns once durable; r is changed
+	// only then.
+	SaveRegistrationKeepingInfo(ctx context.Context, r *Registration) error
+}
+
 // Counter is the optional capability of a Store to count the registrations a Filter matches
 // (its cursor, limit and sort aside): the total of a paged device list.
 type Counter interface {

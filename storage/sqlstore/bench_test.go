@@ -201,3 +201,61 @@ func BenchmarkLookupsParallel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRegisterParallel is the store's part of the Register of a device that is not live (a
+// restarted server, a lapsed device; the registration benchmark's new devices): the NoSec
+// credential check, then the save that keeps the stored device attributes
+// (SaveRegistrationKeepingInfo, "keep"), or the read of them and the save with them, as the
+// registry did before registration.InfoKeeper ("read-save"). Half of the endpoints have a stored
+// row, each Register a new id.
+func BenchmarkRegisterParallel(b *testing.B) {
+	for _, be := range backends {
+		for _, mode := range []string{"keep", "read-save"} {
+			b.Run(be.name+"/"+mode, func(b *testing.B) {
+				dsn := be.dsn(b)
+				s := open(b, dsn)
+				ctx := context.Background()
+				const fleet = 4000
+				ep := func(i int64) string { return fmt.Sprintf("urn:imei:%015d", i) }
+				for i := int64(0); i < fleet; i += 2 {
+					r := benchRegistration(ep(i))
+					r.Manufacturer, r.Model, r.FirmwareVersion = "Acme", "M1", "1.0.0"
+					if err := s.SaveRegistration(ctx, r); err != nil {
+						b.Fatal(err)
+					}
+				}
+				var n atomic.Int64
+				b.ReportAllocs()
+				b.SetParallelism(32)
+				b.ResetTimer()
+				start, cpu0, pg := time.Now(), processCPU(), pgCPUOf(b, be.name, dsn)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						i := n.Add(1)
+						r := benchRegistration(ep(i % fleet))
+						r.ID = fmt.Sprintf("id-%d", i)
+						has, err := s.HasCredential(ctx, r.Endpoint)
+						switch {
+						case err != nil || has:
+						case mode == "keep":
+							err = s.SaveRegistrationKeepingInfo(ctx, r)
+						default:
+							var stored *registration.Registration
+							if stored, err = s.StoredInfo(ctx, r.Endpoint); err == nil {
+								r.Manufacturer, r.Model, r.FirmwareVersion, r.DeviceType = stored.Manufacturer, stored.Model, stored.FirmwareVersion, stored.DeviceType
+							}
+							err = s.SaveRegistration(ctx, r)
+						}
+						if err != nil || has {
+							b.Errorf("register %s: has credential %v, %v", r.Endpoint, has, err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "registers/s")
+				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/register")
+				reportPG(b, pg, "pg-cpu-µs/register")
+			})
+		}
+	}
+}

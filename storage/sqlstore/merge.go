@@ -34,6 +34,13 @@ type merger struct {
 	// PostgreSQL CPU than the rows' writes (BenchmarkOwnedRegistrationParallel/save: 126 µs of
 	// PostgreSQL CPU per Register planned per batch, 42-46 µs cached).
 	planEach bool
+	// ret is how many text columns the query returns for each row it wrote, after the key
+	// (args[retKey]) that tells whose row it is: they go to the write's into, as the plain
+	// statement's RETURNING would (SaveRegistrationKeepingInfo), so it must be the first
+	// statement of its writes. 0: it returns nothing to its callers. Such a merger checks no
+	// row (key -1): its group goes into the pipeline.
+	ret    int
+	retKey int
 }
 
 // group is the writes of one batch whose statements have the same mergers, in the same order.
@@ -195,6 +202,49 @@ func arrays(ops []*write, i int) []any {
 		}
 	}
 	return out
+}
+
+// fill reads what merged statement i returned for each write of g (rows, which it closes: the
+// key, then the merger's ret text columns) into the write's into. Every write must get its
+// row: the statement writes one for each.
+func (g *group) fill(i int, rows pgx.Rows) error {
+	defer rows.Close()
+	m := g.ms[i]
+	byKey := make(map[string]*write, len(g.ops))
+	for _, op := range g.ops {
+		key, _ := op.stmts[i].args[m.retKey].(string)
+		byKey[key] = op
+	}
+	var key string
+	dest := make([]any, 1+m.ret)
+	dest[0] = &key
+	filled := 0
+	for rows.Next() {
+		vals := make([]string, m.ret)
+		for j := range vals {
+			dest[1+j] = &vals[j]
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		op, ok := byKey[key]
+		if !ok || i != 0 || len(op.into) != m.ret {
+			return fmt.Errorf("merged write returned a row of %s, which it has no place for", key)
+		}
+		for j, p := range op.into {
+			*p = vals[j]
+		}
+		delete(byKey, key)
+		filled++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if filled != len(g.ops) {
+		return fmt.Errorf("merged write returned %d rows for %d writes", filled, len(g.ops))
+	}
+	return nil
 }
 
 // run runs the group's merged statements on pc, inside the batch's transaction, and fails

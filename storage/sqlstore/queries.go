@@ -33,6 +33,11 @@ type queries struct {
 	loadRegistrations   string
 	selectRegistrations string // prefix of ListRegistrations, completed by its filter
 
+	// saveKeep and outboxKeep are a Register's upsert and outbox that keep the stored row's
+	// device attributes (keepinfo.go), with their merged forms; "" and nil on SQLite.
+	saveKeep, outboxKeep           string
+	saveKeepMerge, outboxKeepMerge *merger
+
 	savePending string
 	getPending  string
 	pendingFor  string
@@ -106,8 +111,10 @@ func buildQueries(d *dialect) queries {
 	keys := "SELECT " + strings.Join(keyColumns, ", ") + " FROM signing_keys"
 	saveOwner, deleteOwner := ownerQueries(d)
 	var touchMerge, saveMerge, ownerMerge, outboxMerge, touchOwnedMerge, saveInfoMerge *merger
-	var touchOwned string
+	var touchOwned, saveKeep, outboxKeep string
+	var saveKeepMerge, outboxKeepMerge *merger
 	if d.pipelined {
+		saveKeep, outboxKeep, saveKeepMerge, outboxKeepMerge = keepInfoQueries(d)
 		touchOwned, touchOwnedMerge = touchOwnedQueries()
 		ownerMerge = &merger{key: -1, query: upsertArrays("device_owners", []string{"endpoint"}, ownerColumns, ownerTypes)}
 		outboxMerge = &merger{key: -1, query: outboxArrays(events.KindRegistration)}
@@ -138,6 +145,10 @@ func buildQueries(d *dialect) queries {
 		touchOwned:       touchOwned,
 		touchOwnedMerge:  touchOwnedMerge,
 		saveMerge:        saveMerge,
+		saveKeep:         saveKeep,
+		outboxKeep:       outboxKeep,
+		saveKeepMerge:    saveKeepMerge,
+		outboxKeepMerge:  outboxKeepMerge,
 		ownerMerge:       ownerMerge,
 		outboxMerge:      outboxMerge,
 		outbox:           outboxQueries(d),
@@ -193,6 +204,8 @@ func (q *queries) mergers() map[string]*merger {
 		q.saveRegistration:                q.saveMerge,
 		q.saveOwner:                       q.ownerMerge,
 		q.outbox[events.KindRegistration]: q.outboxMerge,
+		q.saveKeep:                        q.saveKeepMerge,
+		q.outboxKeep:                      q.outboxKeepMerge,
 	}
 }
 

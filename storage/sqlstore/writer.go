@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -31,6 +32,11 @@ type write struct {
 	// failed is the write's own error when its batch committed without it: a merged write
 	// that matched no row (merge.go), which changed nothing and so needs no rollback.
 	failed error
+	// into, when set, receives the text columns of the one row the write's first statement
+	// returns (RETURNING): values its caller learns from the database without a read of its own
+	// (SaveRegistrationKeepingInfo). Only pipelined batches run such writes; the writer fills
+	// into before it answers the write.
+	into []*string
 }
 
 // writer is the group commit. Callers queue writes on a bounded channel; each writer goroutine
@@ -89,6 +95,12 @@ func (w *writer) shard(key string) chan *write {
 // commits may still be.
 func (w *writer) do(ctx context.Context, key string, stmts ...stmt) error {
 	return w.queue(ctx, key, &write{ctx: ctx, key: key, stmts: stmts, done: make(chan error, 1)})
+}
+
+// doInto is do for a write whose first statement returns one row (RETURNING), read into into
+// before the write is answered; PostgreSQL only (pipelined).
+func (w *writer) doInto(ctx context.Context, key string, into []*string, stmts ...stmt) error {
+	return w.queue(ctx, key, &write{ctx: ctx, key: key, stmts: stmts, done: make(chan error, 1), into: into})
 }
 
 // doMatch is do for a write that must change an existing row: when its last statement affects
@@ -255,6 +267,10 @@ func (c *committer) tx(ops []*write) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	for _, op := range ops {
+		if op.into != nil {
+			_ = tx.Rollback()
+			return errors.New("a write returning values needs a pipelined commit")
+		}
 		for i, s := range op.stmts {
 			res, err := c.exec(ctx, tx, s)
 			if err == nil && op.noMatch != nil && i == len(op.stmts)-1 {
@@ -369,6 +385,17 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 		}
 		for _, op := range alone {
 			for i := range op.stmts {
+				if i == 0 && op.into != nil {
+					rows, err := br.Query()
+					if err == nil {
+						err = scanInto(rows, op.into)
+					}
+					if err != nil {
+						rows.Close()
+						return fail(err)
+					}
+					continue
+				}
 				tag, err := br.Exec()
 				if err == nil && op.noMatch != nil && i == len(op.stmts)-1 && tag.RowsAffected() == 0 {
 					if one { // its only statement changed nothing: it fails alone
@@ -383,7 +410,18 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 			}
 		}
 		for _, g := range piped {
-			for range g.ms {
+			for i, m := range g.ms {
+				if m.ret > 0 {
+					rows, err := br.Query()
+					if err == nil {
+						err = g.fill(i, rows)
+					}
+					if err != nil {
+						rows.Close()
+						return fail(err)
+					}
+					continue
+				}
 				if _, err := br.Exec(); err != nil {
 					return fail(err)
 				}
@@ -455,6 +493,29 @@ func oneTrip(alone []*write, after []*group) bool {
 		}
 	}
 	return true
+}
+
+// scanInto reads the one row rows holds into into's text columns and closes rows.
+func scanInto(rows pgx.Rows, into []*string) error {
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return errors.New("statement returned no row")
+	}
+	dest := make([]any, len(into))
+	for i, p := range into {
+		dest[i] = p
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	if rows.Next() {
+		return errors.New("statement returned more than one row")
+	}
+	rows.Close()
+	return rows.Err()
 }
 
 // committed checks COMMIT's answer: an aborted transaction ends in ROLLBACK.

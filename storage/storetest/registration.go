@@ -33,6 +33,7 @@ func RunRegistrations(t *testing.T, open func(t *testing.T) registration.Store) 
 	parallel(t, "Sort", open, testRegistrationSort)
 	parallel(t, "Count", open, testRegistrationCount)
 	parallel(t, "FleetCounts", open, testFleetCounts)
+	parallel(t, "KeepingInfo", open, testRegistrationKeepingInfo)
 }
 
 // fullRegistration sets every stored field, Addr and the device info included (Labels are not

@@ -32,6 +32,7 @@ func RunWebhooks(t *testing.T, open func(t *testing.T) WebhookStore) {
 	parallel(t, "OutboxCampaignEvents", open, testWebhookOutboxCampaigns)
 	parallel(t, "OutboxRegistrations", open, testWebhookOutboxRegistrations)
 	parallel(t, "Attempts", open, testWebhookAttempts)
+	t.Run("OutboxRegistrationKeepingInfo", func(t *testing.T) { testWebhookOutboxKeepingInfo(t, open) })
 }
 
 func mustSubscribe(t *testing.T, s webhooks.Store, enabled bool, kinds ...string) *webhooks.Subscription {
