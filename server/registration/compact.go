@@ -42,21 +42,34 @@ func newDevice(reg *Registration) *device {
 type addrKey struct {
 	ip   [16]byte
 	port uint16
-	// netw is the network's code (networkCodes) in the low bits, plus addrIs4 for an IPv4
+	// netw is the network's code (networkCode) in the low bits, plus addrIs4 for an IPv4
 	// address (which As16 writes as its IPv4-mapped IPv6 form).
 	netw uint8
 }
 
 const addrIs4 = 0x80
 
-// networkCodes numbers the networks an addrKey can hold.
-var networkCodes = map[transport.Network]uint8{transport.UDP: 1, transport.DTLS: 2, transport.TCP: 3, transport.TLS: 4}
+// networkCode numbers the networks an addrKey can hold (0: none). A switch, not a map: keyOf
+// runs for every datagram (Seen), and a map lookup hashes the network's name each time.
+func networkCode(n transport.Network) uint8 {
+	switch n {
+	case transport.UDP:
+		return 1
+	case transport.DTLS:
+		return 2
+	case transport.TCP:
+		return 3
+	case transport.TLS:
+		return 4
+	}
+	return 0
+}
 
 // keyOf returns a's key, or false when a has none.
 func keyOf(a transport.Addr) (addrKey, bool) {
-	code, ok := networkCodes[a.Network]
+	code := networkCode(a.Network)
 	ip := a.AddrPort.Addr()
-	if !ok || ip.Zone() != "" || !ip.IsValid() {
+	if code == 0 || ip.Zone() != "" || !ip.IsValid() {
 		return addrKey{}, false
 	}
 	k := addrKey{ip: ip.As16(), port: a.AddrPort.Port(), netw: code}
