@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lwota/lwota/server/transport"
 )
@@ -17,9 +18,14 @@ import (
 
 // device is the registry's record of one live registration.
 type device struct {
-	// reg is the current snapshot. Replaced (never changed) under the registry's write lock;
-	// read under its read lock.
+	// reg is the current snapshot. Replaced (never changed) under the registry's write lock,
+	// with setReg; read under its read lock.
 	reg *Registration
+	// expires is reg.ExpiresAt(), kept beside the pointer so that the scan for lapsed
+	// lifetimes (ExpireNow, over every live device once per ExpiryInterval, under the read lock)
+	// reads the record alone: following reg to its snapshot and adding up its times made that
+	// scan cost ~1 µs per device on a loaded machine, 100 ms a second at 100,000 devices.
+	expires time.Time
 	// seen is the last uplink, unix nanoseconds: an atomic, so that the per-datagram update
 	// needs only the registry's read lock.
 	seen atomic.Int64
@@ -30,9 +36,16 @@ type device struct {
 
 // newDevice returns the record of reg as it is indexed: last seen at reg.LastSeen, reachable.
 func newDevice(reg *Registration) *device {
-	d := &device{reg: reg}
+	d := &device{}
+	d.setReg(reg)
 	d.seen.Store(reg.LastSeen.UnixNano())
 	return d
+}
+
+// setReg makes reg the device's snapshot; the caller holds the registry's write lock (or owns d).
+func (d *device) setReg(reg *Registration) {
+	d.reg = reg
+	d.expires = reg.ExpiresAt()
 }
 
 // addrKey is a transport.Addr as a pointer-free map key: 20 bytes where transport.Addr is 48

@@ -531,7 +531,7 @@ func (r *Registry) reindex(d *device, next *Registration) {
 		r.byIdentity[next.Identity] = d
 	}
 	r.clearDeviceUnreachable(d)
-	d.reg = next
+	d.setReg(next)
 	d.seen.Store(next.LastSeen.UnixNano())
 }
 
@@ -623,7 +623,7 @@ func (r *Registry) ExpireNow(ctx context.Context) int {
 	var lapsed []*Registration
 	r.mu.RLock()
 	for ep, d := range r.byEndpoint {
-		if !now.Before(d.reg.ExpiresAt()) && r.holds[ep] == 0 {
+		if !now.Before(d.expires) && r.holds[ep] == 0 {
 			lapsed = append(lapsed, d.reg)
 		}
 	}

@@ -5,7 +5,9 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/registration"
 	"github.com/lwota/lwota/server/transport"
 )
@@ -137,5 +139,49 @@ func TestUpdateMovesAddressInPlace(t *testing.T) {
 	}
 	if r, _ := reg.Get("dev-1"); r.LastSeen.IsZero() || r.Addr.AddrPort != netip.MustParseAddrPort("127.0.0.1:41002") {
 		t.Errorf("registration %+v", r)
+	}
+}
+
+// The scan for lapsed lifetimes reads the expiry kept in the device's record, not the
+// snapshot's: every new snapshot must move it. An Update renews the lifetime from its own time
+// (with the lifetime it names, if any), and recording device attributes leaves it alone.
+func TestExpiryFollowsEveryUpdate(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	dev := peer(42000, "")
+	resp := f.do(dev, request(transport.POST, "/rd", "</3/0>", "ep=renewing", "lt=60"))
+	if resp.Code != transport.Created {
+		t.Fatalf("register answered %s", resp.Code)
+	}
+	id := resp.LocationPath[1]
+	expireNone := func(when string) {
+		t.Helper()
+		if n := f.reg.ExpireNow(ctx); n != 0 {
+			t.Fatalf("%s: %d expired, want none", when, n)
+		}
+		if _, ok := f.reg.Get("renewing"); !ok {
+			t.Fatalf("%s: registration gone", when)
+		}
+	}
+	f.clock.Add(50 * time.Second)
+	if resp := f.do(dev, request(transport.POST, "/rd/"+id, "")); resp.Code != transport.Changed {
+		t.Fatalf("update answered %s", resp.Code)
+	}
+	f.clock.Add(50 * time.Second) // 100 s after the Register, 50 s after the Update
+	expireNone("a renewed lifetime")
+
+	if resp := f.do(dev, request(transport.POST, "/rd/"+id, "", "lt=600")); resp.Code != transport.Changed {
+		t.Fatalf("update with lt answered %s", resp.Code)
+	}
+	f.clock.Add(500 * time.Second)
+	expireNone("a longer lifetime")
+
+	if err := f.reg.RecordDeviceInfo(ctx, "renewing", []lwm2m.Record{{Path: lwm2m.MustParsePath("/3/0/1"), Value: lwm2m.String("m1")}}); err != nil {
+		t.Fatal(err)
+	}
+	expireNone("device attributes")
+	f.clock.Add(101 * time.Second) // 601 s after the last Update
+	if n := f.reg.ExpireNow(ctx); n != 1 {
+		t.Fatalf("%d expired after the lifetime ran out, want 1", n)
 	}
 }
