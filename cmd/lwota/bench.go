@@ -38,6 +38,10 @@ type benchConfig struct {
 	Client     string
 	EchoFor    time.Duration
 	CPUProfile string
+	// UpdatesProfile is the file of the server's CPU profile over the first lwota run's Updates
+	// alone (from the last registration's answer to the last Update's), so that the steady
+	// state's CPU can be read apart from the registrations'.
+	UpdatesProfile string
 	// ReadDeviceInfo keeps the server's read of /3/0 after each Register; off measures bare
 	// registration.
 	ReadDeviceInfo bool
@@ -55,6 +59,7 @@ func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&c.Client, "client", "sim", "the registering client: sim (emulated devices, answering the server's reads) or raw (bare Register and Update datagrams, a few µs of client CPU each; the server's /3/0 read is turned off as nobody answers it)")
 	fs.DurationVar(&c.EchoFor, "echo-for", 3*time.Second, "how long the raw UDP echo baseline runs")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the server's CPU profile during the first lwota run (its registrations and Updates) to this file")
+	fs.StringVar(&c.UpdatesProfile, "cpuprofile-updates", "", "write the server's CPU profile during the first lwota run's Updates alone to this file")
 	fs.BoolVar(&c.ReadDeviceInfo, "read-device-info", true, "the server reads /3/0 from each device after it registers, as lwota serve does; false measures bare registration")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
@@ -68,6 +73,9 @@ func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string
 	}
 	if c.Updates < 0 {
 		return c, fmt.Errorf("bench: --updates %d is negative", c.Updates)
+	}
+	if c.CPUProfile != "" && c.UpdatesProfile != "" {
+		return c, errors.New("bench: --cpuprofile and --cpuprofile-updates exclude each other (one CPU profile at a time)")
 	}
 	return c, nil
 }
@@ -155,6 +163,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		name = "PostgreSQL (--database)"
 	}
 	printRegRun(stdout, name, sqlite, echo, rd, nil)
+	cfg.UpdatesProfile = "" // the first lwota run's only
 	var dbCPU func() time.Duration
 	if cfg.Postgres == benchPostgresAuto {
 		pg, err := startBenchPostgres(ctx)
@@ -322,6 +331,13 @@ func runFleet(ctx context.Context, cfg benchConfig, server string, cpu, dbCPU fu
 		return regRun{}, fmt.Errorf("bench: sim ended before registering: %w", err)
 	}
 	cpu1, db1 := cpu(), dbCPU()
+	if cfg.UpdatesProfile != "" && cfg.Updates > 0 {
+		stop, err := startCPUProfile(cfg.UpdatesProfile)
+		if err != nil {
+			return regRun{}, fmt.Errorf("bench: --cpuprofile-updates: %w", err)
+		}
+		defer stop()
+	}
 	r := regRun{Client: cfg.Client}
 	if _, err := fmt.Sscanf(strings.TrimSpace(line), "registered %d devices in %s (%f registrations/s)", &r.Devices, &r.Took, &r.Rate); err != nil {
 		return r, fmt.Errorf("bench: unexpected sim output %q: %w", line, err)
@@ -346,6 +362,19 @@ func runFleet(ctx context.Context, cfg benchConfig, server string, cpu, dbCPU fu
 	r.CPUPerUpdate = (cpu2 - cpu1) / time.Duration(max(cfg.Devices*cfg.Updates, 1))
 	r.DBCPUPerUpdate = (db2 - db1) / time.Duration(max(cfg.Devices*cfg.Updates, 1))
 	return r, nil
+}
+
+// startCPUProfile starts this process's CPU profile into file; stop ends it and closes the file.
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // selfCPU is this process's CPU time, user and system, all threads.

@@ -89,7 +89,7 @@ func (r *Registry) RecordDeviceInfo(ctx context.Context, endpoint string, recs [
 	}
 	r.mu.Lock()
 	if d := r.byEndpoint[endpoint]; d != nil && d.reg == reg { // always so under the write lock; next keeps its id and address
-		d.reg = &next
+		d.setReg(&next)
 	}
 	r.mu.Unlock()
 	return nil

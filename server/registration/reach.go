@@ -28,7 +28,15 @@ func (r *Registry) MarkReachable(endpoint string) {
 
 // clearUnreachable clears endpoint's mark; the caller holds mu (read or write).
 func (r *Registry) clearUnreachable(endpoint string) {
-	if d := r.byEndpoint[endpoint]; d != nil && d.unreachable.Load() != 0 && d.unreachable.Swap(0) != 0 {
+	if d := r.byEndpoint[endpoint]; d != nil {
+		r.clearDeviceUnreachable(d)
+	}
+}
+
+// clearDeviceUnreachable clears d's mark: for a caller that holds the record already (Seen, on
+// every datagram), so that the endpoint is not looked up again.
+func (r *Registry) clearDeviceUnreachable(d *device) {
+	if d.unreachable.Load() != 0 && d.unreachable.Swap(0) != 0 {
 		r.metrics.unreachable.Dec()
 	}
 }

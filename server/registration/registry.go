@@ -249,7 +249,7 @@ func (r *Registry) Seen(addr transport.Addr, quiet time.Duration) (endpoint stri
 		return "", false
 	}
 	ep := d.reg.Endpoint
-	r.clearUnreachable(ep) // the device talks again
+	r.clearDeviceUnreachable(d) // the device talks again
 	last := d.seen.Swap(now)
 	return ep, time.Duration(now-last) > quiet
 }
@@ -514,14 +514,41 @@ func (r *Registry) updateLocked(ctx context.Context, id string, from transport.P
 		return nil, fmt.Errorf("update %s: store: %w", cur.Endpoint, err)
 	}
 	r.mu.Lock()
-	if live := r.byEndpoint[cur.Endpoint]; live == nil || live.reg.ID != cur.ID {
+	live := r.byEndpoint[cur.Endpoint]
+	if live == nil || live.reg.ID != cur.ID {
 		r.mu.Unlock()
 		return nil, fmt.Errorf("registration %s: %w", id, ErrNotFound) // replaced while we stored
 	}
-	r.unindex(cur)
-	r.index(&next)
+	r.reindex(live, &next)
 	r.mu.Unlock()
 	return &next, nil
+}
+
+// reindex makes next, an Update of d's registration (the same endpoint, location id and
+// identity), d's snapshot: last seen at next.LastSeen, reachable, found at next's address. The
+// record stays where it is in the maps, so an Update (the steady-state load of a fleet) moves
+// only the address entry, and only when the device's address changed, instead of removing and
+// adding the device in four maps and allocating a new record. The caller holds mu.
+func (r *Registry) reindex(d *device, next *Registration) {
+	prev := d.reg
+	if prev.Addr != next.Addr {
+		if cur, ok := r.byAddr.get(prev.Addr); ok && cur == d {
+			r.byAddr.delete(prev.Addr)
+		}
+	}
+	// The address (and identity) is the updating device's from now on, even where another
+	// device registered from it since: the same as removing and adding the record would do.
+	if next.Addr.AddrPort.IsValid() {
+		if cur, ok := r.byAddr.get(next.Addr); !ok || cur != d {
+			r.byAddr.set(next.Addr, d)
+		}
+	}
+	if next.Identity != "" && r.byIdentity[next.Identity] != d {
+		r.byIdentity[next.Identity] = d
+	}
+	r.clearDeviceUnreachable(d)
+	d.setReg(next)
+	d.seen.Store(next.LastSeen.UnixNano())
 }
 
 // storeUpdate stores an updated registration: touched when only its times and address changed
@@ -612,7 +639,7 @@ func (r *Registry) ExpireNow(ctx context.Context) int {
 	var lapsed []*Registration
 	r.mu.RLock()
 	for ep, d := range r.byEndpoint {
-		if !now.Before(d.reg.ExpiresAt()) && r.holds[ep] == 0 {
+		if !now.Before(d.expires) && r.holds[ep] == 0 {
 			lapsed = append(lapsed, d.reg)
 		}
 	}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package registration_test
+
+const raceEnabled = false
