@@ -9,7 +9,7 @@ import (
 )
 
 // TestSessionConnAllocations: a session's conn is three allocations (the conn, its datagram
-// channel, the channel its goroutine's end closes), not six: the close channel and a
+// channel, the channel its goroutine's end closes), not five: the close channel and a
 // pion/transport Deadline with a channel of its own went into the datagram channel's wake-ups
 // (dtls_rx.go), memory each of 1,000 sessions touched for every record.
 func TestSessionConnAllocations(t *testing.T) {
