@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/pion/dtls/v3"
-	"github.com/pion/transport/v5/deadline"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -207,10 +206,11 @@ type dtlsRecord struct {
 	identity string
 }
 
-// dtlsSession is one peer's DTLS connection. Fields other than vc, ctx and cancel are guarded
-// by the link's mutex.
+// dtlsSession is one peer's DTLS connection. Fields other than vc, ctx, cancel and at are
+// guarded by the link's mutex; addr is set with setAddr.
 type dtlsSession struct {
 	addr        netip.AddrPort
+	at          atomic.Pointer[netip.AddrPort] // addr, read without the lock (dtls_rx.go)
 	cid         string
 	established bool
 	identity    string
@@ -453,16 +453,19 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 	if !l.awake(s) { // hibernated: woken now; going to sleep: dropped, the peer retransmits (dtls_idle.go)
 		return
 	}
+	in := l.fast.inbound(p, from) // a pooled copy (dtls_fastpath.go)
 	select {
-	case s.vc.rx <- l.fast.inbound(p, from): // a pooled copy (dtls_fastpath.go)
+	case s.vc.rx <- in:
 	default: // the session is behind: drop, the peer retransmits
+		l.fast.release(in)
 	}
 }
 
 // newSession registers a handshaking session for from and starts its goroutine. Called with
 // l.mu held.
 func (l *dtlsLink) newSession(from netip.AddrPort, cookieValid bool, seqBase uint64) *dtlsSession {
-	s := &dtlsSession{addr: from, cookieValid: cookieValid, seqBase: seqBase}
+	s := &dtlsSession{cookieValid: cookieValid, seqBase: seqBase}
+	s.setAddr(from)
 	s.ctx, s.cancel = context.WithCancel(l.ctx)
 	s.vc = newSessionConn(l, s)
 	l.byAddr[from] = s
@@ -629,7 +632,7 @@ func (l *dtlsLink) moved(s *dtlsSession, to netip.AddrPort) {
 		l.detach(other)
 	}
 	delete(l.byAddr, s.addr)
-	s.addr = to
+	s.setAddr(to)
 	l.byAddr[to] = s
 }
 
@@ -660,22 +663,11 @@ type inbound struct {
 }
 
 // sessionConn is the net.PacketConn pion sees for one session: reads come from the
-// demultiplexer, writes go to the shared socket.
+// demultiplexer (dtls_rx.go), writes go to the shared socket.
 type sessionConn struct {
-	l         *dtlsLink
-	s         *dtlsSession
-	rx        chan inbound
-	closed    chan struct{}
-	closeOnce sync.Once
-	rd        *deadline.Deadline
-
-	// idle is true while pion waits in ReadFrom; entered, made by a settle that waits, is
-	// closed (and forgotten) the next time pion gets there, which tells settle that pion is
-	// done with the datagrams it took before. Made only when waited for: made at each read,
-	// it cost an allocation per datagram pion reads, three per handshake.
-	idleMu  sync.Mutex
-	idle    bool
-	entered chan struct{}
+	l *dtlsLink
+	s *dtlsSession
+	sessionRx
 
 	// muted drops every write from now on: the session is going to sleep, and a record its
 	// old pion connection sent after the snapshot of its counters would reuse a nonce once the
@@ -687,73 +679,15 @@ type sessionConn struct {
 	addr lastUDPAddr // the *net.UDPAddr ReadFrom returns, kept while the address stays (dtls_fastpath.go)
 }
 
-// settleWait bounds settle, should pion be busy for long.
-const settleWait = 100 * time.Millisecond
-
-// settle returns once pion has processed every datagram it has read so far, or ctx ends.
-func (c *sessionConn) settle(ctx context.Context) {
-	c.idleMu.Lock()
-	idle := c.idle
-	if !idle && c.entered == nil {
-		c.entered = make(chan struct{})
-	}
-	entered := c.entered
-	c.idleMu.Unlock()
-	if idle {
-		return
-	}
-	t := time.NewTimer(settleWait)
-	defer t.Stop()
-	select {
-	case <-entered:
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-func (c *sessionConn) setIdle(idle bool) {
-	c.idleMu.Lock()
-	defer c.idleMu.Unlock()
-	c.idle = idle
-	if idle && c.entered != nil {
-		close(c.entered)
-		c.entered = nil
-	}
-}
-
 type timeoutError struct{}
 
 func (timeoutError) Error() string   { return "transport: i/o timeout" }
 func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
 
-func (c *sessionConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	c.setIdle(true)
-	defer c.setIdle(false)
-	select {
-	case <-c.closed:
-		return 0, nil, net.ErrClosed
-	case <-c.rd.Done():
-		return 0, nil, timeoutError{}
-	default:
-	}
-	select {
-	case p := <-c.rx:
-		n := copy(b, p.b)
-		c.l.fast.release(p) // dtls_fastpath.go
-		return n, c.udpAddr(p.from), nil
-	case <-c.rd.Done():
-		return 0, nil, timeoutError{}
-	case <-c.closed:
-		return 0, nil, net.ErrClosed
-	}
-}
-
 func (c *sessionConn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	select {
-	case <-c.closed:
+	if c.closed.Load() {
 		return 0, net.ErrClosed
-	default:
 	}
 	if c.muted.Load() {
 		return len(b), nil
@@ -775,25 +709,7 @@ func (c *sessionConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	return len(b), nil
 }
 
-func (s *dtlsSession) currentAddr(l *dtlsLink) netip.AddrPort {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return s.addr
-}
-
-func (c *sessionConn) Close() error {
-	c.closeOnce.Do(func() { close(c.closed) })
-	return nil
-}
-
 func (c *sessionConn) LocalAddr() net.Addr { return c.l.pc.LocalAddr() }
-
-func (c *sessionConn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }
-
-func (c *sessionConn) SetReadDeadline(t time.Time) error {
-	c.rd.Set(t)
-	return nil
-}
 
 // SetWriteDeadline is a no-op: writes to a UDP socket do not block for long.
 func (c *sessionConn) SetWriteDeadline(time.Time) error { return nil }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/transport/v5/deadline"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -114,7 +113,8 @@ func TestDeliverQueueFull(t *testing.T) {
 // the address pion gets changes only when the peer's does.
 func TestSessionConnReadAllocations(t *testing.T) {
 	l := &dtlsLink{}
-	c := &sessionConn{l: l, rx: make(chan inbound, 1), closed: make(chan struct{}), rd: deadline.New(), entered: make(chan struct{})}
+	c := &sessionConn{l: l, sessionRx: sessionRx{rx: make(chan inbound, 1), entered: make(chan struct{})}}
+	c.state.Store(rxWaited)
 	from := netip.MustParseAddrPort("192.0.2.1:5684")
 	datagram := make([]byte, 1100)
 	buf := make([]byte, 2048)

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 
 	"github.com/pion/dtls/v3"
-	"github.com/pion/transport/v5/deadline"
 )
 
 // Hibernation of idle DTLS sessions. A pion connection costs ~45 KiB while it waits: four
@@ -41,18 +40,11 @@ type sessionSleep struct {
 }
 
 func newSessionConn(l *dtlsLink, s *dtlsSession) *sessionConn {
-	return &sessionConn{l: l, s: s, rx: make(chan inbound, 16), closed: make(chan struct{}), rd: deadline.New(), exited: make(chan struct{})}
+	return &sessionConn{l: l, s: s, sessionRx: sessionRx{rx: make(chan inbound, 16)}, exited: make(chan struct{})}
 }
 
 // noCancel is the cancel func of a sleeping session, which has no context of its own.
 func noCancel() {}
-
-// quiet reports whether pion waits for a datagram with nothing queued for it.
-func (c *sessionConn) quiet() bool {
-	c.idleMu.Lock()
-	defer c.idleMu.Unlock()
-	return c.idle && len(c.rx) == 0
-}
 
 // endIncarnation runs as the goroutine of incarnation gen of s ends: when it is still the
 // session's current one, the session ends with it.

@@ -19,6 +19,11 @@ import (
 // engine's sink, on pion's reader goroutine, as readSession does with what it reads.
 func (l *dtlsLink) handRecords(s *dtlsSession, conn *dtls.Conn) {
 	sink := l.fast.sink // set by newEndpoint, before any session exists
+	// The identity is the handshake's, fixed from now on; the address is read without the
+	// link's lock (dtls_rx.go), which every record took here before.
+	l.mu.Lock()
+	identity := s.identity
+	l.mu.Unlock()
 	conn.SetApplicationDataHandler(func(p []byte) {
 		bp := sink.buffer()
 		if len(p) > len(*bp) {
@@ -33,10 +38,7 @@ func (l *dtlsLink) handRecords(s *dtlsSession, conn *dtls.Conn) {
 			// the handler after that): nothing to wait for, unlike follow.
 			l.followConn(s, conn)
 		}
-		l.mu.Lock()
-		from, identity := s.addr, s.identity
-		l.mu.Unlock()
-		sink.deliver(bp, n, from, identity)
+		sink.deliver(bp, n, s.currentAddr(l), identity)
 	})
 }
 

@@ -8,19 +8,19 @@ import (
 // TestSessionConnSettleWakesAtNextRead: a settle while pion is busy waits on a channel that
 // pion's next entry into ReadFrom closes; a settle while pion is idle returns at once.
 func TestSessionConnSettleWakesAtNextRead(t *testing.T) {
-	c := &sessionConn{}
-	c.setIdle(true)
+	c := &sessionConn{l: &dtlsLink{}, sessionRx: sessionRx{rx: make(chan inbound, 1)}}
+	c.state.Store(rxIdle)
 	c.settle(context.Background()) // idle: returns at once, makes nothing
 	if c.entered != nil {
 		t.Fatal("settle on an idle conn made a channel")
 	}
-	c.setIdle(false)
+	c.state.Store(rxBusy)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // settle returns at once, having made the channel it would wait on
 	c.settle(ctx)
-	c.idleMu.Lock()
+	c.mu.Lock()
 	entered := c.entered
-	c.idleMu.Unlock()
+	c.mu.Unlock()
 	if entered == nil {
 		t.Fatal("settle on a busy conn made no channel to wait on")
 	}
@@ -29,7 +29,11 @@ func TestSessionConnSettleWakesAtNextRead(t *testing.T) {
 		t.Fatal("closed before pion read again")
 	default:
 	}
-	c.setIdle(true)
+	// pion's next read: it enters ReadFrom and takes a datagram.
+	c.rx <- inbound{b: []byte{1}}
+	if _, _, err := c.ReadFrom(make([]byte, 8)); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case <-entered:
 	default:

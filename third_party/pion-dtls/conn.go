@@ -91,6 +91,11 @@ type Conn struct {
 	writeCtx       context.Context //nolint:containedctx
 	writeCtxParent context.Context //nolint:containedctx
 	writeCtxCancel context.CancelFunc
+	// lwota patch 20: Write's context once the handshake is done, while no write deadline has
+	// ever been set (write_fast.go).
+	writeFastCtx     atomic.Pointer[context.Context]
+	writeDeadlineSet atomic.Bool
+	closing          atomic.Bool // c.closed is closed (set just before it, under closeLock)
 
 	log logging.LeveledLogger
 	// traceSentArgs holds traceSent's arguments, under lock (lwota patch 23).
@@ -483,6 +488,9 @@ func (c *Conn) Write(payload []byte) (int, error) {
 	if c.isConnectionClosed() {
 		return 0, ErrConnClosed
 	}
+	if ctx := c.writeFastContext(); ctx != nil { // lwota patch 20 (write_fast.go)
+		return len(payload), c.writeApplicationData(ctx, payload)
+	}
 
 	select {
 	case <-c.writeDeadline.Done():
@@ -495,7 +503,10 @@ func (c *Conn) Write(payload []byte) (int, error) {
 	}
 
 	// lwota patch 28: built in the pooled buffer, not through writePackets (write_app_data.go).
-	return len(payload), c.writeApplicationData(c.writeContext(), payload)
+	ctx := c.writeContext()
+	c.keepWriteFastContext(ctx) // lwota patch 20
+
+	return len(payload), c.writeApplicationData(ctx, payload)
 }
 
 // Close closes the connection.
@@ -1473,6 +1484,7 @@ func (c *Conn) close(byUser bool) error {
 	}
 	isClosed := c.isConnectionClosed()
 	if !isClosed {
+		c.closing.Store(true) // lwota patch 20
 		c.closed.Close()
 	}
 	c.closeLock.Unlock()
@@ -1494,12 +1506,11 @@ func (c *Conn) close(byUser bool) error {
 }
 
 func (c *Conn) isConnectionClosed() bool {
-	select {
-	case <-c.closed.Done():
-		return true
-	default:
-		return false
-	}
+	// lwota patch 20: a flag beside Write's other fields, set as the closer is closed (close
+	// is the only place that closes it), rather than a select on the closer's Done channel:
+	// the closer's context and channel are memory of their own that each record written
+	// touched.
+	return c.closing.Load()
 }
 
 func (c *Conn) setLocalEpoch(epoch uint16) {
@@ -1551,6 +1562,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 
 // SetWriteDeadline implements net.Conn.SetWriteDeadline.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.writeDeadlineSet.Store(true) // lwota patch 20: Write takes its general path from now on
 	c.writeDeadline.Set(t)
 	// Write deadline is also fully managed by this layer.
 	return nil
