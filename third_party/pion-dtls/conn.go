@@ -123,6 +123,7 @@ func createConn(
 	config *Config,
 	isClient bool,
 	resumeState *State,
+	cipherSuites []CipherSuite, // parsed from config by validateConfigSuites; nil: parsed here (lwota patch 35)
 ) (*Conn, error) {
 	if nextConn == nil {
 		return nil, errNilNextConn
@@ -150,14 +151,17 @@ func createConn(
 		paddingLengthGenerator = func(uint) uint { return 0 }
 	}
 
-	cipherSuites, err := parseCipherSuites(
-		config.CipherSuites,
-		config.CustomCipherSuites,
-		config.includeCertificateSuites(),
-		config.PSK != nil,
-	)
-	if err != nil {
-		return nil, err
+	if cipherSuites == nil {
+		var err error
+		cipherSuites, err = parseCipherSuites(
+			config.CipherSuites,
+			config.CustomCipherSuites,
+			config.includeCertificateSuites(),
+			config.PSK != nil,
+		)
+		if err != nil {
+			return nil, err
+		}
 	}
 
 	signatureSchemes, err := signaturehash.ParseSignatureSchemes(config.SignatureSchemes, config.InsecureHashes)
@@ -385,11 +389,12 @@ func Client(conn net.PacketConn, rAddr net.Addr, config *Config) (*Conn, error) 
 		return nil, errPSKAndIdentityMustBeSetForClient
 	}
 
-	if err := validateConfig(config); err != nil {
+	suites, err := validateConfigSuites(config)
+	if err != nil {
 		return nil, err
 	}
 
-	return createConn(conn, rAddr, config, true, nil)
+	return createConn(conn, rAddr, config, true, nil, suites)
 }
 
 // ClientWithOptions establishes a DTLS connection over an existing connection.
@@ -403,7 +408,8 @@ func ClientWithOptions(conn net.PacketConn, rAddr net.Addr, opts ...ClientOption
 }
 
 // serverWithConfig is an internal helper that accepts a *Config.
-func serverWithConfig(conn net.PacketConn, rAddr net.Addr, config *Config) (*Conn, error) {
+// cipherSuites are config's, parsed by validateConfigSuites, or nil (lwota patch 35).
+func serverWithConfig(conn net.PacketConn, rAddr net.Addr, config *Config, cipherSuites []CipherSuite) (*Conn, error) {
 	if config == nil {
 		return nil, errNoConfigProvided
 	}
@@ -413,7 +419,7 @@ func serverWithConfig(conn net.PacketConn, rAddr net.Addr, config *Config) (*Con
 		}
 	}
 
-	return createConn(conn, rAddr, config, false, nil)
+	return createConn(conn, rAddr, config, false, nil, cipherSuites)
 }
 
 // Server listens for incoming DTLS connections.
@@ -424,11 +430,12 @@ func Server(conn net.PacketConn, rAddr net.Addr, config *Config) (*Conn, error) 
 		return nil, errNoConfigProvided
 	}
 
-	if err := validateConfig(config); err != nil {
+	suites, err := validateConfigSuites(config)
+	if err != nil {
 		return nil, err
 	}
 
-	return serverWithConfig(conn, rAddr, config)
+	return serverWithConfig(conn, rAddr, config, suites)
 }
 
 // ServerWithOptions listens for incoming DTLS connections.
