@@ -489,7 +489,6 @@ func (l *dtlsLink) detach(s *dtlsSession) {
 
 // run handshakes, then reads plaintext for the engine until the session ends.
 func (l *dtlsLink) run(s *dtlsSession) {
-	growSessionStack() // first, while the stack is shallow (dtls_handshake.go)
 	defer l.wg.Done()
 	// The session's conn and incarnation as they were when it started: hibernation ends this
 	// goroutine without ending the session, and a wake-up gives the session another conn and

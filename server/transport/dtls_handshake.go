@@ -16,25 +16,3 @@ func (l *dtlsLink) handshakeIdentity(s *dtlsSession, conn *dtls.Conn) (string, e
 	st, _ := conn.ConnectionState()
 	return l.sessionIdentity(st)
 }
-
-// sessionStackFrame is the size of growSessionStack's frame: a new goroutine's 2 KiB stack that
-// needs this much more is doubled until it fits, to 8 KiB.
-const sessionStackFrame = 5 << 10
-
-// growSessionStack makes the calling goroutine's stack at least 8 KiB, by calling a function
-// with a large frame. A session's goroutine (dtlsLink.run) starts on a small stack and grew it
-// in pion's connection setup (ServerWithOptions and createConn: options, config, cipher suites),
-// about ten frames deep, where a stack copy (which visits and adjusts every frame) cost ~2% of
-// the server's CPU per handshake; called first thing, it copies one frame. pion's own two
-// goroutines per handshake do the same (third_party/pion-dtls, patch 15).
-//
-//go:noinline
-func growSessionStack() {
-	var frame [sessionStackFrame]byte
-	keepStackFrame(frame[:])
-}
-
-// keepStackFrame keeps growSessionStack's frame from being optimised away.
-//
-//go:noinline
-func keepStackFrame([]byte) {}

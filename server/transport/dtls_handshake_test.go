@@ -1,18 +1,12 @@
 package transport
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"slices"
 	"sync"
 	"testing"
 	"time"
-	"unsafe"
-
-	"github.com/pion/dtls/v3"
-	"github.com/pion/logging"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // BenchmarkDTLSHandshakeModes: full PSK handshakes (TLS_PSK_WITH_AES_128_CCM_8, cookie exchange
@@ -37,79 +31,6 @@ func BenchmarkDTLSHandshakeModes(b *testing.B) {
 				_ = c.Close()
 			}
 		})
-	}
-}
-
-// stackProbeLoggers is a pion LoggerFactory that, when pion asks it for a connection's logger
-// (in createConn, on the session's goroutine, some ten frames into the connection's setup),
-// checks whether 3 KiB more of stack there would grow (move) the goroutine's stack.
-type stackProbeLoggers struct {
-	quietDTLSLoggers
-	moved chan bool
-}
-
-func (f stackProbeLoggers) NewLogger(scope string) logging.LeveledLogger {
-	select {
-	case f.moved <- stackMoved(useStack3K):
-	default:
-	}
-	return f.quietDTLSLoggers.NewLogger(scope)
-}
-
-// stackMoved reports whether calling fn copied the calling goroutine's stack elsewhere (it
-// grew): a local's address, kept as a number the runtime does not adjust, changes.
-//
-//go:noinline
-func stackMoved(fn func()) bool {
-	var local byte
-	before := uintptr(unsafe.Pointer(&local))
-	fn()
-	return uintptr(unsafe.Pointer(&local)) != before
-}
-
-// useStack3K needs 3 KiB of stack: about what the rest of pion's connection setup and the
-// session's first steps need below createConn.
-//
-//go:noinline
-func useStack3K() {
-	var frame [3 << 10]byte
-	keepStackFrame(frame[:])
-}
-
-// TestSessionStackGrownAtStart: a session's goroutine grows its stack before pion's connection
-// setup, so that setup (options, config, cipher suites) does not copy a deep stack. Without
-// growSessionStack the stack moves there. Under -race frames are larger and the stack has grown
-// before that point either way, so the test cannot tell there.
-func TestSessionStackGrownAtStart(t *testing.T) {
-	checkLeaks(t)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := NewDTLS(pc, nil, testConfig(), DTLSConfig{PSK: testKeys, HelloVerify: HelloVerifyStateless}, nil, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	probe := stackProbeLoggers{moved: make(chan bool, 1)}
-	l := e.link.(*dtlsLink)
-	l.opts = append(l.opts, dtls.WithLoggerFactory(probe)) // before Serve starts the link
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- e.Serve(ctx) }()
-	defer func() { cancel(); <-served }()
-	to := Addr{Network: DTLS, AddrPort: pc.LocalAddr().(*net.UDPAddr).AddrPort()}
-	c, err := dialDTLS(t, to, "dev1", "secretkey123", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = c.Close()
-	select {
-	case moved := <-probe.moved:
-		if moved {
-			t.Fatal("the session's stack grew in pion's connection setup")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("pion never asked for the session's logger")
 	}
 }
 
