@@ -1484,6 +1484,13 @@ func (c *Conn) close(byUser bool) error {
 	}
 	c.closeLock.Unlock()
 
+	if !closedByUser && !isClosed {
+		// lwota patch 36: this call closes nextConn below, which unblocks its reader and
+		// writer; the contexts cancelled next need not (each watch would start a goroutine).
+		if p, ok := c.nextConn.(*ctxPacketConn); ok {
+			p.unwatch()
+		}
+	}
 	cancelHandshaker()
 	cancelHandshakeReader()
 
