@@ -60,12 +60,13 @@ func benchDTLSCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	duration := fs.Duration("duration", 10*time.Second, "how long each run handshakes, per server")
 	libcoap := fs.String("libcoap", "coap-server-openssl", "libcoap's DTLS server, run as a baseline; empty: skip it")
 	cpuprofile := fs.String("cpuprofile", "", "write lwota's server CPU profile over all its runs to this file")
+	memprofile := fs.String("memprofile", "", "write lwota's server allocation profile over all its runs to this file (every 4 KiB sampled)")
 	serve := fs.String("serve", "", "internal: serve DTLS as lwota or pion until stdin closes (the benchmark's server child)")
 	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
 		return err
 	}
 	if *serve != "" {
-		return serveDTLSBenchChild(ctx, *serve, *cpuprofile, stdout)
+		return serveDTLSBenchChild(ctx, *serve, benchProfiles{cpu: *cpuprofile, mem: *memprofile}, stdout)
 	}
 	var counts []int
 	for _, f := range strings.Split(*clients, ",") {
@@ -80,16 +81,16 @@ func benchDTLSCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	return BenchDTLSHandshakes(ctx, stdout, stderr, dtlsBenchConfig{Clients: counts, Duration: *duration,
-		Libcoap: *libcoap, CPUProfile: *cpuprofile, self: dtlsBenchSelf{exe: exe}})
+		Libcoap: *libcoap, Profiles: benchProfiles{cpu: *cpuprofile, mem: *memprofile}, self: dtlsBenchSelf{exe: exe}})
 }
 
 // dtlsBenchConfig is what BenchDTLSHandshakes runs.
 type dtlsBenchConfig struct {
-	Clients    []int         // concurrent clients, one run each
-	Duration   time.Duration // per run and server
-	Libcoap    string        // libcoap's DTLS server binary; empty: no libcoap baseline
-	CPUProfile string        // lwota's server CPU profile, over all its runs
-	self       dtlsBenchSelf // how to start this binary as a server child
+	Clients  []int         // concurrent clients, one run each
+	Duration time.Duration // per run and server
+	Libcoap  string        // libcoap's DTLS server binary; empty: no libcoap baseline
+	Profiles benchProfiles // lwota's server CPU and allocation profiles, over all its runs
+	self     dtlsBenchSelf // how to start this binary as a server child
 }
 
 // BenchDTLSHandshakes measures full DTLS 1.2 PSK handshakes (cookie exchange included,
@@ -107,9 +108,9 @@ func BenchDTLSHandshakes(ctx context.Context, w, stderr io.Writer, cfg dtlsBench
 		}
 	}()
 	for _, kind := range []string{"lwota", "pion"} {
-		prof := ""
+		var prof benchProfiles
 		if kind == "lwota" {
-			prof = cfg.CPUProfile
+			prof = cfg.Profiles
 		}
 		s, err := startDTLSBenchChild(ctx, cfg.self, kind, prof, stderr)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -48,10 +49,13 @@ type dtlsBenchSelf struct {
 
 // startDTLSBenchChild starts this binary as the server kind ("lwota" or "pion") and waits for
 // the address it listens on.
-func startDTLSBenchChild(ctx context.Context, self dtlsBenchSelf, kind, cpuprofile string, stderr io.Writer) (*dtlsBenchServer, error) {
+func startDTLSBenchChild(ctx context.Context, self dtlsBenchSelf, kind string, prof benchProfiles, stderr io.Writer) (*dtlsBenchServer, error) {
 	args := []string{"bench", "dtls", "--serve", kind}
-	if cpuprofile != "" {
-		args = append(args, "--cpuprofile", cpuprofile)
+	if prof.cpu != "" {
+		args = append(args, "--cpuprofile", prof.cpu)
+	}
+	if prof.mem != "" {
+		args = append(args, "--memprofile", prof.mem)
 	}
 	cmd := exec.CommandContext(ctx, self.exe, args...)
 	cmd.Env = append(os.Environ(), self.env...)
@@ -145,12 +149,21 @@ func freeUDPPortPair() (int, error) {
 
 // serveDTLSBenchChild is `lwota bench dtls --serve KIND`: it serves until its stdin closes,
 // having printed "listening ADDR" on stdout.
-func serveDTLSBenchChild(ctx context.Context, kind, cpuprofile string, stdout io.Writer) error {
+func serveDTLSBenchChild(ctx context.Context, kind string, prof benchProfiles, stdout io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { _, _ = io.Copy(io.Discard, os.Stdin); cancel() }()
-	if cpuprofile != "" {
-		f, err := os.Create(cpuprofile)
+	if prof.mem != "" {
+		// Sampled finely enough that a handshake's few hundred small allocations count.
+		runtime.MemProfileRate = 4096
+		defer func() {
+			if err := writeAllocProfile(prof.mem); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}()
+	}
+	if prof.cpu != "" {
+		f, err := os.Create(prof.cpu)
 		if err != nil {
 			return err
 		}
@@ -177,6 +190,23 @@ func serveDTLSBenchChild(ctx context.Context, kind, cpuprofile string, stdout io
 	default:
 		return fmt.Errorf("bench dtls: --serve %q: want lwota or pion", kind)
 	}
+}
+
+// benchProfiles names the profile files of a benchmark's server child ("": none).
+type benchProfiles struct{ cpu, mem string }
+
+// writeAllocProfile writes the process's allocation profile (every allocation sampled since
+// it started, alloc_space and alloc_objects) to path.
+func writeAllocProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("bench dtls: memprofile: %w", err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		return fmt.Errorf("bench dtls: memprofile: %w", err)
+	}
+	return f.Close()
 }
 
 // servePionDTLS is the bare pion/dtls server (lwm2mtest.ServeBareDTLS: only server/transport and

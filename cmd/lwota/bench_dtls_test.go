@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,10 +22,15 @@ func TestBenchDTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	memprofile := filepath.Join(t.TempDir(), "mem.pprof")
 	cfg := dtlsBenchConfig{Clients: []int{2}, Duration: 500 * time.Millisecond, Libcoap: sysdeps.Require(t, "coap-server-openssl"),
-		self: dtlsBenchSelf{exe: exe, env: []string{readmeCLIEnv + "=1"}}}
+		Profiles: benchProfiles{mem: memprofile}, self: dtlsBenchSelf{exe: exe, env: []string{readmeCLIEnv + "=1"}}}
 	if err := BenchDTLSHandshakes(context.Background(), &out, os.Stderr, cfg); err != nil {
 		t.Fatal(err)
+	}
+	// --memprofile: lwota's server child wrote its allocation profile (gzipped protobuf) as it stopped.
+	if b, err := os.ReadFile(memprofile); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("allocation profile: %d bytes, %v", len(b), err)
 	}
 	for _, want := range []string{" lwota ", " pion ", " libcoap ", "of libcoap+OpenSSL's", "of bare pion's"} {
 		if !strings.Contains(out.String(), want) {

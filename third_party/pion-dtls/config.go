@@ -285,36 +285,43 @@ const (
 	DisableExtendedMasterSecret
 )
 
-func validateConfig(config *Config) error { //nolint:cyclop
+func validateConfig(config *Config) error {
+	_, err := validateConfigSuites(config)
+
+	return err
+}
+
+// validateConfigSuites is validateConfig that also returns the cipher suites it parsed to
+// validate the config: fresh objects, which the connection created next uses instead of
+// parsing them again (lwota patch 35).
+func validateConfigSuites(config *Config) ([]CipherSuite, error) { //nolint:cyclop
 	switch {
 	case config == nil:
-		return errNoConfigProvided
+		return nil, errNoConfigProvided
 	case config.PSKIdentityHint != nil && config.PSK == nil:
-		return errIdentityNoPSK
+		return nil, errIdentityNoPSK
 	}
 
 	for _, cert := range config.Certificates {
 		if cert.Certificate == nil {
-			return errInvalidCertificate
+			return nil, errInvalidCertificate
 		}
 		if cert.PrivateKey != nil {
 			signer, ok := cert.PrivateKey.(crypto.Signer)
 			if !ok {
-				return errInvalidPrivateKey
+				return nil, errInvalidPrivateKey
 			}
 			switch signer.Public().(type) {
 			case ed25519.PublicKey:
 			case *ecdsa.PublicKey:
 			case *rsa.PublicKey:
 			default:
-				return errInvalidPrivateKey
+				return nil, errInvalidPrivateKey
 			}
 		}
 	}
 
-	_, err := parseCipherSuites(
+	return parseCipherSuites(
 		config.CipherSuites, config.CustomCipherSuites, config.includeCertificateSuites(), config.PSK != nil,
 	)
-
-	return err
 }

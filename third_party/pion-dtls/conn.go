@@ -128,6 +128,7 @@ func createConn(
 	config *Config,
 	isClient bool,
 	resumeState *State,
+	cipherSuites []CipherSuite, // parsed from config by validateConfigSuites; nil: parsed here (lwota patch 35)
 ) (*Conn, error) {
 	if nextConn == nil {
 		return nil, errNilNextConn
@@ -155,14 +156,17 @@ func createConn(
 		paddingLengthGenerator = func(uint) uint { return 0 }
 	}
 
-	cipherSuites, err := parseCipherSuites(
-		config.CipherSuites,
-		config.CustomCipherSuites,
-		config.includeCertificateSuites(),
-		config.PSK != nil,
-	)
-	if err != nil {
-		return nil, err
+	if cipherSuites == nil {
+		var err error
+		cipherSuites, err = parseCipherSuites(
+			config.CipherSuites,
+			config.CustomCipherSuites,
+			config.includeCertificateSuites(),
+			config.PSK != nil,
+		)
+		if err != nil {
+			return nil, err
+		}
 	}
 
 	signatureSchemes, err := signaturehash.ParseSignatureSchemes(config.SignatureSchemes, config.InsecureHashes)
@@ -390,11 +394,12 @@ func Client(conn net.PacketConn, rAddr net.Addr, config *Config) (*Conn, error) 
 		return nil, errPSKAndIdentityMustBeSetForClient
 	}
 
-	if err := validateConfig(config); err != nil {
+	suites, err := validateConfigSuites(config)
+	if err != nil {
 		return nil, err
 	}
 
-	return createConn(conn, rAddr, config, true, nil)
+	return createConn(conn, rAddr, config, true, nil, suites)
 }
 
 // ClientWithOptions establishes a DTLS connection over an existing connection.
@@ -408,7 +413,8 @@ func ClientWithOptions(conn net.PacketConn, rAddr net.Addr, opts ...ClientOption
 }
 
 // serverWithConfig is an internal helper that accepts a *Config.
-func serverWithConfig(conn net.PacketConn, rAddr net.Addr, config *Config) (*Conn, error) {
+// cipherSuites are config's, parsed by validateConfigSuites, or nil (lwota patch 35).
+func serverWithConfig(conn net.PacketConn, rAddr net.Addr, config *Config, cipherSuites []CipherSuite) (*Conn, error) {
 	if config == nil {
 		return nil, errNoConfigProvided
 	}
@@ -418,7 +424,7 @@ func serverWithConfig(conn net.PacketConn, rAddr net.Addr, config *Config) (*Con
 		}
 	}
 
-	return createConn(conn, rAddr, config, false, nil)
+	return createConn(conn, rAddr, config, false, nil, cipherSuites)
 }
 
 // Server listens for incoming DTLS connections.
@@ -429,11 +435,12 @@ func Server(conn net.PacketConn, rAddr net.Addr, config *Config) (*Conn, error) 
 		return nil, errNoConfigProvided
 	}
 
-	if err := validateConfig(config); err != nil {
+	suites, err := validateConfigSuites(config)
+	if err != nil {
 		return nil, err
 	}
 
-	return serverWithConfig(conn, rAddr, config)
+	return serverWithConfig(conn, rAddr, config, suites)
 }
 
 // ServerWithOptions listens for incoming DTLS connections.
@@ -1489,6 +1496,13 @@ func (c *Conn) close(byUser bool) error {
 	}
 	c.closeLock.Unlock()
 
+	if !closedByUser && !isClosed {
+		// lwota patch 36: this call closes nextConn below, which unblocks its reader and
+		// writer; the contexts cancelled next need not (each watch would start a goroutine).
+		if p, ok := c.nextConn.(*ctxPacketConn); ok {
+			p.unwatch()
+		}
+	}
 	cancelHandshaker()
 	cancelHandshakeReader()
 

@@ -3388,7 +3388,7 @@ func TestApplicationDataQueueLimited(t *testing.T) {
 		cfg := &Config{}
 		cfg.Certificates = []tls.Certificate{serverCert}
 
-		dconn, err := createConn(dtlsnet.PacketConnFromConn(cb), cb.RemoteAddr(), cfg, false, nil)
+		dconn, err := createConn(dtlsnet.PacketConnFromConn(cb), cb.RemoteAddr(), cfg, false, nil, nil)
 		assert.NoError(t, err)
 
 		go func() {
@@ -3836,7 +3836,7 @@ func TestEarlyApplicationDataDoesNotBlockFinished(t *testing.T) {
 			}
 			conn, err := createConn(dtlsnet.PacketConnFromConn(ca), ca.RemoteAddr(), &Config{
 				Certificates: []tls.Certificate{certificate}, InsecureSkipVerify: true,
-			}, isClient, nil)
+			}, isClient, nil, nil)
 			if !assert.NoError(t, err) {
 				return
 			}

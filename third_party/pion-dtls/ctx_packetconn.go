@@ -157,6 +157,22 @@ func (p *ctxPacketConn) Close() error {
 	return err
 }
 
+// unwatch stops watching the contexts of reads and writes (lwota patch 36). Conn.close calls
+// it just before it cancels them when it is about to close this conn, which unblocks a blocked
+// call by itself: the watches' AfterFuncs would otherwise each start a goroutine, once per
+// connection, only to move the deadline of a conn being closed. A later call with a context
+// already done fails at once, as before.
+func (p *ctxPacketConn) unwatch() {
+	for _, w := range [...]*ctxWatch{&p.read, &p.write} {
+		w.mu.Lock()
+		if w.stop != nil {
+			w.stop()
+		}
+		w.ctx, w.stop = nil, nil
+		w.mu.Unlock()
+	}
+}
+
 func (p *ctxPacketConn) LocalAddr() net.Addr { return p.nextConn.LocalAddr() }
 
 func (p *ctxPacketConn) Conn() net.PacketConn { return p.nextConn }

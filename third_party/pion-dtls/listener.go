@@ -100,7 +100,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 
-	conn, err := serverWithConfig(c, raddr, l.config)
+	conn, err := serverWithConfig(c, raddr, l.config, nil) // l.config's suites are parsed per connection
 	if err != nil {
 		_ = c.Close()
 

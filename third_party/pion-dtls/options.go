@@ -227,11 +227,15 @@ func WithCertificates(certs ...tls.Certificate) Option {
 // WithCipherSuites sets the supported cipher suites.
 // For functional options, an explicitly empty slice is not allowed.
 func WithCipherSuites(suites ...CipherSuiteID) Option {
+	// Copied once, here, not at every use: a server applies its options for every connection,
+	// and nothing changes the internal config's slice (toConfig copies it again; lwota patch 35).
+	suites = defensiveCopy(suites...)
+
 	return sharedOption(func(c *dtlsConfig) error {
 		if len(suites) == 0 {
 			return errEmptyCipherSuites
 		}
-		c.cipherSuites = defensiveCopy(suites...)
+		c.cipherSuites = suites
 
 		return nil
 	})

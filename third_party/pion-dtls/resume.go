@@ -33,7 +33,7 @@ func Resume(state *State, conn net.PacketConn, rAddr net.Addr, config *Config) (
 		return nil, err
 	}
 
-	return createConn(conn, rAddr, config, state.isClient, state)
+	return createConn(conn, rAddr, config, state.isClient, state, nil)
 }
 
 // ResumeWithOptions imports an already established dtls connection using a specific dtls state.
