@@ -10,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pressly/goose/v3"
+
 	"github.com/lwota/lwota/campaigns"
 	"github.com/lwota/lwota/campaigns/plan"
+	"github.com/lwota/lwota/migrations"
+	"github.com/lwota/lwota/storage/pgtest"
 )
 
 // TestCampaignRowsSQLite: on SQLite, a campaign's members and claims live each in their primary
@@ -102,5 +106,71 @@ func TestCreateCampaignWavesOneInsert(t *testing.T) {
 			!m.PendingSince.Equal(want.PendingSince) || !m.UpdatedAt.Equal(want.UpdatedAt) {
 			t.Fatalf("member %d = %+v, want %+v", i, m, want)
 		}
+	}
+}
+
+// TestMigration17KeepsCampaigns: migration 00017 rebuilds campaign_members and campaign_claims
+// (SQLite) with their rows, down and up again: the members and claims stored before it are all
+// there after it, on both backends.
+func TestMigration17KeepsCampaigns(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dsn  func(t *testing.T) string
+	}{
+		{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "lwota.db") }},
+		{"postgres", func(t *testing.T) string { return pgtest.Start(t) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := Open(ctx, tc.dsn(t), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			now := time.Unix(1_800_000_000, 0)
+			c := &campaigns.Campaign{ID: "cmp_kept", Name: "kept", ImageID: "img", State: campaigns.StateRunning, Version: 1,
+				Plan: plan.Plan{Waves: make([]plan.Wave, 2)}, Gates: make([]plan.GateState, 2), CreatedAt: now, UpdatedAt: now}
+			members := []campaigns.Member{
+				{CampaignID: c.ID, Endpoint: "a", Wave: 0, Rank: 0, CapLabel: "x", State: campaigns.MemberInProgress, JobID: "job-a",
+					JobState: "downloading", Attempts: 1, StartedAt: now, PendingSince: now, UpdatedAt: now},
+				{CampaignID: c.ID, Endpoint: "b", Wave: 1, Rank: 0, State: campaigns.MemberPending, PendingSince: now, UpdatedAt: now},
+			}
+			ev := campaigns.Event{CampaignID: c.ID, At: now, To: campaigns.StateDraft, Actor: "test", Action: "create"}
+			if err := s.CreateCampaign(ctx, c, ev, members); err != nil {
+				t.Fatal(err)
+			}
+			fsys, err := migrations.For(s.dialect.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := goose.NewProvider(s.dialect.goose, s.writeDB, fsys, goose.WithDisableGlobalRegistry(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			check := func(when string) {
+				t.Helper()
+				got, err := s.Members(ctx, c.ID, campaigns.MemberFilter{})
+				if err != nil || len(got) != 2 {
+					t.Fatalf("%s: Members = %v, %v", when, got, err)
+				}
+				for i, m := range got {
+					if want := members[i]; m.Endpoint != want.Endpoint || m.Wave != want.Wave || m.CapLabel != want.CapLabel || m.State != want.State ||
+						m.JobID != want.JobID || m.JobState != want.JobState || m.Attempts != want.Attempts || !m.StartedAt.Equal(want.StartedAt) {
+						t.Fatalf("%s: member %d = %+v, want %+v", when, i, m, want)
+					}
+				}
+				if claimed, err := s.Claimed(ctx, []string{"a", "b", "c"}); err != nil || len(claimed) != 2 || claimed["a"] != c.ID || claimed["b"] != c.ID {
+					t.Fatalf("%s: Claimed = %v, %v; want a and b by %s", when, claimed, err, c.ID)
+				}
+			}
+			if _, err := p.DownTo(ctx, 16); err != nil {
+				t.Fatalf("down to 16: %v", err)
+			}
+			check("at 16")
+			if _, err := p.Up(ctx); err != nil {
+				t.Fatalf("up: %v", err)
+			}
+			check("at 17")
+		})
 	}
 }
