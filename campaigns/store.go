@@ -37,10 +37,12 @@ type Store interface {
 	// SaveMembers updates members already stored (state, job, reason, attempts, times).
 	SaveMembers(ctx context.Context, members []Member) error
 	// AddMembers stores new members of c and claims their devices, skipping any device claimed
-	// by another campaign; it returns the members added.
+	// by another campaign, in one transaction; it returns the members added. When it fails it
+	// has claimed nothing.
 	AddMembers(ctx context.Context, c *Campaign, members []Member) ([]Member, error)
-	// Claim claims endpoints for c, skipping any claimed by another campaign, and returns the
-	// endpoints c now holds.
+	// Claim claims endpoints of c's members for c (a retry), skipping any claimed by another
+	// campaign, and returns the endpoints c now holds. A store may release a campaign's claims
+	// through its members: a device that is no member of c is not to be claimed for it.
 	Claim(ctx context.Context, campaignID string, endpoints []string) ([]string, error)
 	// Claimed returns, of endpoints, those claimed by a campaign that has not ended, with the
 	// campaign's id.

@@ -31,22 +31,20 @@ func campaignKey(id string) string { return "campaign:" + id }
 
 // CreateCampaign stores c, its members and their claims, and the creation event, in one
 // transaction. A device claimed by another campaign fails it with a *campaigns.ConflictError.
+// The claims' primary key decides, in the transaction, with no read of the claims before it:
+// a campaign start of 10,000 devices does not pay a 10,000-endpoint join to learn what the
+// INSERT learns anyway; only a create that failed reads which devices were taken.
 func (s *Store) CreateCampaign(ctx context.Context, c *campaigns.Campaign, created campaigns.Event, members []campaigns.Member, after ...campaigns.Event) error {
-	eps := make([]string, len(members))
-	for i, m := range members {
-		eps[i] = m.Endpoint
-	}
-	if taken, err := s.Claimed(ctx, eps); err != nil {
-		return err
-	} else if len(taken) > 0 {
-		return &campaigns.ConflictError{Claimed: taken}
-	}
 	stmts, err := s.createStmts(c, created, members, after...)
 	if err != nil {
 		return fmt.Errorf("sqlstore: create campaign %s: %w", c.ID, err)
 	}
 	if err := s.w.do(ctx, campaignKey(c.ID), stmts...); err != nil {
 		if isUniqueViolation(err, "campaign_claims") || isUniqueViolation(err, "endpoint") {
+			eps := make([]string, len(members))
+			for i, m := range members {
+				eps[i] = m.Endpoint
+			}
 			if taken, cerr := s.Claimed(ctx, eps); cerr == nil && len(taken) > 0 {
 				return &campaigns.ConflictError{Claimed: taken}
 			}
@@ -174,7 +172,11 @@ func (s *Store) SaveTick(ctx context.Context, c *campaigns.Campaign, members []c
 		stmts = append(stmts, s.eventInsert(e), out) // the webhook outbox row commits with its event
 	}
 	if c.State.Ended() {
-		stmts = append(stmts, stmt{s.dialect.rebind("DELETE FROM campaign_claims WHERE campaign_id = ?"), []any{c.ID}})
+		// The claims are found through the campaign's members (every claim of a campaign is one
+		// of its members': CreateCampaign and AddMembers store both in one transaction), so
+		// that claims need no index by campaign, one B-tree less written per device at a start.
+		stmts = append(stmts, stmt{s.dialect.rebind("DELETE FROM campaign_claims WHERE campaign_id = ? AND endpoint IN " +
+			"(SELECT endpoint FROM campaign_members WHERE campaign_id = ?)"), []any{c.ID, c.ID}})
 	}
 	stmts = append(stmts, stmt{s.dialect.rebind("UPDATE campaigns SET state = ?, version = ?, followed = ?, doc = ? WHERE id = ? AND version = ?"),
 		[]any{string(c.State), int64(c.Version), followed(c), doc, c.ID, int64(c.Version - 1)}})
@@ -405,37 +407,53 @@ func (s *Store) memberUpdates(members []campaigns.Member) ([]stmt, error) {
 }
 
 // AddMembers stores the members whose devices c can claim (claimed by no other campaign) and
-// returns them.
+// returns them. The claims and the members go in one transaction, each member only if c holds
+// its device: a claim never outlives its member row, through which SaveTick releases it.
 func (s *Store) AddMembers(ctx context.Context, c *campaigns.Campaign, members []campaigns.Member) ([]campaigns.Member, error) {
+	if len(members) == 0 {
+		return nil, nil
+	}
 	eps := make([]string, len(members))
 	for i, m := range members {
 		eps[i] = m.Endpoint
 	}
-	held, err := s.Claim(ctx, c.ID, eps)
-	if err != nil {
-		return nil, err
-	}
-	mine := make(map[string]bool, len(held))
-	for _, ep := range held {
-		mine[ep] = true
-	}
-	var add []campaigns.Member
-	for _, m := range members {
-		if mine[m.Endpoint] {
-			add = append(add, m)
-		}
-	}
-	if len(add) == 0 {
-		return nil, nil
-	}
-	ins, err := s.memberInserts(add)
+	stmts, err := s.claimInserts(c.ID, eps, true)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: add members to %s: %w", c.ID, err)
 	}
-	if err := s.w.do(ctx, campaignKey(c.ID), ins...); err != nil {
-		return nil, fmt.Errorf("sqlstore: add %d members to %s: %w", len(add), c.ID, err)
+	for _, m := range members {
+		a, err := memberArgs(m)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: add members to %s: member %s: %w", c.ID, m.Endpoint, err)
+		}
+		stmts = append(stmts, stmt{s.q.insertClaimedMember, append(a, m.Endpoint, c.ID)})
+	}
+	if err := s.w.do(ctx, campaignKey(c.ID), stmts...); err != nil {
+		return nil, fmt.Errorf("sqlstore: add %d members to %s: %w", len(members), c.ID, err)
+	}
+	claimed, err := s.Claimed(ctx, eps)
+	if err != nil {
+		return nil, err
+	}
+	var add []campaigns.Member
+	for _, m := range members {
+		if claimed[m.Endpoint] == c.ID {
+			add = append(add, m)
+		}
 	}
 	return add, nil
+}
+
+// claimedMemberInsertQuery stores one member (memberArgs, then its endpoint and campaign id
+// again) if its campaign holds the device's claim.
+func claimedMemberInsertQuery(d *dialect) string {
+	casts := []string{"TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT"}
+	vals := make([]string, len(casts))
+	for i, t := range casts {
+		vals[i] = "CAST(? AS " + t + ")"
+	}
+	return d.rebind("INSERT INTO campaign_members (" + strings.Join(memberColumns, ", ") + ") SELECT " + strings.Join(vals, ", ") +
+		" WHERE EXISTS (SELECT 1 FROM campaign_claims WHERE endpoint = ? AND campaign_id = ?)")
 }
 
 // Claim claims the free endpoints for campaignID and returns those it holds now.

@@ -135,8 +135,8 @@ func BenchmarkCreateCampaign(b *testing.B) {
 	}
 }
 
-// BenchmarkClaimed looks up the claims of 10,000 devices, as a campaign's creation does before
-// it stores them.
+// BenchmarkClaimed looks up the claims of 10,000 devices, as a preview does, and a creation
+// refused for devices claimed already to name them.
 func BenchmarkClaimed(b *testing.B) {
 	s, err := Open(context.Background(), filepath.Join(b.TempDir(), "lwota.db"), nil)
 	if err != nil {

@@ -70,6 +70,8 @@ type queries struct {
 	// of them, insertClaims and insertNewClaims their claims, from a JSON array
 	// (campaign_members_set.go).
 	insertMembers, insertMemberSet, insertClaims, insertNewClaims string
+	// insertClaimedMember stores a member if its campaign holds its device (AddMembers).
+	insertClaimedMember string
 }
 
 var registrationColumns = []string{
@@ -131,14 +133,15 @@ func buildQueries(d *dialect) queries {
 			" WHERE r.endpoint = v.endpoint AND r.id = v.id RETURNING r.endpoint"}
 	}
 	return queries{
-		insertMembers:    memberInsertQuery(d, rowsPerInsert),
-		insertMemberSet:  memberSetInsertQuery(d),
-		insertClaims:     claimSetInsertQuery(d, false),
-		insertNewClaims:  claimSetInsertQuery(d, true),
-		saveOwner:        saveOwner,
-		deleteOwner:      deleteOwner,
-		registrationByID: d.rebind(regs + " WHERE id = ?"),
-		touchMerge:       touchMerge,
+		insertMembers:       memberInsertQuery(d, rowsPerInsert),
+		insertMemberSet:     memberSetInsertQuery(d, 1),
+		insertClaims:        claimSetInsertQuery(d, false),
+		insertNewClaims:     claimSetInsertQuery(d, true),
+		insertClaimedMember: claimedMemberInsertQuery(d),
+		saveOwner:           saveOwner,
+		deleteOwner:         deleteOwner,
+		registrationByID:    d.rebind(regs + " WHERE id = ?"),
+		touchMerge:          touchMerge,
 		saveInfo: d.rebind("UPDATE registrations SET manufacturer = ?, model = ?, firmware_version = ?, device_type = ?, firmware_key = ?" +
 			" WHERE endpoint = ? AND id = ?"),
 		saveInfoMerge:    saveInfoMerge,
@@ -213,7 +216,7 @@ func (q *queries) mergers() map[string]*merger {
 func (q *queries) writes() []string {
 	return []string{q.saveRegistration, q.touchRegistration, q.saveInfo, q.touchOwned, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
 		q.saveOwner, q.deleteOwner, q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey,
-		q.insertMembers, q.insertMemberSet, q.insertClaims, q.insertNewClaims}
+		q.insertMembers, q.insertMemberSet, q.insertClaims, q.insertNewClaims, q.insertClaimedMember}
 }
 
 // campaignImage is the SQL expression of a campaign row's image id, kept in its JSON doc.

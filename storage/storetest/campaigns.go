@@ -25,6 +25,9 @@ func RunCampaigns(t *testing.T, open func(t *testing.T) campaigns.Store) {
 	parallel(t, "Followed", open, testCampaignFollowed)
 	parallel(t, "ManyMembers", open, testCampaignManyMembers)
 	parallel(t, "MemberSummary", open, testCampaignMemberSummary)
+	parallel(t, "AddMembersAtomic", open, testCampaignAddMembersAtomic)
+	parallel(t, "EndReleasesJoined", open, testCampaignEndReleasesJoined)
+	parallel(t, "ConcurrentCreatesAtScale", open, testCampaignConcurrentCreatesAtScale)
 }
 
 func newCampaign(id string, eps ...string) (*campaigns.Campaign, campaigns.Event, []campaigns.Member) {
