@@ -209,7 +209,9 @@ func dedupBytesPerEntry(n int) float64 {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(d)
-	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+	// Signed: memory another test's goroutines free between the two GCs can leave the heap
+	// smaller after than before, and an unsigned difference then wraps to 1.8e15 bytes an entry.
+	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
 }
 
 // BenchmarkEndpointRegister measures LwM2M Register-shaped exchanges (CON POST /rd with a

@@ -48,7 +48,18 @@ func TestDedup_KeyIncludesPeer(t *testing.T) {
 }
 
 func TestDedup_HeapPerEntry(t *testing.T) {
-	per := dedupBytesPerEntry(10000)
+	// The heap is the process's: memory other tests' goroutines allocate or free between the
+	// two GCs moves the figure either way. The smallest of three measurements that are not
+	// negative (a shrink means someone else freed memory) is this cache's own.
+	per := -1.0
+	for range 3 {
+		if m := dedupBytesPerEntry(10000); m >= 0 && (per < 0 || m < per) {
+			per = m
+		}
+	}
+	if per < 0 {
+		t.Fatal("the heap shrank in each of three measurements: nothing measured")
+	}
 	t.Logf("dedup: %.0f bytes of heap per entry (10k Register answers)", per)
 	if per > 256 {
 		t.Fatalf("%.0f bytes per entry", per)
