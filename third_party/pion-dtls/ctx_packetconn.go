@@ -7,7 +7,6 @@ import (
 	"context"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/transport/v5/netctx"
@@ -56,12 +55,6 @@ type ctxWatch struct {
 	ctx   context.Context //nolint:containedctx // the context of the calls, watched across calls
 	stop  func() bool
 	fired bool // ctx ended and set the deadline in the past
-
-	// settled is ctx while it is watched and has not fired, nil otherwise (lwota patch 32). A
-	// call with that context has nothing to do in begin but check it, so it does not take mu:
-	// on a server with a thousand sessions that lock is on a cold line of the session's memory,
-	// taken twice per record exchanged (the read, then the write of the answer). Written under mu.
-	settled atomic.Pointer[context.Context]
 }
 
 // begin prepares a call made with ctx: it watches ctx (once per context) and takes back a
@@ -70,25 +63,18 @@ func (w *ctxWatch) begin(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return ctxErr(ctx)
 	}
-	// lwota patch 32: the watched context, not fired: the deadline is none and stays so until
-	// ctx ends, which the call notices as it does when ctx ends after begin.
-	if p := w.settled.Load(); p != nil && *p == ctx {
-		return nil
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if ctx != w.ctx {
 		if w.stop != nil {
 			w.stop()
 		}
-		w.settled.Store(nil)
 		w.ctx, w.stop = ctx, nil
 		if ctx.Done() != nil {
 			w.stop = context.AfterFunc(ctx, func() {
 				w.mu.Lock()
 				defer w.mu.Unlock()
 				if w.ctx == ctx { // not replaced by a newer context meanwhile
-					w.settled.Store(nil)
 					w.fired = true
 					_ = w.set(veryOld)
 				}
@@ -97,26 +83,11 @@ func (w *ctxWatch) begin(ctx context.Context) error {
 	}
 	if w.fired {
 		w.fired = false
-		if err := w.set(time.Time{}); err != nil {
-			return err
-		}
-	}
-	if ctx.Err() == nil { // one that ends now waits for mu to take it back
-		// A copy: &ctx would move the parameter to the heap on every call, the fast path's too.
-		settled := ctx
-		w.settled.Store(&settled)
+
+		return w.set(time.Time{})
 	}
 
 	return nil
-}
-
-// forget stops watching (Close, unwatch). Called with mu held.
-func (w *ctxWatch) forget() {
-	if w.stop != nil {
-		w.stop()
-	}
-	w.settled.Store(nil)
-	w.ctx, w.stop = nil, nil
 }
 
 func ctxErr(ctx context.Context) error {
@@ -173,7 +144,10 @@ func (p *ctxPacketConn) Close() error {
 		close(p.closed)
 		for _, w := range []*ctxWatch{&p.read, &p.write} {
 			w.mu.Lock()
-			w.forget()
+			if w.stop != nil {
+				w.stop()
+			}
+			w.ctx, w.stop = nil, nil
 			w.mu.Unlock()
 		}
 		p.readMu.Unlock()
@@ -191,7 +165,10 @@ func (p *ctxPacketConn) Close() error {
 func (p *ctxPacketConn) unwatch() {
 	for _, w := range [...]*ctxWatch{&p.read, &p.write} {
 		w.mu.Lock()
-		w.forget()
+		if w.stop != nil {
+			w.stop()
+		}
+		w.ctx, w.stop = nil, nil
 		w.mu.Unlock()
 	}
 }
