@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/binary"
+	"os"
 	"slices"
 	"strconv"
 )
@@ -19,7 +21,7 @@ import (
 
 // doLarge is do for a write of thousands of rows that its caller answers an API request with
 // (a campaign start): on SQLite its commit runs no checkpoint, the writer runs it after
-// answering.
+// answering, when the WAL holds wal_autocheckpoint frames (as the commit would have).
 func (w *writer) doLarge(ctx context.Context, key string, stmts ...stmt) error {
 	return w.queue(ctx, key, &write{ctx: ctx, key: key, stmts: stmts, done: make(chan error, 1), large: true})
 }
@@ -51,6 +53,11 @@ func (c *committer) deferCheckpoint(batch []*write) func() {
 		// Errors are dropped as SQLite drops those of its automatic checkpoint: the next one
 		// copies what this one did not.
 		_, _ = c.db.ExecContext(ctx, "PRAGMA wal_autocheckpoint = "+strconv.Itoa(c.autoCheckpoint))
+		// SQLite's rule: checkpoint once the WAL holds wal_autocheckpoint frames. Below that
+		// (a start of 10 devices), the next commit past it checkpoints as usual.
+		if frames, ok := c.walFrames(ctx); ok && frames < c.autoCheckpoint {
+			return
+		}
 		if h := c.beforeCheckpoint; h != nil {
 			if f := h.Load(); f != nil {
 				(*f)()
@@ -59,4 +66,30 @@ func (c *committer) deferCheckpoint(batch []*write) func() {
 		// PASSIVE, as the automatic checkpoint: it waits for no reader.
 		_, _ = c.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
 	}
+}
+
+// walFrames is the number of frames in the WAL (what SQLite compares with wal_autocheckpoint),
+// read from the wal-index header in the database's -shm file (mxFrame, a 32-bit integer in
+// native byte order at offset 16: sqlite.org/walformat.html). SQLite has no pragma for it, and
+// the driver exposes no sqlite3_wal_hook. The writer is the only process writing (one write
+// connection), so the header it reads is the one its own commit left. ok is false when the
+// file cannot be read: the caller then checkpoints, as a safe default.
+func (c *committer) walFrames(ctx context.Context) (frames int, ok bool) {
+	if c.walIndex == "" {
+		var file string
+		if err := c.db.QueryRowContext(ctx, "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file); err != nil || file == "" {
+			return 0, false
+		}
+		c.walIndex = file + "-shm"
+	}
+	f, err := os.Open(c.walIndex)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	var hdr [20]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		return 0, false
+	}
+	return int(binary.NativeEndian.Uint32(hdr[16:])), true
 }

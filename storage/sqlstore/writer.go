@@ -203,10 +203,12 @@ type committer struct {
 	// txStmts are the prepared statements bound to the transaction in progress, made once per
 	// transaction and query rather than once per write.
 	txStmts map[*sql.Stmt]*sql.Stmt
-	// walCheckpoint, autoCheckpoint and beforeCheckpoint are deferCheckpoint's: whether the
-	// database checkpoints a WAL, its wal_autocheckpoint once read, the test hook.
+	// walCheckpoint, autoCheckpoint, walIndex and beforeCheckpoint are deferCheckpoint's:
+	// whether the database checkpoints a WAL, its wal_autocheckpoint once read, its wal-index
+	// file, the test hook.
 	walCheckpoint    bool
 	autoCheckpoint   int
+	walIndex         string // the -shm file, once read (walFrames)
 	beforeCheckpoint *atomic.Pointer[func()]
 }
 
