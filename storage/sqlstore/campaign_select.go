@@ -123,10 +123,8 @@ func (s *Store) misfits(ctx context.Context, where []string, args []any, t firmw
 	if len(fits) == 0 {
 		return nil, nil // the image fits every device
 	}
-	// The columns are NOT NULL and IN over NOT NULL columns is never NULL: NOT (...) is exact.
-	cond := append(slices.Clone(where), "NOT ("+strings.Join(fits, " AND ")+")")
-	q := "SELECT endpoint, model FROM registrations WHERE " + strings.Join(cond, " AND ") + " ORDER BY endpoint"
-	rows, err := s.query(ctx, s.dialect.rebind(q), append(slices.Clone(args), fitArgs...)...)
+	q, qargs := misfitQuery(s.dialect, where, args, fits, fitArgs, t)
+	rows, err := s.query(ctx, s.dialect.rebind(q), qargs...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: select devices the image does not fit: %w", err)
 	}
@@ -137,5 +135,37 @@ func (s *Store) misfits(ctx context.Context, where []string, args []any, t firmw
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: select devices the image does not fit: %w", err)
 	}
+	// In endpoint order, as selectLabelled's (the index-only query has no ORDER BY). Go orders
+	// strings bytewise, as SQLite's BINARY collation does.
+	slices.SortFunc(out, func(a, b *registration.Registration) int { return strings.Compare(a.Endpoint, b.Endpoint) })
 	return out, nil
+}
+
+// misfitQuery is the query of the registrations of where (and args) that the conditions fits
+// (and fitArgs, the rules of target t) do not all meet.
+//
+// On SQLite a target of a model only (the usual image target) is answered from the
+// registrations_model index (model, endpoint) alone: the devices whose model sorts before or
+// after t's, two range reads of the index that find nothing when the fleet fits. Left to
+// itself, SQLite's planner takes the endpoint prefix's range of the primary key and reads every
+// selected device's table row to check its model (10,000 rows, 7.5 ms of a 10,000-device
+// start's 85 ms of CPU); the unary + on endpoint (SQLite's documented way to keep a term from
+// choosing an index) and no ORDER BY (which the primary key's order would serve) leave it the
+// index. PostgreSQL, which has no unary + for text, plans from its statistics.
+func misfitQuery(d *dialect, where []string, args []any, fits []string, fitArgs []any, t firmware.Selector) (string, []any) {
+	if d.name == sqliteDialect.name && t.Model != "" && t.Manufacturer == "" && t.DeviceType == "" && len(t.Labels) == 0 {
+		cond := make([]string, 0, len(where)+1)
+		for _, w := range where {
+			if strings.HasPrefix(w, "endpoint >= ") || strings.HasPrefix(w, "endpoint < ") {
+				w = "+" + w
+			}
+			cond = append(cond, w)
+		}
+		cond = append(cond, "(model < ? OR model > ?)")
+		return "SELECT endpoint, model FROM registrations WHERE " + strings.Join(cond, " AND "), append(slices.Clone(args), t.Model, t.Model)
+	}
+	// The columns are NOT NULL and IN over NOT NULL columns is never NULL: NOT (...) is exact.
+	cond := append(slices.Clone(where), "NOT ("+strings.Join(fits, " AND ")+")")
+	return "SELECT endpoint, model FROM registrations WHERE " + strings.Join(cond, " AND ") + " ORDER BY endpoint",
+		append(slices.Clone(args), fitArgs...)
 }

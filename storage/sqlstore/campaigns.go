@@ -39,7 +39,7 @@ func (s *Store) CreateCampaign(ctx context.Context, c *campaigns.Campaign, creat
 	if err != nil {
 		return fmt.Errorf("sqlstore: create campaign %s: %w", c.ID, err)
 	}
-	if err := s.w.do(ctx, campaignKey(c.ID), stmts...); err != nil {
+	if err := s.w.doLarge(ctx, campaignKey(c.ID), stmts...); err != nil {
 		if isUniqueViolation(err, "campaign_claims") || isUniqueViolation(err, "endpoint") {
 			eps := make([]string, len(members))
 			for i, m := range members {

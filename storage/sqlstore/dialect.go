@@ -32,6 +32,9 @@ type dialect struct {
 	// groupReads answers the per-request lookups (HasCredential, StoredInfo) many per query
 	// (groupread.go), with writers readers, each taking up to maxBatch lookups.
 	groupReads bool
+	// walCheckpoint: the database checkpoints a write-ahead log, which a large write's commit
+	// leaves to the writer to run after answering it (checkpoint.go).
+	walCheckpoint bool
 }
 
 // rebind turns "?" placeholders into "$n" where the dialect wants numbered ones. Queries in this

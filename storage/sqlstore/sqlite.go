@@ -16,13 +16,14 @@ import (
 )
 
 var sqliteDialect = dialect{
-	name:        "sqlite",
-	goose:       goose.DialectSQLite3,
-	writers:     1, // the one write connection
-	queue:       4096,
-	maxBatch:    512,
-	maxReaders:  4,
-	unboundedTx: true,
+	name:          "sqlite",
+	goose:         goose.DialectSQLite3,
+	writers:       1, // the one write connection
+	queue:         4096,
+	maxBatch:      512,
+	maxReaders:    4,
+	unboundedTx:   true,
+	walCheckpoint: true,
 }
 
 // sqliteDSN is a parsed SQLite DSN: "[sqlite:[//]]PATH[?synchronous=normal|full]".

@@ -37,6 +37,9 @@ type write struct {
 	// (SaveRegistrationKeepingInfo). Only pipelined batches run such writes; the writer fills
 	// into before it answers the write.
 	into []*string
+	// large: the write holds thousands of rows and its caller is waiting to answer a request
+	// (doLarge); on SQLite the writer checkpoints after answering it, not inside its commit.
+	large bool
 }
 
 // writer is the group commit. Callers queue writes on a bounded channel; each writer goroutine
@@ -59,6 +62,11 @@ type writer struct {
 	// roundTrips counts the round trips to PostgreSQL of pipelined commits, rollbacks included:
 	// what a test of the pipeline's shape reads.
 	roundTrips atomic.Int64
+	// walCheckpoint: the database checkpoints a WAL (SQLite), see doLarge.
+	walCheckpoint bool
+	// beforeCheckpoint, when set, runs on the writer goroutine before a deferred checkpoint
+	// (doLarge): what a test reads the WAL's state in.
+	beforeCheckpoint atomic.Pointer[func()]
 
 	mu     sync.RWMutex // held for reading while queueing, for writing by close
 	closed bool
@@ -67,7 +75,8 @@ type writer struct {
 
 // newWriter starts d.writers writer goroutines over db with d's queue, batch and commit settings.
 func newWriter(db *sql.DB, prepare []string, merge map[string]*merger, d *dialect) *writer {
-	w := &writer{db: db, prepare: prepare, merge: merge, maxBatch: d.maxBatch, unboundedTx: d.unboundedTx, pipelined: d.pipelined}
+	w := &writer{db: db, prepare: prepare, merge: merge, maxBatch: d.maxBatch, unboundedTx: d.unboundedTx, pipelined: d.pipelined,
+		walCheckpoint: d.walCheckpoint}
 	w.wg.Add(d.writers)
 	for range d.writers {
 		ops := make(chan *write, max(d.queue/d.writers, 1))
@@ -157,6 +166,8 @@ func (w *writer) run(ops chan *write) {
 	c.pipelined = w.pipelined
 	c.merge = w.merge
 	c.trips = &w.roundTrips
+	c.walCheckpoint = w.walCheckpoint
+	c.beforeCheckpoint = &w.beforeCheckpoint
 	defer c.close()
 	batch := make([]*write, 0, w.maxBatch)
 	for op := range ops {
@@ -192,6 +203,13 @@ type committer struct {
 	// txStmts are the prepared statements bound to the transaction in progress, made once per
 	// transaction and query rather than once per write.
 	txStmts map[*sql.Stmt]*sql.Stmt
+	// walCheckpoint, autoCheckpoint, walIndex and beforeCheckpoint are deferCheckpoint's:
+	// whether the database checkpoints a WAL, its wal_autocheckpoint once read, its wal-index
+	// file, the test hook.
+	walCheckpoint    bool
+	autoCheckpoint   int
+	walIndex         string // the -shm file, once read (walFrames)
+	beforeCheckpoint *atomic.Pointer[func()]
 }
 
 func newCommitter(db *sql.DB, queries []string) *committer {
@@ -223,6 +241,9 @@ func (c *committer) commit(batch []*write) {
 	}
 	if len(live) == 0 {
 		return
+	}
+	if after := c.deferCheckpoint(live); after != nil {
+		defer after() // after every write of the batch is answered
 	}
 	err := c.tx(live)
 	if err == nil || len(live) == 1 {
