@@ -51,7 +51,7 @@ func (s *Store) CredentialByEndpoint(ctx context.Context, endpoint string) (*cre
 
 // HasCredential: see CredentialTable.HasCredential (device_credentials).
 func (s *Store) HasCredential(ctx context.Context, endpoint string) (bool, error) {
-	if s.credExists != nil {
+	if s.credExists != nil && groupReadable(endpoint) {
 		_, ok, err := s.credExists.get(ctx, endpoint)
 		if err != nil {
 			return false, fmt.Errorf("sqlstore: credential of %q: %w", endpoint, err)

@@ -50,8 +50,9 @@ type Store struct {
 	owner atomic.Pointer[owner]
 	// pg is the PostgreSQL connection config, for the LISTEN connection; nil on SQLite.
 	pg *pgx.ConnConfig
-	// credExists and storedInfo answer HasCredential and StoredInfo on PostgreSQL, many
-	// lookups per query (groupread.go); nil on SQLite, where each is a point read in-process.
+	// credExists answers HasCredential many lookups per query (groupread.go), on both
+	// dialects (groupread_sqlite.go); storedInfo answers StoredInfo so on PostgreSQL, nil on
+	// SQLite, where it is a point read in-process.
 	credExists *groupRead[struct{}]
 	storedInfo *groupRead[*registration.Registration]
 }
@@ -116,6 +117,14 @@ func newStore(logger *slog.Logger, d *dialect, db, writeDB, lookupDB *sql.DB) *S
 				return r.Endpoint, &r, err
 			}, d.writers, d.queue, d.maxBatch)
 	}
+	if d.name == "sqlite" {
+		s.credExists = newSQLiteGroupRead(s, "SELECT endpoint FROM device_credentials WHERE endpoint IN (SELECT value FROM json_each(?))",
+			func(sc scanner) (string, struct{}, error) {
+				var ep string
+				err := sc.Scan(&ep)
+				return ep, struct{}{}, err
+			})
+	}
 	return s
 }
 
@@ -125,6 +134,8 @@ func (s *Store) Close() error {
 	s.w.close()
 	if s.credExists != nil {
 		s.credExists.close()
+	}
+	if s.storedInfo != nil {
 		s.storedInfo.close()
 	}
 	s.reads.close()
