@@ -51,12 +51,19 @@ func (s *Store) CredentialByEndpoint(ctx context.Context, endpoint string) (*cre
 
 // HasCredential: see CredentialTable.HasCredential (device_credentials).
 func (s *Store) HasCredential(ctx context.Context, endpoint string) (bool, error) {
-	if s.credExists != nil && groupReadable(endpoint) {
+	if s.credExists != nil {
 		_, ok, err := s.credExists.get(ctx, endpoint)
 		if err != nil {
 			return false, fmt.Errorf("sqlstore: credential of %q: %w", endpoint, err)
 		}
 		return ok, nil
+	}
+	if s.credCheck != nil {
+		has, err := s.credCheck.has(ctx, endpoint)
+		if err != nil {
+			return false, fmt.Errorf("sqlstore: credential of %q: %w", endpoint, err)
+		}
+		return has, nil
 	}
 	return s.deviceCredentials().HasCredential(ctx, endpoint)
 }

@@ -41,6 +41,3 @@ func ForgetFirmwareKeys(t *testing.T, s *Store) {
 		t.Fatal(err)
 	}
 }
-
-// CredentialCheckStatements is how many statements HasCredential's group reads have sent.
-func CredentialCheckStatements(s *Store) int64 { return s.credExists.stmts() }

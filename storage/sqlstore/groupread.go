@@ -25,9 +25,6 @@ type groupRead[T any] struct {
 	// as its first column: SELECT key, ... FROM t WHERE key = ANY($1).
 	query string
 	scan  func(sc scanner) (key string, v T, err error)
-	// fetch answers one batch of distinct keys: lookup (pgx) on PostgreSQL, lookupSQLite
-	// (groupread_sqlite.go) on SQLite.
-	fetch func(keys []string) (map[string]T, error)
 	// A batch is one statement (lookup): pgx's cached statement, parsed once per connection,
 	// on a pool whose sessions run under plan_cache_mode = force_custom_plan (openLookupDB), so
 	// that each batch is planned for the table as it is. A cached generic plan made while the table was empty scans it whole once it holds
@@ -35,7 +32,7 @@ type groupRead[T any] struct {
 	// one primary key never has that problem, an array of keys does.
 	queue    chan *readReq[T]
 	maxBatch int
-	// statements counts the statements sent to the database, for tests of the batch's shape.
+	// statements counts the statements sent to PostgreSQL, for tests of the batch's shape.
 	statements atomic.Int64
 
 	mu     sync.RWMutex // held for reading while queueing, for writing by close
@@ -57,17 +54,11 @@ type readRes[T any] struct {
 // newGroupRead starts readers goroutines answering query.
 func newGroupRead[T any](db *sql.DB, query string, scan func(scanner) (string, T, error), readers, queue, maxBatch int) *groupRead[T] {
 	g := &groupRead[T]{db: db, query: query, scan: scan, queue: make(chan *readReq[T], queue), maxBatch: maxBatch}
-	g.fetch = g.lookup
-	g.start(readers)
-	return g
-}
-
-// start runs the readers.
-func (g *groupRead[T]) start(readers int) {
 	g.wg.Add(readers)
 	for range readers {
 		go g.run()
 	}
+	return g
 }
 
 // get returns the row of key (ok false when there is none), or ctx's error when ctx ends first.
@@ -97,7 +88,7 @@ func (g *groupRead[T]) get(ctx context.Context, key string) (T, bool, error) {
 	}
 }
 
-// stmts is how many statements the lookups sent to the database.
+// stmts is how many statements the lookups sent to PostgreSQL.
 func (g *groupRead[T]) stmts() int64 { return g.statements.Load() }
 
 // close stops taking lookups, answers those queued and waits for the readers.
@@ -143,7 +134,7 @@ func (g *groupRead[T]) answer(batch []*readReq[T]) {
 			keys = append(keys, req.key)
 		}
 	}
-	rows, err := g.fetch(keys)
+	rows, err := g.lookup(keys)
 	for _, req := range batch {
 		v, ok := rows[req.key]
 		req.done <- readRes[T]{v: v, ok: ok, err: err}

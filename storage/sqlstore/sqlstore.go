@@ -50,10 +50,12 @@ type Store struct {
 	owner atomic.Pointer[owner]
 	// pg is the PostgreSQL connection config, for the LISTEN connection; nil on SQLite.
 	pg *pgx.ConnConfig
-	// credExists answers HasCredential many lookups per query (groupread.go), on both
-	// dialects (groupread_sqlite.go); storedInfo answers StoredInfo so on PostgreSQL, nil on
-	// SQLite, where it is a point read in-process.
+	// credExists and storedInfo answer HasCredential and StoredInfo on PostgreSQL, many
+	// lookups per query (groupread.go); nil on SQLite, where each is a point read in-process.
 	credExists *groupRead[struct{}]
+	// credCheck answers HasCredential on SQLite, a point read on connections of its own
+	// (credcheck_sqlite.go); nil on PostgreSQL.
+	credCheck *credCheck
 	storedInfo *groupRead[*registration.Registration]
 }
 
@@ -117,14 +119,6 @@ func newStore(logger *slog.Logger, d *dialect, db, writeDB, lookupDB *sql.DB) *S
 				return r.Endpoint, &r, err
 			}, d.writers, d.queue, d.maxBatch)
 	}
-	if d.name == "sqlite" {
-		s.credExists = newSQLiteGroupRead(s, "SELECT endpoint FROM device_credentials WHERE endpoint IN (SELECT value FROM json_each(?))",
-			func(sc scanner) (string, struct{}, error) {
-				var ep string
-				err := sc.Scan(&ep)
-				return ep, struct{}{}, err
-			})
-	}
 	return s
 }
 
@@ -134,9 +128,10 @@ func (s *Store) Close() error {
 	s.w.close()
 	if s.credExists != nil {
 		s.credExists.close()
-	}
-	if s.storedInfo != nil {
 		s.storedInfo.close()
+	}
+	if s.credCheck != nil {
+		s.credCheck.close()
 	}
 	s.reads.close()
 	err := s.db.Close()
