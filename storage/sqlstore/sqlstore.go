@@ -55,7 +55,7 @@ type Store struct {
 	credExists *groupRead[struct{}]
 	// credCheck answers HasCredential on SQLite, a point read on connections of its own
 	// (credcheck_sqlite.go); nil on PostgreSQL.
-	credCheck *credCheck
+	credCheck  *credCheck
 	storedInfo *groupRead[*registration.Registration]
 }
 
