@@ -63,11 +63,11 @@ func TestSQLiteCredentialCheckOwnConnections(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Error("HasCredential waited 30 s for the read pool's connections")
+		defer func() { <-done }() // it ends once the connections are released
 	}
 	for _, c := range held {
 		c.Close()
 	}
-	<-done
 	// database/sql's Row, Rows and pool took 23 allocations a check; the statement alone 10.
 	allocs := testing.AllocsPerRun(200, func() {
 		if _, err := s.HasCredential(ctx, "secured"); err != nil {
