@@ -58,6 +58,13 @@ func (s *Store) HasCredential(ctx context.Context, endpoint string) (bool, error
 		}
 		return ok, nil
 	}
+	if s.credCheck != nil {
+		has, err := s.credCheck.has(ctx, endpoint)
+		if err != nil {
+			return false, fmt.Errorf("sqlstore: credential of %q: %w", endpoint, err)
+		}
+		return has, nil
+	}
 	return s.deviceCredentials().HasCredential(ctx, endpoint)
 }
 

@@ -96,11 +96,12 @@ func openSQLite(ctx context.Context, dsn string, logger *slog.Logger) (*Store, e
 		writeDB.Close()
 		return fail(err)
 	}
-	readDB, err := sqliteDB(cfg.path + "?" + common + "&_pragma=query_only(1)")
+	readConnector, err := sqlite.NewConnector(cfg.path + "?" + common + "&_pragma=query_only(1)")
 	if err != nil {
 		writeDB.Close()
 		return fail(err)
 	}
+	readDB := sql.OpenDB(readConnector)
 	readDB.SetMaxOpenConns(d.maxReaders)
 	readDB.SetMaxIdleConns(d.maxReaders)
 	if err := readDB.PingContext(ctx); err != nil {
@@ -108,8 +109,16 @@ func openSQLite(ctx context.Context, dsn string, logger *slog.Logger) (*Store, e
 		writeDB.Close()
 		return fail(err)
 	}
+	check, err := newCredCheck(ctx, readConnector, credCheckConns)
+	if err != nil {
+		readDB.Close()
+		writeDB.Close()
+		return fail(err)
+	}
 	logger.InfoContext(ctx, "opened store", "backend", d.name, "path", cfg.path, "synchronous", cfg.synchronous)
-	return newStore(logger, d, readDB, writeDB, nil), nil
+	s := newStore(logger, d, readDB, writeDB, nil)
+	s.credCheck = check
+	return s, nil
 }
 
 // sqliteDB opens a pool through the driver's connector rather than its global registration.

@@ -53,6 +53,9 @@ type Store struct {
 	// credExists and storedInfo answer HasCredential and StoredInfo on PostgreSQL, many
 	// lookups per query (groupread.go); nil on SQLite, where each is a point read in-process.
 	credExists *groupRead[struct{}]
+	// credCheck answers HasCredential on SQLite, a point read on connections of its own
+	// (credcheck_sqlite.go); nil on PostgreSQL.
+	credCheck  *credCheck
 	storedInfo *groupRead[*registration.Registration]
 }
 
@@ -126,6 +129,9 @@ func (s *Store) Close() error {
 	if s.credExists != nil {
 		s.credExists.close()
 		s.storedInfo.close()
+	}
+	if s.credCheck != nil {
+		s.credCheck.close()
 	}
 	s.reads.close()
 	err := s.db.Close()

@@ -1,0 +1,52 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkHasCredentialParallel is the NoSec credential check alone (every plain-CoAP
+// Register, Update and De-register asks it), from 256 request goroutines at once, for a fleet
+// of which a third has credentials: the guard of its CPU per check (cpu-µs/check).
+func BenchmarkHasCredentialParallel(b *testing.B) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			dsn := be.dsn(b)
+			s := open(b, dsn)
+			ctx := context.Background()
+			const fleet = 3000
+			ep := func(i int64) string { return fmt.Sprintf("urn:imei:%015d", i%fleet) }
+			for i := range int64(fleet) {
+				if i%3 == 0 {
+					if err := s.SaveCredential(ctx, sealedFor(ep(i))); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			var n atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(128) // 256 goroutines on 2 cores
+			b.ResetTimer()
+			start, cpu0, pg := time.Now(), processCPU(), pgCPUOf(b, be.name, dsn)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					has, err := s.HasCredential(ctx, ep(i))
+					if err == nil && has != (i%fleet%3 == 0) {
+						err = fmt.Errorf("HasCredential(%s) = %v", ep(i), has)
+					}
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "checks/s")
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/check")
+			reportPG(b, pg, "pg-cpu-µs/check")
+		})
+	}
+}
