@@ -13,6 +13,7 @@ import (
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/registration"
 	"github.com/lwota/lwota/server/transport"
+	"github.com/lwota/lwota/storage/sqlstore"
 )
 
 // benchRegistration is a typical registration: a handful of objects, an address, times.
@@ -153,6 +154,35 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// credFleet is how many endpoints credentialFleet stores; every third has a credential.
+const credFleet = 3000
+
+// credentialFleet stores credFleet endpoints' credentials (every third endpoint has one) and,
+// with regs, a registration of each, and returns the name of request i's endpoint: requests
+// go round the fleet, and request i's endpoint has a credential when hasCredential(i).
+func credentialFleet(b *testing.B, s *sqlstore.Store, regs bool) func(int64) string {
+	b.Helper()
+	ctx := context.Background()
+	ep := func(i int64) string { return fmt.Sprintf("urn:imei:%015d", i%credFleet) }
+	for i := range int64(credFleet) {
+		if hasCredential(i) {
+			if err := s.SaveCredential(ctx, sealedFor(ep(i))); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if !regs {
+			continue
+		}
+		if err := s.SaveRegistration(ctx, benchRegistration(ep(i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return ep
+}
+
+// hasCredential reports whether credentialFleet gave request i's endpoint a credential.
+func hasCredential(i int64) bool { return i%credFleet%3 == 0 }
+
 // BenchmarkLookupsParallel is the per-request reads of a registration under load: many request
 // workers asking HasCredential (the NoSec check of every plain-CoAP Register and Update) and
 // StoredInfo (every Register) at once, for a fleet of which a third has credentials.
@@ -162,18 +192,7 @@ func BenchmarkLookupsParallel(b *testing.B) {
 			dsn := be.dsn(b)
 			s := open(b, dsn)
 			ctx := context.Background()
-			const fleet = 3000
-			ep := func(i int64) string { return fmt.Sprintf("urn:imei:%015d", i%fleet) }
-			for i := range int64(fleet) {
-				if i%3 == 0 {
-					if err := s.SaveCredential(ctx, sealedFor(ep(i))); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := s.SaveRegistration(ctx, benchRegistration(ep(i))); err != nil {
-					b.Fatal(err)
-				}
-			}
+			ep := credentialFleet(b, s, true)
 			var n atomic.Int64
 			b.ReportAllocs()
 			b.SetParallelism(32)
@@ -183,7 +202,7 @@ func BenchmarkLookupsParallel(b *testing.B) {
 				for pb.Next() {
 					i := n.Add(1)
 					has, err := s.HasCredential(ctx, ep(i))
-					if err == nil && has != (i%fleet%3 == 0) {
+					if err == nil && has != hasCredential(i) {
 						err = fmt.Errorf("HasCredential(%s) = %v", ep(i), has)
 					}
 					if err == nil {

@@ -17,15 +17,7 @@ func BenchmarkHasCredentialParallel(b *testing.B) {
 			dsn := be.dsn(b)
 			s := open(b, dsn)
 			ctx := context.Background()
-			const fleet = 3000
-			ep := func(i int64) string { return fmt.Sprintf("urn:imei:%015d", i%fleet) }
-			for i := range int64(fleet) {
-				if i%3 == 0 {
-					if err := s.SaveCredential(ctx, sealedFor(ep(i))); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
+			ep := credentialFleet(b, s, false)
 			var n atomic.Int64
 			b.ReportAllocs()
 			b.SetParallelism(128) // 256 goroutines on 2 cores
@@ -35,7 +27,7 @@ func BenchmarkHasCredentialParallel(b *testing.B) {
 				for pb.Next() {
 					i := n.Add(1)
 					has, err := s.HasCredential(ctx, ep(i))
-					if err == nil && has != (i%fleet%3 == 0) {
+					if err == nil && has != hasCredential(i) {
 						err = fmt.Errorf("HasCredential(%s) = %v", ep(i), has)
 					}
 					if err != nil {
