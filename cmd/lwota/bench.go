@@ -431,6 +431,7 @@ func benchPullCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	ciphers := fs.String("cipher", "psk-ccm8", "with --dtls: comma-separated cipher suites, one DTLS run each: psk-ccm8, psk-gcm, ecdhe-ccm8")
 	cpuProfile := fs.String("cpuprofile", "", "write the CPU profile of the whole run of the servers' process (lwota's and the echo's; their clients run in a child) to this file")
 	runProfiles := fs.String("cpuprofile-runs", "", "write the CPU profile of each run's measured window alone (no echo baseline, handshakes or teardown) to PREFIX.<devices>.plain and PREFIX.<devices>.dtls-<suite>")
+	clientsProfiles := fs.String("clients-cpuprofile", "", "write the CPU profile of the devices' child process over each run's measured window to PREFIX.<devices>.plain and PREFIX.<devices>.dtls-<suite> (the first plain slot)")
 	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
 		return err
 	}
@@ -463,5 +464,5 @@ func benchPullCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 			return fmt.Errorf("bench pull: --cipher: %w", err)
 		}
 	}
-	return BenchPull(ctx, stdout, counts, *duration, suites, *runProfiles)
+	return BenchPull(ctx, stdout, counts, *duration, suites, pullProfiles{runs: *runProfiles, clients: *clientsProfiles})
 }

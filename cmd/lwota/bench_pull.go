@@ -37,8 +37,9 @@ const pullBenchImageSize = 1 << 20
 // (bench_pull_clients.go), and so do the echo's clients: the CPU per block (per round trip)
 // counts both processes and is printed split. With a profiles prefix, each run's measured window is profiled
 // on its own into prefix.<devices>.plain and prefix.<devices>.dtls-<suite> (the echo baseline,
-// the handshakes and the teardown left out).
-func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration, suites []lwm2mtest.DTLSSuite, profiles string) error {
+// the handshakes and the teardown left out); profiles.clients does the same for the devices'
+// child process.
+func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration, suites []lwm2mtest.DTLSSuite, profiles pullProfiles) error {
 	tmp, err := os.MkdirTemp("", "lwota-bench-pull-")
 	if err != nil {
 		return err
@@ -119,10 +120,11 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 		// appended to across slots).
 		profiled := false
 		run, err := interleavePull(ctx, n, d, echoSrv.Addr(), func(ctx context.Context, slot time.Duration, cpu *pullCPU) (lwm2mtest.PullReport, error) {
+			clientsProfile := ""
 			if !profiled {
-				profiled, cpu.profile = true, runProfile(profiles, n, "plain")
+				profiled, cpu.profile, clientsProfile = true, runProfile(profiles.runs, n, "plain"), runProfile(profiles.clients, n, "plain")
 			}
-			rep, err := pullClients{URI: uri, Devices: n, Duration: slot, Window: slot}.run(ctx, cpu) // bench_pull_clients.go
+			rep, err := pullClients{URI: uri, Devices: n, Duration: slot, Window: slot, CPUProfile: clientsProfile}.run(ctx, cpu) // bench_pull_clients.go
 			return rep, errors.Join(err, cpu.stopProfile())
 		})
 		if err != nil {
@@ -143,12 +145,19 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 		}
 		for _, suite := range suites {
 			if err := benchPullDTLS(ctx, w, dtlsSrv, secureURI, suite, n, d, run.echo, rep.BlocksPerSec,
-				runProfile(profiles, n, "dtls-"+suite.Name)); err != nil {
+				runProfile(profiles.runs, n, "dtls-"+suite.Name), runProfile(profiles.clients, n, "dtls-"+suite.Name)); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// pullProfiles are the CPU profile file prefixes of lwota bench pull's runs (runProfile names
+// the files): runs for the servers' process (--cpuprofile-runs), clients for the devices' child
+// process (--clients-cpuprofile); "" profiles nothing.
+type pullProfiles struct {
+	runs, clients string
 }
 
 // cpuSplit prints the server's and the devices' CPU per block of a run whose both sides used

@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"time"
 
@@ -50,6 +49,9 @@ type pullClients struct {
 	Duration time.Duration
 	Window   time.Duration
 	Suite    string
+	// CPUProfile: the child writes the CPU profile of its measured window (go to ended) to
+	// this file (lwota bench pull --clients-cpuprofile).
+	CPUProfile string
 
 	CertPEM, KeyPEM, CAPEM []byte
 }
@@ -86,7 +88,7 @@ func (p pullClients) child(ctx context.Context, cpu *pullCPU) (pullClientsReport
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, "bench", "pull-clients", "--uri", p.URI, "--echo", p.Echo, "--devices", fmt.Sprint(p.Devices),
-		"--duration", p.Duration.String(), "--window", p.Window.String(), "--cipher", p.Suite)
+		"--duration", p.Duration.String(), "--window", p.Window.String(), "--cipher", p.Suite, "--cpuprofile", p.CPUProfile)
 	cmd.Env = append(os.Environ(), pullCertEnv+"="+string(p.CertPEM), pullKeyEnv+"="+string(p.KeyPEM), pullCAEnv+"="+string(p.CAPEM))
 	var errOut bytes.Buffer
 	cmd.Stderr = &limitedWriter{w: &errOut, n: 4096}
@@ -166,10 +168,11 @@ func benchPullClients(ctx context.Context, args []string, stdout, stderr io.Writ
 	duration := fs.Duration("duration", 5*time.Second, "how long the devices pull")
 	window := fs.Duration("window", time.Second, "rate window")
 	cipher := fs.String("cipher", "", "DTLS cipher suite (psk-ccm8, psk-gcm, ecdhe-ccm8); empty: plain CoAP")
+	cpuProfile := fs.String("cpuprofile", "", "write the CPU profile of the measured window (go to ended) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return runPullClients(ctx, pullClients{URI: *uri, Echo: *echo, Devices: *devices, Duration: *duration, Window: *window, Suite: *cipher,
+	return runPullClients(ctx, pullClients{URI: *uri, Echo: *echo, Devices: *devices, Duration: *duration, Window: *window, Suite: *cipher, CPUProfile: *cpuProfile,
 		CertPEM: []byte(os.Getenv(pullCertEnv)), KeyPEM: []byte(os.Getenv(pullKeyEnv)), CAPEM: []byte(os.Getenv(pullCAEnv))},
 		os.Stdin, stdout)
 }
@@ -188,17 +191,21 @@ func runPullClients(ctx context.Context, p pullClients, stdin io.Reader, stdout 
 	startGCHeadroom(ctx, defaultGCHeadroom, os.Getenv)
 	in := bufio.NewReader(stdin)
 	var t0, t1 time.Duration
+	// The devices' profile covers the window their CPU is measured over, as the server's does
+	// (pullCPU): the handshakes and the teardown are not the pull's.
+	prof := pullCPU{profile: p.CPUProfile}
 	started := func() {
 		fmt.Fprintln(stdout, "ready")
 		if l, err := in.ReadString('\n'); err != nil || strings.TrimSpace(l) != "go" {
 			cancel() // the bench ended
 		}
 		go func() { _, _ = io.Copy(io.Discard, in); cancel() }()
-		runtime.GC() // the sockets' and handshakes' garbage, as the bench does with its own
+		prof.start() // collects the sockets' and handshakes' garbage first, as the bench does with its own
 		t0 = processCPU()
 	}
 	ended := func() {
 		t1 = processCPU()
+		_ = prof.stopProfile()
 		fmt.Fprintln(stdout, "ended")
 	}
 	cfg := lwm2mtest.PullConfig{URI: p.URI, Devices: p.Devices, Duration: p.Duration, Window: p.Window, Started: started, Ended: ended}
@@ -219,7 +226,7 @@ func runPullClients(ctx context.Context, p pullClients, stdin io.Reader, stdout 
 		}
 		r.Pull, err = lwm2mtest.PullLoadDTLSDial(ctx, cfg, client.Dial)
 	}
-	if err != nil {
+	if err := errors.Join(err, prof.stopProfile()); err != nil {
 		return err
 	}
 	r.CPU = t1 - t0

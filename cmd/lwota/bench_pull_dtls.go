@@ -65,10 +65,10 @@ func serveBenchPullDTLS(ctx context.Context, h transport.Handler) (*benchDTLSSer
 // coapRate, the plain CoAP blocks/s of the same device count, the figure issue 16 sets at ≥ 0.6.
 // The devices run in a child process, as the plain run's do (bench_pull_clients.go).
 func benchPullDTLS(ctx context.Context, w io.Writer, srv *benchDTLSServer, uri string, suite lwm2mtest.DTLSSuite,
-	n int, d time.Duration, echo, coapRate float64, profile string) error {
+	n int, d time.Duration, echo, coapRate float64, profile, clientsProfile string) error {
 	rssStart := vmRSS()
 	cpu := pullCPU{profile: profile} // once the handshakes are done: the CPU of the pull alone (bench_pull.go)
-	rep, err := pullClients{URI: uri, Devices: n, Duration: d, Window: pullWindow(d), Suite: suite.Name,
+	rep, err := pullClients{URI: uri, Devices: n, Duration: d, Window: pullWindow(d), Suite: suite.Name, CPUProfile: clientsProfile,
 		CertPEM: srv.device.CertPEM, KeyPEM: srv.device.KeyPEM, CAPEM: srv.caPEM}.run(ctx, &cpu) // bench_pull_clients.go
 	if err := errors.Join(err, cpu.stopProfile()); err != nil {
 		return fmt.Errorf("dtls %s: %w", suite.Name, err)

@@ -17,7 +17,7 @@ import (
 func TestBenchPull(t *testing.T) {
 	t.Setenv(readmeCLIEnv, "1") // the devices' child process (this test binary) runs as lwota
 	var out bytes.Buffer
-	if err := BenchPull(context.Background(), &out, []int{4}, 500*time.Millisecond, nil, ""); err != nil {
+	if err := BenchPull(context.Background(), &out, []int{4}, 500*time.Millisecond, nil, pullProfiles{}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "blocks/s") || strings.Contains(out.String(), "first error") {
@@ -27,25 +27,29 @@ func TestBenchPull(t *testing.T) {
 }
 
 // TestBenchPullRunProfiles: --cpuprofile-runs writes one CPU profile per run's measured window,
-// plain CoAP and each DTLS suite, named by device count and run.
+// plain CoAP and each DTLS suite, named by device count and run, and --clients-cpuprofile the
+// same for the devices' child process.
 func TestBenchPullRunProfiles(t *testing.T) {
 	t.Setenv(readmeCLIEnv, "1")
 	prefix := filepath.Join(t.TempDir(), "pull")
+	clients := filepath.Join(t.TempDir(), "clients")
 	suites, err := lwm2mtest.ParseDTLSSuites("psk-ccm8")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := BenchPull(context.Background(), &out, []int{4}, 500*time.Millisecond, suites, prefix); err != nil {
+	if err := BenchPull(context.Background(), &out, []int{4}, 500*time.Millisecond, suites, pullProfiles{runs: prefix, clients: clients}); err != nil {
 		t.Fatal(err)
 	}
-	for _, run := range []string{"plain", "dtls-psk-ccm8"} {
-		b, err := os.ReadFile(prefix + ".4." + run)
-		if err != nil {
-			t.Fatalf("no profile of the %s run: %v", run, err)
-		}
-		if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b { // a pprof profile is gzipped
-			t.Fatalf("the %s run's profile is not a pprof profile (%d bytes)", run, len(b))
+	for _, p := range []string{prefix, clients} {
+		for _, run := range []string{"plain", "dtls-psk-ccm8"} {
+			b, err := os.ReadFile(p + ".4." + run)
+			if err != nil {
+				t.Fatalf("no profile of the %s run: %v", run, err)
+			}
+			if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b { // a pprof profile is gzipped
+				t.Fatalf("the %s run's profile %s is not a pprof profile (%d bytes)", run, p, len(b))
+			}
 		}
 	}
 }
@@ -62,7 +66,7 @@ func TestBenchPullSplitsCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := BenchPull(context.Background(), &out, []int{4}, 500*time.Millisecond, suites, ""); err != nil {
+	if err := BenchPull(context.Background(), &out, []int{4}, 500*time.Millisecond, suites, pullProfiles{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Log("\n" + out.String())

@@ -23,6 +23,13 @@ import (
 // protocol is the plain device's (pullDevice.run): one confirmable request in flight, the same
 // retransmission timeouts (a timer instead of a read deadline), the same counting; only the
 // goroutine it runs on differs.
+//
+// The retransmission timer is lazy: an answer does not stop it and a request does not reset it;
+// a request notes when it is due (due) and the timer, when it fires early, re-arms itself for
+// what is left. On a clean link a device's timer fires about once per ACK_TIMEOUT, not twice per
+// block: at 1,000 devices a Stop and a Reset of a runtime timer per block were a cold timer heap
+// entry each, a cost that no single-threaded device stack pays (tinydtls, mbedTLS on an RTOS
+// keep one deadline and compare it in their loop).
 
 // pullEvents is one device's state, guarded by mu: the handler, the retransmission timer and
 // the end of the run take turns.
@@ -34,6 +41,9 @@ type pullEvents struct {
 	mu      sync.Mutex
 	stopped bool
 	timer   *time.Timer
+	armed   bool      // the timer is pending, for timerAt
+	timerAt time.Time // when the pending timer fires
+	due     time.Time // when the request in flight is retransmitted; zero: none in flight
 	out     []byte
 	n       int // length of the request in out
 	optBuf  []byte
@@ -96,7 +106,8 @@ func (ev *pullEvents) request() {
 	ev.transmit()
 }
 
-// transmit sends the current request and arms its retransmission timer. Called with mu held.
+// transmit sends the current request and notes when it is due for retransmission, arming the
+// timer only when it is not pending already for that moment or earlier. Called with mu held.
 func (ev *pullEvents) transmit() {
 	if _, err := ev.conn.Write(ev.out[:ev.n]); err != nil {
 		if !ev.done() {
@@ -105,15 +116,31 @@ func (ev *pullEvents) transmit() {
 		ev.stopped = true
 		return
 	}
-	ev.timer.Reset(ev.wait)
+	ev.due = time.Now().Add(ev.wait)
+	if !ev.armed || ev.due.Before(ev.timerAt) {
+		ev.arm(ev.wait)
+	}
 	ev.wait *= 2
 }
 
-// timeout retransmits the request, or gives it up after MaxRetransmit and asks again.
+// arm (re)starts the timer to fire after d. Called with mu held.
+func (ev *pullEvents) arm(d time.Duration) {
+	ev.timer.Reset(d)
+	ev.armed, ev.timerAt = true, time.Now().Add(d)
+	ev.d.nTimerArms++
+}
+
+// timeout retransmits the request when it is due, or gives it up after MaxRetransmit and asks
+// again; a timer that fired before the request in flight is due re-arms for the rest.
 func (ev *pullEvents) timeout() {
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
-	if ev.done() {
+	ev.armed = false
+	if ev.done() || ev.due.IsZero() {
+		return
+	}
+	if left := time.Until(ev.due); left > 0 {
+		ev.arm(left)
 		return
 	}
 	if ev.attempt < ev.d.cfg.MaxRetransmit {
@@ -138,7 +165,7 @@ func (ev *pullEvents) answer(p []byte) {
 		resp.MessageID != int32(d.mid) || resp.Type != message.Acknowledgement {
 		return // a late answer to an earlier request, or noise
 	}
-	ev.timer.Stop()
+	ev.due = time.Time{} // answered: the timer, if it fires before the next request, does nothing
 	defer ev.request()
 	if resp.Code != codes.Content {
 		d.fail(fmt.Errorf("block %d: server answered %d.%02d %s", ev.num, resp.Code>>5, resp.Code&31, strings.TrimSpace(string(resp.Payload))))

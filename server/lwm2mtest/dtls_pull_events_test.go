@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -179,4 +180,40 @@ func TestDTLSLoadClientConnectedSocket(t *testing.T) {
 	if !ok || !local.IP.Equal(raddr.IP) {
 		t.Fatalf("local address %v: want a socket connected to %v", c.LocalAddr(), raddr)
 	}
+}
+
+// TestPullEventsLazyTimer: a DTLS device answered on time starts its retransmission timer
+// about once per ACK_TIMEOUT, not once per block (a timer Stop and Reset per block were a cold
+// runtime timer each at 1,000 devices); under loss it still retransmits when a request is due
+// (TestPullLoadDTLSEvents/lossy).
+func TestPullEventsLazyTimer(t *testing.T) {
+	uri := dtlsBlockServer(t, false, false)
+	raddr, pathOpts, err := pullTarget(uri, "coaps", "5684")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suites, err := ParseDTLSSuites("psk-ccm8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := DTLSLoadClient{Suite: suites[0], PSK: pullPSK}.Dial(ctx, raddr, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := PullConfig{URI: uri, Devices: 1, Duration: time.Second, Timeout: 200 * time.Millisecond}.withDefaults()
+	var blocks atomic.Int64
+	d := &pullDevice{cfg: cfg, conn: c, pathOpts: pathOpts, blocks: &blocks}
+	rctx, rcancel := context.WithTimeout(ctx, cfg.Duration)
+	defer rcancel()
+	d.runEvents(rctx, c)
+	// 1 s at a 200 ms timeout: 5 expiries, each re-arming once, and the first arm; a loaded
+	// machine may add a few (a timer that fires late re-arms for less).
+	if d.nErrors != 0 || d.nBlocks < 40 || d.nTimerArms > 12 {
+		t.Fatalf("%d blocks, %d errors (%v), %d timer starts; want at least 40 blocks, no error, at most 12 starts",
+			d.nBlocks, d.nErrors, d.firstErr, d.nTimerArms)
+	}
+	t.Logf("%d blocks, %d timer starts", d.nBlocks, d.nTimerArms)
 }

@@ -223,6 +223,7 @@ type pullDevice struct {
 
 	nBlocks, nBytes, nImages, nRetransmits, nErrors int64
 	firstErr                                        error
+	nTimerArms                                      int64 // DTLS devices' retransmission timer starts (dtls_pull_events.go)
 }
 
 func (d *pullDevice) fail(err error) {

@@ -131,6 +131,18 @@ func (f *fragmentBuffer) size() int {
 // when an error returns it is fatal, and the DTLS connection should be stopped.
 // The fragments keep referencing buf, so it must not be reused by the caller.
 func (f *fragmentBuffer) push(buf []byte) (isHandshake, isRetransmit bool, err error) { //nolint:cyclop
+	// lwota patch 21: a record of another content type is not the buffer's business,
+	// whatever the buffer holds: answered from its content type byte, before the size check
+	// (a buffer filled with fragments that never complete, up to fragmentBufferMaxSize, made
+	// every application data record after them an overflow, discarded) and without parsing its
+	// header a second time (the caller did, for every record).
+	// Bytes that are no content type at all still meet the checks below, as before.
+	if len(buf) > 0 {
+		switch protocol.ContentType(buf[0]) {
+		case protocol.ContentTypeApplicationData, protocol.ContentTypeAlert, protocol.ContentTypeChangeCipherSpec:
+			return false, false, nil
+		}
+	}
 	if f.size()+len(buf) >= fragmentBufferMaxSize {
 		return false, false, errFragmentBufferOverflow
 	}
