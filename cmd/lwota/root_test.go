@@ -156,6 +156,7 @@ func TestBuildVersion(t *testing.T) {
 // the go command stamps no VCS information in a git worktree, whose .git is a file.) The same
 // binary shows that the exit status reaches the shell.
 func TestVersionOfABuiltBinary(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	if testing.Short() {
 		t.Skip("builds lwota")
 	}
