@@ -90,7 +90,6 @@ func listAll(t *testing.T, ts *testService, query string) []deviceJSON {
 // emulated devices register; the API lists all of them; /3/0/3 reads back in every format the
 // device offers; write, execute and observe work end to end; a restart keeps every registration.
 func TestServiceEndToEnd(t *testing.T) {
-	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	backends := []struct {
 		name string
 		dsn  func(t *testing.T) string
