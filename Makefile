@@ -44,14 +44,10 @@ $(BIN)/versitygw:
 test: deps tools
 	$(GO) test -race -count=1 -timeout 45m ./...
 
-# Every fuzz target for FUZZTIME executions each (the seed corpora also run as plain tests in `make test`).
+# Every fuzz target for FUZZTIME executions each (the seed corpora also run as plain tests in `make test`):
+# .ci/fuzz builds each package's instrumented test binary once and runs its targets one by one.
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$target"; \
-	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
-	  done; \
-	done
+	.ci/fuzz $(FUZZTIME) $(GO)
 
 # Micro-benchmarks, the registration benchmark with DEVICES emulated devices (then with the raw
 # registration client; each beside PostgreSQL, BENCH_POSTGRES above; each run's devices are new

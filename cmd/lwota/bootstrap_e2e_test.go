@@ -47,6 +47,7 @@ func (ts *testService) bootstrapSessions(t *testing.T, ep string) []bootstrapSes
 // through the API rotates its DM PSK, it registers again with the new one, and the old one is
 // refused afterwards.
 func TestBootstrapEndToEnd(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	ts := startService(t, t.TempDir(), "", "--allow-nosec=false", "--bootstraps-addr", "127.0.0.1:0",
 		"--allow-unsigned", "--update-poll", "500ms", "--campaign-tick", "200ms")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -170,6 +171,7 @@ func TestBootstrapEndToEnd(t *testing.T) {
 // the batch's bootstrap PSKs imported in bulk (CSV through the CLI), and `lwota sim --bootstrap`
 // devices that start from those only and register over DTLS.
 func TestSimBootstrapFleet(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	ts := startService(t, t.TempDir(), "", "--allow-nosec=false", "--bootstraps-addr", "127.0.0.1:0")
 	key := hex.EncodeToString(bytes.Repeat([]byte{0x42}, 16))
 	csv := "endpoint,identity,key\n"

@@ -22,6 +22,7 @@ func runCredentials(ts *testService, args ...string) (stdout, stderr string, err
 // with bad lines stores nothing and prints every bad line; an imported PSK works in a DTLS
 // handshake; PUT rotates a key (the old one fails) and DELETE revokes it.
 func TestCredentialsImportCLI(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	ts := startService(t, t.TempDir(), "", "--allow-nosec=false")
 	key := func(s string) string { return hex.EncodeToString([]byte(s)) }
 	good := writeFile(t, "factory.csv", []byte("endpoint,identity,key\n"+

@@ -49,6 +49,7 @@ func rawRegister(t *testing.T, conn *net.UDPConn, server *net.UDPAddr, endpoint 
 // 504 device_timeout once --device-request-timeout passes, not after the transport's
 // retransmissions (over a minute).
 func TestDeviceRequestTimeout(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	const bound = 2 * time.Second
 	ts := startService(t, t.TempDir(), "", "--device-request-timeout", bound.String(), "--read-device-info=false")
 	server, err := net.ResolveUDPAddr("udp", ts.coap)
@@ -90,6 +91,7 @@ func TestDeviceRequestTimeout(t *testing.T) {
 // TestDeviceRequestTimeoutGoneAwayProfile: the simulator's gone-away profile (registers, then
 // answers nothing) gets the same bounded 504.
 func TestDeviceRequestTimeoutGoneAwayProfile(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	const bound = 2 * time.Second
 	ts := startService(t, t.TempDir(), "", "--device-request-timeout", bound.String(), "--read-device-info=false")
 	cfg := lwm2mtest.WithProfileGoneAway(simTemplate())

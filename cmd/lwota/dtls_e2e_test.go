@@ -37,6 +37,7 @@ func deviceCount(t *testing.T, ts *testService) int {
 // TestDTLSRegistration: a device registers over DTLS with its PSK; a wrong key fails the
 // handshake; the right key with another device's endpoint name gets 4.03.
 func TestDTLSRegistration(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	ts := startService(t, t.TempDir(), "", "--allow-nosec=false")
 	body := map[string]any{"psk": map[string]string{"identity": "id-1", "key": hex.EncodeToString([]byte("secretkey123"))}}
 	if code := ts.apiCall(t, "PUT", "/api/v1/devices/dtls-1/credentials", body, nil); code != 204 {
@@ -81,6 +82,7 @@ func TestDTLSRegistration(t *testing.T) {
 
 // TestNoSecRefused: without --allow-nosec a plain CoAP registration is answered 4.03.
 func TestNoSecRefused(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	ts := startService(t, t.TempDir(), "", "--allow-nosec=false")
 	client := sysdeps.Require(t, "coap-client-notls")
 	out, _ := exec.Command(client, "-m", "post", "-t", "40", "-B", "5", "-e", "</1/0>,</3/0>",

@@ -119,6 +119,7 @@ func TestCORS(t *testing.T) {
 // through; once the body is read, a handler may take longer than the timeout; the event stream
 // (no body) outlives it.
 func TestHTTPBodyTimeout(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	const d = 300 * time.Millisecond
 	ts := startService(t, t.TempDir(), "", "--http-body-timeout", d.String())
 	addr := ts.svc.httpLn.Addr().String()

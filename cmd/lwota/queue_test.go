@@ -13,6 +13,7 @@ import (
 // A request for a sleeping queue-mode device is stored, answered 202 with a request id, survives a
 // restart of lwota, and is delivered when the device next talks to the server.
 func TestQueueModeDeliversOnWake(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	dataDir := t.TempDir()
 	ts := startService(t, dataDir, "", "--awake-window", "300ms")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

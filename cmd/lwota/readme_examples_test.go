@@ -56,6 +56,7 @@ func readmeSections(t *testing.T) map[string][]string {
 // device's update and the campaign, against a real lwota serve and the quick start's lwota sim.
 // Only the token and the addresses are replaced.
 func TestREADMEUpdateExamples(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	if testing.Short() {
 		t.Skip("runs a whole rollout")
 	}

@@ -52,6 +52,7 @@ func waitReady(t *testing.T, ts *testService, status int, failedCheck string) {
 // TestReadyzFollowsStorage: /readyz is 503 naming the failing check while PostgreSQL is down or
 // the image store cannot be written, and 200 again once they recover.
 func TestReadyzFollowsStorage(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	pg := pgtest.Own(t)
 	dataDir := t.TempDir()
 	ts := startService(t, dataDir, pg.DSN)

@@ -178,6 +178,19 @@ func (ts *testService) sseEvents(t *testing.T, ctx context.Context, query string
 	return out
 }
 
+// Parallel tests: this package's end-to-end tests are most of `make test`'s wall time, and many
+// of them spend it waiting (lwota's poll and retry timers, libcoap's -B timeouts, a device's
+// lifetime, a process restart) rather than computing. Those call t.Parallel(), so go test runs
+// them -parallel (GOMAXPROCS) at a time after every serial test has finished. A test may be
+// parallel only if it shares nothing that another test changes: its own service on ports the
+// kernel picks, its own t.TempDir(), its own database or bucket (pgtest, s3test hand out a new
+// one per call), and no t.Setenv. These stay serial: tests that read process-wide figures (heap,
+// goroutines, GC percent: flood, gcheadroom, images), that stop the shared S3 server (images) or
+// set environment variables (s3test's Setenv, the bench tests), the large fleets whose timings
+// are tuned for one test at a time (TestUpdateFleet, TestCampaignFleet, TestUpdateSurvivesRestart,
+// TestServiceEndToEnd: its 1,000 devices missed their one minute for the info reads beside
+// another test at load 15; its ~6,000 goroutines also near -race's limit of 8,128 with
+// another fleet) and the console tests, where Chromium keeps a core busy on its own.
 func TestMain(m *testing.M) {
 	if os.Getenv(readmeCLIEnv) == "1" {
 		os.Exit(runAsCLI()) // the README's ./bin/lwota (readme_examples_test.go)

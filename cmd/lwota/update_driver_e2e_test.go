@@ -21,6 +21,7 @@ import (
 // number of times, with a backoff, and fails saying the device stays in Downloading — not a
 // storm of resets until the step times out.
 func TestUpdateStuckDownloadingDevice(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	ts := startService(t, t.TempDir(), "", "--allow-unsigned", "--update-poll", "300ms")
 	img := uploadImage(t, ts, "6.0.0", fwImage("6.0.0", 16<<10))
 	for _, c := range []struct {
@@ -90,6 +91,7 @@ func (f *flakyBlobs) PresignGet(ctx context.Context, key string, ttl time.Durati
 // lwota's, not the device's: the attempt fails, the policy retries, and once the store is back
 // the update succeeds.
 func TestUpdatePushRecoversFromBlobOutage(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	blobs := &flakyBlobs{}
 	ts := startServiceWith(t, t.TempDir(), "", func(c *serveConfig) {
 		c.wrapBlobs = func(b firmware.Blobs) firmware.Blobs { blobs.Blobs = b; return blobs }

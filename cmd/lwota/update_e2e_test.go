@@ -246,6 +246,7 @@ func TestUpdateFleet(t *testing.T) {
 // Faults on the device: a reboot mid-download resumes and succeeds; an integrity failure is
 // retried by the policy, then fails with the device's reason; an update failure fails at once.
 func TestUpdateFaults(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	ts := startService(t, t.TempDir(), "", "--allow-unsigned", "--update-poll", "300ms")
 	body := fwImage("4.0.0", 128<<10)
 	img := uploadImage(t, ts, "4.0.0", body)
@@ -339,6 +340,7 @@ func TestUpdateSurvivesRestart(t *testing.T) {
 // history, and libcoap's client fetches the device's /fw/{token} URI — the image's exact bytes —
 // until the job is cancelled (4.03); a forged token is 4.04.
 func TestUpdateThroughAPIAndLibcoap(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	client := sysdeps.Require(t, "coap-client-notls")
 	ts := startService(t, t.TempDir(), "", "--allow-unsigned", "--update-poll", "300ms")
 	body := fwImage("6.0.0", 48<<10)
@@ -405,6 +407,7 @@ func TestUpdateThroughAPIAndLibcoap(t *testing.T) {
 // time, which is the link's: three pushes of ~2 s each through one slot, with a 4 s delivery
 // limit, all succeed.
 func TestUpdatePushesWaitForSlot(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	ts := startServiceWith(t, t.TempDir(), "", func(c *serveConfig) { c.UpdateConfig.MaxPushes = 1 },
 		"--allow-unsigned", "--update-poll", "300ms")
 	body := fwImage("4.5.0", 32<<10)

@@ -168,6 +168,7 @@ func TestUpdateHTTPPull(t *testing.T) {
 // downloads keeps its registration past its lifetime, its job shows the bytes served so far,
 // and the update succeeds once it wakes.
 func TestUpdateQueueMode(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	const awake = 2 * time.Second
 	ts := startServiceWith(t, t.TempDir(), "", func(c *serveConfig) { c.UpdateConfig.ProgressInterval = 500 * time.Millisecond },
 		"--allow-unsigned", "--update-poll", "300ms", "--awake-window", awake.String(), "--coap-ack-timeout", "300ms")
@@ -303,6 +304,7 @@ func TestUpdateQueueMode(t *testing.T) {
 // though it lists CoAP too), downloads over DTLS and is updated. The same token over plain
 // CoAP is refused: the DTLS identity, not the address, names the device.
 func TestUpdateDTLSPull(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	client := sysdeps.Require(t, "coap-client-notls")
 	ts := startService(t, t.TempDir(), "", "--allow-unsigned", "--update-poll", "300ms", "--allow-nosec=false")
 	body := fwImage("10.0.0", 48<<10)
@@ -351,6 +353,7 @@ func TestUpdateDTLSPull(t *testing.T) {
 // A Package URI outlives its token only until the token's expiry (TokenTTL from the job's
 // creation): then libcoap's client gets 4.04 "expired", like any token lwota did not mint.
 func TestUpdatePullExpiredToken(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	client := sysdeps.Require(t, "coap-client-notls")
 	const ttl = 2 * time.Second
 	ts := startServiceWith(t, t.TempDir(), "", func(c *serveConfig) { c.UpdateConfig.TokenTTL = ttl },

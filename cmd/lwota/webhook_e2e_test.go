@@ -166,6 +166,7 @@ func (h *hookReceiver) startOutage(d time.Duration) {
 // once after deduplication by delivery id, each with a valid signature, although it answers 500
 // for 30 s during the campaign and lwota is killed with SIGKILL (and started again) meanwhile.
 func TestWebhookAcceptance(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	if testing.Short() {
 		t.Skip("webhook acceptance: -short")
 	}

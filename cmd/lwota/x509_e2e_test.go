@@ -176,6 +176,7 @@ func startX509Service(t *testing.T, pki *testPKI, extra ...string) *testService 
 // endpoint its certificate names (2.01) and as no other (4.03); a certificate of another CA fails
 // the handshake. The device's identity is "x509:" and its certificate's name.
 func TestX509Registration(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	pki, rogue := newTestPKI(t, "lwota devices CA"), newTestPKI(t, "rogue CA")
 	ts := startX509Service(t, pki)
 	dev := pki.issue(t, "x509-dev-1", false)
@@ -208,6 +209,7 @@ func TestX509Registration(t *testing.T) {
 // TestX509LibcoapRegistration: libcoap's OpenSSL client with a device certificate (-c, -j) that
 // checks lwota's certificate against the CA (-C) registers as its certificate's name.
 func TestX509LibcoapRegistration(t *testing.T) {
+	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	client := sysdeps.Require(t, "coap-client-openssl")
 	pki := newTestPKI(t, "lwota devices CA")
 	ts := startX509Service(t, pki)
