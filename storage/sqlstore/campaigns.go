@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -127,7 +128,12 @@ const claimedPerQuery = 10000
 // transaction.
 func (s *Store) claimInserts(id string, eps []string, skipTaken bool) ([]stmt, error) {
 	var out []stmt
-	q := claimSetInsertQuery(s.dialect, skipTaken)
+	q := s.q.insertClaims
+	if skipTaken {
+		q = s.q.insertNewClaims
+	}
+	// In the primary key's order (claimSetInsertQuery); a campaign's members come in wave order.
+	eps = slices.Sorted(slices.Values(eps))
 	for start := 0; start < len(eps); start += setRowsPerStatement {
 		doc, err := jsonText(eps[start:min(start+setRowsPerStatement, len(eps))])
 		if err != nil {
