@@ -372,9 +372,9 @@ func (s *Store) MemberSummary(ctx context.Context, campaignID string, waves int)
 // settledTerm is the term a read of members in state st adds beside its "state = ?" so that
 // the planner may use the partial index campaign_members_state (migration 00018), which holds
 // only the members that have left the initial state: both SQLite and PostgreSQL use a partial
-// index when the query's WHERE holds the index's own term, and neither can tell that a bound
-// state differs from 'pending'. A read of pending members has no such index and walks the
-// campaign's members by the primary key.
+// index when the query's WHERE holds the index's own term, and neither SQLite nor PostgreSQL's
+// generic plan of a prepared statement can tell that a bound state differs from 'pending'. A
+// read of pending members has no such index and walks the campaign's members by the primary key.
 func settledTerm(st campaigns.MemberState) string {
 	if st == campaigns.MemberPending {
 		return ""
