@@ -31,7 +31,7 @@ func TestBenchFleet(t *testing.T) {
 		"dtls: client process 2 of 2", "dtls: 20 sessions from 2 client processes in",
 		"memory: 20 idle DTLS PSK sessions, awake", "memory: 20 idle DTLS PSK sessions, asleep after 200ms",
 		"memory: after the 20 DTLS sessions and their endpoint ended:", "rate); re-registered 0 after 4.04",
-		"read of one device p50", "campaign start p50", "campaign start of 100 devices p50", "(2 starts)",
+		"read of one device p50", "campaign start p50", "campaign start of 100 devices p50", "(2 starts), CPU per start p50",
 		"campaign at 200 devices:", "of the single-device-update baseline",
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -66,9 +66,9 @@ type queries struct {
 	getKey   string
 	listKeys string
 
-	// insertMembers stores rowsPerInsert campaign members (campaigns.go); insertMemberSet a run
-	// of them, insertClaims and insertNewClaims their claims, from a JSON array
-	// (campaign_members_set.go).
+	// insertMembers stores rowsPerInsert campaign members (campaigns.go); insertMemberSet up to
+	// setRowsPerStatement of them from a JSON object, insertClaims and insertNewClaims their
+	// claims from a JSON array (campaign_members_set.go).
 	insertMembers, insertMemberSet, insertClaims, insertNewClaims string
 	// insertClaimedMember stores a member if its campaign holds its device (AddMembers).
 	insertClaimedMember string
@@ -134,7 +134,7 @@ func buildQueries(d *dialect) queries {
 	}
 	return queries{
 		insertMembers:       memberInsertQuery(d, rowsPerInsert),
-		insertMemberSet:     memberSetInsertQuery(d, 1),
+		insertMemberSet:     memberSetInsertQuery(d),
 		insertClaims:        claimSetInsertQuery(d, false),
 		insertNewClaims:     claimSetInsertQuery(d, true),
 		insertClaimedMember: claimedMemberInsertQuery(d),
