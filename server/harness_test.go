@@ -36,6 +36,13 @@ type harness struct {
 
 func startHarness(t testing.TB, change func(*server.Config)) *harness {
 	t.Helper()
+	return startHarnessCreds(t, change, nil)
+}
+
+// startHarnessCreds is startHarness with the server's credentials wrap(the harness's Manager)
+// when wrap is not nil.
+func startHarnessCreds(t testing.TB, change func(*server.Config), wrap func(*credentials.Manager) server.Credentials) *harness {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "lwota.db"), nil)
 	if err != nil {
@@ -56,7 +63,11 @@ func startHarness(t testing.TB, change func(*server.Config)) *harness {
 	}
 	h := &harness{store: st, creds: creds, audit: audit.New(st), metrics: prometheus.NewRegistry(), bus: events.NewBus(256)}
 	h.srv = server.New(cfg, st, lwm2m.NewModel(), h.bus, nil, h.metrics)
-	h.srv.SetCredentials(creds)
+	if wrap != nil {
+		h.srv.SetCredentials(wrap(creds))
+	} else {
+		h.srv.SetCredentials(creds)
+	}
 	h.srv.SetAudit(h.audit)
 	done := make(chan error, 1)
 	go func() { done <- h.srv.Run(ctx) }()

@@ -115,9 +115,7 @@ func (s *Server) SetCredentials(c Credentials) { s.creds = c }
 // (the registry also refuses it for an endpoint registered over DTLS now); a DTLS peer only as
 // the endpoint its PSK identity (or certificate name) is bound to.
 func (s *Server) AuthorizeRegister(ctx context.Context, from transport.Peer, endpoint string) error {
-	// A TLS device without a client certificate proved nothing about itself: it is held to
-	// the NoSec rules, as a plain CoAP device is.
-	if !from.Addr.Network.Secure() || (from.Addr.Network == transport.TLS && from.Identity == "") {
+	if noSecPeer(from) {
 		if !s.cfg.AllowNoSec {
 			return fmt.Errorf("%w: NoSec (plain CoAP) registration is disabled on this server; register over DTLS (coaps) with a PSK credential", registration.ErrForbidden)
 		}
@@ -151,6 +149,24 @@ func (s *Server) AuthorizeRegister(ctx context.Context, from transport.Peer, end
 		return fmt.Errorf("%w: %s %q may not register as endpoint %q", registration.ErrForbidden, what, from.Identity, endpoint)
 	}
 	return nil
+}
+
+// noSecPeer reports whether from is held to the NoSec rules: a plain CoAP peer, or a TLS device
+// without a client certificate, which proved nothing about itself either.
+func noSecPeer(from transport.Peer) bool {
+	return !from.Addr.Network.Secure() || (from.Addr.Network == transport.TLS && from.Identity == "")
+}
+
+// FoldsNoSecCheck implements registration.NoSecFolder: AuthorizeRegister asks one thing of an
+// allowed NoSec peer, whether the endpoint has a credential, and when the credentials live in
+// store (the same database as the registrations) the store's touch of an Update asks it in its
+// own write instead: atomic with it, and no read before it.
+func (s *Server) FoldsNoSecCheck(from transport.Peer, store registration.NoSecToucher) bool {
+	if !noSecPeer(from) || !s.cfg.AllowNoSec || s.creds == nil {
+		return false
+	}
+	k, ok := s.creds.(interface{ KeptIn(store any) bool })
+	return ok && k.KeptIn(store)
 }
 
 // Run listens, restores state and serves until ctx ends; then it shuts down and returns.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -276,6 +277,17 @@ func (m *Manager) HasCredential(ctx context.Context, endpoint string) (bool, err
 		return false, nil
 	}
 	return false, fmt.Errorf("credentials: %s: %w", endpoint, err)
+}
+
+// KeptIn reports whether the credentials are store's, the Store the Manager was made with: a
+// registration store that is also the credential store can check a NoSec device's credential in
+// its own writes (registration.NoSecToucher).
+func (m *Manager) KeptIn(store any) bool {
+	t := reflect.TypeOf(store)
+	if t == nil || t != reflect.TypeOf(m.store) || !t.Comparable() {
+		return false
+	}
+	return store == any(m.store)
 }
 
 func (m *Manager) open(ctx context.Context, s *Sealed) (*Credential, error) {

@@ -24,6 +24,18 @@ func (f AuthorizerFunc) AuthorizeRegister(ctx context.Context, from transport.Pe
 	return f(ctx, from, endpoint)
 }
 
+// NoSecFolder is the optional capability of an Authorizer whose only question about a NoSec
+// peer, once NoSec is allowed at all, is whether the endpoint has a credential in the registry's
+// store: the registry then leaves that question to the store's touch of a NoSec Update
+// (NoSecToucher) and asks nothing before it. Every other write (Register, De-register, an
+// Update that rewrites the whole row) still asks AuthorizeRegister.
+type NoSecFolder interface {
+	// FoldsNoSecCheck reports whether AuthorizeRegister(ctx, from, endpoint) would refuse from
+	// exactly when the endpoint has a credential in store (ErrSecuredEndpoint) and allow it
+	// otherwise, for any endpoint: then store's TouchRegistrationNoSec checks the same thing.
+	FoldsNoSecCheck(from transport.Peer, store NoSecToucher) bool
+}
+
 type authorizerBox struct{ a Authorizer }
 
 // SetAuthorizer makes Register ask a, before anything is stored, whether the peer may register as

@@ -52,6 +52,27 @@ func (r *Registry) authorizeNoSec(ctx context.Context, from transport.Peer, endp
 	return nil
 }
 
+// authorizeNoSecUpdate is authorizeNoSec for an Update, which may leave the credential check to
+// the store's touch: it returns a non-nil folder when the Authorizer folds its NoSec check into
+// the store (NoSecFolder) and the store can (NoSecToucher), having read nothing; the Update must
+// then write through folded's touch, or ask AuthorizeRegister before any other write
+// (storeUpdate).
+func (r *Registry) authorizeNoSecUpdate(ctx context.Context, from transport.Peer, endpoint string) (folded NoSecToucher, err error) {
+	if from.Identity != "" {
+		return nil, nil
+	}
+	box := r.authz.Load()
+	if box == nil {
+		return nil, nil
+	}
+	if t, ok := r.store.(NoSecToucher); ok {
+		if f, ok := box.a.(NoSecFolder); ok && f.FoldsNoSecCheck(from, t) {
+			return t, nil
+		}
+	}
+	return nil, box.a.AuthorizeRegister(ctx, from, endpoint)
+}
+
 // noteRefusal counts and audits err when it refuses a NoSec peer acting for a secured endpoint.
 func (r *Registry) noteRefusal(ctx context.Context, op string, from transport.Peer, endpoint string, err error) {
 	if !errors.Is(err, ErrSecuredEndpoint) {

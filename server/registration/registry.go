@@ -432,8 +432,9 @@ func (r *Registry) update(ctx context.Context, id string, from transport.Peer, q
 			cur, err = r.lookupForPeer(id, from)
 		}
 	}
+	var folded NoSecToucher
 	if err == nil {
-		err = r.authorizeNoSec(ctx, from, cur.Endpoint)
+		folded, err = r.authorizeNoSecUpdate(ctx, from, cur.Endpoint)
 	}
 	if err != nil {
 		if cur != nil {
@@ -443,9 +444,10 @@ func (r *Registry) update(ctx context.Context, id string, from transport.Peer, q
 	}
 	mu := r.writeLock(cur.Endpoint)
 	mu.Lock()
-	next, err := r.updateLocked(ctx, id, from, query, contentFormat, payload)
+	next, err := r.updateLocked(ctx, id, from, query, contentFormat, payload, folded)
 	mu.Unlock()
 	if err != nil {
+		r.noteRefusal(ctx, "update", from, cur.Endpoint, err) // refused by the store's touch
 		return nil, err
 	}
 	r.metrics.updates.Inc()
@@ -458,8 +460,9 @@ func (r *Registry) update(ctx context.Context, id string, from transport.Peer, q
 	return next, nil
 }
 
-// updateLocked applies an Update; the caller holds the endpoint's write lock.
-func (r *Registry) updateLocked(ctx context.Context, id string, from transport.Peer, query []string, contentFormat int, payload []byte) (*Registration, error) {
+// updateLocked applies an Update; the caller holds the endpoint's write lock. folded, when not
+// nil, is the store that checks the NoSec peer's credential in its touch (authorizeNoSecUpdate).
+func (r *Registry) updateLocked(ctx context.Context, id string, from transport.Peer, query []string, contentFormat int, payload []byte, folded NoSecToucher) (*Registration, error) {
 	// Look again under the lock: the snapshot the Update builds on must be the newest.
 	cur, err := r.lookupForPeer(id, from)
 	if err != nil {
@@ -510,7 +513,10 @@ func (r *Registry) updateLocked(ctx context.Context, id string, from transport.P
 	// instead of rewriting it. Either way the Update is durable before it is answered.
 	timesOnly := len(payload) == 0 && next.Lifetime == cur.Lifetime && next.Binding == cur.Binding &&
 		next.QueueMode == cur.QueueMode && next.SMSNumber == cur.SMSNumber
-	if err := r.storeUpdate(ctx, &next, timesOnly); err != nil {
+	if err := r.storeUpdate(ctx, &next, timesOnly, from, folded); err != nil {
+		if errors.Is(err, ErrForbidden) {
+			return nil, err // refused, not failed: the CoAP answer is 4.03
+		}
 		return nil, fmt.Errorf("update %s: store: %w", cur.Endpoint, err)
 	}
 	r.mu.Lock()
@@ -553,12 +559,32 @@ func (r *Registry) reindex(d *device, next *Registration) {
 
 // storeUpdate stores an updated registration: touched when only its times and address changed
 // and the store can, else whole. A touch that finds no row (the row was replaced behind this
-// registry's back) falls back to the whole row.
-func (r *Registry) storeUpdate(ctx context.Context, next *Registration, timesOnly bool) error {
-	if t, ok := r.store.(Toucher); ok && timesOnly {
+// registry's back) falls back to the whole row. With folded (a NoSec peer whose credential check
+// the store makes), the touch is folded's, which refuses a secured endpoint in the same write;
+// the whole row's save checks nothing, so the Authorizer is asked before it, as on every other
+// path.
+func (r *Registry) storeUpdate(ctx context.Context, next *Registration, timesOnly bool, from transport.Peer, folded NoSecToucher) error {
+	switch t, ok := r.store.(Toucher); {
+	case timesOnly && folded != nil:
+		err := folded.TouchRegistrationNoSec(ctx, next)
+		if errors.Is(err, ErrSecuredEndpoint) {
+			// The same refusal AuthorizeRegister gives, without the store's trail.
+			return fmt.Errorf("%w: %s has a PSK credential", ErrSecuredEndpoint, next.Endpoint)
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	case timesOnly && ok:
 		err := t.TouchRegistration(ctx, next)
 		if !errors.Is(err, ErrNotFound) {
 			return err
+		}
+	}
+	if folded != nil {
+		if box := r.authz.Load(); box != nil {
+			if err := box.a.AuthorizeRegister(ctx, from, next.Endpoint); err != nil {
+				return err
+			}
 		}
 	}
 	return r.store.SaveRegistration(ctx, next)

@@ -184,6 +184,20 @@ type Toucher interface {
 	TouchRegistration(ctx context.Context, r *Registration) error
 }
 
+// NoSecToucher is the optional capability of a Store to make a NoSec (plain CoAP) Update's
+// credential check itself, in the write of its touch: the row changes only when the endpoint has
+// no DTLS credential in this store, so the check is atomic with the write (a credential committed
+// before the touch is always seen) and the Update reads nothing before it. The registry uses it,
+// instead of asking its Authorizer, only when the Authorizer says the store's credentials are the
+// ones it checks (NoSecFolder).
+type NoSecToucher interface {
+	// TouchRegistrationNoSec stores what TouchRegistration stores, only when r.Endpoint has no
+	// credential, and returns once durable. It fails with an error matching ErrSecuredEndpoint
+	// when the endpoint has a credential, or ErrNotFound when no row of r.Endpoint holds r.ID;
+	// either way it changed nothing.
+	TouchRegistrationNoSec(ctx context.Context, r *Registration) error
+}
+
 // InfoSaver is the optional capability of a Store to store only the device attributes of a
 // registration (RecordDeviceInfo, after the read of /3/0 that follows a Register): four columns
 // instead of the whole row, its object list encoded again and the webhook outbox.

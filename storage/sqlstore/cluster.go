@@ -61,19 +61,26 @@ func (s *Store) ownerStmt(r *registration.Registration) (stmt, bool, error) {
 // over arrays (merged), returning the endpoints it touched, so that they go into the batch's
 // pipeline with its COMMIT: one round trip, where the two statements took one each after the
 // pipeline, the owner upsert waiting for the touch's answer.
-func touchOwnedQueries() (plain string, merged *merger) {
+//
+// nosec makes them the touch of TouchRegistrationNoSec: the row changes (and so the owner row
+// is written) only when its endpoint has no credential (noCredential).
+func touchOwnedQueries(nosec bool) (plain string, merged *merger) {
+	cond, condR := "", ""
+	if nosec {
+		cond, condR = noCredential("registrations.endpoint"), noCredential("r.endpoint")
+	}
 	set := " SET updated_at = v.updated_at, last_seen = v.last_seen, expires_at = v.expires_at," +
 		" addr_network = v.addr_network, addr = v.addr"
 	onConflict := upsert("device_owners", []string{"endpoint"}, ownerColumns)
 	onConflict = onConflict[strings.Index(onConflict, " ON CONFLICT ("):]
 	plain = "WITH t AS (UPDATE registrations SET updated_at = $1, last_seen = $2, expires_at = $3, addr_network = $4, addr = $5" +
-		" WHERE endpoint = $6 AND id = $7 RETURNING endpoint)" +
+		" WHERE endpoint = $6 AND id = $7" + cond + " RETURNING endpoint)" +
 		" INSERT INTO device_owners (" + strings.Join(ownerColumns, ", ") + ")" +
 		" SELECT t.endpoint, $8::bigint, $9::text, $10::bigint FROM t" + onConflict
 	merged = &merger{key: 5, planEach: true, query: "WITH t AS (UPDATE registrations AS r" + set +
 		" FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])" +
 		" AS v(updated_at, last_seen, expires_at, addr_network, addr, endpoint, id)" +
-		" WHERE r.endpoint = v.endpoint AND r.id = v.id RETURNING r.endpoint)," +
+		" WHERE r.endpoint = v.endpoint AND r.id = v.id" + condR + " RETURNING r.endpoint)," +
 		" o AS (INSERT INTO device_owners (" + strings.Join(ownerColumns, ", ") + ")" +
 		" SELECT o.endpoint, o.node_id, o.peer_addr, o.lease_until" +
 		" FROM unnest($6::text[], $8::bigint[], $9::text[], $10::bigint[]) AS o(endpoint, node_id, peer_addr, lease_until)" +

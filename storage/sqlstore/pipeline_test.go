@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lwota/lwota/server/credentials"
 	"github.com/lwota/lwota/server/registration"
 	"github.com/lwota/lwota/storage/pgtest"
 )
@@ -42,7 +43,7 @@ func TestPipelineRoundTrips(t *testing.T) {
 	touch := func(t *testing.T, ep, id string, at time.Time) *write {
 		r := reg(ep, at)
 		r.ID = id
-		stmts, err := s.touchStmts(r)
+		stmts, err := s.touchStmts(r, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,7 +149,7 @@ func TestPipelineOwnedTouches(t *testing.T) {
 	}
 	s.OwnDevices(5, grace) // the devices moved to node 5
 	touch := func(ep, id string) *write {
-		stmts, err := s.touchStmts(reg(ep, id, later))
+		stmts, err := s.touchStmts(reg(ep, id, later), false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -276,7 +277,7 @@ func TestMergedTouchPlan(t *testing.T) {
 			var batch []*write
 			for _, ep := range eps {
 				r := &registration.Registration{ID: "id-" + ep, Endpoint: ep, Lifetime: 60, UpdatedAt: at, LastSeen: at}
-				stmts, err := s.touchStmts(r)
+				stmts, err := s.touchStmts(r, false)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -468,5 +469,97 @@ func TestPipelineDeviceInfo(t *testing.T) {
 		if got.Model != want || !got.UpdatedAt.Equal(base) || got.ID != "id-"+ep {
 			t.Errorf("%s after the batch: model %q, updated %v, id %s; want %q, %v, id-%s", ep, got.Model, got.UpdatedAt, got.ID, want, base, ep)
 		}
+	}
+}
+
+// TestPipelineNoSecTouches checks that a PostgreSQL batch of NoSec Updates' touches
+// (TouchRegistrationNoSec), on a single node and on a cluster node (the touch and its owner row
+// in one statement), is one merged statement committed in one round trip, the credential check
+// inside it: a touch of an endpoint with a credential fails alone having changed nothing (nor its
+// owner row), as does a stale id, and the others commit.
+func TestPipelineNoSecTouches(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cluster bool
+	}{{"single node", false}, {"cluster node", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := Open(ctx, pgtest.Start(t), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			base := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+			later := base.Add(time.Hour)
+			reg := func(ep, id string, at time.Time) *registration.Registration {
+				return &registration.Registration{ID: id, Endpoint: ep, Version: "1.1", Lifetime: 60, Binding: "U",
+					RegisteredAt: base, UpdatedAt: at, LastSeen: at}
+			}
+			if tc.cluster {
+				s.OwnDevices(3, time.Minute)
+			}
+			eps := []string{"n-0", "n-1", "n-2", "n-3"}
+			for _, ep := range eps {
+				if err := s.SaveRegistration(ctx, reg(ep, "id-"+ep, base)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.SaveCredential(ctx, &credentials.Sealed{Endpoint: "n-1", Identity: "id-n-1", Nonce: []byte{1}, SealedKey: []byte{2}}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.cluster {
+				s.OwnDevices(5, time.Minute)
+			}
+			var batch []*write
+			for _, ep := range eps {
+				id := "id-" + ep
+				if ep == "n-2" {
+					id = "stale"
+				}
+				stmts, err := s.touchStmts(reg(ep, id, later), true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(stmts) != 1 {
+					t.Fatalf("a NoSec touch is %d statements, want 1", len(stmts))
+				}
+				batch = append(batch, &write{ctx: ctx, key: ep, stmts: stmts, done: make(chan error, 1), noMatch: errNoSecMissed})
+			}
+			if _, groups := mergeable(batch, s.w.merge); len(groups) != 1 || len(groups[0].ops) != len(batch) {
+				t.Fatalf("the batch's touches are not one merged statement: %d groups", len(groups))
+			}
+			c := newCommitter(s.writeDB, nil)
+			c.unbounded, c.pipelined, c.merge, c.trips = s.dialect.unboundedTx, s.dialect.pipelined, s.w.merge, &s.w.roundTrips
+			trips := s.w.roundTrips.Load()
+			c.commit(batch)
+			missed := map[string]bool{"n-1": true, "n-2": true}
+			for _, op := range batch {
+				if err := <-op.done; missed[op.key] != errors.Is(err, errNoSecMissed) || (!missed[op.key] && err != nil) {
+					t.Errorf("touch of %s: %v (missed: %v)", op.key, err, missed[op.key])
+				}
+			}
+			if got := s.w.roundTrips.Load() - trips; got != 1 {
+				t.Errorf("batch of %d NoSec touches took %d round trips, want 1", len(batch), got)
+			}
+			for _, ep := range eps {
+				got, err := s.GetRegistration(ctx, ep)
+				if err != nil {
+					t.Fatal(err)
+				}
+				at, node := later, uint16(5)
+				if missed[ep] {
+					at, node = base, 3
+				}
+				if !got.UpdatedAt.Equal(at) {
+					t.Errorf("%s: updated %v, want %v", ep, got.UpdatedAt, at)
+				}
+				if !tc.cluster {
+					continue
+				}
+				if owner, err := s.DeviceOwner(ctx, ep); err != nil || owner.NodeID != node {
+					t.Errorf("%s: owner %+v, %v; want node %d", ep, owner, err, node)
+				}
+			}
+		})
 	}
 }

@@ -13,6 +13,10 @@ type queries struct {
 	outbox            map[string]string // webhooks.go: by kind, queues an event for its subscribers
 	touchRegistration string
 	touchMerge        *merger // the touches of a PostgreSQL batch in one UPDATE (merge.go); nil on SQLite
+	// touchNoSec is touchRegistration that leaves the row of an endpoint with a credential
+	// alone (TouchRegistrationNoSec); touchNoSecMerge its merged form, nil on SQLite.
+	touchNoSec      string
+	touchNoSecMerge *merger
 	// saveInfo stores a registration's device attributes alone (SaveDeviceInfo); saveInfoMerge
 	// is its merged form, nil on SQLite.
 	saveInfo         string
@@ -24,14 +28,17 @@ type queries struct {
 	// touchOwned is a touch and its owner row's upsert in one statement, on PostgreSQL (its
 	// rows affected are the touch's); "" on SQLite, where the two run apart. touchOwnedMerge is
 	// its merged form.
-	touchOwned          string
-	touchOwnedMerge     *merger
-	deleteOwner         string
-	ownerMerge          *merger // the owner rows of a PostgreSQL batch in one upsert; nil on SQLite
-	outboxMerge         *merger // the registration events of a PostgreSQL batch in one insert; nil on SQLite
-	storedInfo          string  // the device attributes a Register carries over (registration.InfoStore)
-	loadRegistrations   string
-	selectRegistrations string // prefix of ListRegistrations, completed by its filter
+	touchOwned      string
+	touchOwnedMerge *merger
+	// touchOwnedNoSec and its merged form are touchOwned for TouchRegistrationNoSec.
+	touchOwnedNoSec      string
+	touchOwnedNoSecMerge *merger
+	deleteOwner          string
+	ownerMerge           *merger // the owner rows of a PostgreSQL batch in one upsert; nil on SQLite
+	outboxMerge          *merger // the registration events of a PostgreSQL batch in one insert; nil on SQLite
+	storedInfo           string  // the device attributes a Register carries over (registration.InfoStore)
+	loadRegistrations    string
+	selectRegistrations  string // prefix of ListRegistrations, completed by its filter
 
 	// saveKeep and outboxKeep are a Register's upsert and outbox that keep the stored row's
 	// device attributes (keepinfo.go), with their merged forms; "" and nil on SQLite.
@@ -113,19 +120,16 @@ func buildQueries(d *dialect) queries {
 	keys := "SELECT " + strings.Join(keyColumns, ", ") + " FROM signing_keys"
 	saveOwner, deleteOwner := ownerQueries(d)
 	var touchMerge, saveMerge, ownerMerge, outboxMerge, touchOwnedMerge, saveInfoMerge *merger
-	var touchOwned, saveKeep, outboxKeep string
-	var saveKeepMerge, outboxKeepMerge *merger
+	var touchOwned, touchOwnedNoSec, saveKeep, outboxKeep string
+	var saveKeepMerge, outboxKeepMerge, touchNoSecMerge, touchOwnedNoSecMerge *merger
 	if d.pipelined {
 		saveKeep, outboxKeep, saveKeepMerge, outboxKeepMerge = keepInfoQueries(d)
-		touchOwned, touchOwnedMerge = touchOwnedQueries()
+		touchOwned, touchOwnedMerge = touchOwnedQueries(false)
+		touchOwnedNoSec, touchOwnedNoSecMerge = touchOwnedQueries(true)
 		ownerMerge = &merger{key: -1, query: upsertArrays("device_owners", []string{"endpoint"}, ownerColumns, ownerTypes)}
 		outboxMerge = &merger{key: -1, query: outboxArrays(events.KindRegistration)}
 		saveMerge = &merger{key: -1, query: upsertArrays("registrations", []string{"endpoint"}, registrationColumns, registrationTypes)}
-		touchMerge = &merger{key: 5, planEach: true, query: "UPDATE registrations AS r SET updated_at = v.updated_at, last_seen = v.last_seen," +
-			" expires_at = v.expires_at, addr_network = v.addr_network, addr = v.addr" +
-			" FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])" +
-			" AS v(updated_at, last_seen, expires_at, addr_network, addr, endpoint, id)" +
-			" WHERE r.endpoint = v.endpoint AND r.id = v.id RETURNING r.endpoint"}
+		touchMerge, touchNoSecMerge = touchMerger(""), touchMerger(noCredential("r.endpoint"))
 		saveInfoMerge = &merger{key: 5, planEach: true, query: "UPDATE registrations AS r SET manufacturer = v.manufacturer, model = v.model," +
 			" firmware_version = v.firmware_version, device_type = v.device_type, firmware_key = v.firmware_key" +
 			" FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])" +
@@ -144,9 +148,14 @@ func buildQueries(d *dialect) queries {
 		touchMerge:          touchMerge,
 		saveInfo: d.rebind("UPDATE registrations SET manufacturer = ?, model = ?, firmware_version = ?, device_type = ?, firmware_key = ?" +
 			" WHERE endpoint = ? AND id = ?"),
-		saveInfoMerge:    saveInfoMerge,
-		touchOwned:       touchOwned,
-		touchOwnedMerge:  touchOwnedMerge,
+		saveInfoMerge:        saveInfoMerge,
+		touchOwned:           touchOwned,
+		touchOwnedMerge:      touchOwnedMerge,
+		touchOwnedNoSec:      touchOwnedNoSec,
+		touchOwnedNoSecMerge: touchOwnedNoSecMerge,
+		touchNoSec: d.rebind("UPDATE registrations SET updated_at = ?, last_seen = ?, expires_at = ?, addr_network = ?, addr = ?" +
+			" WHERE endpoint = ? AND id = ?" + noCredential("registrations.endpoint")),
+		touchNoSecMerge:  touchNoSecMerge,
 		saveMerge:        saveMerge,
 		saveKeep:         saveKeep,
 		outboxKeep:       outboxKeep,
@@ -204,6 +213,8 @@ func (q *queries) mergers() map[string]*merger {
 		q.touchRegistration:               q.touchMerge,
 		q.saveInfo:                        q.saveInfoMerge,
 		q.touchOwned:                      q.touchOwnedMerge,
+		q.touchNoSec:                      q.touchNoSecMerge,
+		q.touchOwnedNoSec:                 q.touchOwnedNoSecMerge,
 		q.saveRegistration:                q.saveMerge,
 		q.saveOwner:                       q.ownerMerge,
 		q.outbox[events.KindRegistration]: q.outboxMerge,
@@ -214,9 +225,27 @@ func (q *queries) mergers() map[string]*merger {
 
 // writes are the statements the writer prepares.
 func (q *queries) writes() []string {
-	return []string{q.saveRegistration, q.touchRegistration, q.saveInfo, q.touchOwned, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
+	return []string{q.saveRegistration, q.touchRegistration, q.touchNoSec, q.saveInfo, q.touchOwned, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
 		q.saveOwner, q.deleteOwner, q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey,
 		q.insertMembers, q.insertMemberSet, q.insertClaims, q.insertNewClaims, q.insertClaimedMember}
+}
+
+// touchMerger is the merged touch of a PostgreSQL batch's Updates (merge.go): one UPDATE from
+// arrays, returning the endpoints it touched; cond narrows the rows it may change (noCredential).
+func touchMerger(cond string) *merger {
+	return &merger{key: 5, planEach: true, query: "UPDATE registrations AS r SET updated_at = v.updated_at, last_seen = v.last_seen," +
+		" expires_at = v.expires_at, addr_network = v.addr_network, addr = v.addr" +
+		" FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])" +
+		" AS v(updated_at, last_seen, expires_at, addr_network, addr, endpoint, id)" +
+		" WHERE r.endpoint = v.endpoint AND r.id = v.id" + cond + " RETURNING r.endpoint"}
+}
+
+// noCredential is the condition a NoSec Update's touch adds to its WHERE (TouchRegistrationNoSec):
+// the row's endpoint, the column col, has no DTLS credential. It is part of the touch's own
+// statement, so the check sees what the write sees: a credential committed before the touch
+// keeps the row as it was. One probe of device_credentials' primary key.
+func noCredential(col string) string {
+	return " AND NOT EXISTS (SELECT 1 FROM device_credentials c WHERE c.endpoint = " + col + ")"
 }
 
 // campaignImage is the SQL expression of a campaign row's image id, kept in its JSON doc.

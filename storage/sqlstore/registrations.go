@@ -65,11 +65,47 @@ func (s *Store) TouchRegistration(ctx context.Context, r *registration.Registrat
 	if r == nil || r.Endpoint == "" {
 		return errors.New("sqlstore: touch registration: no endpoint")
 	}
-	stmts, err := s.touchStmts(r)
+	stmts, err := s.touchStmts(r, false)
 	if err != nil {
 		return fmt.Errorf("sqlstore: touch registration %s: %w", r.Endpoint, err)
 	}
 	if err := s.w.doMatch(ctx, r.Endpoint, registration.ErrNotFound, stmts...); err != nil {
+		return fmt.Errorf("sqlstore: touch registration %s: %w", r.Endpoint, err)
+	}
+	return nil
+}
+
+// errNoSecMissed is the error of a NoSec touch that changed no row: the endpoint has a credential
+// or no row holds the id, which TouchRegistrationNoSec then reads to tell apart.
+var errNoSecMissed = errors.New("no registration row without a credential")
+
+// TouchRegistrationNoSec is TouchRegistration for an Update from a peer without a security
+// identity (registration.NoSecToucher): the touch's own statement leaves the row alone when the
+// endpoint has a credential in device_credentials (noCredential), so the check is atomic with
+// the write, and a batch of such Updates is still one merged statement on PostgreSQL. Only a
+// touch that changed nothing, the rare case, reads the credential to tell
+// registration.ErrSecuredEndpoint from registration.ErrNotFound.
+func (s *Store) TouchRegistrationNoSec(ctx context.Context, r *registration.Registration) error {
+	if r == nil || r.Endpoint == "" {
+		return errors.New("sqlstore: touch registration: no endpoint")
+	}
+	stmts, err := s.touchStmts(r, true)
+	if err != nil {
+		return fmt.Errorf("sqlstore: touch registration %s: %w", r.Endpoint, err)
+	}
+	err = s.w.doMatch(ctx, r.Endpoint, errNoSecMissed, stmts...)
+	if errors.Is(err, errNoSecMissed) {
+		has, herr := s.deviceCredentials().HasCredential(ctx, r.Endpoint)
+		switch {
+		case herr != nil:
+			err = fmt.Errorf("%w; then %w", err, herr)
+		case has:
+			err = registration.ErrSecuredEndpoint
+		default:
+			err = registration.ErrNotFound
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("sqlstore: touch registration %s: %w", r.Endpoint, err)
 	}
 	return nil
@@ -90,8 +126,9 @@ func (s *Store) SaveDeviceInfo(ctx context.Context, r *registration.Registration
 	return nil
 }
 
-// touchStmts are the statements of r's touch, the touch last (doMatch checks it).
-func (s *Store) touchStmts(r *registration.Registration) ([]stmt, error) {
+// touchStmts are the statements of r's touch, the touch last (doMatch checks it); nosec makes
+// it TouchRegistrationNoSec's.
+func (s *Store) touchStmts(r *registration.Registration, nosec bool) ([]stmt, error) {
 	times, err := timeArgs(r.UpdatedAt, r.LastSeen)
 	if err != nil {
 		return nil, err
@@ -105,13 +142,17 @@ func (s *Store) touchStmts(r *registration.Registration) ([]stmt, error) {
 		addr = r.Addr.AddrPort.String()
 	}
 	args := []any{times[0], times[1], expires, string(r.Addr.Network), addr, r.Endpoint, r.ID}
-	stmts := []stmt{{s.q.touchRegistration, args}}
+	touch, owned := s.q.touchRegistration, s.q.touchOwned
+	if nosec {
+		touch, owned = s.q.touchNoSec, s.q.touchOwnedNoSec
+	}
+	stmts := []stmt{{touch, args}}
 	o, ok, err := s.ownerStmt(r)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("owner: %w", err)
-	case ok && o.query == s.q.saveOwner && s.q.touchOwned != "":
-		return []stmt{{s.q.touchOwned, append(args, o.args[1:]...)}}, nil // one statement: see touchOwnedQueries
+	case ok && o.query == s.q.saveOwner && owned != "":
+		return []stmt{{owned, append(args, o.args[1:]...)}}, nil // one statement: see touchOwnedQueries
 	case ok:
 		return []stmt{o, stmts[0]}, nil // doMatch checks the last statement: the touch
 	}

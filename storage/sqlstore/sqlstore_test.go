@@ -65,6 +65,9 @@ func TestContract(t *testing.T) {
 			t.Run("credentials", func(t *testing.T) {
 				storetest.RunCredentials(t, func(t *testing.T) credentials.Store { return open(t, b.dsn(t)) })
 			})
+			t.Run("nosec_touch", func(t *testing.T) {
+				storetest.RunNoSecTouch(t, func(t *testing.T) storetest.NoSecTouchStore { return open(t, b.dsn(t)) })
+			})
 			t.Run("bootstrap", func(t *testing.T) {
 				storetest.RunBootstrap(t, func(t *testing.T) storetest.BootstrapStore { return open(t, b.dsn(t)) })
 			})
