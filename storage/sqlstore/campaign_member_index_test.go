@@ -8,11 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pressly/goose/v3"
-
 	"github.com/lwota/lwota/campaigns"
 	"github.com/lwota/lwota/campaigns/plan"
-	"github.com/lwota/lwota/migrations"
 	"github.com/lwota/lwota/storage/pgtest"
 )
 
@@ -230,31 +227,13 @@ func TestMigration18KeepsMemberReads(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := context.Background()
-			s, err := Open(ctx, b.dsn(t), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = s.Close() })
 			now := time.Unix(1_800_000_000, 0)
-			c := &campaigns.Campaign{ID: "cmp_kept", Name: "kept", ImageID: "img", State: campaigns.StateRunning, Version: 1,
-				Plan: plan.Plan{Waves: make([]plan.Wave, 2)}, Gates: make([]plan.GateState, 2), CreatedAt: now, UpdatedAt: now}
 			members := []campaigns.Member{
-				{CampaignID: c.ID, Endpoint: "a", Wave: 0, Rank: 0, State: campaigns.MemberFailed, Reason: "boom", Attempts: 1,
+				{Endpoint: "a", Wave: 0, Rank: 0, State: campaigns.MemberFailed, Reason: "boom", Attempts: 1,
 					StartedAt: now, PendingSince: now, EndedAt: now, UpdatedAt: now},
-				{CampaignID: c.ID, Endpoint: "b", Wave: 1, Rank: 0, State: campaigns.MemberPending, PendingSince: now, UpdatedAt: now},
+				{Endpoint: "b", Wave: 1, Rank: 0, State: campaigns.MemberPending, PendingSince: now, UpdatedAt: now},
 			}
-			ev := campaigns.Event{CampaignID: c.ID, At: now, To: campaigns.StateDraft, Actor: "test", Action: "create"}
-			if err := s.CreateCampaign(ctx, c, ev, members); err != nil {
-				t.Fatal(err)
-			}
-			fsys, err := migrations.For(s.dialect.name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, err := goose.NewProvider(s.dialect.goose, s.writeDB, fsys, goose.WithDisableGlobalRegistry(true))
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, c := keptCampaign(t, b.dsn(t), members)
 			check := func(when string) {
 				t.Helper()
 				for st, want := range map[campaigns.MemberState]string{campaigns.MemberFailed: "a", campaigns.MemberPending: "b"} {
@@ -268,14 +247,7 @@ func TestMigration18KeepsMemberReads(t *testing.T) {
 					t.Fatalf("%s: MemberSummary = %+v, %v", when, sum, err)
 				}
 			}
-			if _, err := p.DownTo(ctx, 17); err != nil {
-				t.Fatalf("down to 17: %v", err)
-			}
-			check("at 17")
-			if _, err := p.Up(ctx); err != nil {
-				t.Fatalf("up: %v", err)
-			}
-			check("at 18")
+			migrateDownAndUp(t, s, 17, check)
 		})
 	}
 }

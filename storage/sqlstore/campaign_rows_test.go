@@ -10,11 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pressly/goose/v3"
-
 	"github.com/lwota/lwota/campaigns"
 	"github.com/lwota/lwota/campaigns/plan"
-	"github.com/lwota/lwota/migrations"
 	"github.com/lwota/lwota/storage/pgtest"
 )
 
@@ -129,31 +126,13 @@ func TestMigration17KeepsCampaigns(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			s, err := Open(ctx, tc.dsn(t), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = s.Close() })
 			now := time.Unix(1_800_000_000, 0)
-			c := &campaigns.Campaign{ID: "cmp_kept", Name: "kept", ImageID: "img", State: campaigns.StateRunning, Version: 1,
-				Plan: plan.Plan{Waves: make([]plan.Wave, 2)}, Gates: make([]plan.GateState, 2), CreatedAt: now, UpdatedAt: now}
 			members := []campaigns.Member{
-				{CampaignID: c.ID, Endpoint: "a", Wave: 0, Rank: 0, CapLabel: "x", State: campaigns.MemberInProgress, JobID: "job-a",
+				{Endpoint: "a", Wave: 0, Rank: 0, CapLabel: "x", State: campaigns.MemberInProgress, JobID: "job-a",
 					JobState: "downloading", Attempts: 1, StartedAt: now, PendingSince: now, UpdatedAt: now},
-				{CampaignID: c.ID, Endpoint: "b", Wave: 1, Rank: 0, State: campaigns.MemberPending, PendingSince: now, UpdatedAt: now},
+				{Endpoint: "b", Wave: 1, Rank: 0, State: campaigns.MemberPending, PendingSince: now, UpdatedAt: now},
 			}
-			ev := campaigns.Event{CampaignID: c.ID, At: now, To: campaigns.StateDraft, Actor: "test", Action: "create"}
-			if err := s.CreateCampaign(ctx, c, ev, members); err != nil {
-				t.Fatal(err)
-			}
-			fsys, err := migrations.For(s.dialect.name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, err := goose.NewProvider(s.dialect.goose, s.writeDB, fsys, goose.WithDisableGlobalRegistry(true))
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, c := keptCampaign(t, tc.dsn(t), members)
 			check := func(when string) {
 				t.Helper()
 				got, err := s.Members(ctx, c.ID, campaigns.MemberFilter{})
@@ -170,14 +149,7 @@ func TestMigration17KeepsCampaigns(t *testing.T) {
 					t.Fatalf("%s: Claimed = %v, %v; want a and b by %s", when, claimed, err, c.ID)
 				}
 			}
-			if _, err := p.DownTo(ctx, 16); err != nil {
-				t.Fatalf("down to 16: %v", err)
-			}
-			check("at 16")
-			if _, err := p.Up(ctx); err != nil {
-				t.Fatalf("up: %v", err)
-			}
-			check("at 17")
+			migrateDownAndUp(t, s, 16, check)
 		})
 	}
 }
