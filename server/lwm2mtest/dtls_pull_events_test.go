@@ -165,21 +165,29 @@ func TestDTLSLoadClientConnectedSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	suites, err := ParseDTLSSuites("psk-ccm8")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := DTLSLoadClient{Suite: suites[0], PSK: pullPSK}.Dial(ctx, raddr, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialLoadDevice(ctx, t, raddr)
 	local, ok := c.LocalAddr().(*net.UDPAddr)
 	if !ok || !local.IP.Equal(raddr.IP) {
 		t.Fatalf("local address %v: want a socket connected to %v", c.LocalAddr(), raddr)
 	}
+}
+
+// dialLoadDevice handshakes one PSK-CCM-8 load device with the server at raddr; the test closes
+// it.
+func dialLoadDevice(ctx context.Context, t *testing.T, raddr *net.UDPAddr) *piondtls.Conn {
+	t.Helper()
+	suites, err := ParseDTLSSuites("psk-ccm8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := DTLSLoadClient{Suite: suites[0], PSK: pullPSK}.Dial(ctx, raddr, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 // TestPullEventsLazyTimer: a DTLS device answered on time starts its retransmission timer
@@ -192,17 +200,9 @@ func TestPullEventsLazyTimer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	suites, err := ParseDTLSSuites("psk-ccm8")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := DTLSLoadClient{Suite: suites[0], PSK: pullPSK}.Dial(ctx, raddr, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialLoadDevice(ctx, t, raddr)
 	cfg := PullConfig{URI: uri, Devices: 1, Duration: time.Second, Timeout: 200 * time.Millisecond}.withDefaults()
 	var blocks atomic.Int64
 	d := &pullDevice{cfg: cfg, conn: c, pathOpts: pathOpts, blocks: &blocks}
