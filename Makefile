@@ -15,7 +15,7 @@ BENCH_POSTGRES ?= auto
 # The S3-compatible server the blob-store and upload tests run against (Apache-2.0), built from source.
 VERSITYGW_VERSION ?= v1.8.0
 
-.PHONY: build run cluster deps test tools fuzz bench lint openapi-lint clean
+.PHONY: build run cluster deps test pion-patches tools fuzz bench lint openapi-lint clean
 
 build:
 	$(GO) build -o $(BIN)/lwota ./cmd/lwota
@@ -47,6 +47,15 @@ $(BIN)/versitygw:
 TEST_PACKAGES ?= 3
 test: deps tools
 	$(GO) test -race -count=1 -p $(TEST_PACKAGES) -timeout 45m ./...
+	$(MAKE) pion-patches
+
+# The regression tests of lwota's patches to pion/dtls (third_party/pion-dtls: its own module, so
+# not in ./...): every test of its *_lwota_test.go files, and the packages whose tests the patches
+# extended. Upstream's whole suite is not run here: its TestNetTest/BasicIO is a known flake.
+pion-patches:
+	cd third_party/pion-dtls && \
+	  $(GO) test -race -count=1 -short -run "^($$(sed -n 's/^func \(Test[A-Za-z0-9_]*\)(.*/\1/p' *_lwota_test.go | paste -sd'|'))$$" . && \
+	  $(GO) test -race -count=1 -short ./pkg/crypto/ccm ./pkg/crypto/signaturehash
 
 # Every fuzz target for FUZZTIME executions each (the seed corpora also run as plain tests in `make test`):
 # .ci/fuzz builds each package's instrumented test binary once and runs its targets one by one.
