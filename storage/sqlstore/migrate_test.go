@@ -32,14 +32,7 @@ func TestMigrationsDownUp(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			fsys, err := migrations.For(s.dialect.name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, err := goose.NewProvider(s.dialect.goose, s.writeDB, fsys, goose.WithDisableGlobalRegistry(true))
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := migrationProvider(t, s)
 			if _, err := p.DownTo(ctx, 0); err != nil {
 				t.Fatalf("down: %v", err)
 			}
@@ -81,14 +74,7 @@ func keptCampaign(t *testing.T, dsn string, members []campaigns.Member) (*Store,
 func migrateDownAndUp(t *testing.T, s *Store, version int64, check func(when string)) {
 	t.Helper()
 	ctx := context.Background()
-	fsys, err := migrations.For(s.dialect.name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(s.dialect.goose, s.writeDB, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := migrationProvider(t, s)
 	if _, err := p.DownTo(ctx, version); err != nil {
 		t.Fatalf("down to %d: %v", version, err)
 	}
@@ -101,4 +87,18 @@ func migrateDownAndUp(t *testing.T, s *Store, version int64, check func(when str
 		t.Fatal(err)
 	}
 	check(fmt.Sprintf("at %d", v))
+}
+
+// migrationProvider is a goose provider of s's dialect's migrations on s's write connection.
+func migrationProvider(t *testing.T, s *Store) *goose.Provider {
+	t.Helper()
+	fsys, err := migrations.For(s.dialect.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(s.dialect.goose, s.writeDB, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -161,10 +161,7 @@ func TestPipelineOwnedTouches(t *testing.T) {
 		{touch("one", "id-one")},
 		{touch("one-stale", "stale")},
 	} {
-		c := newCommitter(s.writeDB, nil)
-		c.unbounded, c.pipelined, c.merge, c.trips = s.dialect.unboundedTx, s.dialect.pipelined, s.w.merge, &s.w.roundTrips
-		trips := s.w.roundTrips.Load()
-		c.commit(batch)
+		trips := commitAsWriter(s, batch)
 		for _, op := range batch {
 			err := <-op.done
 			if stale[op.key] != errors.Is(err, registration.ErrNotFound) || (!stale[op.key] && err != nil) {
@@ -528,10 +525,7 @@ func TestPipelineNoSecTouches(t *testing.T) {
 			if _, groups := mergeable(batch, s.w.merge); len(groups) != 1 || len(groups[0].ops) != len(batch) {
 				t.Fatalf("the batch's touches are not one merged statement: %d groups", len(groups))
 			}
-			c := newCommitter(s.writeDB, nil)
-			c.unbounded, c.pipelined, c.merge, c.trips = s.dialect.unboundedTx, s.dialect.pipelined, s.w.merge, &s.w.roundTrips
-			trips := s.w.roundTrips.Load()
-			c.commit(batch)
+			trips := commitAsWriter(s, batch)
 			missed := map[string]bool{"n-1": true, "n-2": true}
 			for _, op := range batch {
 				if err := <-op.done; missed[op.key] != errors.Is(err, errNoSecMissed) || (!missed[op.key] && err != nil) {
@@ -562,4 +556,15 @@ func TestPipelineNoSecTouches(t *testing.T) {
 			}
 		})
 	}
+}
+
+// commitAsWriter commits batch as s's writer would (its dialect's transaction, pipelining and
+// merging), counting round trips in the writer's counter, and returns that counter's value from
+// before the commit.
+func commitAsWriter(s *Store, batch []*write) int64 {
+	c := newCommitter(s.writeDB, nil)
+	c.unbounded, c.pipelined, c.merge, c.trips = s.dialect.unboundedTx, s.dialect.pipelined, s.w.merge, &s.w.roundTrips
+	trips := s.w.roundTrips.Load()
+	c.commit(batch)
+	return trips
 }
