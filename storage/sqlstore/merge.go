@@ -29,10 +29,11 @@ type merger struct {
 	key int
 	// byIndex: the statement joins its table to the arrays' rows by key (UPDATE ... FROM
 	// unnest), written so that its one plan without a sequential scan looks each row up in the
-	// table's index (keyJoin, noCredentialByIndex). In the batch's pipeline it runs under SET
-	// LOCAL enable_seqscan = off with pgx's cached statement and a generic plan, planned once
-	// per connection: a plan that scans the table (made while it was small, or a hash join
-	// chosen for a batch of 200 on a table of 10,000) can then be neither cached nor chosen.
+	// table's index (keyJoin, noCredentialByIndex). In the batch's pipeline it runs with pgx's
+	// cached statement under enable_seqscan = off and plan_cache_mode = force_generic_plan for
+	// the transaction (byIndexSettings): one generic plan per connection, no planning per
+	// batch, and a plan that scans the table (made while it was small, or a hash join chosen
+	// for a batch of 200 on a table of 10,000) can be neither cached nor chosen.
 	// After the pipeline (group.run) it is planned for its batch's arrays (QueryExecModeExec).
 	// An insert from unnest has no such choice to get wrong, and planning it per batch cost more
 	// PostgreSQL CPU than the rows' writes (BenchmarkOwnedRegistrationParallel/save: 126 µs of

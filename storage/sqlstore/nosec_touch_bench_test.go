@@ -97,7 +97,7 @@ func BenchmarkNoSecUpdateParallel(b *testing.B) {
 
 // BenchmarkNoSecTouchBatch is the cost of one batch of NoSec touches by its size, on PostgreSQL
 // over a fleet of 10,000 registrations: the writer's batch under load (256 Updates in flight
-// make batches of some 60 on two cores) and its largest (256). PostgreSQL's CPU per touch is its
+// make batches of 60-120 on two cores) and its largest (256). PostgreSQL's CPU per touch is its
 // fixed cost per batch (BEGIN, settings, COMMIT and its WAL flush) spread over the batch, plus
 // the rows' lookups and HOT updates; a plan that scanned the table (a hash join chosen for a
 // large batch) would show here as a cost per touch that grows with the batch.
