@@ -67,7 +67,7 @@ func (s *Store) ownerStmt(r *registration.Registration) (stmt, bool, error) {
 func touchOwnedQueries(nosec bool) (plain string, merged *merger) {
 	cond, condR := "", ""
 	if nosec {
-		cond, condR = noCredential("registrations.endpoint"), noCredential("r.endpoint")
+		cond, condR = noCredential("registrations.endpoint"), noCredentialByIndex("r.endpoint")
 	}
 	set := " SET updated_at = v.updated_at, last_seen = v.last_seen, expires_at = v.expires_at," +
 		" addr_network = v.addr_network, addr = v.addr"
@@ -77,10 +77,10 @@ func touchOwnedQueries(nosec bool) (plain string, merged *merger) {
 		" WHERE endpoint = $6 AND id = $7" + cond + " RETURNING endpoint)" +
 		" INSERT INTO device_owners (" + strings.Join(ownerColumns, ", ") + ")" +
 		" SELECT t.endpoint, $8::bigint, $9::text, $10::bigint FROM t" + onConflict
-	merged = &merger{key: 5, planEach: true, query: "WITH t AS (UPDATE registrations AS r" + set +
+	merged = &merger{key: 5, byIndex: true, query: "WITH t AS (UPDATE registrations AS r" + set +
 		" FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])" +
 		" AS v(updated_at, last_seen, expires_at, addr_network, addr, endpoint, id)" +
-		" WHERE r.endpoint = v.endpoint AND r.id = v.id" + condR + " RETURNING r.endpoint)," +
+		" WHERE " + keyJoin + condR + " RETURNING r.endpoint)," +
 		" o AS (INSERT INTO device_owners (" + strings.Join(ownerColumns, ", ") + ")" +
 		" SELECT o.endpoint, o.node_id, o.peer_addr, o.lease_until" +
 		" FROM unnest($6::text[], $8::bigint[], $9::text[], $10::bigint[]) AS o(endpoint, node_id, peer_addr, lease_until)" +

@@ -30,8 +30,9 @@ type dialect struct {
 	// of one per statement and two more for the transaction.
 	pipelined bool
 	// groupReads answers the per-request lookups (HasCredential, StoredInfo) many per query
-	// (groupread.go), with writers readers, each taking up to maxBatch lookups.
+	// (groupread.go), with readers goroutines per lookup, each taking up to maxBatch lookups.
 	groupReads bool
+	readers    int
 	// walCheckpoint: the database checkpoints a write-ahead log, which a large write's commit
 	// leaves to the writer to run after answering it (checkpoint.go).
 	walCheckpoint bool

@@ -27,13 +27,18 @@ type merger struct {
 	// do nothing). A group whose mergers all return nothing goes into the batch's pipeline (see
 	// pipelined); the others run after it.
 	key int
-	// planEach plans the statement for each batch's arrays (QueryExecModeExec) instead of
-	// caching a generic plan: a join by key (UPDATE ... FROM unnest) whose generic plan, made
-	// while the table was small, would scan the whole table once it holds the fleet. An insert
-	// from unnest has no such choice to get wrong, and planning it per batch cost more
+	// byIndex: the statement joins its table to the arrays' rows by key (UPDATE ... FROM
+	// unnest), written so that its one plan without a sequential scan looks each row up in the
+	// table's index (keyJoin, noCredentialByIndex). In the batch's pipeline it runs with pgx's
+	// cached statement under enable_seqscan = off and plan_cache_mode = force_generic_plan for
+	// the transaction (byIndexSettings): one generic plan per connection, no planning per
+	// batch, and a plan that scans the table (made while it was small, or a hash join chosen
+	// for a batch of 200 on a table of 10,000) can be neither cached nor chosen.
+	// After the pipeline (group.run) it is planned for its batch's arrays (QueryExecModeExec).
+	// An insert from unnest has no such choice to get wrong, and planning it per batch cost more
 	// PostgreSQL CPU than the rows' writes (BenchmarkOwnedRegistrationParallel/save: 126 µs of
 	// PostgreSQL CPU per Register planned per batch, 42-46 µs cached).
-	planEach bool
+	byIndex bool
 	// ret is how many text columns the query returns for each row it wrote, after the key
 	// (args[retKey]) that tells whose row it is: they go to the write's into, as the plain
 	// statement's RETURNING would (SaveRegistrationKeepingInfo), so it must be the first
@@ -251,7 +256,7 @@ func (g *group) fill(i int, rows pgx.Rows) error {
 // (op.failed) each write whose checked row a statement did not return with its noMatch error;
 // the statements after it skip that write. A checked last statement runs first (see
 // mergeable). Each runs apart from the batch's pipeline, a round trip each: the statements
-// after a checked one need its answer, and a planEach statement takes QueryExecModeExec, which
+// after a checked one need its answer, and a byIndex statement takes QueryExecModeExec, which
 // a pgx.Batch cannot take per statement.
 func (g *group) run(ctx context.Context, pc *pgx.Conn) error {
 	order := make([]int, len(g.ms))
@@ -279,7 +284,7 @@ func (g *group) run(ctx context.Context, pc *pgx.Conn) error {
 func (g *group) runStmt(ctx context.Context, pc *pgx.Conn, i int, live []*write, checked bool) ([]*write, error) {
 	m := g.ms[i]
 	args := arrays(live, i)
-	if m.planEach {
+	if m.byIndex {
 		args = append([]any{pgx.QueryExecModeExec}, args...)
 	}
 	if m.key < 0 {

@@ -259,9 +259,9 @@ func (p *planTest) stats(t *testing.T, want func(tableStats) bool) tableStats {
 	}
 }
 
-// TestMergedTouchPlan checks that a merged touch in the pipeline is planned for its batch's
-// arrays (SET LOCAL plan_cache_mode = force_custom_plan), not by a generic plan cached while the
-// table was small: after many batches on a table of three rows, the table grows to 20,000 rows
+// TestMergedTouchPlan checks that a merged touch in the pipeline finds its rows by index even
+// with a generic plan cached while the table was small (merger.byIndex): after many batches on a
+// table of three rows, the table grows to 20,000 rows
 // (no ANALYZE, which would drop the cached plan) and the next batches must find their rows by
 // the index, with no sequential scan of registrations.
 func TestMergedTouchPlan(t *testing.T) {
@@ -298,6 +298,75 @@ func TestMergedTouchPlan(t *testing.T) {
 	if st := p.stats(t, func(st tableStats) bool { return st.upd >= want }); st.seq != st0.seq || st.upd < want {
 		t.Errorf("10 batches of touches on %d rows: %d sequential scans of registrations, %d rows updated; want none, %d",
 			planRows, st.seq-st0.seq, st.upd-st0.upd, 10*len(eps))
+	}
+}
+
+// TestMergedBatchPlan checks that the merged statements of a large batch (256 writes, the
+// writer's most) find their rows by index on a table of 20,000 analyzed rows, with no
+// sequential scan of registrations or device_credentials: a plan made for the batch's arrays
+// would hash join them to a scan of the whole table, which costs PostgreSQL several times the
+// rows' writes (merger.byIndex).
+func TestMergedBatchPlan(t *testing.T) {
+	const batchSize, batches = 256, 3
+	p := newPlanTest(t)
+	p.grow(t)
+	if _, err := p.s.writeDB.ExecContext(p.ctx, "ANALYZE registrations; ANALYZE device_credentials"); err != nil {
+		t.Fatal(err)
+	}
+	scans := func() (n int64) {
+		t.Helper()
+		if err := p.s.writeDB.QueryRowContext(p.ctx, `SELECT COALESCE(sum(seq_scan), 0) FROM pg_stat_user_tables
+			WHERE relname IN ('registrations', 'device_credentials')`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	st0 := p.stats(t, func(st tableStats) bool { return st.ins >= planRows })
+	next := 0 // the bulk rows each case touches are its own
+	for _, tc := range []struct {
+		name  string
+		owned bool // the store owns its devices (a cluster node): set for this case and the next
+		stmts func(s *Store, r *registration.Registration) ([]stmt, error)
+	}{
+		{"touch", false, func(s *Store, r *registration.Registration) ([]stmt, error) { return s.touchStmts(r, false) }},
+		{"nosec touch", false, func(s *Store, r *registration.Registration) ([]stmt, error) { return s.touchStmts(r, true) }},
+		{"device info", false, func(s *Store, r *registration.Registration) ([]stmt, error) {
+			return []stmt{{s.q.saveInfo, []any{"maker", "model", "2.0", "dt", firmwareKey("2.0"), r.Endpoint, r.ID}}}, nil
+		}},
+		{"owned nosec touch", true, func(s *Store, r *registration.Registration) ([]stmt, error) { return s.touchStmts(r, true) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.owned {
+				p.s.OwnDevices(5, time.Minute)
+			}
+			seq0 := scans()
+			for b := range batches {
+				at := p.base.Add(time.Duration(b+1) * time.Second)
+				var batch []*write
+				for range batchSize {
+					next++
+					ep := fmt.Sprintf("bulk-%d", next)
+					r := &registration.Registration{ID: "id-" + ep, Endpoint: ep, Lifetime: 60, UpdatedAt: at, LastSeen: at}
+					stmts, err := tc.stmts(p.s, r)
+					if err != nil {
+						t.Fatal(err)
+					}
+					batch = append(batch, &write{ctx: p.ctx, key: ep, stmts: stmts, done: make(chan error, 1), noMatch: registration.ErrNotFound})
+				}
+				commitAsWriter(p.s, batch)
+				for _, op := range batch {
+					if err := <-op.done; err != nil {
+						t.Fatalf("%s of %s: %v", tc.name, op.key, err)
+					}
+				}
+			}
+			want := st0.upd + int64(next)
+			st := p.stats(t, func(st tableStats) bool { return st.upd >= want })
+			if seq := scans() - seq0; seq != 0 || st.upd < want {
+				t.Errorf("%d batches of %d on %d rows: %d sequential scans, %d rows updated in all; want none, %d",
+					batches, batchSize, planRows, seq, st.upd-st0.upd, next)
+			}
+		})
 	}
 }
 

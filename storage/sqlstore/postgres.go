@@ -16,11 +16,15 @@ var postgresDialect = dialect{
 	name:     "postgres",
 	goose:    goose.DialectPostgres,
 	numbered: true,
-	// Two writers: their round trips overlap, and each batch is larger than with four, so
-	// fewer commits, each a WAL flush (150-250 us of PostgreSQL's CPU): its CPU per Register
-	// 48-73 us against 64-98 us, per Update 27-39 against 36-47 (six alternating pairs of
-	// lwota bench --client raw --postgres auto, December 2026). Also the readers per lookup.
-	writers:     2,
+	// One writer: its batches are twice as large as each of two writers', so half the commits,
+	// each a BEGIN, COMMIT and WAL flush (some 180 us of PostgreSQL's CPU a batch): PostgreSQL's
+	// CPU per Update 10-11 us against 12-13 with two writers, lwota's 21-23 against 21-25, per
+	// Register 21-24 against 24-35 (four alternating pairs of lwota bench --client raw
+	// --postgres auto --updates 5, load 14-20, December 2026). Two writers took it from 36-47 to
+	// 27-39 us against four before. A writer's batches are bounded by maxBatch: at a commit
+	// latency L it stores at most maxBatch/L writes a second (50,000/s at 5 ms).
+	writers:     1,
+	readers:     2, // per lookup (groupread.go)
 	queue:       4096,
 	maxBatch:    256,
 	maxReaders:  10,

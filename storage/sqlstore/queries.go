@@ -129,12 +129,12 @@ func buildQueries(d *dialect) queries {
 		ownerMerge = &merger{key: -1, query: upsertArrays("device_owners", []string{"endpoint"}, ownerColumns, ownerTypes)}
 		outboxMerge = &merger{key: -1, query: outboxArrays(events.KindRegistration)}
 		saveMerge = &merger{key: -1, query: upsertArrays("registrations", []string{"endpoint"}, registrationColumns, registrationTypes)}
-		touchMerge, touchNoSecMerge = touchMerger(""), touchMerger(noCredential("r.endpoint"))
-		saveInfoMerge = &merger{key: 5, planEach: true, query: "UPDATE registrations AS r SET manufacturer = v.manufacturer, model = v.model," +
+		touchMerge, touchNoSecMerge = touchMerger(""), touchMerger(noCredentialByIndex("r.endpoint"))
+		saveInfoMerge = &merger{key: 5, byIndex: true, query: "UPDATE registrations AS r SET manufacturer = v.manufacturer, model = v.model," +
 			" firmware_version = v.firmware_version, device_type = v.device_type, firmware_key = v.firmware_key" +
 			" FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])" +
 			" AS v(manufacturer, model, firmware_version, device_type, firmware_key, endpoint, id)" +
-			" WHERE r.endpoint = v.endpoint AND r.id = v.id RETURNING r.endpoint"}
+			" WHERE " + keyJoin + " RETURNING r.endpoint"}
 	}
 	return queries{
 		insertMembers:       memberInsertQuery(d, rowsPerInsert),
@@ -231,14 +231,23 @@ func (q *queries) writes() []string {
 }
 
 // touchMerger is the merged touch of a PostgreSQL batch's Updates (merge.go): one UPDATE from
-// arrays, returning the endpoints it touched; cond narrows the rows it may change (noCredential).
+// arrays, returning the endpoints it touched; cond narrows the rows it may change
+// (noCredentialByIndex).
 func touchMerger(cond string) *merger {
-	return &merger{key: 5, planEach: true, query: "UPDATE registrations AS r SET updated_at = v.updated_at, last_seen = v.last_seen," +
+	return &merger{key: 5, byIndex: true, query: "UPDATE registrations AS r SET updated_at = v.updated_at, last_seen = v.last_seen," +
 		" expires_at = v.expires_at, addr_network = v.addr_network, addr = v.addr" +
 		" FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])" +
 		" AS v(updated_at, last_seen, expires_at, addr_network, addr, endpoint, id)" +
-		" WHERE r.endpoint = v.endpoint AND r.id = v.id" + cond + " RETURNING r.endpoint"}
+		" WHERE " + keyJoin + cond + " RETURNING r.endpoint"}
 }
+
+// keyJoin joins a merged statement's registrations row r to its arrays' row v (merger.byIndex):
+// the row of v's endpoint that holds v's id. It is what r.endpoint = v.endpoint AND r.id = v.id
+// says, in terms no merge or hash join can use (= ANY of a one-element array, IS NOT DISTINCT
+// FROM of two non-null ids): the planner's only join is a nested loop, and with
+// enable_seqscan off its only scan of r a lookup of the primary key for each row of v, whatever
+// the table's size was when the plan was made.
+const keyJoin = "r.endpoint = ANY(ARRAY[v.endpoint]) AND r.id IS NOT DISTINCT FROM v.id"
 
 // noCredential is the condition a NoSec Update's touch adds to its WHERE (TouchRegistrationNoSec):
 // the row's endpoint, the column col, has no DTLS credential. It is part of the touch's own
@@ -246,6 +255,13 @@ func touchMerger(cond string) *merger {
 // keeps the row as it was. One probe of device_credentials' primary key.
 func noCredential(col string) string {
 	return " AND NOT EXISTS (SELECT 1 FROM device_credentials c WHERE c.endpoint = " + col + ")"
+}
+
+// noCredentialByIndex is noCredential for a merged statement (merger.byIndex), PostgreSQL only:
+// its probe is written as keyJoin's, so that no hash anti join over a scan of device_credentials
+// can stand in for it.
+func noCredentialByIndex(col string) string {
+	return " AND NOT EXISTS (SELECT 1 FROM device_credentials c WHERE c.endpoint = ANY(ARRAY[" + col + "]))"
 }
 
 // campaignImage is the SQL expression of a campaign row's image id, kept in its JSON doc.

@@ -111,13 +111,13 @@ func newStore(logger *slog.Logger, d *dialect, db, writeDB, lookupDB *sql.DB) *S
 				var ep string
 				err := sc.Scan(&ep)
 				return ep, struct{}{}, err
-			}, d.writers, d.queue, d.maxBatch)
+			}, d.readers, d.queue, d.maxBatch)
 		s.storedInfo = newGroupRead(lookupDB, d.rebind("SELECT endpoint, manufacturer, model, firmware_version, device_type FROM registrations WHERE endpoint = ANY(?)"),
 			func(sc scanner) (string, *registration.Registration, error) {
 				var r registration.Registration
 				err := sc.Scan(&r.Endpoint, &r.Manufacturer, &r.Model, &r.FirmwareVersion, &r.DeviceType)
 				return r.Endpoint, &r, err
-			}, d.writers, d.queue, d.maxBatch)
+			}, d.readers, d.queue, d.maxBatch)
 	}
 	return s
 }

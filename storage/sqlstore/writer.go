@@ -382,12 +382,12 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 		for _, g := range piped {
 			g.queue(b)
 		}
-		custom := slices.ContainsFunc(checked, func(g *group) bool { return g.ms[0].planEach })
+		custom := slices.ContainsFunc(checked, func(g *group) bool { return g.ms[0].byIndex })
 		if custom {
-			// A planEach statement in a pipeline: pgx's cached statement, planned for each
-			// batch's arrays all the same (see merger.planEach). The setting ends with the
-			// transaction, after the statements that want their cached plans.
-			b.Queue("SET LOCAL plan_cache_mode = force_custom_plan")
+			// A byIndex statement in a pipeline: pgx's cached statement and its generic plan,
+			// made without a sequential scan (see merger.byIndex). The settings end with the
+			// transaction, after the statements that plan as they always did.
+			b.Queue(byIndexSettings)
 		}
 		for _, g := range checked {
 			g.queue(b)
@@ -496,6 +496,10 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 		return committed(tag)
 	})
 }
+
+// byIndexSettings are the settings of a pipeline's byIndex statements (merger.byIndex), for the
+// rest of the transaction: one statement, one answer read.
+const byIndexSettings = "SELECT set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)"
 
 // oneTrip reports whether a batch's COMMIT may go into its pipeline: no write needs a rollback
 // that the pipeline's answers would ask for. A write whose statement must change a row and did
