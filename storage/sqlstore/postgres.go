@@ -22,11 +22,14 @@ var postgresDialect = dialect{
 	// Register 21-24 against 24-35 (four alternating pairs of lwota bench --client raw
 	// --postgres auto --updates 5, load 14-20, December 2026). Two writers took it from 36-47 to
 	// 27-39 us against four before. A writer's batches are bounded by maxBatch: at a commit
-	// latency L it stores at most maxBatch/L writes a second (50,000/s at 5 ms).
+	// latency L it stores at most maxBatch/L writes a second. 512 keeps the ceiling the two
+	// writers of 256 had (100,000/s at 5 ms): a disk with slow flushes caps one writer at half
+	// of it otherwise. Below that rate a batch is what waited during the last commit, so the
+	// bound changes nothing (lwota bench's 256 in flight never fill it).
 	writers:     1,
 	readers:     2, // per lookup (groupread.go)
 	queue:       4096,
-	maxBatch:    256,
+	maxBatch:    512,
 	maxReaders:  10,
 	lookupConns: 4, // the group reads' own pool (groupread.go): 16 connections in all, as before it
 	pipelined:   true,
