@@ -909,21 +909,16 @@ var poolReadBuffer = sync.Pool{ //nolint:gochecknoglobals
 }
 
 func (c *Conn) readAndBuffer(ctx context.Context) error { //nolint:cyclop
-	bufptr, ok := poolReadBuffer.Get().(*[]byte)
-	if !ok {
-		return errFailedToAccessPoolReadBuffer
-	}
-	defer poolReadBuffer.Put(bufptr)
-
-	b := *bufptr
-	i, rAddr, err := c.nextConn.ReadFromContext(ctx, b)
+	// lwota patch 37: a read buffer only once a datagram is there, or none (read_datagram.go).
+	b, rAddr, buf, err := c.readDatagram(ctx)
 	if err != nil {
 		return netError(err)
 	}
+	defer buf.release()
 
 	// lwota patch 13: the records listed in an array of this frame, not a new slice per datagram.
 	var records [4][]byte
-	pkts, err := recordlayer.ContentAwareUnpackDatagramAppend(records[:0], b[:i], len(c.state.getLocalConnectionID()))
+	pkts, err := recordlayer.ContentAwareUnpackDatagramAppend(records[:0], b, len(c.state.getLocalConnectionID()))
 	if err != nil {
 		return err
 	}
