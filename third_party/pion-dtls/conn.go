@@ -964,6 +964,10 @@ func (c *Conn) readAndBuffer(ctx context.Context) error { //nolint:cyclop
 			// we should respond even if it not a new message.
 			<-s.done
 		case <-c.fsm.Done():
+			// lwota patch 38: a finished handshake's state machine has ended; the reader
+			// answers the peer's retransmitted last flight itself. A failed write is the
+			// state machine's failed send was: nothing the established connection reports.
+			_ = c.fsm.answerRetransmit(ctx, c)
 		}
 	}
 
@@ -1340,6 +1344,7 @@ func (c *Conn) handshake(
 	initialState handshakeState,
 ) error {
 	c.fsm = newHandshakeFSM(&c.state, c.handshakeCache, cfg, initialFlight)
+	c.fsm.parkWhenFinished = true // lwota patch 38: readAndBuffer answers retransmissions then
 
 	done := make(chan struct{})
 	ctxRead, cancelRead := context.WithCancel(context.Background())
@@ -1367,7 +1372,7 @@ func (c *Conn) handshake(
 		growStack() // lwota patch 15: while the stack is shallow (stack.go)
 		defer handshakeLoopsFinished.Done()
 		err := c.fsm.Run(ctxHs, c, initialState)
-		if !errors.Is(err, context.Canceled) {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, errParked) { // lwota patch 38
 			select {
 			case firstErr <- err:
 			default:

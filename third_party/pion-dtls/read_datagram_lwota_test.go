@@ -27,6 +27,9 @@ type lendPipe struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 
+	// drop, when set, drops the datagrams written to this end for which it returns true.
+	drop func([]byte) bool
+
 	mu      sync.Mutex
 	expired chan struct{} // closed while the read deadline has passed
 	timer   *time.Timer
@@ -71,6 +74,9 @@ func (p *lendPipe) ReadFrom(b []byte) (int, net.Addr, error) {
 }
 
 func (p *lendPipe) WriteTo(b []byte, _ net.Addr) (int, error) {
+	if p.drop != nil && p.drop(b) {
+		return len(b), nil
+	}
 	select {
 	case p.out <- bytes.Clone(b):
 		return len(b), nil
@@ -126,6 +132,13 @@ type plainPipe struct{ net.PacketConn }
 func lendPair(t *testing.T, plain bool) (*Conn, *Conn, *lendPipe, *lendPipe) {
 	t.Helper()
 	pa, pb := newLendPipe()
+
+	return lendPairOver(t, pa, pb, plain)
+}
+
+// lendPairOver is lendPair over the ends pa (the client's) and pb (the server's).
+func lendPairOver(t *testing.T, pa, pb *lendPipe, plain bool) (*Conn, *Conn, *lendPipe, *lendPipe) {
+	t.Helper()
 	var ca, cb net.PacketConn = pa, pb
 	if plain {
 		ca, cb = plainPipe{pa}, plainPipe{pb}
@@ -139,7 +152,7 @@ func lendPair(t *testing.T, plain bool) (*Conn, *Conn, *lendPipe, *lendPipe) {
 	}
 	clientc := make(chan result, 1)
 	go func() {
-		client, err := ClientWithOptions(ca, pipeAddr("b"),
+		client, err := ClientWithOptions(ca, pipeAddr("b"), WithFlightInterval(100*time.Millisecond),
 			WithPSK(psk), WithPSKIdentityHint([]byte("test")), WithCipherSuites(TLS_PSK_WITH_AES_128_CCM_8))
 		if err == nil {
 			err = client.HandshakeContext(ctx)
