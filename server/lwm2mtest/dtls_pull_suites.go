@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	piondtls "github.com/pion/dtls/v3"
-	piondtlsnet "github.com/pion/dtls/v3/pkg/net"
 )
 
 // DTLSSuite is a cipher suite a load device handshakes with, by the short name the benchmarks
@@ -65,6 +64,11 @@ type DTLSLoadClient struct {
 
 // Dial handshakes device i with the server at raddr from a new UDP socket connected to it.
 func (c DTLSLoadClient) Dial(ctx context.Context, raddr *net.UDPAddr, i int) (*piondtls.Conn, error) {
+	return c.dial(ctx, raddr, i, lendingPacketConn) // dtls_lend.go
+}
+
+// dial is Dial with the socket wrapped for pion by wrap.
+func (c DTLSLoadClient) dial(ctx context.Context, raddr *net.UDPAddr, i int, wrap func(*net.UDPConn) net.PacketConn) (*piondtls.Conn, error) {
 	opts := []piondtls.ClientOption{piondtls.WithCipherSuites(c.Suite.ID)}
 	if c.Suite.Certificate {
 		opts = append(opts, piondtls.WithCertificates(c.Certificate), piondtls.WithRootCAs(c.RootCAs),
@@ -81,7 +85,7 @@ func (c DTLSLoadClient) Dial(ctx context.Context, raddr *net.UDPAddr, i int) (*p
 	if err != nil {
 		return nil, err
 	}
-	conn, err := piondtls.ClientWithOptions(piondtlsnet.PacketConnFromConn(uc), raddr, opts...)
+	conn, err := piondtls.ClientWithOptions(wrap(uc), raddr, opts...)
 	if err != nil {
 		uc.Close()
 		return nil, err

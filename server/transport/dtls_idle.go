@@ -10,10 +10,11 @@ import (
 	"github.com/pion/dtls/v3"
 )
 
-// Hibernation of idle DTLS sessions. A pion connection costs ~45 KiB while it waits: four
-// goroutines (lwota's reader, pion's handshake state machine, pion's record reader and the
-// watcher of its read context), an 8 KiB read buffer pion takes from its pool before it blocks,
-// and the connection's own state. A fleet's devices are idle nearly all the time, so a session
+// Hibernation of idle DTLS sessions. A pion connection costs ~25 KiB while it waits: two
+// goroutines (lwota's reader and pion's record reader; pion's handshake state machine ends with
+// the handshake, pion patch 38), their stacks, and the connection's own state (pion's reader
+// waits without a read buffer since pion patch 37: sessionConn lends it each datagram,
+// dtls_rx.go). A fleet's devices are idle nearly all the time, so a session
 // no datagram arrived on for HibernateAfter is put to sleep: lwota snapshots its keys and record
 // counters (pion's State, a few hundred bytes), closes the pion connection without a word to
 // the peer, and keeps the session in its maps. The session's next datagram, or a request lwota

@@ -909,21 +909,16 @@ var poolReadBuffer = sync.Pool{ //nolint:gochecknoglobals
 }
 
 func (c *Conn) readAndBuffer(ctx context.Context) error { //nolint:cyclop
-	bufptr, ok := poolReadBuffer.Get().(*[]byte)
-	if !ok {
-		return errFailedToAccessPoolReadBuffer
-	}
-	defer poolReadBuffer.Put(bufptr)
-
-	b := *bufptr
-	i, rAddr, err := c.nextConn.ReadFromContext(ctx, b)
+	// lwota patch 37: a read buffer only once a datagram is there, or none (read_datagram.go).
+	b, rAddr, buf, err := c.readDatagram(ctx)
 	if err != nil {
 		return netError(err)
 	}
+	defer buf.release()
 
 	// lwota patch 13: the records listed in an array of this frame, not a new slice per datagram.
 	var records [4][]byte
-	pkts, err := recordlayer.ContentAwareUnpackDatagramAppend(records[:0], b[:i], len(c.state.getLocalConnectionID()))
+	pkts, err := recordlayer.ContentAwareUnpackDatagramAppend(records[:0], b, len(c.state.getLocalConnectionID()))
 	if err != nil {
 		return err
 	}
@@ -969,6 +964,10 @@ func (c *Conn) readAndBuffer(ctx context.Context) error { //nolint:cyclop
 			// we should respond even if it not a new message.
 			<-s.done
 		case <-c.fsm.Done():
+			// lwota patch 38: a finished handshake's state machine has ended; the reader
+			// answers the peer's retransmitted last flight itself. A failed write is the
+			// state machine's failed send was: nothing the established connection reports.
+			_ = c.fsm.answerRetransmit(ctx, c)
 		}
 	}
 
@@ -1345,6 +1344,7 @@ func (c *Conn) handshake(
 	initialState handshakeState,
 ) error {
 	c.fsm = newHandshakeFSM(&c.state, c.handshakeCache, cfg, initialFlight)
+	c.fsm.parkWhenFinished = true // lwota patch 38: readAndBuffer answers retransmissions then
 
 	done := make(chan struct{})
 	ctxRead, cancelRead := context.WithCancel(context.Background())
@@ -1372,7 +1372,7 @@ func (c *Conn) handshake(
 		growStack() // lwota patch 15: while the stack is shallow (stack.go)
 		defer handshakeLoopsFinished.Done()
 		err := c.fsm.Run(ctxHs, c, initialState)
-		if !errors.Is(err, context.Canceled) {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, errParked) { // lwota patch 38
 			select {
 			case firstErr <- err:
 			default:

@@ -27,6 +27,7 @@ import (
 // underlying connection, so nothing else sees it.
 type ctxPacketConn struct {
 	nextConn  net.PacketConn
+	lender    DatagramLender // nextConn when it lends its datagrams (lwota patch 37), or nil
 	closed    chan struct{}
 	closeOnce sync.Once
 	readMu    sync.Mutex
@@ -39,8 +40,11 @@ type ctxPacketConn struct {
 var veryOld = time.Unix(0, 1) //nolint:gochecknoglobals
 
 func newCtxPacketConn(pconn net.PacketConn) netctx.PacketConn {
+	lender, _ := pconn.(DatagramLender)
+
 	return &ctxPacketConn{
 		nextConn: pconn,
+		lender:   lender,
 		closed:   make(chan struct{}),
 		read:     ctxWatch{set: pconn.SetReadDeadline},
 		write:    ctxWatch{set: pconn.SetWriteDeadline},

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -104,6 +105,12 @@ type handshakeFSM struct {
 	// retransmitTimer is wait's timer, made at the first wait and reset at each later one (lwota
 	// patch 26), not made anew for each (a timer and its channel, two allocations per flight).
 	retransmitTimer *time.Timer
+
+	// parkWhenFinished makes Run return errParked once the handshake finished, rather than
+	// wait in finish for the peer's retransmissions (lwota patch 38: set by Conn, whose reader
+	// answers them). parked is set when it did, before closed is closed: only
+	// answerRetransmit reads it, after closed.
+	parkWhenFinished, parked bool
 }
 
 type handshakeConfig struct {
@@ -239,6 +246,11 @@ func (s *handshakeFSM) Run(ctx context.Context, conn flightConn, initialState ha
 		case handshakeWaiting:
 			state, err = s.wait(ctx, conn)
 		case handshakeFinished:
+			if s.parkWhenFinished {
+				// lwota patch 38: the goroutine ends here; Conn's reader answers the peer's
+				// retransmissions of its last flight (answerRetransmit).
+				return s.park()
+			}
 			state, err = s.finish(ctx, conn)
 		default:
 			return errInvalidFSMTransition
@@ -406,6 +418,40 @@ func (s *handshakeFSM) wait(ctx context.Context, conn flightConn) (handshakeStat
 			return handshakeErrored, ctx.Err()
 		}
 	}
+}
+
+// errParked ends Run once the handshake finished (lwota patch 38).
+var errParked = errors.New("handshake finished") //nolint:gochecknoglobals
+
+// park ends the state machine of a finished handshake (lwota patch 38). Its goroutine used to
+// live as long as the connection, in finish, waiting for the peer to retransmit its last
+// flight, which a server answers by sending its own last flight again and a client ignores: a
+// goroutine per connection (on a stack patch 15 grew to 8 KiB) and its retransmission timer,
+// held by every established connection for an event that happens only when the last flight
+// was lost. The reader goroutine, which receives those retransmissions, answers them instead
+// (answerRetransmit); a client drops its flights, which it never sends again.
+func (s *handshakeFSM) park() error {
+	if s.retransmitTimer != nil {
+		s.retransmitTimer.Stop()
+		s.retransmitTimer = nil
+	}
+	if s.state.isClient {
+		s.flights = nil
+	}
+	s.parked = true
+
+	return errParked
+}
+
+// answerRetransmit is what finish did with a handshake record received after the handshake,
+// for the reader once the state machine has parked (lwota patch 38): a server sends its last
+// flight again, a client does nothing. Called only after Done is closed.
+func (s *handshakeFSM) answerRetransmit(ctx context.Context, c flightConn) error {
+	if !s.parked || s.state.isClient {
+		return nil
+	}
+
+	return c.writePackets(ctx, s.flights)
 }
 
 func (s *handshakeFSM) finish(ctx context.Context, c flightConn) (handshakeState, error) {

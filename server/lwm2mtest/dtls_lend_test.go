@@ -1,0 +1,86 @@
+//go:build unix
+
+package lwm2mtest
+
+import (
+	"context"
+	"net"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	piondtls "github.com/pion/dtls/v3"
+	piondtlsnet "github.com/pion/dtls/v3/pkg/net"
+)
+
+// lendDevices is how many devices TestLoadDeviceHoldsNoReadBuffer dials per kind of socket.
+const lendDevices = 40
+
+// TestLoadDeviceHoldsNoReadBuffer: an established load device whose pion reader waits for the
+// server's next datagram holds at least 6 KiB less live heap over its lending socket
+// (dtls_lend.go) than over pion's PacketConnFromConn, which has pion wait with an 8 KiB read
+// buffer; the server (in this process too) is the same for both. It fails when the socket does
+// not lend (pion reads it through ReadFrom). Then a pull over a lending socket gets its blocks.
+func TestLoadDeviceHoldsNoReadBuffer(t *testing.T) {
+	uri := dtlsBlockServer(t, false, false)
+	raddr, pathOpts, err := pullTarget(uri, "coaps", "5684")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suites, err := ParseDTLSSuites("psk-ccm8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := DTLSLoadClient{Suite: suites[0], PSK: pullPSK}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	perDevice := func(wrap func(*net.UDPConn) net.PacketConn) int64 {
+		before := liveHeap()
+		conns := make([]*piondtls.Conn, 0, lendDevices)
+		defer func() {
+			for _, c := range conns {
+				_ = c.Close()
+			}
+		}()
+		for i := range lendDevices {
+			c, err := client.dial(ctx, raddr, i, wrap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		return (liveHeap() - before) / lendDevices
+	}
+	plain := func(uc *net.UDPConn) net.PacketConn { return piondtlsnet.PacketConnFromConn(uc) }
+	perDevice(lendingPacketConn) // warm up: goroutine descriptors and pools the runtime keeps
+	plainBytes, lentBytes := perDevice(plain), perDevice(lendingPacketConn)
+	t.Logf("live heap per established device (and its server session): %d B through ReadFrom, %d B lending", plainBytes, lentBytes)
+	if plainBytes-lentBytes < 6<<10 {
+		t.Fatalf("a lending device holds %d B, a ReadFrom one %d B: want at least 6 KiB less", lentBytes, plainBytes)
+	}
+
+	c, err := client.Dial(ctx, raddr, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := PullConfig{URI: uri, Devices: 1, Duration: 300 * time.Millisecond}.withDefaults()
+	d := &pullDevice{cfg: cfg, conn: c, pathOpts: pathOpts, blocks: new(atomic.Int64)}
+	rctx, rcancel := context.WithTimeout(ctx, cfg.Duration)
+	defer rcancel()
+	d.runEvents(rctx, c)
+	if d.nErrors != 0 || d.nBlocks == 0 {
+		t.Fatalf("pull over a lending socket: %d blocks, %d errors (%v)", d.nBlocks, d.nErrors, d.firstErr)
+	}
+}
+
+// liveHeap is the live heap after two collections (the second empties sync.Pool's victim
+// caches).
+func liveHeap() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
