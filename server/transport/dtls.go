@@ -372,9 +372,9 @@ func (l *dtlsLink) close() error {
 // ClientHello from a new address.
 func (l *dtlsLink) demux() {
 	defer l.wg.Done()
-	buf := make([]byte, 1<<16)
+	r := newDatagramReader(l.pc) // in batches where it can (dtls_batch.go)
 	for {
-		n, from, err := readDatagram(l.pc, buf) // dtls_record.go
+		p, from, err := r.next()
 		if err != nil {
 			if l.ctx.Err() != nil {
 				return
@@ -390,7 +390,7 @@ func (l *dtlsLink) demux() {
 		if !from.IsValid() {
 			continue
 		}
-		l.dispatch(buf[:n], from)
+		l.dispatch(p, from)
 	}
 }
 
