@@ -372,9 +372,9 @@ func (l *dtlsLink) close() error {
 // ClientHello from a new address.
 func (l *dtlsLink) demux() {
 	defer l.wg.Done()
-	r := newDatagramReader(l.pc) // in batches where it can (dtls_batch.go)
+	buf := make([]byte, 1<<16)
 	for {
-		p, from, err := r.next()
+		n, from, err := readDatagram(l.pc, buf) // dtls_record.go
 		if err != nil {
 			if l.ctx.Err() != nil {
 				return
@@ -390,7 +390,7 @@ func (l *dtlsLink) demux() {
 		if !from.IsValid() {
 			continue
 		}
-		l.dispatch(p, from)
+		l.dispatch(buf[:n], from)
 	}
 }
 
