@@ -237,7 +237,7 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 		byAddr: make(map[netip.AddrPort]*dtlsSession),
 		byCID:  make(map[string]*dtlsSession),
 		guard:  newHelloGuard(cfg, dc),
-		direct: dtlsDirect{goroutines: cfg.Workers + 1},
+		direct: dtlsDirect{goroutines: 2*cfg.Workers + 1},
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	suites := make([]dtls.CipherSuiteID, len(dc.CipherSuites))

@@ -12,7 +12,7 @@ import (
 // goroutine woken per record, and with 1,000 sessions a reader whose stack (the whole depth of
 // the handler and the write below it) had gone cold in the CPU's caches since its last record.
 // Now the demultiplexer queues an established, awake session's application data record for a
-// few record goroutines (Config.Workers+1 of them), which hand it to pion's
+// few record goroutines (2*Config.Workers+1 of them), which hand it to pion's
 // Conn.HandleApplicationData: pion authenticates, decrypts and checks it against the replay
 // window as its reader would, and runs the same handler there. While records keep coming,
 // those goroutines take them one after the other without parking, on stacks that stay hot.
@@ -35,10 +35,10 @@ type directRecord struct {
 
 // dtlsDirect is the dtlsLink's part of the direct path.
 type dtlsDirect struct {
-	// goroutines is Config.Workers+1: at most Config.Workers inline handlers run at once
-	// (dtls_inline.go), and one that overflows runs on a goroutine of its own
-	// (admitAndHandle), so however long handlers wait on storage, one record goroutine is
-	// always free to take the next record.
+	// goroutines is 2*Config.Workers+1: at most Config.Workers inline handlers run at once
+	// (dtls_inline.go), and at most as many overflowing requests on record goroutines
+	// (admitAndHandle; beyond that each gets a goroutine of its own), so however long handlers
+	// wait on storage, one record goroutine is always free to take the next record.
 	goroutines int
 	q          chan directRecord
 }

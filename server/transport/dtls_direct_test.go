@@ -85,23 +85,25 @@ func (h *holdHandler) ServeCoAP(_ context.Context, _ Peer, r *Message) *Message 
 	return resp
 }
 
-// TestDTLSRecordGoroutineNotHeldByOverflow: an inline-safe request that overflows (inline slots
-// taken, workers' queue full) and then waits on storage runs on a goroutine of its own, not on
-// the record goroutine that decrypted it, so other devices' records still get through. With
-// one worker there are two record goroutines: one holds the only inline slot, and, were the
-// overflowing request run in place, the other would be held too, and dev5 never answered.
+// TestDTLSRecordGoroutineNotHeldByOverflow: inline-safe requests that overflow (inline slots
+// taken, workers' queue full) and then wait on storage never hold every record goroutine, so
+// other devices' records still get through. With one worker there are three record
+// goroutines: one holds the only inline slot, one the first overflowing request (at most
+// Workers run in place), and the second overflowing request runs on a goroutine of its own,
+// leaving the third free for dev6. Were every overflowing request run in place, dev6 would
+// never be answered.
 func TestDTLSRecordGoroutineNotHeldByOverflow(t *testing.T) {
-	h := &holdHandler{held: make(chan string, 4), release: make(chan struct{})}
+	h := &holdHandler{held: make(chan string, 8), release: make(chan struct{})}
 	cfg := testConfig()
 	cfg.Workers, cfg.QueueSize = 1, 1
-	keys := pskMap{"dev1": "key-one-1", "dev2": "key-two-2", "dev3": "key-three-3", "dev4": "key-four-4", "dev5": "key-five-5"}
+	keys := pskMap{"dev1": "key-one-1", "dev2": "key-two-2", "dev3": "key-three-3", "dev4": "key-four-4", "dev5": "key-five-5", "dev6": "key-six-6"}
 	te, _ := startDTLSWith(t, h, cfg, DTLSConfig{PSK: keys})
 	defer close(h.release) // before the Endpoint stops (cleanups run after deferred calls)
 
 	// Every device handshakes and is answered twice first (a record that arrives as the
 	// handshake ends may take the session's path), while nothing is held.
 	conns := map[string]*dtls.Conn{}
-	for _, id := range []string{"dev1", "dev2", "dev3", "dev4", "dev5"} {
+	for _, id := range []string{"dev1", "dev2", "dev3", "dev4", "dev5", "dev6"} {
 		c, err := dialDTLS(t, te.addr, id, keys[id], nil)
 		if err != nil {
 			t.Fatalf("%s handshake: %v", id, err)
@@ -148,10 +150,12 @@ func TestDTLSRecordGoroutineNotHeldByOverflow(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	send("dev4", 40, "/hold") // overflows, and waits
+	send("dev4", 40, "/hold") // overflows, and waits on its record goroutine
 	waitHeld("/hold")
-	answer := send("dev5", 50, "/fw")
+	send("dev5", 50, "/hold") // overflows, and waits on a goroutine of its own
+	waitHeld("/hold")
+	answer := send("dev6", 60, "/fw")
 	if f, err := answer(); err != nil || framePayload(f) != "/fw" {
-		t.Fatalf("dev5 got no answer while an overflowing request waited (%+v, %v)", f, err)
+		t.Fatalf("dev6 got no answer while overflowing requests waited (%+v, %v)", f, err)
 	}
 }

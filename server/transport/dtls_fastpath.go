@@ -91,9 +91,17 @@ func (e *Endpoint) admitAndHandle(bp *[]byte, n int, from netip.AddrPort, identi
 		case safe && overflow == overflowHere:
 			e.inlineOverflow(f, from, identity) // rather than drop it (dtls_inline.go)
 		case safe && overflow == overflowGoroutine:
-			// The record goroutine must stay free for the next record: should this handler
-			// wait on storage, it holds up only its own device, as on its session's goroutine.
-			go e.inlineOverflow(f, from, identity)
+			// A record goroutine serves every session: at most limit of them run overflowing
+			// requests (and at most limit more inline ones), so that one of the link's
+			// 2*Workers+1 is always free for the next record however long handlers wait on
+			// storage. Beyond that the request gets a goroutine of its own.
+			if e.inl.overflowed.Add(1) <= e.inl.limit {
+				e.inlineOverflow(f, from, identity)
+				e.inl.overflowed.Add(-1)
+			} else {
+				e.inl.overflowed.Add(-1)
+				go e.inlineOverflow(f, from, identity)
+			}
 		default:
 			e.m.dropQueueFull.Inc()
 		}
