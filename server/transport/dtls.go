@@ -191,6 +191,7 @@ type dtlsLink struct {
 	closeOnce   sync.Once
 	closeErr    error
 	fast        dtlsFastPath // the record fast path's sink and buffers (dtls_fastpath.go)
+	direct      dtlsDirect   // the record goroutines' queue (dtls_direct.go)
 	offersPSK   bool         // CipherSuites has a PSK suite (else no PSK callback: pion refuses it)
 
 	// Stateless HelloVerifyRequest (dtls_cookie.go).
@@ -236,6 +237,7 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 		byAddr: make(map[netip.AddrPort]*dtlsSession),
 		byCID:  make(map[string]*dtlsSession),
 		guard:  newHelloGuard(cfg, dc),
+		direct: dtlsDirect{goroutines: 2*cfg.Workers + 1},
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	suites := make([]dtls.CipherSuiteID, len(dc.CipherSuites))
@@ -315,6 +317,7 @@ func (l *dtlsLink) start() {
 	l.wg.Add(2)
 	go l.demux()
 	go l.sweep()
+	l.startDirect() // dtls_direct.go
 	if l.relay != nil {
 		l.relay.start()
 	}
@@ -451,6 +454,9 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 	}
 	s.lastRx = time.Now()
 	if !l.awake(s) { // hibernated: woken now; going to sleep: dropped, the peer retransmits (dtls_idle.go)
+		return
+	}
+	if l.queueDirect(s, p, from) { // dtls_direct.go
 		return
 	}
 	in := l.fast.inbound(p, from) // a pooled copy (dtls_fastpath.go)
@@ -675,6 +681,8 @@ type sessionConn struct {
 	muted atomic.Bool
 	// exited is closed when the goroutine that runs this conn's session has ended.
 	exited chan struct{}
+	// direct counts this conn's records queued for or run by a record goroutine (dtls_direct.go).
+	direct atomic.Int32
 
 	addr lastUDPAddr // the *net.UDPAddr ReadFrom returns, kept while the address stays (dtls_fastpath.go)
 }

@@ -24,8 +24,11 @@ type datagramSink interface {
 	// buffer returns an engine buffer of MaxMessageSize+1 bytes to read a datagram into.
 	buffer() *[]byte
 	// deliver admits and queues the datagram (*bp)[:n] for a worker, exactly as the engine's
-	// reader does with one it read itself, and takes bp back.
-	deliver(bp *[]byte, n int, from netip.AddrPort, identity string)
+	// reader does with one it read itself, and takes bp back. shared says the calling goroutine
+	// serves other sessions too (a record goroutine, dtls_direct.go): an inline-safe request
+	// that finds the inline slots and the queue full then runs on a goroutine of its own, not
+	// there.
+	deliver(bp *[]byte, n int, from netip.AddrPort, identity string, shared bool)
 	// recycle takes back a buffer that was not delivered.
 	recycle(bp *[]byte)
 }
@@ -40,14 +43,28 @@ type pushLink interface {
 func (e *Endpoint) buffer() *[]byte    { return e.bufs.Get().(*[]byte) }
 func (e *Endpoint) recycle(bp *[]byte) { e.bufs.Put(bp) }
 
-func (e *Endpoint) deliver(bp *[]byte, n int, from netip.AddrPort, identity string) {
-	e.admitAndHandle(bp, n, from, identity, true)
+func (e *Endpoint) deliver(bp *[]byte, n int, from netip.AddrPort, identity string, shared bool) {
+	if shared {
+		e.admitAndHandle(bp, n, from, identity, overflowGoroutine)
+	} else {
+		e.admitAndHandle(bp, n, from, identity, overflowHere)
+	}
 }
 
-// admitAndHandle is deliver for a session goroutine (overflow true: an inline-safe request that
-// finds the queue full runs on that session's goroutine) or for a reader of the engine's own
-// socket (overflow false: it is dropped and retransmitted, as a reader must not stay away).
-func (e *Endpoint) admitAndHandle(bp *[]byte, n int, from netip.AddrPort, identity string, overflow bool) {
+// overflowMode is what admitAndHandle does with an inline-safe request that finds the inline
+// slots taken and the workers' queue full.
+type overflowMode uint8
+
+const (
+	overflowDrop      overflowMode = iota // drop it (retransmitted): a reader of the engine's own socket must not stay away
+	overflowHere                          // run it on the calling goroutine: a session's own
+	overflowGoroutine                     // run it on a new goroutine: the caller serves other sessions too (dtls_direct.go)
+)
+
+// admitAndHandle is deliver for a session goroutine or a record goroutine, or for a reader of
+// the engine's own socket; overflow says what becomes of an inline-safe request that finds the
+// queue full.
+func (e *Endpoint) admitAndHandle(bp *[]byte, n int, from netip.AddrPort, identity string, overflow overflowMode) {
 	e.m.received.Inc()
 	// Many session goroutines (or plainReaders readers of a UDP socket) deliver at once;
 	// admit's source limiter is for one goroutine.
@@ -70,9 +87,22 @@ func (e *Endpoint) admitAndHandle(bp *[]byte, n int, from netip.AddrPort, identi
 	select {
 	case e.queue <- packet{buf: bp, n: n, f: f, decoded: decoded, from: from, identity: identity, refuse: refuse, maxAge: maxAge}:
 	default:
-		if safe && overflow {
+		switch {
+		case safe && overflow == overflowHere:
 			e.inlineOverflow(f, from, identity) // rather than drop it (dtls_inline.go)
-		} else {
+		case safe && overflow == overflowGoroutine:
+			// A record goroutine serves every session: at most limit of them run overflowing
+			// requests (and at most limit more inline ones), so that one of the link's
+			// 2*Workers+1 is always free for the next record however long handlers wait on
+			// storage. Beyond that the request gets a goroutine of its own.
+			if e.inl.overflowed.Add(1) <= e.inl.limit {
+				e.inlineOverflow(f, from, identity)
+				e.inl.overflowed.Add(-1)
+			} else {
+				e.inl.overflowed.Add(-1)
+				go e.inlineOverflow(f, from, identity)
+			}
+		default:
 			e.m.dropQueueFull.Inc()
 		}
 		e.bufs.Put(bp)
@@ -100,8 +130,8 @@ func (l *dtlsLink) setSink(s datagramSink) { l.fast.once.Do(func() { l.fast.sink
 // before that, and the end. vc is conn's sessionConn: not s.vc, which a session that went to sleep and woke
 // up has replaced (dtls_idle.go).
 func (l *dtlsLink) readSession(s *dtlsSession, vc *sessionConn, conn *dtls.Conn) {
-	sink := l.fast.sink    // set by newEndpoint, before any session exists
-	l.handRecords(s, conn) // from now on pion delivers on its reader (dtls_record.go)
+	sink := l.fast.sink        // set by newEndpoint, before any session exists
+	l.handRecords(s, vc, conn) // from now on pion delivers on its reader (dtls_record.go)
 	for {
 		bp := sink.buffer()
 		n, err := conn.Read(*bp)
@@ -119,7 +149,7 @@ func (l *dtlsLink) readSession(s *dtlsSession, vc *sessionConn, conn *dtls.Conn)
 		l.mu.Lock()
 		from, identity := s.addr, s.identity
 		l.mu.Unlock()
-		sink.deliver(bp, n, from, identity)
+		sink.deliver(bp, n, from, identity, false)
 	}
 }
 

@@ -51,6 +51,9 @@ func (inlineAll) Inline(*Message) bool { return true }
 type inlineState struct {
 	ctx  atomic.Pointer[context.Context] // Serve's context; nil before Serve: nothing inline
 	busy atomic.Int32                    // handlers running inline now, at most limit
+	// overflowed counts inline-safe requests that overflowed on a record goroutine and run
+	// there, at most limit (dtls_fastpath.go).
+	overflowed atomic.Int32
 	// limit is Config.Workers for a link whose sessions deliver (DTLS: each holds only its own
 	// device), and plainReaders-1 on a UDP socket the engine reads, so that one reader is always
 	// reading however long the inline handlers wait on storage (udp_inline.go).

@@ -17,7 +17,7 @@ import (
 
 // handRecords makes conn deliver the plaintext of every record it decrypts from now on to the
 // engine's sink, on pion's reader goroutine, as readSession does with what it reads.
-func (l *dtlsLink) handRecords(s *dtlsSession, conn *dtls.Conn) {
+func (l *dtlsLink) handRecords(s *dtlsSession, vc *sessionConn, conn *dtls.Conn) {
 	sink := l.fast.sink // set by newEndpoint, before any session exists
 	// The identity is the handshake's, fixed from now on; the address is read without the
 	// link's lock (dtls_rx.go), which every record took here before.
@@ -38,7 +38,10 @@ func (l *dtlsLink) handRecords(s *dtlsSession, conn *dtls.Conn) {
 			// the handler after that): nothing to wait for, unlike follow.
 			l.followConn(s, conn)
 		}
-		sink.deliver(bp, n, s.currentAddr(l), identity)
+		// A record goroutine may be the caller while one of this conn's records is queued for
+		// or run by one (dtls_direct.go); pion's reader, taken for one, merely starts a
+		// goroutine should its request overflow.
+		sink.deliver(bp, n, s.currentAddr(l), identity, vc.direct.Load() > 0)
 	})
 }
 

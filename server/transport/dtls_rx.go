@@ -143,9 +143,10 @@ func (c *sessionConn) settle(ctx context.Context) {
 	}
 }
 
-// quiet reports whether pion waits for a datagram with nothing queued for it.
+// quiet reports whether pion waits for a datagram with nothing queued for it, and no record
+// goroutine has one of its records (dtls_direct.go).
 func (c *sessionConn) quiet() bool {
-	return c.state.Load() == rxIdle && len(c.rx) == 0
+	return c.state.Load() == rxIdle && len(c.rx) == 0 && c.direct.Load() == 0
 }
 
 func (c *sessionConn) Close() error {

@@ -227,7 +227,7 @@ func (e *Endpoint) readLoop() error {
 			e.bufs.Put(bp)
 			continue
 		}
-		e.admitAndHandle(bp, n, from, id, false) // admit, then answer inline or queue (dtls_fastpath.go)
+		e.admitAndHandle(bp, n, from, id, overflowDrop) // admit, then answer inline or queue (dtls_fastpath.go)
 	}
 }
 

@@ -114,6 +114,9 @@ type Conn struct {
 
 	// appData, when set, takes decrypted application data instead of Read (lwota patch 10).
 	appData atomic.Pointer[func([]byte)]
+	// inMu serialises the records the reader goroutine processes with those handed in by
+	// HandleApplicationData (lwota patch 33).
+	inMu sync.Mutex
 	// appRecord is the record Write seals, under lock (lwota patch 28, write_app_data.go).
 	appRecord recordlayer.RecordLayer
 }
@@ -925,7 +928,10 @@ func (c *Conn) readAndBuffer(ctx context.Context) error { //nolint:cyclop
 
 	var hasHandshake, isRetransmit, isClientHelloRetransmit bool
 	for _, packet := range pkts {
+		// lwota patch 33: one record of this connection at a time, with HandleApplicationData.
+		c.inMu.Lock()
 		hs, rtx, alert, err := c.handleIncomingPacket(ctx, packet, rAddr, true)
+		c.inMu.Unlock()
 		if alert != nil {
 			if alertErr := c.notify(ctx, alert.Level, alert.Description); alertErr != nil {
 				if err == nil {
@@ -981,7 +987,10 @@ func (c *Conn) handleQueuedPackets(ctx context.Context) error {
 	c.lock.Unlock()
 
 	for _, p := range pkts {
+		// lwota patch 33: one record of this connection at a time, with HandleApplicationData.
+		c.inMu.Lock()
 		_, _, alert, err := c.handleIncomingPacket(ctx, p.data, p.rAddr, false) // don't re-enqueue
+		c.inMu.Unlock()
 		if alert != nil {
 			if alertErr := c.notify(ctx, alert.Level, alert.Description); alertErr != nil {
 				if err == nil {
