@@ -31,6 +31,15 @@ func benchRegistration(ep string) *registration.Registration {
 	}
 }
 
+// benchRegistrations is n typical registrations (benchRegistration), endpoints urn:imei:0... on.
+func benchRegistrations(n int) []*registration.Registration {
+	regs := make([]*registration.Registration, n)
+	for i := range regs {
+		regs[i] = benchRegistration(fmt.Sprintf("urn:imei:%015d", i))
+	}
+	return regs
+}
+
 // BenchmarkSaveRegistration is the serial baseline: one caller, so every save is its own commit.
 func BenchmarkSaveRegistration(b *testing.B) {
 	for _, be := range benchBackends {
@@ -96,10 +105,9 @@ func BenchmarkTouchRegistrationParallel(b *testing.B) {
 			s := open(b, dsn)
 			ctx := context.Background()
 			const fleet = 10000
-			regs := make([]*registration.Registration, fleet)
-			for i := range regs {
-				regs[i] = benchRegistration(fmt.Sprintf("urn:imei:%015d", i))
-				if err := s.SaveRegistration(ctx, regs[i]); err != nil {
+			regs := benchRegistrations(fleet)
+			for _, r := range regs {
+				if err := s.SaveRegistration(ctx, r); err != nil {
 					b.Fatal(err)
 				}
 			}

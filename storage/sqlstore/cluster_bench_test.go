@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lwota/lwota/server/registration"
 	"github.com/lwota/lwota/storage/pgtest"
 )
 
@@ -25,13 +24,13 @@ func BenchmarkOwnedRegistrationParallel(b *testing.B) {
 				}
 				ctx := context.Background()
 				const fleet = 10000
-				regs := make([]*registration.Registration, fleet)
-				for i := range regs {
-					regs[i] = benchRegistration(fmt.Sprintf("urn:imei:%015d", i))
-					if op == "touch" {
-						if err := s.SaveRegistration(ctx, regs[i]); err != nil {
-							b.Fatal(err)
-						}
+				regs := benchRegistrations(fleet)
+				for _, r := range regs {
+					if op != "touch" {
+						break
+					}
+					if err := s.SaveRegistration(ctx, r); err != nil {
+						b.Fatal(err)
 					}
 				}
 				var n atomic.Int64

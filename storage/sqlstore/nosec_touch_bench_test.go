@@ -108,10 +108,7 @@ func BenchmarkNoSecTouchBatch(b *testing.B) {
 			s := open(b, dsn)
 			ctx := context.Background()
 			const fleet = 10000
-			regs := make([]*registration.Registration, fleet)
-			for i := range regs {
-				regs[i] = benchRegistration(fmt.Sprintf("urn:imei:%015d", i))
-			}
+			regs := benchRegistrations(fleet)
 			for i := 0; i < fleet; i += 500 { // registered many at once: batches, not a commit each
 				var wg sync.WaitGroup
 				errs := make(chan error, 500)
