@@ -90,8 +90,7 @@ func BenchmarkSaveRegistrationParallel(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "saves/s")
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/save")
-			reportPG(b, pg, "pg-cpu-µs/save")
+			reportCPU(b, cpu0, pg, "save")
 		})
 	}
 }
@@ -128,8 +127,7 @@ func BenchmarkTouchRegistrationParallel(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "touches/s")
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/touch")
-			reportPG(b, pg, "pg-cpu-µs/touch")
+			reportCPU(b, cpu0, pg, "touch")
 			if pg != nil {
 				b.ReportMetric(100*hotShare(b, dsn, "registrations", int64(b.N)), "%hot-updates")
 			}
@@ -145,10 +143,12 @@ func pgCPUOf(b *testing.B, backend, dsn string) func() time.Duration {
 	return pgCPU(b, dsn)
 }
 
-// reportPG reports PostgreSQL's CPU per operation, when pg measures it.
-func reportPG(b *testing.B, pg func() time.Duration, unit string) {
+// reportCPU reports this process's CPU per operation since cpu0 (cpu-µs/op) and PostgreSQL's
+// (pg-cpu-µs/op), when pg measures it.
+func reportCPU(b *testing.B, cpu0 time.Duration, pg func() time.Duration, op string) {
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/"+op)
 	if pg != nil {
-		b.ReportMetric(float64(pg())/float64(b.N)/1e3, unit)
+		b.ReportMetric(float64(pg())/float64(b.N)/1e3, "pg-cpu-µs/"+op)
 	}
 }
 
@@ -223,8 +223,7 @@ func BenchmarkLookupsParallel(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lookups/s")
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/lookup")
-			reportPG(b, pg, "pg-cpu-µs/lookup")
+			reportCPU(b, cpu0, pg, "lookup")
 		})
 	}
 }
@@ -280,8 +279,7 @@ func BenchmarkRegisterParallel(b *testing.B) {
 					}
 				})
 				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "registers/s")
-				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/register")
-				reportPG(b, pg, "pg-cpu-µs/register")
+				reportCPU(b, cpu0, pg, "register")
 			})
 		}
 	}

@@ -57,8 +57,7 @@ func BenchmarkOwnedRegistrationParallel(b *testing.B) {
 					}
 				})
 				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
-				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/op")
-				reportPG(b, pg, "pg-cpu-µs/op")
+				reportCPU(b, cpu0, pg, "op")
 			})
 		}
 	}

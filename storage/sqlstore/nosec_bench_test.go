@@ -37,8 +37,7 @@ func BenchmarkHasCredentialParallel(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "checks/s")
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/check")
-			reportPG(b, pg, "pg-cpu-µs/check")
+			reportCPU(b, cpu0, pg, "check")
 		})
 	}
 }

@@ -88,8 +88,7 @@ func BenchmarkNoSecUpdateParallel(b *testing.B) {
 					}
 				})
 				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "updates/s")
-				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/update")
-				reportPG(b, pg, "pg-cpu-µs/update")
+				reportCPU(b, cpu0, pg, "update")
 			})
 		}
 	}
