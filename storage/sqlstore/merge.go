@@ -83,10 +83,15 @@ func (g *group) piped() bool {
 }
 
 // queue adds g's statements to b, one merged statement each.
-func (g *group) queue(b *pgx.Batch) {
+func (g *group) queue(b *pgx.Batch) error {
 	for i, m := range g.ms {
-		b.Queue(m.query, arrays(g.ops, i)...)
+		args, err := arrays(g.ops, i)
+		if err != nil {
+			return err
+		}
+		b.Queue(m.query, args...)
 	}
+	return nil
 }
 
 // mergeable splits a batch into the writes that run statement by statement, in order, and the
@@ -164,49 +169,20 @@ func columnar(args []any) bool {
 	return true
 }
 
-// arrays returns one array per column of statement i of ops: []string, []int64, []bool, or
-// []*int64 for sql.NullInt64 (nil is NULL). Every write of a group has the same statement, so
-// the same column types; a mismatch makes the array []any, which pgx refuses and the batch is
-// retried write by write.
-func arrays(ops []*write, i int) []any {
-	first := ops[0].stmts[i].args
-	out := make([]any, len(first))
-	for col, v := range first {
-		switch v.(type) {
-		case string:
-			a := make([]string, 0, len(ops))
-			for _, op := range ops {
-				s, _ := op.stmts[i].args[col].(string)
-				a = append(a, s)
-			}
-			out[col] = a
-		case int64:
-			a := make([]int64, 0, len(ops))
-			for _, op := range ops {
-				n, _ := op.stmts[i].args[col].(int64)
-				a = append(a, n)
-			}
-			out[col] = a
-		case bool:
-			a := make([]bool, 0, len(ops))
-			for _, op := range ops {
-				b, _ := op.stmts[i].args[col].(bool)
-				a = append(a, b)
-			}
-			out[col] = a
-		case sql.NullInt64:
-			a := make([]*int64, 0, len(ops))
-			for _, op := range ops {
-				if n, _ := op.stmts[i].args[col].(sql.NullInt64); n.Valid {
-					a = append(a, &n.Int64)
-				} else {
-					a = append(a, nil)
-				}
-			}
-			out[col] = a
+// arrays returns one array per column of statement i of ops, encoded for PostgreSQL
+// (encodeColumn): text for string, bigint for int64 and sql.NullInt64 (nil is NULL), boolean
+// for bool. Every write of a group has the same statement, so the same column types; a
+// mismatch is an error, and the batch is retried write by write.
+func arrays(ops []*write, i int) ([]any, error) {
+	out := make([]any, len(ops[0].stmts[i].args))
+	for col := range out {
+		a, err := encodeColumn(ops, i, col)
+		if err != nil {
+			return nil, err
 		}
+		out[col] = a
 	}
-	return out
+	return out, nil
 }
 
 // fill reads what merged statement i returned for each write of g (rows, which it closes: the
@@ -283,7 +259,10 @@ func (g *group) run(ctx context.Context, pc *pgx.Conn) error {
 // runStmt runs merged statement i over live and returns the writes it did not fail.
 func (g *group) runStmt(ctx context.Context, pc *pgx.Conn, i int, live []*write, checked bool) ([]*write, error) {
 	m := g.ms[i]
-	args := arrays(live, i)
+	args, err := arrays(live, i)
+	if err != nil {
+		return nil, err
+	}
 	if m.byIndex {
 		args = append([]any{pgx.QueryExecModeExec}, args...)
 	}

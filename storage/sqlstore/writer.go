@@ -349,6 +349,7 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 			return fmt.Errorf("begin: pipelined commit needs a pgx connection, got %T", dc)
 		}
 		pc := sc.Conn()
+		useEncodedArrays(pc.TypeMap())
 		rollback := func(err error) error {
 			c.trip()
 			if _, rerr := pc.Exec(ctx, "ROLLBACK"); rerr != nil {
@@ -380,7 +381,9 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 			}
 		}
 		for _, g := range piped {
-			g.queue(b)
+			if err := g.queue(b); err != nil {
+				return err // nothing was sent: no transaction to roll back
+			}
 		}
 		custom := slices.ContainsFunc(checked, func(g *group) bool { return g.ms[0].byIndex })
 		if custom {
@@ -390,7 +393,9 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 			b.Queue(byIndexSettings)
 		}
 		for _, g := range checked {
-			g.queue(b)
+			if err := g.queue(b); err != nil {
+				return err
+			}
 		}
 		if one {
 			b.Queue("COMMIT")
