@@ -279,30 +279,38 @@ func (g *group) runStmt(ctx context.Context, pc *pgx.Conn, i int, live []*write,
 
 // mark reads the keys statement i returned (rows, which it closes) and returns the writes of
 // live whose key is among them. A write whose key is not fails with its noMatch error when the
-// statement is the write's checked one (op.failed); otherwise mark returns an error.
+// statement is the write's checked one (op.failed); otherwise mark returns an error. The keys
+// are looked up as the rows' raw bytes, among the writes' own: no string per row.
 func (g *group) mark(i int, live []*write, rows pgx.Rows, checked bool) ([]*write, error) {
 	m := g.ms[i]
-	changed := make(map[string]struct{}, len(live))
+	at := make(map[string]int, len(live)) // key: its write's index in live
+	for j, op := range live {
+		key, _ := op.stmts[i].args[m.key].(string)
+		at[key] = j
+	}
+	changed := make([]bool, len(live))
 	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
+		raw := rows.RawValues()
+		if len(raw) != 1 || raw[0] == nil {
 			rows.Close()
-			return nil, err
+			return nil, fmt.Errorf("merged statement returned %d columns, want one key", len(raw))
 		}
-		changed[k] = struct{}{}
+		if j, ok := at[string(raw[0])]; ok { // text's binary and text formats are its bytes
+			changed[j] = true
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	kept := make([]*write, 0, len(live))
-	for _, op := range live {
-		key, _ := op.stmts[i].args[m.key].(string)
-		if _, ok := changed[key]; ok {
+	for j, op := range live {
+		if changed[j] {
 			kept = append(kept, op)
 			continue
 		}
 		if op.noMatch == nil || !checked {
+			key, _ := op.stmts[i].args[m.key].(string)
 			return nil, fmt.Errorf("merged write of %s changed no row", key)
 		}
 		op.failed = op.noMatch
