@@ -50,6 +50,7 @@ type merger struct {
 
 // group is the writes of one batch whose statements have the same mergers, in the same order.
 type group struct {
+	seq mergerSeq // its identity: ms, padded with nils
 	ms  []*merger // by statement
 	ops []*write
 }
@@ -102,21 +103,32 @@ func (g *group) queue(b *pgx.Batch) error {
 // check their last statement (doMatch) runs that statement first, so that a write that fails
 // writes nothing.
 func mergeable(ops []*write, mergers map[string]*merger) (alone []*write, groups []*group) {
-	keys := make(map[string]int, len(ops))
+	return mergeableWith(ops, mergers, make(map[string]int, len(ops)))
+}
+
+// mergeableWith is mergeable counting the keys in keys, an empty map the committer keeps from
+// batch to batch (clearing it keeps its room) rather than one made per batch.
+func mergeableWith(ops []*write, mergers map[string]*merger, keys map[string]int) (alone []*write, groups []*group) {
+	defer clear(keys)
 	for _, op := range ops {
 		keys[op.key]++
 	}
-	bySeq := map[mergerSeq]*group{}
 	for _, op := range ops {
 		seq, ok := mergersOf(op, mergers)
 		if !ok || keys[op.key] > 1 {
 			alone = append(alone, op)
 			continue
 		}
-		g := bySeq[seq]
+		// A batch has a group or two (touches, Registers): found by a look at each, not a map.
+		var g *group
+		for _, h := range groups {
+			if h.seq == seq {
+				g = h
+				break
+			}
+		}
 		if g == nil {
-			g = &group{ms: seq[:len(op.stmts)]}
-			bySeq[seq] = g
+			g = &group{seq: seq, ms: seq[:len(op.stmts)]}
 			groups = append(groups, g)
 		}
 		g.ops = append(g.ops, op)

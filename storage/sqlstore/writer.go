@@ -223,6 +223,8 @@ type committer struct {
 	merge     map[string]*merger
 	// trips counts the round trips of pipelined commits (writer.roundTrips).
 	trips *atomic.Int64
+	// keys is mergeableWith's count of a batch's keys, empty between batches.
+	keys map[string]int
 	// txStmts are the prepared statements bound to the transaction in progress, made once per
 	// transaction and query rather than once per write.
 	txStmts map[*sql.Stmt]*sql.Stmt
@@ -236,7 +238,8 @@ type committer struct {
 }
 
 func newCommitter(db *sql.DB, queries []string) *committer {
-	c := &committer{db: db, stmts: make(map[string]*sql.Stmt, len(queries)), txStmts: make(map[*sql.Stmt]*sql.Stmt)}
+	c := &committer{db: db, stmts: make(map[string]*sql.Stmt, len(queries)), txStmts: make(map[*sql.Stmt]*sql.Stmt),
+		keys: make(map[string]int)}
 	for _, q := range queries {
 		if st, err := db.Prepare(q); err == nil {
 			c.stmts[q] = st
@@ -380,7 +383,7 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 			}
 			return err
 		}
-		alone, groups := mergeable(ops, c.merge)
+		alone, groups := mergeableWith(ops, c.merge, c.keys)
 		var piped, checked, after []*group
 		for _, g := range groups {
 			switch {
