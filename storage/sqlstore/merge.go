@@ -50,6 +50,7 @@ type merger struct {
 
 // group is the writes of one batch whose statements have the same mergers, in the same order.
 type group struct {
+	seq mergerSeq // its identity: ms, padded with nils
 	ms  []*merger // by statement
 	ops []*write
 }
@@ -83,10 +84,15 @@ func (g *group) piped() bool {
 }
 
 // queue adds g's statements to b, one merged statement each.
-func (g *group) queue(b *pgx.Batch) {
+func (g *group) queue(b *pgx.Batch) error {
 	for i, m := range g.ms {
-		b.Queue(m.query, arrays(g.ops, i)...)
+		args, err := arrays(g.ops, i)
+		if err != nil {
+			return err
+		}
+		b.Queue(m.query, args...)
 	}
+	return nil
 }
 
 // mergeable splits a batch into the writes that run statement by statement, in order, and the
@@ -97,21 +103,32 @@ func (g *group) queue(b *pgx.Batch) {
 // check their last statement (doMatch) runs that statement first, so that a write that fails
 // writes nothing.
 func mergeable(ops []*write, mergers map[string]*merger) (alone []*write, groups []*group) {
-	keys := make(map[string]int, len(ops))
+	return mergeableWith(ops, mergers, make(map[string]int, len(ops)))
+}
+
+// mergeableWith is mergeable counting the keys in keys, an empty map the committer keeps from
+// batch to batch (clearing it keeps its room) rather than one made per batch.
+func mergeableWith(ops []*write, mergers map[string]*merger, keys map[string]int) (alone []*write, groups []*group) {
+	defer clear(keys)
 	for _, op := range ops {
 		keys[op.key]++
 	}
-	bySeq := map[mergerSeq]*group{}
 	for _, op := range ops {
 		seq, ok := mergersOf(op, mergers)
 		if !ok || keys[op.key] > 1 {
 			alone = append(alone, op)
 			continue
 		}
-		g := bySeq[seq]
+		// A batch has a group or two (touches, Registers): found by a look at each, not a map.
+		var g *group
+		for _, h := range groups {
+			if h.seq == seq {
+				g = h
+				break
+			}
+		}
 		if g == nil {
-			g = &group{ms: seq[:len(op.stmts)]}
-			bySeq[seq] = g
+			g = &group{seq: seq, ms: seq[:len(op.stmts)]}
 			groups = append(groups, g)
 		}
 		g.ops = append(g.ops, op)
@@ -164,49 +181,20 @@ func columnar(args []any) bool {
 	return true
 }
 
-// arrays returns one array per column of statement i of ops: []string, []int64, []bool, or
-// []*int64 for sql.NullInt64 (nil is NULL). Every write of a group has the same statement, so
-// the same column types; a mismatch makes the array []any, which pgx refuses and the batch is
-// retried write by write.
-func arrays(ops []*write, i int) []any {
-	first := ops[0].stmts[i].args
-	out := make([]any, len(first))
-	for col, v := range first {
-		switch v.(type) {
-		case string:
-			a := make([]string, 0, len(ops))
-			for _, op := range ops {
-				s, _ := op.stmts[i].args[col].(string)
-				a = append(a, s)
-			}
-			out[col] = a
-		case int64:
-			a := make([]int64, 0, len(ops))
-			for _, op := range ops {
-				n, _ := op.stmts[i].args[col].(int64)
-				a = append(a, n)
-			}
-			out[col] = a
-		case bool:
-			a := make([]bool, 0, len(ops))
-			for _, op := range ops {
-				b, _ := op.stmts[i].args[col].(bool)
-				a = append(a, b)
-			}
-			out[col] = a
-		case sql.NullInt64:
-			a := make([]*int64, 0, len(ops))
-			for _, op := range ops {
-				if n, _ := op.stmts[i].args[col].(sql.NullInt64); n.Valid {
-					a = append(a, &n.Int64)
-				} else {
-					a = append(a, nil)
-				}
-			}
-			out[col] = a
+// arrays returns one array per column of statement i of ops, encoded for PostgreSQL
+// (encodeColumn): text for string, bigint for int64 and sql.NullInt64 (nil is NULL), boolean
+// for bool. Every write of a group has the same statement, so the same column types; a
+// mismatch is an error, and the batch is retried write by write.
+func arrays(ops []*write, i int) ([]any, error) {
+	out := make([]any, len(ops[0].stmts[i].args))
+	for col := range out {
+		a, err := encodeColumn(ops, i, col)
+		if err != nil {
+			return nil, err
 		}
+		out[col] = a
 	}
-	return out
+	return out, nil
 }
 
 // fill reads what merged statement i returned for each write of g (rows, which it closes: the
@@ -283,7 +271,10 @@ func (g *group) run(ctx context.Context, pc *pgx.Conn) error {
 // runStmt runs merged statement i over live and returns the writes it did not fail.
 func (g *group) runStmt(ctx context.Context, pc *pgx.Conn, i int, live []*write, checked bool) ([]*write, error) {
 	m := g.ms[i]
-	args := arrays(live, i)
+	args, err := arrays(live, i)
+	if err != nil {
+		return nil, err
+	}
 	if m.byIndex {
 		args = append([]any{pgx.QueryExecModeExec}, args...)
 	}
@@ -300,30 +291,38 @@ func (g *group) runStmt(ctx context.Context, pc *pgx.Conn, i int, live []*write,
 
 // mark reads the keys statement i returned (rows, which it closes) and returns the writes of
 // live whose key is among them. A write whose key is not fails with its noMatch error when the
-// statement is the write's checked one (op.failed); otherwise mark returns an error.
+// statement is the write's checked one (op.failed); otherwise mark returns an error. The keys
+// are looked up as the rows' raw bytes, among the writes' own: no string per row.
 func (g *group) mark(i int, live []*write, rows pgx.Rows, checked bool) ([]*write, error) {
 	m := g.ms[i]
-	changed := make(map[string]struct{}, len(live))
+	at := make(map[string]int, len(live)) // key: its write's index in live
+	for j, op := range live {
+		key, _ := op.stmts[i].args[m.key].(string)
+		at[key] = j
+	}
+	changed := make([]bool, len(live))
 	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
+		raw := rows.RawValues()
+		if len(raw) != 1 || raw[0] == nil {
 			rows.Close()
-			return nil, err
+			return nil, fmt.Errorf("merged statement returned %d columns, want one key", len(raw))
 		}
-		changed[k] = struct{}{}
+		if j, ok := at[string(raw[0])]; ok { // text's binary and text formats are its bytes
+			changed[j] = true
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	kept := make([]*write, 0, len(live))
-	for _, op := range live {
-		key, _ := op.stmts[i].args[m.key].(string)
-		if _, ok := changed[key]; ok {
+	for j, op := range live {
+		if changed[j] {
 			kept = append(kept, op)
 			continue
 		}
 		if op.noMatch == nil || !checked {
+			key, _ := op.stmts[i].args[m.key].(string)
 			return nil, fmt.Errorf("merged write of %s changed no row", key)
 		}
 		op.failed = op.noMatch

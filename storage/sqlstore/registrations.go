@@ -129,7 +129,12 @@ func (s *Store) SaveDeviceInfo(ctx context.Context, r *registration.Registration
 // touchStmts are the statements of r's touch, the touch last (doMatch checks it); nosec makes
 // it TouchRegistrationNoSec's.
 func (s *Store) touchStmts(r *registration.Registration, nosec bool) ([]stmt, error) {
-	times, err := timeArgs(r.UpdatedAt, r.LastSeen)
+	// nanos rather than timeArgs: no slice of times to allocate on the path of every Update
+	updated, err := nanos(r.UpdatedAt)
+	if err != nil {
+		return nil, err
+	}
+	seen, err := nanos(r.LastSeen)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +146,7 @@ func (s *Store) touchStmts(r *registration.Registration, nosec bool) ([]stmt, er
 	if r.Addr.AddrPort.IsValid() {
 		addr = r.Addr.AddrPort.String()
 	}
-	args := []any{times[0], times[1], expires, string(r.Addr.Network), addr, r.Endpoint, r.ID}
+	args := []any{updated, seen, expires, string(r.Addr.Network), addr, r.Endpoint, r.ID}
 	touch, owned := s.q.touchRegistration, s.q.touchOwned
 	if nosec {
 		touch, owned = s.q.touchNoSec, s.q.touchOwnedNoSec

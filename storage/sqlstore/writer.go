@@ -68,6 +68,9 @@ type writer struct {
 	// (doLarge): what a test reads the WAL's state in.
 	beforeCheckpoint atomic.Pointer[func()]
 
+	// free are writes whose callers got their answer, with their channels (newWrite).
+	free sync.Pool
+
 	mu     sync.RWMutex // held for reading while queueing, for writing by close
 	closed bool
 	wg     sync.WaitGroup
@@ -103,19 +106,35 @@ func (w *writer) shard(key string) chan *write {
 // whose ctx ended before its batch started is not applied; one whose ctx ends while its batch
 // commits may still be.
 func (w *writer) do(ctx context.Context, key string, stmts ...stmt) error {
-	return w.queue(ctx, key, &write{ctx: ctx, key: key, stmts: stmts, done: make(chan error, 1)})
+	op := w.newWrite(ctx, key, stmts)
+	return w.queue(ctx, key, op)
 }
 
 // doInto is do for a write whose first statement returns one row (RETURNING), read into into
 // before the write is answered; PostgreSQL only (pipelined).
 func (w *writer) doInto(ctx context.Context, key string, into []*string, stmts ...stmt) error {
-	return w.queue(ctx, key, &write{ctx: ctx, key: key, stmts: stmts, done: make(chan error, 1), into: into})
+	op := w.newWrite(ctx, key, stmts)
+	op.into = into
+	return w.queue(ctx, key, op)
 }
 
 // doMatch is do for a write that must change an existing row: when its last statement affects
 // no row, the write rolls back (alone, as any failing write) and returns noMatch.
 func (w *writer) doMatch(ctx context.Context, key string, noMatch error, stmts ...stmt) error {
-	return w.queue(ctx, key, &write{ctx: ctx, key: key, stmts: stmts, done: make(chan error, 1), noMatch: noMatch})
+	op := w.newWrite(ctx, key, stmts)
+	op.noMatch = noMatch
+	return w.queue(ctx, key, op)
+}
+
+// newWrite returns a write of stmts, from the writes whose callers got their answer (queue):
+// every Update is a write, and its struct and channel were a tenth of its allocations.
+func (w *writer) newWrite(ctx context.Context, key string, stmts []stmt) *write {
+	op, _ := w.free.Get().(*write)
+	if op == nil {
+		op = &write{done: make(chan error, 1)}
+	}
+	op.ctx, op.key, op.stmts = ctx, key, stmts
+	return op
 }
 
 func (w *writer) queue(ctx context.Context, key string, op *write) error {
@@ -136,6 +155,10 @@ func (w *writer) queue(ctx context.Context, key string, op *write) error {
 	w.mu.RUnlock()
 	select {
 	case err := <-op.done:
+		// The writer sends on done last and then forgets op: op is free again. A write whose
+		// caller left on ctx is not, the writer may still hold it.
+		*op = write{done: op.done}
+		w.free.Put(op)
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
@@ -200,6 +223,8 @@ type committer struct {
 	merge     map[string]*merger
 	// trips counts the round trips of pipelined commits (writer.roundTrips).
 	trips *atomic.Int64
+	// keys is mergeableWith's count of a batch's keys, empty between batches.
+	keys map[string]int
 	// txStmts are the prepared statements bound to the transaction in progress, made once per
 	// transaction and query rather than once per write.
 	txStmts map[*sql.Stmt]*sql.Stmt
@@ -213,7 +238,8 @@ type committer struct {
 }
 
 func newCommitter(db *sql.DB, queries []string) *committer {
-	c := &committer{db: db, stmts: make(map[string]*sql.Stmt, len(queries)), txStmts: make(map[*sql.Stmt]*sql.Stmt)}
+	c := &committer{db: db, stmts: make(map[string]*sql.Stmt, len(queries)), txStmts: make(map[*sql.Stmt]*sql.Stmt),
+		keys: make(map[string]int)}
 	for _, q := range queries {
 		if st, err := db.Prepare(q); err == nil {
 			c.stmts[q] = st
@@ -349,6 +375,7 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 			return fmt.Errorf("begin: pipelined commit needs a pgx connection, got %T", dc)
 		}
 		pc := sc.Conn()
+		useEncodedArrays(pc.TypeMap())
 		rollback := func(err error) error {
 			c.trip()
 			if _, rerr := pc.Exec(ctx, "ROLLBACK"); rerr != nil {
@@ -356,7 +383,7 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 			}
 			return err
 		}
-		alone, groups := mergeable(ops, c.merge)
+		alone, groups := mergeableWith(ops, c.merge, c.keys)
 		var piped, checked, after []*group
 		for _, g := range groups {
 			switch {
@@ -380,7 +407,9 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 			}
 		}
 		for _, g := range piped {
-			g.queue(b)
+			if err := g.queue(b); err != nil {
+				return err // nothing was sent: no transaction to roll back
+			}
 		}
 		custom := slices.ContainsFunc(checked, func(g *group) bool { return g.ms[0].byIndex })
 		if custom {
@@ -390,7 +419,9 @@ func (c *committer) pipelineTx(ctx context.Context, ops []*write) error {
 			b.Queue(byIndexSettings)
 		}
 		for _, g := range checked {
-			g.queue(b)
+			if err := g.queue(b); err != nil {
+				return err
+			}
 		}
 		if one {
 			b.Queue("COMMIT")

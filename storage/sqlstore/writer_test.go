@@ -3,10 +3,13 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/lwota/lwota/server/registration"
 	"github.com/lwota/lwota/storage/pgtest"
 )
 
@@ -93,5 +96,75 @@ func TestPrefixEnd(t *testing.T) {
 		if end != tc.end || ok != tc.ok {
 			t.Errorf("prefixEnd(%q) = %q, %v; want %q, %v", tc.prefix, end, ok, tc.end, tc.ok)
 		}
+	}
+}
+
+// TestWriteReuse checks that a write's struct and channel, reused once its caller got its
+// answer (writer.newWrite), never carry one caller's write or answer to another: many callers
+// touch at once, some with a stale id (ErrNotFound), some giving up at once or at once after
+// queueing (whose writes the writer may still hold, and which are not reused); every caller
+// that did not give up gets its own answer. Under -race a write reused while the writer still
+// read it would also show as a race.
+func TestWriteReuse(t *testing.T) {
+	for _, be := range []struct {
+		name string
+		dsn  func(testing.TB) string
+	}{
+		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "lwota.db") }},
+		{"postgres", pgtest.Start},
+	} {
+		t.Run(be.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			s, err := Open(ctx, be.dsn(t), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			const devices, callers, rounds = 64, 32, 40
+			base := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+			ep := func(i int) string { return fmt.Sprintf("dev-%02d", i) }
+			for i := range devices {
+				r := &registration.Registration{ID: "id-" + ep(i), Endpoint: ep(i), Version: "1.1", Lifetime: 60, Binding: "U",
+					RegisteredAt: base, UpdatedAt: base, LastSeen: base}
+				if err := s.SaveRegistration(ctx, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var wg sync.WaitGroup
+			for c := range callers {
+				wg.Go(func() {
+					for n := range rounds {
+						i := (c*rounds + n) % devices
+						r := &registration.Registration{ID: "id-" + ep(i), Endpoint: ep(i), Lifetime: 60,
+							UpdatedAt: base.Add(time.Duration(n+1) * time.Second), LastSeen: base.Add(time.Duration(n+1) * time.Second)}
+						stale := (c+n)%3 == 0
+						if stale {
+							r.ID = "stale"
+						}
+						callCtx := ctx
+						leaves := (c+n)%5 == 0
+						if leaves {
+							var leave context.CancelFunc
+							callCtx, leave = context.WithCancel(ctx)
+							if n%2 == 0 {
+								leave() // before it is queued
+							} else {
+								go leave() // while it is queued or committing
+							}
+						}
+						err := s.TouchRegistration(callCtx, r)
+						switch {
+						case leaves && errors.Is(err, context.Canceled):
+						case stale && !errors.Is(err, registration.ErrNotFound):
+							t.Errorf("caller %d round %d: stale touch of %s = %v, want ErrNotFound", c, n, r.Endpoint, err)
+						case !stale && err != nil:
+							t.Errorf("caller %d round %d: touch of %s = %v, want success", c, n, r.Endpoint, err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+		})
 	}
 }
