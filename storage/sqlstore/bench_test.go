@@ -115,6 +115,10 @@ func BenchmarkTouchRegistrationParallel(b *testing.B) {
 			b.SetParallelism(32)
 			b.ResetTimer()
 			start, cpu0, pg := time.Now(), processCPU(), pgCPUOf(b, be.name, dsn)
+			var wal func() int64
+			if pg != nil {
+				wal = pgWAL(b, dsn)
+			}
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					r := *regs[n.Add(1)%fleet]
@@ -129,6 +133,7 @@ func BenchmarkTouchRegistrationParallel(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "touches/s")
 			reportCPU(b, cpu0, pg, "touch")
 			if pg != nil {
+				b.ReportMetric(float64(wal())/float64(b.N), "pg-wal-B/touch")
 				b.ReportMetric(100*hotShare(b, dsn, "registrations", int64(b.N)), "%hot-updates")
 			}
 		})

@@ -93,3 +93,28 @@ func hotShare(tb testing.TB, dsn, table string, want int64) float64 {
 	}
 	return float64(hot) / float64(upd)
 }
+
+// pgWAL returns a function that reports how many bytes of WAL the server behind dsn inserted
+// since pgWAL was called (pg_current_wal_insert_lsn): every record of the cluster, commits and
+// page pruning included, so it is a figure per operation only while the benchmark is the
+// cluster's only writer. What a touch costs PostgreSQL besides CPU: the WAL it writes and
+// flushes.
+func pgWAL(tb testing.TB, dsn string) func() int64 {
+	tb.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	var start string
+	if err := db.QueryRowContext(context.Background(), "SELECT pg_current_wal_insert_lsn()::text").Scan(&start); err != nil {
+		tb.Fatal(err)
+	}
+	return func() int64 {
+		var n int64
+		if err := db.QueryRowContext(context.Background(), "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn)::bigint", start).Scan(&n); err != nil {
+			tb.Fatal(err)
+		}
+		return n
+	}
+}
