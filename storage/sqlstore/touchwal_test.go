@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/lwota/lwota/server/lwm2m"
 	"github.com/lwota/lwota/server/registration"
 	"github.com/lwota/lwota/server/transport"
@@ -76,7 +77,11 @@ func TestTouchWAL(t *testing.T) {
 			}
 			ops[i] = &write{stmts: stmts}
 		}
-		wal := explainWAL(ctx, t, s, s.q.touchMerge.query, arrays(ops, 0))
+		args, err := arrays(ops, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wal := explainWAL(ctx, t, s, s.q.touchMerge.query, args)
 		t.Logf("round %d: %d rows of %.0f bytes: %d WAL records, %d full-page images, %d bytes: %.0f bytes a row",
 			round, wal.Rows, width, wal.Records, wal.FPI, wal.Bytes, float64(wal.Bytes)/float64(n))
 		if wal.Rows != n {
@@ -107,7 +112,19 @@ type walUsage struct {
 // cluster writes meanwhile.
 func explainWAL(ctx context.Context, t *testing.T, s *Store, query string, args []any) walUsage {
 	t.Helper()
-	tx, err := s.writeDB.BeginTx(ctx, nil)
+	// The writer's connections send arrays as encoded (useEncodedArrays); so does this one.
+	conn, err := s.writeDB.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Raw(func(dc any) error {
+		useEncodedArrays(dc.(*stdlib.Conn).Conn().TypeMap())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
