@@ -143,6 +143,7 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 		if rep.FirstError != "" {
 			fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
 		}
+		printPullDiag(w, rep)
 		for _, suite := range suites {
 			if err := benchPullDTLS(ctx, w, dtlsSrv, secureURI, suite, n, d, run.echo, rep.BlocksPerSec,
 				runProfile(profiles.runs, n, "dtls-"+suite.Name), runProfile(profiles.clients, n, "dtls-"+suite.Name)); err != nil {
@@ -151,6 +152,16 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 		}
 	}
 	return nil
+}
+
+// printPullDiag prints where a run's retransmissions may have come from (lwm2mtest.PullReport):
+// devices locked out (fewest blocks far below the median), the first requests' burst, or a
+// process that did not run (no answer for a second, the devices' ticker late).
+func printPullDiag(w io.Writer, rep lwm2mtest.PullReport) {
+	fmt.Fprintf(w, "%8s blocks per device least %d, median %d; first requests retransmitted %d, answered within %v; "+
+		"longest without an answer %v, devices' process late %v\n", "",
+		rep.BlocksLeast, rep.BlocksMedian, rep.FirstRetransmits, rep.FirstAnswerMax.Round(time.Millisecond),
+		rep.Stalled.Round(time.Millisecond), rep.Late.Round(time.Millisecond))
 }
 
 // pullProfiles are the CPU profile file prefixes of lwota bench pull's runs (runProfile names

@@ -87,5 +87,6 @@ func benchPullDTLS(ctx context.Context, w io.Writer, srv *benchDTLSServer, uri s
 	if rep.FirstError != "" {
 		fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
 	}
+	printPullDiag(w, rep)
 	return nil
 }

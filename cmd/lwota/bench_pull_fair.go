@@ -54,9 +54,10 @@ func interleavePull(ctx context.Context, n int, d time.Duration, echoAddr string
 func interleave(ctx context.Context, n int, d time.Duration, echo echoSlotFunc, pull pullSlotFunc) (pullRun, error) {
 	slot, k := pullWindow(d), slotsOf(d)
 	var (
-		run    pullRun
-		echoes []float64
-		rates  []float64
+		run     pullRun
+		echoes  []float64
+		rates   []float64
+		medians []float64 // the slots' median blocks per device
 	)
 	runEcho := func() (float64, error) {
 		var cpu pullCPU
@@ -104,12 +105,20 @@ func interleave(ctx context.Context, n int, d time.Duration, echo echoSlotFunc, 
 		p.Bytes += rep.Bytes
 		p.Images += rep.Images
 		p.Retransmits += rep.Retransmits
+		p.FirstRetransmits += rep.FirstRetransmits
+		p.FirstAnswerMax = max(p.FirstAnswerMax, rep.FirstAnswerMax)
+		p.Stalled, p.Late = max(p.Stalled, rep.Stalled), max(p.Late, rep.Late)
+		if i == 0 || rep.BlocksLeast < p.BlocksLeast {
+			p.BlocksLeast = rep.BlocksLeast
+		}
+		medians = append(medians, float64(rep.BlocksMedian))
 		p.Errors += rep.Errors
 		if p.FirstError == "" {
 			p.FirstError = rep.FirstError
 		}
 	}
 	run.pull.Windows = rates
+	run.pull.BlocksMedian = int64(median(medians)) // of the slots' medians; BlocksLeast: the least of any slot
 	run.pull.BlocksPerSec = median(rates)
 	run.echo = median(echoes)
 	return run, nil

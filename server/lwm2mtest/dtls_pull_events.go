@@ -103,6 +103,7 @@ func (ev *pullEvents) request() {
 		return
 	}
 	ev.n, ev.attempt, ev.wait = n, 0, d.cfg.Timeout
+	d.sent(0)
 	ev.transmit()
 }
 
@@ -145,7 +146,7 @@ func (ev *pullEvents) timeout() {
 	}
 	if ev.attempt < ev.d.cfg.MaxRetransmit {
 		ev.attempt++
-		ev.d.nRetransmits++
+		ev.d.sent(ev.attempt)
 		ev.transmit()
 		return
 	}
@@ -166,6 +167,7 @@ func (ev *pullEvents) answer(p []byte) {
 		return // a late answer to an earlier request, or noise
 	}
 	ev.due = time.Time{} // answered: the timer, if it fires before the next request, does nothing
+	d.answered()
 	defer ev.request()
 	if resp.Code != codes.Content {
 		d.fail(fmt.Errorf("block %d: server answered %d.%02d %s", ev.num, resp.Code>>5, resp.Code&31, strings.TrimSpace(string(resp.Payload))))

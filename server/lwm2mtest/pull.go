@@ -54,6 +54,21 @@ type PullReport struct {
 	BlocksPerSec float64   // Blocks / Elapsed
 	Windows      []float64 // blocks/s in each complete Window, in order (the last one may end with the run)
 	FirstError   string    // the first error seen, for diagnosis
+
+	// Where the retransmissions came from (pullDiag): a device locked out by the server, the
+	// burst of the devices' first requests, or a stall of either process.
+	//
+	// BlocksLeast and BlocksMedian are the blocks of the device that got the fewest and of the
+	// median device: a server that drops one device's requests again and again shows here.
+	BlocksLeast, BlocksMedian int64
+	// FirstRetransmits are the Retransmits of the devices' first requests of the run, and
+	// FirstAnswerMax the longest a device waited for the answer to its first one.
+	FirstRetransmits int64
+	FirstAnswerMax   time.Duration
+	// Stalled is the longest time no device got an answer, and Late the most a 10 ms ticker
+	// in the devices' process ran late (that process not running): every device has one
+	// request in flight, so a stall of 1 to 3 s costs each device one retransmission.
+	Stalled, Late time.Duration
 }
 
 // Decline is the lowest window rate divided by the highest: 1 is flat, 0.5 lost half.
@@ -183,6 +198,7 @@ func pullOver(ctx context.Context, cfg PullConfig, pathOpts message.Options, con
 			}
 		}
 	}()
+	diag := watchPull(ctx, &blocks)
 	devs := make([]*pullDevice, cfg.Devices)
 	for i, c := range conns {
 		devs[i] = &pullDevice{cfg: cfg, conn: c, pathOpts: pathOpts, blocks: &blocks, mid: uint16(rand.Uint32())}
@@ -208,6 +224,7 @@ func pullOver(ctx context.Context, cfg PullConfig, pathOpts message.Options, con
 			rep.FirstError = d.firstErr.Error()
 		}
 	}
+	diag.report(&rep, devs)
 	rep.BlocksPerSec = float64(rep.Blocks) / elapsed.Seconds()
 	return rep
 }
@@ -224,6 +241,32 @@ type pullDevice struct {
 	nBlocks, nBytes, nImages, nRetransmits, nErrors int64
 	firstErr                                        error
 	nTimerArms                                      int64 // DTLS devices' retransmission timer starts (dtls_pull_events.go)
+	nRequests, nFirstRetransmits                    int64 // requests of the run; retransmissions of the first
+	firstSent                                       time.Time
+	firstAnswer                                     time.Duration // from the first request to its answer; zero: none yet
+}
+
+// sent notes a request (attempt 0) or its retransmission.
+func (d *pullDevice) sent(attempt int) {
+	switch {
+	case attempt == 0:
+		d.nRequests++
+		if d.nRequests == 1 {
+			d.firstSent = time.Now()
+		}
+	case d.nRequests == 1:
+		d.nRetransmits++
+		d.nFirstRetransmits++
+	default:
+		d.nRetransmits++
+	}
+}
+
+// answered notes the answer to the request in flight.
+func (d *pullDevice) answered() {
+	if d.nRequests == 1 && d.firstAnswer == 0 {
+		d.firstAnswer = max(time.Since(d.firstSent), 1)
+	}
 }
 
 func (d *pullDevice) fail(err error) {
@@ -268,9 +311,7 @@ func (d *pullDevice) run(ctx context.Context) {
 		wait := timeout
 	send:
 		for attempt := 0; attempt <= d.cfg.MaxRetransmit && !done(); attempt++ {
-			if attempt > 0 {
-				d.nRetransmits++
-			}
+			d.sent(attempt)
 			if _, err := d.conn.Write(out[:n]); err != nil {
 				d.fail(err)
 				return
@@ -294,6 +335,7 @@ func (d *pullDevice) run(ctx context.Context) {
 					continue // a late answer to an earlier request, or noise
 				}
 				got = true
+				d.answered()
 				break send
 			}
 		}

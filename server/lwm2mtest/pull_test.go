@@ -155,3 +155,75 @@ func TestEchoLoadApart(t *testing.T) {
 		t.Fatal("EchoLoad accepted an address without a port")
 	}
 }
+
+// lockoutServer answers as blockServer does, except that it drops the first copy of every
+// device's first request, and every request of the device it heard from first: a device locked
+// out, as a server whose full queue keeps dropping the same devices' retransmissions.
+func lockoutServer(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		in, out := make([]byte, 2048), make([]byte, 2048)
+		payload := bytes.Repeat([]byte{0xa5}, 64)
+		var lockedOut string
+		firstMID := map[string]int32{} // per device: its first request's message id
+		seen := map[string]bool{}      // devices whose first request was dropped once
+		for {
+			n, from, err := pc.ReadFromUDPAddrPort(in)
+			if err != nil {
+				return
+			}
+			req := message.Message{Options: make(message.Options, 0, 16)}
+			if _, err := coder.DefaultCoder.Decode(in[:n], &req); err != nil {
+				continue
+			}
+			dev := from.String()
+			if lockedOut == "" {
+				lockedOut = dev
+			}
+			if _, ok := firstMID[dev]; !ok {
+				firstMID[dev] = req.MessageID
+			}
+			if dev == lockedOut || (req.MessageID == firstMID[dev] && !seen[dev]) {
+				seen[dev] = true
+				continue
+			}
+			resp := message.Message{Token: req.Token, MessageID: req.MessageID, Type: message.Acknowledgement, Code: codes.Content,
+				Payload: payload}
+			resp.Options, _, _ = resp.Options.SetUint32(make([]byte, 4), message.Block2, 2) // block 0, the last, 64 bytes
+			k, err := coder.DefaultCoder.Encode(resp, out)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, _ = pc.WriteToUDPAddrPort(out[:k], from)
+		}
+	}()
+	return "coap://" + pc.LocalAddr().String() + "/fw/tok"
+}
+
+// TestPullLoadDiagnosis: the report tells a locked-out device (the fewest blocks, 0, far below
+// the median) and lost first requests (each device's first request retransmitted, the locked-out
+// one's MaxRetransmit times; its first answer never came) from a count of retransmissions alone.
+func TestPullLoadDiagnosis(t *testing.T) {
+	uri := lockoutServer(t)
+	const devices = 4
+	rep, err := PullLoad(context.Background(), PullConfig{URI: uri, Devices: devices, Duration: time.Second,
+		Timeout: 20 * time.Millisecond, BlockSize: 64}) // 4 retransmissions take 20+40+80+160 ms
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.BlocksLeast != 0 || rep.BlocksMedian == 0 {
+		t.Fatalf("blocks per device least %d, median %d: want the locked-out device's 0 and the others' more", rep.BlocksLeast, rep.BlocksMedian)
+	}
+	if want := int64(devices - 1 + 4); rep.FirstRetransmits < want {
+		t.Fatalf("first requests retransmitted %d times, want at least %d (once per device, 4 times for the locked-out one)", rep.FirstRetransmits, want)
+	}
+	if rep.FirstAnswerMax < rep.Elapsed {
+		t.Fatalf("longest first answer %v, want the whole run (%v): the locked-out device got none", rep.FirstAnswerMax, rep.Elapsed)
+	}
+}

@@ -56,9 +56,11 @@ func (e *Endpoint) deliver(bp *[]byte, n int, from netip.AddrPort, identity stri
 type overflowMode uint8
 
 const (
-	overflowDrop      overflowMode = iota // drop it (retransmitted): a reader of the engine's own socket must not stay away
-	overflowHere                          // run it on the calling goroutine: a session's own
-	overflowGoroutine                     // run it on a new goroutine: the caller serves other sessions too (dtls_direct.go)
+	// overflowSpill: queue it in Endpoint.spilled, else drop it (retransmitted): a reader of
+	// the engine's own socket must not stay away (udp_inline.go).
+	overflowSpill     overflowMode = iota
+	overflowHere                   // run it on the calling goroutine: a session's own
+	overflowGoroutine              // run it on a new goroutine: the caller serves other sessions too (dtls_direct.go)
 )
 
 // admitAndHandle is deliver for a session goroutine or a record goroutine, or for a reader of
@@ -102,6 +104,7 @@ func (e *Endpoint) admitAndHandle(bp *[]byte, n int, from netip.AddrPort, identi
 				e.inl.overflowed.Add(-1)
 				go e.inlineOverflow(f, from, identity)
 			}
+		case safe && overflow == overflowSpill && e.spill(f, from, identity): // udp_inline.go
 		default:
 			e.m.dropQueueFull.Inc()
 		}

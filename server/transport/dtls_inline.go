@@ -104,7 +104,8 @@ func (e *Endpoint) inline(data []byte, from netip.AddrPort, identity string) (ha
 // the session whose request it is (the handler promises not to wait on that device), and each
 // session runs one record at a time, so the excess is bounded by the sessions that are sending.
 // (Waiting for an inline slot instead is worse: a freed slot goes to a waiter that must first
-// be scheduled, behind every runnable session, while the slot stays taken.)
+// be scheduled, behind every runnable session, while the slot stays taken.) A worker runs it
+// too, for a request a plain UDP socket's reader spilled (udp_inline.go).
 func (e *Endpoint) inlineOverflow(f frame, from netip.AddrPort, identity string) {
 	e.m.inlineOverflow.Inc()
 	e.handleFrame(*e.inl.ctx.Load(), f, Peer{Addr: Addr{Network: e.network, AddrPort: from}, Identity: identity})

@@ -37,6 +37,9 @@ type Endpoint struct {
 
 	bufs  sync.Pool // *[]byte of MaxMessageSize+1
 	queue chan packet
+	// spilled holds inline-safe requests a UDP socket's reader found no room for in queue
+	// (udp_inline.go); nil on a link that pushes its datagrams (DTLS).
+	spilled chan spilledRequest
 	// admitMu serialises admit for a link that delivers datagrams from many goroutines
 	// (dtls_fastpath.go); the engine's own reader needs no lock.
 	admitMu sync.Mutex
@@ -125,6 +128,8 @@ func newEndpoint(conn net.PacketConn, network Network, h Handler, cfg Config, lo
 	}
 	if pl, ok := l.(pushLink); ok {
 		pl.setSink(e) // the link queues datagrams itself (dtls_fastpath.go)
+	} else {
+		e.spilled = make(chan spilledRequest, cfg.QueueSize) // udp_inline.go
 	}
 	return e, nil
 }
@@ -227,7 +232,7 @@ func (e *Endpoint) readLoop() error {
 			e.bufs.Put(bp)
 			continue
 		}
-		e.admitAndHandle(bp, n, from, id, overflowDrop) // admit, then answer inline or queue (dtls_fastpath.go)
+		e.admitAndHandle(bp, n, from, id, overflowSpill) // admit, then answer inline or queue (dtls_fastpath.go)
 	}
 }
 
@@ -236,6 +241,8 @@ func (e *Endpoint) worker(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case r := <-e.spilled:
+			e.inlineOverflow(r.f, r.from, r.identity)
 		case p := <-e.queue:
 			if p.refuse != refuseNone {
 				e.refuse((*p.buf)[:p.n], p.from, p.refuse, p.maxAge)

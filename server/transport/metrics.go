@@ -38,7 +38,7 @@ func newMetrics(network Network, reg prometheus.Registerer, dedupEntries, block1
 		staleAnswers: prometheus.NewCounter(opts("stale_answers_total",
 			"Requests of lwota's answered from the peer's duplicate cache (another request's token under their message id), and sent again under a fresh message id.")),
 		inlineOverflow: prometheus.NewCounter(opts("inline_overflow_total",
-			"DTLS requests an inline-safe handler answered on their session's goroutine beyond the inline limit because the workers' queue was full (before, dropped as queue_full).")),
+			"Inline-safe requests that found the inline handlers at their limit and the workers' queue full: over DTLS answered on their session's goroutine, over plain UDP queued in the spill queue (before, dropped as queue_full).")),
 		requests: prometheus.NewCounterVec(opts("requests_total", "Requests received, by method."), []string{"method"}),
 		handlerSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "lwota", Subsystem: "transport", Name: "handler_duration_seconds",
