@@ -196,13 +196,18 @@ func (d *dedup) len() int {
 	return n
 }
 
-// cachesResponse reports whether the response to a request with code c is kept for
-// duplicates. RFC 7252 §4.5 lets a server re-process a duplicate of an idempotent request
-// instead of keeping state, so lwota caches only for methods that are not idempotent:
-// POST, PATCH (RFC 8132) and methods it does not know. GET, PUT, DELETE and also FETCH
-// (safe and idempotent) and iPATCH (idempotent) are re-processed (RFC 8132 §2, §3).
-func cachesResponse(c Code) bool {
-	switch c {
+// cachesResponse reports whether the response to request m is kept for duplicates. RFC 7252
+// §4.5 lets a server re-process a duplicate of an idempotent request instead of keeping state,
+// so lwota caches for methods that are not idempotent: POST, PATCH (RFC 8132) and methods it
+// does not know. GET, PUT, DELETE and also FETCH (safe and idempotent) and iPATCH (idempotent)
+// are re-processed (RFC 8132 §2, §3), except a block of a Block1 transfer: it moves the
+// transfer's reassembly on, so a copy re-processed would find the transfer past it (or done)
+// and be answered 4.08, or restart it (RFC 7959 §2.5).
+func cachesResponse(m *Message) bool {
+	if m.Block1.Set {
+		return true
+	}
+	switch m.Code {
 	case GET, PUT, DELETE, FETCH, IPATCH:
 		return false
 	}

@@ -329,7 +329,7 @@ func (e *Endpoint) serveRequest(ctx context.Context, from Peer, f frame) {
 		}
 		return
 	}
-	cache := cachesResponse(req.Code)
+	cache := cachesResponse(req)
 	var key dedupKey
 	if cache {
 		var dup bool
