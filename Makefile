@@ -63,8 +63,8 @@ fuzz:
 	.ci/fuzz $(FUZZTIME) $(GO)
 
 # Micro-benchmarks, the registration benchmark with DEVICES emulated devices (then with the raw
-# registration client; each beside PostgreSQL, BENCH_POSTGRES above; each run's devices are new
-# to it), firmware pull
+# registration client; each beside PostgreSQL, BENCH_POSTGRES above, the two servers measured in
+# alternating rounds of new devices), firmware pull
 # throughput at 16, 64 and 1000 devices for PULL_SECONDS each over CoAP and over DTLS with each
 # cipher suite LwM2M devices use (as a ratio to plain CoAP; BenchmarkDTLSBlock2 guards it),
 # DTLS PSK handshakes per second for DTLS_SECONDS per server (lwota, bare pion, libcoap+OpenSSL: server
