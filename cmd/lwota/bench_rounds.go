@@ -108,14 +108,16 @@ func pairOrder(rounds, n int) []int {
 func runRounds(ctx context.Context, cfg roundsConfig, systems []benchSystem, start startRound, progress io.Writer) (roundsResult, error) {
 	n := len(systems)
 	res := roundsResult{Regs: make([][]roundResult, n), Updates: make([][]roundResult, n), IdleDBCPU: make([]time.Duration, n)}
-	fleets := make([]roundFleet, n) // each system's last round, kept for the Updates
+	// Every round's devices run until the end: an emulated device that left would leave the
+	// server retransmitting its read of /3/0 into the later rounds. The Update rounds use each
+	// system's last round's devices.
+	var all []roundFleet
 	defer func() {
-		for _, f := range fleets {
-			if f != nil {
-				_ = f.Close()
-			}
+		for _, f := range all {
+			_ = f.Close()
 		}
 	}()
+	last := make([]roundFleet, n)
 	// idle samples every other system's database CPU around a round of system s.
 	idle := func(s int) func() {
 		before := make([]time.Duration, n)
@@ -157,11 +159,7 @@ func runRounds(ctx context.Context, cfg roundsConfig, systems []benchSystem, sta
 		if err != nil {
 			return res, fmt.Errorf("bench: %s, registration round %d: %w", sys.Name, round+1, err)
 		}
-		if round == cfg.Rounds-1 {
-			fleets[s] = f
-		} else if err := f.Close(); err != nil {
-			return res, fmt.Errorf("bench: %s, registration round %d: devices: %w", sys.Name, round+1, err)
-		}
+		all, last[s] = append(all, f), f
 		r := roundResult{System: s, Round: round}
 		if _, err := fmt.Sscanf(strings.TrimSpace(line), "registered %d devices in %s (%f registrations/s)", &r.N, &r.Took, &r.Rate); err != nil {
 			return res, fmt.Errorf("bench: unexpected client output %q: %w", line, err)
@@ -199,7 +197,7 @@ func runRounds(ctx context.Context, cfg roundsConfig, systems []benchSystem, sta
 		}
 		idleDone := idle(s)
 		cpu0, db0 := sys.CPU(), meter(sys.DBCPU)
-		line, err := fleets[s].Update(ctx)
+		line, err := last[s].Update(ctx)
 		cpu1, db1 := sys.CPU(), meter(sys.DBCPU)
 		idleDone()
 		if stopProfile != nil {
@@ -293,10 +291,10 @@ func durations(rs []roundResult, of func(roundResult) time.Duration) spread {
 }
 
 // simRounds starts each registration round's devices as a `lwota sim` child process (emulated
-// or raw devices, cfg.Client), from a loopback source address of the round's own: the servers
-// remember (source, message id) pairs to answer retransmissions, and a later round's device on a
-// port an earlier one had would be answered from that memory. Earlier rounds' children exit
-// once registered (their registrations stay); the last round's stay for the Updates.
+// or raw devices, cfg.Client), from a loopback source address of the round's own: one address
+// has ports for fewer than 30,000 sockets, and a server remembers (source, message id) pairs to
+// answer retransmissions, so a device on a source an earlier one had could be answered from that
+// memory. A child sends a round of Updates per line on its stdin and exits when it ends.
 func simRounds(cfg benchConfig, systems []benchSystem, stderr io.Writer) (startRound, error) {
 	exe, err := os.Executable()
 	if err != nil {
