@@ -299,6 +299,11 @@ func printRounds(w io.Writer, cfg benchConfig, systems []benchSystem, res rounds
 			}
 			fmt.Fprintf(w, "%s/%s %s: %.2fx, the median of %d pair ratios (%.2f to %.2f); %d of %d pairs at %.1fx or more\n",
 				systems[s].Name, systems[0].Name, k.what, r.Median, pairs, r.Min, r.Max, reached, pairs, benchPGGoal)
+			// On a saturated machine a rate is the share of the CPU the server got; its CPU per
+			// operation (lwota's and its database's) is the steadier comparison.
+			c, pairs, _ := pairRatios(serverCPU(k.a), serverCPU(k.b), 0)
+			fmt.Fprintf(w, "%s/%s server CPU per %s (lwota's and the database's): %.2fx, the median of %d pair ratios (%.2f to %.2f)\n",
+				systems[s].Name, systems[0].Name, strings.TrimSuffix(strings.TrimSuffix(k.what, "/s"), "s"), c.Median, pairs, c.Min, c.Max)
 		}
 	}
 	for s, sys := range systems {
@@ -323,6 +328,16 @@ func printRounds(w io.Writer, cfg benchConfig, systems []benchSystem, res rounds
 		fmt.Fprintf(w, "idle check: lwota's process spent %s of CPU per second with every server idle, %.2f%% of its CPU per second in a registration round (median)\n",
 			time.Duration(idle).Round(10*time.Microsecond), 100*idle/max(spreadOf(busy).Median, 1))
 	}
+}
+
+// serverCPU is the CPU per operation of every round, the server's and its database's, in
+// nanoseconds.
+func serverCPU(rs []roundResult) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		out[i] = float64(r.CPU + r.DBCPU)
+	}
+	return out
 }
 
 // benchPGGoal is issue 16's goal for PostgreSQL: no slower than 0.8x SQLite.

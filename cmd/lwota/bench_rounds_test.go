@@ -173,7 +173,8 @@ func TestBenchRoundsSQLiteAndPostgres(t *testing.T) {
 			var out strings.Builder
 			printRounds(&out, cfg, systems, res, 1000, nil)
 			for _, want := range []string{"registrations (PostgreSQL, " + client + " client): 3 rounds of 12 devices: median ", "PostgreSQL/SQLite registrations/s: ",
-				"the median of 3 pair ratios", "PostgreSQL/SQLite updates/s: ", "the median of 2 pair ratios", "server heap (SQLite): "} {
+				"the median of 3 pair ratios", "PostgreSQL/SQLite updates/s: ", "the median of 2 pair ratios", "server heap (SQLite): ",
+				"PostgreSQL/SQLite server CPU per registration (lwota's and the database's): ", "PostgreSQL/SQLite server CPU per update (lwota's and the database's): "} {
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("summary lacks %q:\n%s", want, out.String())
 				}
