@@ -238,7 +238,8 @@ func benchRounds(ctx context.Context, cfg benchConfig, targets []benchTarget, pr
 	fmt.Fprintf(stderr, "bench: %d registration rounds and %d Update rounds of %d devices per server, %d servers taking turns\n",
 		cfg.Rounds, cfg.UpdateRounds, cfg.Devices, len(systems))
 	res, err := runRounds(ctx, roundsConfig{Devices: cfg.Devices, Rounds: cfg.Rounds, UpdateRounds: cfg.UpdateRounds, Updates: cfg.Updates,
-		IdleFor: cfg.IdleFor, CPUProfile: cfg.CPUProfile, UpdatesProfile: cfg.UpdatesProfile}, systems, start, progress)
+		IdleFor: cfg.IdleFor, CPUProfile: cfg.CPUProfile, UpdatesProfile: cfg.UpdatesProfile,
+		SettleWindow: 200 * time.Millisecond, SettleLimit: 30 * time.Second}, systems, start, progress)
 	return systems, res, err
 }
 

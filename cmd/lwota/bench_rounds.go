@@ -72,6 +72,41 @@ type roundsConfig struct {
 	// CPUProfile is a file for the CPU profile of the first system's first registration round;
 	// UpdatesProfile of its first Update round.
 	CPUProfile, UpdatesProfile string
+	// SettleWindow is the window of settle after each round (0: none): a round ends once its
+	// server has been quiet for a window, at most SettleLimit after the client's report.
+	SettleWindow, SettleLimit time.Duration
+}
+
+// settleQuiet is the CPU a server and its database may each spend in a settle window and be
+// taken for quiet: a tenth of a core over the default 200 ms window (an idle lwota spends under
+// 3 ms; PostgreSQL's CPU is read in 10 ms ticks).
+const settleQuiet = 20 * time.Millisecond
+
+// settle waits until sys has spent less than settleQuiet (CPU and database CPU) over a window,
+// at most limit, and returns both meters as they were when that quiet window began, and whether
+// it came. The work a round leaves behind after the client's last answer (the server's read of
+// /3/0 from an emulated device it has just registered, and the store's write of what it read) is
+// so the round's own, not the next round's (the other server's).
+func settle(ctx context.Context, sys benchSystem, window, limit time.Duration) (cpu, db time.Duration, quiet bool) {
+	cpu, db = sys.CPU(), meter(sys.DBCPU)
+	if window <= 0 {
+		return cpu, db, true
+	}
+	t := time.NewTicker(window)
+	defer t.Stop()
+	for end := time.Now().Add(limit); time.Now().Before(end); {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return cpu, db, false
+		}
+		c, d := sys.CPU(), meter(sys.DBCPU)
+		if c-cpu < settleQuiet && d-db < settleQuiet {
+			return cpu, db, true
+		}
+		cpu, db = c, d
+	}
+	return cpu, db, false
 }
 
 // roundFleet is the devices of one registration round, still running.
@@ -151,7 +186,11 @@ func runRounds(ctx context.Context, cfg roundsConfig, systems []benchSystem, sta
 		idleDone := idle(s)
 		cpu0, db0 := sys.CPU(), meter(sys.DBCPU)
 		line, f, err := start(ctx, s, round)
-		cpu1, db1 := sys.CPU(), meter(sys.DBCPU)
+		var cpu1, db1 time.Duration
+		var quiet bool
+		if err == nil {
+			cpu1, db1, quiet = settle(ctx, sys, cfg.SettleWindow, cfg.SettleLimit)
+		}
 		idleDone()
 		if stopProfile != nil {
 			stopProfile()
@@ -172,7 +211,7 @@ func runRounds(ctx context.Context, cfg roundsConfig, systems []benchSystem, sta
 			r.HeapGrowth = int64(sys.Heap()) - int64(heap0)
 		}
 		res.Regs[s] = append(res.Regs[s], r)
-		fmt.Fprintf(progress, "round %d registrations (%s): %d in %s: %.0f/s; server CPU %s each%s\n", round+1, sys.Name, r.N, r.Took, r.Rate, micros(r.CPU), dbCPUText(r.DBCPU, sys))
+		fmt.Fprintf(progress, "round %d registrations (%s): %d in %s: %.0f/s; server CPU %s each%s%s\n", round+1, sys.Name, r.N, r.Took, r.Rate, micros(r.CPU), dbCPUText(r.DBCPU, sys), busyText(quiet, cfg))
 	}
 	if cfg.IdleFor > 0 {
 		cpu0 := systems[0].CPU()
@@ -198,7 +237,11 @@ func runRounds(ctx context.Context, cfg roundsConfig, systems []benchSystem, sta
 		idleDone := idle(s)
 		cpu0, db0 := sys.CPU(), meter(sys.DBCPU)
 		line, err := last[s].Update(ctx)
-		cpu1, db1 := sys.CPU(), meter(sys.DBCPU)
+		var cpu1, db1 time.Duration
+		var quiet bool
+		if err == nil {
+			cpu1, db1, quiet = settle(ctx, sys, cfg.SettleWindow, cfg.SettleLimit)
+		}
 		idleDone()
 		if stopProfile != nil {
 			stopProfile()
@@ -215,7 +258,7 @@ func runRounds(ctx context.Context, cfg roundsConfig, systems []benchSystem, sta
 		}
 		r.CPU, r.DBCPU = cpuPerOp(cpu1-cpu0, r.N), cpuPerOp(db1-db0, r.N)
 		res.Updates[s] = append(res.Updates[s], r)
-		fmt.Fprintf(progress, "round %d updates (%s): %d in %s: %.0f/s; server CPU %s each%s\n", round+1, sys.Name, r.N, r.Took, r.Rate, micros(r.CPU), dbCPUText(r.DBCPU, sys))
+		fmt.Fprintf(progress, "round %d updates (%s): %d in %s: %.0f/s; server CPU %s each%s%s\n", round+1, sys.Name, r.N, r.Took, r.Rate, micros(r.CPU), dbCPUText(r.DBCPU, sys), busyText(quiet, cfg))
 	}
 	return res, nil
 }
@@ -228,6 +271,13 @@ func meter(m func() time.Duration) time.Duration {
 }
 
 func cpuPerOp(d time.Duration, n int) time.Duration { return d / time.Duration(max(n, 1)) }
+
+func busyText(quiet bool, cfg roundsConfig) string {
+	if quiet {
+		return ""
+	}
+	return fmt.Sprintf(" (still busy %s after the client's report: the next round pays for the rest)", cfg.SettleLimit)
+}
 
 func dbCPUText(d time.Duration, sys benchSystem) string {
 	if sys.DBCPU == nil {

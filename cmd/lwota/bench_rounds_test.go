@@ -182,3 +182,52 @@ func TestBenchRoundsSQLiteAndPostgres(t *testing.T) {
 		})
 	}
 }
+
+// TestRunRoundsSettle: the work a server does after the client's last answer (its read of /3/0
+// from an emulated device, the store's write of it) is charged to its own round, not to the
+// next round, the other server's, with which it shares the process's CPU meter. Here each round
+// leaves 3 × 40 ms of work behind, seen by the meter's next three reads.
+func TestRunRoundsSettle(t *testing.T) {
+	const devices = 100
+	var (
+		proc  time.Duration // the process's CPU, both servers'
+		trail int           // reads of the meter that still see the last round's work
+		held  [2]int
+	)
+	own := [2]time.Duration{10 * time.Millisecond, 30 * time.Millisecond}
+	const left = 40 * time.Millisecond
+	cpu := func() time.Duration {
+		if trail > 0 {
+			trail--
+			proc += left
+		}
+		return proc
+	}
+	work := func(s int) { proc += own[s]; trail = 3 }
+	start := func(_ context.Context, s, round int) (string, roundFleet, error) {
+		work(s)
+		held[s] += devices
+		return fmt.Sprintf("registered %d devices in 10ms (10000 registrations/s)\n", devices), fakeRoundFleet{func() (string, error) {
+			work(s)
+			return fmt.Sprintf("updated %d times in 5ms (20000 updates/s)\n", devices), nil
+		}}, nil
+	}
+	systems := make([]benchSystem, 2)
+	for s := range systems {
+		systems[s] = benchSystem{Name: fmt.Sprint("server ", s), CPU: cpu, Held: func() int { return held[s] }}
+	}
+	cfg := roundsConfig{Devices: devices, Rounds: 2, UpdateRounds: 2, Updates: 1, SettleWindow: time.Millisecond, SettleLimit: time.Minute}
+	res, err := runRounds(context.Background(), cfg, systems, start, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := range systems {
+		for _, rs := range [][]roundResult{res.Regs[s], res.Updates[s]} {
+			for _, r := range rs {
+				if want := (own[s] + 3*left) / devices; r.CPU != want {
+					t.Errorf("server %d round %d: CPU %v per operation, want %v (its own work and what it left behind)", s, r.Round+1, r.CPU, want)
+				}
+			}
+		}
+	}
+}
