@@ -239,7 +239,7 @@ func benchRounds(ctx context.Context, cfg benchConfig, targets []benchTarget, pr
 		cfg.Rounds, cfg.UpdateRounds, cfg.Devices, len(systems))
 	res, err := runRounds(ctx, roundsConfig{Devices: cfg.Devices, Rounds: cfg.Rounds, UpdateRounds: cfg.UpdateRounds, Updates: cfg.Updates,
 		IdleFor: cfg.IdleFor, CPUProfile: cfg.CPUProfile, UpdatesProfile: cfg.UpdatesProfile,
-		SettleWindow: 200 * time.Millisecond, SettleLimit: 30 * time.Second}, systems, start, progress)
+		SettleWindow: 500 * time.Millisecond, SettleLimit: 30 * time.Second}, systems, start, progress)
 	return systems, res, err
 }
 
