@@ -99,8 +99,9 @@ func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string
 	return c, nil
 }
 
-// regRun is what one registration run measured: rates as the client saw them, and the server's
-// CPU time (user + system) per operation over the same interval.
+// regRun is what one run of the fleet (runFleet: libcoap's Resource Directory baseline, bench
+// cluster) measured: rates as the client saw them, and the server's CPU time (user + system) per
+// operation over the same interval. lwota's own runs are rounds (bench_rounds.go).
 type regRun struct {
 	Devices      int
 	Took         string
@@ -113,8 +114,7 @@ type regRun struct {
 	// on this machine as a cluster of the benchmark's own (--postgres auto); 0 otherwise.
 	DBCPUPerReg    time.Duration
 	DBCPUPerUpdate time.Duration
-	Reregistered   int     // Updates answered 4.04 and replaced by a Register (raw client only)
-	HeapPerDevice  float64 // bytes; lwota runs only
+	Reregistered   int // Updates answered 4.04 and replaced by a Register (raw client only)
 	Client         string
 }
 
