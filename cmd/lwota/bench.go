@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,10 +26,16 @@ type benchConfig struct {
 	Devices     int
 	Concurrency int
 	Database    string
-	// Postgres, when set, adds a run of the same client against lwota over this PostgreSQL
-	// database and the ratio to SQLite. Each run's endpoints are new to it.
+	// Postgres, when set, adds lwota over this PostgreSQL database, measured alternately with
+	// the first server (rounds, bench_rounds.go), and the ratios to it. Each round's endpoints
+	// are new.
 	Postgres string
-	// Updates is how many rounds of registration Updates each device sends after registering.
+	// Rounds is how many registration rounds of Devices new devices each server gets.
+	Rounds int
+	// UpdateRounds is how many Update rounds each server gets, after the registration rounds.
+	UpdateRounds int
+	// Updates is how many Updates each device of a server's last registration round sends in an
+	// Update round; 0: no Update rounds.
 	Updates int
 	// CoapRD is libcoap's Resource Directory server, run with the same client as a baseline;
 	// empty skips it.
@@ -38,13 +45,16 @@ type benchConfig struct {
 	Client     string
 	EchoFor    time.Duration
 	CPUProfile string
-	// UpdatesProfile is the file of the server's CPU profile over the first lwota run's Updates
-	// alone (from the last registration's answer to the last Update's), so that the steady
-	// state's CPU can be read apart from the registrations'.
+	// UpdatesProfile is the file of the server's CPU profile over the first server's first
+	// Update round alone, so that the steady state's CPU can be read apart from the
+	// registrations'.
 	UpdatesProfile string
 	// ReadDeviceInfo keeps the server's read of /3/0 after each Register; off measures bare
 	// registration.
 	ReadDeviceInfo bool
+	// IdleFor is how long the idle check watches the process's CPU with every server idle
+	// (0: no check).
+	IdleFor time.Duration
 }
 
 func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string) (benchConfig, error) {
@@ -54,12 +64,15 @@ func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.IntVar(&c.Concurrency, "concurrency", 64, "registrations in flight at once (and echo clients for the baseline)")
 	fs.StringVar(&c.Database, "database", "", "database for the server under test (default: a fresh SQLite file)")
 	fs.StringVar(&c.Postgres, "postgres", "", "also run against lwota over this PostgreSQL database, postgres://..., and print the PostgreSQL/SQLite ratios; auto: a cluster of its own with PostgreSQL's durable defaults (fsync, synchronous_commit), started with initdb and pg_ctl")
-	fs.IntVar(&c.Updates, "updates", 1, "rounds of registration Updates every device sends after registering (Updates/s); 0: none")
+	fs.IntVar(&c.Rounds, "rounds", 3, "registration rounds per server, each of --devices new devices; with --postgres the servers take turns, round by round")
+	fs.IntVar(&c.UpdateRounds, "update-rounds", 3, "Update rounds per server after the registration rounds, the servers taking turns; in each, every device of the server's last registration round sends --updates Updates")
+	fs.IntVar(&c.Updates, "updates", 1, "registration Updates each device sends per Update round (Updates/s); 0: no Update rounds")
+	fs.DurationVar(&c.IdleFor, "idle-check", time.Second, "between the registration and the Update rounds, how long to watch lwota's CPU with every server idle (what an idle server adds to the other's rounds); 0: skip")
 	fs.StringVar(&c.CoapRD, "coap-rd", "coap-rd-notls", "libcoap's Resource Directory server, run with the same client as a baseline; empty: skip it")
 	fs.StringVar(&c.Client, "client", "sim", "the registering client: sim (emulated devices, answering the server's reads) or raw (bare Register and Update datagrams, a few µs of client CPU each; the server's /3/0 read is turned off as nobody answers it)")
 	fs.DurationVar(&c.EchoFor, "echo-for", 3*time.Second, "how long the raw UDP echo baseline runs")
-	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the server's CPU profile during the first lwota run (its registrations and Updates) to this file")
-	fs.StringVar(&c.UpdatesProfile, "cpuprofile-updates", "", "write the server's CPU profile during the first lwota run's Updates alone to this file")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the server's CPU profile during the first server's first registration round to this file")
+	fs.StringVar(&c.UpdatesProfile, "cpuprofile-updates", "", "write the server's CPU profile during the first server's first Update round to this file")
 	fs.BoolVar(&c.ReadDeviceInfo, "read-device-info", true, "the server reads /3/0 from each device after it registers, as lwota serve does; false measures bare registration")
 	if err := parseWithEnv(fs, args, getenv); err != nil {
 		return c, err
@@ -74,14 +87,21 @@ func parseBenchFlags(args []string, stderr io.Writer, getenv func(string) string
 	if c.Updates < 0 {
 		return c, fmt.Errorf("bench: --updates %d is negative", c.Updates)
 	}
+	if c.Rounds < 1 || c.Rounds > maxBenchRounds {
+		return c, fmt.Errorf("bench: --rounds %d: want 1 to %d", c.Rounds, maxBenchRounds)
+	}
+	if c.UpdateRounds < 0 || c.UpdateRounds > maxBenchRounds {
+		return c, fmt.Errorf("bench: --update-rounds %d: want 0 to %d", c.UpdateRounds, maxBenchRounds)
+	}
 	if c.CPUProfile != "" && c.UpdatesProfile != "" {
 		return c, errors.New("bench: --cpuprofile and --cpuprofile-updates exclude each other (one CPU profile at a time)")
 	}
 	return c, nil
 }
 
-// regRun is what one registration run measured: rates as the client saw them, and the server's
-// CPU time (user + system) per operation over the same interval.
+// regRun is what one run of the fleet (runFleet: libcoap's Resource Directory baseline, bench
+// cluster) measured: rates as the client saw them, and the server's CPU time (user + system) per
+// operation over the same interval. lwota's own runs are rounds (bench_rounds.go).
 type regRun struct {
 	Devices      int
 	Took         string
@@ -94,8 +114,7 @@ type regRun struct {
 	// on this machine as a cluster of the benchmark's own (--postgres auto); 0 otherwise.
 	DBCPUPerReg    time.Duration
 	DBCPUPerUpdate time.Duration
-	Reregistered   int     // Updates answered 4.04 and replaced by a Register (raw client only)
-	HeapPerDevice  float64 // bytes; lwota runs only
+	Reregistered   int // Updates answered 4.04 and replaced by a Register (raw client only)
 	Client         string
 }
 
@@ -153,33 +172,27 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stdout, " (it answers Updates 4.05)")
 		}
 	}
-	sqliteDB := cfg.Database
-	sqlite, err := benchLwota(ctx, cfg, sqliteDB, cfg.CPUProfile, nil, stderr)
-	if err != nil {
-		return err
+	first := benchTarget{Name: "SQLite", Database: cfg.Database}
+	if strings.HasPrefix(cfg.Database, "postgres") {
+		first.Name = "PostgreSQL (--database)"
 	}
-	name := "SQLite"
-	if strings.HasPrefix(sqliteDB, "postgres") {
-		name = "PostgreSQL (--database)"
-	}
-	printRegRun(stdout, name, sqlite, echo, rd, nil)
-	cfg.UpdatesProfile = "" // the first lwota run's only
-	var dbCPU func() time.Duration
+	targets := []benchTarget{first}
 	if cfg.Postgres == benchPostgresAuto {
+		fmt.Fprintln(stderr, "bench: starting a PostgreSQL cluster")
 		pg, err := startBenchPostgres(ctx)
 		if err != nil {
 			return err
 		}
 		defer pg.Stop()
-		cfg.Postgres, dbCPU = pg.DSN, pg.CPU
+		targets = append(targets, benchTarget{Name: "PostgreSQL", Database: pg.DSN, DBCPU: pg.CPU})
+	} else if cfg.Postgres != "" {
+		targets = append(targets, benchTarget{Name: "PostgreSQL", Database: cfg.Postgres})
 	}
-	if cfg.Postgres != "" {
-		pg, err := benchLwota(ctx, cfg, cfg.Postgres, "", dbCPU, stderr)
-		if err != nil {
-			return err
-		}
-		printRegRun(stdout, "PostgreSQL", pg, echo, rd, &sqlite)
+	systems, res, err := benchRounds(ctx, cfg, targets, stdout, stderr)
+	if err != nil {
+		return err
 	}
+	printRounds(stdout, cfg, systems, res, echo, rd)
 	return nil
 }
 
@@ -187,87 +200,149 @@ func micros(d time.Duration) string {
 	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
 }
 
-// printRegRun prints one lwota run beside the baselines; vs, when set, is the SQLite run that
-// a PostgreSQL run is compared with.
-func printRegRun(w io.Writer, name string, r regRun, echo float64, rd *regRun, vs *regRun) {
-	fmt.Fprintf(w, "registrations (%s, %s client): %d devices in %s: %.0f registrations/s (%.3f of the echo baseline", name, r.Client, r.Devices, r.Took, r.Rate, r.Rate/echo)
-	if rd != nil {
-		fmt.Fprintf(w, ", %.2fx libcoap's RD", r.Rate/rd.Rate)
-	}
-	if vs != nil {
-		fmt.Fprintf(w, ", %.2fx SQLite", r.Rate/vs.Rate)
-	}
-	fmt.Fprintf(w, "); server CPU %s per registration", micros(r.CPUPerReg))
-	if rd != nil && rd.CPUPerReg > 0 {
-		fmt.Fprintf(w, " (%.2fx libcoap's RD)", float64(r.CPUPerReg)/float64(rd.CPUPerReg))
-	}
-	if r.DBCPUPerReg > 0 {
-		fmt.Fprintf(w, ", plus %s in %s", micros(r.DBCPUPerReg), name)
-	}
-	fmt.Fprintln(w)
-	if r.Updates > 0 {
-		fmt.Fprintf(w, "updates (%s): %d: %.0f updates/s", name, r.Updates, r.UpdateRate)
-		if rd != nil && rd.UpdateRate > 0 {
-			fmt.Fprintf(w, " (%.2fx libcoap's RD", r.UpdateRate/rd.UpdateRate)
-			if vs != nil && vs.UpdateRate > 0 {
-				fmt.Fprintf(w, ", %.2fx SQLite", r.UpdateRate/vs.UpdateRate)
-			}
-			fmt.Fprint(w, ")")
-		} else if vs != nil && vs.UpdateRate > 0 {
-			fmt.Fprintf(w, " (%.2fx SQLite)", r.UpdateRate/vs.UpdateRate)
+// benchTarget is a database the registration benchmark runs lwota over.
+type benchTarget struct {
+	Name     string
+	Database string               // empty: a fresh SQLite file
+	DBCPU    func() time.Duration // the database cluster's CPU; nil: not measured
+}
+
+// maxBenchRounds bounds --rounds and --update-rounds: each registration round's devices send
+// from a loopback address of their own (simRounds).
+const maxBenchRounds = 1000
+
+// benchRounds serves lwota over each target in this process, all at once, and runs the rounds
+// of cfg on them alternately (runRounds), every round's line to progress. The servers stop
+// before it returns.
+func benchRounds(ctx context.Context, cfg benchConfig, targets []benchTarget, progress, stderr io.Writer) ([]benchSystem, roundsResult, error) {
+	var systems []benchSystem
+	for _, t := range targets {
+		svc, err := startBenchService(ctx, "registrations", []string{"--coap-addr", "127.0.0.1:0", "--coaps-addr", "", "--allow-nosec",
+			"--http-addr", "127.0.0.1:0", fmt.Sprintf("--read-device-info=%t", cfg.ReadDeviceInfo)},
+			func(sc *serveConfig) {
+				if t.Database != "" {
+					sc.Database = t.Database
+				}
+			}, slog.LevelError, stderr)
+		if err != nil {
+			return nil, roundsResult{}, fmt.Errorf("bench: %s: %w", t.Name, err)
 		}
-		fmt.Fprintf(w, "; server CPU %s per update", micros(r.CPUPerUpdate))
-		if r.DBCPUPerUpdate > 0 {
-			fmt.Fprintf(w, ", plus %s in %s", micros(r.DBCPUPerUpdate), name)
+		defer svc.stop()
+		systems = append(systems, benchSystem{Name: t.Name, Addr: svc.core.Addr().String(), CPU: selfCPU, DBCPU: t.DBCPU,
+			Held: svc.core.Registry().Count, Heap: liveHeap})
+	}
+	start, err := simRounds(cfg, systems, stderr)
+	if err != nil {
+		return nil, roundsResult{}, err
+	}
+	fmt.Fprintf(stderr, "bench: %d registration rounds and %d Update rounds of %d devices per server, %d servers taking turns\n",
+		cfg.Rounds, cfg.UpdateRounds, cfg.Devices, len(systems))
+	res, err := runRounds(ctx, roundsConfig{Devices: cfg.Devices, Rounds: cfg.Rounds, UpdateRounds: cfg.UpdateRounds, Updates: cfg.Updates,
+		IdleFor: cfg.IdleFor, CPUProfile: cfg.CPUProfile, UpdatesProfile: cfg.UpdatesProfile,
+		SettleWindow: 500 * time.Millisecond, SettleLimit: 30 * time.Second}, systems, start, progress)
+	return systems, res, err
+}
+
+// printRounds prints, per server, the median and the range of its rounds beside the baselines,
+// then each later server's ratio to the first as the median of the per-pair ratios, and the
+// idle check.
+func printRounds(w io.Writer, cfg benchConfig, systems []benchSystem, res roundsResult, echo float64, rd *regRun) {
+	for s, sys := range systems {
+		regs := res.Regs[s]
+		rate, cpu, db := spreadOf(rates(regs)), durations(regs, func(r roundResult) time.Duration { return r.CPU }), durations(regs, func(r roundResult) time.Duration { return r.DBCPU })
+		fmt.Fprintf(w, "registrations (%s, %s client): %d rounds of %d devices: median %.0f registrations/s (%.0f to %.0f; %.3f of the echo baseline",
+			sys.Name, cfg.Client, len(regs), cfg.Devices, rate.Median, rate.Min, rate.Max, rate.Median/echo)
+		if rd != nil {
+			fmt.Fprintf(w, ", %.2fx libcoap's RD", rate.Median/rd.Rate)
 		}
-		if r.Client == "raw" {
-			fmt.Fprintf(w, "; %d re-registered after 4.04", r.Reregistered)
+		fmt.Fprintf(w, "); server CPU %s per registration (median", micros(time.Duration(cpu.Median)))
+		if rd != nil && rd.CPUPerReg > 0 {
+			fmt.Fprintf(w, "; %.2fx libcoap's RD", cpu.Median/float64(rd.CPUPerReg))
+		}
+		fmt.Fprint(w, ")")
+		if sys.DBCPU != nil {
+			fmt.Fprintf(w, ", plus %s in %s", micros(time.Duration(db.Median)), sys.Name)
 		}
 		fmt.Fprintln(w)
+		if ups := res.Updates[s]; len(ups) > 0 {
+			rate, cpu, db := spreadOf(rates(ups)), durations(ups, func(r roundResult) time.Duration { return r.CPU }), durations(ups, func(r roundResult) time.Duration { return r.DBCPU })
+			rereg := 0
+			for _, r := range ups {
+				rereg += r.Reregistered
+			}
+			fmt.Fprintf(w, "updates (%s): %d rounds of %d: median %.0f updates/s (%.0f to %.0f); server CPU %s per update (median)",
+				sys.Name, len(ups), ups[0].N, rate.Median, rate.Min, rate.Max, micros(time.Duration(cpu.Median)))
+			if sys.DBCPU != nil {
+				fmt.Fprintf(w, ", plus %s in %s", micros(time.Duration(db.Median)), sys.Name)
+			}
+			if cfg.Client == "raw" {
+				fmt.Fprintf(w, "; %d re-registered after 4.04", rereg)
+			}
+			fmt.Fprintln(w)
+		}
+		if sys.Heap != nil && len(regs) > 0 {
+			var growth int64
+			for _, r := range regs {
+				growth += r.HeapGrowth
+			}
+			fmt.Fprintf(w, "server heap (%s): %.0f bytes per idle registered device (live heap growth over its own %d rounds, the other servers idle)\n",
+				sys.Name, float64(growth)/float64(len(regs)*cfg.Devices), len(regs))
+		}
 	}
-	if r.HeapPerDevice != 0 {
-		fmt.Fprintf(w, "server heap (%s): %.0f bytes per idle registered device\n", name, r.HeapPerDevice)
+	for s := 1; s < len(systems); s++ {
+		for _, k := range []struct {
+			what string
+			a, b []roundResult
+		}{{"registrations/s", res.Regs[0], res.Regs[s]}, {"updates/s", res.Updates[0], res.Updates[s]}} {
+			r, pairs, reached := pairRatios(rates(k.a), rates(k.b), benchPGGoal)
+			if pairs == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "%s/%s %s: %.2fx, the median of %d pair ratios (%.2f to %.2f); %d of %d pairs at %.1fx or more\n",
+				systems[s].Name, systems[0].Name, k.what, r.Median, pairs, r.Min, r.Max, reached, pairs, benchPGGoal)
+			// On a saturated machine a rate is the share of the CPU the server got; its CPU per
+			// operation (lwota's and its database's) is the steadier comparison.
+			c, pairs, _ := pairRatios(serverCPU(k.a), serverCPU(k.b), 0)
+			fmt.Fprintf(w, "%s/%s server CPU per %s (lwota's and the database's): %.2fx, the median of %d pair ratios (%.2f to %.2f)\n",
+				systems[s].Name, systems[0].Name, strings.TrimSuffix(strings.TrimSuffix(k.what, "/s"), "s"), c.Median, pairs, c.Min, c.Max)
+		}
+	}
+	for s, sys := range systems {
+		if sys.DBCPU == nil {
+			continue
+		}
+		var own time.Duration
+		for _, r := range append(slices.Clone(res.Regs[s]), res.Updates[s]...) {
+			own += r.DBCPU * time.Duration(r.N)
+		}
+		fmt.Fprintf(w, "idle check: %s's cluster spent %s of CPU during the other servers' rounds, %.1f%% of what it spent in its own\n",
+			sys.Name, res.IdleDBCPU[s].Round(time.Millisecond), 100*float64(res.IdleDBCPU[s])/float64(max(own, 1)))
+	}
+	if res.IdleFor > 0 {
+		busy := make([]float64, 0, len(systems)*cfg.Rounds)
+		for _, regs := range res.Regs {
+			for _, r := range regs {
+				busy = append(busy, float64(r.CPU)*r.Rate) // CPU per second of the round
+			}
+		}
+		idle := float64(res.IdleCPU) / res.IdleFor.Seconds()
+		fmt.Fprintf(w, "idle check: lwota's process spent %s of CPU per second with every server idle, %.2f%% of its CPU per second in a registration round (median)\n",
+			time.Duration(idle).Round(10*time.Microsecond), 100*idle/max(spreadOf(busy).Median, 1))
 	}
 }
 
-// benchLwota serves lwota over database (a fresh SQLite file when empty) in this process and
-// runs the fleet against it. dbCPU, when set, is the database server's CPU time (a PostgreSQL
-// cluster on this machine), sampled as the server's own is.
-func benchLwota(ctx context.Context, cfg benchConfig, database, cpuProfile string, dbCPU func() time.Duration, stderr io.Writer) (regRun, error) {
-	svc, err := startBenchService(ctx, "registrations", []string{"--coap-addr", "127.0.0.1:0", "--coaps-addr", "", "--allow-nosec",
-		"--http-addr", "127.0.0.1:0", fmt.Sprintf("--read-device-info=%t", cfg.ReadDeviceInfo)},
-		func(sc *serveConfig) {
-			if database != "" {
-				sc.Database = database
-			}
-		}, slog.LevelError, stderr)
-	if err != nil {
-		return regRun{}, err
+// serverCPU is the CPU per operation of every round, the server's and its database's, in
+// nanoseconds.
+func serverCPU(rs []roundResult) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		out[i] = float64(r.CPU + r.DBCPU)
 	}
-	defer svc.stop()
-	heapBefore := liveHeap()
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			return regRun{}, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return regRun{}, err
-		}
-		defer pprof.StopCPUProfile()
-	}
-	loaded := svc.core.Registry().Count() // an earlier run's devices, in a reused database
-	r, err := runFleet(ctx, cfg, svc.core.Addr().String(), selfCPU, dbCPU, stderr)
-	if err != nil {
-		return r, err
-	}
-	if got := svc.core.Registry().Count() - loaded; got != cfg.Devices {
-		return r, fmt.Errorf("bench: server holds %d new registrations, want %d", got, cfg.Devices)
-	}
-	r.HeapPerDevice = float64(int64(liveHeap())-int64(heapBefore)) / float64(cfg.Devices)
-	return r, nil
+	return out
 }
+
+// benchPGGoal is issue 16's goal for PostgreSQL: no slower than 0.8x SQLite.
+const benchPGGoal = 0.8
 
 // benchCoapRD runs the fleet against libcoap's Resource Directory server, in memory.
 func benchCoapRD(ctx context.Context, cfg benchConfig, stderr io.Writer) (regRun, error) {

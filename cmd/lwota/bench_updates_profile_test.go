@@ -10,7 +10,7 @@ import (
 )
 
 // TestBenchRegistrationUpdatesProfile: --cpuprofile-updates writes the server's CPU profile of
-// the Updates phase alone (issue 16: the steady state's CPU read apart from the registrations'),
+// the first server's first Update round alone (issue 16: the steady state's CPU read apart from the registrations'),
 // and cannot be combined with --cpuprofile, which profiles the whole run.
 func TestBenchRegistrationUpdatesProfile(t *testing.T) {
 	if _, err := parseBenchFlags([]string{"--cpuprofile", "a", "--cpuprofile-updates", "b"}, io.Discard, func(string) string { return "" }); err == nil ||
@@ -19,13 +19,13 @@ func TestBenchRegistrationUpdatesProfile(t *testing.T) {
 	}
 	t.Setenv(readmeCLIEnv, "1") // the child `lwota sim` is this test binary acting as the CLI
 	file := filepath.Join(t.TempDir(), "updates.prof")
-	cfg := benchConfig{Devices: 20, Concurrency: 4, Updates: 2, Client: "raw", UpdatesProfile: file}
-	r, err := benchLwota(context.Background(), cfg, "", "", nil, io.Discard)
+	cfg := benchConfig{Devices: 20, Concurrency: 4, Rounds: 1, UpdateRounds: 1, Updates: 2, Client: "raw", UpdatesProfile: file}
+	_, res, err := benchRounds(context.Background(), cfg, []benchTarget{{Name: "SQLite"}}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Updates != 40 {
-		t.Fatalf("%d updates, want 40", r.Updates)
+	if n := res.Updates[0][0].N; n != 40 {
+		t.Fatalf("%d updates, want 40", n)
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -35,6 +38,11 @@ type simConfig struct {
 	// Raw replaces the emulated devices by lwm2mtest.RegLoad: Register and Update datagrams
 	// only, a few µs of client CPU each (lwota bench --client raw).
 	Raw bool
+	// LocalAddr is the source address of the devices' sockets (zero: any).
+	LocalAddr netip.Addr
+	// StdinUpdates defers the Updates: each line read from stdin runs one batch of --updates
+	// rounds and prints its line; end of input ends the simulator (lwota bench's rounds).
+	StdinUpdates bool
 
 	// Faults and habits of real clients (server/lwm2mtest Faults and Profiles).
 	Fail              string  // download, integrity, update (comma-separated)
@@ -76,6 +84,12 @@ func parseSimFlags(args []string, stderr io.Writer, getenv func(string) string) 
 	fs.StringVar(&c.LogLevel, "log-level", "warn", "log level")
 	fs.BoolVar(&c.ExitAfterReg, "exit-after-register", false, "exit once every device has registered")
 	fs.BoolVar(&c.Raw, "raw", false, "minimal devices that only register (and update with --updates), then exit; they answer no request from the server (a throughput client)")
+	fs.Func("local-addr", "source address of the devices' UDP sockets (the kernel picks the ports); default: any", func(v string) error {
+		a, err := netip.ParseAddr(v)
+		c.LocalAddr = a
+		return err
+	})
+	fs.BoolVar(&c.StdinUpdates, "stdin-updates", false, "once every device registered, run a batch of --updates rounds of Updates for each line read from stdin (printing its line), and exit at the end of the input")
 	fs.IntVar(&c.Updates, "updates", 0, "once every device registered, each sends this many registration Updates, --concurrency in flight (a throughput test)")
 	fs.StringVar(&c.Fail, "fail", "", "firmware updates fail: download (link lost after 4 blocks, once; the retry resumes), "+
 		"integrity (Update Result 5 for every complete package), update (Update Result 8 on Execute); comma-separated")
@@ -104,6 +118,9 @@ func parseSimFlags(args []string, stderr io.Writer, getenv func(string) string) 
 	}
 	if c.Updates < 0 {
 		return c, fmt.Errorf("sim: --updates %d is negative", c.Updates)
+	}
+	if c.StdinUpdates && c.Updates < 1 {
+		return c, errors.New("sim: --stdin-updates needs --updates 1 or more")
 	}
 	if c.RebootAfterBlocks < 0 {
 		return c, fmt.Errorf("sim: --reboot-after-blocks %d is negative", c.RebootAfterBlocks)
@@ -168,6 +185,7 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		FirmwareVersion: cfg.Firmware,
 		DeviceType:      cfg.DeviceType,
 		Faults:          lwm2mtest.Faults{Loss: cfg.Loss},
+		LocalAddr:       cfg.LocalAddr,
 	}
 	if err := lwm2mtest.ApplyProfiles(&tmpl, cfg.Profile); err != nil {
 		return fmt.Errorf("sim: --profile: %w", err)
@@ -195,6 +213,12 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	took := time.Since(start)
 	fmt.Fprintf(stdout, "registered %d devices in %s (%.0f registrations/s)\n", cfg.Count, took.Round(time.Millisecond), float64(cfg.Count)/took.Seconds())
+	if cfg.StdinUpdates {
+		return updatesOnLines(os.Stdin, stdout, func() (int, string, error) {
+			n, err := updateFleet(ctx, fleet.Devices(), cfg.Updates, cfg.Concurrency)
+			return n, "", err
+		})
+	}
 	if cfg.Updates > 0 {
 		start := time.Now()
 		n, err := updateFleet(ctx, fleet.Devices(), cfg.Updates, cfg.Concurrency)
@@ -255,7 +279,7 @@ feed:
 // simRaw is `lwota sim --raw`: the registration load of lwm2mtest.RegLoad, reported as the
 // emulated fleet reports it.
 func simRaw(ctx context.Context, cfg simConfig, stdout io.Writer) error {
-	l, err := lwm2mtest.NewRegLoad(cfg.Server, cfg.Count, func(i int) string { return fmt.Sprintf("%s%06d", cfg.Prefix, i) })
+	l, err := lwm2mtest.NewRegLoadAt(cfg.Server, cfg.LocalAddr, cfg.Count, func(i int) string { return fmt.Sprintf("%s%06d", cfg.Prefix, i) })
 	if err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
@@ -266,6 +290,13 @@ func simRaw(ctx context.Context, cfg simConfig, stdout io.Writer) error {
 	}
 	took := time.Since(start)
 	fmt.Fprintf(stdout, "registered %d devices in %s (%.0f registrations/s)\n", cfg.Count, took.Round(time.Millisecond), float64(cfg.Count)/took.Seconds())
+	if cfg.StdinUpdates {
+		return updatesOnLines(os.Stdin, stdout, func() (int, string, error) {
+			before := l.Reregistered()
+			n, err := l.Update(ctx, cfg.Concurrency, cfg.Updates)
+			return n, fmt.Sprintf("; re-registered %d after 4.04", l.Reregistered()-before), err
+		})
+	}
 	if cfg.Updates > 0 {
 		start := time.Now()
 		n, err := l.Update(ctx, cfg.Concurrency, cfg.Updates)
@@ -279,4 +310,21 @@ func simRaw(ctx context.Context, cfg simConfig, stdout io.Writer) error {
 		<-ctx.Done()
 	}
 	return nil
+}
+
+// updatesOnLines runs one batch of Updates (update: how many were answered, and what to add to
+// the line) for each line read from in and prints the batch's line, until in ends: the rounds
+// of lwota bench, each started when the benchmark asks for it.
+func updatesOnLines(in io.Reader, stdout io.Writer, update func() (int, string, error)) error {
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		start := time.Now()
+		n, suffix, err := update()
+		if err != nil {
+			return fmt.Errorf("sim: %w", err)
+		}
+		took := time.Since(start)
+		fmt.Fprintf(stdout, "updated %d times in %s (%.0f updates/s)%s\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds(), suffix)
+	}
+	return sc.Err()
 }

@@ -37,6 +37,8 @@ func TestSimFlags(t *testing.T) {
 		{name: "negative ratio", args: []string{"--fail-ratio", "-0.1"}, err: "--fail-ratio -0.1"},
 		{name: "loss of 1", args: []string{"--loss", "1"}, err: "--loss 1"},
 		{name: "negative reboot", args: []string{"--reboot-after-blocks", "-1"}, err: "--reboot-after-blocks -1"},
+		{name: "stdin updates without updates", args: []string{"--stdin-updates"}, err: "--stdin-updates needs --updates 1 or more"},
+		{name: "local address", args: []string{"--local-addr", "127.0.0.300"}, err: "local-addr"},
 		{name: "unknown profile", args: []string{"--profile", "push-only,nokia-9"},
 			err: `unknown device profile "nokia-9" (valid: bootstrap-no-discover, bootstrap-refuse-finish, cid-padded, empty-device-type, gone-away, mbedtls2-record-version, nat-rebinding, no-composite, push-only, reports-by-send, stuck-downloading)`},
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +53,10 @@ type DeviceConfig struct {
 	Lifetime     time.Duration // registration lifetime; default 300 s
 	Binding      string        // "U" (default) or "UQ" (queue mode)
 	LwM2MVersion string        // "1.0", "1.1" (default), "1.2"
+	// LocalAddr is the source address of the device's UDP socket (the kernel picks the port);
+	// zero: any. Fleets emulated from several loopback addresses keep their (address, port)
+	// pairs apart: a server never sees one device's source reused by another.
+	LocalAddr netip.Addr
 
 	Manufacturer    string // /3/0/0, default "lwota"
 	Model           string // /3/0/1, default "lwm2mtest"
@@ -393,6 +398,9 @@ func (d *Device) connect(avoidPort int) error {
 		case d.secure():
 			cc, err = d.dialCoAPS(connCtx, server, opts)
 		default:
+			if d.cfg.LocalAddr.IsValid() {
+				opts = append(opts, options.WithDialer(&net.Dialer{LocalAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(d.cfg.LocalAddr, 0))}))
+			}
 			cc, err = udp.Dial(server, opts...)
 		}
 		if err != nil {

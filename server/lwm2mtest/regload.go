@@ -48,6 +48,13 @@ var DefaultRegLoadLinks = []byte(`</>;rt="oma.lwm2m";ct=11543,</1/0>,</3/0>,</4/
 
 // NewRegLoad opens n sockets towards server, named by naming (DefaultNaming when nil).
 func NewRegLoad(server string, n int, naming func(int) string) (*RegLoad, error) {
+	return NewRegLoadAt(server, netip.Addr{}, n, naming)
+}
+
+// NewRegLoadAt is NewRegLoad with sockets bound to the source address local (the kernel picks
+// the ports; zero: any address). Loads run one after another from distinct loopback addresses
+// never reuse a source (address, port) a server still holds for an earlier device.
+func NewRegLoadAt(server string, local netip.Addr, n int, naming func(int) string) (*RegLoad, error) {
 	if naming == nil {
 		naming = DefaultNaming
 	}
@@ -55,9 +62,13 @@ func NewRegLoad(server string, n int, naming func(int) string) (*RegLoad, error)
 	if err != nil {
 		return nil, fmt.Errorf("lwm2mtest: regload: %w", err)
 	}
+	var laddr *net.UDPAddr
+	if local.IsValid() {
+		laddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0))
+	}
 	l := &RegLoad{conns: make([]*net.UDPConn, n), eps: make([]string, n), locs: make([]string, n), mids: make([]uint16, n)}
 	for i := range n {
-		if l.conns[i], err = net.DialUDP("udp", nil, addr); err != nil {
+		if l.conns[i], err = net.DialUDP("udp", laddr, addr); err != nil {
 			l.Close()
 			return nil, fmt.Errorf("lwm2mtest: regload: socket %d: %w", i, err)
 		}
