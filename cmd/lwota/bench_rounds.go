@@ -171,6 +171,26 @@ func runRounds(ctx context.Context, cfg roundsConfig, systems []benchSystem, sta
 			}
 		}
 	}
+	// measure runs one round of system s (run), profiled into profile when that is set, and
+	// returns s's CPU and its database's over the round, read once s is quiet again.
+	measure := func(s int, profile, flag string, run func() error) (cpu, db time.Duration, quiet bool, err error) {
+		sys := systems[s]
+		if profile != "" {
+			stop, err := startCPUProfile(profile)
+			if err != nil {
+				return 0, 0, false, fmt.Errorf("%s: %w", flag, err)
+			}
+			defer stop()
+		}
+		idleDone := idle(s)
+		defer idleDone()
+		cpu0, db0 := sys.CPU(), meter(sys.DBCPU)
+		if err := run(); err != nil {
+			return 0, 0, false, err
+		}
+		cpu1, db1, quiet := settle(ctx, sys, cfg.SettleWindow, cfg.SettleLimit)
+		return cpu1 - cpu0, db1 - db0, quiet, nil
+	}
 	for k, s := range pairOrder(cfg.Rounds, n) {
 		sys, round := systems[s], k/n
 		var heap0 uint64
@@ -178,25 +198,16 @@ func runRounds(ctx context.Context, cfg roundsConfig, systems []benchSystem, sta
 			heap0 = sys.Heap()
 		}
 		held0 := sys.Held()
-		var stopProfile func()
-		if s == 0 && round == 0 && cfg.CPUProfile != "" {
-			var err error
-			if stopProfile, err = startCPUProfile(cfg.CPUProfile); err != nil {
-				return res, fmt.Errorf("bench: --cpuprofile: %w", err)
-			}
+		profile := ""
+		if s == 0 && round == 0 {
+			profile = cfg.CPUProfile
 		}
-		idleDone := idle(s)
-		cpu0, db0 := sys.CPU(), meter(sys.DBCPU)
-		line, f, err := start(ctx, s, round)
-		var cpu1, db1 time.Duration
-		var quiet bool
-		if err == nil {
-			cpu1, db1, quiet = settle(ctx, sys, cfg.SettleWindow, cfg.SettleLimit)
-		}
-		idleDone()
-		if stopProfile != nil {
-			stopProfile()
-		}
+		var line string
+		var f roundFleet
+		cpu, db, quiet, err := measure(s, profile, "--cpuprofile", func() (err error) {
+			line, f, err = start(ctx, s, round)
+			return err
+		})
 		if err != nil {
 			return res, fmt.Errorf("bench: %s, registration round %d: %w", sys.Name, round+1, err)
 		}
@@ -208,7 +219,7 @@ func runRounds(ctx context.Context, cfg roundsConfig, systems []benchSystem, sta
 		if got := sys.Held() - held0; got != cfg.Devices {
 			return res, fmt.Errorf("bench: %s, registration round %d: the server holds %d new registrations, want %d", sys.Name, round+1, got, cfg.Devices)
 		}
-		r.CPU, r.DBCPU = cpuPerOp(cpu1-cpu0, r.N), cpuPerOp(db1-db0, r.N)
+		r.CPU, r.DBCPU = cpuPerOp(cpu, r.N), cpuPerOp(db, r.N)
 		if sys.Heap != nil {
 			r.HeapGrowth = int64(sys.Heap()) - int64(heap0)
 		}
@@ -229,25 +240,15 @@ func runRounds(ctx context.Context, cfg roundsConfig, systems []benchSystem, sta
 	}
 	for k, s := range pairOrder(cfg.UpdateRounds, n) {
 		sys, round := systems[s], k/n
-		var stopProfile func()
-		if s == 0 && round == 0 && cfg.UpdatesProfile != "" {
-			var err error
-			if stopProfile, err = startCPUProfile(cfg.UpdatesProfile); err != nil {
-				return res, fmt.Errorf("bench: --cpuprofile-updates: %w", err)
-			}
+		profile := ""
+		if s == 0 && round == 0 {
+			profile = cfg.UpdatesProfile
 		}
-		idleDone := idle(s)
-		cpu0, db0 := sys.CPU(), meter(sys.DBCPU)
-		line, err := last[s].Update(ctx)
-		var cpu1, db1 time.Duration
-		var quiet bool
-		if err == nil {
-			cpu1, db1, quiet = settle(ctx, sys, cfg.SettleWindow, cfg.SettleLimit)
-		}
-		idleDone()
-		if stopProfile != nil {
-			stopProfile()
-		}
+		var line string
+		cpu, db, quiet, err := measure(s, profile, "--cpuprofile-updates", func() (err error) {
+			line, err = last[s].Update(ctx)
+			return err
+		})
 		if err != nil {
 			return res, fmt.Errorf("bench: %s, Update round %d: %w", sys.Name, round+1, err)
 		}
@@ -258,7 +259,7 @@ func runRounds(ctx context.Context, cfg roundsConfig, systems []benchSystem, sta
 		if _, rest, ok := strings.Cut(line, "; "); ok { // the raw client's "re-registered N after 4.04"
 			_, _ = fmt.Sscanf(rest, "re-registered %d", &r.Reregistered)
 		}
-		r.CPU, r.DBCPU = cpuPerOp(cpu1-cpu0, r.N), cpuPerOp(db1-db0, r.N)
+		r.CPU, r.DBCPU = cpuPerOp(cpu, r.N), cpuPerOp(db, r.N)
 		res.Updates[s] = append(res.Updates[s], r)
 		fmt.Fprintf(progress, "round %d updates (%s): %d in %s: %.0f/s; server CPU %s each%s%s\n", round+1, sys.Name, r.N, r.Took, r.Rate, micros(r.CPU), dbCPUText(r.DBCPU, sys), busyText(quiet, cfg))
 	}
