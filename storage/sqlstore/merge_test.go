@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/lwota/lwota/server/registration"
-	"github.com/lwota/lwota/storage/pgtest"
 )
 
 // mergeable merges a write only when each of its statements has a merger, its key is alone in
@@ -74,13 +73,7 @@ func TestMergeable(t *testing.T) {
 // registration.ErrNotFound while the others of its batch commit. On SQLite (no merging) the
 // same holds.
 func TestMergedTouches(t *testing.T) {
-	for _, be := range []struct {
-		name string
-		dsn  func(testing.TB) string
-	}{
-		{"sqlite", func(t testing.TB) string { return t.TempDir() + "/lwota.db" }},
-		{"postgres", pgtest.Start},
-	} {
+	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			ctx := context.Background()
 			s, err := Open(ctx, be.dsn(t), nil)

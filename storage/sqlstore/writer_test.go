@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/lwota/lwota/server/registration"
-	"github.com/lwota/lwota/storage/pgtest"
 )
 
 // TestBatchFailureIsolated checks that one failing write in a batch fails alone: the batch is
@@ -18,13 +16,7 @@ import (
 // where the failing statement aborts the pipeline's transaction; and a write whose noMatch
 // statement changes no row fails alone the same way.
 func TestBatchFailureIsolated(t *testing.T) {
-	for _, be := range []struct {
-		name string
-		dsn  func(testing.TB) string
-	}{
-		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "lwota.db") }},
-		{"postgres", pgtest.Start},
-	} {
+	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			ctx := context.Background()
 			s, err := Open(ctx, be.dsn(t), nil)
@@ -106,13 +98,7 @@ func TestPrefixEnd(t *testing.T) {
 // that did not give up gets its own answer. Under -race a write reused while the writer still
 // read it would also show as a race.
 func TestWriteReuse(t *testing.T) {
-	for _, be := range []struct {
-		name string
-		dsn  func(testing.TB) string
-	}{
-		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "lwota.db") }},
-		{"postgres", pgtest.Start},
-	} {
+	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
