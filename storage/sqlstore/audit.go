@@ -29,7 +29,7 @@ func (s *Store) AppendAudit(ctx context.Context, e *audit.Entry) error {
 	if err != nil {
 		return fmt.Errorf("sqlstore: append audit %s: %w", e.Action, err)
 	}
-	q := s.dialect.rebind(insert("audit_log", auditColumns))
+	q := s.q.insertAudit
 	args := []any{at, e.Actor, e.ActorName, e.Role, e.Action, e.Target, e.RemoteAddr, e.Status, e.Outcome, detail}
 	if err := s.w.do(ctx, "audit", stmt{q, args}); err != nil {
 		return fmt.Errorf("sqlstore: append audit %s: %w", e.Action, err)

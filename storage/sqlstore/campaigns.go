@@ -62,8 +62,7 @@ func (s *Store) createStmts(c *campaigns.Campaign, created campaigns.Event, memb
 	if err != nil {
 		return nil, err
 	}
-	stmts := []stmt{{s.dialect.rebind(insert("campaigns", []string{"id", "state", "version", "followed", "created_at", "doc"})),
-		[]any{c.ID, string(c.State), int64(c.Version), followed(c), c.CreatedAt.UnixNano(), doc}}}
+	stmts := []stmt{{s.q.insertCampaign, []any{c.ID, string(c.State), int64(c.Version), followed(c), c.CreatedAt.UnixNano(), doc}}}
 	ms, ok, err := s.memberSetInserts(members)
 	if err == nil && !ok {
 		ms, err = s.memberInserts(members)
@@ -146,10 +145,7 @@ func (s *Store) claimInserts(id string, eps []string, skipTaken bool) ([]stmt, e
 
 // eventInsert appends e to its campaign's history, numbered after the last event.
 func (s *Store) eventInsert(e campaigns.Event) stmt {
-	q := "INSERT INTO campaign_events (campaign_id, seq, at, from_state, to_state, actor, action, reason) " +
-		"SELECT CAST(? AS TEXT), COALESCE(MAX(seq), 0) + 1, CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT) " +
-		"FROM campaign_events WHERE campaign_id = ?"
-	return stmt{s.dialect.rebind(q), []any{e.CampaignID, e.At.UnixNano(), string(e.From), string(e.To), e.Actor, e.Action, e.Reason, e.CampaignID}}
+	return stmt{s.q.insertEvent, []any{e.CampaignID, e.At.UnixNano(), string(e.From), string(e.To), e.Actor, e.Action, e.Reason, e.CampaignID}}
 }
 
 // SaveCampaign stores c if the stored copy is at c.Version-1, appends events, and releases
@@ -181,11 +177,9 @@ func (s *Store) SaveTick(ctx context.Context, c *campaigns.Campaign, members []c
 		// The claims are found through the campaign's members (every claim of a campaign is one
 		// of its members': CreateCampaign and AddMembers store both in one transaction), so
 		// that claims need no index by campaign, one B-tree less written per device at a start.
-		stmts = append(stmts, stmt{s.dialect.rebind("DELETE FROM campaign_claims WHERE campaign_id = ? AND endpoint IN " +
-			"(SELECT endpoint FROM campaign_members WHERE campaign_id = ?)"), []any{c.ID, c.ID}})
+		stmts = append(stmts, stmt{s.q.releaseClaims, []any{c.ID, c.ID}})
 	}
-	stmts = append(stmts, stmt{s.dialect.rebind("UPDATE campaigns SET state = ?, version = ?, followed = ?, doc = ? WHERE id = ? AND version = ?"),
-		[]any{string(c.State), int64(c.Version), followed(c), doc, c.ID, int64(c.Version - 1)}})
+	stmts = append(stmts, stmt{s.q.saveCampaign, []any{string(c.State), int64(c.Version), followed(c), doc, c.ID, int64(c.Version - 1)}})
 	err = s.w.doMatch(ctx, campaignKey(c.ID), campaigns.ErrStale, stmts...)
 	if errors.Is(err, campaigns.ErrStale) {
 		if _, gerr := s.GetCampaign(ctx, c.ID); errors.Is(gerr, campaigns.ErrNotFound) {
@@ -436,8 +430,7 @@ func (s *Store) SaveMembers(ctx context.Context, members []campaigns.Member) err
 
 // memberUpdates are the UPDATEs storing members' progress (state, job, reason, attempts, times).
 func (s *Store) memberUpdates(members []campaigns.Member) ([]stmt, error) {
-	q := s.dialect.rebind("UPDATE campaign_members SET state = ?, job_id = ?, job_state = ?, reason = ?, attempts = ?, " +
-		"started_at = ?, pending_since = ?, ended_at = ?, updated_at = ? WHERE campaign_id = ? AND endpoint = ?")
+	q := s.q.updateMember
 	stmts := make([]stmt, 0, len(members))
 	for _, m := range members {
 		a, err := memberArgs(m)

@@ -74,8 +74,11 @@ func lockClause(d *dialect, query string) string {
 // errImageGone: the write of a job found its image deleted.
 var errImageGone = errors.New("image gone")
 
-func (s *Store) jq() *jobQueries {
-	if s.dialect.numbered {
+func (s *Store) jq() *jobQueries { return s.q.jobs }
+
+// jobQueriesFor is jobQueriesBy's statements in d's placeholders.
+func jobQueriesFor(d *dialect) *jobQueries {
+	if d.numbered {
 		return &jobQueriesBy[1]
 	}
 	return &jobQueriesBy[0]

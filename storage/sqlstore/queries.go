@@ -45,6 +45,17 @@ type queries struct {
 	saveKeep, outboxKeep           string
 	saveKeepMerge, outboxKeepMerge *merger
 
+	// The per-device writes of a campaign's tick and of the update jobs it starts (10,000 of
+	// each after a start of 10,000 devices), and the tick's own: prepared by the writer
+	// (writes), so that SQLite does not parse the same statement for every device.
+	updateMember   string      // a member's progress (SaveMembers, SaveTick)
+	insertAudit    string      // AppendAudit: one entry per job a campaign starts
+	insertEvent    string      // a campaign event, numbered after the last
+	saveCampaign   string      // a campaign's compare-and-set
+	releaseClaims  string      // an ended campaign's claims
+	insertCampaign string      // CreateCampaign's campaign row
+	jobs           *jobQueries // jobs.go's statements in this dialect
+
 	savePending string
 	getPending  string
 	pendingFor  string
@@ -172,6 +183,18 @@ func buildQueries(d *dialect) queries {
 		loadRegistrations:   d.rebind(regs + " WHERE deregistered_at IS NULL ORDER BY endpoint"),
 		selectRegistrations: regs,
 
+		updateMember: d.rebind("UPDATE campaign_members SET state = ?, job_id = ?, job_state = ?, reason = ?, attempts = ?, " +
+			"started_at = ?, pending_since = ?, ended_at = ?, updated_at = ? WHERE campaign_id = ? AND endpoint = ?"),
+		insertAudit: d.rebind(insert("audit_log", auditColumns)),
+		insertEvent: d.rebind("INSERT INTO campaign_events (campaign_id, seq, at, from_state, to_state, actor, action, reason) " +
+			"SELECT CAST(? AS TEXT), COALESCE(MAX(seq), 0) + 1, CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT) " +
+			"FROM campaign_events WHERE campaign_id = ?"),
+		saveCampaign: d.rebind("UPDATE campaigns SET state = ?, version = ?, followed = ?, doc = ? WHERE id = ? AND version = ?"),
+		releaseClaims: d.rebind("DELETE FROM campaign_claims WHERE campaign_id = ? AND endpoint IN " +
+			"(SELECT endpoint FROM campaign_members WHERE campaign_id = ?)"),
+		insertCampaign: d.rebind(insert("campaigns", []string{"id", "state", "version", "followed", "created_at", "doc"})),
+		jobs:           jobQueriesFor(d),
+
 		savePending:  d.rebind(upsert("pending_requests", []string{"id"}, pendingColumns)),
 		getPending:   d.rebind(pend + " WHERE id = ?"),
 		pendingFor:   d.rebind(pend + " WHERE endpoint = ? AND state = ? ORDER BY created_at, id"),
@@ -227,7 +250,9 @@ func (q *queries) mergers() map[string]*merger {
 func (q *queries) writes() []string {
 	return []string{q.saveRegistration, q.touchRegistration, q.touchNoSec, q.saveInfo, q.touchOwned, q.outbox[events.KindRegistration], q.outbox[events.KindUpdateJob], q.outbox[events.KindCampaign], q.savePending, q.saveObservation, q.deleteObservation, q.saveLatest,
 		q.saveOwner, q.deleteOwner, q.insertImage, q.insertImageLabel, q.deleteImageLabels, q.deleteImage, q.saveKey,
-		q.insertMembers, q.insertMemberSet, q.insertClaims, q.insertNewClaims, q.insertClaimedMember}
+		q.insertMembers, q.insertMemberSet, q.insertClaims, q.insertNewClaims, q.insertClaimedMember,
+		q.updateMember, q.insertAudit, q.insertEvent, q.saveCampaign, q.releaseClaims, q.insertCampaign,
+		q.jobs.insertJob, q.jobs.updateJob, q.jobs.insertHistory, q.jobs.jobImageExists}
 }
 
 // touchMerger is the merged touch of a PostgreSQL batch's Updates (merge.go): one UPDATE from

@@ -62,6 +62,9 @@ type writer struct {
 	// roundTrips counts the round trips to PostgreSQL of pipelined commits, rollbacks included:
 	// what a test of the pipeline's shape reads.
 	roundTrips atomic.Int64
+	// unprepared counts the statements committed without a prepared form (SQLite parsed them
+	// for that one write), for tests: the writes made per device are all prepared.
+	unprepared atomic.Int64
 	// walCheckpoint: the database checkpoints a WAL (SQLite), see doLarge.
 	walCheckpoint bool
 	// beforeCheckpoint, when set, runs on the writer goroutine before a deferred checkpoint
@@ -189,6 +192,7 @@ func (w *writer) run(ops chan *write) {
 	c.pipelined = w.pipelined
 	c.merge = w.merge
 	c.trips = &w.roundTrips
+	c.unprepared = &w.unprepared
 	c.walCheckpoint = w.walCheckpoint
 	c.beforeCheckpoint = &w.beforeCheckpoint
 	defer c.close()
@@ -223,6 +227,8 @@ type committer struct {
 	merge     map[string]*merger
 	// trips counts the round trips of pipelined commits (writer.roundTrips).
 	trips *atomic.Int64
+	// unprepared is writer.unprepared.
+	unprepared *atomic.Int64
 	// keys is mergeableWith's count of a batch's keys, empty between batches.
 	keys map[string]int
 	// txStmts are the prepared statements bound to the transaction in progress, made once per
@@ -347,6 +353,9 @@ func (c *committer) exec(ctx context.Context, tx *sql.Tx, s stmt) (sql.Result, e
 			c.txStmts[st] = ts
 		}
 		return ts.ExecContext(ctx, s.args...)
+	}
+	if c.unprepared != nil {
+		c.unprepared.Add(1)
 	}
 	return tx.ExecContext(ctx, s.query, s.args...)
 }
