@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,36 @@ import (
 // 4.04 to every request when notFound.
 func blockServer(t *testing.T, lossy, notFound bool) string {
 	t.Helper()
+	payload := bytes.Repeat([]byte{0xa5}, 1024)
+	seen := map[string]bool{}
+	return udpServer(t, func(from netip.AddrPort, req *message.Message) *message.Message {
+		key := from.String() + "/" + string(rune(req.MessageID))
+		if lossy && req.MessageID%5 == 0 && !seen[key] {
+			seen[key] = true
+			return nil
+		}
+		resp := &message.Message{Token: req.Token, MessageID: req.MessageID, Type: message.Acknowledgement, Code: codes.Content}
+		if notFound {
+			resp.Code = codes.NotFound
+			return resp
+		}
+		v, _ := req.Options.GetUint32(message.Block2)
+		num := v >> 4
+		more := uint32(0)
+		if num < 7 {
+			more = 8
+		}
+		resp.Options, _, _ = resp.Options.SetUint32(make([]byte, 4), message.Block2, num<<4|more|6)
+		resp.Payload = payload
+		return resp
+	})
+}
+
+// udpServer serves CoAP on a UDP socket of its own until the test ends, one datagram at a time
+// on one goroutine: answer gets each decoded request, and its answer (nil: none, the request
+// dropped) is sent back. It returns the URI of /fw/tok there.
+func udpServer(t *testing.T, answer func(from netip.AddrPort, req *message.Message) *message.Message) string {
+	t.Helper()
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -25,8 +56,6 @@ func blockServer(t *testing.T, lossy, notFound bool) string {
 	t.Cleanup(func() { pc.Close() })
 	go func() {
 		in, out := make([]byte, 2048), make([]byte, 2048)
-		payload := bytes.Repeat([]byte{0xa5}, 1024)
-		seen := map[string]bool{}
 		for {
 			n, from, err := pc.ReadFromUDPAddrPort(in)
 			if err != nil {
@@ -36,25 +65,11 @@ func blockServer(t *testing.T, lossy, notFound bool) string {
 			if _, err := coder.DefaultCoder.Decode(in[:n], &req); err != nil {
 				continue
 			}
-			key := from.String() + "/" + string(rune(req.MessageID))
-			if lossy && req.MessageID%5 == 0 && !seen[key] {
-				seen[key] = true
+			resp := answer(from, &req)
+			if resp == nil {
 				continue
 			}
-			resp := message.Message{Token: req.Token, MessageID: req.MessageID, Type: message.Acknowledgement, Code: codes.Content}
-			if notFound {
-				resp.Code = codes.NotFound
-			} else {
-				v, _ := req.Options.GetUint32(message.Block2)
-				num := v >> 4
-				more := uint32(0)
-				if num < 7 {
-					more = 8
-				}
-				resp.Options, _, _ = resp.Options.SetUint32(make([]byte, 4), message.Block2, num<<4|more|6)
-				resp.Payload = payload
-			}
-			k, err := coder.DefaultCoder.Encode(resp, out)
+			k, err := coder.DefaultCoder.Encode(*resp, out)
 			if err != nil {
 				t.Error(err)
 				return
@@ -161,49 +176,27 @@ func TestEchoLoadApart(t *testing.T) {
 // out, as a server whose full queue keeps dropping the same devices' retransmissions.
 func lockoutServer(t *testing.T) string {
 	t.Helper()
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		in, out := make([]byte, 2048), make([]byte, 2048)
-		payload := bytes.Repeat([]byte{0xa5}, 64)
-		var lockedOut string
-		firstMID := map[string]int32{} // per device: its first request's message id
-		seen := map[string]bool{}      // devices whose first request was dropped once
-		for {
-			n, from, err := pc.ReadFromUDPAddrPort(in)
-			if err != nil {
-				return
-			}
-			req := message.Message{Options: make(message.Options, 0, 16)}
-			if _, err := coder.DefaultCoder.Decode(in[:n], &req); err != nil {
-				continue
-			}
-			dev := from.String()
-			if lockedOut == "" {
-				lockedOut = dev
-			}
-			if _, ok := firstMID[dev]; !ok {
-				firstMID[dev] = req.MessageID
-			}
-			if dev == lockedOut || (req.MessageID == firstMID[dev] && !seen[dev]) {
-				seen[dev] = true
-				continue
-			}
-			resp := message.Message{Token: req.Token, MessageID: req.MessageID, Type: message.Acknowledgement, Code: codes.Content,
-				Payload: payload}
-			resp.Options, _, _ = resp.Options.SetUint32(make([]byte, 4), message.Block2, 2) // block 0, the last, 64 bytes
-			k, err := coder.DefaultCoder.Encode(resp, out)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			_, _ = pc.WriteToUDPAddrPort(out[:k], from)
+	payload := bytes.Repeat([]byte{0xa5}, 64)
+	var lockedOut string
+	firstMID := map[string]int32{} // per device: its first request's message id
+	seen := map[string]bool{}      // devices whose first request was dropped once
+	return udpServer(t, func(from netip.AddrPort, req *message.Message) *message.Message {
+		dev := from.String()
+		if lockedOut == "" {
+			lockedOut = dev
 		}
-	}()
-	return "coap://" + pc.LocalAddr().String() + "/fw/tok"
+		if _, ok := firstMID[dev]; !ok {
+			firstMID[dev] = req.MessageID
+		}
+		if dev == lockedOut || (req.MessageID == firstMID[dev] && !seen[dev]) {
+			seen[dev] = true
+			return nil
+		}
+		resp := &message.Message{Token: req.Token, MessageID: req.MessageID, Type: message.Acknowledgement, Code: codes.Content,
+			Payload: payload}
+		resp.Options, _, _ = resp.Options.SetUint32(make([]byte, 4), message.Block2, 2) // block 0, the last, 64 bytes
+		return resp
+	})
 }
 
 // TestPullLoadDiagnosis: the report tells a locked-out device (the fewest blocks, 0, far below
