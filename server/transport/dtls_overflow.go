@@ -12,11 +12,11 @@ import (
 // goroutine beyond its limit (admitAndHandle, overflowGoroutine: the inline slots, the workers'
 // queue and the record goroutines' overflow slots all taken) runs on a goroutine of its own, so
 // that a handler waiting on storage never holds up the records behind it. At 1,000 DTLS devices
-// pulling firmware that was about a quarter of the blocks, up to ~470 such goroutines at once,
+// pulling firmware that was about a quarter of the blocks, up to ~465 such goroutines at once,
 // and each new one cost its creation and then the growth of its stack through the handler's
-// call chain (runtime.newproc, morestack, copystack: 4-11% of the server's CPU in the profiles
+// call chain (runtime.newproc, morestack, copystack: 2.5-11% of the server's CPU in the profiles
 // of that window). Now such a goroutine, once its request is answered, waits up to overflowIdle
-// for the next overflowing request before it ends, as net/http's and fasthttp's worker pools
+// for the next overflowing request before it ends, as the goroutines of fasthttp's worker pool
 // do, and the next one is handed to it (a goroutine woken, its stack already grown) instead of
 // a new goroutine started. Each request still starts at once on a goroutine nothing else
 // holds: what it waits on holds up nobody else. At most overflowPool.max goroutines wait so

@@ -44,7 +44,7 @@ func goroutineID() uint64 {
 
 // TestDTLSOverflowGoroutineReused: an inline-safe request that overflows on a record goroutine
 // beyond its limit runs on a pooled goroutine, which waits for the next such request and runs
-// it too (before: a new goroutine each, whose creation and stack growth cost 4-11% of the
+// it too (before: a new goroutine each, whose creation and stack growth cost 2.5-11% of the
 // server's CPU at 1,000 DTLS devices); at most Config.QueueSize goroutines are pooled (beyond
 // that a request still gets a goroutine of its own, at once); they end when idle, and with
 // Serve (startEndpoint's leak check).
