@@ -32,13 +32,12 @@ const overflowIdle = time.Second
 type overflowPool struct {
 	// jobs is unbuffered: a send succeeds only into the hands of a goroutine waiting for it,
 	// so no request ever waits in the pool for a goroutine to become free.
-	jobs    chan overflowJob
-	max     int32        // pooled goroutines at most: Config.QueueSize
-	pooled  atomic.Int32 // pooled goroutines now, running or waiting
-	waiting atomic.Int32 // of them, waiting for a request (tests watch it)
-	mu      sync.Mutex   // guards closed, and wg.Add against stop's wg.Wait
-	closed  bool
-	wg      sync.WaitGroup
+	jobs   chan overflowJob
+	max    int32        // pooled goroutines at most: Config.QueueSize
+	pooled atomic.Int32 // pooled goroutines now, running or waiting
+	mu     sync.Mutex   // guards closed, and wg.Add against stop's wg.Wait
+	closed bool
+	wg     sync.WaitGroup
 }
 
 // overflowJob is an overflowing request on its way to a pooled goroutine.
@@ -89,15 +88,11 @@ func (e *Endpoint) overflowWorker(ctx context.Context, j overflowJob) {
 		e.inlineOverflow(j.f, j.from, j.identity)
 		j = overflowJob{} // nothing of the answered request stays reachable while it waits
 		idle.Reset(overflowIdle)
-		p.waiting.Add(1)
 		select {
 		case j = <-p.jobs:
-			p.waiting.Add(-1)
 		case <-idle.C:
-			p.waiting.Add(-1)
 			return
 		case <-ctx.Done():
-			p.waiting.Add(-1)
 			return
 		}
 	}
