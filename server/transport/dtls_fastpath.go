@@ -60,7 +60,7 @@ const (
 	// the engine's own socket must not stay away (udp_inline.go).
 	overflowSpill     overflowMode = iota
 	overflowHere                   // run it on the calling goroutine: a session's own
-	overflowGoroutine              // run it on a new goroutine: the caller serves other sessions too (dtls_direct.go)
+	overflowGoroutine              // run it on a goroutine of its own (dtls_overflow.go): the caller serves other sessions too (dtls_direct.go)
 )
 
 // admitAndHandle is deliver for a session goroutine or a record goroutine, or for a reader of
@@ -96,13 +96,14 @@ func (e *Endpoint) admitAndHandle(bp *[]byte, n int, from netip.AddrPort, identi
 			// A record goroutine serves every session: at most limit of them run overflowing
 			// requests (and at most limit more inline ones), so that one of the link's
 			// 2*Workers+1 is always free for the next record however long handlers wait on
-			// storage. Beyond that the request gets a goroutine of its own.
+			// storage. Beyond that the request gets a goroutine of its own, from a pool of
+			// goroutines that wait briefly for the next one (dtls_overflow.go).
 			if e.inl.overflowed.Add(1) <= e.inl.limit {
 				e.inlineOverflow(f, from, identity)
 				e.inl.overflowed.Add(-1)
 			} else {
 				e.inl.overflowed.Add(-1)
-				go e.inlineOverflow(f, from, identity)
+				e.overflowGo(f, from, identity)
 			}
 		case safe && overflow == overflowSpill && e.spill(f, from, identity): // udp_inline.go
 		default:

@@ -43,7 +43,8 @@ type Endpoint struct {
 	// admitMu serialises admit for a link that delivers datagrams from many goroutines
 	// (dtls_fastpath.go); the engine's own reader needs no lock.
 	admitMu sync.Mutex
-	inl     inlineState // records answered on a DTLS session's goroutine (dtls_inline.go)
+	inl     inlineState  // records answered on a DTLS session's goroutine (dtls_inline.go)
+	ovf     overflowPool // goroutines for requests that overflow on a record goroutine (dtls_overflow.go)
 
 	serving   atomic.Bool
 	closed    chan struct{}
@@ -113,6 +114,7 @@ func newEndpoint(conn net.PacketConn, network Network, h Handler, cfg Config, lo
 		queue:   make(chan packet, cfg.QueueSize),
 		closed:  make(chan struct{}),
 	}
+	e.ovf.init(cfg.QueueSize)
 	e.ex.init()
 	size := cfg.MaxMessageSize + 1
 	e.bufs.New = func() any { b := make([]byte, size); return &b }
@@ -201,6 +203,7 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 	cancel()
 	_ = e.Close()
 	wg.Wait()
+	e.ovf.stop() // dtls_overflow.go
 	// Datagrams left in the queue are dropped.
 	for {
 		select {
