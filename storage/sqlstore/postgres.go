@@ -37,7 +37,7 @@ var postgresDialect = dialect{
 	queue:       4096,
 	maxBatch:    512,
 	maxReaders:  10,
-	lookupConns: 4, // the group reads' own pool (groupread.go): 16 connections in all, the writer's two included
+	lookupConns: 4, // the group reads' own pool (groupread.go): 17 connections in all with the writer's two
 	pipelined:   true,
 	groupReads:  true,
 }
