@@ -12,19 +12,14 @@ import (
 // (INSERT ... ON CONFLICT (key) DO UPDATE SET col = excluded.col); rebind numbers the
 // placeholders for PostgreSQL.
 type dialect struct {
-	name     string        // "sqlite" or "postgres", also the migrations folder
-	goose    goose.Dialect // for the migration provider
-	numbered bool          // placeholders are $1, $2, ... instead of ?
-	writers  int           // writer goroutines, each committing its own batches
-	queue    int           // bounded write queue shared by the writers
-	maxBatch int           // most writes committed in one transaction
-	// inFlight is how many batches one writer goroutine may have committing at once, each on
-	// a connection of its own (writer.runOverlapped); 1: one batch at a time.
-	inFlight int
-	// overlapMin is the fewest writes a batch starts with while another is in flight.
-	overlapMin  int
-	maxReaders  int // open read connections
-	lookupConns int // connections of the group reads' own pool (groupReads)
+	name        string        // "sqlite" or "postgres", also the migrations folder
+	goose       goose.Dialect // for the migration provider
+	numbered    bool          // placeholders are $1, $2, ... instead of ?
+	writers     int           // writer goroutines, each committing its own batches
+	queue       int           // bounded write queue shared by the writers
+	maxBatch    int           // most writes committed in one transaction
+	maxReaders  int           // open read connections
+	lookupConns int           // connections of the group reads' own pool (groupReads)
 	// unboundedTx runs the writer's transactions under a context that never ends. On SQLite a
 	// context that can end costs a watcher goroutine and a progress handler per statement
 	// (modernc.org/sqlite), about a tenth of a registration's server CPU; there is no network

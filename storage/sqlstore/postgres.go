@@ -26,18 +26,12 @@ var postgresDialect = dialect{
 	// writers of 256 had (100,000/s at 5 ms): a disk with slow flushes caps one writer at half
 	// of it otherwise. Below that rate a batch is what waited during the last commit, so the
 	// bound changes nothing (lwota bench's 256 in flight never fill it).
-	writers: 1,
-	// Two batches in flight: the next executes while the last waits for its COMMIT; one of
-	// fewer than 64 writes waits for the one in flight instead (writer.runOverlapped). At 256
-	// Updates in flight the batches alternate between one cohort of devices and another; one
-	// at a time, each waited for the other's whole commit.
-	inFlight:    2,
-	overlapMin:  64,
+	writers:     1,
 	readers:     2, // per lookup (groupread.go)
 	queue:       4096,
 	maxBatch:    512,
 	maxReaders:  10,
-	lookupConns: 4, // the group reads' own pool (groupread.go): 17 connections in all with the writer's two
+	lookupConns: 4, // the group reads' own pool (groupread.go): 16 connections in all, as before it
 	pipelined:   true,
 	groupReads:  true,
 }
@@ -72,8 +66,8 @@ func openPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*Store,
 	}
 	d := &postgresDialect
 	db := stdlib.OpenDB(*cfg)
-	db.SetMaxOpenConns(d.writers*d.inFlight + d.maxReaders)
-	db.SetMaxIdleConns(d.writers*d.inFlight + d.maxReaders)
+	db.SetMaxOpenConns(d.writers + d.maxReaders)
+	db.SetMaxIdleConns(d.writers + d.maxReaders)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return fail(err)

@@ -19,7 +19,6 @@ var sqliteDialect = dialect{
 	name:          "sqlite",
 	goose:         goose.DialectSQLite3,
 	writers:       1, // the one write connection
-	inFlight:      1,
 	queue:         4096,
 	maxBatch:      512,
 	maxReaders:    4,

@@ -53,13 +53,6 @@ type writer struct {
 	prepare  []string      // statements each writer goroutine prepares
 	shards   []chan *write // one queue per writer goroutine
 	maxBatch int
-	// inFlight is how many batches a writer goroutine may have committing at once, each on a
-	// connection of its own (dialect.inFlight; runOverlapped).
-	inFlight int
-	// overlapMin is the fewest writes a batch starts with while another is in flight: a few
-	// writes wait for the batch in flight and join the next, rather than cost a commit of
-	// their own (dialect.overlapMin).
-	overlapMin int
 	// unboundedTx: transactions run without batchTimeout (dialect.unboundedTx).
 	unboundedTx bool
 	// pipelined: batches go through pgx in one pipeline (dialect.pipelined).
@@ -72,10 +65,6 @@ type writer struct {
 	// unprepared counts the statements committed without a prepared form (SQLite parsed them
 	// for that one write), for tests: the writes made per device are all prepared.
 	unprepared atomic.Int64
-	// overlapped counts the batches started while another was in flight, and held the batches
-	// that waited for one in flight because it held one of their keys (runOverlapped): what
-	// tests of the overlap read.
-	overlapped, held atomic.Int64
 	// walCheckpoint: the database checkpoints a WAL (SQLite), see doLarge.
 	walCheckpoint bool
 	// beforeCheckpoint, when set, runs on the writer goroutine before a deferred checkpoint
@@ -92,7 +81,7 @@ type writer struct {
 
 // newWriter starts d.writers writer goroutines over db with d's queue, batch and commit settings.
 func newWriter(db *sql.DB, prepare []string, merge map[string]*merger, d *dialect) *writer {
-	w := &writer{db: db, prepare: prepare, merge: merge, maxBatch: d.maxBatch, inFlight: d.inFlight, overlapMin: d.overlapMin, unboundedTx: d.unboundedTx, pipelined: d.pipelined,
+	w := &writer{db: db, prepare: prepare, merge: merge, maxBatch: d.maxBatch, unboundedTx: d.unboundedTx, pipelined: d.pipelined,
 		walCheckpoint: d.walCheckpoint}
 	w.wg.Add(d.writers)
 	for range d.writers {
@@ -194,22 +183,6 @@ func (w *writer) close() {
 
 func (w *writer) run(ops chan *write) {
 	defer w.wg.Done()
-	if w.inFlight > 1 {
-		w.runOverlapped(ops)
-		return
-	}
-	c := w.newCommitter()
-	defer c.close()
-	batch := make([]*write, 0, w.maxBatch)
-	for op := range ops {
-		batch = w.fill(append(batch[:0], op), ops)
-		c.commit(batch)
-		clear(batch)
-	}
-}
-
-// newCommitter returns a committer with the writer's settings.
-func (w *writer) newCommitter() *committer {
 	prepare := w.prepare
 	if w.pipelined {
 		prepare = nil // pgx prepares and caches them per connection
@@ -222,109 +195,25 @@ func (w *writer) newCommitter() *committer {
 	c.unprepared = &w.unprepared
 	c.walCheckpoint = w.walCheckpoint
 	c.beforeCheckpoint = &w.beforeCheckpoint
-	return c
-}
-
-// fill adds to batch every write already waiting on ops, up to maxBatch.
-func (w *writer) fill(batch []*write, ops chan *write) []*write {
-	for len(batch) < w.maxBatch {
-		select {
-		case op, ok := <-ops:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, op)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-// slot is one of runOverlapped's committers: a goroutine with a connection of its own that
-// commits the batches sent on work and then reports back on the writer's done.
-type slot struct {
-	work  chan []*write
-	batch []*write
-	keys  []string // the keys of the batch in flight, released when it is answered
-}
-
-// runOverlapped is run for a writer with several batches in flight (dialect.inFlight): while
-// one batch waits for its COMMIT (PostgreSQL's WAL flush, and the database's process getting
-// the CPU back on a busy machine), the next is already executing on another connection instead
-// of waiting behind it. Each batch is still answered only after its own COMMIT returned. A
-// batch starts beside one in flight only with overlapMin writes or more: a few writes wait and
-// join the next batch, as with one batch at a time, instead of costing a commit of their own
-// (a commit is most of a touch's cost in PostgreSQL). A batch holding a key of a batch in
-// flight waits until that one is answered, so the writes of one key keep their order (a later
-// write's statements could otherwise run first on the other connection). Writes of different
-// keys in concurrent transactions are what a cluster's nodes make anyway.
-func (w *writer) runOverlapped(ops chan *write) {
-	done := make(chan *slot, w.inFlight)
-	idle := make([]*slot, 0, w.inFlight)
-	var running sync.WaitGroup
-	for range w.inFlight {
-		s := &slot{work: make(chan []*write, 1), batch: make([]*write, 0, w.maxBatch)}
-		idle = append(idle, s)
-		c := w.newCommitter()
-		running.Go(func() {
-			defer c.close()
-			for batch := range s.work {
-				c.commit(batch)
-				clear(batch)
-				done <- s
-			}
-		})
-	}
-	inFlight := make(map[string]int) // keys of the batches in flight, owned by this goroutine
-	release := func(s *slot) {
-		for _, k := range s.keys {
-			if inFlight[k]--; inFlight[k] == 0 {
-				delete(inFlight, k)
-			}
-		}
-		s.keys = s.keys[:0]
-		idle = append(idle, s)
-	}
-	conflicts := func(batch []*write) bool {
-		if len(inFlight) == 0 {
-			return false
-		}
-		return slices.ContainsFunc(batch, func(op *write) bool { return inFlight[op.key] > 0 })
-	}
-	pending := make([]*write, 0, w.maxBatch)
+	defer c.close()
+	batch := make([]*write, 0, w.maxBatch)
 	for op := range ops {
-		pending = append(pending[:0], op)
-		for {
-			pending = w.fill(pending, ops)
-			if len(idle) == w.inFlight {
-				break
-			}
-			if len(idle) > 0 && len(pending) >= w.overlapMin {
-				if !conflicts(pending) {
-					w.overlapped.Add(1)
-					break
+		batch = append(batch[:0], op)
+	fill:
+		for len(batch) < w.maxBatch {
+			select {
+			case op, ok := <-ops:
+				if !ok {
+					break fill
 				}
-				w.held.Add(1)
+				batch = append(batch, op)
+			default:
+				break fill
 			}
-			release(<-done)
 		}
-		s := idle[len(idle)-1]
-		idle = idle[:len(idle)-1]
-		for _, op := range pending {
-			inFlight[op.key]++
-			s.keys = append(s.keys, op.key)
-		}
-		s.batch, pending = pending, s.batch[:0]
-		s.work <- s.batch
+		c.commit(batch)
+		clear(batch)
 	}
-	for len(idle) < w.inFlight {
-		release(<-done)
-	}
-	for _, s := range idle {
-		close(s.work)
-	}
-	running.Wait()
 }
 
 // committer is one writer goroutine's state: the package's write statements, prepared when it
