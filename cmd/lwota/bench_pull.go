@@ -130,7 +130,8 @@ func BenchPull(ctx context.Context, w io.Writer, cfg pullBenchConfig) error {
 	} else {
 		fmt.Fprintf(w, "rounds of %v: each DTLS suite pulls in %d rounds per device count, each beside a plain CoAP round, each plain round beside an echo round "+
 			"(dtls, plain, echo, then echo, plain, dtls, ..., the suites taking turns) so that load from outside hits each pair alike; "+
-			"ratio: median of the pairs' blocks/s ÷ echo rt/s; dtls: median of the pairs' dtls ÷ plain blocks/s; cpu ratio: echo CPU per round trip ÷ pull CPU per block\n",
+			"ratio: median of the pairs' blocks/s ÷ echo rt/s; dtls: median of the pairs' dtls ÷ plain blocks/s; cpu ratio: echo CPU per round trip ÷ pull CPU per block; "+
+			"each rounds line lists its pairs' rates (dtls/plain, plain/echo), the median of their ratios with the range, and the median of their CPU ratios (plain's CPU per block ÷ dtls's; echo's per round trip ÷ plain's per block)\n",
 			slot, cfg.Rounds)
 	}
 	fmt.Fprintf(w, "%8s %12s %12s %7s %9s %9s %10s %11s %12s %8s %8s %10s %10s  %s\n",
@@ -174,7 +175,7 @@ func BenchPull(ctx context.Context, w io.Writer, cfg pullBenchConfig) error {
 			fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
 		}
 		printPullDiag(w, rep)
-		fmt.Fprintln(w, roundsLine("plain/echo", run.echoes, run.plains))
+		fmt.Fprintln(w, roundsLine("plain/echo", run.echoes, run.plains, run.plainCPUs, run.echoCPUs))
 		for i, suite := range suites {
 			printPullDTLS(w, suite, run.dtls[i], run.echo)
 		}

@@ -76,7 +76,8 @@ func pullDTLSRound(ctx context.Context, srv *benchDTLSServer, uri string, suite 
 // printPullDTLS prints suite's rounds in the columns of the plain run (their ratio to echo, the
 // UDP echo baseline's median), then as a ratio to plain CoAP: the median of the ratios of each
 // DTLS round to the plain round beside it, the figure issue 16 sets at ≥ 0.6; under it the
-// diagnosis and every pair.
+// diagnosis and every pair, with the median of their CPU ratios (plain's CPU per block ÷
+// DTLS's: the rate ratio of a machine that gave both the same CPU).
 func printPullDTLS(w io.Writer, suite lwm2mtest.DTLSSuite, s pullSeries, echo float64) {
 	rep := s.rep
 	perBlock, srvPerBlock := s.cpuPerBlock()
@@ -92,5 +93,5 @@ func printPullDTLS(w io.Writer, suite lwm2mtest.DTLSSuite, s pullSeries, echo fl
 		fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
 	}
 	printPullDiag(w, rep)
-	fmt.Fprintln(w, roundsLine(suite.Name+"/plain", s.paired, rep.Windows))
+	fmt.Fprintln(w, roundsLine(suite.Name+"/plain", s.paired, rep.Windows, s.cpus, s.pairedCPU))
 }

@@ -91,6 +91,9 @@ type pullSeries struct {
 	srv     time.Duration // the server's part of cpu
 	// paired is, per round of a DTLS series, the blocks/s of the plain round beside it.
 	paired []float64
+	// cpus is every round's CPU per block (both sides, µs), pairedCPU the same of the plain
+	// round beside each (DTLS series).
+	cpus, pairedCPU []float64
 	// rssStart and rssEnd are this process's RSS before the series' first round and after its
 	// last.
 	rssStart, rssEnd int64
@@ -135,8 +138,10 @@ type pullRun struct {
 	dtls []pullSeries // per suite
 	echo float64      // median of the echo rounds' round trips/s
 	// echoes is the echo rounds' round trips/s in order, plains the blocks/s of the plain round
-	// beside each, and ratios the pairs' ratios plains[i]/echoes[i].
+	// beside each, and ratios the pairs' ratios plains[i]/echoes[i]; echoCPUs and plainCPUs are
+	// their CPU per round trip and per block (both sides, µs).
 	echoes, plains, ratios []float64
+	echoCPUs, plainCPUs    []float64
 	echoCPU                time.Duration // both sides
 	echoSrv                time.Duration // the echo server's part of echoCPU
 	echoOps                float64       // echo round trips over all rounds
@@ -171,6 +176,7 @@ func interleave(ctx context.Context, n int, d time.Duration, rounds, suites int,
 	run := pullRun{dtls: make([]pullSeries, suites)}
 	schedule := pullSchedule(rounds, suites)
 	rates := make([]float64, len(schedule)) // every round's blocks/s or round trips/s
+	cpus := make([]float64, len(schedule))  // and its CPU per block or round trip
 	for i, r := range schedule {
 		var cpu pullCPU
 		switch r.Kind {
@@ -179,7 +185,7 @@ func interleave(ctx context.Context, n int, d time.Duration, rounds, suites int,
 			if err != nil {
 				return run, err
 			}
-			rates[i] = e
+			rates[i], cpus[i] = e, perOp(cpu.used(), e*slot.Seconds())
 			run.echoCPU += cpu.used()
 			run.echoSrv += cpu.server()
 			run.echoOps += e * slot.Seconds()
@@ -196,8 +202,9 @@ func interleave(ctx context.Context, n int, d time.Duration, rounds, suites int,
 			if err != nil {
 				return run, err
 			}
-			rates[i] = rep.BlocksPerSec
+			rates[i], cpus[i] = rep.BlocksPerSec, perOp(cpu.used(), float64(rep.Blocks))
 			s.add(rep, &cpu)
+			s.cpus = append(s.cpus, cpus[i])
 			s.rssEnd = vmRSS()
 		}
 	}
@@ -206,8 +213,10 @@ func interleave(ctx context.Context, n int, d time.Duration, rounds, suites int,
 		switch r.Kind {
 		case roundEcho:
 			run.echoes, run.plains = append(run.echoes, rates[i]), append(run.plains, rates[r.Plain])
+			run.echoCPUs, run.plainCPUs = append(run.echoCPUs, cpus[i]), append(run.plainCPUs, cpus[r.Plain])
 		case roundDTLS:
-			run.dtls[r.Suite].paired = append(run.dtls[r.Suite].paired, rates[r.Plain])
+			s := &run.dtls[r.Suite]
+			s.paired, s.pairedCPU = append(s.paired, rates[r.Plain]), append(s.pairedCPU, cpus[r.Plain])
 		}
 	}
 	for i, e := range run.echoes {
@@ -258,16 +267,19 @@ func (r pullRun) cpuRatio() float64 {
 const pullGoal = 0.6
 
 // roundsLine is the line under a run that shows its pairs: each pair's two rates as b/a, then
-// the median of the pairs' ratios b/a with its range and how many reached pullGoal. It starts
-// with "rounds" where a run's row starts with its device count or "dtls".
-func roundsLine(what string, a, b []float64) string {
+// the median of the pairs' ratios b/a with its range and how many reached pullGoal, then the
+// median of the pairs' CPU ratios cpuB/cpuA (CPU per operation of both sides: on a machine
+// too loaded to give either round what it asked for, the steadier comparison). It starts with
+// "rounds" where a run's row starts with its device count or "dtls".
+func roundsLine(what string, a, b, cpuA, cpuB []float64) string {
 	s, pairs, reached := pairRatios(a, b, pullGoal)
 	line := fmt.Sprintf("%8s %s:", "rounds", what)
 	for i := range min(len(a), len(b)) {
 		line += fmt.Sprintf(" %.0f/%.0f", b[i], a[i])
 	}
-	return line + fmt.Sprintf("; median %.2f of %d pair ratios (%.2f to %.2f), %d of %d at %.1fx or more",
-		s.Median, pairs, s.Min, s.Max, reached, pairs, pullGoal)
+	c, _, _ := pairRatios(cpuA, cpuB, 0)
+	return line + fmt.Sprintf("; median %.2f of %d pair ratios (%.2f to %.2f), %d of %d at %.1fx or more; cpu ratio median %.2f (%.2f to %.2f)",
+		s.Median, pairs, s.Min, s.Max, reached, pairs, pullGoal, c.Median, c.Min, c.Max)
 }
 
 // median is the middle value of v (the mean of the two middle ones for an even count), 0 for none.

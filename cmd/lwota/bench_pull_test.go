@@ -193,6 +193,12 @@ func TestBenchPullRounds(t *testing.T) {
 		if _, err := fmt.Sscanf(rest, "median %f of %d pair ratios (%f to %f)", &m, &n, &lo, &hi); err != nil || n != want {
 			t.Fatalf("%s: %q: %v, %d pairs", what, rest, err, n)
 		}
+		var cpu float64
+		if _, tail, ok := strings.Cut(rest, "; cpu ratio median "); !ok {
+			t.Errorf("%s: no CPU ratio of the pairs in %q", what, rest)
+		} else if _, err := fmt.Sscanf(tail, "%f", &cpu); err != nil || cpu <= 0 {
+			t.Errorf("%s: CPU ratio %q: want one measured (%v)", what, tail, err)
+		}
 		// The printed rates are rounded to a block/s, the ratios to 0.01.
 		s := spreadOf(ratios)
 		if math.Abs(s.Median-m) > 0.006 || math.Abs(s.Min-lo) > 0.006 || math.Abs(s.Max-hi) > 0.006 {
