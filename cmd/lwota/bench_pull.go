@@ -119,7 +119,7 @@ func BenchPull(ctx context.Context, w io.Writer, cfg pullBenchConfig) error {
 	if !startGCHeadroom(gcCtx, defaultGCHeadroom, os.Getenv) {
 		gc = "GOGC set: no GC headroom"
 	}
-	slot := roundOf(d, cfg.Rounds)
+	slot := roundOf(d, cfg.Rounds).Round(time.Millisecond) // as printed; the rounds run roundOf
 	fmt.Fprintf(w, "firmware pull: %d KiB image, 1024-byte blocks, %v per run; the devices run in a child process (lwota bench pull-clients), "+
 		"the servers in this one, the UDP echo's clients in a child process as well; cpu us/blk counts both, srv+cli splits it (server + devices), "+
 		"echo srv+cli the echo's µs per round trip the same way; %s in both\n",
@@ -134,9 +134,7 @@ func BenchPull(ctx context.Context, w io.Writer, cfg pullBenchConfig) error {
 			"each rounds line lists its pairs' rates (dtls/plain, plain/echo), the median of their ratios with the range, and the median of their CPU ratios (plain's CPU per block ÷ dtls's; echo's per round trip ÷ plain's per block)\n",
 			slot, cfg.Rounds)
 	}
-	fmt.Fprintf(w, "%8s %12s %12s %7s %9s %9s %10s %11s %12s %8s %8s %10s %10s  %s\n",
-		"devices", "echo rt/s", "blocks/s", "ratio", "cpu ratio", "decline", "cpu us/blk", "srv+cli", "echo srv+cli", "retrans", "errors", "rss start", "rss end",
-		"pairs (blocks/s ÷ echo rt/s)")
+	fmt.Fprintln(w, pullTableHeader())
 	for _, n := range cfg.Devices {
 		rssStart := vmRSS()
 		// With --cpuprofile-runs the first round of each kind is profiled (a CPU profile cannot
@@ -181,6 +179,13 @@ func BenchPull(ctx context.Context, w io.Writer, cfg pullBenchConfig) error {
 		}
 	}
 	return nil
+}
+
+// pullTableHeader is the header of the table of runs.
+func pullTableHeader() string {
+	return fmt.Sprintf("%8s %12s %12s %7s %9s %9s %10s %11s %12s %8s %8s %10s %10s  %s",
+		"devices", "echo rt/s", "blocks/s", "ratio", "cpu ratio", "decline", "cpu us/blk", "srv+cli", "echo srv+cli", "retrans", "errors", "rss start", "rss end",
+		"pairs (blocks/s ÷ echo rt/s)")
 }
 
 // printPullDiag prints where a run's retransmissions may have come from (lwm2mtest.PullReport):
