@@ -136,7 +136,6 @@ func BenchPull(ctx context.Context, w io.Writer, cfg pullBenchConfig) error {
 	}
 	fmt.Fprintln(w, pullTableHeader())
 	for _, n := range cfg.Devices {
-		rssStart := vmRSS()
 		// With --cpuprofile-runs the first round of each kind is profiled (a CPU profile cannot
 		// be appended to across rounds).
 		run, err := interleavePull(ctx, n, d, cfg.Rounds, len(suites), echoSrv.Addr(),
@@ -159,7 +158,6 @@ func BenchPull(ctx context.Context, w io.Writer, cfg pullBenchConfig) error {
 		if err != nil {
 			return err
 		}
-		rssEnd := vmRSS()
 		rep := run.pull.rep
 		pairs := make([]string, len(run.ratios))
 		for i, r := range run.ratios {
@@ -168,7 +166,7 @@ func BenchPull(ctx context.Context, w io.Writer, cfg pullBenchConfig) error {
 		fmt.Fprintf(w, "%8d %12.0f %12.0f %6.2fx %8.2fx %9.2f %10.1f %11s %12s %8d %8d %7d MiB %7d MiB  %s\n",
 			n, run.echo, rep.BlocksPerSec, run.ratio(), run.cpuRatio(), rep.Decline(), run.pullCPUPerOp(),
 			cpuSplit(run.serverCPUPerOp(), run.pullCPUPerOp()), cpuSplit(run.echoServerCPUPerOp(), run.echoCPUPerOp()), rep.Retransmits, rep.Errors,
-			rssStart>>20, rssEnd>>20, strings.Join(pairs, " "))
+			run.pull.rssStart>>20, run.pull.rssEnd>>20, strings.Join(pairs, " "))
 		if rep.FirstError != "" {
 			fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
 		}
