@@ -501,12 +501,13 @@ func liveHeap() uint64 {
 func benchPullCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench pull", stderr)
 	devices := fs.String("devices", "16,64,1000", "comma-separated device counts, one run each")
-	duration := fs.Duration("duration", 60*time.Second, "how long each run pulls")
+	duration := fs.Duration("duration", 60*time.Second, "how long each run pulls at each device count: each DTLS suite in --rounds rounds, plain CoAP and the echo in as many rounds beside them (without --dtls: --rounds pairs of plain CoAP and echo rounds)")
+	rounds := fs.Int("rounds", 3, "rounds each run's --duration is split into, each round beside one of the run it is compared with (DTLS beside plain CoAP, plain CoAP beside the echo); a ratio is the median of the pairs'")
 	withDTLS := fs.Bool("dtls", false, "also pull over CoAP over DTLS at each device count, as a ratio to plain CoAP")
 	ciphers := fs.String("cipher", "psk-ccm8", "with --dtls: comma-separated cipher suites, one DTLS run each: psk-ccm8, psk-gcm, ecdhe-ccm8")
 	cpuProfile := fs.String("cpuprofile", "", "write the CPU profile of the whole run of the servers' process (lwota's and the echo's; their clients run in a child) to this file")
-	runProfiles := fs.String("cpuprofile-runs", "", "write the CPU profile of each run's measured window alone (no echo baseline, handshakes or teardown) to PREFIX.<devices>.plain and PREFIX.<devices>.dtls-<suite>")
-	clientsProfiles := fs.String("clients-cpuprofile", "", "write the CPU profile of the devices' child process over each run's measured window to PREFIX.<devices>.plain and PREFIX.<devices>.dtls-<suite> (the first plain slot)")
+	runProfiles := fs.String("cpuprofile-runs", "", "write the CPU profile of each run's first round's measured window alone (no echo baseline, handshakes or teardown) to PREFIX.<devices>.plain and PREFIX.<devices>.dtls-<suite>")
+	clientsProfiles := fs.String("clients-cpuprofile", "", "write the CPU profile of the devices' child process over each run's first round's measured window to PREFIX.<devices>.plain and PREFIX.<devices>.dtls-<suite>")
 	if err := parseWithEnv(fs, args, os.Getenv); err != nil {
 		return err
 	}
@@ -524,6 +525,9 @@ func benchPullCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *rounds < 1 || *rounds > maxBenchRounds {
+		return fmt.Errorf("bench pull: --rounds %d: want 1 to %d", *rounds, maxBenchRounds)
+	}
 	var counts []int
 	for _, f := range strings.Split(*devices, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -539,5 +543,6 @@ func benchPullCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 			return fmt.Errorf("bench pull: --cipher: %w", err)
 		}
 	}
-	return BenchPull(ctx, stdout, counts, *duration, suites, pullProfiles{runs: *runProfiles, clients: *clientsProfiles})
+	return BenchPull(ctx, stdout, pullBenchConfig{Devices: counts, Duration: *duration, Rounds: *rounds, Suites: suites,
+		Profiles: pullProfiles{runs: *runProfiles, clients: *clientsProfiles}})
 }

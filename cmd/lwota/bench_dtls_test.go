@@ -42,7 +42,7 @@ func TestBenchDTLS(t *testing.T) {
 	}
 	t.Log("\n" + out.String())
 	out.Reset()
-	if err := BenchPull(context.Background(), &out, []int{4}, 500*time.Millisecond, lwm2mtest.DTLSSuites(), pullProfiles{}); err != nil {
+	if err := BenchPull(context.Background(), &out, pullBenchConfig{Devices: []int{4}, Duration: 500 * time.Millisecond, Rounds: 1, Suites: lwm2mtest.DTLSSuites()}); err != nil {
 		t.Fatal(err)
 	}
 	for _, suite := range lwm2mtest.DTLSSuites() {

@@ -28,18 +28,32 @@ import (
 // pullBenchImageSize is the image the pull benchmark serves: 1 MiB, 1024 blocks of 1 KiB.
 const pullBenchImageSize = 1 << 20
 
+// pullBenchConfig is a run of lwota bench pull.
+type pullBenchConfig struct {
+	Devices []int // the device counts, one after the other
+	// Duration is how long each DTLS suite pulls at each device count, in Rounds rounds; plain
+	// CoAP and the echo run as many rounds of the same length, one beside each DTLS round
+	// (bench_pull_fair.go). Without Suites, plain CoAP and the echo pull for Duration each.
+	Duration time.Duration
+	Rounds   int
+	Suites   []lwm2mtest.DTLSSuite // none: no DTLS
+	Profiles pullProfiles
+}
+
 // BenchPull measures firmware pull throughput (lwota bench pull): a transport.Endpoint with the
 // firmware/transfer Server on loopback serves a 1 MiB image from a temporary directory blob
-// store, and for each concurrency in devices a raw UDP echo baseline runs, then PullLoad, each
-// for d. For each of suites (none: no DTLS) a DTLS Endpoint serves the same Server and the pull
-// runs over DTLS with that cipher suite too, for d, reported as a ratio to the plain CoAP run of
-// the same device count (bench_pull_dtls.go). The devices run in a child process
-// (bench_pull_clients.go), and so do the echo's clients: the CPU per block (per round trip)
-// counts both processes and is printed split. With a profiles prefix, each run's measured window is profiled
-// on its own into prefix.<devices>.plain and prefix.<devices>.dtls-<suite> (the echo baseline,
-// the handshakes and the teardown left out); profiles.clients does the same for the devices'
-// child process.
-func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration, suites []lwm2mtest.DTLSSuite, profiles pullProfiles) error {
+// store, and for each concurrency in cfg.Devices a raw UDP echo baseline, PullLoad, and for each
+// of cfg.Suites the pull over DTLS with that cipher suite (a DTLS Endpoint serving the same
+// Server, bench_pull_dtls.go) run in alternating rounds (bench_pull_fair.go): plain CoAP is
+// reported as a ratio to the echo, DTLS as a ratio to plain CoAP, each the median of the ratios
+// of rounds run side by side. The devices run in a child process (bench_pull_clients.go), and
+// so do the echo's clients: the CPU per block (per round trip) counts both processes and is
+// printed split. With a profiles prefix, the first round of each kind's measured window is
+// profiled on its own into prefix.<devices>.plain and prefix.<devices>.dtls-<suite> (the echo
+// baseline, the handshakes and the teardown left out); profiles.clients does the same for the
+// devices' child process.
+func BenchPull(ctx context.Context, w io.Writer, cfg pullBenchConfig) error {
+	suites, d := cfg.Suites, cfg.Duration
 	tmp, err := os.MkdirTemp("", "lwota-bench-pull-")
 	if err != nil {
 		return err
@@ -105,53 +119,71 @@ func BenchPull(ctx context.Context, w io.Writer, devices []int, d time.Duration,
 	if !startGCHeadroom(gcCtx, defaultGCHeadroom, os.Getenv) {
 		gc = "GOGC set: no GC headroom"
 	}
+	slot := roundOf(d, cfg.Rounds).Round(time.Millisecond) // as printed; the rounds run roundOf
 	fmt.Fprintf(w, "firmware pull: %d KiB image, 1024-byte blocks, %v per run; the devices run in a child process (lwota bench pull-clients), "+
 		"the servers in this one, the UDP echo's clients in a child process as well; cpu us/blk counts both, srv+cli splits it (server + devices), "+
 		"echo srv+cli the echo's µs per round trip the same way; %s in both\n",
 		pullBenchImageSize>>10, d, gc)
-	fmt.Fprintf(w, "echo and pull alternate in %d slots of %v per device count (echo, pull, pull, echo, ...) so that load from outside hits both alike; "+
-		"ratio: median of the slots' blocks/s ÷ echo rt/s; cpu ratio: echo CPU per round trip ÷ pull CPU per block\n", slotsOf(d), pullWindow(d))
-	fmt.Fprintf(w, "%8s %12s %12s %7s %9s %9s %10s %11s %12s %8s %8s %10s %10s  %s\n",
-		"devices", "echo rt/s", "blocks/s", "ratio", "cpu ratio", "decline", "cpu us/blk", "srv+cli", "echo srv+cli", "retrans", "errors", "rss start", "rss end",
-		"slots (blocks/s ÷ echo rt/s)")
-	for _, n := range devices {
-		rssStart := vmRSS()
-		// With --cpuprofile-runs the first pull slot is profiled (a CPU profile cannot be
-		// appended to across slots).
-		profiled := false
-		run, err := interleavePull(ctx, n, d, echoSrv.Addr(), func(ctx context.Context, slot time.Duration, cpu *pullCPU) (lwm2mtest.PullReport, error) {
-			clientsProfile := ""
-			if !profiled {
-				profiled, cpu.profile, clientsProfile = true, runProfile(profiles.runs, n, "plain"), runProfile(profiles.clients, n, "plain")
-			}
-			rep, err := pullClients{URI: uri, Devices: n, Duration: slot, Window: slot, CPUProfile: clientsProfile}.run(ctx, cpu) // bench_pull_clients.go
-			return rep, errors.Join(err, cpu.stopProfile())
-		})
+	if len(suites) == 0 {
+		fmt.Fprintf(w, "echo and pull alternate in %d pairs of rounds of %v per device count (echo, pull, pull, echo, ...) so that load from outside hits both alike; "+
+			"ratio: median of the pairs' blocks/s ÷ echo rt/s; cpu ratio: echo CPU per round trip ÷ pull CPU per block\n", cfg.Rounds, slot)
+	} else {
+		fmt.Fprintf(w, "rounds of %v: each DTLS suite pulls in %d rounds per device count, each beside a plain CoAP round, each plain round beside an echo round "+
+			"(dtls, plain, echo, then echo, plain, dtls, ..., the suites taking turns) so that load from outside hits each pair alike; "+
+			"ratio: median of the pairs' blocks/s ÷ echo rt/s; dtls: median of the pairs' dtls ÷ plain blocks/s; cpu ratio: echo CPU per round trip ÷ pull CPU per block; "+
+			"each rounds line lists its pairs' rates (dtls/plain, plain/echo), the median of their ratios with the range, and the median of their CPU ratios (plain's CPU per block ÷ dtls's; echo's per round trip ÷ plain's per block)\n",
+			slot, cfg.Rounds)
+	}
+	fmt.Fprintln(w, pullTableHeader())
+	for _, n := range cfg.Devices {
+		// With --cpuprofile-runs the first round of each kind is profiled (a CPU profile cannot
+		// be appended to across rounds).
+		run, err := interleavePull(ctx, n, d, cfg.Rounds, len(suites), echoSrv.Addr(),
+			func(ctx context.Context, r pullRound, slot time.Duration, first bool, cpu *pullCPU) (lwm2mtest.PullReport, error) {
+				if r.Kind == roundDTLS {
+					suite := suites[r.Suite]
+					clientsProfile := ""
+					if first {
+						cpu.profile, clientsProfile = runProfile(cfg.Profiles.runs, n, "dtls-"+suite.Name), runProfile(cfg.Profiles.clients, n, "dtls-"+suite.Name)
+					}
+					return pullDTLSRound(ctx, dtlsSrv, secureURI, suite, n, slot, clientsProfile, cpu) // bench_pull_dtls.go
+				}
+				clientsProfile := ""
+				if first {
+					cpu.profile, clientsProfile = runProfile(cfg.Profiles.runs, n, "plain"), runProfile(cfg.Profiles.clients, n, "plain")
+				}
+				rep, err := pullClients{URI: uri, Devices: n, Duration: slot, Window: slot, CPUProfile: clientsProfile}.run(ctx, cpu) // bench_pull_clients.go
+				return rep, errors.Join(err, cpu.stopProfile())
+			})
 		if err != nil {
 			return err
 		}
-		rssEnd := vmRSS()
-		rep := run.pull
-		slots := make([]string, len(run.ratios))
+		rep := run.pull.rep
+		pairs := make([]string, len(run.ratios))
 		for i, r := range run.ratios {
-			slots[i] = strconv.FormatFloat(r, 'f', 2, 64)
+			pairs[i] = strconv.FormatFloat(r, 'f', 2, 64)
 		}
 		fmt.Fprintf(w, "%8d %12.0f %12.0f %6.2fx %8.2fx %9.2f %10.1f %11s %12s %8d %8d %7d MiB %7d MiB  %s\n",
 			n, run.echo, rep.BlocksPerSec, run.ratio(), run.cpuRatio(), rep.Decline(), run.pullCPUPerOp(),
 			cpuSplit(run.serverCPUPerOp(), run.pullCPUPerOp()), cpuSplit(run.echoServerCPUPerOp(), run.echoCPUPerOp()), rep.Retransmits, rep.Errors,
-			rssStart>>20, rssEnd>>20, strings.Join(slots, " "))
+			run.pull.rssStart>>20, run.pull.rssEnd>>20, strings.Join(pairs, " "))
 		if rep.FirstError != "" {
 			fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
 		}
 		printPullDiag(w, rep)
-		for _, suite := range suites {
-			if err := benchPullDTLS(ctx, w, dtlsSrv, secureURI, suite, n, d, run.echo, rep.BlocksPerSec,
-				runProfile(profiles.runs, n, "dtls-"+suite.Name), runProfile(profiles.clients, n, "dtls-"+suite.Name)); err != nil {
-				return err
-			}
+		fmt.Fprintln(w, roundsLine("plain/echo", run.echoes, run.plains, run.plainCPUs, run.echoCPUs))
+		for i, suite := range suites {
+			printPullDTLS(w, suite, run.dtls[i], run.echo)
 		}
 	}
 	return nil
+}
+
+// pullTableHeader is the header of the table of runs.
+func pullTableHeader() string {
+	return fmt.Sprintf("%8s %12s %12s %7s %9s %9s %10s %11s %12s %8s %8s %10s %10s  %s",
+		"devices", "echo rt/s", "blocks/s", "ratio", "cpu ratio", "decline", "cpu us/blk", "srv+cli", "echo srv+cli", "retrans", "errors", "rss start", "rss end",
+		"pairs (blocks/s ÷ echo rt/s)")
 }
 
 // printPullDiag prints where a run's retransmissions may have come from (lwm2mtest.PullReport):
@@ -175,11 +207,6 @@ type pullProfiles struct {
 // total µs per block.
 func cpuSplit(server, total float64) string {
 	return fmt.Sprintf("%.1f+%.1f", server, total-server)
-}
-
-// pullWindow is the rate window: 10 s, shorter for short runs so that there are five.
-func pullWindow(d time.Duration) time.Duration {
-	return min(10*time.Second, max(d/5, 100*time.Millisecond))
 }
 
 // benchGrants grants every job the benchmark image.

@@ -19,7 +19,7 @@ import (
 )
 
 // The pull benchmark's devices run in a child process of their own (issue 16): the hidden
-// `lwota bench pull-clients`, once per plain CoAP slot and once per DTLS run. In one process
+// `lwota bench pull-clients`, once per round (plain CoAP, DTLS or echo). In one process
 // the server's garbage collector marked the devices' heap too (2,000 pion connections at 1,000
 // DTLS devices, ~50 MB), which a deployed server never does, and the CPU per block could not
 // be split between lwota and the load generator. Now the bench measures its own CPU (the

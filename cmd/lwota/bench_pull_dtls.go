@@ -60,33 +60,38 @@ func serveBenchPullDTLS(ctx context.Context, h transport.Handler) (*benchDTLSSer
 	}, nil
 }
 
-// benchPullDTLS runs the pull load over DTLS with suite at n devices for d and prints it in the
-// columns of the plain run (its ratio to echo, the UDP echo baseline), then as a ratio to
-// coapRate, the plain CoAP blocks/s of the same device count, the figure issue 16 sets at ≥ 0.6.
-// The devices run in a child process, as the plain run's do (bench_pull_clients.go).
-func benchPullDTLS(ctx context.Context, w io.Writer, srv *benchDTLSServer, uri string, suite lwm2mtest.DTLSSuite,
-	n int, d time.Duration, echo, coapRate float64, profile, clientsProfile string) error {
-	rssStart := vmRSS()
-	cpu := pullCPU{profile: profile} // once the handshakes are done: the CPU of the pull alone (bench_pull.go)
-	rep, err := pullClients{URI: uri, Devices: n, Duration: d, Window: pullWindow(d), Suite: suite.Name, CPUProfile: clientsProfile,
-		CertPEM: srv.device.CertPEM, KeyPEM: srv.device.KeyPEM, CAPEM: srv.caPEM}.run(ctx, &cpu) // bench_pull_clients.go
+// pullDTLSRound runs one round of the pull load over DTLS with suite at n devices for slot, its
+// devices in a child process, as the plain rounds' are (bench_pull_clients.go); cpu measures
+// the pull once the handshakes are done (bench_pull.go), its profile set for a profiled round.
+func pullDTLSRound(ctx context.Context, srv *benchDTLSServer, uri string, suite lwm2mtest.DTLSSuite,
+	n int, slot time.Duration, clientsProfile string, cpu *pullCPU) (lwm2mtest.PullReport, error) {
+	rep, err := pullClients{URI: uri, Devices: n, Duration: slot, Window: slot, Suite: suite.Name, CPUProfile: clientsProfile,
+		CertPEM: srv.device.CertPEM, KeyPEM: srv.device.KeyPEM, CAPEM: srv.caPEM}.run(ctx, cpu) // bench_pull_clients.go
 	if err := errors.Join(err, cpu.stopProfile()); err != nil {
-		return fmt.Errorf("dtls %s: %w", suite.Name, err)
+		return rep, fmt.Errorf("dtls %s: %w", suite.Name, err)
 	}
-	perBlock, srvPerBlock, ratio := 0.0, 0.0, 0.0 // ratio: to plain CoAP
-	if rep.Blocks > 0 {
-		perBlock = float64(cpu.used().Microseconds()) / float64(rep.Blocks)
-		srvPerBlock = float64(cpu.server().Microseconds()) / float64(rep.Blocks)
-	}
-	if coapRate > 0 {
-		ratio = rep.BlocksPerSec / coapRate
+	return rep, nil
+}
+
+// printPullDTLS prints suite's rounds in the columns of the plain run (their ratio to echo, the
+// UDP echo baseline's median), then as a ratio to plain CoAP: the median of the ratios of each
+// DTLS round to the plain round beside it, the figure issue 16 sets at ≥ 0.6; under it the
+// diagnosis and every pair, with the median of their CPU ratios (plain's CPU per block ÷
+// DTLS's: the rate ratio of a machine that gave both the same CPU).
+func printPullDTLS(w io.Writer, suite lwm2mtest.DTLSSuite, s pullSeries, echo float64) {
+	rep := s.rep
+	perBlock, srvPerBlock := s.cpuPerBlock()
+	ratio, _, _ := pairRatios(s.paired, rep.Windows, pullGoal)
+	toEcho := 0.0
+	if echo > 0 {
+		toEcho = rep.BlocksPerSec / echo
 	}
 	fmt.Fprintf(w, "%8s %12s %12.0f %6.2fx %9s %9.2f %10.1f %11s %12s %8d %8d %7d MiB %7d MiB  dtls %s: %.2f of plain CoAP's blocks/s\n",
-		"dtls", "", rep.BlocksPerSec, rep.BlocksPerSec/echo, "", rep.Decline(), perBlock, cpuSplit(srvPerBlock, perBlock), "", rep.Retransmits, rep.Errors,
-		rssStart>>20, vmRSS()>>20, suite.Name, ratio)
+		"dtls", "", rep.BlocksPerSec, toEcho, "", rep.Decline(), perBlock, cpuSplit(srvPerBlock, perBlock), "", rep.Retransmits, rep.Errors,
+		s.rssStart>>20, s.rssEnd>>20, suite.Name, ratio.Median)
 	if rep.FirstError != "" {
 		fmt.Fprintf(w, "%8s first error: %s\n", "", rep.FirstError)
 	}
 	printPullDiag(w, rep)
-	return nil
+	fmt.Fprintln(w, roundsLine(suite.Name+"/plain", s.paired, rep.Windows, s.cpus, s.pairedCPU))
 }
