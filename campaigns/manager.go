@@ -138,9 +138,9 @@ type Spec struct {
 // Selection is what a spec selects: the devices and the wave split.
 type Selection struct {
 	Image *firmware.Image
-	// Devices are the selected devices, in endpoint order. Selected by an ExactSelector, they
-	// hold only their Endpoint and the labels the plan reads.
-	Devices []*registration.Registration
+	// Devices are the selected devices, in endpoint order, with the labels the plan reads
+	// (selected by an ExactSelector, only those).
+	Devices []Selected
 	Waves   [][]string // endpoints per wave, in start order
 }
 
@@ -412,10 +412,13 @@ func deviceOf(r *registration.Registration, now time.Time) selector.Device {
 	}
 }
 
-func labelsOf(devices []*registration.Registration) map[string]map[string]string {
-	out := make(map[string]map[string]string, len(devices))
+// labelsOf maps the endpoints of devices that have labels to them.
+func labelsOf(devices []Selected) map[string]map[string]string {
+	out := make(map[string]map[string]string)
 	for _, d := range devices {
-		out[d.Endpoint] = d.Labels
+		if d.Labels != nil {
+			out[d.Endpoint] = d.Labels
+		}
 	}
 	return out
 }
