@@ -25,7 +25,10 @@ type Campaigns interface {
 	DryRun(ctx context.Context, spec campaigns.Spec) (*campaigns.Selection, error)
 	// CreateCounted stores a campaign, started when spec.Start, and returns it with the summary
 	// of its members as stored: *campaigns.InvalidError, *campaigns.ConflictError.
+	// It does not wake the tick: the handler calls Wake once the answer is written.
 	CreateCounted(ctx context.Context, spec campaigns.Spec, actor string) (*campaigns.Campaign, campaigns.MemberSummary, error)
+	// Wake asks for a tick soon: a started campaign's first updates.
+	Wake()
 	// Get returns one campaign, or campaigns.ErrNotFound.
 	Get(ctx context.Context, id string) (*campaigns.Campaign, error)
 	// List returns the campaigns in one of states (all when none), newest first.
@@ -621,7 +624,13 @@ func (a *API) createCampaign(c echo.Context) error {
 	// read back (a start over 10,000 devices answers without two GROUP BYs over their rows).
 	out, _ := a.viewFrom(cmp, sum)
 	c.Response().Header().Set(echo.HeaderLocation, campaignURL(cmp.ID))
-	return c.JSON(http.StatusCreated, out)
+	err = c.JSON(http.StatusCreated, out)
+	if spec.Start {
+		// The answer first, then the tick that starts the updates of (up to) 10,000 devices.
+		c.Response().Flush()
+		m.Wake()
+	}
+	return err
 }
 
 // listCampaigns: GET /campaigns?state=running,paused, newest first.

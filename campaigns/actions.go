@@ -221,14 +221,15 @@ func (m *Manager) actUnserialised(ctx context.Context, id, actor, action, reason
 		}
 		m.log.Info("campaign "+action, "campaign", id, "from", from, "to", c.State, "by", actor, "reason", reason)
 		m.publish(ev)
-		m.wake()
+		m.Wake()
 		return c, nil
 	}
 	return nil, fmt.Errorf("%s campaign %s: %w", action, id, ErrStale)
 }
 
-// wake asks for a tick soon, so that an action takes effect without waiting a whole Tick.
-func (m *Manager) wake() {
+// Wake asks for a tick soon, so that an action (or a campaign CreateCounted started) takes
+// effect without waiting a whole Tick.
+func (m *Manager) Wake() {
 	select {
 	case m.poke <- struct{}{}:
 	default:

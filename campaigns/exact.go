@@ -26,7 +26,7 @@ func (m *Manager) WithExactSelector(es ExactSelector) *Manager {
 // ExactSelector, when there is one: at 10,000 devices it reads their endpoints and the labels
 // plan p needs, and finds the misfits in the same pass, instead of every selected registration.
 func (m *Manager) selectForImage(ctx context.Context, sel *selector.Selector, explicit []string, t firmware.Selector, p plan.Plan,
-	now time.Time) (devices, misfits []*registration.Registration, err error) {
+	now time.Time) (devices []Selected, misfits []*registration.Registration, err error) {
 	if es := m.exact; es != nil && len(explicit) == 0 && sel.Narrow().Exact {
 		q := ExactQuery{Filter: narrowed(sel, now), Target: t}
 		q.Filter.Brief = false
@@ -41,10 +41,13 @@ func (m *Manager) selectForImage(ctx context.Context, sel *selector.Selector, ex
 		}
 		return res.Devices, res.Misfits, nil
 	}
-	if devices, err = m.selectDevices(ctx, sel, explicit, now); err != nil {
+	regs, err := m.selectDevices(ctx, sel, explicit, now)
+	if err != nil {
 		return nil, nil, err
 	}
-	for _, d := range devices {
+	devices = make([]Selected, len(regs))
+	for i, d := range regs {
+		devices[i] = Selected{Endpoint: d.Endpoint, Labels: d.Labels}
 		if !fitsTarget(t, d) {
 			misfits = append(misfits, d)
 		}

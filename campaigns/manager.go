@@ -138,9 +138,9 @@ type Spec struct {
 // Selection is what a spec selects: the devices and the wave split.
 type Selection struct {
 	Image *firmware.Image
-	// Devices are the selected devices, in endpoint order. Selected by an ExactSelector, they
-	// hold only their Endpoint and the labels the plan reads.
-	Devices []*registration.Registration
+	// Devices are the selected devices, in endpoint order, with the labels the plan reads
+	// (selected by an ExactSelector, only those).
+	Devices []Selected
 	Waves   [][]string // endpoints per wave, in start order
 }
 
@@ -151,16 +151,23 @@ func (m *Manager) DryRun(ctx context.Context, spec Spec) (*Selection, error) {
 }
 
 // Create validates spec, selects and assigns the devices and stores the campaign with them, in
-// StateDraft, or started when spec.Start. It fails with *InvalidError or *ConflictError.
+// StateDraft, or started when spec.Start (and then wakes the tick that starts its updates). It
+// fails with *InvalidError or *ConflictError.
 func (m *Manager) Create(ctx context.Context, spec Spec, actor string) (*Campaign, error) {
 	c, _, err := m.CreateCounted(ctx, spec, actor)
+	if err == nil && spec.Start {
+		m.Wake()
+	}
 	return c, err
 }
 
 // CreateCounted is Create, returning also the summary of the members as the creating
 // transaction stored them (every one pending in its wave): what the answer to a create shows,
 // counted from the members just written instead of read back from the store with two GROUP BYs
-// over 10,000 rows while the first tick starts their updates.
+// over 10,000 rows while the first tick starts their updates. It does not wake the tick for a
+// started campaign: the caller calls Wake once it has answered, so that the tick's work for
+// 10,000 devices (their jobs, its allocations and so its share of a collection's mark assists)
+// does not run beside the answer; the campaign's regular tick starts it all the same.
 func (m *Manager) CreateCounted(ctx context.Context, spec Spec, actor string) (*Campaign, MemberSummary, error) {
 	sel, c, err := m.prepare(ctx, spec)
 	if err != nil {
@@ -195,11 +202,7 @@ func (m *Manager) CreateCounted(ctx context.Context, spec Spec, actor string) (*
 	}
 	m.log.Info("campaign created", "campaign", c.ID, "name", c.Name, "devices", len(members), "by", actor, "state", c.State)
 	m.publish(append([]Event{ev}, started...)...)
-	sum := Summarise(members, len(c.Plan.Waves))
-	if spec.Start {
-		m.wake()
-	}
-	return c, sum, nil
+	return c, Summarise(members, len(c.Plan.Waves)), nil
 }
 
 // prepare validates spec and selects its devices: everything Create needs before it stores.
@@ -412,10 +415,13 @@ func deviceOf(r *registration.Registration, now time.Time) selector.Device {
 	}
 }
 
-func labelsOf(devices []*registration.Registration) map[string]map[string]string {
-	out := make(map[string]map[string]string, len(devices))
+// labelsOf maps the endpoints of devices that have labels to them.
+func labelsOf(devices []Selected) map[string]map[string]string {
+	out := make(map[string]map[string]string)
 	for _, d := range devices {
-		out[d.Endpoint] = d.Labels
+		if d.Labels != nil {
+			out[d.Endpoint] = d.Labels
+		}
 	}
 	return out
 }

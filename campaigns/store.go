@@ -77,9 +77,19 @@ type ExactQuery struct {
 type ExactSelection struct {
 	// Devices are the selected devices: their Endpoint, and of their Labels only the keys asked
 	// for (nil when they have none of them).
-	Devices []*registration.Registration
+	Devices []Selected
 	// Misfits are the selected devices the target does not fit (fitsTarget): Endpoint and Model.
 	Misfits []*registration.Registration
+}
+
+// Selected is a device a campaign selected, as its creation reads it: the endpoint, and the
+// labels its plan spreads and caps by. A value, not a *registration.Registration: a start over
+// 10,000 devices made 10,000 registrations of ~400 bytes to carry their endpoints (4 MB of its
+// 12 MB of allocations, each byte of which a start pays for in mark assists when it meets a
+// collection of a 250,000-device heap).
+type Selected struct {
+	Endpoint string
+	Labels   map[string]string
 }
 
 // MemberFilter selects members. Zero fields match everything.

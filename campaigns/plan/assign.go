@@ -49,13 +49,10 @@ func Assign(endpoints []string, labels func(ep string) map[string]string, p Plan
 		group    string
 		rank, of int // k and m above
 	}
+	// Duplicates are dropped once sorted, where they are neighbours (the same endpoint has the
+	// same hash and group): a set of the endpoints seen was a third of what Assign allocated.
 	devs := make([]dev, 0, len(endpoints))
-	seen := make(map[string]bool, len(endpoints))
 	for _, ep := range endpoints {
-		if seen[ep] {
-			continue
-		}
-		seen[ep] = true
 		d := dev{ep: ep, hash: hashOf(seed, ep)}
 		if p.SpreadBy != "" && labels != nil {
 			if v, ok := labels(ep)[p.SpreadBy]; ok {
@@ -70,6 +67,7 @@ func Assign(endpoints []string, labels func(ep string) map[string]string, p Plan
 		}
 		return strings.Compare(a.ep, b.ep)
 	}
+	same := func(a, b dev) bool { return a.ep == b.ep }
 	if p.SpreadBy != "" {
 		slices.SortFunc(devs, func(a, b dev) int {
 			if c := strings.Compare(a.group, b.group); c != 0 {
@@ -77,6 +75,7 @@ func Assign(endpoints []string, labels func(ep string) map[string]string, p Plan
 			}
 			return byHash(a, b)
 		})
+		devs = slices.CompactFunc(devs, same)
 		for i := 0; i < len(devs); {
 			j := i
 			for j < len(devs) && devs[j].group == devs[i].group {
@@ -97,6 +96,7 @@ func Assign(endpoints []string, labels func(ep string) map[string]string, p Plan
 		})
 	} else {
 		slices.SortFunc(devs, byHash)
+		devs = slices.CompactFunc(devs, same)
 	}
 	waves := make([][]string, len(p.Waves))
 	at := 0

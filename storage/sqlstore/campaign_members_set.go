@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/lwota/lwota/campaigns"
 )
@@ -94,37 +95,67 @@ func (s *Store) memberSetInserts(members []campaigns.Member) (out []stmt, ok boo
 		for _, r := range chunk {
 			size += len(r.ep) + 16 // quotes, colon, comma and the place's digits, when nothing is escaped
 		}
-		doc := make([]byte, 0, size)
+		var doc strings.Builder // one copy of the document, where a []byte and string(doc) made two
+		doc.Grow(size)
 		for i, r := range chunk {
 			if i == 0 {
-				doc = append(doc, '{')
+				doc.WriteByte('{')
 			} else {
-				doc = append(doc, ',')
+				doc.WriteByte(',')
 			}
-			if doc, err = appendJSONString(doc, r.ep); err != nil {
+			if err := writeJSONString(&doc, r.ep); err != nil {
 				return nil, false, fmt.Errorf("member %s: %w", r.ep, err)
 			}
-			doc = strconv.AppendInt(append(doc, ':'), r.place, 10)
+			doc.WriteByte(':')
+			var num [20]byte
+			doc.Write(strconv.AppendInt(num[:0], r.place, 10))
 		}
-		doc = append(doc, '}')
+		doc.WriteByte('}')
 		// campaign_id, cap_label ... updated_at as memberArgs, then the object.
-		args := append(append([]any{consts[0]}, consts[4:]...), string(doc))
+		args := append(append([]any{consts[0]}, consts[4:]...), doc.String())
 		out = append(out, stmt{s.q.insertMemberSet, args})
 	}
 	return out, true, nil
 }
 
-// appendJSONString appends s as a JSON string: as it is when it holds only printable ASCII
-// other than the quote and the backslash (an endpoint, usually), else as encoding/json writes it.
-func appendJSONString(b []byte, s string) ([]byte, error) {
+// writeJSONString writes s as a JSON string: as it is when it holds only printable ASCII other
+// than the quote and the backslash (an endpoint, usually), else as encoding/json writes it.
+func writeJSONString(b *strings.Builder, s string) error {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
 			q, err := json.Marshal(s)
 			if err != nil {
-				return b, err
+				return err
 			}
-			return append(b, q...), nil
+			b.Write(q)
+			return nil
 		}
 	}
-	return append(append(append(b, '"'), s...), '"'), nil
+	b.WriteByte('"')
+	b.WriteString(s)
+	b.WriteByte('"')
+	return nil
+}
+
+// jsonStrings is the JSON array of eps, built in one buffer of the size it needs: a campaign's
+// claims carry 10,000 endpoints, which json.Marshal copied twice more (its buffer, then the
+// string).
+func jsonStrings(eps []string) (string, error) {
+	size := 2
+	for _, ep := range eps {
+		size += len(ep) + 3
+	}
+	var b strings.Builder
+	b.Grow(size)
+	b.WriteByte('[')
+	for i, ep := range eps {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if err := writeJSONString(&b, ep); err != nil {
+			return "", err
+		}
+	}
+	b.WriteByte(']')
+	return b.String(), nil
 }

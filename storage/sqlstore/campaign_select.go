@@ -48,18 +48,23 @@ func (s *Store) SelectExact(ctx context.Context, q campaigns.ExactQuery) (*campa
 }
 
 // selectLabelled reads the endpoints of sel (a query of one column, endpoint), in endpoint
-// order, each with its labels of keys.
-func (s *Store) selectLabelled(ctx context.Context, sel string, args []any, keys []string) ([]*registration.Registration, error) {
+// order, each with its labels of keys (nil when it has none of them).
+func (s *Store) selectLabelled(ctx context.Context, sel string, args []any, keys []string) ([]campaigns.Selected, error) {
 	if len(keys) == 0 {
 		rows, err := s.query(ctx, s.dialect.rebind(sel+" ORDER BY endpoint"), args...)
 		if err != nil {
 			return nil, fmt.Errorf("sqlstore: select devices: %w", err)
 		}
-		out, err := collect(rows, func(r scanner) (*registration.Registration, error) {
-			d := &registration.Registration{}
-			return d, r.Scan(&d.Endpoint)
-		})
-		if err != nil {
+		defer rows.Close()
+		var out []campaigns.Selected
+		for rows.Next() {
+			var d campaigns.Selected
+			if err := rows.Scan(&d.Endpoint); err != nil {
+				return nil, fmt.Errorf("sqlstore: select devices: %w", err)
+			}
+			out = append(out, d)
+		}
+		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("sqlstore: select devices: %w", err)
 		}
 		return out, nil
@@ -75,7 +80,7 @@ func (s *Store) selectLabelled(ctx context.Context, sel string, args []any, keys
 		return nil, fmt.Errorf("sqlstore: select devices: %w", err)
 	}
 	defer rows.Close()
-	var out []*registration.Registration
+	var out []campaigns.Selected
 	for rows.Next() {
 		var ep string
 		var key, value *string
@@ -83,10 +88,10 @@ func (s *Store) selectLabelled(ctx context.Context, sel string, args []any, keys
 			return nil, fmt.Errorf("sqlstore: select devices: %w", err)
 		}
 		if len(out) == 0 || out[len(out)-1].Endpoint != ep {
-			out = append(out, &registration.Registration{Endpoint: ep})
+			out = append(out, campaigns.Selected{Endpoint: ep})
 		}
 		if key != nil && value != nil {
-			d := out[len(out)-1]
+			d := &out[len(out)-1]
 			if d.Labels == nil {
 				d.Labels = make(map[string]string, len(keys))
 			}

@@ -75,6 +75,7 @@ func (s *Store) createStmts(c *campaigns.Campaign, created campaigns.Event, memb
 	for i, m := range members {
 		eps[i] = m.Endpoint
 	}
+	slices.Sort(eps) // ours: claimInserts need not sort a copy
 	claims, err := s.claimInserts(c.ID, eps, false)
 	if err != nil {
 		return nil, err
@@ -132,9 +133,11 @@ func (s *Store) claimInserts(id string, eps []string, skipTaken bool) ([]stmt, e
 		q = s.q.insertNewClaims
 	}
 	// In the primary key's order (claimSetInsertQuery); a campaign's members come in wave order.
-	eps = slices.Sorted(slices.Values(eps))
+	if !slices.IsSorted(eps) {
+		eps = slices.Sorted(slices.Values(eps))
+	}
 	for start := 0; start < len(eps); start += setRowsPerStatement {
-		doc, err := jsonText(eps[start:min(start+setRowsPerStatement, len(eps))])
+		doc, err := jsonStrings(eps[start:min(start+setRowsPerStatement, len(eps))])
 		if err != nil {
 			return nil, fmt.Errorf("claims: %w", err)
 		}
@@ -259,13 +262,37 @@ func (s *Store) ListCampaigns(ctx context.Context, states ...campaigns.State) ([
 // Members returns a campaign's members matching f: by wave and start order, or by endpoint
 // when f pages (After, Limit).
 func (s *Store) Members(ctx context.Context, campaignID string, f campaigns.MemberFilter) ([]campaigns.Member, error) {
+	// Every member of a campaign is the leader's view of it, read again whenever the campaign
+	// changed elsewhere (two or three times for a 10,000-device start and its abort, 38 MB of
+	// the 136 MB a start, its ticks and its abort allocated at 250,000 devices): counted first
+	// (a range of the primary key), so that the members go into a slice of their size instead
+	// of one doubled from empty (twice the bytes, copied along the way).
+	size := 0
+	if f == (campaigns.MemberFilter{}) {
+		if err := s.queryRow(ctx, s.dialect.rebind("SELECT COUNT(*) FROM campaign_members WHERE campaign_id = ?"), campaignID).Scan(&size); err != nil {
+			return nil, fmt.Errorf("sqlstore: campaign %s members: %w", campaignID, err)
+		}
+	}
 	q, args := membersQuery(s.dialect, campaignID, f)
 	rows, err := s.query(ctx, s.dialect.rebind(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: campaign %s members: %w", campaignID, err)
 	}
-	out, err := collect(rows, scanMember)
-	if err != nil {
+	defer rows.Close()
+	var out []campaigns.Member // nil without members, as before
+	if size > 0 {
+		out = make([]campaigns.Member, 0, size) // a hint: members added since still go in
+	}
+	for rows.Next() {
+		m, err := scanMember(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: campaign %s members: %w", campaignID, err)
+		}
+		// One campaign id for all, not a copy a member: the leader's view keeps them live.
+		m.CampaignID = campaignID
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlstore: campaign %s members: %w", campaignID, err)
 	}
 	return out, nil
