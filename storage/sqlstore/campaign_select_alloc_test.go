@@ -43,28 +43,15 @@ func TestSelectExactAllocations(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := campaigns.ExactQuery{Filter: registration.Filter{EndpointPrefix: "dev-"}, Labels: tc.labels}
-			best := ^uint64(0)
-			for range 3 {
-				var before, after runtime.MemStats
-				runtime.ReadMemStats(&before)
-				sel, err := s.SelectExact(ctx, q)
-				runtime.ReadMemStats(&after)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(sel.Devices) != n {
-					t.Fatalf("selected %d devices, want %d", len(sel.Devices), n)
-				}
-				best = min(best, after.TotalAlloc-before.TotalAlloc)
-			}
 			// The endpoints (16 bytes each), their slice (grown by doubling) and the driver's
 			// per-row work come to ~100-150 bytes a device; a registration each was over 500.
-			const limit = 300
-			if per := best / n; per > limit {
-				t.Errorf("SelectExact allocated %d bytes a selected device (%d for %d), want at most %d", per, best, n, limit)
-			} else {
-				t.Logf("SelectExact allocated %d bytes a selected device", per)
-			}
+			checkBytesPer(t, "SelectExact", "selected device", n, 300, func() error {
+				sel, err := s.SelectExact(ctx, q)
+				if err == nil && len(sel.Devices) != n {
+					t.Fatalf("selected %d devices, want %d", len(sel.Devices), n)
+				}
+				return err
+			})
 		})
 	}
 }
@@ -90,23 +77,10 @@ func TestCreateStmtsAllocations(t *testing.T) {
 			State: campaigns.MemberPending, PendingSince: now, UpdatedAt: now}
 	}
 	ev := campaigns.Event{CampaignID: c.ID, At: now, To: campaigns.StateDraft, Actor: "test", Action: "create"}
-	best := ^uint64(0)
-	for range 3 {
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
+	checkBytesPer(t, "createStmts", "member", n, 150, func() error {
 		_, err := s.createStmts(c, ev, members)
-		runtime.ReadMemStats(&after)
-		if err != nil {
-			t.Fatal(err)
-		}
-		best = min(best, after.TotalAlloc-before.TotalAlloc)
-	}
-	const limit = 150
-	if per := best / n; per > limit {
-		t.Errorf("createStmts allocated %d bytes a member (%d for %d), want at most %d", per, best, n, limit)
-	} else {
-		t.Logf("createStmts allocated %d bytes a member", per)
-	}
+		return err
+	})
 }
 
 // TestMembersAllocations: reading every member of a 10,000-device campaign (the leader's view,
@@ -131,24 +105,34 @@ func TestMembersAllocations(t *testing.T) {
 	if err := s.CreateCampaign(ctx, c, campaigns.Event{CampaignID: c.ID, At: now, To: campaigns.StateDraft, Actor: "test", Action: "create"}, members); err != nil {
 		t.Fatal(err)
 	}
+	checkBytesPer(t, "Members", "member", n, 1300, func() error {
+		got, err := s.Members(ctx, c.ID, campaigns.MemberFilter{})
+		if err == nil && (len(got) != n || got[0].CampaignID != c.ID || got[n-1].Endpoint != members[n-1].Endpoint) {
+			t.Fatalf("read %d members, want %d", len(got), n)
+		}
+		return err
+	})
+}
+
+// checkBytesPer fails t if f allocates more than limit bytes per each of n items, counting the
+// fewest bytes of three calls so that a background allocation (the writer's, the database
+// pool's) does not count against it.
+func checkBytesPer(t *testing.T, what, item string, n int, limit uint64, f func() error) {
+	t.Helper()
 	best := ^uint64(0)
 	for range 3 {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		got, err := s.Members(ctx, c.ID, campaigns.MemberFilter{})
+		err := f()
 		runtime.ReadMemStats(&after)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != n || got[0].CampaignID != c.ID || got[n-1].Endpoint != members[n-1].Endpoint {
-			t.Fatalf("read %d members (first %+v), want %d", len(got), got[0], n)
-		}
 		best = min(best, after.TotalAlloc-before.TotalAlloc)
 	}
-	const limit = 1300
-	if per := best / n; per > limit {
-		t.Errorf("Members allocated %d bytes a member (%d for %d), want at most %d", per, best, n, limit)
+	if per := best / uint64(n); per > limit {
+		t.Errorf("%s allocated %d bytes a %s (%d for %d), want at most %d", what, per, item, best, n, limit)
 	} else {
-		t.Logf("Members allocated %d bytes a member", per)
+		t.Logf("%s allocated %d bytes a %s", what, per, item)
 	}
 }
