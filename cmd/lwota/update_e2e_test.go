@@ -266,6 +266,9 @@ func TestUpdateFaults(t *testing.T) {
 		{"update failure", lwm2mtest.Faults{UpdateFailure: true}, fwupdate.StateFailed, "firmware update failed", 1, uint64(len(body))},
 		{"execute refused twice", lwm2mtest.Faults{RefuseExecute: 2}, fwupdate.StateSucceeded, "", 1, uint64(len(body))},
 		{"execute always refused", lwm2mtest.Faults{RefuseExecute: 100}, fwupdate.StateFailed, "execute update", 1, uint64(len(body))},
+		// Answered 2.04 and still Downloaded (the answer came from another device at a stale
+		// address, or the device dropped it): executed again, not waited on for an hour.
+		{"execute answered and ignored", lwm2mtest.Faults{IgnoreExecute: 1}, fwupdate.StateSucceeded, "", 1, uint64(len(body))},
 		{"out of ram", lwm2mtest.Faults{OutOfRAM: true}, fwupdate.StateFailed, "out of RAM", 3, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {

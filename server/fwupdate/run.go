@@ -44,6 +44,9 @@ type run struct {
 	pushFrom time.Time // when this attempt's push got its slot (MaxPushes)
 	// execRefused counts 4.05 answers to Execute while the device said Downloaded.
 	execRefused int
+	// stillDownloaded counts the reads since an answered Execute that found the device still
+	// Downloaded with no result; execAgain the Executes sent again because of them.
+	stillDownloaded, execAgain int
 	// resets counts the resets of a device found busy (Downloading, Downloaded) when this
 	// attempt's delivery started; resetNext is when the next one may be sent.
 	resets    int
@@ -137,6 +140,7 @@ func (r *run) step(j *Job) time.Duration {
 			return j.NextAttemptAt.Sub(now)
 		}
 		r.sent, r.executed, r.deferTil, r.pushFrom = false, false, time.Time{}, time.Time{}
+		r.stillDownloaded, r.execAgain = 0, 0
 		r.resets, r.resetNext = 0, time.Time{}
 		r.served.reset()
 		r.move(j, StateQueued, fmt.Sprintf("attempt %d of %d", j.Attempt+1, j.Policy.MaxAttempts), nil)
@@ -489,6 +493,9 @@ func (p *packageReader) failed() error {
 // each, before it fails.
 const maxExecRefusals = 3
 
+// maxExecAgain bounds the Executes sent again to a device still Downloaded after an answered one.
+const maxExecAgain = 3
+
 // update executes Update on a downloaded device and waits for it to come back. What the device
 // reports decides, not a new registration alone: a device may register again for other
 // reasons (its socket died while lwota was down) before it ever executed the update.
@@ -518,8 +525,22 @@ func (r *run) update(j *Job) time.Duration {
 			}
 			return r.deviceTrouble(j, fmt.Errorf("execute update: %w", err))
 		}
-		r.executed = true
+		r.executed, r.stillDownloaded = true, 0
 		r.d.log.Info("firmware update executed", "job", j.ID, "endpoint", j.Endpoint)
+		return r.d.cfg.PollInterval
+	case o.State == deviceDownloaded && o.Result == 0 && r.executed && r.execAgain < maxExecAgain:
+		// The Execute was answered, yet the device still says Downloaded: Object 5's state machine
+		// moves from Downloaded to Updating (3) when Update is executed. The answer came from elsewhere (on
+		// NoSec, another device now at a socket this one left before its registration moved)
+		// or the device dropped it; left so, the job waited out updatingTimeout (an hour) for a
+		// device that never flashes. Two reads a poll apart, not one, so that a device that
+		// changes state just after answering is not executed twice.
+		if r.stillDownloaded++; r.stillDownloaded >= 2 {
+			r.executed, r.stillDownloaded = false, 0
+			r.execAgain++
+			r.d.log.Info("execute update answered but the device is still downloaded, executing again", "job", j.ID, "endpoint", j.Endpoint, "again", r.execAgain)
+			return 0
+		}
 		return r.d.cfg.PollInterval
 	case o.Result >= 2:
 		return r.decide(j, o)

@@ -43,6 +43,10 @@ type Faults struct {
 	// RefuseExecute answers that many Executes of /5/0/2 with 4.05 while the package is
 	// downloaded, as a device between states may; it counts down as it fires.
 	RefuseExecute int
+	// IgnoreExecute answers that many Executes of /5/0/2 with 2.04 and stays Downloaded, as
+	// another device answering at the device's stale address would, or a device that lost the
+	// Execute after acknowledging it; it counts down as it fires.
+	IgnoreExecute int
 
 	// NoUpdates stops the registration Updates the device sends by itself before its lifetime
 	// runs out, as a device busy downloading may; Update and Wake still send one.
@@ -88,12 +92,23 @@ func (b *faultBox) take(n int, field func(*Faults) *int) bool {
 
 // refuseExecute reports whether this Execute of /5/0/2 is refused, counting it.
 func (b *faultBox) refuseExecute() bool {
+	return b.countDown(func(f *Faults) *int { return &f.RefuseExecute })
+}
+
+// ignoreExecute reports whether this Execute of /5/0/2 is answered and ignored, counting it.
+func (b *faultBox) ignoreExecute() bool {
+	return b.countDown(func(f *Faults) *int { return &f.IgnoreExecute })
+}
+
+// countDown reports whether the count field points at is above zero, and lowers it if so.
+func (b *faultBox) countDown(field func(*Faults) *int) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.f.RefuseExecute <= 0 {
+	p := field(&b.f)
+	if *p <= 0 {
 		return false
 	}
-	b.f.RefuseExecute--
+	*p--
 	return true
 }
 

@@ -358,6 +358,9 @@ func executeFirmwareUpdate(d *Device, _ lwm2m.Path, _ string) (func(), error) {
 	if d.fwStateNow() != FWDownloaded || d.faults.refuseExecute() {
 		return nil, errMethodNotAllowed
 	}
+	if d.faults.ignoreExecute() {
+		return nil, nil
+	}
 	d.fwSet(FWUpdating, FWResultInitial)
 	gen := d.fw.gen
 	return func() { go d.applyUpdate(gen) }, nil
