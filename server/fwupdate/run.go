@@ -530,8 +530,8 @@ func (r *run) update(j *Job) time.Duration {
 		return r.d.cfg.PollInterval
 	case o.State == deviceDownloaded && o.Result == 0 && r.executed && r.execAgain < maxExecAgain:
 		// The Execute was answered, yet the device still says Downloaded: Object 5's state machine
-		// moves from Downloaded to Updating (3) when Update is executed. The answer came from elsewhere (on
-		// NoSec, another device now at a socket this one left before its registration moved)
+		// moves from Downloaded to Updating (3) when Update is executed. The answer may have come from another
+		// device (on NoSec, one now at a socket this one left before its registration moved)
 		// or the device dropped it; left so, the job waited out updatingTimeout (an hour) for a
 		// device that never flashes. Two reads a poll apart, not one, so that a device that
 		// changes state just after answering is not executed twice.
