@@ -69,13 +69,8 @@ func TestCreateStmtsAllocations(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close() })
 	now := time.Unix(1_800_000_000, 0)
 	const n = 10000
-	c := &campaigns.Campaign{ID: "cmp_1", Name: "big", ImageID: "img", State: campaigns.StateRunning, Version: 2, CreatedAt: now, UpdatedAt: now}
-	members := make([]campaigns.Member, n)
-	for i := range members {
-		// In wave order, as Create makes them: the endpoints in no order (7919 is prime to n).
-		members[i] = campaigns.Member{CampaignID: c.ID, Endpoint: fmt.Sprintf("urn:imei:%015d", i*7919%n), Wave: i / 1000, Rank: i % 1000,
-			State: campaigns.MemberPending, PendingSince: now, UpdatedAt: now}
-	}
+	// In wave order, as Create makes them: the endpoints in no order (7919 is prime to n).
+	c, members := runningCampaign("cmp_1", n, now, func(i int) int { return i * 7919 % n })
 	ev := campaigns.Event{CampaignID: c.ID, At: now, To: campaigns.StateDraft, Actor: "test", Action: "create"}
 	checkBytesPer(t, "createStmts", "member", n, 150, func() error {
 		_, err := s.createStmts(c, ev, members)
@@ -96,12 +91,7 @@ func TestMembersAllocations(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close() })
 	now := time.Unix(1_800_000_000, 0)
 	const n = 10000
-	c := &campaigns.Campaign{ID: "cmp_0123456789abcdef", Name: "big", ImageID: "img", State: campaigns.StateRunning, Version: 2, CreatedAt: now, UpdatedAt: now}
-	members := make([]campaigns.Member, n)
-	for i := range members {
-		members[i] = campaigns.Member{CampaignID: c.ID, Endpoint: fmt.Sprintf("urn:imei:%015d", i), Wave: i / 1000, Rank: i % 1000,
-			State: campaigns.MemberPending, PendingSince: now, UpdatedAt: now}
-	}
+	c, members := runningCampaign("cmp_0123456789abcdef", n, now, func(i int) int { return i })
 	if err := s.CreateCampaign(ctx, c, campaigns.Event{CampaignID: c.ID, At: now, To: campaigns.StateDraft, Actor: "test", Action: "create"}, members); err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +102,18 @@ func TestMembersAllocations(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// runningCampaign is a running campaign id of n pending members in waves of 1,000, member i
+// with the endpoint numbered imei(i).
+func runningCampaign(id string, n int, now time.Time, imei func(i int) int) (*campaigns.Campaign, []campaigns.Member) {
+	c := &campaigns.Campaign{ID: id, Name: "big", ImageID: "img", State: campaigns.StateRunning, Version: 2, CreatedAt: now, UpdatedAt: now}
+	members := make([]campaigns.Member, n)
+	for i := range members {
+		members[i] = campaigns.Member{CampaignID: c.ID, Endpoint: fmt.Sprintf("urn:imei:%015d", imei(i)), Wave: i / 1000, Rank: i % 1000,
+			State: campaigns.MemberPending, PendingSince: now, UpdatedAt: now}
+	}
+	return c, members
 }
 
 // checkBytesPer fails t if f allocates more than limit bytes per each of n items, counting the
