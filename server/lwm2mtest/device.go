@@ -57,6 +57,10 @@ type DeviceConfig struct {
 	// zero: any. Fleets emulated from several loopback addresses keep their (address, port)
 	// pairs apart: a server never sees one device's source reused by another.
 	LocalAddr netip.Addr
+	// LocalPort is the source port of the device's first socket (Start); 0: the kernel picks.
+	// A kernel hands freed ports out again, so a device may get the port another device used
+	// a moment ago: a server that still sends that device's requests there reaches this one.
+	LocalPort int
 
 	Manufacturer    string // /3/0/0, default "lwota"
 	Model           string // /3/0/1, default "lwm2mtest"
@@ -396,10 +400,10 @@ func (d *Device) connect(avoidPort int) error {
 		case d.cfg.stream():
 			cc, err = d.dialTCP(connCtx, server)
 		case d.secure():
-			cc, err = d.dialCoAPS(connCtx, server, opts)
+			cc, err = d.dialCoAPS(connCtx, server, d.localUDPAddr(avoidPort), opts)
 		default:
-			if d.cfg.LocalAddr.IsValid() {
-				opts = append(opts, options.WithDialer(&net.Dialer{LocalAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(d.cfg.LocalAddr, 0))}))
+			if la := d.localUDPAddr(avoidPort); la != nil {
+				opts = append(opts, options.WithDialer(&net.Dialer{LocalAddr: la}))
 			}
 			cc, err = udp.Dial(server, opts...)
 		}
@@ -424,6 +428,19 @@ func (d *Device) connect(avoidPort int) error {
 		return nil
 	}
 	return fmt.Errorf("dial %s: kernel kept giving port %d", server, avoidPort)
+}
+
+// localUDPAddr is the local address of a new UDP socket: LocalAddr, and LocalPort for the
+// first socket (avoidPort 0; a reboot's socket gets another port); nil when neither is set.
+func (d *Device) localUDPAddr(avoidPort int) *net.UDPAddr {
+	p := 0
+	if avoidPort == 0 {
+		p = d.cfg.LocalPort
+	}
+	if !d.cfg.LocalAddr.IsValid() && p == 0 {
+		return nil
+	}
+	return &net.UDPAddr{IP: d.cfg.LocalAddr.AsSlice(), Port: p}
 }
 
 func port(a net.Addr) int {

@@ -24,19 +24,19 @@ func (d *Device) secure() bool {
 
 // dialDTLS handshakes with host from a new UDP socket under the device's PSK, within
 // RequestTimeout. Closing the connection closes the socket.
-func (d *Device) dialDTLS(ctx context.Context, host string) (*piondtls.Conn, error) {
-	conn, _, err := d.dialDTLSRebinding(ctx, host, false)
+func (d *Device) dialDTLS(ctx context.Context, host string, laddr *net.UDPAddr) (*piondtls.Conn, error) {
+	conn, _, err := d.dialDTLSRebinding(ctx, host, laddr, false)
 	return conn, err
 }
 
 // dialDTLSRebinding is dialDTLS; with rebinding, the socket is a rebindingConn the caller can
-// move to a new port (profiles_nat.go).
-func (d *Device) dialDTLSRebinding(ctx context.Context, host string, rebinding bool) (*piondtls.Conn, *rebindingConn, error) {
+// move to a new port (profiles_nat.go). laddr is the socket's local address; nil: any.
+func (d *Device) dialDTLSRebinding(ctx context.Context, host string, laddr *net.UDPAddr, rebinding bool) (*piondtls.Conn, *rebindingConn, error) {
 	raddr, err := net.ResolveUDPAddr("udp", host)
 	if err != nil {
 		return nil, nil, err
 	}
-	pc, err := net.ListenUDP("udp", nil)
+	pc, err := net.ListenUDP("udp", laddr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -82,8 +82,8 @@ func (d *Device) dialDTLSRebinding(ctx context.Context, host string, rebinding b
 
 // dialCoAPS is udp.Dial over a DTLS session with server; closing the client closes the
 // session and its socket.
-func (d *Device) dialCoAPS(ctx context.Context, server string, opts []udp.Option) (*client.Conn, error) {
-	conn, err := d.dialDTLS(ctx, server)
+func (d *Device) dialCoAPS(ctx context.Context, server string, laddr *net.UDPAddr, opts []udp.Option) (*client.Conn, error) {
+	conn, err := d.dialDTLS(ctx, server, laddr)
 	if err != nil {
 		return nil, err
 	}

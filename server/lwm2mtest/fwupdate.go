@@ -531,7 +531,7 @@ func (d *Device) fetchCoAP(ctx context.Context, gen uint64, u *url.URL, offset i
 	var nat *rebindingConn // the socket a NAT rebinding moves (RebindAfterBlocks)
 	var err error
 	if u.Scheme == "coaps" {
-		conn, nat, err = d.dialDTLSRebinding(ctx, host, d.cfg.RebindAfterBlocks > 0)
+		conn, nat, err = d.dialDTLSRebinding(ctx, host, nil, d.cfg.RebindAfterBlocks > 0)
 	} else {
 		conn, err = net.Dial("udp", host)
 	}
