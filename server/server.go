@@ -441,6 +441,17 @@ func (s *sender) Reachable(to transport.Addr) bool {
 	return true
 }
 
+// SessionOf reports whether a request to to would go through a session of identity: over
+// DTLS, unless another identity's session holds the address now. Other networks, and an
+// address without a session (the send reports that), say yes.
+func (s *sender) SessionOf(to transport.Addr, identity string) bool {
+	if to.Network != transport.DTLS || s.dtls == nil {
+		return true
+	}
+	got, ok := s.dtls.SessionIdentity(to.AddrPort)
+	return !ok || got == identity
+}
+
 func (s *sender) NewToken() []byte { return s.udp.NewToken() }
 
 // Listen routes token's messages from every endpoint to fn.

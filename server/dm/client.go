@@ -31,6 +31,14 @@ type Reacher interface {
 	Reachable(to transport.Addr) bool
 }
 
+// SessionBinder is a Sender that can tell whose secured session holds an address.
+type SessionBinder interface {
+	// SessionOf reports whether a request to to would go through a session of identity, or
+	// through no session at all (then the send itself reports it). False means another
+	// identity's session holds the address now.
+	SessionOf(to transport.Addr, identity string) bool
+}
+
 // Devices finds live registrations.
 type Devices interface {
 	Get(endpoint string) (*registration.Registration, bool)
@@ -178,6 +186,18 @@ func (c *Client) awake(endpoint string) (*registration.Registration, error) {
 	}
 	if reg.QueueMode && now.Sub(reg.LastSeen) > c.cfg.AwakeWindow {
 		return nil, fmt.Errorf("%s: %w", endpoint, ErrAsleep)
+	}
+	// A registration whose address another device registered from since (the device restarted
+	// and has not registered from its new socket yet) must not be sent to: the other device
+	// would get the request. It is handled as asleep until its next Register or Update.
+	if !reg.HasAddr() {
+		return nil, fmt.Errorf("%s: its last address is now another device's; waiting for its next Register or Update: %w", endpoint, ErrAsleep)
+	}
+	// Over DTLS the session at the device's address must be the device's own (its identity): a
+	// device that restarted may have left that address to another device's new session
+	// before either registered again.
+	if b, ok := c.sender.(SessionBinder); ok && reg.Identity != "" && !b.SessionOf(reg.Addr, reg.Identity) {
+		return nil, fmt.Errorf("%s: the session at %s is not its own; waiting for its next Register or Update: %w", endpoint, reg.Addr, ErrAsleep)
 	}
 	// Over TCP a device is reachable only while its connection is open; without one it is
 	// handled as a sleeping queue-mode device: requests wait until it connects again.

@@ -11,6 +11,7 @@ type Metrics struct {
 	limits                                   *prometheus.CounterVec // by limit (limits.go)
 	infoReads                                *prometheus.CounterVec // by result: ok, failed, stale, deferred
 	nosecRefused                             *prometheus.CounterVec // by op (nosec.go)
+	displaced                                prometheus.Counter     // addrclaim.go
 }
 
 // NewMetrics registers the registry's series with reg; a nil reg gives unregistered series.
@@ -28,9 +29,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Background reads of Object 3 after a Register, by result: ok, failed, stale (the device registered again or left first), deferred (the queue was full: read once it has room), retried (a failed read of a device not in queue mode, tried again after a backoff)."}, []string{"result"}),
 		nosecRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwota_registration_nosec_refused_total",
 			Help: "Register, Update and De-register requests over plain CoAP (NoSec) refused because the endpoint has a DTLS credential or a live secured registration, by operation."}, []string{"op"}),
+		displaced: prometheus.NewCounter(prometheus.CounterOpts{Name: "lwota_registration_addresses_displaced_total",
+			Help: "Registrations that lost their address to another device registering or updating from it (a restarted device's old port handed to another device): requests for them wait for their next Register or Update."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.registers, m.updates, m.deregisters, m.expired, m.rejected, m.online, m.infoReads, m.limits, m.nosecRefused, m.unreachable)
+		reg.MustRegister(m.registers, m.updates, m.deregisters, m.expired, m.rejected, m.online, m.infoReads, m.limits, m.nosecRefused, m.unreachable, m.displaced)
 	}
 	return m
 }

@@ -164,7 +164,7 @@ func (r *Registry) index(reg *Registration) {
 	r.byEndpoint[reg.Endpoint] = d
 	r.byID[reg.ID] = d
 	if reg.Addr.AddrPort.IsValid() {
-		r.byAddr.set(reg.Addr, d)
+		r.claimAddr(reg.Addr, d) // addrclaim.go
 	}
 	if reg.Identity != "" {
 		r.byIdentity[reg.Identity] = d
@@ -542,18 +542,16 @@ func (r *Registry) reindex(d *device, next *Registration) {
 			r.byAddr.delete(prev.Addr)
 		}
 	}
-	// The address (and identity) is the updating device's from now on, even where another
-	// device registered from it since: the same as removing and adding the record would do.
-	if next.Addr.AddrPort.IsValid() {
-		if cur, ok := r.byAddr.get(next.Addr); !ok || cur != d {
-			r.byAddr.set(next.Addr, d)
-		}
-	}
 	if next.Identity != "" && r.byIdentity[next.Identity] != d {
 		r.byIdentity[next.Identity] = d
 	}
 	r.clearDeviceUnreachable(d)
 	d.setReg(next)
+	// The address is the updating device's from now on, even where another device registered
+	// from it since; that device's registration loses it (addrclaim.go).
+	if next.Addr.AddrPort.IsValid() {
+		r.claimAddr(next.Addr, d)
+	}
 	d.seen.Store(next.LastSeen.UnixNano())
 }
 

@@ -161,6 +161,17 @@ func (e *Endpoint) reachable(to netip.AddrPort) error {
 	return nil
 }
 
+// SessionIdentity returns the security identity (Peer.Identity) of the established DTLS session
+// at to; false when there is none, or e is not a DTLS Endpoint. A device that restarted leaves
+// its old address, and another device's new session may take it: a sender checks that the
+// session is still the device's own before it sends there.
+func (e *Endpoint) SessionIdentity(to netip.AddrPort) (string, bool) {
+	if l, ok := e.link.(*dtlsLink); ok {
+		return l.identityAt(to)
+	}
+	return "", false
+}
+
 // dtlsLink is a link over DTLS sessions sharing one UDP socket. One goroutine reads the socket
 // and routes each datagram to its session by source address (or connection id); each session
 // runs one goroutine that handshakes and then reads plaintext into in, plus the goroutines
@@ -344,6 +355,17 @@ func (l *dtlsLink) writeTo(b []byte, to netip.AddrPort) error {
 	}
 	_, err = c.Write(b)
 	return err
+}
+
+// identityAt returns the identity of the established session at to.
+func (l *dtlsLink) identityAt(to netip.AddrPort) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.byAddr[to]
+	if s == nil || !s.established {
+		return "", false
+	}
+	return s.identity, true
 }
 
 func (l *dtlsLink) hasSession(to netip.AddrPort) bool {
