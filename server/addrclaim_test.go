@@ -148,6 +148,17 @@ func bareSession(t *testing.T, ctx context.Context, server string, port int, ide
 	if err := conn.HandshakeContext(hctx); err != nil {
 		t.Fatalf("handshake of %s: %v", identity, err)
 	}
+	// A CoAP ping (Empty CON, RFC 7252 §4.3), answered with RST once the server's side of the
+	// session is established too: the client's handshake may end before the server's.
+	if _, err := conn.Write([]byte{0x40, 0x00, 0x12, 0x34}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if n, err := conn.Read(buf); err != nil || n < 4 || buf[0]>>4&3 != 3 {
+		t.Fatalf("ping over %s's session: % x, %v; want an RST", identity, buf[:n], err)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
 	got := make(chan []byte, 4)
 	go func() {
 		buf := make([]byte, 2048)
