@@ -156,7 +156,7 @@ func endToEnd(t *testing.T, dsn string) {
 		t.Errorf("firmware version from the read = %q, want 1.0.0", dev.FirmwareVersion)
 	}
 	// lwota reads /3/0 of every device after it registers (the libcoap client is gone: it never answers).
-	waitFor(t, "the firmware version of every sim device", time.Minute, func() bool { return len(listAll(t, ts, "&firmware=1.0.0")) == n })
+	waitForFirmware(t, ts, fleet, "1.0.0", time.Minute)
 
 	// Write the server lifetime, then read it back from the device.
 	var wres resultJSON

@@ -25,7 +25,7 @@ type testService struct {
 	coap   string // 127.0.0.1:PORT
 	stop   context.CancelFunc
 	done   chan error
-	logBuf *bytes.Buffer
+	logBuf *lockedWriter // the service's log
 }
 
 // testAdminToken is the --admin-token of every test service; apiCall, sseEvents and cli send it.
@@ -52,8 +52,8 @@ func startServiceWith(t *testing.T, dataDir, dsn string, tweak func(*serveConfig
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	logBuf := &bytes.Buffer{}
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: logBuf}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logBuf := &lockedWriter{w: &bytes.Buffer{}}
+	logger := slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := newService(ctx, cfg, logger)
 	if err != nil {
