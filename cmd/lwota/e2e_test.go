@@ -104,7 +104,8 @@ func TestServiceEndToEnd(t *testing.T) {
 
 func endToEnd(t *testing.T, dsn string) {
 	dataDir := t.TempDir()
-	ts := startService(t, dataDir, dsn)
+	// The restart below comes back on this port, which must stay free while the service is down.
+	ts := startService(t, dataDir, dsn, "--coap-addr", freeUDPBelowEphemeral(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
