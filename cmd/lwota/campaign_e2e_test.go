@@ -113,7 +113,8 @@ func TestCampaignFleet(t *testing.T) {
 			// up); a 1 s CoAP ACK timeout does not retransmit every answer a loaded process is
 			// late with.
 			args := []string{"--allow-unsigned", "--update-poll", "2s", "--coap-ack-timeout", "1s", "--campaign-tick", "200ms"}
-			ts := startService(t, dataDir, "", args...)
+			// A restart below comes back on this CoAP port: one outside the ephemeral range stays free.
+			ts := startService(t, dataDir, "", append(args, "--coap-addr", freeUDPBelowEphemeral(t))...)
 			img := uploadImage(t, ts, "6.0.0", fwImage("6.0.0", 16<<10))
 			cfg := fleetConfig(lwm2mtest.DeliveryPull)
 			// A device whose socket met lwota's closed port during the restart registers again

@@ -15,7 +15,7 @@ import (
 func TestQueueModeDeliversOnWake(t *testing.T) {
 	t.Parallel() // waits more than it computes; shares no state (service_test.go: parallel tests)
 	dataDir := t.TempDir()
-	ts := startService(t, dataDir, "", "--awake-window", "300ms")
+	ts := startService(t, dataDir, "", "--awake-window", "300ms", "--coap-addr", freeUDPBelowEphemeral(t)) // kept across the restart below
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 

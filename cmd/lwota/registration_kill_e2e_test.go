@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,12 +35,7 @@ func TestAcknowledgedRegistrationsSurviveSIGKILL(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			dir := t.TempDir()
 			dsn := be.dsn(t, dir)
-			l, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := l.LocalAddr().String()
-			l.Close()
+			addr := freeUDPBelowEphemeral(t) // free until the process binds it, and again after it is killed
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, self, "serve", "--coap-addr", addr, "--coaps-addr", "", "--allow-nosec",

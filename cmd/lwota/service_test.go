@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +28,7 @@ type testService struct {
 	coap   string // 127.0.0.1:PORT
 	stop   context.CancelFunc
 	done   chan error
-	logBuf *bytes.Buffer
+	logBuf *lockedWriter // the service's log
 }
 
 // testAdminToken is the --admin-token of every test service; apiCall, sseEvents and cli send it.
@@ -52,8 +55,8 @@ func startServiceWith(t *testing.T, dataDir, dsn string, tweak func(*serveConfig
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	logBuf := &bytes.Buffer{}
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: logBuf}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logBuf := &lockedWriter{w: &bytes.Buffer{}}
+	logger := slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := newService(ctx, cfg, logger)
 	if err != nil {
@@ -218,4 +221,37 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// freeUDPBelowEphemeral returns a loopback UDP address nobody listens on now, below the
+// kernel's ephemeral port range, for a service that must come back on the same CoAP port after
+// a restart. A port from that range, freed by the shutdown, can meanwhile be handed to any
+// socket bound to port 0 on this busy machine (seen: "bind: address already in use" at
+// TestServiceEndToEnd's restart); nothing takes a port below the range unless asked for it by
+// number. (cmd/lwota/clustere2e picks its nodes' ports the same way.)
+func freeUDPBelowEphemeral(t *testing.T) string {
+	t.Helper()
+	lo := 32768 // Linux's default first ephemeral port
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				lo = v
+			}
+		}
+	}
+	const from = 10000
+	if lo <= from+1000 {
+		t.Fatalf("ephemeral ports start at %d: no room below them", lo)
+	}
+	for range 1000 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(from+rand.IntN(lo-from)))
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return addr
+	}
+	t.Fatal("no free loopback UDP port below the ephemeral range after 1,000 tries")
+	return ""
 }

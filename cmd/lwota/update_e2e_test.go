@@ -318,7 +318,7 @@ func TestUpdateSurvivesRestart(t *testing.T) {
 	// timeout, a 1 s first block retransmission, lwota's 1 s ACK timeout); a pull still takes
 	// four seconds idle, so the kill lands mid-transfer.
 	args := []string{"--allow-unsigned", "--update-poll", "300ms", "--coap-ack-timeout", "1s"}
-	ts := startService(t, dataDir, "", args...)
+	ts := startService(t, dataDir, "", append(args, "--coap-addr", freeUDPBelowEphemeral(t))...) // kept across the restart below
 	body := fwImage("5.0.0", 64<<10)
 	img := uploadImage(t, ts, "5.0.0", body)
 	cfg := fleetConfig(lwm2mtest.DeliveryBoth)

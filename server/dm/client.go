@@ -127,7 +127,8 @@ func (c *Client) Do(ctx context.Context, endpoint string, req Request) (*Result,
 	}
 	res, err := c.send(ctx, reg, req)
 	if errors.Is(err, ErrAsleep) {
-		// The device's connection (TCP, TLS) went away before anything was sent: wait for it.
+		// The device's connection (TCP, TLS) went away before anything was sent, or another
+		// device took its address and answered instead: wait for the device to talk again.
 		p, err := c.enqueue(ctx, endpoint, req)
 		return nil, p, err
 	}
@@ -375,6 +376,12 @@ func (c *Client) send(ctx context.Context, reg *registration.Registration, req R
 		}
 		return nil, c.transportError(reg.Endpoint, req, err)
 	}
+	if c.lostAddr(reg) {
+		if abort != nil {
+			abort()
+		}
+		return nil, fmt.Errorf("%s %s on %s: answered from %s, which another device registered from while the request was out: %w", req.Op, req.Path, reg.Endpoint, reg.Addr, ErrAsleep)
+	}
 	res, err := decodeResult(req, format, resp, c.model)
 	if err != nil {
 		if abort != nil {
@@ -400,6 +407,17 @@ func (c *Client) send(ctx context.Context, reg *registration.Registration, req R
 		c.values.Values(ctx, reg.Endpoint, res.Records)
 	}
 	return res, nil
+}
+
+// lostAddr reports whether reg's registration lost its address to another device (one that
+// registered from it) since reg was taken. awake stops requests from being sent to such an
+// address; a request already out is sent again (CoAP retransmissions, for up to a minute and a
+// half), and the device that has the address now gets it and answers. Over NoSec nothing
+// else tells its answer from reg's device's, so it must not be taken as reg's device's: that
+// device is away until its next Register or Update, as awake would have found.
+func (c *Client) lostAddr(reg *registration.Registration) bool {
+	live, ok := c.devices.Get(reg.Endpoint)
+	return ok && !live.HasAddr()
 }
 
 func (c *Client) transportError(endpoint string, req Request, err error) error {
