@@ -415,9 +415,11 @@ func (c *Client) send(ctx context.Context, reg *registration.Registration, req R
 // half), and the device that has the address now gets it and answers. Over NoSec nothing
 // else tells its answer from reg's device's, so it must not be taken as reg's device's: that
 // device is away until its next Register or Update, as awake would have found.
+// The same holds when the device registered again from elsewhere meanwhile: the answer still
+// came from the address it left.
 func (c *Client) lostAddr(reg *registration.Registration) bool {
 	live, ok := c.devices.Get(reg.Endpoint)
-	return ok && !live.HasAddr()
+	return ok && live.Addr != reg.Addr
 }
 
 func (c *Client) transportError(endpoint string, req Request, err error) error {
