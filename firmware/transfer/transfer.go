@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -90,8 +89,7 @@ type Server struct {
 	m      *metrics
 	now    func() time.Time
 
-	gmu sync.Mutex
-	gc  *simplelru.LRU[grantKey, grantEntry]
+	gc *grantCache // grants.go
 }
 
 type grantKey struct {
@@ -149,7 +147,7 @@ func New(cfg Config, tokens *Tokens, grants Grants, blobs Blobs, logger *slog.Lo
 		log:    logger,
 		m:      m,
 		now:    time.Now,
-		gc:     mustLRU[grantKey, grantEntry](cfg.GrantCacheSize),
+		gc:     newGrantCache(cfg.GrantCacheSize),
 	}
 }
 
@@ -263,29 +261,20 @@ func (s *Server) ServeCoAP(ctx context.Context, from transport.Peer, req *transp
 func (s *Server) grant(ctx context.Context, job string, from transport.Peer) (grantEntry, error) {
 	k := grantKey{job, from}
 	now := s.now()
-	s.gmu.Lock()
-	e, ok := s.gc.Get(k)
-	if ok && now.After(e.until) {
-		s.gc.Remove(k)
-		ok = false
-	}
-	s.gmu.Unlock()
-	if ok {
+	if e, ok := s.gc.get(k, now); ok {
 		return e, e.err
 	}
 	g, err := s.grants.Grant(ctx, job, from)
 	if err != nil && !errors.Is(err, ErrForbidden) {
 		return grantEntry{}, err
 	}
-	e = grantEntry{grant: g, err: err, until: now.Add(s.cfg.GrantTTL)}
+	e := grantEntry{grant: g, err: err, until: now.Add(s.cfg.GrantTTL)}
 	if err == nil {
 		if etag, herr := hex.DecodeString(g.SHA256); herr == nil && len(etag) >= 8 {
 			e.etag = etag[:8:8]
 		}
 	}
-	s.gmu.Lock()
-	s.gc.Add(k, e)
-	s.gmu.Unlock()
+	s.gc.add(k, e)
 	return e, e.err
 }
 

@@ -1,0 +1,76 @@
+package transfer
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// grantCache holds the Grants answers the Server reuses for GrantTTL, split into shards by key,
+// each with its own lock. One lock for the whole fleet was the most contended thing on the
+// server in lwota bench pull at 1,000 DTLS devices (issue 16): every block takes it, and a
+// holder descheduled mid-section (its goroutine preempted, its thread taken by the OS on a busy
+// machine) made every other handler wait behind it. Over DTLS those handlers sit on the inline
+// slots and record goroutines meanwhile, so the rest of the fleet's records went to the workers'
+// queue and then to overflow goroutines: on average some 36 goroutines blocked on this lock or
+// the link's (mutex profile). With shards, a stalled holder holds up only its shard's devices.
+type grantCache struct {
+	seed   maphash.Seed
+	shards []grantShard
+}
+
+// grantShards is how many shards a grant cache has at most: enough that few of a fleet's
+// requests share a shard with a stalled holder.
+const grantShards = 64
+
+type grantShard struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[grantKey, grantEntry]
+	_   [40]byte // its own cache line: shards next to each other do not share one
+}
+
+// newGrantCache returns a cache of at most size entries (at least one per shard).
+func newGrantCache(size int) *grantCache {
+	n := max(min(grantShards, size), 1)
+	c := &grantCache{seed: maphash.MakeSeed(), shards: make([]grantShard, n)}
+	for i := range c.shards {
+		c.shards[i].lru = mustLRU[grantKey, grantEntry](size / n)
+	}
+	return c
+}
+
+func (c *grantCache) shard(k grantKey) *grantShard {
+	return &c.shards[maphash.Comparable(c.seed, k)%uint64(len(c.shards))]
+}
+
+// get returns k's entry unless it expired by now (it is then forgotten).
+func (c *grantCache) get(k grantKey, now time.Time) (grantEntry, bool) {
+	sh := c.shard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok := sh.lru.Get(k)
+	if ok && now.After(e.until) {
+		sh.lru.Remove(k)
+		return grantEntry{}, false
+	}
+	return e, ok
+}
+
+func (c *grantCache) add(k grantKey, e grantEntry) {
+	sh := c.shard(k)
+	sh.mu.Lock()
+	sh.lru.Add(k, e)
+	sh.mu.Unlock()
+}
+
+// purge forgets every entry.
+func (c *grantCache) purge() {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		sh.lru.Purge()
+		sh.mu.Unlock()
+	}
+}
