@@ -180,14 +180,25 @@ func TestDTLSRecordGoroutineNotHeldByOverflow(t *testing.T) {
 }
 
 // dtlsEngineState describes where the records of a DTLS Endpoint went, for a test's failure
-// message: the engine's drop counters, its inline and overflow slots and queue, and the link's
-// sessions (asleep, settling).
+// message: the engine's drop counters, its inline and overflow slots and queues, and the link's
+// sessions (dtlsSessionState).
 func dtlsEngineState(te *testEndpoint, l *dtlsLink) string {
 	m := te.m
 	var requests float64
 	for _, c := range m.requestsByCode {
 		requests += testutil.ToFloat64(c)
 	}
+	return fmt.Sprintf("received %v, requests %v, dropped: queue_full %v malformed %v oversize %v source_rate %v; "+
+		"inline overflow %v, inline busy %d/%d, overflowed %d, overflow goroutines %d, workers' queue %d/%d, record queue %d; %s",
+		testutil.ToFloat64(m.received), requests, testutil.ToFloat64(m.dropQueueFull),
+		testutil.ToFloat64(m.dropMalformed), testutil.ToFloat64(m.dropOversize), testutil.ToFloat64(m.limits.sourceRate),
+		testutil.ToFloat64(m.inlineOverflow), te.inl.busy.Load(), te.inl.limit,
+		te.inl.overflowed.Load(), te.ovf.pooled.Load(), len(te.queue), cap(te.queue), len(l.direct.q), dtlsSessionState(l))
+}
+
+// dtlsSessionState describes a DTLS link's sessions for a test's failure message: how many it
+// holds and in what state, its handshakes, hibernations and drops of datagrams without a session.
+func dtlsSessionState(l *dtlsLink) string {
 	l.mu.Lock()
 	var established, asleep, settling, rx int
 	for _, s := range l.byAddr {
@@ -204,14 +215,11 @@ func dtlsEngineState(te *testEndpoint, l *dtlsLink) string {
 			rx += len(s.vc.rx)
 		}
 	}
-	sessions := len(l.byAddr)
+	sessions, handshaking := len(l.byAddr), l.handshaking
 	l.mu.Unlock()
-	return fmt.Sprintf("received %v, requests %v, dropped: queue_full %v malformed %v oversize %v source_rate %v no_session %v; "+
-		"inline overflow %v, inline busy %d/%d, overflowed %d, overflow goroutines %d, workers' queue %d/%d, record queue %d; "+
-		"sessions %d (established %d, asleep %d, settling %d, rx queued %d), hibernated %v, woken %v",
-		testutil.ToFloat64(m.received), requests, testutil.ToFloat64(m.dropQueueFull),
-		testutil.ToFloat64(m.dropMalformed), testutil.ToFloat64(m.dropOversize), testutil.ToFloat64(m.limits.sourceRate),
-		testutil.ToFloat64(l.m.droppedNoSession), testutil.ToFloat64(m.inlineOverflow), te.inl.busy.Load(), te.inl.limit,
-		te.inl.overflowed.Load(), te.ovf.pooled.Load(), len(te.queue), cap(te.queue), len(l.direct.q),
-		sessions, established, asleep, settling, rx, testutil.ToFloat64(l.m.hibernated), testutil.ToFloat64(l.m.woken))
+	return fmt.Sprintf("sessions %d (established %d, handshaking %d, asleep %d, settling %d, rx queued %d), "+
+		"handshakes ok %v failed %v, hibernated %v, woken %v, no_session drops %v",
+		sessions, established, handshaking, asleep, settling, rx, testutil.ToFloat64(l.m.handshakeOK),
+		testutil.ToFloat64(l.m.handshakeFailed), testutil.ToFloat64(l.m.hibernated), testutil.ToFloat64(l.m.woken),
+		testutil.ToFloat64(l.m.droppedNoSession))
 }
