@@ -2,11 +2,13 @@ package transport
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/pion/dtls/v3"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestQueueDirect: the demultiplexer queues for the record goroutines only an application data
@@ -92,12 +94,18 @@ func (h *holdHandler) ServeCoAP(_ context.Context, _ Peer, r *Message) *Message 
 // Workers run in place), and the second overflowing request runs on a goroutine of its own,
 // leaving the third free for dev6. Were every overflowing request run in place, dev6 would
 // never be answered.
+//
+// The scenario needs dev1's /hold in the inline slot, not on the only worker: a handler that
+// ran inline keeps its slot until just after its answer is written, so the last warm-up's may
+// still hold it when the device has read the answer, and dev1's /hold then goes to the worker
+// (as designed: an inline-safe request that finds the slots taken is queued), where dev2's
+// /block waits behind it. On a busy machine it did (CI: "/block never reached the handler").
 func TestDTLSRecordGoroutineNotHeldByOverflow(t *testing.T) {
 	h := &holdHandler{held: make(chan string, 8), release: make(chan struct{})}
 	cfg := testConfig()
 	cfg.Workers, cfg.QueueSize = 1, 1
 	keys := pskMap{"dev1": "key-one-1", "dev2": "key-two-2", "dev3": "key-three-3", "dev4": "key-four-4", "dev5": "key-five-5", "dev6": "key-six-6"}
-	te, _ := startDTLSWith(t, h, cfg, DTLSConfig{PSK: keys})
+	te, l := startDTLSWith(t, h, cfg, DTLSConfig{PSK: keys})
 	defer close(h.release) // before the Endpoint stops (cleanups run after deferred calls)
 
 	// Every device handshakes and is answered twice first (a record that arrives as the
@@ -127,6 +135,16 @@ func TestDTLSRecordGoroutineNotHeldByOverflow(t *testing.T) {
 		}
 		return func() (frame, error) { return readFrameWithin(t, c, 20*time.Second) }
 	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("never: %s (%s)", what, dtlsEngineState(te, l))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 	waitHeld := func(want string) {
 		t.Helper()
 		select {
@@ -135,27 +153,73 @@ func TestDTLSRecordGoroutineNotHeldByOverflow(t *testing.T) {
 				t.Fatalf("held %s, want %s", got, want)
 			}
 		case <-time.After(20 * time.Second):
-			t.Fatalf("%s never reached the handler", want)
+			t.Fatalf("%s never reached the handler (%s)", want, dtlsEngineState(te, l))
 		}
 	}
+	waitUntil("the warm-ups' inline slots free", func() bool { return te.inl.busy.Load() == 0 })
 	send("dev1", 10, "/hold") // the only inline slot, on a record goroutine
 	waitHeld("/hold")
+	if n := te.inl.busy.Load(); n != 1 {
+		t.Fatalf("dev1's /hold runs on the worker, not inline (%d inline handlers; %s)", n, dtlsEngineState(te, l))
+	}
 	send("dev2", 20, "/block") // the only worker
 	waitHeld("/block")
 	send("dev3", 30, "/fw") // inline slot taken: queued for the held worker
-	deadline := time.Now().Add(20 * time.Second)
-	for len(te.queue) < cap(te.queue) {
-		if time.Now().After(deadline) {
-			t.Fatal("dev3's request never reached the workers' queue")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil("dev3's request in the workers' queue", func() bool { return len(te.queue) == cap(te.queue) })
 	send("dev4", 40, "/hold") // overflows, and waits on its record goroutine
 	waitHeld("/hold")
 	send("dev5", 50, "/hold") // overflows, and waits on a goroutine of its own
 	waitHeld("/hold")
+	if n, g := te.inl.overflowed.Load(), te.ovf.pooled.Load(); n != 1 || g != 1 {
+		t.Fatalf("overflowing requests on record goroutines %d, on overflow goroutines %d; want 1 and 1 (%s)", n, g, dtlsEngineState(te, l))
+	}
 	answer := send("dev6", 60, "/fw")
 	if f, err := answer(); err != nil || framePayload(f) != "/fw" {
-		t.Fatalf("dev6 got no answer while overflowing requests waited (%+v, %v)", f, err)
+		t.Fatalf("dev6 got no answer while overflowing requests waited (%+v, %v; %s)", f, err, dtlsEngineState(te, l))
 	}
+}
+
+// dtlsEngineState describes where the records of a DTLS Endpoint went, for a test's failure
+// message: the engine's drop counters, its inline and overflow slots and queues, and the link's
+// sessions (dtlsSessionState).
+func dtlsEngineState(te *testEndpoint, l *dtlsLink) string {
+	m := te.m
+	var requests float64
+	for _, c := range m.requestsByCode {
+		requests += testutil.ToFloat64(c)
+	}
+	return fmt.Sprintf("received %v, requests %v, dropped: queue_full %v malformed %v oversize %v source_rate %v; "+
+		"inline overflow %v, inline busy %d/%d, overflowed %d, overflow goroutines %d, workers' queue %d/%d, record queue %d; %s",
+		testutil.ToFloat64(m.received), requests, testutil.ToFloat64(m.dropQueueFull),
+		testutil.ToFloat64(m.dropMalformed), testutil.ToFloat64(m.dropOversize), testutil.ToFloat64(m.limits.sourceRate),
+		testutil.ToFloat64(m.inlineOverflow), te.inl.busy.Load(), te.inl.limit,
+		te.inl.overflowed.Load(), te.ovf.pooled.Load(), len(te.queue), cap(te.queue), len(l.direct.q), dtlsSessionState(l))
+}
+
+// dtlsSessionState describes a DTLS link's sessions for a test's failure message: how many it
+// holds and in what state, its handshakes, hibernations and drops of datagrams without a session.
+func dtlsSessionState(l *dtlsLink) string {
+	l.mu.Lock()
+	var established, asleep, settling, rx int
+	for _, s := range l.byAddr {
+		if s.established {
+			established++
+		}
+		if s.idle.state != nil {
+			asleep++
+		}
+		if s.idle.settling != nil || s.idle.falling {
+			settling++
+		}
+		if s.vc != nil {
+			rx += len(s.vc.rx)
+		}
+	}
+	sessions, handshaking := len(l.byAddr), l.handshaking
+	l.mu.Unlock()
+	return fmt.Sprintf("sessions %d (established %d, handshaking %d, asleep %d, settling %d, rx queued %d), "+
+		"handshakes ok %v failed %v, hibernated %v, woken %v, no_session drops %v",
+		sessions, established, handshaking, asleep, settling, rx, testutil.ToFloat64(l.m.handshakeOK),
+		testutil.ToFloat64(l.m.handshakeFailed), testutil.ToFloat64(l.m.hibernated), testutil.ToFloat64(l.m.woken),
+		testutil.ToFloat64(l.m.droppedNoSession))
 }

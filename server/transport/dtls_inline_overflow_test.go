@@ -41,7 +41,7 @@ func TestDTLSInlineOverflowAnswered(t *testing.T) {
 	cfg := testConfig()
 	cfg.Workers, cfg.QueueSize = 1, 1
 	keys := pskMap{"dev1": "key-one-1", "dev2": "key-two-2", "dev3": "key-three-3", "dev4": "key-four-4"}
-	te, _ := startDTLSWith(t, h, cfg, DTLSConfig{PSK: keys})
+	te, l := startDTLSWith(t, h, cfg, DTLSConfig{PSK: keys})
 	defer close(h.releaseBlock) // before the Endpoint stops (cleanups run after deferred calls)
 	defer close(h.releaseHold)
 
@@ -62,7 +62,7 @@ func TestDTLSInlineOverflowAnswered(t *testing.T) {
 		select {
 		case <-ch:
 		case <-time.After(20 * time.Second):
-			t.Fatalf("%s never reached the handler", what)
+			t.Fatalf("%s never reached the handler (%s)", what, dtlsEngineState(te, l))
 		}
 	}
 
@@ -74,7 +74,7 @@ func TestDTLSInlineOverflowAnswered(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for len(te.queue) < cap(te.queue) {
 		if time.Now().After(deadline) {
-			t.Fatal("dev3's request never reached the workers' queue")
+			t.Fatalf("dev3's request never reached the workers' queue (%s)", dtlsEngineState(te, l))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -82,8 +82,7 @@ func TestDTLSInlineOverflowAnswered(t *testing.T) {
 	answer := send("dev4", 4, "/fw") // inline slot taken, queue full
 	f, err := answer()
 	if err != nil {
-		t.Fatalf("no answer to an inline-safe request while the inline slot and the queue were full (queue_full drops %v): %v",
-			testutil.ToFloat64(te.m.dropQueueFull), err)
+		t.Fatalf("no answer to an inline-safe request while the inline slot and the queue were full: %v (%s)", err, dtlsEngineState(te, l))
 	}
 	if f.typ != typeACK || f.mid != 4 || framePayload(f) != "/fw" {
 		t.Fatalf("answer %+v (payload %q)", f, framePayload(f))

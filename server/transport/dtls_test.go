@@ -81,8 +81,17 @@ func startDTLSLogged(t testing.TB, h Handler, cfg Config, dc DTLSConfig, logger 
 }
 
 // dialDTLS handshakes a pion client with identity and key from conn (a fresh socket when nil);
-// extra adds to its options.
+// extra adds to its options. The handshake has 2 s: tests of handshakes the server refuses
+// by staying silent wait that long.
 func dialDTLS(t testing.TB, to Addr, identity, key string, conn net.PacketConn, extra ...dtls.ClientOption) (*dtls.Conn, error) {
+	t.Helper()
+	return dialDTLSWithin(t, 2*time.Second, to, identity, key, conn, extra...)
+}
+
+// dialDTLSWithin is dialDTLS with d for the handshake. A client that gives up sends nothing
+// (pion's Close), so the server's half of the handshake stays until HandshakeTimeout, or, if
+// the server finished its side, as an established session until IdleTimeout.
+func dialDTLSWithin(t testing.TB, d time.Duration, to Addr, identity, key string, conn net.PacketConn, extra ...dtls.ClientOption) (*dtls.Conn, error) {
 	t.Helper()
 	if conn == nil {
 		var err error
@@ -100,7 +109,7 @@ func dialDTLS(t testing.TB, to Addr, identity, key string, conn net.PacketConn, 
 		conn.Close()
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	if err := c.HandshakeContext(ctx); err != nil {
 		c.Close()
