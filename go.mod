@@ -18,7 +18,6 @@ require (
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/pion/dtls/v3 v3.1.15
 	github.com/pion/logging v0.2.4
-	github.com/pion/transport/v5 v5.1.4
 	github.com/plgd-dev/go-coap/v3 v3.8.0
 	github.com/pressly/goose/v3 v3.29.0
 	github.com/prometheus/client_golang v1.25.0
@@ -66,6 +65,7 @@ require (
 	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/ncruces/go-strftime v1.1.0 // indirect
+	github.com/pion/transport/v5 v5.1.4 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
