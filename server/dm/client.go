@@ -414,12 +414,14 @@ func (c *Client) send(ctx context.Context, reg *registration.Registration, req R
 // address; a request already out is sent again (CoAP retransmissions, for up to a minute and a
 // half), and the device that has the address now gets it and answers. Over NoSec nothing
 // else tells its answer from reg's device's, so it must not be taken as reg's device's: that
-// device is away until its next Register or Update, as awake would have found.
-// The same holds when the device registered again from elsewhere meanwhile: the answer still
-// came from the address it left.
+// device is away until its next Register or Update, as awake would have found. A registration
+// that moved to another address meanwhile is not such a case: a device answers an Execute of
+// Reboot (or of /5/0/2) and registers from its new socket at once, and its Register may be
+// handled before its answer reaches here; taken for a lost answer, the Execute was queued and
+// sent again.
 func (c *Client) lostAddr(reg *registration.Registration) bool {
 	live, ok := c.devices.Get(reg.Endpoint)
-	return ok && live.Addr != reg.Addr
+	return ok && !live.HasAddr()
 }
 
 func (c *Client) transportError(endpoint string, req Request, err error) error {
