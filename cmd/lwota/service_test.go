@@ -7,15 +7,14 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lwota/lwota/cmd/testdeps/freeport"
 
 	"github.com/lwota/lwota/storage/pgtest"
 	"github.com/lwota/lwota/storage/s3test"
@@ -228,30 +227,12 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // a restart. A port from that range, freed by the shutdown, can meanwhile be handed to any
 // socket bound to port 0 on this busy machine (seen: "bind: address already in use" at
 // TestServiceEndToEnd's restart); nothing takes a port below the range unless asked for it by
-// number. (cmd/lwota/clustere2e picks its nodes' ports the same way.)
+// number. (cmd/lwota/clustere2e picks its nodes' ports with freeport too.)
 func freeUDPBelowEphemeral(t *testing.T) string {
 	t.Helper()
-	lo := 32768 // Linux's default first ephemeral port
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil {
-				lo = v
-			}
-		}
+	addr, err := freeport.UDP()
+	if err != nil {
+		t.Fatal(err)
 	}
-	const from = 10000
-	if lo <= from+1000 {
-		t.Fatalf("ephemeral ports start at %d: no room below them", lo)
-	}
-	for range 1000 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(from+rand.IntN(lo-from)))
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		return addr
-	}
-	t.Fatal("no free loopback UDP port below the ephemeral range after 1,000 tries")
-	return ""
+	return addr
 }

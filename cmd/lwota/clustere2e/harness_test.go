@@ -9,7 +9,6 @@ import (
 	"fmt"
 	gobuild "go/build"
 	"io"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lwota/lwota/cmd/testdeps/freeport"
 
 	"github.com/lwota/lwota/cmd/testdeps/nginxtest"
 	"github.com/lwota/lwota/storage/pgtest"
@@ -84,29 +85,11 @@ func freeTCP(t testing.TB) string {
 
 func freeAddr(t testing.TB, listen func(string) (io.Closer, error)) string {
 	t.Helper()
-	lo := 32768 // Linux's default first ephemeral port
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil {
-				lo = v
-			}
-		}
+	addr, err := freeport.BelowEphemeral(listen)
+	if err != nil {
+		t.Fatalf("the nodes' ports: %v", err)
 	}
-	const from = 10000
-	if lo <= from+1000 {
-		t.Fatalf("ephemeral ports start at %d: no room below them for the nodes' ports", lo)
-	}
-	for range 1000 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(from+mrand.IntN(lo-from)))
-		l, err := listen(addr)
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return addr
-	}
-	t.Fatal("no free loopback port below the ephemeral range after 1,000 tries")
-	return ""
+	return addr
 }
 
 // newNode picks a node's loopback ports; start runs it.
