@@ -202,7 +202,6 @@ type dtlsLink struct {
 	closeOnce   sync.Once
 	closeErr    error
 	fast        dtlsFastPath // the record fast path's sink and buffers (dtls_fastpath.go)
-	direct      dtlsDirect   // the record goroutines' queue (dtls_direct.go)
 	offersPSK   bool         // CipherSuites has a PSK suite (else no PSK callback: pion refuses it)
 
 	// Stateless HelloVerifyRequest (dtls_cookie.go).
@@ -236,6 +235,7 @@ type dtlsSession struct {
 	cookieValid bool                   // lwota checked the ClientHello's cookie: pion skips its own round (dtls_cookie.go)
 	seqBase     uint64                 // added to pion's epoch-0 record numbers after a stateless cookie
 	idle        sessionSleep           // hibernation of an idle established session (dtls_idle.go)
+	fromReader  func([]byte)           // the handler of records a socket reader hands pion (dtls_direct.go); nil until handRecords
 }
 
 func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logger, reg prometheus.Registerer) (*dtlsLink, error) {
@@ -248,7 +248,6 @@ func newDTLSLink(pc net.PacketConn, cfg Config, dc DTLSConfig, logger *slog.Logg
 		byAddr: make(map[netip.AddrPort]*dtlsSession),
 		byCID:  make(map[string]*dtlsSession),
 		guard:  newHelloGuard(cfg, dc),
-		direct: dtlsDirect{goroutines: 2*cfg.Workers + 1},
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	suites := make([]dtls.CipherSuiteID, len(dc.CipherSuites))
@@ -325,10 +324,11 @@ func (l *dtlsLink) start() {
 		return
 	}
 	l.started = true
-	l.wg.Add(2)
-	go l.demux()
+	l.wg.Add(1 + dtlsReaders)
+	for range dtlsReaders {
+		go l.demux() // dtls_direct.go
+	}
 	go l.sweep()
-	l.startDirect() // dtls_direct.go
 	if l.relay != nil {
 		l.relay.start()
 	}
@@ -419,9 +419,19 @@ func (l *dtlsLink) demux() {
 	}
 }
 
+// dispatch hands p, a datagram from, to its session: an established session's application data
+// record is handled right here (dtls_direct.go), anything else is queued for the session.
 func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
+	if r, ok := l.route(p, from); ok {
+		l.runDirect(r, p, from)
+	}
+}
+
+// route is dispatch's part under the link's lock: it queues p for its session, or returns the
+// session whose record p is to be handled by the caller.
+func (l *dtlsLink) route(p []byte, from netip.AddrPort) (directRecord, bool) {
 	if l.relay != nil && l.relay.forward(p, from) {
-		return // the connection id names another node of the cluster
+		return directRecord{}, false // the connection id names another node of the cluster
 	}
 	hello := isClientHello(p)
 	var verdict string
@@ -442,14 +452,14 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return
+		return directRecord{}, false
 	}
 	s := l.byAddr[from]
 	if verdict != "" && verdict != cookieValid {
 		if s == nil || s.established || s.cookieValid {
 			// No valid cookie: answered (or dropped) before any per-peer state, and no
 			// session, live or pending, hears of it.
-			return
+			return directRecord{}, false
 		}
 		answer = nil // a handshake pion began before the stateless cookie was on: its own round
 	}
@@ -467,19 +477,19 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 	if s == nil {
 		if !hello {
 			l.m.droppedNoSession.Inc()
-			return
+			return directRecord{}, false
 		}
 		if !l.admitHello(from) {
-			return
+			return directRecord{}, false
 		}
 		s = l.newSession(from, verdict == cookieValid, seqBase)
 	}
 	s.lastRx = time.Now()
 	if !l.awake(s) { // hibernated: woken now; going to sleep: dropped, the peer retransmits (dtls_idle.go)
-		return
+		return directRecord{}, false
 	}
-	if l.queueDirect(s, p, from) { // dtls_direct.go
-		return
+	if r, ok := l.takeDirect(s, p); ok { // dtls_direct.go
+		return r, true
 	}
 	in := l.fast.inbound(p, from) // a pooled copy (dtls_fastpath.go)
 	select {
@@ -487,6 +497,7 @@ func (l *dtlsLink) dispatch(p []byte, from netip.AddrPort) {
 	default: // the session is behind: drop, the peer retransmits
 		l.fast.release(in)
 	}
+	return directRecord{}, false
 }
 
 // newSession registers a handshaking session for from and starts its goroutine. Called with
@@ -703,7 +714,7 @@ type sessionConn struct {
 	muted atomic.Bool
 	// exited is closed when the goroutine that runs this conn's session has ended.
 	exited chan struct{}
-	// direct counts this conn's records queued for or run by a record goroutine (dtls_direct.go).
+	// direct counts this conn's records a socket reader is handing pion (dtls_direct.go).
 	direct atomic.Int32
 
 	addr lastUDPAddr // the *net.UDPAddr ReadFrom returns, kept while the address stays (dtls_fastpath.go)

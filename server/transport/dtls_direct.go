@@ -6,98 +6,65 @@ import (
 	"github.com/pion/dtls/v3"
 )
 
-// The record goroutines (issue 16, pion patch 33). The demultiplexer handed every datagram of
-// an established session to the session's sessionConn, where pion's reader goroutine picked it
-// up, decrypted it and ran the engine's application data handler (dtls_record.go): one parked
-// goroutine woken per record, and with 1,000 sessions a reader whose stack (the whole depth of
-// the handler and the write below it) had gone cold in the CPU's caches since its last record.
-// Now the demultiplexer queues an established, awake session's application data record for a
-// few record goroutines (2*Config.Workers+1 of them), which hand it to pion's
-// Conn.HandleApplicationData: pion authenticates, decrypts and checks it against the replay
-// window as its reader would, and runs the same handler there. While records keep coming,
-// those goroutines take them one after the other without parking, on stacks that stay hot.
+// The socket readers (issue 16, pion patches 33 and 39). An established, awake session's
+// application data record is handled on the goroutine that read it from the socket, as a plain
+// CoAP datagram is (udp_inline.go): pion's Conn.HandleApplicationDataFunc authenticates,
+// decrypts and checks it against the replay window as pion's reader would, and hands the
+// plaintext to the engine right there; an inline-safe request is answered there too. So
+// dtlsReaders goroutines read the socket, and at most dtlsReaders-1 of them answer inline at a
+// time (Endpoint.Serve sets the inline limit): however long inline handlers wait on storage,
+// one reader is always reading, and a request that finds the others busy goes to the workers'
+// queue, or spills (udp_inline.go), as on a plain socket.
+//
+// Before, one demultiplexer read the socket and queued such records (copied) for 2×Workers+1
+// record goroutines, which ran the inline-safe requests that found the workers' queue full on
+// goroutines of their own. At 1,000 devices pulling firmware the server fell behind its
+// devices, as any server at its limit does, and the records waiting to be served were held
+// by goroutines: a thousand queued records, hundreds of runnable overflow goroutines, each
+// inline handler waiting its turn behind them in the run queue while holding its slot, which
+// sent half the requests on to the workers. Now what waits stays in the socket's receive
+// buffer, as with plain CoAP, and the server runs a handful of goroutines.
+//
 // Everything else (handshakes, alerts, connection id records, a session asleep or falling
-// asleep) takes the session's path as before, and so does a record that finds the queue full:
-// the demultiplexer never waits. Records of one session may thus come both ways: pion
-// processes them one at a time, and its replay window takes them in any order, as datagrams
-// come.
+// asleep) takes the session's path as before: the reader copies it for the session's
+// goroutine and never waits. Records of one session may thus come both ways, and on several
+// readers: pion processes them one at a time, and its replay window takes them in any order,
+// as datagrams come.
 
-// directQueue is how many records may wait for a record goroutine.
-const directQueue = 1024
+// dtlsReaders is the number of goroutines reading a DTLS socket.
+const dtlsReaders = 3
 
-// directRecord is an application data record on its way to a record goroutine.
+// directRecord is an application data record to be handled by the reader that read it.
 type directRecord struct {
-	s    *dtlsSession
 	vc   *sessionConn
 	conn *dtls.Conn
-	in   inbound // a pooled copy (dtlsFastPath.inbound)
+	fn   func([]byte) // the session's handler for records a reader hands pion (dtls_record.go)
 }
 
-// dtlsDirect is the dtlsLink's part of the direct path.
-type dtlsDirect struct {
-	// goroutines is 2*Config.Workers+1: at most Config.Workers inline handlers run at once
-	// (dtls_inline.go), and at most as many overflowing requests on record goroutines
-	// (admitAndHandle; beyond that each gets a goroutine of its own), so however long handlers
-	// wait on storage, one record goroutine is always free to take the next record.
-	goroutines int
-	q          chan directRecord
-}
-
-// startDirect starts the record goroutines. Called by start, with l.mu held.
-func (l *dtlsLink) startDirect() {
-	l.direct.q = make(chan directRecord, directQueue)
-	l.wg.Add(l.direct.goroutines)
-	for range l.direct.goroutines {
-		go l.records()
+// takeDirect reports whether p, an established session's datagram, is an application data record
+// the reader is to hand pion itself, and what it needs for that. Called by route with l.mu held.
+func (l *dtlsLink) takeDirect(s *dtlsSession, p []byte) (directRecord, bool) {
+	if len(p) < 13 || p[0] != 23 || // DTLS application data (RFC 6347 §4.1); not tls12_cid
+		!s.established || s.conn == nil || s.vc == nil || s.fromReader == nil || s.idle.falling || s.idle.settling != nil {
+		return directRecord{}, false
 	}
-}
-
-// queueDirect queues p, an established session's datagram from, for a record goroutine when it
-// is an application data record the session can take that way, and reports whether it did.
-// Called by dispatch with l.mu held.
-func (l *dtlsLink) queueDirect(s *dtlsSession, p []byte, from netip.AddrPort) bool {
-	if l.direct.q == nil || len(p) < 13 || p[0] != 23 || // DTLS application data (RFC 6347 §4.1); not tls12_cid
-		!s.established || s.conn == nil || s.vc == nil || s.idle.falling || s.idle.settling != nil {
-		return false
-	}
-	r := directRecord{s: s, vc: s.vc, conn: s.conn, in: l.fast.inbound(p, from)}
 	// Counted under l.mu: hibernate, which checks quiet under l.mu, never snapshots a session
-	// with a record on its way here (dtls_idle.go).
-	r.vc.direct.Add(1)
-	select {
-	case l.direct.q <- r:
-		return true
-	default:
-		r.vc.direct.Add(-1)
-		l.fast.release(r.in)
-		return false
-	}
+	// with a record on its way through a reader (dtls_idle.go).
+	s.vc.direct.Add(1)
+	return directRecord{vc: s.vc, conn: s.conn, fn: s.fromReader}, true
 }
 
-// records runs queued records until the link closes.
-func (l *dtlsLink) records() {
-	defer l.wg.Done()
-	for {
-		select {
-		case r := <-l.direct.q:
-			l.runDirect(r)
-		case <-l.ctx.Done():
-			return
-		}
-	}
-}
-
-// runDirect hands r to pion; a record pion does not take (the connection closed meanwhile) goes
-// the session's way after all.
-func (l *dtlsLink) runDirect(r directRecord) {
+// runDirect hands r's record p (from) to pion on the calling reader; a record pion does not take
+// (the connection closed meanwhile) goes the session's way after all.
+func (l *dtlsLink) runDirect(r directRecord, p []byte, from netip.AddrPort) {
 	defer r.vc.direct.Add(-1)
-	if r.conn.HandleApplicationData(r.in.b, r.vc.udpAddr(r.in.from)) {
-		l.fast.release(r.in)
+	if r.conn.HandleApplicationDataFunc(p, r.vc.udpAddr(from), r.fn) {
 		return
 	}
+	in := l.fast.inbound(p, from)
 	select {
-	case r.vc.rx <- r.in:
+	case r.vc.rx <- in:
 	default:
-		l.fast.release(r.in)
+		l.fast.release(in)
 	}
 }

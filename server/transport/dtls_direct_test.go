@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -11,20 +10,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// TestQueueDirect: the demultiplexer queues for the record goroutines only an application data
-// record (content type 23) of an established session that is awake; everything else, and a
-// record that finds the queue full, takes the session's path (queueDirect reports false and
-// holds nothing). A queued record keeps its session from falling asleep until it has run
-// (quiet, dtls_idle.go).
-func TestQueueDirect(t *testing.T) {
+// TestTakeDirect: a socket reader hands pion itself only an application data record (content
+// type 23) of an established session that is awake and has its reader handler; everything else
+// takes the session's path (takeDirect reports false and counts nothing). A record taken keeps
+// its session from falling asleep until the reader is done with it (quiet, dtls_idle.go).
+func TestTakeDirect(t *testing.T) {
 	appData := append([]byte{23, 0xfe, 0xfd}, make([]byte, 30)...)
-	from := netip.MustParseAddrPort("192.0.2.1:5684")
 	for _, tc := range []struct {
-		name      string
-		record    []byte
-		session   func(*dtlsSession)
-		queueFull bool
-		want      bool
+		name    string
+		record  []byte
+		session func(*dtlsSession)
+		want    bool
 	}{
 		{name: "application data", record: appData, want: true},
 		{name: "connection id record", record: append([]byte{25}, appData[1:]...)},
@@ -33,36 +29,30 @@ func TestQueueDirect(t *testing.T) {
 		{name: "short", record: appData[:12]},
 		{name: "handshaking", record: appData, session: func(s *dtlsSession) { s.established = false }},
 		{name: "asleep", record: appData, session: func(s *dtlsSession) { s.conn = nil }},
+		{name: "no reader handler yet", record: appData, session: func(s *dtlsSession) { s.fromReader = nil }},
 		{name: "falling asleep", record: appData, session: func(s *dtlsSession) { s.idle.falling = true }},
 		{name: "waking", record: appData, session: func(s *dtlsSession) { s.idle.settling = make(chan struct{}) }},
-		{name: "queue full", record: appData, queueFull: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := &dtlsLink{direct: dtlsDirect{q: make(chan directRecord, 1)}}
-			s := &dtlsSession{established: true, conn: &dtls.Conn{}}
+			l := &dtlsLink{}
+			s := &dtlsSession{established: true, conn: &dtls.Conn{}, fromReader: func([]byte) {}}
 			s.vc = newSessionConn(l, s)
 			s.vc.state.Store(rxIdle) // pion waits for its next record
 			if tc.session != nil {
 				tc.session(s)
 			}
-			if tc.queueFull {
-				l.direct.q <- directRecord{}
-			}
-			if got := l.queueDirect(s, tc.record, from); got != tc.want {
-				t.Fatalf("queueDirect = %v, want %v", got, tc.want)
+			r, got := l.takeDirect(s, tc.record)
+			if got != tc.want {
+				t.Fatalf("takeDirect = %v, want %v", got, tc.want)
 			}
 			if got := s.vc.direct.Load() == 0; got == tc.want {
 				t.Fatalf("records counted on the session: %d, want %d", s.vc.direct.Load(), map[bool]int{true: 1}[tc.want])
 			}
 			if s.vc.quiet() == tc.want {
-				t.Fatalf("quiet = %v with a record queued %v", s.vc.quiet(), tc.want)
+				t.Fatalf("quiet = %v with a record taken %v", s.vc.quiet(), tc.want)
 			}
-			if !tc.want {
-				return
-			}
-			r := <-l.direct.q
-			if r.s != s || r.vc != s.vc || r.conn != s.conn || string(r.in.b) != string(tc.record) || r.in.from != from {
-				t.Fatalf("queued %+v", r)
+			if tc.want && (r.vc != s.vc || r.conn != s.conn || r.fn == nil) {
+				t.Fatalf("took %+v", r)
 			}
 		})
 	}
@@ -87,32 +77,36 @@ func (h *holdHandler) ServeCoAP(_ context.Context, _ Peer, r *Message) *Message 
 	return resp
 }
 
-// TestDTLSRecordGoroutineNotHeldByOverflow: inline-safe requests that overflow (inline slots
-// taken, workers' queue full) and then wait on storage never hold every record goroutine, so
-// other devices' records still get through. With one worker there are three record
-// goroutines: one holds the only inline slot, one the first overflowing request (at most
-// Workers run in place), and the second overflowing request runs on a goroutine of its own,
-// leaving the third free for dev6. Were every overflowing request run in place, dev6 would
-// never be answered.
-//
-// The scenario needs dev1's /hold in the inline slot, not on the only worker: a handler that
-// ran inline keeps its slot until just after its answer is written, so the last warm-up's may
-// still hold it when the device has read the answer, and dev1's /hold then goes to the worker
-// (as designed: an inline-safe request that finds the slots taken is queued), where dev2's
-// /block waits behind it. On a busy machine it did (CI: "/block never reached the handler").
-func TestDTLSRecordGoroutineNotHeldByOverflow(t *testing.T) {
+// TestDTLSReadersNotHeldByInlineHandlers: however long inline handlers wait on storage, one
+// of the socket's readers is always reading. With two workers the inline limit is two (one
+// less than the readers): two devices' requests held inline hold two readers; a retransmission
+// of one of them, which the third reader finds its session busy with, goes to that session's
+// goroutine instead of holding the third reader until the handler returns (pion patch 39's
+// TryLock: with a reader waiting for the session, this test's new handshake never completed);
+// with both workers held too, an inline-safe request fills the workers' queue and the next
+// one spills. A new device still handshakes and is answered by a worker once they are free,
+// and when everything is released every request is answered, none dropped.
+func TestDTLSReadersNotHeldByInlineHandlers(t *testing.T) {
 	h := &holdHandler{held: make(chan string, 8), release: make(chan struct{})}
 	cfg := testConfig()
-	cfg.Workers, cfg.QueueSize = 1, 1
-	keys := pskMap{"dev1": "key-one-1", "dev2": "key-two-2", "dev3": "key-three-3", "dev4": "key-four-4", "dev5": "key-five-5", "dev6": "key-six-6"}
+	cfg.Workers, cfg.QueueSize = 2, 1
+	keys := pskMap{"dev1": "key-one-1", "dev2": "key-two-2", "dev3": "key-three-3", "dev4": "key-four-4",
+		"dev5": "key-five-5", "dev6": "key-six-6", "dev7": "key-seven-7"}
 	te, l := startDTLSWith(t, h, cfg, DTLSConfig{PSK: keys})
-	defer close(h.release) // before the Endpoint stops (cleanups run after deferred calls)
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(h.release)
+		}
+	}
+	defer release() // before the Endpoint stops (cleanups run after deferred calls)
 
 	// Every device handshakes and is answered twice first (a record that arrives as the
 	// handshake ends may take the session's path), while nothing is held.
 	conns := map[string]*dtls.Conn{}
 	for _, id := range []string{"dev1", "dev2", "dev3", "dev4", "dev5", "dev6"} {
-		c, err := dialDTLS(t, te.addr, id, keys[id], nil)
+		c, err := dialDTLSWithin(t, 20*time.Second, te.addr, id, keys[id], nil)
 		if err != nil {
 			t.Fatalf("%s handshake: %v", id, err)
 		}
@@ -127,13 +121,11 @@ func TestDTLSRecordGoroutineNotHeldByOverflow(t *testing.T) {
 		}
 		conns[id] = c
 	}
-	send := func(identity string, mid uint16, path string) func() (frame, error) {
+	send := func(identity string, mid uint16, path string) {
 		t.Helper()
-		c := conns[identity]
-		if _, err := c.Write(datagram(t, typeCON, mid, req(GET, path))); err != nil {
+		if _, err := conns[identity].Write(datagram(t, typeCON, mid, req(GET, path))); err != nil {
 			t.Fatal(err)
 		}
-		return func() (frame, error) { return readFrameWithin(t, c, 20*time.Second) }
 	}
 	waitUntil := func(what string, cond func() bool) {
 		t.Helper()
@@ -156,31 +148,54 @@ func TestDTLSRecordGoroutineNotHeldByOverflow(t *testing.T) {
 			t.Fatalf("%s never reached the handler (%s)", want, dtlsEngineState(te, l))
 		}
 	}
+	if te.inl.limit != 2 {
+		t.Fatalf("inline limit %d, want 2 (one less than %d readers)", te.inl.limit, dtlsReaders)
+	}
 	waitUntil("the warm-ups' inline slots free", func() bool { return te.inl.busy.Load() == 0 })
-	send("dev1", 10, "/hold") // the only inline slot, on a record goroutine
+	send("dev1", 10, "/hold") // an inline slot, on a reader
 	waitHeld("/hold")
-	if n := te.inl.busy.Load(); n != 1 {
-		t.Fatalf("dev1's /hold runs on the worker, not inline (%d inline handlers; %s)", n, dtlsEngineState(te, l))
+	send("dev2", 20, "/hold") // the other inline slot, on another reader
+	waitHeld("/hold")
+	if n := te.inl.busy.Load(); n != 2 {
+		t.Fatalf("%d inline handlers, want 2 (%s)", n, dtlsEngineState(te, l))
 	}
-	send("dev2", 20, "/block") // the only worker
+	send("dev1", 10, "/hold") // a retransmission: its session is busy, so it goes the session's way
+	send("dev3", 30, "/block") // a worker
 	waitHeld("/block")
-	send("dev3", 30, "/fw") // inline slot taken: queued for the held worker
-	waitUntil("dev3's request in the workers' queue", func() bool { return len(te.queue) == cap(te.queue) })
-	send("dev4", 40, "/hold") // overflows, and waits on its record goroutine
-	waitHeld("/hold")
-	send("dev5", 50, "/hold") // overflows, and waits on a goroutine of its own
-	waitHeld("/hold")
-	if n, g := te.inl.overflowed.Load(), te.ovf.pooled.Load(); n != 1 || g != 1 {
-		t.Fatalf("overflowing requests on record goroutines %d, on overflow goroutines %d; want 1 and 1 (%s)", n, g, dtlsEngineState(te, l))
+	send("dev4", 40, "/block") // the other worker
+	waitHeld("/block")
+	send("dev5", 50, "/fw") // inline slots taken: queued for the held workers
+	waitUntil("dev5's request in the workers' queue", func() bool { return len(te.queue) == cap(te.queue) })
+	send("dev6", 60, "/fw") // the queue full too: spilled
+	waitUntil("dev6's request spilled", func() bool { return len(te.spilled) == 1 })
+
+	// The third reader still reads: a new device handshakes.
+	c7, err := dialDTLSWithin(t, 20*time.Second, te.addr, "dev7", keys["dev7"], nil)
+	if err != nil {
+		t.Fatalf("a new device could not handshake while inline handlers and workers were held: %v (%s)", err, dtlsEngineState(te, l))
 	}
-	answer := send("dev6", 60, "/fw")
-	if f, err := answer(); err != nil || framePayload(f) != "/fw" {
-		t.Fatalf("dev6 got no answer while overflowing requests waited (%+v, %v; %s)", f, err, dtlsEngineState(te, l))
+	defer c7.Close()
+
+	release()
+	for _, id := range []string{"dev1", "dev2", "dev3", "dev4", "dev5", "dev6"} {
+		f, err := readFrameWithin(t, conns[id], 20*time.Second)
+		if err != nil || f.typ != typeACK {
+			t.Fatalf("%s: no answer once released: %+v, %v (%s)", id, f, err, dtlsEngineState(te, l))
+		}
+	}
+	if _, err := c7.Write(datagram(t, typeCON, 70, req(GET, "/fw"))); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := readFrameWithin(t, c7, 20*time.Second); err != nil || framePayload(f) != "/fw" {
+		t.Fatalf("dev7: %+v, %v", f, err)
+	}
+	if got := testutil.ToFloat64(te.m.dropQueueFull); got != 0 {
+		t.Fatalf("queue_full drops = %v, want 0", got)
 	}
 }
 
 // dtlsEngineState describes where the records of a DTLS Endpoint went, for a test's failure
-// message: the engine's drop counters, its inline and overflow slots and queues, and the link's
+// message: the engine's drop counters, its inline slots and queues, and the link's
 // sessions (dtlsSessionState).
 func dtlsEngineState(te *testEndpoint, l *dtlsLink) string {
 	m := te.m
@@ -189,11 +204,11 @@ func dtlsEngineState(te *testEndpoint, l *dtlsLink) string {
 		requests += testutil.ToFloat64(c)
 	}
 	return fmt.Sprintf("received %v, requests %v, dropped: queue_full %v malformed %v oversize %v source_rate %v; "+
-		"inline overflow %v, inline busy %d/%d, overflowed %d, overflow goroutines %d, workers' queue %d/%d, record queue %d; %s",
+		"inline overflow %v, inline busy %d/%d, workers' queue %d/%d, spilled %d/%d; %s",
 		testutil.ToFloat64(m.received), requests, testutil.ToFloat64(m.dropQueueFull),
 		testutil.ToFloat64(m.dropMalformed), testutil.ToFloat64(m.dropOversize), testutil.ToFloat64(m.limits.sourceRate),
 		testutil.ToFloat64(m.inlineOverflow), te.inl.busy.Load(), te.inl.limit,
-		te.inl.overflowed.Load(), te.ovf.pooled.Load(), len(te.queue), cap(te.queue), len(l.direct.q), dtlsSessionState(l))
+		len(te.queue), cap(te.queue), len(te.spilled), cap(te.spilled), dtlsSessionState(l))
 }
 
 // dtlsSessionState describes a DTLS link's sessions for a test's failure message: how many it

@@ -24,11 +24,11 @@ type datagramSink interface {
 	// buffer returns an engine buffer of MaxMessageSize+1 bytes to read a datagram into.
 	buffer() *[]byte
 	// deliver admits and queues the datagram (*bp)[:n] for a worker, exactly as the engine's
-	// reader does with one it read itself, and takes bp back. shared says the calling goroutine
-	// serves other sessions too (a record goroutine, dtls_direct.go): an inline-safe request
-	// that finds the inline slots and the queue full then runs on a goroutine of its own, not
-	// there.
-	deliver(bp *[]byte, n int, from netip.AddrPort, identity string, shared bool)
+	// reader does with one it read itself, and takes bp back. overflow says what becomes of an
+	// inline-safe request that finds the inline slots and the queue full: a session's own
+	// goroutine runs it there (overflowHere); a socket reader, which serves every session
+	// (dtls_direct.go), spills it (overflowSpill).
+	deliver(bp *[]byte, n int, from netip.AddrPort, identity string, overflow overflowMode)
 	// recycle takes back a buffer that was not delivered.
 	recycle(bp *[]byte)
 }
@@ -43,12 +43,8 @@ type pushLink interface {
 func (e *Endpoint) buffer() *[]byte    { return e.bufs.Get().(*[]byte) }
 func (e *Endpoint) recycle(bp *[]byte) { e.bufs.Put(bp) }
 
-func (e *Endpoint) deliver(bp *[]byte, n int, from netip.AddrPort, identity string, shared bool) {
-	if shared {
-		e.admitAndHandle(bp, n, from, identity, overflowGoroutine)
-	} else {
-		e.admitAndHandle(bp, n, from, identity, overflowHere)
-	}
+func (e *Endpoint) deliver(bp *[]byte, n int, from netip.AddrPort, identity string, overflow overflowMode) {
+	e.admitAndHandle(bp, n, from, identity, overflow)
 }
 
 // overflowMode is what admitAndHandle does with an inline-safe request that finds the inline
@@ -57,18 +53,17 @@ type overflowMode uint8
 
 const (
 	// overflowSpill: queue it in Endpoint.spilled, else drop it (retransmitted): a reader of
-	// the engine's own socket must not stay away (udp_inline.go).
+	// a socket must not stay away (udp_inline.go, dtls_direct.go).
 	overflowSpill     overflowMode = iota
 	overflowHere                   // run it on the calling goroutine: a session's own
-	overflowGoroutine              // run it on a goroutine of its own (dtls_overflow.go): the caller serves other sessions too (dtls_direct.go)
 )
 
-// admitAndHandle is deliver for a session goroutine or a record goroutine, or for a reader of
-// the engine's own socket; overflow says what becomes of an inline-safe request that finds the
-// queue full.
+// admitAndHandle is deliver for a DTLS session's goroutine or a DTLS socket's reader, or for a
+// reader of the engine's own socket; overflow says what becomes of an inline-safe request that
+// finds the queue full.
 func (e *Endpoint) admitAndHandle(bp *[]byte, n int, from netip.AddrPort, identity string, overflow overflowMode) {
 	e.m.received.Inc()
-	// Many session goroutines (or plainReaders readers of a UDP socket) deliver at once;
+	// Many session goroutines and socket readers deliver at once;
 	// admit's source limiter is for one goroutine.
 	e.admitMu.Lock()
 	queue, refuse, maxAge, n := e.admit(n, from)
@@ -92,19 +87,6 @@ func (e *Endpoint) admitAndHandle(bp *[]byte, n int, from netip.AddrPort, identi
 		switch {
 		case safe && overflow == overflowHere:
 			e.inlineOverflow(f, from, identity) // rather than drop it (dtls_inline.go)
-		case safe && overflow == overflowGoroutine:
-			// A record goroutine serves every session: at most limit of them run overflowing
-			// requests (and at most limit more inline ones), so that one of the link's
-			// 2*Workers+1 is always free for the next record however long handlers wait on
-			// storage. Beyond that the request gets a goroutine of its own, from a pool of
-			// goroutines that wait briefly for the next one (dtls_overflow.go).
-			if e.inl.overflowed.Add(1) <= e.inl.limit {
-				e.inlineOverflow(f, from, identity)
-				e.inl.overflowed.Add(-1)
-			} else {
-				e.inl.overflowed.Add(-1)
-				e.overflowGo(f, from, identity)
-			}
 		case safe && overflow == overflowSpill && e.spill(f, from, identity): // udp_inline.go
 		default:
 			e.m.dropQueueFull.Inc()
@@ -153,7 +135,7 @@ func (l *dtlsLink) readSession(s *dtlsSession, vc *sessionConn, conn *dtls.Conn)
 		l.mu.Lock()
 		from, identity := s.addr, s.identity
 		l.mu.Unlock()
-		sink.deliver(bp, n, from, identity, false)
+		sink.deliver(bp, n, from, identity, overflowHere)
 	}
 }
 

@@ -25,7 +25,7 @@ type delivered struct {
 
 func (s *recordingSink) buffer() *[]byte { b := make([]byte, s.size); return &b }
 func (s *recordingSink) recycle(*[]byte) {}
-func (s *recordingSink) deliver(bp *[]byte, n int, from netip.AddrPort, identity string, _ bool) {
+func (s *recordingSink) deliver(bp *[]byte, n int, from netip.AddrPort, identity string, _ overflowMode) {
 	s.got <- delivered{b: (*bp)[:n], from: from, identity: identity}
 }
 
@@ -93,7 +93,7 @@ func TestDeliverQueueFull(t *testing.T) {
 	for range 3 {
 		bp := e.buffer()
 		n := copy(*bp, datagram(t, typeCON, 1, req(GET, "/fw")))
-		e.deliver(bp, n, from, "dev1", false)
+		e.deliver(bp, n, from, "dev1", overflowHere)
 	}
 	if got := testutil.ToFloat64(e.m.dropQueueFull); got != 2 {
 		t.Fatalf("queue_full drops = %v, want 2 (queue of 1, 3 delivered)", got)

@@ -22,11 +22,12 @@ import (
 //
 // Everything else (separate responses and notifications, whose listeners run arbitrary code,
 // and any request whose handler makes no promise) goes to the workers' queue as before. Inline
-// handlers run at most Config.Workers at once (beyond that a record is queued), so a slow
+// handlers run at most inlineState.limit at once (beyond that a record is queued), so a slow
 // handler (a storage read on a cache miss) cannot make the whole fleet's sessions run handlers
-// without bound; it only holds the reads of the session whose request it is answering. Only
-// when the queue is full too does an inline-safe request run on its session's goroutine beyond
-// that limit (inlineOverflow) instead of being dropped.
+// without bound. A request that finds the limit reached and the workers' queue full too spills
+// into a second queue for the workers when a socket reader read it (dtls_direct.go), and runs
+// on its session's goroutine beyond the limit (inlineOverflow) when pion's reader of that
+// session decrypted it, rather than being dropped.
 
 // InlineHandler is a Handler that can vouch, request by request, that ServeCoAP never waits for
 // the device that sent the request: it calls no Do or Notify to that device and waits on
@@ -51,19 +52,16 @@ func (inlineAll) Inline(*Message) bool { return true }
 type inlineState struct {
 	ctx  atomic.Pointer[context.Context] // Serve's context; nil before Serve: nothing inline
 	busy atomic.Int32                    // handlers running inline now, at most limit
-	// overflowed counts inline-safe requests that overflowed on a record goroutine and run
-	// there, at most limit (dtls_fastpath.go).
-	overflowed atomic.Int32
-	// limit is Config.Workers for a link whose sessions deliver (DTLS: each holds only its own
-	// device), and plainReaders-1 on a UDP socket the engine reads, so that one reader is always
-	// reading however long the inline handlers wait on storage (udp_inline.go).
+	// limit is plainReaders-1 on a UDP socket the engine reads and dtlsReaders-1 on a DTLS
+	// link, so that one reader is always reading however long the inline handlers wait on
+	// storage (udp_inline.go, dtls_direct.go); never more than Config.Workers.
 	limit int32
 }
 
 // inline handles the admitted datagram data from (with identity) on the calling goroutine (a
 // DTLS session's reader) when that is safe, and reports whether it did. If it did not, it may
 // have decoded data already: f is then that decoding, for the worker (ok true); safe says f is
-// an inline-safe request that found Config.Workers handlers running inline already.
+// an inline-safe request that found inlineState.limit handlers running inline already.
 func (e *Endpoint) inline(data []byte, from netip.AddrPort, identity string) (handled bool, f frame, ok, safe bool) {
 	ctxp := e.inl.ctx.Load()
 	if ctxp == nil {

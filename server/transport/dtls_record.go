@@ -24,25 +24,31 @@ func (l *dtlsLink) handRecords(s *dtlsSession, vc *sessionConn, conn *dtls.Conn)
 	l.mu.Lock()
 	identity := s.identity
 	l.mu.Unlock()
-	conn.SetApplicationDataHandler(func(p []byte) {
-		bp := sink.buffer()
-		if len(p) > len(*bp) {
-			// Larger than any message the engine accepts: dropped, as Read's errBufferTooSmall
-			// dropped it.
-			sink.recycle(bp)
-			return
+	handler := func(overflow overflowMode) func([]byte) {
+		return func(p []byte) {
+			bp := sink.buffer()
+			if len(p) > len(*bp) {
+				// Larger than any message the engine accepts: dropped, as Read's
+				// errBufferTooSmall dropped it.
+				sink.recycle(bp)
+				return
+			}
+			n := copy(*bp, p)
+			if l.dc.ConnectionID {
+				// pion has moved the connection to the record's address already (patch 10
+				// runs the handler after that): nothing to wait for, unlike follow.
+				l.followConn(s, conn)
+			}
+			sink.deliver(bp, n, s.currentAddr(l), identity, overflow)
 		}
-		n := copy(*bp, p)
-		if l.dc.ConnectionID {
-			// pion has moved the connection to the record's address already (patch 10 runs
-			// the handler after that): nothing to wait for, unlike follow.
-			l.followConn(s, conn)
-		}
-		// A record goroutine may be the caller while one of this conn's records is queued for
-		// or run by one (dtls_direct.go); pion's reader, taken for one, merely starts a
-		// goroutine should its request overflow.
-		sink.deliver(bp, n, s.currentAddr(l), identity, vc.direct.Load() > 0)
-	})
+	}
+	// A socket reader hands the records it takes to pion with a handler of its own (pion
+	// patch 39, dtls_direct.go): it serves every session and must not stay away from the
+	// socket, so an overflowing request spills. pion's reader serves this session alone.
+	l.mu.Lock()
+	s.fromReader = handler(overflowSpill)
+	l.mu.Unlock()
+	conn.SetApplicationDataHandler(handler(overflowHere))
 }
 
 // followConn moves s to the address pion holds for its peer when it changed (follow without

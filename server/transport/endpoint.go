@@ -37,14 +37,13 @@ type Endpoint struct {
 
 	bufs  sync.Pool // *[]byte of MaxMessageSize+1
 	queue chan packet
-	// spilled holds inline-safe requests a UDP socket's reader found no room for in queue
-	// (udp_inline.go); nil on a link that pushes its datagrams (DTLS).
+	// spilled holds inline-safe requests a socket's reader found no room for in queue
+	// (udp_inline.go, dtls_direct.go).
 	spilled chan spilledRequest
 	// admitMu serialises admit for a link that delivers datagrams from many goroutines
 	// (dtls_fastpath.go); the engine's own reader needs no lock.
 	admitMu sync.Mutex
-	inl     inlineState  // records answered on a DTLS session's goroutine (dtls_inline.go)
-	ovf     overflowPool // goroutines for requests that overflow on a record goroutine (dtls_overflow.go)
+	inl     inlineState // requests answered where they were read or decrypted (dtls_inline.go)
 
 	serving   atomic.Bool
 	closed    chan struct{}
@@ -114,7 +113,6 @@ func newEndpoint(conn net.PacketConn, network Network, h Handler, cfg Config, lo
 		queue:   make(chan packet, cfg.QueueSize),
 		closed:  make(chan struct{}),
 	}
-	e.ovf.init(cfg.QueueSize)
 	e.ex.init()
 	size := cfg.MaxMessageSize + 1
 	e.bufs.New = func() any { b := make([]byte, size); return &b }
@@ -130,9 +128,8 @@ func newEndpoint(conn net.PacketConn, network Network, h Handler, cfg Config, lo
 	}
 	if pl, ok := l.(pushLink); ok {
 		pl.setSink(e) // the link queues datagrams itself (dtls_fastpath.go)
-	} else {
-		e.spilled = make(chan spilledRequest, cfg.QueueSize) // udp_inline.go
 	}
+	e.spilled = make(chan spilledRequest, cfg.QueueSize) // udp_inline.go, dtls_direct.go
 	return e, nil
 }
 
@@ -181,7 +178,9 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 	// goroutine waiting for it to close.
 	readers, limit := plainReaders, plainReaders-1
 	if _, push := e.link.(pushLink); push {
-		readers, limit = 1, e.cfg.Workers
+		// DTLS: the link's own readers answer inline, at most all but one at a time
+		// (dtls_direct.go).
+		readers, limit = 1, dtlsReaders-1
 	}
 	e.inl.limit = int32(min(limit, e.cfg.Workers))
 	e.inl.ctx.Store(&ctx) // from now on a reader may answer datagrams itself (dtls_inline.go)
@@ -203,7 +202,6 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 	cancel()
 	_ = e.Close()
 	wg.Wait()
-	e.ovf.stop() // dtls_overflow.go
 	// Datagrams left in the queue are dropped.
 	for {
 		select {

@@ -42,6 +42,25 @@ var doneContext = func() context.Context { //nolint:gochecknoglobals
 // connection are processed one at a time, whether they come through here or the reader, and
 // may come through both (on different goroutines) at once.
 func (c *Conn) HandleApplicationData(datagram []byte, rAddr net.Addr) bool {
+	return c.handleApplicationData(datagram, rAddr, nil, true)
+}
+
+// HandleApplicationDataFunc is HandleApplicationData for a caller that serves many connections
+// and must never wait for one (lwota patch 39): the record goes to fn instead of the
+// connection's handler, and nothing is taken (false, the datagram untouched) while the
+// connection is processing another record, on its reader or another caller. The connection
+// must still have a handler set; fn replaces it for this record only, and runs under the same
+// lock. lwota's DTLS server reads its socket on a few goroutines and handles records in place
+// there: the handler must know it runs on such a reader, not on the connection's own reader
+// goroutine, because what it may do when the server is busy differs (a socket reader must
+// not stay away from the socket); and a reader that found the connection busy (its handler
+// waiting on storage for the record before) would wait as long, where giving the datagram to
+// the connection's net.PacketConn costs one hand-off.
+func (c *Conn) HandleApplicationDataFunc(datagram []byte, rAddr net.Addr, fn func(data []byte)) bool {
+	return c.handleApplicationData(datagram, rAddr, fn, false)
+}
+
+func (c *Conn) handleApplicationData(datagram []byte, rAddr net.Addr, fn func(data []byte), wait bool) bool {
 	if len(datagram) < recordlayer.FixedHeaderSize ||
 		protocol.ContentType(datagram[0]) != protocol.ContentTypeApplicationData ||
 		int(datagram[11])<<8|int(datagram[12]) != len(datagram)-recordlayer.FixedHeaderSize ||
@@ -49,8 +68,16 @@ func (c *Conn) HandleApplicationData(datagram []byte, rAddr net.Addr) bool {
 		len(c.state.getLocalConnectionID()) > 0 {
 		return false
 	}
-	c.inMu.Lock()
+	if wait {
+		c.inMu.Lock()
+	} else if !c.inMu.TryLock() {
+		return false
+	}
 	defer c.inMu.Unlock()
+	if fn != nil {
+		c.directFn = fn // read by deliverApplicationData, under inMu as here
+		defer func() { c.directFn = nil }()
+	}
 	// An application data record yields no handshake, retransmission or alert here: the
 	// handler takes it (the checks above hold), or it is dropped.
 	_, _, _, _ = c.handleIncomingPacket(doneContext, datagram, rAddr, false)

@@ -52,6 +52,11 @@ func (c *Conn) deliverApplicationData(buf []byte, epoch uint16, originalCID bool
 		c.rAddr = rAddr
 		c.lock.Unlock()
 	}
+	if c.directFn != nil { // HandleApplicationDataFunc's, for this record only (patch 39)
+		c.directFn(buf[recordlayer.FixedHeaderSize:])
+
+		return true
+	}
 	(*fn)(buf[recordlayer.FixedHeaderSize:])
 
 	return true

@@ -117,6 +117,9 @@ type Conn struct {
 	// inMu serialises the records the reader goroutine processes with those handed in by
 	// HandleApplicationData (lwota patch 33).
 	inMu sync.Mutex
+	// directFn, under inMu, takes the record HandleApplicationDataFunc hands in instead of
+	// appData (lwota patch 39).
+	directFn func([]byte)
 	// appRecord is the record Write seals, under lock (lwota patch 28, write_app_data.go).
 	appRecord recordlayer.RecordLayer
 }
