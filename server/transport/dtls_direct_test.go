@@ -159,7 +159,7 @@ func TestDTLSReadersNotHeldByInlineHandlers(t *testing.T) {
 	if n := te.inl.busy.Load(); n != 2 {
 		t.Fatalf("%d inline handlers, want 2 (%s)", n, dtlsEngineState(te, l))
 	}
-	send("dev1", 10, "/hold") // a retransmission: its session is busy, so it goes the session's way
+	send("dev1", 10, "/hold")  // a retransmission: its session is busy, so it goes the session's way
 	send("dev3", 30, "/block") // a worker
 	waitHeld("/block")
 	send("dev4", 40, "/block") // the other worker

@@ -54,8 +54,8 @@ type overflowMode uint8
 const (
 	// overflowSpill: queue it in Endpoint.spilled, else drop it (retransmitted): a reader of
 	// a socket must not stay away (udp_inline.go, dtls_direct.go).
-	overflowSpill     overflowMode = iota
-	overflowHere                   // run it on the calling goroutine: a session's own
+	overflowSpill overflowMode = iota
+	overflowHere               // run it on the calling goroutine: a session's own
 )
 
 // admitAndHandle is deliver for a DTLS session's goroutine or a DTLS socket's reader, or for a
