@@ -82,7 +82,8 @@ func (h *holdHandler) ServeCoAP(_ context.Context, _ Peer, r *Message) *Message 
 // less than the readers): two devices' requests held inline hold two readers; a retransmission
 // of one of them, which the third reader finds its session busy with, goes to that session's
 // goroutine instead of holding the third reader until the handler returns (pion patch 39's
-// TryLock: with a reader waiting for the session, this test's new handshake never completed);
+// TryLock: with a reader waiting for the session, the next device's request never reached a handler:
+// "/block never reached the handler");
 // with both workers held too, an inline-safe request fills the workers' queue and the next
 // one spills. A new device still handshakes and is answered by a worker once they are free,
 // and when everything is released every request is answered, none dropped.
