@@ -156,7 +156,9 @@ func TestEchoLoadApart(t *testing.T) {
 	defer srv.Close()
 	for range 2 {
 		var events []string
-		rate, err := EchoLoad(context.Background(), EchoConfig{Addr: srv.Addr(), Clients: 3, Duration: 100 * time.Millisecond,
+		// Long enough for one round trip on a loaded machine: at 100 ms a CI run under -race
+		// beside other packages' tests completed none ("rate 0").
+		rate, err := EchoLoad(context.Background(), EchoConfig{Addr: srv.Addr(), Clients: 3, Duration: 2 * time.Second,
 			Started: func() { events = append(events, "started") },
 			Ended:   func() { events = append(events, "ended") }})
 		if err != nil {
