@@ -19,11 +19,10 @@ import (
 // engine's sink, on pion's reader goroutine, as readSession does with what it reads.
 func (l *dtlsLink) handRecords(s *dtlsSession, vc *sessionConn, conn *dtls.Conn) {
 	sink := l.fast.sink // set by newEndpoint, before any session exists
-	// The identity is the handshake's, fixed from now on; the address is read without the
-	// link's lock (dtls_rx.go), which every record took here before.
-	l.mu.Lock()
-	identity := s.identity
-	l.mu.Unlock()
+	// The identity is the handshake's, fixed from now on, read under the link's lock below before
+	// either handler is set; the address is read without the lock (dtls_rx.go), which every
+	// record took here before.
+	var identity string
 	handler := func(overflow overflowMode) func([]byte) {
 		return func(p []byte) {
 			bp := sink.buffer()
@@ -46,6 +45,7 @@ func (l *dtlsLink) handRecords(s *dtlsSession, vc *sessionConn, conn *dtls.Conn)
 	// patch 39, dtls_direct.go): it serves every session and must not stay away from the
 	// socket, so an overflowing request spills. pion's reader serves this session alone.
 	l.mu.Lock()
+	identity = s.identity
 	s.fromReader = handler(overflowSpill)
 	l.mu.Unlock()
 	conn.SetApplicationDataHandler(handler(overflowHere))
