@@ -103,8 +103,9 @@ func TestDTLSReadersNotHeldByInlineHandlers(t *testing.T) {
 	}
 	defer release() // before the Endpoint stops (cleanups run after deferred calls)
 
-	// Every device handshakes and is answered twice first (a record that arrives as the
-	// handshake ends may take the session's path), while nothing is held.
+	// Every device handshakes, its session takes records on the readers (one that arrives as
+	// the handshake ends may take the session's path), and it is answered twice first, while
+	// nothing is held.
 	conns := map[string]*dtls.Conn{}
 	for _, id := range []string{"dev1", "dev2", "dev3", "dev4", "dev5", "dev6"} {
 		c, err := dialDTLSWithin(t, 20*time.Second, te.addr, id, keys[id], nil)
@@ -112,6 +113,7 @@ func TestDTLSReadersNotHeldByInlineHandlers(t *testing.T) {
 			t.Fatalf("%s handshake: %v", id, err)
 		}
 		t.Cleanup(func() { c.Close() })
+		waitReaderReady(t, te, l, id)
 		for mid := range uint16(2) {
 			if _, err := c.Write(datagram(t, typeCON, mid, req(GET, "/fw"))); err != nil {
 				t.Fatal(err)
@@ -192,6 +194,31 @@ func TestDTLSReadersNotHeldByInlineHandlers(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(te.m.dropQueueFull); got != 0 {
 		t.Fatalf("queue_full drops = %v, want 0", got)
+	}
+}
+
+// waitReaderReady waits until the session of identity takes records on the socket's readers
+// (handRecords has given it fromReader). Its first records can arrive before that: the client
+// finishes its handshake a round trip before the server's goroutine sets the handler, and
+// those records take the session's own path.
+func waitReaderReady(t *testing.T, te *testEndpoint, l *dtlsLink, identity string) {
+	t.Helper()
+	ready := func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, s := range l.byAddr {
+			if s.identity == identity && s.established && s.fromReader != nil {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's session never took records on the socket's readers (%s)", identity, dtlsEngineState(te, l))
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

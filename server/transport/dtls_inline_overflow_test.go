@@ -56,6 +56,9 @@ func TestDTLSInlineOverflowAnswered(t *testing.T) {
 			t.Fatalf("%s handshake: %v", identity, err)
 		}
 		t.Cleanup(func() { c.Close() })
+		// A record sent as the handshake ends may take the session's own path, where an
+		// overflow runs in place: this test is about the socket's readers.
+		waitReaderReady(t, te, l, identity)
 		if _, err := c.Write(datagram(t, typeCON, mid, req(GET, path))); err != nil {
 			t.Fatal(err)
 		}
