@@ -65,7 +65,7 @@ func TestLoadDeviceHoldsNoReadBuffer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	cfg := PullConfig{URI: uri, Devices: 1, Duration: 300 * time.Millisecond}.withDefaults()
+	cfg := PullConfig{URI: uri, Devices: 1, Duration: 2 * time.Second}.withDefaults() // 2 s: see TestPullLoadErrors
 	d := &pullDevice{cfg: cfg, conn: c, pathOpts: pathOpts, blocks: new(atomic.Int64)}
 	rctx, rcancel := context.WithTimeout(ctx, cfg.Duration)
 	defer rcancel()

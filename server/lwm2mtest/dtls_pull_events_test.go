@@ -103,7 +103,7 @@ func TestPullLoadDTLSEvents(t *testing.T) {
 			}
 			return nil
 		}},
-		{"not found", false, true, PullConfig{Devices: 1, Duration: 500 * time.Millisecond}, func(r PullReport) error {
+		{"not found", false, true, PullConfig{Devices: 1, Duration: 2 * time.Second}, func(r PullReport) error {
 			if r.Errors == 0 || r.Blocks != 0 || !strings.Contains(r.FirstError, "4.04") {
 				return fmt.Errorf("want 4.04 errors and no block")
 			}

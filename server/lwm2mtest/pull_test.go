@@ -112,7 +112,7 @@ func TestPullLoadDurationAfterStarted(t *testing.T) {
 
 func TestPullLoadRetransmits(t *testing.T) {
 	uri := blockServer(t, true, false)
-	rep, err := PullLoad(context.Background(), PullConfig{URI: uri, Devices: 2, Duration: 500 * time.Millisecond, Timeout: 10 * time.Millisecond})
+	rep, err := PullLoad(context.Background(), PullConfig{URI: uri, Devices: 2, Duration: 2 * time.Second, Timeout: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,9 @@ func TestPullLoadRetransmits(t *testing.T) {
 
 func TestPullLoadErrors(t *testing.T) {
 	uri := blockServer(t, false, true)
-	rep, err := PullLoad(context.Background(), PullConfig{URI: uri, Devices: 1, Duration: 200 * time.Millisecond})
+	// Rounds of 2 s, not 200 ms: under -race beside the rest of the suite a short round may
+	// complete no exchange at all (TestEchoLoadApart failed so in CI with 100 ms rounds).
+	rep, err := PullLoad(context.Background(), PullConfig{URI: uri, Devices: 1, Duration: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +138,7 @@ func TestPullLoadErrors(t *testing.T) {
 }
 
 func TestUDPEcho(t *testing.T) {
-	rate, err := UDPEcho(context.Background(), 2, 200*time.Millisecond)
+	rate, err := UDPEcho(context.Background(), 2, 2*time.Second) // 2 s: see TestPullLoadErrors
 	if err != nil {
 		t.Fatal(err)
 	}
