@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -208,6 +209,43 @@ func TestMain(m *testing.M) {
 	pgtest.Stop()
 	s3test.Shutdown()
 	os.Exit(code)
+}
+
+// diagnostics describes a service whose test is failing: its counters that are not zero (the
+// registrations displaced, the CoAP drops and retransmissions, the update jobs' outcomes) and
+// the last lines of its log.
+func (ts *testService) diagnostics() string {
+	var b strings.Builder
+	req, err := http.NewRequest("GET", ts.base+"/metrics", nil)
+	if err == nil {
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		var resp *http.Response
+		if resp, err = http.DefaultClient.Do(req); err == nil {
+			data, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			b.WriteString("counters not zero:\n")
+			for _, line := range strings.Split(string(data), "\n") {
+				if strings.HasPrefix(line, "lwota_") && !strings.Contains(line, "_bucket{") &&
+					!strings.HasSuffix(line, " 0") {
+					b.WriteString("  " + line + "\n")
+				}
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(&b, "metrics: %v\n", err)
+	}
+	ts.logBuf.mu.Lock()
+	var lines []string
+	if buf, ok := ts.logBuf.w.(*bytes.Buffer); ok {
+		lines = strings.Split(strings.TrimSpace(buf.String()), "\n")
+	}
+	ts.logBuf.mu.Unlock()
+	b.WriteString("log, last lines:\n")
+	for _, l := range lines[max(0, len(lines)-40):] {
+		b.WriteString("  " + l + "\n")
+	}
+	return b.String()
 }
 
 // lockedWriter lets the service's goroutines log into one buffer.
