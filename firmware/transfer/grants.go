@@ -47,17 +47,43 @@ func (c *grantCache) shard(k grantKey) *grantShard {
 	return &c.shards[maphash.Comparable(c.seed, k)%uint64(len(c.shards))]
 }
 
-// get returns k's entry unless it expired by now (it is then forgotten).
-func (c *grantCache) get(k grantKey, now time.Time) (grantEntry, bool) {
+// get returns k's entry unless it expired by now, and reports whether the caller should ask
+// Grants. An expired grant is served for up to grace more while one caller refreshes it:
+// that caller is told to ask (the entry is marked), the others get the old grant. Without
+// this, every request that found the entry expired asked Grants itself, and a device's
+// requests waited for storage once per GrantTTL each; when storage is slow (seen under -race
+// in CI: 100 ms a job read) a device makes few requests per GrantTTL, so most of them missed,
+// and its retransmissions of a request waiting on storage asked again: the slower the server,
+// the more it read (issue 16).
+func (c *grantCache) get(k grantKey, now time.Time, grace time.Duration) (e grantEntry, ok bool) {
 	sh := c.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, ok := sh.lru.Get(k)
-	if ok && now.After(e.until) {
-		sh.lru.Remove(k)
+	e, ok = sh.lru.Get(k)
+	switch {
+	case !ok || !now.After(e.until):
+		return e, ok
+	case e.err == nil && e.refreshing && !now.After(e.until.Add(grace)):
+		return e, true // another request is asking Grants
+	case e.err == nil && !e.refreshing && !now.After(e.until.Add(grace)):
+		e.refreshing = true
+		sh.lru.Add(k, e)
 		return grantEntry{}, false
 	}
-	return e, ok
+	sh.lru.Remove(k)
+	return grantEntry{}, false
+}
+
+// refreshFailed clears k's refreshing mark after Grants failed (not a refusal), so that the
+// next request asks again rather than being served the old grant until its grace ends.
+func (c *grantCache) refreshFailed(k grantKey) {
+	sh := c.shard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e, ok := sh.lru.Peek(k); ok && e.refreshing {
+		e.refreshing = false
+		sh.lru.Add(k, e)
+	}
 }
 
 func (c *grantCache) add(k grantKey, e grantEntry) {

@@ -32,6 +32,10 @@ type fakeGrants struct {
 	calls  int
 	fail   error
 	served map[string][]int64
+	// gate, when set, holds every Grant call (after counting it, before answering) until it
+	// is closed; entered hears of each call held.
+	gate    chan struct{}
+	entered chan struct{}
 }
 
 func (f *fakeGrants) Served(job string, end int64) {
@@ -51,8 +55,15 @@ func (f *fakeGrants) servedTo(job string) []int64 {
 
 func (f *fakeGrants) Grant(_ context.Context, job string, _ transport.Peer) (Grant, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.calls++
+	gate, entered := f.gate, f.entered
+	f.mu.Unlock()
+	if gate != nil {
+		entered <- struct{}{}
+		<-gate
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.fail != nil {
 		return Grant{}, f.fail
 	}

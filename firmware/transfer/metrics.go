@@ -11,7 +11,16 @@ type metrics struct {
 	cacheBytes     prometheus.Gauge
 	blobReads      prometheus.Counter
 	refused        *prometheus.CounterVec
+	grantLookups   *prometheus.CounterVec // by lookupGranted, lookupForbidden, lookupFailed
+	grantsStale    prometheus.Counter
 }
+
+// Outcomes of asking Grants, the label of lwota_transfer_grant_lookups_total.
+const (
+	lookupGranted   = "granted"
+	lookupForbidden = "forbidden"
+	lookupFailed    = "failed"
+)
 
 // Reasons a block request is refused, the label of lwota_transfer_refused_total.
 const (
@@ -49,12 +58,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lwota_transfer_refused_total", Help: "Block requests refused, by reason.",
 		}, []string{"reason"}),
+		grantLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lwota_transfer_grant_lookups_total", Help: "Times Grants (the job and the device, in storage) was asked whether a download may go on, by outcome.",
+		}, []string{"result"}),
+		grantsStale: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lwota_transfer_grants_stale_total", Help: "Blocks served on an expired grant while another request of the same download asked Grants again.",
+		}),
+	}
+	for _, r := range []string{lookupGranted, lookupForbidden, lookupFailed} {
+		m.grantLookups.WithLabelValues(r)
 	}
 	for _, r := range []string{reasonInvalid, reasonExpired, reasonForbidden, reasonUnavailable, reasonBadBlock, reasonMethod} {
 		m.refused.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.blocks, m.bytes, m.cacheHits, m.cacheMisses, m.cacheEvictions, m.cacheBytes, m.blobReads, m.refused)
+		reg.MustRegister(m.blocks, m.bytes, m.cacheHits, m.cacheMisses, m.cacheEvictions, m.cacheBytes, m.blobReads, m.refused, m.grantLookups, m.grantsStale)
 	}
 	return m
 }

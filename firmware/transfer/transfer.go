@@ -48,7 +48,8 @@ type Config struct {
 	// ChunkSize is the unit read from the blob store and cached: a multiple of 1024.
 	ChunkSize int64
 	// GrantTTL is how long a Grants answer (granted or forbidden) is reused for the same job
-	// and peer, so a transfer does not ask the driver for every block.
+	// and peer, so a transfer does not ask the driver for every block. A grant is then asked
+	// for again by one request while the others are served for up to one more GrantTTL.
 	GrantTTL time.Duration
 	// GrantCacheSize bounds the number of cached Grants answers.
 	GrantCacheSize int
@@ -98,10 +99,11 @@ type grantKey struct {
 }
 
 type grantEntry struct {
-	grant Grant
-	etag  []byte
-	err   error // nil or ErrForbidden
-	until time.Time
+	grant      Grant
+	etag       []byte
+	err        error // nil or ErrForbidden
+	until      time.Time
+	refreshing bool // expired, and a request is asking Grants again (grants.go)
 }
 
 // New returns a transfer server: tokens checks the URIs' tokens, grants maps a job to the
@@ -261,12 +263,24 @@ func (s *Server) ServeCoAP(ctx context.Context, from transport.Peer, req *transp
 func (s *Server) grant(ctx context.Context, job string, from transport.Peer) (grantEntry, error) {
 	k := grantKey{job, from}
 	now := s.now()
-	if e, ok := s.gc.get(k, now); ok {
+	// An expired grant stays usable for one more GrantTTL while a request refreshes it: a job
+	// that stopped delivering is refused at most 2 GrantTTL (4 s) later.
+	if e, ok := s.gc.get(k, now, s.cfg.GrantTTL); ok {
+		if e.refreshing {
+			s.m.grantsStale.Inc()
+		}
 		return e, e.err
 	}
 	g, err := s.grants.Grant(ctx, job, from)
 	if err != nil && !errors.Is(err, ErrForbidden) {
+		s.m.grantLookups.WithLabelValues(lookupFailed).Inc()
+		s.gc.refreshFailed(k)
 		return grantEntry{}, err
+	}
+	if err != nil {
+		s.m.grantLookups.WithLabelValues(lookupForbidden).Inc()
+	} else {
+		s.m.grantLookups.WithLabelValues(lookupGranted).Inc()
 	}
 	e := grantEntry{grant: g, err: err, until: now.Add(s.cfg.GrantTTL)}
 	if err == nil {
