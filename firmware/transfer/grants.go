@@ -47,9 +47,9 @@ func (c *grantCache) shard(k grantKey) *grantShard {
 	return &c.shards[maphash.Comparable(c.seed, k)%uint64(len(c.shards))]
 }
 
-// get returns k's entry unless it expired by now, and reports whether the caller should ask
-// Grants. An expired grant is served for up to grace more while one caller refreshes it:
-// that caller is told to ask (the entry is marked), the others get the old grant. Without
+// get returns k's entry and true when it is to be used; false tells the caller to ask Grants.
+// An expired grant is served for up to grace more while one caller refreshes it: that caller
+// gets false (and the entry is marked refreshing), the others get the old grant. Without
 // this, every request that found the entry expired asked Grants itself, and a device's
 // requests waited for storage once per GrantTTL each; when storage is slow (seen under -race
 // in CI: 100 ms a job read) a device makes few requests per GrantTTL, so most of them missed,
