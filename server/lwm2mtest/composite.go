@@ -137,7 +137,7 @@ func (o *observation) covers(p lwm2m.Path) bool {
 
 // writeComposite writes resources of several objects at once; every record is checked before
 // any is written, so a refused request changes nothing.
-func (d *Device) writeComposite(r *request) response {
+func (d *Device) writeComposite(r *request) (resp response) {
 	if r.path.Len() != 0 {
 		return errorResponse(fmt.Errorf("%w: composite request on %s, not the root", errMethodNotAllowed, r.path))
 	}
@@ -146,6 +146,7 @@ func (d *Device) writeComposite(r *request) response {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer func() { resp = d.answered(resp) }() // with d.mu, before the unlock above
 	recs, err := codec.Decode(lwm2m.ContentFormat(r.cf), lwm2m.RootPath, r.body, d.tree)
 	if err != nil {
 		return errorResponse(fmt.Errorf("%w: %v", errBadRequest, err))

@@ -309,9 +309,12 @@ type Device struct {
 	asleep          bool
 	sleepTimer      *time.Timer
 	closed          bool
-	fw              fwState       // Object 5
-	sendQ           chan struct{} // FirmwareBySend: a report to Send (profiles_send.go)
-	sendDone        chan struct{} // closed when the Send goroutine has ended
+	fw              fwState // Object 5
+	// afterAnswer holds what a Write started that must wait until the Write is answered (a
+	// download: fwStartPull); write and writeComposite hand it to their response. With d.mu.
+	afterAnswer []func()
+	sendQ       chan struct{} // FirmwareBySend: a report to Send (profiles_send.go)
+	sendDone    chan struct{} // closed when the Send goroutine has ended
 
 	faults faultBox
 	stats  stats

@@ -57,6 +57,11 @@ type Faults struct {
 	BlockDelay time.Duration
 	// BytesPerSecond caps a pull's rate; 0 is no cap.
 	BytesPerSecond int
+
+	// AnswerDelay holds every answer to a server request that long after the device handled
+	// it, as a device whose CPU is busy elsewhere (or a loaded host) does: what the request
+	// started is already under way when the answer leaves, unless the device waits for it.
+	AnswerDelay time.Duration
 }
 
 // faultBox holds a device's faults; it has its own lock so that the socket path never waits

@@ -263,18 +263,43 @@ func (d *Device) fwStartPull(uri string) {
 	ctx, cancel := context.WithCancel(d.ctx)
 	d.fw.cancel = cancel
 	gen, offset := d.fw.gen, len(d.fw.partial)
-	go func() {
-		var err error
-		switch proto {
-		case ProtoCoAP, ProtoCoAPS:
-			err = d.fetchCoAP(ctx, gen, u, offset)
-		case ProtoCoAPTCP, ProtoCoAPTLS:
-			err = d.fetchCoAPTCP(ctx, gen, u, offset)
-		default:
-			err = d.fetchHTTP(ctx, gen, u, offset)
+	// The download starts once the Write of the URI is answered, as a real client's does (it
+	// acknowledges the Write, then its download task runs). Started at once, a download that
+	// rebooted the device (RebootAfterBlocks) could close its socket before the answer went
+	// out: the server's Write timed out (TestFirmwareRebootMidDownload, in CI under load).
+	d.afterAnswer = append(d.afterAnswer, func() { go d.fwPull(ctx, gen, proto, u, offset) })
+}
+
+// fwPull downloads u from offset, for generation gen, and ends the download with its outcome.
+func (d *Device) fwPull(ctx context.Context, gen uint64, proto int, u *url.URL, offset int) {
+	var err error
+	switch proto {
+	case ProtoCoAP, ProtoCoAPS:
+		err = d.fetchCoAP(ctx, gen, u, offset)
+	case ProtoCoAPTCP, ProtoCoAPTLS:
+		err = d.fetchCoAPTCP(ctx, gen, u, offset)
+	default:
+		err = d.fetchHTTP(ctx, gen, u, offset)
+	}
+	d.fwPullDone(gen, err)
+}
+
+// answered hands resp what the request's Writes left to run once it is answered; with d.mu.
+func (d *Device) answered(resp response) response {
+	if len(d.afterAnswer) == 0 {
+		return resp
+	}
+	fns, prev := d.afterAnswer, resp.after
+	d.afterAnswer = nil
+	resp.after = func() {
+		if prev != nil {
+			prev()
 		}
-		d.fwPullDone(gen, err)
-	}()
+		for _, fn := range fns {
+			fn()
+		}
+	}
+	return resp
 }
 
 // fwAppend stores bytes fetched at offset; it fails when the download is stale or the

@@ -459,6 +459,23 @@ func TestFirmwarePullUnderLoss(t *testing.T) {
 	t.Logf("%d datagrams lost, %d block requests for 64 blocks", st.Lost, len(fw.requested()))
 }
 
+// TestFirmwareURIAnsweredBeforeDownload: a device answers the Write of the Package URI before
+// its download starts, as a real client's download task runs after the Write's answer. The
+// simulator started the download at once: with the answer held up (a loaded host, here
+// AnswerDelay) a download that rebooted the device closed its socket first, and the server's
+// Write timed out (TestFirmwareRebootMidDownload failed so in CI).
+func TestFirmwareURIAnsweredBeforeDownload(t *testing.T) {
+	s := newTestServer(t)
+	fw := newFWServer(t, firmware(t, "12", 4<<10), blockwise.SZX1024)
+	d := startDevice(t, s, DeviceConfig{Faults: Faults{RebootAfterBlocks: 1, AnswerDelay: 300 * time.Millisecond}})
+	writeURI(t, s.dm(t, d), fw.uri()) // fails the test when the Write is not answered
+	s.next(t, "register", 5*time.Second)
+	waitFW(t, d, FWIdle, FWResultConnectionLost, 5*time.Second)
+	if offs := fw.requested(); len(offs) != 1 {
+		t.Errorf("block requests at %v: want the first block only, then the reboot", offs)
+	}
+}
+
 func TestFirmwareRebootMidDownload(t *testing.T) {
 	s := newTestServer(t)
 	pkg := firmware(t, "11", 16<<10)

@@ -116,6 +116,12 @@ func (d *Device) serveCOAP(w mux.ResponseWriter, m *mux.Message) {
 		}
 	})
 	d.log.Debug("dm", "op", op, "path", raw, "code", codeString(resp.code))
+	if delay := d.faults.get().AnswerDelay; delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-d.ctx.Done():
+		}
+	}
 
 	opts := resp.opts
 	for _, seg := range resp.location {
@@ -437,9 +443,10 @@ func convert(v lwm2m.Value, t lwm2m.Type) (lwm2m.Value, bool) {
 }
 
 // write is Write (Core §6.3.3): replace with PUT, partial update with POST to an instance.
-func (d *Device) write(r *request, replace bool) response {
+func (d *Device) write(r *request, replace bool) (resp response) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer func() { resp = d.answered(resp) }() // with d.mu, before the unlock above
 	p := r.path
 	if p.Len() < 2 {
 		return errorResponse(errMethodNotAllowed)
