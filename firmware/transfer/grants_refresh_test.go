@@ -60,18 +60,15 @@ func TestGrantCacheRefresh(t *testing.T) {
 	}
 }
 
-// TestExpiredGrantServedWhileRefreshed: when a device's grant expires, one of its requests asks
-// Grants again and the others (its retransmissions, its next blocks) are answered from the
-// expired grant meanwhile rather than each asking storage too; what the refresh answers
-// counts from then on. Before, every request that found the grant expired asked Grants and
-// waited for storage: with storage slow (100 ms a job read under -race in CI) a download
-// slowed to a few blocks per GrantTTL, so most of its requests asked.
-func TestExpiredGrantServedWhileRefreshed(t *testing.T) {
-	f := startServer(t, Config{}, imageSize)
+// expiredGrant starts a server on the fixture's clock, serves block 0 of job1 to one peer (its
+// grant cached) and moves the clock past GrantTTL; block asks for a block as that peer.
+func expiredGrant(t *testing.T) (f *fixture, block func(num uint32) transport.Code) {
+	t.Helper()
+	f = startServer(t, Config{}, imageSize)
 	f.srv.now = f.clock.now
 	path := PathPrefix + f.token(t, "job1")
 	peer := transport.Peer{Addr: transport.Addr{Network: transport.UDP, AddrPort: netip.MustParseAddrPort("192.0.2.7:5683")}}
-	block := func(num uint32) transport.Code {
+	block = func(num uint32) transport.Code {
 		req := &transport.Message{Code: transport.GET, Path: path, Block2: transport.Block{Set: true, Num: num, SZX: 6}}
 		return f.srv.ServeCoAP(context.Background(), peer, req).Code
 	}
@@ -79,6 +76,17 @@ func TestExpiredGrantServedWhileRefreshed(t *testing.T) {
 		t.Fatalf("block 0: %v", code)
 	}
 	f.clock.add(DefaultConfig().GrantTTL + time.Millisecond)
+	return f, block
+}
+
+// TestExpiredGrantServedWhileRefreshed: when a device's grant expires, one of its requests asks
+// Grants again and the others (its retransmissions, its next blocks) are answered from the
+// expired grant meanwhile rather than each asking storage too; what the refresh answers
+// counts from then on. Before, every request that found the grant expired asked Grants and
+// waited for storage: with storage slow (100 ms a job read under -race in CI) a download
+// slowed to a few blocks per GrantTTL, so most of its requests asked.
+func TestExpiredGrantServedWhileRefreshed(t *testing.T) {
+	f, block := expiredGrant(t)
 
 	f.grants.mu.Lock()
 	f.grants.gate, f.grants.entered = make(chan struct{}), make(chan struct{}, 1)
@@ -135,18 +143,7 @@ func TestExpiredGrantServedWhileRefreshed(t *testing.T) {
 // TestGrantRefreshFailureAskedAgain: a refresh that fails (storage down: 5.03) does not leave
 // the device on the expired grant: its next request asks again.
 func TestGrantRefreshFailureAskedAgain(t *testing.T) {
-	f := startServer(t, Config{}, imageSize)
-	f.srv.now = f.clock.now
-	path := PathPrefix + f.token(t, "job1")
-	peer := transport.Peer{Addr: transport.Addr{Network: transport.UDP, AddrPort: netip.MustParseAddrPort("192.0.2.8:5683")}}
-	block := func(num uint32) transport.Code {
-		req := &transport.Message{Code: transport.GET, Path: path, Block2: transport.Block{Set: true, Num: num, SZX: 6}}
-		return f.srv.ServeCoAP(context.Background(), peer, req).Code
-	}
-	if code := block(0); code != transport.Content {
-		t.Fatalf("block 0: %v", code)
-	}
-	f.clock.add(DefaultConfig().GrantTTL + time.Millisecond)
+	f, block := expiredGrant(t)
 	f.grants.mu.Lock()
 	f.grants.fail = errors.New("storage down")
 	f.grants.mu.Unlock()
