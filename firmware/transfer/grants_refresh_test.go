@@ -88,10 +88,10 @@ func expiredGrant(t *testing.T) (f *fixture, block func(num uint32) transport.Co
 func TestExpiredGrantServedWhileRefreshed(t *testing.T) {
 	f, block := expiredGrant(t)
 
-	f.grants.mu.Lock()
-	f.grants.gate, f.grants.entered = make(chan struct{}), make(chan struct{}, 1)
-	f.grants.jobs = map[string]Grant{} // the job stops delivering: the refresh is refused
-	f.grants.mu.Unlock()
+	f.grants.update(func(g *fakeGrants) {
+		g.gate, g.entered = make(chan struct{}), make(chan struct{}, 1)
+		g.jobs = map[string]Grant{} // the job stops delivering: the refresh is refused
+	})
 	refreshed := make(chan transport.Code, 1)
 	go func() { refreshed <- block(1) }()
 	select {
@@ -129,9 +129,9 @@ func TestExpiredGrantServedWhileRefreshed(t *testing.T) {
 	if code := <-refreshed; code != transport.Forbidden {
 		t.Fatalf("the refreshing request: %v, want 4.03 (the job stopped delivering)", code)
 	}
-	f.grants.mu.Lock()
-	f.grants.gate = nil
-	f.grants.mu.Unlock()
+	f.grants.update(func(g *fakeGrants) {
+		g.gate = nil
+	})
 	if code := block(4); code != transport.Forbidden {
 		t.Fatalf("after the refresh: %v, want 4.03", code)
 	}
@@ -144,15 +144,15 @@ func TestExpiredGrantServedWhileRefreshed(t *testing.T) {
 // the device on the expired grant: its next request asks again.
 func TestGrantRefreshFailureAskedAgain(t *testing.T) {
 	f, block := expiredGrant(t)
-	f.grants.mu.Lock()
-	f.grants.fail = errors.New("storage down")
-	f.grants.mu.Unlock()
+	f.grants.update(func(g *fakeGrants) {
+		g.fail = errors.New("storage down")
+	})
 	if code := block(1); code != transport.ServiceUnavailable {
 		t.Fatalf("block 1 with Grants failing: %v, want 5.03", code)
 	}
-	f.grants.mu.Lock()
-	f.grants.fail = nil
-	f.grants.mu.Unlock()
+	f.grants.update(func(g *fakeGrants) {
+		g.fail = nil
+	})
 	if code := block(1); code != transport.Content {
 		t.Fatalf("block 1 once Grants answers again: %v", code)
 	}

@@ -77,6 +77,13 @@ func (f *fakeGrants) Grant(_ context.Context, job string, _ transport.Peer) (Gra
 	return g, nil
 }
 
+// update changes f under its lock (a test between requests).
+func (f *fakeGrants) update(change func(*fakeGrants)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(f)
+}
+
 func (f *fakeGrants) callCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
