@@ -7,6 +7,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/transport/v5/netctx"
@@ -28,7 +29,11 @@ import (
 type ctxPacketConn struct {
 	nextConn  net.PacketConn
 	lender    DatagramLender // nextConn when it lends its datagrams (lwota patch 37), or nil
-	closed    chan struct{}
+	// closed is set by Close (lwota patch 41). It was a channel, closed by Close and polled
+	// with a select by every read and write: a second object per connection, which a server
+	// with a thousand sessions found cold at every record. The flag sits beside the mutexes the
+	// call takes anyway.
+	closed    atomic.Bool
 	closeOnce sync.Once
 	readMu    sync.Mutex
 	writeMu   sync.Mutex
@@ -45,7 +50,6 @@ func newCtxPacketConn(pconn net.PacketConn) netctx.PacketConn {
 	return &ctxPacketConn{
 		nextConn: pconn,
 		lender:   lender,
-		closed:   make(chan struct{}),
 		read:     ctxWatch{set: pconn.SetReadDeadline},
 		write:    ctxWatch{set: pconn.SetWriteDeadline},
 	}
@@ -105,10 +109,8 @@ func ctxErr(ctx context.Context) error {
 func (p *ctxPacketConn) ReadFromContext(ctx context.Context, b []byte) (int, net.Addr, error) {
 	p.readMu.Lock()
 	defer p.readMu.Unlock()
-	select {
-	case <-p.closed:
+	if p.closed.Load() {
 		return 0, nil, net.ErrClosed
-	default:
 	}
 	if err := p.read.begin(ctx); err != nil {
 		return 0, nil, err
@@ -124,10 +126,8 @@ func (p *ctxPacketConn) ReadFromContext(ctx context.Context, b []byte) (int, net
 func (p *ctxPacketConn) WriteToContext(ctx context.Context, b []byte, raddr net.Addr) (int, error) {
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
-	select {
-	case <-p.closed:
+	if p.closed.Load() {
 		return 0, netctx.ErrClosing
-	default:
 	}
 	if err := p.write.begin(ctx); err != nil {
 		return 0, err
@@ -145,7 +145,7 @@ func (p *ctxPacketConn) Close() error {
 	p.closeOnce.Do(func() {
 		p.writeMu.Lock()
 		p.readMu.Lock()
-		close(p.closed)
+		p.closed.Store(true)
 		for _, w := range []*ctxWatch{&p.read, &p.write} {
 			w.mu.Lock()
 			if w.stop != nil {

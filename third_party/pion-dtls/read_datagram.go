@@ -60,10 +60,8 @@ func (c *Conn) readDatagram(ctx context.Context) ([]byte, net.Addr, readBuffer, 
 func (p *ctxPacketConn) readDatagramContext(ctx context.Context) ([]byte, net.Addr, error) {
 	p.readMu.Lock()
 	defer p.readMu.Unlock()
-	select {
-	case <-p.closed:
+	if p.closed.Load() {
 		return nil, nil, net.ErrClosed
-	default:
 	}
 	if err := p.read.begin(ctx); err != nil {
 		return nil, nil, err
