@@ -32,7 +32,9 @@ func TestCtxPacketConnClosed(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for range 4 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for range 200 {
 				if _, err := pc.WriteToContext(ctx, []byte("x"), pipeAddr("b")); err != nil &&
 					!errors.Is(err, netctx.ErrClosing) && !errors.Is(err, net.ErrClosed) {
@@ -41,7 +43,7 @@ func TestCtxPacketConnClosed(t *testing.T) {
 					return
 				}
 			}
-		})
+		}()
 	}
 	if err := pc.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
