@@ -61,8 +61,8 @@ const aeadNonceCap = 12
 
 // aeadScratchPool holds aeadScratch for every connection (lwota patch 40). Patch 27 kept a
 // sync.Pool in each connection's aead, whose memory went cold between that connection's
-// records: at a thousand connections, taking the scratch from it cost more than opening the
-// record (a fifth of the server's CPU per record for the AEAD suites). Each such pool also
+// records: at a thousand connections, decrypt spent more time taking the scratch from it than
+// opening the record (LWOTA-PATCHES.md has the profile). Each such pool also
 // allocated its own per-P array (128 bytes a P) at its first record, and again after the
 // collector emptied it: per connection, GOMAXPROCS × 128 bytes of live memory and the
 // allocations to refill it. One pool shared by every connection stays warm in each P's cache.
