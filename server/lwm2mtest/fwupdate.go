@@ -205,8 +205,10 @@ func writePackageURI(d *Device, _ lwm2m.Path, v lwm2m.Value) error {
 		return errMethodNotAllowed
 	}
 	if d.fwStateNow() == FWDownloading && v.Str == d.fw.uri {
+		d.log.Debug("package URI written: already fetching it")
 		return nil // already fetching it
 	}
+	d.log.Debug("package URI written", "state", d.fwStateNow(), "same_uri", v.Str == d.fw.uri, "have", len(d.fw.partial))
 	d.fwStartPull(v.Str)
 	return nil
 }
@@ -352,7 +354,7 @@ func (d *Device) fwPullDone(gen uint64, err error) {
 		d.fwSet(FWIdle, FWResultConnectionLost)
 		reboot = true
 	default:
-		d.log.Info("firmware download failed", "err", err, "uri", d.fw.uri)
+		d.log.Info("firmware download failed", "err", err, "uri", d.fw.uri, "have", len(d.fw.partial))
 		d.fwSet(FWIdle, FWResultConnectionLost)
 	}
 	d.mu.Unlock()

@@ -165,6 +165,22 @@ func (n *node) stop(t testing.TB) {
 	}
 }
 
+// logLines returns the last max lines of n's log that name endpoint.
+func (n *node) logLines(endpoint string, max int) string {
+	b, _ := os.ReadFile(n.logPath)
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		// Text or JSON lines: endpoint=plain-57 or "endpoint":"plain-57".
+		if strings.Contains(l, `"`+endpoint+`"`) || strings.Contains(l+" ", "="+endpoint+" ") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > max {
+		lines = lines[len(lines)-max:]
+	}
+	return strings.Join(lines, "\n")
+}
+
 func (n *node) logTail() string {
 	b, _ := os.ReadFile(n.logPath)
 	if len(b) > 4000 {

@@ -3,6 +3,7 @@ package clustere2e
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"sync"
@@ -32,7 +33,7 @@ func (f fleets) devices() []*lwm2mtest.Device {
 
 // registerFleet registers n devices through the cluster's nginx: the first half over plain
 // CoAP ("plain-i"), the second over DTLS with a PSK ("psk-i") stored through the first node.
-func registerFleet(t *testing.T, c *cluster, n int, tmpl lwm2mtest.DeviceConfig) fleets {
+func registerFleet(t *testing.T, c *cluster, n int, tmpl lwm2mtest.DeviceConfig, logger *slog.Logger) fleets {
 	t.Helper()
 	half := n / 2
 	pskNames := make([]string, n-half)
@@ -41,14 +42,14 @@ func registerFleet(t *testing.T, c *cluster, n int, tmpl lwm2mtest.DeviceConfig)
 	}
 	importPSKs(t, c.nodes[0], pskNames)
 
-	plain := lwm2mtest.NewFleet(half, tmpl, func(i int) string { return "plain-" + strconv.Itoa(i) }, nil)
+	plain := lwm2mtest.NewFleet(half, tmpl, func(i int) string { return "plain-" + strconv.Itoa(i) }, logger)
 	t.Cleanup(func() { _ = plain.Close() })
 	// A DTLS device's PSK follows its endpoint, so the fleet is built device by device.
 	secure := make([]*lwm2mtest.Device, len(pskNames))
 	for i, ep := range pskNames {
 		cfg := tmpl
 		cfg.Endpoint, cfg.PSKIdentity, cfg.PSK = ep, "id-"+ep, pskOf(ep)
-		secure[i] = lwm2mtest.NewDevice(cfg, nil)
+		secure[i] = lwm2mtest.NewDevice(cfg, logger)
 	}
 	dtls := lwm2mtest.FleetOf(secure)
 	t.Cleanup(func() { _ = dtls.Close() })
@@ -111,7 +112,7 @@ func listDevices(t testing.TB, nd *node) map[string]bool {
 func TestClusterRegistrationThroughNginx(t *testing.T) {
 	const devices = 1000
 	c := startCluster(t, 3)
-	f := registerFleet(t, c, devices, deviceTemplate())
+	f := registerFleet(t, c, devices, deviceTemplate(), nil)
 
 	// Each Register reached one node: the balancer keeps a device's session on one node, so
 	// the nodes' counters add up to the fleet, and the hash spread it over all three.
