@@ -64,7 +64,7 @@ type campaignJSON struct {
 // it does not pass yet: in 3 runs, one plain device fetched 13 blocks twice, and twice 2 plain
 // devices sat in Downloaded after their job's Execute had been answered (the device counted no
 // Execute) until the 5 min updating step timeout. Kept at 200 until that is understood.
-// At 200 it failed once in CI (session 18, idle, 1 run in about 30 since session 12): plain-57
+// At 200 it failed once, in session 18's first CI run (idle, clean clone): plain-57
 // downloaded the whole image twice (2 downloads started, 48 blocks, 2 images) within its job's
 // one delivering step; not reproduced in 5 runs, 3 of them beside stress-ng. A device that ends
 // wrong now shows its own log (each Package URI write, with the state it found) and the nodes'
