@@ -86,7 +86,8 @@ func TestClusterCampaignSurvivesNodeKill(t *testing.T) {
 	// session they do not hold): give up after 0.5+1+2+4 s, not RFC 7252's 93 s, and resume.
 	tmpl.BlockTimeout, tmpl.BlockRetries = 500*time.Millisecond, 3
 	tmpl.Protocols = []int{lwm2mtest.ProtoCoAP, lwm2mtest.ProtoCoAPS} // a DTLS device pulls over CoAPS
-	logs := newDeviceLogs() // shown for a device that ends wrong
+	// Each device's log, shown for a device that ends wrong.
+	logs := newDeviceLogs()
 	f := registerFleet(t, c, devices, tmpl, logs.logger())
 	all := f.devices()
 
