@@ -27,8 +27,8 @@ import (
 // interrupted one, and a context that ends between calls also moves it; Conn owns the
 // underlying connection, so nothing else sees it.
 type ctxPacketConn struct {
-	nextConn  net.PacketConn
-	lender    DatagramLender // nextConn when it lends its datagrams (lwota patch 37), or nil
+	nextConn net.PacketConn
+	lender   DatagramLender // nextConn when it lends its datagrams (lwota patch 37), or nil
 	// closed is set by Close (lwota patch 41). It was a channel, closed by Close and polled
 	// with a select by every read and write: a second object per connection, which a server
 	// with a thousand sessions found cold at every record. The flag sits beside the mutexes the
