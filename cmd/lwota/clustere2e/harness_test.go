@@ -165,8 +165,8 @@ func (n *node) stop(t testing.TB) {
 	}
 }
 
-// logLines returns the last max lines of n's log that name endpoint.
-func (n *node) logLines(endpoint string, max int) string {
+// logLines returns the last limit lines of n's log that name endpoint.
+func (n *node) logLines(endpoint string, limit int) string {
 	b, _ := os.ReadFile(n.logPath)
 	var lines []string
 	for _, l := range strings.Split(string(b), "\n") {
@@ -175,8 +175,8 @@ func (n *node) logLines(endpoint string, max int) string {
 			lines = append(lines, l)
 		}
 	}
-	if len(lines) > max {
-		lines = lines[len(lines)-max:]
+	if len(lines) > limit {
+		lines = lines[len(lines)-limit:]
 	}
 	return strings.Join(lines, "\n")
 }
